@@ -1,0 +1,26 @@
+"""alexcost: what each layer of a CNN costs, derived without running it.
+
+>>> from alexcost import Network, Conv2d, ReLU, MaxPool2d, Flatten, Linear
+>>> net = Network((3, 32, 32), [Conv2d(out_channels=16, kernel_size=3, padding=1), ReLU(),
+...                             MaxPool2d(kernel_size=2), Flatten(), Linear(out_features=10)])
+>>> cost = net.cost()
+>>> cost.totals.params, cost.totals.macs
+(41418, 483328)
+"""
+
+from .cost import DTYPE_BYTES, LayerCost, NetworkCost, Totals
+from .errors import SpecError
+from .layers import (LAYER_KINDS, AdaptiveAvgPool2d, AvgPool2d, Conv2d, Dropout, Flatten, Layer, Linear,
+                     LocalResponseNorm, MaxPool2d, ReLU, Sigmoid, Softmax, Tanh, register_layer)
+from .models import DEFAULT_MODEL, PRESETS, preset
+from .network import Network
+from .specfile import dumps_spec, load_spec, network_from_dict, network_to_dict
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AdaptiveAvgPool2d", "AvgPool2d", "Conv2d", "DEFAULT_MODEL", "DTYPE_BYTES", "Dropout", "Flatten",
+    "LAYER_KINDS", "Layer", "LayerCost", "Linear", "LocalResponseNorm", "MaxPool2d", "Network",
+    "NetworkCost", "PRESETS", "ReLU", "Sigmoid", "Softmax", "SpecError", "Tanh", "Totals",
+    "dumps_spec", "load_spec", "network_from_dict", "network_to_dict", "preset", "register_layer",
+]

@@ -1,0 +1,166 @@
+"""Spec files: JSON or TOML text -> Network, and back. Data only: nothing in a spec is executed.
+
+The structure (see ``docs/spec.schema.json``)::
+
+    {"name": "tiny", "input_shape": [3, 32, 32],
+     "layers": [{"type": "Conv2d", "out_channels": 16, "kernel_size": 3, "padding": 1}, ...]}
+
+``type`` is a torch.nn class name registered in :data:`alexcost.layers.LAYER_KINDS`;
+the other keys are that class's arguments, with its defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import MISSING, fields
+
+from .errors import SpecError, describe_layer
+from .layers import LAYER_KINDS, Layer
+from .network import Network
+
+MAX_SPEC_BYTES = 64 * 2**20
+TOP_LEVEL_KEYS = ("name", "input_shape", "layers", "description", "$schema")
+
+
+def _did_you_mean(word: str, options) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _reject_constant(token: str):
+    raise SpecError(f"{token} is not a valid number in a spec")
+
+
+def parse_text(text: str, fmt: str, source: str = "spec") -> dict:
+    """JSON or TOML text -> the spec's dict, or one SpecError naming ``source``."""
+    try:
+        if fmt == "toml":
+            import tomllib
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text, parse_constant=_reject_constant)
+    except SpecError as err:
+        raise err.at(source) from None
+    except RecursionError:
+        raise SpecError("nested too deeply", where=source) from None
+    except ValueError as err:  # JSONDecodeError, TOMLDecodeError, int too long to parse
+        raise SpecError(f"malformed {fmt.upper()}: {err}", where=source) from None
+    if not isinstance(data, dict):
+        raise SpecError(f"a spec must be an object with input_shape and layers, got {type(data).__name__}",
+                        where=source)
+    return data
+
+
+def layer_from_dict(entry, index: int) -> Layer:
+    """One ``layers[index]`` entry -> a Layer, checking type, argument names and values."""
+    if not isinstance(entry, dict):
+        raise SpecError(f"layers[{index}] must be an object with a 'type', got {entry!r:.60}")
+    kind_name = entry.get("type")
+    if not isinstance(kind_name, str):
+        raise SpecError(f"layers[{index}] needs a 'type' naming a layer kind, e.g. \"Conv2d\"")
+    kind = LAYER_KINDS.get(kind_name)
+    where = describe_layer(index, entry.get("name") if isinstance(entry.get("name"), str) else None, kind_name)
+    if kind is None:
+        raise SpecError(f"unknown layer type {kind_name!r}{_did_you_mean(kind_name, LAYER_KINDS)} "
+                        f"(known: {', '.join(sorted(LAYER_KINDS))})", where=where)
+    allowed = {f.name: f for f in fields(kind) if f.init}
+    args = {k: v for k, v in entry.items() if k != "type"}
+    for key in args:
+        if key not in allowed:
+            raise SpecError(f"unknown argument {key!r}{_did_you_mean(str(key), allowed)}", where=where)
+    for key, f in allowed.items():
+        if key not in args and f.default is MISSING and f.default_factory is MISSING:
+            raise SpecError(f"missing argument {key!r}", where=where)
+    try:
+        return kind(**args)
+    except SpecError as err:
+        raise err.at(where) from None
+
+
+def network_from_dict(data: dict, default_name: str = "custom") -> Network:
+    """A parsed spec -> a validated Network."""
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            raise SpecError(f"unknown top-level key {key!r}{_did_you_mean(str(key), TOP_LEVEL_KEYS)} "
+                            f"(a spec has {', '.join(TOP_LEVEL_KEYS[:3])})")
+    for key in ("input_shape", "layers"):
+        if key not in data:
+            raise SpecError(f"a spec needs {key!r}")
+    layers = data["layers"]
+    if not isinstance(layers, list):
+        raise SpecError(f"layers must be a list, got {type(layers).__name__}")
+    built = [layer_from_dict(entry, i) for i, entry in enumerate(layers)]
+    return Network(data["input_shape"], built, name=data.get("name", default_name))
+
+
+def load_spec(path: str | os.PathLike) -> Network:
+    """Read a spec file (``.toml`` is TOML, anything else JSON; ``-`` is standard input)."""
+    import sys
+
+    source = str(path)
+    try:
+        if source == "-":
+            text = sys.stdin.read(MAX_SPEC_BYTES + 1)
+        else:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read(MAX_SPEC_BYTES + 1)
+    except (OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        raise SpecError(f"cannot read spec file {source!r}: {reason}") from None
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(f"spec file {source!r} is larger than {MAX_SPEC_BYTES // 2**20} MiB")
+    if source.lower().endswith(".toml"):
+        fmt = "toml"
+    elif source.lower().endswith(".json"):
+        fmt = "json"
+    else:
+        fmt = "json" if text.lstrip().startswith("{") else "toml"
+    stem = os.path.splitext(os.path.basename(source))[0] if source != "-" else "stdin"
+    return network_from_dict(parse_text(text, fmt, source), default_name=stem or "custom")
+
+
+def network_to_dict(network: Network) -> dict:
+    """A Network -> a spec dict that loads back to an equal Network (arguments at their defaults left out)."""
+    layers = []
+    for name, layer in zip(network.names, network.layers):
+        entry = {"type": type(layer).__name__, "name": name}
+        for f in fields(layer):
+            if f.name == "name" or not f.init:
+                continue
+            value = getattr(layer, f.name)
+            if isinstance(value, tuple):  # pairs as written: 3 for (3, 3)
+                value = value[0] if value[0] == value[1] and value[0] is not None else list(value)
+            if f.default is not MISSING and value == f.default:
+                continue
+            entry[f.name] = value
+        layers.append(entry)
+    return {"name": network.name, "input_shape": list(network.input_shape), "layers": layers}
+
+
+def dumps_spec(network: Network, fmt: str = "json") -> str:
+    """A Network as spec-file text (``json``, or ``toml`` with ``[[layers]]`` tables)."""
+    data = network_to_dict(network)
+    if fmt == "json":
+        return json.dumps(data, indent=2) + "\n"
+    if fmt != "toml":
+        raise SpecError(f"unknown spec format {fmt!r}; choose json or toml")
+    lines = [f"name = {json.dumps(data['name'])}", f"input_shape = {json.dumps(data['input_shape'])}"]
+    for entry in data["layers"]:
+        lines += ["", "[[layers]]"]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in entry.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value) -> str:
+    if value is None:
+        raise SpecError("TOML has no null: write this network as JSON (output_size with None, for example)")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, float):
+        return repr(value)
+    return json.dumps(value)  # ints and strings: JSON's spelling is TOML's
