@@ -1,0 +1,19 @@
+"""Shared test settings.
+
+Hypothesis profiles: ``ci`` (the default: quick) and ``thorough`` (many more examples),
+chosen with ``ALEXCOST_HYPOTHESIS=thorough``.
+"""
+
+import os
+import warnings
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("ci", max_examples=60, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("thorough", max_examples=2000, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("ALEXCOST_HYPOTHESIS", "ci"))
+
+# fvcore's import runs torch.jit.script, which torch 2.13 deprecates: that warning, and only it.
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=DeprecationWarning)
