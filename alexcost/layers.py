@@ -192,37 +192,40 @@ class Conv2d(Layer):
         if self.out_channels % self.groups:
             raise SpecError(f"out_channels must be divisible by groups, got out_channels={self.out_channels}, groups={self.groups}")
 
-    def _pads(self) -> tuple[tuple[int, int], tuple[int, int]]:
-        """(before, after) padding per spatial dim; 'same' pads the extra one after, as torch does."""
+    def _pads(self) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right) padding; 'same' puts an odd extra pixel after, as torch does."""
         if self.padding == "valid":
-            return ((0, 0), (0, 0))
+            return (0, 0, 0, 0)
         if self.padding == "same":
-            totals = [effective_kernel(k, d) - 1 for k, d in zip(self.kernel_size, self.dilation)]
-            return tuple((t // 2, t - t // 2) for t in totals)
-        return tuple((p, p) for p in self.padding)
+            th = effective_kernel(self.kernel_size[0], self.dilation[0]) - 1
+            tw = effective_kernel(self.kernel_size[1], self.dilation[1]) - 1
+            return (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+        ph, pw = self.padding
+        return (ph, ph, pw, pw)
 
     def output_shape(self, x: Shape) -> Shape:
         _need_rank(self, x, 3, "(C, H, W)")
-        c = x[0]
+        c, h, w = x
         if self.in_channels is not None and self.in_channels != c:
             raise SpecError(f"expected input with in_channels={self.in_channels} channels, got {c} channels")
         if c % self.groups:
             raise SpecError(f"in_channels must be divisible by groups, got in_channels={c}, groups={self.groups}")
-        pads = self._pads()
-        padded = [size + before + after for size, (before, after) in zip(x[1:], pads)]
-        spans = [effective_kernel(k, d) for k, d in zip(self.kernel_size, self.dilation)]
-        if padded[0] < spans[0] or padded[1] < spans[1]:
+        top, bottom, left, right = self._pads()
+        padded_h, padded_w = h + top + bottom, w + left + right
+        span_h = effective_kernel(self.kernel_size[0], self.dilation[0])
+        span_w = effective_kernel(self.kernel_size[1], self.dilation[1])
+        if padded_h < span_h or padded_w < span_w:
             raise SpecError(f"Kernel size can't be greater than actual input size: padded input "
-                            f"{padded[0]}x{padded[1]}, kernel {spans[0]}x{spans[1]} "
+                            f"{padded_h}x{padded_w}, kernel {span_h}x{span_w} "
                             f"(kernel_size={_side(self.kernel_size)}, dilation={_side(self.dilation)})")
-        out = [self.out_channels]
-        for size, span, s, (before, after) in zip(x[1:], spans, self.stride, pads):
-            if self.padding_mode == "reflect" and max(before, after) >= size:
-                raise SpecError(f"padding_mode='reflect' needs padding < input size, got padding={max(before, after)}, size={size}")
-            if self.padding_mode == "circular" and max(before, after) > size:
-                raise SpecError(f"padding_mode='circular' needs padding <= input size, got padding={max(before, after)}, size={size}")
-            out.append((size + before + after - span) // s + 1)
-        return tuple(out)
+        if self.padding_mode in ("reflect", "circular"):
+            for size, pad in ((h, max(top, bottom)), (w, max(left, right))):
+                if pad >= size if self.padding_mode == "reflect" else pad > size:
+                    bound = "<" if self.padding_mode == "reflect" else "<="
+                    raise SpecError(f"padding_mode={self.padding_mode!r} needs padding {bound} input size, "
+                                    f"got padding={pad}, size={size}")
+        return (self.out_channels, (padded_h - span_h) // self.stride[0] + 1,
+                (padded_w - span_w) // self.stride[1] + 1)
 
     def weight_params(self, x: Shape) -> int:
         return self.out_channels * (x[0] // self.groups) * self.kernel_size[0] * self.kernel_size[1]

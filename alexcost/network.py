@@ -33,26 +33,25 @@ class Network:
         put("layers", tuple(self.layers))
         if not isinstance(self.name, str):
             raise SpecError(f"name must be a string, got {self.name!r}")
-        names, seen = [], {}
+        names, seen, shapes = [], {}, [self.input_shape]
         for i, layer in enumerate(self.layers):
             if not isinstance(layer, Layer):
                 raise SpecError(f"layers[{i}] must be an alexcost Layer, got {type(layer).__name__}")
-            name = layer.name or f"{type(layer).__name__.lower()}{i}"
+            kind = type(layer)
+            name = layer.name or f"{kind.__name__.lower()}{i}"
             if name in seen:
-                raise SpecError(f"layers[{i}] ({type(layer).__name__}): duplicate name {name!r}, "
+                raise SpecError(f"layers[{i}] ({kind.__name__}): duplicate name {name!r}, "
                                 f"already used by layers[{seen[name]}]")
             seen[name] = i
             names.append(name)
-        shapes, x = [self.input_shape], self.input_shape
-        for i, layer in enumerate(self.layers):
+            x = shapes[-1]
             try:
-                x = layer.output_shape(x)
-                if type(layer) not in BUILTIN_KINDS:
-                    x = check.shape(x, f"{type(layer).__name__}.output_shape()")
+                y = layer.output_shape(x)
+                if kind not in BUILTIN_KINDS:
+                    y = check.shape(y, f"{kind.__name__}.output_shape()")
             except SpecError as err:
-                where = f"{describe_layer(i, names[i], type(layer).__name__)} on input {format_shape(shapes[-1])}"
-                raise err.at(where) from None
-            shapes.append(x)
+                raise err.at(f"{describe_layer(i, name, kind.__name__)} on input {format_shape(x)}") from None
+            shapes.append(y)
         put("names", tuple(names))
         put("shapes", tuple(shapes))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import MISSING, fields
 
-from .layers import LAYER_KINDS
+from .layers import BUILTIN_KINDS, LAYER_KINDS
 
 _INT = {"type": "integer"}
 _PAIR = {"type": "array", "items": _INT, "minItems": 2, "maxItems": 2}
@@ -49,8 +49,10 @@ def layer_schema(kind) -> dict:
 
 
 def spec_schema(kinds=None) -> dict:
-    """The schema of a spec file whose layers are ``kinds`` (default: every registered kind)."""
-    kinds = LAYER_KINDS if kinds is None else kinds
+    """The schema of a spec file whose layers are ``kinds`` (default: alexcost's own kinds;
+    pass ``LAYER_KINDS`` to include kinds registered with :func:`register_layer`)."""
+    if kinds is None:
+        kinds = {name: kind for name, kind in LAYER_KINDS.items() if kind in BUILTIN_KINDS}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "alexcost network spec",

@@ -26,8 +26,9 @@ TOP_LEVEL_KEYS = ("name", "input_shape", "layers", "description", "$schema")
 def _did_you_mean(word: str, options) -> str:
     import difflib
 
-    close = difflib.get_close_matches(word, list(options), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    by_lower = {str(o).lower(): o for o in options}
+    close = difflib.get_close_matches(word.lower(), list(by_lower), n=1)
+    return f"; did you mean {by_lower[close[0]]!r}?" if close else ""
 
 
 def _reject_constant(token: str):
@@ -119,7 +120,10 @@ def load_spec(path: str | os.PathLike) -> Network:
     else:
         fmt = "json" if text.lstrip().startswith("{") else "toml"
     stem = os.path.splitext(os.path.basename(source))[0] if source != "-" else "stdin"
-    return network_from_dict(parse_text(text, fmt, source), default_name=stem or "custom")
+    try:
+        return network_from_dict(parse_text(text, fmt, source), default_name=stem or "custom")
+    except SpecError as err:
+        raise err.at(source) from None  # errors not tied to a layer name the file
 
 
 def network_to_dict(network: Network) -> dict:

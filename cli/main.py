@@ -41,7 +41,7 @@ class AlexcostGroup(click.Group):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
-            code = super().main(args, prog_name or "alexcost", complete_var, standalone_mode=False, **extra)
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as err:
             click.echo(err.ctx.get_help())
             sys.exit(0)
@@ -67,7 +67,7 @@ def fail(message: str, code: int = 2):
     sys.exit(code)
 
 
-@click.group(cls=AlexcostGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("alexcost", cls=AlexcostGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="alexcost", message="%(prog)s %(version)s")
 def cli():
     """alexcost: what each layer of a CNN costs, derived without running it,

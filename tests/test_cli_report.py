@@ -1,0 +1,142 @@
+"""`alexcost report` and `alexcost models` through click's CliRunner, every format."""
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from alexcost import __version__
+from alexcost_cli.main import cli
+
+
+def invoke(*args):
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+# conv1 of the seed, by hand: 11*11*3 weights per filter, 96 filters, 55*55 positions.
+CONV1_PARAMS = (11 * 11 * 3 + 1) * 96
+CONV1_MACS = 11 * 11 * 3 * 96 * 55 * 55
+
+
+def test_default_is_seed_table():
+    out = invoke("report")
+    assert out.splitlines()[0].split("  ")[0] == "Size / Operation"
+    assert f"(11*11*3 + 1)*96 = {CONV1_PARAMS:,}" in out
+    assert f"= {CONV1_MACS + 96 * 55 * 55:,}" in out
+    assert out == invoke("report", "--model", "seed", "--format", "table")
+
+
+def test_markdown_is_a_pipe_table():
+    out = invoke("report", "--format", "markdown")
+    lines = out.splitlines()
+    assert lines[0].startswith("| Size / Operation") and set(lines[1]) <= set("|:-")
+    table = [line for line in lines if line.startswith("|")]
+    assert all(line.count("|") == 8 for line in table)
+    assert f"{CONV1_PARAMS:,}" in out
+
+
+def test_detail_lists_every_layer():
+    out = invoke("report", "--model", "torchvision", "--format", "detail")
+    for name in ["features_0", "avgpool", "flatten", "classifier_6"]:
+        assert f" {name} " in out
+    # torchvision's conv1: 64 filters of 11*11*3 on a 55*55 output
+    assert f"{11 * 11 * 3 * 64 * 55 * 55:,}" in out
+
+
+def test_csv_has_exact_ints():
+    rows = list(csv.DictReader(io.StringIO(invoke("report", "--format", "csv"))))
+    assert [r["name"] for r in rows][:3] == ["conv1", "relu1", "pool1"]
+    assert int(rows[0]["params"]) == CONV1_PARAMS and int(rows[0]["macs"]) == CONV1_MACS
+    assert rows[0]["output_shape"] == "96x55x55"
+    assert sum(int(r["params"]) for r in rows) == 62369152
+
+
+def test_json_batch_scales_everything_but_params():
+    one = json.loads(invoke("report", "--format", "json"))
+    many = json.loads(invoke("report", "--format", "json", "--batch", "32"))
+    assert many["batch"] == 32
+    assert many["totals"]["params"] == one["totals"]["params"]
+    for key in ("macs", "bias_adds", "other_ops", "flops", "forward", "output_elements", "output_bytes"):
+        assert many["totals"][key] == 32 * one["totals"][key], key
+    for a, b in zip(one["layers"], many["layers"]):
+        assert b["input_shape"] == a["input_shape"] and b["macs"] == 32 * a["macs"]
+
+
+def test_json_every_layer_in_order_with_formulas():
+    data = json.loads(invoke("report", "--model", "paper", "--format", "json"))
+    names = [layer["name"] for layer in data["layers"]]
+    assert names[:4] == ["conv1", "relu1", "norm1", "pool1"] and names[-1] == "prob"
+    conv2 = data["layers"][names.index("conv2")]
+    assert conv2["args"]["groups"] == 2 and conv2["args"]["in_channels"] == 96
+    assert conv2["params"] == (5 * 5 * 48 + 1) * 256
+    assert conv2["params_formula"] == f"(5*5*48 + 1)*256 = {(5 * 5 * 48 + 1) * 256:,}"
+    assert set(data["split"]) == {"conv", "fc"}
+    for key in data["totals"]:
+        if key != "output_elements":
+            assert data["totals"][key] == sum(layer[key] for layer in data["layers"])
+
+
+def test_dtype_sizes_memory():
+    f32 = json.loads(invoke("report", "--format", "json"))["totals"]
+    f16 = json.loads(invoke("report", "--format", "json", "--dtype", "float16"))["totals"]
+    assert f32["weight_bytes"] == 4 * 62369152 and f16["weight_bytes"] == 2 * 62369152
+    assert f32["output_bytes"] == 2 * f16["output_bytes"]
+
+
+def test_spec_from_stdin_toml():
+    toml = 'name = "mlp"\ninput_shape = [20]\n\n[[layers]]\ntype = "Linear"\nout_features = 5\n'
+    result = CliRunner().invoke(cli, ["report", "--spec", "-", "--format", "json"], input=toml)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["model"] == "mlp" and data["totals"]["params"] == 20 * 5 + 5
+
+
+def test_out_file(tmp_path):
+    out = tmp_path / "seed.md"
+    assert invoke("report", "--format", "markdown", "--out", str(out)) == ""
+    assert out.read_text() == invoke("report", "--format", "markdown")
+
+
+def test_models_lists_presets():
+    out = invoke("models")
+    for name in ("seed", "paper", "torchvision"):
+        assert f"\n{name} " in out
+    data = json.loads(invoke("models", "--format", "json"))
+    by_name = {m["name"]: m for m in data}
+    assert by_name["seed"]["params"] == 62369152
+    assert by_name["torchvision"]["input_shape"] == [3, 224, 224]
+
+
+@pytest.mark.parametrize("command", ["report", "models", "verify", "time", "plot"])
+def test_help_on_every_command(command):
+    assert "Usage: alexcost " + command in invoke(command, "--help")
+
+
+def test_version_and_group_help():
+    assert invoke("--version").strip() == f"alexcost {__version__}"
+    out = invoke("--help")
+    for command in ("models", "report", "verify", "time", "plot"):
+        assert f"  {command} " in out
+    assert invoke() == out  # no command: the help
+
+
+def test_python_dash_m():
+    proc = subprocess.run([sys.executable, "-m", "alexcost", "report", "--format", "csv"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout == invoke("report", "--format", "csv")
+
+
+def test_static_path_never_imports_torch():
+    code = ("import sys; from alexcost_cli.main import main\n"
+            "try:\n    main(['report', '--model', 'paper', '--format', 'json'])\n"
+            "except SystemExit:\n    pass\n"
+            "heavy = [m for m in ('torch', 'fvcore', 'matplotlib', 'numpy', 'tabulate') if m in sys.modules]\n"
+            "sys.stderr.write(repr(heavy))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stderr == "[]", proc.stderr
