@@ -12,8 +12,9 @@ from .network import Network
 
 
 def _lrn(name: str) -> LocalResponseNorm:
-    """AlexNet's normalisation: n=5, alpha=1e-4, beta=0.75, k=2 (torch divides alpha by n)."""
-    return LocalResponseNorm(name=name, size=5, alpha=1e-4, beta=0.75, k=2.0)
+    """AlexNet's normalisation, n=5, alpha=1e-4, beta=0.75, k=2, in torch's terms: the paper
+    multiplies the sum of squares by alpha, torch by alpha/n, so torch's alpha is 5 * 1e-4."""
+    return LocalResponseNorm(name=name, size=5, alpha=5e-4, beta=0.75, k=2.0)
 
 
 def seed() -> Network:

@@ -16,7 +16,7 @@ from alexcost import preset  # noqa: E402
 
 
 def lrn():
-    return nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)
+    return nn.LocalResponseNorm(5, alpha=5 * 1e-4, beta=0.75, k=2.0)  # the paper's alpha, times n
 
 
 def paper_module():

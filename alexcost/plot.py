@@ -1,0 +1,386 @@
+"""Figures of where a network's parameters, MACs, time and memory go (matplotlib, an optional extra).
+
+Two figures per network:
+
+* **shares** — per layer, its share of the parameters, of the MACs and (given the
+  JSON that ``alexcost time`` writes) of the time at each batch size, plus the
+  conv-vs-FC split of each of those.
+* **memory** — per layer, the size of its output for one sample (the seed table's
+  "Size" column) and the bytes its weights take.
+
+A time share is a layer's median time over the sum of every layer's median time at
+that batch size, so the shares of one batch add up to 100%. Everything here except
+the drawing is plain data and imports nothing heavy; matplotlib is imported only
+when a figure is drawn. Output is byte-for-byte deterministic for the same input.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from dataclasses import dataclass
+from math import prod
+
+from .cost import DTYPE_BYTES, NetworkCost, percent
+from .errors import SpecError
+from .network import Network
+from .report import commas
+
+EXTRA_HINT = "pip install 'alexcost[plot]'"
+FORMATS = ("png", "svg")
+DPI = 100
+WIDTH_IN = 12.0
+"""Every figure is ``WIDTH_IN`` inches wide; PNGs are drawn at ``DPI`` pixels per inch."""
+
+MAX_LAYERS = 300
+"""A figure has one row per layer; past this many the rows would be unreadable (and the image huge)."""
+
+MEMORY_SUFFIX = "-memory"
+"""``--out alexnet.png`` writes the shares to ``alexnet.png`` and the memory figure to ``alexnet-memory.png``."""
+
+# Paul Tol's colour-blind-safe palettes: "muted" for the share series, "vibrant" for the split.
+SERIES_COLOURS = ("#332288", "#CC6677", "#117733", "#DDCC77", "#88CCEE", "#AA4499", "#44AA99", "#999933")
+GROUP_COLOURS = {"conv": "#EE7733", "fc": "#0077BB", "other": "#BBBBBB"}
+
+
+class PlotExtraMissing(ImportError):
+    """matplotlib is not installed: the ``plot`` extra is needed."""
+
+
+# -- timings ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BatchTiming:
+    """One batch size of an ``alexcost time`` run: each layer's median in ms, by name."""
+
+    batch: int
+    layer_ms: tuple[tuple[str, float], ...]
+    network_ms: float | None = None
+
+    @property
+    def total_ms(self) -> float:
+        """The sum of the per-layer medians (the denominator of a time share)."""
+        return sum(ms for _, ms in self.layer_ms)
+
+
+@dataclass(frozen=True)
+class Timings:
+    """What the plot needs from an ``alexcost time`` JSON file; failed batches are listed apart."""
+
+    model: str | None
+    device: str | None
+    dtype: str | None
+    batches: tuple[BatchTiming, ...]
+    failed: tuple[tuple[int, str], ...] = ()
+    source: str = "timings"
+
+
+def _number(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < 0:
+        raise SpecError(f"{what} must be a non-negative number, got {value!r:.40}")
+    return float(value)
+
+
+def timings_from_dict(data, source: str = "timings") -> Timings:
+    """Parse the ``alexcost time`` JSON (tolerant of extra keys and of batches recorded as errors)."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: expected a JSON object from 'alexcost time', got {type(data).__name__}")
+    runs = data.get("batches", data.get("results"))
+    if not isinstance(runs, list):
+        raise SpecError(f"{source}: no 'batches' list; is this a file written by 'alexcost time --out'?")
+    batches, failed = [], []
+    for i, run in enumerate(runs):
+        where = f"{source}: batches[{i}]"
+        if not isinstance(run, dict) or isinstance(run.get("batch"), bool) or not isinstance(run.get("batch"), int):
+            raise SpecError(f"{where} needs an integer 'batch'")
+        if run.get("error") is not None:
+            failed.append((run["batch"], str(run["error"])))
+            continue
+        layers = run.get("layers")
+        if not isinstance(layers, list):
+            raise SpecError(f"{where} (batch {run['batch']}) has neither 'layers' nor 'error'")
+        pairs = []
+        for j, row in enumerate(layers):
+            if not isinstance(row, dict) or not isinstance(row.get("name"), str):
+                raise SpecError(f"{where}.layers[{j}] needs a 'name'")
+            pairs.append((row["name"], _number(row.get("median_ms"), f"{where}.layers[{j}] ({row['name']}) median_ms")))
+        network_ms = run.get("network_ms")
+        batches.append(BatchTiming(run["batch"], tuple(pairs),
+                                   None if network_ms is None else _number(network_ms, f"{where} network_ms")))
+    device = data.get("device")
+    if isinstance(device, dict):  # {"type": "cuda", "name": "NVIDIA H100 80GB HBM3", ...}
+        kind = device.get("type")
+        device = " ".join(str(part) for part in (device.get("name"), f"({kind.upper()})" if isinstance(kind, str) else None)
+                          if part) or None
+    dtype = data.get("dtype")
+    model = data.get("model")
+    return Timings(model if isinstance(model, str) else None, device if isinstance(device, str) else None,
+                   dtype if isinstance(dtype, str) else None, tuple(batches), tuple(failed), source)
+
+
+def read_timings(path: str | os.PathLike) -> Timings:
+    """Read the JSON that ``alexcost time --out FILE.json`` wrote."""
+    source = os.fspath(path)
+    try:
+        with open(source, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except OSError as err:
+        raise SpecError(f"cannot read timings file {source!r}: {err.strerror or err}") from None
+    except ValueError as err:
+        raise SpecError(f"timings file {source!r} is not valid JSON: {err}") from None
+    return timings_from_dict(data, source)
+
+
+def check_timings(network: Network, timings: Timings) -> None:
+    """Refuse timings recorded for another network (by its name, or by its layers' names)."""
+    names, source = set(network.names), timings.source
+    if timings.model is not None and timings.model != network.name:
+        raise SpecError(f"{source} was recorded for model {timings.model!r}, not {network.name!r}; "
+                        f"pass the --model or --spec that was timed")
+    for run in timings.batches:
+        unknown = [name for name, _ in run.layer_ms if name not in names]
+        if unknown:
+            recorded = f" (recorded for model {timings.model!r})" if timings.model else ""
+            raise SpecError(f"{source}{recorded}: layer {unknown[0]!r} at batch {run.batch} is not a layer of "
+                            f"{network.name!r}; pass the --model or --spec that was timed")
+    if timings.failed and not timings.batches:
+        batch, error = timings.failed[0]
+        raise SpecError(f"{source}: no batch was timed successfully (batch {batch}: {error})")
+
+
+# -- shares ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ShareRow:
+    """One layer's shares (in percent) of the network's parameters, MACs and time per timed batch."""
+
+    name: str
+    type: str
+    group: str
+    params: float
+    macs: float
+    time: tuple[float, ...] = ()
+
+
+def share_rows(cost: NetworkCost, timings: Timings | None = None) -> list[ShareRow]:
+    """Every layer's shares, in network order; ``time`` has one entry per batch of ``timings``."""
+    totals = cost.totals
+    runs = timings.batches if timings else ()
+    by_batch = [dict(run.layer_ms) for run in runs]
+    rows = []
+    for r in cost.layers:
+        time = tuple(percent(ms.get(r.name, 0.0), run.total_ms) for ms, run in zip(by_batch, runs))
+        rows.append(ShareRow(r.name, r.type, r.group, percent(r.params, totals.params),
+                             percent(r.macs, totals.macs), time))
+    return rows
+
+
+def share_series(rows: list[ShareRow], timings: Timings | None = None) -> list[tuple[str, list[float]]]:
+    """The metrics one by one: ``[("parameters", [% per layer]), ("MACs", ...), ("time, batch 1", ...)]``."""
+    series = [("parameters", [r.params for r in rows]), ("MACs", [r.macs for r in rows])]
+    for k, run in enumerate(timings.batches if timings else ()):
+        series.append((f"time, batch {run.batch}", [r.time[k] for r in rows]))
+    return series
+
+
+def split_shares(cost: NetworkCost, timings: Timings | None = None) -> list[tuple[str, dict[str, float]]]:
+    """The conv / fc / other split of each metric: ``[("parameters", {"conv": 6.0, ...}), ...]``."""
+    rows = share_rows(cost, timings)
+    out = []
+    for label, values in share_series(rows, timings):
+        split = {g: 0.0 for g in GROUP_COLOURS}
+        for r, v in zip(rows, values):
+            split[r.group if r.group in split else "other"] += v
+        out.append((label, split))
+    return out
+
+
+# -- drawing -----------------------------------------------------------------------------------------
+
+def _matplotlib():
+    """Import matplotlib's object-oriented API (no pyplot, no global state), or say which extra to install."""
+    try:
+        import matplotlib
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise PlotExtraMissing(f"plotting needs matplotlib: {EXTRA_HINT}") from None
+    return matplotlib, Figure
+
+
+STYLE = {
+    "font.family": "DejaVu Sans",  # ships with matplotlib: the same glyphs on every machine
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "svg.hashsalt": "alexcost",    # stable ids inside SVG files
+    "svg.fonttype": "path",
+    "path.simplify": False,
+}
+
+
+def _shape_text(shape) -> str:
+    return "×".join(str(d) for d in shape)
+
+
+def bytes_text(n: int) -> str:
+    """``150994944`` -> ``151.0 MB`` (decimal units, as memory sizes are usually quoted)."""
+    unit, size = _unit(n)
+    return f"{n / size:.1f} {unit}" if size > 1 else f"{n} B"
+
+
+def _row_label(name: str, kind: str) -> str:
+    return f"{name} ({kind})"
+
+
+def _layer_height(n_layers: int, n_series: int) -> float:
+    """Inches for the per-layer panel: enough for ``n_series`` bars per layer."""
+    return max(2.5, n_layers * (0.16 + 0.07 * n_series))
+
+
+def shares_figure(cost: NetworkCost, timings: Timings | None = None):
+    """The shares figure: per-layer bars of parameter, MAC and time share, then the conv-vs-FC split."""
+    matplotlib, Figure = _matplotlib()
+    rows = share_rows(cost, timings)
+    series = share_series(rows, timings)
+    split = split_shares(cost, timings)
+    top = _layer_height(len(rows), len(series))
+    bottom = 0.45 * len(split) + 0.9
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(WIDTH_IN, top + bottom + 1.3), dpi=DPI, layout="constrained")
+        ax, ax_split = fig.subplots(2, 1, height_ratios=[top, bottom])
+        n = len(series)
+        step = 0.8 / n
+        for k, (label, values) in enumerate(series):
+            ys = [i - 0.4 + step * (k + 0.5) for i in range(len(rows))]
+            ax.barh(ys, values, height=step * 0.92, color=SERIES_COLOURS[k % len(SERIES_COLOURS)], label=label)
+        ax.set_yticks(range(len(rows)), [_row_label(r.name, r.type) for r in rows])
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("share of the network's total (%)")
+        ax.grid(axis="x", color="#DDDDDD", linewidth=0.6)
+        ax.set_axisbelow(True)
+        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=min(n, 5), frameon=False, borderaxespad=0.3)
+
+        for i, (label, parts) in enumerate(split):
+            left = 0.0
+            for group, colour in GROUP_COLOURS.items():
+                width = parts[group]
+                ax_split.barh(i, width, left=left, height=0.6, color=colour,
+                              label=group if i == 0 else None)
+                if width >= 2.5:
+                    text = f"{group} {width:.0f}%" if width >= 9 else f"{width:.0f}%"
+                    ax_split.text(left + width / 2, i, text, ha="center", va="center",
+                                  fontsize=8, color="white" if group != "other" else "black")
+                left += width
+        ax_split.set_yticks(range(len(split)), [label for label, _ in split])
+        ax_split.set_ylim(len(split) - 0.5, -0.5)
+        ax_split.set_xlim(0, 100)
+        ax_split.set_xlabel("share (%)")
+        ax_split.set_title("conv vs FC (other: pooling, LRN, activations, ...)")
+        ax_split.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=3, frameon=False, fontsize=8)
+        what = "where the parameters, MACs and time go" if timings else "where the parameters and MACs go"
+        fig.suptitle(_title(cost, timings, what), fontsize=11)
+    return fig
+
+
+def memory_figure(cost: NetworkCost):
+    """The memory figure: each layer's output size for one sample, and its weight bytes."""
+    matplotlib, Figure = _matplotlib()
+    layers = cost.layers
+    itemsize = DTYPE_BYTES[cost.dtype]
+    out_bytes = [prod(r.output_shape) * itemsize for r in layers]
+    weight_bytes = [r.weight_bytes for r in layers]
+    height = _layer_height(len(layers), 1) + 1.2
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(WIDTH_IN, height), dpi=DPI, layout="constrained")
+        ax_out, ax_w = fig.subplots(1, 2, sharey=True)
+        ys = range(len(layers))
+        unit, scale = _unit(max(max(out_bytes), max(weight_bytes)))
+        ax_out.barh(ys, [b / scale for b in out_bytes], height=0.7, color=SERIES_COLOURS[4])
+        ax_w.barh(ys, [b / scale for b in weight_bytes], height=0.7, color=SERIES_COLOURS[0])
+        for y, r, b in zip(ys, layers, out_bytes):
+            ax_out.text(b / scale, y, f" {_size_text(r.output_shape)} ({bytes_text(b)})", va="center", fontsize=7.5)
+        for y, b in zip(ys, weight_bytes):
+            if b:
+                ax_w.text(b / scale, y, f" {bytes_text(b)}", va="center", fontsize=7.5)
+        ax_out.set_yticks(list(ys), [_row_label(r.name, r.type) for r in layers])
+        ax_out.set_ylim(len(layers) - 0.5, -0.5)
+        for ax, values, title in ((ax_out, out_bytes, "output of each layer, one sample"),
+                                  (ax_w, weight_bytes, "weights and biases")):
+            ax.set_xlim(0, max(max(values), 1) / scale * 1.75)
+            ax.set_title(title)
+            ax.set_xlabel(unit)
+            ax.grid(axis="x", color="#DDDDDD", linewidth=0.6)
+            ax.set_axisbelow(True)
+        fig.suptitle(f"{cost.model}: memory per layer — input {_shape_text(cost.input_shape)}, {cost.dtype}",
+                     fontsize=11)
+    return fig
+
+
+def _unit(largest: int) -> tuple[str, int]:
+    """The decimal byte unit the largest bar reads best in."""
+    for unit, size in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if largest >= size:
+            return unit, size
+    return "bytes", 1
+
+
+def _size_text(shape) -> str:
+    """The seed's "Size" cell: ``96×55×55 = 290,400``, or ``4,096`` for a flat output."""
+    n = commas(prod(shape))
+    return f"{_shape_text(shape)} = {n}" if len(shape) > 1 else n
+
+
+def _title(cost: NetworkCost, timings: Timings | None, what: str) -> str:
+    where = f"timed on {timings.device or 'an unnamed device'}" if timings else "static counts, not timed"
+    return f"{cost.model}: {what} — input {_shape_text(cost.input_shape)}, {where}"
+
+
+def figure_bytes(fig, fmt: str) -> bytes:
+    """The figure as PNG or SVG bytes, with no date or version in the metadata (deterministic)."""
+    matplotlib, _ = _matplotlib()
+    if fmt not in FORMATS:
+        raise SpecError(f"unknown figure format {fmt!r}; choose png or svg")
+    metadata = {"Software": None} if fmt == "png" else {"Date": None, "Creator": None}
+    buf = io.BytesIO()
+    with matplotlib.rc_context(STYLE):
+        fig.savefig(buf, format=fmt, dpi=DPI, metadata=metadata)
+    return buf.getvalue()
+
+
+# -- files -------------------------------------------------------------------------------------------
+
+def output_paths(out: str | os.PathLike) -> tuple[str, str, str]:
+    """``(format, shares path, memory path)`` for ``--out``: ``x.png`` -> ``x.png``, ``x-memory.png``."""
+    out = os.fspath(out)
+    stem, ext = os.path.splitext(out)
+    fmt = ext[1:].lower()
+    if fmt not in FORMATS or not os.path.basename(stem):
+        raise SpecError(f"--out must name a .png or .svg file, got {out!r}")
+    return fmt, out, f"{stem}{MEMORY_SUFFIX}{ext}"
+
+
+def default_out(network: Network) -> str:
+    """``alexcost-<model>.png`` in the current folder (the name reduced to safe characters)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", network.name).strip("._") or "network"
+    return f"alexcost-{safe}.png"
+
+
+def write_figures(network: Network, out: str | os.PathLike | None = None, timings: Timings | None = None,
+                  dtype: str = "float32") -> tuple[str, str]:
+    """Draw both figures and write them atomically; returns ``(shares path, memory path)``."""
+    fmt, shares_path, memory_path = output_paths(out if out is not None else default_out(network))
+    if len(network) > MAX_LAYERS:
+        raise SpecError(f"plot draws one row per layer, at most {MAX_LAYERS}; {network.name!r} has {len(network)} layers")
+    if timings is not None:
+        check_timings(network, timings)
+    cost = network.cost(batch=1, dtype=dtype)
+    data = (figure_bytes(shares_figure(cost, timings), fmt), figure_bytes(memory_figure(cost), fmt))
+    from .atomic import write_atomic
+    for path, blob in zip((shares_path, memory_path), data):
+        try:
+            write_atomic(path, blob)
+        except OSError as err:
+            raise SpecError(f"cannot write {path!r}: {err.strerror or err}") from None
+    return shares_path, memory_path

@@ -1,0 +1,42 @@
+"""``alexcost plot``: the shares and memory figures (matplotlib is imported only when drawing)."""
+
+from __future__ import annotations
+
+import click
+
+from alexcost import DTYPE_BYTES
+
+from .common import load_network, network_options
+
+
+@click.command()
+@network_options
+@click.option("--timings", metavar="FILE.json",
+              help="Per-layer times written by 'alexcost time --out FILE.json': adds time shares per batch size.")
+@click.option("--out", metavar="FILE.png|FILE.svg",
+              help="Where the shares figure goes; the memory figure goes beside it as FILE-memory.png "
+                   "(or .svg). Default: alexcost-<model>.png.")
+@click.option("--dtype", type=click.Choice(list(DTYPE_BYTES)), default=None,
+              help="Element type the memory figure sizes bytes at (default: the timings' dtype, else float32).")
+def plot(model, spec, timings, out, dtype):
+    """Draw parameter, MAC and time shares per layer, the conv-vs-FC split, and memory per layer.
+
+    Writes two figures, atomically: FILE (shares: parameters, MACs and, with --timings,
+    time at each timed batch size; then the conv-vs-FC split) and FILE-memory (each
+    layer's output size for one sample and its weight bytes). The same input always
+    gives byte-identical files. Needs matplotlib: pip install 'alexcost[plot]'.
+    """
+    from alexcost import plot as figures
+
+    network = load_network(model, spec)
+    if out is not None:
+        figures.output_paths(out)  # a bad --out fails before anything is read or drawn
+    recorded = figures.read_timings(timings) if timings else None
+    if dtype is None:
+        dtype = recorded.dtype if recorded and recorded.dtype in DTYPE_BYTES else "float32"
+    try:
+        paths = figures.write_figures(network, out, timings=recorded, dtype=dtype)
+    except figures.PlotExtraMissing as err:
+        raise click.ClickException(str(err)) from None
+    for path in paths:
+        click.echo(f"wrote {path}")

@@ -1,0 +1,276 @@
+"""Docs that cannot rot: every example in README.md and docs/*.md runs, and the site builds.
+
+The convention (docs/contributing.md):
+
+* ```python blocks run top to bottom, one namespace per page; they state results with ``assert``.
+* ```pycon blocks are doctests, run in the same namespace.
+* ```console blocks: each ``$ alexcost ...`` line runs (through click's CliRunner), and the
+  lines after it, up to the next ``$``, are its expected output (stdout and stderr as a
+  terminal shows them), compared after stripping trailing whitespace. A line ``...``
+  matches any run of lines. The command must exit 0, or 2 when the expected output is an
+  ``error: ...`` line.
+* ```text, ```json, ```toml, ```bash and ```yaml blocks are not run. Any other language,
+  or a fence without one, is an error, so nothing slips through unchecked.
+
+Every page runs in a fresh temporary folder holding links to the repository's top-level
+entries, so ``docs/examples/tiny.json`` resolves and files a page writes land in the
+temporary folder. Layer kinds a page registers are removed afterwards.
+"""
+
+from __future__ import annotations
+
+import doctest
+import os
+import re
+import shlex
+import subprocess
+import sys
+import types
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "docs" / "results").glob("README.md")])
+"""README.md, every docs/*.md, and docs/results/README.md (the other results files are GPU output)."""
+RUN = ("python", "pycon", "console")
+NOT_RUN = ("text", "json", "toml", "bash", "yaml")
+FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`\n]*)$")
+
+
+@dataclass(frozen=True)
+class Block:
+    lang: str
+    code: str
+    line: int  # 1-based line of the first line of code
+
+
+def blocks(text: str, source: str = "page") -> list[Block]:
+    """Fenced code blocks in order. An opening fence's indentation is removed from its lines."""
+    lines, found, i = text.splitlines(), [], 0
+    while i < len(lines):
+        m = FENCE.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        indent, fence, info = m["indent"], m["fence"], m["info"].strip()
+        lang = info.split()[0].lstrip("{.").rstrip("}") if info else ""
+        body, j = [], i + 1
+        while j < len(lines):
+            close = lines[j].strip()
+            if close.startswith(fence[0] * len(fence)) and set(close) <= {fence[0]}:
+                break
+            body.append(lines[j][len(indent):] if lines[j].startswith(indent) else lines[j].lstrip())
+            j += 1
+        else:
+            raise AssertionError(f"{source}:{i + 1}: code fence never closed")
+        found.append(Block(lang, "\n".join(body) + "\n", i + 2))
+        i = j + 1
+    return found
+
+
+# -- console blocks -----------------------------------------------------------------------------------
+
+def console_commands(block: Block, source: str):
+    """``(line, argv, expected lines)`` for each ``$`` command of a console block."""
+    out, current = [], None
+    for k, line in enumerate(block.code.splitlines()):
+        if line.startswith("$ "):
+            argv = shlex.split(line[2:])
+            where = f"{source}:{block.line + k}"
+            if not argv or argv[0] != "alexcost":
+                raise AssertionError(f"{where}: console blocks run only `$ alexcost ...` commands; "
+                                     f"put other shell commands in a ```bash block")
+            if any(tok in ("|", ">", ">>", "<", "&&", ";") for tok in argv):
+                raise AssertionError(f"{where}: pipes and redirections are not run; show one command per `$` line")
+            current = (where, argv[1:], [])
+            out.append(current)
+        elif current is None:
+            if line.strip():
+                raise AssertionError(f"{source}:{block.line + k}: a console block starts with a `$ ` command")
+        else:
+            current[2].append(line.rstrip())
+    return out
+
+
+def matches(expected: list[str], actual: list[str]) -> bool:
+    """Line-by-line equality where an expected ``...`` line matches any run of lines (even none)."""
+    def trim(lines):
+        lines = list(lines)
+        while lines and not lines[-1]:
+            lines.pop()
+        return lines
+
+    expected, actual = trim(expected), trim(actual)
+    memo = {}
+
+    def walk(i, j):
+        if (i, j) not in memo:
+            if i == len(expected):
+                memo[i, j] = j == len(actual)
+            elif expected[i] == "...":
+                memo[i, j] = any(walk(i + 1, k) for k in range(j, len(actual) + 1))
+            else:
+                memo[i, j] = j < len(actual) and expected[i] == actual[j] and walk(i + 1, j + 1)
+        return memo[i, j]
+    return walk(0, 0)
+
+
+def run_console(block: Block, source: str) -> None:
+    from click.testing import CliRunner
+
+    from alexcost_cli.main import cli
+
+    for where, args, expected in console_commands(block, source):
+        result = CliRunner().invoke(cli, args, prog_name="alexcost")
+        actual = [line.rstrip() for line in result.output.splitlines()]
+        code = 2 if any(line.startswith("error: ") for line in expected) else 0
+        detail = "\n".join(["expected:", *expected, "", "actual:", *actual])
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            import traceback
+            detail += "\n" + "".join(traceback.format_exception(result.exception))
+        assert result.exit_code == code, f"{where}: `alexcost {shlex.join(args)}` exited {result.exit_code}\n{detail}"
+        assert matches(expected, actual), f"{where}: `alexcost {shlex.join(args)}` printed something else\n{detail}"
+
+
+# -- pages --------------------------------------------------------------------------------------------
+
+def run_page(page: Path, source: str) -> int:
+    """Run every example of ``page`` in the current folder; returns how many blocks ran.
+    ``source`` names the page in messages."""
+    from alexcost.layers import LAYER_KINDS
+
+    module = types.ModuleType("docs_" + re.sub(r"\W", "_", page.stem))  # a real module, as dataclasses expect
+    namespace = module.__dict__
+    sys.modules[module.__name__] = module
+    kinds = dict(LAYER_KINDS)
+    ran = 0
+    try:
+        for block in blocks(page.read_text(encoding="utf-8"), source):
+            where = f"{source}:{block.line}"
+            if block.lang == "python":
+                exec(compile(block.code, where, "exec", dont_inherit=True), namespace)  # noqa: S102 (our docs)
+            elif block.lang == "pycon":
+                test = doctest.DocTestParser().get_doctest(block.code, namespace, where, source, block.line - 1)
+                report = []
+                runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+                runner.run(test, out=report.append, clear_globs=False)
+                assert runner.failures == 0, "".join(report)
+            elif block.lang == "console":
+                run_console(block, source)
+            elif block.lang not in NOT_RUN:
+                raise AssertionError(f"{where}: code block language {block.lang or '(none)'!r} is neither run "
+                                     f"({', '.join(RUN)}) nor shown as is ({', '.join(NOT_RUN)})")
+            ran += block.lang in RUN
+    finally:
+        LAYER_KINDS.clear()
+        LAYER_KINDS.update(kinds)
+        sys.modules.pop(module.__name__, None)
+    return ran
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A temporary folder that sees the repository's files (docs/, README.md, ...) through links."""
+    for entry in ROOT.iterdir():
+        if entry.name not in (".git",):
+            (tmp_path / entry.name).symlink_to(entry)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_every_example_runs(page, workdir):
+    run_page(page, str(page.relative_to(ROOT)))
+
+
+# -- the collector itself -----------------------------------------------------------------------------
+
+def test_collector_finds_blocks_and_runs_commands(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text = "\n".join([
+        "Intro.", "", "```python", "x = 6 * 7", "assert x == 42", "```", "",
+        "  ```pycon", "  >>> x + 1", "  43", "  ```", "",
+        "```console", "$ alexcost report --model seed --format csv", "...",
+        "22,fc8,Linear,fc,4096,1000,4096000,4096000,0,4096000,0,0,8192000,4096000,1000,4000,16384000",
+        "$ alexcost report --model nope", "error: ...", "```", "", "```text", "not run", "```", ""])
+    found = blocks(text)
+    assert [(b.lang, b.line) for b in found] == [("python", 4), ("pycon", 9), ("console", 14), ("text", 22)]
+    assert found[1].code == ">>> x + 1\n43\n"
+    assert matches(["a", "...", "d"], ["a", "b", "c", "d"]) and matches(["a", "...", "b"], ["a", "b"])
+    assert not matches(["a", "...", "d"], ["a", "b", "c"]) and not matches(["a"], ["a", "b"])
+    page = tmp_path / "page.md"
+    page.write_text(text.replace("error: ...", "error: invalid value..."))
+    with pytest.raises(AssertionError, match="printed something else"):
+        run_page(page, "page.md")
+    page.write_text(text.replace("x == 42", "x == 41"))
+    with pytest.raises(AssertionError):
+        run_page(page, "page.md")
+    page.write_text(text.replace("error: ...", "error: Invalid value for '--model': 'nope' is not one of "
+                                 "'seed', 'paper', 'torchvision'. (see 'alexcost report --help')"))
+    assert run_page(page, "page.md") == 3
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("```\nplain\n```\n", "language '(none)'"),
+    ("```sh\nls\n```\n", "language 'sh'"),
+    ("```console\n$ ls -l\n```\n", "run only `$ alexcost"),
+    ("```console\n$ alexcost report | head\n```\n", "pipes and redirections"),
+    ("```python\nx = 1\n", "never closed"),
+    ("```pycon\n>>> 1 + 1\n3\n```\n", "Failed example:"),
+    ("```console\n$ alexcost models --format json\n[]\n```\n", "printed something else"),
+    ("```console\n$ alexcost report --spec missing.json\n...\n```\n", "exited 2"),
+])
+def test_collector_refuses_what_it_cannot_check(tmp_path, monkeypatch, bad, message):
+    monkeypatch.chdir(tmp_path)
+    page = tmp_path / "bad.md"
+    page.write_text(bad)
+    with pytest.raises(AssertionError, match=re.escape(message)):
+        run_page(page, "page.md")
+
+
+# -- the site -----------------------------------------------------------------------------------------
+
+def nav_files() -> list[str]:
+    import yaml
+
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+
+    def walk(entry):
+        if isinstance(entry, str):
+            yield entry
+        elif isinstance(entry, dict):
+            for value in entry.values():
+                yield from walk(value)
+        elif isinstance(entry, list):
+            for item in entry:
+                yield from walk(item)
+    return list(walk(config["nav"]))
+
+
+def test_nav_lists_every_page_and_only_pages_that_exist():
+    nav = nav_files()
+    missing = [name for name in nav if not (ROOT / "docs" / name).is_file()]
+    assert missing == [], f"mkdocs.yml's nav names pages that do not exist (yet): {missing}"
+    orphans = sorted({str(p.relative_to(ROOT / "docs")) for p in (ROOT / "docs").glob("*.md")} - set(nav))
+    assert orphans == [], f"pages missing from mkdocs.yml's nav: {orphans}"
+
+
+def test_mkdocs_build_strict(tmp_path):
+    site = tmp_path / "site"
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file",
+                           str(ROOT / "mkdocs.yml"), "--site-dir", str(site)],
+                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+    assert done.returncode == 0, done.stderr[-4000:]
+    cli_page = (site / "cli" / "index.html").read_text()
+    from alexcost_cli.main import COMMANDS
+    for name in COMMANDS:   # mkdocs-click rendered every (lazily loaded) subcommand
+        assert f'id="alexcost-{name}"' in cli_page, f"the CLI reference lacks `alexcost {name}`"
+    api_page = (site / "api" / "index.html").read_text()
+    for name in ("Network", "NetworkCost", "Conv2d", "load_spec", "write_figures"):
+        assert f'id="alexcost.' in api_page and name in api_page
+    for preset in ("seed", "paper", "torchvision"):
+        for kind in ("shares", "memory"):
+            assert (site / "img" / f"{preset}-{kind}.svg").read_bytes().startswith(b"<?xml")
+    assert not (site / "hooks").exists()

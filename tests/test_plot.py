@@ -1,0 +1,339 @@
+"""`alexcost plot` and alexcost.plot: shares by hand arithmetic, the timings reader, valid and
+deterministic PNG/SVG files of the expected size, legible layout, and the missing-extra error."""
+
+import json
+import os
+import re
+import struct
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+from click.testing import CliRunner
+
+from alexcost import SpecError, load_spec, preset
+from alexcost.plot import (DPI, STYLE, WIDTH_IN, memory_figure, read_timings, share_rows, shares_figure,
+                           split_shares, timings_from_dict)
+from alexcost_cli.main import cli
+
+PRESETS = ("seed", "paper", "torchvision")
+
+# The seed's counts by hand (the seed table's arithmetic).
+CONV_PARAMS = [(11 * 11 * 3 + 1) * 96, (5 * 5 * 96 + 1) * 256, (3 * 3 * 256 + 1) * 384,
+               (3 * 3 * 384 + 1) * 384, (3 * 3 * 384 + 1) * 256]
+FC_PARAMS = [256 * 6 * 6 * 4096, 4096 * 4096, 4096 * 1000]
+CONV_MACS = [11 * 11 * 3 * 96 * 55 * 55, 5 * 5 * 96 * 256 * 27 * 27, 3 * 3 * 256 * 384 * 13 * 13,
+             3 * 3 * 384 * 384 * 13 * 13, 3 * 3 * 384 * 256 * 13 * 13]
+SEED_PARAMS = sum(CONV_PARAMS) + sum(FC_PARAMS)
+SEED_MACS = sum(CONV_MACS) + sum(FC_PARAMS)
+
+
+def fake_timings(model: str, batches=(1, 64), failed=(4096,)) -> dict:
+    """An `alexcost time` record: medians 1, 2, 3, ... ms per layer (times the batch index), plus
+    keys the reader must ignore and batches that failed."""
+    net = preset(model)
+    runs = [{"batch": b, "network_ms": 1.0, "notes": "extra key",
+             "layers": [{"name": n, "median_ms": float((i + 1) * (k + 1)), "p10_ms": 0.5, "p90_ms": 9.0,
+                         "macs": 0, "params": 0, "bytes": 0} for i, n in enumerate(net.names)]}
+            for k, b in enumerate(batches)]
+    runs += [{"batch": b, "error": "out of memory"} for b in failed]
+    return {"model": model, "device": "Test Device 9000", "dtype": "float32", "torch": "2.13",
+            "settings": {"warmup": 1}, "batches": runs}
+
+
+@pytest.fixture(scope="module")
+def plots(tmp_path_factory):
+    """Every preset plotted once as PNG (with timings) and once as SVG: {(model, fmt): (shares, memory)}."""
+    folder = tmp_path_factory.mktemp("plots")
+    out = {}
+    for model in PRESETS:
+        timings = folder / f"{model}.json"
+        timings.write_text(json.dumps(fake_timings(model)))
+        for fmt in ("png", "svg"):
+            target = folder / f"{model}.{fmt}"
+            result = CliRunner().invoke(cli, ["plot", "--model", model, "--timings", str(timings),
+                                              "--out", str(target)])
+            assert result.exit_code == 0, result.output
+            memory = folder / f"{model}-memory.{fmt}"
+            assert result.output == f"wrote {target}\nwrote {memory}\n"
+            out[model, fmt] = (target, memory)
+    return out
+
+
+# -- shares ------------------------------------------------------------------------------------------
+
+def test_static_shares_match_hand_arithmetic():
+    rows = {r.name: r for r in share_rows(preset("seed").cost())}
+    assert rows["conv1"].params == pytest.approx(100 * CONV_PARAMS[0] / SEED_PARAMS)
+    assert rows["fc6"].params == pytest.approx(100 * FC_PARAMS[0] / SEED_PARAMS)
+    assert rows["conv2"].macs == pytest.approx(100 * CONV_MACS[1] / SEED_MACS)
+    assert rows["relu1"].params == rows["relu1"].macs == 0
+    assert rows["fc8"].time == ()
+    split = dict(split_shares(preset("seed").cost()))
+    assert split["parameters"]["conv"] == pytest.approx(100 * sum(CONV_PARAMS) / SEED_PARAMS)
+    assert split["MACs"]["fc"] == pytest.approx(100 * sum(FC_PARAMS) / SEED_MACS)
+    assert split["MACs"]["other"] == 0
+
+
+def test_time_shares_are_median_over_the_sum_of_medians():
+    net = preset("paper")
+    timings = timings_from_dict(fake_timings("paper", batches=(1, 8, 32)))
+    n = len(net)
+    rows = share_rows(net.cost(), timings)
+    for k in range(3):  # layer i has median (i+1)*(k+1) ms; the batch's sum is (k+1)*n*(n+1)/2
+        whole = (k + 1) * n * (n + 1) / 2
+        assert [r.time[k] for r in rows] == pytest.approx([100 * (i + 1) * (k + 1) / whole for i in range(n)])
+    labels = [label for label, _ in split_shares(net.cost(), timings)]
+    assert labels == ["parameters", "MACs", "time, batch 1", "time, batch 8", "time, batch 32"]
+    for _, parts in split_shares(net.cost(), timings):
+        assert sum(parts.values()) == pytest.approx(100)
+
+
+# -- the timings reader -----------------------------------------------------------------------------
+
+def test_reads_what_alexcost_time_writes(tmp_path):
+    pytest.importorskip("torch")
+    spec = tmp_path / "tiny.json"
+    spec.write_text(json.dumps({"name": "tiny", "input_shape": [3, 16, 16], "layers": [
+        {"type": "Conv2d", "out_channels": 4, "kernel_size": 3}, {"type": "ReLU"}, {"type": "Flatten"},
+        {"type": "Linear", "out_features": 2}]}))
+    timed = CliRunner().invoke(cli, ["time", "--spec", str(spec), "--device", "cpu", "--batch", "1,2",
+                                     "--warmup", "0", "--repeats", "2", "--peak-tflops", "1",
+                                     "--bandwidth-gbs", "10", "--out", str(tmp_path / "t.json")])
+    assert timed.exit_code == 0, timed.output
+    timings = read_timings(tmp_path / "t.json")
+    assert [b.batch for b in timings.batches] == [1, 2]
+    assert [name for name, _ in timings.batches[0].layer_ms] == ["conv2d0", "relu1", "flatten2", "linear3"]
+    assert timings.device.endswith("(CPU)") and timings.model == "tiny"
+    rows = share_rows(load_spec(spec).cost(), timings)
+    assert sum(r.time[1] for r in rows) == pytest.approx(100)
+    drawn = CliRunner().invoke(cli, ["plot", "--spec", str(spec), "--timings", str(tmp_path / "t.json"),
+                                     "--out", str(tmp_path / "tiny.png")])
+    assert drawn.exit_code == 0, drawn.output
+    assert png_size(tmp_path / "tiny.png")[0] == 1200
+
+
+def test_reader_keeps_failed_batches_apart_and_ignores_extra_keys(tmp_path):
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(fake_timings("seed", batches=(1, 128), failed=(512, 1024))))
+    timings = read_timings(path)
+    assert [b.batch for b in timings.batches] == [1, 128]
+    assert timings.failed == ((512, "out of memory"), (1024, "out of memory"))
+    assert timings.device == "Test Device 9000" and timings.model == "seed" and timings.dtype == "float32"
+    assert timings.batches[1].layer_ms[0] == ("conv1", 2.0)
+
+
+@pytest.mark.parametrize("data, message", [
+    ([], "expected a JSON object"),
+    ({"device": "x"}, "no 'batches' list"),
+    ({"batches": [{"batch": "1", "layers": []}]}, "needs an integer 'batch'"),
+    ({"batches": [{"batch": 1}]}, "has neither 'layers' nor 'error'"),
+    ({"batches": [{"batch": 1, "layers": [{"name": "conv1", "median_ms": -1}]}]}, "non-negative number"),
+    ({"batches": [{"batch": 1, "layers": [{"median_ms": 1}]}]}, "needs a 'name'"),
+])
+def test_reader_refuses_malformed_timings(data, message):
+    with pytest.raises(SpecError, match=re.escape(message)):
+        timings_from_dict(data, "t.json")
+
+
+def test_reader_errors_name_the_file(tmp_path):
+    with pytest.raises(SpecError, match="cannot read timings file"):
+        read_timings(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(SpecError, match="is not valid JSON"):
+        read_timings(bad)
+
+
+# -- files -------------------------------------------------------------------------------------------
+
+def png_size(path) -> tuple[int, int]:
+    """Width and height from the IHDR chunk, after checking the PNG signature and chunk CRCs."""
+    import zlib
+
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks = 8, []
+    while pos < len(data):
+        (length,), kind = struct.unpack(">I", data[pos:pos + 4]), data[pos + 4:pos + 8]
+        body = data[pos + 8:pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        assert zlib.crc32(kind + body) == crc, kind
+        chunks.append(kind)
+        pos += 12 + length
+    assert chunks[0] == b"IHDR" and chunks[-1] == b"IEND"
+    return struct.unpack(">II", data[16:24])
+
+
+def svg_size_pt(path) -> tuple[float, float]:
+    root = ET.parse(path).getroot()
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    return float(root.get("width").removesuffix("pt")), float(root.get("height").removesuffix("pt"))
+
+
+@pytest.mark.parametrize("model", PRESETS)
+def test_both_figures_are_valid_images_of_the_expected_size(plots, model):
+    from PIL import Image
+
+    for png, svg in zip(plots[model, "png"], plots[model, "svg"]):
+        width, height = png_size(png)
+        with Image.open(png) as image:
+            image.load()  # decodes every pixel
+            assert image.size == (width, height)
+        assert width == round(WIDTH_IN * DPI) == 1200      # 12 inches at 100 dpi
+        svg_w, svg_h = svg_size_pt(svg)                     # SVG sizes are in points, 72 per inch
+        assert (svg_w, round(svg_h * DPI / 72)) == (WIDTH_IN * 72, height)
+    shares_h = png_size(plots[model, "png"][0])[1]
+    memory_h = png_size(plots[model, "png"][1])[1]
+    assert shares_h > memory_h > 600   # ~22 layers: tall enough for one readable row each
+
+
+def test_height_grows_with_the_layer_count(tmp_path):
+    spec = tmp_path / "tiny.json"
+    spec.write_text(json.dumps({"name": "tiny", "input_shape": [3, 8, 8], "layers": [
+        {"type": "Conv2d", "out_channels": 4, "kernel_size": 3}, {"type": "Flatten"},
+        {"type": "Linear", "out_features": 2}]}))
+    result = CliRunner().invoke(cli, ["plot", "--spec", str(spec), "--out", str(tmp_path / "tiny.png")])
+    assert result.exit_code == 0, result.output
+    assert png_size(tmp_path / "tiny.png")[0] == 1200
+    assert png_size(tmp_path / "tiny.png")[1] < 700
+
+
+def test_output_is_byte_identical_across_runs_and_processes(plots, tmp_path):
+    shares, memory = plots["seed", "svg"]
+    timings = shares.parent / "seed.json"
+    again = tmp_path / "seed.svg"
+    env = {**os.environ, "PYTHONHASHSEED": "123"}   # another process, another hash seed
+    code = ("from alexcost_cli.main import main; "
+            f"main(['plot', '--model', 'seed', '--timings', {str(timings)!r}, '--out', {str(again)!r}])")
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)
+    assert again.read_bytes() == shares.read_bytes()
+    assert (tmp_path / "seed-memory.svg").read_bytes() == memory.read_bytes()
+    text = shares.read_text()
+    assert "<dc:date>" not in text and "Matplotlib v" not in text
+    png_again = tmp_path / "seed.png"
+    CliRunner().invoke(cli, ["plot", "--model", "seed", "--timings", str(timings), "--out", str(png_again)])
+    assert png_again.read_bytes() == plots["seed", "png"][0].read_bytes()
+    assert b"tEXt" not in png_again.read_bytes()   # no Software (or any other) text chunk
+
+
+# -- legibility: nothing overlaps, everything is inside the figure ------------------------------------
+
+def text_boxes(fig):
+    """Every visible text's box in pixels, laid out exactly as figure_bytes lays it out."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    with matplotlib.rc_context(STYLE):
+        canvas.draw()
+    renderer = canvas.get_renderer()
+    from matplotlib.text import Text
+
+    texts = {id(t): t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()}
+    for ax in fig.axes:   # tick labels: only those of ticks inside the view are drawn
+        for axis in (ax.xaxis, ax.yaxis):
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                texts.pop(id(tick.label1), None)
+                texts.pop(id(tick.label2), None)
+            lo, hi = sorted(axis.get_view_interval())
+            span = (hi - lo) * 1e-9
+            for tick in axis.get_major_ticks():
+                label = tick.label1
+                if lo - span <= tick.get_loc() <= hi + span and label.get_visible() and label.get_text().strip():
+                    texts[id(label)] = label
+    return [(t.get_text(), t.get_window_extent(renderer)) for t in texts.values()]
+
+
+def overlaps(a, b) -> bool:
+    return a.x0 < b.x1 - 0.5 and b.x0 < a.x1 - 0.5 and a.y0 < b.y1 - 0.5 and b.y0 < a.y1 - 0.5
+
+
+@pytest.mark.parametrize("model", PRESETS)
+def test_no_text_overlaps_and_all_text_is_inside_the_figure(model):
+    cost = preset(model).cost()
+    timings = timings_from_dict(fake_timings(model, batches=(1, 32, 128, 256)))
+    for fig in (shares_figure(cost, timings), memory_figure(cost)):
+        boxes = text_boxes(fig)
+        assert len(boxes) > 2 * len(cost.layers)
+        frame = fig.bbox
+        for label, box in boxes:
+            assert frame.x0 - 0.5 <= box.x0 and box.x1 <= frame.x1 + 0.5, label
+            assert frame.y0 - 0.5 <= box.y0 and box.y1 <= frame.y1 + 0.5, label
+            assert box.height >= 9, label   # at least 7-point text at 100 dpi
+        clashes = [(a, b) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1:] if overlaps(ba, bb)]
+        assert clashes == []
+
+
+# -- the command's errors ----------------------------------------------------------------------------
+
+def run_cli(*args, cwd=None):
+    code = f"import sys; from alexcost_cli.main import main; main({list(args)!r})"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd)
+
+
+def test_missing_matplotlib_is_one_line_naming_the_extra(tmp_path):
+    code = ("import sys; sys.modules['matplotlib'] = None; from alexcost_cli.main import main; "
+            f"main(['plot', '--out', {str(tmp_path / 'x.png')!r}])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr == "error: plotting needs matplotlib: pip install 'alexcost[plot]'\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--out", "figure.pdf"], "error: --out must name a .png or .svg file, got 'figure.pdf'"),
+    (["--out", ".png"], "error: --out must name a .png or .svg file, got '.png'"),
+    (["--timings", "nope.json"], "error: cannot read timings file 'nope.json': No such file or directory"),
+])
+def test_bad_arguments_fail_in_one_line_and_write_nothing(tmp_path, args, message):
+    done = run_cli("plot", *args, cwd=tmp_path)
+    assert (done.returncode, done.stderr, done.stdout) == (2, message + "\n", "")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_timings_of_another_model_are_refused(tmp_path):
+    (tmp_path / "t.json").write_text(json.dumps(fake_timings("seed")))
+    done = run_cli("plot", "--model", "paper", "--timings", "t.json", cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (2, "error: t.json was recorded for model 'seed', not 'paper'; "
+                                                 "pass the --model or --spec that was timed\n")
+    unnamed = fake_timings("torchvision")
+    del unnamed["model"]
+    (tmp_path / "t.json").write_text(json.dumps(unnamed))
+    done = run_cli("plot", "--model", "seed", "--timings", "t.json", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith("error: t.json: layer 'features_0' at batch 1 is not a layer of 'seed'")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.json"]
+
+
+def test_networks_too_long_to_draw_are_refused(tmp_path):
+    spec = {"name": "long", "input_shape": [4], "layers": [{"type": "ReLU"}] * 301}
+    (tmp_path / "long.json").write_text(json.dumps(spec))
+    done = run_cli("plot", "--spec", "long.json", cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (2, "error: plot draws one row per layer, at most 300; "
+                                                 "'long' has 301 layers\n")
+
+
+def test_networks_without_parameters_still_draw(tmp_path):
+    (tmp_path / "flat.json").write_text(json.dumps({"name": "flat", "input_shape": [4],
+                                                    "layers": [{"type": "ReLU"}]}))
+    done = run_cli("plot", "--spec", "flat.json", "--out", "flat.svg", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert svg_size_pt(tmp_path / "flat-memory.svg")[0] == WIDTH_IN * 72
+
+
+def test_default_file_names_stay_in_the_current_folder(tmp_path):
+    (tmp_path / "spec.json").write_text(json.dumps({"name": "../../evil name", "input_shape": [4],
+                                                    "layers": [{"type": "Linear", "out_features": 2}]}))
+    done = run_cli("plot", "--spec", "spec.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alexcost-evil_name-memory.png", "alexcost-evil_name.png",
+                                                          "spec.json"]
+
+
+def test_importing_the_plot_module_does_not_import_matplotlib():
+    code = "import sys, alexcost.plot, alexcost_cli.plot; print('matplotlib' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout == "False\n"
