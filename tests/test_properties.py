@@ -1,0 +1,401 @@
+"""Property-based tests: random valid networks against torch (and fvcore) on the CPU.
+
+Networks are drawn constructively (groups first, channels as multiples of them, kernels
+bounded by the padded input...), so every draw is valid and tensors stay small. The
+expected values come from torch's real forward pass, ``sum(p.numel())``, fvcore and
+torch's flop counter, never from alexcost. Profiles: see conftest.py.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+from hypothesis import assume, given, strategies as st
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+from alexcost import (AdaptiveAvgPool2d, AvgPool2d, Conv2d, Dropout, Flatten, Linear,  # noqa: E402
+                      LocalResponseNorm, MaxPool2d, Network, ReLU, Sigmoid, Softmax, SpecError, Tanh)
+from alexcost.specfile import dumps_spec, network_from_dict, parse_text  # noqa: E402
+from alexcost.torch_bridge import from_module, to_module  # noqa: E402
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+# -- drawing valid layers ---------------------------------------------------------------
+
+def _form(draw, a, b):
+    """An argument as a user may write it: ``a`` when square (sometimes), else the pair."""
+    return a if a == b and draw(st.booleans()) else (a, b)
+
+
+def _conv_side(draw, size, mode, pad_kind):
+    """(kernel, dilation, padding) along one side that fit ``size``."""
+    d = draw(st.integers(1, 2))
+    if pad_kind == "same":
+        limit = {"reflect": size - 1, "circular": size}.get(mode)
+        ks = [k for k in range(1, 5) if limit is None or d * (k - 1) - d * (k - 1) // 2 <= limit]
+        return draw(st.sampled_from(ks)), d, None
+    pmax = 0 if pad_kind == "valid" else {"reflect": size - 1, "circular": size}.get(mode, 2)
+    p = draw(st.integers(0, min(2, pmax)))
+    kmax = (size + 2 * p - 1) // d + 1
+    return draw(st.integers(1, min(4, kmax))), d, p
+
+
+@st.composite
+def conv2d(draw, x):
+    c, h, w = x
+    groups = draw(st.sampled_from([g for g in range(1, min(c, 4) + 1) if c % g == 0]))
+    out_channels = groups * draw(st.integers(1, 3))
+    mode = draw(st.sampled_from(PADDING_MODES))
+    pad_kind = draw(st.sampled_from(["number", "number", "same", "valid"]))
+    (kh, dh, ph), (kw, dw, pw) = _conv_side(draw, h, mode, pad_kind), _conv_side(draw, w, mode, pad_kind)
+    args = dict(out_channels=out_channels, kernel_size=_form(draw, kh, kw), dilation=_form(draw, dh, dw),
+                groups=groups, bias=draw(st.booleans()), padding_mode=mode)
+    if pad_kind == "number":
+        args["padding"] = _form(draw, ph, pw)
+    else:
+        args["padding"] = pad_kind
+    if pad_kind != "same":
+        args["stride"] = _form(draw, draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    if draw(st.booleans()):
+        args["in_channels"] = c
+    return Conv2d(**args)
+
+
+def _pool_side(draw, size, dilated):
+    d = draw(st.integers(1, 2)) if dilated else 1
+    p = draw(st.integers(0, 2))
+    kmax = min(4, (size + 2 * p - 1) // d + 1)
+    if kmax < max(1, 2 * p):
+        p = 0
+        kmax = min(4, (size - 1) // d + 1)
+    return draw(st.integers(max(1, 2 * p), kmax)), d, p
+
+
+@st.composite
+def max_pool(draw, x):
+    (kh, dh, ph), (kw, dw, pw) = _pool_side(draw, x[1], True), _pool_side(draw, x[2], True)
+    stride = draw(st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))))
+    return MaxPool2d(kernel_size=_form(draw, kh, kw), stride=stride and _form(draw, *stride),
+                     padding=_form(draw, ph, pw), dilation=_form(draw, dh, dw), ceil_mode=draw(st.booleans()))
+
+
+@st.composite
+def avg_pool(draw, x):
+    (kh, _, ph), (kw, _, pw) = _pool_side(draw, x[1], False), _pool_side(draw, x[2], False)
+    stride = draw(st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))))
+    divisor = draw(st.one_of(st.none(), st.integers(1, 5), st.integers(-3, -1)))
+    return AvgPool2d(kernel_size=_form(draw, kh, kw), stride=stride and _form(draw, *stride),
+                     padding=_form(draw, ph, pw), ceil_mode=draw(st.booleans()),
+                     count_include_pad=draw(st.booleans()), divisor_override=divisor)
+
+
+@st.composite
+def adaptive_pool(draw, x):
+    side = st.one_of(st.none(), st.integers(1, 7))
+    oh, ow = draw(side), draw(side)
+    if oh == ow and oh is not None and draw(st.booleans()):
+        return AdaptiveAvgPool2d(output_size=oh)
+    return AdaptiveAvgPool2d(output_size=(oh, ow))
+
+
+def lrn(x):
+    reals = st.floats(1e-5, 2.0)
+    return st.builds(LocalResponseNorm, size=st.integers(1, 6), alpha=reals, beta=st.floats(0.1, 1.0), k=reals)
+
+
+def _dims(rank):
+    """Dims of a batched tensor of ``rank`` dims other than the batch dim, in both spellings."""
+    return [d for i in range(1, rank) for d in (i, i - rank)]
+
+
+def softmax(x):
+    return st.builds(Softmax, dim=st.one_of(st.none(), st.sampled_from(_dims(len(x) + 1))))
+
+
+@st.composite
+def flatten(draw, x):
+    rank = len(x) + 1
+    start = draw(st.integers(1, rank - 1))
+    end = draw(st.integers(start, rank - 1))
+    return Flatten(start_dim=draw(st.sampled_from([start, start - rank])),
+                   end_dim=draw(st.sampled_from([end, end - rank])))
+
+
+def elementwise(x):
+    return st.one_of(st.builds(ReLU, inplace=st.booleans()), st.builds(Tanh), st.builds(Sigmoid),
+                     st.builds(Dropout, p=st.floats(0, 1)))
+
+
+@st.composite
+def linear(draw, x):
+    args = dict(out_features=draw(st.integers(1, 6)), bias=draw(st.booleans()))
+    if draw(st.booleans()):
+        args["in_features"] = x[0]
+    return Linear(**args)
+
+
+SPATIAL = (conv2d, conv2d, max_pool, avg_pool, adaptive_pool, lrn, elementwise, softmax)
+"""Kinds drawn while the per-sample shape is (C, H, W); conv twice as often."""
+
+
+@st.composite
+def networks(draw, max_spatial=4):
+    """A valid random network: spatial layers on (C, H, W), a Flatten, maybe a linear head."""
+    x = (draw(st.integers(1, 4)), draw(st.integers(1, 9)), draw(st.integers(1, 9)))
+    layers, shape = [], x
+    for _ in range(draw(st.integers(0, max_spatial))):
+        layer = draw(draw(st.sampled_from(SPATIAL))(shape))
+        layers.append(layer)
+        shape = layer.output_shape(shape)
+    if draw(st.booleans()):
+        layer = draw(flatten(shape))
+        layers.append(layer)
+        shape = layer.output_shape(shape)
+        tail = [lrn, elementwise, softmax, flatten] if len(shape) > 1 else [linear, linear, elementwise, softmax]
+        for _ in range(draw(st.integers(0, 3))):
+            layer = draw(draw(st.sampled_from(tail))(shape))
+            layers.append(layer)
+            shape = layer.output_shape(shape)
+            if len(shape) == 1:
+                tail = [linear, linear, elementwise, softmax]
+    return Network(x, layers)
+
+
+# -- torch's and fvcore's own numbers -------------------------------------------------
+
+def _torch_facts(network, batch):
+    """Per layer: the real output shape (no batch dim), sum(p.numel()), torch's FLOPs; fvcore's counts."""
+    from fvcore.nn import FlopCountAnalysis
+    from torch.utils.flop_counter import FlopCounterMode
+
+    module = to_module(network).eval()
+    x = torch.randn(batch, *network.input_shape)
+    shapes = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape)))
+             for name, m in module.named_children()]
+    with torch.no_grad(), FlopCounterMode(display=False) as counter, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Softmax(dim=None): torch's implicit-dim warning
+        module(x)
+    for h in hooks:
+        h.remove()
+    flops = {k.split(".", 1)[1]: sum(v.values()) for k, v in counter.get_flop_counts().items() if "." in k}
+    analysis = FlopCountAnalysis(module, (x,))
+    analysis.unsupported_ops_warnings(False)
+    analysis.uncalled_modules_warnings(False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        fv = analysis.by_module()
+    params = {name: sum(p.numel() for p in m.parameters()) for name, m in module.named_children()}
+    return shapes, params, flops, fv
+
+
+@given(networks(), st.integers(1, 3))
+def test_static_counts_match_torch_and_fvcore(network, batch):
+    shapes, params, flops, fv = _torch_facts(network, batch)
+    cost = network.cost(batch=batch)
+    for row in cost.layers:
+        assert shapes[row.name] == (batch, *row.output_shape), row.name
+        assert params[row.name] == row.params, row.name
+        assert flops.get(row.name, 0) == 2 * row.macs, row.name
+        if row.type == "Conv2d" and isinstance(row.layer.padding, str) and row.layer.padding_mode == "zeros":
+            # padding='same'/'valid' traces to aten::_convolution_mode, which fvcore does not count
+            assert fv[row.name] == 0, row.name
+        elif row.type in ("Conv2d", "Linear"):
+            assert fv[row.name] == row.macs, row.name
+        elif row.type == "AdaptiveAvgPool2d":  # fvcore counts the input elements
+            assert fv[row.name] == batch * math.prod(row.input_shape), row.name
+        else:
+            assert fv[row.name] == 0, row.name
+
+
+@given(networks(max_spatial=3))
+def test_verify_engine_agrees_on_random_networks(network):
+    from alexcost.crosscheck import verify_network
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        result = verify_network(network, device="cpu", batch=2)
+    assert result.ok, result.problems
+    assert len(result.layers) == len(network.layers)
+
+
+def _cost_rows(cost):
+    return [(r.name, r.type, r.input_shape, r.output_shape, r.weight_params, r.bias_params, r.macs,
+             r.bias_adds, r.other_ops, r.flops) for r in cost.layers]
+
+
+@given(networks(), st.sampled_from(["json", "toml"]), st.integers(1, 4))
+def test_round_trip_spec_network_module_network(network, fmt, batch):
+    try:
+        text = dumps_spec(network, fmt)
+    except SpecError:  # TOML has no null (output_size with None): JSON carries it
+        assume(False)
+    loaded = network_from_dict(parse_text(text, fmt), default_name=network.name)
+    back = from_module(to_module(loaded), network.input_shape).network
+    assert _cost_rows(back.cost(batch)) == _cost_rows(network.cost(batch))
+    assert back.cost(batch).totals == network.cost(batch).totals
+
+
+# -- algebraic laws -----------------------------------------------------------------
+
+@given(networks(), st.integers(1, 64))
+def test_counts_scale_linearly_with_batch(network, batch):
+    one, many = network.cost(1), network.cost(batch)
+    for a, b in zip(one.layers, many.layers):
+        assert (b.macs, b.bias_adds, b.other_ops) == (batch * a.macs, batch * a.bias_adds, batch * a.other_ops)
+        assert b.params == a.params
+
+
+@given(networks(), st.integers(1, 8))
+def test_row_sums_equal_totals(network, batch):
+    cost = network.cost(batch)
+    t = cost.totals
+    for attr in ("params", "macs", "bias_adds", "other_ops", "flops", "forward", "output_bytes"):
+        assert getattr(t, attr) == sum(getattr(r, attr) for r in cost.layers), attr
+    for group, totals in cost.split.items():
+        assert totals.macs == sum(r.macs for r in cost.layers if r.group == group)
+
+
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), st.integers(1, 3), st.integers(3, 9),
+       st.integers(3, 9))
+def test_grouped_conv_macs_times_groups_is_ungrouped(groups, in_per_group, out_per_group, k, h, w):
+    k = min(k, h, w)
+    x = (groups * in_per_group, h, w)
+    grouped = Network(x, [Conv2d(out_channels=groups * out_per_group, kernel_size=k, groups=groups)]).cost()
+    plain = Network(x, [Conv2d(out_channels=groups * out_per_group, kernel_size=k)]).cost()
+    assert grouped.totals.macs * groups == plain.totals.macs
+    assert grouped.layers[0].weight_params * groups == plain.layers[0].weight_params
+
+
+@given(st.integers(1, 40), st.integers(1, 40))
+def test_adaptive_window_total_is_the_sum_of_window_lengths(size, out):
+    from alexcost.shapes import adaptive_window_total
+
+    # torch's adaptive windows: [floor(i*size/out), ceil((i+1)*size/out))
+    lengths = [-(-(i + 1) * size // out) - (i * size // out) for i in range(out)]
+    assert adaptive_window_total(size, out) == sum(lengths)
+
+
+# -- invalid draws: alexcost refuses exactly what torch refuses ----------------------
+
+SMALL = st.integers(-1, 6)
+SIDE = st.one_of(SMALL, st.tuples(SMALL, SMALL))
+
+
+def _raw_args(kind):
+    """Arguments from wide ranges, valid or not (no bools or floats where torch wants ints)."""
+    if kind == "Conv2d":
+        return st.fixed_dictionaries(
+            {"out_channels": st.integers(0, 6), "kernel_size": SIDE},
+            optional={"in_channels": st.integers(0, 6), "stride": SIDE,
+                      "padding": st.one_of(SIDE, st.sampled_from(["same", "valid", "full"])),
+                      "dilation": SIDE, "groups": st.integers(0, 4), "bias": st.booleans(),
+                      "padding_mode": st.sampled_from(PADDING_MODES + ("mirror",))})
+    if kind == "MaxPool2d":
+        return st.fixed_dictionaries({"kernel_size": SIDE}, optional={
+            "stride": st.one_of(st.none(), SIDE), "padding": SIDE, "dilation": SIDE,
+            "ceil_mode": st.booleans(), "return_indices": st.booleans()})
+    if kind == "AvgPool2d":
+        return st.fixed_dictionaries({"kernel_size": SIDE}, optional={
+            "stride": st.one_of(st.none(), SIDE), "padding": SIDE, "ceil_mode": st.booleans(),
+            "count_include_pad": st.booleans(), "divisor_override": st.one_of(st.none(), st.integers(-2, 3))})
+    if kind == "AdaptiveAvgPool2d":
+        side = st.one_of(st.none(), st.integers(-1, 5))
+        return st.fixed_dictionaries({"output_size": st.one_of(st.integers(-1, 5), st.tuples(side, side))})
+    if kind == "LocalResponseNorm":
+        return st.fixed_dictionaries({"size": st.integers(-1, 6)},
+                                     optional={"alpha": st.floats(-1, 1), "beta": st.floats(-1, 1),
+                                               "k": st.floats(-1, 3)})
+    if kind == "Linear":
+        return st.fixed_dictionaries({"out_features": st.integers(0, 5)},
+                                     optional={"in_features": st.integers(0, 30), "bias": st.booleans()})
+    if kind == "Dropout":
+        return st.fixed_dictionaries({}, optional={"p": st.floats(-0.5, 1.5)})
+    if kind == "Softmax":
+        return st.fixed_dictionaries({}, optional={"dim": st.one_of(st.none(), st.integers(-5, 4))})
+    if kind == "Flatten":
+        return st.fixed_dictionaries({}, optional={"start_dim": st.integers(-5, 4), "end_dim": st.integers(-5, 4)})
+    return st.fixed_dictionaries({})
+
+
+KINDS = {"Conv2d": Conv2d, "MaxPool2d": MaxPool2d, "AvgPool2d": AvgPool2d, "AdaptiveAvgPool2d": AdaptiveAvgPool2d,
+         "LocalResponseNorm": LocalResponseNorm, "Linear": Linear, "Dropout": Dropout, "Softmax": Softmax,
+         "Flatten": Flatten, "ReLU": ReLU, "Tanh": Tanh, "Sigmoid": Sigmoid}
+
+
+def _deliberate(kind, args, x):
+    """Why alexcost refuses a layer torch would run (DESIGN: documented in docs/verify.md), or None."""
+    rank = len(x) + 1
+
+    def at(dim):
+        return dim % rank if -rank <= dim < rank else None
+    if kind == "Linear" and len(x) != 1:
+        return "Linear needs a flat per-sample input"
+    if kind == "Linear" and args["out_features"] == 0:
+        return "a layer with no output elements"
+    if kind == "Conv2d" and args["out_channels"] == 0:
+        return "a layer with no output elements"
+    padding = args.get("padding", 0)
+    if kind == "Conv2d" and not isinstance(padding, str) and min(padding if isinstance(padding, tuple) else
+                                                                 (padding,)) < 0:
+        return "negative padding (torch crops with it when padding_mode is not 'zeros')"
+    if kind == "AdaptiveAvgPool2d":
+        size = args["output_size"]
+        if 0 in (size if isinstance(size, tuple) else (size,)):
+            return "a layer with no output elements"
+    if kind == "MaxPool2d" and args.get("return_indices"):
+        return "return_indices=True returns a tuple"
+    if kind == "Flatten" and at(args.get("start_dim", 1)) == 0:
+        return "Flatten over the batch dimension"
+    if kind == "Softmax" and args.get("dim") is not None and at(args["dim"]) == 0:
+        return "Softmax over the batch dimension"
+    return None
+
+
+def _torch_runs(kind, args, x) -> bool:
+    torch_args = dict(args)
+    if kind == "Conv2d":
+        torch_args.setdefault("in_channels", x[0])
+    if kind == "Linear":
+        torch_args.setdefault("in_features", x[-1])
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zero-element init, implicit softmax dim
+            out = getattr(nn, kind)(**torch_args)(torch.randn(2, *x))
+        return isinstance(out, torch.Tensor)
+    except Exception:  # noqa: BLE001 - any refusal by torch counts
+        return False
+
+
+INPUTS = st.one_of(st.tuples(st.integers(1, 4), st.integers(1, 7), st.integers(1, 7)),
+                   st.tuples(st.integers(1, 12)))
+
+
+@st.composite
+def raw_layers(draw):
+    kind = draw(st.sampled_from(sorted(KINDS)))
+    x = draw(INPUTS)
+    if kind in ("Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "LocalResponseNorm"):
+        x = draw(INPUTS.filter(lambda s: len(s) == 3))  # torch would read a rank-2 sample as unbatched
+    return kind, draw(_raw_args(kind)), x
+
+
+@given(raw_layers())
+def test_alexcost_refuses_exactly_what_torch_refuses(draw):
+    kind, args, x = draw
+    try:
+        Network(x, [KINDS[kind](**args)])
+        alexcost_ok = True
+    except SpecError:
+        alexcost_ok = False
+    torch_ok = _torch_runs(kind, args, x)
+    reason = _deliberate(kind, args, x)
+    if reason:
+        assert not alexcost_ok, f"{kind}{args} on {x}: alexcost should refuse ({reason})"
+    else:
+        assert alexcost_ok == torch_ok, f"{kind}{args} on {x}: alexcost {alexcost_ok}, torch {torch_ok}"
