@@ -1,0 +1,95 @@
+"""``alexcost time``: per-layer timing, the roofline, and where the time goes (torch loads when it runs)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from alexcost import SpecError
+from alexcost.roofline import render
+from alexcost.timing import DEFAULTS, DEVICES, DTYPES, Timer, dumps
+
+from .common import dtype_option, load_network, network_options, write_output
+
+FORMATS = ("table", "markdown", "json")
+
+
+def parse_batches(ctx, param, value):
+    """``"1,32,128"`` -> ``(1, 32, 128)`` (positive, duplicates dropped); None keeps the device's default."""
+    if value is None:
+        return None
+    out = []
+    for part in value.split(","):
+        part = part.strip()
+        if not part.isdigit() or int(part) < 1:
+            raise click.BadParameter(f"batch sizes are positive integers separated by commas, got {part!r}")
+        if int(part) not in out:
+            out.append(int(part))
+    return tuple(out)
+
+
+def check_writable(out: str) -> None:
+    """Fail before measuring, not after, when ``--out`` cannot be written."""
+    folder = os.path.dirname(os.path.abspath(out))
+    if os.path.isdir(out):
+        raise SpecError(f"cannot write {out!r}: it is a folder")
+    if not os.path.isdir(folder):
+        raise SpecError(f"cannot write {out!r}: no such folder {folder!r}")
+    if not os.access(folder, os.W_OK):
+        raise SpecError(f"cannot write {out!r}: folder {folder!r} is not writable")
+
+
+@click.command("time")
+@network_options
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+              help="auto: CUDA when torch sees a GPU, else the CPU.")
+@click.option("--batch", "batches", metavar="N[,N...]", callback=parse_batches,
+              help=f"Batch sizes to sweep (default: {','.join(map(str, DEFAULTS['cuda']['batches']))} on CUDA, "
+                   f"{','.join(map(str, DEFAULTS['cpu']['batches']))} on the CPU).")
+@dtype_option(choices=DTYPES)
+@click.option("--warmup", type=click.IntRange(min=0), default=None,
+              help=f"Untimed calls first (default: {DEFAULTS['cuda']['warmup']} on CUDA, "
+                   f"{DEFAULTS['cpu']['warmup']} on the CPU).")
+@click.option("--repeats", type=click.IntRange(min=1), default=None,
+              help=f"Timed calls (default: {DEFAULTS['cuda']['repeats']} on CUDA, {DEFAULTS['cpu']['repeats']} on the CPU).")
+@click.option("--peak-tflops", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="The device's peak rate in TFLOP/s at this dtype, instead of measuring it "
+                   "(a large matrix product and convolution).")
+@click.option("--bandwidth-gbs", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="The device's memory bandwidth in GB/s, instead of measuring it with a large copy.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch's CPU threads for this run (default: torch's own choice; reported either way).")
+@click.option("--out", metavar="FILE.json", help="Also write the JSON record here, atomically, after every batch.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.pass_context
+def time_command(ctx, model, spec, device, batches, dtype, warmup, repeats, peak_tflops, bandwidth_gbs, threads, out,
+                 fmt):
+    """Time every layer (and the whole network) on the GPU or CPU, next to its MAC and parameter
+    shares and its roofline lower bound; say where the time goes, conv or FC, at each batch size.
+
+    Each layer runs alone on a random input of its real shape; median and p10/p90 of the repeats.
+    An out-of-memory batch is recorded and the sweep goes on; Ctrl-C keeps what --out holds.
+    """
+    network = load_network(model, spec)
+    timer = Timer(network, device, dtype, warmup, repeats,
+                  None if peak_tflops is None else peak_tflops * 1e12,
+                  None if bandwidth_gbs is None else bandwidth_gbs * 1e9, threads=threads)
+    batches = batches or DEFAULTS[timer.device]["batches"]
+    if out:
+        check_writable(out)
+    save = (lambda run: write_output(dumps(run.to_dict()), out)) if out else None
+    label = f"timing {network.name} on {timer.device}, {dtype}"
+    with click.progressbar(length=1 + len(batches) * timer.steps_per_batch, label=label, file=sys.stderr,
+                           item_show_func=lambda what: what) as bar:
+        timer.progress = bar.update
+        try:
+            run = timer.sweep(batches, save)
+        except KeyboardInterrupt:
+            raise click.Abort() from None
+    record = run.to_dict()
+    click.echo(dumps(record) if fmt == "json" else render(record, "pipe" if fmt == "markdown" else "simple"), nl=False)
+    if all("error" in b for b in record["batches"]):
+        click.echo("alexcost time: no batch could be measured", err=True)
+        ctx.exit(1)

@@ -1,0 +1,180 @@
+"""The roofline model and the time-share analysis, on synthetic timings (no clocks involved).
+
+Expected values are hand arithmetic written out here: layer formulas, byte counts, shares.
+"""
+
+import json
+import math
+
+import pytest
+
+from alexcost import Conv2d, Flatten, Linear, Network, ReLU, preset
+from alexcost.roofline import Bound, Peaks, analyse, bytes_moved, input_bytes, measure_peaks, overall_verdict, render
+from alexcost.timing import BatchFailure, Stats, TimingRun, dumps
+
+# The seed's AlexNet by hand (DESIGN.md section 7): conv weights with biases, FC without.
+CONV_MACS = (11 * 11 * 3 * 96 * 55 * 55 + 5 * 5 * 96 * 256 * 27 * 27 + 3 * 3 * 256 * 384 * 13 * 13
+             + 3 * 3 * 384 * 384 * 13 * 13 + 3 * 3 * 384 * 256 * 13 * 13)
+FC_MACS = 9216 * 4096 + 4096 * 4096 + 4096 * 1000
+CONV_PARAMS = ((11 * 11 * 3 + 1) * 96 + (5 * 5 * 96 + 1) * 256 + (3 * 3 * 256 + 1) * 384
+               + (3 * 3 * 384 + 1) * 384 + (3 * 3 * 384 + 1) * 256)
+FC_PARAMS = FC_MACS
+
+
+def stats(ms):
+    return Stats.of([ms])
+
+
+def test_peaks_ridge_and_dict():
+    p = Peaks(2e12, 1e12, "a", "b")
+    assert p.ridge == 2.0
+    assert p.to_dict() == {"flops_per_s": 2e12, "bytes_per_s": 1e12, "ridge_flop_per_byte": 2.0,
+                           "flops_source": "a", "bytes_source": "b"}
+
+
+def test_linear_bound_by_hand():
+    # Linear 8 -> 4 with bias, batch 2, float32.
+    row = Network((8,), [Linear(out_features=4)]).cost(2, "float32").layers[0]
+    flops = 2 * (2 * 8 * 4) + 2 * 4          # 2*MACs + bias adds
+    nbytes = (2 * 8 + (8 * 4 + 4) + 2 * 4) * 4  # input + weights + output
+    assert input_bytes(row) == 2 * 8 * 4 and bytes_moved(row) == nbytes
+    slow_memory = Bound.of(row.flops, bytes_moved(row), Peaks(1e3, 1e3, "", ""))
+    assert slow_memory.compute_ms == pytest.approx(flops) and slow_memory.memory_ms == pytest.approx(nbytes)
+    assert slow_memory.kind == "memory" and slow_memory.ms == pytest.approx(nbytes)
+    assert slow_memory.intensity == pytest.approx(flops / nbytes)
+    assert slow_memory.ratio(2 * nbytes) == pytest.approx(2.0)
+    fast_memory = Bound.of(row.flops, bytes_moved(row), Peaks(1e3, 1e4, "", ""))
+    assert fast_memory.kind == "compute" and fast_memory.ms == pytest.approx(flops)
+
+
+def test_views_move_nothing():
+    cost = Network((2, 4, 4), [Flatten(), ReLU()]).cost(3, "bfloat16")
+    flat, relu = cost.layers
+    assert bytes_moved(flat) == 0
+    assert Bound.of(flat.flops, 0, Peaks(1, 1, "", "")).kind is None
+    assert bytes_moved(relu) == (3 * 32 + 3 * 32) * 2  # in + out, 2 bytes each
+
+
+def seed_analysis(batch, conv_ms, fc_ms, other_ms=0.001, peaks=Peaks(1e13, 1e12, "given", "given")):
+    """The seed at ``batch`` with every conv layer taking conv_ms, every fc layer fc_ms."""
+    cost = preset("seed").cost(batch, "float32")
+    ms = {"conv": conv_ms, "fc": fc_ms, "other": other_ms}
+    return analyse(cost, [stats(ms[r.group]) for r in cost.layers], stats(5 * conv_ms + 3 * fc_ms), peaks)
+
+
+def test_shares_by_hand():
+    a = seed_analysis(1, conv_ms=2.0, fc_ms=4.0)
+    total = 5 * 2.0 + 3 * 4.0 + 15 * 0.001  # 5 conv, 3 fc, 15 other layers
+    conv, fc, other = (a.groups[g] for g in ("conv", "fc", "other"))
+    assert conv.time_share == pytest.approx(100 * 10.0 / total)
+    assert fc.time_share == pytest.approx(100 * 12.0 / total)
+    assert other.time_share == pytest.approx(100 * 0.015 / total)
+    assert conv.mac_share == pytest.approx(100 * CONV_MACS / (CONV_MACS + FC_MACS))
+    assert conv.param_share == pytest.approx(100 * CONV_PARAMS / (CONV_PARAMS + FC_PARAMS))
+    assert sum(r.time_share for r in a.layers) == pytest.approx(100)
+    assert sum(r.mac_share for r in a.layers) == pytest.approx(100)
+    assert a.layers_ms == pytest.approx(total)
+    fc6 = next(r for r in a.layers if r.name == "fc6")
+    assert fc6.bound.bytes == (9216 + 9216 * 4096 + 4096) * 4
+    assert fc6.bound.flops == 2 * 9216 * 4096
+
+
+def test_fc_memory_bound_at_batch_1_conv_compute_bound():
+    # Ridge 10 FLOP/B: FC at batch 1 does 2 FLOPs per 4-byte weight (0.5 FLOP/B).
+    a = seed_analysis(1, 1.0, 1.0)
+    assert a.groups["fc"].bound.kind == "memory" and a.groups["conv"].bound.kind == "compute"
+    fc_bytes = sum((i + i * o + o) * 4 for i, o in ((9216, 4096), (4096, 4096), (4096, 1000)))
+    assert a.groups["fc"].bound.bytes == fc_bytes
+    assert a.groups["fc"].bound.intensity == pytest.approx(2 * FC_MACS / fc_bytes)
+    # At batch 256 each weight serves 256 samples: past the ridge of 10 FLOP/B.
+    assert seed_analysis(256, 1.0, 1.0).groups["fc"].bound.kind == "compute"
+
+
+def test_overall_verdict_by_hand():
+    small, large = seed_analysis(1, 1.0, 3.0), seed_analysis(128, 10.0, 1.0)
+    lines = overall_verdict([small, large])
+    mac = 100 * CONV_MACS / (CONV_MACS + FC_MACS)
+    par = 100 * CONV_PARAMS / (CONV_PARAMS + FC_PARAMS)
+    t1 = 100 * 5.0 / (5.0 + 9.0 + 0.015)
+    t128 = 100 * 50.0 / (50.0 + 3.0 + 0.015)
+    assert lines[0] == f"conv: {mac:.1f}% of MACs, {par:.1f}% of params, {t1:.0f}% of time at batch 1; {t128:.0f}% at batch 128"
+    assert lines[0].startswith("conv: 94.8% of MACs, 6.0% of params")
+    assert lines[1].startswith(f"fc: {100 - mac:.1f}% of MACs, {100 - par:.1f}% of params")
+    assert f"{FC_PARAMS * 4 / 1e6:.2f} MB" in lines[2] and "memory-bound" in lines[2]
+    assert overall_verdict([large, small]) == lines  # smallest batch first, whatever the sweep's order
+    assert overall_verdict([]) == ["no batch was measured"]
+
+
+def test_analyse_needs_one_timing_per_layer():
+    cost = preset("seed").cost()
+    with pytest.raises(ValueError):
+        analyse(cost, [stats(1.0)], stats(1.0), Peaks(1, 1, "", ""))
+
+
+def test_measure_peaks_given_values_skip_measuring():
+    def sample(fn, warmup, repeats):
+        raise AssertionError("nothing should be measured")
+    p = measure_peaks("cpu", "float32", None, sample, flops_per_s=3e11, bytes_per_s=4e10)
+    assert (p.flops_per_s, p.bytes_per_s, p.flops_source, p.bytes_source) == (3e11, 4e10, "given", "given")
+
+
+def test_measure_peaks_arithmetic_with_a_fixed_clock():
+    torch = pytest.importorskip("torch")
+    calls = []
+
+    def sample(fn, warmup, repeats):  # every call "takes" 2 ms: the matmul grows to its largest size
+        fn()
+        calls.append(repeats)
+        return [2.0] * repeats
+    p = measure_peaks("cpu", "float32", torch.float32, sample)
+    matmul, conv = 2 * 2048**3 / 2e-3, 2 * 256 * 256 * 9 * 32 * 32 / 2e-3
+    assert p.flops_per_s == pytest.approx(max(matmul, conv))
+    assert p.bytes_per_s == pytest.approx(2 * 256 * 2**20 / 2e-3)
+    assert f"2048x2048 matrix product {matmul / 1e12:.3f} TFLOP/s" in p.flops_source
+    assert f"3x3 convolution 256->256 on 1x256x32x32 {conv / 1e12:.3f} TFLOP/s" in p.flops_source
+    assert "256 MiB" in p.bytes_source
+
+
+def test_measure_peaks_convolution_can_win():
+    torch = pytest.importorskip("torch")
+
+    def sample(fn, warmup, repeats):  # matrix products (2-D results) "take" 1 s, the rest 1 ms
+        return [1000.0 if fn().dim() == 2 else 1.0] * repeats
+    p = measure_peaks("cpu", "float32", torch.float32, sample)
+    assert p.flops_per_s == pytest.approx(2 * 256 * 256 * 9 * 32 * 32 / 1e-3)
+    assert "512x512 matrix product" in p.flops_source  # 1 s is past the 25 ms target: no larger size tried
+
+
+def synthetic_run():
+    net = Network((3, 8, 8), [Conv2d(name="c", out_channels=2, kernel_size=3), ReLU(name="r"), Flatten(name="f"),
+                              Linear(name="l", out_features=3)], name="toy")
+    peaks = Peaks(1e9, 1e9, "given", "given")
+    ok = analyse(net.cost(2, "float32"), [stats(1.0), stats(0.5), stats(0.0), stats(0.5)], stats(2.0), peaks)
+    device = {"type": "cpu", "name": "test cpu", "threads": 1, "torch": "x"}
+    settings = {"warmup": 0, "repeats": 1, "timer": "perf_counter", "mode": "m", "inputs": "i"}
+    return TimingRun("toy", (3, 8, 8), "float32", "math", device, settings, peaks,
+                     (ok, BatchFailure(64, "out of memory", "CUDA out of memory")), complete=False)
+
+
+def test_record_is_json_and_renders_in_both_styles():
+    record = json.loads(dumps(synthetic_run().to_dict()))
+    assert [b["batch"] for b in record["batches"]] == [2, 64]
+    assert record["batches"][1] == {"batch": 64, "error": "out of memory", "detail": "CUDA out of memory"}
+    layer = record["batches"][0]["layers"][0]
+    assert layer["macs"] == 2 * 2 * 6 * 6 * 3 * 3 * 3 and layer["params"] == 2 * 27 + 2
+    text = render(record)
+    for name in ("c", "r", "f", "l"):
+        assert any(line.split()[1:2] == [name] for line in text.splitlines())
+    assert "batch 64: out of memory (CUDA out of memory)" in text and "INCOMPLETE" in text
+    assert text.rstrip().splitlines()[-1] == f"verdict: {record['verdict'][-1]}"
+    md = render(record, "pipe")
+    tables = [line for line in md.splitlines() if line.startswith("|")]
+    assert tables and all(line.count("|") in (15, 11, 9) for line in tables)  # 14, 10 and 8 columns
+    short = render(record, "pipe", layers=False)
+    assert "| c " not in short and "where the time goes" in short
+
+
+def test_dumps_rounds_to_six_digits_and_keeps_ints():
+    text = dumps({"a": [{"x": 1 / 3, "n": 12345678901}], "b": {"c": [1.0, 2.5e-9]}})
+    assert json.loads(text) == {"a": [{"x": 0.333333, "n": 12345678901}], "b": {"c": [1.0, 2.5e-9]}}
+    assert math.isclose(json.loads(dumps({"v": 123456789.0}))["v"], 123457000.0)
