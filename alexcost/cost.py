@@ -65,6 +65,14 @@ class LayerCost:
         return 2 * self.macs + self.bias_adds + self.other_ops
 
     @property
+    def input_elements(self) -> int:
+        return self.batch * prod(self.input_shape)
+
+    @property
+    def input_bytes(self) -> int:
+        return self.input_elements * self.itemsize
+
+    @property
     def output_elements(self) -> int:
         return self.batch * prod(self.output_shape)
 

@@ -18,12 +18,11 @@ nothing else. :func:`verify_network` and :func:`verify_module` put the halves to
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import prod
 from typing import Callable
 
 from .cost import LayerCost, NetworkCost
 from .errors import SpecError
-from .report import commas, dumps_json, size_text
+from .report import bytes_text, commas, dumps_json, size_text
 from .textable import render_table
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -38,7 +37,7 @@ def fvcore_expected(row: LayerCost) -> int:
     """What fvcore counts for a layer of alexcost's built-in kinds: MACs for Conv2d and
     Linear, the input elements for AdaptiveAvgPool2d, 0 for everything else."""
     if row.type == "AdaptiveAvgPool2d":
-        return row.batch * prod(row.input_shape)
+        return row.input_elements
     return row.macs
 
 
@@ -84,7 +83,7 @@ def resolve_device(device: str) -> str:
 def memory_needed(cost: NetworkCost) -> int:
     """A lower bound of the bytes one forward pass needs: the weights plus, twice over
     (the tensor and the copies the counters keep), the largest layer input + output."""
-    widest = max((r.batch * prod(r.input_shape) * r.itemsize + r.output_bytes for r in cost.layers), default=0)
+    widest = max((r.input_bytes + r.output_bytes for r in cost.layers), default=0)
     return cost.totals.weight_bytes + 2 * widest
 
 
@@ -109,19 +108,15 @@ def memory_free(device: str) -> int | None:
         return None
 
 
-def _gib(n: int) -> str:
-    return f"{n / 2**30:,.1f} GiB"
-
-
 def check_fits(cost: NetworkCost, device: str, free: int | None = None) -> None:
     """Refuse (SpecError) a forward pass that obviously cannot fit: its lower bound
     :func:`memory_needed` above 80% of ``device``'s free memory."""
     need = memory_needed(cost)
     free = memory_free(device) if free is None else free
     if free is not None and need > free * 0.8:
-        raise SpecError(f"a forward pass of {cost.model!r} at batch {cost.batch} needs at least {_gib(need)} "
-                        f"(weights {_gib(cost.totals.weight_bytes)} + the largest layer input and output) but "
-                        f"{device} has {_gib(free)} free (80% may be used); nothing was allocated")
+        raise SpecError(f"a forward pass of {cost.model!r} at batch {cost.batch} needs at least {bytes_text(need)} "
+                        f"(weights {bytes_text(cost.totals.weight_bytes)} + the largest layer input and output) but "
+                        f"{device} has {bytes_text(free)} free (80% may be used); nothing was allocated")
 
 
 def _first_use(modules) -> list[int]:

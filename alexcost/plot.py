@@ -26,7 +26,7 @@ from math import prod
 from .cost import DTYPE_BYTES, NetworkCost, percent
 from .errors import SpecError
 from .network import Network
-from .report import commas
+from .report import byte_unit, bytes_text, commas
 
 EXTRA_HINT = "pip install 'alexcost[plot]'"
 FORMATS = ("png", "svg")
@@ -223,12 +223,6 @@ def _shape_text(shape) -> str:
     return "×".join(str(d) for d in shape)
 
 
-def bytes_text(n: int) -> str:
-    """``150994944`` -> ``151.0 MB`` (decimal units, as memory sizes are usually quoted)."""
-    unit, size = _unit(n)
-    return f"{n / size:.1f} {unit}" if size > 1 else f"{n} B"
-
-
 def _row_label(name: str, kind: str) -> str:
     return f"{name} ({kind})"
 
@@ -296,7 +290,7 @@ def memory_figure(cost: NetworkCost):
         fig = Figure(figsize=(WIDTH_IN, height), dpi=DPI, layout="constrained")
         ax_out, ax_w = fig.subplots(1, 2, sharey=True)
         ys = range(len(layers))
-        unit, scale = _unit(max(max(out_bytes), max(weight_bytes)))
+        unit, scale = byte_unit(max(max(out_bytes), max(weight_bytes)))
         ax_out.barh(ys, [b / scale for b in out_bytes], height=0.7, color=SERIES_COLOURS[4])
         ax_w.barh(ys, [b / scale for b in weight_bytes], height=0.7, color=SERIES_COLOURS[0])
         for y, r, b in zip(ys, layers, out_bytes):
@@ -316,14 +310,6 @@ def memory_figure(cost: NetworkCost):
         fig.suptitle(f"{cost.model}: memory per layer — input {_shape_text(cost.input_shape)}, {cost.dtype}",
                      fontsize=11)
     return fig
-
-
-def _unit(largest: int) -> tuple[str, int]:
-    """The decimal byte unit the largest bar reads best in."""
-    for unit, size in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if largest >= size:
-            return unit, size
-    return "bytes", 1
 
 
 def _size_text(shape) -> str:

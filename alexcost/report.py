@@ -36,6 +36,20 @@ def short(n: int) -> str:
     return str(n)
 
 
+BYTE_UNITS = (("GB", 10**9), ("MB", 10**6), ("kB", 10**3))
+
+
+def byte_unit(largest: int) -> tuple[str, int]:
+    """The decimal unit (``GB``, ``MB``, ``kB`` or ``B``) that ``largest`` bytes read best in."""
+    return next(((unit, size) for unit, size in BYTE_UNITS if largest >= size), ("B", 1))
+
+
+def bytes_text(n: int, digits: int = 1) -> str:
+    """Bytes in decimal units, as memory is usually quoted: ``150994944`` -> ``151.0 MB``."""
+    unit, size = byte_unit(n)
+    return f"{n / size:,.{digits}f} {unit}" if size > 1 else f"{n:,} B"
+
+
 def size_text(shape) -> str:
     """``(96, 55, 55)`` -> ``96 * 55 * 55``."""
     return " * ".join(str(d) for d in shape)

@@ -23,10 +23,10 @@ Only :func:`measure_peaks` touches torch (imported when it runs).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import prod
 from typing import Callable, Sequence
 
 from .cost import NetworkCost, Totals, percent
+from .report import bytes_text
 from .textable import render_table
 
 GROUPS = ("conv", "fc", "other")
@@ -118,16 +118,11 @@ def measure_peaks(device: str, dtype: str, tdtype, sample: Callable, *,
 
 # -- per-layer model ----------------------------------------------------------------------
 
-def input_bytes(row) -> int:
-    """A layer's input, for the whole batch, at the run's dtype."""
-    return row.batch * prod(row.input_shape) * row.itemsize
-
-
 def bytes_moved(row) -> int:
     """Input + weights + output bytes; 0 for a layer with no ops (a view or identity)."""
     if row.macs + row.bias_adds + row.other_ops == 0:
         return 0
-    return input_bytes(row) + row.weight_bytes + row.output_bytes
+    return row.input_bytes + row.weight_bytes + row.output_bytes
 
 
 @dataclass(frozen=True)
@@ -288,24 +283,16 @@ def overall_verdict(analyses: Sequence[BatchAnalysis]) -> list[str]:
     if fc.bound.kind:
         more = (f"; at batch {large.batch}, {_bound_words(large.groups['fc'].bound)}"
                 if large is not small and large.groups["fc"].bound.kind else "")
-        lines.append(f"why: the fc layers read all {bytes_text(fc.counts.weight_bytes)} of their weights ({small.dtype}) "
+        lines.append(f"why: the fc layers read all {bytes_text(fc.counts.weight_bytes, 2)} of their weights ({small.dtype}) "
                      f"on every pass, whatever the batch: at batch {small.batch} they are "
                      f"{_bound_words(fc.bound)} against a ridge point of {ridge:.1f} FLOP/B{more}")
     if conv.bound.kind:
-        lines.append(f"why: conv weights ({bytes_text(conv.counts.weight_bytes)}) are reused at every output position: "
+        lines.append(f"why: conv weights ({bytes_text(conv.counts.weight_bytes, 2)}) are reused at every output position: "
                      f"at batch {small.batch} conv is {_bound_words(conv.bound)}")
     return lines
 
 
 # -- rendering (from the JSON record, so saved runs render the same) --------------------------
-
-def bytes_text(n) -> str:
-    """Bytes in decimal units: ``234.49 MB``."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return f"{n} B"
-
 
 def _num(v, fmt: str) -> str:
     return "" if v is None else format(v, fmt)

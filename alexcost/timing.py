@@ -25,6 +25,7 @@ from . import roofline
 from .crosscheck import memory_free, memory_needed
 from .errors import SpecError, describe_layer
 from .network import Network
+from .report import bytes_text
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "tf32", "float16", "bfloat16")
@@ -335,8 +336,8 @@ class Timer:
             weights = self.network.cost(1, self.dtype).totals.weight_bytes
             free = available_bytes(self.device)
             if free is not None and weights > free:
-                raise SpecError(f"the network's weights ({roofline.bytes_text(weights)} at {self.dtype}) do not fit in the "
-                                f"{roofline.bytes_text(free)} of free {self.device} memory")
+                raise SpecError(f"the network's weights ({bytes_text(weights)} at {self.dtype}) do not fit in the "
+                                f"{bytes_text(free)} of free {self.device} memory")
             self.module = to_module(self.network).eval().to(device=self.device, dtype=torch_dtype(self.dtype))
         except BaseException:
             self.__exit__(None, None, None)
@@ -383,8 +384,8 @@ class Timer:
         if free is not None and need > free:
             self._tick(self.steps_per_batch, f"batch {batch}")
             return BatchFailure(batch, "skipped: would not fit in memory",
-                                f"needs about {roofline.bytes_text(need)} beyond the weights, "
-                                f"{roofline.bytes_text(free)} free on {self.device}")
+                                f"needs about {bytes_text(need)} beyond the weights, "
+                                f"{bytes_text(free)} free on {self.device}")
         try:
             layers, network = self._measure(batch)
         except Exception as err:  # noqa: BLE001 - sorted below: OOM is recorded, the rest re-raised

@@ -9,7 +9,7 @@ import math
 import pytest
 
 from alexcost import Conv2d, Flatten, Linear, Network, ReLU, preset
-from alexcost.roofline import Bound, Peaks, analyse, bytes_moved, input_bytes, measure_peaks, overall_verdict, render
+from alexcost.roofline import Bound, Peaks, analyse, bytes_moved, measure_peaks, overall_verdict, render
 from alexcost.timing import BatchFailure, Stats, TimingRun, dumps
 
 # The seed's AlexNet by hand (DESIGN.md section 7): conv weights with biases, FC without.
@@ -37,7 +37,7 @@ def test_linear_bound_by_hand():
     row = Network((8,), [Linear(out_features=4)]).cost(2, "float32").layers[0]
     flops = 2 * (2 * 8 * 4) + 2 * 4          # 2*MACs + bias adds
     nbytes = (2 * 8 + (8 * 4 + 4) + 2 * 4) * 4  # input + weights + output
-    assert input_bytes(row) == 2 * 8 * 4 and bytes_moved(row) == nbytes
+    assert row.input_bytes == 2 * 8 * 4 and bytes_moved(row) == nbytes
     slow_memory = Bound.of(row.flops, bytes_moved(row), Peaks(1e3, 1e3, "", ""))
     assert slow_memory.compute_ms == pytest.approx(flops) and slow_memory.memory_ms == pytest.approx(nbytes)
     assert slow_memory.kind == "memory" and slow_memory.ms == pytest.approx(nbytes)
