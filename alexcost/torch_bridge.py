@@ -14,7 +14,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, fields, replace
 
 from .cost import NetworkCost
-from .errors import SpecError, format_shape
+from .errors import SpecError, describe_layer, format_shape
 from .layers import BUILTIN_KINDS, LAYER_KINDS, Layer
 from .network import Network
 
@@ -25,14 +25,16 @@ def to_module(network: Network, *, device=None):
     Weights are torch's default initialisation, in float32, created directly on
     ``device`` (default: the CPU).
     """
-    from collections import OrderedDict
-
     import torch
 
+    sequential = torch.nn.Sequential()
     with torch.device(device) if device is not None else nullcontext():
-        children = OrderedDict((name, layer.torch_module(x))
-                               for name, layer, x in zip(network.names, network.layers, network.shapes))
-        return torch.nn.Sequential(children)
+        for i, (name, layer, x) in enumerate(zip(network.names, network.layers, network.shapes)):
+            if hasattr(sequential, name):  # forward, training, to, ...: add_module would refuse it
+                raise SpecError(f"torch cannot name a module {name!r}: nn.Module has an attribute of that "
+                                f"name; rename the layer", where=describe_layer(i, name, type(layer).__name__))
+            sequential.add_module(name, layer.torch_module(x))
+    return sequential
 
 
 @dataclass(frozen=True)

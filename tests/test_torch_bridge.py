@@ -196,3 +196,18 @@ def test_the_static_path_never_imports_torch():
             "bad = [m for m in ('torch', 'fvcore') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("name", ["forward", "training", "to", "eval"])
+def test_layer_named_like_an_nn_module_attribute(tmp_path, name):
+    """`report` accepts any name; torch does not: verify says so in one line, no KeyError."""
+    from click.testing import CliRunner
+
+    from alexcost_cli.main import cli
+
+    spec = tmp_path / "s.json"
+    spec.write_text('{"input_shape": [3, 8, 8], "layers": [{"type": "ReLU", "name": "%s"}]}' % name)
+    result = CliRunner().invoke(cli, ["verify", "--spec", str(spec)])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.strip() == (f"error: layers[0] '{name}' (ReLU): torch cannot name a module '{name}': "
+                                     "nn.Module has an attribute of that name; rename the layer")
