@@ -178,7 +178,7 @@ class Conv2d(Layer):
         put("stride", check.pair(self.stride, "stride"))
         if isinstance(self.padding, str):
             if self.padding not in ("same", "valid"):
-                raise SpecError(f"Invalid padding string {self.padding!r}, should be one of {{'same', 'valid'}}")
+                raise SpecError(f"Invalid padding string {check.shown(self.padding)}, should be one of {{'same', 'valid'}}")
             if self.padding == "same" and self.stride != (1, 1):
                 raise SpecError(f"padding='same' is not supported for strided convolutions, got stride={_side(self.stride)}")
         else:
@@ -519,7 +519,7 @@ class Softmax(_Elementwise):
     def __post_init__(self):
         super().__post_init__()
         if self.dim is not None and (isinstance(self.dim, bool) or not isinstance(self.dim, int)):
-            raise SpecError(f"dim must be an integer or null, got {self.dim!r}")
+            raise SpecError(f"dim must be an integer or null, got {check.shown(self.dim)}")
 
     def output_shape(self, x: Shape) -> Shape:
         if self.dim is not None and check.dim(self.dim, "dim", len(x) + 1) == 0:
@@ -540,7 +540,7 @@ class Flatten(Layer):
         for arg in ("start_dim", "end_dim"):
             value = getattr(self, arg)
             if isinstance(value, bool) or not isinstance(value, int):
-                raise SpecError(f"{arg} must be an integer, got {value!r}")
+                raise SpecError(f"{arg} must be an integer, got {check.shown(value)}")
 
     def output_shape(self, x: Shape) -> Shape:
         rank = len(x) + 1  # with the batch dimension, as torch numbers dims

@@ -15,11 +15,15 @@ import json
 import os
 from dataclasses import MISSING, fields
 
+from .arguments import shown, text
 from .errors import SpecError, describe_layer
 from .layers import LAYER_KINDS, Layer
 from .network import Network
 
-MAX_SPEC_BYTES = 64 * 2**20
+MAX_SPEC_BYTES = 16 * 2**20
+"""Largest spec text read. Parsed JSON can take ~25x its text in memory: 16 MiB keeps that under ~0.5 GB."""
+MAX_LAYERS = 100_000
+"""Most layers a spec may list (ten times the largest benchmarked network; ~3 s and ~0.2 GB to report)."""
 TOP_LEVEL_KEYS = ("name", "input_shape", "layers", "description", "$schema")
 
 
@@ -58,20 +62,22 @@ def parse_text(text: str, fmt: str, source: str = "spec") -> dict:
 def layer_from_dict(entry, index: int) -> Layer:
     """One ``layers[index]`` entry -> a Layer, checking type, argument names and values."""
     if not isinstance(entry, dict):
-        raise SpecError(f"layers[{index}] must be an object with a 'type', got {entry!r:.60}")
+        raise SpecError(f"layers[{index}] must be an object with a 'type', got {shown(entry)}")
     kind_name = entry.get("type")
     if not isinstance(kind_name, str):
         raise SpecError(f"layers[{index}] needs a 'type' naming a layer kind, e.g. \"Conv2d\"")
     kind = LAYER_KINDS.get(kind_name)
-    where = describe_layer(index, entry.get("name") if isinstance(entry.get("name"), str) else None, kind_name)
+    name = entry.get("name")
+    name = name if isinstance(name, str) and len(name) <= 200 else None  # a bad name gets its own error
+    where = describe_layer(index, name, kind_name if kind else shown(kind_name)[1:-1])
     if kind is None:
-        raise SpecError(f"unknown layer type {kind_name!r}{_did_you_mean(kind_name, LAYER_KINDS)} "
+        raise SpecError(f"unknown layer type {shown(kind_name)}{_did_you_mean(kind_name, LAYER_KINDS)} "
                         f"(known: {', '.join(sorted(LAYER_KINDS))})", where=where)
     allowed = {f.name: f for f in fields(kind) if f.init}
     args = {k: v for k, v in entry.items() if k != "type"}
     for key in args:
         if key not in allowed:
-            raise SpecError(f"unknown argument {key!r}{_did_you_mean(str(key), allowed)}", where=where)
+            raise SpecError(f"unknown argument {shown(key)}{_did_you_mean(str(key), allowed)}", where=where)
     for key, f in allowed.items():
         if key not in args and f.default is MISSING and f.default_factory is MISSING:
             raise SpecError(f"missing argument {key!r}", where=where)
@@ -85,7 +91,7 @@ def network_from_dict(data: dict, default_name: str = "custom") -> Network:
     """A parsed spec -> a validated Network."""
     for key in data:
         if key not in TOP_LEVEL_KEYS:
-            raise SpecError(f"unknown top-level key {key!r}{_did_you_mean(str(key), TOP_LEVEL_KEYS)} "
+            raise SpecError(f"unknown top-level key {shown(key)}{_did_you_mean(str(key), TOP_LEVEL_KEYS)} "
                             f"(a spec has {', '.join(TOP_LEVEL_KEYS[:3])})")
     for key in ("input_shape", "layers"):
         if key not in data:
@@ -93,8 +99,14 @@ def network_from_dict(data: dict, default_name: str = "custom") -> Network:
     layers = data["layers"]
     if not isinstance(layers, list):
         raise SpecError(f"layers must be a list, got {type(layers).__name__}")
+    if len(layers) > MAX_LAYERS:
+        raise SpecError(f"layers lists {len(layers)} layers; a spec may have at most {MAX_LAYERS}")
+    name = data.get("name", default_name)
+    if not isinstance(name, str):
+        raise SpecError(f"name must be a string, got {shown(name)}")
+    text(name, "name")
     built = [layer_from_dict(entry, i) for i, entry in enumerate(layers)]
-    return Network(data["input_shape"], built, name=data.get("name", default_name))
+    return Network(data["input_shape"], built, name=name)
 
 
 def load_spec(path: str | os.PathLike) -> Network:
@@ -152,6 +164,8 @@ def dumps_spec(network: Network, fmt: str = "json") -> str:
     if fmt != "toml":
         raise SpecError(f"unknown spec format {fmt!r}; choose json or toml")
     lines = [f"name = {json.dumps(data['name'])}", f"input_shape = {json.dumps(data['input_shape'])}"]
+    if not data["layers"]:
+        lines.append("layers = []")  # no [[layers]] table would mean no layers key at all
     for entry in data["layers"]:
         lines += ["", "[[layers]]"]
         lines += [f"{key} = {_toml_value(value)}" for key, value in entry.items()]

@@ -151,3 +151,10 @@ def test_network_equality_ignores_nothing_that_matters():
     a = network_from_dict(DESIGN_EXAMPLE)
     b = Network(a.input_shape, a.layers, name="tiny")
     assert a == b
+
+
+def test_empty_network_round_trips_through_toml(tmp_path):
+    path = tmp_path / "empty.toml"
+    path.write_text(dumps_spec(Network((1, 2, 3), [], name="empty"), "toml"))
+    back = load_spec(path)
+    assert back.layers == () and back.input_shape == (1, 2, 3) and back.output_shape == (1, 2, 3)

@@ -1,0 +1,173 @@
+"""What the benchmark scripts share: timing with medians and spreads, the machine, tables, options.
+
+Times are seconds per call. A measurement is ``repeats`` samples; each sample times
+``number`` back-to-back calls (chosen so a sample lasts at least ``min_sample`` seconds)
+and divides. The median of the samples is the figure; the spread is the interquartile
+range (q1-q3) of the samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing: `python benchmarks/bench_speed.py`
+    sys.path.insert(0, str(ROOT))
+
+from alexcost.report import commas  # noqa: E402
+from alexcost.textable import render_table  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call: the median of ``samples`` samples, and their quartiles."""
+
+    label: str
+    median: float
+    q1: float
+    q3: float
+    samples: int
+    number: int
+
+    def spread(self) -> str:
+        return f"{fmt_time(self.q1)} - {fmt_time(self.q3)}"
+
+
+def _quartiles(values: list[float]) -> tuple[float, float, float]:
+    if len(values) == 1:
+        return values[0], values[0], values[0]
+    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, statistics.median(values), q3
+
+
+def time_call(label: str, fn, repeats: int, min_sample: float = 0.05, warmup: int = 3) -> Timing:
+    """Time ``fn()`` in this process (after ``warmup`` calls)."""
+    for _ in range(warmup):
+        fn()
+    number, elapsed = 1, 0.0
+    while True:  # grow the batch of calls until one sample lasts min_sample
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_sample or number >= 10**6:
+            break
+        number *= 10 if elapsed < min_sample / 20 else 2
+    samples = [elapsed / number]
+    for _ in range(repeats - 1):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        samples.append((time.perf_counter() - start) / number)
+    q1, med, q3 = _quartiles(samples)
+    return Timing(label, med, q1, q3, len(samples), number)
+
+
+def time_process(label: str, argv: list[str], repeats: int, warmup: int = 1, env=None,
+                 expect: str | None = None) -> Timing:
+    """Time a whole process, start to exit; ``expect`` must appear in its standard output."""
+    def once() -> float:
+        start = time.perf_counter()
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env)
+        took = time.perf_counter() - start
+        if proc.returncode != 0 or (expect is not None and expect not in proc.stdout):
+            raise RuntimeError(f"{label}: exit {proc.returncode}, stdout {proc.stdout[-200:]!r}, "
+                               f"stderr {proc.stderr[-400:]!r}")
+        return took
+    for _ in range(warmup):
+        once()
+    q1, med, q3 = _quartiles([once() for _ in range(repeats)])
+    return Timing(label, med, q1, q3, repeats, 1)
+
+
+def fmt_time(seconds: float) -> str:
+    """``3.2e-05`` -> ``32.0 µs``; three significant figures from ns to s."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
+        if seconds >= scale or unit == "ns":
+            value = seconds / scale
+            return f"{value:.3g} {unit}" if value < 100 else f"{value:.0f} {unit}"
+    raise AssertionError
+
+
+def fmt_ratio(ratio: float) -> str:
+    """``6935.2`` -> ``6,935x``; ``1.27`` -> ``1.3x``; ``0.047`` -> ``0.047x``."""
+    if ratio >= 100:
+        return f"{ratio:,.0f}x"
+    return f"{ratio:.1f}x" if ratio >= 1 else f"{ratio:.2g}x"
+
+
+def machine() -> str:
+    """The CPU, core count, OS and Python the figures were taken on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}")
+
+
+def versions(packages=("alexcost", "torch", "fvcore", "ptflops", "thop", "torchinfo", "torchscan")) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for name in packages:
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            found.append(f"{name} (not installed)")
+    return ", ".join(found)
+
+
+def table(headers, rows, align=None) -> str:
+    """A plain-text table (alexcost's own renderer); numbers right-aligned by default."""
+    align = align or ["left"] + ["right"] * (len(headers) - 1)
+    return render_table(headers, rows, align)
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """The options every benchmark script takes."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny repeat counts and sizes: checks the script runs, measures nothing")
+    p.add_argument("--repeats", type=int, default=None, help="samples per measurement")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON (atomically)")
+    return p
+
+
+def header(title: str) -> None:
+    print(f"# {title}")
+    print(f"machine: {machine()}")
+    print(f"versions: {versions()}")
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (figures are noisy above ~0.5)")
+    print()
+
+
+def save(path: str | None, results: dict) -> None:
+    """Write ``results`` (dataclasses become dicts) to ``path`` atomically, if a path was given."""
+    if not path:
+        return
+    from alexcost.atomic import write_atomic
+
+    def plain(value):
+        if hasattr(value, "__dataclass_fields__"):
+            return asdict(value)
+        raise TypeError(f"cannot write {type(value).__name__} as JSON")
+    write_atomic(path, json.dumps({"machine": machine(), "versions": versions(), **results},
+                                  indent=2, default=plain) + "\n")
+
+
+__all__ = ["ROOT", "Timing", "commas", "fmt_ratio", "fmt_time", "header", "machine", "parser", "save",
+           "table", "time_call", "time_process", "versions"]

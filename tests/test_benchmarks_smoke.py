@@ -1,0 +1,58 @@
+"""Every benchmark script runs in ``--smoke`` mode (tiny repeats and sizes), so none can silently break.
+
+The figures are not checked (they are benchmarks, not timed tests), but the agreement is:
+every peer that is installed must report the count alexcost predicts for it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+FAST_PEERS = ["fvcore", "torch FlopCounterMode (meta)"]
+
+
+def smoke(tmp_path, script: str, *args: str) -> tuple[str, dict]:
+    out = tmp_path / f"{script}.json"
+    proc = subprocess.run([sys.executable, str(BENCH / script), "--smoke", "--json", str(out), *args],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    return proc.stdout, json.loads(out.read_text())
+
+
+def test_speed(tmp_path):
+    out, data = smoke(tmp_path, "bench_speed.py", "--models", "seed")
+    assert "alexcost: analyse (cost().totals)" in out and "!= rule" not in out
+    counts = data["results"][0]["counts"]
+    assert "fvcore" in counts and all(c["peer"] == c["rule"] for c in counts.values())
+
+
+def test_process(tmp_path):
+    out, data = smoke(tmp_path, "bench_process.py", "--peers", *FAST_PEERS)
+    assert "printed the total alexcost predicts for it: fvcore" in out
+    assert [t["label"] for t in data["timings"]][:2] == ["python -c pass (start-up floor)", "alexcost report"]
+
+
+def test_scaling(tmp_path):
+    out, data = smoke(tmp_path, "bench_scaling.py", "--sizes", "10", "60")
+    assert [r["layers"] for r in data["results"]] == [10, 60]
+    assert "per-layer time at 60 / at 10 layers" in out
+
+
+def test_agreement(tmp_path):
+    out, data = smoke(tmp_path, "bench_agreement.py", "--models", "seed", "chain24")
+    assert "agreement: every count matches its prediction" in out
+    assert data["per_layer_mismatches"] == []
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in BENCH.glob("bench_*.py")))
+def test_every_script_has_help(script):
+    proc = subprocess.run([sys.executable, str(BENCH / script), "--help"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and "--smoke" in proc.stdout

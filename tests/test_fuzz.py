@@ -1,0 +1,528 @@
+"""Fuzzing the spec loader and ``alexcost report`` with random and mutated JSON/TOML specs.
+
+Every input must end in either a correct report or exactly one ``error:`` line on stderr
+with exit code 2: never another exception, a traceback, a hang or a memory blow-up.
+Inputs: random JSON-like values; specs built from the real layer kinds with wild argument
+values (wrong types, missing keys, huge, negative, zero, NaN/Infinity, deep nesting, long
+names, unicode, duplicate names, unknown keys); valid specs mutated one to three times;
+and their JSON/TOML text, itself cut, spliced and duplicated.
+
+A report that succeeds is checked against arithmetic written here: shapes chain, Conv2d
+and Linear MACs and parameters follow their formulas, totals are the column sums.
+
+``ALEXCOST_HYPOTHESIS=thorough`` runs over 100,000 cases (``-s`` prints the count).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import MISSING, fields
+from math import prod
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from alexcost import SpecError, network_from_dict, network_to_dict, preset
+from alexcost.layers import BUILTIN_KINDS
+from alexcost.report import FORMATS, render
+from alexcost.specfile import parse_text
+from alexcost_cli.main import cli
+
+THOROUGH = os.environ.get("ALEXCOST_HYPOTHESIS") == "thorough"
+CASES = Counter()
+"""Cases run per test (printed at the end of the module)."""
+
+KINDS = {k.__name__: k for k in BUILTIN_KINDS}
+ELEMENTWISE = ("ReLU", "Tanh", "Sigmoid", "Dropout", "Softmax", "LocalResponseNorm")
+ARG_NAMES = sorted({f.name for k in KINDS.values() for f in fields(k) if f.init})
+SECONDS_PER_CASE = 10.0  # a case slower than this is a hang
+
+fuzz = settings(max_examples=20_000 if THOROUGH else int(os.environ.get("ALEXCOST_FUZZ_EXAMPLES", 400)),
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                       HealthCheck.filter_too_much, HealthCheck.large_base_example])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def case_count():
+    yield
+    runs = {k: v for k, v in CASES.items() if ":" not in k}
+    print(f"\nfuzz cases run: {sum(runs.values())} {runs}; outcomes "
+          f"{ {k: v for k, v in CASES.items() if ':' in k} }")
+
+
+# -- values ---------------------------------------------------------------------------------
+
+SPECIAL_INTS = [0, 1, 2, 3, -1, -7, 2**31, 2**63 - 1, 2**63, -2**63, 10**12, -10**12, 10**30, 10**400]
+SPECIAL_FLOATS = [0.0, -0.0, 0.5, 1.5, 3.0, 1e-300, 1e300, math.inf, -math.inf, math.nan]
+SPECIAL_STRINGS = ["", " ", "same", "valid", "zeros", "reflect", "circular", "conv1", "a.b", "x" * 5000,
+                   "\u00e9\u4e2d\U0001f600", "\u200d", "\ud800", "\x00", "\n", "\t", "null", "NaN",
+                   "__import__('os').system('touch /tmp/alexcost-pwned')", "{{7*7}}", "${HOME}",
+                   "../../etc/passwd", "Conv2d", "__class__", "Layer"]
+
+EXTREMES = SPECIAL_INTS + SPECIAL_FLOATS
+numbers = st.one_of(st.sampled_from(EXTREMES), st.integers(-10, 300), st.floats(allow_nan=True, allow_infinity=True))
+strings = st.one_of(st.sampled_from(SPECIAL_STRINGS), st.text(max_size=12),
+                    st.text(st.characters(categories=["Cc", "Cs", "Zs", "Cf", "So"]), min_size=1, max_size=4))
+scalars = st.one_of(st.none(), st.booleans(), numbers, numbers, strings)
+keys = st.one_of(st.sampled_from(ARG_NAMES + ["type", "input_shape", "layers"]), strings)
+wild = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                     st.dictionaries(keys, inner, max_size=4)),
+                    max_leaves=10)
+
+sizes = lambda low, high: st.one_of(st.integers(low, high), st.integers(low, high),  # noqa: E731
+                                    st.sampled_from([10**6, 10**12, 2**62, 2**63 - 1]))
+pair_of = lambda ints: st.one_of(ints, st.lists(ints, min_size=2, max_size=2))  # noqa: E731
+reals = lambda low, high: st.one_of(st.floats(low, high), st.sampled_from(EXTREMES))  # noqa: E731
+PLAUSIBLE = {
+    "in_channels": sizes(1, 16), "out_channels": sizes(1, 16), "in_features": sizes(1, 64),
+    "out_features": sizes(1, 16), "size": sizes(1, 6), "groups": st.sampled_from([1, 1, 2, 4]),
+    "kernel_size": pair_of(st.integers(1, 5)), "stride": pair_of(sizes(1, 3)),
+    "padding": st.one_of(pair_of(st.integers(0, 2)), st.sampled_from(["same", "valid"])),
+    "dilation": pair_of(st.integers(1, 2)), "padding_mode": st.sampled_from(["zeros", "reflect", "replicate",
+                                                                            "circular"]),
+    "bias": st.booleans(), "inplace": st.booleans(), "ceil_mode": st.booleans(),
+    "count_include_pad": st.booleans(), "return_indices": st.just(False),
+    "p": reals(0, 1), "alpha": reals(1e-6, 1), "beta": reals(0.1, 2), "k": reals(0.5, 3),
+    "output_size": st.one_of(sizes(1, 6), st.lists(st.one_of(st.none(), sizes(1, 6)), min_size=2, max_size=2)),
+    "divisor_override": st.one_of(st.none(), st.integers(1, 9)), "dim": st.one_of(st.none(), st.integers(-3, 3)),
+    "start_dim": st.integers(-3, 3), "end_dim": st.integers(-3, 3),
+    "name": st.one_of(st.sampled_from(["a", "b", "conv1", "relu"]), st.text(min_size=1, max_size=12),
+                      st.sampled_from(SPECIAL_STRINGS)),
+}
+
+
+def value_for(arg: str):
+    """For ``arg``: 60% a value torch would take, 20% an extreme one, 20% anything at all."""
+    extreme = st.sampled_from(EXTREMES + SPECIAL_STRINGS)
+    return st.integers(0, 9).flatmap(lambda r: wild if r < 2 else extreme if r < 4 else PLAUSIBLE.get(arg, wild))
+
+
+shapes = st.one_of(
+    st.lists(st.integers(1, 40), min_size=3, max_size=3),
+    st.lists(st.integers(1, 12), min_size=1, max_size=4),
+    st.lists(st.sampled_from([1, 2, 10**6, 10**12, 2**62, 2**63 - 1]), min_size=1, max_size=4),
+    st.lists(st.sampled_from([1, 3, 2**62]), min_size=1, max_size=70),
+    wild)
+
+
+@st.composite
+def layer_entries(draw):
+    """A layer entry: a real kind with a random subset of its arguments (required ones usually)."""
+    bad = ["conv2d", "Relu", "Layer", "_Elementwise", "", "Conv2d "]
+    kind = draw(st.sampled_from(sorted(KINDS) * 4 + bad) if draw(st.integers(0, 9)) else wild)
+    entry = {} if draw(st.integers(0, 30)) == 0 else {"type": kind}
+    for f in fields(KINDS[kind]) if isinstance(kind, str) and kind in KINDS else ():
+        required = f.default is MISSING
+        if f.init and draw(st.integers(0, 9)) < (9 if required else 3):
+            entry[f.name] = draw(value_for(f.name))
+    if draw(st.integers(0, 15)) == 0:
+        entry[draw(keys)] = draw(wild)
+    return entry
+
+
+@st.composite
+def random_specs(draw):
+    """A spec dict assembled from real layer kinds, wild values and stray keys."""
+    spec = {}
+    if draw(st.integers(0, 20)):
+        spec["input_shape"] = draw(shapes)
+    if draw(st.integers(0, 20)):
+        spec["layers"] = draw(wild if draw(st.integers(0, 10)) == 0 else st.lists(layer_entries(), max_size=8))
+        if isinstance(spec["layers"], list) and draw(st.integers(0, 2)) == 0:  # reach the FC head more often
+            spec["layers"] += [{"type": "Flatten"}, {"type": "Linear", "out_features": draw(value_for("out_features"))}]
+    if draw(st.booleans()):
+        spec["name"] = draw(value_for("name"))
+    if draw(st.integers(0, 10)) == 0:
+        spec[draw(keys)] = draw(wild)
+    return spec
+
+
+@st.composite
+def valid_specs(draw):
+    """A spec that is valid by construction: the spatial size is tracked as layers are added."""
+    c, size = draw(st.integers(1, 8)), draw(st.integers(4, 32))
+    spec = {"name": "fuzz", "input_shape": [c, size, size], "layers": []}
+    for _ in range(draw(st.integers(0, 6))):
+        kind = draw(st.sampled_from(["Conv2d", "ReLU", "MaxPool2d", "AvgPool2d", "LocalResponseNorm", "Tanh"]))
+        if kind == "Conv2d":
+            pad = draw(st.integers(0, 1))
+            k = draw(st.integers(1, min(5, size + 2 * pad)))
+            spec["layers"].append({"type": kind, "out_channels": draw(st.integers(1, 12)), "kernel_size": k,
+                                   "padding": pad})
+            size += 2 * pad - k + 1
+        elif kind in ("MaxPool2d", "AvgPool2d"):
+            if size >= 2:
+                spec["layers"].append({"type": kind, "kernel_size": 2})
+                size //= 2
+        elif kind == "LocalResponseNorm":
+            spec["layers"].append({"type": kind, "size": draw(st.integers(1, 5)), "k": 2.0})
+        else:
+            spec["layers"].append({"type": kind})
+    spec["layers"] += [{"type": "Flatten"}, {"type": "Linear", "out_features": draw(st.integers(1, 10))}]
+    return spec
+
+
+BASES = [network_to_dict(preset(name)) for name in ("seed", "paper", "torchvision")]
+
+
+def _paths(value, here=()):
+    """Every path (tuple of keys and indices) inside nested dicts and lists."""
+    yield here
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _paths(v, here + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _paths(v, here + (i,))
+
+
+def _get(value, path):
+    for step in path:
+        value = value[step]
+    return value
+
+
+@st.composite
+def mutated_specs(draw):
+    """A valid spec (a preset or a generated one) changed one to three times."""
+    spec = copy.deepcopy(draw(st.one_of(st.sampled_from(BASES), valid_specs())))
+    for _ in range(draw(st.integers(1, 3))):
+        paths = [p for p in _paths(spec) if p]
+        op = draw(st.sampled_from(["replace", "replace", "delete", "insert", "dup_layer", "drop_layer", "swap",
+                                   "dup_name", "retype", "nest", "deep"]))
+        layers = spec.get("layers") if isinstance(spec.get("layers"), list) else None
+        if op in ("replace", "delete", "nest", "deep") and paths:
+            path = draw(st.sampled_from(paths))
+            parent, last = _get(spec, path[:-1]), path[-1]
+            if op == "replace":
+                parent[last] = draw(wild)
+            elif op == "delete":
+                del parent[last]
+            elif op == "nest":
+                parent[last] = draw(st.sampled_from([[parent[last]], {"value": parent[last]},
+                                                     [parent[last], parent[last]]]))
+            else:  # a marker to_text() turns into lists nested close to, or past, the parser's limit
+                parent[last] = f"@@deep{draw(st.sampled_from([50, 500, 900, 990, 1000, 2000, 100000]))}@@"
+        elif op == "insert":
+            dicts = [p for p in _paths(spec) if isinstance(_get(spec, p), dict)]
+            _get(spec, draw(st.sampled_from(dicts)))[draw(keys)] = draw(wild)
+        elif layers:
+            i, j = draw(st.integers(0, len(layers) - 1)), draw(st.integers(0, len(layers) - 1))
+            if op == "dup_layer":
+                layers.insert(i, copy.deepcopy(layers[j]))
+            elif op == "drop_layer":
+                layers.pop(i)
+            elif op == "swap":
+                layers[i], layers[j] = layers[j], layers[i]
+            elif op == "dup_name" and isinstance(layers[i], dict) and isinstance(layers[j], dict):
+                layers[i]["name"] = layers[j].get("name", "dup")
+                layers[j]["name"] = layers[i]["name"]
+            elif op == "retype" and isinstance(layers[i], dict):
+                layers[i]["type"] = draw(st.sampled_from(sorted(KINDS)))
+    return spec
+
+
+any_spec = st.one_of(random_specs(), mutated_specs(), valid_specs())
+
+
+# -- text -----------------------------------------------------------------------------------
+
+def _toml_value(v) -> str:
+    if v is None:
+        return "null"  # TOML has no null: a parse error, on purpose
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf") if math.isinf(v) else repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(x)}" for k, x in v.items()) + "}"
+
+
+def to_toml(spec: dict) -> str:
+    """TOML for any spec-like dict: ``[[layers]]`` tables when the layers are objects."""
+    layers = spec.get("layers")
+    tables = isinstance(layers, list) and all(isinstance(e, dict) for e in layers)
+    lines = [f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in spec.items() if not (k == "layers" and tables)]
+    for entry in layers if tables else ():
+        lines += ["", "[[layers]]"] + [f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in entry.items()]
+    return "\n".join(lines) + "\n"
+
+
+DEEP = re.compile(r'"@@deep(\\d+)@@"')
+
+
+def to_text(spec, fmt: str, ascii_only: bool = True) -> str:
+    """JSON (NaN and Infinity as JavaScript writes them) or TOML; deep markers become nested lists."""
+    text = to_toml(spec) if fmt == "toml" else json.dumps(spec, ensure_ascii=ascii_only)
+    return DEEP.sub(lambda m: "[" * int(m.group(1)) + "1" + "]" * int(m.group(1)), text)
+
+
+@st.composite
+def edited_texts(draw):
+    """A spec as JSON or TOML text, then cut, spliced or duplicated at random places."""
+    fmt = draw(st.sampled_from(["json", "toml"]))
+    text = to_text(draw(any_spec), fmt, draw(st.booleans()))
+    for _ in range(draw(st.integers(0, 3))):
+        n = len(text)
+        i, j = sorted(draw(st.tuples(st.integers(0, n), st.integers(0, n))))
+        op = draw(st.sampled_from(["cut", "insert", "delete", "dup"]))
+        if op == "cut":
+            text = text[:i]
+        elif op == "insert":
+            text = text[:i] + draw(st.one_of(st.text(max_size=4), st.sampled_from(
+                ['"', "{", "}", "[", "]", ",", ":", "=", "\n", "\\", "NaN", "1e999", "-", "\x00", "\ufeff"]))) + text[i:]
+        elif op == "delete":
+            text = text[:i] + text[j:]
+        else:
+            text = text[:j] + text[i:j] + text[j:]
+    return fmt, text
+
+
+# -- outcomes ---------------------------------------------------------------------------------
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def check_report(spec: dict, data: dict, batch: int) -> None:
+    """A successful JSON report, checked with arithmetic independent of alexcost."""
+    rows, x = data["layers"], list(spec["input_shape"])
+    assert len(rows) == len(spec["layers"]) and data["input_shape"] == x and data["batch"] == batch
+    for entry, row in zip(spec["layers"], rows):
+        kind, y = entry["type"], row["output_shape"]
+        assert row["type"] == kind and row["input_shape"] == x
+        if kind == "Conv2d":
+            (kh, kw), g, out = _pair(entry["kernel_size"]), entry.get("groups", 1), entry["out_channels"]
+            (dh, dw), (sh, sw) = _pair(entry.get("dilation", 1)), _pair(entry.get("stride", 1))
+            pad = entry.get("padding", 0)
+            if pad == "same":
+                assert y[1:] == x[1:]
+            else:
+                ph, pw = (0, 0) if pad == "valid" else _pair(pad)
+                assert y[1:] == [(x[1] + 2 * ph - dh * (kh - 1) - 1) // sh + 1,
+                                 (x[2] + 2 * pw - dw * (kw - 1) - 1) // sw + 1]
+            assert y[0] == out
+            assert row["macs"] == batch * out * y[1] * y[2] * (x[0] // g) * kh * kw
+            assert row["params"] == out * (x[0] // g) * kh * kw + (out if entry.get("bias", True) else 0)
+        elif kind == "Linear":
+            assert len(x) == 1 and y == [entry["out_features"]]
+            assert row["macs"] == batch * x[0] * y[0]
+            assert row["params"] == x[0] * y[0] + (y[0] if entry.get("bias", True) else 0)
+        else:
+            assert row["macs"] == 0 and row["params"] == 0
+            if kind in ELEMENTWISE:
+                assert y == x
+            elif kind == "Flatten":
+                assert prod(y) == prod(x)
+            else:  # pools keep the channels
+                assert len(y) == 3 and y[0] == x[0]
+        x = y
+    for count in ("params", "macs", "bias_adds", "other_ops", "flops"):
+        assert data["totals"][count] == sum(row[count] for row in rows)
+    t = data["totals"]
+    assert t["flops"] == 2 * t["macs"] + t["bias_adds"] + t["other_ops"]
+
+
+def load_outcome(load) -> str:
+    """Run ``load()``: a Network or SpecError is fine; anything else fails the test."""
+    start = time.perf_counter()
+    try:
+        cost = load().cost(batch=2)
+        for fmt in FORMATS:  # rendered and encoded as printing it would
+            render(cost, fmt).encode("utf-8")
+        outcome = "network"
+    except SpecError as err:
+        assert "\n" not in str(err) and len(str(err)) < 1000, str(err)[:300]
+        outcome = "spec error"
+    assert time.perf_counter() - start < SECONDS_PER_CASE
+    return outcome
+
+
+def assert_cli_outcome(result, spec=None, fmt="json", batch=1) -> str:
+    """Exit 0 with a report, or exit 2 with one ``error:`` line and nothing on stdout."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    if result.exit_code == 0:
+        assert result.stderr == "" and result.stdout
+        if fmt == "json":
+            data = json.loads(result.stdout)
+            if isinstance(spec, dict):
+                check_report(spec, data, batch)
+        elif fmt == "csv":
+            assert len(list(csv.reader(io.StringIO(result.stdout)))) == 1 + len(spec["layers"])
+        else:
+            assert "total" in result.stdout.lower() or "Overall" in result.stdout
+        return "report"
+    assert result.exit_code == 2, (result.exit_code, result.stderr[-500:])
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-500:]
+    assert len(lines[0]) < 1000
+    return "error"
+
+
+# -- the fuzz tests ---------------------------------------------------------------------------
+
+@fuzz
+@given(spec=st.one_of(any_spec, wild))
+def test_dicts_load_or_fail_cleanly(spec):
+    """Spec dicts straight into the loader, including values JSON text cannot hold."""
+    CASES["dict"] += 1
+    if isinstance(spec, dict):
+        CASES["dict:" + load_outcome(lambda: network_from_dict(spec))] += 1
+    else:
+        assert load_outcome(lambda: network_from_dict(parse_text(to_text(spec, "json"), "json"))) == "spec error"
+
+
+@fuzz
+@given(case=edited_texts())
+def test_texts_parse_or_fail_cleanly(case):
+    """JSON and TOML text, whole or damaged, through the parser and the loader."""
+    CASES["text"] += 1
+    fmt, text = case
+    CASES["text:" + load_outcome(lambda: network_from_dict(parse_text(text, fmt, "fuzz")))] += 1
+
+
+@pytest.fixture(scope="module")
+def spec_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("fuzz-specs")
+
+
+@fuzz
+@given(spec=any_spec, fmt=st.sampled_from(["table", "markdown", "detail", "csv", "json"]),
+       text_fmt=st.sampled_from(["json", "toml"]), suffix=st.sampled_from([".json", ".toml", ""]),
+       batch=st.one_of(st.just(1), st.integers(1, 64)))
+def test_cli_report_or_one_error_line(spec_dir, spec, fmt, text_fmt, suffix, batch):
+    """``alexcost report --spec FILE`` in-process: a checked report, or one error line with exit 2."""
+    CASES["cli"] += 1
+    path = spec_dir / f"spec{CASES['cli'] % 7}{suffix}"
+    path.write_text(to_text(spec, text_fmt), encoding="utf-8", errors="surrogatepass")
+    start = time.perf_counter()
+    result = CliRunner().invoke(cli, ["report", "--spec", str(path), "--format", fmt, "--batch", str(batch)])
+    assert time.perf_counter() - start < SECONDS_PER_CASE
+    CASES["cli:" + assert_cli_outcome(result, spec, fmt, batch)] += 1
+
+
+@fuzz
+@given(case=edited_texts(), args=st.lists(st.sampled_from(
+    ["--batch", "0", "-1", "3", "99999999999999999999", "1.5", "--dtype", "float16", "int4", "--format", "json",
+     "xml", "--model", "seed", "--out", "--bogus", "", "\u00e9"]), max_size=4))
+def test_cli_damaged_stdin_and_odd_options(spec_dir, case, args):
+    """Damaged text on standard input (``--spec -``) with odd options after it."""
+    CASES["cli-stdin"] += 1
+    fmt, text = case
+    args = [a if a != "--out" else "--out=" + str(spec_dir / "out.txt") for a in args]
+    result = CliRunner().invoke(cli, ["report", "--spec", "-", *args],
+                                input=text.encode("utf-8", "surrogatepass"))
+    if result.exit_code == 0:
+        assert result.stderr == ""
+    else:
+        assert_cli_outcome(result)
+    out = spec_dir / "out.txt"
+    if out.exists():
+        assert result.exit_code == 0
+        out.unlink()
+    assert not [p for p in os.listdir(spec_dir) if p.endswith(".tmp")]
+
+
+@fuzz
+@given(spec=any_spec)
+def test_failed_report_writes_nothing(spec_dir, spec):
+    """With ``--out``, a spec that fails leaves no file (and no temporary file) behind."""
+    CASES["out"] += 1
+    path, out = spec_dir / "out-spec.json", spec_dir / "report.json"
+    path.write_text(to_text(spec, "json"), encoding="utf-8")
+    if out.exists():
+        out.unlink()
+    result = CliRunner().invoke(cli, ["report", "--spec", str(path), "--format", "json", "--out", str(out)])
+    outcome = assert_cli_outcome(result) if result.exit_code else "report"
+    assert out.exists() == (outcome == "report")
+    if out.exists():
+        check_report(spec, json.loads(out.read_text(encoding="utf-8")), 1)
+    assert not [p for p in os.listdir(spec_dir) if p.endswith(".tmp")]
+
+
+@settings(max_examples=200 if THOROUGH else 4, deadline=None, suppress_health_check=list(HealthCheck))
+@given(case=edited_texts())
+def test_real_process_never_shows_a_traceback(spec_dir, case):
+    """End to end, in a real process: a report (exit 0) or one ``error:`` line (exit 2)."""
+    CASES["process"] += 1
+    fmt, text = case
+    path = spec_dir / f"process.{fmt}"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    proc = subprocess.run([sys.executable, "-m", "alexcost", "report", "--spec", str(path)],
+                          capture_output=True, text=True, timeout=60, errors="backslashreplace")
+    assert "Traceback" not in proc.stderr, proc.stderr[-1000:]
+    if proc.returncode == 0:
+        assert proc.stderr == "" and "Overall" in proc.stdout
+    else:
+        assert proc.returncode == 2 and proc.stdout == "" and proc.stderr.count("\n") == 1
+        assert proc.stderr.startswith("error: ")
+
+
+HOSTILE = [
+    ('{"name": "\\ud800", "input_shape": [3, 8, 8], "layers": []}', "lone surrogate"),
+    ('{"input_shape": [3, 8, 8], "layers": [{"type": "ReLU", "name": "r\\udc00"}]}', "lone surrogate"),
+    ('{"input_shape": [3, 8, 8], "layers": [{"type": "ReLU", "name": "a\\nb"}]}', "control characters"),
+    ('{"input_shape": [3, 8, 8], "layers": [{"type": "LocalResponseNorm", "size": 3, "alpha": 1' + "0" * 400 + '}]}',
+     "too large to be a float"),
+    ('{"input_shape": [3, 8, 8], "layers": [{"type": "Dropout", "p": 1' + "0" * 400 + '}]}',
+     "too large to be a float"),
+    ('{"input_shape": [' + ", ".join(["4611686018427387904"] * 40) + '], "layers": [{"type": "Flatten"}, '
+     '{"type": "Linear", "out_features": 5}]}', "int64 limit"),
+    ('{"input_shape": [' + ", ".join(["1"] * 65) + '], "layers": []}', "at most 64"),
+    ('{"input_shape": [3, 8, 8], "layers": [{"type": "Conv2d", "out_channels": 4, "kernel_size": "'
+     + "x" * 100000 + '"}]}', "kernel_size"),
+    ('{"input_shape": [3, 8, 8], "layers": [{"type": "' + "Q" * 100000 + '"}]}', "unknown layer type"),
+    ('{"input_shape": [3, 8, 8], "layers": [{"type": "ReLU", "' + "k" * 100000 + '": 1}]}', "unknown argument"),
+    ('{"input_shape": [3, 8, 8], "name": [' + "1, " * 50000 + '1], "layers": []}', "name must be a string"),
+]
+"""Inputs that crashed alexcost or flooded its error line before the fixes fuzzing led to."""
+
+
+@pytest.mark.parametrize("text,fragment", HOSTILE, ids=[f"hostile{i}" for i in range(len(HOSTILE))])
+def test_regressions_from_fuzzing(tmp_path, text, fragment):
+    """Each found crash, fixed: one short error line, exit 2, also with --out (no file)."""
+    path = tmp_path / "hostile.json"
+    path.write_text(text, encoding="utf-8")
+    for extra in ([], ["--out", str(tmp_path / "r.txt")]):
+        result = CliRunner().invoke(cli, ["report", "--spec", str(path), *extra])
+        assert_cli_outcome(result)
+        assert fragment in result.stderr and len(result.stderr) < 400, result.stderr[:400]
+    assert sorted(os.listdir(tmp_path)) == ["hostile.json"]
+
+
+def test_absurd_sizes_are_computed_not_allocated():
+    """10^12 channels: exact counts by formula, in microseconds and a few KiB of memory."""
+    import tracemalloc
+
+    spec = {"input_shape": [10**12, 64, 64], "layers": [
+        {"type": "Conv2d", "out_channels": 10**12, "kernel_size": 3, "padding": 1},
+        {"type": "ReLU"}, {"type": "MaxPool2d", "kernel_size": 2},
+        {"type": "Flatten"}, {"type": "Linear", "out_features": 10**12}]}
+    tracemalloc.start()
+    try:
+        cost = network_from_dict(spec).cost(batch=2**20)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 256 * 1024
+    conv_macs = 2**20 * 10**12 * 64 * 64 * 10**12 * 3 * 3
+    fc_macs = 2**20 * (10**12 * 32 * 32) * 10**12
+    assert cost.totals.macs == conv_macs + fc_macs
