@@ -69,7 +69,7 @@ class Network:
         shapes, rows = self.shapes, []
         for i, layer in enumerate(self.layers):
             x, y = shapes[i], shapes[i + 1]
-            rows.append(LayerCost(i, self.names[i], layer, x, y,
+            rows.append(LayerCost._make(i, self.names[i], layer, x, y,
                                   layer.weight_params(x), layer.bias_params(x),
                                   batch * layer.macs(x, y), batch * layer.bias_adds(x, y),
                                   batch * layer.other_ops(x, y), batch, size))

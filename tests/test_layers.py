@@ -143,3 +143,17 @@ def test_a_layer_without_output_shape_is_a_programming_error():
 
     with pytest.raises(NotImplementedError):
         Network((3,), [Broken()])
+
+
+def test_fast_row_constructor_builds_the_same_record():
+    """Network.cost builds rows with LayerCost._make; it must equal the public constructor's."""
+    from dataclasses import FrozenInstanceError, astuple, fields
+
+    from alexcost import LayerCost
+
+    row = Network((3, 16, 16), [Conv2d(out_channels=4, kernel_size=3)]).cost(batch=2, dtype="float16").layers[0]
+    public = LayerCost(*astuple(row)[:2], row.layer, *astuple(row)[3:])
+    assert public == row and hash(public) == hash(row) and repr(public) == repr(row)
+    assert [getattr(public, f.name) for f in fields(LayerCost)] == [getattr(row, f.name) for f in fields(LayerCost)]
+    with pytest.raises(FrozenInstanceError):
+        row.macs = 0
