@@ -14,9 +14,19 @@ from .layers import (LAYER_KINDS, AdaptiveAvgPool2d, AvgPool2d, Conv2d, Dropout,
                      LocalResponseNorm, MaxPool2d, ReLU, Sigmoid, Softmax, Tanh, register_layer)
 from .models import DEFAULT_MODEL, PRESETS, preset
 from .network import Network
-from .specfile import dumps_spec, load_spec, network_from_dict, network_to_dict
 
 __version__ = "0.1.0"
+
+_LAZY = {"dumps_spec", "load_spec", "network_from_dict", "network_to_dict"}
+
+
+def __getattr__(name):
+    """Spec-file functions load on first use: ``alexcost report --model`` never parses a spec."""
+    if name in _LAZY:
+        from . import specfile
+
+        return getattr(specfile, name)
+    raise AttributeError(f"module 'alexcost' has no attribute {name!r}")
 
 __all__ = [
     "AdaptiveAvgPool2d", "AvgPool2d", "Conv2d", "DEFAULT_MODEL", "DTYPE_BYTES", "Dropout", "Flatten",

@@ -134,22 +134,6 @@ def _need_rank(layer: Layer, x: Shape, rank: int, form: str) -> None:
         raise SpecError(f"{type(layer).__name__} expects a {form} input per sample, got {format_shape(x)}")
 
 
-def _check_pool_padding(padding, kernel) -> None:
-    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
-        raise SpecError(f"pad should be at most half of kernel size, but got padding={_side(padding)}, "
-                        f"kernel_size={_side(kernel)}")
-
-
-def _pooled(layer: Layer, x: Shape, kernel, stride, padding, dilation, ceil_mode) -> Shape:
-    """(C, H, W) -> (C, H', W') for a window layer, with torch's checks and wording."""
-    h = window_positions(x[1], kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
-    w = window_positions(x[2], kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
-    if h < 1 or w < 1:
-        raise SpecError(f"Given input size: ({x[0]}x{x[1]}x{x[2]}). Calculated output size: "
-                        f"({x[0]}x{h}x{w}). Output size is too small")
-    return (x[0], h, w)
-
-
 @register_layer
 @dataclass(frozen=True, kw_only=True)
 class Conv2d(Layer):
@@ -311,16 +295,14 @@ class Linear(Layer):
         return self.params_formula(x, x_factors)
 
 
-@register_layer
 @dataclass(frozen=True, kw_only=True)
-class MaxPool2d(Layer):
-    """Max pooling: ``kH*kW - 1`` comparisons per output element, no parameters."""
+class _Pool2d(Layer):
+    """What MaxPool2d and AvgPool2d share: a window of ``kernel_size`` moved by ``stride``
+    (default: ``kernel_size``) over an input padded by at most half the kernel."""
 
     kernel_size: int | tuple[int, int]
     stride: int | tuple[int, int] | None = None
     padding: int | tuple[int, int] = 0
-    dilation: int | tuple[int, int] = 1
-    return_indices: bool = False
     ceil_mode: bool = False
 
     def __post_init__(self):
@@ -329,21 +311,47 @@ class MaxPool2d(Layer):
         put("kernel_size", check.pair(self.kernel_size, "kernel_size"))
         put("stride", self.kernel_size if self.stride is None else check.pair(self.stride, "stride"))
         put("padding", check.pair(self.padding, "padding", minimum=0))
-        put("dilation", check.pair(self.dilation, "dilation"))
-        if check.flag(self.return_indices, "return_indices"):
-            raise SpecError("return_indices=True is not supported: the layer would return a tuple, not a tensor")
         put("ceil_mode", check.flag(self.ceil_mode, "ceil_mode"))
-        _check_pool_padding(self.padding, self.kernel_size)
+        if self.padding[0] > self.kernel_size[0] // 2 or self.padding[1] > self.kernel_size[1] // 2:
+            raise SpecError(f"pad should be at most half of kernel size, but got padding={_side(self.padding)}, "
+                            f"kernel_size={_side(self.kernel_size)}")
+
+    def _dilation(self) -> tuple[int, int]:
+        return (1, 1)
 
     def output_shape(self, x: Shape) -> Shape:
         _need_rank(self, x, 3, "(C, H, W)")
-        return _pooled(self, x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
-
-    def other_ops(self, x: Shape, y: Shape) -> int:
-        return y[0] * y[1] * y[2] * (self.kernel_size[0] * self.kernel_size[1] - 1)
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self._dilation()
+        h = window_positions(x[1], kh, sh, ph, dh, self.ceil_mode)
+        w = window_positions(x[2], kw, sw, pw, dw, self.ceil_mode)
+        if h < 1 or w < 1:
+            raise SpecError(f"Given input size: ({x[0]}x{x[1]}x{x[2]}). Calculated output size: "
+                            f"({x[0]}x{h}x{w}). Output size is too small")
+        return (x[0], h, w)
 
     def columns(self):
         return (f"{self.kernel_size[0]} * {self.kernel_size[1]}", "", _side(self.stride), _side(self.padding))
+
+
+@register_layer
+@dataclass(frozen=True, kw_only=True)
+class MaxPool2d(_Pool2d):
+    """Max pooling: ``kH*kW - 1`` comparisons per output element, no parameters."""
+
+    dilation: int | tuple[int, int] = 1
+    return_indices: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "dilation", check.pair(self.dilation, "dilation"))
+        if check.flag(self.return_indices, "return_indices"):
+            raise SpecError("return_indices=True is not supported: the layer would return a tuple, not a tensor")
+
+    def _dilation(self) -> tuple[int, int]:
+        return self.dilation
+
+    def other_ops(self, x: Shape, y: Shape) -> int:
+        return y[0] * y[1] * y[2] * (self.kernel_size[0] * self.kernel_size[1] - 1)
 
     def label(self) -> str:
         return "Max Pooling"
@@ -351,39 +359,22 @@ class MaxPool2d(Layer):
 
 @register_layer
 @dataclass(frozen=True, kw_only=True)
-class AvgPool2d(Layer):
+class AvgPool2d(_Pool2d):
     """Average pooling: ``kH*kW`` ops per output element (``kH*kW - 1`` adds, one divide)."""
 
-    kernel_size: int | tuple[int, int]
-    stride: int | tuple[int, int] | None = None
-    padding: int | tuple[int, int] = 0
-    ceil_mode: bool = False
     count_include_pad: bool = True
     divisor_override: int | None = None
 
     def __post_init__(self):
         super().__post_init__()
-        put = object.__setattr__.__get__(self)
-        put("kernel_size", check.pair(self.kernel_size, "kernel_size"))
-        put("stride", self.kernel_size if self.stride is None else check.pair(self.stride, "stride"))
-        put("padding", check.pair(self.padding, "padding", minimum=0))
-        put("ceil_mode", check.flag(self.ceil_mode, "ceil_mode"))
-        put("count_include_pad", check.flag(self.count_include_pad, "count_include_pad"))
+        check.flag(self.count_include_pad, "count_include_pad")
         if self.divisor_override is not None:
             check.integer(self.divisor_override, "divisor_override", minimum=-check.INT64_MAX)
             if self.divisor_override == 0:
                 raise SpecError("divisor must be not zero, got divisor_override=0")
-        _check_pool_padding(self.padding, self.kernel_size)
-
-    def output_shape(self, x: Shape) -> Shape:
-        _need_rank(self, x, 3, "(C, H, W)")
-        return _pooled(self, x, self.kernel_size, self.stride, self.padding, (1, 1), self.ceil_mode)
 
     def other_ops(self, x: Shape, y: Shape) -> int:
         return y[0] * y[1] * y[2] * self.kernel_size[0] * self.kernel_size[1]
-
-    def columns(self):
-        return (f"{self.kernel_size[0]} * {self.kernel_size[1]}", "", _side(self.stride), _side(self.padding))
 
     def label(self) -> str:
         return "Average Pooling"

@@ -5,7 +5,6 @@ Pure functions of the cost record: ints stay ints until the text is made here.
 
 from __future__ import annotations
 
-import json
 from math import prod
 
 from .cost import COUNTS, NetworkCost, percent
@@ -191,6 +190,8 @@ def render_csv(cost: NetworkCost) -> str:
 
 def dumps_json(data: dict) -> str:
     """Readable and diff-friendly JSON: one top-level key, or one list item, per line."""
+    import json
+
     def one(value) -> str:
         if isinstance(value, list) and value and isinstance(value[0], dict):
             return "[\n" + ",\n".join("    " + json.dumps(v) for v in value) + "\n  ]"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from alexcost import DEFAULT_MODEL, PRESETS, DTYPE_BYTES, Network, SpecError, load_spec, preset
+from alexcost import DEFAULT_MODEL, DTYPE_BYTES, PRESETS, Network, SpecError, preset
 
 
 def network_options(func):
@@ -20,7 +20,11 @@ def load_network(model: str | None, spec: str | None) -> Network:
     """The network the user named: a preset, a spec file, or the default preset."""
     if model and spec:
         raise click.UsageError("give --model or --spec, not both")
-    return load_spec(spec) if spec else preset(model or DEFAULT_MODEL)
+    if spec:
+        from alexcost.specfile import load_spec
+
+        return load_spec(spec)
+    return preset(model or DEFAULT_MODEL)
 
 
 def dtype_option(default: str = "float32", choices=tuple(DTYPE_BYTES)):
