@@ -22,12 +22,11 @@ from math import floor
 from typing import Callable, Iterable
 
 from . import roofline
-from .crosscheck import memory_free, memory_needed
+from .crosscheck import memory_free, memory_needed, resolve_device
 from .errors import SpecError, describe_layer
 from .network import Network
 from .report import bytes_text
 
-DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "tf32", "float16", "bfloat16")
 """The dtypes ``alexcost time`` runs: tf32 is float32 storage with TF32 matmul/conv math (CUDA only)."""
 
@@ -69,22 +68,6 @@ class Stats:
 
 
 # -- device, dtype and the timer ------------------------------------------------------------
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without one is an error."""
-    if device not in DEVICES:
-        raise SpecError(f"unknown device {device!r}; choose from {', '.join(DEVICES)}")
-    if device == "cpu":
-        return "cpu"
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    if device == "cuda":
-        raise SpecError("--device cuda: torch sees no CUDA device here (torch "
-                        f"{torch.__version__}); use --device cpu")
-    return "cpu"
-
 
 def check_dtype(dtype: str, device: str) -> None:
     """Refuse what cannot run: an unknown dtype, or tf32 off CUDA (the CPU has no TF32 math)."""

@@ -9,7 +9,8 @@ import click
 
 from alexcost import SpecError
 from alexcost.roofline import render
-from alexcost.timing import DEFAULTS, DEVICES, DTYPES, Timer, dumps
+from alexcost.crosscheck import DEVICES
+from alexcost.timing import DEFAULTS, DTYPES, Timer, dumps
 
 from .common import dtype_option, load_network, network_options, write_output
 
