@@ -6,12 +6,14 @@ import sys
 
 import click
 
+from alexcost.crosscheck import DEVICES
+
 from .common import load_network, network_options, write_output
 
 
 @click.command()
 @network_options
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="Where the forward pass runs; auto = CUDA if available, else CPU (the output says which).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Samples in the random input batch.")
