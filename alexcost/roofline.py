@@ -156,6 +156,11 @@ class Bound:
     def ratio(self, measured_ms: float) -> float | None:
         return measured_ms / self.ms if self.ms else None
 
+    def to_dict(self, measured_ms: float) -> dict:
+        """The roofline columns of a JSON record, for something measured at ``measured_ms``."""
+        return {"flops": self.flops, "bytes_moved": self.bytes, "intensity": self.intensity,
+                "bound_ms": self.ms, "bound": self.kind, "bound_ratio": self.ratio(measured_ms)}
+
 
 @dataclass(frozen=True)
 class LayerTime:
@@ -173,11 +178,8 @@ class LayerTime:
     param_share: float
 
     def to_dict(self) -> dict:
-        b = self.bound
         return {"name": self.name, "type": self.type, "group": self.group, **self.stats.to_dict(),
-                "macs": self.macs, "flops": b.flops, "params": self.params, "bytes_moved": b.bytes,
-                "intensity": b.intensity, "bound_ms": b.ms, "bound": b.kind,
-                "bound_ratio": b.ratio(self.stats.median_ms),
+                "macs": self.macs, "params": self.params, **self.bound.to_dict(self.stats.median_ms),
                 "time_share": self.time_share, "mac_share": self.mac_share, "param_share": self.param_share}
 
 
@@ -194,12 +196,9 @@ class GroupTime:
     param_share: float
 
     def to_dict(self) -> dict:
-        b = self.bound
         return {"time_ms": self.time_ms, "time_share": self.time_share, "mac_share": self.mac_share,
                 "param_share": self.param_share, "macs": self.counts.macs, "params": self.counts.params,
-                "flops": b.flops, "weight_bytes": self.counts.weight_bytes, "bytes_moved": b.bytes,
-                "intensity": b.intensity, "bound_ms": b.ms, "bound": b.kind,
-                "bound_ratio": b.ratio(self.time_ms)}
+                "weight_bytes": self.counts.weight_bytes, **self.bound.to_dict(self.time_ms)}
 
 
 @dataclass(frozen=True)
