@@ -10,8 +10,11 @@
 
 from .cost import DTYPE_BYTES, LayerCost, NetworkCost, Totals
 from .errors import SpecError
-from .layers import (LAYER_KINDS, AdaptiveAvgPool2d, AvgPool2d, Conv2d, Dropout, Flatten, Layer, Linear,
-                     LocalResponseNorm, MaxPool2d, ReLU, Sigmoid, Softmax, Tanh, register_layer)
+from .layers import (GELU, INPUT, LAYER_KINDS, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Add, AvgPool2d, BatchNorm2d, Cat,
+                     Chunk, Contiguous, Conv2d, Dropout, Dropout2d, Flatten, Hardsigmoid, Hardswish, Identity, Layer,
+                     LayerNorm, LeakyReLU, Linear, LocalResponseNorm, MaxPool2d, Mean, Mul, Parameter, Permute, ReLU,
+                     ReLU6, Reshape, SiLU, Sigmoid, Softmax, Split, StochasticDepth, Tanh, Transpose, View, ZeroPad2d,
+                     register_layer)
 from .models import DEFAULT_MODEL, PRESETS, preset
 from .network import Network
 
@@ -29,8 +32,11 @@ def __getattr__(name):
     raise AttributeError(f"module 'alexcost' has no attribute {name!r}")
 
 __all__ = [
-    "AdaptiveAvgPool2d", "AvgPool2d", "Conv2d", "DEFAULT_MODEL", "DTYPE_BYTES", "Dropout", "Flatten",
-    "LAYER_KINDS", "Layer", "LayerCost", "Linear", "LocalResponseNorm", "MaxPool2d", "Network",
-    "NetworkCost", "PRESETS", "ReLU", "Sigmoid", "Softmax", "SpecError", "Tanh", "Totals",
-    "dumps_spec", "load_spec", "network_from_dict", "network_to_dict", "preset", "register_layer",
+    "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Add", "AvgPool2d", "BatchNorm2d", "Cat", "Chunk", "Contiguous",
+    "Conv2d", "DEFAULT_MODEL", "DTYPE_BYTES", "Dropout", "Dropout2d", "Flatten", "GELU", "Hardsigmoid", "Hardswish",
+    "INPUT", "Identity", "LAYER_KINDS", "Layer", "LayerCost", "LayerNorm", "LeakyReLU", "Linear",
+    "LocalResponseNorm", "MaxPool2d", "Mean", "Mul", "Network", "NetworkCost", "PRESETS", "Parameter", "Permute",
+    "ReLU", "ReLU6", "Reshape", "SiLU", "Sigmoid", "Softmax", "SpecError", "Split", "StochasticDepth", "Tanh",
+    "Totals", "Transpose", "View", "ZeroPad2d", "dumps_spec", "load_spec", "network_from_dict", "network_to_dict",
+    "preset", "register_layer",
 ]

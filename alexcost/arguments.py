@@ -33,8 +33,16 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _as_int(value):
+    """numpy's integer scalars as Python ints (torch takes them); anything else unchanged."""
+    if type(value).__module__ == "numpy" and getattr(getattr(value, "dtype", None), "kind", None) in ("i", "u"):
+        return int(value)
+    return value
+
+
 def integer(value, what: str, minimum: int = 1) -> int:
-    """An int ``>= minimum`` that fits torch's int64 (bools and floats refused)."""
+    """An int ``>= minimum`` that fits torch's int64 (bools and floats refused; numpy ints taken)."""
+    value = _as_int(value)
     if not _is_int(value):
         raise SpecError(f"{what} must be an integer, got {shown(value)}")
     if value < minimum:
@@ -47,6 +55,7 @@ def integer(value, what: str, minimum: int = 1) -> int:
 
 def pair(value, what: str, minimum: int = 1) -> tuple[int, int]:
     """An int or a pair of ints, as torch's ``_pair``: returns ``(h, w)``."""
+    value = _as_int(value)
     if _is_int(value):
         value = (value, value)
     elif not isinstance(value, (tuple, list)) or len(value) != 2:
@@ -56,6 +65,7 @@ def pair(value, what: str, minimum: int = 1) -> tuple[int, int]:
 
 def optional_pair(value, what: str, minimum: int = 1) -> tuple[int | None, int | None]:
     """Like :func:`pair`, but an entry may be ``None`` (AdaptiveAvgPool2d's output_size)."""
+    value = _as_int(value)
     if value is None or _is_int(value):
         value = (value, value)
     elif not isinstance(value, (tuple, list)) or len(value) != 2:
@@ -67,7 +77,8 @@ _FLOAT_MAX_INT = int(sys.float_info.max)
 
 
 def real(value, what: str, low: float | None = None, high: float | None = None) -> float:
-    """A finite number (int or float), optionally within ``[low, high]``."""
+    """A finite number (int or float; numpy's too), optionally within ``[low, high]``."""
+    value = _as_real(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SpecError(f"{what} must be a number, got {shown(value)}")
     if isinstance(value, float) and not math.isfinite(value):
@@ -79,8 +90,21 @@ def real(value, what: str, low: float | None = None, high: float | None = None) 
     return value
 
 
+def _as_real(value):
+    """numpy's integer and float scalars as Python's; anything else unchanged."""
+    if type(value).__module__ == "numpy":
+        kind = getattr(getattr(value, "dtype", None), "kind", None)
+        if kind in ("i", "u"):
+            return int(value)
+        if kind == "f":
+            return float(value)
+    return value
+
+
 def flag(value, what: str) -> bool:
-    """A bool (``true``/``false`` in JSON and TOML)."""
+    """A bool (``true``/``false`` in JSON and TOML; numpy's bool too)."""
+    if type(value).__module__ == "numpy" and getattr(getattr(value, "dtype", None), "kind", "") == "b":
+        value = bool(value)
     if not isinstance(value, bool):
         raise SpecError(f"{what} must be true or false, got {shown(value)}")
     return value
@@ -96,6 +120,7 @@ def choice(value, what: str, options) -> str:
 
 def dim(value, what: str, rank: int) -> int:
     """A dimension index of a batched tensor of ``rank`` dims, normalised to ``0..rank-1``."""
+    value = _as_int(value)
     if not _is_int(value):
         raise SpecError(f"{what} must be an integer, got {shown(value)}")
     if not -rank <= value < rank:
@@ -142,3 +167,45 @@ def name(value) -> str | None:
     if len(value) > 200:
         raise SpecError(f"name is {len(value)} characters long; at most 200 are allowed")
     return value
+
+
+def references(value) -> tuple[str, ...]:
+    """A layer's ``inputs``: node names (``"input"`` is the network input; ``"n.k"`` is output
+    ``k`` of a multi-output node ``n``). One name may stand alone."""
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, (tuple, list)) or not value:
+        raise SpecError(f"inputs must be a non-empty list of layer names, got {shown(value)}")
+    if len(value) > 4096:
+        raise SpecError(f"inputs lists {len(value)} names; at most 4096 are allowed")
+    out = []
+    for ref in value:
+        if not isinstance(ref, str) or not ref.strip():
+            raise SpecError(f"inputs must name layers, got {shown(ref)}")
+        base, dot, index = ref.partition(".")
+        if dot and not (index.isdigit() and index.isascii() and (index == "0" or not index.startswith("0"))):
+            raise SpecError(f"inputs: {shown(ref)} is not a layer name or 'name.k' (output k of a layer)")
+        if len(ref) > 210:
+            raise SpecError(f"inputs: a name is {len(ref)} characters long; at most 200 are allowed")
+        out.append(text(ref, "inputs"))
+    return tuple(out)
+
+
+def dim_index(value, what: str) -> int:
+    """An integer dimension index (range checked later, against the input's rank)."""
+    value = _as_int(value)
+    if not _is_int(value):
+        raise SpecError(f"{what} must be an integer, got {shown(value)}")
+    if abs(value) > MAX_RANK + 1:
+        raise SpecError(f"{what}={shown(value)} is out of range: a sample has at most {MAX_RANK} dimensions")
+    return value
+
+
+def dims(value, what: str) -> tuple[int, ...]:
+    """One dimension index or a list of them."""
+    value = _as_int(value)
+    if _is_int(value):
+        return (dim_index(value, what),)
+    if not isinstance(value, (tuple, list)) or not value or len(value) > MAX_RANK + 1:
+        raise SpecError(f"{what} must be an integer or a non-empty list of integers, got {shown(value)}")
+    return tuple(dim_index(v, what) for v in value)

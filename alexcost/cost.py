@@ -1,7 +1,7 @@
 """Cost records: one LayerCost per layer, Totals over any rows, NetworkCost for a whole run.
 
-Counts are exact Python ints for the whole batch, except parameter counts, which
-do not depend on the batch. Shapes are per sample.
+Counts are exact Python ints for the whole batch, except parameter and buffer counts,
+which do not depend on the batch. Shapes are per sample.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from functools import cached_property
 from math import prod
 
 from .errors import SpecError
+from .layers.base import ParameterShape
 
 DTYPE_BYTES = {"float32": 4, "tf32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}
 """Bytes per element of each dtype alexcost sizes memory at (tf32 stores float32)."""
@@ -23,19 +24,30 @@ def dtype_bytes(dtype: str) -> int:
         raise SpecError(f"unknown dtype {dtype!r}; choose from {', '.join(DTYPE_BYTES)}") from None
 
 
+def _shapes(value) -> tuple:
+    """A layer's shapes as a tuple of shapes (one shape, several, or none)."""
+    if not value:
+        return ()
+    return value if isinstance(value[0], tuple) else (value,)
+
+
 @dataclass(frozen=True)
 class LayerCost:
     """What one layer costs for a batch of ``batch`` samples.
 
     ``forward`` is the seed table's "Forward Computation": ``macs + bias_adds``.
-    ``flops`` is ``2*macs + bias_adds + other_ops``.
+    ``flops`` is ``2*macs + bias_adds + other_ops``. ``input_shape`` is what the layer's
+    rules see: a shape, or a tuple of shapes for a merge (``output_shape`` likewise for a
+    multi-output layer). ``inputs`` names the layers it reads (None in a chain).
+    ``new_storage``: its output takes memory of its own (False for views, in-place
+    layers and identities, which share their input's).
     """
 
     index: int
     name: str
     layer: object
-    input_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
+    input_shape: tuple
+    output_shape: tuple
     weight_params: int
     bias_params: int
     macs: int
@@ -43,16 +55,22 @@ class LayerCost:
     other_ops: int
     batch: int = 1
     itemsize: int = 4
+    inputs: tuple[str, ...] | None = None
+    buffers: int = 0
+    buffer_bytes: int = 0
+    new_storage: bool = True
 
     @classmethod
     def _make(cls, index, name, layer, input_shape, output_shape, weight_params, bias_params, macs,
-              bias_adds, other_ops, batch, itemsize) -> "LayerCost":
+              bias_adds, other_ops, batch, itemsize, inputs=None, buffers=0, buffer_bytes=0,
+              new_storage=True) -> "LayerCost":
         """The same record as ``LayerCost(...)``, built three times faster for the engine's
         per-layer loop: a frozen dataclass's ``__init__`` pays ``object.__setattr__`` per field."""
         row = object.__new__(cls)
         row.__dict__.update(index=index, name=name, layer=layer, input_shape=input_shape,
                             output_shape=output_shape, weight_params=weight_params, bias_params=bias_params,
-                            macs=macs, bias_adds=bias_adds, other_ops=other_ops, batch=batch, itemsize=itemsize)
+                            macs=macs, bias_adds=bias_adds, other_ops=other_ops, batch=batch, itemsize=itemsize,
+                            inputs=inputs, buffers=buffers, buffer_bytes=buffer_bytes, new_storage=new_storage)
         return row
 
     @property
@@ -62,6 +80,16 @@ class LayerCost:
     @property
     def group(self) -> str:
         return self.layer.group
+
+    @property
+    def input_shapes(self) -> tuple:
+        """Every input's shape (none for a Parameter)."""
+        return _shapes(self.input_shape) if type(self.layer).arity != 1 else (self.input_shape,)
+
+    @property
+    def output_shapes(self) -> tuple:
+        """Every output's shape."""
+        return self.output_shape if type(self.layer).multi_output else (self.output_shape,)
 
     @property
     def params(self) -> int:
@@ -77,7 +105,8 @@ class LayerCost:
 
     @property
     def input_elements(self) -> int:
-        return self.batch * prod(self.input_shape)
+        """Elements of every input for the whole batch (a parameter's counted once)."""
+        return sum(prod(s) * (1 if isinstance(s, ParameterShape) else self.batch) for s in self.input_shapes)
 
     @property
     def input_bytes(self) -> int:
@@ -85,11 +114,23 @@ class LayerCost:
 
     @property
     def output_elements(self) -> int:
-        return self.batch * prod(self.output_shape)
+        """Elements of every output for the whole batch (a Parameter's: its weight, once)."""
+        per = sum(prod(s) for s in self.output_shapes)
+        return per if type(self.layer).arity == 0 else self.batch * per
 
     @property
     def output_bytes(self) -> int:
         return self.output_elements * self.itemsize
+
+    @property
+    def stored_elements(self) -> int:
+        """Activation elements this layer adds to memory: its output's, or 0 when the output
+        shares storage (a view, an in-place op, an identity; a Parameter's weight)."""
+        return self.output_elements if self.new_storage else 0
+
+    @property
+    def stored_bytes(self) -> int:
+        return self.stored_elements * self.itemsize
 
     @property
     def weight_bytes(self) -> int:
@@ -97,13 +138,18 @@ class LayerCost:
 
 
 COUNTS = ("params", "weight_params", "bias_params", "macs", "bias_adds", "other_ops", "flops",
-          "forward", "output_elements", "output_bytes", "weight_bytes")
+          "forward", "output_elements", "output_bytes", "weight_bytes", "buffers", "buffer_bytes",
+          "stored_bytes")
 """The count fields LayerCost and Totals share, in report order."""
 
 
 @dataclass(frozen=True, slots=True)
 class Totals:
-    """Sums of the counts of some layers (all of them, or one group)."""
+    """Sums of the counts of some layers (all of them, or one group).
+
+    ``unused_params``: parameters of an imported module that its forward pass never reads
+    (torch counts them; no layer holds them). ``stored_bytes`` sums each tensor once.
+    """
 
     weight_params: int = 0
     bias_params: int = 0
@@ -112,10 +158,14 @@ class Totals:
     other_ops: int = 0
     output_elements: int = 0
     itemsize: int = 4
+    buffers: int = 0
+    buffer_bytes: int = 0
+    stored_elements: int = 0
+    unused_params: int = 0
 
     @classmethod
-    def of(cls, rows, itemsize: int = 4) -> "Totals":
-        w = b = m = a = o = e = 0
+    def of(cls, rows, itemsize: int = 4, unused_params: int = 0) -> "Totals":
+        w = b = m = a = o = e = n = nb = s = 0
         for r in rows:
             w += r.weight_params
             b += r.bias_params
@@ -123,12 +173,20 @@ class Totals:
             a += r.bias_adds
             o += r.other_ops
             e += r.output_elements
-        return cls(w, b, m, a, o, e, itemsize)
+            n += r.buffers
+            nb += r.buffer_bytes
+            if r.new_storage:
+                s += r.output_elements
+        return cls(w, b, m, a, o, e, itemsize, n, nb, s, unused_params)
 
-    params = LayerCost.params
+    @property
+    def params(self) -> int:
+        return self.weight_params + self.bias_params + self.unused_params
+
     forward = LayerCost.forward
     flops = LayerCost.flops
     weight_bytes = LayerCost.weight_bytes
+    stored_bytes = LayerCost.stored_bytes
 
     @property
     def output_bytes(self) -> int:
@@ -142,17 +200,22 @@ def percent(part: int, whole: int) -> float:
 
 @dataclass(frozen=True)
 class NetworkCost:
-    """Every layer's cost for one batch size and dtype, plus totals and the conv-vs-FC split."""
+    """Every layer's cost for one batch size and dtype, plus totals and the conv-vs-FC split.
+
+    ``str(cost)`` is the report table; ``graph`` is True unless every layer reads the one before it.
+    """
 
     model: str
     input_shape: tuple[int, ...]
     batch: int
     dtype: str
     layers: tuple[LayerCost, ...]
+    graph: bool = False
+    unused_params: int = 0
 
     @cached_property
     def totals(self) -> Totals:
-        return Totals.of(self.layers, DTYPE_BYTES[self.dtype])
+        return Totals.of(self.layers, DTYPE_BYTES[self.dtype], self.unused_params)
 
     @cached_property
     def split(self) -> dict[str, Totals]:
@@ -161,7 +224,7 @@ class NetworkCost:
         return {g: Totals.of([r for r in self.layers if r.group == g], size) for g in ("conv", "fc")}
 
     @property
-    def output_shape(self) -> tuple[int, ...]:
+    def output_shape(self) -> tuple:
         return self.layers[-1].output_shape if self.layers else self.input_shape
 
     def __getitem__(self, name: str) -> LayerCost:
@@ -170,3 +233,13 @@ class NetworkCost:
             if row.name == name:
                 return row
         raise KeyError(name)
+
+    def __str__(self) -> str:
+        from .report import render
+
+        return render(self)
+
+    def __repr__(self) -> str:
+        t = self.totals
+        return (f"NetworkCost(model={self.model!r}, batch={self.batch}, dtype={self.dtype!r}, "
+                f"layers={len(self.layers)}, params={t.params:,}, macs={t.macs:,})")

@@ -1,76 +1,251 @@
-"""Network: a per-sample input shape plus ordered layers, validated when built."""
+"""Network: a per-sample input shape plus layers in order, wired as a graph, validated when built.
+
+A layer reads the layer before it unless it names its ``inputs``; the network input is
+called ``"input"``; output ``k`` of a multi-output layer ``n`` (Chunk, Split) is ``"n.k"``.
+Layers may read only layers listed before them, so every network is acyclic and its
+list order is an order torch can run it in. A network where every layer reads the one
+before it is a chain, the layout of AlexNet and of the seed's table.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from math import prod
 
 from . import arguments as check
 from .cost import LayerCost, NetworkCost, dtype_bytes
 from .errors import SpecError, describe_layer, format_shape
-from .layers import BUILTIN_KINDS, Layer, Shape
+from .layers import BUILTIN_KINDS, INPUT, Layer, ParameterShape, Shape
+
+NETWORK_INPUT = -1
+"""The source index of the network input in `Network.sources`."""
 
 
-@dataclass(frozen=True)
+def _where(i: int, name: str, kind: str, x, arity) -> str:
+    if arity == 1:
+        return f"{describe_layer(i, name, kind)} on input {format_shape(x)}"
+    if arity == 0:
+        return describe_layer(i, name, kind)
+    return f"{describe_layer(i, name, kind)} on inputs {', '.join(format_shape(s) for s in x)}"
+
+
+@dataclass(frozen=True, repr=False)
 class Network:
-    """A sequential network. Building one propagates shapes and checks every layer.
+    """A network of layers. Building one wires the graph, propagates shapes and checks every layer.
 
     ``input_shape`` is per sample, e.g. ``(3, 227, 227)``. Unnamed layers are named
-    ``<type lowercased><index>`` (``relu1``); ``names[i]`` and ``shapes[i]`` (the
-    input of layer ``i``; ``shapes[-1]`` is the output) are filled in.
+    ``<type lowercased><index>`` (``relu1``). Filled in: ``names[i]``; ``sources[i]``, the
+    ``(layer index, output index)`` pairs layer ``i`` reads (index -1: the network input;
+    output index None: a single-output layer); ``input_shapes[i]``, what layer ``i``'s
+    rules see (a shape, or a tuple of them for a layer of several inputs);
+    ``output_shapes[i]`` (a tuple of shapes for a multi-output layer); and ``shapes``,
+    the input shape then every layer's output (for a chain, ``shapes[i]`` is layer ``i``'s input).
     """
 
     input_shape: Shape
     layers: tuple[Layer, ...]
     name: str = "custom"
-    names: tuple[str, ...] = field(init=False, repr=False, compare=False)
-    shapes: tuple[Shape, ...] = field(init=False, repr=False, compare=False)
+    names: tuple[str, ...] = field(init=False, compare=False)
+    sources: tuple[tuple[tuple[int, int | None], ...], ...] = field(init=False, compare=False)
+    input_shapes: tuple = field(init=False, compare=False)
+    output_shapes: tuple = field(init=False, compare=False)
+    is_chain: bool = field(init=False, compare=False)
 
     def __post_init__(self):
         put = object.__setattr__.__get__(self)
         put("input_shape", check.shape(self.input_shape))
         if not isinstance(self.layers, (list, tuple)):
             raise SpecError(f"layers must be a list of layers, got {type(self.layers).__name__}")
-        put("layers", tuple(self.layers))
+        layers = tuple(self.layers)
+        put("layers", layers)
         if not isinstance(self.name, str):
-            raise SpecError(f"name must be a string, got {self.name!r}")
-        names, seen, shapes = [], {}, [self.input_shape]
-        for i, layer in enumerate(self.layers):
+            raise SpecError(f"name must be a string, got {check.shown(self.name)}")
+        if not self.name.strip():
+            raise SpecError("name must not be empty")
+        check.text(self.name, "name")
+        if not layers:
+            raise SpecError("a network needs at least one layer")
+        names, index, sources, xs, ys = [], {INPUT: NETWORK_INPUT}, [], [], []
+        chain = True
+        values = {NETWORK_INPUT: self.input_shape}  # per source index: its output value(s)
+        for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise SpecError(f"layers[{i}] must be an alexcost Layer, got {type(layer).__name__}")
             kind = type(layer)
             name = layer.name or f"{kind.__name__.lower()}{i}"
-            if name in seen:
-                raise SpecError(f"layers[{i}] ({kind.__name__}): duplicate name {name!r}, "
-                                f"already used by layers[{seen[name]}]")
-            seen[name] = i
-            names.append(name)
-            x = shapes[-1]
+            if name in index:
+                what = "the network input's name" if name == INPUT else f"already used by layers[{index[name]}]"
+                raise SpecError(f"layers[{i}] ({kind.__name__}): duplicate name {name!r}, {what}")
+            refs = self._resolve(i, name, layer, index, names, ys)
+            x = self._read(i, name, layer, refs, values)
             try:
                 y = layer.output_shape(x)
-                if kind not in BUILTIN_KINDS:
-                    y = check.shape(y, f"{kind.__name__}.output_shape()")
+                y = self._checked(kind, y)
             except SpecError as err:
-                raise err.at(f"{describe_layer(i, name, kind.__name__)} on input {format_shape(x)}") from None
-            shapes.append(y)
+                raise err.at(_where(i, name, kind.__name__, x, kind.arity)) from None
+            chain = chain and refs == ((i - 1, None),) and not kind.multi_output
+            index[name] = i
+            names.append(name)
+            sources.append(refs)
+            xs.append(x)
+            ys.append(y)
+            values[i] = ParameterShape(y) if kind.arity == 0 else y
         put("names", tuple(names))
-        put("shapes", tuple(shapes))
+        put("sources", tuple(sources))
+        put("input_shapes", tuple(xs))
+        put("output_shapes", tuple(ys))
+        put("is_chain", chain)
+
+    @staticmethod
+    def _resolve(i: int, name: str, layer: Layer, index: dict, names: list, ys: list) -> tuple:
+        """The ``(layer index, output index)`` pairs ``layer`` reads."""
+        kind = type(layer)
+        where = describe_layer(i, name, kind.__name__)
+        if layer.inputs is None:
+            if kind.arity == 0:
+                return ()
+            if kind.arity != 1:
+                raise SpecError(f"{where}: a {kind.__name__} merges several tensors; name them in 'inputs'")
+            if i and type_multi(ys[i - 1]):
+                raise SpecError(f"{where}: the layer before it has {len(ys[i - 1])} outputs; name the one it "
+                                f"reads in 'inputs', e.g. {names[i - 1] + '.0'!r}")
+            return ((i - 1, None),)
+        if kind.arity == 0:
+            raise SpecError(f"{where}: a {kind.__name__} reads no input, but inputs={list(layer.inputs)}")
+        if kind.arity == 1 and len(layer.inputs) != 1:
+            raise SpecError(f"{where}: reads one input, but inputs names {len(layer.inputs)}: {list(layer.inputs)}")
+        if kind.arity is None and len(layer.inputs) < 2:
+            raise SpecError(f"{where}: a {kind.__name__} merges two or more tensors, but inputs names "
+                            f"{len(layer.inputs)}: {list(layer.inputs)}")
+        refs = []
+        for ref in layer.inputs:
+            base, dot, k = ref.partition(".")
+            j = index.get(base)
+            if j is None:
+                later = "" if base != name else " (itself)"
+                raise SpecError(f"{where}: inputs names {ref!r}, which is not the network input or a layer listed "
+                                f"before it{later}")
+            multi = j != NETWORK_INPUT and type_multi(ys[j])
+            if dot:
+                if not multi:
+                    raise SpecError(f"{where}: inputs names {ref!r}, but {base!r} has a single output; write {base!r}")
+                if int(k) >= len(ys[j]):
+                    raise SpecError(f"{where}: inputs names {ref!r}, but {base!r} has {len(ys[j])} outputs "
+                                    f"({base}.0 to {base}.{len(ys[j]) - 1})")
+                refs.append((j, int(k)))
+            else:
+                if multi:
+                    raise SpecError(f"{where}: inputs names {ref!r}, which has {len(ys[j])} outputs; name one, "
+                                    f"e.g. {base + '.0'!r}")
+                refs.append((j, None))
+        return tuple(refs)
+
+    @staticmethod
+    def _read(i: int, name: str, layer: Layer, refs: tuple, values: dict):
+        """What the layer's rules see: one shape, or a tuple of them."""
+        kind = type(layer)
+        shapes = tuple(values[j] if k is None else values[j][k] for j, k in refs)
+        if kind.arity == 1:
+            x = shapes[0]
+            if isinstance(x, ParameterShape):
+                raise SpecError(f"{describe_layer(i, name, kind.__name__)}: reads a Parameter; only Add, Mul "
+                                f"and other merges may broadcast a parameter against activations")
+            return x
+        return shapes
+
+    @staticmethod
+    def _checked(kind, y):
+        """Every output shape fits torch's int64 (a user's kind gets the full shape check)."""
+        outputs = y if kind.multi_output else (y,)
+        if kind.multi_output and (not isinstance(y, tuple) or not y):
+            raise SpecError(f"{kind.__name__}.output_shape() must return a non-empty tuple of shapes, got "
+                            f"{check.shown(y)}")
+        if kind not in BUILTIN_KINDS:
+            return tuple(check.shape(s, f"{kind.__name__}.output_shape()") for s in outputs) \
+                if kind.multi_output else check.shape(y, f"{kind.__name__}.output_shape()")
+        for s in outputs:
+            if prod(s) > check.INT64_MAX:
+                raise SpecError(f"the output {format_shape(s)} holds more than {check.INT64_MAX} elements per "
+                                f"sample (torch's int64 limit)")
+        return y
+
+    # -- views ---------------------------------------------------------------------
+    @property
+    def output_shape(self):
+        """The last layer's output: the network's."""
+        return self.output_shapes[-1]
 
     @property
-    def output_shape(self) -> Shape:
-        return self.shapes[-1]
+    def shapes(self) -> tuple:
+        """The input shape, then each layer's output (for a chain, ``shapes[i]`` is layer ``i``'s input)."""
+        return (self.input_shape, *self.output_shapes)
+
+    def inputs_of(self, i: int) -> tuple[str, ...]:
+        """The names layer ``i`` reads (``"input"``, ``"conv1"``, ``"chunk3.1"``)."""
+        return tuple(INPUT if j == NETWORK_INPUT else self.names[j] if k is None else f"{self.names[j]}.{k}"
+                     for j, k in self.sources[i])
+
+    def with_input_shape(self, input_shape) -> "Network":
+        """The same layers on another input shape (checked again, layer by layer)."""
+        return Network(input_shape, self.layers, name=self.name)
 
     def __len__(self) -> int:
         return len(self.layers)
 
+    def __repr__(self) -> str:
+        kind = "chain" if self.is_chain else "graph"
+        return f"Network({self.name!r}, input {format_shape(self.input_shape)}, {len(self.layers)} layers, {kind})"
+
+    # -- storage ---------------------------------------------------------------------
+    def storage(self, batch: int) -> tuple[bool, ...]:
+        """Per layer: does its output take new storage (False: a view of, or the same tensor
+        as, its first input; a Parameter's output is its weight, not an activation)?
+        torch's own rules, with strides tracked layer by layer (see `alexcost.strides`)."""
+        key = "_storage_one" if batch == 1 else "_storage_many"
+        cached = self.__dict__.get(key)
+        if cached is None:
+            from .storage import plan
+
+            cached = plan(self, 1 if batch == 1 else 2)
+            object.__setattr__(self, key, cached)
+        return cached
+
+    def _check_batch(self, batch: int) -> None:
+        """Refuse a batch whose tensors torch could not index: more than int64 elements."""
+        largest = self.__dict__.get("_largest")
+        if largest is None:
+            largest = (prod(self.input_shape), "the input")
+            for name, layer, y in zip(self.names, self.layers, self.output_shapes):
+                for s in (y if type(layer).multi_output else (y,)) if type(layer).arity != 0 else ():
+                    if prod(s) > largest[0]:
+                        largest = (prod(s), f"the output of {name!r}")
+            object.__setattr__(self, "_largest", largest)
+        if batch * largest[0] > check.INT64_MAX:
+            raise SpecError(f"batch {batch} makes {largest[1]} hold {batch * largest[0]} elements, more than "
+                            f"torch's int64 limit {check.INT64_MAX}")
+
+    # -- cost --------------------------------------------------------------------------
     def cost(self, batch: int = 1, dtype: str = "float32") -> NetworkCost:
         """Every layer's counts for ``batch`` samples; memory sized at ``dtype``."""
         batch = check.integer(batch, "batch")
         size = dtype_bytes(dtype)
-        shapes, rows = self.shapes, []
+        if batch > 1:
+            self._check_batch(batch)
+        stored = self.storage(batch)
+        rows = []
+        make = LayerCost._make
+        chain = self.is_chain
         for i, layer in enumerate(self.layers):
-            x, y = shapes[i], shapes[i + 1]
-            rows.append(LayerCost._make(i, self.names[i], layer, x, y,
-                                  layer.weight_params(x), layer.bias_params(x),
-                                  batch * layer.macs(x, y), batch * layer.bias_adds(x, y),
-                                  batch * layer.other_ops(x, y), batch, size))
-        return NetworkCost(self.name, self.input_shape, batch, dtype, tuple(rows))
+            x, y = self.input_shapes[i], self.output_shapes[i]
+            rows.append(make(i, self.names[i], layer, x, y,
+                             layer.weight_params(x), layer.bias_params(x),
+                             batch * layer.macs(x, y), batch * layer.bias_adds(x, y),
+                             batch * layer.other_ops(x, y), batch, size,
+                             None if chain else self.inputs_of(i), layer.buffers(x),
+                             layer.buffer_bytes(x, size), stored[i]))
+        return NetworkCost(self.name, self.input_shape, batch, dtype, tuple(rows), not chain)
+
+
+def type_multi(y) -> bool:
+    """Is ``y`` the outputs of a multi-output layer (a tuple of shapes)?"""
+    return bool(y) and isinstance(y[0], tuple)

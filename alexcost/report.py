@@ -50,18 +50,25 @@ def bytes_text(n: int, digits: int = 1) -> str:
 
 
 def size_text(shape) -> str:
-    """``(96, 55, 55)`` -> ``96 * 55 * 55``."""
+    """``(96, 55, 55)`` -> ``96 * 55 * 55``; several shapes (a merge's inputs, a split's
+    outputs) -> ``58 * 28 * 28, 58 * 28 * 28``."""
+    if shape and isinstance(shape[0], tuple):
+        return ", ".join(size_text(s) for s in shape)
     return " * ".join(str(d) for d in shape)
 
 
 def shape_factors(cost: NetworkCost) -> list[tuple[int, ...]]:
-    """Each layer's input as the seed writes it: a reshape keeps the factors it flattened."""
-    factors, out = cost.input_shape, []
+    """Each layer's (first) input as the seed writes it: a reshape keeps the factors it flattened."""
+    factors, out = {"input": cost.input_shape}, []
+    previous = "input"
     for row in cost.layers:
-        out.append(factors)
-        reshaped = prod(row.output_shape) == prod(row.input_shape) and row.params == 0
-        if not reshaped:
-            factors = row.output_shape
+        source = row.inputs[0] if row.inputs else previous
+        seen = factors.get(source, row.input_shapes[0] if row.input_shapes else ())
+        out.append(seen)
+        single = not type(row.layer).multi_output and type(row.layer).arity == 1
+        reshaped = single and prod(row.output_shape) == prod(row.input_shape) and row.params == 0
+        factors[row.name] = seen if reshaped else row.output_shape
+        previous = row.name
     return out
 
 
@@ -87,46 +94,79 @@ def split_lines(cost: NetworkCost) -> tuple[str, str]:
     return cell("params"), cell("forward")
 
 
+FOLDABLE = ("ReLU", "ReLU6", "Tanh", "Sigmoid", "SiLU", "GELU", "Hardswish", "LeakyReLU")
+"""Activations the seed's layout writes into the row of the Conv2d or Linear they follow."""
+
+
+def readers(cost: NetworkCost) -> dict[str, int]:
+    """How many layers read each layer's output (the next one, in a chain)."""
+    count: dict[str, int] = {}
+    previous = "input"
+    for row in cost.layers:
+        for source in row.inputs or (previous,):
+            base = source.split(".")[0]
+            count[base] = count.get(base, 0) + 1
+        previous = row.name
+    return count
+
+
 def seed_rows(cost: NetworkCost) -> list[list[str]]:
-    """The seed's layout: size rows between operation rows; an activation right after a
-    Conv2d or Linear is folded into its row (``conv1 + ReLU``), as the seed writes it."""
-    rows = [[size_text(cost.input_shape), "", "", "", "", "", ""]]
-    folded_into = None
+    """The seed's layout: size rows between operation rows; an activation that alone reads a
+    Conv2d or Linear is folded into its row (``conv1 + ReLU``), as the seed writes it. A graph
+    gets an Input column naming what each layer reads."""
+    blank = [""] * (8 if cost.graph else 7)
+    rows = [[size_text(cost.input_shape), *blank[1:]]]
+    folded_into, read = None, readers(cost) if cost.graph else {}
     for row, (pf, ff) in zip(cost.layers, formulas(cost)):
         layer = row.layer
-        foldable = type(layer).__name__ in ("ReLU", "Tanh", "Sigmoid")
-        if foldable and folded_into is not None:
-            folded_into[0] += f" + {type(layer).__name__}"
+        foldable = type(layer).__name__ in FOLDABLE
+        if foldable and folded_into is not None and (not cost.graph or row.inputs == (folded_into[1],)):
+            folded_into[0][0] += f" + {type(layer).__name__}"
             folded_into = None
             continue
         label = row.name if layer.group in ("conv", "fc") else f"{row.name}: {layer.label()}"
         entry = [label, *layer.columns(), pf, ff]
+        if cost.graph:
+            entry.insert(1, ", ".join(row.inputs))
         rows.append(entry)
-        folded_into = entry if layer.group in ("conv", "fc") else None
+        alone = not cost.graph or read.get(row.name, 0) == 1
+        folded_into = (entry, row.name) if layer.group in ("conv", "fc") and alone else None
         if layer.group in ("conv", "fc") or row.output_shape != row.input_shape:
-            rows.append([size_text(row.output_shape), "", "", "", "", "", ""])
+            rows.append([size_text(row.output_shape), *blank[1:]])
     t = cost.totals
     p_split, f_split = split_lines(cost)
-    rows.append(["Overall", "", "", "", "", f"{commas(t.params)} = {short(t.params)}",
+    gap = blank[:len(blank) - 3]
+    rows.append(["Overall", *gap[1:], "", f"{commas(t.params)} = {short(t.params)}",
                  f"{commas(t.forward)} = {short(t.forward)}"])
-    rows.append(["Conv vs FC", "", "", "", "", p_split, f_split])
+    rows.append(["Conv vs FC", *gap[1:], "", p_split, f_split])
     return rows
 
 
 def footer(cost: NetworkCost) -> str:
     """What the table's columns mean, and the counts it does not show."""
     t = cost.totals
-    return "\n".join([
+    memory = f"Memory: weights {commas(t.weight_bytes)} B"
+    if t.buffer_bytes:
+        memory += f", buffers {commas(t.buffer_bytes)} B"
+    memory += (f", activations {commas(t.stored_bytes)} B (each tensor once: views, in-place and identity "
+               f"layers share their input's storage)")
+    lines = [
         f"{cost.model}: input {size_text(cost.input_shape)}, batch {cost.batch}, {cost.dtype}",
         f"Forward Computation = MACs + bias adds = {commas(t.macs)} + {commas(t.bias_adds)}",
         f"FLOPs = 2*MACs + bias adds + other ops = {commas(t.flops)} (other ops: {commas(t.other_ops)})",
-        f"Memory: weights {commas(t.weight_bytes)} B, layer outputs {commas(t.output_bytes)} B",
-    ])
+        memory,
+    ]
+    if t.unused_params:
+        lines.append(f"Parameters no layer reads (in the total, as torch counts them): {commas(t.unused_params)}")
+    return "\n".join(lines)
 
 
 def render_seed(cost: NetworkCost, style: str = "simple") -> str:
-    """The seed's table (``simple`` text or ``pipe`` Markdown) followed by :func:`footer`."""
-    table = render_table(SEED_HEADERS, seed_rows(cost), SEED_ALIGN, style)
+    """The seed's table (``simple`` text or ``pipe`` Markdown) followed by `footer`."""
+    headers, align = SEED_HEADERS, SEED_ALIGN
+    if cost.graph:
+        headers, align = (headers[0], "Input", *headers[1:]), (align[0], "left", *align[1:])
+    table = render_table(headers, seed_rows(cost), align, style)
     return f"{table}\n\n{footer(cost)}\n"
 
 
@@ -140,24 +180,30 @@ def render_detail(cost: NetworkCost) -> str:
     rows = [[str(r.index), r.name, r.type, size_text(r.output_shape),
              *(commas(getattr(r, c)) for c in _DETAIL_COUNTS)] for r in cost.layers]
     rows.append(["", "total", "", "", *(commas(getattr(cost.totals, c)) for c in _DETAIL_COUNTS)])
-    align = ("right", "left", "left", "left", *(["right"] * len(_DETAIL_COUNTS)))
+    headers, align = DETAIL_HEADERS, ("right", "left", "left", "left", *(["right"] * len(_DETAIL_COUNTS)))
+    if cost.graph:
+        for row, r in zip(rows, (*cost.layers, None)):
+            row.insert(3, ", ".join(r.inputs) if r else "")
+        headers, align = (*headers[:3], "inputs", *headers[3:]), (*align[:3], "left", *align[3:])
     p_split, f_split = split_lines(cost)
-    return (f"{render_table(DETAIL_HEADERS, rows, align)}\n\n{footer(cost)}\n"
+    return (f"{render_table(headers, rows, align)}\n\n{footer(cost)}\n"
             f"Conv vs FC, parameters:  {p_split}\nConv vs FC, computation: {f_split}\n")
 
 
 def _plain(value):
-    """Tuples as lists, so JSON and CSV see plain data."""
-    return list(value) if isinstance(value, tuple) else value
+    """Tuples as lists (nested too), so JSON and CSV see plain data."""
+    return [_plain(v) for v in value] if isinstance(value, tuple) else value
 
 
 def to_dict(cost: NetworkCost) -> dict:
     """The report JSON contract (DESIGN.md section 5), extended with every count and formula."""
     layers = []
     for row, (pf, ff) in zip(cost.layers, formulas(cost)):
+        entry = {"name": row.name, "type": row.type, "group": row.group}
+        if cost.graph:
+            entry["inputs"] = list(row.inputs)
         layers.append({
-            "name": row.name, "type": row.type, "group": row.group,
-            "input_shape": list(row.input_shape), "output_shape": list(row.output_shape),
+            **entry, "input_shape": _plain(row.input_shape), "output_shape": _plain(row.output_shape),
             **{c: getattr(row, c) for c in COUNTS},
             "args": {k: _plain(v) for k, v in row.layer.torch_args(row.input_shape).items()},
             "params_formula": pf, "forward_formula": ff,
@@ -165,7 +211,7 @@ def to_dict(cost: NetworkCost) -> dict:
     counts = lambda t: {c: getattr(t, c) for c in COUNTS}  # noqa: E731
     return {
         "model": cost.model, "input_shape": list(cost.input_shape), "batch": cost.batch,
-        "dtype": cost.dtype, "output_shape": list(cost.output_shape),
+        "dtype": cost.dtype, "output_shape": _plain(cost.output_shape),
         "layers": layers, "totals": counts(cost.totals),
         "split": {g: counts(t) for g, t in cost.split.items()},
     }
@@ -174,17 +220,27 @@ def to_dict(cost: NetworkCost) -> dict:
 CSV_COLUMNS = ("index", "name", "type", "group", "input_shape", "output_shape", *COUNTS)
 
 
+def _csv_shape(shape) -> str:
+    """``3x227x227``; several shapes joined by ``;``."""
+    if shape and isinstance(shape[0], tuple):
+        return ";".join(_csv_shape(s) for s in shape)
+    return "x".join(map(str, shape))
+
+
 def render_csv(cost: NetworkCost) -> str:
-    """One row per layer (no total row: the columns sum to it); shapes as ``3x227x227``."""
+    """One row per layer (no total row: the columns sum to it, but for stored bytes of
+    nothing and parameters no layer reads); shapes as ``3x227x227``. A graph adds an
+    ``inputs`` column (names joined by ``;``)."""
     import csv
     import io
 
     buf = io.StringIO()
     out = csv.writer(buf, lineterminator="\n")
-    out.writerow(CSV_COLUMNS)
+    columns = CSV_COLUMNS if not cost.graph else (*CSV_COLUMNS[:4], "inputs", *CSV_COLUMNS[4:])
+    out.writerow(columns)
     for r in cost.layers:
-        out.writerow([r.index, r.name, r.type, r.group, "x".join(map(str, r.input_shape)),
-                      "x".join(map(str, r.output_shape)), *(getattr(r, c) for c in COUNTS)])
+        lead = [r.index, r.name, r.type, r.group] + ([";".join(r.inputs)] if cost.graph else [])
+        out.writerow([*lead, _csv_shape(r.input_shape), _csv_shape(r.output_shape), *(getattr(r, c) for c in COUNTS)])
     return buf.getvalue()
 
 

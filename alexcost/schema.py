@@ -15,6 +15,7 @@ from .layers import BUILTIN_KINDS, LAYER_KINDS
 _INT = {"type": "integer"}
 _PAIR = {"type": "array", "items": _INT, "minItems": 2, "maxItems": 2}
 _OPT_INT = {"type": ["integer", "null"]}
+_INTS = {"type": "array", "items": _INT, "minItems": 1}
 
 ANNOTATIONS = {
     "int": _INT,
@@ -28,6 +29,13 @@ ANNOTATIONS = {
     "int | tuple[int, int] | str": {"oneOf": [_INT, _PAIR, {"enum": ["same", "valid"]}]},
     "int | tuple[int | None, int | None]": {
         "oneOf": [_INT, {"type": "array", "items": _OPT_INT, "minItems": 2, "maxItems": 2}]},
+    "float | None": {"type": ["number", "null"]},
+    "tuple[int, ...]": _INTS,
+    "int | tuple[int, ...]": {"oneOf": [_INT, _INTS]},
+    "int | tuple[int, int, int, int]": {
+        "oneOf": [_INT, {"type": "array", "items": _INT, "minItems": 4, "maxItems": 4}]},
+    "tuple[str, ...] | None": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"},
+                                                               "minItems": 1}]},
 }
 """Schema fragment per field annotation, as the layer classes spell them."""
 

@@ -37,3 +37,46 @@ def adaptive_window_total(size: int, out: int) -> int:
     add up to ``size + out - gcd(size, out)`` (so ``size`` when ``out`` divides it).
     """
     return size + out - gcd(size, out)
+
+
+MAX_CLIPPED_WINDOWS = 1_000_000
+"""Most windows clipped by padding that :func:`window_total` counts one by one."""
+
+
+def window_total(size: int, kernel: int, stride: int, pad: int, dilation: int, out: int) -> int:
+    """Sum, over ``out`` window positions along one dimension, of the taps that land inside
+    the input (not in the padding): what a pooling window really reads.
+
+    Window ``i`` starts at ``i*stride - pad`` and taps ``start + j*dilation`` for ``j < kernel``.
+    Windows that lie wholly inside hold ``kernel`` taps; the few clipped by the padding (or by
+    ``ceil_mode``'s extra window) are counted one by one.
+    """
+    span = dilation * (kernel - 1)
+    first_full = -(-pad // stride)                       # first i with start >= 0
+    last_full = (size - 1 - span + pad) // stride         # last i with start + span <= size - 1
+    first_full, last_full = min(first_full, out), min(last_full, out - 1)
+    full = max(0, last_full - first_full + 1)
+    total = full * kernel
+    for i in _clipped(first_full, last_full, out):
+        start = i * stride - pad
+        lo = -(start // dilation) if start < 0 else 0               # first tap >= 0
+        hi = min(kernel - 1, (size - 1 - start) // dilation)        # last tap <= size - 1
+        total += max(0, hi - lo + 1)
+    return total
+
+
+def _clipped(first_full: int, last_full: int, out: int):
+    """Window indices outside ``[first_full, last_full]`` (refused past MAX_CLIPPED_WINDOWS)."""
+    if last_full < first_full:
+        count = out
+        indices = range(out)
+    else:
+        indices_left, indices_right = range(0, first_full), range(last_full + 1, out)
+        count = len(indices_left) + len(indices_right)
+        indices = (*indices_left, *indices_right) if count <= MAX_CLIPPED_WINDOWS else ()
+    if count > MAX_CLIPPED_WINDOWS:
+        from .errors import SpecError
+
+        raise SpecError(f"{count} pooling windows are clipped by the padding; alexcost counts at most "
+                        f"{MAX_CLIPPED_WINDOWS} one by one")
+    return indices

@@ -39,6 +39,16 @@ def _reject_constant(token: str):
     raise SpecError(f"{token} is not a valid number in a spec")
 
 
+def _unique_keys(pairs):
+    """A JSON object as a dict, refusing a key given twice (json would keep the last silently)."""
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise SpecError(f"duplicate key {shown(key)} in one object; each key may appear once")
+        out[key] = value
+    return out
+
+
 def parse_text(text: str, fmt: str, source: str = "spec") -> dict:
     """JSON or TOML text -> the spec's dict, or one SpecError naming ``source``."""
     try:
@@ -46,7 +56,7 @@ def parse_text(text: str, fmt: str, source: str = "spec") -> dict:
             import tomllib
             data = tomllib.loads(text)
         else:
-            data = json.loads(text, parse_constant=_reject_constant)
+            data = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except SpecError as err:
         raise err.at(source) from None
     except RecursionError:
@@ -71,8 +81,10 @@ def layer_from_dict(entry, index: int) -> Layer:
     name = name if isinstance(name, str) and len(name) <= 200 else None  # a bad name gets its own error
     where = describe_layer(index, name, kind_name if kind else shown(kind_name)[1:-1])
     if kind is None:
+        known = sorted(LAYER_KINDS)
+        listed = ", ".join(known) if len(known) <= 12 else f"{', '.join(known[:10])} and {len(known) - 10} more"
         raise SpecError(f"unknown layer type {shown(kind_name)}{_did_you_mean(kind_name, LAYER_KINDS)} "
-                        f"(known: {', '.join(sorted(LAYER_KINDS))})", where=where)
+                        f"(known: {listed}; docs/spec-format.md lists them all)", where=where)
     allowed = {f.name: f for f in fields(kind) if f.init}
     args = {k: v for k, v in entry.items() if k != "type"}
     for key in args:
@@ -138,17 +150,29 @@ def load_spec(path: str | os.PathLike) -> Network:
         raise err.at(source) from None  # errors not tied to a layer name the file
 
 
+PAIRS = ("int | tuple[int, int]", "int | tuple[int, int] | None", "int | tuple[int, int] | str",
+         "int | tuple[int | None, int | None]")
+"""Annotations of arguments that are pairs, written as one int when square (3 for (3, 3))."""
+
+
+def _plain(value, annotation: str):
+    if not isinstance(value, tuple):
+        return value
+    if annotation in PAIRS and value[0] == value[1] and value[0] is not None:
+        return value[0]
+    return list(value)
+
+
 def network_to_dict(network: Network) -> dict:
-    """A Network -> a spec dict that loads back to an equal Network (arguments at their defaults left out)."""
+    """A Network -> a spec dict that loads back to an equal Network (arguments at their
+    defaults left out; ``inputs`` only where a layer names them)."""
     layers = []
     for name, layer in zip(network.names, network.layers):
         entry = {"type": type(layer).__name__, "name": name}
         for f in fields(layer):
             if f.name == "name" or not f.init:
                 continue
-            value = getattr(layer, f.name)
-            if isinstance(value, tuple):  # pairs as written: 3 for (3, 3)
-                value = value[0] if value[0] == value[1] and value[0] is not None else list(value)
+            value = _plain(getattr(layer, f.name), f.type if isinstance(f.type, str) else str(f.type))
             if f.default is not MISSING and value == f.default:
                 continue
             entry[f.name] = value
@@ -164,8 +188,6 @@ def dumps_spec(network: Network, fmt: str = "json") -> str:
     if fmt != "toml":
         raise SpecError(f"unknown spec format {fmt!r}; choose json or toml")
     lines = [f"name = {json.dumps(data['name'])}", f"input_shape = {json.dumps(data['input_shape'])}"]
-    if not data["layers"]:
-        lines.append("layers = []")  # no [[layers]] table would mean no layers key at all
     for entry in data["layers"]:
         lines += ["", "[[layers]]"]
         lines += [f"{key} = {_toml_value(value)}" for key, value in entry.items()]

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from contextlib import nullcontext
 from dataclasses import dataclass, fields, replace
 
@@ -20,21 +21,27 @@ from .network import Network
 
 
 def to_module(network: Network, *, device=None):
-    """An ``nn.Sequential`` whose children are the network's layers, named as in the network.
+    """The network as a torch module whose children are its layers, named as in the network:
+    an ``nn.Sequential`` for a chain, else a module that runs the layers in order as wired.
 
     Weights are torch's default initialisation, in float32, created directly on
     ``device`` (default: the CPU).
     """
     import torch
 
-    sequential = torch.nn.Sequential()
+    from .torch_modules import graph
+
+    probe = torch.nn.Sequential()
+    modules = []
     with torch.device(device) if device is not None else nullcontext():
-        for i, (name, layer, x) in enumerate(zip(network.names, network.layers, network.shapes)):
-            if hasattr(sequential, name):  # forward, training, to, ...: add_module would refuse it
+        for i, (name, layer, x) in enumerate(zip(network.names, network.layers, network.input_shapes)):
+            if hasattr(probe, name):  # forward, training, to, ...: add_module would refuse it
                 raise SpecError(f"torch cannot name a module {name!r}: nn.Module has an attribute of that "
                                 f"name; rename the layer", where=describe_layer(i, name, type(layer).__name__))
-            sequential.add_module(name, layer.torch_module(x))
-    return sequential
+            modules.append(layer.torch_module(x))
+    if network.is_chain:
+        return torch.nn.Sequential(OrderedDict(zip(network.names, modules)))
+    return graph(network.names, modules, network.sources)
 
 
 @dataclass(frozen=True)

@@ -9,18 +9,19 @@ from alexcost import LAYER_KINDS, Conv2d, Layer, Network, ReLU, SpecError, netwo
 
 
 @dataclass(frozen=True, kw_only=True)
-class BatchNorm2d(Layer):
-    """Inference batch norm: 2*C parameters, 2 ops per element."""
+class GroupNorm(Layer):
+    """Group norm: 2*C parameters, 7 ops per element; fvcore counts 5 per element with affine."""
 
-    num_features: int | None = None
+    num_groups: int
+    num_channels: int | None = None
     eps: float = 1e-5
-    momentum: float = 0.1
     affine: bool = True
-    track_running_stats: bool = True
 
     def output_shape(self, x):
-        if self.num_features not in (None, x[0]):
-            raise SpecError(f"expected num_features={self.num_features}, got {x[0]} channels")
+        if self.num_channels not in (None, x[0]):
+            raise SpecError(f"expected num_channels={self.num_channels}, got {x[0]} channels")
+        if x[0] % self.num_groups:
+            raise SpecError(f"num_channels must be divisible by num_groups, got {x[0]} and {self.num_groups}")
         return x
 
     def weight_params(self, x):
@@ -30,38 +31,41 @@ class BatchNorm2d(Layer):
         return x[0] if self.affine else 0
 
     def other_ops(self, x, y):
-        return 2 * prod(y)
+        return 7 * prod(y)
+
+    def fvcore_count(self, x, y):
+        return prod(x) * (5 if self.affine else 4)
 
     def torch_args(self, x):
-        return {**self.args(), "num_features": x[0]}
+        return {**self.args(), "num_channels": x[0]}
 
 
 @pytest.fixture
 def registered():
-    register_layer(BatchNorm2d)
-    yield BatchNorm2d
-    del LAYER_KINDS["BatchNorm2d"]
+    register_layer(GroupNorm)
+    yield GroupNorm
+    del LAYER_KINDS["GroupNorm"]
 
 
 def test_custom_kind_counts_and_spec(registered):
     net = network_from_dict({"input_shape": [3, 10, 10], "layers": [
         {"type": "Conv2d", "out_channels": 6, "kernel_size": 3},
-        {"type": "BatchNorm2d", "affine": False},
-        {"type": "BatchNorm2d", "name": "bn"},
+        {"type": "GroupNorm", "num_groups": 2, "affine": False},
+        {"type": "GroupNorm", "num_groups": 3, "name": "gn"},
     ]})
     rows = net.cost(batch=2).layers
     assert rows[1].params == 0 and rows[2].params == 2 * 6
-    assert rows[2].other_ops == 2 * 2 * 6 * 8 * 8
+    assert rows[2].other_ops == 7 * 2 * 6 * 8 * 8
 
 
 def test_custom_kind_matches_torch(registered):
     torch = pytest.importorskip("torch")
     from alexcost.torch_bridge import to_module
 
-    net = Network((3, 10, 10), [Conv2d(out_channels=6, kernel_size=3), BatchNorm2d(name="bn"), ReLU()])
+    net = Network((3, 10, 10), [Conv2d(out_channels=6, kernel_size=3), GroupNorm(name="gn", num_groups=3), ReLU()])
     module = to_module(net).eval()
-    assert isinstance(module.bn, torch.nn.BatchNorm2d)
-    assert sum(p.numel() for p in module.bn.parameters()) == net.cost()["bn"].params
+    assert isinstance(module.gn, torch.nn.GroupNorm)
+    assert sum(p.numel() for p in module.gn.parameters()) == net.cost()["gn"].params
     assert tuple(module(torch.randn(1, 3, 10, 10)).shape[1:]) == net.output_shape
 
 
@@ -69,7 +73,7 @@ def test_registry_rules(registered):
     with pytest.raises(ValueError, match="already registered"):
         @register_layer
         @dataclass(frozen=True, kw_only=True)
-        class BatchNorm2d(Layer):  # noqa: F811 - a second class under a taken name
+        class GroupNorm(Layer):  # noqa: F811 - a second class under a taken name
             def output_shape(self, x):
                 return x
     with pytest.raises(TypeError):

@@ -193,7 +193,7 @@ def test_collector_finds_blocks_and_runs_commands(tmp_path, monkeypatch):
         "Intro.", "", "```python", "x = 6 * 7", "assert x == 42", "```", "",
         "  ```pycon", "  >>> x + 1", "  43", "  ```", "",
         "```console", "$ alexcost report --model seed --format csv", "...",
-        "22,fc8,Linear,fc,4096,1000,4096000,4096000,0,4096000,0,0,8192000,4096000,1000,4000,16384000",
+        "22,fc8,Linear,fc,4096,1000,4096000,4096000,0,4096000,0,0,8192000,4096000,1000,4000,16384000,0,0,4000",
         "$ alexcost report --model nope", "error: ...", "```", "", "```text", "not run", "```", ""])
     found = blocks(text)
     assert [(b.lang, b.line) for b in found] == [("python", 4), ("pycon", 9), ("console", 14), ("text", 22)]

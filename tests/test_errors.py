@@ -75,7 +75,7 @@ CASES = [
      ["layers[4] 'linear4' (Linear) on input [4096]", "in_features=4000", "4096 features"]),
     ("duplicate names", with_layer(1, name="relu"), with_layer(1, name="conv1"),
      ["layers[1] (ReLU)", "duplicate name 'conv1'", "layers[0]"]),
-    ("absurd size", with_layer(0, out_channels=10**12), with_layer(0, out_channels=10**30),
+    ("absurd size", with_layer(0, out_channels=10**9), with_layer(0, out_channels=10**30),
      ["layers[0] 'conv1' (Conv2d)", "out_channels", "int64"]),
     ("padding same with stride", with_layer(0, padding="same"), with_layer(0, padding="same", stride=2),
      ["layers[0] 'conv1' (Conv2d)", "padding='same' is not supported for strided convolutions"]),
@@ -84,14 +84,16 @@ CASES = [
 ]
 
 
-def linear_on_maps():
+def linear_on_maps(in_features=None):
     spec = json.loads(json.dumps(BASE))
-    del spec["layers"][3]  # no Flatten
+    del spec["layers"][3]  # no Flatten: torch applies Linear to the last dimension, 16
+    if in_features:
+        spec["layers"][3]["in_features"] = in_features
     return spec
 
 
-CASES.append(("Linear after an unflattened tensor", BASE, linear_on_maps(),
-              ["layers[3] 'linear3' (Linear) on input [16, 16, 16]", "Flatten"]))
+CASES.append(("Linear after an unflattened tensor", linear_on_maps(16), linear_on_maps(16 * 16 * 16),
+              ["layers[3] 'linear3' (Linear) on input [16, 16, 16]", "in_features=4096", "put a Flatten"]))
 
 
 def run(tmp_path, spec_text, suffix=".json", extra=()):

@@ -5,7 +5,7 @@ read at commit 017141c42f50a0328182c1fd42b1de80c3a58efe) that alexcost supports,
 as alexcost specs. Each expected number is fvcore's own formula from that file (``gt_flop``
 times 1e9, since fvcore's test divides by 1e9). Left out: Conv1d/Conv3d and transposed
 convolutions (not alexcost layer kinds), matmul/bmm/einsum/batchnorm (no layer kind), and
-Linear on a 3-D input (alexcost deliberately requires a flat per-sample input; checked below).
+Linear on a 3-D input is checked below.
 """
 
 from __future__ import annotations
@@ -51,10 +51,13 @@ def test_fvcore_linear_cases(batch, input_dim, output_dim):
     assert network.cost(batch=batch).totals.macs == batch * input_dim * output_dim  # fvcore's gt_flop
 
 
-def test_linear_on_a_3d_input_is_a_deliberate_refusal():
-    # fvcore's test_linear also feeds (batch, extra_dim, input_dim); alexcost wants a Flatten first
-    with pytest.raises(SpecError, match="put a Flatten layer before it"):
-        Network((5, 10), [Linear(out_features=20)])
+def test_linear_on_a_3d_input():
+    # fvcore's test_linear "with extra dimension": x of (batch_size, extra_dim, input_dim),
+    # gt_flop = batch_size * input_dim * extra_dim * output_dim
+    batch_size, input_dim, output_dim, extra_dim = 5, 10, 20, 5
+    cost = Network((extra_dim, input_dim), [Linear(out_features=output_dim)]).cost(batch=batch_size)
+    assert cost.totals.macs == batch_size * input_dim * extra_dim * output_dim
+    assert cost.output_shape == (extra_dim, output_dim)
 
 
 def three_net(input_dim=2, conv_dim=5, spatial_dim=10, linear_dim=3):

@@ -43,12 +43,33 @@ def test_linear_counts_by_hand():
     assert row.macs == 3 * 12 * 7 and row.bias_adds == 3 * 7
 
 
+def taps_in_bounds(size, kernel, stride, pad, dilation, out):
+    """Brute force: per window, the taps that land inside the input (not in the padding)."""
+    return [sum(1 for j in range(kernel) if 0 <= i * stride - pad + j * dilation < size) for i in range(out)]
+
+
 def test_pool_other_ops_per_output_element():
     mp = one(MaxPool2d(kernel_size=3, stride=2), (5, 13, 13))
     assert mp.output_shape == (5, 6, 6) and mp.other_ops == 5 * 6 * 6 * (3 * 3 - 1)
     ap = one(AvgPool2d(kernel_size=(2, 3), padding=1, ceil_mode=True), (4, 7, 7))
-    assert ap.other_ops == prod(ap.output_shape) * 2 * 3
+    # stride = kernel; ceil_mode: rows ceil((7 + 2 - 2)/2) + 1 = 5, but the 5th would start at
+    # 8 >= 7 + 1, so 4; columns ceil((7 + 2 - 3)/3) + 1 = 3
+    assert ap.output_shape == (4, 4, 3)
+    rows, cols = taps_in_bounds(7, 2, 2, 1, 1, 4), taps_in_bounds(7, 3, 3, 1, 1, 3)
+    assert rows == [1, 2, 2, 2] and cols == [2, 3, 2]
+    assert ap.other_ops == 4 * sum(rows) * sum(cols)
     assert mp.macs == ap.macs == mp.params == ap.params == 0
+
+
+def test_pool_windows_clipped_by_padding_count_what_they_read():
+    """The review's case: AvgPool2d(3, 1, 1, count_include_pad=False) on 8x8 reads 484 elements,
+    not 8*8*9 = 576: border windows hang over the padding."""
+    ap = one(AvgPool2d(kernel_size=3, stride=1, padding=1, count_include_pad=False), (1, 8, 8))
+    assert ap.other_ops == 484 == sum(taps_in_bounds(8, 3, 1, 1, 1, 8)) ** 2
+    mp = one(MaxPool2d(kernel_size=3, stride=2, padding=1, dilation=2), (2, 9, 10))
+    c, h, w = mp.output_shape
+    comparisons = sum(a * b - 1 for a in taps_in_bounds(9, 3, 2, 1, 2, h) for b in taps_in_bounds(10, 3, 2, 1, 2, w))
+    assert mp.other_ops == c * comparisons
 
 
 def test_ceil_mode_drops_a_window_starting_in_the_padding():
@@ -132,9 +153,11 @@ def test_network_rejects_non_layers():
 
 
 def test_absurd_sizes_are_symbolic():
-    """10^12 channels: exact ints, nothing allocated."""
-    row = one(Conv2d(out_channels=10**12, kernel_size=1), (10**12, 1, 1))
-    assert row.params == 10**24 + 10**12 and row.macs == 10**24
+    """10^9 channels: exact ints, nothing allocated; a weight past torch's int64 limit is refused."""
+    row = one(Conv2d(out_channels=10**9, kernel_size=1), (10**9, 1, 1), batch=10**6)
+    assert row.params == 10**18 + 10**9 and row.macs == 10**6 * 10**18
+    with pytest.raises(SpecError, match="the weight would hold 10{24} elements, more than torch's int64 limit"):
+        one(Conv2d(out_channels=10**12, kernel_size=1), (10**12, 1, 1))
 
 
 def test_a_layer_without_output_shape_is_a_programming_error():

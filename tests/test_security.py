@@ -217,16 +217,23 @@ def test_layer_count_bound():
     assert net.cost().totals.other_ops == MAX_LAYERS  # one comparison per element per ReLU
 
 
+ONE = [{"type": "Identity"}]
+
+
 def test_rank_and_element_count_bounds():
     with pytest.raises(SpecError, match=f"at most {MAX_RANK} are allowed"):
-        network_from_dict({"input_shape": [1] * (MAX_RANK + 1), "layers": []})
-    assert network_from_dict({"input_shape": [1] * MAX_RANK, "layers": []}).input_shape == (1,) * MAX_RANK
+        network_from_dict({"input_shape": [1] * (MAX_RANK + 1), "layers": ONE})
+    assert network_from_dict({"input_shape": [1] * MAX_RANK, "layers": ONE}).input_shape == (1,) * MAX_RANK
     with pytest.raises(SpecError, match="int64 limit"):
-        network_from_dict({"input_shape": [2**32, 2**32], "layers": []})
+        network_from_dict({"input_shape": [2**32, 2**32], "layers": ONE})
     # 2**31 * 2**32 = 2**63 is one too many; one fewer fits.
     with pytest.raises(SpecError, match="int64 limit"):
-        network_from_dict({"input_shape": [2**31, 2**32], "layers": []})
-    assert network_from_dict({"input_shape": [2**63 - 1], "layers": []}).input_shape == (2**63 - 1,)
+        network_from_dict({"input_shape": [2**31, 2**32], "layers": ONE})
+    net = network_from_dict({"input_shape": [2**63 - 1], "layers": ONE})
+    assert net.input_shape == (2**63 - 1,)
+    # a batch of two such samples could not be a torch tensor
+    with pytest.raises(SpecError, match="batch 2 makes the input hold 18446744073709551614 elements"):
+        net.cost(batch=2)
 
 
 def test_error_lines_stay_short_whatever_the_spec_holds():

@@ -153,8 +153,26 @@ def test_network_equality_ignores_nothing_that_matters():
     assert a == b
 
 
-def test_empty_network_round_trips_through_toml(tmp_path):
+def test_empty_network_and_empty_name_are_refused(tmp_path):
+    """A network of no layers, or with an empty name, is a mistake: refused, in Python and in files."""
+    with pytest.raises(SpecError, match="a network needs at least one layer"):
+        Network((1, 2, 3), [])
     path = tmp_path / "empty.toml"
-    path.write_text(dumps_spec(Network((1, 2, 3), [], name="empty"), "toml"))
-    back = load_spec(path)
-    assert back.layers == () and back.input_shape == (1, 2, 3) and back.output_shape == (1, 2, 3)
+    path.write_text('name = "empty"\ninput_shape = [1, 2, 3]\nlayers = []\n')
+    with pytest.raises(SpecError, match="empty.toml: a network needs at least one layer"):
+        load_spec(path)
+    for name in ("", "   "):
+        with pytest.raises(SpecError, match="name must not be empty"):
+            network_from_dict({"name": name, "input_shape": [3], "layers": [{"type": "ReLU"}]})
+
+
+def test_duplicate_keys_in_json_are_refused(tmp_path):
+    """json.loads keeps the last of two equal keys silently; a spec refuses them, at any depth."""
+    path = tmp_path / "dup.json"
+    path.write_text('{"input_shape": [3, 8, 8], "layers": [{"type": "Conv2d", "out_channels": 4, '
+                    '"kernel_size": 3, "out_channels": 8}]}')
+    with pytest.raises(SpecError, match="duplicate key 'out_channels' in one object"):
+        load_spec(path)
+    path.write_text('{"input_shape": [3], "input_shape": [4], "layers": [{"type": "ReLU"}]}')
+    with pytest.raises(SpecError, match="duplicate key 'input_shape'"):
+        load_spec(path)

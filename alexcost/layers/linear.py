@@ -1,0 +1,71 @@
+"""Fully connected: Linear, applied to the last dimension of any input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+from typing import ClassVar
+
+from .. import arguments as check
+from ..errors import SpecError
+from .base import Layer, Shape, register_layer
+
+
+@register_layer
+@dataclass(frozen=True, kw_only=True)
+class Linear(Layer):
+    """Fully connected over the last dimension, as torch applies it to any input.
+
+    params ``in*out (+ out)``; macs ``rows*in*out``; bias adds ``rows*out``, where
+    ``rows`` is the product of the other dimensions (1 for a flat input).
+    """
+
+    in_features: int | None = None
+    out_features: int
+    bias: bool = True
+
+    group: ClassVar[str] = "fc"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.in_features is not None:
+            object.__setattr__(self, "in_features", check.integer(self.in_features, "in_features"))
+        object.__setattr__(self, "out_features", check.integer(self.out_features, "out_features"))
+        object.__setattr__(self, "bias", check.flag(self.bias, "bias"))
+
+    def output_shape(self, x: Shape) -> Shape:
+        if self.in_features is not None and self.in_features != x[-1]:
+            hint = "; put a Flatten layer before it" if len(x) > 1 and prod(x) == self.in_features else ""
+            raise SpecError(f"expected in_features={self.in_features}, got an input of {x[-1]} features "
+                            f"(its last dimension){hint}")
+        weight = x[-1] * self.out_features
+        if weight > check.INT64_MAX:
+            raise SpecError(f"the weight would hold {weight} elements, more than torch's int64 limit "
+                            f"{check.INT64_MAX}")
+        return (*x[:-1], self.out_features)
+
+    def weight_params(self, x: Shape) -> int:
+        return x[-1] * self.out_features
+
+    def bias_params(self, x: Shape) -> int:
+        return self.out_features if self.bias else 0
+
+    def macs(self, x: Shape, y: Shape) -> int:
+        return prod(x) * self.out_features
+
+    def bias_adds(self, x: Shape, y: Shape) -> int:
+        return prod(y) if self.bias else 0
+
+    def torch_args(self, x: Shape) -> dict:
+        return {**self.args(), "in_features": x[-1]}
+
+    def columns(self):
+        return ("", str(self.out_features), "", "")
+
+    def params_formula(self, x: Shape, x_factors: Shape) -> str:
+        features = "*".join(str(d) for d in x_factors) if len(x) == 1 else str(x[-1])
+        return f"({features} + 1)*{self.out_features}" if self.bias else f"{features}*{self.out_features}"
+
+    def forward_formula(self, x: Shape, x_factors: Shape, y: Shape) -> str:
+        rows = "".join(f"{d}*" for d in x[:-1])
+        return f"{rows}{self.params_formula(x, x_factors)}" if rows else self.params_formula(x, x_factors)

@@ -1,0 +1,40 @@
+"""A learned tensor used as an operand (ConvNeXt's layer scale): Parameter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+from typing import ClassVar
+
+from .. import arguments as check
+from .base import Layer, Shape, register_layer
+
+
+@register_layer
+@dataclass(frozen=True, kw_only=True)
+class Parameter(Layer):
+    """A learned tensor of ``shape`` (its full shape: it has no batch dimension), read by the
+    layers that name it in ``inputs`` (a Mul, say, broadcasting it). ``prod(shape)``
+    parameters, no ops; its output is the weight itself, not an activation."""
+
+    shape: tuple[int, ...]
+
+    arity: ClassVar[int | None] = 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "shape", check.shape(self.shape, "shape"))
+
+    def output_shape(self, x) -> Shape:
+        return self.shape
+
+    def weight_params(self, x) -> int:
+        return prod(self.shape)
+
+    def torch_module(self, x):
+        from ..torch_modules import parameter
+
+        return parameter(self.shape)
+
+    def label(self) -> str:
+        return "Parameter"

@@ -1,0 +1,170 @@
+"""Pooling: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d.
+
+other_ops count what each window really reads: taps that fall in the padding (or past
+the input, with ``ceil_mode``) are not read. Max pooling does one comparison fewer
+than the taps it reads; average pooling adds them and divides once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+from typing import ClassVar
+
+from .. import arguments as check
+from ..errors import SpecError
+from ..shapes import adaptive_window_total, window_positions, window_total
+from .base import Layer, Shape, need_rank, register_layer, side
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Pool2d(Layer):
+    """What MaxPool2d and AvgPool2d share: a window of ``kernel_size`` moved by ``stride``
+    (default: ``kernel_size``) over an input padded by at most half the kernel."""
+
+    kernel_size: int | tuple[int, int]
+    stride: int | tuple[int, int] | None = None
+    padding: int | tuple[int, int] = 0
+    ceil_mode: bool = False
+
+    layout: ClassVar[str] = "format"
+
+    def __post_init__(self):
+        super().__post_init__()
+        put = object.__setattr__.__get__(self)
+        put("kernel_size", check.pair(self.kernel_size, "kernel_size"))
+        put("stride", self.kernel_size if self.stride is None else check.pair(self.stride, "stride"))
+        put("padding", check.pair(self.padding, "padding", minimum=0))
+        put("ceil_mode", check.flag(self.ceil_mode, "ceil_mode"))
+        if self.padding[0] > self.kernel_size[0] // 2 or self.padding[1] > self.kernel_size[1] // 2:
+            raise SpecError(f"pad should be at most half of kernel size, but got padding={side(self.padding)}, "
+                            f"kernel_size={side(self.kernel_size)}")
+
+    def _dilation(self) -> tuple[int, int]:
+        return (1, 1)
+
+    def output_shape(self, x: Shape) -> Shape:
+        need_rank(self, x, 3, "(C, H, W)")
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self._dilation()
+        h = window_positions(x[1], kh, sh, ph, dh, self.ceil_mode)
+        w = window_positions(x[2], kw, sw, pw, dw, self.ceil_mode)
+        if h < 1 or w < 1:
+            raise SpecError(f"Given input size: ({x[0]}x{x[1]}x{x[2]}). Calculated output size: "
+                            f"({x[0]}x{h}x{w}). Output size is too small")
+        return (x[0], h, w)
+
+    def taps(self, x: Shape, y: Shape) -> int:
+        """Input elements read by all windows of one sample (each window's in-bounds taps)."""
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self._dilation()
+        return (x[0] * window_total(x[1], kh, sh, ph, dh, y[1]) * window_total(x[2], kw, sw, pw, dw, y[2]))
+
+    def columns(self):
+        return (f"{self.kernel_size[0]} * {self.kernel_size[1]}", "", side(self.stride), side(self.padding))
+
+
+@register_layer
+@dataclass(frozen=True, kw_only=True)
+class MaxPool2d(_Pool2d):
+    """Max pooling: per output element, one comparison fewer than the taps its window reads
+    (``kH*kW - 1`` for a window wholly inside the input). No parameters."""
+
+    dilation: int | tuple[int, int] = 1
+    return_indices: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "dilation", check.pair(self.dilation, "dilation"))
+        if check.flag(self.return_indices, "return_indices"):
+            raise SpecError("return_indices=True is not supported: the layer would return a tuple, not a tensor")
+
+    def _dilation(self) -> tuple[int, int]:
+        return self.dilation
+
+    def other_ops(self, x: Shape, y: Shape) -> int:
+        return self.taps(x, y) - prod(y)
+
+    def label(self) -> str:
+        return "Max Pooling"
+
+
+@register_layer
+@dataclass(frozen=True, kw_only=True)
+class AvgPool2d(_Pool2d):
+    """Average pooling: per output element, the taps its window reads (one fewer adds, then
+    one divide): ``kH*kW`` for a window wholly inside the input."""
+
+    count_include_pad: bool = True
+    divisor_override: int | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        check.flag(self.count_include_pad, "count_include_pad")
+        if self.divisor_override is not None:
+            object.__setattr__(self, "divisor_override", check.integer(
+                self.divisor_override, "divisor_override", minimum=-check.INT64_MAX))
+            if self.divisor_override == 0:
+                raise SpecError("divisor must be not zero, got divisor_override=0")
+
+    def other_ops(self, x: Shape, y: Shape) -> int:
+        return self.taps(x, y)
+
+    def label(self) -> str:
+        return "Average Pooling"
+
+
+@dataclass(frozen=True, kw_only=True)
+class _AdaptivePool2d(Layer):
+    """Pooling to a fixed ``output_size`` (``None`` keeps that input size); window ``i`` spans
+    ``[floor(i*H/oH), ceil((i+1)*H/oH))``, so the windows read
+    ``C*(H + oH - gcd(H, oH))*(W + oW - gcd(W, oW))`` elements in all."""
+
+    output_size: int | tuple[int | None, int | None]
+
+    layout: ClassVar[str] = "format"
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "output_size", check.optional_pair(self.output_size, "output_size"))
+
+    def output_shape(self, x: Shape) -> Shape:
+        need_rank(self, x, 3, "(C, H, W)")
+        oh, ow = self.output_size
+        return (x[0], x[1] if oh is None else oh, x[2] if ow is None else ow)
+
+    def taps(self, x: Shape, y: Shape) -> int:
+        return x[0] * adaptive_window_total(x[1], y[1]) * adaptive_window_total(x[2], y[2])
+
+
+@register_layer
+@dataclass(frozen=True, kw_only=True)
+class AdaptiveAvgPool2d(_AdaptivePool2d):
+    """Adaptive average pooling. other_ops: the elements its windows read (adds and one divide
+    per window). fvcore counts the input elements, once each."""
+
+    def other_ops(self, x: Shape, y: Shape) -> int:
+        return self.taps(x, y)
+
+    def fvcore_count(self, x: Shape, y: Shape) -> int:
+        return prod(x)
+
+    def label(self) -> str:
+        return "Adaptive Average Pooling"
+
+
+@register_layer
+@dataclass(frozen=True, kw_only=True)
+class AdaptiveMaxPool2d(_AdaptivePool2d):
+    """Adaptive max pooling: the elements its windows read less one comparison per window."""
+
+    return_indices: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        if check.flag(self.return_indices, "return_indices"):
+            raise SpecError("return_indices=True is not supported: the layer would return a tuple, not a tensor")
+
+    def other_ops(self, x: Shape, y: Shape) -> int:
+        return self.taps(x, y) - prod(y)
+
+    def label(self) -> str:
+        return "Adaptive Max Pooling"

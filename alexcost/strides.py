@@ -1,0 +1,99 @@
+"""Strides of batched tensors, as torch computes them, to tell a view from a copy.
+
+Strides are for the batched tensor, the batch dimension first; ``batch`` is the batch
+size that matters where torch ignores dimensions of size 1 (a tensor of one sample may
+be contiguous where one of two is not). Pure Python; torch's rules, cited per function.
+"""
+
+from __future__ import annotations
+
+Strides = tuple[int, ...]
+
+
+def contiguous(shape) -> Strides:
+    """C-order strides of a tensor of ``shape`` (the batched shape)."""
+    out, step = [], 1
+    for d in reversed(shape):
+        out.append(step)
+        step *= d
+    return tuple(reversed(out))
+
+
+def batched(shape, batch: int) -> tuple[int, ...]:
+    return (batch, *shape)
+
+
+def is_contiguous(shape, strides) -> bool:
+    """torch's ``is_contiguous()``: dimensions of size 1 do not count."""
+    expected = 1
+    for size, stride in zip(reversed(shape), reversed(strides)):
+        if size != 1:
+            if stride != expected:
+                return False
+            expected *= size
+    return True
+
+
+def is_dense(shape, strides) -> bool:
+    """torch's non-overlapping-and-dense: some order of the dimensions is contiguous."""
+    order = sorted((i for i in range(len(shape)) if shape[i] != 1), key=lambda i: strides[i])
+    expected = 1
+    for i in order:
+        if strides[i] != expected:
+            return False
+        expected *= shape[i]
+    return True
+
+
+def like(shape, strides, new_shape) -> Strides:
+    """Strides of a new dense tensor of ``new_shape`` with the dimension order of a dense
+    ``strides`` (torch's ``empty_like`` with preserve_format, and TensorIterator's output)."""
+    order = sorted(range(len(shape)), key=lambda i: (strides[i], -i))  # innermost first
+    out, step = [0] * len(new_shape), 1
+    for i in order:
+        out[i] = step
+        step *= new_shape[i]
+    return tuple(out)
+
+
+def is_channels_last(shape, strides) -> bool:
+    """torch's ``is_channels_last_strides_2d`` for a 4-D tensor: channels innermost, then W, H, N."""
+    if len(shape) != 4 or strides[1] == 0:
+        return False
+    low = 0
+    for d in (1, 3, 2, 0):
+        if strides[d] < low or (d == 0 and low == strides[1]):
+            return False
+        low = strides[d] * (shape[d] if shape[d] > 1 else 1)
+    return True
+
+
+def channels_last(shape) -> Strides:
+    """NHWC strides of an NCHW-shaped tensor."""
+    n, c, h, w = shape
+    return (h * w * c, 1, w * c, c)
+
+
+def view(shape, strides, new_shape) -> Strides | None:
+    """The strides ``x.view(new_shape)`` gets, or None when torch cannot view (reshape copies).
+
+    torch's ``computeStride`` (aten/src/ATen/TensorUtils.cpp): a view may split or merge
+    dimensions only within chunks that are contiguous in memory.
+    """
+    new_strides = [0] * len(new_shape)
+    view_d = len(new_shape) - 1
+    chunk_base = strides[-1]
+    tensor_numel = view_numel = 1
+    for tensor_d in range(len(shape) - 1, -1, -1):
+        tensor_numel *= shape[tensor_d]
+        if tensor_d == 0 or (shape[tensor_d - 1] != 1 and strides[tensor_d - 1] != tensor_numel * chunk_base):
+            while view_d >= 0 and (view_numel < tensor_numel or new_shape[view_d] == 1):
+                new_strides[view_d] = view_numel * chunk_base
+                view_numel *= new_shape[view_d]
+                view_d -= 1
+            if view_numel != tensor_numel:
+                return None
+            if tensor_d > 0:
+                chunk_base = strides[tensor_d - 1]
+                tensor_numel = view_numel = 1
+    return tuple(new_strides) if view_d == -1 else None
