@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .cost import LayerCost, NetworkCost
-from .errors import SpecError
-from .report import bytes_text, commas, dumps_json, size_text
+from .device import DEVICES, check_fits, memory_free, memory_needed, resolve_device  # noqa: F401 - importable from here too
+from .report import commas, dumps_json, size_text
 from .textable import render_table
 
-DEVICES = ("auto", "cpu", "cuda")
 EXACT_FVCORE_KINDS = ("Conv2d", "Linear")
 """Kinds whose MACs must equal fvcore's count exactly."""
 
@@ -63,60 +62,6 @@ class Measurement:
     fvcore_unsupported: tuple[tuple[str, ...], ...]
     fvcore_total: int | None
     fvcore_note: str
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without one is a SpecError."""
-    import torch
-
-    if device not in DEVICES:
-        raise SpecError(f"unknown device {device!r}; choose from {', '.join(DEVICES)}")
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        why = "torch was built without CUDA" if torch.version.cuda is None else "no GPU is visible"
-        raise SpecError(f"--device cuda: CUDA is not available ({why}, torch {torch.__version__}); "
-                        f"use --device cpu or auto")
-    return device
-
-
-def memory_needed(cost: NetworkCost) -> int:
-    """A lower bound of the bytes one forward pass needs: the weights plus, twice over
-    (the tensor and the copies the counters keep), the largest layer input + output."""
-    widest = max((r.input_bytes + r.output_bytes for r in cost.layers), default=0)
-    return cost.totals.weight_bytes + 2 * widest
-
-
-def memory_free(device: str) -> int | None:
-    """Bytes free on ``device`` now (None when it cannot be told)."""
-    if device == "cuda":
-        import torch
-
-        return torch.cuda.mem_get_info()[0]
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import os
-
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def check_fits(cost: NetworkCost, device: str, free: int | None = None) -> None:
-    """Refuse (SpecError) a forward pass that obviously cannot fit: its lower bound
-    :func:`memory_needed` above 80% of ``device``'s free memory."""
-    need = memory_needed(cost)
-    free = memory_free(device) if free is None else free
-    if free is not None and need > free * 0.8:
-        raise SpecError(f"a forward pass of {cost.model!r} at batch {cost.batch} needs at least {bytes_text(need)} "
-                        f"(weights {bytes_text(cost.totals.weight_bytes)} + the largest layer input and output) but "
-                        f"{device} has {bytes_text(free)} free (80% may be used); nothing was allocated")
 
 
 def _first_use(modules) -> list[int]:

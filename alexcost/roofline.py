@@ -227,7 +227,7 @@ class BatchAnalysis:
     def to_dict(self) -> dict:
         return {"batch": self.batch, "network_ms": self.network.median_ms,
                 "network_p10_ms": self.network.p10_ms, "network_p90_ms": self.network.p90_ms,
-                "layers_sum_ms": self.layers_ms,
+                "network_calls": self.network.calls, "layers_sum_ms": self.layers_ms,
                 "layers": [r.to_dict() for r in self.layers],
                 "groups": {g: t.to_dict() for g, t in self.groups.items()},
                 "verdict": self.verdict()}
@@ -310,9 +310,41 @@ def _roof_cells(d: dict) -> list[str]:
             d["bound"] or "", _num(d["bound_ratio"], ".1f")]
 
 
+FLOOR_FACTOR = 2
+"""A layer whose median is under this many launch floors is said to be at the floor."""
+
+
+def below_bound(rows) -> list[str]:
+    """Names of the records (layers or groups) measured faster than their roofline bound (``x bound`` < 1)."""
+    return [r.get("name", r.get("group")) for r in rows if r["bound_ratio"] is not None and r["bound_ratio"] < 1]
+
+
+def at_floor(layers, floor_ms: float | None) -> list[str]:
+    """Names of the layers whose median is under :data:`FLOOR_FACTOR` launch floors."""
+    if not floor_ms:
+        return []
+    return [r["name"] for r in layers if r["median_ms"] < FLOOR_FACTOR * floor_ms]
+
+
+def _timer_line(s: dict) -> str:
+    line = f"timer: {s['timer']}"
+    if "method" in s:
+        line += f", method {s['method']} ({s['sampling']})"
+    line += f", warm-up {s['warmup']}, repeats {s['repeats']}; {s['mode']}; inputs {s['inputs']}"
+    floor = s.get("launch_floor")
+    if floor:
+        line += (f"\nlaunch floor: {floor['median_ms']:.4f} ms per call ({floor['op']}; "
+                 f"{floor['calls']} call{'' if floor['calls'] == 1 else 's'} per sample)")
+    return line
+
+
 def render(record: dict, style: str = "simple", layers: bool = True) -> str:
     """An ``alexcost time`` record as text (``simple``) or Markdown (``pipe``); ``layers=False``
-    leaves out the per-layer and per-group tables (the summary and verdict stay)."""
+    leaves out the per-layer and per-group tables (the summary and verdict stay).
+
+    Flags, per batch, layers measured faster than their roofline bound (the peaks are too
+    low for them) and layers within :data:`FLOOR_FACTOR` launch floors (their time is
+    mostly launch overhead)."""
     md = style == "pipe"
     dev, p, s = record["device"], record["peaks"], record["settings"]
     versions = f"torch {dev['torch']}" + (f", CUDA {dev.get('cuda')}, cuDNN {dev.get('cudnn')}"
@@ -323,11 +355,12 @@ def render(record: dict, style: str = "simple", layers: bool = True) -> str:
         f"dtype {record['dtype']}: {record['math']}",
         f"peaks: {p['flops_per_s'] / 1e12:.3f} TFLOP/s ({p['flops_source']}); "
         f"{p['bytes_per_s'] / 1e9:.1f} GB/s ({p['bytes_source']}); ridge {p['ridge_flop_per_byte']:.1f} FLOP/B",
-        f"timer: {s['timer']}, warm-up {s['warmup']}, repeats {s['repeats']}; {s['mode']}; inputs {s['inputs']}",
+        *_timer_line(s).split("\n"),
     ]
     if not record.get("complete", True):
         head.append("INCOMPLETE: the run was interrupted; the batches below are all it measured")
     out = ["\n".join(f"- {h}" if md else h for h in head)]
+    floor_ms = (s.get("launch_floor") or {}).get("median_ms")
     measured = []
     for b in record["batches"]:
         if "error" in b:
@@ -347,6 +380,18 @@ def render(record: dict, style: str = "simple", layers: bool = True) -> str:
         groups = [[g, f"{d['time_ms']:.3f}", f"{d['time_share']:.1f}", f"{d['mac_share']:.1f}",
                    f"{d['param_share']:.1f}", *_roof_cells(d)] for g, d in b["groups"].items()]
         out.append(render_table(GROUP_HEADERS, groups, ("left", *["right"] * 9), style))
+        notes = []
+        fast = below_bound(b["layers"]) + [f"group {g}" for g in below_bound({"group": g, **d}
+                                                                               for g, d in b["groups"].items())]
+        if fast:
+            notes.append(f"faster than the roofline bound (x bound < 1): {', '.join(fast)}. The peaks are too low "
+                         f"for them, so their bound is no lower bound (on a CPU, data that stays in cache moves "
+                         f"faster than the measured memory bandwidth)")
+        low = at_floor(b["layers"], floor_ms)
+        if low:
+            notes.append(f"at the launch floor (under {FLOOR_FACTOR}x its {floor_ms:.4f} ms): {', '.join(low)}; "
+                         f"their times are mostly launch overhead, not work")
+        out += [f"note: {n}" for n in notes]
         out.append(b["verdict"])
     if measured:
         rows = [[str(b["batch"]), f"{b['network_ms']:.3f}", f"{b['layers_sum_ms']:.3f}",

@@ -1,28 +1,32 @@
 """Per-layer timing: CUDA events on the GPU, ``time.perf_counter`` on the CPU.
 
 Conventions: inference (``eval()`` under ``torch.inference_mode``); every layer is
-timed in isolation, on a fresh random-normal input (never zeros) of its real shape
-``(batch, *network.shapes[i])``, and the whole network is timed end to end on the
-same kind of input, so the sum of the layers can be compared with it. Each timing is
-``warmup`` untimed calls then ``repeats`` timed ones, summarised by the median and
-the 10th / 90th percentiles (linear interpolation, as ``numpy.percentile``).
-Times are milliseconds. torch is imported only when a measurement runs.
+timed in isolation, on fresh random-normal inputs (never zeros) of its real input
+shapes (:func:`input_shapes`), and the whole network is timed end to end on the same
+kind of input, the same way, so the sum of the layers can be compared with it.
+
+A timing *sample* is taken by a *method* (:data:`METHODS`): ``graph`` (CUDA) replays
+a CUDA graph of ``calls`` back-to-back calls, ``loop`` makes ``calls`` back-to-back
+eager calls, ``single`` makes one call (launch and dispatch overhead included).
+``calls`` is chosen per layer so that a sample lasts at least the device's
+``target_ms``; every time reported is per call (sample / calls). Each timing is
+``warmup`` untimed calls, then ``repeats`` timed samples, summarised by the median and
+the 10th / 90th percentiles (linear interpolation, as ``numpy.percentile``). The
+*launch floor* is a trivial one-kernel op timed the same way. Times are milliseconds.
+torch is imported only when a measurement runs; CUDA calls go through :mod:`.device`.
 """
 
 from __future__ import annotations
 
-import gc
 import json
-import os
-import platform
-import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
-from math import floor
+from math import ceil, floor
 from typing import Callable, Iterable
 
+from . import device as devices
 from . import roofline
-from .crosscheck import memory_free, memory_needed, resolve_device
+from .device import available_bytes, is_out_of_memory, memory_needed, resolve_device  # noqa: F401 - timing's API
 from .errors import SpecError, describe_layer
 from .network import Network
 from .report import bytes_text
@@ -30,9 +34,24 @@ from .report import bytes_text
 DTYPES = ("float32", "tf32", "float16", "bfloat16")
 """The dtypes ``alexcost time`` runs: tf32 is float32 storage with TF32 matmul/conv math (CUDA only)."""
 
-DEFAULTS = {"cpu": {"warmup": 2, "repeats": 10, "batches": (1, 8)},
-            "cuda": {"warmup": 10, "repeats": 50, "batches": (1, 32, 128)}}
-"""Warm-up calls, timed repeats and batch sizes when the user gives none, per device."""
+METHODS = {
+    "graph": "each sample replays a CUDA graph of N back-to-back calls",
+    "loop": "each sample is N back-to-back eager calls",
+    "single": "each sample is one eager call, its launch and dispatch overhead included",
+}
+"""How a timing sample is taken, in words (N, the calls per sample, is chosen per layer); ``graph`` needs CUDA."""
+
+DEFAULTS = {"cpu": {"warmup": 2, "repeats": 10, "batches": (1, 8), "method": "loop", "target_ms": 2.0, "max_calls": 100},
+            "cuda": {"warmup": 10, "repeats": 50, "batches": (1, 32, 128), "method": "graph", "target_ms": 1.0,
+                     "max_calls": 200}}
+"""Per device, when the user gives none: warm-up calls, timed samples, batch sizes, the method; and
+``target_ms``, the shortest a sample may last (``calls`` grows to reach it, up to ``max_calls``)."""
+
+ESTIMATES = 3
+"""Single timed calls that estimate one call's time before ``calls`` is chosen (the fastest counts)."""
+
+FLOOR_OP = "a 1-element in-place add, one kernel launch"
+"""What the launch floor times."""
 
 # -- statistics -------------------------------------------------------------------------
 
@@ -49,25 +68,38 @@ def percentile(samples: Iterable[float], q: float) -> float:
 
 @dataclass(frozen=True)
 class Stats:
-    """Median and spread of repeated timings, in milliseconds."""
+    """Median and spread of repeated timings, in milliseconds per call; each sample was ``calls``
+    calls taken by ``method`` (``note``: why the method differs from the run's, when it does)."""
 
     median_ms: float
     p10_ms: float
     p90_ms: float
     min_ms: float
     repeats: int
+    calls: int = 1
+    method: str = "single"
+    note: str = ""
 
     @classmethod
-    def of(cls, samples_ms) -> "Stats":
+    def of(cls, samples_ms, calls: int = 1, method: str = "single", note: str = "") -> "Stats":
         s = list(samples_ms)
-        return cls(percentile(s, 50), percentile(s, 10), percentile(s, 90), min(s), len(s))
+        return cls(percentile(s, 50), percentile(s, 10), percentile(s, 90), min(s), len(s), calls, method, note)
 
     def to_dict(self) -> dict:
-        return {"median_ms": self.median_ms, "p10_ms": self.p10_ms, "p90_ms": self.p90_ms,
-                "min_ms": self.min_ms, "repeats": self.repeats}
+        d = {"median_ms": self.median_ms, "p10_ms": self.p10_ms, "p90_ms": self.p90_ms,
+             "min_ms": self.min_ms, "repeats": self.repeats, "calls": self.calls, "method": self.method}
+        return {**d, "note": self.note} if self.note else d
 
 
-# -- device, dtype and the timer ------------------------------------------------------------
+def calls_for(once_ms: float, target_ms: float, max_calls: int) -> int:
+    """Back-to-back calls per sample for a sample of at least ``target_ms``:
+    ``ceil(target_ms / once_ms)``, within 1..max_calls."""
+    if once_ms <= 0:
+        return max_calls
+    return max(1, min(max_calls, ceil(target_ms / once_ms)))
+
+
+# -- device, dtype and the sampler -------------------------------------------------------------
 
 def check_dtype(dtype: str, device: str) -> None:
     """Refuse what cannot run: an unknown dtype, or tf32 off CUDA (the CPU has no TF32 math)."""
@@ -76,6 +108,14 @@ def check_dtype(dtype: str, device: str) -> None:
     if dtype == "tf32" and device != "cuda":
         raise SpecError("tf32 needs CUDA: on the CPU float32 math is always full precision; "
                         "use --dtype float32")
+
+
+def check_method(method: str, device: str) -> None:
+    """Refuse an unknown method, or ``graph`` off CUDA."""
+    if method not in METHODS:
+        raise SpecError(f"unknown timing method {method!r}; choose from {', '.join(METHODS)}")
+    if method == "graph" and device != "cuda":
+        raise SpecError("--method graph needs CUDA (it replays CUDA graphs); on the CPU use loop or single")
 
 
 def torch_dtype(dtype: str):
@@ -134,92 +174,68 @@ def torch_threads(n: int):
 
 
 def sample_ms(fn: Callable[[], object], warmup: int, repeats: int, device: str) -> list[float]:
-    """``repeats`` timings of ``fn()`` in ms, after ``warmup`` untimed calls.
-
-    CUDA: a ``torch.cuda.Event`` pair around each call, read after one synchronize
-    (GPU time of the call in its stream). CPU: ``time.perf_counter`` around each call.
-    """
+    """``repeats`` timings of single calls of ``fn()`` in ms, after ``warmup`` untimed calls
+    (:func:`device.times_ms`: CUDA events, or ``time.perf_counter``)."""
     for _ in range(warmup):
         fn()
-    if device == "cuda":
-        import torch
+    return devices.times_ms(fn, repeats, device)
 
-        torch.cuda.synchronize()
-        pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-                 for _ in range(repeats)]
-        for start, end in pairs:
-            start.record()
+
+@dataclass(frozen=True)
+class Sampler:
+    """Times a callable on ``device`` by ``method`` (:data:`METHODS`): ``warmup`` eager calls, then
+    ``repeats`` samples of ``calls`` calls each, ``calls`` chosen for samples of at least ``target_ms``."""
+
+    device: str
+    method: str
+    warmup: int
+    repeats: int
+    target_ms: float
+    max_calls: int
+
+    def stats(self, fn: Callable[[], object]) -> Stats:
+        """The per-call timing of ``fn``. A graph capture that fails (an op CUDA graphs cannot hold)
+        falls back to ``loop`` for this callable, saying why in ``note``; running out of memory does not."""
+        for _ in range(self.warmup):
             fn()
-            end.record()
-        torch.cuda.synchronize()
-        return [start.elapsed_time(end) for start, end in pairs]
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t0) * 1e3)
-    return out
+        if self.method == "single":
+            return Stats.of(devices.times_ms(fn, self.repeats, self.device))
+        calls = calls_for(min(devices.times_ms(fn, ESTIMATES, self.device)), self.target_ms, self.max_calls)
+        method, note = self.method, ""
+        if method == "graph":
+            try:
+                run = devices.capture(fn, calls)
+            except RuntimeError as err:
+                if is_out_of_memory(err):
+                    raise
+                method, note = "loop", "graph capture failed: " + " ".join(str(err).split())[:200]
+        if method == "loop":
+            def run():
+                for _ in range(calls):
+                    fn()
+        run()  # one untimed sample: the graph's first replay uploads it
+        samples = devices.times_ms(run, self.repeats, self.device)
+        return Stats.of([t / calls for t in samples], calls, method, note)
+
+    def describe(self) -> str:
+        """The method in words, for the run's settings."""
+        if self.method == "single":
+            return METHODS["single"]
+        return (f"{METHODS[self.method]}, N per layer for samples of at least {self.target_ms:g} ms "
+                f"(N at most {self.max_calls}); times are per call")
 
 
-def device_info(device: str) -> dict:
-    """The machine the numbers belong to: name, versions, threads."""
+def input_shapes(network: Network, i: int) -> tuple[tuple[int, ...], ...]:
+    """The per-sample shapes of layer ``i``'s inputs, one per input: a chain's layer has one,
+    the previous layer's output (``network.shapes[i]``)."""
+    return (network.shapes[i],)
+
+
+def random_inputs(shapes, batch: int, device: str, dtype) -> tuple:
+    """One random-normal tensor (never zeros) of ``(batch, *shape)`` per shape."""
     import torch
 
-    info = {"type": device, "torch": torch.__version__, "threads": torch.get_num_threads()}
-    if device == "cuda":
-        props = torch.cuda.get_device_properties(torch.cuda.current_device())
-        info.update(name=props.name, capability=f"{props.major}.{props.minor}",
-                    memory_bytes=props.total_memory, multiprocessors=props.multi_processor_count,
-                    cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
-    else:
-        info.update(name=_cpu_name(), cpus=os.cpu_count())
-    return info
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "cpu"
-
-
-def available_bytes(device: str) -> int | None:
-    """Free memory now (:func:`crosscheck.memory_free`), plus on CUDA what torch's cache holds unused."""
-    free = memory_free(device)
-    if device == "cuda" and free is not None:
-        import torch
-
-        free += torch.cuda.memory_reserved() - torch.cuda.memory_allocated()
-    return free
-
-
-def batch_bytes(cost) -> int:
-    """Memory a batch needs beyond the weights, which stay resident: :func:`crosscheck.memory_needed`
-    less the weights, i.e. twice the largest input + output of one layer (workspaces, temporaries)."""
-    return memory_needed(cost) - cost.totals.weight_bytes
-
-
-OOM_MESSAGES = ("out of memory", "not enough memory", "can't allocate memory")
-"""What torch's allocators say when an allocation fails (CUDA, and the CPU's DefaultCPUAllocator)."""
-
-
-def is_out_of_memory(err: BaseException) -> bool:
-    """torch's OutOfMemoryError, Python's MemoryError, or a RuntimeError saying one of :data:`OOM_MESSAGES`."""
-    if isinstance(err, MemoryError):
-        return True
-    try:
-        import torch
-
-        if isinstance(err, torch.cuda.OutOfMemoryError):
-            return True
-    except (ImportError, AttributeError):
-        pass
-    text = str(err)
-    return isinstance(err, RuntimeError) and any(s in text for s in OOM_MESSAGES)
+    return tuple(torch.randn((batch, *shape), device=device, dtype=dtype) for shape in shapes)
 
 
 # -- results ----------------------------------------------------------------------------------
@@ -269,7 +285,8 @@ class Timer:
     """Times a network's layers and the whole network on one device at one dtype.
 
     Use as a context manager: entering sets the math mode, measures the device's peaks
-    (unless given) and moves the module to the device; leaving restores the math mode.
+    (unless given) and the launch floor, and moves the module to the device; leaving
+    restores the math mode.
     """
 
     network: Network
@@ -281,6 +298,7 @@ class Timer:
     peak_bandwidth: float | None = None
     progress: Callable[[int, str], None] | None = None
     threads: int | None = None
+    method: str | None = None
     module: object = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
@@ -289,10 +307,14 @@ class Timer:
         defaults = DEFAULTS[self.device]
         self.warmup = defaults["warmup"] if self.warmup is None else self.warmup
         self.repeats = defaults["repeats"] if self.repeats is None else self.repeats
+        self.method = defaults["method"] if self.method is None else self.method
+        check_method(self.method, self.device)
         if self.warmup < 0 or self.repeats < 1:
             raise SpecError(f"need warmup >= 0 and repeats >= 1, got warmup={self.warmup}, repeats={self.repeats}")
         if self.threads is not None and self.threads < 1:
             raise SpecError(f"threads must be positive, got {self.threads}")
+        self.sampler = Sampler(self.device, self.method, self.warmup, self.repeats, defaults["target_ms"],
+                               defaults["max_calls"])
 
     @property
     def steps_per_batch(self) -> int:
@@ -305,6 +327,8 @@ class Timer:
         self._exit = ExitStack()
         self.settings = {"warmup": self.warmup, "repeats": self.repeats,
                          "timer": "cuda events" if self.device == "cuda" else "perf_counter",
+                         "method": self.method, "sampling": self.sampler.describe(),
+                         "sample_target_ms": self.sampler.target_ms, "max_calls": self.sampler.max_calls,
                          "mode": "inference: eval() under torch.inference_mode",
                          "inputs": "random normal, drawn fresh for each layer and batch"}
         try:
@@ -315,6 +339,7 @@ class Timer:
             self.peaks = roofline.measure_peaks(self.device, self.dtype, torch_dtype(self.dtype),
                                                 lambda fn, w, r: sample_ms(fn, w, r, self.device),
                                                 flops_per_s=self.peak_flops, bytes_per_s=self.peak_bandwidth)
+            self.settings["launch_floor"] = {"op": FLOOR_OP, **self.launch_floor().to_dict()}
             self._tick(1, "peaks")
             weights = self.network.cost(1, self.dtype).totals.weight_bytes
             free = available_bytes(self.device)
@@ -329,9 +354,17 @@ class Timer:
 
     def __exit__(self, *exc):
         self.module = None
-        _free(self.device)
+        devices.release(self.device)
         self._exit.close()
         return False
+
+    def launch_floor(self) -> Stats:
+        """The floor of every timing: :data:`FLOOR_OP`, timed by the run's method."""
+        import torch
+
+        with torch.inference_mode():
+            one = torch.zeros(1, device=self.device, dtype=torch_dtype(self.dtype))
+            return self.sampler.stats(lambda: one.add_(1))
 
     def _tick(self, n: int, what: str) -> None:
         self._ticks = getattr(self, "_ticks", 0) + n
@@ -341,7 +374,7 @@ class Timer:
     def run(self) -> TimingRun:
         """An empty run record carrying the device, settings and peaks."""
         return TimingRun(self.network.name, self.network.input_shape, self.dtype, math_mode(self.dtype, self.device),
-                         device_info(self.device), dict(self.settings), self.peaks)
+                         devices.describe(self.device), dict(self.settings), self.peaks)
 
     def sweep(self, batches: Iterable[int], on_batch: Callable[[TimingRun], None] | None = None) -> TimingRun:
         """Measure each batch in turn; ``on_batch(run)`` sees the record after each batch and once
@@ -377,7 +410,7 @@ class Timer:
             detail = " ".join(str(err).split())[:300]
         else:
             return roofline.analyse(cost, layers, network, self.peaks)
-        _free(self.device)  # outside the except block, so the error's frames (and tensors) are gone
+        devices.release(self.device)  # outside the except block, so the error's frames (and tensors) are gone
         self._tick(self.steps_per_batch - self._ticks, f"batch {batch}")
         return BatchFailure(batch, "out of memory", detail)
 
@@ -388,40 +421,39 @@ class Timer:
         children = dict(self.module.named_children())
         layers = []
         with torch.inference_mode():
-            for i, (name, layer, shape) in enumerate(zip(self.network.names, self.network.layers, self.network.shapes)):
+            for i, (name, layer) in enumerate(zip(self.network.names, self.network.layers)):
                 mod = children[name]
-                x = torch.randn((batch, *shape), device=dev, dtype=dt)
+                xs = random_inputs(input_shapes(self.network, i), batch, dev, dt)
                 try:
-                    layers.append(Stats.of(sample_ms(lambda: mod(x), self.warmup, self.repeats, dev)))
+                    layers.append(self.sampler.stats(lambda: mod(*xs)))
                 except RuntimeError as err:
                     if "not implemented for" in str(err):
                         raise SpecError(f"torch cannot run it in {self.dtype} on {dev}: {err}").at(
                             describe_layer(i, name, type(layer).__name__)) from None
                     raise
-                del x
+                del xs
                 self._tick(1, f"batch {batch}: {name}")
-            x = torch.randn((batch, *self.network.input_shape), device=dev, dtype=dt)
-            network = Stats.of(sample_ms(lambda: self.module(x), self.warmup, self.repeats, dev))
-            del x
+            xs = random_inputs((self.network.input_shape,), batch, dev, dt)
+            network = self.sampler.stats(lambda: self.module(*xs))
+            del xs
             self._tick(1, f"batch {batch}: network")
         return layers, network
 
 
-def _free(device: str) -> None:
-    gc.collect()
-    if device == "cuda":
-        import torch
-
-        torch.cuda.empty_cache()
+def batch_bytes(cost) -> int:
+    """Memory a batch needs beyond the weights, which stay resident: :func:`device.memory_needed`
+    less the weights, i.e. twice the largest input + output of one layer (workspaces, temporaries)."""
+    return memory_needed(cost) - cost.totals.weight_bytes
 
 
 def time_network(network: Network, batches: Iterable[int], *, device: str = "auto", dtype: str = "float32",
                  warmup: int | None = None, repeats: int | None = None,
                  peak_flops: float | None = None, peak_bandwidth: float | None = None,
                  on_batch: Callable[[TimingRun], None] | None = None,
-                 progress: Callable[[int, str], None] | None = None, threads: int | None = None) -> TimingRun:
+                 progress: Callable[[int, str], None] | None = None, threads: int | None = None,
+                 method: str | None = None) -> TimingRun:
     """Time ``network`` at each batch size (see :meth:`Timer.sweep`)."""
-    timer = Timer(network, device, dtype, warmup, repeats, peak_flops, peak_bandwidth, progress, threads)
+    timer = Timer(network, device, dtype, warmup, repeats, peak_flops, peak_bandwidth, progress, threads, method)
     return timer.sweep(batches, on_batch)
 
 

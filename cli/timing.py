@@ -10,7 +10,7 @@ import click
 from alexcost import SpecError
 from alexcost.roofline import render
 from alexcost.crosscheck import DEVICES
-from alexcost.timing import DEFAULTS, DTYPES, Timer, dumps
+from alexcost.timing import DEFAULTS, DTYPES, METHODS, Timer, dumps
 
 from .common import dtype_option, load_network, network_options, write_output
 
@@ -60,23 +60,27 @@ def check_writable(out: str) -> None:
                    "(a large matrix product and convolution).")
 @click.option("--bandwidth-gbs", type=click.FloatRange(min=0, min_open=True), default=None,
               help="The device's memory bandwidth in GB/s, instead of measuring it with a large copy.")
+@click.option("--method", type=click.Choice(list(METHODS)), default=None,
+              help="How a timing sample is taken: graph (CUDA graph replays of N calls), loop (N back-to-back "
+                   "calls) or single (one call, launch overhead included); default: graph on CUDA, loop on the CPU.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch's CPU threads for this run (default: torch's own choice; reported either way).")
 @click.option("--out", metavar="FILE.json", help="Also write the JSON record here, atomically, after every batch.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.pass_context
-def time_command(ctx, model, spec, device, batches, dtype, warmup, repeats, peak_tflops, bandwidth_gbs, threads, out,
-                 fmt):
+def time_command(ctx, model, spec, device, batches, dtype, warmup, repeats, peak_tflops, bandwidth_gbs, method,
+                 threads, out, fmt):
     """Time every layer (and the whole network) on the GPU or CPU, next to its MAC and parameter
     shares and its roofline lower bound; say where the time goes, conv or FC, at each batch size.
 
-    Each layer runs alone on a random input of its real shape; median and p10/p90 of the repeats.
+    Each layer runs alone on a random input of its real shape; median and p10/p90 of the repeats,
+    per call (a sample is N back-to-back calls, or a CUDA graph of them: see --method).
     An out-of-memory batch is recorded and the sweep goes on; Ctrl-C keeps what --out holds.
     """
     network = load_network(model, spec)
     timer = Timer(network, device, dtype, warmup, repeats,
                   None if peak_tflops is None else peak_tflops * 1e12,
-                  None if bandwidth_gbs is None else bandwidth_gbs * 1e9, threads=threads)
+                  None if bandwidth_gbs is None else bandwidth_gbs * 1e9, threads=threads, method=method)
     batches = batches or DEFAULTS[timer.device]["batches"]
     if out:
         check_writable(out)

@@ -1,9 +1,16 @@
-"""scripts/gpu-check's logic, run on the CPU in its quick mode, so it cannot break unnoticed."""
+"""scripts/gpu-check's logic, run on the CPU in its quick mode, so it cannot break unnoticed.
 
+Every run names its own --wheels folder, so the checkout's ignored .whl/ (full or empty) changes nothing.
+Its CUDA branch runs under the stand-in in tests/test_cuda_paths.py.
+"""
+
+import importlib.machinery
+import importlib.util
 import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +27,30 @@ def gpu_check(*args, env=None):
                           env={**os.environ, **(env or {})})
 
 
+def load_script():
+    """scripts/gpu-check as a module (its file name has no .py)."""
+    loader = importlib.machinery.SourceFileLoader("gpu_check", str(SCRIPT))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader("gpu_check", loader))
+    sys.modules["gpu_check"] = module  # its dataclasses look their module up
+    loader.exec_module(module)
+    return module
+
+
+def fake_wheel(folder: Path, name: str, init: str) -> Path:
+    """A minimal pure-Python wheel holding the package ``name`` whose ``__init__.py`` is ``init``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-0.0.0-py3-none-any.whl"
+    info = f"{name}-0.0.0.dist-info"
+    files = {f"{name}/__init__.py": init,
+             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.0.0\n",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    files[f"{info}/RECORD"] = "".join(f"{f},,\n" for f in [*files, f"{info}/RECORD"])
+    with zipfile.ZipFile(path, "w") as z:
+        for f, text in files.items():
+            z.writestr(f, text)
+    return path
+
+
 def bfloat16_lrn_runs_on_cpu() -> bool:
     try:
         torch.nn.LocalResponseNorm(5)(torch.randn(1, 8, 4, 4, dtype=torch.bfloat16))
@@ -33,15 +64,18 @@ def test_script_is_executable():
 
 
 def test_quick_cpu_run(tmp_path):
-    out = tmp_path / "out"
+    out, wheels = tmp_path / "out", tmp_path / "no-wheels"
+    wheels.mkdir()
     done = gpu_check("--device", "cpu", "--quick", "--models", "seed", "--dtypes", "float32,bfloat16",
-                     "--batches", "1", env={"OUT": str(out)})
+                     "--batches", "1", "--wheels", str(wheels), env={"OUT": str(out)})
     files = {p.name for p in out.iterdir()}
     assert files == RESULT_FILES, done.stderr  # at most 8 files, no folders: all the device tool brings back
     steps = json.loads((out / "steps.json").read_text())["steps"]
     assert [s["name"] for s in steps] == ["environment", "verify seed", "time seed float32", "time seed bfloat16"]
     status = {s["name"]: s["status"] for s in steps}
     assert status["environment"] == "ok" and status["time seed float32"] == "ok"
+    # verify passes exactly when fvcore runs (it is importable here, with no wheels to install)
+    assert status["verify seed"] == ("ok" if importlib.util.find_spec("fvcore") else "failed")
     # The seed has LocalResponseNorm: its bfloat16 step passes exactly when torch runs that op on the CPU,
     # and when it fails the failure is recorded and the run still ends with every file written.
     assert status["time seed bfloat16"] == ("ok" if bfloat16_lrn_runs_on_cpu() else "failed")
@@ -51,16 +85,70 @@ def test_quick_cpu_run(tmp_path):
     assert [(r["model"], r["dtype"]) for r in runs] == [("seed", "float32"), ("seed", "bfloat16")]
     record = runs[0]["record"]
     assert record["complete"] and record["device"]["type"] == "cpu" and record["settings"]["repeats"] == 3
+    assert record["settings"]["method"] == "loop" and record["settings"]["launch_floor"]["calls"] >= 1
     assert [b["batch"] for b in record["batches"]] == [1] and len(record["batches"][0]["layers"]) == 23
     summary = (out / "summary.md").read_text()
     assert record["verdict"][0] in summary and "## Per layer: seed, float32" in summary
+    assert "- fvcore: ran (fvcore " in summary and f"wheels: none in {wheels}" in summary
     verify = json.loads((out / "verify.json").read_text())["runs"]
     assert [v["model"] for v in verify] == ["seed"] and verify[0]["status"] == status["verify seed"]
     assert "$ " + sys.executable + " -m alexcost time --model seed" in (out / "log.txt").read_text()
 
 
+def test_verify_without_fvcore_is_a_failed_step(tmp_path):
+    # The wheels folder holds an "fvcore" that cannot be imported: the install step puts it first on the
+    # path, verify runs without fvcore and exits 0, and gpu-check fails that step and says why.
+    wheels = tmp_path / "wheels"
+    fake_wheel(wheels, "fvcore", "raise ImportError('fvcore blocked by the test')\n")
+    spec = tmp_path / "tiny.json"
+    spec.write_text(json.dumps({"name": "tiny", "input_shape": [3, 8, 8], "layers": [
+        {"type": "Conv2d", "out_channels": 2, "kernel_size": 3}, {"type": "Flatten"}]}))
+    out = tmp_path / "out"
+    done = gpu_check(str(out), "--device", "cpu", "--steps", "verify", "--models", str(spec), "--wheels", str(wheels))
+    assert done.returncode == 1, done.stderr
+    steps = json.loads((out / "steps.json").read_text())["steps"]
+    assert [(s["name"], s["status"]) for s in steps] == [("install wheels", "ok"), ("environment", "ok"),
+                                                         ("verify tiny", "failed")]
+    verify = steps[-1]
+    assert verify["rc"] == 0 and verify["note"].startswith("fvcore did not run (fvcore skipped: import failed: ")
+    assert "--allow-no-fvcore" in verify["note"]
+    run = json.loads((out / "verify.json").read_text())["runs"][0]
+    assert run["output"]["ok"] is True and run["output"]["fvcore"]["ran"] is False and run["status"] == "failed"
+    summary = (out / "summary.md").read_text()
+    assert "- fvcore: **did not run** (fvcore skipped: import failed: ImportError: fvcore blocked by the test)" \
+        in summary
+    assert summary.split("fvcore importable from: ")[1].split("\n")[0].endswith("/site/fvcore/__init__.py")
+    assert set(p.name for p in out.iterdir()) == RESULT_FILES
+
+
+def test_allow_no_fvcore_accepts_it_and_only_it():
+    gc = load_script()
+    ran = {"ok": True, "fvcore": {"ran": True, "note": "fvcore 0.1.5"}}
+    skipped = {"ok": True, "fvcore": {"ran": False, "note": "fvcore skipped: not installed"}}
+    for allow in (False, True):
+        args = gc.arguments(["out", "--allow-no-fvcore"] if allow else ["out"])
+        verify = gc.Verify(type("check", (), {"args": args})())
+        assert verify.judge(None, ran) == ""
+        assert (verify.judge(None, skipped) == "") is allow
+        assert verify.judge(None, "Traceback ...") == "verify printed no JSON with fvcore's status"
+
+
+def test_kinds_fit_the_device_tools_eight_files():
+    gc = load_script()
+    files = {"summary.md", "steps.json", "log.txt"} | {k.file for k in gc.KINDS.values()}
+    assert files == RESULT_FILES and len(files) <= 8
+    assert list(gc.KINDS) == ["verify", "time"]
+
+
+def test_unknown_step_kind_is_exit_2(tmp_path):
+    done = gpu_check(str(tmp_path), "--steps", "verify,train")
+    assert done.returncode == 2 and "unknown step kind 'train'" in done.stderr
+
+
 def test_out_of_time_budget_still_writes_every_file(tmp_path):
-    done = gpu_check(str(tmp_path), "--device", "cpu", "--quick", "--models", "seed", "--budget", "1")
+    done = gpu_check(str(tmp_path / "out"), "--device", "cpu", "--quick", "--models", "seed", "--budget", "1",
+                     "--wheels", str(tmp_path))
+    tmp_path = tmp_path / "out"
     assert done.returncode == 1
     assert {p.name for p in tmp_path.iterdir()} == RESULT_FILES
     steps = json.loads((tmp_path / "steps.json").read_text())["steps"]

@@ -174,6 +174,21 @@ def test_record_is_json_and_renders_in_both_styles():
     assert "| c " not in short and "where the time goes" in short
 
 
+def test_render_flags_layers_below_their_bound_and_at_the_launch_floor():
+    record = json.loads(dumps(synthetic_run().to_dict()))
+    assert "faster than the roofline bound" not in render(record) and "launch floor" not in render(record)
+    # c: 2*MACs + bias adds = 2 * (2*2*6*6*27) + 2*2*36 = 7,920 FLOPs at 1e9 FLOP/s is 0.00792 ms; measured 0.001
+    c = record["batches"][0]["layers"][0]
+    assert c["flops"] == 7920 and c["bound_ms"] == pytest.approx(0.00792)
+    c["median_ms"], c["bound_ratio"] = 0.001, 0.001 / 0.00792
+    record["settings"]["launch_floor"] = {"op": "an add", "median_ms": 0.3, "calls": 7}
+    text = render(record)
+    assert "\nlaunch floor: 0.3000 ms per call (an add; 7 calls per sample)\n" in text
+    assert "note: faster than the roofline bound (x bound < 1): c. The peaks are too low for them" in text
+    # under 2 x 0.3 ms: c (0.001), r (0.5), f (0.0), l (0.5)
+    assert "note: at the launch floor (under 2x its 0.3000 ms): c, r, f, l;" in text
+
+
 def test_dumps_rounds_to_six_digits_and_keeps_ints():
     text = dumps({"a": [{"x": 1 / 3, "n": 12345678901}], "b": {"c": [1.0, 2.5e-9]}})
     assert json.loads(text) == {"a": [{"x": 0.333333, "n": 12345678901}], "b": {"c": [1.0, 2.5e-9]}}

@@ -10,30 +10,21 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 np = pytest.importorskip("numpy")
 
-from alexcost import Conv2d, Flatten, Linear, LocalResponseNorm, MaxPool2d, Network, ReLU, SpecError  # noqa: E402
+from alexcost import LocalResponseNorm, Network, SpecError  # noqa: E402
 from alexcost import timing  # noqa: E402
 from alexcost.timing import Stats, Timer, dumps, percentile, sample_ms, time_network  # noqa: E402
-from alexcost_cli.main import cli  # noqa: E402
+from timing_cases import GIVEN_PEAKS, TINY, invoke, spec  # noqa: E402,F401 - spec: a fixture
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
 
-TINY = Network((3, 16, 16), [Conv2d(name="conv", out_channels=4, kernel_size=3, padding=1), ReLU(name="relu"),
-                             MaxPool2d(name="pool", kernel_size=2), Flatten(name="flat"),
-                             Linear(name="fc", out_features=10)], name="tiny")
-TINY_SPEC = {"name": "tiny", "input_shape": [3, 16, 16], "layers": [
-    {"type": "Conv2d", "name": "conv", "out_channels": 4, "kernel_size": 3, "padding": 1},
-    {"type": "ReLU", "name": "relu"}, {"type": "MaxPool2d", "name": "pool", "kernel_size": 2},
-    {"type": "Flatten", "name": "flat"}, {"type": "Linear", "name": "fc", "out_features": 10}]}
 FAST = dict(device="cpu", warmup=1, repeats=5, peak_flops=1e11, peak_bandwidth=1e10)
-GIVEN_PEAKS = ("--peak-tflops", "0.1", "--bandwidth-gbs", "10")
 
 
 def conv_macs(b):
@@ -42,17 +33,6 @@ def conv_macs(b):
 
 def fc_macs(b):
     return b * 4 * 8 * 8 * 10
-
-
-@pytest.fixture
-def spec(tmp_path):
-    path = tmp_path / "tiny.json"
-    path.write_text(json.dumps(TINY_SPEC))
-    return str(path)
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, list(args), prog_name="alexcost")
 
 
 # -- statistics --------------------------------------------------------------------------------
@@ -84,6 +64,8 @@ def test_cpu_run_is_complete_and_consistent():
     assert d["complete"] and d["model"] == "tiny" and d["dtype"] == "float32" and d["input_shape"] == [3, 16, 16]
     assert d["device"]["type"] == "cpu" and d["device"]["threads"] == torch.get_num_threads()
     assert d["settings"]["timer"] == "perf_counter" and d["settings"]["repeats"] == 5
+    assert d["settings"]["method"] == "loop" and d["settings"]["launch_floor"]["method"] == "loop"
+    assert d["settings"]["sampling"].startswith("each sample is N back-to-back eager calls")
     assert d["peaks"]["flops_source"] == d["peaks"]["bytes_source"] == "given"
     assert [b["batch"] for b in d["batches"]] == [1, 3]
     for b in d["batches"]:
@@ -93,6 +75,7 @@ def test_cpu_run_is_complete_and_consistent():
         assert b["network_ms"] > 0 and b["network_p10_ms"] <= b["network_ms"] <= b["network_p90_ms"]
         for r in b["layers"]:
             assert 0 <= r["p10_ms"] <= r["median_ms"] <= r["p90_ms"] and r["repeats"] == 5
+            assert r["method"] == "loop" and 1 <= r["calls"] <= timing.DEFAULTS["cpu"]["max_calls"]
         assert b["layers_sum_ms"] == pytest.approx(sum(r["median_ms"] for r in b["layers"]), rel=1e-5)
         for key in ("time_share", "mac_share", "param_share"):
             assert sum(r[key] for r in b["layers"]) == pytest.approx(100, abs=1e-3)
@@ -106,6 +89,28 @@ def test_cpu_run_is_complete_and_consistent():
         assert b["groups"]["conv"]["time_ms"] == pytest.approx(rows["conv"]["median_ms"], rel=1e-5)
         assert b["verdict"].startswith(f"batch {n}: conv ")
     assert d["verdict"][0].startswith("conv: ") and "at batch 1; " in d["verdict"][0]
+
+
+def test_single_method_times_one_call_per_sample():
+    d = time_network(TINY, [1], method="single", **FAST).to_dict()
+    assert d["settings"]["method"] == "single" and d["settings"]["launch_floor"]["calls"] == 1
+    assert [r["calls"] for r in d["batches"][0]["layers"]] == [1] * len(TINY) and d["batches"][0]["network_calls"] == 1
+
+
+def test_methods_are_checked():
+    with pytest.raises(SpecError, match="--method graph needs CUDA"):
+        Timer(TINY, device="cpu", method="graph")
+    with pytest.raises(SpecError, match="unknown timing method 'fast'"):
+        Timer(TINY, device="cpu", method="fast")
+
+
+def test_every_layer_is_timed_on_inputs_of_its_input_shapes(monkeypatch):
+    seen = []
+    real = timing.random_inputs
+    monkeypatch.setattr(timing, "random_inputs", lambda shapes, *a: seen.append(shapes) or real(shapes, *a))
+    time_network(TINY, [2], method="single", **{**FAST, "repeats": 1})
+    # by hand: conv sees 3x16x16, relu and pool 4x16x16, flatten 4x8x8, fc 256; then the network its input
+    assert seen == [((3, 16, 16),), ((4, 16, 16),), ((4, 16, 16),), ((4, 8, 8),), ((256,),), ((3, 16, 16),)]
 
 
 def test_threads_are_set_reported_and_restored():
@@ -301,11 +306,13 @@ def test_cuda_math_mode_is_explicit_and_restored(dtype, tf32):
     s = d["settings"]
     assert s["tf32_matmul"] is tf32 and s["tf32_cudnn"] is tf32 and s["cudnn_benchmark"] is True
     assert s["timer"] == "cuda events" and d["device"]["type"] == "cuda" and d["device"]["cuda"]
+    assert s["method"] == "graph" and s["launch_floor"]["median_ms"] > 0
     assert ("TF32 math on" in d["math"]) is tf32
     assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
             torch.backends.cudnn.benchmark) == before
     for b in d["batches"]:
         assert all(r["p10_ms"] <= r["median_ms"] <= r["p90_ms"] for r in b["layers"]) and b["network_ms"] > 0
+        assert all(r["method"] == "graph" for r in b["layers"])  # no capture fell back on a real GPU
 
 
 @needs_cuda
