@@ -226,16 +226,21 @@ class Sampler:
 
 
 def input_shapes(network: Network, i: int) -> tuple[tuple[int, ...], ...]:
-    """The per-sample shapes of layer ``i``'s inputs, one per input: a chain's layer has one,
-    the previous layer's output (``network.shapes[i]``)."""
-    return (network.shapes[i],)
+    """The per-sample shapes of layer ``i``'s inputs, one per input (none for a Parameter; a
+    Parameter read by a merge arrives as a `ParameterShape`, its full shape)."""
+    x = network.input_shapes[i]
+    return (x,) if type(network.layers[i]).arity == 1 else tuple(x)
 
 
 def random_inputs(shapes, batch: int, device: str, dtype) -> tuple:
-    """One random-normal tensor (never zeros) of ``(batch, *shape)`` per shape."""
+    """One random-normal tensor (never zeros) of ``(batch, *shape)`` per shape (a parameter's
+    shape as it is: it has no batch dimension)."""
     import torch
 
-    return tuple(torch.randn((batch, *shape), device=device, dtype=dtype) for shape in shapes)
+    from .layers import ParameterShape
+
+    return tuple(torch.randn(tuple(shape) if isinstance(shape, ParameterShape) else (batch, *shape),
+                             device=device, dtype=dtype) for shape in shapes)
 
 
 # -- results ----------------------------------------------------------------------------------
