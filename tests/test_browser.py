@@ -149,12 +149,13 @@ class Visit:
     code_blocks: list[str] = field(default_factory=list)
     page_too_wide: bool = False
     text: str = ""
+    prose: str = ""
     images: int = 0
     screenshot: Path | None = None
 
     @property
     def roles(self) -> list[str]:
-        return [self.text[max(0, m.start() - 30):m.end() + 30].replace("\n", " ") for m in ROLE.finditer(self.text)]
+        return [self.prose[max(0, m.start() - 30):m.end() + 30].replace("\n", " ") for m in ROLE.finditer(self.prose)]
 
     @property
     def problems(self) -> bool:
@@ -185,7 +186,14 @@ INSPECT = r"""(() => {
       code.push(`code block ${k} is wider than its box and cannot scroll (overflow-x: ${overflow})`);
   });
   const wide = document.documentElement.scrollWidth > window.innerWidth + 1;
-  return {text: document.body.innerText, images: document.images.length, broken, anchors, unstyled, code, wide};
+  const prose = [];   // visible text outside code: a role quoted as `:func:` is not a leftover
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const parent = node.parentElement;
+    if (parent && !parent.closest('code, pre, script, style') && parent.getClientRects().length)
+      prose.push(node.textContent);
+  }
+  return {text: document.body.innerText, prose: prose.join(''), images: document.images.length, broken, anchors, unstyled, code, wide};
 })()"""
 
 
@@ -239,7 +247,8 @@ def visit(browser: Chromium, session: str, origin: str, path: str, shots: Path) 
     else:
         seen.script_errors.append(f"the page did not finish loading within {PAGE_TIMEOUT_S} s")
     found = browser.send("Runtime.evaluate", session, expression=INSPECT, returnByValue=True)["result"]["value"]
-    seen.text, seen.images, seen.broken_images = found["text"], found["images"], found["broken"]
+    seen.text, seen.prose, seen.images = found["text"], found["prose"], found["images"]
+    seen.broken_images = found["broken"]
     seen.bad_anchors = found["anchors"]
     seen.unstyled_tables, seen.code_blocks, seen.page_too_wide = found["unstyled"], found["code"], found["wide"]
     if seen.problems:
