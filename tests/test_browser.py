@@ -144,6 +144,7 @@ class Visit:
     foreign_requests: list[str] = field(default_factory=list)
     failed_requests: list[str] = field(default_factory=list)
     broken_images: list[str] = field(default_factory=list)
+    shrunk_images: list[str] = field(default_factory=list)
     bad_anchors: list[str] = field(default_factory=list)
     unstyled_tables: int = 0
     code_blocks: list[str] = field(default_factory=list)
@@ -160,7 +161,7 @@ class Visit:
     @property
     def problems(self) -> bool:
         return bool(self.script_errors or self.foreign_requests or self.failed_requests or self.broken_images
-                    or self.bad_anchors or self.unstyled_tables or self.code_blocks or self.page_too_wide
+                    or self.shrunk_images or self.bad_anchors or self.unstyled_tables or self.code_blocks or self.page_too_wide
                     or self.roles or "Sentinel.UNSET" in self.text)
 
 
@@ -168,6 +169,8 @@ INSPECT = r"""(() => {
   const main = document.querySelector('[role=main]') || document.body;
   const broken = [...document.images].filter(i => !i.complete || i.naturalWidth === 0)
                                      .map(i => i.getAttribute('src'));
+  const shrunk = [...main.querySelectorAll('img')].filter(i => i.naturalWidth && i.width < 0.9 * i.naturalWidth)
+                                                 .map(i => `${i.getAttribute('src')} at ${i.width}/${i.naturalWidth} px`);
   const anchors = [];
   for (const a of document.querySelectorAll('a[href^="#"]')) {
     const hash = a.getAttribute('href');
@@ -193,7 +196,7 @@ INSPECT = r"""(() => {
     if (parent && !parent.closest('code, pre, script, style') && parent.getClientRects().length)
       prose.push(node.textContent);
   }
-  return {text: document.body.innerText, prose: prose.join(''), images: document.images.length, broken, anchors, unstyled, code, wide};
+  return {text: document.body.innerText, prose: prose.join(''), images: document.images.length, broken, shrunk, anchors, unstyled, code, wide};
 })()"""
 
 
@@ -248,7 +251,7 @@ def visit(browser: Chromium, session: str, origin: str, path: str, shots: Path) 
         seen.script_errors.append(f"the page did not finish loading within {PAGE_TIMEOUT_S} s")
     found = browser.send("Runtime.evaluate", session, expression=INSPECT, returnByValue=True)["result"]["value"]
     seen.text, seen.prose, seen.images = found["text"], found["prose"], found["images"]
-    seen.broken_images = found["broken"]
+    seen.broken_images, seen.shrunk_images = found["broken"], found["shrunk"]
     seen.bad_anchors = found["anchors"]
     seen.unstyled_tables, seen.code_blocks, seen.page_too_wide = found["unstyled"], found["code"], found["wide"]
     if seen.problems:
@@ -352,6 +355,8 @@ CHECKS = {
                 lambda p: p.foreign_requests),
     "missing-assets": ("failed requests (missing assets)", lambda p: p.failed_requests),
     "broken-images": ("broken images", lambda p: p.broken_images),
+    "figures-full-size": ("figures shown at under 90% of their drawn width (their text would shrink below "
+                          "legibility; alexcost.plot draws them as wide as the text column)", lambda p: p.shrunk_images),
     "anchors": ("in-page links that querySelector rejects (the theme's ScrollSpy passes each #id to it)",
                 lambda p: p.bad_anchors),
     "tables-styled": ("tables without the theme's classes (base.js adds them, unless an earlier script threw)",
