@@ -296,17 +296,23 @@ class Tab:
 
 
 @pytest.fixture(scope="module")
-def tab(origin, tmp_path_factory):
-    """One headless Chromium tab, with the Page, Runtime and Network events on."""
+def chromium() -> str:
+    """The browser's binary; without one, every test here skips, and says so loudly."""
     if not os.access(CHROMIUM, os.X_OK):
         reason = (f"BROWSER TEST NOT RUN: no Chromium at {CHROMIUM} (apt-get install chromium; "
                   f".ci/run installs it). The site was NOT checked in a browser.")
         warnings.warn(BrowserTestSkipped(reason))
         pytest.skip(reason)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def tab(chromium, origin, tmp_path_factory):
+    """One headless Chromium tab, with the Page, Runtime and Network events on."""
     work = tmp_path_factory.mktemp("browser")
     shots = Path(os.environ["ALEXCOST_ARTIFACTS"]) if os.environ.get("ALEXCOST_ARTIFACTS") else work / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
-    browser = Chromium(CHROMIUM, work / "profile", work / "chromium.log")
+    browser = Chromium(chromium, work / "profile", work / "chromium.log")
     try:
         target = browser.send("Target.createTarget", url="about:blank")["targetId"]
         session = browser.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
@@ -323,7 +329,7 @@ def tab(origin, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def visits(site, tab) -> dict[str, Visit]:
+def visits(tab, site) -> dict[str, Visit]:
     """Every page of the site, visited once."""
     return {path: visit(tab.browser, tab.session, tab.origin, path, tab.shots) for path in site_pages(site)}
 
@@ -341,7 +347,7 @@ def report(visits: dict[str, Visit], what: str, found) -> str:
 
 # -- the checks ---------------------------------------------------------------------------------------
 
-def test_every_page_of_the_site_was_visited(visits, site):
+def test_every_page_of_the_site_was_visited(visits):
     expected = {"/", "/quickstart/", "/alexnet/", "/seed-table/", "/conventions/", "/verify/", "/cli/", "/api/"}
     assert expected <= set(visits), sorted(visits)
     for page in visits.values():
