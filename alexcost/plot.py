@@ -8,6 +8,13 @@ Two figures per network:
 * **memory** — per layer, the size of its output for one sample (the seed table's
   "Size" column) and the bytes its weights take.
 
+Every bar carries its value. A layer with no parameters, no MACs, no bias adds and at
+most one other operation per output element (ReLU, Tanh, Sigmoid, Dropout, Flatten)
+shares the row of the layer before it, as the seed table writes "conv1 + ReLU"; its
+time, when timed, is added to that row. ``all_layers=True`` (``alexcost plot
+--all-layers``) gives every layer its own row. The conv-vs-FC split is always taken
+layer by layer.
+
 A time share is a layer's median time over the sum of every layer's median time at
 that batch size, so the shares of one batch add up to 100%. Everything here except
 the drawing is plain data and imports nothing heavy; matplotlib is imported only
@@ -31,8 +38,9 @@ from .report import byte_unit, bytes_text, commas
 EXTRA_HINT = "pip install 'alexcost[plot]'"
 FORMATS = ("png", "svg")
 DPI = 100
-WIDTH_IN = 12.0
-"""Every figure is ``WIDTH_IN`` inches wide; PNGs are drawn at ``DPI`` pixels per inch."""
+WIDTH_IN = 8.0
+"""Every figure is ``WIDTH_IN`` inches wide, about the width of a docs page's text: shown there, its
+text stays at its size. PNGs are drawn at ``DPI`` pixels per inch."""
 
 MAX_LAYERS = 300
 """A figure has one row per layer; past this many the rows would be unreadable (and the image huge)."""
@@ -150,11 +158,52 @@ def check_timings(network: Network, timings: Timings) -> None:
         raise SpecError(f"{source}: no batch was timed successfully (batch {batch}: {error})")
 
 
+# -- rows: which layers get a row of their own ------------------------------------------------------
+
+def folds(row) -> bool:
+    """Whether a layer's row folds into the row before it: it has no parameters, no MACs and no
+    bias adds, and at most one other operation per output element (ReLU, Tanh, Sigmoid, Dropout,
+    Flatten: the "+ ReLU" of the seed table's "conv1 + ReLU"). Pooling (a window per output),
+    LRN and Softmax (several operations per element) keep a row of their own."""
+    return row.params == 0 and row.macs == 0 and row.bias_adds == 0 and row.other_ops <= row.output_elements
+
+
+def layer_groups(cost: NetworkCost, all_layers: bool = False) -> list[tuple]:
+    """The layers in drawing order, one tuple per row: a layer, then the layers folded into it.
+    ``all_layers`` gives every layer a row. The first layer always starts a row."""
+    groups: list[list] = []
+    for row in cost.layers:
+        if groups and not all_layers and folds(row):
+            groups[-1].append(row)
+        else:
+            groups.append([row])
+    return [tuple(g) for g in groups]
+
+
+LABEL_CHARS = 30
+"""A row label longer than this goes on to a second line (a long label would squeeze the bars)."""
+
+
+def group_label(group) -> str:
+    """``conv1 (Conv2d)``, or ``conv1 (Conv2d) + ReLU`` with the kinds folded into it; a label that
+    would pass ``LABEL_CHARS`` continues on a new line: ``pool5 (MaxPool2d)\n+ Flatten + Dropout``."""
+    head = group[0]
+    lines = [f"{head.name} ({head.type})"]
+    for row in group[1:]:
+        piece = f"+ {row.type}"
+        if len(lines[-1]) + 1 + len(piece) > LABEL_CHARS:
+            lines.append(piece)
+        else:
+            lines[-1] += " " + piece
+    return "\n".join(lines)
+
+
 # -- shares ------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class ShareRow:
-    """One layer's shares (in percent) of the network's parameters, MACs and time per timed batch."""
+    """One row's shares (in percent) of the network's parameters, MACs and time per timed batch.
+    ``name`` and ``type`` are the row's first layer; ``folded`` names the layers folded into it."""
 
     name: str
     type: str
@@ -162,23 +211,29 @@ class ShareRow:
     params: float
     macs: float
     time: tuple[float, ...] = ()
+    folded: tuple[str, ...] = ()
+    label: str = ""
 
 
-def share_rows(cost: NetworkCost, timings: Timings | None = None) -> list[ShareRow]:
-    """Every layer's shares, in network order; ``time`` has one entry per batch of ``timings``."""
+def share_rows(cost: NetworkCost, timings: Timings | None = None, all_layers: bool = False) -> list[ShareRow]:
+    """Every row's shares, in network order; ``time`` has one entry per batch of ``timings``. A row's
+    shares are the sums of its layers' (see ``folds``; ``all_layers`` keeps every layer apart)."""
     totals = cost.totals
     runs = timings.batches if timings else ()
     by_batch = [dict(run.layer_ms) for run in runs]
     rows = []
-    for r in cost.layers:
-        time = tuple(percent(ms.get(r.name, 0.0), run.total_ms) for ms, run in zip(by_batch, runs))
-        rows.append(ShareRow(r.name, r.type, r.group, percent(r.params, totals.params),
-                             percent(r.macs, totals.macs), time))
+    for group in layer_groups(cost, all_layers):
+        head = group[0]
+        time = tuple(percent(sum(ms.get(r.name, 0.0) for r in group), run.total_ms)
+                     for ms, run in zip(by_batch, runs))
+        rows.append(ShareRow(head.name, head.type, head.group, percent(sum(r.params for r in group), totals.params),
+                             percent(sum(r.macs for r in group), totals.macs), time,
+                             tuple(r.name for r in group[1:]), group_label(group)))
     return rows
 
 
 def share_series(rows: list[ShareRow], timings: Timings | None = None) -> list[tuple[str, list[float]]]:
-    """The metrics one by one: ``[("parameters", [% per layer]), ("MACs", ...), ("time, batch 1", ...)]``."""
+    """The metrics one by one: ``[("parameters", [% per row]), ("MACs", ...), ("time, batch 1", ...)]``."""
     series = [("parameters", [r.params for r in rows]), ("MACs", [r.macs for r in rows])]
     for k, run in enumerate(timings.batches if timings else ()):
         series.append((f"time, batch {run.batch}", [r.time[k] for r in rows]))
@@ -186,8 +241,9 @@ def share_series(rows: list[ShareRow], timings: Timings | None = None) -> list[t
 
 
 def split_shares(cost: NetworkCost, timings: Timings | None = None) -> list[tuple[str, dict[str, float]]]:
-    """The conv / fc / other split of each metric: ``[("parameters", {"conv": 6.0, ...}), ...]``."""
-    rows = share_rows(cost, timings)
+    """The conv / fc / other split of each metric: ``[("parameters", {"conv": 6.0, ...}), ...]``.
+    Layer by layer, never folded: a ReLU's time is "other" here even when its row joins conv1's."""
+    rows = share_rows(cost, timings, all_layers=True)
     out = []
     for label, values in share_series(rows, timings):
         split = {g: 0.0 for g in GROUP_COLOURS}
@@ -217,44 +273,76 @@ STYLE = {
     "svg.fonttype": "path",
     "path.simplify": False,
 }
+VALUE_FONT = 7.5
+"""Points for the value written at each bar: 10 pixels high at ``DPI``, at the width docs pages show it."""
+
+SLOT_IN = 0.17
+"""Inches of height per bar: a bar and its value label, with room between neighbouring bars' labels."""
 
 
 def _shape_text(shape) -> str:
     return "×".join(str(d) for d in shape)
 
 
-def _row_label(name: str, kind: str) -> str:
-    return f"{name} ({kind})"
+def _layer_height(labels: list[str], n_series: int) -> float:
+    """Inches for a per-row panel: ``n_series`` bars per row, each tall enough for its value, and
+    every row tall enough for its label's lines."""
+    lines = max([label.count("\n") + 1 for label in labels] + [1])
+    return max(2.0, len(labels) * max(0.12 + SLOT_IN * n_series, 0.06 + 0.16 * lines))
 
 
-def _layer_height(n_layers: int, n_series: int) -> float:
-    """Inches for the per-layer panel: enough for ``n_series`` bars per layer."""
-    return max(2.5, n_layers * (0.16 + 0.07 * n_series))
+def _text_colour(fill: str) -> str:
+    """Black or white, whichever reads better on ``fill`` (a ``#RRGGBB`` colour)."""
+    r, g, b = (int(fill[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else "white"
 
 
-def shares_figure(cost: NetworkCost, timings: Timings | None = None):
-    """The shares figure: per-layer bars of parameter, MAC and time share, then the conv-vs-FC split."""
+def _label_bars(ax, ys, values, texts, colour: str, limit: float, inside_from: float = 0.6) -> None:
+    """Write each non-empty bar's value at its end: after it, or inside it (right-aligned) when the
+    bar is long enough that the text might not fit after it."""
+    for y, v, text in zip(ys, values, texts):
+        if not text:
+            continue
+        if v >= inside_from * limit:
+            ax.text(v - limit * 0.01, y, text, ha="right", va="center", fontsize=VALUE_FONT,
+                    color=_text_colour(colour))
+        else:
+            ax.text(v + limit * 0.01, y, text, ha="left", va="center", fontsize=VALUE_FONT)
+
+
+def _percent_text(v: float) -> str:
+    return "" if v <= 0 else "<0.1%" if v < 0.05 else f"{v:.1f}%"
+
+
+def shares_figure(cost: NetworkCost, timings: Timings | None = None, all_layers: bool = False):
+    """The shares figure: per-row bars of parameter, MAC and time share, each with its value written at
+    its end, then the conv-vs-FC split. Layers that cost nothing of their own share the row of the
+    layer before them (see ``folds``) unless ``all_layers``."""
     matplotlib, Figure = _matplotlib()
-    rows = share_rows(cost, timings)
+    rows = share_rows(cost, timings, all_layers)
     series = share_series(rows, timings)
     split = split_shares(cost, timings)
-    top = _layer_height(len(rows), len(series))
+    top = _layer_height([r.label for r in rows], len(series))
     bottom = 0.45 * len(split) + 0.9
+    largest = max([v for _, values in series for v in values] + [1.0])
+    limit = min(100.0, largest * 1.05)
     with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=(WIDTH_IN, top + bottom + 1.3), dpi=DPI, layout="constrained")
+        fig = Figure(figsize=(WIDTH_IN, top + bottom + 1.5), dpi=DPI, layout="constrained")
         ax, ax_split = fig.subplots(2, 1, height_ratios=[top, bottom])
         n = len(series)
         step = 0.8 / n
         for k, (label, values) in enumerate(series):
+            colour = SERIES_COLOURS[k % len(SERIES_COLOURS)]
             ys = [i - 0.4 + step * (k + 0.5) for i in range(len(rows))]
-            ax.barh(ys, values, height=step * 0.92, color=SERIES_COLOURS[k % len(SERIES_COLOURS)], label=label)
-        ax.set_yticks(range(len(rows)), [_row_label(r.name, r.type) for r in rows])
+            ax.barh(ys, values, height=step * 0.92, color=colour, label=label)
+            _label_bars(ax, ys, values, [_percent_text(v) for v in values], colour, limit)
+        ax.set_yticks(range(len(rows)), [r.label for r in rows])
         ax.set_ylim(len(rows) - 0.5, -0.5)
-        ax.set_xlim(0, 100)
+        ax.set_xlim(0, limit)
         ax.set_xlabel("share of the network's total (%)")
         ax.grid(axis="x", color="#DDDDDD", linewidth=0.6)
         ax.set_axisbelow(True)
-        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=min(n, 5), frameon=False, borderaxespad=0.3)
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=min(n, 3), frameon=False, borderaxespad=0.3)
 
         for i, (label, parts) in enumerate(split):
             left = 0.0
@@ -262,65 +350,61 @@ def shares_figure(cost: NetworkCost, timings: Timings | None = None):
                 width = parts[group]
                 ax_split.barh(i, width, left=left, height=0.6, color=colour,
                               label=group if i == 0 else None)
-                if width >= 2.5:
-                    text = f"{group} {width:.0f}%" if width >= 9 else f"{width:.0f}%"
+                if width >= 4:
+                    text = f"{group} {width:.0f}%" if width >= 12 else f"{width:.0f}%"
                     ax_split.text(left + width / 2, i, text, ha="center", va="center",
-                                  fontsize=8, color="white" if group != "other" else "black")
+                                  fontsize=VALUE_FONT, color=_text_colour(colour))
                 left += width
         ax_split.set_yticks(range(len(split)), [label for label, _ in split])
         ax_split.set_ylim(len(split) - 0.5, -0.5)
         ax_split.set_xlim(0, 100)
         ax_split.set_xlabel("share (%)")
-        ax_split.set_title("conv vs FC (other: pooling, LRN, activations, ...)")
-        ax_split.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=3, frameon=False, fontsize=8)
+        ax_split.set_title("conv vs FC, layer by layer (other: pooling, LRN, activations, ...)")
+        fig.legend(*ax_split.get_legend_handles_labels(), loc="outside lower center", ncols=3, frameon=False)
         what = "where the parameters, MACs and time go" if timings else "where the parameters and MACs go"
         fig.suptitle(_title(cost, timings, what), fontsize=11)
     return fig
 
 
-def memory_figure(cost: NetworkCost):
-    """The memory figure: each layer's output size for one sample, and its weight bytes."""
+def memory_figure(cost: NetworkCost, all_layers: bool = False):
+    """The memory figure: each row's output size for one sample (its last layer's output) and the bytes
+    its weights take, each bar with its value. Rows fold as in ``shares_figure``."""
     matplotlib, Figure = _matplotlib()
-    layers = cost.layers
+    groups = layer_groups(cost, all_layers)
     itemsize = DTYPE_BYTES[cost.dtype]
-    out_bytes = [prod(r.output_shape) * itemsize for r in layers]
-    weight_bytes = [r.weight_bytes for r in layers]
-    height = _layer_height(len(layers), 1) + 1.2
+    shapes = [g[-1].output_shape for g in groups]
+    out_bytes = [prod(shape) * itemsize for shape in shapes]
+    weight_bytes = [sum(r.weight_bytes for r in g) for g in groups]
+    labels = [group_label(g) for g in groups]
+    height = _layer_height(labels, 1) + 1.4
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(WIDTH_IN, height), dpi=DPI, layout="constrained")
         ax_out, ax_w = fig.subplots(1, 2, sharey=True)
-        ys = range(len(layers))
+        ys = list(range(len(groups)))
         unit, scale = byte_unit(max(max(out_bytes), max(weight_bytes)))
-        ax_out.barh(ys, [b / scale for b in out_bytes], height=0.7, color=SERIES_COLOURS[4])
-        ax_w.barh(ys, [b / scale for b in weight_bytes], height=0.7, color=SERIES_COLOURS[0])
-        for y, r, b in zip(ys, layers, out_bytes):
-            ax_out.text(b / scale, y, f" {_size_text(r.output_shape)} ({bytes_text(b)})", va="center", fontsize=7.5)
-        for y, b in zip(ys, weight_bytes):
-            if b:
-                ax_w.text(b / scale, y, f" {bytes_text(b)}", va="center", fontsize=7.5)
-        ax_out.set_yticks(list(ys), [_row_label(r.name, r.type) for r in layers])
-        ax_out.set_ylim(len(layers) - 0.5, -0.5)
-        for ax, values, title in ((ax_out, out_bytes, "output of each layer, one sample"),
-                                  (ax_w, weight_bytes, "weights and biases")):
-            ax.set_xlim(0, max(max(values), 1) / scale * 1.75)
+        panels = ((ax_out, out_bytes, [f"{_shape_text(shape)}, {bytes_text(b)}" for shape, b in zip(shapes, out_bytes)],
+                   SERIES_COLOURS[4], "output of each row, one sample"),
+                  (ax_w, weight_bytes, [bytes_text(b) if b else "" for b in weight_bytes],
+                   SERIES_COLOURS[0], "weights and biases"))
+        for ax, values, texts, colour, title in panels:
+            scaled = [b / scale for b in values]
+            limit = max(max(scaled), 1 / scale) * 1.05
+            ax.barh(ys, scaled, height=0.7, color=colour)
+            _label_bars(ax, ys, scaled, texts, colour, limit, inside_from=0.45)
+            ax.set_xlim(0, limit)
             ax.set_title(title)
             ax.set_xlabel(unit)
             ax.grid(axis="x", color="#DDDDDD", linewidth=0.6)
             ax.set_axisbelow(True)
-        fig.suptitle(f"{cost.model}: memory per layer — input {_shape_text(cost.input_shape)}, {cost.dtype}",
-                     fontsize=11)
+        ax_out.set_yticks(ys, labels)
+        ax_out.set_ylim(len(groups) - 0.5, -0.5)
+        fig.suptitle(f"{cost.model}: memory per layer\ninput {_shape_text(cost.input_shape)}, {cost.dtype}", fontsize=11)
     return fig
-
-
-def _size_text(shape) -> str:
-    """The seed's "Size" cell: ``96×55×55 = 290,400``, or ``4,096`` for a flat output."""
-    n = commas(prod(shape))
-    return f"{_shape_text(shape)} = {n}" if len(shape) > 1 else n
 
 
 def _title(cost: NetworkCost, timings: Timings | None, what: str) -> str:
     where = f"timed on {timings.device or 'an unnamed device'}" if timings else "static counts, not timed"
-    return f"{cost.model}: {what} — input {_shape_text(cost.input_shape)}, {where}"
+    return f"{cost.model}: {what}\ninput {_shape_text(cost.input_shape)}, {where}"
 
 
 def figure_bytes(fig, fmt: str) -> bytes:
@@ -354,7 +438,7 @@ def default_out(network: Network) -> str:
 
 
 def write_figures(network: Network, out: str | os.PathLike | None = None, timings: Timings | None = None,
-                  dtype: str = "float32") -> tuple[str, str]:
+                  dtype: str = "float32", all_layers: bool = False) -> tuple[str, str]:
     """Draw both figures and write them atomically; returns ``(shares path, memory path)``."""
     fmt, shares_path, memory_path = output_paths(out if out is not None else default_out(network))
     if len(network) > MAX_LAYERS:
@@ -362,7 +446,8 @@ def write_figures(network: Network, out: str | os.PathLike | None = None, timing
     if timings is not None:
         check_timings(network, timings)
     cost = network.cost(batch=1, dtype=dtype)
-    data = (figure_bytes(shares_figure(cost, timings), fmt), figure_bytes(memory_figure(cost), fmt))
+    data = (figure_bytes(shares_figure(cost, timings, all_layers), fmt),
+            figure_bytes(memory_figure(cost, all_layers), fmt))
     from .atomic import write_atomic
     for path, blob in zip((shares_path, memory_path), data):
         try:

@@ -18,13 +18,18 @@ from .common import load_network, network_options
                    "(or .svg). Default: alexcost-<model>.png.")
 @click.option("--dtype", type=click.Choice(list(DTYPE_BYTES)), default=None,
               help="Element type the memory figure sizes bytes at (default: the timings' dtype, else float32).")
-def plot(model, spec, timings, out, dtype):
+@click.option("--all-layers", is_flag=True,
+              help="One row per layer. By default a layer with no parameters, no MACs and at most one "
+                   "operation per element (ReLU, Dropout, Flatten, ...) shares the row before it, "
+                   "as in the seed table's 'conv1 + ReLU'.")
+def plot(model, spec, timings, out, dtype, all_layers):
     """Draw parameter, MAC and time shares per layer, the conv-vs-FC split, and memory per layer.
 
     Writes two figures, atomically: FILE (shares: parameters, MACs and, with --timings,
     time at each timed batch size; then the conv-vs-FC split) and FILE-memory (each
-    layer's output size for one sample and its weight bytes). The same input always
-    gives byte-identical files. Needs matplotlib: pip install 'alexcost[plot]'.
+    layer's output size for one sample and its weight bytes). Every bar is labelled with
+    its value. The same input always gives byte-identical files. Needs matplotlib:
+    pip install 'alexcost[plot]'.
     """
     from alexcost import plot as figures
 
@@ -35,7 +40,7 @@ def plot(model, spec, timings, out, dtype):
     if dtype is None:
         dtype = recorded.dtype if recorded and recorded.dtype in DTYPE_BYTES else "float32"
     try:
-        paths = figures.write_figures(network, out, timings=recorded, dtype=dtype)
+        paths = figures.write_figures(network, out, timings=recorded, dtype=dtype, all_layers=all_layers)
     except figures.PlotExtraMissing as err:
         raise click.ClickException(str(err)) from None
     for path in paths:

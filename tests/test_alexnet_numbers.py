@@ -27,7 +27,7 @@ from alexcost.cost import percent
 from alexcost.report import short
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-PAGES = ("index.md", "alexnet.md", "seed-table.md", "conventions.md")
+PAGES = ("index.md", "alexnet.md", "seed-table.md", "conventions.md", "beyond-the-table.md")
 RUN = ("python", "pycon", "console")
 
 # -- hand arithmetic ----------------------------------------------------------------------------------
@@ -92,6 +92,47 @@ def seed_at_224():
     return Network((3, 224, 224), preset("seed").layers)
 
 
+# Receptive fields through the seed's and the paper's layers, by hand: r += (k - 1) * jump, jump *= s.
+RECEPTIVE = {"conv1": (11, 4), "pool1": (11 + 2 * 4, 8), "conv2": (19 + 4 * 8, 8), "pool2": (51 + 2 * 8, 16),
+             "conv3": (67 + 2 * 16, 16), "conv4": (99 + 2 * 16, 16), "conv5": (131 + 2 * 16, 16),
+             "pool5": (163 + 2 * 16, 32)}
+# fc6 on an NVIDIA V100 (SXM2) data sheet: 15.7 TFLOP/s FP32, 125 TFLOP/s tensor (FP16), 900 GB/s.
+V100_FP32, V100_TENSOR, V100_BYTES = 15.7e12, 125e12, 900e9
+FC6_IN, FC6_OUT = FC_IN_OUT["fc6"]
+
+
+def first_compute_bound_batch(peak: float, itemsize: int) -> int:
+    """Hand arithmetic: the least B with 2*B*in*out / (itemsize*(in*out + B*(in + out))) >= peak / bandwidth."""
+    from fractions import Fraction
+    from math import ceil
+
+    ridge = Fraction(round(peak / 1e9), round(V100_BYTES / 1e9))
+    io = FC6_IN * FC6_OUT
+    return ceil(itemsize * ridge * io / (2 * io - itemsize * ridge * (FC6_IN + FC6_OUT)))
+
+
+def alexcost_compute_bound_batch(peak: float, dtype: str) -> int:
+    """The least batch at which alexcost's roofline puts the seed's fc6 at or above the ridge point."""
+    from alexcost.roofline import Peaks, bytes_moved
+
+    ridge = Peaks(peak, V100_BYTES, "V100 data sheet", "V100 data sheet").ridge
+    batch = 1
+    while True:
+        fc6 = preset("seed").cost(batch=batch, dtype=dtype)["fc6"]
+        if 2 * fc6.macs + fc6.bias_adds + fc6.other_ops >= ridge * bytes_moved(fc6):
+            return batch
+        batch += 1
+
+
+def receptive_fields(network) -> dict[str, tuple[int, int]]:
+    r, jump, out = 1, 1, {}
+    for layer in network.layers:
+        k = getattr(layer, "kernel_size", (1, 1))[0]
+        r, jump = r + getattr(layer, "dilation", (1, 1))[0] * (k - 1) * jump, jump * getattr(layer, "stride", (1, 1))[0]
+        out[layer.name] = (r, jump)
+    return out
+
+
 def rounded(value: float, places: int) -> Decimal:
     return Decimal(f"{value:.{places}f}")
 
@@ -103,6 +144,13 @@ def facts() -> dict[str, tuple[object, object]]:
     at_224 = seed_at_224()
     at_224_shapes = dict(zip(at_224.names, at_224.shapes[1:]))
     ungrouped = ungrouped_paper()
+    fields = receptive_fields(preset("paper"))
+    seed_fields = receptive_fields(preset("seed"))
+    assert all(fields[name] == seed_fields[name] for name in RECEPTIVE)
+    tv_net = preset("torchvision")
+    conv4 = [layer for layer in tv_net.layers if isinstance(layer, Conv2d)][3]
+    weird_trick = Network(tv_net.input_shape, [replace(layer, out_channels=384) if layer is conv4 else layer
+                                               for layer in tv_net.layers]).cost()
     return {
         # totals
         "seed params": (seed.totals.params, SEED_PARAMS),
@@ -145,17 +193,47 @@ def facts() -> dict[str, tuple[object, object]]:
         "grouping saves params": (ungrouped.totals.params - paper.totals.params, GROUPING_SAVES_PARAMS),
         "grouping saves MACs": (ungrouped.totals.macs - paper.totals.macs, GROUPING_SAVES_MACS),
         "the caption's 253,440 is 48*55*96": (48 * 55 * 96, 253_440),
+        # the ensemble that won ILSVRC-2012: seven networks, ten patches each
+        "seven networks' MACs": (7 * paper.totals.macs, 7 * PAPER_MACS),
+        "seven networks, ten patches each": (7 * 10 * paper.totals.macs, 70 * PAPER_MACS),
+        "forward passes for seven networks x ten patches": (7 * 10, 70),
         # 224 against 227
+        "(224 - 11)/4": (Decimal(224 - 11) / 4, Decimal("53.25")),
+        "conv1 at 224, last position": (at_224_shapes["conv1"][1] - 1, (224 - 11) // 4),
+        "conv1 at 224 reaches": ((at_224_shapes["conv1"][1] - 1) * 4 + 11, 53 * 4 + 11),
+        "pool1 at 224": (at_224_shapes["pool1"][1], (54 - 3) // 2 + 1),
+        "fc6 input at 224": (at_224.cost()["fc6"].input_shape[0], 256 * 5 * 5),
         "(224 - 11)/4 + 1": (Decimal(224 - 11) / 4 + 1, Decimal("54.25")),
         "torch floors it": (at_224_shapes["conv1"][1], (224 - 11) // 4 + 1),
         "torchvision's (224 + 4 - 11)/4 + 1": (Decimal(224 + 2 * 2 - 11) / 4 + 1, Decimal("55.25")),
+        # receptive fields and jumps (the paper's and the seed's layers agree)
+        **{f"receptive field after {name}": (fields[name][0], RECEPTIVE[name][0]) for name in RECEPTIVE},
+        "jump after pool5": (fields["pool5"][1], 4 * 2 * 2 * 2),
+        "pool5 positions": (prod(paper["pool5"].output_shape[1:]), 6 * 6),
+        # fc6 and the roofline of a V100
+        "first batch at which fc6 is compute-bound, FP32": (alexcost_compute_bound_batch(V100_FP32, "float32"),
+                                                            first_compute_bound_batch(V100_FP32, 4)),
+        "last batch at which fc6 is memory-bound, FP32": (alexcost_compute_bound_batch(V100_FP32, "float32") - 1,
+                                                          first_compute_bound_batch(V100_FP32, 4) - 1),
+        "first batch at which fc6 is compute-bound, FP16 tensor cores": (
+            alexcost_compute_bound_batch(V100_TENSOR, "float16"), first_compute_bound_batch(V100_TENSOR, 2)),
+        # one weird trick, on torchvision's network
+        "torchvision conv params": (tv.split["conv"].params, TV_PARAMS - FC_WEIGHTS - FC_BIASES),
+        "torchvision FC params": (tv.split["fc"].params, FC_WEIGHTS + FC_BIASES),
+        "pool5 values at batch 128": (128 * prod([r for r in tv.layers if r.type == "MaxPool2d"][-1].output_shape),
+                                      128 * 256 * 6 * 6),
+        "the 2014 paper's conv4 adds": (weird_trick.totals.params - tv.totals.params,
+                                        (3 * 3 * 384 + 1) * 128 + 3 * 3 * 128 * 256),
     }
 
 
 def rounded_facts() -> dict[str, tuple[Decimal, Decimal]]:
     """Rounded forms quoted in the prose ("62.4 million"): alexcost's rounding and the hand one."""
+    from alexcost.roofline import Peaks, bytes_moved
+
     c = costs()
     seed, paper, tv = c["seed"], c["paper"], c["torchvision"]
+    fc6 = seed["fc6"]
 
     def mantissa(text):          # "62.4 million" -> 62.4, as alexcost.report.short writes it
         return Decimal(text.split()[0])
@@ -169,6 +247,19 @@ def rounded_facts() -> dict[str, tuple[Decimal, Decimal]]:
         "paper FC weights in MB": (rounded(paper.split["fc"].weight_bytes / 1e6, 1),
                                    rounded(4 * (FC_WEIGHTS + FC_BIASES) / 1e6, 1)),
         "conv1 output in MB": (rounded(paper["conv1"].output_bytes / 1e6, 1), rounded(4 * 96 * 55 * 55 / 1e6, 1)),
+        "seed conv forward in billions": (mantissa(short(seed.split["conv"].forward)),
+                                          rounded((SEED_FORWARD - FC_WEIGHTS) / 1e9, 2)),
+        "V100 ridge point, FP32": (rounded(Peaks(V100_FP32, V100_BYTES, "", "").ridge, 1),
+                                   rounded(15.7e12 / 900e9, 1)),
+        "V100 ridge point, FP16 tensor cores": (rounded(Peaks(V100_TENSOR, V100_BYTES, "", "").ridge, 1),
+                                                rounded(125e12 / 900e9, 1)),
+        "fc6's intensity at batch 1": (rounded((2 * fc6.macs + fc6.bias_adds) / bytes_moved(fc6), 1),
+                                       rounded(2 * FC6_IN * FC6_OUT / (4 * (FC6_IN * FC6_OUT + FC6_IN + FC6_OUT)), 1)),
+        "fc6 weights in MB": (rounded(fc6.weight_bytes / 1e6, 1), rounded(4 * FC6_IN * FC6_OUT / 1e6, 1)),
+        "us to read fc6's weights at 900 GB/s": (rounded(fc6.weight_bytes / V100_BYTES * 1e6, 1),
+                                                 rounded(4 * FC6_IN * FC6_OUT / 900e9 * 1e6, 1)),
+        "us of fc6 arithmetic at 15.7 TFLOP/s": (rounded(2 * fc6.macs / V100_FP32 * 1e6, 1),
+                                                 rounded(2 * FC6_IN * FC6_OUT / 15.7e12 * 1e6, 1)),
     }
 
 
@@ -244,8 +335,29 @@ QUOTED = {
     "62.3": "the seed's '62.3 million'",
     # the torch version the conventions page was measured with (three-part versions are not scanned)
     "2.13": "torch version",
+    # the paper, again: sections cited, the ILSVRC-2012 table, the batch size
+    "3.5": "section 3.5, 'Overall Architecture' (ReLU after every layer; fc8 feeds the softmax)",
+    "18.2": "table 2: one CNN, top-5 error on the ILSVRC-2012 validation set",
+    "16.4": "table 2: five CNNs averaged, top-5 error",
+    "16.6": "table 2: one CNN with a sixth conv layer, pre-trained on ImageNet Fall 2011, top-5 error",
+    "2011": "the Fall 2011 release of ImageNet",
+    "128": "section 5: a batch size of 128 examples",
+    # NVIDIA Tesla V100 data sheet (SXM2)
+    "15.7": "single-precision TFLOPS",
+    "125": "tensor performance, TFLOPS",
+    "900": "memory bandwidth, GB/s",
+    # later work: years, arXiv numbers, sections, pull requests
+    "2014": "Krizhevsky's 'One weird trick' (arXiv:1404.5997) and VGG (arXiv:1409.1556)",
+    "2015": "batch normalisation (ICML 2015) and VGG (ICLR 2015)",
+    "1404.5997": "arXiv number of 'One weird trick'",
+    "1409.1556": "arXiv number of VGG",
+    "1502.03167": "arXiv number of batch normalisation",
+    "2.1": "VGG's section 2.1, where it drops LRN",
+    "463": "pytorch/vision pull request 463 (conv4's 256 kernels)",
+    "704": "pytorch/vision pull request 704 (the same question)",
 }
-QUOTED_PERCENTS = {"37.5", "17.0", "15.3", "26.2", "25", "1.4", "1.2", "0.4", "0.3", "1.7", "1", "57.1", "80.2"}
+QUOTED_PERCENTS = {"37.5", "17.0", "15.3", "26.2", "25", "1.4", "1.2", "0.4", "0.3", "1.7", "1", "57.1", "80.2",
+                   "18.2", "16.4", "16.6"}
 
 
 def architecture_numbers() -> set[Decimal]:

@@ -257,20 +257,141 @@ def test_nav_lists_every_page_and_only_pages_that_exist():
     assert orphans == [], f"pages missing from mkdocs.yml's nav: {orphans}"
 
 
-def test_mkdocs_build_strict(tmp_path):
-    site = tmp_path / "site"
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The site, built once with ``mkdocs build --strict``."""
+    out = tmp_path_factory.mktemp("site") / "site"
     done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file",
-                           str(ROOT / "mkdocs.yml"), "--site-dir", str(site)],
+                           str(ROOT / "mkdocs.yml"), "--site-dir", str(out)],
                           cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
     assert done.returncode == 0, done.stderr[-4000:]
+    return out
+
+
+def hook():
+    """docs/hooks/alexcost_docs.py, imported as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("alexcost_docs_hook", ROOT / "docs" / "hooks" / "alexcost_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_mkdocs_build_strict(site):
     cli_page = (site / "cli" / "index.html").read_text()
     from alexcost_cli.main import COMMANDS
-    for name in COMMANDS:   # mkdocs-click rendered every (lazily loaded) subcommand
+    for name in COMMANDS:   # every (lazily loaded) subcommand is rendered
         assert f'id="alexcost-{name}"' in cli_page, f"the CLI reference lacks `alexcost {name}`"
     api_page = (site / "api" / "index.html").read_text()
     for name in ("Network", "NetworkCost", "Conv2d", "load_spec", "write_figures"):
         assert f'id="alexcost.' in api_page and name in api_page
+    import pkgutil
+
+    import alexcost
+    for module in pkgutil.iter_modules(alexcost.__path__):   # modules and subpackages alike
+        if not module.name.startswith("_"):
+            assert f'id="alexcost.{module.name}"' in api_page, f"the API reference lacks alexcost.{module.name}"
     for preset in ("seed", "paper", "torchvision"):
         for kind in ("shares", "memory"):
             assert (site / "img" / f"{preset}-{kind}.svg").read_bytes().startswith(b"<?xml")
     assert not (site / "hooks").exists()
+
+
+# -- what a browser will be given (tests/test_browser.py checks what it then shows) --------------------
+
+def html_pages(site: Path) -> dict[str, str]:
+    return {str(p.relative_to(site)): p.read_text(encoding="utf-8") for p in sorted(site.rglob("*.html"))}
+
+
+@pytest.mark.parametrize("heading, slug", [
+    ("224 or 227", "_224-or-227"), ("\u201c62.3 million\u201d", "_623-million"), ("fc8 has no ReLU", "fc8-has-no-relu"),
+    ("3 \u00d7 3 windows", "_3-3-windows"), ("-1 and up", "_-1-and-up"), ("_private", "_private"),
+])
+def test_slugs_never_start_with_a_digit(heading, slug):
+    assert hook().slugify(heading, "-") == slug
+
+
+def test_every_id_and_in_page_link_is_a_css_selector(site):
+    """Bootstrap's ScrollSpy calls querySelector('#' + id): an id that starts with a digit throws
+    a SyntaxError there, which stops the theme's scripts (tables unstyled, sidebar dead)."""
+    bad = []
+    for name, text in html_pages(site).items():
+        if name == "404.html":   # the theme's own page, with no links into it
+            continue
+        for value in re.findall(r'\bid="([^"]*)"', text) + re.findall(r'href="#([^"]+)"', text):
+            if not re.match(r"-?[A-Za-z_]", value):
+                bad.append(f"{name}: #{value}")
+    assert bad == []
+    assert 'id="_224-or-227"' in (site / "seed-table" / "index.html").read_text()
+
+
+def test_the_site_loads_nothing_from_other_hosts(site):
+    """No CDN: every script, stylesheet and image the pages load is one of the site's own files."""
+    foreign = []
+    for name, text in html_pages(site).items():
+        for tag in re.findall(r"<(?:script|link|img|iframe|source)\b[^>]*>", text):
+            for url in re.findall(r'\b(?:src|href)="([^"]*)"', tag):
+                if re.match(r"(?:[a-z]+:)?//", url):
+                    foreign.append(f"{name}: {url}")
+    assert foreign == []
+    assert (site / "css" / "pygments.css").read_text().count(".highlight") > 10   # code is coloured offline
+
+
+def cli_sections(site: Path) -> dict[str, list[list[str]]]:
+    """The CLI page's option tables: ``{"alexcost report": [[option, value, help, default], ...]}``."""
+    import html as html_lib
+
+    page = (site / "cli" / "index.html").read_text().split("<footer")[0]
+    out = {}
+    for part in re.split(r'(?=<h2 id="alexcost)', page)[1:]:
+        title = html_lib.unescape(re.sub(r"<[^>]+>", "", re.match(r"<h2[^>]*>(.*?)</h2>", part, re.S)[1]))
+        title = title.replace("\u00b6", "").strip()
+        rows = []
+        for row in re.findall(r"<tr>(.*?)</tr>", part, re.S):
+            cells = [html_lib.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(r"<td>(.*?)</td>", row, re.S)]
+            if cells:
+                rows.append(cells)
+        out[title] = rows
+    return out
+
+
+def test_cli_page_shows_what_click_knows(site):
+    """Every option with its full help and its real default (none shown where there is none), every
+    command's summary as the complete sentence click's ``--help`` would show, no UNSET sentinel."""
+    import click
+
+    from alexcost_cli.main import cli
+
+    page = (site / "cli" / "index.html").read_text()
+    assert "Sentinel" not in page and "UNSET" not in page
+    sections = cli_sections(site)
+    root = click.Context(cli, info_name="alexcost", **cli.context_settings)
+    for name in cli.list_commands(root):
+        command = cli.get_command(root, name)
+        ctx = click.Context(command, info_name=name, parent=root)
+        summary = " ".join(command.get_short_help_str(limit=10 ** 6).split())
+        assert summary.endswith(".") and "..." not in summary
+        text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", page))
+        assert f"alexcost {name}: {__import__('html').escape(summary, quote=False)}" in text
+        rows = {row[0].split(",")[0]: row for row in sections[f"alexcost {name}"]}
+        for option in command.get_params(ctx):
+            if not isinstance(option, click.Option):
+                continue
+            row = rows[option.opts[0]]
+            assert row[2] == " ".join((option.help or "").split()), row
+            default = option.get_default(ctx, call=False)
+            if option.is_flag or default is None or repr(default).startswith("Sentinel"):
+                assert row[3] == "", row
+            else:
+                assert row[3] == str(default), row
+    report_rows = {row[0]: row for row in sections["alexcost report"]}
+    assert report_rows["--batch"][3] == "1" and report_rows["--model"][3] == ""
+    assert report_rows["--model"][1] == "seed | paper | torchvision"
+    assert "alexcost-<model>.png" in " ".join(row[2] for row in sections["alexcost plot"])   # not eaten as a tag
+
+
+def test_cli_markdown_escapes_what_markdown_would_eat():
+    md_text = hook().md_text
+    assert md_text("2*MACs + bias adds, x_1 | <model> & [link]") == \
+        "2\\*MACs + bias adds, x\\_1 &#124; &lt;model&gt; &amp; \\[link\\]"

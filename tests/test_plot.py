@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from alexcost import SpecError, load_spec, preset
-from alexcost.plot import (DPI, STYLE, WIDTH_IN, memory_figure, read_timings, share_rows, shares_figure,
-                           split_shares, timings_from_dict)
+from alexcost.plot import (DPI, STYLE, WIDTH_IN, memory_figure, read_timings, share_rows, share_series,
+                           shares_figure, split_shares, timings_from_dict)
 from alexcost_cli.main import cli
 
 PRESETS = ("seed", "paper", "torchvision")
@@ -68,7 +68,9 @@ def test_static_shares_match_hand_arithmetic():
     assert rows["conv1"].params == pytest.approx(100 * CONV_PARAMS[0] / SEED_PARAMS)
     assert rows["fc6"].params == pytest.approx(100 * FC_PARAMS[0] / SEED_PARAMS)
     assert rows["conv2"].macs == pytest.approx(100 * CONV_MACS[1] / SEED_MACS)
-    assert rows["relu1"].params == rows["relu1"].macs == 0
+    assert "relu1" not in rows and rows["conv1"].folded == ("relu1",)      # conv1 + ReLU, as the seed writes it
+    every = {r.name: r for r in share_rows(preset("seed").cost(), all_layers=True)}
+    assert every["relu1"].params == every["relu1"].macs == 0 and every["relu1"].folded == ()
     assert rows["fc8"].time == ()
     split = dict(split_shares(preset("seed").cost()))
     assert split["parameters"]["conv"] == pytest.approx(100 * sum(CONV_PARAMS) / SEED_PARAMS)
@@ -80,14 +82,77 @@ def test_time_shares_are_median_over_the_sum_of_medians():
     net = preset("paper")
     timings = timings_from_dict(fake_timings("paper", batches=(1, 8, 32)))
     n = len(net)
-    rows = share_rows(net.cost(), timings)
+    rows = share_rows(net.cost(), timings, all_layers=True)
+    folded = {r.name: r for r in share_rows(net.cost(), timings)}
     for k in range(3):  # layer i has median (i+1)*(k+1) ms; the batch's sum is (k+1)*n*(n+1)/2
         whole = (k + 1) * n * (n + 1) / 2
         assert [r.time[k] for r in rows] == pytest.approx([100 * (i + 1) * (k + 1) / whole for i in range(n)])
+        # fc6 (index 16), relu6 and drop6 share a row: the three medians add up
+        assert folded["fc6"].time[k] == pytest.approx(100 * (17 + 18 + 19) * (k + 1) / whole)
     labels = [label for label, _ in split_shares(net.cost(), timings)]
     assert labels == ["parameters", "MACs", "time, batch 1", "time, batch 8", "time, batch 32"]
     for _, parts in split_shares(net.cost(), timings):
         assert sum(parts.values()) == pytest.approx(100)
+
+
+# -- which layers share a row ------------------------------------------------------------------------
+
+def test_rows_fold_layers_that_cost_nothing_of_their_own():
+    """The rule: no parameters, no MACs, no bias adds and at most one operation per output element."""
+    labels = [r.label for r in share_rows(preset("seed").cost())]
+    assert labels == [
+        "conv1 (Conv2d) + ReLU", "pool1 (MaxPool2d)", "norm1 (LocalResponseNorm)",
+        "conv2 (Conv2d) + ReLU", "pool2 (MaxPool2d)", "norm2 (LocalResponseNorm)",
+        "conv3 (Conv2d) + ReLU", "conv4 (Conv2d) + ReLU", "conv5 (Conv2d) + ReLU",
+        "pool5 (MaxPool2d) + Flatten\n+ Dropout", "fc6 (Linear) + ReLU + Dropout", "fc7 (Linear) + ReLU",
+        "fc8 (Linear)"]
+    assert len(share_rows(preset("seed").cost(), all_layers=True)) == len(preset("seed")) == 23
+    net = load_spec_dict({"name": "edge", "input_shape": [4, 6, 6], "layers": [
+        {"type": "ReLU"}, {"type": "Tanh"}, {"type": "Conv2d", "out_channels": 2, "kernel_size": 3},
+        {"type": "Sigmoid"}, {"type": "Flatten"}, {"type": "Softmax", "dim": 1}, {"type": "Dropout"}]})
+    assert [r.label for r in share_rows(net.cost())] == [
+        "relu0 (ReLU) + Tanh",                    # nothing before the first layer: it keeps a row
+        "conv2d2 (Conv2d) + Sigmoid\n+ Flatten",   # a long label goes on to a second line
+        "softmax5 (Softmax) + Dropout"]           # 3 operations per element: a row of its own
+
+
+def load_spec_dict(data):
+    from alexcost import network_from_dict
+
+    return network_from_dict(data)
+
+
+def test_every_bar_carries_its_value():
+    from matplotlib.text import Text
+
+    cost = preset("paper").cost()
+    timings = timings_from_dict(fake_timings("paper", batches=(1, 64)))
+    fig = shares_figure(cost, timings)
+    texts = [t.get_text() for t in fig.axes[0].findobj(Text)]
+    values = [v for _, vs in share_series(share_rows(cost, timings), timings) for v in vs if v > 0]
+    expected = sorted("<0.1%" if v < 0.05 else f"{v:.1f}%" for v in values)
+    assert sorted(t for t in texts if t.endswith("%")) == expected
+    assert "61.9%" in texts            # fc6's parameters: (9216 + 1) * 4096 of 60,965,224, by hand below
+    assert f"{100 * (9216 + 1) * 4096 / 60_965_224:.1f}%" == "61.9%"
+    memory = memory_figure(cost)
+    words = [t.get_text() for t in memory.findobj(Text)]
+    assert "96×55×55, 1.2 MB" in words and "151.0 MB" in words    # 4 * 96*55*55 B; 4 * (9216 + 1) * 4096 B
+
+
+def test_figures_fit_a_docs_page_without_shrinking():
+    """Drawn about as wide as the docs' text column (about 830 px in a 1280 px window), so the text
+    keeps its size there; tests/test_browser.py checks that the page shows them at full size."""
+    assert WIDTH_IN * DPI <= 830
+
+
+def test_all_layers_gives_every_layer_a_row(tmp_path):
+    heights = {}
+    for flag in ([], ["--all-layers"]):
+        out = tmp_path / f"seed{len(flag)}.png"
+        result = CliRunner().invoke(cli, ["plot", "--model", "seed", "--out", str(out), *flag])
+        assert result.exit_code == 0, result.output
+        heights[bool(flag)] = (png_size(out)[1], png_size(tmp_path / f"seed{len(flag)}-memory.png")[1])
+    assert heights[True][0] > heights[False][0] and heights[True][1] > heights[False][1]
 
 
 # -- the timings reader -----------------------------------------------------------------------------
@@ -111,7 +176,7 @@ def test_reads_what_alexcost_time_writes(tmp_path):
     drawn = CliRunner().invoke(cli, ["plot", "--spec", str(spec), "--timings", str(tmp_path / "t.json"),
                                      "--out", str(tmp_path / "tiny.png")])
     assert drawn.exit_code == 0, drawn.output
-    assert png_size(tmp_path / "tiny.png")[0] == 1200
+    assert png_size(tmp_path / "tiny.png")[0] == round(WIDTH_IN * DPI)
 
 
 def test_reader_keeps_failed_batches_apart_and_ignores_extra_keys(tmp_path):
@@ -181,12 +246,12 @@ def test_both_figures_are_valid_images_of_the_expected_size(plots, model):
         with Image.open(png) as image:
             image.load()  # decodes every pixel
             assert image.size == (width, height)
-        assert width == round(WIDTH_IN * DPI) == 1200      # 12 inches at 100 dpi
+        assert width == round(WIDTH_IN * DPI) == 800       # 8 inches at 100 dpi
         svg_w, svg_h = svg_size_pt(svg)                     # SVG sizes are in points, 72 per inch
         assert (svg_w, round(svg_h * DPI / 72)) == (WIDTH_IN * 72, height)
     shares_h = png_size(plots[model, "png"][0])[1]
     memory_h = png_size(plots[model, "png"][1])[1]
-    assert shares_h > memory_h > 600   # ~22 layers: tall enough for one readable row each
+    assert shares_h > memory_h > 400   # 13 or 14 rows: tall enough for one readable row each
 
 
 def test_height_grows_with_the_layer_count(tmp_path):
@@ -196,7 +261,7 @@ def test_height_grows_with_the_layer_count(tmp_path):
         {"type": "Linear", "out_features": 2}]}))
     result = CliRunner().invoke(cli, ["plot", "--spec", str(spec), "--out", str(tmp_path / "tiny.png")])
     assert result.exit_code == 0, result.output
-    assert png_size(tmp_path / "tiny.png")[0] == 1200
+    assert png_size(tmp_path / "tiny.png")[0] == round(WIDTH_IN * DPI)
     assert png_size(tmp_path / "tiny.png")[1] < 700
 
 

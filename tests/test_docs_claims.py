@@ -1,0 +1,243 @@
+"""Claims the docs make in prose, each checked twice: the page says it (and no longer says
+the wrong thing it used to), and the thing it says is true, measured on the tool it is
+about (fvcore, ptflops, torchvision, pip's metadata) or worked out by hand.
+
+The numbers in the AlexNet pages are checked by tests/test_alexnet_numbers.py and the
+examples by tests/test_docs.py; this file holds the sentences.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import warnings
+from math import prod
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+
+def page(name: str) -> str:
+    """A page's text with every run of white space made one space (sentences span lines)."""
+    return " ".join((DOCS / name).read_text(encoding="utf-8").split())
+
+
+def tables(name: str) -> list[list[list[str]]]:
+    """Every Markdown table on a page: its rows (header first) as stripped cells."""
+    found, current = [], None
+    for line in (DOCS / name).read_text(encoding="utf-8").splitlines():
+        if not line.startswith("|"):
+            current = None
+            continue
+        if current is None:
+            current = []
+            found.append(current)
+        if not re.match(r"^\|[\s:|-]+\|$", line):
+            current.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return found
+
+
+def table_rows(name: str) -> list[list[str]]:
+    """Every row of every table on a page."""
+    return [row for table in tables(name) for row in table]
+
+
+# -- fvcore: a module called twice; adaptive average pooling ------------------------------------------
+
+def fvcore_by_module(module, x):
+    from fvcore.nn import FlopCountAnalysis
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        analysis = FlopCountAnalysis(module, x)
+        analysis.unsupported_ops_warnings(False)
+        analysis.uncalled_modules_warnings(False)
+        return dict(analysis.by_module())
+
+
+def test_fvcore_counts_both_calls_of_a_reused_module_under_its_first_name():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("fvcore")
+    conv = torch.nn.Conv2d(8, 8, 3, padding=1)
+    counts = fvcore_by_module(torch.nn.Sequential(conv, torch.nn.ReLU(), conv), torch.randn(1, 8, 6, 6))
+    one_call = 8 * 6 * 6 * 8 * 3 * 3
+    assert counts["0"] == 2 * one_call and "2" not in counts
+    text = page("verify.md")
+    assert "fvcore counts both calls and files them under the name of the first" in text
+    assert "fvcore counts its operations once" not in text
+
+
+def test_fvcore_counts_adaptive_average_pooling_and_nothing_else_of_the_pools():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("fvcore")
+    net = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(4), torch.nn.AvgPool2d(2), torch.nn.MaxPool2d(2))
+    counts = fvcore_by_module(net, torch.randn(1, 3, 8, 8))
+    assert (counts["0"], counts["1"], counts["2"]) == (3 * 8 * 8, 0, 0)     # one per input element
+    text = page("verify.md")
+    assert "Neither counts bias adds, pooling," not in text
+    assert "The one exception is adaptive average pooling, which fvcore counts" in text
+
+
+# -- ptflops: its aten backend's hooks; its LRN count -------------------------------------------------
+
+def test_ptflops_aten_backend_leaves_a_hook_and_a_pre_hook_on_every_leaf():
+    torch = pytest.importorskip("torch")
+    ptflops = pytest.importorskip("ptflops")
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 6 * 6, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ptflops.get_model_complexity_info(model, (3, 8, 8), backend="aten", as_strings=False,
+                                          print_per_layer_stat=False, verbose=False)
+    leaves = [m for m in model.modules() if not list(m.children())]
+    assert [(len(m._forward_hooks), len(m._forward_pre_hooks)) for m in leaves] == [(1, 1)] * len(leaves)
+    row = next(r for r in table_rows("verify.md") if r[0] == "left on your module")
+    assert row[6] == "a forward hook and a forward pre-hook on every leaf module"   # the aten backend's column
+
+
+def test_ptflops_counts_lrn_as_a_padded_pooling_two_muls_and_an_add():
+    torch = pytest.importorskip("torch")
+    ptflops = pytest.importorskip("ptflops")
+    for c, h in ((6, 12), (96, 27)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            macs, _ = ptflops.get_model_complexity_info(torch.nn.Sequential(torch.nn.LocalResponseNorm(5)), (c, h, h),
+                                                        as_strings=False, print_per_layer_stat=False, verbose=False)
+        padded = (c + 5 - 1) * h * h           # avg_pool3d's input: the squares, padded by size // 2 on each side
+        assert macs == padded + 3 * c * h * h  # + input.mul(input), .mul(alpha), .add(k)
+    row = next(r for r in table_rows("conventions.md") if r[0] == "`LocalResponseNorm`" and len(r) == 7)
+    assert "two `mul` calls" in row[5] and "one `add`" in row[5] and "avg_pool3d" in row[5]
+
+
+# -- conventions.md: one answer per layer kind --------------------------------------------------------
+
+def per_element(cell: str) -> int | None:
+    """alexcost's count per element as a cell states it: "0", "1", "1 per element", "3 per element"."""
+    m = re.fullmatch(r"(\d+)(?: per element)?", cell.strip("` "))
+    return int(m[1]) if m else None
+
+
+def test_conventions_gives_each_kind_one_count():
+    """Both tables of conventions.md (and verify.md's) agree with alexcost, kind by kind."""
+    from alexcost import Dropout, Flatten, Network, ReLU, Sigmoid, Softmax, Tanh
+
+    kinds = {"ReLU": ReLU(), "Tanh": Tanh(), "Sigmoid": Sigmoid(), "Softmax": Softmax(dim=1),
+             "Dropout": Dropout(), "Flatten": Flatten()}
+    n = 10
+    truth = {name: Network((n,), [layer]).cost().totals.other_ops // n for name, layer in kinds.items()}
+    assert truth == {"ReLU": 1, "Tanh": 1, "Sigmoid": 1, "Softmax": 3, "Dropout": 0, "Flatten": 0}
+    stated: dict[str, set[int]] = {}
+    columns = {"other_ops (per output element unless noted)": 4, "alexcost": 1}   # header cell -> its column
+    for name in ("conventions.md", "verify.md"):
+        for table in tables(name):
+            column = next((k for header, k in columns.items() if len(table[0]) > k and table[0][k] == header), None)
+            for row in table[1:] if column is not None else ():
+                for kind in re.findall(r"`?(\w+)`?", row[0]):
+                    value = per_element(row[column])
+                    if kind in truth and value is not None:
+                        stated.setdefault(kind, set()).add(value)
+    assert set(stated) == set(truth), stated
+    assert {kind: values for kind, values in stated.items() if values != {truth[kind]}} == {}
+
+
+# -- quickstart.md: installing beside a CUDA torch ----------------------------------------------------
+
+def test_quickstart_install_advice_keeps_the_dependencies():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert any(d.startswith("click") for d in project["dependencies"])       # what --no-deps would lose
+    torch_req = next(d for d in project["optional-dependencies"]["torch"] if d.startswith("torch"))
+    assert re.fullmatch(r"torch>=[\d.]+", torch_req)                          # a range: an installed torch stays
+    text = page("quickstart.md")
+    assert "with `--no-deps`" not in text and "Do not add `--no-deps`" in text
+    assert f"(`{torch_req}`)" in text
+    assert "pip install '.[torch]' -c keep-torch.txt" in text
+
+
+# -- seed-table.md: what the report copies and what it does not ---------------------------------------
+
+SEED_CELLS = ("FC8 + Relu", "62.3 million", "1.1 billion", "Max Pooling", "Norm", "Dropout (rate 0.5)",
+              "1000 classes", "Conv: 1.08 billion", "256 * 6 * 6")
+"""Cells of the seed's table, quoted (the seed document is not part of the repository)."""
+
+
+def test_seed_table_says_which_cells_differ_on_purpose():
+    from click.testing import CliRunner
+
+    from alexcost_cli.main import cli
+
+    text = page("seed-table.md")
+    assert "reproduces every cell" not in text
+    report = CliRunner().invoke(cli, ["report", "--model", "seed"]).output
+    rows = [r for r in table_rows("seed-table.md") if len(r) == 3 and r[0] != "the seed writes"]
+    assert len(rows) >= 6
+    for seed_side, ours, why in rows:
+        for cell in re.findall(r"`([^`]+)`", seed_side):
+            assert cell in SEED_CELLS, cell
+        for cell in re.findall(r"`([^`]+)`", ours):
+            assert cell in report, f"the report does not write {cell!r}"
+        assert why
+    assert "FC8 + Relu" not in report and "62.3 million" not in report and "1.1 billion" not in report
+    assert re.search(r"^fc8 +1000", report, re.M)
+
+
+# -- the paper, quoted right --------------------------------------------------------------------------
+
+def test_fc8_erratum_quotes_the_paper_and_says_why_implementations_differ():
+    text = page("seed-table.md")
+    section = text[text.index("## fc8 has no ReLU"):text.index("## \"Forward Computation\"")]
+    assert ('"The ReLU non-linearity is applied to the output of every convolutional and fully-connected '
+            'layer"') in section
+    for needed in ("1000-way softmax", "Caffe", "torchvision", "logits", "loss"):
+        assert needed in section, needed
+
+
+def test_no_preset_and_not_torchvision_puts_a_relu_after_fc8():
+    from alexcost import PRESETS, preset
+
+    for name in PRESETS:
+        layers = preset(name).layers
+        last_linear = max(i for i, layer in enumerate(layers) if type(layer).__name__ == "Linear")
+        assert all(type(layer).__name__ != "ReLU" for layer in layers[last_linear:]), name
+    torchvision = pytest.importorskip("torchvision")
+    net = torchvision.models.alexnet(weights=None)
+    assert type(net.classifier[-1]).__name__ == "Linear"
+    assert "One weird trick" in torchvision.models.alexnet.__doc__       # beyond-the-table.md's source 3
+
+
+def test_two_gpu_gain_is_against_a_half_width_net():
+    text = page("alexnet.md")
+    assert ('"as compared with a net with half as many kernels in each convolutional layer trained on one GPU"'
+            in text)
+    assert "not with the same network ungrouped" in text
+
+
+def test_ilsvrc_2012_result_is_an_ensemble_of_seven():
+    alexnet, seed_table = page("alexnet.md"), page("seed-table.md")
+    for text in (alexnet, seed_table):
+        assert "18.2%" in text and "15.3%" in text and "seven" in text
+        assert "a variant of it won" not in text and "for the variant that won" not in text
+    assert "two of those pre-trained networks and the five others" in alexnet
+
+
+def test_two_paper_sentences_lrn_and_batch_norm():
+    text = page("beyond-the-table.md")
+    assert ('"such normalisation does not improve the performance on the ILSVRC dataset, but leads to '
+            'increased memory consumption and computation time"') in text
+    for needed in ("data parallelism for the convolutional layers", "model parallelism for the fully connected",
+                   "64-192-384-256-256", "cuda-convnet2", "folds into the weights"):
+        assert needed in text, needed
+
+
+def test_receptive_field_recurrence_reaches_195_at_pool5():
+    """The recurrence, on the layers of the seed as written in the seed table (no alexcost involved)."""
+    layers = [("conv1", 11, 4), ("pool1", 3, 2), ("conv2", 5, 1), ("pool2", 3, 2), ("conv3", 3, 1),
+              ("conv4", 3, 1), ("conv5", 3, 1), ("pool5", 3, 2)]
+    r, jump = 1, 1
+    for _, k, s in layers:
+        r, jump = r + (k - 1) * jump, jump * s
+    assert (r, jump) == (195, 32)
+    assert "| pool5 | 3 | 2 | 195 | 32 |" in (DOCS / "beyond-the-table.md").read_text()
+    assert prod((6, 6)) == 36 and "36 overlapping patches" in page("beyond-the-table.md")
