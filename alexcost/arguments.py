@@ -64,7 +64,7 @@ def pair(value, what: str, minimum: int = 1) -> tuple[int, int]:
 
 
 def optional_pair(value, what: str, minimum: int = 1) -> tuple[int | None, int | None]:
-    """Like :func:`pair`, but an entry may be ``None`` (AdaptiveAvgPool2d's output_size)."""
+    """Like `pair`, but an entry may be ``None`` (AdaptiveAvgPool2d's output_size)."""
     value = _as_int(value)
     if value is None or _is_int(value):
         value = (value, value)
@@ -129,7 +129,7 @@ def dim(value, what: str, rank: int) -> int:
 
 
 def shape(value, what: str = "input_shape") -> tuple[int, ...]:
-    """A per-sample shape: a non-empty list of at most :data:`MAX_RANK` positive ints whose
+    """A per-sample shape: a non-empty list of at most `MAX_RANK` positive ints whose
     product (the elements per sample) fits torch's int64, as any tensor's must."""
     if not isinstance(value, (tuple, list)) or not value:
         raise SpecError(f"{what} must be a non-empty list of positive integers, got {shown(value)}")

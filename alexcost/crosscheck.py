@@ -2,17 +2,17 @@
 
 Two halves:
 
-* :func:`measure` runs the module once (torch, fvcore: imported here, lazily) and returns
-  a :class:`Measurement` — plain data: every layer's output shape, parameter count,
+* `measure` runs the module once (torch, fvcore: imported here, lazily) and returns
+  a `Measurement` — plain data: every layer's output shape, parameter count,
   fvcore's count and ops fvcore skipped, torch's FLOPs.
-* :func:`reconcile` is pure: a :class:`~alexcost.cost.NetworkCost` and a Measurement in,
-  a frozen :class:`Reconciliation` out (one :class:`LayerCheck` per layer, a verdict).
+* `reconcile` is pure: a `NetworkCost` and a Measurement in,
+  a frozen `Reconciliation` out (one `LayerCheck` per layer, a verdict).
 
 Conventions compared (DESIGN.md section 3): output shape and parameter count exactly;
 fvcore counts one "flop" per MAC of Conv2d and Linear (bias excluded), the input
 elements of AdaptiveAvgPool2d, and nothing for the other kinds alexcost has;
 torch's ``FlopCounterMode`` counts 2 FLOPs per MAC of convolutions and matmuls and
-nothing else. :func:`verify_network` and :func:`verify_module` put the halves together.
+nothing else. `verify_network` and `verify_module` put the halves together.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ EXACT_FVCORE_KINDS = ("Conv2d", "Linear")
 """Kinds whose MACs must equal fvcore's count exactly."""
 
 FVCORE_DEPRECATION = r"`torch\.jit\.script` is deprecated"
+FVCORE_DEPRECATION_CATEGORIES = (DeprecationWarning, FutureWarning)
+"""torch 2.13 raises that warning as a DeprecationWarning, 2.14 as a FutureWarning."""
 """The one warning fvcore's import raises under torch >= 2.10 (filtered, nothing broader)."""
 
 
@@ -114,7 +116,8 @@ def _fvcore_counts(root, paths, first, x):
 
     try:
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=FVCORE_DEPRECATION, category=DeprecationWarning)
+            for category in FVCORE_DEPRECATION_CATEGORIES:
+                warnings.filterwarnings("ignore", message=FVCORE_DEPRECATION, category=category)
             import fvcore
             from fvcore.nn import FlopCountAnalysis
     except Exception as err:  # noqa: BLE001 - any failure to import means: skip fvcore, say why
@@ -326,7 +329,7 @@ def verify_module(module, input_shape, *, batch: int = 1, seed: int = 0, use_fvc
                   name: str | None = None) -> Reconciliation:
     """Cross-check a user's module in place, on the device its parameters are on.
 
-    The module is read with :func:`~alexcost.torch_bridge.from_module`, run once in eval
+    The module is read with `from_module`, run once in eval
     mode under ``torch.no_grad()``, and left as it was: training flags restored, every
     hook removed, no buffer or attribute added.
     """

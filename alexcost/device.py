@@ -1,8 +1,8 @@
 """The device a measurement runs on: which one, its memory, its clock. The one module that talks to ``torch.cuda``.
 
 Every CUDA runtime call alexcost makes (availability, memory queries, device properties,
-events, synchronize, streams, CUDA graphs) goes through :func:`cuda`: ``torch.cuda``, or
-a stand-in with the same API installed by :func:`use_cuda` (``tests/cuda_standin.py``
+events, synchronize, streams, CUDA graphs) goes through `cuda`: ``torch.cuda``, or
+a stand-in with the same API installed by `use_cuda` (``tests/cuda_standin.py``
 runs the CUDA code paths on the CPU that way, and asserts the order of the calls).
 Memory is in bytes, times in milliseconds. torch is imported only when a function runs.
 """
@@ -26,7 +26,7 @@ _STANDINS: list = []
 
 
 def cuda():
-    """``torch.cuda``, or the stand-in installed by :func:`use_cuda`."""
+    """``torch.cuda``, or the stand-in installed by `use_cuda`."""
     if _STANDINS:
         return _STANDINS[-1]
     import torch
@@ -115,7 +115,7 @@ def memory_free(device: str) -> int | None:
 
 
 def available_bytes(device: str) -> int | None:
-    """Free memory now (:func:`memory_free`), plus on CUDA what torch's cache holds unused."""
+    """Free memory now (`memory_free`), plus on CUDA what torch's cache holds unused."""
     free = memory_free(device)
     if device == "cuda" and free is not None:
         c = cuda()
@@ -125,7 +125,7 @@ def available_bytes(device: str) -> int | None:
 
 def check_fits(cost, device: str, free: int | None = None) -> None:
     """Refuse (SpecError) a forward pass that obviously cannot fit: its lower bound
-    :func:`memory_needed` above 80% of ``device``'s free memory."""
+    `memory_needed` above 80% of ``device``'s free memory."""
     need = memory_needed(cost)
     free = memory_free(device) if free is None else free
     if free is not None and need > free * 0.8:
@@ -146,7 +146,7 @@ OOM_MESSAGES = ("out of memory", "not enough memory", "can't allocate memory")
 
 
 def is_out_of_memory(err: BaseException) -> bool:
-    """torch's OutOfMemoryError, Python's MemoryError, or a RuntimeError saying one of :data:`OOM_MESSAGES`."""
+    """torch's OutOfMemoryError, Python's MemoryError, or a RuntimeError saying one of `OOM_MESSAGES`."""
     if isinstance(err, MemoryError):
         return True
     try:

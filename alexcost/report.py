@@ -256,7 +256,7 @@ def dumps_json(data: dict) -> str:
 
 
 def render(cost: NetworkCost, fmt: str = "table") -> str:
-    """``cost`` in one of :data:`FORMATS`."""
+    """``cost`` in one of `FORMATS`."""
     if fmt == "table":
         return render_seed(cost, "simple")
     if fmt == "markdown":

@@ -1,6 +1,6 @@
 """The roofline model and the answer to "where does the time go?".
 
-Conventions (all counts from :meth:`Network.cost`, never re-derived):
+Conventions (all counts from `Network.cost`, never re-derived):
 
 * bytes moved by a layer = input + weights + output at the run's dtype; a layer with
   no ops at all (Flatten, Dropout at inference: a view or an identity) moves nothing.
@@ -17,7 +17,7 @@ Conventions (all counts from :meth:`Network.cost`, never re-derived):
   ``fc`` (Linear) and ``other`` (everything else); a group's bound is the roofline of
   its summed FLOPs and bytes, as if it were one kernel.
 
-Only :func:`measure_peaks` touches torch (imported when it runs).
+Only `measure_peaks` touches torch (imported when it runs).
 """
 
 from __future__ import annotations
@@ -320,7 +320,7 @@ def below_bound(rows) -> list[str]:
 
 
 def at_floor(layers, floor_ms: float | None) -> list[str]:
-    """Names of the layers whose median is under :data:`FLOOR_FACTOR` launch floors."""
+    """Names of the layers whose median is under `FLOOR_FACTOR` launch floors."""
     if not floor_ms:
         return []
     return [r["name"] for r in layers if r["median_ms"] < FLOOR_FACTOR * floor_ms]
@@ -343,7 +343,7 @@ def render(record: dict, style: str = "simple", layers: bool = True) -> str:
     leaves out the per-layer and per-group tables (the summary and verdict stay).
 
     Flags, per batch, layers measured faster than their roofline bound (the peaks are too
-    low for them) and layers within :data:`FLOOR_FACTOR` launch floors (their time is
+    low for them) and layers within `FLOOR_FACTOR` launch floors (their time is
     mostly launch overhead)."""
     md = style == "pipe"
     dev, p, s = record["device"], record["peaks"], record["settings"]

@@ -58,7 +58,7 @@ def layer_schema(kind) -> dict:
 
 def spec_schema(kinds=None) -> dict:
     """The schema of a spec file whose layers are ``kinds`` (default: alexcost's own kinds;
-    pass ``LAYER_KINDS`` to include kinds registered with :func:`register_layer`)."""
+    pass ``LAYER_KINDS`` to include kinds registered with `register_layer`)."""
     if kinds is None:
         kinds = {name: kind for name, kind in LAYER_KINDS.items() if kind in BUILTIN_KINDS}
     return {

@@ -40,7 +40,7 @@ def adaptive_window_total(size: int, out: int) -> int:
 
 
 MAX_CLIPPED_WINDOWS = 1_000_000
-"""Most windows clipped by padding that :func:`window_total` counts one by one."""
+"""Most windows clipped by padding that `window_total` counts one by one."""
 
 
 def window_total(size: int, kernel: int, stride: int, pad: int, dilation: int, out: int) -> int:

@@ -5,7 +5,7 @@ The structure (see ``docs/spec.schema.json``)::
     {"name": "tiny", "input_shape": [3, 32, 32],
      "layers": [{"type": "Conv2d", "out_channels": 16, "kernel_size": 3, "padding": 1}, ...]}
 
-``type`` is a torch.nn class name registered in :data:`alexcost.layers.LAYER_KINDS`;
+``type`` is a torch.nn class name registered in `alexcost.layers.LAYER_KINDS`;
 the other keys are that class's arguments, with its defaults.
 """
 

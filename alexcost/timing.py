@@ -2,10 +2,10 @@
 
 Conventions: inference (``eval()`` under ``torch.inference_mode``); every layer is
 timed in isolation, on fresh random-normal inputs (never zeros) of its real input
-shapes (:func:`input_shapes`), and the whole network is timed end to end on the same
+shapes (`input_shapes`), and the whole network is timed end to end on the same
 kind of input, the same way, so the sum of the layers can be compared with it.
 
-A timing *sample* is taken by a *method* (:data:`METHODS`): ``graph`` (CUDA) replays
+A timing *sample* is taken by a *method* (`METHODS`): ``graph`` (CUDA) replays
 a CUDA graph of ``calls`` back-to-back calls, ``loop`` makes ``calls`` back-to-back
 eager calls, ``single`` makes one call (launch and dispatch overhead included).
 ``calls`` is chosen per layer so that a sample lasts at least the device's
@@ -13,7 +13,7 @@ eager calls, ``single`` makes one call (launch and dispatch overhead included).
 ``warmup`` untimed calls, then ``repeats`` timed samples, summarised by the median and
 the 10th / 90th percentiles (linear interpolation, as ``numpy.percentile``). The
 *launch floor* is a trivial one-kernel op timed the same way. Times are milliseconds.
-torch is imported only when a measurement runs; CUDA calls go through :mod:`.device`.
+torch is imported only when a measurement runs; CUDA calls go through `.device`.
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def torch_threads(n: int):
 
 def sample_ms(fn: Callable[[], object], warmup: int, repeats: int, device: str) -> list[float]:
     """``repeats`` timings of single calls of ``fn()`` in ms, after ``warmup`` untimed calls
-    (:func:`device.times_ms`: CUDA events, or ``time.perf_counter``)."""
+    (`device.times_ms`: CUDA events, or ``time.perf_counter``)."""
     for _ in range(warmup):
         fn()
     return devices.times_ms(fn, repeats, device)
@@ -183,7 +183,7 @@ def sample_ms(fn: Callable[[], object], warmup: int, repeats: int, device: str) 
 
 @dataclass(frozen=True)
 class Sampler:
-    """Times a callable on ``device`` by ``method`` (:data:`METHODS`): ``warmup`` eager calls, then
+    """Times a callable on ``device`` by ``method`` (`METHODS`): ``warmup`` eager calls, then
     ``repeats`` samples of ``calls`` calls each, ``calls`` chosen for samples of at least ``target_ms``."""
 
     device: str
@@ -364,7 +364,7 @@ class Timer:
         return False
 
     def launch_floor(self) -> Stats:
-        """The floor of every timing: :data:`FLOOR_OP`, timed by the run's method."""
+        """The floor of every timing: `FLOOR_OP`, timed by the run's method."""
         import torch
 
         with torch.inference_mode():
@@ -397,7 +397,7 @@ class Timer:
         return run
 
     def measure(self, batch: int):
-        """One batch: a :class:`roofline.BatchAnalysis`, or a :class:`BatchFailure` (out of memory,
+        """One batch: a `roofline.BatchAnalysis`, or a `BatchFailure` (out of memory,
         or skipped because it obviously cannot fit). Other torch errors become SpecError."""
         cost = self.network.cost(batch, self.dtype)
         self._ticks = 0
@@ -446,7 +446,7 @@ class Timer:
 
 
 def batch_bytes(cost) -> int:
-    """Memory a batch needs beyond the weights, which stay resident: :func:`device.memory_needed`
+    """Memory a batch needs beyond the weights, which stay resident: `device.memory_needed`
     less the weights, i.e. twice the largest input + output of one layer (workspaces, temporaries)."""
     return memory_needed(cost) - cost.totals.weight_bytes
 
@@ -457,7 +457,7 @@ def time_network(network: Network, batches: Iterable[int], *, device: str = "aut
                  on_batch: Callable[[TimingRun], None] | None = None,
                  progress: Callable[[int, str], None] | None = None, threads: int | None = None,
                  method: str | None = None) -> TimingRun:
-    """Time ``network`` at each batch size (see :meth:`Timer.sweep`)."""
+    """Time ``network`` at each batch size (see `Timer.sweep`)."""
     timer = Timer(network, device, dtype, warmup, repeats, peak_flops, peak_bandwidth, progress, threads, method)
     return timer.sweep(batches, on_batch)
 

@@ -1,8 +1,8 @@
 """Network <-> torch.nn.Module, both ways. torch is imported only when these functions run.
 
-* :func:`to_module` builds an ``nn.Sequential`` whose children are named as the layers.
-* :func:`from_module` reads an existing module (``nn.Sequential``, nested or not, of
-  supported leaf modules) into a :class:`Network` without running it. A module used
+* `to_module` builds an ``nn.Sequential`` whose children are named as the layers.
+* `from_module` reads an existing module (``nn.Sequential``, nested or not, of
+  supported leaf modules) into a `Network` without running it. A module used
   twice counts its parameters once and its MACs twice; a parameter shared by two
   modules counts once; frozen parameters (``requires_grad=False``) are reported apart.
   Nothing is written to the user's module: no hooks, no buffers, no attributes.
@@ -46,7 +46,7 @@ def to_module(network: Network, *, device=None):
 
 @dataclass(frozen=True)
 class ImportedModule:
-    """A torch module read as an alexcost :class:`Network`, with what only the module knows.
+    """A torch module read as an alexcost `Network`, with what only the module knows.
 
     ``paths[i]`` is the dotted module path of layer ``i`` (``""`` for a bare leaf module);
     ``first_use[i]`` is the index of the first layer that runs the same module object
@@ -141,7 +141,7 @@ def _layer_of(path: str, module) -> Layer:
 def from_module(module, input_shape, *, name: str | None = None) -> ImportedModule:
     """Read ``module`` (run on per-sample ``input_shape``) as an alexcost network, without running it.
 
-    Raises :class:`SpecError` naming the first unsupported module (dotted path and class),
+    Raises `SpecError` naming the first unsupported module (dotted path and class),
     or the first module whose input or parameters do not fit.
     """
     from .arguments import shape as check_shape

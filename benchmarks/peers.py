@@ -24,7 +24,8 @@ from math import prod
 from typing import Callable
 
 # fvcore's import runs torch.jit.script, which torch 2.13 deprecates: that warning, and only it.
-warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=DeprecationWarning)
+for _category in (DeprecationWarning, FutureWarning):  # torch 2.13 / 2.14
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=_category)
 
 
 @dataclass(frozen=True)

@@ -16,4 +16,5 @@ settings.register_profile("thorough", max_examples=2000, deadline=None, print_bl
 settings.load_profile(os.environ.get("ALEXCOST_HYPOTHESIS", "ci"))
 
 # fvcore's import runs torch.jit.script, which torch 2.13 deprecates: that warning, and only it.
-warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=DeprecationWarning)
+for _category in (DeprecationWarning, FutureWarning):  # torch 2.13 / 2.14
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=_category)

@@ -66,6 +66,7 @@ def observed(module, input_shape):
 
 def fvcore_macs(module, input_shape):
     with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=DeprecationWarning)
         from fvcore.nn import FlopCountAnalysis
     analysis = FlopCountAnalysis(module.eval(), torch.randn(1, *input_shape))
