@@ -24,8 +24,9 @@ class Option(click.Option):
     """A click option whose help text is kept as written.
 
     click passes every option's help through ``inspect.cleandoc``, and the first call
-    imports ``inspect`` (with ``ast``, ``dis`` and ``tokenize``): about 6 ms, a fifth of
-    ``alexcost report``. The texts here are written clean, so nothing is lost.
+    loads ``inspect`` (with ``ast``, ``dis`` and ``tokenize``), which ``main.py`` defers:
+    about 3 ms of every command (benchmarks/README.md). The texts here are written clean,
+    so nothing is lost.
     """
 
     def __init__(self, *args, help: str | None = None, **kwargs):
