@@ -6,7 +6,7 @@ return their input. So the plan follows every tensor's strides through the netwo
 (batched, batch dimension first), with torch's rules for the strides of new outputs:
 contiguous, or, for elementwise kinds, the dimension order of a dense input (TensorIterator),
 or, for convolution, pooling and batch norm, channels-last when the input is (their
-suggested memory format). Pure Python; used for activation memory and training's saved bytes.
+suggested memory format), or, for concatenation, channels-last when every input is. Pure Python; used for activation memory and training's saved bytes.
 """
 
 from __future__ import annotations
@@ -48,6 +48,10 @@ def _new_strides(layout: str, x, y, ins, batch: int, arity):
     if layout == "format":
         storage, strides = ins[0]
         if len(shape) == 4 and len(strides) == 4 and st.is_channels_last((batch, *x), strides):
+            return st.channels_last(shape)
+    elif layout == "common format":  # torch.cat: channels-last when every input is
+        if len(shape) == 4 and all(len(s) == 4 and st.is_channels_last((batch, *xi), s)
+                                   for xi, (storage, s) in zip(x, ins)):
             return st.channels_last(shape)
     elif layout == "elementwise":
         shapes = (x,) if arity == 1 else x
