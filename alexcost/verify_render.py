@@ -44,7 +44,7 @@ def _verdict(c: LayerCheck) -> str:
     if c.fvcore_check == "layer" and c.fvcore_declared is None:
         return "ok (fvcore cannot count it: 0)"
     if c.fvcore_check == "layer" and c.fvcore_declared != c.macs:
-        return f"ok (fvcore's own count, as {c.type} declares)"
+        return "ok (fvcore's count, as the kind declares)"
     return "ok"
 
 
