@@ -60,17 +60,17 @@ def _numel(shape) -> int:
     return sum(prod(s) for s in shape) if shape and isinstance(shape[0], tuple) else prod(shape or (0,))
 
 
-def _bias_adds(module, output, flops: int) -> int:
-    """One add per output element of a call that ran a convolution or matrix product (torch
-    counted FLOPs) in a module holding a bias; 0 otherwise."""
+def _holds_bias(module) -> bool:
     import torch
 
-    bias = getattr(module, "bias", None) if module is not None else None
-    return _numel(_shape(output)) if isinstance(bias, torch.Tensor) and flops else 0
+    return isinstance(getattr(module, "bias", None), torch.Tensor)
 
 
 class _Calls:
-    """Per-call records (inputs, output, FLOPs, bias adds) in the order the calls happen."""
+    """Per-call records (inputs, output, FLOPs, bias adds) in the order the calls happen.
+
+    Bias adds: one per output element of a call that ran a convolution or matrix product
+    (torch counted FLOPs) and reads a bias (a parameter named ``bias``); 0 otherwise."""
 
     def __init__(self, counter):
         self.counter, self.records, self.open = counter, [], []
@@ -78,10 +78,11 @@ class _Calls:
     def start(self, key, inputs):
         self.open.append((key, _tensor_shapes(inputs), self.counter.get_total_flops()))
 
-    def stop(self, module, output):
+    def stop(self, output, bias: bool):
         key, inputs, before = self.open.pop()
         flops = self.counter.get_total_flops() - before
-        self.records.append((key, inputs, _shape(output), flops, _bias_adds(module, output, flops)))
+        shape = _shape(output)
+        self.records.append((key, inputs, shape, flops, _numel(shape) if bias and flops else 0))
 
 
 def _new_params(owners) -> tuple[int, ...]:
@@ -135,7 +136,7 @@ def measure(root, paths, x, *, use_fvcore: bool = True, device: str | None = Non
             for i, m in enumerate(modules):
                 if first[i] == i:
                     handles.append(m.register_forward_pre_hook(lambda mod, args: calls.start(id(mod), args)))
-                    handles.append(m.register_forward_hook(lambda mod, args, out: calls.stop(mod, out)))
+                    handles.append(m.register_forward_hook(lambda mod, args, out: calls.stop(out, _holds_bias(mod))))
             root(x)
         finally:
             for h in handles:
@@ -152,33 +153,45 @@ def measure(root, paths, x, *, use_fvcore: bool = True, device: str | None = Non
 
 def measure_graph(imported, module, x, *, use_fvcore: bool = True, device: str | None = None) -> Measurement:
     """Run ``imported.graph_module`` (a torch.fx graph over ``module``) on ``x`` node by node and
-    record the nodes that are layers (``imported.fx_nodes``); fvcore traces ``module`` itself."""
+    record the nodes that are layers (``imported.fx_nodes``); fvcore traces ``module`` itself.
+
+    A layer's inputs are the values of the nodes it reads, but for parameters and buffers read
+    by ``get_attr`` (a functional layer's weight and bias), which it owns instead.
+    """
     import torch
     from torch.fx import Interpreter
+    from torch.fx.node import map_arg
     from torch.utils.flop_counter import FlopCounterMode
 
     graph_module = imported.graph_module
     nodes = {node.name: node for node in graph_module.graph.nodes}
     layer_of = {name: i for i, name in enumerate(imported.fx_nodes)}
-    owners = []
+    reads, owners, bias = [], [], []
     for name in imported.fx_nodes:
         node = nodes[name]
+        args: list = []
+        map_arg((node.args, node.kwargs), args.append)
+        attributes = [a for a in args if a.op == "get_attr" and a.name not in layer_of]
+        reads.append([a for a in args if a not in attributes])
         if node.op == "call_module":
-            owners.append(list(graph_module.get_submodule(node.target).parameters()))
-        elif node.op == "get_attr":
-            value = _fetch(graph_module, node.target)
-            owners.append([value] if isinstance(value, torch.nn.Parameter) else [])
-        else:
-            owners.append([])
+            held = graph_module.get_submodule(node.target)
+            owners.append(list(held.parameters()))
+            bias.append(_holds_bias(held))
+            continue
+        values = {a.target: _fetch(graph_module, a.target) for a in attributes}
+        if node.op == "get_attr":
+            values = {node.target: _fetch(graph_module, node.target)}
+        owners.append([v for v in values.values() if isinstance(v, torch.nn.Parameter)])
+        bias.append(any(t.rpartition(".")[2] == "bias" and isinstance(v, torch.Tensor) for t, v in values.items()))
 
     class Observer(Interpreter):
         def run_node(self, node):
             i = layer_of.get(node.name)
             if i is None:
                 return super().run_node(node)
-            calls.start(i, self.fetch_args_kwargs_from_env(node))
+            calls.start(i, [self.env[a] for a in reads[i]])
             out = super().run_node(node)
-            calls.stop(graph_module.get_submodule(node.target) if node.op == "call_module" else None, out)
+            calls.stop(out, bias[i])
             return out
 
     with torch.no_grad(), FlopCounterMode(display=False) as counter:

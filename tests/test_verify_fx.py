@@ -212,3 +212,47 @@ def test_parameters_no_layer_reads_are_in_the_total():
     assert result.ok, result.problems
     assert result.measured_params == sum(p.numel() for p in module.parameters()) == result.params
     assert prod((3, 3)) + 3 == 12
+
+
+# -- through from_module ------------------------------------------------------------------------------
+
+class Functional(nn.Module):
+    """A convolution and a layer norm as function calls on the module's own parameters, and a residual."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.randn(3, 3, 3, 3)), nn.Parameter(torch.randn(3))
+        self.ln_weight, self.ln_bias = nn.Parameter(torch.ones(5)), nn.Parameter(torch.zeros(5))
+
+    def forward(self, x):
+        y = torch.nn.functional.conv2d(x, self.weight, self.bias, padding=1)
+        return torch.nn.functional.layer_norm(y, (5,), self.ln_weight, self.ln_bias) + x
+
+
+def test_function_calls_own_the_parameters_they_read():
+    from alexcost.crosscheck import verify_module
+
+    result = verify_module(Functional(), (3, 4, 5), batch=2)
+    assert result.ok, result.problems
+    conv, norm, add = result.layers
+    assert (conv.type, norm.type, add.type) == ("Conv2d", "LayerNorm", "Add")
+    assert conv.measured_params == 3 * 3 * 3 * 3 + 3 and norm.measured_params == 5 + 5
+    assert conv.measured_bias_adds == 2 * 3 * 4 * 5  # a function call reading a parameter named bias
+    assert norm.measured_bias_adds == 0  # no convolution or matrix product: alexcost counts its bias in other_ops
+    assert {c.fvcore_check for c in result.layers} == {"total"}
+    # fvcore: the conv's MACs and layer_norm's 5 per input element with the affine part
+    assert result.fvcore_total == 2 * 3 * 4 * 5 * 3 * 3 * 3 + 5 * 2 * 3 * 4 * 5
+
+
+@pytest.mark.parametrize("name", ["resnet18", "shufflenet_v2_x0_5"])
+def test_torchvision_models_verify(name):
+    """torchvision's own definitions (residual adds, channel shuffles), through from_module."""
+    models = pytest.importorskip("torchvision.models")
+    from alexcost.crosscheck import verify_module
+
+    module = getattr(models, name)(weights=None)
+    result = verify_module(module, (3, 32, 32))
+    assert result.ok, result.problems[:5]
+    assert result.measured_params == sum(p.numel() for p in module.parameters()) == result.params
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    assert len([c for c in result.layers if c.type == "Conv2d"]) == len(convs)

@@ -32,7 +32,10 @@ def equation(line: str) -> list[list[int]]:
 
     Parenthesised notes and anything after the first ``: `` outside them are words, not
     arithmetic; every number and sign left is part of an equation."""
-    text = re.sub(r"\([^()]*\)", "", line).split(": ")[0]
+    text = line
+    while re.search(r"\([^()]*\)", text):  # notes may nest: "(a, ... z (7 layers): ...)"
+        text = re.sub(r"\([^()]*\)", "", text)
+    text = text.split(": ")[0]
     values = []
     for part in text.split(";"):
         tokens = NUMBER_OR_SIGN.findall(part)
@@ -141,8 +144,9 @@ def graphs(draw):
     c, side = draw(st.sampled_from([2, 4])), draw(st.integers(2, 4))
     layers, shapes, current = [], {"input": (c, side, side)}, "input"
 
-    def put(layer, reads=None):
-        x = tuple(shapes[r] for r in reads) if reads and len(reads) > 1 else shapes[reads[0] if reads else current]
+    def put(layer):
+        reads = layer.inputs or (current,)
+        x = tuple(shapes[r] for r in reads) if len(reads) > 1 else shapes[reads[0]]
         layers.append(layer)
         y = layer.output_shape(x if type(layer).arity != 0 else ())
         if type(layer).multi_output:
@@ -166,20 +170,19 @@ def graphs(draw):
         elif block == "residual":
             skip = draw(st.sampled_from([n for n, s in shapes.items() if s == (c, h, h)]))
             body = put(conv(f"{p}conv", c, inputs=(current,)))
-            current = put(Add(name=f"{p}add", inputs=(body, skip)), (body, skip))
+            current = put(Add(name=f"{p}add", inputs=(body, skip)))
         elif block == "concat":
             a = put(conv(f"{p}a", draw(st.sampled_from([1, 2])), k=1, inputs=(current,)))
             other = draw(st.sampled_from([current, put(conv(f"{p}b", 2, inputs=(current,)))]))
-            current = put(Cat(name=f"{p}cat", dim=1, inputs=(a, other)), (a, other))
+            current = put(Cat(name=f"{p}cat", dim=1, inputs=(a, other)))
         elif block == "se":
             pool = put(AdaptiveAvgPool2d(name=f"{p}pool", output_size=1, inputs=(current,)))
             gate = put(Sigmoid(name=f"{p}gate", inputs=(put(conv(f"{p}fc", c, k=1, inputs=(pool,))),)))
-            current = put(Mul(name=f"{p}mul", inputs=(current, gate)), (current, gate))
+            current = put(Mul(name=f"{p}mul", inputs=(current, gate)))
         elif block == "shuffle" and c % 2 == 0:
             if draw(st.booleans()):
                 parts = put(Chunk(name=f"{p}chunk", chunks=2, dim=1, inputs=(current,)))
-                current = put(Cat(name=f"{p}cat", dim=1, inputs=(f"{parts}.1", f"{parts}.0")),
-                              (f"{parts}.1", f"{parts}.0"))
+                current = put(Cat(name=f"{p}cat", dim=1, inputs=(f"{parts}.1", f"{parts}.0")))
             else:
                 g = put(Reshape(name=f"{p}groups", shape=(2, c // 2, h, h), inputs=(current,)))
                 t = put(Transpose(name=f"{p}swap", dim0=1, dim1=2, inputs=(g,)))
@@ -187,7 +190,7 @@ def graphs(draw):
                                                                                           inputs=(t,))),)))
         elif block == "scale":
             gamma = put(Parameter(name=f"{p}gamma", shape=draw(st.sampled_from([(c, 1, 1), (1, h, h)]))))
-            current = put(Mul(name=f"{p}scale", inputs=(current, gamma)), (current, gamma))
+            current = put(Mul(name=f"{p}scale", inputs=(current, gamma)))
         elif block == "pool" and h >= 2:
             current = put(MaxPool2d(name=f"{p}pool", kernel_size=2, inputs=(current,)))
     if draw(st.booleans()):
