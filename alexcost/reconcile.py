@@ -3,8 +3,9 @@
 Every layer is compared on what torch really ran:
 
 * its output shape (batch dimension included; a Parameter's full shape) and its new parameters;
-* its bias adds, against the output elements of a module that holds a bias and ran a
-  convolution or matrix product (DESIGN.md section 3: one add per output element);
+* its bias adds, against the output elements of a call that ran a convolution or matrix
+  product and reads a bias, a module's ``bias`` or a parameter named so (DESIGN.md section 3:
+  one add per output element);
 * its other ops, against the kind's own formula recomputed on the shapes torch ran;
 * torch's ``FlopCounterMode`` count of this call, against ``batch * torch_flops(x, y)``;
 * fvcore's ``by_module`` count, against ``batch * fvcore_count(x, y)``: both are declared by
@@ -14,7 +15,8 @@ Every layer is compared on what torch really ran:
   a traced module (``torch.cat``, ``+``): those layers are checked by fvcore's total only.
 
 The totals are compared too: torch's total with the sum of the declared torch counts,
-fvcore's with the sum of the declared fvcore counts, and the distinct parameters.
+fvcore's with the sum of the declared fvcore counts (0 for a layer whose output nothing reads:
+fvcore's torch.jit trace drops it), and the distinct parameters.
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ class Measurement:
     first runs it (every call of it); ``None`` on the other layers that run it and on layers
     fvcore cannot name. ``fvcore`` is ``None`` when fvcore was skipped (``fvcore_note`` says why).
     ``input_shapes[i]``: the shapes of the tensors this call of layer ``i`` read.
-    ``bias_adds[i]``: the output elements of the call when its module holds a bias and ran a
-    convolution or matrix product, else 0. ``total_params``: the module's distinct parameters.
+    ``bias_adds[i]``: the output elements of the call when it ran a convolution or matrix
+    product and reads a bias, else 0. ``total_params``: the module's distinct parameters.
     """
 
     device: str
@@ -293,7 +295,7 @@ def _check_layer(i: int, row: LayerCost, measured: Measurement) -> tuple[dict, l
     bias = None if measured.bias_adds is None else measured.bias_adds[i]
     if bias is not None and bias != row.bias_adds:
         issues.append(f"bias adds: alexcost {commas(row.bias_adds)}, torch {commas(bias)} (one per output element "
-                      f"of a convolution or matrix product whose module holds a bias)")
+                      f"of a convolution or matrix product that reads a bias)")
     inputs = None if measured.input_shapes is None else measured.input_shapes[i]
     other = observed_other_ops(row, inputs, got)
     if other is not None and other != row.other_ops:

@@ -24,9 +24,10 @@ from .common import load_network, network_options, write_output
 @click.option("--out", metavar="FILE", help="Write to FILE (atomically) instead of standard output.")
 @click.pass_context
 def verify(ctx, model, spec, device, batch, seed, no_fvcore, fmt, out):
-    """Cross-check every layer's output shape, parameters, MACs and FLOPs against one real
-    forward pass: fvcore's per-module count (= MACs for Conv2d and Linear) and torch's
-    flop counter (= 2 x MACs). Exit 0 when everything agrees, 1 on any mismatch.
+    """Cross-check every layer's output shape, parameters, MACs, bias adds, other ops and
+    FLOPs against one real forward pass: fvcore's per-module count (= MACs for Conv2d and
+    Linear) and torch's flop counter (= 2 x MACs), each as the layer's kind declares.
+    Exit 0 when everything agrees, 1 on any mismatch.
     """
     network = load_network(model, spec)
     from alexcost.crosscheck import render, verify_network

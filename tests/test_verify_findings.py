@@ -118,7 +118,7 @@ def test_a_corrupted_bias_add_count_fails(monkeypatch):
     assert result.exit_code == 1, result.output
     conv3 = 384 * 13 * 13  # one add per output element
     assert (f"MISMATCH conv3: bias adds: alexcost {conv3 + 1:,}, torch {conv3:,} (one per output element of a "
-            f"convolution or matrix product whose module holds a bias)") in result.stdout.splitlines()
+            f"convolution or matrix product that reads a bias)") in result.stdout.splitlines()
 
 
 def test_a_linear_without_a_bias_has_no_bias_adds(monkeypatch):
@@ -126,8 +126,8 @@ def test_a_linear_without_a_bias_has_no_bias_adds(monkeypatch):
     assert verify_network(network, device="cpu", use_fvcore=False).layers[0].measured_bias_adds == 0
     monkeypatch.setattr(Linear, "bias_adds", lambda self, x, y: prod(y))  # as if it had a bias
     assert verify_network(network, device="cpu", use_fvcore=False).problems == (
-        "fc: bias adds: alexcost 4, torch 0 (one per output element of a convolution or matrix product whose "
-        "module holds a bias)",)
+        "fc: bias adds: alexcost 4, torch 0 (one per output element of a convolution or matrix product that "
+        "reads a bias)",)
 
 
 def test_a_corrupted_other_ops_count_fails(monkeypatch):
