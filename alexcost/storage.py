@@ -60,4 +60,48 @@ def _new_strides(layout: str, x, y, ins, batch: int, arity):
 
 def plan(network, batch: int) -> tuple[bool, ...]:
     """Per layer: True when its output is new activation storage (a Parameter's is its weight)."""
+    fast = contiguous_plan(network)
+    if fast is not None:
+        return fast
     return tuple(out[0][0] == i for i, out in enumerate(trace(network, batch)))
+
+
+_RULES: dict = {}
+
+
+def _rule(kind):
+    """How a kind's output is stored when every input is contiguous: "new" (a new contiguous tensor),
+    "same" (the input itself, or a contiguous view of it), "inplace" (the input when the layer's
+    ``inplace`` is set), or None (it depends on strides: only `trace` can tell)."""
+    from .layers import Contiguous, Flatten, Layer, Reshape
+    from .layers.base import InplaceElementwise, Passthrough
+    from .layers.merge import _Broadcasting
+
+    if kind.multi_output:
+        return None
+    if kind.view_strides is Layer.view_strides:
+        return "new"
+    if issubclass(kind, Passthrough) and kind.view_strides is Passthrough.view_strides:
+        return "same"
+    if issubclass(kind, (InplaceElementwise, _Broadcasting)) and kind.view_strides in (
+            InplaceElementwise.view_strides, _Broadcasting.view_strides):
+        return "inplace"
+    if kind in (Flatten, Reshape, Contiguous) or (issubclass(kind, Reshape) and kind.__module__ == Reshape.__module__):
+        return "same"  # a reshape of a contiguous tensor is always a view, and contiguous
+    return None
+
+
+def contiguous_plan(network) -> tuple[bool, ...] | None:
+    """`plan` without strides, for networks whose tensors all stay contiguous (no Permute,
+    Transpose, Chunk or Split, no user kind with its own view rule): then every new tensor is
+    contiguous and every reshape a view. None when some layer needs the full `trace`."""
+    out = []
+    for layer in network.layers:
+        kind = type(layer)
+        rule = _RULES.get(kind, 0)
+        if rule == 0:
+            rule = _RULES[kind] = _rule(kind)
+        if rule is None:
+            return None
+        out.append(kind.arity != 0 and (rule == "new" or (rule == "inplace" and not layer.inplace)))
+    return tuple(out)

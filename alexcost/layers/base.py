@@ -85,10 +85,10 @@ class Layer:
     order, as torch's TensorIterator keeps it) or "format" (channels-last in, channels-last out)."""
 
     def __post_init__(self):
-        put = object.__setattr__.__get__(self)
-        put("name", check.name(self.name))
+        if self.name is not None:
+            object.__setattr__(self, "name", check.name(self.name))
         if self.inputs is not None:
-            put("inputs", check.references(self.inputs))
+            object.__setattr__(self, "inputs", check.references(self.inputs))
 
     # -- shape ---------------------------------------------------------------
     def output_shape(self, x: Shape) -> Shape:
