@@ -140,6 +140,7 @@ def test_a_corrupted_other_ops_count_fails(monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(MaxPool2d, "other_ops", lambda self, x, y: honest(self, x, y) + 1)
         corrupted = network.cost(3)
+        corrupted.layers  # the rows are made on first use: here, under the patch
     result = reconcile(corrupted, measured)
     taps = 3 * 2 * 3 * 3 * (2 * 2 - 1)  # batch 3: per output element, 4 taps less one comparison
     assert result.problems == (f"pool: other ops: alexcost {taps + 3}, MaxPool2d's formula on the shapes torch ran "
