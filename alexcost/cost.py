@@ -221,6 +221,8 @@ class NetworkCost:
             if self.network is None:
                 raise TypeError("NetworkCost needs its layers, or the network to derive them from")
             object.__delattr__(self, "layers")  # made on first use, by __getattr__
+        elif self.network is not None:  # rows given (dataclasses.replace too): they are the record
+            object.__setattr__(self, "network", None)
 
     def __getattr__(self, name):
         if name == "layers" and self.__dict__.get("network") is not None:
@@ -237,16 +239,18 @@ class NetworkCost:
     @cached_property
     def totals(self) -> Totals:
         size = DTYPE_BYTES[self.dtype]
-        if "layers" not in self.__dict__:
-            return self.network.totals(self.batch, size, None, self.unused_params, self._counts)
+        if self.network is not None:
+            return self.network.totals(self.batch, size, None, self.unused_params,
+                                       self.__dict__.get("_counts"))
         return Totals.of(self.layers, size, self.unused_params)
 
     @cached_property
     def split(self) -> dict[str, Totals]:
         """Totals of the ``"conv"`` and ``"fc"`` groups (Conv2d and Linear layers)."""
         size = DTYPE_BYTES[self.dtype]
-        if "layers" not in self.__dict__:
-            return {g: self.network.totals(self.batch, size, g, 0, self._counts) for g in ("conv", "fc")}
+        if self.network is not None:
+            return {g: self.network.totals(self.batch, size, g, 0, self.__dict__.get("_counts"))
+                    for g in ("conv", "fc")}
         return {g: Totals.of([r for r in self.layers if r.group == g], size) for g in ("conv", "fc")}
 
     @property

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from math import prod
 
 from . import arguments as check
+from .bulk import paused_gc
 from .cost import LayerCost, NetworkCost, Totals, dtype_bytes
 from .errors import SpecError, describe_layer, format_shape
 from .layers import BUILTIN_KINDS, INPUT, Layer, ParameterShape, Shape
@@ -65,6 +66,12 @@ class Network:
         check.text(self.name, "name")
         if not layers:
             raise SpecError("a network needs at least one layer")
+        with paused_gc(len(layers)):
+            self._wire(layers)
+
+    def _wire(self, layers: tuple) -> None:
+        """Resolve every layer's inputs, propagate shapes and check each layer on them."""
+        put = object.__setattr__.__get__(self)
         names, index, sources, xs, ys = [], {INPUT: NETWORK_INPUT}, [], [], []
         chain, plain = True, True  # plain: the previous output is one activation a layer can read by default
         y = self.input_shape
@@ -82,9 +89,14 @@ class Network:
                 refs = self._resolve(i, name, layer, index, names, ys)
                 x = self._read(i, name, layer, refs, ys, layers)
                 chain = chain and refs == ((i - 1, None),)
-            memo = layer.__dict__.get("_outputs")
-            y = memo.get(x) if memo is not None else None
-            if y is None:
+            memo = None
+            if kind.arity == 1:  # a merge's inputs may be Parameters, which a shape key cannot tell apart
+                kept = layer.__dict__.get("_memo")
+                memo = kept[1] if kept is not None and kept[0] == _EPOCH[0] else _memo(layer)
+            known = memo.get(x) if memo is not None else None
+            if known is not None:
+                y = known[0]
+            else:
                 try:
                     y = layer.output_shape(x)
                     if kind in BUILTIN_KINDS and not kind.multi_output:
@@ -94,8 +106,8 @@ class Network:
                         y = self._checked(kind, y)
                 except SpecError as err:
                     raise err.at(_where(i, name, kind.__name__, x, kind.arity)) from None
-                if kind.arity == 1:  # a merge's inputs may be Parameters, which a shape key cannot tell apart
-                    _remember(layer, memo, x, y)
+                if memo is not None and len(memo) < MEMO_SIZE:
+                    memo[x] = [y, None]
             plain = not kind.multi_output and kind.arity != 0
             chain = chain and plain
             index[name] = i
@@ -113,6 +125,16 @@ class Network:
     def _resolve(i: int, name: str, layer: Layer, index: dict, names: list, ys: list) -> tuple:
         """The ``(layer index, output index)`` pairs ``layer`` reads."""
         kind = type(layer)
+        inputs = layer.inputs
+        if inputs is not None and kind.arity is None and len(inputs) >= 2:  # a merge, named well: fast
+            refs = []
+            for ref in inputs:
+                j = index.get(ref)
+                if j is None or (j != NETWORK_INPUT and type_multi(ys[j])):
+                    break
+                refs.append((j, None))
+            else:
+                return tuple(refs)
         where = describe_layer(i, name, kind.__name__)
         if layer.inputs is None:
             if kind.arity == 0:
@@ -157,14 +179,15 @@ class Network:
         """What the layer's rules see: one shape, or a tuple of them (a Parameter's output as a
         `ParameterShape`: it has no batch dimension)."""
         kind = type(layer)
-
-        def value(j, k):
+        shapes = []
+        for j, k in refs:
             if j == NETWORK_INPUT:
-                return self.input_shape
-            if k is not None:
-                return ys[j][k]
-            return ParameterShape(ys[j]) if type(layers[j]).arity == 0 else ys[j]
-        shapes = tuple(value(j, k) for j, k in refs)
+                shapes.append(self.input_shape)
+            elif k is not None:
+                shapes.append(ys[j][k])
+            else:
+                shapes.append(ParameterShape(ys[j]) if type(layers[j]).arity == 0 else ys[j])
+        shapes = tuple(shapes)
         if kind.arity == 1:
             x = shapes[0]
             if isinstance(x, ParameterShape):
@@ -248,25 +271,46 @@ class Network:
     def counts(self, itemsize: int = 4) -> tuple:
         """Per layer, its counts for one sample: ``(weight_params, bias_params, macs, bias_adds,
         other_ops, buffers, output elements, batched, buffer bytes at itemsize)``, by each kind's rules."""
+        return tuple((*c, layer.buffer_bytes(x, itemsize)) if c[5] else (*c, 0)
+                     for layer, x, c in zip(self.layers, self.input_shapes, self._layer_counts()))
+
+    def _layer_counts(self) -> list:
+        """`counts` without the buffer bytes, remembered by each layer for its input shape."""
         out = []
         for layer, x, y in zip(self.layers, self.input_shapes, self.output_shapes):
             kind = type(layer)
-            w, b, m, a, o, n = _overrides(kind)  # False where the kind keeps the base's 0: no call
-            elements = sum(prod(s) for s in y) if kind.multi_output else prod(y)
-            buffers = layer.buffers(x) if n else 0
-            out.append((layer.weight_params(x) if w else 0, layer.bias_params(x) if b else 0,
-                        layer.macs(x, y) if m else 0, layer.bias_adds(x, y) if a else 0,
-                        layer.other_ops(x, y) if o else 0, buffers, elements, kind.arity != 0,
-                        layer.buffer_bytes(x, itemsize) if buffers else 0))
-        return tuple(out)
+            memo = _memo(layer).get(x) if kind.arity == 1 else None
+            c = memo[1] if memo is not None else None
+            if c is None:
+                w, b, m, a, o, n = _overrides(kind)  # False where the kind keeps the base's 0: no call
+                elements = sum(prod(s) for s in y) if kind.multi_output else prod(y)
+                c = (layer.weight_params(x) if w else 0, layer.bias_params(x) if b else 0,
+                     layer.macs(x, y) if m else 0, layer.bias_adds(x, y) if a else 0,
+                     layer.other_ops(x, y) if o else 0, layer.buffers(x) if n else 0, elements, kind.arity != 0)
+                if memo is not None:
+                    memo[1] = c
+            out.append(c)
+        return out
 
     def totals(self, batch: int, itemsize: int, group: str | None = None, unused_params: int = 0,
                counts: tuple | None = None) -> Totals:
-        """The totals of `cost` (of the layers of one ``group``, if given), from `counts`."""
+        """The totals of `cost` (of the layers of one ``group``, if given): the per-sample sums
+        (kept on the network, which is immutable) scaled by the batch."""
+        key = (_EPOCH[0], itemsize, batch == 1, group)
+        sums = self.__dict__.get("_sums_by_key", {}).get(key)
+        if sums is None:
+            sums = self._sums(batch, itemsize, group, counts)
+            cache = self.__dict__.setdefault("_sums_by_key", {})
+            cache[key] = sums
+        w, b, m, a, o, n, e, fixed, stored, unbatched = sums
+        return Totals(w, b, batch * m, batch * a, batch * o, batch * e + unbatched, itemsize, n, fixed,
+                      batch * stored, unused_params)
+
+    def _sums(self, batch: int, itemsize: int, group: str | None, counts: tuple | None) -> tuple:
         w = b = m = a = o = n = e = fixed = stored = unbatched = 0
         new = self.storage(batch)
-        counts = self.counts(itemsize) if counts is None else counts
-        for layer, c, is_new in zip(self.layers, counts, new):
+        counts = self._layer_counts() if counts is None else counts
+        for layer, x, c, is_new in zip(self.layers, self.input_shapes, counts, new):
             if group is not None and layer.group != group:
                 continue
             w += c[0]
@@ -274,16 +318,16 @@ class Network:
             m += c[2]
             a += c[3]
             o += c[4]
-            n += c[5]
-            fixed += c[8]
+            if c[5]:
+                n += c[5]
+                fixed += layer.buffer_bytes(x, itemsize)
             if c[7]:
                 e += c[6]
                 if is_new:
                     stored += c[6]
             else:  # a Parameter's output is its weight, once whatever the batch
                 unbatched += c[6]
-        return Totals(w, b, batch * m, batch * a, batch * o, batch * e + unbatched, itemsize, n, fixed,
-                      batch * stored, unused_params)
+        return w, b, m, a, o, n, e, fixed, stored, unbatched
 
     def rows(self, batch: int, dtype: str, counts: tuple | None = None) -> tuple[LayerCost, ...]:
         """One `LayerCost` per layer, for ``batch`` samples at ``dtype``."""
@@ -292,10 +336,11 @@ class Network:
         counts = self.counts(size) if counts is None else counts
         make, chain = LayerCost._make, self.is_chain
         out = []
-        for i, (layer, c) in enumerate(zip(self.layers, counts)):
-            out.append(make(i, self.names[i], layer, self.input_shapes[i], self.output_shapes[i], c[0], c[1],
-                            batch * c[2], batch * c[3], batch * c[4], batch, size,
-                            None if chain else self.inputs_of(i), c[5], c[8], new[i]))
+        with paused_gc(len(self.layers)):
+            for i, (layer, c) in enumerate(zip(self.layers, counts)):
+                out.append(make(i, self.names[i], layer, self.input_shapes[i], self.output_shapes[i], c[0], c[1],
+                                batch * c[2], batch * c[3], batch * c[4], batch, size,
+                                None if chain else self.inputs_of(i), c[5], c[8], new[i]))
         return tuple(out)
 
     def cost(self, batch: int = 1, dtype: str = "float32") -> NetworkCost:
@@ -308,17 +353,29 @@ class Network:
 
 
 MEMO_SIZE = 64
-"""Input shapes whose output shape a layer remembers (a frozen layer's rules are pure)."""
+"""Input shapes a layer remembers its output shape and counts for."""
+
+_EPOCH = [0]
 
 
-def _remember(layer: Layer, memo: dict | None, x, y) -> None:
-    """Keep ``x -> y`` on the layer, so the next network that reuses the layer object (a preset, a
-    search over candidates) skips re-checking it: its kind's rules depend on nothing else."""
-    if memo is None:
-        memo = {}
-        object.__setattr__(layer, "_outputs", memo)
-    if len(memo) < MEMO_SIZE:
-        memo[x] = y
+def _memo(layer: Layer) -> dict:
+    """What ``layer`` remembers: input shape -> [output shape, per-sample counts or None].
+
+    A frozen layer's rules are pure functions of its arguments and its input, so the next
+    network that reuses the layer object (a cached preset, a search over candidates) skips
+    checking and counting it again. `forget_rules` drops every memo at once.
+    """
+    memo = layer.__dict__.get("_memo")
+    if memo is None or memo[0] != _EPOCH[0]:
+        memo = (_EPOCH[0], {})
+        object.__setattr__(layer, "_memo", memo)
+    return memo[1]
+
+
+def forget_rules() -> None:
+    """Forget what layers remember of their rules' results: call it after changing a kind's
+    rules at run time (tests that corrupt a count on purpose do)."""
+    _EPOCH[0] += 1
 
 
 _OVERRIDES: dict = {}

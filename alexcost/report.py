@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from math import prod
 
+from .bulk import paused_gc
 from .cost import COUNTS, NetworkCost, percent
 from .textable import render_table
 
@@ -257,6 +258,11 @@ def dumps_json(data: dict) -> str:
 
 def render(cost: NetworkCost, fmt: str = "table") -> str:
     """``cost`` in one of `FORMATS`."""
+    with paused_gc(len(cost.layers)):
+        return _render(cost, fmt)
+
+
+def _render(cost: NetworkCost, fmt: str) -> str:
     if fmt == "table":
         return render_seed(cost, "simple")
     if fmt == "markdown":

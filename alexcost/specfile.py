@@ -16,6 +16,7 @@ import os
 from dataclasses import MISSING, fields
 
 from .arguments import shown, text
+from .bulk import paused_gc
 from .errors import SpecError, describe_layer
 from .layers import LAYER_KINDS, Layer
 from .network import Network
@@ -69,6 +70,19 @@ def parse_text(text: str, fmt: str, source: str = "spec") -> dict:
     return data
 
 
+_ARGUMENTS: dict = {}
+
+
+def _arguments(kind) -> tuple[frozenset, tuple]:
+    """A kind's argument names, and the ones without a default (looked up once per kind)."""
+    found = _ARGUMENTS.get(kind)
+    if found is None:
+        init = [f for f in fields(kind) if f.init]
+        found = _ARGUMENTS[kind] = (frozenset(f.name for f in init),
+                                    tuple(f.name for f in init if f.default is MISSING and f.default_factory is MISSING))
+    return found
+
+
 def layer_from_dict(entry, index: int) -> Layer:
     """One ``layers[index]`` entry -> a Layer, checking type, argument names and values."""
     if not isinstance(entry, dict):
@@ -85,13 +99,13 @@ def layer_from_dict(entry, index: int) -> Layer:
         listed = ", ".join(known) if len(known) <= 12 else f"{', '.join(known[:10])} and {len(known) - 10} more"
         raise SpecError(f"unknown layer type {shown(kind_name)}{_did_you_mean(kind_name, LAYER_KINDS)} "
                         f"(known: {listed}; docs/spec-format.md lists them all)", where=where)
-    allowed = {f.name: f for f in fields(kind) if f.init}
+    allowed, required = _arguments(kind)
     args = {k: v for k, v in entry.items() if k != "type"}
     for key in args:
         if key not in allowed:
             raise SpecError(f"unknown argument {shown(key)}{_did_you_mean(str(key), allowed)}", where=where)
-    for key, f in allowed.items():
-        if key not in args and f.default is MISSING and f.default_factory is MISSING:
+    for key in required:
+        if key not in args:
             raise SpecError(f"missing argument {key!r}", where=where)
     try:
         return kind(**args)
@@ -117,8 +131,9 @@ def network_from_dict(data: dict, default_name: str = "custom") -> Network:
     if not isinstance(name, str):
         raise SpecError(f"name must be a string, got {shown(name)}")
     text(name, "name")
-    built = [layer_from_dict(entry, i) for i, entry in enumerate(layers)]
-    return Network(data["input_shape"], built, name=name)
+    with paused_gc(len(layers)):
+        built = [layer_from_dict(entry, i) for i, entry in enumerate(layers)]
+        return Network(data["input_shape"], built, name=name)
 
 
 def load_spec(path: str | os.PathLike) -> Network:
@@ -145,7 +160,8 @@ def load_spec(path: str | os.PathLike) -> Network:
         fmt = "json" if text.lstrip().startswith("{") else "toml"
     stem = os.path.splitext(os.path.basename(source))[0] if source != "-" else "stdin"
     try:
-        return network_from_dict(parse_text(text, fmt, source), default_name=stem or "custom")
+        with paused_gc(len(text) // 40):  # a layer entry is some 40 characters or more
+            return network_from_dict(parse_text(text, fmt, source), default_name=stem or "custom")
     except SpecError as err:
         raise err.at(source) from None  # errors not tied to a layer name the file
 

@@ -17,10 +17,13 @@ from harness import commas, fmt_ratio, fmt_time, table, time_call
 from networks import bare_alexnet, network
 from peers import by_name, quiet
 
-from alexcost import Network, network_from_dict, network_to_dict
+from alexcost import Network, network_from_dict, network_to_dict, preset
 
 TARGET_ANALYSE = 40e-6
 TARGET_RATIO_FVCORE = 1000
+TARGET_RATIO_META = 300
+"""Issue 13: the documented calls at least this many times faster than FlopCounterMode on meta tensors."""
+DOCUMENTED = ("alexcost: preset(name).cost().totals", "alexcost: build + analyse")
 
 
 def measure_model(name: str, peers, repeats: int, min_sample: float, warmup: int) -> dict:
@@ -30,6 +33,7 @@ def measure_model(name: str, peers, repeats: int, min_sample: float, warmup: int
     spec_text = json.dumps(network_to_dict(net))
     rows = [
         time_call("alexcost: analyse (cost().totals)", lambda: net.cost(batch=1).totals, repeats, min_sample, warmup),
+        time_call(DOCUMENTED[0], lambda: preset(name).cost().totals, repeats, min_sample, warmup),
         time_call("alexcost: build + analyse", lambda: Network(shape, layers).cost().totals, repeats, min_sample,
                   warmup),
         time_call("alexcost: spec text -> totals", lambda: network_from_dict(json.loads(spec_text)).cost().totals,
@@ -88,6 +92,11 @@ def verdicts(result: dict) -> list[str]:
         ratio = rows["fvcore"].median / analyse
         lines.append(f"fvcore / alexcost on {result['model']}: {fmt_ratio(ratio)} "
                      f"(target >= {TARGET_RATIO_FVCORE}x): {'met' if ratio >= TARGET_RATIO_FVCORE else 'MISSED'}")
+    meta = rows.get("torch FlopCounterMode (meta)")
+    for label in DOCUMENTED if meta else ():
+        ratio = meta.median / rows[label].median
+        lines.append(f"FlopCounterMode (meta) / {label[10:]} on {result['model']}: {fmt_ratio(ratio)} "
+                     f"(target >= {TARGET_RATIO_META}x): {'met' if ratio >= TARGET_RATIO_META else 'MISSED'}")
     return lines
 
 

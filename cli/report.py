@@ -25,11 +25,13 @@ def report(model, spec, batch, dtype, fmt, out):
     Counting conventions: MACs are Conv2d and Linear multiply-accumulates (bias excluded);
     the seed's "Forward Computation" is MACs + bias adds; FLOPs = 2*MACs + bias adds + other ops.
     """
+    from alexcost.bulk import BULK, paused_gc
     from alexcost.report import render
 
     fmt = fmt or format_for(out, FORMATS)
-    network = load_network(model, spec)
-    write_output(render(network.cost(batch=batch, dtype=dtype), fmt), out, fmt)
+    with paused_gc(BULK):  # a report makes no reference cycles: the collector would only scan
+        network = load_network(model, spec)
+        write_output(render(network.cost(batch=batch, dtype=dtype), fmt), out, fmt)
 
 
 @command()

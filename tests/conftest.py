@@ -18,3 +18,34 @@ settings.load_profile(os.environ.get("ALEXCOST_HYPOTHESIS", "ci"))
 # fvcore's import runs torch.jit.script, which torch 2.13 deprecates: that warning, and only it.
 for _category in (DeprecationWarning, FutureWarning):  # torch 2.13 / 2.14
     warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=_category)
+
+
+import pytest  # noqa: E402
+from _pytest.monkeypatch import MonkeyPatch  # noqa: E402
+
+
+class _RulesAwareMonkeyPatch(MonkeyPatch):
+    """pytest's monkeypatch; patching (or restoring) anything also makes layers forget the rule
+    results they remember (`alexcost.network.forget_rules`), so a test that corrupts a kind's
+    count on purpose sees the corrupted rule at work, and the tests after it the honest one."""
+
+    def setattr(self, *args, **kwargs):
+        super().setattr(*args, **kwargs)
+        _forget()
+
+    def undo(self):
+        super().undo()
+        _forget()
+
+
+def _forget():
+    from alexcost.network import forget_rules
+
+    forget_rules()
+
+
+@pytest.fixture
+def monkeypatch():
+    patcher = _RulesAwareMonkeyPatch()
+    yield patcher
+    patcher.undo()

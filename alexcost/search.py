@@ -1,0 +1,175 @@
+"""Many candidate networks in, a table of totals out: the batch API for architecture search.
+
+`evaluate` costs each candidate (a spec dict, as spec files hold them, or a built `Network`)
+and never raises for a bad one: its row says why it is invalid, and the others go on.
+Candidates drawn from one search space share most of their layers, so a layer entry seen
+before is not parsed and checked again, and a layer's counts on an input shape seen before
+are not recomputed: both are pure functions of the layer and its input, remembered for the
+length of one call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+from .bulk import paused_gc
+from .cost import DTYPE_BYTES, dtype_bytes
+from .errors import SpecError
+from .network import Network, _overrides
+from .storage import plan
+
+COLUMNS = ("index", "name", "params", "macs", "flops", "activation_bytes", "output_shape", "error")
+"""What each row holds (``error`` is None for a valid candidate; its counts are then ints)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One candidate's totals for the batch and dtype of the call (counts None when invalid)."""
+
+    index: int
+    name: str
+    params: int | None
+    macs: int | None
+    flops: int | None
+    activation_bytes: int | None
+    output_shape: tuple | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class Results:
+    """The rows of `evaluate`, in the order the candidates came."""
+
+    rows: tuple[Candidate, ...]
+    batch: int
+    dtype: str
+
+    @property
+    def valid(self) -> tuple[Candidate, ...]:
+        return tuple(r for r in self.rows if r.ok)
+
+    @property
+    def invalid(self) -> tuple[Candidate, ...]:
+        return tuple(r for r in self.rows if not r.ok)
+
+    def table(self, limit: int | None = None) -> str:
+        """The rows as a text table (the first ``limit``, if given)."""
+        from .report import commas
+        from .textable import render_table
+
+        def cell(value):
+            return "" if value is None else commas(value) if isinstance(value, int) else str(value)
+        rows = [[str(r.index), r.name, *(cell(getattr(r, c)) for c in COLUMNS[2:6]),
+                 "x".join(map(str, r.output_shape)) if r.output_shape else "", r.error or "ok"]
+                for r in self.rows[:limit]]
+        return render_table(("#", "name", "params", "MACs", "FLOPs", "activation bytes", "output", "verdict"),
+                            rows, ("right", "left", "right", "right", "right", "right", "left", "left"))
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def _key(entry):
+    """A layer entry as a hashable key: its items in order, lists as tuples (an entry written with
+    its keys in another order is a different key, and is parsed once more: nothing worse)."""
+    return tuple([(k, tuple([_key_value(x) for x in v]) if v.__class__ is list else v) for k, v in entry.items()])
+
+
+def _key_value(value):
+    return tuple(value) if type(value) is list else value
+
+
+class _Memo:
+    """What one `evaluate` call remembers: built layers by entry, counts by (layer, input)."""
+
+    def __init__(self):
+        from .specfile import layer_from_dict
+
+        self.parse = layer_from_dict
+        self.layers: dict = {}
+        self.counts: dict = {}
+
+    def layer(self, entry, index: int):
+        try:
+            key = _key(entry)
+            layer = self.layers.get(key)
+        except (TypeError, AttributeError):  # not a flat entry of plain values: the parser says what is wrong
+            return self.parse(entry, index)
+        if layer is None:
+            layer = self.layers[key] = self.parse(entry, index)
+        return layer
+
+    def network(self, candidate, index: int) -> Network:
+        if isinstance(candidate, Network):
+            return candidate
+        from .specfile import TOP_LEVEL_KEYS, network_from_dict
+
+        if not isinstance(candidate, dict) or not isinstance(candidate.get("layers"), list):
+            return network_from_dict(candidate if isinstance(candidate, dict) else {}, f"candidate{index}")
+        if any(key not in TOP_LEVEL_KEYS for key in candidate) or "input_shape" not in candidate:
+            return network_from_dict(candidate, f"candidate{index}")
+        layers = [self.layer(entry, i) for i, entry in enumerate(candidate["layers"])]
+        return Network(candidate["input_shape"], layers, name=candidate.get("name", f"candidate{index}"))
+
+    def totals(self, network: Network, batch: int) -> tuple[int, int, int, int]:
+        """(params, macs, flops, stored elements) of ``network`` for ``batch`` samples."""
+        w = m = a = o = stored = unbatched = 0
+        new = plan(network, batch) if batch else ()
+        for layer, x, y, is_new in zip(network.layers, network.input_shapes, network.output_shapes, new):
+            key = (id(layer), x) if type(layer).arity == 1 else None
+            c = self.counts.get(key) if key else None
+            if c is None:
+                has = _overrides(type(layer))
+                c = (layer.weight_params(x) + layer.bias_params(x) if has[0] or has[1] else 0,
+                     layer.macs(x, y) if has[2] else 0, layer.bias_adds(x, y) if has[3] else 0,
+                     layer.other_ops(x, y) if has[4] else 0,
+                     sum(prod(s) for s in y) if type(layer).multi_output else prod(y))
+                if key:
+                    self.counts[key] = c
+                    self.layers.setdefault(("layer", id(layer)), layer)  # keeps id(layer) from being reused
+            w += c[0]
+            m += c[1]
+            a += c[2]
+            o += c[3]
+            if type(layer).arity == 0:
+                unbatched += c[4]
+            elif is_new:
+                stored += c[4]
+        return w, batch * m, batch * (2 * m + a + o), batch * stored
+
+
+def evaluate(candidates, *, batch: int = 1, dtype: str = "float32") -> Results:
+    """Cost every candidate; an invalid one gets its one-line error in its row instead of raising.
+
+    ``candidates`` is any iterable of spec dicts (``{"input_shape": ..., "layers": [...]}``) or
+    built Networks. Each row: parameters, MACs, FLOPs (``2*MACs + bias adds + other ops``) and
+    activation bytes (each tensor once) for ``batch`` samples at ``dtype``, and the output shape.
+    """
+    from . import arguments as check
+
+    batch = check.integer(batch, "batch")
+    itemsize = dtype_bytes(dtype)
+    memo, rows = _Memo(), []
+    with paused_gc(1_000_000):
+        for index, candidate in enumerate(candidates):
+            name = candidate.name if isinstance(candidate, Network) else (
+                candidate.get("name") if isinstance(candidate, dict) and isinstance(candidate.get("name"), str)
+                else f"candidate{index}")
+            try:
+                network = memo.network(candidate, index)
+                if batch > 1:
+                    network._check_batch(batch)
+                params, macs, flops, stored = memo.totals(network, batch)
+            except SpecError as err:
+                rows.append(Candidate(index, name, None, None, None, None, None, str(err)))
+                continue
+            rows.append(Candidate(index, network.name, params, macs, flops, stored * itemsize, network.output_shape))
+    return Results(tuple(rows), batch, dtype)
+
+
+__all__ = ["COLUMNS", "Candidate", "DTYPE_BYTES", "Results", "evaluate"]
