@@ -137,6 +137,10 @@ def _refuse_unseen_code(modules) -> None:
                             f"register_module_{kind.replace(' ', '_').replace('-', '_')}): they run on every "
                             f"module and alexcost cannot see what they compute; remove them first")
     for path, m in modules.items():
+        for name, t in [*m._parameters.items(), *m._buffers.items()]:
+            if isinstance(t, torch.Tensor) and is_lazy(t):
+                raise SpecError(f"{where_module(path, m)} has an uninitialized {name!r} (a lazy module): run "
+                                f"it once on data so that its shapes are known")
         for kind, hooks in (("forward hook", m._forward_hooks), ("forward pre-hook", m._forward_pre_hooks)):
             if hooks:
                 raise SpecError(f"{where_module(path, m)} has {len(hooks)} {kind}(s): torch runs them on "
@@ -149,10 +153,6 @@ def _refuse_unseen_code(modules) -> None:
             raise SpecError(f"{where_module(path, m)} has parametrized tensors "
                             f"({', '.join(m.parametrizations)}): torch recomputes them on every call; "
                             f"alexcost does not read parametrizations")
-        for name, t in [*m._parameters.items(), *m._buffers.items()]:
-            if isinstance(t, torch.Tensor) and is_lazy(t):
-                raise SpecError(f"{where_module(path, m)} has an uninitialized {name!r} (a lazy module): run "
-                                f"it once on data so that its shapes are known")
 
 
 def _forward_inputs(root):
@@ -193,8 +193,8 @@ def _located(err: BaseException, tracer, root) -> SpecError:
               if not f.filename.startswith(torch_dir) and not f.filename.startswith(os.path.dirname(__file__))]
     at = f" (at {frames[-1].filename}:{frames[-1].lineno}: {(frames[-1].line or '').strip()})" if frames else ""
     if isinstance(err, TraceError):
-        why = (f"its forward() branches on a tensor's values (control flow that depends on the data), which "
-               f"cannot be read without running it [fx: {err}]")
+        why = (f"its forward() branches on a traced value (control flow that depends on the data, or on a "
+               f"size fx does not fix), which cannot be read without running it [fx: {err}]")
     elif isinstance(err, RecursionError):
         why = "Python's recursion limit was reached while tracing it"
     else:

@@ -128,7 +128,8 @@ class ImportedModule:
         """The network's cost with parameters counted once (MACs count every call); unused
         parameters are in ``totals.params`` (``totals.unused_params``)."""
         cost = self.network.cost(batch, dtype)
-        rows = tuple(replace(row, weight_params=w, bias_params=b)
+        rows = tuple(row if (row.weight_params, row.bias_params) == (w, b) else replace(row, weight_params=w,
+                                                                                           bias_params=b)
                      for row, w, b in zip(cost.layers, self.weight_params, self.bias_params))
         return replace(cost, layers=rows, unused_params=sum(self.unused.values()))
 
