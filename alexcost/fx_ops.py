@@ -9,6 +9,7 @@ exactly, it refuses. Imports torch.
 
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import fields
 
@@ -352,8 +353,10 @@ except ImportError:  # torchvision is optional
 PURE = frozenset({operator.getitem, operator.sub, operator.floordiv, operator.truediv, operator.mod,
                   operator.pow, operator.neg, operator.pos, operator.abs, operator.eq, operator.ne, operator.lt,
                   operator.le, operator.gt, operator.ge, operator.not_, operator.and_, operator.or_,
-                  operator.xor, operator.invert, operator.truth, operator.contains, operator.index})
-"""Python's operators: evaluated on plain values (sizes), refused on tensors."""
+                  operator.xor, operator.invert, operator.truth, operator.contains, operator.index,
+                  *(f for f in vars(math).values() if callable(f))})
+"""Python's operators and ``math`` functions (fx records both when a size is traced): evaluated
+on plain values, refused on tensors."""
 
 METHODS = {
     "add": merge(Add, alpha=True), "add_": merge(Add, inplace=True, alpha=True), "mul": merge(Mul),

@@ -352,7 +352,7 @@ class Reader:
 
     @staticmethod
     def _qualified(target) -> str:
-        module = getattr(target, "__module__", None) or ""
+        module = (getattr(target, "__module__", None) or "").lstrip("_")  # _operator.matmul: operator.matmul
         name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or repr(target)
         return f"{module}.{name}" if module and module != "builtins" else name
 

@@ -6,6 +6,7 @@ hand arithmetic written out below. The torchvision zoo is in test_zoo.py.
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from collections import OrderedDict
@@ -426,7 +427,8 @@ def test_channel_shuffle_sizes_are_evaluated():
     class Shuffle(nn.Module):
         def forward(self, x):
             b, c, h, w = x.size()
-            x = x.view(b, 2, c // 2, h, w).transpose(1, 2).contiguous().view(b, -1, h, w)
+            groups = math.gcd(c, 2)  # fx records math functions of traced sizes: evaluated
+            x = x.view(b, groups, c // groups, h, w).transpose(1, 2).contiguous().view(b, -1, h, w)
             left, right = x.chunk(2, dim=1)
             return torch.cat((left, F.relu(right, inplace=True)), 1)
 

@@ -84,6 +84,20 @@ def test_every_cnn_has_a_family():
     assert all(family(rep) == f for f, (_, rep) in FAMILIES.items())
 
 
+def test_the_docs_table_lists_every_family_and_its_models():
+    """docs/from-module.md's table: one row per family, its model count as torchvision has it."""
+    import re
+    from collections import Counter
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "from-module.md").read_text()
+    table = text[text.index("| family | models | exact |"):].split("\n\n")[0].splitlines()[2:]
+    rows = [line.split("|")[1:-1] for line in table]
+    counts = Counter(family(n) for n in cnn_names())
+    stated = {cells[0].strip(): (int(re.match(r" (\d+):", cells[1])[1]), cells[2].strip()) for cells in rows}
+    assert stated == {f: (n, f"{n} of {n}") for f, n in counts.items()}
+
+
 @pytest.mark.parametrize("name, message", [
     ("vit_b_16", r"method 'expand' in module '\(root\)' \(VisionTransformer\) \(fx node 'expand'\): alexcost has no "
                  r"layer kind for the tensor method expand\(\)"),
