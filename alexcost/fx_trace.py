@@ -67,13 +67,28 @@ class _Tracer:
     @classmethod
     def make(cls, aliases):
         if cls.cls is None:
+            import operator
+
             import torch.fx
+
+            class Proxy(torch.fx.Proxy):
+                """fx's Proxy has no in-place operators, so ``a += b`` would trace as ``a + b``: a new
+                tensor where torch adds in place. These record ``operator.iadd`` and ``operator.imul``."""
+
+                def __iadd__(self, other):
+                    return self.tracer.create_proxy("call_function", operator.iadd, (self, other), {})
+
+                def __imul__(self, other):
+                    return self.tracer.create_proxy("call_function", operator.imul, (self, other), {})
 
             class Tracer(torch.fx.Tracer):
                 def __init__(self, aliases):
                     super().__init__()
                     self.aliases = aliases
                     self.alias_calls: dict = {}
+
+                def proxy(self, node):
+                    return Proxy(node, self)
 
                 def is_leaf_module(self, m, qualified_name: str) -> bool:
                     if kind_of(type(m)) is not None:

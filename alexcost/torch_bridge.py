@@ -69,7 +69,8 @@ class ImportedModule:
 
     ``unused`` maps a module path to the parameters it holds that forward never reads (an
     auxiliary head in eval mode, a parameter registered on a container): torch counts them,
-    and so do `params` and ``cost().totals.params``. ``graph_module`` is the
+    and so do `params` and ``cost().totals.params`` (``unused_frozen``: the part of them with
+    ``requires_grad=False``, in `frozen`). ``graph_module`` is the
     ``torch.fx.GraphModule`` of the eval-mode trace, built on first use over the user's own
     submodules and parameters: running it runs the user's code.
     """

@@ -140,6 +140,7 @@ def test_module_used_twice_counts_params_once_and_macs_twice():
     conv = nn.Conv2d(c, c, k, padding=1)
     module = nn.Sequential(conv, nn.ReLU(), conv)
     imported = from_module(module, (c, h, w))
+    assert imported.paths == ("0", "1", "2")  # named where the container holds it, call by call
     assert imported.first_use == (0, 1, 0)
     assert imported.reused == {"0": 2}
     cost = imported.cost()
@@ -258,7 +259,11 @@ class ResidualNet(nn.Module):
 
 def test_a_residual_network_is_read_as_a_graph():
     c, h, w, classes = 4, 6, 6, 5
-    imported = _agrees_with_torch(ResidualNet(c, classes), (3, h, w))
+    module = ResidualNet(c, classes).train()
+    before = _snapshot(module)
+    from_module(module, (3, h, w))
+    _same(before, _snapshot(module))  # training flags restored, nothing added
+    imported = _agrees_with_torch(module, (3, h, w))
     assert imported.paths == ("stem", "block.conv1", "block.bn1", "block:relu", "block.conv2", "block.bn2",
                               "block:add", "block:relu", ":mean", ":flatten", "head")
     assert imported.network.names == ("stem", "block_conv1", "block_bn1", "block_relu", "block_conv2",
@@ -616,3 +621,27 @@ def test_random_graphs_come_back_with_torchs_counts(network):
     assert [(r.type, r.params, r.macs, r.bias_adds, r.other_ops, r.input_shape, r.output_shape)
             for r in ours.layers] == [(r.type, r.params, r.macs, r.bias_adds, r.other_ops, r.input_shape,
                                        r.output_shape) for r in theirs.layers]
+
+
+def test_in_place_operators_stay_in_place():
+    class InPlace(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 1)
+            self.gate = nn.Conv2d(3, 3, 1)
+
+        def forward(self, x):
+            out = self.conv(x)
+            out += x          # torch adds into out's storage; fx alone would trace out + x
+            out *= self.gate(x).sigmoid()
+            return out
+
+    module = InPlace().eval()
+    imported = _agrees_with_torch(module, (3, 4, 4))
+    assert imported.paths == ("conv", ":iadd", "gate", ":sigmoid", ":imul")
+    assert [(type(layer).__name__, getattr(layer, "inplace", None)) for layer in imported.network.layers] == [
+        ("Conv2d", None), ("Add", True), ("Conv2d", None), ("Sigmoid", None), ("Mul", True)]
+    assert [row.new_storage for row in imported.cost().layers] == [True, False, True, True, False]
+    x = torch.randn(2, 3, 4, 4)
+    with torch.no_grad():
+        assert torch.equal(imported.graph_module(x), module(x))
