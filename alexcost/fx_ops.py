@@ -9,10 +9,12 @@ exactly, it refuses. Imports torch.
 
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import fields
 
 import torch
+import torch.fx
 import torch.nn.functional as F
 
 from .errors import SpecError
@@ -164,8 +166,10 @@ def merge(kind, inplace: bool = False, alpha: bool = False):
             r.refuse(node, f"{'adds' if kind is Add else 'multiplies'} a tensor and a Python number "
                            f"({r.show(b if r.is_tensor(a) else a)}); alexcost has no layer kind for arithmetic "
                            f"with a constant")
-        in_place = inplace and r.is_activation(a)
-        return r.emit(node, r.build(node, kind, {"inplace": in_place}), [r.operand(a, node), r.operand(b, node)])
+        if inplace and not r.is_activation(a):
+            r.refuse(node, f"writes its result into {r.show(a)}; alexcost reads in-place arithmetic on "
+                           f"activations only")
+        return r.emit(node, r.build(node, kind, {"inplace": inplace}), [r.operand(a, node), r.operand(b, node)])
     return handle
 
 
@@ -206,6 +210,13 @@ def check_assert(r, node, args, kwargs):
     if not condition:
         message = args[1] if len(args) > 1 else kwargs.get("message", "")
         r.refuse(node, f"fails on this input shape: {message}")
+    return None
+
+
+def check_none(r, node, args, kwargs):
+    """fx's guard for a forward argument fixed at its default None."""
+    if args[0] is not None:
+        r.refuse(node, f"{args[1] if len(args) > 1 else 'an argument fixed at None is not None'}")
     return None
 
 
@@ -329,7 +340,7 @@ FUNCTIONS = {
     F.conv2d: conv2d, F.linear: linear, F.layer_norm: layer_norm, F.batch_norm: batch_norm,
     torch.clone: unary(Clone, (("memory_format", torch.preserve_format),),
                        fixed={"memory_format": torch.preserve_format}),
-    getattr: get_attribute, torch._assert: check_assert,
+    getattr: get_attribute, torch._assert: check_assert, torch.fx._symbolic_trace._assert_is_none: check_none,
 }
 """Functions by the object fx records as a call_function node's target."""
 
@@ -342,8 +353,10 @@ except ImportError:  # torchvision is optional
 PURE = frozenset({operator.getitem, operator.sub, operator.floordiv, operator.truediv, operator.mod,
                   operator.pow, operator.neg, operator.pos, operator.abs, operator.eq, operator.ne, operator.lt,
                   operator.le, operator.gt, operator.ge, operator.not_, operator.and_, operator.or_,
-                  operator.xor, operator.invert, operator.truth, operator.contains, operator.index})
-"""Python's operators: evaluated on plain values (sizes), refused on tensors."""
+                  operator.xor, operator.invert, operator.truth, operator.contains, operator.index,
+                  *(f for f in vars(math).values() if callable(f))})
+"""Python's operators and ``math`` functions (fx records both when a size is traced): evaluated
+on plain values, refused on tensors."""
 
 METHODS = {
     "add": merge(Add, alpha=True), "add_": merge(Add, inplace=True, alpha=True), "mul": merge(Mul),
@@ -363,17 +376,21 @@ METHODS = {
 }
 """Tensor methods by name (a call_method node's target)."""
 
+_ARGS: dict[type, tuple[str, ...]] = {}
+
+
 def module_layer(kind, module, where: str):
     """The alexcost layer for a leaf module: the kind's arguments read from the module's
     attributes, as torch stores them (a ``bias`` flag from whether the module has one)."""
+    names = _ARGS.get(kind)
+    if names is None:
+        names = _ARGS[kind] = tuple(f.name for f in fields(kind) if f.init and f.name not in ("name", "inputs"))
     args = {}
-    for f in fields(kind):
-        if not f.init or f.name in ("name", "inputs"):
-            continue
-        if f.name == "bias" and "bias" in module._parameters:
+    for name in names:
+        if name == "bias" and "bias" in module._parameters:
             args["bias"] = module._parameters["bias"] is not None
-        elif hasattr(module, f.name):
-            args[f.name] = getattr(module, f.name)
+        elif hasattr(module, name):
+            args[name] = getattr(module, name)
     try:
         return kind(**args)
     except SpecError as err:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import operator
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from . import arguments as check
 from .errors import SpecError, format_shape
@@ -331,10 +331,13 @@ class Reader:
                 if op == "call_module":
                     value = self._module_call(node, args, kwargs)
                 elif op == "call_function":
-                    handler = FUNCTIONS.get(node.target)
+                    try:
+                        handler = FUNCTIONS.get(node.target)
+                    except TypeError:  # an unhashable callable: no kind
+                        handler = None
                     if handler is not None:
                         value = handler(self, node, args, kwargs)
-                    elif node.target in PURE:
+                    elif any(node.target is op for op in PURE):
                         value = self.pure(node, args, kwargs)
                     else:
                         self.refuse(node, f"alexcost has no layer kind for {self._qualified(node.target)}")
@@ -349,7 +352,7 @@ class Reader:
 
     @staticmethod
     def _qualified(target) -> str:
-        module = getattr(target, "__module__", None) or ""
+        module = (getattr(target, "__module__", None) or "").lstrip("_")  # _operator.matmul: operator.matmul
         name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or repr(target)
         return f"{module}.{name}" if module and module != "builtins" else name
 
@@ -413,7 +416,7 @@ class Reader:
                             where=where_module("", self.root))
         n = len(self.layers)
         j, k = out.src
-        if (j, k) != (n - 1, None):
+        if j == -1 or (j, k) != (n - 1, None):
             later = any(src[0] == j for srcs in self.sources[j + 1:] for src in srcs) if j >= 0 else True
             if j >= 0 and k is None and not later:
                 self._move_last(j)
@@ -426,16 +429,21 @@ class Reader:
             inputs = None if refs == ((i - 1, None),) or not refs else tuple(
                 "input" if src == -1 else names[src] if out_k is None else f"{names[src]}.{out_k}"
                 for src, out_k in refs)
-            layers.append(replace(layer, name=names[i], inputs=inputs))
+            # The reader made these layers and nobody else holds them: name and wire them in place
+            # (the names and references are checked as the kinds check them).
+            object.__setattr__(layer, "name", check.name(names[i]))
+            object.__setattr__(layer, "inputs", None if inputs is None else check.references(inputs))
+            layers.append(layer)
         first: dict[int, int] = {}
         first_use = tuple(i if m is None else first.setdefault(m, i) for i, m in enumerate(self.module_ids))
         unused: dict[str, int] = {}
         unused_frozen = 0
-        for name, p in self.root.named_parameters():
-            if id(p) not in self.seen:
-                path = name.rpartition(".")[0]
-                unused[path] = unused.get(path, 0) + p.numel()
-                unused_frozen += 0 if p.requires_grad else p.numel()
+        for path, module in self.modules.items():  # as module.named_parameters() lists them, without recursion
+            for p in module._parameters.values():
+                if p is not None and id(p) not in self.seen:
+                    self.seen.add(id(p))
+                    unused[path] = unused.get(path, 0) + p.numel()
+                    unused_frozen += 0 if p.requires_grad else p.numel()
         return Reading(tuple(layers), tuple(self.paths), first_use, tuple(self.weight), tuple(self.bias),
                        tuple(self.frozen), tuple(self.fx_nodes), unused, unused_frozen)
 

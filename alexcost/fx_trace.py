@@ -67,13 +67,28 @@ class _Tracer:
     @classmethod
     def make(cls, aliases):
         if cls.cls is None:
+            import operator
+
             import torch.fx
+
+            class Proxy(torch.fx.Proxy):
+                """fx's Proxy has no in-place operators, so ``a += b`` would trace as ``a + b``: a new
+                tensor where torch adds in place. These record ``operator.iadd`` and ``operator.imul``."""
+
+                def __iadd__(self, other):
+                    return self.tracer.create_proxy("call_function", operator.iadd, (self, other), {})
+
+                def __imul__(self, other):
+                    return self.tracer.create_proxy("call_function", operator.imul, (self, other), {})
 
             class Tracer(torch.fx.Tracer):
                 def __init__(self, aliases):
                     super().__init__()
                     self.aliases = aliases
                     self.alias_calls: dict = {}
+
+                def proxy(self, node):
+                    return Proxy(node, self)
 
                 def is_leaf_module(self, m, qualified_name: str) -> bool:
                     if kind_of(type(m)) is not None:
@@ -137,6 +152,10 @@ def _refuse_unseen_code(modules) -> None:
                             f"register_module_{kind.replace(' ', '_').replace('-', '_')}): they run on every "
                             f"module and alexcost cannot see what they compute; remove them first")
     for path, m in modules.items():
+        for name, t in [*m._parameters.items(), *m._buffers.items()]:
+            if isinstance(t, torch.Tensor) and is_lazy(t):
+                raise SpecError(f"{where_module(path, m)} has an uninitialized {name!r} (a lazy module): run "
+                                f"it once on data so that its shapes are known")
         for kind, hooks in (("forward hook", m._forward_hooks), ("forward pre-hook", m._forward_pre_hooks)):
             if hooks:
                 raise SpecError(f"{where_module(path, m)} has {len(hooks)} {kind}(s): torch runs them on "
@@ -149,10 +168,6 @@ def _refuse_unseen_code(modules) -> None:
             raise SpecError(f"{where_module(path, m)} has parametrized tensors "
                             f"({', '.join(m.parametrizations)}): torch recomputes them on every call; "
                             f"alexcost does not read parametrizations")
-        for name, t in [*m._parameters.items(), *m._buffers.items()]:
-            if isinstance(t, torch.Tensor) and is_lazy(t):
-                raise SpecError(f"{where_module(path, m)} has an uninitialized {name!r} (a lazy module): run "
-                                f"it once on data so that its shapes are known")
 
 
 def _forward_inputs(root):
@@ -193,8 +208,8 @@ def _located(err: BaseException, tracer, root) -> SpecError:
               if not f.filename.startswith(torch_dir) and not f.filename.startswith(os.path.dirname(__file__))]
     at = f" (at {frames[-1].filename}:{frames[-1].lineno}: {(frames[-1].line or '').strip()})" if frames else ""
     if isinstance(err, TraceError):
-        why = (f"its forward() branches on a tensor's values (control flow that depends on the data), which "
-               f"cannot be read without running it [fx: {err}]")
+        why = (f"its forward() branches on a traced value (control flow that depends on the data, or on a "
+               f"size fx does not fix), which cannot be read without running it [fx: {err}]")
     elif isinstance(err, RecursionError):
         why = "Python's recursion limit was reached while tracing it"
     else:

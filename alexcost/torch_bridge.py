@@ -69,7 +69,8 @@ class ImportedModule:
 
     ``unused`` maps a module path to the parameters it holds that forward never reads (an
     auxiliary head in eval mode, a parameter registered on a container): torch counts them,
-    and so do `params` and ``cost().totals.params``. ``graph_module`` is the
+    and so do `params` and ``cost().totals.params`` (``unused_frozen``: the part of them with
+    ``requires_grad=False``, in `frozen`). ``graph_module`` is the
     ``torch.fx.GraphModule`` of the eval-mode trace, built on first use over the user's own
     submodules and parameters: running it runs the user's code.
     """
@@ -128,7 +129,8 @@ class ImportedModule:
         """The network's cost with parameters counted once (MACs count every call); unused
         parameters are in ``totals.params`` (``totals.unused_params``)."""
         cost = self.network.cost(batch, dtype)
-        rows = tuple(replace(row, weight_params=w, bias_params=b)
+        rows = tuple(row if (row.weight_params, row.bias_params) == (w, b) else replace(row, weight_params=w,
+                                                                                           bias_params=b)
                      for row, w, b in zip(cost.layers, self.weight_params, self.bias_params))
         return replace(cost, layers=rows, unused_params=sum(self.unused.values()))
 

@@ -1,16 +1,18 @@
-"""The torch bridge, both ways: Network -> nn.Sequential, and nn.Module -> Network.
+"""The torch bridge, both ways: Network -> nn.Sequential, and nn.Module -> Network (traced with torch.fx).
 
 Expected values come from torch (``numel``, real output shapes, FlopCounterMode) or from
-hand arithmetic written out below.
+hand arithmetic written out below. The torchvision zoo is in test_zoo.py.
 """
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from collections import OrderedDict
 
 import pytest
+from hypothesis import given, strategies as st
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -25,6 +27,23 @@ def _torch_flops(module, x):
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         module(x)
     return counter.get_total_flops()
+
+
+def _agrees_with_torch(module, input_shape, batch=2):
+    """Read ``module`` and check it against a real forward pass: parameters, MACs, output shape."""
+    imported = from_module(module, input_shape)
+    training = module.training
+    module.eval()
+    x = torch.randn(batch, *input_shape)
+    with torch.no_grad():
+        out = module(x)
+    flops = _torch_flops(module, x)
+    module.train(training)
+    cost = imported.cost(batch)
+    assert cost.totals.params == imported.params == sum(p.numel() for p in module.parameters())
+    assert 2 * cost.totals.macs == flops
+    assert (batch, *imported.network.output_shape) == tuple(out.shape)
+    return imported
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
@@ -121,6 +140,7 @@ def test_module_used_twice_counts_params_once_and_macs_twice():
     conv = nn.Conv2d(c, c, k, padding=1)
     module = nn.Sequential(conv, nn.ReLU(), conv)
     imported = from_module(module, (c, h, w))
+    assert imported.paths == ("0", "1", "2")  # named where the container holds it, call by call
     assert imported.first_use == (0, 1, 0)
     assert imported.reused == {"0": 2}
     cost = imported.cost()
@@ -208,3 +228,420 @@ def test_layer_named_like_an_nn_module_attribute(tmp_path, name):
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.strip() == (f"error: layers[0] '{name}' (ReLU): torch cannot name a module '{name}': "
                                      "nn.Module has an attribute of that name; rename the layer")
+
+
+# -- any nn.Module, read through torch.fx ------------------------------------------------------------
+
+class Residual(nn.Module):
+    """A small residual block: conv-bn-relu, conv-bn, plus the input, relu."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+        self.conv2, self.bn2 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(y)) + x)
+
+
+class ResidualNet(nn.Module):
+    def __init__(self, c=4, classes=5):
+        super().__init__()
+        self.stem = nn.Conv2d(3, c, 3, padding=1)
+        self.block = Residual(c)
+        self.head = nn.Linear(c, classes)
+
+    def forward(self, x):
+        x = self.block(self.stem(x))
+        return self.head(torch.flatten(x.mean((2, 3), keepdim=True), 1))
+
+
+def test_a_residual_network_is_read_as_a_graph():
+    c, h, w, classes = 4, 6, 6, 5
+    module = ResidualNet(c, classes).train()
+    before = _snapshot(module)
+    from_module(module, (3, h, w))
+    _same(before, _snapshot(module))  # training flags restored, nothing added
+    imported = _agrees_with_torch(module, (3, h, w))
+    assert imported.paths == ("stem", "block.conv1", "block.bn1", "block:relu", "block.conv2", "block.bn2",
+                              "block:add", "block:relu", ":mean", ":flatten", "head")
+    assert imported.network.names == ("stem", "block_conv1", "block_bn1", "block_relu", "block_conv2",
+                                      "block_bn2", "block_add", "block_relu_2", "mean", "flatten", "head")
+    assert imported.network.inputs_of(6) == ("block_bn2", "stem")
+    assert not imported.network.is_chain
+    # hand arithmetic: the stem, two 3x3 convs without bias, the head
+    assert imported.cost().totals.macs == c * h * w * 3 * 9 + 2 * (c * h * w * c * 9) + c * classes
+    assert imported.first_use == tuple(range(11))
+    assert imported.fx_nodes[6] == "add"
+    assert imported.unused == {}
+
+
+def test_the_graph_module_runs_the_users_code():
+    module = ResidualNet().eval()
+    imported = from_module(module, (3, 6, 6))
+    gm = imported.graph_module
+    assert isinstance(gm, torch.fx.GraphModule)
+    assert gm.get_submodule("block.conv1") is module.block.conv1  # the user's own modules and parameters
+    x = torch.randn(2, 3, 6, 6)
+    with torch.no_grad():
+        assert torch.equal(gm(x), module(x))
+    nodes = {n.name for n in gm.graph.nodes}
+    assert set(imported.fx_nodes) <= nodes
+
+
+def test_numpy_scalars_as_constructor_arguments():
+    np = pytest.importorskip("numpy")
+    module = nn.Sequential(nn.Conv2d(np.int64(3), np.int64(8), np.int64(3), stride=np.int32(2)),
+                           nn.BatchNorm2d(np.int64(8), eps=np.float64(1e-3), momentum=np.float32(0.5)),
+                           nn.LeakyReLU(np.float64(0.2)), nn.Flatten(), nn.Dropout(np.float64(0.25)),
+                           nn.Linear(np.int64(8 * 4 * 4), np.int64(10)))
+    imported = _agrees_with_torch(module, (3, 9, 9))
+    assert imported.network.layers[1].eps == 1e-3 and type(imported.network.layers[1].eps) is float
+
+
+def test_parameters_of_a_container_are_counted():
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.scale = nn.Parameter(torch.ones(4, 1, 1))     # read by forward: a Parameter layer
+            self.spare = nn.Parameter(torch.ones(7, 3))        # never read: unused, still torch's
+            self.spare.requires_grad_(False)
+
+        def forward(self, x):
+            return self.scale * self.conv(x)
+
+    module = nn.Sequential(Scaled())
+    module.register_parameter("extra", nn.Parameter(torch.zeros(2)))  # on the outer container
+    imported = _agrees_with_torch(module, (3, 8, 8))
+    assert imported.paths == ("0.conv", "0:scale", "0:mul")
+    assert [type(layer).__name__ for layer in imported.network.layers] == ["Conv2d", "Parameter", "Mul"]
+    assert imported.weight_params[1] == 4
+    assert imported.unused == {"0": 7 * 3, "": 2}
+    assert imported.cost().totals.unused_params == 7 * 3 + 2
+    assert imported.frozen == 7 * 3
+    assert imported.trainable == sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def test_deep_nesting_and_names_torch_allows():
+    depth = 150  # more than the old reader took; torch (and its flop counter) run this deep
+    module = nn.ReLU()
+    for _ in range(depth):
+        module = nn.Sequential(module)
+    imported = _agrees_with_torch(module, (3, 4))
+    assert imported.paths == (".".join(["0"] * depth),)
+    odd = nn.Sequential()
+    for name in (" ", "\t", "input", "a-b", "layer name", "\u00e9"):
+        odd.add_module(name, nn.ReLU())
+    imported = _agrees_with_torch(odd, (3, 4))
+    assert imported.paths == (" ", "\t", "input", "a-b", "layer name", "\u00e9")
+    names = imported.network.names
+    assert len(set(names)) == len(names) and "input" not in names
+    assert all(n.strip() and n.isprintable() and "." not in n for n in names)
+
+
+def test_a_forward_pre_hook_is_refused():
+    module = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    handle = module[0].register_forward_pre_hook(lambda m, args: (args[0][..., 1:, 1:],))  # crops the input
+    try:
+        with pytest.raises(SpecError, match=r"module '0' \(Conv2d\) has 1 forward pre-hook\(s\)"):
+            from_module(module, (3, 8, 8))
+    finally:
+        handle.remove()
+    handle = module.register_forward_hook(lambda m, args, out: out[:, :2])
+    try:
+        with pytest.raises(SpecError, match=r"module '\(root\)' \(Sequential\) has 1 forward hook\(s\)"):
+            from_module(module, (3, 8, 8))
+    finally:
+        handle.remove()
+    _agrees_with_torch(module, (3, 8, 8))  # without hooks it reads
+
+
+@pytest.mark.parametrize("kind", ["forward_hook", "forward_pre_hook"])
+def test_global_hooks_are_refused(kind):
+    from torch.nn.modules import module as torch_module
+
+    handle = getattr(torch_module, f"register_module_{kind}")(lambda *args: None)
+    try:
+        with pytest.raises(SpecError, match=f"torch has 1 global forward {kind.split('_')[1]}"):
+            from_module(nn.ReLU(), (3,))
+    finally:
+        handle.remove()
+
+
+def test_control_flow_on_the_data_is_refused_with_its_line():
+    class Gate(nn.Module):
+        def forward(self, x):
+            if x.sum() > 0:  # depends on the values
+                return x
+            return -x
+
+    module = nn.Sequential(nn.Conv2d(3, 3, 1), Gate())
+    module.train()
+    with pytest.raises(SpecError, match=r"module '1' \(Gate\): its forward\(\) branches on a traced value .*"
+                                        r"test_torch_bridge\.py:\d+: if x\.sum\(\) > 0:"):
+        from_module(module, (3, 4, 4))
+    assert all(m.training for m in module.modules())  # flags restored on the way out
+
+
+def test_subclasses_of_known_modules():
+    class MyConv(nn.Conv2d):
+        pass
+
+    class Stack(nn.Sequential):
+        pass
+
+    class Activated(nn.Conv2d):  # overrides forward: traced through, its F.conv2d and relu read one by one
+        def forward(self, x):
+            return torch.relu(super().forward(x))
+
+    imported = _agrees_with_torch(Stack(MyConv(3, 4, 3), nn.ReLU(), Activated(4, 2, 1)), (3, 8, 8))
+    assert [type(layer).__name__ for layer in imported.network.layers] == ["Conv2d", "ReLU", "Conv2d", "ReLU"]
+    assert imported.paths == ("0", "1", "2:conv2d", "2:relu")
+    imported = from_module(MyConv(3, 5, 3, stride=2), (3, 9, 9))
+    assert imported.paths == ("",) and imported.network.output_shape == (5, 4, 4)
+
+
+def test_functional_calls_on_parameters():
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(6, 3, 3, 3))
+            self.b = nn.Parameter(torch.randn(6))
+            self.gamma, self.beta = nn.Parameter(torch.ones(6)), nn.Parameter(torch.zeros(6))
+            self.register_buffer("mean", torch.zeros(6))
+            self.register_buffer("var", torch.ones(6))
+            self.ln_w, self.ln_b = nn.Parameter(torch.ones(6)), nn.Parameter(torch.zeros(6))
+            self.fc = nn.Parameter(torch.randn(4, 6))
+
+        def forward(self, x):
+            x = F.conv2d(x, self.w, self.b, stride=2, padding=1)
+            x = F.batch_norm(x, self.mean, self.var, self.gamma, self.beta, False, 0.1, 1e-5)
+            x = F.layer_norm(x.permute(0, 2, 3, 1), (6,), self.ln_w, self.ln_b)
+            return F.linear(x, self.fc)
+
+    F = torch.nn.functional
+    imported = _agrees_with_torch(Functional(), (3, 8, 8))
+    assert [type(layer).__name__ for layer in imported.network.layers] == ["Conv2d", "BatchNorm2d", "Permute",
+                                                                          "LayerNorm", "Linear"]
+    assert imported.weight_params == (6 * 3 * 3 * 3, 6, 0, 6, 4 * 6)
+
+
+def test_channel_shuffle_sizes_are_evaluated():
+    class Shuffle(nn.Module):
+        def forward(self, x):
+            b, c, h, w = x.size()
+            groups = math.gcd(c, 2)  # fx records math functions of traced sizes: evaluated
+            x = x.view(b, groups, c // groups, h, w).transpose(1, 2).contiguous().view(b, -1, h, w)
+            left, right = x.chunk(2, dim=1)
+            return torch.cat((left, F.relu(right, inplace=True)), 1)
+
+    F = torch.nn.functional
+    imported = _agrees_with_torch(nn.Sequential(nn.Conv2d(3, 8, 1), Shuffle()), (3, 4, 4))
+    assert [type(layer).__name__ for layer in imported.network.layers] == [
+        "Conv2d", "View", "Transpose", "Contiguous", "View", "Chunk", "ReLU", "Cat"]
+    assert imported.network.layers[1].shape == (2, 4, 4, 4)
+
+
+@pytest.mark.parametrize("forward, message", [
+    (lambda self, x: x * 0.5, r"function 'mul' .* multiplies a tensor and a Python number \(0\.5\)"),
+    (lambda self, x: x.view(-1), r"method 'view' .* do not keep the batch as the first dimension"),
+    (lambda self, x: x.view(1, -1), r"method 'view' .* do not keep the batch"),
+    (lambda self, x: x.mean(), r"method 'mean' .* averages over every dimension, the batch's too"),
+    (lambda self, x: x + self.p.view(1, -1, 1, 1), r"method 'view' .* reads the parameter 'p' as its input"),
+    (lambda self, x: x + self.buf, r"function 'add' .* reads the buffer 'buf', which is not an nn\.Parameter"),
+    (lambda self, x: torch.nn.functional.interpolate(x, scale_factor=2),
+     r"function 'interpolate' in module '\(root\)' \(Net\) \(fx node 'interpolate'\): alexcost has no layer kind "
+     r"for torch\.nn\.functional\.interpolate"),
+    (lambda self, x: (x, x), r"forward\(\) returns tuple of 2 values"),
+    (lambda self, x: x.expand(-1, 3, 4), r"method 'expand' .* no layer kind for the tensor method expand\(\)"),
+    (lambda self, x: x[:, 1:], r"function 'getitem' .* indexes or slices a tensor of shape \[N, 3, 4\]"),
+])
+def test_what_has_no_kind_is_refused_naming_the_node(forward, message):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = nn.Parameter(torch.ones(3))
+            self.register_buffer("buf", torch.ones(3, 4))
+
+    Net.forward = forward
+    with pytest.raises(SpecError, match=message):
+        from_module(Net(), (3, 4))
+
+
+def test_refused_module_setups():
+    conv = nn.Conv2d(3, 3, 1)
+    conv.forward = lambda x: x  # replaced on the instance: torch would run it, fx would not
+    with pytest.raises(SpecError, match=r"module '0' \(Conv2d\) has its forward replaced on the instance"):
+        from_module(nn.Sequential(conv), (3, 4, 4))
+    with pytest.raises(SpecError, match=r"module '0' \(LazyConv2d\) has an uninitialized 'weight'"):
+        from_module(nn.Sequential(nn.LazyConv2d(3, 1)), (3, 4, 4))
+    weighted = torch.nn.utils.parametrizations.weight_norm(nn.Conv2d(3, 3, 1))
+    with pytest.raises(SpecError, match=r"module '0' \(ParametrizedConv2d\) has parametrized tensors \(weight\)"):
+        from_module(nn.Sequential(weighted), (3, 4, 4))
+
+    class Loose(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.convs = [nn.Conv2d(3, 3, 1)]  # a plain list: not a submodule
+
+        def forward(self, x):
+            return self.convs[0](x)
+    with pytest.raises(SpecError, match=r"torch\.fx cannot trace its forward\(\) without data: NameError: "
+                                        r"module is not installed as a submodule"):
+        from_module(Loose(), (3, 4, 4))
+
+    class Two(nn.Module):
+        def forward(self, x, y):
+            return x + y
+    with pytest.raises(SpecError, match=r"forward\(\) needs an argument 'y' besides its input"):
+        from_module(Two(), (3,))
+
+
+def test_forward_arguments_with_defaults_keep_them():
+    class Optional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x, twice=False, scale=None):
+            x = self.fc(x)
+            return self.fc(x) if twice else x
+
+    imported = _agrees_with_torch(Optional(), (4,))
+    assert imported.paths == ("fc",)
+
+
+def test_the_output_is_the_last_layer():
+    class Late(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 3), nn.Linear(4, 2)
+
+        def forward(self, x):
+            y = self.a(x)
+            self.b(x)  # runs, its result unused: torch counts it, so does alexcost
+            return y
+
+    imported = _agrees_with_torch(Late(), (4,))
+    assert imported.paths == ("b", "a") and imported.network.output_shape == (3,)
+
+    class Same(nn.Module):
+        def forward(self, x):
+            return x
+    imported = _agrees_with_torch(Same(), (4,))
+    assert imported.paths == (":output",)
+
+
+def test_tensor_constants_are_not_left_on_the_module():
+    class Offset(nn.Module):
+        def forward(self, x):
+            return x + torch.ones(3)  # fx stows the constant away on the root module while tracing
+
+    module = Offset()
+    before = _snapshot(module)
+    with pytest.raises(SpecError, match=r"reads the constant '_tensor_constant0', which is not an nn\.Parameter"):
+        from_module(module, (3,))
+    _same(before, _snapshot(module))
+    assert not hasattr(module, "_tensor_constant0")
+
+
+def test_graphs_from_to_module_come_back():
+    from alexcost import Add, Cat, Chunk, Conv2d, Mul, Network, Parameter, ReLU
+
+    network = Network((4, 6, 6), [
+        Conv2d(name="conv", out_channels=4, kernel_size=3, padding=1),
+        ReLU(name="relu"),
+        Add(name="add", inputs=("relu", "input")),
+        Chunk(name="halves", chunks=2, dim=1),
+        Cat(name="cat", dim=1, inputs=("halves.1", "halves.0")),
+        Parameter(name="scale", shape=(4, 1, 1)),
+        Mul(name="mul", inputs=("cat", "scale"))])
+    module = to_module(network)
+    imported = _agrees_with_torch(module, network.input_shape)
+    assert imported.network.names == network.names
+    assert imported.network.sources == network.sources
+    assert [r.params for r in imported.cost().layers] == [r.params for r in network.cost().layers]
+
+
+# -- random graphs, through to_module and back -------------------------------------------------------
+
+@st.composite
+def graphs(draw):
+    """A valid random graph network: convs, activations, pools, adds, concatenations, chunks and
+    layer scales over earlier nodes, drawn so every layer fits the shapes it reads."""
+    from alexcost import Add, Cat, Chunk, Conv2d, MaxPool2d, Mul, Network, Parameter, ReLU, Sigmoid
+
+    c, h, w = draw(st.integers(1, 4)), draw(st.integers(2, 6)), draw(st.integers(2, 6))
+    nodes = {"input": (c, h, w)}  # name -> per-sample shape of every single-output node
+    layers = []
+    for i in range(draw(st.integers(1, 7))):
+        name = f"n{i}"
+        src = draw(st.sampled_from(sorted(nodes)))
+        sc, sh, sw = nodes[src]
+        op = draw(st.sampled_from(["conv", "act", "pool", "add", "cat", "chunk", "scale"]))
+        same = sorted(n for n, s in nodes.items() if s == (sc, sh, sw) and n != src)
+        spatial = sorted(n for n, s in nodes.items() if s[1:] == (sh, sw) and n != src)
+        if op == "add" and same:
+            layer, shape = Add(name=name, inputs=(src, draw(st.sampled_from(same)))), (sc, sh, sw)
+        elif op == "cat" and spatial:
+            other = draw(st.sampled_from(spatial))
+            layer, shape = Cat(name=name, dim=1, inputs=(src, other)), (sc + nodes[other][0], sh, sw)
+        elif op == "chunk" and sc >= 2:
+            layers.append(Chunk(name=name, chunks=2, dim=1, inputs=(src,)))
+            for k, part in enumerate((-(-sc // 2), sc - -(-sc // 2))):
+                if part:
+                    nodes[f"{name}.{k}"] = (part, sh, sw)
+            continue
+        elif op == "scale":
+            layers.append(Parameter(name=f"{name}p", shape=(sc, 1, 1)))
+            layer, shape = Mul(name=name, inputs=(src, f"{name}p")), (sc, sh, sw)
+        elif op == "pool" and min(sh, sw) >= 2:
+            layer, shape = MaxPool2d(name=name, kernel_size=2, inputs=(src,)), (sc, sh // 2, sw // 2)
+        elif op == "act":
+            kind = draw(st.sampled_from([ReLU, Sigmoid]))
+            layer, shape = kind(name=name, inputs=(src,)), (sc, sh, sw)
+        else:
+            out, k = draw(st.integers(1, 4)), draw(st.sampled_from([1, 3]))
+            layer = Conv2d(name=name, out_channels=out, kernel_size=k, padding=k // 2, bias=draw(st.booleans()),
+                           inputs=(src,))
+            shape = (out, sh, sw)
+        layers.append(layer)
+        nodes[name] = shape
+    if type(layers[-1]).multi_output:  # the network's output is one tensor
+        layers.append(ReLU(name="last", inputs=(f"{layers[-1].name}.0",)))
+    return Network((c, h, w), layers)
+
+
+@given(graphs())
+def test_random_graphs_come_back_with_torchs_counts(network):
+    imported = _agrees_with_torch(to_module(network), network.input_shape)
+    ours, theirs = imported.cost(2), network.cost(2)
+    assert [(r.type, r.params, r.macs, r.bias_adds, r.other_ops, r.input_shape, r.output_shape)
+            for r in ours.layers] == [(r.type, r.params, r.macs, r.bias_adds, r.other_ops, r.input_shape,
+                                       r.output_shape) for r in theirs.layers]
+
+
+def test_in_place_operators_stay_in_place():
+    class InPlace(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 1)
+            self.gate = nn.Conv2d(3, 3, 1)
+
+        def forward(self, x):
+            out = self.conv(x)
+            out += x          # torch adds into out's storage; fx alone would trace out + x
+            out *= self.gate(x).sigmoid()
+            return out
+
+    module = InPlace().eval()
+    imported = _agrees_with_torch(module, (3, 4, 4))
+    assert imported.paths == ("conv", ":iadd", "gate", ":sigmoid", ":imul")
+    assert [(type(layer).__name__, getattr(layer, "inplace", None)) for layer in imported.network.layers] == [
+        ("Conv2d", None), ("Add", True), ("Conv2d", None), ("Sigmoid", None), ("Mul", True)]
+    assert [row.new_storage for row in imported.cost().layers] == [True, False, True, True, False]
+    x = torch.randn(2, 3, 4, 4)
+    with torch.no_grad():
+        assert torch.equal(imported.graph_module(x), module(x))
