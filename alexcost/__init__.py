@@ -11,7 +11,7 @@
 from .cost import DTYPE_BYTES, LayerCost, NetworkCost, Totals
 from .errors import SpecError
 from .layers import (GELU, INPUT, LAYER_KINDS, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Add, AvgPool2d, BatchNorm2d, Cat,
-                     Chunk, Contiguous, Conv2d, Dropout, Dropout2d, Flatten, Hardsigmoid, Hardswish, Identity, Layer,
+                     Chunk, Clone, Contiguous, Conv2d, Dropout, Dropout2d, Flatten, Hardsigmoid, Hardswish, Identity, Layer,
                      LayerNorm, LeakyReLU, Linear, LocalResponseNorm, MaxPool2d, Mean, Mul, Parameter, Permute, ReLU,
                      ReLU6, Reshape, SiLU, Sigmoid, Softmax, Split, StochasticDepth, Tanh, Transpose, View, ZeroPad2d,
                      register_layer)
@@ -32,7 +32,7 @@ def __getattr__(name):
     raise AttributeError(f"module 'alexcost' has no attribute {name!r}")
 
 __all__ = [
-    "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Add", "AvgPool2d", "BatchNorm2d", "Cat", "Chunk", "Contiguous",
+    "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Add", "AvgPool2d", "BatchNorm2d", "Cat", "Chunk", "Clone", "Contiguous",
     "Conv2d", "DEFAULT_MODEL", "DTYPE_BYTES", "Dropout", "Dropout2d", "Flatten", "GELU", "Hardsigmoid", "Hardswish",
     "INPUT", "Identity", "LAYER_KINDS", "Layer", "LayerCost", "LayerNorm", "LeakyReLU", "Linear",
     "LocalResponseNorm", "MaxPool2d", "Mean", "Mul", "Network", "NetworkCost", "PRESETS", "Parameter", "Permute",

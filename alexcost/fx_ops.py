@@ -22,7 +22,7 @@ from .layers import (GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Add, AvgPool2d,
                      Contiguous, Conv2d, Dropout, Dropout2d, Flatten, Hardsigmoid, Hardswish, LayerNorm,
                      LeakyReLU, Linear, MaxPool2d, Mean, Mul, Permute, ReLU, ReLU6, Reshape, SiLU, Sigmoid,
                      Softmax, Split, StochasticDepth, Tanh, Transpose, View)
-from .layers.extra import Clone
+from .layers import Clone
 
 REQUIRED = object()
 

@@ -91,6 +91,10 @@ def contiguous() -> nn.Module:
     return Method("contiguous")
 
 
+def clone() -> nn.Module:
+    return Method("clone")
+
+
 def mean(dims, keepdim: bool) -> nn.Module:
     return Method("mean", list(dims), keepdim)
 

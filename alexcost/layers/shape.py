@@ -1,5 +1,5 @@
 """Reshaping without arithmetic: Flatten, Reshape, View, Permute, Transpose, Chunk, Split,
-Contiguous, Mean (a reduction), ZeroPad2d.
+Contiguous, Clone, Mean (a reduction), ZeroPad2d.
 
 Dimensions are numbered as torch numbers them on the batched tensor (0 is the batch),
 and none of these may move or merge the batch dimension: alexcost analyses each sample
@@ -361,3 +361,21 @@ class ZeroPad2d(Layer):
 
     def label(self) -> str:
         return "Zero padding"
+
+
+@register_layer
+@dataclass(frozen=True, kw_only=True)
+class Clone(Layer):
+    """A copy of its input in new storage: ``x.clone()``, or ``torch.cat`` of a list holding one
+    tensor (DenseNet's first layer of each block concatenates a list of one). No ops."""
+
+    layout: ClassVar[str] = "elementwise"
+
+    def output_shape(self, x: Shape) -> Shape:
+        return x
+
+    def torch_module(self, x):
+        return _torch("clone")
+
+    def label(self) -> str:
+        return "Copy"

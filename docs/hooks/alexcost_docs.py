@@ -26,7 +26,8 @@ API_GROUPS = (
     ("The network and its costs", ("network", "cost", "layers", "models", "storage", "strides")),
     ("Spec files", ("specfile", "schema")),
     ("Reports and figures", ("report", "plot", "textable")),
-    ("Against torch: cross-checks and timing", ("torch_bridge", "torch_modules", "crosscheck", "measure",
+    ("Against torch: cross-checks and timing", ("torch_bridge", "fx_trace", "fx_reader", "fx_ops", "torch_modules",
+                                                "crosscheck", "measure",
                                                 "reconcile", "verify_render", "timing", "roofline", "device")),
     ("Errors and helpers", ("errors", "atomic", "shapes", "arguments")),
 )
