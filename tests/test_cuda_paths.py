@@ -273,7 +273,8 @@ def test_gpu_check_on_cuda(spec, tmp_path):
                           capture_output=True, text=True, timeout=300, env=env)
     steps = json.loads((out / "steps.json").read_text())["steps"]
     assert [(s["name"], s["status"]) for s in steps] == [("environment", "ok"), ("verify tiny", "ok"),
-                                                         ("time tiny float32", "ok"), ("time tiny tf32", "ok")], \
+                                                         ("time tiny float32", "ok"), ("time tiny tf32", "ok"),
+                                                         ("zoo verify", "ok")], \
         (out / "log.txt").read_text()[-3000:]
     assert done.returncode == 0
     env_probe = json.loads((out / "steps.json").read_text())["environment"]["torch"]

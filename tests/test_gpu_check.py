@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "gpu-check"
-RESULT_FILES = {"summary.md", "time.json", "verify.json", "steps.json", "log.txt"}
+RESULT_FILES = {"summary.md", "time.json", "verify.json", "steps.json", "log.txt", "zoo.json"}
 
 
 def gpu_check(*args, env=None):
@@ -71,7 +71,8 @@ def test_quick_cpu_run(tmp_path):
     files = {p.name for p in out.iterdir()}
     assert files == RESULT_FILES, done.stderr  # at most 8 files, no folders: all the device tool brings back
     steps = json.loads((out / "steps.json").read_text())["steps"]
-    assert [s["name"] for s in steps] == ["environment", "verify seed", "time seed float32", "time seed bfloat16"]
+    assert [s["name"] for s in steps] == ["environment", "verify seed", "time seed float32", "time seed bfloat16",
+                                          "zoo verify"]
     status = {s["name"]: s["status"] for s in steps}
     assert status["environment"] == "ok" and status["time seed float32"] == "ok"
     # verify passes exactly when fvcore runs (it is importable here, with no wheels to install)
@@ -93,6 +94,14 @@ def test_quick_cpu_run(tmp_path):
     verify = json.loads((out / "verify.json").read_text())["runs"]
     assert [v["model"] for v in verify] == ["seed"] and verify[0]["status"] == status["verify seed"]
     assert "$ " + sys.executable + " -m alexcost time --model seed" in (out / "log.txt").read_text()
+    # the zoo: torchvision models read by from_module and verified; params as torch counts them
+    torchvision = pytest.importorskip("torchvision")
+    zoo = json.loads((out / "zoo.json").read_text())["runs"][0]["output"]
+    assert [r["model"] for r in zoo["runs"]] == ["tv:resnet18", "tv:mobilenet_v3_small"]
+    for r in zoo["runs"]:
+        model = torchvision.models.get_model(r["model"][3:], weights=None)
+        assert r["status"] == "ok" and r["params"] == sum(p.numel() for p in model.parameters())
+    assert "## The zoo: from_module + verify on the device" in summary and "| tv:resnet18 | ok |" in summary
 
 
 def test_verify_without_fvcore_is_a_failed_step(tmp_path):
@@ -137,7 +146,7 @@ def test_kinds_fit_the_device_tools_eight_files():
     gc = load_script()
     files = {"summary.md", "steps.json", "log.txt"} | {k.file for k in gc.KINDS.values()}
     assert files == RESULT_FILES and len(files) <= 8
-    assert list(gc.KINDS) == ["verify", "time"]
+    assert list(gc.KINDS) == ["verify", "time", "zoo"]
 
 
 def test_unknown_step_kind_is_exit_2(tmp_path):
