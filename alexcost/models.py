@@ -110,6 +110,8 @@ def torchvision() -> Network:
 
 @dataclass(frozen=True)
 class Preset:
+    """A named network: how to build it and one line describing it."""
+
     name: str
     build: Callable[[], Network]
     description: str
