@@ -4,8 +4,9 @@
 one forward pass under ``torch.autograd.graph.saved_tensors_hooks`` and one backward
 pass, both under ``FlopCounterMode``, then one optimizer step. It records, per layer:
 
-* the FLOPs FlopCounterMode attributes to its module in the backward pass (a counter
-  around a second forward and backward pass, less one around a forward pass alone);
+* the FLOPs FlopCounterMode counts in the backward pass while the autograd nodes its forward
+  pass made run (the nodes behind its outputs that no earlier layer made; the backward
+  pass runs one node at a time);
 * the bytes of the storages autograd keeps for it: every tensor the pack hook sees,
   still held when the forward pass has returned (a layer whose output nothing reads
   frees what it kept), parameters and buffers excluded, each storage once, on the
@@ -70,6 +71,38 @@ def torch_counts_groups() -> bool:
     return counter.get_total_flops() - 4 == 8
 
 
+def _claim_nodes(index: int, nodes: dict):
+    """A forward hook: the autograd nodes behind a layer's outputs that no earlier layer made are its."""
+    def hook(module, args, output):
+        stack = [t.grad_fn for t in (output if isinstance(output, (tuple, list)) else (output,))
+                 if getattr(t, "grad_fn", None) is not None]
+        while stack:
+            node = stack.pop()
+            if node is None or node in nodes or type(node).__name__ == "AccumulateGrad":
+                continue
+            nodes[node] = index
+            stack.extend(fn for fn, _ in node.next_functions)
+    return hook
+
+
+def _count_per_node(nodes: dict, counter, totals: list) -> None:
+    """Hooks on every node: the counter's growth while a node runs goes to its layer (nodes run one at a time)."""
+    start = [0]
+
+    def before(index):
+        def hook(grad_outputs):
+            start[0] = counter.get_total_flops()
+        return hook
+
+    def after(index):
+        def hook(grad_inputs, grad_outputs):
+            totals[index] += counter.get_total_flops() - start[0]
+        return hook
+    for node, index in nodes.items():
+        node.register_prehook(before(index))
+        node.register_hook(after(index))
+
+
 def _state_bytes(optimizer) -> int:
     import torch
 
@@ -112,6 +145,7 @@ def measure_training(network, *, device: str = "cpu", batch: int = 1, dtype: str
 
     current = [None]
     kept: list = []
+    nodes: dict = {}
 
     def enter(index):
         def hook(module, args):
@@ -134,7 +168,7 @@ def measure_training(network, *, device: str = "cpu", batch: int = 1, dtype: str
         # Three passes: FlopCounterMode keeps every module's output alive while it is active, which
         # would keep what a layer nothing reads kept; so the kept tensors are measured without it.
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda holder: holder.tensor):
-            out = root(x)
+            out = root(x.clone())
         outs = out if isinstance(out, (tuple, list)) else (out,)
         del out
         held = [h for h in (ref() for ref in kept) if h is not None]
@@ -154,21 +188,26 @@ def measure_training(network, *, device: str = "cpu", batch: int = 1, dtype: str
                 sizes[h.layer] += nbytes
         del held
         grads = [torch.randn(o.shape, generator=generator, device=device, dtype=tdtype) for o in outs]
-        torch.autograd.backward(outs, grads)
-        if device == "cuda":
+        if device == "cuda":  # the whole step, for its peak memory; on the CPU the graph is simply dropped
+            torch.autograd.backward(outs, grads)
             c.synchronize()
             peak = c.max_memory_allocated()
         del outs
         with torch.no_grad(), FlopCounterMode(display=False, depth=None) as forward:
-            root(x)
-        with FlopCounterMode(display=False, depth=None) as both:
-            out = root(x)
-            # a clone of each output, so that FlopCounterMode's module tracker sees the last layer's
-            # output receive its gradient (it attributes nothing to a module fed the root gradient)
-            outs = tuple(o.clone() for o in (out if isinstance(out, (tuple, list)) else (out,)))
-            del out
-            torch.autograd.backward(outs, grads)
-        del outs
+            root(x.clone())
+        # The backward pass, each autograd node's FLOPs on the layer whose forward pass made it.
+        makers = [m.register_forward_hook(_claim_nodes(i, nodes)) for i, m in enumerate(modules)]
+        try:
+            out = root(x.clone())
+        finally:
+            for h in makers:
+                h.remove()
+        bwd = [0] * len(modules)
+        with FlopCounterMode(display=False, depth=None) as backward:
+            _count_per_node(nodes, backward, bwd)
+            torch.autograd.backward(out if isinstance(out, (tuple, list)) else (out,), grads)
+        del out
+        nodes.clear()
     except RuntimeError as err:
         if "not implemented for" in str(err):
             raise SpecError(f"torch cannot run this network's training step in {dtype} on {device}: "
@@ -177,16 +216,12 @@ def measure_training(network, *, device: str = "cpu", batch: int = 1, dtype: str
     finally:
         for h in handles:
             h.remove()
-    both_counts = {k: sum(v.values()) for k, v in both.get_flop_counts().items()}
     fwd_counts = {k: sum(v.values()) for k, v in forward.get_flop_counts().items()}
-    keys = [f"{top}.{name}" for name in network.names]
-    fwd = tuple(fwd_counts.get(k, 0) for k in keys)
-    bwd = tuple(both_counts.get(k, 0) - fwd_counts.get(k, 0) for k in keys)
-    fwd_total, bwd_total = fwd_counts.get("Global", 0), both_counts.get("Global", 0) - fwd_counts.get("Global", 0)
-    if sum(bwd) != bwd_total:  # torch attributed some backward work to no layer
-        bwd = (None,) * len(keys)
+    fwd = tuple(fwd_counts.get(f"{top}.{name}", 0) for name in network.names)
+    fwd_total, bwd_total = fwd_counts.get("Global", 0), backward.get_total_flops()
+    bwd = tuple(bwd) if sum(bwd) == bwd_total else (None,) * len(modules)  # some work on no layer's node
     params = [p for p in root.parameters() if p.grad is not None]
-    grad_bytes = sum(p.grad.untyped_storage().nbytes() for p in params)  # the two backward passes summed in place
+    grad_bytes = sum(p.grad.untyped_storage().nbytes() for p in params)
     opt = make_optimizer(optimizer, params)
     opt.step()
     device_name = device if device != "cuda" else f"cuda ({devices.cuda().get_device_name()})"

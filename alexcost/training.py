@@ -189,6 +189,7 @@ class TrainingCost:
     buffer_bytes: int
     memory: StepMemory
     notes: tuple[str, ...] = ()
+    network: object = field(default=None, repr=False, compare=False)
 
     forward_macs = _total("forward_macs")
     backward_macs = _total("backward_macs")
@@ -329,6 +330,10 @@ def training_cost(network, batch: int = 1, dtype: str = "float32", *, device: st
 
         saved_items = ()
         grads = Grads(in_req, trainable)
+        try:
+            layer.check_training(x, batch)
+        except SpecError as err:
+            raise err.at(where) from None
         if node and kind.arity != 0:
             ctx = TrainContext(batch, itemsize, dtype, device,
                                tuple(None if isinstance(store[key], tuple) and store[key][0] == PARAMETER
@@ -365,6 +370,10 @@ def training_cost(network, batch: int = 1, dtype: str = "float32", *, device: st
                 kept.append((i, key, version.get(key, 0), item))
         rows.append((i, grads if node else None, trainable, resolved))
 
+    if not any(req[(n - 1, k)] for k in (range(len(network.output_shapes[-1]))
+                                         if type(layers[-1]).multi_output else (None,))):
+        raise SpecError(f"{network.name!r}: its output does not require grad (every parameter it reads is frozen, "
+                        f"or it has none), so a training step has no backward pass")
     # a tensor kept for the backward pass and then modified in place: torch's backward fails
     for i, key, seen, item in kept:
         if alive[i] and version.get(key, 0) != seen:
@@ -417,7 +426,7 @@ def training_cost(network, batch: int = 1, dtype: str = "float32", *, device: st
     memory = _step_memory(network, out, store, readers, alive, batch, itemsize, weights, buffers, state, grad_bytes)
     return TrainingCost(network.name, network.input_shape, batch, dtype, device, optimizer,
                         tuple(names[i] for i in sorted(cold)), cost, tuple(out), weights, grad_bytes, state, buffers,
-                        memory, tuple(notes))
+                        memory, tuple(notes), network)
 
 
 def _step_memory(network, rows, store, readers, alive, batch, itemsize, weights, buffers, state, grads) -> StepMemory:
@@ -493,7 +502,7 @@ def _step_memory(network, rows, store, readers, alive, batch, itemsize, weights,
             del live[key]
     saved = sum(kept.values())
     resident = weights + buffers + state
-    phase = max((resident + fwd_peak + input_bytes, "forward"), (resident + bwd_peak + input_bytes, "backward"),
+    phase = max((resident + fwd_peak + input_bytes, "forward pass"), (resident + bwd_peak + input_bytes, "backward pass"),
                 (resident + grads + input_bytes, "optimizer update"))[1]
     return StepMemory(weights, buffers, state, grads, saved, input_bytes, fwd_peak + input_bytes,
                       bwd_peak + input_bytes, phase)
@@ -581,10 +590,11 @@ def layer_dict(r: LayerTraining) -> dict:
             "params": r.params, "trainable_params": r.trainable_params, "runs_backward": r.runs_backward}
 
 
-def to_dict(t: TrainingCost, schedule: Schedule | None = None) -> dict:
-    """The step (and the schedule) as plain data: ``alexcost train --format json``."""
+def to_dict(t: TrainingCost, schedule: Schedule | None = None, prediction=None) -> dict:
+    """The step, the schedule and (given a `alexcost.hardware.Prediction`) the hardware, as
+    plain data: ``alexcost train --format json``."""
     schedule = schedule or t.schedule()
-    return {
+    out = {
         "model": t.model, "input_shape": list(t.input_shape), "batch": t.batch, "dtype": t.dtype,
         "device": t.device, "optimizer": t.optimizer, "frozen": list(t.frozen),
         "layers": [layer_dict(r) for r in t.layers],
@@ -600,10 +610,16 @@ def to_dict(t: TrainingCost, schedule: Schedule | None = None) -> dict:
         "schedule": schedule.to_dict(),
         "notes": list(t.notes),
     }
+    if prediction is not None:
+        from . import hardware
+
+        out["hardware"] = hardware.to_dict(prediction, t, schedule)
+    return out
 
 
-def render(t: TrainingCost, schedule: Schedule | None = None, style: str = "simple") -> str:
-    """The step as text: per layer, totals, memory and the schedule (``style="pipe"``: Markdown)."""
+def render(t: TrainingCost, schedule: Schedule | None = None, style: str = "simple", prediction=None) -> str:
+    """The step as text: per layer, totals, memory, the schedule and (given a prediction) the
+    hardware (``style="pipe"``: Markdown tables)."""
     from .report import bytes_text, commas
     from .textable import render_table
 
@@ -622,21 +638,45 @@ def render(t: TrainingCost, schedule: Schedule | None = None, style: str = "simp
                  commas(t.saved_bytes), ""])
     m = t.memory
     frozen = f", frozen: {', '.join(t.frozen)}" if t.frozen else ""
-    out = [f"alexcost train: {t.model}, batch {t.batch}, {t.dtype}, torch's {t.device} rules, "
-           f"optimizer {t.optimizer}{frozen}", "",
+    state = {"sgd": "SGD state", "momentum": "momentum buffers", "adam": "Adam moments"}[t.optimizer]
+    ratio = f" (backward / forward {t.backward_macs / t.forward_macs:.3f})" if t.forward_macs else ""
+    out = [f"alexcost train: {t.model}, batch {t.batch}, {t.dtype}, optimizer {t.optimizer}{frozen}; kept tensors "
+           f"as torch keeps them on {t.device.upper() if t.device == 'cuda' else 'the CPU'}", "",
            render_table(headers, rows, ("right", "left", "left", *["right"] * 7, "left"), style), "",
            f"step: {commas(t.forward_macs)} forward + {commas(t.backward_macs)} backward MACs = "
-           f"{commas(t.train_flops)} FLOPs (2 per MAC); backward / forward = "
-           f"{t.backward_macs / t.forward_macs:.3f}" if t.forward_macs else "step: no MACs",
-           f"memory: weights {bytes_text(t.weight_bytes)}, gradients {bytes_text(t.grad_bytes)}, optimizer state "
-           f"{bytes_text(t.optimizer_bytes)}, kept for backward {bytes_text(t.saved_bytes)} "
-           f"({commas(t.saved_bytes)} bytes), input {bytes_text(m.input)}",
-           f"peak (model): {bytes_text(m.peak)} during the {m.peak_phase} (forward {bytes_text(m.resident + m.forward_peak)},"
-           f" backward {bytes_text(m.resident + m.backward_peak)}, update {bytes_text(m.update_peak)}); "
-           f"not counted: allocator rounding, workspaces, the CUDA context, the loss",
-           f"schedule: {commas(schedule.images)} images x {schedule.epochs} epochs = {commas(schedule.steps)} steps, "
-           f"{schedule.train_flops:.4g} FLOPs = {schedule.pfs_days:.5f} petaflop/s-days; OpenAI's rule "
-           f"(forward MACs x 2 x 3) on these forward MACs: {schedule.rule_pfs_days:.5f}; OpenAI's published "
-           f"figure for AlexNet: {OPENAI['pfs_days']}"]
+           f"{commas(t.train_flops)} FLOPs{ratio}",
+           f"memory: weights {bytes_text(t.weight_bytes)}, gradients {bytes_text(t.grad_bytes)}, {state} "
+           f"{bytes_text(t.optimizer_bytes)}, kept for backward {bytes_text(t.saved_bytes)}, input {bytes_text(m.input)}",
+           f"peak (model): {bytes_text(m.peak)}, in the {m.peak_phase} (forward {bytes_text(m.resident + m.forward_peak)},"
+           f" backward {bytes_text(m.resident + m.backward_peak)}, update {bytes_text(m.update_peak)}); not counted: "
+           f"allocator rounding, workspaces, the CUDA context, the loss",
+           f"schedule: {commas(schedule.images)} images x {schedule.epochs} epochs, {commas(schedule.steps)} steps: "
+           f"{schedule.train_flops:.4g} FLOPs = {schedule.pfs_days:.5f} petaflop/s-days",
+           f"OpenAI's estimate for AlexNet: {OPENAI['pfs_days']} petaflop/s-days; their rule (forward MACs x 2 x 3) "
+           f"on these forward MACs: {schedule.rule_pfs_days:.5f}"]
     out += [f"note: {note}" for note in t.notes]
-    return "\n".join(out) + "\n"
+    text = "\n".join(out) + "\n"
+    if prediction is not None:
+        from . import hardware
+
+        text += "\n" + hardware.render(prediction, t, schedule, style)
+    return text
+
+
+CSV_FIELDS = ("name", "type", "forward_macs", "backward_macs", "grad_input_macs", "grad_weight_macs",
+              "torch_backward_flops", "train_other_ops", "backward_other_ops", "saved_bytes", "params",
+              "trainable_params")
+
+
+def to_csv(t: TrainingCost) -> str:
+    """One row per layer and a ``total`` row, exact integers."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
+    for r in t.layers:
+        writer.writerow([r.name, r.type] + [getattr(r, f) for f in CSV_FIELDS[2:]])
+    writer.writerow(["total", ""] + [getattr(t, f) for f in CSV_FIELDS[2:]])
+    return buffer.getvalue()

@@ -222,6 +222,9 @@ class Layer:
         a mask; batch norm computes batch statistics). Default: as at inference."""
         return self.other_ops(x, y)
 
+    def check_training(self, x: Shape, batch: int) -> None:
+        """Refuse (`SpecError`) what torch refuses to run in training mode though it runs at inference."""
+
     def train_copies(self) -> bool:
         """Does the forward pass in training return a new tensor where inference returns the
         input itself (dropout applying its mask)?"""

@@ -142,10 +142,12 @@ class BatchNorm2d(Layer):
             return batch * prod(x) * 10
         return batch * prod(x) * 5 if grads.params else 0
 
-    def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
-        if ctx.batch * x[1] * x[2] == 1:
+    def check_training(self, x: Shape, batch: int) -> None:
+        if batch * x[1] * x[2] == 1:
             raise SpecError(f"Expected more than 1 value per channel when training, got input size "
-                            f"[{ctx.batch}, {', '.join(map(str, x))}]")
+                            f"[{batch}, {', '.join(map(str, x))}]")
+
+    def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
         caveat = ""
         if ctx.device == "cuda" and ctx.itemsize == 4 and self.affine:
             caveat = "cuDNN's batch-norm reserve buffer (its own size) is not counted"
