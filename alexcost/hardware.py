@@ -394,13 +394,14 @@ def render(prediction: Prediction, training, schedule, style: str = "simple") ->
              "model": ", split as the paper split AlexNet (each layer's kernels shared out, activations exchanged "
                       "where a layer reads every channel)"}[p.split]
     out = [f"hardware: {where}{split}; {p.dtype} peak {card.peak(p.dtype) / 1e12:.2f} TFLOP/s, "
-           f"{card.bandwidth / 1e9:.0f} GB/s, {bytes_text(card.memory)} each ({card.source})", "",
+           f"{card.bandwidth / 1e9:.0f} GB/s, {card.memory / GiB:g} GiB each",
+           f"source: {card.source}", "",
            render_table(("layer", "type", "fwd ms", "fwd bound", "bwd ms", "bwd bound"), rows,
                         ("left", "left", "right", "left", "right", "left"), style), "",
            f"step (roofline, at best): {p.step_ms:.2f} ms = compute {p.compute_ms:.2f} + communication "
            f"{p.communication_ms:.2f} ({card.link_name}); {schedule.samples / p.batch:,.0f} steps: "
            f"{p.days(schedule):.2f} days",
-           f"memory per GPU (model): {bytes_text(p.memory_per_gpu)} of {bytes_text(card.memory)}: "
+           f"memory per GPU (model): {p.memory_per_gpu / GiB:.2f} GiB of {card.memory / GiB:g} GiB: "
            + ("fits" if p.fits else "DOES NOT FIT")]
     if p.split == "model":
         out.append(f"per GPU: {commas(p.params_per_gpu)} parameters, {commas(p.macs_per_gpu)} forward MACs per step")

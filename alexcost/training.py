@@ -35,13 +35,15 @@ Conventions (each kind's rules live in its class, see `alexcost.layers`):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import NamedTuple
 from math import ceil, prod
 
 from . import arguments as check
 from . import strides as st
 from .cost import DTYPE_BYTES, NetworkCost, dtype_bytes
 from .errors import SpecError, describe_layer
-from .layers import Grads, TrainContext
+from .layers import Grads, Layer, TrainContext
 from .storage import PARAMETER, trace
 
 DEVICES = ("cuda", "cpu")
@@ -67,12 +69,7 @@ MEMORY_LEFT_OUT = (
 """What the step-memory model does not count."""
 
 
-def _value_key(i: int, k: int | None):
-    return (i, k)
-
-
-@dataclass(frozen=True)
-class SavedTensor:
+class SavedTensor(NamedTuple):
     """One tensor a layer keeps, resolved to its storage: ``bytes`` is the whole storage's size;
     ``kept_by`` names the first layer that keeps the same storage (None: this layer)."""
 
@@ -83,8 +80,7 @@ class SavedTensor:
     caveat: str = ""
 
 
-@dataclass(frozen=True)
-class LayerTraining:
+class LayerTraining(NamedTuple):
     """One layer's part of a training step (counts for the whole batch).
 
     ``grads`` says which gradients its backward pass computes (None: it runs none).
@@ -103,7 +99,7 @@ class LayerTraining:
     backward_other_ops: int
     train_other_ops: int
     saved_bytes: int
-    saved: tuple[SavedTensor, ...]
+    saved: tuple
     params: int
     trainable_params: int
     grad_tensors: int
@@ -181,7 +177,6 @@ class TrainingCost:
     device: str
     optimizer: str
     frozen: tuple[str, ...]
-    forward: NetworkCost = field(repr=False)
     layers: tuple[LayerTraining, ...]
     weight_bytes: int
     grad_bytes: int
@@ -206,6 +201,11 @@ class TrainingCost:
     def train_flops(self) -> int:
         """2 x (forward + backward MACs) for the batch."""
         return 2 * (self.forward_macs + self.backward_macs)
+
+    @cached_property
+    def forward(self) -> NetworkCost:
+        """The forward pass's records (`Network.cost`) at the same batch and dtype."""
+        return self.network.cost(self.batch, self.dtype)
 
     def __getitem__(self, name: str) -> LayerTraining:
         for row in self.layers:
@@ -241,44 +241,109 @@ def _frozen_indices(network, frozen) -> set[int]:
     return out
 
 
-def _storages(network, plan, batch: int) -> dict:
-    """The storage each value lives in during a training step: inference's plan, except that a
-    layer which copies in training (dropout) starts a storage of its own, and views of it follow."""
+class _Structure(NamedTuple):
+    """What a training step's analysis needs of a network at one batch size, computed once."""
+
+    store: dict       # value (layer, output) -> the storage it lives in during training
+    ins: tuple        # per layer: the values it reads
+    outs: tuple       # per layer: the values it makes
+    strides: tuple    # per layer: its inputs' batched strides (None for a parameter)
+    alive: tuple      # per layer: does its output reach the network's output?
+    elements: dict    # value or storage -> its elements for the whole batch
+    last_read: dict   # storage -> the last layer that reads a value living in it
+    fan: tuple        # per layer: elements summed where its outputs have several live readers
+    inplace: tuple    # per layer: does it write into its input in training?
+    writes: bool      # does any layer write in place?
+    buffered: tuple   # per layer: does its kind have buffers (batch norm's running statistics)?
+    passes: tuple     # per layer: is its input's gradient its output's, viewed (no new memory)?
+    allocates: tuple  # per layer: elements of the new storages its outputs take
+    transient: tuple  # (storage, layer after which nothing reads it, elements), for storages that may be freed
+    outputs: dict     # the network output's storages (not the input's) -> elements
+    contexts: dict    # (itemsize, dtype, device) -> each layer's TrainContext
+    custom: tuple     # per layer: (refuses some training, own backward MACs)
+
+
+def _structure(network, batch: int) -> _Structure:
+    """The storages of a training step (inference's plan, except that a layer which copies in
+    training, dropout, starts a storage of its own that views of it follow) and what does not
+    change with the options, cached on the network (as `Network.storage` caches its plan)."""
+    cache = network.__dict__.get("_training_structure")
+    if cache is None:
+        cache = {}
+        object.__setattr__(network, "_training_structure", cache)
+    hit = cache.get(batch)
+    if hit is not None:
+        return hit
+    plan = trace(network, batch)
+    layers, sources = network.layers, network.sources
+    n = len(layers)
+    strides_of = {(NETWORK_INPUT, None): st.contiguous((batch, *network.input_shape))}
     store = {(NETWORK_INPUT, None): INPUT_STORAGE}
-    for i, layer in enumerate(network.layers):
+    elements = {INPUT_STORAGE: batch * prod(network.input_shape), (NETWORK_INPUT, None): batch * prod(network.input_shape)}
+    ins, outs, in_strides, readers, inplace, passes, custom = [], [], [], {}, [], [], []
+    for i, layer in enumerate(layers):
         kind = type(layer)
-        keys = range(len(plan[i])) if kind.multi_output else (None,)
-        for (storage, strides), k in zip(plan[i], keys):
+        y = network.output_shapes[i]
+        keys = tuple((i, k) for k in range(len(y))) if kind.multi_output else ((i, None),)
+        refs = sources[i]
+        ins.append(refs)
+        outs.append(keys)
+        in_strides.append(tuple(None if store[ref][0] == PARAMETER else strides_of[ref] for ref in refs))
+        for ref in refs:
+            readers.setdefault(ref, []).append(i)
+        copies = kind.arity != 0 and layer.train_copies()
+        if copies and not st.is_dense((batch, *network.input_shapes[i]), strides_of[refs[0]]):
+            raise SpecError("in training this layer copies a tensor that is not dense; alexcost does not "
+                            "follow the new tensor's strides").at(describe_layer(i, network.names[i], kind.__name__))
+        for (storage, strides), key in zip(plan[i], keys):
+            strides_of[key] = strides
+            elements[key] = batch * prod(y if key[1] is None else y[key[1]])
             if kind.arity == 0:
-                store[(i, k)] = (PARAMETER, i)
-            elif layer.train_copies():
-                j, jk = network.sources[i][0]
-                source_strides = _strides_of(plan, j, jk, network, batch)
-                if not st.is_dense((batch, *network.input_shapes[i]), source_strides):
-                    raise SpecError("in training this layer copies a tensor that is not dense; alexcost does "
-                                    "not follow the new tensor's strides").at(
-                        describe_layer(i, network.names[i], kind.__name__))
-                store[(i, k)] = (i, k)
-            elif storage == i:
-                store[(i, k)] = (i, k)
+                store[key] = (PARAMETER, i)
+            elif copies or storage == i:
+                store[key] = key
+                elements[key] = batch * prod(y if key[1] is None else y[key[1]])
             else:
-                j, jk = network.sources[i][0]
-                store[(i, k)] = store[(j, jk)]
-    return store
+                store[key] = store[refs[0]]
+        writes = layer.train_inplace()
+        inplace.append(writes)
+        passes.append(bool(refs) and not kind.multi_output and not writes and store[keys[0]] == store[refs[0]])
+        custom.append((kind.check_training is not Layer.check_training, kind.backward_macs is not Layer.backward_macs))
+    alive = [False] * n
+    alive[-1] = True
+    for i in range(n - 1, -1, -1):
+        if alive[i]:
+            for j, _ in sources[i]:
+                if j != NETWORK_INPUT:
+                    alive[j] = True
+    last_read, fan = {}, []
+    for key, rs in readers.items():
+        storage = store[key]
+        if rs[-1] > last_read.get(storage, -1):
+            last_read[storage] = rs[-1]
+    for i in range(n):
+        extra = 0
+        for key in outs[i]:
+            live = sum(alive[j] for j in readers.get(key, ()))
+            if live > 1:
+                extra += (live - 1) * elements[key]
+        fan.append(extra)
+    allocates = tuple(sum(elements[key] for key in outs[i] if store[key] == key) for i in range(n))
+    outputs = {store[key]: elements[store[key]] for key in outs[-1]
+               if store[key] != INPUT_STORAGE and store[key][0] != PARAMETER}
+    transient = tuple((s, max(i, s[0]), elements[s]) for s, i in last_read.items()
+                      if s != INPUT_STORAGE and s[0] != PARAMETER and s not in outputs)
+    result = _Structure(store, tuple(ins), tuple(outs), tuple(in_strides), tuple(alive), elements, last_read,
+                        tuple(fan), tuple(inplace), any(inplace),
+                        tuple(type(layer).buffers is not Layer.buffers for layer in layers), tuple(passes), allocates,
+                        transient, outputs, {}, tuple(custom))
+    if len(cache) < 16:
+        cache[batch] = result
+    return result
 
 
-def _strides_of(plan, j: int, k: int | None, network, batch: int):
-    if j == NETWORK_INPUT:
-        return st.contiguous((batch, *network.input_shape))
-    return plan[j][0 if k is None else k][1]
-
-
-def _storage_bytes(network, key, batch: int, itemsize: int) -> int:
-    if key == INPUT_STORAGE:
-        return batch * prod(network.input_shape) * itemsize
-    i, k = key
-    y = network.output_shapes[i]
-    return batch * prod(y if k is None else y[k]) * itemsize
+def _refuse(err: SpecError, network, i: int) -> SpecError:
+    return err.at(describe_layer(i, network.names[i], type(network.layers[i]).__name__))
 
 
 def training_cost(network, batch: int = 1, dtype: str = "float32", *, device: str = "cuda",
@@ -287,225 +352,195 @@ def training_cost(network, batch: int = 1, dtype: str = "float32", *, device: st
     saved bytes, model state and the memory model, with torch's ``device`` backend rules
     (``"cuda"`` or ``"cpu"``). ``frozen`` names layers whose parameters get no gradient."""
     batch = check.integer(batch, "batch")
-    device = check.choice(device, "device", DEVICES)
-    optimizer = check.choice(optimizer, "optimizer", tuple(OPTIMIZERS))
+    if device not in DEVICES:
+        check.choice(device, "device", DEVICES)
+    if optimizer not in OPTIMIZERS:
+        check.choice(optimizer, "optimizer", tuple(OPTIMIZERS))
     itemsize = dtype_bytes(dtype)
-    cold = _frozen_indices(network, frozen)
-    cost = network.cost(batch, dtype)
-    plan = trace(network, batch)
-    store = _storages(network, plan, batch)
-    layers, names, sources = network.layers, network.names, network.sources
+    cold = _frozen_indices(network, frozen) if frozen else ()
+    if batch > 1:
+        network._check_batch(batch)  # the engine's int64 bound, as Network.cost checks it
+    shape = _structure(network, batch)
+    store, alive, custom = shape.store, shape.alive, shape.custom
+    layers, names, xs, ys = network.layers, network.names, network.input_shapes, network.output_shapes
     n = len(layers)
-
-    alive = [False] * n
-    alive[-1] = True
-    for i in range(n - 1, -1, -1):
-        if alive[i]:
-            for j, _ in sources[i]:
-                if j != NETWORK_INPUT:
-                    alive[j] = True
 
     req = {(NETWORK_INPUT, None): False}
     version: dict = {}
-    multiview: dict = {(NETWORK_INPUT, None): False}
-    kept: list[tuple[int, tuple, int, object]] = []  # (layer, storage, version when kept, item)
-    rows, readers = [], {}
-    grad_bytes = grad_tensors_total = 0
-    for i, layer in enumerate(layers):
-        kind = type(layer)
-        row = cost.layers[i]
-        x, y = network.input_shapes[i], network.output_shapes[i]
-        where = describe_layer(i, names[i], kind.__name__)
-        in_keys = [(j, k) for j, k in sources[i]]
-        in_req = tuple(req[key] for key in in_keys)
-        trainable = i not in cold and row.params > 0
-        node = any(in_req) or trainable
-        out_keys = [(i, k) for k in (range(len(y)) if kind.multi_output else (None,))]
-        for key in out_keys:
+    bumped_by: dict = {}
+    multiview: dict = {}
+    kept = []  # (layer, storage, version when kept)
+    watch = shape.writes  # only a layer writing in place can break what others keep
+    grads_of: dict = {}
+    owner: dict = {}  # storage -> the first layer that keeps it
+    kept_bytes: dict = {}
+    made = [0] * n  # bytes of the new tensors each layer keeps
+    out, notes = [], []
+    elements, fan, ins, outs, strides, buffered = shape.elements, shape.fan, shape.ins, shape.outs, shape.strides, \
+        shape.buffered
+    append = out.append
+    contexts = shape.contexts.get((itemsize, dtype, device))
+    if contexts is None:
+        contexts = shape.contexts[(itemsize, dtype, device)] = tuple(
+            TrainContext(batch, itemsize, dtype, device, st_) for st_ in strides)
+    grad_bytes = grad_tensors = all_params = buffer_bytes = 0
+    for i in range(n):
+        layer, refs, keys, x, y = layers[i], ins[i], outs[i], xs[i], ys[i]
+        in_req = (req[refs[0]],) if len(refs) == 1 else tuple([req[ref] for ref in refs])
+        weight, bias = layer.weight_params(x), layer.bias_params(x)
+        params = weight + bias
+        all_params += params
+        if buffered[i]:
+            buffer_bytes += layer.buffer_bytes(x, itemsize)
+        trainable = params > 0 and i not in cold
+        node = trainable or True in in_req
+        for key in keys:
             req[key] = node
-            viewed = store[key] != key and kind.arity != 0
-            multiview[key] = viewed and (kind.multi_output or multiview.get(in_keys[0], False))
-        for key in in_keys:
-            readers.setdefault(key, []).append(i)
-
-        saved_items = ()
-        grads = Grads(in_req, trainable)
+            if watch and store[key] != key and refs:  # a view of input 0 (or the same tensor): its lineage
+                multiview[key] = type(layer).multi_output or multiview.get(refs[0], False)
+        grads = grads_of.get((in_req, trainable))
+        if grads is None:
+            grads = grads_of[(in_req, trainable)] = Grads(in_req, trainable)
+        items = ()
         try:
-            layer.check_training(x, batch)
+            if custom[i][0]:
+                layer.check_training(x, batch)
+            if node and refs:
+                items = layer.saved_tensors(x, y, grads, contexts[i])
         except SpecError as err:
-            raise err.at(where) from None
-        if node and kind.arity != 0:
-            ctx = TrainContext(batch, itemsize, dtype, device,
-                               tuple(None if isinstance(store[key], tuple) and store[key][0] == PARAMETER
-                                     else _strides_of(plan, key[0], key[1], network, batch) for key in in_keys))
-            try:
-                saved_items = layer.saved_tensors(x, y, grads, ctx)
-            except SpecError as err:
-                raise err.at(where) from None
-        inplace = layer.train_inplace()
-        if inplace and node and multiview.get(in_keys[0]):
-            raise SpecError("torch refuses to modify in place a view returned by a Chunk or Split (a function "
-                            "that returns several views) when it requires grad; make the layer not in place"
-                            ).at(where)
-        resolved = []
-        for m, item in enumerate(saved_items):
-            if item.ref == "new":
-                key = ("new", i, m)
-            elif item.ref == "input":
-                key = store[in_keys[item.index]]
+            raise _refuse(err, network, i) from None
+        inplace = shape.inplace[i]
+        if inplace and node and multiview.get(refs[0]):
+            raise _refuse(SpecError("torch refuses to modify in place a view returned by a Chunk or Split (a "
+                                    "function that returns several views) when it requires grad; make the layer "
+                                    "not in place"), network, i)
+        live = alive[i]
+        saved, own = [], 0
+        for m, item in enumerate(items):
+            ref = item.ref
+            if ref == "new":
+                key, size = ("new", i, m), item.elements * item.itemsize
             else:
-                key = store[out_keys[item.index]]
-            if key[0] == PARAMETER:
-                continue
-            resolved.append((key, item))
-        for key, item in resolved:
-            if item.ref == "input":
-                kept.append((i, key, version.get(key, 0), item))
+                key = store[refs[item.index]] if ref == "input" else store[keys[item.index]]
+                if key[0] == PARAMETER:
+                    continue
+                size = elements[key] * itemsize
+                if watch and (ref == "input" or not inplace):
+                    kept.append((i, key, version.get(key, 0)))
+            if live:
+                first = owner.get(key)
+                if first is None:
+                    owner[key] = first = i
+                    kept_bytes[key] = size
+                    own += size
+                    if ref == "new":
+                        made[i] += size
+                saved.append(SavedTensor(item.what, size, key, None if first == i else names[first], item.caveat))
+                if item.caveat and item.caveat not in notes:
+                    notes.append(item.caveat)
         if inplace:
-            target = store[out_keys[0]]
+            target = store[keys[0]]
             version[target] = version.get(target, 0) + 1
-            version[("by", target)] = i
-        for key, item in resolved:
-            if item.ref != "input":
-                kept.append((i, key, version.get(key, 0), item))
-        rows.append((i, grads if node else None, trainable, resolved))
+            bumped_by[target] = i
+            for t in saved:  # an in-place layer keeps its output as it is after the write
+                if t.storage == target:
+                    kept.append((i, target, version[target]))
+        gin = gw = tflops = bops = 0
+        runs = node and live
+        macs = batch * layer.macs(x, y)
+        if runs:
+            if macs or custom[i][1]:
+                both = batch * layer.backward_macs(x, y, grads)
+                if not trainable:
+                    gin = both
+                elif True in in_req:
+                    gw = batch * layer.backward_macs(x, y, Grads((False,) * len(in_req), True))
+                    gin = both - gw
+                else:
+                    gw = both
+                tflops = batch * layer.torch_backward_flops(x, y, grads)
+            bops = layer.backward_other_ops(x, y, grads, batch) + fan[i]
+        tensors = 0
+        if trainable and live:
+            tensors = (weight > 0) + (bias > 0)
+            grad_bytes += params * itemsize
+            grad_tensors += tensors
+        append(LayerTraining(i, names[i], type(layer).__name__, layer.group, macs, gin, gw, tflops, bops,
+                             batch * layer.train_other_ops(x, y), own, tuple(saved), params,
+                             params if trainable and live else 0, tensors, grads if runs else None))
 
-    if not any(req[(n - 1, k)] for k in (range(len(network.output_shapes[-1]))
-                                         if type(layers[-1]).multi_output else (None,))):
+    if not any(req[key] for key in shape.outs[-1]):
         raise SpecError(f"{network.name!r}: its output does not require grad (every parameter it reads is frozen, "
                         f"or it has none), so a training step has no backward pass")
-    # a tensor kept for the backward pass and then modified in place: torch's backward fails
-    for i, key, seen, item in kept:
+    for i, key, seen in kept:  # kept for the backward pass, then modified in place: torch's backward fails
         if alive[i] and version.get(key, 0) != seen:
-            j = version[("by", key)]
+            j = bumped_by[key]
             raise SpecError(f"{describe_layer(j, names[j], type(layers[j]).__name__)} modifies in place a tensor "
                             f"that {names[i]!r} ({type(layers[i]).__name__}) keeps for the backward pass; "
                             f"torch's backward would fail (one of the variables needed for gradient computation "
                             f"has been modified by an inplace operation): make it not in place")
-
-    owner: dict = {}
-    out = []
-    notes = []
-    for i, grads, trainable, resolved in rows:
-        layer, row = layers[i], cost.layers[i]
-        x, y = network.input_shapes[i], network.output_shapes[i]
-        runs = grads is not None and alive[i]
-        saved, own = [], 0
-        for key, item in resolved if alive[i] else ():
-            size = item.bytes if key[0] == "new" else _storage_bytes(network, key, batch, itemsize)
-            if key not in owner:
-                owner[key] = i
-                own += size
-            first = owner[key]
-            saved.append(SavedTensor(item.what, size, key, None if first == i else names[first], item.caveat))
-            if item.caveat and item.caveat not in notes:
-                notes.append(item.caveat)
-        gin = gw = tflops = bops = 0
-        if runs:
-            inputs_only = Grads(grads.inputs, False)
-            params_only = Grads(tuple(False for _ in grads.inputs), trainable)
-            gin = batch * layer.backward_macs(x, y, inputs_only)
-            gw = batch * layer.backward_macs(x, y, params_only)
-            tflops = batch * layer.torch_backward_flops(x, y, grads)
-            bops = layer.backward_other_ops(x, y, grads, batch)
-        fan = 0
-        for k in (range(len(y)) if type(layer).multi_output else (None,)):
-            r = [j for j in readers.get((i, k), ()) if alive[j]]
-            if req[(i, k)] and len(r) > 1:
-                fan += (len(r) - 1) * batch * prod(y if k is None else y[k])
-        gets_grad = trainable and alive[i]
-        tensors = (layer.weight_params(x) > 0) + (layer.bias_params(x) > 0) if gets_grad else 0
-        grad_bytes += row.params * itemsize if gets_grad else 0
-        grad_tensors_total += tensors
-        out.append(LayerTraining(i, names[i], row.type, row.group, row.macs, gin, gw, tflops, bops + fan,
-                                 batch * layer.train_other_ops(x, y), own, tuple(saved), row.params,
-                                 row.params if gets_grad else 0, tensors, grads if runs else None))
-    weights = cost.totals.params * itemsize
-    state = {"sgd": 0, "momentum": grad_bytes, "adam": 2 * grad_bytes + 4 * grad_tensors_total}[optimizer]
-    buffers = cost.totals.buffer_bytes
-    memory = _step_memory(network, out, store, readers, alive, batch, itemsize, weights, buffers, state, grad_bytes)
+    weights = all_params * itemsize
+    state = {"sgd": 0, "momentum": grad_bytes, "adam": 2 * grad_bytes + 4 * grad_tensors}[optimizer]
+    memory = _step_memory(shape, out, owner, kept_bytes, made, itemsize, weights, buffer_bytes, state, grad_bytes)
     return TrainingCost(network.name, network.input_shape, batch, dtype, device, optimizer,
-                        tuple(names[i] for i in sorted(cold)), cost, tuple(out), weights, grad_bytes, state, buffers,
-                        memory, tuple(notes), network)
+                        tuple(names[i] for i in sorted(cold)), tuple(out), weights, grad_bytes, state,
+                        buffer_bytes, memory, tuple(notes), network)
 
 
-def _step_memory(network, rows, store, readers, alive, batch, itemsize, weights, buffers, state, grads) -> StepMemory:
-    """Walk the forward pass, then the backward pass, summing live bytes (see `StepMemory`)."""
+def _step_memory(shape: _Structure, rows, owner: dict, kept: dict, made: list, itemsize: int, weights: int,
+                 buffers: int, state: int, grads: int) -> StepMemory:
+    """Walk the forward pass, then the backward pass, summing live bytes (see `StepMemory`).
+    ``owner``: each kept storage's first keeper, the last layer whose backward pass needs it;
+    ``kept``: its bytes; ``made[i]``: the bytes of new tensors layer ``i`` keeps."""
+    store, elements, outs, ins, passes = shape.store, shape.elements, shape.outs, shape.ins, shape.passes
     n = len(rows)
-    size = {}
-
-    def bytes_of(key):
-        if key not in size:
-            size[key] = _storage_bytes(network, key, batch, itemsize)
-        return size[key]
-
-    last_read = {}
-    for key, rs in readers.items():
-        last_read[store[key]] = max(last_read.get(store[key], -1), *rs)
-    out_keys = {store[(n - 1, k)] for k in (range(len(network.output_shapes[-1]))
-                                             if type(network.layers[-1]).multi_output else (None,))}
-    kept = {}  # storage -> bytes, for every storage a live layer keeps
-    last_user = {}  # storage -> the earliest-run layer that keeps it (the last to need it in backward)
-    for r in rows:
-        for t in r.saved:
-            kept[t.storage] = t.bytes
-            last_user[t.storage] = min(last_user.get(t.storage, r.index), r.index)
-    input_bytes = bytes_of(INPUT_STORAGE)
-
-    # forward: new storages live until their last reader, unless kept or returned
-    live: dict = {}
-    fwd_peak = 0
-    for i in range(n):
-        for key in {store[(i, k)] for k in (range(len(network.output_shapes[i]))
-                                          if type(network.layers[i]).multi_output else (None,))}:
-            if key[0] == i and key not in live:
-                live[key] = bytes_of(key)
-        for t in rows[i].saved:
-            if t.storage[0] == "new":
-                live[t.storage] = t.bytes
-        fwd_peak = max(fwd_peak, sum(live.values()))
-        for key in [k for k in live if k in last_read and last_read[k] <= i and k not in kept
-                    and k not in out_keys]:
-            del live[key]
-    # values nothing reads (a dead layer's) and what dead layers kept go when the forward pass returns
-    live = {k: v for k, v in live.items() if k in out_keys or k in kept}
-
-    # backward: reverse order; gradients of activations, then kept tensors freed
-    last = network.output_shapes[-1]
-    grad_live = {(n - 1, k): batch * prod(last if k is None else last[k]) * itemsize
-                 for k in (range(len(last)) if type(network.layers[-1]).multi_output else (None,))}
+    input_bytes = elements[INPUT_STORAGE] * itemsize
+    free_after = [0] * n  # bytes nothing needs once layer i's forward pass is done
+    for storage, i, count in shape.transient:
+        if storage not in kept:
+            free_after[i] += count * itemsize
+    total = peak = 0
+    for alloc, new, free in zip(shape.allocates, made, free_after):
+        total += alloc * itemsize + new
+        if total > peak:
+            peak = total
+        total -= free
+    # what the forward pass leaves: the output, and what live layers keep (dead layers' values go at its end)
+    outputs = shape.outputs
+    held = sum(kept.values()) - kept.get(INPUT_STORAGE, 0)
+    held += sum(count for s, count in outputs.items() if s not in kept) * itemsize
+    release = [0] * n
+    for s, i in owner.items():
+        if s not in outputs and s != INPUT_STORAGE:
+            release[i] += kept[s]
+    grad_live = {key: elements[key] * itemsize for key in outs[-1]}
+    grad_total = sum(grad_live.values())
     param_grads = 0
-    bwd_peak = sum(live.values()) + sum(grad_live.values())
-    for r in reversed(rows):
-        i = r.index
+    backward_peak = held + grad_total
+    for i in range(n - 1, -1, -1):
+        r = rows[i]
         if r.grads is None:
             continue
-        layer = network.layers[i]
-        kind = type(layer)
         param_grads += r.trainable_params * itemsize
-        new_grads = {}
-        in_keys = network.sources[i]
-        passes = (not kind.multi_output and not layer.train_inplace() and in_keys
-                  and store[(i, None)] == store[in_keys[0]])
-        for (j, k), needed in zip(in_keys, r.grads.inputs):
-            if not needed or (j, k) in grad_live or (j != NETWORK_INPUT and type(network.layers[j]).arity == 0):
-                continue
-            x = network.shapes[0] if j == NETWORK_INPUT else (network.output_shapes[j] if k is None
-                                                                 else network.output_shapes[j][k])
-            new_grads[(j, k)] = 0 if passes else batch * prod(x) * itemsize
-        bwd_peak = max(bwd_peak, sum(live.values()) + sum(grad_live.values()) + sum(new_grads.values())
-                       + param_grads)
-        for k in (range(len(network.output_shapes[i])) if kind.multi_output else (None,)):
-            grad_live.pop((i, k), None)
-        grad_live.update(new_grads)
-        for key in [k for k in live if k in last_user and last_user[k] == i and k not in out_keys]:
-            del live[key]
-    saved = sum(kept.values())
+        new = 0
+        for ref, needed in zip(ins[i], r.grads.inputs):
+            if needed and ref not in grad_live and store[ref][0] != PARAMETER:
+                size = 0 if passes[i] else elements[ref] * itemsize
+                grad_live[ref] = size
+                new += size
+        now = held + grad_total + new + param_grads
+        if now > backward_peak:
+            backward_peak = now
+        for key in outs[i]:
+            grad_total -= grad_live.pop(key, 0)
+        grad_total += new
+        held -= release[i]
     resident = weights + buffers + state
-    phase = max((resident + fwd_peak + input_bytes, "forward pass"), (resident + bwd_peak + input_bytes, "backward pass"),
+    phase = max((resident + peak + input_bytes, "forward pass"),
+                (resident + backward_peak + input_bytes, "backward pass"),
                 (resident + grads + input_bytes, "optimizer update"))[1]
-    return StepMemory(weights, buffers, state, grads, saved, input_bytes, fwd_peak + input_bytes,
-                      bwd_peak + input_bytes, phase)
+    return StepMemory(weights, buffers, state, grads, sum(kept.values()), input_bytes, peak + input_bytes,
+                      backward_peak + input_bytes, phase)
 
 
 # -- the schedule ---------------------------------------------------------------------------

@@ -236,3 +236,17 @@ def test_train_never_imports_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stderr == "[]", done.stderr
     assert json.loads(done.stdout)["hardware"]["split"] == "model"
+
+
+def test_benchmark_runs(tmp_path):
+    """benchmarks/bench_training.py in --smoke mode (its figures are not checked: a benchmark, not a timed test)."""
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_training.py"
+    out = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, str(script), "--smoke", "--json", str(out)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert [r["model"] for r in data["in_process"]] == ["seed", "paper", "torchvision"]
+    assert data["process"]["rounds"] == 2

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from math import prod
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from .. import arguments as check
 from ..errors import SpecError, format_shape
@@ -28,8 +28,7 @@ class ParameterShape(tuple):
     """The full shape of a tensor without a batch dimension (a `Parameter`'s), as merges see it."""
 
 
-@dataclass(frozen=True)
-class Grads:
+class Grads(NamedTuple):
     """Which gradients a layer's backward pass computes: ``inputs[k]`` for its input ``k``
     (False where the input needs none: the network input, or a tensor computed only from
     frozen layers), ``params`` for its own weight and bias (False when frozen)."""
@@ -43,8 +42,7 @@ class Grads:
         return bool(self.inputs) and self.inputs[0]
 
 
-@dataclass(frozen=True)
-class Saved:
+class Saved(NamedTuple):
     """One tensor autograd keeps for a layer's backward pass (parameters are never listed).
 
     ``ref`` is ``"input"`` (input ``index`` itself: its storage, shared with whoever else
@@ -67,8 +65,7 @@ class Saved:
         return self.elements * self.itemsize
 
 
-@dataclass(frozen=True)
-class TrainContext:
+class TrainContext(NamedTuple):
     """What a training-step rule may depend on beyond the shapes: the batch, the element
     size and name of the dtype, the torch backend whose rules apply (``"cpu"`` or
     ``"cuda"``), and each input's batched strides (None for a parameter)."""
@@ -86,7 +83,6 @@ class TrainContext:
         if self.device == "cuda":
             return 8 if self.itemsize == 8 else 4
         return self.itemsize
-
 
 
 LAYER_KINDS: dict[str, type["Layer"]] = {}
@@ -279,6 +275,10 @@ class Layer:
         return type(self).__name__
 
 
+_KEEPS = {"input": (Saved("input"),), "output": (Saved("output", "output"),), "nothing": ()}
+"""What an elementwise kind keeps, by its ``saves``."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Elementwise(Layer):
     """Shape-preserving layer doing ``ops_per_element`` ops on every element."""
@@ -297,12 +297,10 @@ class Elementwise(Layer):
         return prod(y) * self.ops_per_element
 
     def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
-        return batch * prod(x) * self.backward_ops_per_element if grads.input else 0
+        return batch * prod(x) * self.backward_ops_per_element if grads.inputs[0] else 0
 
     def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
-        if self.saves == "nothing":
-            return ()
-        return (Saved(self.saves, self.saves),)
+        return _KEEPS[self.saves]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -339,7 +337,7 @@ class InplaceElementwise(Elementwise):
 
     def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
         if not (self.inplace and self.saves == "input"):
-            return super().saved_tensors(x, y, grads, ctx)
+            return _KEEPS[self.saves]
         if self.inplace_saves == "output":
-            return (Saved("output", "output"),)
+            return _KEEPS["output"]
         return (Saved("input copy", "new", elements=ctx.batch * prod(x), itemsize=ctx.itemsize),)
