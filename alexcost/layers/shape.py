@@ -351,6 +351,8 @@ class ZeroPad2d(_Reshaping):
 
     padding: int | tuple[int, int, int, int]
 
+    layout: ClassVar[str] = "format"
+
     def __post_init__(self):
         super().__post_init__()
         value = self.padding
