@@ -168,7 +168,8 @@ def _total(attr: str) -> property:
 
 @dataclass(frozen=True)
 class TrainingCost:
-    """A training step of ``batch`` samples: every layer's part, the model state and the memory model."""
+    """A training step of ``batch`` samples: the totals, the model state, and (made on first use,
+    as `NetworkCost` makes its rows) every layer's part, the memory model and its notes."""
 
     model: str
     input_shape: tuple[int, ...]
@@ -177,25 +178,39 @@ class TrainingCost:
     device: str
     optimizer: str
     frozen: tuple[str, ...]
-    layers: tuple[LayerTraining, ...]
+    forward_macs: int
+    backward_macs: int
+    saved_bytes: int
+    params: int
+    trainable_params: int
     weight_bytes: int
     grad_bytes: int
     optimizer_bytes: int
     buffer_bytes: int
-    memory: StepMemory
-    notes: tuple[str, ...] = ()
     network: object = field(default=None, repr=False, compare=False)
 
-    forward_macs = _total("forward_macs")
-    backward_macs = _total("backward_macs")
     grad_input_macs = _total("grad_input_macs")
     grad_weight_macs = _total("grad_weight_macs")
-    saved_bytes = _total("saved_bytes")
     torch_backward_flops = _total("torch_backward_flops")
     backward_other_ops = _total("backward_other_ops")
     train_other_ops = _total("train_other_ops")
-    params = _total("params")
-    trainable_params = _total("trainable_params")
+
+    @cached_property
+    def _detail(self) -> tuple:
+        return _walk(self.network, self.batch, self.dtype, self.device, self.optimizer,
+                     _frozen_indices(self.network, self.frozen) if self.frozen else (), True)
+
+    @property
+    def layers(self) -> tuple[LayerTraining, ...]:
+        return self._detail.layers
+
+    @property
+    def memory(self) -> StepMemory:
+        return self._detail.memory
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return self._detail.notes
 
     @property
     def train_flops(self) -> int:
@@ -254,13 +269,14 @@ class _Structure(NamedTuple):
     fan: tuple        # per layer: elements summed where its outputs have several live readers
     inplace: tuple    # per layer: does it write into its input in training?
     writes: bool      # does any layer write in place?
-    buffered: tuple   # per layer: does its kind have buffers (batch norm's running statistics)?
     passes: tuple     # per layer: is its input's gradient its output's, viewed (no new memory)?
     allocates: tuple  # per layer: elements of the new storages its outputs take
     transient: tuple  # (storage, layer after which nothing reads it, elements), for storages that may be freed
     outputs: dict     # the network output's storages (not the input's) -> elements
     contexts: dict    # (itemsize, dtype, device) -> each layer's TrainContext
+    memo: dict        # what a layer's rules gave for some gradients and context (they are pure)
     custom: tuple     # per layer: (refuses some training, own backward MACs)
+    facts: tuple      # per layer, one sample: (weight params, bias params, MACs, has buffers)
 
 
 def _structure(network, batch: int) -> _Structure:
@@ -280,7 +296,7 @@ def _structure(network, batch: int) -> _Structure:
     strides_of = {(NETWORK_INPUT, None): st.contiguous((batch, *network.input_shape))}
     store = {(NETWORK_INPUT, None): INPUT_STORAGE}
     elements = {INPUT_STORAGE: batch * prod(network.input_shape), (NETWORK_INPUT, None): batch * prod(network.input_shape)}
-    ins, outs, in_strides, readers, inplace, passes, custom = [], [], [], {}, [], [], []
+    ins, outs, in_strides, readers, inplace, passes, custom, facts = [], [], [], {}, [], [], [], []
     for i, layer in enumerate(layers):
         kind = type(layer)
         y = network.output_shapes[i]
@@ -309,6 +325,9 @@ def _structure(network, batch: int) -> _Structure:
         inplace.append(writes)
         passes.append(bool(refs) and not kind.multi_output and not writes and store[keys[0]] == store[refs[0]])
         custom.append((kind.check_training is not Layer.check_training, kind.backward_macs is not Layer.backward_macs))
+        x = network.input_shapes[i]
+        facts.append((layer.weight_params(x), layer.bias_params(x), layer.macs(x, y),
+                      kind.buffers is not Layer.buffers))
     alive = [False] * n
     alive[-1] = True
     for i in range(n - 1, -1, -1):
@@ -335,8 +354,7 @@ def _structure(network, batch: int) -> _Structure:
                       if s != INPUT_STORAGE and s[0] != PARAMETER and s not in outputs)
     result = _Structure(store, tuple(ins), tuple(outs), tuple(in_strides), tuple(alive), elements, last_read,
                         tuple(fan), tuple(inplace), any(inplace),
-                        tuple(type(layer).buffers is not Layer.buffers for layer in layers), tuple(passes), allocates,
-                        transient, outputs, {}, tuple(custom))
+                        tuple(passes), allocates, transient, outputs, {}, {}, tuple(custom), tuple(facts))
     if len(cache) < 16:
         cache[batch] = result
     return result
@@ -350,48 +368,65 @@ def training_cost(network, batch: int = 1, dtype: str = "float32", *, device: st
                   optimizer: str = "momentum", frozen=()) -> TrainingCost:
     """One training step of ``network`` on ``batch`` samples at ``dtype``: backward counts,
     saved bytes, model state and the memory model, with torch's ``device`` backend rules
-    (``"cuda"`` or ``"cpu"``). ``frozen`` names layers whose parameters get no gradient."""
+    (``"cuda"`` or ``"cpu"``). ``frozen`` names layers whose parameters get no gradient.
+
+    The totals are derived at once (refusing, with one `SpecError`, a step torch would fail);
+    the per-layer records and the memory model on first use of ``layers`` or ``memory``."""
     batch = check.integer(batch, "batch")
     if device not in DEVICES:
         check.choice(device, "device", DEVICES)
     if optimizer not in OPTIMIZERS:
         check.choice(optimizer, "optimizer", tuple(OPTIMIZERS))
-    itemsize = dtype_bytes(dtype)
     cold = _frozen_indices(network, frozen) if frozen else ()
     if batch > 1:
         network._check_batch(batch)  # the engine's int64 bound, as Network.cost checks it
+    t = _walk(network, batch, dtype, device, optimizer, cold, False)
+    return TrainingCost(network.name, network.input_shape, batch, dtype, device, optimizer,
+                        tuple(network.names[i] for i in sorted(cold)), *t, network)
+
+
+class _Detail(NamedTuple):
+    layers: tuple
+    memory: StepMemory
+    notes: tuple
+
+
+def _walk(network, batch: int, dtype: str, device: str, optimizer: str, cold, detail: bool):
+    """One pass over the layers in run order. Without ``detail``: the totals ``(forward MACs,
+    backward MACs, saved bytes, params, trainable params, weight, gradient, optimizer and buffer
+    bytes)``; with it, every layer's `LayerTraining`, the memory model and the notes (`_Detail`)."""
+    itemsize = dtype_bytes(dtype)
     shape = _structure(network, batch)
-    store, alive, custom = shape.store, shape.alive, shape.custom
+    store, alive, custom, facts = shape.store, shape.alive, shape.custom, shape.facts
     layers, names, xs, ys = network.layers, network.names, network.input_shapes, network.output_shapes
     n = len(layers)
-
     req = {(NETWORK_INPUT, None): False}
     version: dict = {}
     bumped_by: dict = {}
     multiview: dict = {}
-    kept = []  # (layer, storage, version when kept)
+    kept = []  # (layer, storage, version when kept), for the in-place check
     watch = shape.writes  # only a layer writing in place can break what others keep
     grads_of: dict = {}
     owner: dict = {}  # storage -> the first layer that keeps it
     kept_bytes: dict = {}
     made = [0] * n  # bytes of the new tensors each layer keeps
     out, notes = [], []
-    elements, fan, ins, outs, strides, buffered = shape.elements, shape.fan, shape.ins, shape.outs, shape.strides, \
-        shape.buffered
-    append = out.append
+    elements, fan, ins, outs = shape.elements, shape.fan, shape.ins, shape.outs
+    memo = shape.memo  # what each layer's (pure) rules gave for these gradients and this context
     contexts = shape.contexts.get((itemsize, dtype, device))
     if contexts is None:
         contexts = shape.contexts[(itemsize, dtype, device)] = tuple(
-            TrainContext(batch, itemsize, dtype, device, st_) for st_ in strides)
-    grad_bytes = grad_tensors = all_params = buffer_bytes = 0
+            TrainContext(batch, itemsize, dtype, device, strides) for strides in shape.strides)
+    grad_bytes = grad_tensors = all_params = trainable_params = buffer_bytes = all_macs = backward = saved_total = 0
     for i in range(n):
-        layer, refs, keys, x, y = layers[i], ins[i], outs[i], xs[i], ys[i]
+        layer, refs, keys = layers[i], ins[i], outs[i]
+        weight, bias, macs, buffered = facts[i]
         in_req = (req[refs[0]],) if len(refs) == 1 else tuple([req[ref] for ref in refs])
-        weight, bias = layer.weight_params(x), layer.bias_params(x)
         params = weight + bias
         all_params += params
-        if buffered[i]:
-            buffer_bytes += layer.buffer_bytes(x, itemsize)
+        all_macs += macs
+        if buffered:
+            buffer_bytes += layer.buffer_bytes(xs[i], itemsize)
         trainable = params > 0 and i not in cold
         node = trainable or True in in_req
         for key in keys:
@@ -402,13 +437,17 @@ def training_cost(network, batch: int = 1, dtype: str = "float32", *, device: st
         if grads is None:
             grads = grads_of[(in_req, trainable)] = Grads(in_req, trainable)
         items = ()
-        try:
-            if custom[i][0]:
-                layer.check_training(x, batch)
-            if node and refs:
-                items = layer.saved_tensors(x, y, grads, contexts[i])
-        except SpecError as err:
-            raise _refuse(err, network, i) from None
+        if custom[i][0] or (node and refs):
+            memo_key = (i, grads, itemsize, dtype, device)
+            items = memo.get(memo_key)
+            if items is None:
+                try:
+                    if custom[i][0]:
+                        layer.check_training(xs[i], batch)
+                    items = layer.saved_tensors(xs[i], ys[i], grads, contexts[i]) if node and refs else ()
+                except SpecError as err:
+                    raise _refuse(err, network, i) from None
+                memo[memo_key] = items
         inplace = shape.inplace[i]
         if inplace and node and multiview.get(refs[0]):
             raise _refuse(SpecError("torch refuses to modify in place a view returned by a Chunk or Split (a "
@@ -435,41 +474,46 @@ def training_cost(network, batch: int = 1, dtype: str = "float32", *, device: st
                     own += size
                     if ref == "new":
                         made[i] += size
-                saved.append(SavedTensor(item.what, size, key, None if first == i else names[first], item.caveat))
-                if item.caveat and item.caveat not in notes:
-                    notes.append(item.caveat)
+                if detail:
+                    saved.append(SavedTensor(item.what, size, key, None if first == i else names[first], item.caveat))
+                    if item.caveat and item.caveat not in notes:
+                        notes.append(item.caveat)
+        saved_total += own
         if inplace:
             target = store[keys[0]]
             version[target] = version.get(target, 0) + 1
             bumped_by[target] = i
-            for t in saved:  # an in-place layer keeps its output as it is after the write
-                if t.storage == target:
-                    kept.append((i, target, version[target]))
+            if watch:
+                for key, item in ((store[keys[item.index]], item) for item in items if item.ref == "output"):
+                    kept.append((i, key, version[key]))
         gin = gw = tflops = bops = 0
         runs = node and live
-        macs = batch * layer.macs(x, y)
-        if runs:
-            if macs or custom[i][1]:
-                both = batch * layer.backward_macs(x, y, grads)
-                if not trainable:
-                    gin = both
-                elif True in in_req:
-                    gw = batch * layer.backward_macs(x, y, Grads((False,) * len(in_req), True))
-                    gin = both - gw
-                else:
-                    gw = both
+        if runs and (macs or custom[i][1]):
+            x, y = xs[i], ys[i]
+            found = memo.get((i, grads))
+            if found is None:
+                both = layer.backward_macs(x, y, grads)
+                weights_only = layer.backward_macs(x, y, Grads((False,) * len(in_req), True)) if trainable else 0
+                found = memo[(i, grads)] = (both - weights_only, weights_only)
+            gin, gw = batch * found[0], batch * found[1]
+            backward += gin + gw
+            if detail:
                 tflops = batch * layer.torch_backward_flops(x, y, grads)
-            bops = layer.backward_other_ops(x, y, grads, batch) + fan[i]
         tensors = 0
         if trainable and live:
             tensors = (weight > 0) + (bias > 0)
             grad_bytes += params * itemsize
             grad_tensors += tensors
-        append(LayerTraining(i, names[i], type(layer).__name__, layer.group, macs, gin, gw, tflops, bops,
-                             batch * layer.train_other_ops(x, y), own, tuple(saved), params,
-                             params if trainable and live else 0, tensors, grads if runs else None))
+            trainable_params += params
+        if detail:
+            x, y = xs[i], ys[i]
+            if runs:
+                bops = layer.backward_other_ops(x, y, grads, batch) + fan[i]
+            out.append(LayerTraining(i, names[i], type(layer).__name__, layer.group, batch * macs, gin, gw, tflops,
+                                     bops, batch * layer.train_other_ops(x, y), own, tuple(saved), params,
+                                     params if trainable and live else 0, tensors, grads if runs else None))
 
-    if not any(req[key] for key in shape.outs[-1]):
+    if not any(req[key] for key in outs[-1]):
         raise SpecError(f"{network.name!r}: its output does not require grad (every parameter it reads is frozen, "
                         f"or it has none), so a training step has no backward pass")
     for i, key, seen in kept:  # kept for the backward pass, then modified in place: torch's backward fails
@@ -481,10 +525,11 @@ def training_cost(network, batch: int = 1, dtype: str = "float32", *, device: st
                             f"has been modified by an inplace operation): make it not in place")
     weights = all_params * itemsize
     state = {"sgd": 0, "momentum": grad_bytes, "adam": 2 * grad_bytes + 4 * grad_tensors}[optimizer]
+    if not detail:
+        return (batch * all_macs, backward, saved_total, all_params, trainable_params, weights, grad_bytes, state,
+                buffer_bytes)
     memory = _step_memory(shape, out, owner, kept_bytes, made, itemsize, weights, buffer_bytes, state, grad_bytes)
-    return TrainingCost(network.name, network.input_shape, batch, dtype, device, optimizer,
-                        tuple(names[i] for i in sorted(cold)), tuple(out), weights, grad_bytes, state,
-                        buffer_bytes, memory, tuple(notes), network)
+    return _Detail(tuple(out), memory, tuple(notes))
 
 
 def _step_memory(shape: _Structure, rows, owner: dict, kept: dict, made: list, itemsize: int, weights: int,

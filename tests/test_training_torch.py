@@ -44,8 +44,10 @@ def check_against_torch(network, batch, frozen=(), optimizer="momentum", dtype="
     measured = measure_training(network, device="cpu", batch=batch, dtype=dtype, frozen=frozen, optimizer=optimizer)
     rec = reconcile_training(static, measured)
     assert rec.ok, render(rec)
-    # the same, said directly
-    assert static.saved_bytes == measured.saved_total
+    # the same, said directly; and the totals (derived without per-layer records) are the layers' sums
+    assert static.saved_bytes == measured.saved_total == sum(r.saved_bytes for r in static.layers)
+    assert static.backward_macs == sum(r.backward_macs for r in static.layers)
+    assert 2 * static.forward_macs == measured.forward_total
     assert [r.saved_bytes for r in static.layers] == list(measured.saved_bytes)
     assert static.grad_bytes == measured.grad_bytes and static.optimizer_bytes == measured.optimizer_bytes
     assert not measured.modified

@@ -278,6 +278,8 @@ class Layer:
 
 _KEEPS = {"input": (Saved("input"),), "output": (Saved("output", "output"),), "nothing": ()}
 """What an elementwise kind keeps, by its ``saves``."""
+KEEPS_INPUT = _KEEPS["input"]
+"""A kind that keeps its input alone (convolution, linear, average pooling)."""
 
 
 @dataclass(frozen=True, kw_only=True)

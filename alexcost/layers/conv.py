@@ -9,7 +9,7 @@ from typing import ClassVar
 from .. import arguments as check
 from ..errors import SpecError
 from ..shapes import effective_kernel
-from .base import Grads, Layer, Saved, Shape, TrainContext, need_rank, register_layer, side
+from .base import KEEPS_INPUT, Grads, Layer, Saved, Shape, TrainContext, need_rank, register_layer, side
 
 
 @register_layer
@@ -140,7 +140,7 @@ class Conv2d(Layer):
     def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
         padded = self._padded(x)
         if padded is None:
-            return (Saved("input"),)
+            return KEEPS_INPUT
         copy = Saved("padded input", "new", elements=ctx.batch * prod(padded), itemsize=ctx.itemsize)
         if self.padding_mode in ("reflect", "replicate") and grads.input:
             return (Saved("input"), copy)

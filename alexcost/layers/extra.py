@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .base import Layer, Shape, register_layer
+from .base import Grads, Layer, Saved, Shape, TrainContext, register_layer
 
 
 @register_layer
@@ -18,6 +18,10 @@ class Clone(Layer):
 
     def output_shape(self, x: Shape) -> Shape:
         return x
+
+    def saved_tensors(self, x, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        """A copy keeps nothing for the backward pass: its gradient is the output's."""
+        return ()
 
     def torch_module(self, x: Shape):
         from ..torch_modules import Method

@@ -9,7 +9,7 @@ from typing import ClassVar
 from .. import arguments as check
 from .. import strides as st
 from ..errors import SpecError
-from .base import Grads, Layer, Saved, Shape, TrainContext, register_layer
+from .base import KEEPS_INPUT, Grads, Layer, Saved, Shape, TrainContext, register_layer
 
 
 @register_layer
@@ -73,7 +73,7 @@ class Linear(Layer):
             return ()  # only the weight is kept, for the input's gradient
         if len(x) > 1 and st.view((ctx.batch, *x), ctx.strides[0], (ctx.batch * prod(x[:-1]), x[-1])) is None:
             return (Saved("input copy", "new", elements=ctx.batch * prod(x), itemsize=ctx.itemsize),)
-        return (Saved("input"),)
+        return KEEPS_INPUT
 
     def torch_args(self, x: Shape) -> dict:
         return {**self.args(), "in_features": x[-1]}

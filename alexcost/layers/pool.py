@@ -20,7 +20,7 @@ from typing import ClassVar
 from .. import arguments as check
 from ..errors import SpecError
 from ..shapes import adaptive_window_total, window_positions, window_total
-from .base import Grads, Layer, Saved, Shape, TrainContext, need_rank, register_layer, side
+from .base import KEEPS_INPUT, Grads, Layer, Saved, Shape, TrainContext, need_rank, register_layer, side
 
 
 def _indices(y: Shape, ctx: TrainContext) -> Saved:
@@ -131,7 +131,7 @@ class AvgPool2d(_Pool2d):
         return batch * (self.taps(x, y) + prod(y)) if grads.input else 0
 
     def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
-        return (Saved("input"),)
+        return KEEPS_INPUT
 
     def label(self) -> str:
         return "Average Pooling"
@@ -177,7 +177,7 @@ class AdaptiveAvgPool2d(_AdaptivePool2d):
 
     def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
         """torch computes a 1x1 output as a mean (which keeps nothing), any other with the input kept."""
-        return () if y[1:] == (1, 1) else (Saved("input"),)
+        return () if y[1:] == (1, 1) else KEEPS_INPUT
 
     def label(self) -> str:
         return "Adaptive Average Pooling"
