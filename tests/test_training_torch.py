@@ -260,3 +260,40 @@ def test_time_training_times_forward_and_backward_per_layer():
     assert "fwd+bwd ms" in text and text.rstrip().splitlines()[-1].startswith("verdict: batch 2")
     with pytest.raises(SpecError, match="--method graph cannot time a backward pass"):
         time_network(TINY, (1,), device="cpu", method="graph", training=True)
+
+
+def test_verify_and_time_training_on_the_cuda_stand_in():
+    """The CUDA branches (torch's CUDA rules, peak memory, CUDA events) run under tests/cuda_standin.py,
+    whose "cuda" tensors live on the CPU: a network whose kept tensors are the same on both backends."""
+    from cuda_standin import standin
+
+    from alexcost.timing import time_network
+    from alexcost.train_check import verify_training
+
+    net = Network((3, 8, 8), [Conv2d(name="conv", out_channels=4, kernel_size=3), ReLU(name="relu", inplace=True),
+                              MaxPool2d(name="pool", kernel_size=2), Flatten(name="flat"),
+                              Linear(name="fc", out_features=5)], name="tiny")
+    with standin() as s:
+        rec = verify_training(net, device="cuda", batch=2)
+        run = time_network(net, (2,), device="cuda", warmup=0, repeats=2, peak_flops=1e11, peak_bandwidth=1e12,
+                           training=True).to_dict()
+    assert rec.ok and rec.device.startswith("cuda (") and s.count["placed on cuda"] >= 2
+    assert run["training"] and run["settings"]["method"] == "loop" and run["settings"]["timer"] == "cuda events"
+    assert run["batches"][0]["layers"][0]["forward_backward"]["median_ms"] > 0
+
+
+def test_time_training_command():
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from alexcost_cli.main import cli
+
+    tiny = str(Path(__file__).resolve().parents[1] / "docs" / "examples" / "tiny.json")
+    args = ["time", "--spec", tiny, "--device", "cpu", "--batch", "2", "--training", "--warmup", "0", "--repeats", "1",
+            "--peak-tflops", "1", "--bandwidth-gbs", "10"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "fwd+bwd ms" in result.stdout and "training: train() with autograd" in result.stdout
+    result = CliRunner().invoke(cli, [*args[:-6], "--method", "graph"])
+    assert result.exit_code == 2 and "--method graph cannot time a backward pass" in result.stderr
