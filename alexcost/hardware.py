@@ -380,6 +380,14 @@ def to_dict(prediction: Prediction, training, schedule) -> dict:
     return out
 
 
+def _days(days: float) -> str:
+    """``1.85 days``; under a day, in hours too: ``0.0406 days (58 minutes)``."""
+    if days >= 1:
+        return f"{days:.2f} days"
+    hours = days * 24
+    return f"{days:.3g} days ({hours:.2g} hours)" if hours >= 1 else f"{days:.3g} days ({hours * 60:.2g} minutes)"
+
+
 def render(prediction: Prediction, training, schedule, style: str = "simple") -> str:
     """The prediction as text: per layer, the step, the days, memory, and the split's crossings."""
     from .report import bytes_text, commas
@@ -400,7 +408,7 @@ def render(prediction: Prediction, training, schedule, style: str = "simple") ->
                         ("left", "left", "right", "left", "right", "left"), style), "",
            f"step (roofline, at best): {p.step_ms:.2f} ms = compute {p.compute_ms:.2f} + communication "
            f"{p.communication_ms:.2f} ({card.link_name}); {schedule.samples / p.batch:,.0f} steps: "
-           f"{p.days(schedule):.2f} days",
+           f"{_days(p.days(schedule))}",
            f"memory per GPU (model): {p.memory_per_gpu / GiB:.2f} GiB of {card.memory / GiB:g} GiB: "
            + ("fits" if p.fits else "DOES NOT FIT")]
     if p.split == "model":

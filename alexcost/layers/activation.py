@@ -173,11 +173,12 @@ def _probability(layer, name: str = "p") -> None:
 @register_layer
 @dataclass(frozen=True, kw_only=True)
 class Dropout(Passthrough):
-    """Identity at inference (alexcost counts inference): 0 ops. Training multiplies by a mask
-    (1 op per element) into a new tensor (in place with ``inplace``). What autograd keeps: on the
-    CPU the scaled mask at the dtype (torch builds dropout from ``bernoulli_`` and ``mul``), on
-    CUDA a bool mask, 1 byte per element (``native_dropout``); with ``p=1``, a 0-d zero; with
-    ``p=0``, nothing (the input is returned)."""
+    """Identity at inference (alexcost counts inference): 0 ops. Training scales by a mask.
+
+    In training it multiplies by the mask (1 op per element) into a new tensor (in place with
+    ``inplace``). What autograd keeps: on the CPU the scaled mask at the dtype (torch builds
+    dropout from ``bernoulli_`` and ``mul``), on CUDA a bool mask, 1 byte per element
+    (``native_dropout``); with ``p=1``, a 0-d zero; with ``p=0``, nothing (the input is returned)."""
 
     p: float = 0.5
     inplace: bool = False
@@ -221,8 +222,10 @@ class Dropout(Passthrough):
 @register_layer
 @dataclass(frozen=True, kw_only=True)
 class Dropout2d(Dropout):
-    """Channel dropout: identity at inference; training zeroes whole channels. What autograd
-    keeps (CPU and CUDA alike): the scaled mask of one value per sample and channel."""
+    """Channel dropout: identity at inference; training zeroes whole channels.
+
+    What autograd keeps in training (CPU and CUDA alike): the scaled mask, one value per sample
+    and channel."""
 
     def output_shape(self, x: Shape) -> Shape:
         if len(x) != 3:
