@@ -56,9 +56,12 @@ class LocalResponseNorm(Layer):
         return batch * prod(x) * (self.size + 6) if grads.input else 0
 
     def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
-        if len(x) > 2 and not st.is_contiguous((ctx.batch, *x), ctx.strides[0]):
-            raise SpecError(f"alexcost counts LocalResponseNorm's training tensors only for a contiguous input "
-                            f"of more than 3 dimensions (torch views its squares as 5-D)")
+        if len(x) > 3:  # torch views the squares (laid out as the input) as (N, 1, C, D, -1)
+            full, strides = (ctx.batch, *x), ctx.strides[0]
+            squares = st.like(full, strides, full) if st.is_dense(full, strides) else st.contiguous(full)
+            if st.view(full, squares, (ctx.batch, 1, x[0], x[1], prod(x[2:]))) is None:
+                raise SpecError("view size is not compatible with input tensor's size and stride: torch's "
+                                "local_response_norm views the squares of this input as 5-D")
         n = ctx.batch * prod(x)
         return (Saved("input"),
                 Saved("padded squares", "new", elements=ctx.batch * (x[0] + self.size - 1) * prod(x[1:]),
