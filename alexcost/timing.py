@@ -14,6 +14,15 @@ eager calls, ``single`` makes one call (launch and dispatch overhead included).
 the 10th / 90th percentiles (linear interpolation, as ``numpy.percentile``). The
 *launch floor* is a trivial one-kernel op timed the same way. Times are milliseconds.
 torch is imported only when a measurement runs; CUDA calls go through `.device`.
+
+Training (``training=True``, ``alexcost time --training``): the module in ``train()``
+mode with autograd on; every layer is timed twice by the same sampler, its forward pass
+alone and its forward and backward passes together (the backward from a random gradient
+of its output, its inputs needing gradients where the training step's do); the backward
+time is their difference. An in-place layer runs on a fresh copy of its input each call
+(autograd cannot rewrite a leaf in place), the copy included in its time. Parameter
+gradients are dropped before each call, as ``zero_grad()`` does. CUDA graphs are not used
+(the default method is ``loop``).
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from .device import available_bytes, is_out_of_memory, memory_needed, resolve_de
 from .errors import SpecError, describe_layer
 from .network import Network
 from .report import bytes_text
+from .textable import render_table
 
 DTYPES = ("float32", "tf32", "float16", "bfloat16")
 """The dtypes ``alexcost time`` runs: tf32 is float32 storage with TF32 matmul/conv math (CUDA only)."""
@@ -257,6 +267,70 @@ class BatchFailure:
         return {"batch": self.batch, "error": self.error, "detail": self.detail}
 
 
+TRAINING_MODE = ("training: train() with autograd; each layer's forward pass, then its forward and backward "
+                 "passes together (backward = the difference)")
+
+
+@dataclass(frozen=True)
+class LayerStepTime:
+    """One layer's training timings: its forward pass, and its forward and backward passes together
+    (None when nothing in it needs a gradient), beside their roofline bounds."""
+
+    name: str
+    type: str
+    forward: Stats
+    step: Stats | None
+    forward_bound: roofline.Bound
+    backward_bound: roofline.Bound
+
+    @property
+    def backward_ms(self) -> float:
+        return 0.0 if self.step is None else self.step.median_ms - self.forward.median_ms
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "type": self.type, "forward": self.forward.to_dict(),
+                "forward_backward": None if self.step is None else self.step.to_dict(),
+                "forward_ms": self.forward.median_ms, "backward_ms": self.backward_ms,
+                "forward_bound_ms": self.forward_bound.ms, "forward_bound": self.forward_bound.kind,
+                "backward_bound_ms": self.backward_bound.ms, "backward_bound": self.backward_bound.kind}
+
+
+@dataclass(frozen=True)
+class TrainingBatch:
+    """One batch timed in training mode: every layer, and the whole network's forward and step."""
+
+    batch: int
+    layers: tuple[LayerStepTime, ...]
+    network_forward: Stats
+    network_step: Stats
+
+    @property
+    def layers_forward_ms(self) -> float:
+        return sum(r.forward.median_ms for r in self.layers)
+
+    @property
+    def layers_backward_ms(self) -> float:
+        return sum(r.backward_ms for r in self.layers)
+
+    def verdict(self) -> str:
+        fwd, step = self.network_forward.median_ms, self.network_step.median_ms
+        top = max(self.layers, key=lambda r: r.backward_ms)
+        return (f"batch {self.batch}: forward {fwd:.3f} ms, forward + backward {step:.3f} ms (backward / forward "
+                f"{(step - fwd) / fwd:.2f}); slowest backward: {top.name} {top.backward_ms:.3f} ms")
+
+    def to_dict(self) -> dict:
+        return {"batch": self.batch, "mode": "training", "network_forward_ms": self.network_forward.median_ms,
+                "network_step_ms": self.network_step.median_ms,
+                "network_backward_ms": self.network_step.median_ms - self.network_forward.median_ms,
+                "layers_forward_ms": self.layers_forward_ms, "layers_backward_ms": self.layers_backward_ms,
+                "layers": [r.to_dict() for r in self.layers], "verdict": self.verdict()}
+
+
+def training_verdict(batches) -> list[str]:
+    """One line per batch timed in training mode."""
+    return [b.verdict() for b in batches] or ["no batch was measured"]
+
+
 @dataclass(frozen=True)
 class TimingRun:
     """Everything one ``alexcost time`` run measured; ``to_dict()`` is its JSON."""
@@ -279,7 +353,10 @@ class TimingRun:
             "settings": self.settings, "peaks": self.peaks.to_dict(),
             "complete": self.complete,
             "batches": [b.to_dict() for b in self.batches],
-            "verdict": roofline.overall_verdict([b for b in self.batches if not isinstance(b, BatchFailure)]),
+            "training": self.settings.get("mode") == TRAINING_MODE,
+            "verdict": (training_verdict([b for b in self.batches if isinstance(b, TrainingBatch)])
+                        if self.settings.get("mode") == TRAINING_MODE else
+                        roofline.overall_verdict([b for b in self.batches if isinstance(b, roofline.BatchAnalysis)])),
         }
 
 
@@ -304,15 +381,22 @@ class Timer:
     progress: Callable[[int, str], None] | None = None
     threads: int | None = None
     method: str | None = None
+    training: bool = False
     module: object = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         self.device = resolve_device(self.device)
         check_dtype(self.dtype, self.device)
         defaults = DEFAULTS[self.device]
+        method_given = self.method is not None
         self.warmup = defaults["warmup"] if self.warmup is None else self.warmup
         self.repeats = defaults["repeats"] if self.repeats is None else self.repeats
         self.method = defaults["method"] if self.method is None else self.method
+        if self.training and self.method == "graph":
+            if method_given:
+                raise SpecError("--method graph cannot time a backward pass (CUDA graphs of autograd are not "
+                                "captured here); use loop or single with --training")
+            self.method = "loop"
         check_method(self.method, self.device)
         if self.warmup < 0 or self.repeats < 1:
             raise SpecError(f"need warmup >= 0 and repeats >= 1, got warmup={self.warmup}, repeats={self.repeats}")
@@ -334,7 +418,7 @@ class Timer:
                          "timer": "cuda events" if self.device == "cuda" else "perf_counter",
                          "method": self.method, "sampling": self.sampler.describe(),
                          "sample_target_ms": self.sampler.target_ms, "max_calls": self.sampler.max_calls,
-                         "mode": "inference: eval() under torch.inference_mode",
+                         "mode": TRAINING_MODE if self.training else "inference: eval() under torch.inference_mode",
                          "inputs": "random normal, drawn fresh for each layer and batch"}
         try:
             if self.device == "cuda":
@@ -351,7 +435,8 @@ class Timer:
             if free is not None and weights > free:
                 raise SpecError(f"the network's weights ({bytes_text(weights)} at {self.dtype}) do not fit in the "
                                 f"{bytes_text(free)} of free {self.device} memory")
-            self.module = to_module(self.network).eval().to(device=self.device, dtype=torch_dtype(self.dtype))
+            self.module = to_module(self.network).train(self.training).to(device=self.device,
+                                                                           dtype=torch_dtype(self.dtype))
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -408,6 +493,8 @@ class Timer:
                                 f"needs about {bytes_text(need)} beyond the weights, "
                                 f"{bytes_text(free)} free on {self.device}")
         try:
+            if self.training:
+                return measure_training_layers(self, batch)
             layers, network = self._measure(batch)
         except Exception as err:  # noqa: BLE001 - sorted below: OOM is recorded, the rest re-raised
             if not is_out_of_memory(err):
@@ -445,6 +532,95 @@ class Timer:
         return layers, network
 
 
+def _grad_inputs(xs, needs) -> tuple:
+    return tuple(x.requires_grad_() if need and x.is_floating_point() else x for x, need in zip(xs, needs))
+
+
+def _train_call(module, xs, inplace: bool, params):
+    """One training call of a layer: gradients dropped (``zero_grad``), input 0 copied for an
+    in-place layer (autograd cannot rewrite a leaf in place)."""
+    def call():
+        for p in params:
+            p.grad = None
+        return module(*((xs[0].clone(), *xs[1:]) if inplace and xs else xs))
+    return call
+
+
+def _outputs(out) -> tuple:
+    return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+
+def measure_training_layers(timer: "Timer", batch: int) -> TrainingBatch:
+    """Time every layer's forward pass, then its forward and backward passes, and the whole network's."""
+    import torch
+
+    from .hardware import backward_bound, forward_bound
+    from .training import training_cost
+
+    step = training_cost(timer.network, batch, timer.dtype, device=timer.device)
+    dev, dt = timer.device, torch_dtype(timer.dtype)
+    children = dict(timer.module.named_children())
+    rows = []
+    for i, (name, layer) in enumerate(zip(timer.network.names, timer.network.layers)):
+        mod, tr = children[name], step.layers[i]
+        shapes = input_shapes(timer.network, i)
+        needs = tr.grads.inputs if tr.grads is not None else (False,) * len(shapes)
+        xs = _grad_inputs(random_inputs(shapes, batch, dev, dt), needs)
+        params = [p for p in mod.parameters() if p.requires_grad]
+        call = _train_call(mod, xs, layer.train_inplace(), params)
+        try:
+            forward = timer.sampler.stats(call)
+            both = None
+            if tr.grads is not None:
+                grads = tuple(torch.randn_like(o) for o in _outputs(call()))
+                both = timer.sampler.stats(lambda: torch.autograd.backward(_outputs(call()), grads))
+        except RuntimeError as err:
+            if "not implemented for" in str(err):
+                raise SpecError(f"torch cannot run it in {timer.dtype} on {dev}: {err}").at(
+                    describe_layer(i, name, type(layer).__name__)) from None
+            raise
+        row = step.forward.layers[i]
+        rows.append(LayerStepTime(name, tr.type, forward, both, forward_bound(row, tr, timer.peaks),
+                                  backward_bound(row, tr, timer.peaks)))
+        del xs
+        timer._tick(1, f"batch {batch}: {name}")
+    x = random_inputs((timer.network.input_shape,), batch, dev, dt)[0]
+    params = [p for p in timer.module.parameters() if p.requires_grad]
+    call = _train_call(timer.module, (x,), False, params)
+    forward = timer.sampler.stats(call)
+    grads = tuple(torch.randn_like(o) for o in _outputs(call()))
+    both = timer.sampler.stats(lambda: torch.autograd.backward(_outputs(call()), grads))
+    timer._tick(1, f"batch {batch}: network")
+    return TrainingBatch(batch, tuple(rows), forward, both)
+
+
+def render_training(record: dict, style: str = "simple") -> str:
+    """An ``alexcost time --training`` record as text (``simple``) or Markdown (``pipe``)."""
+    md = style == "pipe"
+    dev, p, s = record["device"], record["peaks"], record["settings"]
+    head = [f"{record['model']} on {dev['type'].upper()}: {dev['name']}; torch {dev['torch']}",
+            f"dtype {record['dtype']}: {record['math']}",
+            f"peaks: {p['flops_per_s'] / 1e12:.3f} TFLOP/s, {p['bytes_per_s'] / 1e9:.1f} GB/s (measured or given)",
+            f"timer: {s['timer']}, method {s['method']}, warm-up {s['warmup']}, repeats {s['repeats']}; {s['mode']}"]
+    out = ["\n".join(f"- {h}" if md else h for h in head)]
+    headers = ("#", "layer", "type", "fwd ms", "fwd+bwd ms", "bwd ms", "fwd bound ms", "bwd bound ms", "bwd bound")
+    for b in record["batches"]:
+        if "error" in b:
+            out.append(f"{'#### ' if md else ''}batch {b['batch']}: {b['error']}"
+                       + (f" ({b['detail']})" if b.get("detail") else ""))
+            continue
+        out.append(f"{'#### ' if md else ''}batch {b['batch']}: network forward {b['network_forward_ms']:.3f} ms, "
+                   f"forward + backward {b['network_step_ms']:.3f} ms; layers: forward {b['layers_forward_ms']:.3f}, "
+                   f"backward {b['layers_backward_ms']:.3f} ms")
+        rows = [[str(i), r["name"], r["type"], f"{r['forward_ms']:.3f}",
+                 "-" if r["forward_backward"] is None else f"{r['forward_backward']['median_ms']:.3f}",
+                 f"{r['backward_ms']:.3f}", f"{r['forward_bound_ms']:.4f}", f"{r['backward_bound_ms']:.4f}",
+                 r["backward_bound"] or ""] for i, r in enumerate(b["layers"])]
+        out.append(render_table(headers, rows, ("right", "left", "left", *["right"] * 5, "left"), style))
+    out.append("\n".join(f"- {v}" if md else f"verdict: {v}" for v in record["verdict"]))
+    return "\n\n".join(out) + "\n"
+
+
 def batch_bytes(cost) -> int:
     """Memory a batch needs beyond the weights, which stay resident: `device.memory_needed`
     less the weights, i.e. twice the largest input + output of one layer (workspaces, temporaries)."""
@@ -456,9 +632,10 @@ def time_network(network: Network, batches: Iterable[int], *, device: str = "aut
                  peak_flops: float | None = None, peak_bandwidth: float | None = None,
                  on_batch: Callable[[TimingRun], None] | None = None,
                  progress: Callable[[int, str], None] | None = None, threads: int | None = None,
-                 method: str | None = None) -> TimingRun:
+                 method: str | None = None, training: bool = False) -> TimingRun:
     """Time ``network`` at each batch size (see `Timer.sweep`)."""
-    timer = Timer(network, device, dtype, warmup, repeats, peak_flops, peak_bandwidth, progress, threads, method)
+    timer = Timer(network, device, dtype, warmup, repeats, peak_flops, peak_bandwidth, progress, threads, method,
+                  training)
     return timer.sweep(batches, on_batch)
 
 

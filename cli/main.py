@@ -62,6 +62,7 @@ COMMANDS = {
     "verify": ("alexcost_cli.verify", "verify", "Check every static count against a real forward pass in torch."),
     "time": ("alexcost_cli.timing", "time_command", "Time every layer on the GPU or CPU and show where the time goes."),
     "plot": ("alexcost_cli.plot", "plot", "Draw each layer's parameter, MAC and time shares and its memory."),
+    "train": ("alexcost_cli.train", "train", "Cost a training step, its memory and the whole schedule on a GPU."),
 }
 """name -> (module, attribute, one-sentence summary): ``alexcost --help`` lists the commands
 from here without importing them, and each command's ``short_help`` is set from it."""

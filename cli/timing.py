@@ -10,7 +10,7 @@ import click
 from alexcost import SpecError
 from alexcost.roofline import render
 from alexcost.crosscheck import DEVICES
-from alexcost.timing import DEFAULTS, DTYPES, METHODS, Timer, dumps
+from alexcost.timing import DEFAULTS, DTYPES, METHODS, Timer, dumps, render_training
 
 from .common import (INT64_MAX, Integer, Real, command, dtype_option, load_network, network_options, option,
                      require, shown, write_output)
@@ -74,12 +74,15 @@ def check_writable(out: str) -> None:
 @option("--threads", type=Integer(1, MAX_THREADS), default=None,
         help=f"torch's CPU threads for this run, 1 to {MAX_THREADS:,} (default: torch's own choice; "
              "reported either way).")
+@option("--training", is_flag=True,
+        help="Time each layer's forward pass and its forward and backward passes in training mode "
+             "(backward = the difference), beside their roofline bounds.")
 @option("--out", metavar="FILE.json", help="Also write the JSON record here, atomically, after every batch.")
 @option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
         help="table or markdown: for people; json: the record --out writes.")
 @click.pass_context
 def time_command(ctx, model, spec, device, batches, dtype, warmup, repeats, peak_tflops, bandwidth_gbs, method,
-                 threads, out, fmt):
+                 threads, training, out, fmt):
     """Time every layer (and the whole network) on the GPU or CPU, next to its MAC and parameter
     shares and its roofline lower bound; say where the time goes, conv or FC, at each batch size.
 
@@ -91,7 +94,8 @@ def time_command(ctx, model, spec, device, batches, dtype, warmup, repeats, peak
     require("torch", "time")
     timer = Timer(network, device, dtype, warmup, repeats,
                   None if peak_tflops is None else peak_tflops * 1e12,
-                  None if bandwidth_gbs is None else bandwidth_gbs * 1e9, threads=threads, method=method)
+                  None if bandwidth_gbs is None else bandwidth_gbs * 1e9, threads=threads, method=method,
+                  training=training)
     batches = batches or DEFAULTS[timer.device]["batches"]
     if out:
         check_writable(out)
@@ -105,7 +109,9 @@ def time_command(ctx, model, spec, device, batches, dtype, warmup, repeats, peak
         except KeyboardInterrupt:
             raise click.Abort() from None
     record = run.to_dict()
-    click.echo(dumps(record) if fmt == "json" else render(record, "pipe" if fmt == "markdown" else "simple"), nl=False)
+    style = "pipe" if fmt == "markdown" else "simple"
+    text = render_training(record, style) if record.get("training") else render(record, style)
+    click.echo(dumps(record) if fmt == "json" else text, nl=False)
     if all("error" in b for b in record["batches"]):
         click.echo("alexcost time: no batch could be measured", err=True)
         ctx.exit(1)

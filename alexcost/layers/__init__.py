@@ -9,7 +9,7 @@ Counting conventions: see docs/conventions.md and each kind's docstring.
 
 from .activation import (GELU, Dropout, Dropout2d, Hardsigmoid, Hardswish, Identity, LeakyReLU, ReLU, ReLU6, SiLU,
                          Sigmoid, Softmax, StochasticDepth, Tanh)
-from .base import INPUT, LAYER_KINDS, Layer, ParameterShape, Shape, register_layer
+from .base import INPUT, LAYER_KINDS, Grads, Layer, ParameterShape, Saved, Shape, TrainContext, register_layer
 from .conv import Conv2d
 from .linear import Linear
 from .merge import Add, Cat, Mul
@@ -23,8 +23,9 @@ BUILTIN_KINDS = frozenset(LAYER_KINDS.values())
 
 __all__ = [
     "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Add", "AvgPool2d", "BUILTIN_KINDS", "BatchNorm2d", "Cat", "Chunk",
-    "Clone", "Contiguous", "Conv2d", "Dropout", "Dropout2d", "Flatten", "GELU", "Hardsigmoid", "Hardswish", "INPUT",
-    "Identity", "LAYER_KINDS", "Layer", "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm", "MaxPool2d",
-    "Mean", "Mul", "Parameter", "ParameterShape", "Permute", "ReLU", "ReLU6", "Reshape", "SiLU", "Shape",
-    "Sigmoid", "Softmax", "Split", "StochasticDepth", "Tanh", "Transpose", "View", "ZeroPad2d", "register_layer",
+    "Clone", "Contiguous", "Conv2d", "Dropout", "Dropout2d", "Flatten", "GELU", "Grads", "Hardsigmoid", "Hardswish",
+    "INPUT", "Identity", "LAYER_KINDS", "Layer", "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm", "MaxPool2d",
+    "Mean", "Mul", "Parameter", "ParameterShape", "Permute", "ReLU", "ReLU6", "Reshape", "Saved", "SiLU", "Shape",
+    "Sigmoid", "Softmax", "Split", "StochasticDepth", "Tanh", "TrainContext", "Transpose", "View", "ZeroPad2d",
+    "register_layer",
 ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from math import prod
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from .. import arguments as check
 from ..errors import SpecError, format_shape
@@ -26,6 +26,63 @@ INPUT = "input"
 
 class ParameterShape(tuple):
     """The full shape of a tensor without a batch dimension (a `Parameter`'s), as merges see it."""
+
+
+class Grads(NamedTuple):
+    """Which gradients a layer's backward pass computes: ``inputs[k]`` for its input ``k``
+    (False where the input needs none: the network input, or a tensor computed only from
+    frozen layers), ``params`` for its own weight and bias (False when frozen)."""
+
+    inputs: tuple[bool, ...]
+    params: bool
+
+    @property
+    def input(self) -> bool:
+        """The gradient with respect to input 0."""
+        return bool(self.inputs) and self.inputs[0]
+
+
+class Saved(NamedTuple):
+    """One tensor autograd keeps for a layer's backward pass (parameters are never listed).
+
+    ``ref`` is ``"input"`` (input ``index`` itself: its storage, shared with whoever else
+    keeps it), ``"output"`` (output ``index``: for an in-place layer, its input's storage)
+    or ``"new"``: a tensor of its own, ``elements`` elements of ``itemsize`` bytes for the
+    whole batch. ``what`` names it (``"indices"``, ``"mask"``); ``caveat``, when not empty,
+    says what the count may leave out.
+    """
+
+    what: str
+    ref: str = "input"
+    index: int = 0
+    elements: int = 0
+    itemsize: int = 0
+    caveat: str = ""
+
+    @property
+    def bytes(self) -> int:
+        """Bytes of a new tensor (0 for a reference: its size is its storage's)."""
+        return self.elements * self.itemsize
+
+
+class TrainContext(NamedTuple):
+    """What a training-step rule may depend on beyond the shapes: the batch, the element
+    size and name of the dtype, the torch backend whose rules apply (``"cpu"`` or
+    ``"cuda"``), and each input's batched strides (None for a parameter)."""
+
+    batch: int
+    itemsize: int
+    dtype: str = "float32"
+    device: str = "cpu"
+    strides: tuple = ()
+
+    @property
+    def stats_itemsize(self) -> int:
+        """Bytes of a normalisation statistic: the dtype's on the CPU; on CUDA, float32 for
+        float32, float16 and bfloat16 (torch's accumulate type), float64 for float64."""
+        if self.device == "cuda":
+            return 8 if self.itemsize == 8 else 4
+        return self.itemsize
 
 
 LAYER_KINDS: dict[str, type["Layer"]] = {}
@@ -138,6 +195,49 @@ class Layer:
         ``batch`` matters where torch decides by the full shape (1: one sample)."""
         return None
 
+    # -- training (backward pass and a step's memory) -----------------------------
+    def backward_macs(self, x: Shape, y: Shape, grads: Grads) -> int:
+        """Multiply-accumulates of the backward pass for one sample: the products that give the
+        gradients ``grads`` asks for. A kind with MACs must say (0 for every other kind)."""
+        if self.macs(x, y):
+            raise SpecError(f"{type(self).__name__} has MACs but no backward rule; define backward_macs()")
+        return 0
+
+    def torch_backward_flops(self, x: Shape, y: Shape, grads: Grads, *, groups_counted: bool = True) -> int:
+        """What ``FlopCounterMode`` counts for this layer's backward pass, one sample: 2 per
+        backward MAC. ``groups_counted``: torch (2.14 and before) counts a grouped
+        convolution's weight gradient as if it were not grouped."""
+        return 2 * self.backward_macs(x, y, grads)
+
+    def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
+        """Elementwise work of the backward pass for the whole batch (alexcost's convention,
+        per kind; FlopCounterMode counts none of it)."""
+        return 0
+
+    def train_other_ops(self, x: Shape, y: Shape) -> int:
+        """The forward pass's other_ops in training mode, one sample (dropout draws and applies
+        a mask; batch norm computes batch statistics). Default: as at inference."""
+        return self.other_ops(x, y)
+
+    def check_training(self, x: Shape, batch: int) -> None:
+        """Refuse (`SpecError`) what torch refuses to run in training mode though it runs at inference."""
+
+    def train_copies(self) -> bool:
+        """Does the forward pass in training return a new tensor where inference returns the
+        input itself (dropout applying its mask)?"""
+        return False
+
+    def train_inplace(self) -> bool:
+        """Does the forward pass in training write its result into input 0 (bumping the
+        version torch checks saved tensors against)?"""
+        return False
+
+    def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        """The tensors autograd keeps for this layer's backward pass, when some input or
+        parameter of it requires grad (``grads``: which). Parameters are never listed."""
+        raise SpecError(f"alexcost does not know what autograd saves for {type(self).__name__}; "
+                        f"define saved_tensors() on it")
+
     # -- presentation ------------------------------------------------------------
     def args(self) -> dict:
         """The torch constructor arguments as given (``name`` and ``inputs`` excluded)."""
@@ -176,12 +276,22 @@ class Layer:
         return type(self).__name__
 
 
+_KEEPS = {"input": (Saved("input"),), "output": (Saved("output", "output"),), "nothing": ()}
+"""What an elementwise kind keeps, by its ``saves``."""
+KEEPS_INPUT = _KEEPS["input"]
+"""A kind that keeps its input alone (convolution, linear, average pooling)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Elementwise(Layer):
     """Shape-preserving layer doing ``ops_per_element`` ops on every element."""
 
     ops_per_element: ClassVar[int] = 1
     layout: ClassVar[str] = "elementwise"
+    backward_ops_per_element: ClassVar[int] = 1
+    """Elementwise ops per element of the gradient with respect to the input."""
+    saves: ClassVar[str] = "input"
+    """What autograd keeps for the backward pass: ``"input"``, ``"output"`` or ``"nothing"``."""
 
     def output_shape(self, x: Shape) -> Shape:
         return x
@@ -189,12 +299,20 @@ class Elementwise(Layer):
     def other_ops(self, x: Shape, y: Shape) -> int:
         return prod(y) * self.ops_per_element
 
+    def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
+        return batch * prod(x) * self.backward_ops_per_element if grads.inputs[0] else 0
+
+    def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        return _KEEPS[self.saves]
+
 
 @dataclass(frozen=True, kw_only=True)
 class Passthrough(Elementwise):
     """The input itself at inference (Identity, Dropout, stochastic depth): no ops, no new storage."""
 
     ops_per_element: ClassVar[int] = 0
+    backward_ops_per_element: ClassVar[int] = 0
+    saves: ClassVar[str] = "nothing"
 
     def view_strides(self, x, y, strides, batch):
         return strides
@@ -206,9 +324,23 @@ class InplaceElementwise(Elementwise):
 
     inplace: bool = False
 
+    inplace_saves: ClassVar[str] = "copy"
+    """What autograd keeps in place when the kind ``saves`` its input: ``"copy"`` (torch clones
+    the input before overwriting it) or ``"output"`` (its formula reads the result instead)."""
+
     def __post_init__(self):
         super().__post_init__()
         object.__setattr__(self, "inplace", check.flag(self.inplace, "inplace"))
 
     def view_strides(self, x, y, strides, batch):
         return strides if self.inplace else None
+
+    def train_inplace(self) -> bool:
+        return self.inplace
+
+    def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        if not (self.inplace and self.saves == "input"):
+            return _KEEPS[self.saves]
+        if self.inplace_saves == "output":
+            return _KEEPS["output"]
+        return (Saved("input copy", "new", elements=ctx.batch * prod(x), itemsize=ctx.itemsize),)

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import prod
 from typing import ClassVar
 
 from .. import arguments as check
 from ..errors import SpecError
 from ..shapes import effective_kernel
-from .base import Layer, Shape, need_rank, register_layer, side
+from .base import KEEPS_INPUT, Grads, Layer, Saved, Shape, TrainContext, need_rank, register_layer, side
 
 
 @register_layer
 @dataclass(frozen=True, kw_only=True)
 class Conv2d(Layer):
     """2-D convolution. params ``C_out*(C_in/groups)*kH*kW (+ C_out)``;
-    macs ``C_out*H_out*W_out*(C_in/groups)*kH*kW``; bias adds ``C_out*H_out*W_out``."""
+    macs ``C_out*H_out*W_out*(C_in/groups)*kH*kW``; bias adds ``C_out*H_out*W_out``.
+
+    Backward: the gradient with respect to the input (a transposed convolution) and the one
+    with respect to the weight (a convolution of the input with the output's gradient) each
+    take ``macs``; the bias gradient sums the output's gradient (one add per output element).
+    Autograd keeps the convolution's input: the input itself, or the padded copy torch makes
+    first (``padding_mode`` other than zeros; ``padding="same"`` with an odd total padding),
+    and, for reflect and replicate padding, the input too (their own backward reads it)."""
 
     in_channels: int | None = None
     out_channels: int
@@ -107,6 +115,36 @@ class Conv2d(Layer):
 
     def bias_adds(self, x: Shape, y: Shape) -> int:
         return y[0] * y[1] * y[2] if self.bias else 0
+
+    def backward_macs(self, x: Shape, y: Shape, grads: Grads) -> int:
+        return self.macs(x, y) * (grads.input + grads.params)
+
+    def torch_backward_flops(self, x: Shape, y: Shape, grads: Grads, *, groups_counted: bool = True) -> int:
+        """torch 2.14's ``conv_backward_flop`` counts the weight gradient without dividing by
+        ``groups`` (fixed by pytorch/pytorch#183405): ``groups`` times the real work."""
+        weight = self.macs(x, y) * (self.groups if groups_counted else 1)
+        return 2 * (self.macs(x, y) * grads.input + weight * grads.params)
+
+    def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
+        return batch * self.bias_adds(x, y) if grads.params else 0
+
+    def _padded(self, x: Shape) -> Shape | None:
+        """The padded input torch builds before convolving, or None when it convolves ``x`` itself."""
+        top, bottom, left, right = self._pads()
+        if self.padding_mode != "zeros":
+            return (x[0], x[1] + top + bottom, x[2] + left + right)
+        if (bottom - top, right - left) != (0, 0):  # padding='same', odd total: one extra row/column after
+            return (x[0], x[1] + bottom - top, x[2] + right - left)
+        return None
+
+    def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        padded = self._padded(x)
+        if padded is None:
+            return KEEPS_INPUT
+        copy = Saved("padded input", "new", elements=ctx.batch * prod(padded), itemsize=ctx.itemsize)
+        if self.padding_mode in ("reflect", "replicate") and grads.input:
+            return (Saved("input"), copy)
+        return (copy,)
 
     def fvcore_count(self, x: Shape, y: Shape) -> int | None:
         # padding='same'/'valid' with zeros traces to aten::_convolution_mode, which fvcore 0.1.5 does not

@@ -7,8 +7,9 @@ from math import prod
 from typing import ClassVar
 
 from .. import arguments as check
+from .. import strides as st
 from ..errors import SpecError
-from .base import Layer, Shape, register_layer
+from .base import KEEPS_INPUT, Grads, Layer, Saved, Shape, TrainContext, register_layer
 
 
 @register_layer
@@ -18,6 +19,11 @@ class Linear(Layer):
 
     params ``in*out (+ out)``; macs ``rows*in*out``; bias adds ``rows*out``, where
     ``rows`` is the product of the other dimensions (1 for a flat input).
+
+    Backward: the input's gradient and the weight's each take ``macs`` (two matrix
+    products); the bias gradient sums the output's gradient (one add per output element).
+    Autograd keeps the input for the weight's gradient: the input itself, or, for an input
+    of more than two dimensions that torch cannot view as ``(rows, in)``, the copy it makes.
     """
 
     in_features: int | None = None
@@ -55,6 +61,19 @@ class Linear(Layer):
 
     def bias_adds(self, x: Shape, y: Shape) -> int:
         return prod(y) if self.bias else 0
+
+    def backward_macs(self, x: Shape, y: Shape, grads: Grads) -> int:
+        return self.macs(x, y) * (grads.input + grads.params)
+
+    def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
+        return batch * self.bias_adds(x, y) if grads.params else 0
+
+    def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        if not grads.params:
+            return ()  # only the weight is kept, for the input's gradient
+        if len(x) > 1 and st.view((ctx.batch, *x), ctx.strides[0], (ctx.batch * prod(x[:-1]), x[-1])) is None:
+            return (Saved("input copy", "new", elements=ctx.batch * prod(x), itemsize=ctx.itemsize),)
+        return KEEPS_INPUT
 
     def torch_args(self, x: Shape) -> dict:
         return {**self.args(), "in_features": x[-1]}

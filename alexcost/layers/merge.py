@@ -5,6 +5,13 @@ Add and Mul broadcast as torch does; every input here is a batched activation of
 rank, except a `Parameter`, which has no batch dimension and broadcasts against the
 whole batched tensor. other_ops: Add and Mul do one op per output element for every
 input after the first; Cat copies and does no arithmetic.
+
+Backward: Add passes its gradient on (an input it was broadcast from sums it back: one add
+per gradient element beyond the input's own); Mul multiplies the gradient by the other
+inputs (one multiply per output element for each of them) and sums back the same way;
+Cat slices its gradient. Autograd keeps nothing for Add and Cat; Mul computes ``a*b*c`` as
+``(a*b)*c`` and each product keeps each factor the other one's gradient needs (in place,
+a copy of the left factor made before overwriting it).
 """
 
 from __future__ import annotations
@@ -15,7 +22,12 @@ from typing import ClassVar
 
 from .. import arguments as check
 from ..errors import SpecError, format_shape
-from .base import Layer, ParameterShape, Shape, register_layer
+from .base import Grads, Layer, ParameterShape, Saved, Shape, TrainContext, register_layer
+
+
+def _elements(shape, batch: int) -> int:
+    """Elements of an input: a parameter's once, an activation's for every sample."""
+    return prod(shape) * (1 if isinstance(shape, ParameterShape) else batch)
 
 
 def broadcast(shapes) -> Shape:
@@ -62,6 +74,8 @@ class _Broadcasting(Layer):
     arity: ClassVar[int | None] = None
     layout: ClassVar[str] = "elementwise"
     symbol: ClassVar[str] = "+"
+    multiplies: ClassVar[bool] = False
+    """Does an input's gradient multiply by the other inputs (Mul), or pass on unchanged (Add)?"""
 
     def __post_init__(self):
         super().__post_init__()
@@ -79,6 +93,17 @@ class _Broadcasting(Layer):
 
     def view_strides(self, x, y, strides, batch):
         return strides if self.inplace else None
+
+    def train_inplace(self) -> bool:
+        return self.inplace
+
+    def backward_other_ops(self, x, y: Shape, grads: Grads, batch: int) -> int:
+        out = batch * prod(y)
+        per_input = (len(x) - 1) * out if self.multiplies else 0
+        return sum(per_input + out - _elements(s, batch) for s, g in zip(x, grads.inputs) if g)
+
+    def saved_tensors(self, x, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        return ()
 
     def torch_module(self, x):
         from ..torch_modules import elementwise
@@ -99,6 +124,29 @@ class Mul(_Broadcasting):
     per output element per extra input."""
 
     symbol: ClassVar[str] = "*"
+    multiplies: ClassVar[bool] = True
+
+    def saved_tensors(self, x, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        """Step ``k`` multiplies the product so far by input ``k``: it keeps input ``k`` when the
+        product needs a gradient, and the product (input 0, a new intermediate, or in place a
+        copy) when input ``k`` does."""
+        saved = []
+        for k in range(1, len(x)):
+            if any(grads.inputs[:k]):
+                saved.append(Saved("input", "input", k))
+            if grads.inputs[k]:
+                if self.inplace:
+                    saved.append(Saved("product copy", "new", elements=_elements(x[0], ctx.batch),
+                                       itemsize=ctx.itemsize))
+                elif k == 1:
+                    saved.append(Saved("input", "input", 0))
+                else:
+                    if all(isinstance(s, ParameterShape) for s in x[:k]):
+                        raise SpecError("alexcost cannot size the product of parameters alone that a Mul "
+                                        "keeps; list an activation among its first two inputs")
+                    saved.append(Saved("product", "new", elements=ctx.batch * prod(broadcast(x[:k])),
+                                       itemsize=ctx.itemsize))
+        return tuple(saved)
 
 
 @register_layer
@@ -127,6 +175,9 @@ class Cat(Layer):
                 raise SpecError(f"Sizes of tensors must match except in dimension {d}: got "
                                 f"{', '.join(format_shape(s) for s in x)}")
         return (*x[0][:d - 1], sum(s[d - 1] for s in x), *x[0][d:])
+
+    def saved_tensors(self, x, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        return ()
 
     def torch_module(self, x):
         from ..torch_modules import concatenate

@@ -7,8 +7,9 @@ from math import prod
 from typing import ClassVar
 
 from .. import arguments as check
+from .. import strides as st
 from ..errors import SpecError, format_shape
-from .base import Layer, Shape, need_rank, register_layer
+from .base import Grads, Layer, Saved, Shape, TrainContext, need_rank, register_layer
 
 
 def _floats(layer, *names) -> None:
@@ -23,6 +24,13 @@ class LocalResponseNorm(Layer):
 
     ``size + 4`` ops per element: square, ``size - 1`` adds, scale, add k, power, divide.
     torch's defaults (k=1.0) differ from AlexNet's (k=2).
+
+    Backward: ``size + 6`` ops per element (for each element ``j``, ``g_j*b_j/d_j``: 2; its
+    window's sum: ``size - 1``; times ``a_i`` and the constant ``2*alpha*beta/size``: 2;
+    ``g_i*d_i^-beta``: 2; subtract: 1). torch builds LRN from smaller ops
+    (``torch.nn.functional.local_response_norm``), and autograd keeps the input, the squares
+    padded by ``size - 1`` channels, the denominator's base ``k + alpha*avg`` and the
+    denominator itself.
     """
 
     size: int
@@ -44,6 +52,23 @@ class LocalResponseNorm(Layer):
     def other_ops(self, x: Shape, y: Shape) -> int:
         return prod(y) * (self.size + 4)
 
+    def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
+        return batch * prod(x) * (self.size + 6) if grads.input else 0
+
+    def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        if len(x) > 3:  # torch views the squares (laid out as the input) as (N, 1, C, D, -1)
+            full, strides = (ctx.batch, *x), ctx.strides[0]
+            squares = st.like(full, strides, full) if st.is_dense(full, strides) else st.contiguous(full)
+            if st.view(full, squares, (ctx.batch, 1, x[0], x[1], prod(x[2:]))) is None:
+                raise SpecError("view size is not compatible with input tensor's size and stride: torch's "
+                                "local_response_norm views the squares of this input as 5-D")
+        n = ctx.batch * prod(x)
+        return (Saved("input"),
+                Saved("padded squares", "new", elements=ctx.batch * (x[0] + self.size - 1) * prod(x[1:]),
+                      itemsize=ctx.itemsize),
+                Saved("denominator base", "new", elements=n, itemsize=ctx.itemsize),
+                Saved("denominator", "new", elements=n, itemsize=ctx.itemsize))
+
     def columns(self):
         return (f"size {self.size}", "", "", "")
 
@@ -60,6 +85,14 @@ class BatchNorm2d(Layer):
     params ``2*C`` (weight and bias, with ``affine``); buffers ``2*C + 1`` (running mean and
     variance at the run's dtype, ``num_batches_tracked`` as one int64), memory not parameters.
     fvcore counts 2 per element with ``affine``, 1 without. ``num_features`` may be left out.
+
+    Training normalises with the batch's statistics: 5 ops per element (mean 1, variance 2,
+    normalise 2), 7 with ``affine`` (scale, shift). Backward: 5 ops per element for the sums
+    the weight and bias gradients need (normalised input 2, ``sum(g)`` 1, ``sum(g*x_hat)`` 2),
+    5 more for the input's gradient. Autograd keeps the input and the batch's mean and inverse
+    standard deviation, one per channel each: at the dtype on the CPU, in float32 on CUDA for
+    float32, float16 and bfloat16 (torch's accumulate type). On CUDA in float32 with
+    ``affine``, torch uses cuDNN, which may keep a reserve buffer of a size only it knows.
     """
 
     num_features: int | None = None
@@ -104,6 +137,28 @@ class BatchNorm2d(Layer):
     def other_ops(self, x: Shape, y: Shape) -> int:
         return 2 * prod(y)
 
+    def train_other_ops(self, x: Shape, y: Shape) -> int:
+        return prod(y) * (7 if self.affine else 5)
+
+    def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
+        if grads.input:
+            return batch * prod(x) * 10
+        return batch * prod(x) * 5 if grads.params else 0
+
+    def check_training(self, x: Shape, batch: int) -> None:
+        if batch * x[1] * x[2] == 1:
+            raise SpecError(f"Expected more than 1 value per channel when training, got input size "
+                            f"[{batch}, {', '.join(map(str, x))}]")
+
+    def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        caveat = ""
+        if ctx.device == "cuda" and ctx.itemsize == 4 and self.affine:
+            caveat = "cuDNN's batch-norm reserve buffer (its own size) is not counted"
+        stats = ctx.stats_itemsize
+        return (Saved("input"),
+                Saved("batch mean", "new", elements=x[0], itemsize=stats, caveat=caveat),
+                Saved("batch inverse std", "new", elements=x[0], itemsize=stats))
+
     def fvcore_count(self, x: Shape, y: Shape) -> int:
         return prod(x) * (2 if self.affine else 1)
 
@@ -122,6 +177,12 @@ class LayerNorm(Layer):
     normalising (subtract, multiply): 5 ops; the affine transform adds a multiply and, with
     ``bias``, an add. params ``prod(normalized_shape)`` each for weight and bias.
     fvcore counts 5 per element with a weight, 4 without.
+
+    Backward: 10 ops per element for the input's gradient (normalised input 2, ``g*w`` 1, its
+    two row sums 3, the combination 4); the weight and bias gradients add 3 per element
+    (``sum(g*x_hat)`` 2, ``sum(g)`` 1), 5 when the input needs no gradient (``x_hat``
+    recomputed). Autograd keeps the input and one mean and one inverse standard deviation per
+    normalised row: at the dtype on the CPU, in float32 on CUDA for float32, float16 and bfloat16.
     """
 
     normalized_shape: int | tuple[int, ...]
@@ -158,6 +219,18 @@ class LayerNorm(Layer):
 
     def fvcore_count(self, x: Shape, y: Shape) -> int:
         return prod(x) * (5 if self.elementwise_affine else 4)
+
+    def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
+        per = 10 if grads.input else 0
+        if grads.params and self.elementwise_affine:
+            per += 3 if grads.input else 5
+        return batch * prod(x) * per
+
+    def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        rows = ctx.batch * prod(x[:len(x) - len(self.normalized_shape)])
+        return (Saved("input"),
+                Saved("row mean", "new", elements=rows, itemsize=ctx.stats_itemsize),
+                Saved("row inverse std", "new", elements=rows, itemsize=ctx.stats_itemsize))
 
     def label(self) -> str:
         return "LayerNorm"

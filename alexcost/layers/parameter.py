@@ -7,7 +7,7 @@ from math import prod
 from typing import ClassVar
 
 from .. import arguments as check
-from .base import Layer, Shape, register_layer
+from .base import Grads, Layer, Saved, Shape, TrainContext, register_layer
 
 
 @register_layer
@@ -30,6 +30,9 @@ class Parameter(Layer):
 
     def weight_params(self, x) -> int:
         return prod(self.shape)
+
+    def saved_tensors(self, x, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        return ()
 
     def torch_module(self, x):
         from ..torch_modules import parameter

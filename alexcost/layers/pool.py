@@ -3,6 +3,12 @@
 other_ops count what each window really reads: taps that fall in the padding (or past
 the input, with ``ceil_mode``) are not read. Max pooling does one comparison fewer
 than the taps it reads; average pooling adds them and divides once.
+
+Backward (gradient with respect to the input): max pooling adds each output's gradient
+at the position of its maximum (1 op per output element); average pooling divides each
+output's gradient once and adds it to every tap it read (taps + 1 per output element).
+Autograd keeps the input, and for max pooling the int64 index of each maximum; adaptive
+average pooling to 1x1 is a mean, which keeps nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +20,12 @@ from typing import ClassVar
 from .. import arguments as check
 from ..errors import SpecError
 from ..shapes import adaptive_window_total, window_positions, window_total
-from .base import Layer, Shape, need_rank, register_layer, side
+from .base import KEEPS_INPUT, Grads, Layer, Saved, Shape, TrainContext, need_rank, register_layer, side
+
+
+def _indices(y: Shape, ctx: TrainContext) -> Saved:
+    """The int64 position of every output's maximum."""
+    return Saved("indices", "new", elements=ctx.batch * prod(y), itemsize=8)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +96,12 @@ class MaxPool2d(_Pool2d):
     def other_ops(self, x: Shape, y: Shape) -> int:
         return self.taps(x, y) - prod(y)
 
+    def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
+        return batch * prod(y) if grads.input else 0
+
+    def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        return (Saved("input"), _indices(y, ctx))
+
     def label(self) -> str:
         return "Max Pooling"
 
@@ -109,6 +126,12 @@ class AvgPool2d(_Pool2d):
 
     def other_ops(self, x: Shape, y: Shape) -> int:
         return self.taps(x, y)
+
+    def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
+        return batch * (self.taps(x, y) + prod(y)) if grads.input else 0
+
+    def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        return KEEPS_INPUT
 
     def label(self) -> str:
         return "Average Pooling"
@@ -149,6 +172,13 @@ class AdaptiveAvgPool2d(_AdaptivePool2d):
     def fvcore_count(self, x: Shape, y: Shape) -> int:
         return prod(x)
 
+    def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
+        return batch * (self.taps(x, y) + prod(y)) if grads.input else 0
+
+    def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        """torch computes a 1x1 output as a mean (which keeps nothing), any other with the input kept."""
+        return () if y[1:] == (1, 1) else KEEPS_INPUT
+
     def label(self) -> str:
         return "Adaptive Average Pooling"
 
@@ -167,6 +197,12 @@ class AdaptiveMaxPool2d(_AdaptivePool2d):
 
     def other_ops(self, x: Shape, y: Shape) -> int:
         return self.taps(x, y) - prod(y)
+
+    def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
+        return batch * prod(y) if grads.input else 0
+
+    def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        return (Saved("input"), _indices(y, ctx))
 
     def label(self) -> str:
         return "Adaptive Max Pooling"

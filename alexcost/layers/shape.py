@@ -7,6 +7,10 @@ on its own. Shapes given to Reshape and View are per sample. Views (torch's: Per
 Transpose, Chunk, Split, View, and Flatten/Reshape/Contiguous where torch can avoid a
 copy) share their input's storage. No ops, except Mean: per output element, the inputs it
 averages (one fewer adds, then a divide), so ``prod(x)`` in all.
+
+Training: none of these keeps a tensor for the backward pass (their gradients are views,
+slices, copies or concatenations of the output's); Mean's gradient divides and spreads the
+output's gradient, one op per input element.
 """
 
 from __future__ import annotations
@@ -18,7 +22,15 @@ from typing import ClassVar
 from .. import arguments as check
 from .. import strides as st
 from ..errors import SpecError, format_shape
-from .base import Layer, Shape, need_rank, register_layer
+from .base import Grads, Layer, Saved, Shape, TrainContext, need_rank, register_layer
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Reshaping(Layer):
+    """A layer that moves, slices or copies elements without arithmetic: autograd keeps nothing."""
+
+    def saved_tensors(self, x, y, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        return ()
 
 
 def _batch_dim(value: int, what: str, rank: int) -> int:
@@ -42,7 +54,7 @@ def _torch(name: str, *args):
 
 @register_layer
 @dataclass(frozen=True, kw_only=True)
-class Flatten(Layer):
+class Flatten(_Reshaping):
     """Flatten dims ``start_dim..end_dim`` of the batched tensor (torch's defaults 1, -1). No ops;
     a view where torch can make one."""
 
@@ -96,7 +108,7 @@ def _target(shape, x: Shape, what: str) -> Shape:
 
 @register_layer
 @dataclass(frozen=True, kw_only=True)
-class Reshape(Layer):
+class Reshape(_Reshaping):
     """``x.reshape(N, *shape)``: ``shape`` is per sample, one size may be -1. A view where torch
     can make one, else a copy. No ops."""
 
@@ -137,7 +149,7 @@ class View(Reshape):
 
 @register_layer
 @dataclass(frozen=True, kw_only=True)
-class Permute(Layer):
+class Permute(_Reshaping):
     """``x.permute(*dims)`` over the batched tensor's dims; ``dims[0]`` must be 0. A view."""
 
     dims: tuple[int, ...]
@@ -172,7 +184,7 @@ class Permute(Layer):
 
 @register_layer
 @dataclass(frozen=True, kw_only=True)
-class Transpose(Layer):
+class Transpose(_Reshaping):
     """``x.transpose(dim0, dim1)`` (channel shuffle); neither may be the batch dimension. A view."""
 
     dim0: int
@@ -203,7 +215,7 @@ class Transpose(Layer):
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Pieces(Layer):
+class _Pieces(_Reshaping):
     """Views of consecutive slices along ``dim``: several outputs, ``"name.0"``, ``"name.1"``, ..."""
 
     multi_output: ClassVar[bool] = True
@@ -281,7 +293,7 @@ class Split(_Pieces):
 
 @register_layer
 @dataclass(frozen=True, kw_only=True)
-class Contiguous(Layer):
+class Contiguous(_Reshaping):
     """``x.contiguous()``: the input itself when it is contiguous already, else a copy. No ops."""
 
     def output_shape(self, x: Shape) -> Shape:
@@ -296,7 +308,7 @@ class Contiguous(Layer):
 
 @register_layer
 @dataclass(frozen=True, kw_only=True)
-class Mean(Layer):
+class Mean(_Reshaping):
     """``x.mean(dim, keepdim)`` over dims of the batched tensor (not the batch): per output
     element, the elements it averages (adds and one divide), ``prod(x)`` ops in all."""
 
@@ -321,6 +333,9 @@ class Mean(Layer):
     def other_ops(self, x: Shape, y: Shape) -> int:
         return prod(x)
 
+    def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
+        return batch * prod(x) if grads.input else 0
+
     def torch_module(self, x):
         return _torch("mean", self.dim, self.keepdim)
 
@@ -330,7 +345,7 @@ class Mean(Layer):
 
 @register_layer
 @dataclass(frozen=True, kw_only=True)
-class ZeroPad2d(Layer):
+class ZeroPad2d(_Reshaping):
     """Zero padding ``(left, right, top, bottom)`` (an int: all four; negative crops, as in torch).
     A new tensor, no ops."""
 
@@ -373,6 +388,10 @@ class Clone(Layer):
 
     def output_shape(self, x: Shape) -> Shape:
         return x
+
+    def saved_tensors(self, x, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        """A copy keeps nothing for the backward pass: its gradient is the output's."""
+        return ()
 
     def torch_module(self, x):
         return _torch("clone")

@@ -1,0 +1,252 @@
+"""The training step without torch: backward MACs, kept bytes, model state, schedule, hardware.
+
+Expected values are published figures (torchtnt's backward count, OpenAI's formula, the
+paper's setup, spec sheets) or hand arithmetic written out here; never alexcost's output.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from alexcost import (Add, BatchNorm2d, Chunk, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Network, ReLU, Sigmoid,
+                      SpecError, Tanh, preset)
+from alexcost.hardware import CATALOG, predict
+from alexcost.training import PFS_DAY, training_cost
+from alexcost_cli.main import cli
+
+# The paper preset's forward MACs, layer by layer (227x227, conv2/4/5 in two groups).
+PAPER_CONV1 = 96 * 55 * 55 * 3 * 11 * 11
+PAPER_MACS = (PAPER_CONV1 + 256 * 27 * 27 * 48 * 5 * 5 + 384 * 13 * 13 * 256 * 3 * 3 + 384 * 13 * 13 * 192 * 3 * 3
+              + 256 * 13 * 13 * 192 * 3 * 3 + 9216 * 4096 + 4096 * 4096 + 4096 * 1000)
+TORCHTNT_BACKWARD = 1_358_100_160
+"""torchtnt's module-summary tests: torchvision AlexNet's backward pass at 224x224."""
+
+
+def test_torchvision_backward_is_torchtnts_figure():
+    t = training_cost(preset("torchvision"))
+    conv1_input_grad = 64 * 55 * 55 * 3 * 11 * 11
+    assert t.backward_macs == TORCHTNT_BACKWARD
+    assert t.backward_macs == 2 * t.forward_macs - conv1_input_grad
+    assert t["features_0"].grad_input_macs == 0 and t["features_0"].grad_weight_macs == conv1_input_grad
+
+
+@pytest.mark.parametrize("batch", [1, 3, 128])
+def test_paper_backward_is_twice_forward_less_conv1_input_gradient(batch):
+    t = training_cost(preset("paper"), batch)
+    assert t.forward_macs == batch * PAPER_MACS
+    assert t.backward_macs == batch * (2 * PAPER_MACS - PAPER_CONV1)
+    assert t.train_flops == 2 * batch * (3 * PAPER_MACS - PAPER_CONV1)
+
+
+def test_torch_counts_grouped_weight_gradients_groups_times():
+    """torch 2.14's FlopCounterMode does not divide a grouped convolution's weight gradient by its
+    groups: the paper's conv2, conv4 and conv5 (two groups) count one weight gradient extra."""
+    t = training_cost(preset("paper"))
+    grouped = 256 * 27 * 27 * 48 * 25 + 384 * 13 * 13 * 192 * 9 + 256 * 13 * 13 * 192 * 9
+    assert t.torch_backward_flops == 2 * (2 * PAPER_MACS - PAPER_CONV1) + 2 * grouped
+
+
+def test_schedule_and_openai_formula():
+    t = training_cost(preset("paper"), 128)
+    s = t.schedule()
+    images, epochs = 1_200_000, 90
+    assert (s.images, s.epochs) == (images, epochs)
+    assert s.steps == -(-images // 128) * epochs == 843_750
+    assert s.train_flops == 2 * (3 * PAPER_MACS - PAPER_CONV1) * images * epochs
+    assert s.pfs_days == s.train_flops / (1e15 * 86_400) and PFS_DAY == 8.64e19
+    openai = s.to_dict()["openai"]
+    assert openai["published_pfs_days"] == 0.0054
+    assert openai["formula_flops"] == images * epochs * 750_000_000 * 2 * 3  # their rule on their 0.75 G
+    assert openai["rule_on_exact_forward_flops"] == images * epochs * PAPER_MACS * 2 * 3
+    assert round(s.pfs_days, 5) == 0.00517 and round(s.rule_pfs_days, 4) == 0.0054
+
+
+def test_kept_bytes_of_a_small_chain_by_hand():
+    net = Network((3, 8, 8), [Conv2d(name="conv", out_channels=4, kernel_size=3), ReLU(name="relu", inplace=True),
+                              MaxPool2d(name="pool", kernel_size=2), Flatten(name="flat"), Dropout(name="drop"),
+                              Linear(name="fc", out_features=5)])
+    n = 2
+    conv_out = n * 4 * 6 * 6
+    pooled = n * 4 * 3 * 3
+    for device, mask in (("cuda", pooled * 1), ("cpu", pooled * 4)):
+        t = training_cost(net, n, device=device)
+        assert t["conv"].saved_bytes == n * 3 * 8 * 8 * 4        # its input, the network's
+        assert t["relu"].saved_bytes == conv_out * 4              # its output, in place: the conv's storage
+        assert t["pool"].saved_bytes == pooled * 8                # int64 indices; its input is relu's
+        assert t["drop"].saved_bytes == mask                       # bool on CUDA, float32 on the CPU
+        assert t["fc"].saved_bytes == pooled * 4                  # dropout's new output
+        assert t.saved_bytes == n * 3 * 8 * 8 * 4 + conv_out * 4 + pooled * 8 + mask + pooled * 4
+
+
+def test_frozen_layers_skip_their_weight_gradients_and_the_input_gradients_before_them():
+    net = preset("torchvision")
+    t = training_cost(net, frozen=("features_0", "features_3", "features_6"))
+    macs = {r.name: r.forward_macs for r in t.layers}
+    convs_after = ("features_8", "features_10", "classifier_1", "classifier_4", "classifier_6")
+    # features_6's input comes only from frozen layers: no input gradient; its weight is frozen too
+    assert t["features_6"].backward_macs == 0 and t["features_3"].backward_macs == 0
+    assert t["features_8"].grad_input_macs == 0  # everything before it is frozen
+    assert t.backward_macs == sum(2 * macs[n] for n in convs_after) - macs["features_8"]
+    frozen_params = (64 * 3 * 121 + 64) + (192 * 64 * 25 + 192) + (384 * 192 * 9 + 384)
+    assert t.grad_bytes == 4 * (61_100_840 - frozen_params)
+    assert t.frozen == ("features_0", "features_3", "features_6")
+
+
+@pytest.mark.parametrize("optimizer, per_param, per_tensor", [("sgd", 0, 0), ("momentum", 4, 0), ("adam", 8, 4)])
+def test_optimizer_state(optimizer, per_param, per_tensor):
+    t = training_cost(preset("paper"), optimizer=optimizer)
+    assert t.weight_bytes == t.grad_bytes == 4 * 60_965_224
+    assert t.optimizer_bytes == per_param * 60_965_224 + per_tensor * 16  # 8 layers, weight and bias each
+
+
+@pytest.mark.parametrize("net, message", [
+    (Network((3, 6, 6), [Conv2d(out_channels=2, kernel_size=3), Sigmoid(name="s"), ReLU(name="r", inplace=True)]),
+     "'r' (ReLU) modifies in place a tensor that 's' (Sigmoid) keeps"),
+    (Network((3, 6, 6), [Conv2d(name="c", out_channels=4, kernel_size=3), Chunk(name="ch", chunks=2, dim=1),
+                         ReLU(name="r", inputs=("ch.0",), inplace=True)]), "a view returned by a Chunk or Split"),
+    (Network((3, 6, 6), [Conv2d(out_channels=2, kernel_size=3), Tanh(name="t"), Dropout(name="d", inplace=True)]),
+     "'d' (Dropout) modifies in place a tensor that 't' (Tanh) keeps"),
+])
+def test_what_torchs_backward_would_refuse_is_refused(net, message):
+    with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        training_cost(net)
+
+
+def test_batch_norm_needs_two_values_per_channel():
+    net = Network((3, 1, 1), [BatchNorm2d(name="bn")])
+    with pytest.raises(SpecError, match=r"Expected more than 1 value per channel when training"):
+        training_cost(net, 1)
+    assert training_cost(net, 2).saved_bytes == 2 * 3 * 4 + 2 * 3 * 4  # input, mean and inverse std
+
+
+def test_residual_gradients_are_summed_once_per_extra_reader():
+    net = Network((4, 5, 5), [Conv2d(name="c", out_channels=4, kernel_size=3, padding=1),
+                              Conv2d(name="d", out_channels=4, kernel_size=3, padding=1),
+                              Add(name="add", inputs=("c", "d"))])
+    t = training_cost(net, 2)
+    bias_grad = 2 * 4 * 5 * 5
+    assert t["c"].backward_other_ops == bias_grad + 2 * 4 * 5 * 5  # its output feeds d and add
+
+
+def test_memory_model_adds_up():
+    t = training_cost(preset("paper"), 128)
+    m = t.memory
+    assert m.saved == t.saved_bytes
+    assert m.input == 128 * 3 * 227 * 227 * 4
+    assert m.update_peak == t.weight_bytes + t.grad_bytes + t.optimizer_bytes + m.input
+    assert m.peak >= m.resident + m.saved + m.input  # everything kept is live when the backward pass starts
+    assert m.peak == max(m.resident + m.forward_peak, m.resident + m.backward_peak, m.update_peak)
+
+
+def test_catalog_rates_from_the_spec_sheets():
+    gtx = CATALOG["gtx580"]
+    assert abs(gtx.fp32 - 2 * 512 * 1.544e9) < 1e9  # 512 cores at 1544 MHz, 2 FLOPs per FMA
+    assert abs(gtx.bandwidth - 384 / 8 * 4.008e9) < 1e8  # 384-bit GDDR5 at 4008 MT/s
+    assert gtx.memory == 3 * 2**30
+    assert set(CATALOG) == {"gtx580", "k40", "p100", "v100", "a100", "h100", "h200"}
+    for card in CATALOG.values():
+        assert card.source and card.fp32 > 0 and card.bandwidth > 0 and card.memory > 0
+    assert CATALOG["a100"].tf32 == 156e12 and CATALOG["h100"].bf16 == 1979e12 / 2
+    with pytest.raises(SpecError, match="no bfloat16 rate"):
+        gtx.peak("bfloat16")
+
+
+def test_the_papers_two_gpu_split():
+    t = training_cost(preset("paper"), 128)
+    p = predict(t, "gtx580", 2)
+    assert p.split == "model" and p.fits
+    crossed = {c.name: (c.forward_bytes, c.backward_bytes) for c in p.crossings}
+    assert crossed == {"conv3": (128 * 256 * 13 * 13 * 4,) * 2, "fc6": (128 * 9216 * 4,) * 2,
+                       "fc7": (128 * 4096 * 4,) * 2, "fc8": (128 * 4096 * 4,) * 2, "prob": (128 * 1000 * 4,) * 2}
+    assert p.params_per_gpu == 60_965_224 // 2
+    steps = 1_200_000 * 90 / 128
+    assert p.days(t.schedule()) == pytest.approx(steps * p.step_ms / 1e3 / 86_400)
+    # at peak the two cards need under two days: the paper's five to six imply about a third of peak
+    assert 1.5 < p.days(t.schedule()) < 2.0
+
+
+def test_roofline_of_one_layer_by_hand():
+    net = Network((3, 8, 8), [Conv2d(name="conv", out_channels=4, kernel_size=3)])
+    t = training_cost(net, 2)
+    card = CATALOG["v100"]
+    p = predict(t, "v100")
+    macs = 2 * 4 * 6 * 6 * 27
+    flops = 2 * macs + 2 * 4 * 6 * 6
+    nbytes = 4 * (2 * 3 * 64 + 4 * 27 + 4 + 2 * 4 * 36)
+    assert p.layers[0].forward.ms == pytest.approx(max(flops / card.fp32, nbytes / card.bandwidth) * 1e3)
+
+
+def test_data_parallel_splits_the_batch_and_all_reduces_gradients():
+    net = preset("torchvision")
+    t = training_cost(net, 128)
+    p = predict(t, "a100", 4, "data", net)
+    assert p.split == "data"
+    assert p.communication_ms == pytest.approx(2 * 3 / 4 * t.grad_bytes / CATALOG["a100"].link * 1e3)
+    with pytest.raises(SpecError, match="not a multiple of 3 GPUs"):
+        predict(t, "a100", 3, "data", net)
+    with pytest.raises(SpecError, match="model split needs a chain"):
+        predict(t, "a100", 2, "model", net)
+
+
+def run(*args):
+    return CliRunner().invoke(cli, ["train", *args])
+
+
+def test_cli_json_contract():
+    result = run("--model", "torchvision", "--batch", "1", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["model"] == "torchvision" and data["batch"] == 1
+    for layer in data["layers"]:
+        assert {"name", "forward_macs", "backward_macs", "saved_bytes"} <= set(layer)
+    assert {"forward_macs", "backward_macs", "saved_bytes", "weight_bytes", "grad_bytes", "optimizer_bytes",
+            "train_flops"} <= set(data["totals"])
+    assert {"images", "epochs", "train_flops", "pfs_days"} <= set(data["schedule"])
+    assert data["totals"]["backward_macs"] == TORCHTNT_BACKWARD
+    assert data["totals"]["train_flops"] == 2 * (714_188_480 + TORCHTNT_BACKWARD)
+    assert sum(r["saved_bytes"] for r in data["layers"]) == data["totals"]["saved_bytes"]
+
+
+def test_cli_hardware_and_errors(tmp_path):
+    result = run("--model", "paper", "--gpu", "gtx580", "--gpus", "2")
+    assert result.exit_code == 0, result.output
+    assert "crosses between the GPUs at conv3: 22.2 MB forward, 22.2 MB backward" in result.stdout
+    assert "published: 5 to 6 days" in result.stdout
+    out = tmp_path / "t.csv"
+    result = run("--model", "seed", "--out", str(out))
+    assert result.exit_code == 0 and out.read_text().splitlines()[0].startswith("name,type,forward_macs")
+    for args, message in ((("--gpus", "2"), "--gpus needs --gpu"),
+                          (("--freeze", "nope"), "frozen names 'nope'"),
+                          (("--gpu", "k40", "--dtype", "bfloat16"), "no bfloat16 rate")):
+        result = run(*args)
+        assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.output
+
+
+def test_train_never_imports_torch():
+    code = ("import sys; from alexcost_cli.main import cli\n"
+            "try:\n    cli.main(['train', '--model', 'paper', '--gpu', 'gtx580', '--gpus', '2', '--format', 'json'])\n"
+            "except SystemExit:\n    pass\n"
+            "heavy = [m for m in ('torch', 'fvcore', 'matplotlib', 'numpy') if m in sys.modules]\n"
+            "sys.stderr.write(repr(heavy))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stderr == "[]", done.stderr
+    assert json.loads(done.stdout)["hardware"]["split"] == "model"
+
+
+def test_benchmark_runs(tmp_path):
+    """benchmarks/bench_training.py in --smoke mode (its figures are not checked: a benchmark, not a timed test)."""
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_training.py"
+    out = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, str(script), "--smoke", "--json", str(out)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert [r["model"] for r in data["in_process"]] == ["seed", "paper", "torchvision"]
+    assert data["process"]["rounds"] == 2

@@ -1,0 +1,318 @@
+"""The training step against a real one in torch on the CPU: presets at several batch sizes,
+bfloat16 where torch runs it, and random networks (chains and graphs) drawn by hypothesis.
+
+Every expected value is torch's: FlopCounterMode's backward FLOPs, the bytes of the storages
+``saved_tensors_hooks`` sees still held after the forward pass, the gradients' and the
+optimizer state's bytes, and whether torch's own step (without hooks) fails.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
+
+torch = pytest.importorskip("torch")
+
+from alexcost import (GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Add, AvgPool2d, BatchNorm2d, Cat,  # noqa: E402
+                      Chunk, Contiguous, Conv2d, Dropout, Dropout2d, Flatten, Hardsigmoid, Hardswish, Identity,
+                      LayerNorm, LeakyReLU, Linear, LocalResponseNorm, MaxPool2d, Mean, Mul, Network, Parameter,
+                      Permute, ReLU, ReLU6, SiLU, Sigmoid, Softmax, SpecError, Split, StochasticDepth, Tanh,
+                      Transpose, ZeroPad2d, preset)
+from alexcost.torch_bridge import to_module  # noqa: E402
+from alexcost.train_check import measure_training, reconcile_training, render, torch_counts_groups  # noqa: E402
+from alexcost.training import training_cost  # noqa: E402
+
+
+def step_fails_in_torch(network, batch, frozen=()):
+    """Run a plain training step (no hooks): None, or torch's error."""
+    module = to_module(network).train()
+    for name in frozen:
+        for p in module.get_submodule(name).parameters():
+            p.requires_grad_(False)
+    x = torch.randn(batch, *network.input_shape)
+    try:
+        out = module(x)
+        outs = out if isinstance(out, tuple) else (out,)
+        torch.autograd.backward(outs, [torch.randn_like(o) for o in outs])
+    except (RuntimeError, ValueError) as err:  # batch norm's check is a ValueError
+        return str(err)
+    return None
+
+
+def check_against_torch(network, batch, frozen=(), optimizer="momentum", dtype="float32"):
+    static = training_cost(network, batch, dtype, device="cpu", frozen=frozen, optimizer=optimizer)
+    measured = measure_training(network, device="cpu", batch=batch, dtype=dtype, frozen=frozen, optimizer=optimizer)
+    rec = reconcile_training(static, measured)
+    assert rec.ok, render(rec)
+    # the same, said directly; and the totals (derived without per-layer records) are the layers' sums
+    assert static.saved_bytes == measured.saved_total == sum(r.saved_bytes for r in static.layers)
+    assert static.backward_macs == sum(r.backward_macs for r in static.layers)
+    assert 2 * static.forward_macs == measured.forward_total
+    assert [r.saved_bytes for r in static.layers] == list(measured.saved_bytes)
+    assert static.grad_bytes == measured.grad_bytes and static.optimizer_bytes == measured.optimizer_bytes
+    assert not measured.modified
+    return static, measured
+
+
+@pytest.mark.parametrize("model, batch, optimizer, frozen", [
+    ("seed", 1, "momentum", ()), ("seed", 2, "sgd", ()), ("paper", 1, "adam", ()), ("paper", 2, "momentum", ()),
+    ("torchvision", 1, "adam", ("features_0", "features_3")), ("torchvision", 3, "momentum", ())])
+def test_presets_match_torch(model, batch, optimizer, frozen):
+    static, measured = check_against_torch(preset(model), batch, frozen, optimizer)
+    # FlopCounterMode counts 2 per backward MAC, and (torch 2.14) a grouped convolution's weight
+    # gradient once per group: the paper's conv2, conv4 and conv5 have two
+    grouped = sum(r.grad_weight_macs for r in static.layers if r.name in ("conv2", "conv4", "conv5"))
+    extra = 2 * grouped if model == "paper" and torch_counts_groups() else 0
+    assert measured.backward_total == 2 * static.backward_macs + extra
+
+
+def test_padding_modes():
+    """Each padding mode's copy, and reflect/replicate's own kept input, on contiguous inputs."""
+    net = Network((3, 6, 6), [Conv2d(out_channels=4, kernel_size=3, padding=1, padding_mode="reflect"),
+                              Conv2d(out_channels=4, kernel_size=2, padding="same"),
+                              Conv2d(out_channels=4, kernel_size=(3, 2), padding="same", padding_mode="circular"),
+                              Conv2d(out_channels=4, kernel_size=3, padding=1, padding_mode="replicate", groups=2),
+                              Flatten(), Linear(out_features=2)], name="pads")
+    static, _ = check_against_torch(net, 2)
+    n = 2
+    assert [r.saved_bytes for r in static.layers[:4]] == [
+        4 * n * 3 * 8 * 8,                # conv0: the reflect-padded copy (its input, the network's, needs no gradient)
+        4 * n * 4 * 7 * 7,                # conv1: 'same' with an even kernel pads one more row and column, a copy
+        4 * n * 4 * 8 * 7,                # conv2: the circular-padded copy, (1, 1) rows and (0, 1) columns
+        4 * (n * 4 * 6 * 6 + n * 4 * 8 * 8)]  # conv3: replicate keeps its input too, and the padded copy
+
+
+def test_bfloat16_where_torch_runs_it():
+    check_against_torch(preset("torchvision"), 2, dtype="bfloat16", optimizer="sgd")
+    with pytest.raises(SpecError, match="torch cannot run this network's training step in bfloat16 on cpu"):
+        measure_training(preset("paper"), device="cpu", batch=1, dtype="bfloat16")  # LRN's avg_pool3d
+
+
+# -- random networks ------------------------------------------------------------------------
+
+def _conv(draw, shape, out=None, same=False):
+    c, h, w = shape
+    groups = draw(st.sampled_from([g for g in (1, 2) if c % g == 0]))
+    out = out or groups * draw(st.integers(1, 3))
+    small = min(h, w) < 3
+    # not circular: its padding makes a contiguous tensor even from a channels-last input, which the
+    # storage plan (alexcost/storage.py) does not yet follow; test_padding_modes covers it on contiguous inputs
+    mode = "zeros" if small else draw(st.sampled_from(["zeros", "zeros", "reflect", "replicate"]))
+    bias = draw(st.booleans())
+    if same or small or draw(st.booleans()):
+        return Conv2d(out_channels=out, kernel_size=draw(st.sampled_from([1, 2, 3, (2, 3)])), padding="same",
+                      groups=groups, padding_mode=mode, bias=bias)
+    return Conv2d(out_channels=out, kernel_size=draw(st.sampled_from([1, 2, 3])), padding=draw(st.integers(0, 1)),
+                  groups=groups, padding_mode=mode, bias=bias)
+
+
+ACTIVATIONS = (
+    lambda d: ReLU(inplace=d(st.booleans())), lambda d: ReLU6(inplace=d(st.booleans())),
+    lambda d: LeakyReLU(inplace=d(st.booleans()), negative_slope=d(st.sampled_from([0.0, 0.1]))),
+    lambda d: SiLU(inplace=d(st.booleans())), lambda d: Hardswish(inplace=d(st.booleans())),
+    lambda d: Hardsigmoid(inplace=d(st.booleans())), lambda d: GELU(approximate=d(st.sampled_from(["none", "tanh"]))),
+    lambda d: Tanh(), lambda d: Sigmoid(), lambda d: Softmax(dim=1), lambda d: Identity(),
+    lambda d: Dropout(p=d(st.sampled_from([0.0, 0.4, 1.0])), inplace=d(st.booleans())),
+    lambda d: Dropout2d(p=d(st.sampled_from([0.0, 0.5, 1.0]))),
+    lambda d: StochasticDepth(p=d(st.sampled_from([0.0, 0.5])), mode=d(st.sampled_from(["row", "batch"]))),
+)
+
+BLOCKS = ("conv", "act", "act", "pool", "norm", "residual", "se", "pieces", "scale", "layernorm", "shape")
+
+
+@st.composite
+def training_networks(draw, max_blocks: int = 4):
+    """A small valid network: blocks of layers on a (C, H, W) tensor (a residual Add, a
+    squeeze-and-excitation Mul, a Chunk or Split and Cat, a layer-scale Parameter, a channels-last
+    LayerNorm and Linear are graphs), then a Flatten and a Linear head."""
+    shape = (draw(st.integers(1, 4)), draw(st.integers(3, 6)), draw(st.integers(3, 6)))
+    input_shape = shape
+    layers = []
+
+    def add(layer, inputs=()):
+        name = f"l{len(layers)}"
+        layers.append(type(layer)(**{**layer.args(), "name": name, "inputs": tuple(inputs) or None}))
+        return name
+
+    last = "input"
+    for _ in range(draw(st.integers(1, max_blocks))):
+        c, h, w = shape
+        block = draw(st.sampled_from(BLOCKS))
+        if block == "conv":
+            conv = _conv(draw, shape)
+            shape = Network(shape, [conv]).output_shape
+            last = add(conv, (last,))
+        elif block == "act":
+            last = add(draw(st.sampled_from(ACTIVATIONS))(draw), (last,))
+        elif block == "pool":
+            kind = draw(st.sampled_from(["max", "avg", "adaptive", "adaptive_max"] if min(h, w) >= 2
+                                        else ["adaptive", "adaptive_max"]))
+            pool = {"max": lambda: MaxPool2d(kernel_size=2, stride=draw(st.integers(1, 2)),
+                                             ceil_mode=draw(st.booleans())),
+                    "avg": lambda: AvgPool2d(kernel_size=2, padding=draw(st.integers(0, 1))),
+                    "adaptive": lambda: AdaptiveAvgPool2d(output_size=draw(st.sampled_from([1, 2, (2, None)]))),
+                    "adaptive_max": lambda: AdaptiveMaxPool2d(output_size=draw(st.sampled_from([1, 2])))}[kind]()
+            shape = Network(shape, [pool]).output_shape
+            last = add(pool, (last,))
+        elif block == "norm":
+            last = add(BatchNorm2d(affine=draw(st.booleans())) if draw(st.booleans())
+                       else LocalResponseNorm(size=draw(st.integers(1, 4)), k=2.0), (last,))
+        elif block == "residual":
+            conv = add(_conv(draw, shape, out=c, same=True), (last,))
+            bn = add(BatchNorm2d(), (conv,))
+            last = add(Add(inplace=draw(st.booleans())), (bn, last))
+            last = add(ReLU(inplace=draw(st.booleans())), (last,))
+        elif block == "se":
+            pooled = add(Mean(dim=(2, 3), keepdim=True), (last,))
+            squeeze = add(Conv2d(out_channels=max(1, c // 2), kernel_size=1), (pooled,))
+            excite = add(Conv2d(out_channels=c, kernel_size=1), (add(ReLU(), (squeeze,)),))
+            last = add(Mul(), (last, add(Sigmoid(), (excite,))))
+        elif block == "pieces" and c >= 2:
+            first = draw(st.integers(1, c - 1))
+            split = draw(st.booleans())
+            pieces = add(Split(split_size_or_sections=(first, c - first), dim=1) if split
+                         else Chunk(chunks=2, dim=1), (last,))
+            size = first if split else -(-c // 2)
+            conv = add(Conv2d(out_channels=size, kernel_size=3, padding=1), (f"{pieces}.0",))
+            last = add(Cat(dim=1), (f"{pieces}.1", conv) if draw(st.booleans()) else (conv, f"{pieces}.1"))
+        elif block == "scale":
+            scale = add(Parameter(shape=(c, 1, 1)))
+            last = add(Mul(inplace=draw(st.booleans())), (last, scale))
+        elif block == "layernorm":
+            channels_last = add(Permute(dims=(0, 2, 3, 1)), (last,))
+            norm = add(LayerNorm(normalized_shape=c), (channels_last,))
+            mixed = add(Linear(out_features=c, bias=draw(st.booleans())), (norm,))
+            last = add(Permute(dims=(0, 3, 1, 2)), (mixed,))
+        elif block == "shape":
+            if draw(st.booleans()):
+                last = add(Contiguous(), (add(Transpose(dim0=2, dim1=3), (last,)),))
+                shape = (c, w, h)
+            else:
+                last = add(ZeroPad2d(padding=(1, 0, 0, 1)), (last,))
+                shape = (c, h + 1, w + 1)
+    flat = add(Flatten(), (last,))
+    if draw(st.booleans()):
+        flat = add(Dropout(p=0.5), (flat,))
+    add(Linear(out_features=draw(st.integers(1, 3))), (flat,))
+    network = Network(input_shape, layers, name="drawn")
+    trainable = [n for n, layer, x in zip(network.names, network.layers, network.input_shapes)
+                 if layer.weight_params(x) + layer.bias_params(x)]
+    frozen = tuple(n for n in trainable if draw(st.integers(0, 3)) == 0)
+    return network, draw(st.integers(1, 3)), frozen, draw(st.sampled_from(["sgd", "momentum", "adam"]))
+
+
+REFUSALS_TORCH_MAKES = ("modifies in place a tensor", "a view returned by a Chunk or Split",
+                        "Expected more than 1 value per channel", "does not require grad",
+                        "view size is not compatible")
+"""What alexcost refuses because torch's training step would fail."""
+
+
+@settings(max_examples=max(10, settings.default.max_examples // 2), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(training_networks())
+def test_random_networks_match_torch(drawn):
+    network, batch, frozen, optimizer = drawn
+    try:
+        training_cost(network, batch, device="cpu", frozen=frozen, optimizer=optimizer)
+    except SpecError as err:
+        assert any(why in str(err) for why in REFUSALS_TORCH_MAKES), str(err)
+        assert step_fails_in_torch(network, batch, frozen) is not None, f"alexcost refused what torch runs: {err}"
+        return
+    assert step_fails_in_torch(network, batch, frozen) is None
+    check_against_torch(network, batch, frozen, optimizer)
+
+
+# -- the library behind `verify --training` and `time --training` ------------------------------
+
+TINY = Network((3, 8, 8), [Conv2d(name="conv", out_channels=4, kernel_size=3), ReLU(name="relu", inplace=True),
+                           MaxPool2d(name="pool", kernel_size=2), Flatten(name="flat"), Dropout(name="drop"),
+                           Linear(name="fc", out_features=5)], name="tiny")
+
+
+def test_verify_training_renders_table_and_json():
+    import json
+
+    from alexcost.train_check import render, verify_training
+
+    rec = verify_training(TINY, device="cpu", batch=2, optimizer="adam")
+    assert rec.ok
+    text = render(rec)
+    assert text.splitlines()[-1].startswith("verify --training tiny: OK")
+    data = json.loads(render(rec, "json"))
+    conv = data["layers"][0]
+    # conv1's backward: its weight gradient only (the network input needs none): 2*4*6*6*27 MACs, 2 FLOPs each
+    assert conv["torch_backward_flops"] == conv["torch_backward_flops_expected"] == 2 * (2 * 4 * 6 * 6 * 27)
+    assert data["totals"]["measured_saved_bytes"] == data["totals"]["saved_bytes"]
+    assert data["totals"]["measured_optimizer_bytes"] == 2 * data["totals"]["measured_grad_bytes"] + 4 * 4
+
+
+def test_verify_training_reports_a_mismatch():
+    from dataclasses import replace
+
+    from alexcost.train_check import reconcile_training
+
+    static = training_cost(TINY, 1, device="cpu")
+    measured = measure_training(TINY, device="cpu", batch=1)
+    wrong = replace(measured, saved_bytes=(measured.saved_bytes[0] + 4, *measured.saved_bytes[1:]),
+                    saved_total=measured.saved_total + 4)
+    rec = reconcile_training(static, wrong)
+    assert not rec.ok and rec.problems[0].startswith("conv: kept bytes: alexcost")
+    assert "MISMATCH" in render(rec).splitlines()[-1]
+
+
+def test_time_training_times_forward_and_backward_per_layer():
+    from alexcost.timing import render_training, time_network
+
+    run = time_network(TINY, (2,), device="cpu", warmup=0, repeats=2, peak_flops=1e11, peak_bandwidth=1e13,
+                       training=True)
+    record = run.to_dict()
+    assert record["training"] is True and record["complete"]
+    batch = record["batches"][0]
+    assert [r["name"] for r in batch["layers"]] == list(TINY.names)
+    conv = batch["layers"][0]
+    assert conv["forward_backward"]["median_ms"] > 0 and conv["backward_bound"] == "compute"
+    # the bound: the conv's weight gradient, 2 FLOPs per MAC, plus its bias gradient, at 1e11 FLOP/s
+    flops = 2 * (2 * 4 * 6 * 6 * 27) + 2 * 4 * 6 * 6
+    assert conv["backward_bound_ms"] == pytest.approx(flops / 1e11 * 1e3)
+    assert batch["layers"][3]["forward_backward"] is not None  # flatten: its input needs a gradient
+    text = render_training(record)
+    assert "fwd+bwd ms" in text and text.rstrip().splitlines()[-1].startswith("verdict: batch 2")
+    with pytest.raises(SpecError, match="--method graph cannot time a backward pass"):
+        time_network(TINY, (1,), device="cpu", method="graph", training=True)
+
+
+def test_verify_and_time_training_on_the_cuda_stand_in():
+    """The CUDA branches (torch's CUDA rules, peak memory, CUDA events) run under tests/cuda_standin.py,
+    whose "cuda" tensors live on the CPU: a network whose kept tensors are the same on both backends."""
+    from cuda_standin import standin
+
+    from alexcost.timing import time_network
+    from alexcost.train_check import verify_training
+
+    net = Network((3, 8, 8), [Conv2d(name="conv", out_channels=4, kernel_size=3), ReLU(name="relu", inplace=True),
+                              MaxPool2d(name="pool", kernel_size=2), Flatten(name="flat"),
+                              Linear(name="fc", out_features=5)], name="tiny")
+    with standin() as s:
+        rec = verify_training(net, device="cuda", batch=2)
+        run = time_network(net, (2,), device="cuda", warmup=0, repeats=2, peak_flops=1e11, peak_bandwidth=1e12,
+                           training=True).to_dict()
+    assert rec.ok and rec.device.startswith("cuda (") and s.count["placed on cuda"] >= 2
+    assert run["training"] and run["settings"]["method"] == "loop" and run["settings"]["timer"] == "cuda events"
+    assert run["batches"][0]["layers"][0]["forward_backward"]["median_ms"] > 0
+
+
+def test_time_training_command():
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from alexcost_cli.main import cli
+
+    tiny = str(Path(__file__).resolve().parents[1] / "docs" / "examples" / "tiny.json")
+    args = ["time", "--spec", tiny, "--device", "cpu", "--batch", "2", "--training", "--warmup", "0", "--repeats", "1",
+            "--peak-tflops", "1", "--bandwidth-gbs", "10"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "fwd+bwd ms" in result.stdout and "training: train() with autograd" in result.stdout
+    result = CliRunner().invoke(cli, [*args[:-6], "--method", "graph"])
+    assert result.exit_code == 2 and "--method graph cannot time a backward pass" in result.stderr
