@@ -23,13 +23,16 @@ FORMATS = ("table", "json")
 @option("--seed", type=SEED, default=0, show_default=True,
         help="Seed of the random input, 0 to 2**64-1 (what torch's generator takes).")
 @option("--no-fvcore", "no_fvcore", is_flag=True, help="Compare with torch's flop counter only.")
+@option("--training", is_flag=True,
+        help="Check one training step instead: each layer's backward FLOPs against FlopCounterMode, the bytes "
+             "autograd keeps against torch's saved-tensor hooks, gradients and optimizer state.")
 @option("--format", "fmt", type=click.Choice(FORMATS), default=None,
         help="table: the reconciliation for people; json: for machines. "
              "Default: json when --out ends in .json, else table.")
 @option("--out", metavar="FILE", help="Write to FILE (atomically) instead of standard output, and say so on "
                                       "standard error.")
 @click.pass_context
-def verify(ctx, model, spec, device, batch, seed, no_fvcore, fmt, out):
+def verify(ctx, model, spec, device, batch, seed, no_fvcore, training, fmt, out):
     """Cross-check every layer's output shape, parameters, MACs, bias adds, other ops and
     FLOPs against one real forward pass: fvcore's per-module count (= MACs for Conv2d and
     Linear) and torch's flop counter (= 2 x MACs), each as the layer's kind declares.
@@ -38,14 +41,19 @@ def verify(ctx, model, spec, device, batch, seed, no_fvcore, fmt, out):
     fmt = fmt or format_for(out, FORMATS)
     network = load_network(model, spec)
     require("torch", "verify")
-    from alexcost.crosscheck import render, verify_network
-
     progress = None
     if sys.stderr.isatty():
         def progress(message):
             click.echo(f"verify: {message} ...", err=True)
-    result = verify_network(network, device=device, batch=batch, seed=seed, use_fvcore=not no_fvcore,
-                            progress=progress)
+    if training:
+        from alexcost.train_check import render, verify_training
+
+        result = verify_training(network, device=device, batch=batch, seed=seed, progress=progress)
+    else:
+        from alexcost.crosscheck import render, verify_network
+
+        result = verify_network(network, device=device, batch=batch, seed=seed, use_fvcore=not no_fvcore,
+                                progress=progress)
     write_output(render(result, fmt), out, fmt)
     if not result.ok:
         ctx.exit(1)
