@@ -19,6 +19,7 @@ COMMANDS = {
     "verify": ("alexcost_cli.verify", "verify", "Cross-check the static counts against a real forward pass."),
     "time": ("alexcost_cli.timing", "time_command", "Time every layer on the GPU (or CPU)."),
     "plot": ("alexcost_cli.plot", "plot", "Draw parameter, compute and time shares per layer."),
+    "export": ("alexcost_cli.export", "export", "Write a preset (or spec) as a JSON or TOML spec file."),
 }
 
 
