@@ -113,7 +113,8 @@ def readers(cost: NetworkCost) -> dict[str, int]:
 def seed_rows(cost: NetworkCost) -> list[list[str]]:
     """The seed's layout: size rows between operation rows; an activation that alone reads a
     Conv2d or Linear is folded into its row (``conv1 + ReLU``), as the seed writes it. A graph
-    gets an Input column naming what each layer reads."""
+    gets an Input column naming what each layer reads, one name per line for a merge. A kind
+    with no parameter formula but parameters (BatchNorm2d) shows its count."""
     blank = [""] * (8 if cost.graph else 7)
     rows = [[size_text(cost.input_shape), *blank[1:]]]
     folded_into, read = None, readers(cost) if cost.graph else {}
@@ -125,10 +126,18 @@ def seed_rows(cost: NetworkCost) -> list[list[str]]:
             folded_into = None
             continue
         label = row.name if layer.group in ("conv", "fc") else f"{row.name}: {layer.label()}"
+        if not pf and row.params:  # a kind without a formula (BatchNorm2d): its count, so the column adds up
+            pf = commas(row.params)
         entry = [label, *layer.columns(), pf, ff]
         if cost.graph:
-            entry.insert(1, ", ".join(row.inputs))
-        rows.append(entry)
+            # One input per line: a merge's list would widen the column for every row.
+            *firsts, last = row.inputs or ("",)
+            entry.insert(1, (firsts[0] + ",") if firsts else last)
+            rows.append(entry)
+            rows.extend(["", f"{name}," if k < len(firsts) - 1 else name, *blank[2:]]
+                        for k, name in enumerate((*firsts[1:], last) if firsts else ()))
+        else:
+            rows.append(entry)
         alone = not cost.graph or read.get(row.name, 0) == 1
         folded_into = (entry, row.name) if layer.group in ("conv", "fc") and alone else None
         if layer.group in ("conv", "fc") or row.output_shape != row.input_shape:
@@ -176,14 +185,21 @@ _DETAIL_COUNTS = ("params", "macs", "bias_adds", "other_ops", "flops", "output_b
 
 
 def render_detail(cost: NetworkCost) -> str:
-    """Every count of every layer, a total row, and the conv-vs-FC split."""
+    """Every count of every layer, a total row, and the conv-vs-FC split (a graph adds an inputs
+    column, one name per line)."""
     rows = [[str(r.index), r.name, r.type, size_text(r.output_shape),
              *(commas(getattr(r, c)) for c in _DETAIL_COUNTS)] for r in cost.layers]
     rows.append(["", "total", "", "", *(commas(getattr(cost.totals, c)) for c in _DETAIL_COUNTS)])
     headers, align = DETAIL_HEADERS, ("right", "left", "left", "left", *(["right"] * len(_DETAIL_COUNTS)))
     if cost.graph:
+        wired = []
         for row, r in zip(rows, (*cost.layers, None)):
-            row.insert(3, ", ".join(r.inputs) if r else "")
+            names = r.inputs if r else ("",)
+            row.insert(3, names[0] + ("," if len(names) > 1 else ""))
+            wired.append(row)
+            wired.extend(["", "", "", f"{n}," if k < len(names) - 2 else n, *[""] * (len(row) - 4)]
+                         for k, n in enumerate(names[1:]))
+        rows = wired
         headers, align = (*headers[:3], "inputs", *headers[3:]), (*align[:3], "left", *align[3:])
     p_split, f_split = split_lines(cost)
     return (f"{render_table(headers, rows, align)}\n\n{footer(cost)}\n"
