@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 import warnings
+from decimal import Decimal
+from pathlib import Path
 import pytest
 
 from alexcost import PRESETS, preset
@@ -297,3 +299,179 @@ def test_parameters_equal_torchvisions_published_count(name):
     torchvision = pytest.importorskip("torchvision")
     weights = torchvision.models.get_model_weights(name).IMAGENET1K_V1
     assert preset(name).cost().totals.params == weights.meta["num_params"]
+
+
+# -- docs/successors.md: every number on the page, computed here by torch or by hand ----------------------
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "successors.md"
+
+
+def pct(part, whole, digits=1) -> str:
+    return f"{100 * part / whole:.{digits}f}%"
+
+
+def times(a, b) -> str:
+    return f"{a / b:.2f} times"
+
+
+def group_sums(model, flops_by_module, prefix: str = ""):
+    """Parameters by module kind, and MACs by torch op (convolution, addmm), of the modules under
+    ``prefix``: what torch itself counts."""
+    params = {}
+    for path, m in model.named_modules():
+        if path.startswith(prefix) and not next(m.children(), None):
+            params[type(m).__name__] = params.get(type(m).__name__, 0) + sum(p.numel() for p in m.parameters())
+    return params
+
+
+def macs_of(ref, path: str = "") -> int:
+    """MACs FlopCounterMode counted inside the module at ``path`` ("" for the whole model), halved."""
+    key = type(ref["model"]).__name__ + (f".{path}" if path else "")
+    return sum(ref["by_module"][key].values()) // 2
+
+
+def conv_macs(ref) -> int:
+    return sum(v for op, v in ref["by_module"]["Global"].items() if "convolution" in str(op)) // 2
+
+
+def numel(modules) -> int:
+    return sum(p.numel() for m in modules for p in m.parameters())
+
+
+@pytest.fixture(scope="module")
+def doc_facts(reference):
+    """label -> the text docs/successors.md must show, each from torch or hand arithmetic."""
+    from test_alexnet_numbers import FC_BIASES, FC_WEIGHTS, PAPER_MACS, PAPER_PARAMS, TV_MACS, TV_PARAMS
+
+    nn = pytest.importorskip("torch").nn
+    facts = {"alexnet params": f"{TV_PARAMS:,}", "alexnet macs": f"{TV_MACS:,}",
+             "alexnet fc": pct(FC_WEIGHTS + FC_BIASES, TV_PARAMS), "alexnet conv": pct(TV_MACS - FC_WEIGHTS, TV_MACS),
+             "paper params": f"{PAPER_PARAMS:,}"}
+    # ZFNet, by hand (see ZF_CONVS above); AlexNet's conv1 and the paper's grouped conv2 beside it.
+    zf_conv1, zf_conv2 = 96 * 7 * 7 * 3 * 110 * 110, 256 * 5 * 5 * 96 * 26 * 26
+    zf_fc = sum((i + 1) * o for _, i, o in ZF_FCS)
+    facts |= {"zf params": f"{ZF_PARAMS:,}", "zf macs": f"{ZF_MACS:,}", "zf vs params": times(ZF_PARAMS, PAPER_PARAMS),
+              "zf vs macs": times(ZF_MACS, PAPER_MACS), "zf fc": pct(zf_fc, ZF_PARAMS),
+              "zf conv": pct(ZF_MACS - sum(i * o for _, i, o in ZF_FCS), ZF_MACS),
+              "zf conv1": f"{zf_conv1:,}", "alexnet conv1": f"{96 * 11 * 11 * 3 * 55 * 55:,}",
+              "zf conv2": f"{zf_conv2:,}", "zf conv2 share": pct(zf_conv2, ZF_MACS),
+              "paper conv2": f"{256 * 5 * 5 * 48 * 27 * 27:,}",
+              "unpadded sizes": (out_size(224, 7, 2), out_size(110, 3, 2), out_size(26, 3, 2), out_size(13, 3, 1),
+                                 out_size(11, 3, 1), out_size(9, 3, 1))}
+    for name, label in (("vgg16", "vgg"), ("googlenet", "googlenet"), ("resnet18", "r18"), ("resnet50", "r50"),
+                        ("mobilenet_v2", "mobile")):
+        ref = reference(name)
+        params, macs = ref["params"], ref["flops"] // 2
+        fc = numel(m for m in ref["model"].modules() if isinstance(m, nn.Linear))
+        facts |= {f"{label} params": f"{params:,}", f"{label} macs": f"{macs:,}",
+                  f"{label} vs params": times(params, TV_PARAMS), f"{label} vs macs": times(macs, TV_MACS),
+                  f"{label} fc": pct(fc, params), f"{label} conv": pct(conv_macs(ref), macs, 2 if "r" in label[:1]
+                                                                      else 1)}
+        ref["facts"] = (params, macs, fc)
+    vgg = reference("vgg16")
+    first_fc = vgg["model"].classifier[0]
+    each = {path: macs_of(vgg, path) for path, m in vgg["model"].named_modules() if isinstance(m, nn.Conv2d)}
+    even = sorted(int(p.split(".")[1]) for p, v in each.items() if v == 3 * 3 * 64 * 64 * 224 * 224)
+    facts |= {"vgg fc6": f"{numel([first_fc]):,}", "vgg fc6 share": pct(numel([first_fc]), vgg["params"]),
+              "vgg fc6 inputs": f"{first_fc.in_features:,}", "vgg even": even,
+              "vgg even macs": f"{3 * 3 * 64 * 64 * 224 * 224:,}",
+              "vgg even share": pct(3 * 3 * 64 * 64 * 224 * 224, vgg["flops"] // 2)}
+    g = reference("googlenet")
+    g_model, (g_params, g_macs, g_fc) = g["model"], g["facts"]
+    inception = [m for n, m in g_model.named_children() if n.startswith("inception")]
+    facts |= {"googlenet fc params": f"{g_fc:,}", "googlenet ninth": f"{g_params / TV_PARAMS:.2f}",
+              "googlenet bn": f"{numel(m for m in g_model.modules() if isinstance(m, nn.BatchNorm2d)):,}",
+              "googlenet inception params": pct(numel(inception), g_params),
+              "googlenet inception macs": pct(sum(macs_of(g, n) for n, _ in g_model.named_children()
+                                                  if n.startswith("inception")), g_macs),
+              "googlenet conv3": f"{macs_of(g, 'conv3.conv'):,}", "googlenet conv3 share": pct(macs_of(g, 'conv3.conv'),
+                                                                                                g_macs)}
+    for name, label in (("resnet18", "r18"), ("resnet50", "r50")):
+        r = reference(name)
+        params, macs, fc = r["facts"]
+        facts |= {f"{label} fc params": f"{fc:,}", f"{label} fc share": pct(fc, params),
+                  f"{label} layer4 params": pct(numel([r["model"].layer4]), params),
+                  f"{label} layer4 macs": pct(macs_of(r, "layer4"), macs)}
+    r50 = reference("resnet50")
+    ones = [p for p, m in r50["model"].named_modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)]
+    facts |= {"r50 1x1": pct(sum(macs_of(r50, p) for p in ones), r50["facts"][1]),
+              "r50 bn": f"{numel(m for m in r50['model'].modules() if isinstance(m, nn.BatchNorm2d)):,}"}
+    mb = reference("mobilenet_v2")
+    m_params, m_macs, m_fc = mb["facts"]
+    convs = {p: m for p, m in mb["model"].named_modules() if isinstance(m, nn.Conv2d)}
+    depthwise = [p for p, m in convs.items() if m.groups > 1]
+    pointwise = [p for p, m in convs.items() if m.kernel_size == (1, 1)]
+    facts |= {"mobile share params": pct(m_params, TV_PARAMS), "mobile share macs": pct(m_macs, TV_MACS),
+              "mobile fc params": f"{m_fc:,}", "mobile dw params": f"{numel(convs[p] for p in depthwise):,}",
+              "mobile dw macs": f"{sum(macs_of(mb, p) for p in depthwise):,}",
+              "mobile dw share": pct(sum(macs_of(mb, p) for p in depthwise), m_macs),
+              "mobile 1x1 share": pct(sum(macs_of(mb, p) for p in pointwise), m_macs)}
+    return facts
+
+
+def test_the_page_shows_every_fact(doc_facts):
+    text = DOC.read_text()
+    missing = [label for label, shown in doc_facts.items() if isinstance(shown, str) and shown not in text]
+    assert missing == []
+    assert doc_facts["vgg even"] == [2, 7, 12, 14, 19, 21]
+    assert "`features_2`, `_7`, `_12`, `_14`, `_19` and `_21`" in text
+    assert doc_facts["unpadded sizes"] == (109, 54, 12, 11, 9, 7)
+    assert "| 109 |" in text and "| 54 |" in text and "| 12 |" in text and "| 11, 9, 7 |" in text
+    assert "a ninth of AlexNet's parameters" in text and doc_facts["googlenet ninth"] == "0.11"
+
+
+def test_every_number_on_the_page_is_known(doc_facts):
+    """Each number in the prose (examples that run are checked by tests/test_docs.py) is a fact
+    above, a number of the networks themselves (an argument or a shape), or quoted."""
+    from test_alexnet_numbers import architecture_numbers, numbers
+
+    from alexcost.plot import MAX_ROWS
+
+    known = architecture_numbers() | {Decimal(v) for v in range(17)}
+    for shown in doc_facts.values():
+        for v in (shown if isinstance(shown, (list, tuple)) else re.findall(r"[\d,]*\d(?:\.\d+)?", shown)):
+            known.add(Decimal(str(v).replace(",", "")))
+    # years, torchvision's issue, the paper's LRN alpha, the row limit of plots, "ResNet-18" and "ResNet-50"
+    quoted = {"2012", "2013", "906", "0.0001", str(MAX_ROWS), "18", "50"}
+    known |= {Decimal(q) for q in quoted}
+    unknown = [text for text, value, _ in numbers(DOC) if value not in known]
+    assert unknown == []
+
+
+# -- the report of a graph --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["resnet50", "googlenet", "mobilenet_v2"])
+def test_graph_table_parameters_column_adds_up_to_torchvisions_count(name):
+    """Every row that has parameters shows them (BatchNorm2d: its count), so the column sums to the
+    total torchvision publishes for the network."""
+    torchvision = pytest.importorskip("torchvision")
+    from alexcost.report import seed_rows
+
+    rows = seed_rows(preset(name).cost())
+    cells = [row[6] for row in rows[:-2] if row[6]]
+    total = sum(int(cell.rpartition("= ")[2].replace(",", "")) for cell in cells)
+    assert total == torchvision.models.get_model_weights(name).IMAGENET1K_V1.meta["num_params"]
+    label, channels = {"resnet50": ("layer1_0_bn1", 64), "googlenet": ("conv1_bn", 64),
+                       "mobilenet_v2": ("features_0_1", 32)}[name]
+    bn = next(row for row in rows if row[0] == f"{label}: BatchNorm")
+    assert bn[6] == f"{2 * channels}"   # a scale and a shift per channel
+
+
+def test_graph_table_lists_a_merges_inputs_one_per_line():
+    """GoogLeNet's inception3a ends in torch.cat of its four branches (torchvision's Inception.forward);
+    ResNet-50's first block adds bn3 and the shortcut's batch norm."""
+    from alexcost.report import render, seed_rows
+
+    rows = seed_rows(preset("googlenet").cost())
+    at = next(i for i, row in enumerate(rows) if row[0] == "inception3a_cat: Cat")
+    assert [row[1] for row in rows[at:at + 4]] == ["inception3a_branch1_relu,", "inception3a_branch2_1_relu,",
+                                                    "inception3a_branch3_1_relu,", "inception3a_branch4_1_relu"]
+    assert all(row[0] == "" and set(row[2:]) == {""} for row in rows[at + 1:at + 4])
+    assert rows[at + 4][0] == "256 * 28 * 28"             # 64 + 128 + 32 + 32 channels
+    assert all(", " not in row[1] for row in rows)
+    text = render(preset("resnet50").cost())
+    assert "layer1_0_add: Add                  layer1_0_bn3,\n" in text
+    assert "\n                                   layer1_0_downsample_1\n" in text
+    detail = render(preset("googlenet").cost(), "detail").splitlines()
+    at = next(i for i, line in enumerate(detail) if " inception3a_cat " in line)
+    assert detail[at + 3].strip() == "inception3a_branch4_1_relu"
