@@ -143,44 +143,29 @@ def show_processes(rows) -> list[str]:
 # -- 3. AlexNet, before and after ------------------------------------------------------------------------
 
 SNIPPET = """\
-import gc, json, statistics, sys, time
-from alexcost import Network, preset
-repeats, min_sample = int(sys.argv[1]), float(sys.argv[2])
-def measure(fn):
-    for _ in range(3):
-        fn()
-    number = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        took = time.perf_counter() - start
-        if took >= min_sample or number >= 10**6:
-            break
-        number *= 10 if took < min_sample / 20 else 2
-    samples = [took / number]
-    for _ in range(repeats - 1):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        samples.append((time.perf_counter() - start) / number)
-    return statistics.median(samples)
-gc.collect(); gc.freeze()
+import json, sys
+from alexcost import Network, preset        # the tree in the current folder, imported first
+sys.path.append(sys.argv[1])
+from harness import time_call                # then the benchmarks' timing (alexcost is already loaded)
+repeats, min_sample = int(sys.argv[2]), float(sys.argv[3])
 out = {}
-for name in sys.argv[3:]:
+for name in sys.argv[4:]:
     net = preset(name)
     shape, layers = net.input_shape, net.layers
-    out[name] = {"preset(name).cost().totals": measure(lambda: preset(name).cost().totals),
-                 "net.cost().totals, net held": measure(lambda: net.cost().totals),
-                 "Network(...).cost().totals": measure(lambda: Network(shape, layers, name=name).cost().totals),
-                 "params": net.cost().totals.params, "macs": net.cost().totals.macs}
+    cases = {"preset(name).cost().totals": lambda: preset(name).cost().totals,
+             "net.cost().totals, net held": lambda: net.cost().totals,
+             "Network(...).cost().totals": lambda: Network(shape, layers, name=name).cost().totals}
+    out[name] = {what: time_call(what, fn, repeats, min_sample).median for what, fn in cases.items()}
+    out[name] |= {"params": net.cost().totals.params, "macs": net.cost().totals.macs}
 print(json.dumps(out))
 """
+"""Times the AlexNet presets of the tree in the current folder with harness.time_call."""
 
 
 def run_snippet(tree: Path, repeats: int, min_sample: float) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    done = subprocess.run([sys.executable, "-c", SNIPPET, str(repeats), str(min_sample), *ALEXNETS], cwd=tree,
+    bench = str(Path(__file__).resolve().parent)
+    done = subprocess.run([sys.executable, "-c", SNIPPET, bench, str(repeats), str(min_sample), *ALEXNETS], cwd=tree,
                           capture_output=True, text=True, env=env, check=True)
     return json.loads(done.stdout)
 
