@@ -110,6 +110,43 @@ def show_in_process(result: dict) -> list[str]:
     return lines
 
 
+def breakdown(name: str, repeats: int, min_sample: float, warmup: int) -> list:
+    """Where ``Network(...).cost().totals`` spends its time, step by step (each step timed alone):
+    the engine's own functions (network.py, cost.py, storage.py)."""
+    from alexcost.cost import Totals
+
+    net = preset(name)
+    shape, layers = net.input_shape, net.layers
+    rows = net.cost().layers
+    names = net.names
+    make = type(rows[0])._make
+    made = [(r.index, r.name, r.layer, r.input_shape, r.output_shape, r.weight_params, r.bias_params, r.macs,
+             r.bias_adds, r.other_ops, r.batch, r.itemsize, r.inputs, r.buffers, r.buffer_bytes, r.new_storage)
+            for r in rows]
+    steps = [
+        ("Network.__init__: wiring, shapes, checks", lambda: Network(shape, layers, name=name)),
+        ("Network.__init__, then .storage(1) (storage.plan)", lambda: Network(shape, layers, name=name).storage(1)),
+        ("Network.cost(): per-layer rows, storage cached", lambda: net.cost()),
+        ("  of which Network.inputs_of, every layer", lambda: [net.inputs_of(i) for i in range(len(names))]),
+        ("  of which LayerCost._make, every layer", lambda: [make(*a) for a in made]),
+        ("  of which the kinds' count methods, every layer", lambda: [
+            (lay.weight_params(x), lay.bias_params(x), lay.macs(x, y), lay.bias_adds(x, y), lay.other_ops(x, y),
+             lay.buffers(x), lay.buffer_bytes(x, 4))
+            for lay, x, y in zip(layers, net.input_shapes, net.output_shapes)]),
+        ("NetworkCost.totals: Totals.of the rows", lambda: Totals.of(rows, 4)),
+    ]
+    return [time_call(label, fn, repeats, min_sample, warmup) for label, fn in steps]
+
+
+def show_breakdown(name: str, timed: list) -> None:
+    build, build_and_trace = timed[0].median, timed[1].median
+    print(f"## where {name}'s Network(...).cost().totals goes (each step timed on its own)")
+    out = [[t.label, fmt_time(t.median), t.spread()] for t in timed]
+    out.insert(2, ["  so the trace alone (the two above, subtracted)", fmt_time(build_and_trace - build), ""])
+    print(table(("step", "median", "q1 - q3"), out, ("left", "right", "right")))
+    print()
+
+
 # -- 2. whole process ------------------------------------------------------------------------------------
 
 def default_alexcost() -> str | None:
@@ -238,6 +275,9 @@ def main(argv=None) -> int:
     results = [measure_in_process(m, repeats, min_sample, warmup) for m in args.models]
     for r in results:
         verdicts += show_in_process(r)
+    if not args.smoke:
+        for m in args.models:
+            show_breakdown(m, breakdown(m, repeats, min_sample, warmup))
     command = args.alexcost or default_alexcost()
     processes = []
     if command:
