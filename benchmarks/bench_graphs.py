@@ -7,7 +7,8 @@ Three measurements, each with its ratio taken in the same run:
    held), and fvcore's ``FlopCountAnalysis`` of torchvision's own model on a 1x3x224x224 input;
    fvcore's count is printed beside alexcost's prediction of it (each layer kind's
    ``fvcore_count``).
-2. whole process: ``alexcost report --model NAME`` against ``alexcost report`` (the seed AlexNet).
+2. whole process: ``alexcost report --model NAME`` against ``alexcost report`` (the seed AlexNet),
+   and, with ``--before-alexcost PATH`` (an install of the code before), the seed report of both.
 3. with ``--before TREE`` (a checkout of the code before this change, e.g. main's HEAD: ``git
    archive main | tar -x -C /tmp/before``), the AlexNet presets timed by the same code in a fresh
    process on each tree, alternately: ``preset(name).cost().totals``, ``net.cost().totals`` on a
@@ -179,10 +180,13 @@ def default_alexcost() -> str | None:
     return str(beside) if beside.exists() else shutil.which("alexcost")
 
 
-def measure_processes(command: str, models, repeats: int, warmup: int) -> list:
+def measure_processes(command: str, models, repeats: int, warmup: int, before: str | None = None) -> list:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    rows = [time_process("alexcost report (seed AlexNet)", [command, "report"], repeats, warmup, env,
-                         expect=commas(preset("seed").cost().totals.forward))]
+    seed = commas(preset("seed").cost().totals.forward)
+    rows = [time_process("alexcost report (seed AlexNet)", [command, "report"], repeats, warmup, env, expect=seed)]
+    if before:
+        rows.append(time_process("alexcost report (seed AlexNet), before", [before, "report"], repeats, warmup, env,
+                                 expect=seed))
     for name in models:
         rows.append(time_process(f"alexcost report --model {name}", [command, "report", "--model", name], repeats,
                                  warmup, env, expect=commas(preset(name).cost().totals.forward)))
@@ -196,8 +200,16 @@ def show_processes(rows) -> list[str]:
                 [[t.label, fmt_time(t.median), t.spread(), str(t.samples), fmt_ratio(t.median / base)] for t in rows],
                 ("left", "right", "right", "right", "right")))
     print()
-    return [f"{t.label}: {t.median / base:.2f}x the seed report (target <= {TARGET_PROCESS_RATIO}x): "
-            f"{'met' if t.median / base <= TARGET_PROCESS_RATIO else 'MISSED'}" for t in rows[1:]]
+    lines = []
+    for t in rows[1:]:
+        if t.label.endswith(", before"):
+            lines.append(f"alexcost report (seed AlexNet): {fmt_time(base)} after, {fmt_time(t.median)} before "
+                         f"({fmt_ratio(base / t.median)}; target: no slower, 5% noise allowed): "
+                         f"{'met' if base <= 1.05 * t.median else 'MISSED'}")
+        else:
+            lines.append(f"{t.label}: {t.median / base:.2f}x the seed report (target <= {TARGET_PROCESS_RATIO}x): "
+                         f"{'met' if t.median / base <= TARGET_PROCESS_RATIO else 'MISSED'}")
+    return lines
 
 
 # -- 3. AlexNet, before and after ------------------------------------------------------------------------
@@ -292,6 +304,8 @@ def main(argv=None) -> int:
     p.add_argument("--models", nargs="+", default=["resnet50"], help="graph presets to measure (default: resnet50)")
     p.add_argument("--alexcost", default=None, help="the alexcost command to time (default: beside this Python)")
     p.add_argument("--before", metavar="TREE", default=None, help="a checkout of the code before, for AlexNet")
+    p.add_argument("--before-alexcost", metavar="PATH", default=None,
+                   help="the alexcost command of an install of the code before: its seed report is timed too")
     p.add_argument("--rounds", type=int, default=None, help="before/after rounds, alternating (default 3)")
     p.add_argument("--clock", choices=tuple(CLOCKS), default="wall", help="wall seconds, or CPU seconds (see above)")
     args = p.parse_args(argv)
@@ -311,7 +325,8 @@ def main(argv=None) -> int:
     processes = []
     if command:
         print(f"alexcost command: {command}")
-        processes = measure_processes(command, args.models, 3 if args.smoke else 30, 0 if args.smoke else 2)
+        processes = measure_processes(command, args.models, 3 if args.smoke else 30, 0 if args.smoke else 2,
+                                      args.before_alexcost)
         verdicts += show_processes(processes)
     else:
         print("no alexcost command found; pass --alexcost PATH for the whole-process figures\n")
