@@ -238,6 +238,7 @@ def test_zfnet_paddings_give_the_papers_map_sizes():
     assert out_size(55, 5, 2) == 26
     assert out_size(26, 3, 2, ceil=True) == 13 and out_size(26, 3, 2) == 12
     assert out_size(13, 3, 1, 1) == 13 and out_size(13, 3, 2, ceil=True) == 6
+    assert out_size(110, 3, 2, 1) == 55 and out_size(26, 3, 2, 1) == 13     # padding pool1 and pool2 would do too
     net = preset("zfnet")
     sizes = {n: y[-1] for n, y in zip(net.names, net.output_shapes) if n in ZF_SIZES}
     assert sizes == ZF_SIZES
