@@ -181,15 +181,24 @@ def default_alexcost() -> str | None:
 
 
 def measure_processes(command: str, models, repeats: int, warmup: int, before: str | None = None) -> list:
+    """Each process in turn, round after round, so a change in the machine's load hits all alike."""
+    import statistics
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    seed = commas(preset("seed").cost().totals.forward)
-    rows = [time_process("alexcost report (seed AlexNet)", [command, "report"], repeats, warmup, env, expect=seed)]
+    runs = [("alexcost report (seed AlexNet)", [command, "report"], "seed")]
     if before:
-        rows.append(time_process("alexcost report (seed AlexNet), before", [before, "report"], repeats, warmup, env,
-                                 expect=seed))
-    for name in models:
-        rows.append(time_process(f"alexcost report --model {name}", [command, "report", "--model", name], repeats,
-                                 warmup, env, expect=commas(preset(name).cost().totals.forward)))
+        runs.append(("alexcost report (seed AlexNet), before", [before, "report"], "seed"))
+    runs += [(f"alexcost report --model {name}", [command, "report", "--model", name], name) for name in models]
+    samples: dict[str, list[float]] = {label: [] for label, _, _ in runs}
+    for _ in range(repeats):
+        for label, argv, name in runs:
+            once = time_process(label, argv, 1, warmup, env, expect=commas(preset(name).cost().totals.forward))
+            samples[label].append(once.median)
+        warmup = 0
+    rows = []
+    for label, values in samples.items():
+        q1, med, q3 = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else values * 3
+        rows.append(harness.Timing(label, med, q1, q3, len(values), 1))
     return rows
 
 

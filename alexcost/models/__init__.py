@@ -8,7 +8,6 @@ A family's module is imported only when one of its presets is first built, so
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
 from ..errors import SpecError
@@ -29,7 +28,8 @@ class Preset:
 
     def build(self) -> Network:
         """A fresh copy of the network (imports the family's module on first use)."""
-        return getattr(importlib.import_module(f"{__name__}.{self.module}"), self.function)()
+        family = __import__(f"{__name__}.{self.module}", fromlist=[self.function])  # no importlib to load
+        return getattr(family, self.function)()
 
 
 PRESETS = {p.name: p for p in (
