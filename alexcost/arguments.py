@@ -42,6 +42,8 @@ def _as_int(value):
 
 def integer(value, what: str, minimum: int = 1) -> int:
     """An int ``>= minimum`` that fits torch's int64 (bools and floats refused; numpy ints taken)."""
+    if type(value) is int and minimum <= value <= INT64_MAX:  # the common case, checked fast
+        return value
     value = _as_int(value)
     if not _is_int(value):
         raise SpecError(f"{what} must be an integer, got {shown(value)}")
@@ -55,6 +57,12 @@ def integer(value, what: str, minimum: int = 1) -> int:
 
 def pair(value, what: str, minimum: int = 1) -> tuple[int, int]:
     """An int or a pair of ints, as torch's ``_pair``: returns ``(h, w)``."""
+    kind = type(value)
+    if kind is int and minimum <= value <= INT64_MAX:  # the common cases, checked fast
+        return (value, value)
+    if (kind is tuple or kind is list) and len(value) == 2 and type(value[0]) is int and type(value[1]) is int \
+            and minimum <= value[0] <= INT64_MAX and minimum <= value[1] <= INT64_MAX:
+        return (value[0], value[1])
     value = _as_int(value)
     if _is_int(value):
         value = (value, value)
@@ -103,6 +111,8 @@ def _as_real(value):
 
 def flag(value, what: str) -> bool:
     """A bool (``true``/``false`` in JSON and TOML; numpy's bool too)."""
+    if value is True or value is False:
+        return value
     if type(value).__module__ == "numpy" and getattr(getattr(value, "dtype", None), "kind", "") == "b":
         value = bool(value)
     if not isinstance(value, bool):
@@ -159,6 +169,9 @@ def name(value) -> str | None:
     """A layer name: ``None`` (a default is given) or a non-empty printable string without dots."""
     if value is None:
         return None
+    if type(value) is str and 0 < len(value) <= 200 and value.isprintable() and "." not in value \
+            and not value.isspace():  # the common case, checked fast
+        return value
     if not isinstance(value, str) or not value.strip():
         raise SpecError(f"name must be a non-empty string, got {shown(value)}")
     text(value, "name")

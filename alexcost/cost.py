@@ -6,7 +6,7 @@ which do not depend on the batch. Shapes are per sample.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from math import prod
 
@@ -203,24 +203,50 @@ class NetworkCost:
     """Every layer's cost for one batch size and dtype, plus totals and the conv-vs-FC split.
 
     ``str(cost)`` is the report table; ``graph`` is True unless every layer reads the one before it.
+    Built by `Network.cost`, the per-layer records are made on first use of ``layers``: the
+    totals come straight from the network's per-sample counts, so ``cost().totals`` builds no rows.
     """
 
     model: str
     input_shape: tuple[int, ...]
     batch: int
     dtype: str
-    layers: tuple[LayerCost, ...]
+    layers: tuple[LayerCost, ...] | None = None
     graph: bool = False
     unused_params: int = 0
+    network: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.layers is None:
+            if self.network is None:
+                raise TypeError("NetworkCost needs its layers, or the network to derive them from")
+            object.__delattr__(self, "layers")  # made on first use, by __getattr__
+
+    def __getattr__(self, name):
+        if name == "layers" and self.__dict__.get("network") is not None:
+            rows = self.network.rows(self.batch, self.dtype, self._counts)
+            object.__setattr__(self, "layers", rows)
+            return rows
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @cached_property
+    def _counts(self) -> tuple:
+        """The network's per-sample counts, once per cost record."""
+        return self.network.counts(DTYPE_BYTES[self.dtype])
 
     @cached_property
     def totals(self) -> Totals:
-        return Totals.of(self.layers, DTYPE_BYTES[self.dtype], self.unused_params)
+        size = DTYPE_BYTES[self.dtype]
+        if "layers" not in self.__dict__:
+            return self.network.totals(self.batch, size, None, self.unused_params, self._counts)
+        return Totals.of(self.layers, size, self.unused_params)
 
     @cached_property
     def split(self) -> dict[str, Totals]:
         """Totals of the ``"conv"`` and ``"fc"`` groups (Conv2d and Linear layers)."""
         size = DTYPE_BYTES[self.dtype]
+        if "layers" not in self.__dict__:
+            return {g: self.network.totals(self.batch, size, g, 0, self._counts) for g in ("conv", "fc")}
         return {g: Totals.of([r for r in self.layers if r.group == g], size) for g in ("conv", "fc")}
 
     @property
@@ -243,3 +269,6 @@ class NetworkCost:
         t = self.totals
         return (f"NetworkCost(model={self.model!r}, batch={self.batch}, dtype={self.dtype!r}, "
                 f"layers={len(self.layers)}, params={t.params:,}, macs={t.macs:,})")
+
+
+del NetworkCost.layers  # the dataclass default stays in __init__; lookups fall through to __getattr__

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from math import prod
 
 from . import arguments as check
-from .cost import LayerCost, NetworkCost, dtype_bytes
+from .cost import LayerCost, NetworkCost, Totals, dtype_bytes
 from .errors import SpecError, describe_layer, format_shape
 from .layers import BUILTIN_KINDS, INPUT, Layer, ParameterShape, Shape
 
@@ -66,8 +66,8 @@ class Network:
         if not layers:
             raise SpecError("a network needs at least one layer")
         names, index, sources, xs, ys = [], {INPUT: NETWORK_INPUT}, [], [], []
-        chain = True
-        values = {NETWORK_INPUT: self.input_shape}  # per source index: its output value(s)
+        chain, plain = True, True  # plain: the previous output is one activation a layer can read by default
+        y = self.input_shape
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise SpecError(f"layers[{i}] must be an alexcost Layer, got {type(layer).__name__}")
@@ -76,20 +76,33 @@ class Network:
             if name in index:
                 what = "the network input's name" if name == INPUT else f"already used by layers[{index[name]}]"
                 raise SpecError(f"layers[{i}] ({kind.__name__}): duplicate name {name!r}, {what}")
-            refs = self._resolve(i, name, layer, index, names, ys)
-            x = self._read(i, name, layer, refs, values)
-            try:
-                y = layer.output_shape(x)
-                y = self._checked(kind, y)
-            except SpecError as err:
-                raise err.at(_where(i, name, kind.__name__, x, kind.arity)) from None
-            chain = chain and refs == ((i - 1, None),) and not kind.multi_output
+            if plain and layer.inputs is None and kind.arity == 1:  # the common case: read the layer before
+                refs, x = ((i - 1, None),), y
+            else:
+                refs = self._resolve(i, name, layer, index, names, ys)
+                x = self._read(i, name, layer, refs, ys, layers)
+                chain = chain and refs == ((i - 1, None),)
+            memo = layer.__dict__.get("_outputs")
+            y = memo.get(x) if memo is not None else None
+            if y is None:
+                try:
+                    y = layer.output_shape(x)
+                    if kind in BUILTIN_KINDS and not kind.multi_output:
+                        if prod(y) > check.INT64_MAX:
+                            self._checked(kind, y)
+                    else:
+                        y = self._checked(kind, y)
+                except SpecError as err:
+                    raise err.at(_where(i, name, kind.__name__, x, kind.arity)) from None
+                if kind.arity == 1:  # a merge's inputs may be Parameters, which a shape key cannot tell apart
+                    _remember(layer, memo, x, y)
+            plain = not kind.multi_output and kind.arity != 0
+            chain = chain and plain
             index[name] = i
             names.append(name)
             sources.append(refs)
             xs.append(x)
             ys.append(y)
-            values[i] = ParameterShape(y) if kind.arity == 0 else y
         put("names", tuple(names))
         put("sources", tuple(sources))
         put("input_shapes", tuple(xs))
@@ -140,11 +153,18 @@ class Network:
                 refs.append((j, None))
         return tuple(refs)
 
-    @staticmethod
-    def _read(i: int, name: str, layer: Layer, refs: tuple, values: dict):
-        """What the layer's rules see: one shape, or a tuple of them."""
+    def _read(self, i: int, name: str, layer: Layer, refs: tuple, ys: list, layers: tuple):
+        """What the layer's rules see: one shape, or a tuple of them (a Parameter's output as a
+        `ParameterShape`: it has no batch dimension)."""
         kind = type(layer)
-        shapes = tuple(values[j] if k is None else values[j][k] for j, k in refs)
+
+        def value(j, k):
+            if j == NETWORK_INPUT:
+                return self.input_shape
+            if k is not None:
+                return ys[j][k]
+            return ParameterShape(ys[j]) if type(layers[j]).arity == 0 else ys[j]
+        shapes = tuple(value(j, k) for j, k in refs)
         if kind.arity == 1:
             x = shapes[0]
             if isinstance(x, ParameterShape):
@@ -225,25 +245,94 @@ class Network:
                             f"torch's int64 limit {check.INT64_MAX}")
 
     # -- cost --------------------------------------------------------------------------
+    def counts(self, itemsize: int = 4) -> tuple:
+        """Per layer, its counts for one sample: ``(weight_params, bias_params, macs, bias_adds,
+        other_ops, buffers, output elements, batched, buffer bytes at itemsize)``, by each kind's rules."""
+        out = []
+        for layer, x, y in zip(self.layers, self.input_shapes, self.output_shapes):
+            kind = type(layer)
+            w, b, m, a, o, n = _overrides(kind)  # False where the kind keeps the base's 0: no call
+            elements = sum(prod(s) for s in y) if kind.multi_output else prod(y)
+            buffers = layer.buffers(x) if n else 0
+            out.append((layer.weight_params(x) if w else 0, layer.bias_params(x) if b else 0,
+                        layer.macs(x, y) if m else 0, layer.bias_adds(x, y) if a else 0,
+                        layer.other_ops(x, y) if o else 0, buffers, elements, kind.arity != 0,
+                        layer.buffer_bytes(x, itemsize) if buffers else 0))
+        return tuple(out)
+
+    def totals(self, batch: int, itemsize: int, group: str | None = None, unused_params: int = 0,
+               counts: tuple | None = None) -> Totals:
+        """The totals of `cost` (of the layers of one ``group``, if given), from `counts`."""
+        w = b = m = a = o = n = e = fixed = stored = unbatched = 0
+        new = self.storage(batch)
+        counts = self.counts(itemsize) if counts is None else counts
+        for layer, c, is_new in zip(self.layers, counts, new):
+            if group is not None and layer.group != group:
+                continue
+            w += c[0]
+            b += c[1]
+            m += c[2]
+            a += c[3]
+            o += c[4]
+            n += c[5]
+            fixed += c[8]
+            if c[7]:
+                e += c[6]
+                if is_new:
+                    stored += c[6]
+            else:  # a Parameter's output is its weight, once whatever the batch
+                unbatched += c[6]
+        return Totals(w, b, batch * m, batch * a, batch * o, batch * e + unbatched, itemsize, n, fixed,
+                      batch * stored, unused_params)
+
+    def rows(self, batch: int, dtype: str, counts: tuple | None = None) -> tuple[LayerCost, ...]:
+        """One `LayerCost` per layer, for ``batch`` samples at ``dtype``."""
+        size = dtype_bytes(dtype)
+        new = self.storage(batch)
+        counts = self.counts(size) if counts is None else counts
+        make, chain = LayerCost._make, self.is_chain
+        out = []
+        for i, (layer, c) in enumerate(zip(self.layers, counts)):
+            out.append(make(i, self.names[i], layer, self.input_shapes[i], self.output_shapes[i], c[0], c[1],
+                            batch * c[2], batch * c[3], batch * c[4], batch, size,
+                            None if chain else self.inputs_of(i), c[5], c[8], new[i]))
+        return tuple(out)
+
     def cost(self, batch: int = 1, dtype: str = "float32") -> NetworkCost:
         """Every layer's counts for ``batch`` samples; memory sized at ``dtype``."""
         batch = check.integer(batch, "batch")
-        size = dtype_bytes(dtype)
+        dtype_bytes(dtype)
         if batch > 1:
             self._check_batch(batch)
-        stored = self.storage(batch)
-        rows = []
-        make = LayerCost._make
-        chain = self.is_chain
-        for i, layer in enumerate(self.layers):
-            x, y = self.input_shapes[i], self.output_shapes[i]
-            rows.append(make(i, self.names[i], layer, x, y,
-                             layer.weight_params(x), layer.bias_params(x),
-                             batch * layer.macs(x, y), batch * layer.bias_adds(x, y),
-                             batch * layer.other_ops(x, y), batch, size,
-                             None if chain else self.inputs_of(i), layer.buffers(x),
-                             layer.buffer_bytes(x, size), stored[i]))
-        return NetworkCost(self.name, self.input_shape, batch, dtype, tuple(rows), not chain)
+        return NetworkCost(self.name, self.input_shape, batch, dtype, None, not self.is_chain, network=self)
+
+
+MEMO_SIZE = 64
+"""Input shapes whose output shape a layer remembers (a frozen layer's rules are pure)."""
+
+
+def _remember(layer: Layer, memo: dict | None, x, y) -> None:
+    """Keep ``x -> y`` on the layer, so the next network that reuses the layer object (a preset, a
+    search over candidates) skips re-checking it: its kind's rules depend on nothing else."""
+    if memo is None:
+        memo = {}
+        object.__setattr__(layer, "_outputs", memo)
+    if len(memo) < MEMO_SIZE:
+        memo[x] = y
+
+
+_OVERRIDES: dict = {}
+COUNT_RULES = ("weight_params", "bias_params", "macs", "bias_adds", "other_ops", "buffers")
+
+
+def _overrides(kind) -> tuple[bool, ...]:
+    """Which count rules a kind defines; the others it inherits from `Layer`, which returns 0, so
+    the engine skips calling them. Looked up once per kind (define a kind's rules in its class,
+    not by patching a method onto a kind that lacked it afterwards)."""
+    found = _OVERRIDES.get(kind)
+    if found is None:
+        found = _OVERRIDES[kind] = tuple(getattr(kind, rule) is not getattr(Layer, rule) for rule in COUNT_RULES)
+    return found
 
 
 def type_multi(y) -> bool:

@@ -6,7 +6,7 @@ return their input. So the plan follows every tensor's strides through the netwo
 (batched, batch dimension first), with torch's rules for the strides of new outputs:
 contiguous, or, for elementwise kinds, the dimension order of a dense input (TensorIterator),
 or, for convolution, pooling and batch norm, channels-last when the input is (their
-suggested memory format). Pure Python; used for activation memory and training's saved bytes.
+suggested memory format), or, for concatenation, channels-last when every input is. Pure Python; used for activation memory and training's saved bytes.
 """
 
 from __future__ import annotations
@@ -49,6 +49,10 @@ def _new_strides(layout: str, x, y, ins, batch: int, arity):
         storage, strides = ins[0]
         if len(shape) == 4 and len(strides) == 4 and st.is_channels_last((batch, *x), strides):
             return st.channels_last(shape)
+    elif layout == "common format":  # torch.cat: channels-last when every input is
+        if len(shape) == 4 and all(len(s) == 4 and st.is_channels_last((batch, *xi), s)
+                                   for xi, (storage, s) in zip(x, ins)):
+            return st.channels_last(shape)
     elif layout == "elementwise":
         shapes = (x,) if arity == 1 else x
         for s, (storage, strides) in zip(shapes, ins):
@@ -60,4 +64,48 @@ def _new_strides(layout: str, x, y, ins, batch: int, arity):
 
 def plan(network, batch: int) -> tuple[bool, ...]:
     """Per layer: True when its output is new activation storage (a Parameter's is its weight)."""
+    fast = contiguous_plan(network)
+    if fast is not None:
+        return fast
     return tuple(out[0][0] == i for i, out in enumerate(trace(network, batch)))
+
+
+_RULES: dict = {}
+
+
+def _rule(kind):
+    """How a kind's output is stored when every input is contiguous: "new" (a new contiguous tensor),
+    "same" (the input itself, or a contiguous view of it), "inplace" (the input when the layer's
+    ``inplace`` is set), or None (it depends on strides: only `trace` can tell)."""
+    from .layers import Contiguous, Flatten, Layer, Reshape
+    from .layers.base import InplaceElementwise, Passthrough
+    from .layers.merge import _Broadcasting
+
+    if kind.multi_output:
+        return None
+    if kind.view_strides is Layer.view_strides:
+        return "new"
+    if issubclass(kind, Passthrough) and kind.view_strides is Passthrough.view_strides:
+        return "same"
+    if issubclass(kind, (InplaceElementwise, _Broadcasting)) and kind.view_strides in (
+            InplaceElementwise.view_strides, _Broadcasting.view_strides):
+        return "inplace"
+    if kind in (Flatten, Reshape, Contiguous) or (issubclass(kind, Reshape) and kind.__module__ == Reshape.__module__):
+        return "same"  # a reshape of a contiguous tensor is always a view, and contiguous
+    return None
+
+
+def contiguous_plan(network) -> tuple[bool, ...] | None:
+    """`plan` without strides, for networks whose tensors all stay contiguous (no Permute,
+    Transpose, Chunk or Split, no user kind with its own view rule): then every new tensor is
+    contiguous and every reshape a view. None when some layer needs the full `trace`."""
+    out = []
+    for layer in network.layers:
+        kind = type(layer)
+        rule = _RULES.get(kind, 0)
+        if rule == 0:
+            rule = _RULES[kind] = _rule(kind)
+        if rule is None:
+            return None
+        out.append(kind.arity != 0 and (rule == "new" or (rule == "inplace" and not layer.inplace)))
+    return tuple(out)

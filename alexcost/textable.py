@@ -7,13 +7,30 @@ The tests check this module against tabulate itself.
 
 from __future__ import annotations
 
+_MARKDOWN = str.maketrans({
+    **{c: "\\" + c for c in "\\`*_[]|"},   # escapes every Markdown parser (CommonMark, GFM, Python-Markdown) reads
+    "<": "&lt;", "&": "&amp;",              # no raw HTML or entity; Python-Markdown keeps a backslash before these
+    "\n": " ", "\r": " ",                    # one cell, one line
+})
+
+
+def markdown_cell(text) -> str:
+    """``text`` as one Markdown table cell that renders as itself: ``a|b`` -> ``a\\|b``,
+    ``11*11*3`` -> ``11\\*11\\*3`` (not *emphasis*), ``<x>`` -> ``&lt;x>``."""
+    return str(text).translate(_MARKDOWN)
+
 
 def render_table(headers, rows, align, style: str = "simple") -> str:
     """``rows`` of strings under ``headers``; ``align`` holds "left" or "right" per column.
 
     ``style`` is ``"simple"`` (underlined headers, two spaces between columns) or
-    ``"pipe"`` (a Markdown table with alignment colons).
+    ``"pipe"`` (a Markdown table with alignment colons; cells escaped by `markdown_cell`).
     """
+    if style == "pipe":
+        headers = [markdown_cell(h) for h in headers]
+        rows = [[markdown_cell(c) for c in row] for row in rows]
+    elif style != "simple":
+        raise ValueError(f"unknown table style {style!r}")
     widths = [max([len(str(h)) + 2, *(len(str(c)) for c in col)]) for h, *col in zip(headers, *rows)]
 
     def fit(cells):
@@ -22,8 +39,6 @@ def render_table(headers, rows, align, style: str = "simple") -> str:
     if style == "simple":
         lines = [fit(headers), ["-" * w for w in widths], *map(fit, rows)]
         return "\n".join("  ".join(cells).rstrip() for cells in lines)
-    if style == "pipe":
-        rule = [("-" * (w + 1) + ":") if a == "right" else (":" + "-" * (w + 1)) for w, a in zip(widths, align)]
-        body = ["| " + " | ".join(fit(cells)) + " |" for cells in (headers, *rows)]
-        return "\n".join([body[0], "|" + "|".join(rule) + "|", *body[1:]])
-    raise ValueError(f"unknown table style {style!r}")
+    rule = [("-" * (w + 1) + ":") if a == "right" else (":" + "-" * (w + 1)) for w, a in zip(widths, align)]
+    body = ["| " + " | ".join(fit(cells)) + " |" for cells in (headers, *rows)]
+    return "\n".join([body[0], "|" + "|".join(rule) + "|", *body[1:]])

@@ -1,22 +1,24 @@
 """Network <-> torch.nn.Module, both ways. torch is imported only when these functions run.
 
 * `to_module` builds an ``nn.Sequential`` whose children are named as the layers.
-* `from_module` reads an existing module (``nn.Sequential``, nested or not, of
-  supported leaf modules) into a `Network` without running it. A module used
-  twice counts its parameters once and its MACs twice; a parameter shared by two
-  modules counts once; frozen parameters (``requires_grad=False``) are reported apart.
-  Nothing is written to the user's module: no hooks, no buffers, no attributes.
+* `from_module` reads any ``nn.Module`` into a `Network` without running it on data: its
+  forward is traced symbolically with torch.fx (`alexcost.fx_trace`) and each call is
+  mapped to a layer kind (`alexcost.fx_reader`, `alexcost.fx_ops`). A module used twice
+  counts its parameters once and its MACs twice; a parameter shared by two modules
+  counts once; frozen parameters (``requires_grad=False``) are reported apart; parameters
+  the forward never reads are counted as ``unused``. Nothing is written to the user's
+  module: no hooks, no buffers, no attributes; its training flags are restored.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from contextlib import nullcontext
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from .cost import NetworkCost
-from .errors import SpecError, describe_layer, format_shape
-from .layers import BUILTIN_KINDS, LAYER_KINDS, Layer
+from .errors import SpecError, describe_layer
 from .network import Network
 
 
@@ -48,12 +50,28 @@ def to_module(network: Network, *, device=None):
 class ImportedModule:
     """A torch module read as an alexcost `Network`, with what only the module knows.
 
-    ``paths[i]`` is the dotted module path of layer ``i`` (``""`` for a bare leaf module);
-    ``first_use[i]`` is the index of the first layer that runs the same module object
-    (``i`` itself unless the module is reused). ``weight_params[i]`` / ``bias_params[i]``
-    count only parameters no earlier layer already owns (alexcost's formulas, so a reused
-    module or a tied weight counts once); ``frozen_params[i]`` is the part of those with
-    ``requires_grad=False``.
+    Per alexcost layer ``i`` (the network's layers, in an order torch can run them):
+
+    * ``paths[i]``: for a module call, the dotted path of the module it calls (``""`` for a
+      bare leaf module given as the root); for a function or method call, the path of the
+      module whose forward made the call, ``:``, and the function's name (``layer1.0:add``,
+      ``:flatten`` at the root); for a parameter read as an operand (a `Parameter` layer),
+      the path of the module holding it, ``:``, and its name (``features.1.0:layer_scale``);
+      ``:output`` for an Identity standing for the output when no layer ends the graph.
+    * ``first_use[i]``: the index of the first layer that calls the same module object
+      (``i`` itself unless the module is reused; always ``i`` for function calls).
+    * ``weight_params[i]`` / ``bias_params[i]``: parameters no earlier layer already counted
+      (alexcost's formulas, checked against the tensors' sizes, so a reused module or a
+      tied weight counts once); ``frozen_params[i]``: the part of those with
+      ``requires_grad=False``.
+    * ``fx_nodes[i]``: the name of the node of ``graph_module.graph`` the layer comes from
+      (``"output"`` for that Identity).
+
+    ``unused`` maps a module path to the parameters it holds that forward never reads (an
+    auxiliary head in eval mode, a parameter registered on a container): torch counts them,
+    and so do `params` and ``cost().totals.params``. ``graph_module`` is the
+    ``torch.fx.GraphModule`` of the eval-mode trace, built on first use over the user's own
+    submodules and parameters: running it runs the user's code.
     """
 
     network: Network
@@ -62,16 +80,21 @@ class ImportedModule:
     weight_params: tuple[int, ...]
     bias_params: tuple[int, ...]
     frozen_params: tuple[int, ...]
+    unused: dict[str, int] = field(default_factory=dict)
+    fx_nodes: tuple[str, ...] = ()
+    unused_frozen: int = 0
+    _trace: object = field(default=None, repr=False, compare=False)
 
     @property
     def params(self) -> int:
-        """Distinct parameters (each counted once)."""
-        return sum(self.weight_params) + sum(self.bias_params)
+        """Distinct parameters (each counted once), unused ones included: torch's
+        ``sum(p.numel() for p in module.parameters())``."""
+        return sum(self.weight_params) + sum(self.bias_params) + sum(self.unused.values())
 
     @property
     def frozen(self) -> int:
-        """Parameters with ``requires_grad=False``."""
-        return sum(self.frozen_params)
+        """Parameters with ``requires_grad=False`` (unused ones included)."""
+        return sum(self.frozen_params) + self.unused_frozen
 
     @property
     def trainable(self) -> int:
@@ -85,106 +108,48 @@ class ImportedModule:
             counts[first] = counts.get(first, 0) + 1
         return {self.paths[i]: n for i, n in counts.items() if n > 1}
 
+    @cached_property
+    def graph_module(self):
+        """The traced forward as a ``torch.fx.GraphModule`` sharing the user's modules and parameters."""
+        if self._trace is None:
+            return None
+        import torch.fx
+
+        root, traced = self._trace
+        attributes = dict(traced.constants)
+        for node in traced.graph.nodes:
+            if node.op in ("call_module", "get_attr") and node.target not in attributes:
+                owner, _, name = node.target.rpartition(".")
+                holder = root.get_submodule(owner) if owner else root
+                attributes[node.target] = getattr(holder, name) if name else root
+        return torch.fx.GraphModule(attributes, traced.graph, class_name=type(root).__name__)
+
     def cost(self, batch: int = 1, dtype: str = "float32") -> NetworkCost:
-        """The network's cost with parameters counted once (MACs count every call)."""
+        """The network's cost with parameters counted once (MACs count every call); unused
+        parameters are in ``totals.params`` (``totals.unused_params``)."""
         cost = self.network.cost(batch, dtype)
         rows = tuple(replace(row, weight_params=w, bias_params=b)
                      for row, w, b in zip(cost.layers, self.weight_params, self.bias_params))
-        return replace(cost, layers=rows)
-
-
-def _where(path: str, module) -> str:
-    return f"module {path or '(root)'!r} ({type(module).__name__})"
-
-
-def _leaves(module, path: str = ""):
-    """(path, leaf module) in the order an ``nn.Sequential`` runs them, repeats included."""
-    import torch.nn as nn
-
-    if type(module) is nn.Sequential:
-        # Not named_children(): it drops a module that appears twice.
-        for name, child in module._modules.items():
-            if child is not None:
-                yield from _leaves(child, f"{path}.{name}" if path else name)
-        return
-    kind = LAYER_KINDS.get(type(module).__name__)
-    if kind is None or kind not in BUILTIN_KINDS or type(module) is not getattr(nn, kind.__name__):
-        if next(iter(module._modules.values()), None) is not None:
-            raise SpecError(f"{_where(path, module)} is a container but not an nn.Sequential: alexcost "
-                            f"cannot know the order its forward() calls its children without running it")
-        known = ", ".join(sorted(k.__name__ for k in BUILTIN_KINDS))
-        raise SpecError(f"{_where(path, module)} is not supported; alexcost reads nn.Sequential "
-                        f"containers of {known}")
-    yield path, module
-
-
-def _layer_of(path: str, module) -> Layer:
-    """The alexcost layer with the module's own arguments (its attributes, as torch stores them)."""
-    kind = LAYER_KINDS[type(module).__name__]
-    extra = sorted(set(module._parameters) - {"weight", "bias"})
-    if extra:
-        raise SpecError(f"{_where(path, module)} has parameters a {kind.__name__} does not have: {', '.join(extra)}")
-    args = {}
-    for f in fields(kind):
-        if not f.init or f.name == "name":
-            continue
-        if f.name == "bias" and "bias" in module._parameters:
-            args["bias"] = module._parameters["bias"] is not None
-        elif hasattr(module, f.name):
-            args[f.name] = getattr(module, f.name)
-    try:
-        return kind(name=path.replace(".", "_") or None, **args)
-    except SpecError as err:
-        raise err.at(_where(path, module)) from None
+        return replace(cost, layers=rows, unused_params=sum(self.unused.values()))
 
 
 def from_module(module, input_shape, *, name: str | None = None) -> ImportedModule:
     """Read ``module`` (run on per-sample ``input_shape``) as an alexcost network, without running it.
 
-    Raises `SpecError` naming the first unsupported module (dotted path and class),
-    or the first module whose input or parameters do not fit.
+    ``forward`` is traced symbolically with torch.fx, in eval mode (alexcost counts
+    inference); each module, function and method call becomes a layer. Raises one
+    `SpecError` for the first thing that cannot be read exactly, naming the fx node, the
+    module path or function, and why: a call with no layer kind, control flow that depends
+    on the data, forward hooks, a parameter used outside any layer, shapes that do not fit.
     """
     from .arguments import shape as check_shape
+    from .fx_reader import Reader
+    from .fx_trace import trace
 
     x = check_shape(input_shape)
-    leaves = list(_leaves(module))
-    layers, paths, first_use = [], [], []
-    weight, bias, frozen = [], [], []
-    seen_modules: dict[int, int] = {}
-    seen_params: set[int] = set()
-    taken: set[str] = set()
-    for i, (path, leaf) in enumerate(leaves):
-        layer = _layer_of(path, leaf)
-        unique = layer.name or f"{type(layer).__name__.lower()}{i}"
-        n = 2
-        while unique in taken:  # "a.b" and "a_b" both exist, or a reused module
-            unique, n = f"{layer.name or type(layer).__name__.lower()}_{n}", n + 1
-        taken.add(unique)
-        layer = replace(layer, name=unique)
-        try:
-            y = layer.output_shape(x)
-        except SpecError as err:
-            raise err.at(f"{_where(path, leaf)} on input {format_shape(x)}") from None
-        counts = {"weight": layer.weight_params(x), "bias": layer.bias_params(x)}
-        new = {"weight": 0, "bias": 0}
-        cold = 0
-        for pname, formula in counts.items():
-            param = leaf._parameters.get(pname)
-            if param is None:
-                continue
-            if param.numel() != formula:
-                raise SpecError(f"{_where(path, leaf)} on input {format_shape(x)}: its {pname} has "
-                                f"{param.numel()} elements, but {layer.label()} with these arguments has {formula}")
-            if id(param) not in seen_params:
-                seen_params.add(id(param))
-                new[pname] = formula
-                cold += 0 if param.requires_grad else formula
-        first_use.append(seen_modules.setdefault(id(leaf), i))
-        layers.append(layer)
-        paths.append(path)
-        weight.append(new["weight"])
-        bias.append(new["bias"])
-        frozen.append(cold)
-        x = y
-    network = Network(tuple(check_shape(input_shape)), layers, name=name or type(module).__name__)
-    return ImportedModule(network, tuple(paths), tuple(first_use), tuple(weight), tuple(bias), tuple(frozen))
+    traced = trace(module)
+    reading = Reader(module, traced, x).run()
+    network = Network(x, reading.layers, name=name or type(module).__name__)
+    return ImportedModule(network, reading.paths, reading.first_use, reading.weight_params, reading.bias_params,
+                          reading.frozen_params, reading.unused, reading.fx_nodes, reading.unused_frozen,
+                          (module, traced))

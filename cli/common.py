@@ -1,44 +1,304 @@
-"""Options and helpers the commands share."""
+"""Options, parameter types and helpers the commands share.
+
+Start-up time matters here (issue 13), so this module imports click and nothing of the
+engine: ``alexcost --help`` uses it without importing ``alexcost`` at all.
+"""
 
 from __future__ import annotations
 
+import sys
+
 import click
 
-from alexcost import DEFAULT_MODEL, DTYPE_BYTES, PRESETS, Network, SpecError, preset
+INT64_MAX = 2**63 - 1
+"""torch sizes tensors with int64: no batch or dimension can be larger (the engine uses the same bound)."""
+
+MAX_RANK = 64
+"""Most dimensions ``--input-shape`` may have (the engine's bound for a per-sample shape)."""
+
+EXTRAS = {"torch": "torch", "fvcore": "torch", "torchvision": "torch", "matplotlib": "plot"}
+"""Optional modules -> the extra that installs them."""
+
+
+class Option(click.Option):
+    """A click option whose help text is kept as written.
+
+    click passes every option's help through ``inspect.cleandoc``, and the first call
+    loads ``inspect`` (with ``ast``, ``dis`` and ``tokenize``), which ``main.py`` defers:
+    about 3 ms of every command (benchmarks/README.md). The texts here are written clean,
+    so nothing is lost.
+    """
+
+    def __init__(self, *args, help: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.help = help
+
+
+def terminal_columns() -> int:
+    """The terminal's width as ``shutil.get_terminal_size().columns`` finds it (``COLUMNS``, then
+    the terminal on standard output, else 80), without importing shutil: with bz2, lzma and
+    fnmatch that import costs about 2 ms of every ``--help``."""
+    import os
+
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
+        except (AttributeError, ValueError, OSError):
+            columns = 80
+    return columns
+
+
+class Context(click.Context):
+    """click's context, with the help width worked out as click does (see `terminal_columns`)."""
+
+    def make_formatter(self):
+        from click import formatting
+
+        width = self.terminal_width
+        if width is None and formatting.FORCED_WIDTH is None:
+            width = max(min(terminal_columns(), self.max_content_width or 80) - 2, 50)
+        return self.formatter_class(width=width, max_width=self.max_content_width)
+
+
+class Command(click.Command):
+    context_class = Context
+
+
+def option(*decls, **attrs):
+    """``click.option`` with `Option`."""
+    return click.option(*decls, cls=Option, **attrs)
+
+
+def help_option(func):
+    """``-h`` / ``--help``, built as an `Option` (see there why)."""
+    return click.help_option("-h", "--help", cls=Option, help="Show this message and exit.")(func)
+
+
+def command(name: str | None = None, **attrs):
+    """``click.command`` with alexcost's ``-h`` / ``--help``; the one-line summary comes from
+    ``COMMANDS`` in ``main.py`` when the group loads the command."""
+    def decorate(func):
+        help_option(func)
+        params = func.__click_params__
+        params.insert(0, params.pop())  # click shows these in reverse: -h / --help comes last
+        return click.command(name, cls=Command, add_help_option=False, **attrs)(func)
+    return decorate
+
+
+def shown(text: str, limit: int = 40) -> str:
+    """``repr(text)``, cut short: one short error line whatever the user typed."""
+    text = repr(text)
+    return text if len(text) <= limit else f"{text[:limit - 12]}...' ({len(text) - 2} characters)"
+
+
+class Integer(click.ParamType):
+    """A whole number from ``low`` to ``high``; out of range (or 5,000 digits long) it is one
+    short error line that gives the range and why (``bound``)."""
+
+    name = "integer"
+
+    def __init__(self, low: int, high: int, bound: str = ""):
+        self.low, self.high, self.bound = low, high, bound
+
+    def get_metavar(self, param, ctx=None):
+        return "N"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            text = str(value).strip()
+            digits = text[1:] if text[:1] in "+-" else text
+            if not (digits.isascii() and digits.isdigit()):
+                self.fail(f"{shown(str(value))} is not a whole number", param, ctx)
+            if len(digits) > 40:
+                self.fail(f"{shown(str(value))} is out of range {self.range()}", param, ctx)
+            number = int(text)
+        if not self.low <= number <= self.high:
+            self.fail(f"{number} is out of range {self.range()}", param, ctx)
+        return number
+
+    def range(self) -> str:
+        high = "2**63-1" if self.high == INT64_MAX else "2**64-1" if self.high == 2**64 - 1 else f"{self.high:,}"
+        return f"{self.low} to {high}" + (f" ({self.bound})" if self.bound else "")
+
+
+class Real(click.ParamType):
+    """A finite number above 0 (``nan``, ``inf`` and ``1e400`` refused)."""
+
+    name = "number"
+
+    def get_metavar(self, param, ctx=None):
+        return "X"
+
+    def convert(self, value, param, ctx):
+        import math
+
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{shown(str(value))} is not a number", param, ctx)
+        if not math.isfinite(number) or number <= 0:
+            self.fail(f"{shown(str(value))} is not a finite number above 0", param, ctx)
+        return number
+
+
+BATCH = Integer(1, INT64_MAX, "torch's int64 sizes")
+"""A batch size: counts are exact integers, but a batch is a tensor dimension, so int64 bounds it."""
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``"3,224,224"`` -> ``(3, 224, 224)``: 1 to 64 positive whole numbers, each at most 2**63-1."""
+    parts = [p.strip() for p in text.split(",")]
+    if not 1 <= len(parts) <= MAX_RANK or not all(p.isascii() and p.isdigit() and len(p) <= 19 for p in parts):
+        raise click.BadParameter(f"give 1 to {MAX_RANK} positive whole numbers separated by commas, "
+                                 f"like 3,224,224; got {shown(text)}")
+    shape = tuple(int(p) for p in parts)
+    if not all(1 <= d <= INT64_MAX for d in shape):
+        raise click.BadParameter(f"every dimension must be from 1 to 2**63-1 (torch's int64 sizes); got {shown(text)}")
+    return shape
+
+
+_INPUT_SHAPE = "alexcost.input_shape"
+
+
+def _remember_shape(ctx, param, value):
+    if value is not None:
+        ctx.meta[_INPUT_SHAPE] = parse_shape(value)
 
 
 def network_options(func):
-    """``--model NAME`` / ``--spec FILE`` (one or the other; the seed preset by default)."""
-    func = click.option("--spec", "spec", metavar="FILE",
-                        help="A JSON or TOML spec file ('-' reads standard input).")(func)
-    func = click.option("--model", "model", type=click.Choice(list(PRESETS)), default=None,
-                        help=f"A preset network (default: {DEFAULT_MODEL}).")(func)
+    """``--model NAME`` / ``--spec FILE`` (one or the other; the seed preset by default) and
+    ``--input-shape``, which `load_network` applies: the command's function does not see it."""
+    from alexcost import DEFAULT_MODEL, PRESETS
+
+    func = option("--input-shape", metavar="C,H,W", expose_value=False, callback=_remember_shape,
+                  help="Run the network on this per-sample input shape instead of its own (any rank, "
+                       "positive whole numbers separated by commas), e.g. 3,224,224 for the seed at 224x224.")(func)
+    func = option("--spec", "spec", metavar="FILE",
+                  help="A JSON or TOML spec file ('-' reads standard input).")(func)
+    func = option("--model", "model", type=click.Choice(list(PRESETS)), default=None,
+                  help=f"A preset network (default: {DEFAULT_MODEL}).")(func)
     return func
 
 
-def load_network(model: str | None, spec: str | None) -> Network:
-    """The network the user named: a preset, a spec file, or the default preset."""
+def load_network(model: str | None, spec: str | None):
+    """The network the user named: a preset, a spec file, or the default preset, rebuilt on
+    ``--input-shape`` when that was given."""
+    from alexcost import DEFAULT_MODEL, Network, preset
+
     if model and spec:
         raise click.UsageError("give --model or --spec, not both")
     if spec:
         from alexcost.specfile import load_spec
 
-        return load_spec(spec)
-    return preset(model or DEFAULT_MODEL)
+        network = load_spec(spec)
+    else:
+        network = preset(model or DEFAULT_MODEL)
+    ctx = click.get_current_context(silent=True)
+    shape = ctx.meta.get(_INPUT_SHAPE) if ctx is not None else None
+    if shape is not None:
+        network = Network(shape, network.layers, name=network.name)
+    return network
 
 
-def dtype_option(default: str = "float32", choices=tuple(DTYPE_BYTES)):
-    return click.option("--dtype", type=click.Choice(list(choices)), default=default, show_default=True,
-                        help="Element type (memory is sized at it; tf32 is float32 with TF32 math).")
+def dtype_option(default: str = "float32", choices=None):
+    from alexcost import DTYPE_BYTES
+
+    return option("--dtype", type=click.Choice(list(choices or DTYPE_BYTES)), default=default, show_default=True,
+                  help="Element type (memory is sized at it; tf32 is float32 with TF32 math).")
 
 
-def write_output(text: str, out: str | None) -> None:
-    """Print ``text``, or write it atomically to ``out`` (never a half-written file)."""
+def require(module: str, command: str) -> None:
+    """Fail with one line naming the extra to install when ``module`` cannot be imported."""
+    try:
+        __import__(module)
+    except ImportError as err:
+        raise click.ClickException(missing_extra(module, command, err)) from None
+
+
+def missing_extra(module: str, command: str, err: BaseException | None = None) -> str:
+    """``alexcost verify needs torch, which is not installed: pip install 'alexcost[torch]'``."""
+    extra = EXTRAS.get(module.partition(".")[0], "torch")
+    if err is None or isinstance(err, ModuleNotFoundError):
+        why = "which is not installed"
+    else:
+        why = "which failed to import (" + " ".join(str(err).split())[:200] + ")"
+    return f"alexcost {command} needs {module}, {why}: pip install 'alexcost[{extra}]'"
+
+
+FORMAT_BY_SUFFIX = {".json": "json", ".csv": "csv", ".md": "markdown", ".markdown": "markdown"}
+
+
+def format_for(out: str | None, choices, default: str = "table") -> str:
+    """The format ``--out FILE`` implies by its extension (among ``choices``), else ``default``."""
+    if out:
+        dot = out.rfind(".")
+        fmt = FORMAT_BY_SUFFIX.get(out[dot:].lower()) if dot > max(out.rfind("/"), out.rfind("\\")) else None
+        if fmt in choices:
+            return fmt
+    return default
+
+
+def write_output(text: str, out: str | None, fmt: str | None = None) -> None:
+    """Print ``text``, or write it atomically to ``out`` (never a half-written file) and say so
+    on standard error: ``wrote r.json (json)``."""
     if out is None:
         click.echo(text, nl=False)
         return
     from alexcost.atomic import write_atomic
+
     try:
         write_atomic(out, text)
     except OSError as err:
-        raise SpecError(f"cannot write {out!r}: {err.strerror or err}") from None
+        raise click.ClickException(f"cannot write {out!r}: {err.strerror or err}") from None
+    if fmt is not None:
+        click.echo(f"wrote {out} ({fmt})", err=True)
+
+
+def silence_stdout() -> None:
+    """Point standard output at the null device, so that what is still buffered for a reader
+    who has gone (a closed pipe) is dropped instead of failing again at exit."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass  # not a real file (a test's capture): nothing to protect
+
+
+def flush_and_exit(code: int) -> None:
+    """Leave now with ``code``, skipping the interpreter's teardown when nothing needs it.
+
+    Tearing down ~120 modules takes a few ms that a command-line run does not need. It is
+    skipped only when standard output and error flushed cleanly, no ``atexit`` function is
+    registered and no other thread runs (torch, matplotlib and logging register ``atexit``
+    functions, so ``verify``, ``time`` and ``plot`` exit the ordinary way); every file
+    alexcost writes is closed (and fsynced) before this point.
+    """
+    import os
+
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        silence_stdout()
+        code = 141
+    except (OSError, ValueError):
+        pass
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    import atexit
+
+    pending = getattr(atexit, "_ncallbacks", lambda: 1)()
+    threads = sys.modules.get("threading")
+    if pending == 0 and (threads is None or threads.active_count() == 1):
+        os._exit(code)
+    sys.exit(code)

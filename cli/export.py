@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import click
 
-from .common import load_network, network_options, write_output
+from .common import command, load_network, network_options, option, write_output
 
 
-@click.command()
+@command()
 @network_options
-@click.option("--format", "fmt", type=click.Choice(["json", "toml"]), default=None,
-              help="Spec format (default: from --out's extension, else json).")
-@click.option("--out", metavar="FILE", help="Write to FILE (atomically) instead of standard output.")
+@option("--format", "fmt", type=click.Choice(["json", "toml"]), default=None,
+        help="Spec format. Default: from --out's extension (.toml), else json.")
+@option("--out", metavar="FILE", help="Write to FILE (atomically) instead of standard output, and say so on "
+                                      "standard error.")
 def export(model, spec, fmt, out):
     """Write a network as a spec file that 'alexcost report --spec' reads back to the same report.
 
@@ -20,6 +21,5 @@ def export(model, spec, fmt, out):
     """
     from alexcost.specfile import dumps_spec
 
-    if fmt is None:
-        fmt = "toml" if out is not None and out.lower().endswith(".toml") else "json"
-    write_output(dumps_spec(load_network(model, spec), fmt), out)
+    fmt = fmt or ("toml" if out is not None and out.lower().endswith(".toml") else "json")
+    write_output(dumps_spec(load_network(model, spec), fmt), out, fmt)

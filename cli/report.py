@@ -4,35 +4,43 @@ from __future__ import annotations
 
 import click
 
-from alexcost import PRESETS
-from alexcost.report import FORMATS, commas, render
-from alexcost.textable import render_table
+from alexcost.report import FORMATS
 
-from .common import dtype_option, load_network, network_options, write_output
+from .common import BATCH, command, dtype_option, format_for, load_network, network_options, option, write_output
 
 
-@click.command()
+@command()
 @network_options
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Batch size: scales every count except parameters.")
+@option("--batch", type=BATCH, default=1, show_default=True,
+        help="Batch size, 1 to 2**63-1 (torch's int64 sizes): scales every count except parameters.")
 @dtype_option()
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
-              help="table/markdown: the seed's layout with formulas; detail: every count; csv, json.")
-@click.option("--out", metavar="FILE", help="Write to FILE (atomically) instead of standard output.")
+@option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+        help="table/markdown: the seed's layout with formulas; detail: every count; csv, json. "
+             "Default: from --out's extension (.json, .csv, .md), else table.")
+@option("--out", metavar="FILE", help="Write to FILE (atomically) instead of standard output, and say so on "
+                                      "standard error.")
 def report(model, spec, batch, dtype, fmt, out):
     """Per-layer output shape, parameters, MACs and other ops, derived without running anything.
 
     Counting conventions: MACs are Conv2d and Linear multiply-accumulates (bias excluded);
     the seed's "Forward Computation" is MACs + bias adds; FLOPs = 2*MACs + bias adds + other ops.
     """
+    from alexcost.report import render
+
+    fmt = fmt or format_for(out, FORMATS)
     network = load_network(model, spec)
-    write_output(render(network.cost(batch=batch, dtype=dtype), fmt), out)
+    write_output(render(network.cost(batch=batch, dtype=dtype), fmt), out, fmt)
 
 
-@click.command()
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@command()
+@option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+        help="table: for people; json: for machines.")
 def models(fmt):
     """List the preset networks with their input, parameters and MACs."""
+    from alexcost import PRESETS
+    from alexcost.report import commas
+    from alexcost.textable import render_table
+
     rows = []
     for name, p in PRESETS.items():
         net = p.build()

@@ -12,9 +12,14 @@ from alexcost.roofline import render
 from alexcost.crosscheck import DEVICES
 from alexcost.timing import DEFAULTS, DTYPES, METHODS, Timer, dumps
 
-from .common import dtype_option, load_network, network_options, write_output
+from .common import (INT64_MAX, Integer, Real, command, dtype_option, load_network, network_options, option,
+                     require, shown, write_output)
 
 FORMATS = ("table", "markdown", "json")
+MAX_CALLS = 1_000_000
+"""Most warm-up or timed calls per layer: a million 10-µs layers already take ten seconds each."""
+MAX_THREADS = 1024
+"""Most CPU threads ``--threads`` asks torch for (torch takes a C int; more threads than this is no measurement)."""
 
 
 def parse_batches(ctx, param, value):
@@ -24,8 +29,10 @@ def parse_batches(ctx, param, value):
     out = []
     for part in value.split(","):
         part = part.strip()
-        if not part.isdigit() or int(part) < 1:
-            raise click.BadParameter(f"batch sizes are positive integers separated by commas, got {part!r}")
+        if not (part.isascii() and part.isdigit()) or not part.strip("0"):
+            raise click.BadParameter(f"batch sizes are positive whole numbers separated by commas, got {shown(part)}")
+        if len(part.lstrip("0")) > 19 or int(part) > INT64_MAX:
+            raise click.BadParameter(f"a batch size is at most 2**63-1 (torch's int64 sizes), got {shown(part)}")
         if int(part) not in out:
             out.append(int(part))
     return tuple(out)
@@ -42,31 +49,34 @@ def check_writable(out: str) -> None:
         raise SpecError(f"cannot write {out!r}: folder {folder!r} is not writable")
 
 
-@click.command("time")
+@command("time")
 @network_options
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
-              help="auto: CUDA when torch sees a GPU, else the CPU.")
-@click.option("--batch", "batches", metavar="N[,N...]", callback=parse_batches,
-              help=f"Batch sizes to sweep (default: {','.join(map(str, DEFAULTS['cuda']['batches']))} on CUDA, "
-                   f"{','.join(map(str, DEFAULTS['cpu']['batches']))} on the CPU).")
+@option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+        help="auto: CUDA when torch sees a GPU, else the CPU.")
+@option("--batch", "batches", metavar="N[,N...]", callback=parse_batches,
+        help=f"Batch sizes to sweep (default: {','.join(map(str, DEFAULTS['cuda']['batches']))} on CUDA, "
+             f"{','.join(map(str, DEFAULTS['cpu']['batches']))} on the CPU).")
 @dtype_option(choices=DTYPES)
-@click.option("--warmup", type=click.IntRange(min=0), default=None,
-              help=f"Untimed calls first (default: {DEFAULTS['cuda']['warmup']} on CUDA, "
-                   f"{DEFAULTS['cpu']['warmup']} on the CPU).")
-@click.option("--repeats", type=click.IntRange(min=1), default=None,
-              help=f"Timed calls (default: {DEFAULTS['cuda']['repeats']} on CUDA, {DEFAULTS['cpu']['repeats']} on the CPU).")
-@click.option("--peak-tflops", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="The device's peak rate in TFLOP/s at this dtype, instead of measuring it "
-                   "(a large matrix product and convolution).")
-@click.option("--bandwidth-gbs", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="The device's memory bandwidth in GB/s, instead of measuring it with a large copy.")
-@click.option("--method", type=click.Choice(list(METHODS)), default=None,
-              help="How a timing sample is taken: graph (CUDA graph replays of N calls), loop (N back-to-back "
-                   "calls) or single (one call, launch overhead included); default: graph on CUDA, loop on the CPU.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="torch's CPU threads for this run (default: torch's own choice; reported either way).")
-@click.option("--out", metavar="FILE.json", help="Also write the JSON record here, atomically, after every batch.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@option("--warmup", type=Integer(0, MAX_CALLS), default=None,
+        help=f"Untimed calls first, 0 to {MAX_CALLS:,} (default: {DEFAULTS['cuda']['warmup']} on CUDA, "
+             f"{DEFAULTS['cpu']['warmup']} on the CPU).")
+@option("--repeats", type=Integer(1, MAX_CALLS), default=None,
+        help=f"Timed calls, 1 to {MAX_CALLS:,} (default: {DEFAULTS['cuda']['repeats']} on CUDA, "
+             f"{DEFAULTS['cpu']['repeats']} on the CPU).")
+@option("--peak-tflops", type=Real(), default=None,
+        help="The device's peak rate in TFLOP/s at this dtype, instead of measuring it "
+             "(a large matrix product and convolution).")
+@option("--bandwidth-gbs", type=Real(), default=None,
+        help="The device's memory bandwidth in GB/s, instead of measuring it with a large copy.")
+@option("--method", type=click.Choice(list(METHODS)), default=None,
+        help="How a timing sample is taken: graph (CUDA graph replays of N calls), loop (N back-to-back "
+             "calls) or single (one call, launch overhead included); default: graph on CUDA, loop on the CPU.")
+@option("--threads", type=Integer(1, MAX_THREADS), default=None,
+        help=f"torch's CPU threads for this run, 1 to {MAX_THREADS:,} (default: torch's own choice; "
+             "reported either way).")
+@option("--out", metavar="FILE.json", help="Also write the JSON record here, atomically, after every batch.")
+@option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+        help="table or markdown: for people; json: the record --out writes.")
 @click.pass_context
 def time_command(ctx, model, spec, device, batches, dtype, warmup, repeats, peak_tflops, bandwidth_gbs, method,
                  threads, out, fmt):
@@ -78,6 +88,7 @@ def time_command(ctx, model, spec, device, batches, dtype, warmup, repeats, peak
     An out-of-memory batch is recorded and the sweep goes on; Ctrl-C keeps what --out holds.
     """
     network = load_network(model, spec)
+    require("torch", "time")
     timer = Timer(network, device, dtype, warmup, repeats,
                   None if peak_tflops is None else peak_tflops * 1e12,
                   None if bandwidth_gbs is None else bandwidth_gbs * 1e9, threads=threads, method=method)

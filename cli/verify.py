@@ -8,27 +8,36 @@ import click
 
 from alexcost.crosscheck import DEVICES
 
-from .common import load_network, network_options, write_output
+from .common import BATCH, Integer, command, format_for, load_network, network_options, option, require, write_output
+
+SEED = Integer(0, 2**64 - 1, "the seeds torch's random generator takes")
+FORMATS = ("table", "json")
 
 
-@click.command()
+@command()
 @network_options
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
-              help="Where the forward pass runs; auto = CUDA if available, else CPU (the output says which).")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Samples in the random input batch.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random input.")
-@click.option("--no-fvcore", "no_fvcore", is_flag=True, help="Compare with torch's flop counter only.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
-              help="table: the reconciliation for people; json: for machines.")
-@click.option("--out", metavar="FILE", help="Write to FILE (atomically) instead of standard output.")
+@option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+        help="Where the forward pass runs; auto = CUDA if available, else CPU (the output says which).")
+@option("--batch", type=BATCH, default=1, show_default=True,
+        help="Samples in the random input batch, 1 to 2**63-1 (the device's memory is checked first).")
+@option("--seed", type=SEED, default=0, show_default=True,
+        help="Seed of the random input, 0 to 2**64-1 (what torch's generator takes).")
+@option("--no-fvcore", "no_fvcore", is_flag=True, help="Compare with torch's flop counter only.")
+@option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+        help="table: the reconciliation for people; json: for machines. "
+             "Default: json when --out ends in .json, else table.")
+@option("--out", metavar="FILE", help="Write to FILE (atomically) instead of standard output, and say so on "
+                                      "standard error.")
 @click.pass_context
 def verify(ctx, model, spec, device, batch, seed, no_fvcore, fmt, out):
-    """Cross-check every layer's output shape, parameters, MACs and FLOPs against one real
-    forward pass: fvcore's per-module count (= MACs for Conv2d and Linear) and torch's
-    flop counter (= 2 x MACs). Exit 0 when everything agrees, 1 on any mismatch.
+    """Cross-check every layer's output shape, parameters, MACs, bias adds, other ops and
+    FLOPs against one real forward pass: fvcore's per-module count (= MACs for Conv2d and
+    Linear) and torch's flop counter (= 2 x MACs), each as the layer's kind declares.
+    Exit 0 when everything agrees, 1 on any mismatch. Needs torch: pip install 'alexcost[torch]'.
     """
+    fmt = fmt or format_for(out, FORMATS)
     network = load_network(model, spec)
+    require("torch", "verify")
     from alexcost.crosscheck import render, verify_network
 
     progress = None
@@ -37,6 +46,6 @@ def verify(ctx, model, spec, device, batch, seed, no_fvcore, fmt, out):
             click.echo(f"verify: {message} ...", err=True)
     result = verify_network(network, device=device, batch=batch, seed=seed, use_fvcore=not no_fvcore,
                             progress=progress)
-    write_output(render(result, fmt), out)
+    write_output(render(result, fmt), out, fmt)
     if not result.ok:
         ctx.exit(1)

@@ -22,6 +22,9 @@ def invoke(*args):
 # conv1 of the seed, by hand: 11*11*3 weights per filter, 96 filters, 55*55 positions.
 CONV1_PARAMS = (11 * 11 * 3 + 1) * 96
 CONV1_MACS = 11 * 11 * 3 * 96 * 55 * 55
+# the paper's AlexNet: conv2, conv4, conv5 in two groups; every layer with its bias
+PAPER_PARAMS = ((11 * 11 * 3 + 1) * 96 + (5 * 5 * 48 + 1) * 256 + (3 * 3 * 256 + 1) * 384 + (3 * 3 * 192 + 1) * 384
+                + (3 * 3 * 192 + 1) * 256 + (9216 + 1) * 4096 + (4096 + 1) * 4096 + (4096 + 1) * 1000)
 
 
 def test_default_is_seed_table():
@@ -99,8 +102,57 @@ def test_spec_from_stdin_toml():
 
 def test_out_file(tmp_path):
     out = tmp_path / "seed.md"
-    assert invoke("report", "--format", "markdown", "--out", str(out)) == ""
+    result = CliRunner().invoke(cli, ["report", "--format", "markdown", "--out", str(out)])
+    assert result.exit_code == 0 and result.stdout == "" and result.stderr == f"wrote {out} (markdown)\n"
     assert out.read_text() == invoke("report", "--format", "markdown")
+
+
+@pytest.mark.parametrize("name,fmt", [("r.json", "json"), ("r.csv", "csv"), ("r.md", "markdown"),
+                                      ("R.JSON", "json"), ("r.markdown", "markdown"), ("r.txt", "table"),
+                                      ("r", "table"), ("dir.json/r", "table")])
+def test_out_extension_picks_the_format(tmp_path, name, fmt):
+    out = tmp_path / name
+    out.parent.mkdir(exist_ok=True)
+    result = CliRunner().invoke(cli, ["report", "--model", "paper", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "" and result.stderr == f"wrote {out} ({fmt})\n"
+    text = out.read_text()
+    assert text == invoke("report", "--model", "paper", "--format", fmt)
+    if fmt == "json":
+        assert json.loads(text)["totals"]["params"] == PAPER_PARAMS
+    if fmt == "csv":
+        assert sum(int(r["params"]) for r in csv.DictReader(io.StringIO(text))) == PAPER_PARAMS
+
+
+def test_format_given_beats_the_extension(tmp_path):
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(cli, ["report", "--format", "csv", "--out", str(out)])
+    assert result.exit_code == 0 and result.stderr == f"wrote {out} (csv)\n"
+    assert out.read_text().startswith("index,name,type,")
+
+
+def test_markdown_escapes_what_would_break_the_table(tmp_path):
+    """Layer names with a pipe, a backtick and a backslash: every row still has the seven cells
+    of the seed's layout, and each name renders as itself (Python-Markdown, as the docs use)."""
+    import html
+    import re
+
+    import markdown
+
+    names = ["c|1", "r`elu", "fl\\at|ten", "fc*8*"]
+    spec = tmp_path / "odd.json"
+    spec.write_text(json.dumps({"input_shape": [3, 8, 8], "layers": [
+        {"type": "Conv2d", "name": names[0], "out_channels": 2, "kernel_size": 3},
+        {"type": "ReLU", "name": names[1]}, {"type": "Flatten", "name": names[2]},
+        {"type": "Linear", "name": names[3], "out_features": 2}]}))
+    page = markdown.markdown(invoke("report", "--spec", str(spec), "--format", "markdown"), extensions=["tables"])
+    rows = [[html.unescape(c) for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", page, re.S)]
+    assert rows and all(len(row) == 7 for row in rows)
+    first = [row[0] for row in rows]
+    assert f"{names[0]} + ReLU" in first and f"{names[2]}: Flatten" in first and names[3] in first
+    # conv1 on 3x8x8 with 3x3 kernels: 2 filters of (3*3*3 + 1) weights; written as it renders, with its '*'
+    assert f"(3*3*3 + 1)*2 = {(3 * 3 * 3 + 1) * 2}" in [row[5] for row in rows]
 
 
 def test_models_lists_presets():
@@ -133,8 +185,8 @@ def test_python_dash_m():
 
 
 def test_static_path_never_imports_torch():
-    code = ("import sys; from alexcost_cli.main import main\n"
-            "try:\n    main(['report', '--model', 'paper', '--format', 'json'])\n"
+    code = ("import sys; from alexcost_cli.main import cli\n"
+            "try:\n    cli.main(['report', '--model', 'paper', '--format', 'json'])\n"
             "except SystemExit:\n    pass\n"
             "heavy = [m for m in ('torch', 'fvcore', 'matplotlib', 'numpy', 'tabulate') if m in sys.modules]\n"
             "sys.stderr.write(repr(heavy))")

@@ -40,7 +40,7 @@ def exported(tmp_path_factory):
     for name in PRESETS:
         for fmt in ("json", "toml"):
             path = folder / f"{name}.{fmt}"
-            assert invoke("export", "--model", name, "--format", fmt, "--out", str(path)) == ""
+            assert invoke("export", "--model", name, "--format", fmt, "--out", str(path)) == f"wrote {path} ({fmt})\n"
             out[name, fmt] = path
     return out
 
@@ -67,7 +67,8 @@ def test_loads_back_to_the_same_network(exported, name):
 def test_standard_output_and_format_from_the_extension(exported, tmp_path):
     assert invoke("export", "--model", "resnet18") == exported["resnet18", "json"].read_text()
     assert invoke("export", "--model", "resnet18", "--format", "toml") == exported["resnet18", "toml"].read_text()
-    invoke("export", "--model", "resnet18", "--out", str(tmp_path / "r.TOML"))
+    assert invoke("export", "--model", "resnet18", "--out", str(tmp_path / "r.TOML")) == \
+        f"wrote {tmp_path / 'r.TOML'} (toml)\n"
     assert (tmp_path / "r.TOML").read_text() == exported["resnet18", "toml"].read_text()
     assert invoke("export") == exported["seed", "json"].read_text()          # the default model
 
@@ -156,8 +157,8 @@ def test_bad_arguments_fail_in_one_line(tmp_path, args, message):
 
 
 def test_export_never_imports_torch():
-    code = ("import sys; from alexcost_cli.main import main\n"
-            "try:\n    main(['export', '--model', 'resnet50', '--format', 'toml'])\n"
+    code = ("import sys; from alexcost_cli.main import cli\n"
+            "try:\n    cli.main(['export', '--model', 'resnet50', '--format', 'toml'])\n"
             "except SystemExit:\n    pass\n"
             "sys.stderr.write(repr([m for m in ('torch', 'fvcore', 'matplotlib', 'numpy') if m in sys.modules]))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -180,3 +180,19 @@ def test_fast_row_constructor_builds_the_same_record():
     assert [getattr(public, f.name) for f in fields(LayerCost)] == [getattr(row, f.name) for f in fields(LayerCost)]
     with pytest.raises(FrozenInstanceError):
         row.macs = 0
+
+
+def test_totals_without_rows_equal_the_sums_of_the_rows():
+    """cost().totals comes from the network's per-sample counts without building a row per layer;
+    it must equal the sums over the rows, for the whole network and each group, at any batch."""
+    from alexcost import Totals, preset
+
+    for name in ("seed", "paper", "torchvision"):
+        for batch, dtype in ((1, "float32"), (7, "bfloat16")):
+            cost = preset(name).cost(batch=batch, dtype=dtype)
+            totals, split = cost.totals, cost.split
+            assert "layers" not in cost.__dict__  # nothing built yet
+            size = cost.layers[0].itemsize
+            assert totals == Totals.of(cost.layers, size)
+            for group in ("conv", "fc"):
+                assert split[group] == Totals.of([r for r in cost.layers if r.group == group], size)

@@ -193,7 +193,8 @@ def test_same_padding_conv_is_checked_by_torch_when_fvcore_cannot_count_it(tmp_p
     conv = data["layers"][0]
     assert data["ok"]
     assert conv["fvcore"] == 0 and conv["fvcore_unsupported"] == ["aten::_convolution_mode"]
-    assert conv["fvcore_expected"] is None
+    assert conv["fvcore_expected"] == 0 and conv["fvcore_declared"] is None  # Conv2d declares fvcore cannot count it
+    assert conv["fvcore_check"] == "layer"
     assert conv["torch_flops"] == 2 * (4 * 6 * 6 * 3 * 3 * 3)
 
 
@@ -226,5 +227,8 @@ def test_verify_module_with_a_reused_module():
     assert result.ok, result.problems
     first, _, again = result.layers
     assert again.repeat_of == first.name
-    assert first.torch == 2 * 2 * (3 * 2 * 5 * 5 * 2 * 3 * 3)  # both calls, batch 3
+    one_call = 3 * 2 * 5 * 5 * 2 * 3 * 3  # batch 3: C_out*H*W*C_in*kH*kW MACs
+    assert first.torch == again.torch == 2 * one_call  # torch's counter: each call on its own layer
+    assert first.fvcore == 2 * one_call and again.fvcore is None  # fvcore: both calls under the first name
+    assert first.fvcore_check == "calls" and again.fvcore_check == "repeat"
     assert first.params == 2 * 2 * 3 * 3 + 2 and again.params == 0

@@ -20,6 +20,7 @@ from .shape import Chunk, Contiguous, Flatten, Mean, Permute, Reshape, Split, Tr
 
 BUILTIN_KINDS = frozenset(LAYER_KINDS.values())
 """alexcost's own kinds; a user's kinds get their output shapes checked too."""
+from .extra import Clone  # noqa: E402  (after BUILTIN_KINDS: not yet in the spec schema)
 
 __all__ = [
     "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Add", "AvgPool2d", "BUILTIN_KINDS", "BatchNorm2d", "Cat", "Chunk",

@@ -82,13 +82,14 @@ class Layer:
     """True when the output is a tuple of tensors (``y`` is a tuple of shapes)."""
     layout: ClassVar[str] = "contiguous"
     """The memory layout of a new output: "contiguous", "elementwise" (the input's dimension
-    order, as torch's TensorIterator keeps it) or "format" (channels-last in, channels-last out)."""
+    order, as torch's TensorIterator keeps it), "format" (channels-last in, channels-last out) or
+    "common format" (channels-last when every input is, as torch.cat decides)."""
 
     def __post_init__(self):
-        put = object.__setattr__.__get__(self)
-        put("name", check.name(self.name))
+        if self.name is not None:
+            object.__setattr__(self, "name", check.name(self.name))
         if self.inputs is not None:
-            put("inputs", check.references(self.inputs))
+            object.__setattr__(self, "inputs", check.references(self.inputs))
 
     # -- shape ---------------------------------------------------------------
     def output_shape(self, x: Shape) -> Shape:

@@ -109,8 +109,9 @@ class Conv2d(Layer):
         return y[0] * y[1] * y[2] if self.bias else 0
 
     def fvcore_count(self, x: Shape, y: Shape) -> int | None:
-        # padding='same'/'valid' traces to aten::_convolution_mode, which fvcore 0.1.5 does not count
-        return None if isinstance(self.padding, str) else self.macs(x, y)
+        # padding='same'/'valid' with zeros traces to aten::_convolution_mode, which fvcore 0.1.5 does not
+        # count; the other padding modes pad first (aten::pad), then run aten::_convolution, which it counts
+        return None if isinstance(self.padding, str) and self.padding_mode == "zeros" else self.macs(x, y)
 
     def torch_args(self, x: Shape) -> dict:
         return {**self.args(), "in_channels": x[0]}

@@ -109,6 +109,7 @@ class Cat(Layer):
     dim: int
 
     arity: ClassVar[int | None] = None
+    layout: ClassVar[str] = "common format"
 
     def __post_init__(self):
         super().__post_init__()

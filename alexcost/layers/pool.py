@@ -56,6 +56,8 @@ class _Pool2d(Layer):
     def taps(self, x: Shape, y: Shape) -> int:
         """Input elements read by all windows of one sample (each window's in-bounds taps)."""
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self._dilation()
+        if not (ph or pw or self.ceil_mode):  # every window lies wholly inside the input
+            return x[0] * y[1] * y[2] * kh * kw
         return (x[0] * window_total(x[1], kh, sh, ph, dh, y[1]) * window_total(x[2], kw, sw, pw, dw, y[2]))
 
     def columns(self):

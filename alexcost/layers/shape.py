@@ -336,6 +336,8 @@ class ZeroPad2d(Layer):
 
     padding: int | tuple[int, int, int, int]
 
+    layout: ClassVar[str] = "format"
+
     def __post_init__(self):
         super().__post_init__()
         value = self.padding

@@ -23,10 +23,11 @@ import pkgutil
 import re
 
 API_GROUPS = (
-    ("The network and its costs", ("network", "cost", "layers", "models")),
+    ("The network and its costs", ("network", "cost", "layers", "models", "storage", "strides")),
     ("Spec files", ("specfile", "schema")),
     ("Reports and figures", ("report", "plot", "textable")),
-    ("Against torch: cross-checks and timing", ("torch_bridge", "crosscheck", "timing", "roofline")),
+    ("Against torch: cross-checks and timing", ("torch_bridge", "torch_modules", "crosscheck", "measure",
+                                                "reconcile", "verify_render", "timing", "roofline", "device")),
     ("Errors and helpers", ("errors", "atomic", "shapes", "arguments")),
 )
 """Modules in reading order; a module not listed here is appended under "Other modules"."""

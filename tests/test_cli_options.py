@@ -1,0 +1,253 @@
+"""Options every command shares and their limits (issue 12): missing extras, absurd numbers,
+``--input-shape``, and the help texts the docs render.
+
+Expected values are worked out here by hand from the layer formulas, never read back from
+alexcost's own output.
+"""
+
+import json
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from alexcost_cli.main import COMMANDS, cli
+
+TINY = {"name": "tiny", "input_shape": [3, 16, 16], "layers": [
+    {"type": "Conv2d", "name": "conv1", "out_channels": 4, "kernel_size": 3, "padding": 1},
+    {"type": "ReLU"}, {"type": "Flatten"}, {"type": "Linear", "name": "fc", "out_features": 5}]}
+
+
+def tiny_macs(h: int, w: int, batch: int = 1) -> int:
+    """conv1: 4 filters of 3x3x3 on an h x w output (padding 1); fc: 4*h*w inputs to 5 outputs."""
+    return batch * (4 * h * w * 3 * 3 * 3 + 4 * h * w * 5)
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(TINY))
+    return str(path)
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
+
+
+def one_error_line(result, *fragments):
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert len(lines[0]) < 300, lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+# -- a missing extra: one line naming what to install, exit 2 (in a real process) -----------
+
+BLOCKER = """\
+import sys
+class NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {blocked!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, NotInstalled())
+for name in list(sys.modules):
+    if name.partition(".")[0] in {blocked!r}:
+        del sys.modules[name]
+from alexcost_cli.main import main
+main({args!r})
+"""
+
+
+def without(blocked: set, *args, cwd=None):
+    """Run ``alexcost ARGS`` in a fresh process in which the ``blocked`` packages cannot be imported,
+    exactly as when they are not installed."""
+    code = BLOCKER.format(blocked=sorted(blocked), args=[str(a) for a in args])
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def assert_names_extra(proc, command, module, extra):
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert proc.stdout == "" and "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: "), proc.stderr
+    assert f"alexcost {command} needs {module}" in proc.stderr
+    assert f"pip install 'alexcost[{extra}]'" in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["verify", "time"])
+def test_torch_missing_is_one_line_exit_2(tmp_path, tiny, command):
+    out = tmp_path / "out.json"
+    proc = without({"torch", "fvcore", "torchvision"}, command, "--spec", tiny, "--out", out)
+    assert_names_extra(proc, command, "torch", "torch")
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["tiny.json"]
+
+
+def test_torch_missing_still_gives_help_and_static_report(tiny):
+    for args in (["verify", "--help"], ["time", "--help"], ["report", "--spec", tiny, "--format", "csv"]):
+        proc = without({"torch", "fvcore", "torchvision"}, *args)
+        assert proc.returncode == 0 and proc.stderr == "", (args, proc.stderr[-2000:])
+
+
+def test_matplotlib_missing_names_the_plot_extra(tmp_path):
+    proc = without({"matplotlib"}, "plot", "--out", tmp_path / "x.png")
+    assert proc.returncode == 2 and proc.stdout == "" and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ")
+    assert "matplotlib" in proc.stderr and "pip install 'alexcost[plot]'" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_extra_missing_deep_inside_a_command_is_caught_too(monkeypatch):
+    """The safety net in the group: a ModuleNotFoundError for an extra's module, from anywhere."""
+    import alexcost_cli.report as report_module
+
+    def broken(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
+    monkeypatch.setattr(report_module, "load_network", broken)
+    one_error_line(run("report"), "alexcost report needs torch", "pip install 'alexcost[torch]'")
+
+
+# -- absurd numbers: one clean line, exit 2, the range in it ---------------------------------
+
+HUGE = "9" * 23
+ENORMOUS = "9" * 5000  # past int()'s 4,300-digit limit
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["verify", "--seed", HUGE], ["--seed", "0 to 2**64-1", "torch"]),
+    (["verify", "--seed", str(2**64)], ["--seed", str(2**64), "0 to 2**64-1"]),
+    (["verify", "--seed", "-1"], ["--seed", "-1", "0 to 2**64-1"]),
+    (["verify", "--seed", ENORMOUS], ["--seed", "5000 characters"]),
+    (["verify", "--seed", "1e3"], ["--seed", "'1e3' is not a whole number"]),
+    (["verify", "--batch", str(10**30)], ["--batch", "1 to 2**63-1"]),
+    (["verify", "--batch", "0"], ["--batch", "1 to 2**63-1"]),
+    (["report", "--batch", str(10**30)], ["--batch", str(10**30), "1 to 2**63-1", "int64"]),
+    (["report", "--batch", str(2**63)], ["--batch", "1 to 2**63-1"]),
+    (["report", "--batch", ENORMOUS], ["--batch"]),
+    (["report", "--batch", "1.5"], ["--batch", "'1.5'"]),
+    (["report", "--batch", "\u0663"], ["--batch", "not a whole number"]),  # an Arabic-Indic 3: int() takes it
+    (["time", "--batch", f"1,{10**30}"], ["--batch", "2**63-1"]),
+    (["time", "--batch", f"1,{ENORMOUS}"], ["--batch", "5000 characters"]),
+    (["time", "--batch", "1,,2"], ["--batch", "positive whole numbers"]),
+    (["time", "--warmup", str(10**30)], ["--warmup", "0 to 1,000,000"]),
+    (["time", "--warmup", "-1"], ["--warmup", "0 to 1,000,000"]),
+    (["time", "--repeats", str(10**30)], ["--repeats", "1 to 1,000,000"]),
+    (["time", "--repeats", "0"], ["--repeats", "1 to 1,000,000"]),
+    (["time", "--threads", str(2**31)], ["--threads", "1 to 1,024"]),
+    (["time", "--threads", "0"], ["--threads", "1 to 1,024"]),
+    (["time", "--peak-tflops", "nan"], ["--peak-tflops", "finite number above 0"]),
+    (["time", "--peak-tflops", "inf"], ["--peak-tflops", "finite"]),
+    (["time", "--peak-tflops", "1e400"], ["--peak-tflops", "finite"]),
+    (["time", "--bandwidth-gbs", "0"], ["--bandwidth-gbs", "above 0"]),
+    (["time", "--bandwidth-gbs", "-5"], ["--bandwidth-gbs", "above 0"]),
+    (["time", "--bandwidth-gbs", "fast"], ["--bandwidth-gbs", "not a number"]),
+])
+def test_absurd_numbers_are_one_line(args, fragments):
+    one_error_line(run(*args), *fragments)
+
+
+def test_the_bounds_themselves_are_accepted(tiny):
+    """The largest batch whose biggest tensor fits torch's int64 is accepted, with exact counts
+    worked out by hand; one sample more is one clear line. The biggest tensor of the tiny spec is
+    conv1's output (or the ReLU's), 4*16*16 = 1,024 elements a sample, more than the 3*16*16 input."""
+    top = (2**63 - 1) // (4 * 16 * 16)
+    data = json.loads(run("report", "--spec", tiny, "--batch", top, "--format", "json").stdout)
+    assert data["batch"] == top and data["totals"]["macs"] == tiny_macs(16, 16, top)
+    assert data["totals"]["params"] == (3 * 3 * 3 + 1) * 4 + (4 * 16 * 16 + 1) * 5
+    one_error_line(run("report", "--spec", tiny, "--batch", top + 1), f"batch {top + 1}", "int64 limit")
+    one_error_line(run("report", "--spec", tiny, "--batch", 2**63 - 1), "int64 limit")
+
+
+def test_verify_runs_at_the_extreme_seed_and_another_input_shape(tmp_path, tiny):
+    """torch's generator takes 2**64-1 (the top of --seed's range), and --input-shape reaches the
+    forward pass: conv1 on 3x8x8 makes 4x8x8. --out ending in .json writes JSON and says so."""
+    out = tmp_path / "v.json"
+    result = run("verify", "--spec", tiny, "--no-fvcore", "--seed", 2**64 - 1, "--input-shape", "3,8,8", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "" and result.stderr == f"wrote {out} (json)\n"
+    data = json.loads(out.read_text())
+    assert data["ok"] is True
+    conv1 = data["layers"][0]
+    assert conv1["output_shape"] == conv1["measured_shape"] == [4, 8, 8]
+    assert conv1["macs"] == 4 * 8 * 8 * 3 * 3 * 3
+
+
+# -- --input-shape -------------------------------------------------------------------------
+
+def test_input_shape_runs_a_preset_at_another_resolution():
+    """The seed at 224x224 (the paper's stated size): conv1 gives floor((224 - 11) / 4) + 1 = 54."""
+    data = json.loads(run("report", "--input-shape", "3,224,224", "--format", "json").stdout)
+    assert data["model"] == "seed" and data["input_shape"] == [3, 224, 224]
+    conv1 = data["layers"][0]
+    assert conv1["output_shape"] == [96, 54, 54] and conv1["macs"] == 96 * 54 * 54 * 11 * 11 * 3
+    assert data["totals"]["params"] != 62369152  # fc6 sees 256*5*5 inputs now: 54 -> 26 -> 12 -> 5
+    fc6 = next(layer for layer in data["layers"] if layer["name"] == "fc6")
+    assert fc6["input_shape"] == [256 * 5 * 5] and fc6["params"] == 256 * 5 * 5 * 4096
+
+
+def test_input_shape_overrides_a_spec_file(tiny):
+    data = json.loads(run("report", "--spec", tiny, "--input-shape", " 3, 10 ,12", "--format", "json").stdout)
+    assert data["input_shape"] == [3, 10, 12] and data["totals"]["macs"] == tiny_macs(10, 12)
+
+
+def test_input_shape_of_any_rank(tmp_path):
+    spec = tmp_path / "mlp.json"
+    spec.write_text(json.dumps({"input_shape": [20], "layers": [{"type": "Linear", "out_features": 5}]}))
+    data = json.loads(run("report", "--spec", spec, "--input-shape", "30", "--format", "json").stdout)
+    assert data["input_shape"] == [30] and data["totals"]["params"] == 30 * 5 + 5
+
+
+@pytest.mark.parametrize("text", ["3,x,224", "", "3,,4", "3;224;224", "0,3,3", "-1,2", "3.0,2", "1e3",
+                                  ",".join(["1"] * 65), "3," + "9" * 5000, "3,\u0663"])
+def test_bad_input_shape_text(text):
+    line = one_error_line(run("report", "--input-shape", text), "--input-shape")
+    assert "Traceback" not in line
+
+
+def test_input_shape_above_int64():
+    one_error_line(run("report", "--input-shape", f"3,{2**63},4"), "--input-shape", "2**63-1")
+
+
+def test_input_shape_the_network_cannot_take_names_the_layer():
+    one_error_line(run("report", "--input-shape", "3,10,10"), "layers[0] 'conv1' (Conv2d) on input [3, 10, 10]")
+    one_error_line(run("report", "--input-shape", "3,227"), "conv1")
+
+
+@pytest.mark.parametrize("command", ["report", "verify", "time", "plot"])
+def test_every_network_command_takes_input_shape(command):
+    assert "--input-shape C,H,W" in run(command, "--help").stdout
+    one_error_line(run(command, "--input-shape", "3,x"), "--input-shape", "3,224,224")
+
+
+def test_plot_with_input_shape_fails_on_the_shape_before_drawing(tmp_path):
+    out = tmp_path / "x.png"
+    one_error_line(run("plot", "--input-shape", "3,10,10", "--out", out), "conv1")
+    assert not out.exists()
+
+
+# -- help texts ----------------------------------------------------------------------------
+
+def test_summaries_are_whole_sentences_shown_whole():
+    group_help = run("--help").stdout
+    ctx = click.Context(cli, info_name="alexcost")
+    for name, (_, _, summary) in COMMANDS.items():
+        assert summary[0].isupper() and summary.endswith(".") and "\n" not in summary, summary
+        assert summary.count(".") == 1 and "..." not in summary
+        assert f"  {name} " in group_help and summary in group_help  # on one line, not wrapped or cut
+        command = cli.get_command(ctx, name)
+        assert command.get_short_help_str() == summary  # click's own summary, not cut at 45 characters
+        # mkdocs-click lists a subcommand by `short_help or help`, first line
+        assert (command.short_help or command.help).splitlines()[0] == summary
+
+
+@pytest.mark.parametrize("command", [[], *([name] for name in COMMANDS)])
+def test_help_shows_no_sentinel_or_none(command):
+    text = run(*command, "--help").stdout
+    for noise in ("UNSET", "Sentinel", "None", "default: )", "[default: ]"):
+        assert noise not in text, (command, noise)
+    if command in (["report"], ["verify"], ["time"], ["plot"]):
+        assert "(default: seed)" in text
