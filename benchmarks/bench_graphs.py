@@ -137,27 +137,17 @@ def show_in_process(result: dict) -> list[str]:
 def breakdown(name: str, repeats: int, min_sample: float, warmup: int) -> list:
     """Where ``Network(...).cost().totals`` spends its time, step by step (each step timed alone):
     the engine's own functions (network.py, cost.py, storage.py)."""
-    from alexcost.cost import Totals
-
     net = preset(name)
     shape, layers = net.input_shape, net.layers
-    rows = net.cost().layers
-    names = net.names
-    make = type(rows[0])._make
-    made = [(r.index, r.name, r.layer, r.input_shape, r.output_shape, r.weight_params, r.bias_params, r.macs,
-             r.bias_adds, r.other_ops, r.batch, r.itemsize, r.inputs, r.buffers, r.buffer_bytes, r.new_storage)
-            for r in rows]
+    counts = net.counts(4)
     steps = [
         ("Network.__init__: wiring, shapes, checks", lambda: Network(shape, layers, name=name)),
         ("Network.__init__, then .storage(1) (storage.plan)", lambda: Network(shape, layers, name=name).storage(1)),
-        ("Network.cost(): per-layer rows, storage cached", lambda: net.cost()),
-        ("  of which Network.inputs_of, every layer", lambda: [net.inputs_of(i) for i in range(len(names))]),
-        ("  of which LayerCost._make, every layer", lambda: [make(*a) for a in made]),
-        ("  of which the kinds' count methods, every layer", lambda: [
-            (lay.weight_params(x), lay.bias_params(x), lay.macs(x, y), lay.bias_adds(x, y), lay.other_ops(x, y),
-             lay.buffers(x), lay.buffer_bytes(x, 4))
-            for lay, x, y in zip(layers, net.input_shapes, net.output_shapes)]),
-        ("NetworkCost.totals: Totals.of the rows", lambda: Totals.of(rows, 4)),
+        ("Network.counts: every kind's count rules, per layer", lambda: net.counts(4)),
+        ("Network.totals: the sums over those counts", lambda: net.totals(1, 4, counts=counts)),
+        ("Network.cost: the record (rows are made on first use)", lambda: net.cost()),
+        ("NetworkCost.layers: the rows, for a report", lambda: net.cost().layers),
+        ("  of which Network.inputs_of, every layer", lambda: [net.inputs_of(i) for i in range(len(layers))]),
     ]
     return [time_call(label, fn, repeats, min_sample, warmup) for label, fn in steps]
 
