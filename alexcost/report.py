@@ -110,10 +110,23 @@ def readers(cost: NetworkCost) -> dict[str, int]:
     return count
 
 
+INPUTS_WIDTH = 40
+"""A merge whose inputs, joined, are longer than this lists them one per line (a Cat of four
+branches would otherwise widen the Input column of every row)."""
+
+
+def input_lines(inputs) -> list[str]:
+    """The Input cell of a graph row: ``["bn2, input"]``, or one line per name when that is too long."""
+    joined = ", ".join(inputs or ())
+    if len(joined) <= INPUTS_WIDTH:
+        return [joined]
+    return [f"{name}," for name in inputs[:-1]] + [inputs[-1]]
+
+
 def seed_rows(cost: NetworkCost) -> list[list[str]]:
     """The seed's layout: size rows between operation rows; an activation that alone reads a
     Conv2d or Linear is folded into its row (``conv1 + ReLU``), as the seed writes it. A graph
-    gets an Input column naming what each layer reads, one name per line for a merge. A kind
+    gets an Input column naming what each layer reads (see `input_lines`). A kind
     with no parameter formula but parameters (BatchNorm2d) shows its count."""
     blank = [""] * (8 if cost.graph else 7)
     rows = [[size_text(cost.input_shape), *blank[1:]]]
@@ -130,12 +143,10 @@ def seed_rows(cost: NetworkCost) -> list[list[str]]:
             pf = commas(row.params)
         entry = [label, *layer.columns(), pf, ff]
         if cost.graph:
-            # One input per line: a merge's list would widen the column for every row.
-            *firsts, last = row.inputs or ("",)
-            entry.insert(1, (firsts[0] + ",") if firsts else last)
+            first, *more = input_lines(row.inputs)
+            entry.insert(1, first)
             rows.append(entry)
-            rows.extend(["", f"{name}," if k < len(firsts) - 1 else name, *blank[2:]]
-                        for k, name in enumerate((*firsts[1:], last) if firsts else ()))
+            rows.extend(["", line, *blank[2:]] for line in more)
         else:
             rows.append(entry)
         alone = not cost.graph or read.get(row.name, 0) == 1
@@ -186,7 +197,7 @@ _DETAIL_COUNTS = ("params", "macs", "bias_adds", "other_ops", "flops", "output_b
 
 def render_detail(cost: NetworkCost) -> str:
     """Every count of every layer, a total row, and the conv-vs-FC split (a graph adds an inputs
-    column, one name per line)."""
+    column, see `input_lines`)."""
     rows = [[str(r.index), r.name, r.type, size_text(r.output_shape),
              *(commas(getattr(r, c)) for c in _DETAIL_COUNTS)] for r in cost.layers]
     rows.append(["", "total", "", "", *(commas(getattr(cost.totals, c)) for c in _DETAIL_COUNTS)])
@@ -194,11 +205,10 @@ def render_detail(cost: NetworkCost) -> str:
     if cost.graph:
         wired = []
         for row, r in zip(rows, (*cost.layers, None)):
-            names = r.inputs if r else ("",)
-            row.insert(3, names[0] + ("," if len(names) > 1 else ""))
+            first, *more = input_lines(r.inputs if r else ())
+            row.insert(3, first)
             wired.append(row)
-            wired.extend(["", "", "", f"{n}," if k < len(names) - 2 else n, *[""] * (len(row) - 4)]
-                         for k, n in enumerate(names[1:]))
+            wired.extend(["", "", "", line, *[""] * (len(row) - 4)] for line in more)
         rows = wired
         headers, align = (*headers[:3], "inputs", *headers[3:]), (*align[:3], "left", *align[3:])
     p_split, f_split = split_lines(cost)

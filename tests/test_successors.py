@@ -427,13 +427,15 @@ def test_every_number_on_the_page_is_known(doc_facts):
     from test_alexnet_numbers import architecture_numbers, numbers
 
     from alexcost.plot import MAX_ROWS
+    from alexcost.report import INPUTS_WIDTH
 
     known = architecture_numbers() | {Decimal(v) for v in range(17)}
     for shown in doc_facts.values():
         for v in (shown if isinstance(shown, (list, tuple)) else re.findall(r"[\d,]*\d(?:\.\d+)?", shown)):
             known.add(Decimal(str(v).replace(",", "")))
-    # years, torchvision's issue, the paper's LRN alpha, the row limit of plots, "ResNet-18" and "ResNet-50"
-    quoted = {"2012", "2013", "906", "0.0001", str(MAX_ROWS), "18", "50"}
+    # years, torchvision's issue, the paper's LRN alpha, the row limit of plots, the width of a report's
+    # Input cell, "ResNet-18" and "ResNet-50"
+    quoted = {"2012", "2013", "906", "0.0001", str(MAX_ROWS), str(INPUTS_WIDTH), "18", "50"}
     known |= {Decimal(q) for q in quoted}
     unknown = [text for text, value, _ in numbers(DOC) if value not in known]
     assert unknown == []
@@ -459,8 +461,8 @@ def test_graph_table_parameters_column_adds_up_to_torchvisions_count(name):
 
 
 def test_graph_table_lists_a_merges_inputs_one_per_line():
-    """GoogLeNet's inception3a ends in torch.cat of its four branches (torchvision's Inception.forward);
-    ResNet-50's first block adds bn3 and the shortcut's batch norm."""
+    """GoogLeNet's inception3a ends in torch.cat of its four branches (torchvision's Inception.forward):
+    too long for one line; ResNet-50's first block adds bn3 and the shortcut's batch norm: one line."""
     from alexcost.report import render, seed_rows
 
     rows = seed_rows(preset("googlenet").cost())
@@ -471,8 +473,7 @@ def test_graph_table_lists_a_merges_inputs_one_per_line():
     assert rows[at + 4][0] == "256 * 28 * 28"             # 64 + 128 + 32 + 32 channels
     assert all(", " not in row[1] for row in rows)
     text = render(preset("resnet50").cost())
-    assert "layer1_0_add: Add                  layer1_0_bn3,\n" in text
-    assert "\n                                   layer1_0_downsample_1\n" in text
+    assert "layer1_0_add: Add                  layer1_0_bn3, layer1_0_downsample_1\n" in text   # fits in 40
     detail = render(preset("googlenet").cost(), "detail").splitlines()
     at = next(i for i, line in enumerate(detail) if " inception3a_cat " in line)
     assert detail[at + 3].strip() == "inception3a_branch4_1_relu"
