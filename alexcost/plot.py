@@ -9,11 +9,14 @@ Two figures per network:
   "Size" column) and the bytes its weights take.
 
 Every bar carries its value. A layer with no parameters, no MACs, no bias adds and at
-most one other operation per output element (ReLU, Tanh, Sigmoid, Dropout, Flatten)
-shares the row of the layer before it, as the seed table writes "conv1 + ReLU"; its
-time, when timed, is added to that row. ``all_layers=True`` (``alexcost plot
---all-layers``) gives every layer its own row. The conv-vs-FC split is always taken
-layer by layer.
+most one other operation per output element (ReLU, Tanh, Sigmoid, Dropout, Flatten, a
+residual Add, Cat), and a BatchNorm2d after a convolution, share the row of the layer
+they read (in a chain, the layer before), as the seed table writes "conv1 + ReLU"; their
+time, when timed, is added to that row. When that still leaves more than ``MAX_ROWS``
+rows (ResNet-50, GoogLeNet, MobileNetV2), the rows become blocks of layers whose names
+share a prefix (``layer2_1``, ``inception4a``, ``features_7``). ``all_layers=True``
+(``alexcost plot --all-layers``) gives every layer its own row. The conv-vs-FC split is
+always taken layer by layer.
 
 A time share is a layer's median time over the sum of every layer's median time at
 that batch size, so the shares of one batch add up to 100%. Everything here except
@@ -43,7 +46,7 @@ WIDTH_IN = 8.0
 text stays at its size. PNGs are drawn at ``DPI`` pixels per inch."""
 
 MAX_LAYERS = 300
-"""A figure has one row per layer; past this many the rows would be unreadable (and the image huge)."""
+"""With ``all_layers``, a figure has one row per layer; past this many the image would be huge."""
 
 MEMORY_SUFFIX = "-memory"
 """``--out alexnet.png`` writes the shares to ``alexnet.png`` and the memory figure to ``alexnet-memory.png``."""
@@ -161,27 +164,52 @@ def check_timings(network: Network, timings: Timings) -> None:
 # -- rows: which layers get a row of their own ------------------------------------------------------
 
 def folds(row) -> bool:
-    """Whether a layer's row folds into the row before it: it has no parameters, no MACs and no
-    bias adds, and at most one other operation per output element (ReLU, Tanh, Sigmoid, Dropout,
-    Flatten: the "+ ReLU" of the seed table's "conv1 + ReLU"). Pooling (a window per output),
-    LRN and Softmax (several operations per element) keep a row of their own."""
-    return row.params == 0 and row.macs == 0 and row.bias_adds == 0 and row.other_ops <= row.output_elements
+    """Whether a layer's row folds into the row of the layer it reads: it has no parameters, no MACs
+    and no bias adds, and at most two other operations per output element (ReLU, ReLU6, Tanh,
+    Sigmoid, SiLU, Dropout, Flatten, a residual Add, Cat: the "+ ReLU" of the seed table's
+    "conv1 + ReLU"). Pooling (a window per output), LRN and Softmax (three or more operations
+    per element) keep a row of their own. A BatchNorm2d that reads a Conv2d folds too (see
+    `layer_groups`)."""
+    return row.params == 0 and row.macs == 0 and row.bias_adds == 0 and row.other_ops <= 2 * row.output_elements
 
 
 def layer_groups(cost: NetworkCost, all_layers: bool = False) -> list[tuple]:
     """The layers in drawing order, one tuple per row: a layer, then the layers folded into it.
-    ``all_layers`` gives every layer a row. The first layer always starts a row."""
+
+    A layer that `folds`, or a BatchNorm2d that reads a Conv2d (at inference it is a scale and a
+    shift of the convolution's output), joins the row of the layer it reads: in a chain the layer
+    before it; in a graph the layer named in its ``inputs``, and for a merge (Add, Cat) the input
+    computed last. A layer that reads only the network input starts a row. ``all_layers`` gives
+    every layer a row.
+    """
     groups: list[list] = []
+    where: dict[str, int] = {}  # layer name -> its row
+    index = {row.name: row for row in cost.layers}
+    previous = None
     for row in cost.layers:
-        if groups and not all_layers and folds(row):
-            groups[-1].append(row)
+        if row.inputs is None:
+            source = previous
         else:
+            names = [ref.split(".")[0] for ref in row.inputs]
+            source = max(names, key=lambda n: index[n].index if n in index else -1, default=None)
+        target = where.get(source)
+        joins = target is not None and not all_layers and (
+            folds(row) or (row.type == "BatchNorm2d" and index[source].type == "Conv2d"))
+        if joins:
+            groups[target].append(row)
+        else:
+            target = len(groups)
             groups.append([row])
+        where[row.name] = target
+        previous = row.name
     return [tuple(g) for g in groups]
 
 
 LABEL_CHARS = 30
 """A row label longer than this goes on to a second line (a long label would squeeze the bars)."""
+
+MAX_ROWS = 40
+"""Past this many rows (after folding), rows become blocks: see `plot_rows`."""
 
 
 def group_label(group) -> str:
@@ -198,12 +226,78 @@ def group_label(group) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class PlotRow:
+    """One row of a figure: its label, and the layers whose counts (and times) it adds up."""
+
+    label: str
+    layers: tuple
+    block: str | None = None
+    """The name prefix the row stands for, when it is a block of rows (None: one layer and its folds)."""
+
+
+def _prefix(name: str, depth: int) -> str:
+    return "_".join(name.split("_")[:depth])
+
+
+def _merge(groups: list[tuple], key) -> list[list[tuple]]:
+    """Consecutive groups with equal ``key(group)`` as runs."""
+    runs: list[list[tuple]] = []
+    for g in groups:
+        if runs and key(runs[-1][-1]) == key(g):
+            runs[-1].append(g)
+        else:
+            runs.append([g])
+    return runs
+
+
+def blocks(groups: list[tuple], max_rows: int = MAX_ROWS) -> list[PlotRow]:
+    """At most ``max_rows`` rows made of consecutive groups whose first layers' names share their
+    first ``depth`` "_"-separated parts: the largest ``depth`` that fits, or a smaller one giving
+    as many rows (ResNet-50: ``layer2_1``, GoogLeNet: ``inception4a``, MobileNetV2:
+    ``features_7``, torchvision's block modules). A block is labelled with that prefix and its
+    layer count. If even one part leaves too many rows, runs of consecutive groups of equal
+    length, labelled by their first and last layers."""
+    deepest = max(len(g[0].name.split("_")) for g in groups)
+    chosen = None
+    for depth in range(deepest, 0, -1):
+        runs = _merge(groups, lambda g, d=depth: _prefix(g[0].name, d))
+        if chosen is not None and len(runs) != len(chosen[1]):
+            break
+        if len(runs) <= max_rows:
+            chosen = (depth, runs)
+    if chosen is None:
+        size = -(-len(groups) // max_rows)
+        return [_block_row(groups[i:i + size], None) for i in range(0, len(groups), size)]
+    depth, runs = chosen
+    return [_block_row(run, _prefix(run[0][0].name, depth)) for run in runs]
+
+
+def _block_row(run: list[tuple], name: str | None) -> PlotRow:
+    if len(run) == 1:
+        return PlotRow(group_label(run[0]), run[0])
+    layers = tuple(row for g in run for row in g)
+    name = name or f"{layers[0].name} to {layers[-1].name}"
+    return PlotRow(f"{name} ({len(layers)} layers)", layers, name)
+
+
+def plot_rows(cost: NetworkCost, all_layers: bool = False, max_rows: int = MAX_ROWS) -> list[PlotRow]:
+    """The rows a figure draws: each layer with the layers folded into it (`layer_groups`); when that
+    leaves more than ``max_rows`` rows (ResNet-50: 56), blocks of layers named alike (`blocks`;
+    ResNet-50: one row per bottleneck block). ``all_layers``: one row per layer, always."""
+    groups = layer_groups(cost, all_layers)
+    if all_layers or len(groups) <= max_rows:
+        return [PlotRow(group_label(g), g) for g in groups]
+    return blocks(groups, max_rows)
+
+
 # -- shares ------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class ShareRow:
     """One row's shares (in percent) of the network's parameters, MACs and time per timed batch.
-    ``name`` and ``type`` are the row's first layer; ``folded`` names the layers folded into it."""
+    ``name`` and ``type`` are the row's first layer (a block: its name prefix and ``"block"``);
+    ``folded`` names the other layers the row adds up."""
 
     name: str
     type: str
@@ -217,18 +311,21 @@ class ShareRow:
 
 def share_rows(cost: NetworkCost, timings: Timings | None = None, all_layers: bool = False) -> list[ShareRow]:
     """Every row's shares, in network order; ``time`` has one entry per batch of ``timings``. A row's
-    shares are the sums of its layers' (see ``folds``; ``all_layers`` keeps every layer apart)."""
+    shares are the sums of its layers' (see `plot_rows`; ``all_layers`` keeps every layer apart)."""
     totals = cost.totals
     runs = timings.batches if timings else ()
     by_batch = [dict(run.layer_ms) for run in runs]
     rows = []
-    for group in layer_groups(cost, all_layers):
+    for plotted in plot_rows(cost, all_layers):
+        group = plotted.layers
         head = group[0]
         time = tuple(percent(sum(ms.get(r.name, 0.0) for r in group), run.total_ms)
                      for ms, run in zip(by_batch, runs))
-        rows.append(ShareRow(head.name, head.type, head.group, percent(sum(r.params for r in group), totals.params),
+        name, kind = (plotted.block, "block") if plotted.block else (head.name, head.type)
+        rows.append(ShareRow(name, kind, head.group if not plotted.block else "other",
+                             percent(sum(r.params for r in group), totals.params),
                              percent(sum(r.macs for r in group), totals.macs), time,
-                             tuple(r.name for r in group[1:]), group_label(group)))
+                             tuple(r.name for r in group[1:]), plotted.label))
     return rows
 
 
@@ -362,7 +459,7 @@ def shares_figure(cost: NetworkCost, timings: Timings | None = None, all_layers:
         ax_split.set_title("conv vs FC, layer by layer (other: pooling, LRN, activations, ...)")
         fig.legend(*ax_split.get_legend_handles_labels(), loc="outside lower center", ncols=3, frameon=False)
         what = "where the parameters, MACs and time go" if timings else "where the parameters and MACs go"
-        fig.suptitle(_title(cost, timings, what), fontsize=11)
+        fig.suptitle(_title(cost, timings, what) + _blocks_note(any(r.type == "block" for r in rows)), fontsize=11)
     return fig
 
 
@@ -370,19 +467,21 @@ def memory_figure(cost: NetworkCost, all_layers: bool = False):
     """The memory figure: each row's output size for one sample (its last layer's output) and the bytes
     its weights take, each bar with its value. Rows fold as in ``shares_figure``."""
     matplotlib, Figure = _matplotlib()
-    groups = layer_groups(cost, all_layers)
+    rows = plot_rows(cost, all_layers)
+    groups = [r.layers for r in rows]
     itemsize = DTYPE_BYTES[cost.dtype]
-    shapes = [g[-1].output_shape for g in groups]
-    out_bytes = [prod(shape) * itemsize for shape in shapes]
+    shapes = [g[-1].output_shapes for g in groups]
+    out_bytes = [sum(prod(s) for s in shape) * itemsize for shape in shapes]
     weight_bytes = [sum(r.weight_bytes for r in g) for g in groups]
-    labels = [group_label(g) for g in groups]
+    labels = [r.label for r in rows]
     height = _layer_height(labels, 1) + 1.4
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(WIDTH_IN, height), dpi=DPI, layout="constrained")
         ax_out, ax_w = fig.subplots(1, 2, sharey=True)
         ys = list(range(len(groups)))
         unit, scale = byte_unit(max(max(out_bytes), max(weight_bytes)))
-        panels = ((ax_out, out_bytes, [f"{_shape_text(shape)}, {bytes_text(b)}" for shape, b in zip(shapes, out_bytes)],
+        panels = ((ax_out, out_bytes, [f"{' + '.join(map(_shape_text, shape))}, {bytes_text(b)}"
+                                       for shape, b in zip(shapes, out_bytes)],
                    SERIES_COLOURS[4], "output of each row, one sample"),
                   (ax_w, weight_bytes, [bytes_text(b) if b else "" for b in weight_bytes],
                    SERIES_COLOURS[0], "weights and biases"))
@@ -398,8 +497,13 @@ def memory_figure(cost: NetworkCost, all_layers: bool = False):
             ax.set_axisbelow(True)
         ax_out.set_yticks(ys, labels)
         ax_out.set_ylim(len(groups) - 0.5, -0.5)
-        fig.suptitle(f"{cost.model}: memory per layer\ninput {_shape_text(cost.input_shape)}, {cost.dtype}", fontsize=11)
+        fig.suptitle(f"{cost.model}: memory per layer\ninput {_shape_text(cost.input_shape)}, {cost.dtype}"
+                     + _blocks_note(any(r.block for r in rows)), fontsize=11)
     return fig
+
+
+def _blocks_note(blocked: bool) -> str:
+    return "\nrows: blocks of layers named alike (--all-layers: one row per layer)" if blocked else ""
 
 
 def _title(cost: NetworkCost, timings: Timings | None, what: str) -> str:
@@ -441,8 +545,9 @@ def write_figures(network: Network, out: str | os.PathLike | None = None, timing
                   dtype: str = "float32", all_layers: bool = False) -> tuple[str, str]:
     """Draw both figures and write them atomically; returns ``(shares path, memory path)``."""
     fmt, shares_path, memory_path = output_paths(out if out is not None else default_out(network))
-    if len(network) > MAX_LAYERS:
-        raise SpecError(f"plot draws one row per layer, at most {MAX_LAYERS}; {network.name!r} has {len(network)} layers")
+    if all_layers and len(network) > MAX_LAYERS:
+        raise SpecError(f"plot --all-layers draws one row per layer, at most {MAX_LAYERS}; {network.name!r} has "
+                        f"{len(network)} layers (without --all-layers, rows are folded and grouped into blocks)")
     if timings is not None:
         check_timings(network, timings)
     cost = network.cost(batch=1, dtype=dtype)

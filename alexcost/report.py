@@ -111,10 +111,24 @@ def readers(cost: NetworkCost) -> dict[str, int]:
     return count
 
 
+INPUTS_WIDTH = 40
+"""A merge whose inputs, joined, are longer than this lists them one per line (a Cat of four
+branches would otherwise widen the Input column of every row)."""
+
+
+def input_lines(inputs) -> list[str]:
+    """The Input cell of a graph row: ``["bn2, input"]``, or one line per name when that is too long."""
+    joined = ", ".join(inputs or ())
+    if len(joined) <= INPUTS_WIDTH:
+        return [joined]
+    return [f"{name}," for name in inputs[:-1]] + [inputs[-1]]
+
+
 def seed_rows(cost: NetworkCost) -> list[list[str]]:
     """The seed's layout: size rows between operation rows; an activation that alone reads a
     Conv2d or Linear is folded into its row (``conv1 + ReLU``), as the seed writes it. A graph
-    gets an Input column naming what each layer reads."""
+    gets an Input column naming what each layer reads (see `input_lines`). A kind
+    with no parameter formula but parameters (BatchNorm2d) shows its count."""
     blank = [""] * (8 if cost.graph else 7)
     rows = [[size_text(cost.input_shape), *blank[1:]]]
     folded_into, read = None, readers(cost) if cost.graph else {}
@@ -126,10 +140,16 @@ def seed_rows(cost: NetworkCost) -> list[list[str]]:
             folded_into = None
             continue
         label = row.name if layer.group in ("conv", "fc") else f"{row.name}: {layer.label()}"
+        if not pf and row.params:  # a kind without a formula (BatchNorm2d): its count, so the column adds up
+            pf = commas(row.params)
         entry = [label, *layer.columns(), pf, ff]
         if cost.graph:
-            entry.insert(1, ", ".join(row.inputs))
-        rows.append(entry)
+            first, *more = input_lines(row.inputs)
+            entry.insert(1, first)
+            rows.append(entry)
+            rows.extend(["", line, *blank[2:]] for line in more)
+        else:
+            rows.append(entry)
         alone = not cost.graph or read.get(row.name, 0) == 1
         folded_into = (entry, row.name) if layer.group in ("conv", "fc") and alone else None
         if layer.group in ("conv", "fc") or row.output_shape != row.input_shape:
@@ -177,14 +197,20 @@ _DETAIL_COUNTS = ("params", "macs", "bias_adds", "other_ops", "flops", "output_b
 
 
 def render_detail(cost: NetworkCost) -> str:
-    """Every count of every layer, a total row, and the conv-vs-FC split."""
+    """Every count of every layer, a total row, and the conv-vs-FC split (a graph adds an inputs
+    column, see `input_lines`)."""
     rows = [[str(r.index), r.name, r.type, size_text(r.output_shape),
              *(commas(getattr(r, c)) for c in _DETAIL_COUNTS)] for r in cost.layers]
     rows.append(["", "total", "", "", *(commas(getattr(cost.totals, c)) for c in _DETAIL_COUNTS)])
     headers, align = DETAIL_HEADERS, ("right", "left", "left", "left", *(["right"] * len(_DETAIL_COUNTS)))
     if cost.graph:
+        wired = []
         for row, r in zip(rows, (*cost.layers, None)):
-            row.insert(3, ", ".join(r.inputs) if r else "")
+            first, *more = input_lines(r.inputs if r else ())
+            row.insert(3, first)
+            wired.append(row)
+            wired.extend(["", "", "", line, *[""] * (len(row) - 4)] for line in more)
+        rows = wired
         headers, align = (*headers[:3], "inputs", *headers[3:]), (*align[:3], "left", *align[3:])
     p_split, f_split = split_lines(cost)
     return (f"{render_table(headers, rows, align)}\n\n{footer(cost)}\n"

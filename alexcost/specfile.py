@@ -179,14 +179,20 @@ def _plain(value, annotation: str):
     return list(value)
 
 
-def network_to_dict(network: Network) -> dict:
-    """A Network -> a spec dict that loads back to an equal Network (arguments at their
-    defaults left out; ``inputs`` only where a layer names them)."""
+def network_to_dict(network) -> dict:
+    """A Network -> a spec dict that loads back to a network with the same layers, wiring and
+    counts. Arguments at their defaults are left out; ``inputs`` is written only where a layer
+    does not read the layer before it (by its canonical names: ``"input"``, ``"n"``, ``"n.k"``).
+    ``network`` may also be what `alexcost.torch_bridge.from_module` returns (see `_plain_network`)."""
+    network = _plain_network(network)
     layers = []
-    for name, layer in zip(network.names, network.layers):
+    for i, (name, layer) in enumerate(zip(network.names, network.layers)):
         entry = {"type": type(layer).__name__, "name": name}
+        sources = network.sources[i]
+        if sources and sources != ((i - 1, None),):
+            entry["inputs"] = list(network.inputs_of(i))
         for f in fields(layer):
-            if f.name == "name" or not f.init:
+            if f.name in ("name", "inputs") or not f.init:
                 continue
             value = _plain(getattr(layer, f.name), f.type if isinstance(f.type, str) else str(f.type))
             if f.default is not MISSING and value == f.default:
@@ -196,11 +202,32 @@ def network_to_dict(network: Network) -> dict:
     return {"name": network.name, "input_shape": list(network.input_shape), "layers": layers}
 
 
-def dumps_spec(network: Network, fmt: str = "json") -> str:
-    """A Network as spec-file text (``json``, or ``toml`` with ``[[layers]]`` tables)."""
+def _plain_network(network) -> Network:
+    """The Network to write: ``network`` itself, or the ``.network`` of an imported module, refused
+    when a spec could not say what the module's parameters are (a module run twice, a weight two
+    layers share, a parameter no layer reads): loaded back, it would count them differently."""
+    if isinstance(network, Network):
+        return network
+    inner = getattr(network, "network", None)
+    if not isinstance(inner, Network):
+        raise SpecError(f"expected an alexcost Network, got {type(network).__name__}")
+    imported, plain = network.cost().totals.params, inner.cost().totals.params
+    if imported != plain:
+        raise SpecError(f"{inner.name!r} has {imported} parameters as imported but its layers hold {plain}: a "
+                        f"module run twice or a shared weight, which a spec file cannot express; it would "
+                        f"load back with {plain}")
+    return inner
+
+
+def dumps_spec(network, fmt: str = "json") -> str:
+    """A Network as spec-file text (``json``, one layer per line, or ``toml`` with ``[[layers]]``
+    tables); the file
+    loads back to the same report, byte for byte. A `from_module` result is accepted too."""
     data = network_to_dict(network)
     if fmt == "json":
-        return json.dumps(data, indent=2) + "\n"
+        from .report import dumps_json
+
+        return dumps_json(data)  # one layer per line
     if fmt != "toml":
         raise SpecError(f"unknown spec format {fmt!r}; choose json or toml")
     lines = [f"name = {json.dumps(data['name'])}", f"input_shape = {json.dumps(data['input_shape'])}"]

@@ -19,9 +19,11 @@ from .common import load_network, network_options
 @click.option("--dtype", type=click.Choice(list(DTYPE_BYTES)), default=None,
               help="Element type the memory figure sizes bytes at (default: the timings' dtype, else float32).")
 @click.option("--all-layers", is_flag=True,
-              help="One row per layer. By default a layer with no parameters, no MACs and at most one "
-                   "operation per element (ReLU, Dropout, Flatten, ...) shares the row before it, "
-                   "as in the seed table's 'conv1 + ReLU'.")
+              help="One row per layer. By default a layer with no parameters, no MACs and at most two "
+                   "operations per element (ReLU, Dropout, Flatten, a residual Add, ...), and a BatchNorm2d "
+                   "after a convolution, share the row of the layer they read, as in the seed table's "
+                   "'conv1 + ReLU'; past 40 rows, rows become blocks of layers named alike (ResNet's "
+                   "layer2_1).")
 def plot(model, spec, timings, out, dtype, all_layers):
     """Draw parameter, MAC and time shares per layer, the conv-vs-FC split, and memory per layer.
 

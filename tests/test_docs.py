@@ -31,6 +31,8 @@ from pathlib import Path
 
 import pytest
 
+from alexcost import PRESETS
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "docs" / "results").glob("README.md")])
 """README.md, every docs/*.md, and docs/results/README.md (the other results files are GPU output)."""
@@ -208,7 +210,7 @@ def test_collector_finds_blocks_and_runs_commands(tmp_path, monkeypatch):
     with pytest.raises(AssertionError):
         run_page(page, "page.md")
     page.write_text(text.replace("error: ...", "error: Invalid value for '--model': 'nope' is not one of "
-                                 "'seed', 'paper', 'torchvision'. (see 'alexcost report --help')"))
+                                 + ", ".join(repr(n) for n in PRESETS) + ". (see 'alexcost report --help')"))
     assert run_page(page, "page.md") == 3
 
 
@@ -387,7 +389,7 @@ def test_cli_page_shows_what_click_knows(site):
                 assert row[3] == str(default), row
     report_rows = {row[0]: row for row in sections["alexcost report"]}
     assert report_rows["--batch"][3] == "1" and report_rows["--model"][3] == ""
-    assert report_rows["--model"][1] == "seed | paper | torchvision"
+    assert report_rows["--model"][1] == " | ".join(PRESETS)
     assert "alexcost-<model>.png" in " ".join(row[2] for row in sections["alexcost plot"])   # not eaten as a tag
 
 

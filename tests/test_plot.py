@@ -18,6 +18,7 @@ from alexcost.plot import (DPI, STYLE, WIDTH_IN, memory_figure, read_timings, sh
 from alexcost_cli.main import cli
 
 PRESETS = ("seed", "paper", "torchvision")
+GRAPHS = ("resnet18", "resnet50", "googlenet", "mobilenet_v2")
 
 # The seed's counts by hand (the seed table's arithmetic).
 CONV_PARAMS = [(11 * 11 * 3 + 1) * 96, (5 * 5 * 96 + 1) * 256, (3 * 3 * 256 + 1) * 384,
@@ -114,6 +115,96 @@ def test_rows_fold_layers_that_cost_nothing_of_their_own():
         "relu0 (ReLU) + Tanh",                    # nothing before the first layer: it keeps a row
         "conv2d2 (Conv2d) + Sigmoid\n+ Flatten",   # a long label goes on to a second line
         "softmax5 (Softmax) + Dropout"]           # 3 operations per element: a row of its own
+
+
+# -- graphs: the layer a row reads, and blocks when there are too many rows --------------------------
+
+def test_graph_rows_fold_into_the_layer_they_read():
+    """ResNet-18 as torchvision's BasicBlock runs it: conv, bn, relu; conv, bn; the shortcut (a 1x1
+    conv and bn where the shape changes); out += identity; relu. Batch norm and ReLU fold into the
+    convolution, the in-place sum into the input computed last (bn2, or the shortcut's bn)."""
+    expected = ["conv1 (Conv2d) + BatchNorm2d\n+ ReLU", "maxpool (MaxPool2d)"]
+    for stage in (1, 2, 3, 4):
+        for block in (0, 1):
+            p = f"layer{stage}_{block}"
+            expected.append(f"{p}_conv1 (Conv2d)\n+ BatchNorm2d + ReLU")
+            if stage > 1 and block == 0:
+                expected += [f"{p}_conv2 (Conv2d)\n+ BatchNorm2d", f"{p}_downsample_0 (Conv2d)\n+ BatchNorm2d + Add + ReLU"]
+            else:
+                expected.append(f"{p}_conv2 (Conv2d)\n+ BatchNorm2d + Add + ReLU")
+    expected += ["avgpool (AdaptiveAvgPool2d)\n+ Flatten", "fc (Linear)"]
+    assert [r.label for r in share_rows(preset("resnet18").cost())] == expected
+    assert len(share_rows(preset("resnet18").cost(), all_layers=True)) == len(preset("resnet18"))
+
+
+def test_a_branch_reading_the_network_input_starts_a_row():
+    net = load_spec_dict({"name": "two", "input_shape": [2, 4, 4], "layers": [
+        {"type": "Conv2d", "name": "a", "out_channels": 2, "kernel_size": 1},
+        {"type": "ReLU", "name": "b", "inputs": ["input"]},
+        {"type": "Add", "name": "sum", "inputs": ["a", "b"]},
+        {"type": "ReLU", "name": "r", "inputs": ["a"]}]})
+    labels = [r.label for r in share_rows(net.cost())]
+    assert labels == ["a (Conv2d) + ReLU", "b (ReLU) + Add"]   # sum joins b, its input computed last
+
+
+def test_many_rows_become_blocks_named_by_their_prefix():
+    """ResNet-50 folds to 2 + 3 * 16 + 4 + 2 = 56 rows (a 3-conv bottleneck per block, plus the
+    shortcut conv of each stage's first block), more than 40: one row per torchvision block."""
+    folded = 2 + 3 * 16 + 4 + 2
+    from alexcost.plot import MAX_ROWS, layer_groups
+
+    assert len(layer_groups(preset("resnet50").cost())) == folded > MAX_ROWS
+    rows = share_rows(preset("resnet50").cost())
+    blocks = [f"layer{s}_{b}" for s, n in zip((1, 2, 3, 4), (3, 4, 6, 3)) for b in range(n)]
+    assert [r.name for r in rows] == ["conv1", "maxpool", *blocks, "avgpool", "fc"]
+    sizes = {r.name: int(r.label.split("(")[1].split()[0]) for r in rows if r.type == "block"}
+    # conv1, bn1, relu, conv2, bn2, relu, conv3, bn3, add, relu; a stage's first block adds its shortcut conv and bn
+    assert sizes == {b: 12 if b.endswith("_0") else 10 for b in blocks}
+    names = [r.name for r in share_rows(preset("googlenet").cost())]
+    assert [n for n in names if n.startswith("inception")] == [
+        "inception3a", "inception3b", "inception4a", "inception4b", "inception4c", "inception4d", "inception4e",
+        "inception5a", "inception5b"]
+    assert [r.name for r in share_rows(preset("mobilenet_v2").cost())][1:18] == [f"features_{i}" for i in range(1, 18)]
+
+
+def test_block_shares_equal_torchs_count_per_block():
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = torchvision.models.resnet50(weights=None).eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.randn(1, 3, 224, 224))
+    flops = counter.get_flop_counts()
+    total_params = sum(p.numel() for p in model.parameters())
+    rows = {r.name: r for r in share_rows(preset("resnet50").cost())}
+    for stage, blocks in zip((1, 2, 3, 4), (3, 4, 6, 3)):
+        for b in range(blocks):
+            module = getattr(model, f"layer{stage}")[b]
+            row = rows[f"layer{stage}_{b}"]
+            assert row.params == pytest.approx(100 * sum(p.numel() for p in module.parameters()) / total_params)
+            block_flops = sum(flops[f"ResNet.layer{stage}.{b}"].values())
+            assert row.macs == pytest.approx(100 * block_flops / counter.get_total_flops())
+
+
+def test_too_many_unnamed_rows_become_runs(tmp_path):
+    """100 convolutions named conv2d0 ... conv2d99: no prefix groups them, so runs of
+    ceil(100 / 40) = 3 consecutive rows, 34 rows in all."""
+    net = load_spec_dict({"name": "deep", "input_shape": [1, 4, 4], "layers": [
+        {"type": "Conv2d", "out_channels": 1, "kernel_size": 1}] * 100})
+    rows = share_rows(net.cost())
+    assert len(rows) == -(-100 // 3) == 34
+    assert rows[0].label == "conv2d0 to conv2d2 (3 layers)" and rows[-1].label == "conv2d99 (Conv2d)"
+    assert sum(r.params for r in rows) == pytest.approx(100)
+
+
+def test_all_layers_draws_every_layer_of_a_graph(tmp_path):
+    out = tmp_path / "r.png"
+    result = CliRunner().invoke(cli, ["plot", "--model", "resnet18", "--out", str(out), "--all-layers"])
+    assert result.exit_code == 0, result.output
+    folded = tmp_path / "f.png"
+    CliRunner().invoke(cli, ["plot", "--model", "resnet18", "--out", str(folded)])
+    assert png_size(out)[1] > 2.5 * png_size(folded)[1]   # 69 rows against 23
 
 
 def load_spec_dict(data):
@@ -315,13 +406,13 @@ def overlaps(a, b) -> bool:
     return a.x0 < b.x1 - 0.5 and b.x0 < a.x1 - 0.5 and a.y0 < b.y1 - 0.5 and b.y0 < a.y1 - 0.5
 
 
-@pytest.mark.parametrize("model", PRESETS)
+@pytest.mark.parametrize("model", PRESETS + ("vgg16",) + GRAPHS)
 def test_no_text_overlaps_and_all_text_is_inside_the_figure(model):
     cost = preset(model).cost()
     timings = timings_from_dict(fake_timings(model, batches=(1, 32, 128, 256)))
     for fig in (shares_figure(cost, timings), memory_figure(cost)):
         boxes = text_boxes(fig)
-        assert len(boxes) > 2 * len(cost.layers)
+        assert len(boxes) > 2 * len(share_rows(cost))
         frame = fig.bbox
         for label, box in boxes:
             assert frame.x0 - 0.5 <= box.x0 and box.x1 <= frame.x1 + 0.5, label
@@ -376,9 +467,13 @@ def test_timings_of_another_model_are_refused(tmp_path):
 def test_networks_too_long_to_draw_are_refused(tmp_path):
     spec = {"name": "long", "input_shape": [4], "layers": [{"type": "ReLU"}] * 301}
     (tmp_path / "long.json").write_text(json.dumps(spec))
-    done = run_cli("plot", "--spec", "long.json", cwd=tmp_path)
-    assert (done.returncode, done.stderr) == (2, "error: plot draws one row per layer, at most 300; "
-                                                 "'long' has 301 layers\n")
+    done = run_cli("plot", "--spec", "long.json", "--all-layers", cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (2, "error: plot --all-layers draws one row per layer, at most 300; "
+                                                 "'long' has 301 layers (without --all-layers, rows are folded "
+                                                 "and grouped into blocks)\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.json"]
+    done = run_cli("plot", "--spec", "long.json", "--out", "long.svg", cwd=tmp_path)   # one row: relu0 + 300 more
+    assert done.returncode == 0, done.stderr
 
 
 def test_networks_without_parameters_still_draw(tmp_path):

@@ -51,7 +51,8 @@ def test_to_module_names_children_as_layers_and_runs(name):
     network = preset(name)
     module = to_module(network).eval()
     assert [n for n, _ in module.named_children()] == list(network.names)
-    assert [type(m).__name__ for m in module.children()] == [type(layer).__name__ for layer in network.layers]
+    assert [type(m).__name__ for m in module.children()] == [type(layer.torch_module(x)).__name__
+                                                             for layer, x in zip(network.layers, network.input_shapes)]
     with torch.no_grad():
         out = module(torch.randn(2, *network.input_shape))
     assert tuple(out.shape) == (2, *network.output_shape)

@@ -1,14 +1,10 @@
-"""Presets: AlexNet as the seed table counts it, as the 2012 paper trained it, and as torchvision builds it."""
+"""AlexNet three ways: as the seed table counts it, as the 2012 paper trained it, and as torchvision builds it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
-from .errors import SpecError
-from .layers import (AdaptiveAvgPool2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm,
+from ..layers import (AdaptiveAvgPool2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm,
                      MaxPool2d, ReLU, Softmax)
-from .network import Network
+from ..network import Network
 
 
 def _lrn(name: str) -> LocalResponseNorm:
@@ -60,13 +56,22 @@ def paper() -> Network:
         ReLU(name="relu2"),
         _lrn("norm2"),
         MaxPool2d(name="pool2", kernel_size=3, stride=2),
+        *convs_3_to_softmax(groups=2),
+    ), name="paper")
+
+
+def convs_3_to_softmax(groups: int, ceil_mode: bool = False) -> tuple:
+    """The paper's conv3 to the softmax (ZFNet keeps them): conv3 384, conv4 384 and conv5 256
+    (3x3, padded by 1; conv4 and conv5 in ``groups``), ReLUs, a 3x3/2 max pool, fc6 and fc7
+    4096 with ReLU then dropout 0.5, fc8 1000, softmax."""
+    return (
         Conv2d(name="conv3", out_channels=384, kernel_size=3, padding=1),
         ReLU(name="relu3"),
-        Conv2d(name="conv4", out_channels=384, kernel_size=3, padding=1, groups=2),
+        Conv2d(name="conv4", out_channels=384, kernel_size=3, padding=1, groups=groups),
         ReLU(name="relu4"),
-        Conv2d(name="conv5", out_channels=256, kernel_size=3, padding=1, groups=2),
+        Conv2d(name="conv5", out_channels=256, kernel_size=3, padding=1, groups=groups),
         ReLU(name="relu5"),
-        MaxPool2d(name="pool5", kernel_size=3, stride=2),
+        MaxPool2d(name="pool5", kernel_size=3, stride=2, ceil_mode=ceil_mode),
         Flatten(name="flatten"),
         Linear(name="fc6", out_features=4096),
         ReLU(name="relu6"),
@@ -76,7 +81,7 @@ def paper() -> Network:
         Dropout(name="drop7", p=0.5),
         Linear(name="fc8", out_features=1000),
         Softmax(name="prob", dim=1),
-    ), name="paper")
+    )
 
 
 def torchvision() -> Network:
@@ -106,30 +111,3 @@ def torchvision() -> Network:
         ReLU(name="classifier_5", inplace=True),
         Linear(name="classifier_6", out_features=1000),
     ), name="torchvision")
-
-
-@dataclass(frozen=True)
-class Preset:
-    """A named network: how to build it and one line describing it."""
-
-    name: str
-    build: Callable[[], Network]
-    description: str
-
-
-PRESETS = {p.name: p for p in (
-    Preset("seed", seed, "AlexNet as the seed table counts it (ungrouped, FC without bias)"),
-    Preset("paper", paper, "AlexNet as trained in the 2012 paper (two GPU groups, LRN, biases)"),
-    Preset("torchvision", torchvision, "torchvision.models.alexnet, layer for layer"),
-)}
-"""Every preset by name; ``seed`` is the default model."""
-
-DEFAULT_MODEL = "seed"
-
-
-def preset(name: str) -> Network:
-    """The preset network called ``name``."""
-    try:
-        return PRESETS[name].build()
-    except KeyError:
-        raise SpecError(f"unknown model {name!r}; choose from {', '.join(PRESETS)}") from None
