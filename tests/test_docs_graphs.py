@@ -1,0 +1,815 @@
+"""The pages about layer kinds, graphs and search, read as claims and checked.
+
+docs/conventions.md's two per-kind tables are parsed cell by cell: every formula is
+evaluated on sample layers and must equal alexcost's count and a count worked out by hand
+here; the columns about other tools are checked against fvcore and torch's FlopCounterMode
+on the same layers, and the storage columns against what torch allocates. docs/spec-format.md's
+table of kinds must list every kind with torch's argument names and defaults. The examples
+on these pages are run by tests/test_docs.py; the sentences they rest on are checked here.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import re
+import warnings
+from dataclasses import dataclass
+from math import gcd, prod
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from alexcost import (GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Add, AvgPool2d, BatchNorm2d, Cat, Chunk, Clone,
+                      Contiguous, Conv2d, Dropout, Dropout2d, Flatten, Hardsigmoid, Hardswish, Identity, LayerNorm,
+                      LeakyReLU, Linear, LocalResponseNorm, MaxPool2d, Mean, Mul, Network, Parameter, Permute, ReLU,
+                      ReLU6, Reshape, SiLU, Sigmoid, Softmax, SpecError, Split, StochasticDepth, Tanh, Transpose, View,
+                      ZeroPad2d)
+from alexcost.layers import BUILTIN_KINDS
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+KINDS = sorted(kind.__name__ for kind in BUILTIN_KINDS)
+
+
+def page(name: str) -> str:
+    """A page's text with every run of white space made one space (sentences span lines)."""
+    return " ".join((DOCS / name).read_text(encoding="utf-8").split())
+
+
+def split_row(line: str) -> list[str]:
+    """A Markdown table row's cells; a ``|`` inside backticks stays in its cell."""
+    cells, current, code = [], "", False
+    for ch in line.strip().strip("|"):
+        if ch == "`":
+            code = not code
+        if ch == "|" and not code:
+            cells.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    return [*cells, current.strip()]
+
+
+def table(name: str, header: tuple[str, ...]) -> dict[str, list[str]]:
+    """The table of a page whose header row is ``header``: its rows by their first cell's kind."""
+    lines = (DOCS / name).read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("|") and tuple(split_row(line)) == header:
+            rows = {}
+            for row in lines[i + 2:]:
+                if not row.startswith("|"):
+                    break
+                cells = split_row(row)
+                assert len(cells) == len(header), f"docs/{name}: {row}"
+                rows[cells[0].strip("`")] = cells[1:]
+            return rows
+    raise AssertionError(f"docs/{name} has no table headed {header}")
+
+
+COUNTS_HEADER = ("kind", "params", "macs", "bias_adds", "other_ops (per output element unless noted)", "buffers")
+TOOLS_HEADER = ("kind", "fvcore counts", "torch's `FlopCounterMode` counts", "output", "layout of a new output")
+
+
+# -- the cells' language ---------------------------------------------------------------------------
+
+CLAUSE = re.compile(r"(?:`(?P<expr>[^`]+)`|(?P<bare>\d+|None))(?P<all> in all)?"
+                    r"(?: with `(?P<key>\w+)=(?P<value>[^`]+)`(?P<alts>(?: or `[^`]+`)*))?")
+
+
+@dataclass(frozen=True)
+class Clause:
+    expr: str                      # Python, ready to evaluate ("None" for fvcore's None)
+    in_all: bool                   # a total for one sample (else per output element)
+    key: str | None = None         # the clause holds when the layer's `key` is one of `values`
+    values: tuple = ()
+
+
+def clauses(cell: str) -> list[Clause]:
+    """A cell as clauses: ``5; 9 with `approximate="tanh"` `` -> two. Anything else is an error:
+    a cell the test cannot read is a cell nobody checks."""
+    out = []
+    for part in cell.split("; "):
+        m = CLAUSE.fullmatch(part.strip())
+        assert m, f"cannot read the cell {cell!r} (at {part!r})"
+        expr = m["expr"] or m["bare"]
+        expr = expr.replace("·", "*").replace("−", "-").replace(" / ", " // ")
+        values = ()
+        if m["key"]:
+            values = (ast.literal_eval(m["value"]), *(ast.literal_eval(v) for v in re.findall(r"`([^`]+)`", m["alts"])))
+        out.append(Clause(expr, bool(m["all"]), m["key"], values))
+    assert sum(c.key is None for c in out) == 1, f"{cell!r}: one clause must hold by default"
+    return out
+
+
+def applicable(cell: str, layer) -> Clause:
+    """The clause of ``cell`` that holds for ``layer``."""
+    options = clauses(cell)
+    for clause in options:
+        if clause.key is not None and getattr(layer, clause.key) in clause.values:
+            return clause
+    return next(c for c in options if c.key is None)
+
+
+def numel(shape) -> int:
+    """Elements of a shape, or of several (a multi-output layer's)."""
+    return sum(numel(s) for s in shape) if shape and isinstance(shape[0], tuple) else prod(shape)
+
+
+# -- sample layers, with their counts worked out by hand ---------------------------------------------
+# Most samples read x = (4, 6, 8): C = 4, H = 6, W = 8, 192 elements per sample.
+
+X = (4, 6, 8)
+N = 4 * 6 * 8
+
+
+def in_bounds_taps(size: int, kernel: int, stride: int, pad: int, dilation: int, out: int) -> int:
+    """Brute force: over ``out`` windows, the taps ``i*stride - pad + j*dilation`` inside ``[0, size)``."""
+    return sum(0 <= i * stride - pad + j * dilation < size for i in range(out) for j in range(kernel))
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A network around one layer of the kind: ``build(src, **variant)`` makes its layers, the
+    kind's layer at ``at`` (it reads ``src``, the name of what feeds it). ``hand`` holds, per
+    variant (a tuple of argument items), the output shape and the counts for one sample."""
+
+    build: Callable[..., list]
+    hand: dict
+    x: tuple = X
+    at: int = -1
+
+
+def unary(make):
+    return lambda src, **kw: [make(**kw)]
+
+
+S = {
+    # AdaptiveAvgPool2d((4, 3)) on 6 x 8: rows [0,2) [1,3) [3,5) [4,6) read 8; columns [0,3) [2,6) [5,8) read 10.
+    "AdaptiveAvgPool2d": Sample(unary(lambda **kw: AdaptiveAvgPool2d(output_size=(4, 3), **kw)),
+                                {(): dict(y=(4, 4, 3), other_ops=4 * 8 * 10, fvcore=N)}),
+    "AdaptiveMaxPool2d": Sample(unary(lambda **kw: AdaptiveMaxPool2d(output_size=(4, 3), **kw)),
+                                {(): dict(y=(4, 4, 3), other_ops=4 * 8 * 10 - 4 * 4 * 3)}),
+    "Add": Sample(lambda src, inputs=2, **kw: [Add(inputs=(src,) * inputs, **kw)],
+                  {(): dict(y=X, other_ops=N), (("inputs", 3),): dict(y=X, other_ops=2 * N),
+                   (("inplace", True),): dict(y=X, other_ops=N)}),
+    # kernel 3, stride 2, padding 1, ceil_mode on 6: windows start at -1, 1, 3, 5 and read 2, 3, 3, 1 taps;
+    # on 8: at -1, 1, 3, 5, 7, reading 2, 3, 3, 3, 1.
+    "AvgPool2d": Sample(unary(lambda **kw: AvgPool2d(kernel_size=3, stride=2, padding=1, ceil_mode=True, **kw)),
+                        {(): dict(y=(4, 4, 5), other_ops=4 * (2 + 3 + 3 + 1) * (2 + 3 + 3 + 3 + 1))}),
+    "BatchNorm2d": Sample(unary(BatchNorm2d),
+                          {(): dict(y=X, params=2 * 4, buffers=2 * 4 + 1, other_ops=2 * N, fvcore=2 * N),
+                           (("affine", False),): dict(y=X, buffers=2 * 4 + 1, other_ops=2 * N, fvcore=N)}),
+    "Cat": Sample(lambda src, **kw: [Cat(dim=1, inputs=(src, src), **kw)], {(): dict(y=(8, 6, 8))}),
+    "Chunk": Sample(unary(lambda **kw: Chunk(chunks=3, dim=3, **kw)),
+                    {(): dict(y=((4, 6, 3), (4, 6, 3), (4, 6, 2)))}),
+    "Clone": Sample(unary(Clone), {(): dict(y=X)}),
+    "Contiguous": Sample(unary(Contiguous), {(): dict(y=X)}),
+    # kernel (3, 2), stride 2, padding 1, groups 2: H_out = (6 + 2 - 3)//2 + 1 = 3, W_out = (8 + 2 - 2)//2 + 1 = 5
+    "Conv2d": Sample(unary(lambda **kw: Conv2d(**{"out_channels": 6, "kernel_size": (3, 2), "stride": 2, "padding": 1,
+                                                  "groups": 2, **kw})),
+                     {(): dict(y=(6, 3, 5), params=6 * 2 * 3 * 2 + 6, macs=6 * 3 * 5 * 2 * 3 * 2, bias_adds=6 * 3 * 5,
+                               fvcore=6 * 3 * 5 * 2 * 3 * 2, torch=2 * 6 * 3 * 5 * 2 * 3 * 2),
+                      (("bias", False),): dict(y=(6, 3, 5), params=6 * 2 * 3 * 2, macs=6 * 3 * 5 * 2 * 3 * 2,
+                                               fvcore=6 * 3 * 5 * 2 * 3 * 2, torch=2 * 6 * 3 * 5 * 2 * 3 * 2),
+                      (("padding", "same"), ("stride", 1)): dict(
+                          y=(6, 6, 8), params=6 * 2 * 3 * 2 + 6, macs=6 * 6 * 8 * 2 * 3 * 2, bias_adds=6 * 6 * 8,
+                          fvcore=None, torch=2 * 6 * 6 * 8 * 2 * 3 * 2),
+                      (("padding", "valid"),): dict(       # (6 - 3)//2 + 1 = 2, (8 - 2)//2 + 1 = 4
+                          y=(6, 2, 4), params=6 * 2 * 3 * 2 + 6, macs=6 * 2 * 4 * 2 * 3 * 2, bias_adds=6 * 2 * 4,
+                          fvcore=None, torch=2 * 6 * 2 * 4 * 2 * 3 * 2)}),
+    "Dropout": Sample(unary(Dropout), {(): dict(y=X)}),
+    "Dropout2d": Sample(unary(Dropout2d), {(): dict(y=X)}),
+    "Flatten": Sample(unary(Flatten), {(): dict(y=(N,))}),
+    "GELU": Sample(unary(GELU), {(): dict(y=X, other_ops=5 * N),
+                                 (("approximate", "tanh"),): dict(y=X, other_ops=9 * N)}),
+    "Hardsigmoid": Sample(unary(Hardsigmoid), {(): dict(y=X, other_ops=4 * N), (("inplace", True),): dict(
+        y=X, other_ops=4 * N)}),
+    "Hardswish": Sample(unary(Hardswish), {(): dict(y=X, other_ops=5 * N), (("inplace", True),): dict(
+        y=X, other_ops=5 * N)}),
+    "Identity": Sample(unary(Identity), {(): dict(y=X)}),
+    "LayerNorm": Sample(unary(lambda **kw: LayerNorm(normalized_shape=8, **kw)),
+                        {(): dict(y=X, params=8 + 8, other_ops=7 * N, fvcore=5 * N),
+                         (("bias", False),): dict(y=X, params=8, other_ops=6 * N, fvcore=5 * N),
+                         (("elementwise_affine", False),): dict(y=X, other_ops=5 * N, fvcore=4 * N)}),
+    "LeakyReLU": Sample(unary(LeakyReLU), {(): dict(y=X, other_ops=2 * N), (("inplace", True),): dict(
+        y=X, other_ops=2 * N)}),
+    # the last dimension, 8, is in_features; 4 * 6 = 24 rows
+    "Linear": Sample(unary(lambda **kw: Linear(out_features=5, **kw)),
+                     {(): dict(y=(4, 6, 5), params=8 * 5 + 5, macs=24 * 8 * 5, bias_adds=24 * 5, fvcore=24 * 8 * 5,
+                               torch=2 * 24 * 8 * 5),
+                      (("bias", False),): dict(y=(4, 6, 5), params=8 * 5, macs=24 * 8 * 5, fvcore=24 * 8 * 5,
+                                               torch=2 * 24 * 8 * 5)}),
+    "LocalResponseNorm": Sample(unary(lambda **kw: LocalResponseNorm(size=3, **kw)), {(): dict(y=X, other_ops=7 * N)}),
+    # kernel 2, stride 2, padding 1, dilation 2, ceil_mode: on 6, windows start at -1, 1, 3, 5 and tap
+    # {1}, {1, 3}, {3, 5}, {5}: 6 taps; on 8, at -1, 1, 3, 5, 7: {1}, {1, 3}, {3, 5}, {5, 7}, {7}: 8 taps.
+    "MaxPool2d": Sample(unary(lambda **kw: MaxPool2d(kernel_size=2, stride=2, padding=1, dilation=2, ceil_mode=True,
+                                                     **kw)),
+                        {(): dict(y=(4, 4, 5), other_ops=4 * 6 * 8 - 4 * 4 * 5)}),
+    "Mean": Sample(unary(lambda **kw: Mean(dim=(2, 3), **kw)),
+                   {(): dict(y=(4,), other_ops=N), (("keepdim", True),): dict(y=(4, 1, 1), other_ops=N)}),
+    "Mul": Sample(lambda src, inputs=None, **kw: [Parameter(name="gamma", shape=(4, 1, 1)),
+                                                  Mul(inputs=inputs or (src, "gamma"), **kw)],
+                  {(): dict(y=X, other_ops=N), (("inplace", True),): dict(y=X, other_ops=N)}),
+    "Parameter": Sample(lambda src, **kw: [Parameter(name="gamma", shape=(4, 1, 1), **kw),
+                                           Mul(inputs=(src, "gamma"))],
+                        {(): dict(y=(4, 1, 1), params=4)}, at=0),
+    "Permute": Sample(unary(lambda **kw: Permute(dims=(0, 2, 3, 1), **kw)), {(): dict(y=(6, 8, 4))}),
+    "ReLU": Sample(unary(ReLU), {(): dict(y=X, other_ops=N), (("inplace", True),): dict(y=X, other_ops=N)}),
+    "ReLU6": Sample(unary(ReLU6), {(): dict(y=X, other_ops=2 * N), (("inplace", True),): dict(y=X, other_ops=2 * N)}),
+    "Reshape": Sample(unary(lambda **kw: Reshape(shape=(24, 8), **kw)), {(): dict(y=(24, 8))}),
+    "SiLU": Sample(unary(SiLU), {(): dict(y=X, other_ops=2 * N), (("inplace", True),): dict(y=X, other_ops=2 * N)}),
+    "Sigmoid": Sample(unary(Sigmoid), {(): dict(y=X, other_ops=N)}),
+    "Softmax": Sample(unary(lambda **kw: Softmax(dim=1, **kw)), {(): dict(y=X, other_ops=3 * N)}),
+    "Split": Sample(unary(lambda **kw: Split(split_size_or_sections=(1, 3), dim=1, **kw)),
+                    {(): dict(y=((1, 6, 8), (3, 6, 8)))}),
+    "StochasticDepth": Sample(unary(lambda **kw: StochasticDepth(p=0.2, mode="row", **kw)), {(): dict(y=X)}),
+    "Tanh": Sample(unary(Tanh), {(): dict(y=X, other_ops=N)}),
+    "Transpose": Sample(unary(lambda **kw: Transpose(dim0=1, dim1=3, **kw)), {(): dict(y=(8, 6, 4))}),
+    "View": Sample(unary(lambda **kw: View(shape=(-1,), **kw)), {(): dict(y=(N,))}),
+    "ZeroPad2d": Sample(unary(lambda **kw: ZeroPad2d(padding=(1, 0, 2, 1), **kw)), {(): dict(y=(4, 6 + 2 + 1, 8 + 1))}),
+}
+CASES = [(kind, variant) for kind in sorted(S) for variant in S[kind].hand]
+CASE_IDS = [kind + "".join(f"-{arg}={value}" for arg, value in variant) for kind, variant in CASES]
+
+
+def network(kind: str, variant: tuple = (), prefix: tuple = ()) -> tuple[Network, int]:
+    """The sample network of ``kind`` (``prefix`` layers first), and the index of the kind's layer."""
+    sample = S[kind]
+    src = prefix[-1].name if prefix else "input"
+    layers = [*prefix, *sample.build(src, **dict(variant))]
+    at = len(prefix) + (sample.at if sample.at >= 0 else len(layers) - len(prefix) - 1)
+    return Network(sample.x, layers), at
+
+
+def environment(kind: str, layer, x, hand: dict) -> dict:
+    """The names a cell may use, for this sample, from its input, the hand output shape and the arguments."""
+    y = hand["y"]
+    env = {"numel": numel, "gcd": gcd, "y": y, "macs": hand.get("macs", 0)}
+    for f in dataclasses.fields(layer):
+        value = getattr(layer, f.name)
+        env[f.name] = int(value) if isinstance(value, bool) else value
+    if kind != "Parameter":
+        first = x[0] if isinstance(x[0], tuple) else x
+        env.update(x=first, in_features=first[-1], rows=prod(first) // first[-1])
+        if isinstance(x[0], tuple):
+            env["n_in"] = len(x)
+        if len(first) == 3:
+            env.update(C=first[0], H=first[1], W=first[2])
+    if not isinstance(y[0], tuple) and len(y) == 3:
+        env.update(C_out=y[0], H_out=y[1], W_out=y[2])
+    if hasattr(layer, "kernel_size"):
+        env.update(kH=layer.kernel_size[0], kW=layer.kernel_size[1])
+    if kind in ("MaxPool2d", "AvgPool2d"):
+        dh, dw = getattr(layer, "dilation", (1, 1))
+        (ph, pw), (sh, sw) = layer.padding, layer.stride
+        env["taps"] = x[0] * in_bounds_taps(x[1], env["kH"], sh, ph, dh, y[1]) * in_bounds_taps(
+            x[2], env["kW"], sw, pw, dw, y[2])
+    return env
+
+
+def claim(cell: str, layer, env: dict, per_element: bool = False):
+    """What ``cell`` says for this layer: its applicable clause evaluated on ``env``."""
+    clause = applicable(cell, layer)
+    value = eval(clause.expr, {"__builtins__": {}}, env)  # noqa: S307 - our own page's formulas
+    if per_element and not clause.in_all and value is not None:
+        value *= numel(env["y"])
+    return value
+
+
+def test_the_tables_list_every_kind_once():
+    counts, tools = table("conventions.md", COUNTS_HEADER), table("conventions.md", TOOLS_HEADER)
+    assert len(KINDS) == 38
+    assert list(counts) == KINDS and list(tools) == KINDS
+    assert sorted(S) == KINDS
+
+
+@pytest.mark.parametrize("kind, variant", CASES, ids=CASE_IDS)
+def test_each_count_cell_equals_alexcost_and_hand_arithmetic(kind, variant):
+    counts, tools = table("conventions.md", COUNTS_HEADER), table("conventions.md", TOOLS_HEADER)
+    net, at = network(kind, variant)
+    layer, x = net.layers[at], net.input_shapes[at]
+    hand = S[kind].hand[variant]
+    assert net.output_shapes[at] == hand["y"]
+    env = environment(kind, layer, x, hand)
+    row = net.cost().layers[at]
+    params, macs, bias_adds, other_ops, buffers = counts[kind]
+    fvcore, torch_count = tools[kind][:2]
+    y = hand["y"]
+    said = {"params": claim(params, layer, env), "macs": claim(macs, layer, env),
+            "bias_adds": claim(bias_adds, layer, env), "other_ops": claim(other_ops, layer, env, per_element=True),
+            "buffers": claim(buffers, layer, env), "fvcore": claim(fvcore, layer, env),
+            "torch": claim(torch_count, layer, env)}
+    ours = {"params": row.params, "macs": row.macs, "bias_adds": row.bias_adds, "other_ops": row.other_ops,
+            "buffers": row.buffers, "fvcore": layer.fvcore_count(x, y), "torch": layer.torch_flops(x, y)}
+    by_hand = {k: hand.get(k, 0) for k in said}
+    assert said == by_hand, "the page's cells against hand arithmetic"
+    assert ours == by_hand, "alexcost against hand arithmetic"
+
+
+# -- the same cells against torch and fvcore ------------------------------------------------------------
+
+def run_torch(net: Network, batch: int):
+    """Run ``net`` as torch modules: (module, input, every layer's output by name, FlopCounterMode's total)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from alexcost.torch_bridge import to_module
+
+    module = to_module(net).eval()
+    outputs = {}
+    for name, child in module.named_children():
+        child.register_forward_hook(lambda m, args, out, name=name: outputs.__setitem__(name, (args, out)))
+    x = torch.randn(batch, *net.input_shape)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter, warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # padding="same" with an even kernel: a note about a copy
+        module(x)
+    return module, x, outputs, counter.get_total_flops()
+
+
+def fvcore_of(module, x, name: str) -> tuple[int, set]:
+    """fvcore's count for the module ``name``, and the ops it could not count there."""
+    from fvcore.nn import FlopCountAnalysis
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        analysis = FlopCountAnalysis(module, (x,))
+        analysis.unsupported_ops_warnings(False)
+        analysis.uncalled_modules_warnings(False)
+        analysis.tracer_warnings("none")
+        return int(analysis.by_module().get(name, 0)), set(analysis.unsupported_ops(name))
+
+
+@pytest.mark.parametrize("kind, variant", CASES, ids=CASE_IDS)
+def test_the_tools_columns_against_torch_and_fvcore(kind, variant):
+    pytest.importorskip("torch")
+    pytest.importorskip("fvcore")
+    counts, tools = table("conventions.md", COUNTS_HEADER), table("conventions.md", TOOLS_HEADER)
+    net, at = network(kind, variant)
+    layer, x, name = net.layers[at], net.input_shapes[at], net.names[at]
+    hand = S[kind].hand[variant]
+    env = environment(kind, layer, x, hand)
+    batch = 2
+    module, inp, outputs, flops = run_torch(net, batch)
+    out = outputs[name][1]
+    shapes = [tuple(o.shape) for o in out] if isinstance(out, tuple) else [tuple(out.shape)]
+    expected = list(hand["y"]) if isinstance(hand["y"][0], tuple) else [hand["y"]]
+    if kind == "Parameter":      # its full shape: no batch dimension
+        assert shapes == expected
+    else:
+        assert shapes == [(batch, *s) for s in expected]
+    child = dict(module.named_children())[name]
+    assert sum(p.numel() for p in child.parameters()) == claim(counts[kind][0], layer, env)
+    assert sum(b.numel() for b in child.buffers()) == claim(counts[kind][4], layer, env)
+    assert flops == batch * claim(tools[kind][1], layer, env)      # the sample's other layers count nothing
+    said = claim(tools[kind][0], layer, env)
+    count, unsupported = fvcore_of(module, inp, name)
+    if said is None:
+        assert count == 0 and "aten::_convolution_mode" in unsupported
+    else:
+        assert count == batch * said
+
+
+def shares(args, out) -> bool:
+    """Does a module's (first) output use its first input's storage?"""
+    first = out[0] if isinstance(out, tuple) else out
+    return first.untyped_storage().data_ptr() == args[0].untyped_storage().data_ptr()
+
+
+CHANNELS_LAST = (Permute(name="nhwc", dims=(0, 2, 3, 1)), Contiguous(name="dense"),
+                 Permute(name="nchw", dims=(0, 3, 1, 2)))
+"""A prefix giving the sample's layer an NCHW tensor stored channels-last (innermost: C, W, H, N)."""
+H_INSIDE = (Transpose(name="swap", dim0=2, dim1=3), Contiguous(name="dense"), Transpose(name="back", dim0=2, dim1=3))
+"""A prefix giving it an NCHW tensor stored with H innermost (innermost: H, W, C, N): dense, permuted."""
+OUTPUT_RULES = {
+    # phrase: [(variant, shares on a contiguous input?, on a dense permuted one?), ...]; None: refused
+    "new": [((), False, False)],
+    "new; the input with `inplace=True`": [((), False, False), ((("inplace", True),), True, True)],
+    "new; the first input with `inplace=True`": [((), False, False), ((("inplace", True),), True, True)],
+    "the input": [((), True, True)],
+    "a view": [((), True, True)],
+    "views": [((), True, True)],
+    "a view where torch can make one, else new": [((), True, False)],
+    "a view; refused where torch cannot make one": [((), True, None)],
+    "the input when it is contiguous, else new": [((), True, False)],
+    "its weight, not an activation": [],
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_output_column_is_what_torch_allocates(kind):
+    """Each phrase of the output column, on the sample fed a contiguous tensor and a permuted one:
+    alexcost's storage plan and torch's own pointers."""
+    torch = pytest.importorskip("torch")
+    phrase = table("conventions.md", TOOLS_HEADER)[kind][2]
+    assert phrase in OUTPUT_RULES, f"{kind}: the output cell {phrase!r} says something no test checks"
+    if phrase.startswith("its weight"):
+        net, at = network(kind)
+        _, _, outputs, _ = run_torch(net, 2)
+        assert isinstance(outputs[net.names[at]][1], torch.nn.Parameter) and net.storage(2)[at] is False
+        assert type(net.layers[at]).arity == 0
+    for batch in (1, 2):
+        for variant, *expected in OUTPUT_RULES[phrase]:
+            for prefix, shared in zip(((), H_INSIDE), expected):
+                net, at = network(kind, variant, prefix)
+                name = net.names[at]
+                if shared is None:
+                    with pytest.raises(SpecError, match="view size is not compatible"):
+                        net.storage(batch)
+                    with pytest.raises(RuntimeError, match="view size is not compatible"):
+                        run_torch(net, batch)
+                    continue
+                _, _, outputs, _ = run_torch(net, batch)
+                assert shares(*outputs[name]) == shared, (batch, variant, prefix, "torch")
+                assert net.storage(batch)[at] == (not shared), (batch, variant, prefix, "alexcost")
+
+
+# -- the layout of a new output -------------------------------------------------------------------------
+
+def strides_in_order(shape, order) -> tuple:
+    """Dense strides of ``shape`` with ``order`` listing the dimensions innermost first."""
+    out, step = [0] * len(shape), 1
+    for d in order:
+        out[d] = step
+        step *= shape[d]
+    return tuple(out)
+
+
+def contiguous_strides(shape) -> tuple:
+    """C order: the last dimension innermost."""
+    return strides_in_order(shape, range(len(shape) - 1, -1, -1))
+
+
+def same_strides(a, b, shape) -> bool:
+    """Equal where it matters: torch ignores the stride of a dimension of size 1."""
+    return all(p == q for p, q, size in zip(a, b, shape) if size != 1)
+
+
+ORDERS = {CHANNELS_LAST: (1, 3, 2, 0), H_INSIDE: (2, 3, 1, 0)}
+
+
+def expected_strides(rule: str, shape, order, every_input_permuted: bool = True) -> tuple:
+    """The strides a layout rule (as the page states it) gives a new output of ``shape`` (batched)
+    when its input is stored in ``order``."""
+    if rule == "elementwise":
+        return strides_in_order(shape, order)
+    if rule in ("format", "common format") and order == ORDERS[CHANNELS_LAST] and every_input_permuted:
+        return strides_in_order(shape, order)
+    return contiguous_strides(shape)
+
+
+LAYOUTS = ("contiguous", "elementwise", "format", "common format")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_layout_column_is_the_kinds_rule_and_torchs(kind):
+    """For each kind that makes new outputs: the page's rule is the kind's ``layout``, and it gives
+    the strides torch gives the output of a channels-last input and of a permuted one."""
+    pytest.importorskip("torch")
+    from alexcost.layers import LAYER_KINDS
+
+    rule = table("conventions.md", TOOLS_HEADER)[kind][3]
+    if rule == "none":     # a view, an identity or a weight: never a new tensor
+        phrase = table("conventions.md", TOOLS_HEADER)[kind][2]
+        assert not phrase.startswith("new") and "else new" not in phrase
+        return
+    assert rule in LAYOUTS, f"{kind}: the layout cell {rule!r} is no rule"
+    for prefix, order in ORDERS.items():
+        cases = [(prefix, True)]
+        if rule == "common format":   # one input permuted, the other the contiguous network input
+            cases.append((prefix, False))
+        for batch in (1, 2):
+            for pre, all_permuted in cases:
+                net, at = network(kind, (), pre)
+                if not all_permuted:
+                    layer = net.layers[at]
+                    net = Network(net.input_shape, [*net.layers[:at], dataclasses.replace(
+                        layer, inputs=(layer.inputs[0], "input"))])
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    _, _, outputs, _ = run_torch(net, batch)
+                out = outputs[net.names[at]][1]
+                want = expected_strides(rule, tuple(out.shape), order, all_permuted)
+                assert same_strides(out.stride(), want, out.shape), (batch, order, all_permuted, "torch",
+                                                                     out.stride(), want)
+    assert rule == LAYER_KINDS[kind].layout, (f"{kind}: the page says {rule!r}, as torch does; alexcost's layout "
+                                              f"is {LAYER_KINDS[kind].layout!r}")
+    for prefix, order in ORDERS.items():
+        net, at = network(kind, (), prefix)
+        for batch in (1, 2):
+            out_shape = (batch, *net.output_shapes[at])
+            assert same_strides(_traced_strides(net, batch, at), expected_strides(rule, out_shape, order),
+                                out_shape), (batch, order, "alexcost's stride trace")
+
+
+def _traced_strides(net: Network, batch: int, at: int) -> tuple:
+    from alexcost.storage import trace
+
+    return trace(net, batch)[at][0][1]
+
+
+# -- activation memory where a layout decides it: what torch allocates ------------------------------------
+
+def new_storages(net: Network, batch: int) -> list[bool]:
+    """Per layer, as torch runs it: is its (first) output in storage no earlier tensor uses?"""
+    _, x, outputs, _ = run_torch(net, batch)
+    seen, out = {x.untyped_storage().data_ptr()}, []
+    for name in net.names:
+        result = outputs[name][1]
+        pointers = [o.untyped_storage().data_ptr() for o in (result if isinstance(result, tuple) else (result,))]
+        out.append(pointers[0] not in seen and not isinstance(result, __import__("torch").nn.Parameter))
+        seen.update(pointers)
+    return out
+
+
+def test_flatten_after_local_response_norm_of_a_channels_last_tensor_copies():
+    """torch computes LRN as elementwise ops ending in ``input / div``: its output keeps a dense
+    input's dimension order (TensorIterator), so a channels-last input gives a channels-last output,
+    which Flatten cannot view. Found while documenting: LocalResponseNorm's ``layout`` says
+    "contiguous", so alexcost calls the Flatten a view and leaves its copy out of the memory."""
+    pytest.importorskip("torch")
+    net = Network(X, [*CHANNELS_LAST, LocalResponseNorm(size=3), Flatten()])
+    batch = 2
+    torch_says = new_storages(net, batch)
+    # Permute: view; Contiguous: a copy; Permute: view; LRN: new; Flatten: a copy of a channels-last tensor
+    assert torch_says == [False, True, False, True, True]
+    assert list(net.storage(batch)) == torch_says
+    assert net.cost(batch=batch).totals.stored_bytes == 3 * batch * N * 4
+
+
+def test_an_activation_of_a_channels_last_slice_keeps_its_order():
+    """A Chunk of a channels-last tensor is not dense, but torch's TensorIterator still orders the
+    output's dimensions by the input's strides: ReLU's output is channels-last, and Flatten copies.
+    alexcost takes the order only from a dense input, so it makes the ReLU output contiguous and
+    calls the Flatten a view."""
+    pytest.importorskip("torch")
+    net = Network(X, [*CHANNELS_LAST, Chunk(name="halves", chunks=2, dim=1), ReLU(inputs=("halves.1",)), Flatten()])
+    batch = 2
+    torch_says = new_storages(net, batch)
+    assert torch_says == [False, True, False, False, True, True]
+    assert list(net.storage(batch)) == torch_says
+    assert net.cost(batch=batch).totals.stored_bytes == batch * (N + N // 2 + N // 2) * 4
+
+
+def test_a_broadcast_first_operand_takes_part_in_ordering_the_output():
+    """torch's TensorIterator orders the output's dimensions pair by pair, asking the inputs in turn
+    and skipping one only for the dimensions it broadcasts: a (C, 1, W) first operand orders C and W
+    by its own strides (W innermost), not by the channels-last second operand's. alexcost takes the
+    whole order from the first input of the output's shape, so the output it traces is
+    channels-last, and a Flatten of W and C after a Permute to NHWC looks like a view; torch copies."""
+    pytest.importorskip("torch")
+    net = Network(X, [*CHANNELS_LAST, Mean(name="rows", dim=2, keepdim=True, inputs=("input",)),
+                      Add(name="sum", inputs=("rows", "nchw")), Permute(dims=(0, 2, 3, 1)), Flatten(start_dim=2)])
+    batch = 2
+    torch_says = new_storages(net, batch)
+    assert torch_says == [False, True, False, True, True, False, True]
+    assert list(net.storage(batch)) == torch_says
+
+
+# -- docs/search.md: what evaluate remembers is safe to remember ------------------------------------------
+
+def test_evaluate_refuses_what_network_from_dict_refuses_whatever_came_before():
+    """search.md: a layer entry is parsed once per call, and reusing it is safe because an entry
+    that reads the same builds the same layer. Found while documenting: the memo's key compares
+    values with ``==``, so ``3.0`` (refused: sizes must be ints) finds the layer built from ``3``,
+    and ``true`` the one built from ``1``; the second candidate is then costed, not refused."""
+    from alexcost import network_from_dict
+    from alexcost.search import evaluate
+
+    good = {"input_shape": [3, 8, 8], "layers": [{"type": "Conv2d", "out_channels": 1, "kernel_size": 3}]}
+    for entry in ({"type": "Conv2d", "out_channels": 1, "kernel_size": 3.0},
+                  {"type": "Conv2d", "out_channels": True, "kernel_size": 3}):
+        bad = {"input_shape": [3, 8, 8], "layers": [entry]}
+        with pytest.raises(SpecError) as refused:
+            network_from_dict(bad)
+        alone, after = evaluate([bad]).rows[0], evaluate([good, bad]).rows[1]
+        assert not alone.ok and alone.error == str(refused.value)
+        assert not after.ok and after.error == str(refused.value), entry
+
+
+# -- docs/spec-format.md: every kind with torch's argument names and defaults ----------------------------
+
+SPEC_HEADER = ("`type`", "what torch runs", "arguments (torch's defaults)")
+ARGUMENT = re.compile(r"`([a-z_][a-z_0-9]*)(?:=([^`]*))?`")
+
+
+def test_spec_format_lists_every_kind_with_its_arguments_and_defaults():
+    rows = table("spec-format.md", SPEC_HEADER)
+    assert list(rows) == KINDS
+    from alexcost.layers import LAYER_KINDS
+
+    for kind, (_, arguments) in rows.items():
+        fields = {f.name: f for f in dataclasses.fields(LAYER_KINDS[kind])
+                  if f.init and f.name not in ("name", "inputs")}
+        named = {}
+        for name, default in ARGUMENT.findall(arguments):
+            if name == "inputs":
+                continue
+            assert name in fields, f"{kind}: the page lists `{name}`, which is no argument"
+            if default:
+                named[name] = json.loads(default)
+            else:
+                named.setdefault(name, dataclasses.MISSING)
+        assert set(named) == set(fields), f"{kind}: the page lists {sorted(named)}, the kind takes {sorted(fields)}"
+        if not fields:
+            assert arguments == "none"
+        for name, default in named.items():
+            if default is not dataclasses.MISSING:
+                assert fields[name].default == default, f"{kind}.{name}: the page says {default!r}"
+            else:   # written without a default: required, or inferred from the input (None)
+                assert fields[name].default in (dataclasses.MISSING, None), f"{kind}.{name} has a default"
+
+
+def fenced(name: str, lang: str) -> list[str]:
+    """The code blocks of one language on a page."""
+    from test_docs import blocks
+
+    return [b.code for b in blocks((DOCS / name).read_text(encoding="utf-8"), name) if b.lang == lang]
+
+
+def test_spec_format_shows_the_residual_example_as_it_is():
+    assert (DOCS / "examples" / "residual.json").read_text() in fenced("spec-format.md", "json")
+    text = page("spec-format.md")
+    assert "Linear` on an input that has not been flattened is not refused any more" in text
+    assert "torch would apply it to the last dimension only" not in text
+    from alexcost import load_spec
+
+    net = load_spec(DOCS / "examples" / "residual.json")
+    cost = net.cost()
+    conv = 3 * 3 * 64 * 64
+    assert cost.totals.params == 2 * conv + 2 * (2 * 64) and cost.totals.macs == 2 * conv * 56 * 56
+    assert cost.totals.stored_bytes == 5 * 64 * 56 * 56 * 4           # the ReLUs write in place
+    assert net.inputs_of(5) == ("bn2", "input")
+
+
+@pytest.mark.parametrize("spec, message", [
+    ('{"input_shape": [3], "layers": []}', "a network needs at least one layer"),
+    ('{"name": " ", "input_shape": [3], "layers": [{"type": "ReLU"}]}', "name must not be empty"),
+    ('{"input_shape": [3], "layers": [{"type": "ReLU", "inplace": true, "inplace": false}]}',
+     "duplicate key 'inplace' in one object"),
+])
+def test_spec_format_refusals(spec, message, tmp_path):
+    from alexcost import load_spec
+
+    path = tmp_path / "spec.json"
+    path.write_text(spec)
+    with pytest.raises(SpecError, match=message):
+        load_spec(path)
+    assert Network((4, 6, 8), [Linear(out_features=3)]).output_shape == (4, 6, 3)   # no longer refused
+
+
+# -- docs/graphs.md: the patterns are torchvision's blocks -----------------------------------------------
+
+@pytest.fixture(scope="module")
+def graphs_page():
+    """The networks graphs.md builds: its python blocks run in one namespace, from the repository root."""
+    import os
+
+    from test_docs import blocks
+
+    namespace: dict = {"__name__": "graphs_page"}
+    here = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        for block in blocks((DOCS / "graphs.md").read_text(encoding="utf-8"), "graphs.md"):
+            if block.lang == "python":
+                exec(compile(block.code, "graphs.md", "exec"), namespace)  # noqa: S102 - our own page
+    finally:
+        os.chdir(here)
+    return namespace
+
+
+def test_graphs_page_shows_the_inception_example_as_it_is():
+    assert (DOCS / "examples" / "inception-block.toml").read_text() in fenced("graphs.md", "toml")
+
+
+@pytest.mark.parametrize("name, build", [
+    ("se", lambda tv: tv.ops.misc.SqueezeExcitation(32, 8)),
+    ("shuffle", lambda tv: tv.models.shufflenetv2.InvertedResidual(116, 116, 1)),
+    ("convnext", lambda tv: tv.models.convnext.CNBlock(96, 1e-6, 0.1)),
+])
+def test_graphs_page_networks_cost_what_torchvisions_blocks_cost(graphs_page, name, build):
+    """Each pattern on the page against the torchvision block it follows, read by from_module:
+    the same parameters, MACs, other ops and activation bytes."""
+    tv = pytest.importorskip("torchvision")
+    from alexcost.torch_bridge import from_module
+
+    ours = graphs_page[name]
+    theirs = from_module(build(tv).eval(), ours.input_shape).cost(batch=2).totals
+    mine = ours.cost(batch=2).totals
+    assert (mine.params, mine.macs, mine.bias_adds, mine.other_ops, mine.stored_bytes) == (
+        theirs.params, theirs.macs, theirs.bias_adds, theirs.other_ops, theirs.stored_bytes)
+
+
+def test_graphs_page_residual_block_is_resnets_with_an_in_place_add(graphs_page):
+    """The page: torchvision adds in place, and with Add(inplace=True) four tensors remain."""
+    tv = pytest.importorskip("torchvision")
+    from alexcost.torch_bridge import from_module
+
+    ours = graphs_page["residual"]
+    theirs = from_module(tv.models.resnet.BasicBlock(64, 64).eval(), ours.input_shape).cost().totals
+    in_place = Network(ours.input_shape, [dataclasses.replace(layer, inplace=True) if isinstance(layer, Add)
+                                          else layer for layer in ours.layers]).cost().totals
+    assert (in_place.params, in_place.macs, in_place.other_ops) == (theirs.params, theirs.macs, theirs.other_ops)
+    assert in_place.stored_bytes == theirs.stored_bytes == 4 * 64 * 56 * 56 * 4
+    assert "`out += identity`" in page("graphs.md") and "leaving four tensors" in page("graphs.md")
+
+
+@pytest.mark.parametrize("candidate", [
+    None, 5, [], {}, {"input_shape": "abc", "layers": []}, {"input_shape": [3, 8, 8], "layers": [None]},
+    {"input_shape": [3, 8, 8], "layers": [{"type": "Conv2d", "out_channels": {"a": 1}, "kernel_size": 3}]},
+    {"input_shape": [3, 8, 8], "layers": [{"type": "Reshape", "shape": [[2]]}]},
+    {"input_shape": [3, 8, 8], "layers": [{"type": "ReLU"}], "name": 3},
+    {"input_shape": [3, 8, 8], "layers": [{"type": "Linear", "out_features": 2**62}]},
+])
+def test_evaluate_reports_a_bad_candidate_in_its_row(candidate):
+    """search.md: an invalid candidate is not an exception; its row holds the error building it raises."""
+    from alexcost import network_from_dict
+    from alexcost.search import evaluate
+
+    good = {"name": "good", "input_shape": [3, 8, 8], "layers": [{"type": "ReLU"}]}
+    rows = evaluate([candidate, good]).rows
+    assert not rows[0].ok and rows[0].params is None and rows[0].error
+    with pytest.raises(SpecError) as refused:
+        network_from_dict(candidate if isinstance(candidate, dict) else {})
+    assert rows[0].error == str(refused.value)
+    assert rows[1].ok and rows[1].activation_bytes == 3 * 8 * 8 * 4
+
+
+def test_evaluate_raises_only_for_its_own_arguments():
+    from alexcost.search import evaluate
+
+    spec = {"input_shape": [3, 8, 8], "layers": [{"type": "ReLU"}]}
+    for bad in (dict(batch=0), dict(batch=1.5), dict(dtype="float8")):
+        with pytest.raises(SpecError):
+            evaluate([spec], **bad)
+    assert "raises only for its own arguments" in page("search.md")
+
+
+def test_search_page_names_the_benchmark_that_exists():
+    assert (ROOT / "benchmarks" / "bench_search.py").is_file()
+    assert "benchmarks/bench_search.py" in page("search.md")
+
+
+# -- docs/custom-layers.md: the defaults of the rules a kind may override ---------------------------------
+
+def test_custom_layers_rules_table_states_the_base_defaults():
+    from dataclasses import dataclass as frozen_dataclass
+
+    from alexcost import Layer
+
+    @frozen_dataclass(frozen=True, kw_only=True)
+    class Scale(Layer):     # defines only its shape and its MACs
+        def output_shape(self, x):
+            return x
+
+        def macs(self, x, y):
+            return 3 * prod(y)
+
+    layer, x = Scale(), (4, 5)
+    assert layer.torch_flops(x, x) == 2 * layer.macs(x, x) and layer.fvcore_count(x, x) == layer.macs(x, x)
+    assert layer.buffers(x) == 0 and layer.buffer_bytes(x, 2) == 0
+    assert layer.view_strides(x, x, (20, 5, 1), 1) is None
+    assert (Scale.layout, Scale.arity, Scale.multi_output, Scale.group) == ("contiguous", 1, False, "other")
+    rows = {r[0]: r for r in (split_row(line) for line in (DOCS / "custom-layers.md").read_text().splitlines()
+                              if line.startswith("| `"))}
+    assert rows["`torch_flops(x, y)`"][2] == "`2 * macs(x, y)`"
+    assert rows["`buffer_bytes(x, itemsize)`"][2] == "`buffers(x) * itemsize`"
+    assert rows["`view_strides(x, y, strides, batch)`"][2] == "None"
+    assert rows["`layout` (class attribute)"][2] == '`"contiguous"`'
+    assert rows["`arity` (class attribute)"][2] == "1" and rows["`multi_output` (class attribute)"][2] == "False"
+
+
+def test_graphs_page_quotes_torchvisions_code_rightly():
+    pytest.importorskip("torchvision")
+    import inspect
+
+    from torchvision.models import convnext, resnet, shufflenetv2
+    from torchvision.ops.misc import SqueezeExcitation
+
+    assert "return scale * input" in inspect.getsource(SqueezeExcitation.forward)
+    shuffle = inspect.getsource(shufflenetv2.channel_shuffle)
+    steps = (shuffle.index(".view("), shuffle.index("transpose("), shuffle.index(".contiguous()"),
+             shuffle.rindex(".view("))
+    assert list(steps) == sorted(steps) and len(set(steps)) == 4
+    block = inspect.getsource(convnext.CNBlock.forward)
+    assert "self.layer_scale * self.block(input)" in block and "result += input" in block
+    assert "out += identity" in inspect.getsource(resnet.BasicBlock.forward)
+    text = page("graphs.md")
+    for quoted in ("computes `scale * input`", "shuffles with `view`, `transpose`, `contiguous` and `view` again",
+                   "multiplies `layer_scale * result`, then adds the input in place", "(`out += identity`)"):
+        assert quoted in text, quoted
+
+
+@pytest.mark.parametrize("name", ["residual.json", "inception-block.toml", "bad-wiring.json"])
+def test_example_specs_follow_the_published_schema(name):
+    """The examples these pages show are valid spec files by the JSON Schema (bad-wiring.json too:
+    its mistake is in the wiring, which only building the network finds)."""
+    jsonschema = pytest.importorskip("jsonschema")
+    import tomllib
+
+    text = (DOCS / "examples" / name).read_text()
+    data = tomllib.loads(text) if name.endswith(".toml") else json.loads(text)
+    jsonschema.validate(data, json.loads((DOCS / "spec.schema.json").read_text()))
