@@ -260,7 +260,7 @@ class Reader:
             path, owner, label = node.target, None, None
         else:
             owner, _ = self.owner(node)
-            label = self.function_name(node)
+            label = IN_PLACE.get(self.function_name(node), self.function_name(node))
             path = f"{owner}:{label}"
         act = self._add(node, layer, tuple(v.src for v in inputs), x, path, module, params, y, owner, label)
         if kind.multi_output:
@@ -486,6 +486,10 @@ class Reader:
             taken.add(unique)
             names.append(unique)
         return names
+
+
+IN_PLACE = {"iadd": "add", "imul": "mul"}
+"""``a += b`` is named as ``a + b`` is (``layer1_0_add``); the layer itself says it works in place."""
 
 
 class _Stand:

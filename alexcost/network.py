@@ -140,17 +140,17 @@ class Network:
             if kind.arity == 0:
                 return ()
             if kind.arity != 1:
-                raise SpecError(f"{where}: a {kind.__name__} merges several tensors; name them in 'inputs'")
+                raise SpecError(f"{where}: {kind.__name__} merges several tensors; name them in 'inputs'")
             if i and type_multi(ys[i - 1]):
                 raise SpecError(f"{where}: the layer before it has {len(ys[i - 1])} outputs; name the one it "
                                 f"reads in 'inputs', e.g. {names[i - 1] + '.0'!r}")
             return ((i - 1, None),)
         if kind.arity == 0:
-            raise SpecError(f"{where}: a {kind.__name__} reads no input, but inputs={list(layer.inputs)}")
+            raise SpecError(f"{where}: {kind.__name__} reads no input, but inputs={list(layer.inputs)}")
         if kind.arity == 1 and len(layer.inputs) != 1:
             raise SpecError(f"{where}: reads one input, but inputs names {len(layer.inputs)}: {list(layer.inputs)}")
         if kind.arity is None and len(layer.inputs) < 2:
-            raise SpecError(f"{where}: a {kind.__name__} merges two or more tensors, but inputs names "
+            raise SpecError(f"{where}: {kind.__name__} merges two or more tensors, but inputs names "
                             f"{len(layer.inputs)}: {list(layer.inputs)}")
         refs = []
         for ref in layer.inputs:

@@ -75,13 +75,15 @@ class Results:
 
 
 def _key(entry):
-    """A layer entry as a hashable key: its items in order, lists as tuples (an entry written with
-    its keys in another order is a different key, and is parsed once more: nothing worse)."""
-    return tuple([(k, tuple([_key_value(x) for x in v]) if v.__class__ is list else v) for k, v in entry.items()])
+    """A layer entry as a hashable key: its items in order, each value with its type (``3`` and
+    ``3.0``, ``1`` and ``true`` are equal in Python but not to a spec), lists as tuples. An entry
+    written with its keys in another order is a different key, and is parsed once more: no harm."""
+    return tuple([(k, v.__class__, tuple([_key_value(x) for x in v]) if v.__class__ is list else v)
+                  for k, v in entry.items()])
 
 
 def _key_value(value):
-    return tuple(value) if type(value) is list else value
+    return (value.__class__, tuple(_key_value(x) for x in value) if value.__class__ is list else value)
 
 
 class _Memo:

@@ -37,7 +37,7 @@ def trace(network, batch: int):
             elif kind.multi_output:
                 result = tuple((i, st.contiguous((batch, *s))) for s in y)
             else:
-                result = ((i, _new_strides(kind.layout, x, y, ins, batch, kind.arity)),)
+                result = ((i, _new_strides(layer.layout, x, y, ins, batch, kind.arity)),)
         values[i] = result
         out.append(result)
     return out
@@ -53,12 +53,10 @@ def _new_strides(layout: str, x, y, ins, batch: int, arity):
         if len(shape) == 4 and all(len(s) == 4 and st.is_channels_last((batch, *xi), s)
                                    for xi, (storage, s) in zip(x, ins)):
             return st.channels_last(shape)
-    elif layout == "elementwise":
+    elif layout == "elementwise":  # torch's TensorIterator, over every activation input
         shapes = (x,) if arity == 1 else x
-        for s, (storage, strides) in zip(shapes, ins):
-            full = (batch, *s)
-            if not isinstance(s, ParameterShape) and full == shape and st.is_dense(full, strides):
-                return st.like(full, strides, shape)
+        return st.elementwise([((batch, *s) if not isinstance(s, ParameterShape) else tuple(s), strides)
+                               for s, (storage, strides) in zip(shapes, ins)], shape)
     return st.contiguous(shape)
 
 

@@ -97,3 +97,72 @@ def view(shape, strides, new_shape) -> Strides | None:
                 chunk_base = strides[tensor_d - 1]
                 tensor_numel = view_numel = 1
     return tuple(new_strides) if view_d == -1 else None
+
+
+def is_channels_last_contiguous(shape, strides) -> bool:
+    """torch's ``is_contiguous(memory_format=torch.channels_last)`` for a 4-D tensor."""
+    if len(shape) != 4:
+        return False
+    expected = 1
+    for d in (1, 3, 2, 0):
+        if shape[d] != 1:
+            if strides[d] != expected:
+                return False
+            expected *= shape[d]
+    return True
+
+
+def elementwise(inputs, out_shape) -> Strides:
+    """The strides torch's TensorIterator gives the output of an elementwise op.
+
+    ``inputs`` are ``(shape, strides)`` of the operands (batched; a shape may have fewer
+    dimensions, aligned on the right, as broadcasting does). Same shapes throughout: contiguous
+    when every input is, channels-last when every input is, the inputs' own strides when they
+    are dense and all alike. Otherwise the dimensions are ordered as TensorIterator's
+    ``reorder_dimensions`` orders them, asking the operands in turn (skipping one where it
+    broadcasts), and the output is dense in that order.
+    """
+    rank = len(out_shape)
+    aligned = []
+    for shape, strides in inputs:
+        pad = rank - len(shape)
+        full = (1,) * pad + tuple(shape)
+        strides = tuple(0 if i < pad or (full[i] == 1 and out_shape[i] != 1) else strides[i - pad]
+                        for i in range(rank))
+        aligned.append((full, strides))
+    if all(shape == tuple(out_shape) for shape, _ in aligned):
+        if all(is_contiguous(s, t) for s, t in aligned):
+            return contiguous(out_shape)
+        if rank == 4 and all(is_channels_last_contiguous(s, t) for s, t in aligned):
+            return channels_last(out_shape)
+        if all(is_dense(s, t) for s, t in aligned) and len({t for _, t in aligned}) == 1:
+            return aligned[0][1]
+
+    def should_swap(d0: int, d1: int) -> int:
+        for shape, strides in aligned:
+            s0, s1 = strides[d0], strides[d1]
+            if s0 == 0 or s1 == 0:
+                continue
+            if s0 < s1:
+                return -1
+            if s0 > s1:
+                return 1
+            if out_shape[d0] > out_shape[d1]:
+                return 1
+        return 0
+
+    perm = list(range(rank - 1, -1, -1))  # innermost first, as TensorIterator starts
+    for i in range(1, rank):
+        d1 = i
+        for d0 in range(i - 1, -1, -1):
+            comparison = should_swap(perm[d0], perm[d1])
+            if comparison > 0:
+                perm[d0], perm[d1] = perm[d1], perm[d0]
+                d1 = d0
+            elif comparison < 0:
+                break
+    out, step = [0] * rank, 1
+    for d in perm:
+        out[d] = step
+        step *= out_shape[d]
+    return tuple(out)

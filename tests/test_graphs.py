@@ -47,7 +47,7 @@ def test_a_residual_block_is_a_graph_with_named_inputs():
 @pytest.mark.parametrize("layers, message", [
     ([ReLU(), Add(inputs=("relu0", "nope"))], r"inputs names 'nope', which is not the network input or a layer"),
     ([Add(inputs=("input", "relu1")), ReLU()], r"'relu1', which is not the network input or a layer listed before"),
-    ([ReLU(), Add()], r"a Add merges several tensors; name them in 'inputs'"),
+    ([ReLU(), Add()], r"Add merges several tensors; name them in 'inputs'"),
     ([ReLU(), Add(inputs=("relu0",))], r"merges two or more tensors, but inputs names 1"),
     ([ReLU(inputs=("input", "input"))], r"reads one input, but inputs names 2"),
     ([Chunk(chunks=2, dim=1), ReLU()], r"the layer before it has 2 outputs; name the one it reads in 'inputs', "

@@ -36,3 +36,12 @@ def test_ci_runs_the_readme_test_command():
 def test_readme_main_command_runs_the_default_report():
     main = readme_commands()[0]
     assert "pip install" in main and main.rstrip().endswith("alexcost report")
+
+
+def test_every_subpackage_is_in_the_distribution():
+    """A non-editable install ships only the listed packages: every folder of alexcost/ with an
+    __init__.py must be listed, or `pip install .` gives an alexcost that cannot import itself."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "alexcost").rglob("__init__.py")
+             if "__pycache__" not in p.parts}
+    assert found <= listed, f"not in pyproject.toml's packages: {sorted(found - listed)}"

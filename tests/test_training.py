@@ -248,5 +248,7 @@ def test_benchmark_runs(tmp_path):
                           text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     data = json.loads(out.read_text())
-    assert [r["model"] for r in data["in_process"]] == ["seed", "paper", "torchvision"]
+    from alexcost import PRESETS
+
+    assert [r["model"] for r in data["in_process"]] == list(PRESETS)
     assert data["process"]["rounds"] == 2

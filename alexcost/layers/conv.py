@@ -36,7 +36,6 @@ class Conv2d(Layer):
     padding_mode: str = "zeros"
 
     group: ClassVar[str] = "conv"
-    layout: ClassVar[str] = "format"
 
     def __post_init__(self):
         super().__post_init__()
@@ -61,6 +60,12 @@ class Conv2d(Layer):
             raise SpecError(f"in_channels must be divisible by groups, got in_channels={self.in_channels}, groups={self.groups}")
         if self.out_channels % self.groups:
             raise SpecError(f"out_channels must be divisible by groups, got out_channels={self.out_channels}, groups={self.groups}")
+
+    @property
+    def layout(self) -> str:
+        """Channels-last in, channels-last out, as cuDNN and oneDNN choose; with circular padding
+        torch first pads into a new contiguous tensor, so the output is contiguous."""
+        return "contiguous" if self.padding_mode == "circular" else "format"
 
     def _pads(self) -> tuple[int, int, int, int]:
         """(top, bottom, left, right) padding; 'same' puts an odd extra pixel after, as torch does."""

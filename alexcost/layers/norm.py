@@ -38,6 +38,8 @@ class LocalResponseNorm(Layer):
     beta: float = 0.75
     k: float = 1.0
 
+    layout: ClassVar[str] = "elementwise"
+
     def __post_init__(self):
         super().__post_init__()
         object.__setattr__(self, "size", check.integer(self.size, "size"))
