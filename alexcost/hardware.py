@@ -128,6 +128,19 @@ def gpu(key: str) -> GPU:
         raise SpecError(f"unknown GPU {key!r}; choose from {', '.join(CATALOG)}") from None
 
 
+def match(device_name: str) -> GPU | None:
+    """The catalog entry a CUDA device's name stands for ("NVIDIA H200" -> h200, "Tesla
+    V100-SXM2-32GB" -> v100, "NVIDIA GeForce GTX 580" -> gtx580), or None. Variants the
+    catalog does not list (a PCIe H100, a 40 GB A100) match their family's entry, whose spec
+    sheet is then only close: the record names the entry used."""
+    words = "".join(ch if ch.isalnum() else " " for ch in device_name.lower()).split()
+    joined = "".join(words)
+    for key in CATALOG:
+        if key in words or key in joined:
+            return CATALOG[key]
+    return None
+
+
 # -- per layer ------------------------------------------------------------------------------
 
 def _dense(layer, gpus: int) -> bool:

@@ -176,11 +176,16 @@ class LayerTime:
     time_share: float
     mac_share: float
     param_share: float
+    spec: Bound | None = None
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "type": self.type, "group": self.group, **self.stats.to_dict(),
-                "macs": self.macs, "params": self.params, **self.bound.to_dict(self.stats.median_ms),
-                "time_share": self.time_share, "mac_share": self.mac_share, "param_share": self.param_share}
+        out = {"name": self.name, "type": self.type, "group": self.group, **self.stats.to_dict(),
+               "macs": self.macs, "params": self.params, **self.bound.to_dict(self.stats.median_ms),
+               "time_share": self.time_share, "mac_share": self.mac_share, "param_share": self.param_share}
+        if self.spec is not None:
+            out.update(spec_bound_ms=self.spec.ms, spec_bound=self.spec.kind,
+                       spec_ratio=self.spec.ratio(self.stats.median_ms))
+        return out
 
 
 @dataclass(frozen=True)
@@ -211,6 +216,7 @@ class BatchAnalysis:
     layers: tuple[LayerTime, ...]
     groups: dict
     peaks: Peaks
+    spec: Peaks | None = None
 
     @property
     def layers_ms(self) -> float:
@@ -242,15 +248,18 @@ def group_of(row) -> str:
     return row.group if row.group in GROUPS else "other"
 
 
-def analyse(cost: NetworkCost, layer_stats: Sequence, network_stats, peaks: Peaks) -> BatchAnalysis:
-    """Put measured medians (one per layer, in order) next to the static counts of ``cost``."""
+def analyse(cost: NetworkCost, layer_stats: Sequence, network_stats, peaks: Peaks,
+            spec: Peaks | None = None) -> BatchAnalysis:
+    """Put measured medians (one per layer, in order) next to the static counts of ``cost``, and,
+    given the GPU's spec-sheet ``spec`` peaks, each layer's bound on them too."""
     if len(layer_stats) != len(cost.layers):
         raise ValueError(f"{len(layer_stats)} timings for {len(cost.layers)} layers")
     total_ms = sum(s.median_ms for s in layer_stats)
     t = cost.totals
     layers = tuple(
         LayerTime(r.name, r.type, r.group, s, r.macs, r.params, Bound.of(r.flops, bytes_moved(r), peaks),
-                  percent(s.median_ms, total_ms), percent(r.macs, t.macs), percent(r.params, t.params))
+                  percent(s.median_ms, total_ms), percent(r.macs, t.macs), percent(r.params, t.params),
+                  None if spec is None else Bound.of(r.flops, bytes_moved(r), spec))
         for r, s in zip(cost.layers, layer_stats))
     groups = {}
     for g in GROUPS:
@@ -260,7 +269,7 @@ def analyse(cost: NetworkCost, layer_stats: Sequence, network_stats, peaks: Peak
         bound = Bound.of(counts.flops, sum(lt.bound.bytes for _, lt in mine), peaks)
         groups[g] = GroupTime(g, ms, counts, bound, percent(ms, total_ms),
                               percent(counts.macs, t.macs), percent(counts.params, t.params))
-    return BatchAnalysis(cost.batch, cost.dtype, network_stats, layers, groups, peaks)
+    return BatchAnalysis(cost.batch, cost.dtype, network_stats, layers, groups, peaks, spec)
 
 
 def overall_verdict(analyses: Sequence[BatchAnalysis]) -> list[str]:
@@ -376,7 +385,12 @@ def render(record: dict, style: str = "simple", layers: bool = True) -> str:
         rows = [[str(i), r["name"], r["type"], f"{r['median_ms']:.3f}", f"{r['p10_ms']:.3f}", f"{r['p90_ms']:.3f}",
                  f"{r['time_share']:.1f}", f"{r['mac_share']:.1f}", f"{r['param_share']:.1f}", *_roof_cells(r)]
                 for i, r in enumerate(b["layers"])]
-        out.append(render_table(LAYER_HEADERS, rows, ("right", "left", "left", *["right"] * 11), style))
+        headers = LAYER_HEADERS
+        if b["layers"] and "spec_bound_ms" in b["layers"][0]:  # the GPU's spec sheet beside the measured peaks
+            headers = (*headers, "spec bound ms", "x spec")
+            for row, r in zip(rows, b["layers"]):
+                row += [_num(r["spec_bound_ms"], ".4f"), _num(r["spec_ratio"], ".1f")]
+        out.append(render_table(headers, rows, ("right", "left", "left", *["right"] * (len(headers) - 3)), style))
         groups = [[g, f"{d['time_ms']:.3f}", f"{d['time_share']:.1f}", f"{d['mac_share']:.1f}",
                    f"{d['param_share']:.1f}", *_roof_cells(d)] for g, d in b["groups"].items()]
         out.append(render_table(GROUP_HEADERS, groups, ("left", *["right"] * 9), style))

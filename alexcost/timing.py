@@ -382,7 +382,11 @@ class Timer:
     threads: int | None = None
     method: str | None = None
     training: bool = False
+    gpu: str | None = None
+    """A GPU of alexcost's catalog (`alexcost.hardware`) whose spec sheet each layer's bound is also
+    taken on; default on CUDA: the entry the device's name matches, if any."""
     module: object = field(default=None, init=False, repr=False)
+    spec: object = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         self.device = resolve_device(self.device)
@@ -429,6 +433,7 @@ class Timer:
                                                 lambda fn, w, r: sample_ms(fn, w, r, self.device),
                                                 flops_per_s=self.peak_flops, bytes_per_s=self.peak_bandwidth)
             self.settings["launch_floor"] = {"op": FLOOR_OP, **self.launch_floor().to_dict()}
+            self.spec = self.spec_sheet()
             self._tick(1, "peaks")
             weights = self.network.cost(1, self.dtype).totals.weight_bytes
             free = available_bytes(self.device)
@@ -447,6 +452,23 @@ class Timer:
         devices.release(self.device)
         self._exit.close()
         return False
+
+    def spec_sheet(self):
+        """The spec-sheet peaks (`roofline.Peaks`) of `gpu`, or of the catalog GPU the CUDA device's
+        name matches; None without one, or when its sheet has no rate for this dtype."""
+        from . import hardware
+
+        card = hardware.gpu(self.gpu) if self.gpu else (
+            hardware.match(devices.describe(self.device)["name"]) if self.device == "cuda" else None)
+        if card is None:
+            return None
+        try:
+            peaks = card.peaks(self.dtype)
+        except SpecError:
+            return None
+        self.settings["spec_sheet"] = {"gpu": card.key, "name": card.name, "source": card.source,
+                                       **peaks.to_dict()}
+        return peaks
 
     def launch_floor(self) -> Stats:
         """The floor of every timing: `FLOOR_OP`, timed by the run's method."""
@@ -501,7 +523,7 @@ class Timer:
                 raise
             detail = " ".join(str(err).split())[:300]
         else:
-            return roofline.analyse(cost, layers, network, self.peaks)
+            return roofline.analyse(cost, layers, network, self.peaks, self.spec)
         devices.release(self.device)  # outside the except block, so the error's frames (and tensors) are gone
         self._tick(self.steps_per_batch - self._ticks, f"batch {batch}")
         return BatchFailure(batch, "out of memory", detail)
@@ -632,10 +654,10 @@ def time_network(network: Network, batches: Iterable[int], *, device: str = "aut
                  peak_flops: float | None = None, peak_bandwidth: float | None = None,
                  on_batch: Callable[[TimingRun], None] | None = None,
                  progress: Callable[[int, str], None] | None = None, threads: int | None = None,
-                 method: str | None = None, training: bool = False) -> TimingRun:
+                 method: str | None = None, training: bool = False, gpu: str | None = None) -> TimingRun:
     """Time ``network`` at each batch size (see `Timer.sweep`)."""
     timer = Timer(network, device, dtype, warmup, repeats, peak_flops, peak_bandwidth, progress, threads, method,
-                  training)
+                  training, gpu)
     return timer.sweep(batches, on_batch)
 
 

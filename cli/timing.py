@@ -10,6 +10,7 @@ import click
 from alexcost import SpecError
 from alexcost.roofline import render
 from alexcost.crosscheck import DEVICES
+from alexcost.hardware import CATALOG as GPUS
 from alexcost.timing import DEFAULTS, DTYPES, METHODS, Timer, dumps, render_training
 
 from .common import (INT64_MAX, Integer, Real, command, dtype_option, load_network, network_options, option,
@@ -77,12 +78,15 @@ def check_writable(out: str) -> None:
 @option("--training", is_flag=True,
         help="Time each layer's forward pass and its forward and backward passes in training mode "
              "(backward = the difference), beside their roofline bounds.")
+@option("--gpu", type=click.Choice(list(GPUS)), default=None,
+        help="Also bound each layer on this GPU's spec sheet (default on CUDA: the catalog entry the device's "
+             "name matches, if any).")
 @option("--out", metavar="FILE.json", help="Also write the JSON record here, atomically, after every batch.")
 @option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
         help="table or markdown: for people; json: the record --out writes.")
 @click.pass_context
 def time_command(ctx, model, spec, device, batches, dtype, warmup, repeats, peak_tflops, bandwidth_gbs, method,
-                 threads, training, out, fmt):
+                 threads, training, gpu, out, fmt):
     """Time every layer (and the whole network) on the GPU or CPU, next to its MAC and parameter
     shares and its roofline lower bound; say where the time goes, conv or FC, at each batch size.
 
@@ -95,7 +99,7 @@ def time_command(ctx, model, spec, device, batches, dtype, warmup, repeats, peak
     timer = Timer(network, device, dtype, warmup, repeats,
                   None if peak_tflops is None else peak_tflops * 1e12,
                   None if bandwidth_gbs is None else bandwidth_gbs * 1e9, threads=threads, method=method,
-                  training=training)
+                  training=training, gpu=gpu)
     batches = batches or DEFAULTS[timer.device]["batches"]
     if out:
         check_writable(out)

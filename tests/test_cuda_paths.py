@@ -274,7 +274,8 @@ def test_gpu_check_on_cuda(spec, tmp_path):
     steps = json.loads((out / "steps.json").read_text())["steps"]
     assert [(s["name"], s["status"]) for s in steps] == [("environment", "ok"), ("verify tiny", "ok"),
                                                          ("time tiny float32", "ok"), ("time tiny tf32", "ok"),
-                                                         ("zoo verify", "ok")], \
+                                                         ("zoo verify", "ok"), ("verify --training tiny", "ok"),
+                                                         ("time --training tiny", "ok")], \
         (out / "log.txt").read_text()[-3000:]
     assert done.returncode == 0
     env_probe = json.loads((out / "steps.json").read_text())["environment"]["torch"]
@@ -288,9 +289,12 @@ def test_gpu_check_on_cuda(spec, tmp_path):
     logged = [json.loads(line) for line in log.read_text().splitlines()]
     assert all(p["unread"] == 0 for p in logged)
     alexcost = [p for p in logged if p["argv"][0].endswith(os.path.join("alexcost", "__main__.py"))]
-    [verify] = [p for p in alexcost if p["argv"][1] == "verify"]
-    timed = [p for p in alexcost if p["argv"][1] == "time"]
+    [verify] = [p for p in alexcost if p["argv"][1] == "verify" and "--training" not in p["argv"]]
+    timed = [p for p in alexcost if p["argv"][1] == "time" and "--training" not in p["argv"]]
     assert verify["count"]["mem_get_info"] == 1 and "capture" not in verify["count"]
     # per run: the launch floor, then one batch of the layers and the network
     assert len(timed) == 2 and all(p["count"]["capture"] == 1 + len(TINY["layers"]) + 1 for p in timed)
+    # training: timed with the loop method (no CUDA graph of a backward pass)
+    [trained] = [p for p in alexcost if p["argv"][1] == "time" and "--training" in p["argv"]]
+    assert "capture" not in trained["count"] and trained["count"]["synchronize"] >= 1
     assert any(p["argv"][:1] == ["-c"] and p["count"]["is_available"] >= 1 for p in logged)  # the probe

@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "gpu-check"
-RESULT_FILES = {"summary.md", "time.json", "verify.json", "steps.json", "log.txt", "zoo.json"}
+RESULT_FILES = {"summary.md", "time.json", "verify.json", "steps.json", "log.txt", "zoo.json", "train.json"}
 
 
 def gpu_check(*args, env=None):
@@ -72,7 +72,7 @@ def test_quick_cpu_run(tmp_path):
     assert files == RESULT_FILES, done.stderr  # at most 8 files, no folders: all the device tool brings back
     steps = json.loads((out / "steps.json").read_text())["steps"]
     assert [s["name"] for s in steps] == ["environment", "verify seed", "time seed float32", "time seed bfloat16",
-                                          "zoo verify"]
+                                          "zoo verify", "verify --training seed", "time --training seed"]
     status = {s["name"]: s["status"] for s in steps}
     assert status["environment"] == "ok" and status["time seed float32"] == "ok"
     # verify passes exactly when fvcore runs (it is importable here, with no wheels to install)
@@ -102,6 +102,11 @@ def test_quick_cpu_run(tmp_path):
         model = torchvision.models.get_model(r["model"][3:], weights=None)
         assert r["status"] == "ok" and r["params"] == sum(p.numel() for p in model.parameters())
     assert "## The zoo: from_module + verify on the device" in summary and "| tv:resnet18 | ok |" in summary
+    # training: a real step reconciled, and timed; the seed at batch 2: 2 * 62,369,152 parameters' gradients
+    train = json.loads((out / "train.json").read_text())["runs"]
+    assert [(r["model"], r["what"], r["status"]) for r in train] == [("seed", "verify", "ok"), ("seed", "time", "ok")]
+    assert train[0]["output"]["ok"] and train[0]["output"]["batch"] == 2
+    assert "## Training on the device" in summary
 
 
 def test_verify_without_fvcore_is_a_failed_step(tmp_path):
@@ -146,12 +151,12 @@ def test_kinds_fit_the_device_tools_eight_files():
     gc = load_script()
     files = {"summary.md", "steps.json", "log.txt"} | {k.file for k in gc.KINDS.values()}
     assert files == RESULT_FILES and len(files) <= 8
-    assert list(gc.KINDS) == ["verify", "time", "zoo"]
+    assert list(gc.KINDS) == ["verify", "time", "zoo", "train"]
 
 
 def test_unknown_step_kind_is_exit_2(tmp_path):
-    done = gpu_check(str(tmp_path), "--steps", "verify,train")
-    assert done.returncode == 2 and "unknown step kind 'train'" in done.stderr
+    done = gpu_check(str(tmp_path), "--steps", "verify,trian")
+    assert done.returncode == 2 and "unknown step kind 'trian'" in done.stderr
 
 
 def test_out_of_time_budget_still_writes_every_file(tmp_path):
