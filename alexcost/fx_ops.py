@@ -295,10 +295,6 @@ def batch_norm(r, node, args, kwargs):
     return r.emit(node, layer, [x], params=(("weight", weight), ("bias", bias)))
 
 
-def pure_call(r, node, args, kwargs):
-    return r.pure(node, args, kwargs)
-
-
 # -- the tables ------------------------------------------------------------------------------------
 
 _INPLACE = (("inplace", False),)

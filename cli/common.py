@@ -189,7 +189,7 @@ def network_options(func):
 def load_network(model: str | None, spec: str | None):
     """The network the user named: a preset, a spec file, or the default preset, rebuilt on
     ``--input-shape`` when that was given."""
-    from alexcost import DEFAULT_MODEL, Network, preset
+    from alexcost import DEFAULT_MODEL, preset
 
     if model and spec:
         raise click.UsageError("give --model or --spec, not both")
@@ -202,7 +202,7 @@ def load_network(model: str | None, spec: str | None):
     ctx = click.get_current_context(silent=True)
     shape = ctx.meta.get(_INPUT_SHAPE) if ctx is not None else None
     if shape is not None:
-        network = Network(shape, network.layers, name=network.name)
+        network = network.with_input_shape(shape)
     return network
 
 

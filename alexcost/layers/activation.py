@@ -22,17 +22,17 @@ ReLU6, SiLU, Hardswish and Hardsigmoid a copy of the input made before overwriti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import prod
 from typing import ClassVar
 
 from .. import arguments as check
 from ..errors import SpecError
-from .base import Elementwise, Grads, InplaceElementwise, Passthrough, Saved, Shape, TrainContext, register_layer
+from .base import (Elementwise, Grads, InplaceElementwise, Passthrough, Saved, Shape, TrainContext, layer_kind,
+                   register_layer)
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class ReLU(InplaceElementwise):
     """``max(0, x)``: one comparison per element."""
 
@@ -40,7 +40,7 @@ class ReLU(InplaceElementwise):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class ReLU6(InplaceElementwise):
     """``min(max(0, x), 6)``: two comparisons per element."""
 
@@ -49,7 +49,7 @@ class ReLU6(InplaceElementwise):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class LeakyReLU(InplaceElementwise):
     """``x if x > 0 else negative_slope*x``: a comparison and a multiply per element."""
 
@@ -70,7 +70,7 @@ class LeakyReLU(InplaceElementwise):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class SiLU(InplaceElementwise):
     """``x*sigmoid(x)`` (swish): a sigmoid and a multiply per element."""
 
@@ -79,7 +79,7 @@ class SiLU(InplaceElementwise):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class Hardswish(InplaceElementwise):
     """``x*relu6(x + 3)/6``: add, two clamps, multiply, divide per element."""
 
@@ -88,7 +88,7 @@ class Hardswish(InplaceElementwise):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class Hardsigmoid(InplaceElementwise):
     """``relu6(x + 3)/6``: add, two clamps, divide per element."""
 
@@ -97,7 +97,7 @@ class Hardsigmoid(InplaceElementwise):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class Tanh(Elementwise):
     """``tanh(x)``: one op per element."""
 
@@ -106,7 +106,7 @@ class Tanh(Elementwise):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class Sigmoid(Elementwise):
     """``1 / (1 + exp(-x))``: one op per element."""
 
@@ -115,7 +115,7 @@ class Sigmoid(Elementwise):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class GELU(Elementwise):
     """``x*Phi(x)``: 5 ops per element (scale, erf, add, two multiplies); ``approximate="tanh"``: 9."""
 
@@ -133,7 +133,7 @@ class GELU(Elementwise):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class Softmax(Elementwise):
     """Softmax along ``dim`` (of the batched tensor): 3 ops per element (exp, add, divide)."""
 
@@ -158,7 +158,7 @@ class Softmax(Elementwise):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class Identity(Passthrough):
     """The input itself: no ops, no new storage."""
 
@@ -171,7 +171,7 @@ def _probability(layer, name: str = "p") -> None:
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class Dropout(Passthrough):
     """Identity at inference (alexcost counts inference): 0 ops. Training scales by a mask.
 
@@ -220,7 +220,7 @@ class Dropout(Passthrough):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class Dropout2d(Dropout):
     """Channel dropout: identity at inference; training zeroes whole channels.
 
@@ -237,7 +237,7 @@ class Dropout2d(Dropout):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class StochasticDepth(Passthrough):
     """torchvision.ops.StochasticDepth: identity at inference; training drops a residual branch
     for a whole sample (``mode="row"``) or the whole batch (``mode="batch"``) with probability ``p``."""

@@ -118,7 +118,24 @@ def need_rank(layer: "Layer", x: Shape, rank: int, form: str) -> None:
         raise SpecError(f"{type(layer).__name__} expects a {form} input per sample, got {format_shape(x)}")
 
 
-@dataclass(frozen=True, kw_only=True)
+def layer_kind(cls):
+    """``@dataclass(frozen=True, kw_only=True)`` for alexcost's own kinds, with the equality, hash
+    and repr every kind shares defined once on `Layer` (dataclasses would generate them per
+    class: 38 kinds' worth of code generation at import, for the same three methods)."""
+    return dataclass(frozen=True, kw_only=True, repr=False, eq=False)(cls)
+
+
+_FIELD_NAMES: dict = {}
+
+
+def _field_names(kind) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(kind))
+    return names
+
+
+@layer_kind
 class Layer:
     """Base of every layer kind.
 
@@ -141,6 +158,18 @@ class Layer:
     """The memory layout of a new output: "contiguous", "elementwise" (the input's dimension
     order, as torch's TensorIterator keeps it), "format" (channels-last in, channels-last out) or
     "common format" (channels-last when every input is, as torch.cat decides)."""
+
+    def __eq__(self, other):
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in _field_names(self.__class__))
+
+    def __hash__(self):
+        return hash(tuple(getattr(self, n) for n in _field_names(self.__class__)))
+
+    def __repr__(self):
+        args = ", ".join(f"{n}={getattr(self, n)!r}" for n in _field_names(self.__class__))
+        return f"{type(self).__qualname__}({args})"
 
     def __post_init__(self):
         if self.name is not None:
@@ -282,7 +311,7 @@ KEEPS_INPUT = _KEEPS["input"]
 """A kind that keeps its input alone (convolution, linear, average pooling)."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class Elementwise(Layer):
     """Shape-preserving layer doing ``ops_per_element`` ops on every element."""
 
@@ -306,7 +335,7 @@ class Elementwise(Layer):
         return _KEEPS[self.saves]
 
 
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class Passthrough(Elementwise):
     """The input itself at inference (Identity, Dropout, stochastic depth): no ops, no new storage."""
 
@@ -318,7 +347,7 @@ class Passthrough(Elementwise):
         return strides
 
 
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class InplaceElementwise(Elementwise):
     """An elementwise activation with torch's ``inplace`` flag: in place, the output is the input."""
 

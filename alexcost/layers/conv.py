@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import prod
 from typing import ClassVar
 
 from .. import arguments as check
 from ..errors import SpecError
 from ..shapes import effective_kernel
-from .base import KEEPS_INPUT, Grads, Layer, Saved, Shape, TrainContext, need_rank, register_layer, side
+from .base import (Grads, KEEPS_INPUT, Layer, Saved, Shape, TrainContext, layer_kind, need_rank,
+                   register_layer, side)
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class Conv2d(Layer):
     """2-D convolution. params ``C_out*(C_in/groups)*kH*kW (+ C_out)``;
     macs ``C_out*H_out*W_out*(C_in/groups)*kH*kW``; bias adds ``C_out*H_out*W_out``.

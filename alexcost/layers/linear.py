@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import prod
 from typing import ClassVar
 
 from .. import arguments as check
 from .. import strides as st
 from ..errors import SpecError
-from .base import KEEPS_INPUT, Grads, Layer, Saved, Shape, TrainContext, register_layer
+from .base import Grads, KEEPS_INPUT, Layer, Saved, Shape, TrainContext, layer_kind, register_layer
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class Linear(Layer):
     """Fully connected over the last dimension, as torch applies it to any input.
 

@@ -16,13 +16,12 @@ a copy of the left factor made before overwriting it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import prod
 from typing import ClassVar
 
 from .. import arguments as check
 from ..errors import SpecError, format_shape
-from .base import Grads, Layer, ParameterShape, Saved, Shape, TrainContext, register_layer
+from .base import Grads, Layer, ParameterShape, Saved, Shape, TrainContext, layer_kind, register_layer
 
 
 def _elements(shape, batch: int) -> int:
@@ -64,7 +63,7 @@ def broadcast(shapes) -> Shape:
     return tuple(out)
 
 
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class _Broadcasting(Layer):
     """An elementwise op of two or more tensors, broadcast as torch does; with ``inplace`` the
     result is written into the first input (``a += b``), whose shape it must have."""
@@ -112,13 +111,13 @@ class _Broadcasting(Layer):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class Add(_Broadcasting):
     """Elementwise sum (residual connections): one add per output element per extra input."""
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class Mul(_Broadcasting):
     """Elementwise product with broadcasting (squeeze-and-excitation, layer scale): one multiply
     per output element per extra input."""
@@ -150,7 +149,7 @@ class Mul(_Broadcasting):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class Cat(Layer):
     """Concatenation along ``dim`` of the batched tensor (1: channels), as ``torch.cat``. No ops."""
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import prod
 from typing import ClassVar
 
 from .. import arguments as check
 from .. import strides as st
 from ..errors import SpecError, format_shape
-from .base import Grads, Layer, Saved, Shape, TrainContext, need_rank, register_layer
+from .base import Grads, Layer, Saved, Shape, TrainContext, layer_kind, need_rank, register_layer
 
 
 def _floats(layer, *names) -> None:
@@ -18,7 +17,7 @@ def _floats(layer, *names) -> None:
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class LocalResponseNorm(Layer):
     """Local response normalisation across channels, ``b = a / (k + alpha/size * sum a^2)^beta``.
 
@@ -79,7 +78,7 @@ class LocalResponseNorm(Layer):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class BatchNorm2d(Layer):
     """Batch normalisation at inference, with the running statistics: torch folds them into one
     scale and one shift per channel, so 2 ops per element (multiply, add).
@@ -172,7 +171,7 @@ class BatchNorm2d(Layer):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class LayerNorm(Layer):
     """Layer normalisation over the last dimensions, ``normalized_shape`` (channels last, for
     ConvNeXt's blocks). Per element: the mean (1 add), the variance (subtract, multiply-add),

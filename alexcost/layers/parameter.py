@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import prod
 from typing import ClassVar
 
 from .. import arguments as check
-from .base import Grads, Layer, Saved, Shape, TrainContext, register_layer
+from .base import Grads, Layer, Saved, Shape, TrainContext, layer_kind, register_layer
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class Parameter(Layer):
     """A learned tensor of ``shape`` (its full shape: it has no batch dimension), read by the
     layers that name it in ``inputs`` (a Mul, say, broadcasting it). ``prod(shape)``

@@ -13,14 +13,14 @@ average pooling to 1x1 is a mean, which keeps nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import prod
 from typing import ClassVar
 
 from .. import arguments as check
 from ..errors import SpecError
 from ..shapes import adaptive_window_total, window_positions, window_total
-from .base import KEEPS_INPUT, Grads, Layer, Saved, Shape, TrainContext, need_rank, register_layer, side
+from .base import (Grads, KEEPS_INPUT, Layer, Saved, Shape, TrainContext, layer_kind, need_rank,
+                   register_layer, side)
 
 
 def _indices(y: Shape, ctx: TrainContext) -> Saved:
@@ -28,7 +28,7 @@ def _indices(y: Shape, ctx: TrainContext) -> Saved:
     return Saved("indices", "new", elements=ctx.batch * prod(y), itemsize=8)
 
 
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class _Pool2d(Layer):
     """What MaxPool2d and AvgPool2d share: a window of ``kernel_size`` moved by ``stride``
     (default: ``kernel_size``) over an input padded by at most half the kernel."""
@@ -76,7 +76,7 @@ class _Pool2d(Layer):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class MaxPool2d(_Pool2d):
     """Max pooling: per output element, one comparison fewer than the taps its window reads
     (``kH*kW - 1`` for a window wholly inside the input). No parameters."""
@@ -107,7 +107,7 @@ class MaxPool2d(_Pool2d):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class AvgPool2d(_Pool2d):
     """Average pooling: per output element, the taps its window reads (one fewer adds, then
     one divide): ``kH*kW`` for a window wholly inside the input."""
@@ -137,7 +137,7 @@ class AvgPool2d(_Pool2d):
         return "Average Pooling"
 
 
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class _AdaptivePool2d(Layer):
     """Pooling to a fixed ``output_size`` (``None`` keeps that input size); window ``i`` spans
     ``[floor(i*H/oH), ceil((i+1)*H/oH))``, so the windows read
@@ -161,7 +161,7 @@ class _AdaptivePool2d(Layer):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class AdaptiveAvgPool2d(_AdaptivePool2d):
     """Adaptive average pooling. other_ops: the elements its windows read (adds and one divide
     per window). fvcore counts the input elements, once each."""
@@ -184,7 +184,7 @@ class AdaptiveAvgPool2d(_AdaptivePool2d):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class AdaptiveMaxPool2d(_AdaptivePool2d):
     """Adaptive max pooling: the elements its windows read less one comparison per window."""
 

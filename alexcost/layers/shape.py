@@ -15,17 +15,16 @@ output's gradient, one op per input element.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import prod
 from typing import ClassVar
 
 from .. import arguments as check
 from .. import strides as st
 from ..errors import SpecError, format_shape
-from .base import Grads, Layer, Saved, Shape, TrainContext, need_rank, register_layer
+from .base import Grads, Layer, Saved, Shape, TrainContext, layer_kind, need_rank, register_layer
 
 
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class _Reshaping(Layer):
     """A layer that moves, slices or copies elements without arithmetic: autograd keeps nothing."""
 
@@ -53,7 +52,7 @@ def _torch(name: str, *args):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class Flatten(_Reshaping):
     """Flatten dims ``start_dim..end_dim`` of the batched tensor (torch's defaults 1, -1). No ops;
     a view where torch can make one."""
@@ -107,7 +106,7 @@ def _target(shape, x: Shape, what: str) -> Shape:
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class Reshape(_Reshaping):
     """``x.reshape(N, *shape)``: ``shape`` is per sample, one size may be -1. A view where torch
     can make one, else a copy. No ops."""
@@ -131,7 +130,7 @@ class Reshape(_Reshaping):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class View(Reshape):
     """``x.view(N, *shape)``: like Reshape, but torch refuses when no view is possible."""
 
@@ -148,7 +147,7 @@ class View(Reshape):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class Permute(_Reshaping):
     """``x.permute(*dims)`` over the batched tensor's dims; ``dims[0]`` must be 0. A view."""
 
@@ -183,7 +182,7 @@ class Permute(_Reshaping):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class Transpose(_Reshaping):
     """``x.transpose(dim0, dim1)`` (channel shuffle); neither may be the batch dimension. A view."""
 
@@ -214,7 +213,7 @@ class Transpose(_Reshaping):
         return _torch("transpose", self.dim0, self.dim1)
 
 
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class _Pieces(_Reshaping):
     """Views of consecutive slices along ``dim``: several outputs, ``"name.0"``, ``"name.1"``, ..."""
 
@@ -232,7 +231,7 @@ class _Pieces(_Reshaping):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class Chunk(_Pieces):
     """``x.chunk(chunks, dim)``: slices of ``ceil(size/chunks)`` (the last may be smaller, and
     there may be fewer than ``chunks``, as in torch). Views."""
@@ -256,7 +255,7 @@ class Chunk(_Pieces):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class Split(_Pieces):
     """``x.split(split_size_or_sections, dim)``: slices of one size (the last may be smaller), or of
     the listed sizes, which must add up to the dimension. Views."""
@@ -292,7 +291,7 @@ class Split(_Pieces):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class Contiguous(_Reshaping):
     """``x.contiguous()``: the input itself when it is contiguous already, else a copy. No ops."""
 
@@ -307,7 +306,7 @@ class Contiguous(_Reshaping):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class Mean(_Reshaping):
     """``x.mean(dim, keepdim)`` over dims of the batched tensor (not the batch): per output
     element, the elements it averages (adds and one divide), ``prod(x)`` ops in all."""
@@ -344,7 +343,7 @@ class Mean(_Reshaping):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class ZeroPad2d(_Reshaping):
     """Zero padding ``(left, right, top, bottom)`` (an int: all four; negative crops, as in torch).
     A new tensor, no ops."""
@@ -379,7 +378,7 @@ class ZeroPad2d(_Reshaping):
 
 
 @register_layer
-@dataclass(frozen=True, kw_only=True)
+@layer_kind
 class Clone(Layer):
     """A copy of its input in new storage: ``x.clone()``, or ``torch.cat`` of a list holding one
     tensor (DenseNet's first layer of each block concatenates a list of one). No ops."""
