@@ -90,7 +90,7 @@ class Network:
                 x = self._read(i, name, layer, refs, ys, layers)
                 chain = chain and refs == ((i - 1, None),)
             memo = None
-            if kind.arity == 1:  # a merge's inputs may be Parameters, which a shape key cannot tell apart
+            if _rememberable(kind, x):
                 kept = layer.__dict__.get("_memo")
                 memo = kept[1] if kept is not None and kept[0] == _EPOCH[0] else _memo(layer)
             known = memo.get(x) if memo is not None else None
@@ -279,7 +279,7 @@ class Network:
         out = []
         for layer, x, y in zip(self.layers, self.input_shapes, self.output_shapes):
             kind = type(layer)
-            memo = _memo(layer).get(x) if kind.arity == 1 else None
+            memo = _memo(layer).get(x) if _rememberable(kind, x) else None
             c = memo[1] if memo is not None else None
             if c is None:
                 w, b, m, a, o, n = _overrides(kind)  # False where the kind keeps the base's 0: no call
@@ -370,6 +370,12 @@ def _memo(layer: Layer) -> dict:
         memo = (_EPOCH[0], {})
         object.__setattr__(layer, "_memo", memo)
     return memo[1]
+
+
+def _rememberable(kind, x) -> bool:
+    """Can ``x`` key what a layer remembers? A Parameter's shape and an activation's are equal
+    tuples that the rules treat apart, so a merge reading a Parameter is not remembered."""
+    return kind.arity == 1 or (kind.arity is None and ParameterShape not in map(type, x))
 
 
 def forget_rules() -> None:
