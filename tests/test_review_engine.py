@@ -40,9 +40,12 @@ def test_softmax_without_dim_on_a_rank_2_sample_is_refused_as_torch_would_mix_sa
     import torch.nn.functional as F
 
     # torch's legacy rule: no dim on a 3-D tensor (a batch of rank-2 samples) means dim 0, the batch
-    assert F._get_softmax_dim("softmax", 3, 5) == 0 and F._get_softmax_dim("softmax", 4, 5) == 1
+    with pytest.warns(UserWarning, match="Implicit dimension choice for softmax"):
+        assert F._get_softmax_dim("softmax", 3, 5) == 0 and F._get_softmax_dim("softmax", 4, 5) == 1
     with pytest.raises(SpecError, match="dim=None on a \\(C, L\\) sample makes torch normalise"):
         Network((4, 6), [Softmax()])
     assert Network((4, 6, 2), [Softmax()]).output_shape == (4, 6, 2)  # dim 1 of a 4-D batch: fine
     assert Network((4,), [Softmax()]).output_shape == (4,)
-    assert torch.softmax(torch.zeros(2, 4), dim=F._get_softmax_dim("softmax", 2, 5)).sum().item() == 2
+    with pytest.warns(UserWarning, match="Implicit dimension choice for softmax"):
+        dim = F._get_softmax_dim("softmax", 2, 5)
+    assert torch.softmax(torch.zeros(2, 4), dim=dim).sum().item() == 2
