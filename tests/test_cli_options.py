@@ -217,10 +217,20 @@ def test_input_shape_the_network_cannot_take_names_the_layer():
     one_error_line(run("report", "--input-shape", "3,227"), "conv1")
 
 
-@pytest.mark.parametrize("command", ["report", "verify", "time", "plot"])
+@pytest.mark.parametrize("command", ["report", "verify", "time", "plot", "train", "export"])
 def test_every_network_command_takes_input_shape(command):
     assert "--input-shape C,H,W" in run(command, "--help").stdout
     one_error_line(run(command, "--input-shape", "3,x"), "--input-shape", "3,224,224")
+
+
+def test_train_and_export_run_the_preset_at_the_shape_given():
+    side = (224 - 11) // 4 + 1  # conv1 of the seed: kernel 11, stride 4, no padding
+    data = json.loads(run("train", "--input-shape", "3,224,224", "--batch", "2", "--format", "json").stdout)
+    conv1 = data["layers"][0]
+    assert data["batch"] == 2 and conv1["name"] == "conv1"
+    assert conv1["forward_macs"] == 2 * 96 * 3 * 11 * 11 * side * side
+    spec = json.loads(run("export", "--input-shape", "3,224,224").stdout)
+    assert spec["input_shape"] == [3, 224, 224] and spec["layers"][0]["kernel_size"] == 11
 
 
 def test_plot_with_input_shape_fails_on_the_shape_before_drawing(tmp_path):

@@ -241,3 +241,64 @@ def test_receptive_field_recurrence_reaches_195_at_pool5():
     assert (r, jump) == (195, 32)
     assert "| pool5 | 3 | 2 | 195 | 32 |" in (DOCS / "beyond-the-table.md").read_text()
     assert prod((6, 6)) == 36 and "36 overlapping patches" in page("beyond-the-table.md")
+
+
+# -- timing.md: the roofline's reading, and the one CPU run it describes ---------------------------
+
+def test_an_x_bound_below_one_is_read_as_peaks_too_low():
+    text = page("timing.md")
+    assert "An `x bound` below 1 means the peaks were too low" in text
+    assert "not that the layer beat physics" in text
+
+
+def test_h200_ridge_points_follow_from_its_spec_sheet():
+    """The page's ridges (peak / bandwidth) worked out from the H200 datasheet's figures, written here."""
+    fp32, tf32, bf16, bandwidth = 67e12, 494.5e12, 989.5e12, 4.8e12  # FLOP/s dense, B/s
+    text = page("timing.md")
+    assert "Whether conv is compute-bound at batch 1 depends on the device and the dtype" in text
+    for ridge in (fp32, tf32, bf16):
+        assert f"a ridge of {round(ridge / bandwidth)} FLOP/B" in text or \
+            f"The ridge is {round(ridge / bandwidth)} FLOP/B" in text, round(ridge / bandwidth)
+    # the conv intensities the page sets against them (bytes: float32 at batch 1, by hand for conv3)
+    flops = 2 * 384 * 256 * 3 * 3 * 13 * 13 + 384 * 13 * 13
+    moved = 4 * (256 * 13 * 13 + 384 * 256 * 3 * 3 + 384 + 384 * 13 * 13)
+    assert round(flops / moved) == 75 < round(tf32 / bandwidth)
+    assert "conv3, conv4 and conv5 (75 to 77 FLOP/B) are memory-bound" in text
+
+
+def _cpu_run(n: int) -> dict:
+    import json
+
+    return json.loads((DOCS / "results" / "cpu-2core" / f"seed-run{n}.json").read_text())
+
+
+def test_one_cpu_run_page_matches_its_committed_json():
+    text, raw = page("timing.md"), (DOCS / "timing.md").read_text()
+    runs = {n: _cpu_run(n) for n in (1, 2)}
+    first = runs[1]
+    assert first["settings"]["method"] == "loop" and "The method was `loop`" in text
+    assert f"{first['peaks']['flops_per_s'] / 1e12:.3f} TFLOP/s and {first['peaks']['bytes_per_s'] / 1e9:.1f} GB/s" in text
+    assert f"a ridge point of {first['peaks']['ridge_flop_per_byte']:.1f} FLOP/B" in text
+    assert f"{first['settings']['launch_floor']['median_ms']:.4f} ms per call" in text
+    second = runs[2]["peaks"]
+    assert f"({second['flops_per_s'] / 1e12:.3f} TFLOP/s and {second['bytes_per_s'] / 1e9:.1f} GB/s)" in text
+    for b in first["batches"]:  # the text table: network, sum of layers and each group's share
+        groups = b["groups"]
+        row = (f"{b['batch']:>7}  {b['network_ms']:>12.3f}  {b['layers_sum_ms']:>18.3f}  "
+               f"{groups['conv']['time_share']:>13.1f}  {groups['fc']['time_share']:>11.1f}  "
+               f"{groups['other']['time_share']:>14.1f}  {groups['conv']['mac_share']:>13.1f}  "
+               f"{groups['conv']['param_share']:>15.1f}")
+        assert row in raw, row
+    both = next(t for t in tables("timing.md") if t[0][:2] == ["batch", "conv time % (run 1, run 2)"])
+    shares = {row[0]: row[1:] for row in both[1:]}  # the two runs' shares, per batch
+    for i, b in enumerate(first["batches"]):
+        other = runs[2]["batches"][i]
+        assert shares[str(b["batch"])] == [f"{b['groups'][g]['time_share']:.1f}, "
+                                           f"{other['groups'][g]['time_share']:.1f}" for g in ("conv", "fc", "other")]
+    conv1 = [next(r for r in runs[n]["batches"][1]["layers"] if r["name"] == "conv1") for n in (1, 2)]
+    assert f"{conv1[0]['median_ms']:.1f} ms in the first run and {conv1[1]['median_ms']:.1f} ms in the second" in text
+    fc6 = next(r for r in first["batches"][0]["layers"] if r["name"] == "fc6")
+    assert round(fc6["bound_ratio"], 1) == 0.7 and "fc6 ran at 0.7 times its memory bound at batch 1" in text
+    slowest = max(r2["median_ms"] / r1["median_ms"] for b1, b2 in zip(first["batches"], runs[2]["batches"])
+                  for r1, r2 in zip(b1["layers"], b2["layers"]))
+    assert f"up to {slowest:.1f} times the first run's" in text
