@@ -43,8 +43,9 @@ from . import arguments as check
 from . import strides as st
 from .cost import DTYPE_BYTES, NetworkCost, dtype_bytes
 from .errors import SpecError, describe_layer
-from .layers import Grads, Layer, TrainContext
-from .storage import PARAMETER, trace
+from .layers import Grads, Layer, ParameterShape, TrainContext
+from .network import _EPOCH
+from .storage import PARAMETER, contiguous_plan, trace
 
 DEVICES = ("cuda", "cpu")
 """The torch backends whose saved-tensor rules alexcost knows; ``cuda`` is the default (training runs on GPUs)."""
@@ -380,9 +381,188 @@ def training_cost(network, batch: int = 1, dtype: str = "float32", *, device: st
     cold = _frozen_indices(network, frozen) if frozen else ()
     if batch > 1:
         network._check_batch(batch)  # the engine's int64 bound, as Network.cost checks it
-    t = _walk(network, batch, dtype, device, optimizer, cold, False)
+    t = _fast_totals(network, batch, dtype, device, optimizer, cold)
+    if t is None:
+        t = _walk(network, batch, dtype, device, optimizer, cold, False)
     return TrainingCost(network.name, network.input_shape, batch, dtype, device, optimizer,
                         tuple(network.names[i] for i in sorted(cold)), *t, network)
+
+
+# -- the fast path: the totals of a network whose tensors all stay contiguous ----------------
+
+_GRADS: dict = {}
+"""`Grads` by ``(inputs, params)``: a handful of distinct values, made once."""
+
+TRAIN_MEMO_SIZE = 64
+"""Entries a layer remembers of its training rules' results (per input shape and options)."""
+
+
+def _train_memo(layer) -> dict:
+    """What ``layer`` remembers of its training rules: input shape (and options) -> results.
+    Its rules are pure functions of its arguments, its input and the options, so a network
+    built afresh from the same layer objects skips calling them again; `alexcost.network.forget_rules`
+    (which bumps the epoch read here) drops every memo at once."""
+    memo = layer.__dict__.get("_train_memo")
+    if memo is None or memo[0] != _EPOCH[0]:
+        memo = (_EPOCH[0], {})
+        object.__setattr__(layer, "_train_memo", memo)
+    return memo[1]
+
+
+def _layer_facts(layer, kind, x, y, memo) -> tuple:
+    """One sample's facts about a layer that the options do not change: ``(weight params, bias
+    params, MACs, has buffers, output elements, copies in training, writes in place in
+    training, has its own check_training, has its own backward_macs)``."""
+    found = memo.get(x) if memo is not None else None
+    if found is None:
+        found = (layer.weight_params(x), layer.bias_params(x), layer.macs(x, y), kind.buffers is not Layer.buffers,
+                 prod(y), kind.arity != 0 and layer.train_copies(), layer.train_inplace(),
+                 kind.check_training is not Layer.check_training, kind.backward_macs is not Layer.backward_macs)
+        if memo is not None and len(memo) < TRAIN_MEMO_SIZE:
+            memo[x] = found
+    return found
+
+
+class _Fallback(Exception):
+    """The fast path met something only the general walk reports (it raises the same error there)."""
+
+
+def _fast_totals(network, batch: int, dtype: str, device: str, optimizer: str, cold):
+    """`_walk`'s totals without strides, for a network `contiguous_plan` can plan: every tensor
+    is then contiguous, so each layer's `TrainContext` holds its inputs' contiguous strides and
+    what its rules give is remembered by the layer (`_train_memo`). None where the network
+    needs the general walk (a view that may not be contiguous, several outputs, or a step the
+    general walk refuses: it raises the error)."""
+    new_flags = contiguous_plan(network)
+    if new_flags is None:
+        return None
+    try:
+        return _fast_walk(network, batch, dtype, device, optimizer, cold, new_flags)
+    except (_Fallback, SpecError):
+        return None
+
+
+def _fast_walk(network, batch, dtype, device, optimizer, cold, new_flags):
+    itemsize = dtype_bytes(dtype)
+    layers, sources, xs, ys = network.layers, network.sources, network.input_shapes, network.output_shapes
+    n = len(layers)
+    # lists of n + 1: index -1 (the network input's source index) is the input's slot
+    alive = [True] * (n + 1)
+    if not network.is_chain:
+        alive = [False] * (n + 1)
+        alive[n - 1] = True
+        for i in range(n - 1, -1, -1):
+            if alive[i]:
+                for j, _ in sources[i]:
+                    alive[j] = True
+    storage = [0] * (n + 1)  # the layer whose output's storage a value lives in (-1: the input, None: a weight)
+    storage[-1] = -1
+    elements = [0] * (n + 1)  # per value, the whole batch's elements
+    elements[-1] = batch * prod(network.input_shape)
+    req = [False] * (n + 1)
+    version = [0] * (n + 1)
+    seen = [False] * (n + 1)  # storages some live layer keeps (counted once, for the first)
+    kept = []  # (layer, storage, version when kept), for the in-place check
+    wrote = False
+    options = (batch, itemsize, dtype, device)
+    grads_of = _GRADS
+    epoch = _EPOCH[0]
+    grad_bytes = grad_tensors = all_params = trainable_params = buffer_bytes = all_macs = backward = saved_total = 0
+    for i in range(n):
+        layer, refs, x, y = layers[i], sources[i], xs[i], ys[i]
+        kind = type(layer)
+        memo = layer.__dict__.get("_train_memo")
+        if memo is None or memo[0] != epoch:
+            memo = _train_memo(layer)
+        else:
+            memo = memo[1]
+        if kind.arity is None and ParameterShape in map(type, x):
+            memo = None  # a Parameter's shape and an activation's are equal tuples the rules treat apart
+        weight, bias, macs, buffered, count, copies, inplace, checks, own_backward = _layer_facts(
+            layer, kind, x, y, memo)
+        elements[i] = batch * count
+        if kind.arity == 0:
+            storage[i] = None
+        elif new_flags[i] or copies:
+            storage[i] = i
+        else:
+            storage[i] = storage[refs[0][0]]
+        if len(refs) == 1:
+            in_req = (req[refs[0][0]],)
+        else:
+            in_req = tuple([req[j] for j, _ in refs])
+        params = weight + bias
+        all_params += params
+        all_macs += macs
+        if buffered:
+            key = ("buffers", x, itemsize)
+            got = memo.get(key) if memo is not None else None
+            if got is None:
+                got = layer.buffer_bytes(x, itemsize)
+                if memo is not None and len(memo) < TRAIN_MEMO_SIZE:
+                    memo[key] = got
+            buffer_bytes += got
+        trainable = params > 0 and i not in cold
+        node = req[i] = trainable or True in in_req
+        grads = grads_of.get((in_req, trainable))
+        if grads is None:
+            grads = grads_of[(in_req, trainable)] = Grads(in_req, trainable)
+        live = alive[i]
+        items = ()
+        if checks or (node and refs):
+            key = (x, grads, options)
+            items = memo.get(key) if memo is not None else None
+            if items is None:
+                if checks:
+                    layer.check_training(x, batch)
+                items = ()
+                if node and refs:
+                    strides = tuple(None if storage[j] is None else st.contiguous((batch, *(s if k is None else s[k])))
+                                    for (j, k), s in zip(refs, (x,) if kind.arity == 1 else x))
+                    items = layer.saved_tensors(x, y, grads, TrainContext(batch, itemsize, dtype, device, strides))
+                if memo is not None and len(memo) < TRAIN_MEMO_SIZE:
+                    memo[key] = items
+        for item in items:
+            ref = item.ref
+            if ref == "new":
+                if live:
+                    saved_total += item.elements * item.itemsize
+                continue
+            s = storage[refs[item.index][0]] if ref == "input" else storage[i]
+            if s is None:
+                continue
+            kept.append((i, s, version[s] + (ref == "output" and inplace)))  # checked if some layer writes
+            if live and not seen[s]:
+                seen[s] = True
+                saved_total += elements[s] * itemsize
+        if inplace:
+            if storage[i] is None:
+                raise _Fallback
+            version[storage[i]] += 1
+            wrote = True
+        if node and live and (macs or own_backward):
+            key = (x, grads)
+            found = memo.get(key) if memo is not None else None
+            if found is None:
+                both = layer.backward_macs(x, y, grads)
+                weights_only = layer.backward_macs(x, y, Grads((False,) * len(in_req), True)) if trainable else 0
+                found = (both - weights_only, weights_only)
+                if memo is not None and len(memo) < TRAIN_MEMO_SIZE:
+                    memo[key] = found
+            backward += batch * found[0] + batch * found[1]
+        if trainable and live:
+            grad_bytes += params * itemsize
+            grad_tensors += (weight > 0) + (bias > 0)
+            trainable_params += params
+    if not req[n - 1]:
+        raise _Fallback
+    if wrote:  # kept for the backward pass, then modified in place: the general walk says which
+        for i, s, was in kept:
+            if alive[i] and version[s] != was:
+                raise _Fallback
+    state = {"sgd": 0, "momentum": grad_bytes, "adam": 2 * grad_bytes + 4 * grad_tensors}[optimizer]
+    return (batch * all_macs, backward, saved_total, all_params, trainable_params, all_params * itemsize, grad_bytes,
+            state, buffer_bytes)
 
 
 class _Detail(NamedTuple):
