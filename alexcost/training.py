@@ -390,18 +390,23 @@ def training_cost(network, batch: int = 1, dtype: str = "float32", *, device: st
 
 # -- the fast path: the totals of a network whose tensors all stay contiguous ----------------
 
-_GRADS: dict = {}
-"""`Grads` by ``(inputs, params)``: a handful of distinct values, made once."""
-
 TRAIN_MEMO_SIZE = 64
-"""Entries a layer remembers of its training rules' results (per input shape and options)."""
+"""Entries a layer remembers of its training rules' results (input shapes, options and gradients)."""
+
+_ONE = {True: (True,), False: (False,)}
+
+
+class _Alone(NamedTuple):
+    """One layer seen as a network, to ask `contiguous_plan` about it alone."""
+
+    layers: tuple
 
 
 def _train_memo(layer) -> dict:
-    """What ``layer`` remembers of its training rules: input shape (and options) -> results.
-    Its rules are pure functions of its arguments, its input and the options, so a network
-    built afresh from the same layer objects skips calling them again; `alexcost.network.forget_rules`
-    (which bumps the epoch read here) drops every memo at once."""
+    """What ``layer`` remembers of its training rules. Its rules are pure functions of its
+    arguments, its input and the options, so a network built afresh from the same layer objects
+    skips calling them again; `alexcost.network.forget_rules` (which bumps the epoch read here)
+    drops every memo at once. Only the fast path reads it: every input it saw was contiguous."""
     memo = layer.__dict__.get("_train_memo")
     if memo is None or memo[0] != _EPOCH[0]:
         memo = (_EPOCH[0], {})
@@ -409,40 +414,65 @@ def _train_memo(layer) -> dict:
     return memo[1]
 
 
-def _layer_facts(layer, kind, x, y, memo) -> tuple:
-    """One sample's facts about a layer that the options do not change: ``(weight params, bias
-    params, MACs, has buffers, output elements, copies in training, writes in place in
-    training, has its own check_training, has its own backward_macs)``."""
-    found = memo.get(x) if memo is not None else None
-    if found is None:
-        found = (layer.weight_params(x), layer.bias_params(x), layer.macs(x, y), kind.buffers is not Layer.buffers,
-                 prod(y), kind.arity != 0 and layer.train_copies(), layer.train_inplace(),
-                 kind.check_training is not Layer.check_training, kind.backward_macs is not Layer.backward_macs)
-        if memo is not None and len(memo) < TRAIN_MEMO_SIZE:
-            memo[x] = found
-    return found
+def _facts(layer, x, y) -> tuple:
+    """One sample's facts about a layer that the options do not change: ``(how its output is
+    stored: "weight", "new", "view" or None where only strides can tell; params, weight and bias
+    tensors, MACs, output elements, writes into input 0 in training, the results for each
+    options and gradients: a dict)``."""
+    if type(layer).arity == 0:
+        how = "weight"
+    else:
+        plan = contiguous_plan(_Alone((layer,)))
+        if plan is None:  # several outputs, or a view whose strides only the general walk follows
+            return None, 0, 0, 0, 0, False, {}
+        how = "new" if plan[0] or layer.train_copies() else "view"
+    weight, bias = layer.weight_params(x), layer.bias_params(x)
+    return how, weight + bias, (weight > 0) + (bias > 0), layer.macs(x, y), prod(y), layer.train_inplace(), {}
+
+
+def _results(layer, x, y, in_req: tuple, trainable: bool, options: tuple, kinds: tuple, macs: int) -> tuple:
+    """What a layer's training rules give for these gradients and options: ``(bytes of the new
+    tensors it keeps, the values it keeps (k: input k, -1: its output), its backward MACs for one
+    sample, its buffers' bytes)``. ``kinds``: per input, is it a weight (a Parameter's output)?"""
+    kind = type(layer)
+    batch, itemsize, dtype, device = options
+    grads = Grads(in_req, trainable)
+    node = trainable or True in in_req
+    if kind.check_training is not Layer.check_training:
+        layer.check_training(x, batch)
+    items = ()
+    if node and kind.arity != 0:
+        shapes = (x,) if kind.arity == 1 else x
+        strides = tuple(None if weight else st.contiguous((batch, *s)) for s, weight in zip(shapes, kinds))
+        items = layer.saved_tensors(x, y, grads, TrainContext(batch, itemsize, dtype, device, strides))
+    new = sum(item.elements * item.itemsize for item in items if item.ref == "new")
+    kept = tuple(item.index if item.ref == "input" else -1 for item in items if item.ref != "new")
+    backward = 0
+    if node and (macs or kind.backward_macs is not Layer.backward_macs):
+        backward = layer.backward_macs(x, y, grads)
+        if trainable:  # as the general walk asks, which splits the two (and refuses what either refuses)
+            layer.backward_macs(x, y, Grads((False,) * len(in_req), True))
+    buffers = layer.buffer_bytes(x, itemsize) if kind.buffers is not Layer.buffers else 0
+    return new, kept, backward, buffers
 
 
 class _Fallback(Exception):
-    """The fast path met something only the general walk reports (it raises the same error there)."""
+    """The fast path met something only the general walk follows or reports (it raises the same error there)."""
 
 
 def _fast_totals(network, batch: int, dtype: str, device: str, optimizer: str, cold):
-    """`_walk`'s totals without strides, for a network `contiguous_plan` can plan: every tensor
-    is then contiguous, so each layer's `TrainContext` holds its inputs' contiguous strides and
-    what its rules give is remembered by the layer (`_train_memo`). None where the network
-    needs the general walk (a view that may not be contiguous, several outputs, or a step the
-    general walk refuses: it raises the error)."""
-    new_flags = contiguous_plan(network)
-    if new_flags is None:
-        return None
+    """`_walk`'s totals without strides, for a network whose tensors all stay contiguous (each
+    layer's `contiguous_plan`): each layer's `TrainContext` then holds its inputs' contiguous
+    strides, and what its rules give is remembered by the layer (`_train_memo`). None where the
+    network needs the general walk (a view that may not be contiguous, several outputs, or a
+    step the general walk refuses: it raises the error)."""
     try:
-        return _fast_walk(network, batch, dtype, device, optimizer, cold, new_flags)
+        return _fast_walk(network, batch, dtype, device, optimizer, cold)
     except (_Fallback, SpecError):
         return None
 
 
-def _fast_walk(network, batch, dtype, device, optimizer, cold, new_flags):
+def _fast_walk(network, batch, dtype, device, optimizer, cold):
     itemsize = dtype_bytes(dtype)
     layers, sources, xs, ys = network.layers, network.sources, network.input_shapes, network.output_shapes
     n = len(layers)
@@ -455,8 +485,7 @@ def _fast_walk(network, batch, dtype, device, optimizer, cold, new_flags):
             if alive[i]:
                 for j, _ in sources[i]:
                     alive[j] = True
-    storage = [0] * (n + 1)  # the layer whose output's storage a value lives in (-1: the input, None: a weight)
-    storage[-1] = -1
+    storage = [-1] * (n + 1)  # per value: the layer whose output's storage it lives in (-1: the input, None: a weight)
     elements = [0] * (n + 1)  # per value, the whole batch's elements
     elements[-1] = batch * prod(network.input_shape)
     req = [False] * (n + 1)
@@ -465,100 +494,70 @@ def _fast_walk(network, batch, dtype, device, optimizer, cold, new_flags):
     kept = []  # (layer, storage, version when kept), for the in-place check
     wrote = False
     options = (batch, itemsize, dtype, device)
-    grads_of = _GRADS
     epoch = _EPOCH[0]
+    one = _ONE
     grad_bytes = grad_tensors = all_params = trainable_params = buffer_bytes = all_macs = backward = saved_total = 0
     for i in range(n):
-        layer, refs, x, y = layers[i], sources[i], xs[i], ys[i]
-        kind = type(layer)
+        layer, refs, x = layers[i], sources[i], xs[i]
         memo = layer.__dict__.get("_train_memo")
-        if memo is None or memo[0] != epoch:
-            memo = _train_memo(layer)
+        memo = memo[1] if memo is not None and memo[0] == epoch else _train_memo(layer)
+        if len(refs) > 1 and ParameterShape in map(type, x):
+            memo = {}  # a Parameter's shape and an activation's are equal tuples the rules treat apart
+        facts = memo.get(x)
+        if facts is None:
+            facts = _facts(layer, x, ys[i])
+            if len(memo) < TRAIN_MEMO_SIZE:
+                memo[x] = facts
+        how, params, tensors, macs, count, inplace, results = facts
+        if how == "view":
+            s = storage[i] = storage[refs[0][0]]
+        elif how == "new":
+            s = storage[i] = i
+        elif how == "weight":
+            s = storage[i] = None
         else:
-            memo = memo[1]
-        if kind.arity is None and ParameterShape in map(type, x):
-            memo = None  # a Parameter's shape and an activation's are equal tuples the rules treat apart
-        weight, bias, macs, buffered, count, copies, inplace, checks, own_backward = _layer_facts(
-            layer, kind, x, y, memo)
+            raise _Fallback
         elements[i] = batch * count
-        if kind.arity == 0:
-            storage[i] = None
-        elif new_flags[i] or copies:
-            storage[i] = i
-        else:
-            storage[i] = storage[refs[0][0]]
-        if len(refs) == 1:
-            in_req = (req[refs[0][0]],)
-        else:
-            in_req = tuple([req[j] for j, _ in refs])
-        params = weight + bias
+        in_req = one[req[refs[0][0]]] if len(refs) == 1 else tuple([req[j] for j, _ in refs])
         all_params += params
         all_macs += macs
-        if buffered:
-            key = ("buffers", x, itemsize)
-            got = memo.get(key) if memo is not None else None
-            if got is None:
-                got = layer.buffer_bytes(x, itemsize)
-                if memo is not None and len(memo) < TRAIN_MEMO_SIZE:
-                    memo[key] = got
-            buffer_bytes += got
         trainable = params > 0 and i not in cold
         node = req[i] = trainable or True in in_req
-        grads = grads_of.get((in_req, trainable))
-        if grads is None:
-            grads = grads_of[(in_req, trainable)] = Grads(in_req, trainable)
+        key = (options, in_req, trainable)
+        found = results.get(key)
+        if found is None:
+            found = _results(layer, x, ys[i], in_req, trainable, options,
+                             tuple(storage[j] is None for j, _ in refs), macs)
+            if len(results) < TRAIN_MEMO_SIZE:
+                results[key] = found
+        new, keeps, bwd, buffers = found
+        buffer_bytes += buffers
         live = alive[i]
-        items = ()
-        if checks or (node and refs):
-            key = (x, grads, options)
-            items = memo.get(key) if memo is not None else None
-            if items is None:
-                if checks:
-                    layer.check_training(x, batch)
-                items = ()
-                if node and refs:
-                    strides = tuple(None if storage[j] is None else st.contiguous((batch, *(s if k is None else s[k])))
-                                    for (j, k), s in zip(refs, (x,) if kind.arity == 1 else x))
-                    items = layer.saved_tensors(x, y, grads, TrainContext(batch, itemsize, dtype, device, strides))
-                if memo is not None and len(memo) < TRAIN_MEMO_SIZE:
-                    memo[key] = items
-        for item in items:
-            ref = item.ref
-            if ref == "new":
-                if live:
-                    saved_total += item.elements * item.itemsize
+        if live:
+            saved_total += new
+            backward += batch * bwd
+            if trainable:
+                grad_bytes += params * itemsize
+                grad_tensors += tensors
+                trainable_params += params
+        for k in keeps:
+            t = storage[refs[k][0]] if k >= 0 else s
+            if t is None:
                 continue
-            s = storage[refs[item.index][0]] if ref == "input" else storage[i]
-            if s is None:
-                continue
-            kept.append((i, s, version[s] + (ref == "output" and inplace)))  # checked if some layer writes
-            if live and not seen[s]:
-                seen[s] = True
-                saved_total += elements[s] * itemsize
+            kept.append((i, t, version[t] + (k < 0 and inplace)))  # checked if some layer writes in place
+            if live and not seen[t]:
+                seen[t] = True
+                saved_total += elements[t] * itemsize
         if inplace:
-            if storage[i] is None:
+            if s is None:
                 raise _Fallback
-            version[storage[i]] += 1
+            version[s] += 1
             wrote = True
-        if node and live and (macs or own_backward):
-            key = (x, grads)
-            found = memo.get(key) if memo is not None else None
-            if found is None:
-                both = layer.backward_macs(x, y, grads)
-                weights_only = layer.backward_macs(x, y, Grads((False,) * len(in_req), True)) if trainable else 0
-                found = (both - weights_only, weights_only)
-                if memo is not None and len(memo) < TRAIN_MEMO_SIZE:
-                    memo[key] = found
-            backward += batch * found[0] + batch * found[1]
-        if trainable and live:
-            grad_bytes += params * itemsize
-            grad_tensors += (weight > 0) + (bias > 0)
-            trainable_params += params
     if not req[n - 1]:
         raise _Fallback
     if wrote:  # kept for the backward pass, then modified in place: the general walk says which
-        for i, s, was in kept:
-            if alive[i] and version[s] != was:
+        for i, t, was in kept:
+            if alive[i] and version[t] != was:
                 raise _Fallback
     state = {"sgd": 0, "momentum": grad_bytes, "adam": 2 * grad_bytes + 4 * grad_tensors}[optimizer]
     return (batch * all_macs, backward, saved_total, all_params, trainable_params, all_params * itemsize, grad_bytes,
