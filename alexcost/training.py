@@ -381,9 +381,19 @@ def training_cost(network, batch: int = 1, dtype: str = "float32", *, device: st
     cold = _frozen_indices(network, frozen) if frozen else ()
     if batch > 1:
         network._check_batch(batch)  # the engine's int64 bound, as Network.cost checks it
-    t = _fast_totals(network, batch, dtype, device, optimizer, cold)
+    # kept on the network (immutable), as its forward sums are; rules changed at run time: forget_rules
+    key = (_EPOCH[0], batch, dtype, device, optimizer, tuple(sorted(cold)))
+    cache = network.__dict__.get("_training_totals")
+    t = cache.get(key) if cache is not None else None
     if t is None:
-        t = _walk(network, batch, dtype, device, optimizer, cold, False)
+        t = _fast_totals(network, batch, dtype, device, optimizer, cold)
+        if t is None:
+            t = _walk(network, batch, dtype, device, optimizer, cold, False)
+        if cache is None:
+            cache = {}
+            object.__setattr__(network, "_training_totals", cache)
+        if len(cache) < 16:
+            cache[key] = t
     return TrainingCost(network.name, network.input_shape, batch, dtype, device, optimizer,
                         tuple(network.names[i] for i in sorted(cold)), *t, network)
 
@@ -394,6 +404,11 @@ TRAIN_MEMO_SIZE = 64
 """Entries a layer remembers of its training rules' results (input shapes, options and gradients)."""
 
 _ONE = {True: (True,), False: (False,)}
+
+_OPTIONS: dict = {}
+"""Each ``(batch, itemsize, dtype, device)`` seen: a small int naming it in what layers remember
+(from the `MAX_OPTIONS`-th on, the tuple itself)."""
+MAX_OPTIONS = 4096
 
 
 class _Alone(NamedTuple):
@@ -490,10 +505,14 @@ def _fast_walk(network, batch, dtype, device, optimizer, cold):
     elements[-1] = batch * prod(network.input_shape)
     req = [False] * (n + 1)
     version = [0] * (n + 1)
-    seen = [False] * (n + 1)  # storages some live layer keeps (counted once, for the first)
-    kept = []  # (layer, storage, version when kept), for the in-place check
+    # per storage, once some live layer keeps it (counted once, for the first): 1 + its version then
+    # (versions only grow, so a later keeper's is no lower: it was modified after a keep iff it ends higher)
+    seen = [0] * (n + 1)
     wrote = False
     options = (batch, itemsize, dtype, device)
+    code = _OPTIONS.get(options)
+    if code is None:
+        code = _OPTIONS[options] = len(_OPTIONS) if len(_OPTIONS) < MAX_OPTIONS else options
     epoch = _EPOCH[0]
     one = _ONE
     grad_bytes = grad_tensors = all_params = trainable_params = buffer_bytes = all_macs = backward = saved_total = 0
@@ -518,12 +537,18 @@ def _fast_walk(network, batch, dtype, device, optimizer, cold):
         else:
             raise _Fallback
         elements[i] = batch * count
-        in_req = one[req[refs[0][0]]] if len(refs) == 1 else tuple([req[j] for j, _ in refs])
         all_params += params
         all_macs += macs
         trainable = params > 0 and i not in cold
-        node = req[i] = trainable or True in in_req
-        key = (options, in_req, trainable)
+        if len(refs) == 1:
+            needs = req[refs[0][0]]
+            in_req = one[needs]
+            key = (code, 2 * needs + trainable) if type(code) is tuple else 4 * code + 2 * needs + trainable
+        else:
+            in_req = tuple([req[j] for j, _ in refs])
+            needs = True in in_req
+            key = (code, in_req, trainable)
+        node = req[i] = trainable or needs
         found = results.get(key)
         if found is None:
             found = _results(layer, x, ys[i], in_req, trainable, options,
@@ -544,9 +569,8 @@ def _fast_walk(network, batch, dtype, device, optimizer, cold):
             t = storage[refs[k][0]] if k >= 0 else s
             if t is None:
                 continue
-            kept.append((i, t, version[t] + (k < 0 and inplace)))  # checked if some layer writes in place
             if live and not seen[t]:
-                seen[t] = True
+                seen[t] = 1 + version[t] + (k < 0 and inplace)
                 saved_total += elements[t] * itemsize
         if inplace:
             if s is None:
@@ -556,8 +580,8 @@ def _fast_walk(network, batch, dtype, device, optimizer, cold):
     if not req[n - 1]:
         raise _Fallback
     if wrote:  # kept for the backward pass, then modified in place: the general walk says which
-        for i, t, was in kept:
-            if alive[i] and version[t] != was:
+        for t, first in enumerate(seen):
+            if first and version[t] != first - 1:
                 raise _Fallback
     state = {"sgd": 0, "momentum": grad_bytes, "adam": 2 * grad_bytes + 4 * grad_tensors}[optimizer]
     return (batch * all_macs, backward, saved_total, all_params, trainable_params, all_params * itemsize, grad_bytes,
