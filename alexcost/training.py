@@ -280,6 +280,25 @@ class _Structure(NamedTuple):
     facts: tuple      # per layer, one sample: (weight params, bias params, MACs, has buffers)
 
 
+def _trace(network, batch: int):
+    """`alexcost.storage.trace`, without torch's stride rules where `contiguous_plan` plans the
+    network: every tensor is then contiguous (tests/test_training_fastpath.py checks it)."""
+    new = contiguous_plan(network)
+    if new is None:
+        return trace(network, batch)
+    where, out = [-1] * (len(new) + 1), []  # per layer, its output's storage; index -1: the input
+    for i, (layer, refs, y, fresh) in enumerate(zip(network.layers, network.sources, network.output_shapes, new)):
+        if not refs:  # a Parameter: its weight
+            where[i] = None
+            out.append((((PARAMETER, i), st.contiguous(y)),))
+            continue
+        where[i] = i if fresh else where[refs[0][0]]
+        if where[i] is None:  # a view of a weight (Network refuses an in-place merge into one): trace's rule
+            return trace(network, batch)
+        out.append(((where[i], st.contiguous((batch, *y))),))
+    return out
+
+
 def _structure(network, batch: int) -> _Structure:
     """The storages of a training step (inference's plan, except that a layer which copies in
     training, dropout, starts a storage of its own that views of it follow) and what does not
@@ -291,7 +310,7 @@ def _structure(network, batch: int) -> _Structure:
     hit = cache.get(batch)
     if hit is not None:
         return hit
-    plan = trace(network, batch)
+    plan = _trace(network, batch)
     layers, sources = network.layers, network.sources
     n = len(layers)
     strides_of = {(NETWORK_INPUT, None): st.contiguous((batch, *network.input_shape))}
