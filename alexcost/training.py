@@ -499,10 +499,11 @@ def _fast_totals(network, batch: int, dtype: str, device: str, optimizer: str, c
     layer's `contiguous_plan`): each layer's `TrainContext` then holds its inputs' contiguous
     strides, and what its rules give is remembered by the layer (`_train_memo`). None where the
     network needs the general walk (a view that may not be contiguous, several outputs, or a
-    step the general walk refuses: it raises the error)."""
+    step the general walk refuses, or any error: the general walk raises it, or does not call
+    the rule that raised, e.g. a dead layer's backward_macs)."""
     try:
         return _fast_walk(network, batch, dtype, device, optimizer, cold)
-    except (_Fallback, SpecError):
+    except Exception:  # noqa: BLE001 (a refusal, or a rule the general walk may not call: it decides)
         return None
 
 
