@@ -508,6 +508,8 @@ def _fast_totals(network, batch: int, dtype: str, device: str, optimizer: str, c
 
 
 def _fast_walk(network, batch, dtype, device, optimizer, cold):
+    """`_fast_totals`' walk: storages, requires-grad and versions in lists indexed by layer;
+    raises `_Fallback` where the general walk must decide."""
     itemsize = dtype_bytes(dtype)
     layers, sources, xs, ys = network.layers, network.sources, network.input_shapes, network.output_shapes
     n = len(layers)
