@@ -43,8 +43,9 @@ from . import arguments as check
 from . import strides as st
 from .cost import DTYPE_BYTES, NetworkCost, dtype_bytes
 from .errors import SpecError, describe_layer
-from .layers import Grads, Layer, TrainContext
-from .storage import PARAMETER, trace
+from .layers import Grads, Layer, ParameterShape, TrainContext
+from .network import _EPOCH
+from .storage import PARAMETER, contiguous_plan, trace
 
 DEVICES = ("cuda", "cpu")
 """The torch backends whose saved-tensor rules alexcost knows; ``cuda`` is the default (training runs on GPUs)."""
@@ -279,6 +280,25 @@ class _Structure(NamedTuple):
     facts: tuple      # per layer, one sample: (weight params, bias params, MACs, has buffers)
 
 
+def _trace(network, batch: int):
+    """`alexcost.storage.trace`, without torch's stride rules where `contiguous_plan` plans the
+    network: every tensor is then contiguous (tests/test_training_fastpath.py checks it)."""
+    new = contiguous_plan(network)
+    if new is None:
+        return trace(network, batch)
+    where, out = [-1] * (len(new) + 1), []  # per layer, its output's storage; index -1: the input
+    for i, (layer, refs, y, fresh) in enumerate(zip(network.layers, network.sources, network.output_shapes, new)):
+        if not refs:  # a Parameter: its weight
+            where[i] = None
+            out.append((((PARAMETER, i), st.contiguous(y)),))
+            continue
+        where[i] = i if fresh else where[refs[0][0]]
+        if where[i] is None:  # a view of a weight (Network refuses an in-place merge into one): trace's rule
+            return trace(network, batch)
+        out.append(((where[i], st.contiguous((batch, *y))),))
+    return out
+
+
 def _structure(network, batch: int) -> _Structure:
     """The storages of a training step (inference's plan, except that a layer which copies in
     training, dropout, starts a storage of its own that views of it follow) and what does not
@@ -290,7 +310,7 @@ def _structure(network, batch: int) -> _Structure:
     hit = cache.get(batch)
     if hit is not None:
         return hit
-    plan = trace(network, batch)
+    plan = _trace(network, batch)
     layers, sources = network.layers, network.sources
     n = len(layers)
     strides_of = {(NETWORK_INPUT, None): st.contiguous((batch, *network.input_shape))}
@@ -380,9 +400,214 @@ def training_cost(network, batch: int = 1, dtype: str = "float32", *, device: st
     cold = _frozen_indices(network, frozen) if frozen else ()
     if batch > 1:
         network._check_batch(batch)  # the engine's int64 bound, as Network.cost checks it
-    t = _walk(network, batch, dtype, device, optimizer, cold, False)
+    # kept on the network (immutable), as its forward sums are; rules changed at run time: forget_rules
+    key = (_EPOCH[0], batch, dtype, device, optimizer, tuple(sorted(cold)))
+    cache = network.__dict__.get("_training_totals")
+    t = cache.get(key) if cache is not None else None
+    if t is None:
+        t = _fast_totals(network, batch, dtype, device, optimizer, cold)
+        if t is None:
+            t = _walk(network, batch, dtype, device, optimizer, cold, False)
+        if cache is None:
+            cache = {}
+            object.__setattr__(network, "_training_totals", cache)
+        if len(cache) < 16:
+            cache[key] = t
     return TrainingCost(network.name, network.input_shape, batch, dtype, device, optimizer,
                         tuple(network.names[i] for i in sorted(cold)), *t, network)
+
+
+# -- the fast path: the totals of a network whose tensors all stay contiguous ----------------
+
+TRAIN_MEMO_SIZE = 64
+"""Entries a layer remembers of its training rules' results (input shapes, options and gradients)."""
+
+_ONE = {True: (True,), False: (False,)}
+
+_OPTIONS: dict = {}
+"""Each ``(batch, itemsize, dtype, device)`` seen: a small int naming it in what layers remember
+(from the `MAX_OPTIONS`-th on, the tuple itself)."""
+MAX_OPTIONS = 4096
+
+
+class _Alone(NamedTuple):
+    """One layer seen as a network, to ask `contiguous_plan` about it alone."""
+
+    layers: tuple
+
+
+def _train_memo(layer) -> dict:
+    """What ``layer`` remembers of its training rules. Its rules are pure functions of its
+    arguments, its input and the options, so a network built afresh from the same layer objects
+    skips calling them again; `alexcost.network.forget_rules` (which bumps the epoch read here)
+    drops every memo at once. Only the fast path reads it: every input it saw was contiguous."""
+    memo = layer.__dict__.get("_train_memo")
+    if memo is None or memo[0] != _EPOCH[0]:
+        memo = (_EPOCH[0], {})
+        object.__setattr__(layer, "_train_memo", memo)
+    return memo[1]
+
+
+def _facts(layer, x, y) -> tuple:
+    """One sample's facts about a layer that the options do not change: ``(how its output is
+    stored: "weight", "new", "view" or None where only strides can tell; params, weight and bias
+    tensors, MACs, output elements, writes into input 0 in training, the results for each
+    options and gradients: a dict)``."""
+    if type(layer).arity == 0:
+        how = "weight"
+    else:
+        plan = contiguous_plan(_Alone((layer,)))
+        if plan is None:  # several outputs, or a view whose strides only the general walk follows
+            return None, 0, 0, 0, 0, False, {}
+        how = "new" if plan[0] or layer.train_copies() else "view"
+    weight, bias = layer.weight_params(x), layer.bias_params(x)
+    return how, weight + bias, (weight > 0) + (bias > 0), layer.macs(x, y), prod(y), layer.train_inplace(), {}
+
+
+def _results(layer, x, y, in_req: tuple, trainable: bool, options: tuple, kinds: tuple, macs: int) -> tuple:
+    """What a layer's training rules give for these gradients and options: ``(bytes of the new
+    tensors it keeps, the values it keeps (k: input k, -1: its output), its backward MACs for one
+    sample, its buffers' bytes)``. ``kinds``: per input, is it a weight (a Parameter's output)?"""
+    kind = type(layer)
+    batch, itemsize, dtype, device = options
+    grads = Grads(in_req, trainable)
+    node = trainable or True in in_req
+    if kind.check_training is not Layer.check_training:
+        layer.check_training(x, batch)
+    items = ()
+    if node and kind.arity != 0:
+        shapes = (x,) if kind.arity == 1 else x
+        strides = tuple(None if weight else st.contiguous((batch, *s)) for s, weight in zip(shapes, kinds))
+        items = layer.saved_tensors(x, y, grads, TrainContext(batch, itemsize, dtype, device, strides))
+    new = sum(item.elements * item.itemsize for item in items if item.ref == "new")
+    kept = tuple(item.index if item.ref == "input" else -1 for item in items if item.ref != "new")
+    backward = 0
+    if node and (macs or kind.backward_macs is not Layer.backward_macs):
+        backward = layer.backward_macs(x, y, grads)
+        if trainable:  # as the general walk asks, which splits the two (and refuses what either refuses)
+            layer.backward_macs(x, y, Grads((False,) * len(in_req), True))
+    buffers = layer.buffer_bytes(x, itemsize) if kind.buffers is not Layer.buffers else 0
+    return new, kept, backward, buffers
+
+
+class _Fallback(Exception):
+    """The fast path met something only the general walk follows or reports (it raises the same error there)."""
+
+
+def _fast_totals(network, batch: int, dtype: str, device: str, optimizer: str, cold):
+    """`_walk`'s totals without strides, for a network whose tensors all stay contiguous (each
+    layer's `contiguous_plan`): each layer's `TrainContext` then holds its inputs' contiguous
+    strides, and what its rules give is remembered by the layer (`_train_memo`). None where the
+    network needs the general walk (a view that may not be contiguous, several outputs, or a
+    step the general walk refuses, or any error: the general walk raises it, or does not call
+    the rule that raised, e.g. a dead layer's backward_macs)."""
+    try:
+        return _fast_walk(network, batch, dtype, device, optimizer, cold)
+    except Exception:  # noqa: BLE001 (a refusal, or a rule the general walk may not call: it decides)
+        return None
+
+
+def _fast_walk(network, batch, dtype, device, optimizer, cold):
+    """`_fast_totals`' walk: storages, requires-grad and versions in lists indexed by layer;
+    raises `_Fallback` where the general walk must decide."""
+    itemsize = dtype_bytes(dtype)
+    layers, sources, xs, ys = network.layers, network.sources, network.input_shapes, network.output_shapes
+    n = len(layers)
+    # lists of n + 1: index -1 (the network input's source index) is the input's slot
+    alive = [True] * (n + 1)
+    if not network.is_chain:
+        alive = [False] * (n + 1)
+        alive[n - 1] = True
+        for i in range(n - 1, -1, -1):
+            if alive[i]:
+                for j, _ in sources[i]:
+                    alive[j] = True
+    storage = [-1] * (n + 1)  # per value: the layer whose output's storage it lives in (-1: the input, None: a weight)
+    elements = [0] * (n + 1)  # per value, the whole batch's elements
+    elements[-1] = batch * prod(network.input_shape)
+    req = [False] * (n + 1)
+    version = [0] * (n + 1)
+    # per storage, once some live layer keeps it (counted once, for the first): 1 + its version then
+    # (versions only grow, so a later keeper's is no lower: it was modified after a keep iff it ends higher)
+    seen = [0] * (n + 1)
+    wrote = False
+    options = (batch, itemsize, dtype, device)
+    code = _OPTIONS.get(options)
+    if code is None:
+        code = _OPTIONS[options] = len(_OPTIONS) if len(_OPTIONS) < MAX_OPTIONS else options
+    epoch = _EPOCH[0]
+    one = _ONE
+    grad_bytes = grad_tensors = all_params = trainable_params = buffer_bytes = all_macs = backward = saved_total = 0
+    for i in range(n):
+        layer, refs, x = layers[i], sources[i], xs[i]
+        memo = layer.__dict__.get("_train_memo")
+        memo = memo[1] if memo is not None and memo[0] == epoch else _train_memo(layer)
+        if len(refs) > 1 and ParameterShape in map(type, x):
+            memo = {}  # a Parameter's shape and an activation's are equal tuples the rules treat apart
+        facts = memo.get(x)
+        if facts is None:
+            facts = _facts(layer, x, ys[i])
+            if len(memo) < TRAIN_MEMO_SIZE:
+                memo[x] = facts
+        how, params, tensors, macs, count, inplace, results = facts
+        if how == "view":
+            s = storage[i] = storage[refs[0][0]]
+        elif how == "new":
+            s = storage[i] = i
+        elif how == "weight":
+            s = storage[i] = None
+        else:
+            raise _Fallback
+        elements[i] = batch * count
+        all_params += params
+        all_macs += macs
+        trainable = params > 0 and i not in cold
+        if len(refs) == 1:
+            needs = req[refs[0][0]]
+            in_req = one[needs]
+            key = (code, 2 * needs + trainable) if type(code) is tuple else 4 * code + 2 * needs + trainable
+        else:
+            in_req = tuple([req[j] for j, _ in refs])
+            needs = True in in_req
+            key = (code, in_req, trainable)
+        node = req[i] = trainable or needs
+        found = results.get(key)
+        if found is None:
+            found = _results(layer, x, ys[i], in_req, trainable, options,
+                             tuple(storage[j] is None for j, _ in refs), macs)
+            if len(results) < TRAIN_MEMO_SIZE:
+                results[key] = found
+        new, keeps, bwd, buffers = found
+        buffer_bytes += buffers
+        live = alive[i]
+        if live:
+            saved_total += new
+            backward += batch * bwd
+            if trainable:
+                grad_bytes += params * itemsize
+                grad_tensors += tensors
+                trainable_params += params
+        for k in keeps:
+            t = storage[refs[k][0]] if k >= 0 else s
+            if t is None:
+                continue
+            if live and not seen[t]:
+                seen[t] = 1 + version[t] + (k < 0 and inplace)
+                saved_total += elements[t] * itemsize
+        if inplace:
+            if s is None:
+                raise _Fallback
+            version[s] += 1
+            wrote = True
+    if not req[n - 1]:
+        raise _Fallback
+    if wrote:  # kept for the backward pass, then modified in place: the general walk says which
+        for t, first in enumerate(seen):
+            if first and version[t] != first - 1:
+                raise _Fallback
+    state = {"sgd": 0, "momentum": grad_bytes, "adam": 2 * grad_bytes + 4 * grad_tensors}[optimizer]
+    return (batch * all_macs, backward, saved_total, all_params, trainable_params, all_params * itemsize, grad_bytes,
+            state, buffer_bytes)
 
 
 class _Detail(NamedTuple):
