@@ -13,7 +13,7 @@ Targets (issue 10):
 
 A last row times both on the preset's own network object, held between calls.
 
-    python benchmarks/bench_training.py [--smoke] [--json FILE]
+    python benchmarks/bench_training.py [--alexcost /tmp/bench-venv/bin/alexcost] [--smoke] [--json FILE]
 """
 
 from __future__ import annotations
@@ -32,7 +32,12 @@ TARGET_PROCESS = 1.2
 TARGET_IN_PROCESS = 3.0
 
 
-def alexcost_command() -> str:
+def alexcost_command(given: str | None = None) -> str:
+    """The ``alexcost`` to time: the one given, else the one beside this Python, else on PATH.
+    Give a non-editable install (whose modules pip compiled): where ``PYTHONDONTWRITEBYTECODE``
+    is set, an editable install compiles every module from source on every run."""
+    if given:
+        return given
     beside = Path(sys.executable).parent / "alexcost"
     found = str(beside) if beside.exists() else shutil.which("alexcost")
     if not found:
@@ -59,7 +64,9 @@ def processes(command: str, rounds: int) -> dict[str, list[float]]:
 
 
 def main(argv=None) -> int:
-    args = harness.parser(__doc__.splitlines()[0]).parse_args(argv)
+    p = harness.parser(__doc__.splitlines()[0])
+    p.add_argument("--alexcost", metavar="PATH", help="the alexcost command to time (default: beside this Python)")
+    args = p.parse_args(argv)
     from alexcost import PRESETS, Network, preset
     from alexcost.training import training_cost
 
@@ -90,7 +97,9 @@ def main(argv=None) -> int:
     print(table(("model", "forward analysis", "training analysis", "ratio", f"<= {TARGET_IN_PROCESS}x"), rows))
     print()
 
-    times = processes(alexcost_command(), rounds)
+    command = alexcost_command(args.alexcost)
+    print(f"alexcost command: {command}")
+    times = processes(command, rounds)
     med = {k: statistics.median(v) for k, v in times.items()}
     ratio = med["train"] / med["report"]
     ok = ratio <= TARGET_PROCESS
