@@ -66,6 +66,20 @@ def test_presets_match_torch(model, batch, optimizer, frozen):
     assert measured.backward_total == 2 * static.backward_macs + extra
 
 
+
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("model", ["zfnet", "vgg16", "googlenet", "resnet18", "resnet50", "mobilenet_v2"])
+def test_successor_presets_match_torch(model, batch):
+    """AlexNet's successors at their own 224x224 input: graphs, batch norm in training mode,
+    in-place residual adds, ReLU6 and depthwise convolutions (whose weight gradient torch
+    counts once per group, as for the paper's two groups above)."""
+    network = preset(model)
+    static, measured = check_against_torch(network, batch)
+    extra = sum(2 * (layer.groups - 1) * r.grad_weight_macs for layer, r in zip(network.layers, static.layers)
+                if isinstance(layer, Conv2d) and layer.groups > 1) if torch_counts_groups() else 0
+    assert (model == "mobilenet_v2") == (extra > 0) or not torch_counts_groups()
+    assert measured.backward_total == 2 * static.backward_macs + extra
+
 def test_padding_modes():
     """Each padding mode's copy, and reflect/replicate's own kept input, on contiguous inputs."""
     net = Network((3, 6, 6), [Conv2d(out_channels=4, kernel_size=3, padding=1, padding_mode="reflect"),
