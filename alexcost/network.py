@@ -72,42 +72,64 @@ class Network:
     def _wire(self, layers: tuple) -> None:
         """Resolve every layer's inputs, propagate shapes and check each layer on them."""
         put = object.__setattr__.__get__(self)
-        names, index, sources, xs, ys = [], {INPUT: NETWORK_INPUT}, [], [], []
-        chain, plain = True, True  # plain: the previous output is one activation a layer can read by default
+        epoch = _EPOCH[0]
+        names, index, ys, entries = [], {INPUT: NETWORK_INPUT}, [], []
         y = self.input_shape
-        for i, layer in enumerate(layers):
+        done, plain = len(layers), True  # plain: the previous output is one activation a layer can read by default
+        for i, layer in enumerate(layers):  # the common case first: each layer reads the one before it
             if not isinstance(layer, Layer):
                 raise SpecError(f"layers[{i}] must be an alexcost Layer, got {type(layer).__name__}")
-            kind = type(layer)
-            name = layer.name or f"{kind.__name__.lower()}{i}"
+            facts = layer.__dict__.get("_memo")
+            if facts is None or facts[0] != epoch:
+                facts = _facts(layer)
+            if not facts[4]:
+                done = i
+                break
+            name = facts[2] or f"{facts[3]}{i}"
             if name in index:
-                what = "the network input's name" if name == INPUT else f"already used by layers[{index[name]}]"
-                raise SpecError(f"layers[{i}] ({kind.__name__}): duplicate name {name!r}, {what}")
-            if plain and layer.inputs is None and kind.arity == 1:  # the common case: read the layer before
+                self._duplicate(i, name, layer, index)
+            entry = facts[1].get(y)
+            if entry is None:
+                entry = self._entry(i, name, layer, y, facts[1])
+            y = entry[0]
+            index[name] = i
+            names.append(name)
+            ys.append(y)
+            entries.append(entry)
+            if not facts[5]:  # several outputs: the next layer names the one it reads
+                done, plain = i + 1, False
+                break
+        chain = plain
+        if done:
+            xs = [self.input_shape, *ys[:done - 1]]
+            sources = _chain_refs(done)
+        else:
+            xs, sources = [], []
+        for i in range(done, len(layers)):  # the general case: a graph
+            layer = layers[i]
+            if not isinstance(layer, Layer):
+                raise SpecError(f"layers[{i}] must be an alexcost Layer, got {type(layer).__name__}")
+            facts = layer.__dict__.get("_memo")
+            if facts is None or facts[0] != epoch:
+                facts = _facts(layer)
+            kind = type(layer)
+            name = facts[2] or f"{facts[3]}{i}"
+            if name in index:
+                self._duplicate(i, name, layer, index)
+            if plain and facts[4]:  # reads the layer before
                 refs, x = ((i - 1, None),), y
             else:
                 refs = self._resolve(i, name, layer, index, names, ys)
                 x = self._read(i, name, layer, refs, ys, layers)
                 chain = chain and refs == ((i - 1, None),)
-            memo = None
-            if _rememberable(kind, x):
-                kept = layer.__dict__.get("_memo")
-                memo = kept[1] if kept is not None and kept[0] == _EPOCH[0] else _memo(layer)
-            known = memo.get(x) if memo is not None else None
-            if known is not None:
-                y = known[0]
-            else:
-                try:
-                    y = layer.output_shape(x)
-                    if kind in BUILTIN_KINDS and not kind.multi_output:
-                        if prod(y) > check.INT64_MAX:
-                            self._checked(kind, y)
-                    else:
-                        y = self._checked(kind, y)
-                except SpecError as err:
-                    raise err.at(_where(i, name, kind.__name__, x, kind.arity)) from None
-                if memo is not None and len(memo) < MEMO_SIZE:
-                    memo[x] = [y, None]
+            # A Parameter's shape and an activation's are equal tuples that the rules treat apart,
+            # so a merge reading a Parameter is not remembered.
+            memo = facts[1] if kind.arity == 1 or (kind.arity is None and ParameterShape not in map(type, x)) \
+                else None
+            entry = memo.get(x) if memo is not None else None
+            if entry is None:
+                entry = self._entry(i, name, layer, x, memo)
+            y = entry[0]
             plain = not kind.multi_output and kind.arity != 0
             chain = chain and plain
             index[name] = i
@@ -115,11 +137,36 @@ class Network:
             sources.append(refs)
             xs.append(x)
             ys.append(y)
+            entries.append(entry)
         put("names", tuple(names))
         put("sources", tuple(sources))
         put("input_shapes", tuple(xs))
         put("output_shapes", tuple(ys))
         put("is_chain", chain)
+        put("_entries", (epoch, entries))
+
+    @staticmethod
+    def _duplicate(i: int, name: str, layer: Layer, index: dict):
+        what = "the network input's name" if name == INPUT else f"already used by layers[{index[name]}]"
+        raise SpecError(f"layers[{i}] ({type(layer).__name__}): duplicate name {name!r}, {what}")
+
+    def _entry(self, i: int, name: str, layer: Layer, x, memo: dict | None) -> list:
+        """Check ``layer`` on ``x``: ``[output shape, counts (None until asked), totals vector (likewise)]``,
+        remembered in ``memo`` (the layer's, when ``x`` can key it) while it has room."""
+        kind = type(layer)
+        try:
+            y = layer.output_shape(x)
+            if kind in BUILTIN_KINDS and not kind.multi_output:
+                if prod(y) > check.INT64_MAX:
+                    self._checked(kind, y)
+            else:
+                y = self._checked(kind, y)
+        except SpecError as err:
+            raise err.at(_where(i, name, kind.__name__, x, kind.arity)) from None
+        entry = [y, None, None]
+        if memo is not None and len(memo) < MEMO_SIZE:
+            memo[x] = entry
+        return entry
 
     @staticmethod
     def _resolve(i: int, name: str, layer: Layer, index: dict, names: list, ys: list) -> tuple:
@@ -276,21 +323,45 @@ class Network:
 
     def _layer_counts(self) -> list:
         """`counts` without the buffer bytes, remembered by each layer for its input shape."""
-        out = []
-        for layer, x, y in zip(self.layers, self.input_shapes, self.output_shapes):
-            kind = type(layer)
-            memo = _memo(layer).get(x) if _rememberable(kind, x) else None
-            c = memo[1] if memo is not None else None
-            if c is None:
-                w, b, m, a, o, n = _overrides(kind)  # False where the kind keeps the base's 0: no call
-                elements = sum(prod(s) for s in y) if kind.multi_output else prod(y)
-                c = (layer.weight_params(x) if w else 0, layer.bias_params(x) if b else 0,
-                     layer.macs(x, y) if m else 0, layer.bias_adds(x, y) if a else 0,
-                     layer.other_ops(x, y) if o else 0, layer.buffers(x) if n else 0, elements, kind.arity != 0)
-                if memo is not None:
-                    memo[1] = c
-            out.append(c)
+        entries = self._current_entries()
+        out = [entry[1] for entry in entries]
+        if None in out:
+            for i, (layer, x, entry) in enumerate(zip(self.layers, self.input_shapes, entries)):
+                if entry[1] is None:
+                    entry[1] = out[i] = _count(layer, x, entry[0])
         return out
+
+    def _current_entries(self) -> list:
+        """What wiring found per layer (`Network._entry`), or found again after `forget_rules`."""
+        epoch, entries = self.__dict__["_entries"]
+        if epoch != _EPOCH[0]:
+            entries = []
+            for layer, x, y in zip(self.layers, self.input_shapes, self.output_shapes):
+                kind = type(layer)
+                memo = _memo(layer) if kind.arity == 1 or (
+                    kind.arity is None and ParameterShape not in map(type, x)) else {}
+                entry = memo.get(x)
+                if entry is None:
+                    entry = [y, None, None]
+                    if len(memo) < MEMO_SIZE:
+                        memo[x] = entry
+                entries.append(entry)
+            object.__setattr__(self, "_entries", (_EPOCH[0], entries))
+        return entries
+
+    def _vectors(self) -> list | None:
+        """Per layer, its per-sample contribution to the totals, ``(weight_params, bias_params, macs,
+        bias_adds, other_ops, buffers, batched output elements, new batched storage, unbatched
+        elements)``, where every tensor stays contiguous (`alexcost.storage.contiguous_plan`); None
+        where some layer needs the stride trace to tell its storage."""
+        entries = self._current_entries()
+        out = [entry[2] for entry in entries]
+        if None in out:
+            counts = self._layer_counts()
+            for i, (layer, c, entry) in enumerate(zip(self.layers, counts, entries)):
+                if entry[2] is None:
+                    entry[2] = out[i] = _vector(layer, c)
+        return None if False in out else out
 
     def totals(self, batch: int, itemsize: int, group: str | None = None, unused_params: int = 0,
                counts: tuple | None = None) -> Totals:
@@ -307,6 +378,12 @@ class Network:
                       batch * stored, unused_params)
 
     def _sums(self, batch: int, itemsize: int, group: str | None, counts: tuple | None) -> tuple:
+        vectors = self._vectors() if group is None else None
+        if vectors is not None:  # every tensor contiguous: the sums of the layers' vectors
+            w, b, m, a, o, n, e, stored, unbatched = map(sum, zip(*vectors))
+            fixed = sum(layer.buffer_bytes(x, itemsize) for layer, x, v in
+                        zip(self.layers, self.input_shapes, vectors) if v[5]) if n else 0
+            return w, b, m, a, o, n, e, fixed, stored, unbatched
         w = b = m = a = o = n = e = fixed = stored = unbatched = 0
         new = self.storage(batch)
         counts = self._layer_counts() if counts is None else counts
@@ -359,29 +436,66 @@ _EPOCH = [0]
 
 
 def _memo(layer: Layer) -> dict:
-    """What ``layer`` remembers: input shape -> [output shape, per-sample counts or None].
+    """What ``layer`` remembers: input shape -> ``[output shape, per-sample counts or None,
+    totals vector or None]`` (see `Network._entry`).
 
     A frozen layer's rules are pure functions of its arguments and its input, so the next
     network that reuses the layer object (a cached preset, a search over candidates) skips
     checking and counting it again. `forget_rules` drops every memo at once.
     """
-    memo = layer.__dict__.get("_memo")
-    if memo is None or memo[0] != _EPOCH[0]:
-        memo = (_EPOCH[0], {})
-        object.__setattr__(layer, "_memo", memo)
-    return memo[1]
+    facts = layer.__dict__.get("_memo")
+    if facts is None or facts[0] != _EPOCH[0]:
+        facts = _facts(layer)
+    return facts[1]
 
 
-def _rememberable(kind, x) -> bool:
-    """Can ``x`` key what a layer remembers? A Parameter's shape and an activation's are equal
-    tuples that the rules treat apart, so a merge reading a Parameter is not remembered."""
-    return kind.arity == 1 or (kind.arity is None and ParameterShape not in map(type, x))
+def _facts(layer: Layer) -> tuple:
+    """A layer's memo with what wiring asks of it every time: ``(epoch, memo, name, default name
+    stem, reads the layer before it unless told otherwise, has one output)``."""
+    kind = type(layer)
+    facts = (_EPOCH[0], {}, layer.name, kind.__name__.lower(), layer.inputs is None and kind.arity == 1,
+             not kind.multi_output)
+    object.__setattr__(layer, "_memo", facts)
+    return facts
+
+
+_CHAIN_REFS: list = [((-1, None),)]
+
+
+def _chain_refs(n: int) -> list:
+    """``sources`` of a chain of ``n`` layers: each reads the one before it."""
+    if n <= 4096:
+        while len(_CHAIN_REFS) < n:
+            _CHAIN_REFS.append(((len(_CHAIN_REFS) - 1, None),))
+        return _CHAIN_REFS[:n]
+    return [((j, None),) for j in range(-1, n - 1)]
 
 
 def forget_rules() -> None:
     """Forget what layers remember of their rules' results: call it after changing a kind's
     rules at run time (tests that corrupt a count on purpose do)."""
     _EPOCH[0] += 1
+
+
+def _count(layer: Layer, x, y) -> tuple:
+    """A layer's per-sample counts (see `Network.counts`), calling only the rules its kind defines."""
+    kind = type(layer)
+    w, b, m, a, o, n = _overrides(kind)  # False where the kind keeps the base's 0: no call
+    elements = sum(prod(s) for s in y) if kind.multi_output else prod(y)
+    return (layer.weight_params(x) if w else 0, layer.bias_params(x) if b else 0,
+            layer.macs(x, y) if m else 0, layer.bias_adds(x, y) if a else 0,
+            layer.other_ops(x, y) if o else 0, layer.buffers(x) if n else 0, elements, kind.arity != 0)
+
+
+def _vector(layer: Layer, c: tuple):
+    """A layer's per-sample contribution to the totals (see `Network._vectors`), False where its
+    storage needs the stride trace."""
+    from .storage import contiguous_new
+
+    new = contiguous_new(layer)
+    if new is None:
+        return False
+    return (*c[:6], c[6], c[6] if new else 0, 0) if c[7] else (*c[:6], 0, 0, c[6])
 
 
 _OVERRIDES: dict = {}
