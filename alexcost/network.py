@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from math import prod
 
 from . import arguments as check
-from .bulk import paused_gc
+from .bulk import BULK, paused_gc
 from .cost import LayerCost, NetworkCost, Totals, dtype_bytes
 from .errors import SpecError, describe_layer, format_shape
 from .layers import BUILTIN_KINDS, INPUT, Layer, ParameterShape, Shape
@@ -66,12 +66,15 @@ class Network:
         check.text(self.name, "name")
         if not layers:
             raise SpecError("a network needs at least one layer")
-        with paused_gc(len(layers)):
+        if len(layers) < BULK:
             self._wire(layers)
+        else:
+            with paused_gc(len(layers)):
+                self._wire(layers)
 
     def _wire(self, layers: tuple) -> None:
-        """Resolve every layer's inputs, propagate shapes and check each layer on them."""
-        put = object.__setattr__.__get__(self)
+        """Resolve every layer's inputs, propagate shapes and check each layer on them (the fields
+        are set through ``__dict__``: the dataclass is frozen)."""
         epoch = _EPOCH[0]
         names, index, ys, entries = [], {INPUT: NETWORK_INPUT}, [], []
         y = self.input_shape
@@ -138,17 +141,14 @@ class Network:
             xs.append(x)
             ys.append(y)
             entries.append(entry)
-        put("names", tuple(names))
-        put("sources", tuple(sources))
-        put("input_shapes", tuple(xs))
-        put("output_shapes", tuple(ys))
-        put("is_chain", chain)
-        put("_entries", (epoch, entries))
+        self.__dict__.update(names=tuple(names), sources=tuple(sources), input_shapes=tuple(xs),
+                             output_shapes=tuple(ys), is_chain=chain, _entries=(epoch, entries))
 
     @staticmethod
     def _duplicate(i: int, name: str, layer: Layer, index: dict):
         what = "the network input's name" if name == INPUT else f"already used by layers[{index[name]}]"
         raise SpecError(f"layers[{i}] ({type(layer).__name__}): duplicate name {name!r}, {what}")
+
 
     def _entry(self, i: int, name: str, layer: Layer, x, memo: dict | None) -> list:
         """Check ``layer`` on ``x``: ``[output shape, counts (None until asked), totals vector (likewise)]``,
@@ -368,11 +368,13 @@ class Network:
         """The totals of `cost` (of the layers of one ``group``, if given): the per-sample sums
         (kept on the network, which is immutable) scaled by the batch."""
         key = (_EPOCH[0], itemsize, batch == 1, group)
-        sums = self.__dict__.get("_sums_by_key", {}).get(key)
+        cache = self.__dict__.get("_sums_by_key")
+        if cache is None:
+            cache = {}
+            object.__setattr__(self, "_sums_by_key", cache)
+        sums = cache.get(key)
         if sums is None:
-            sums = self._sums(batch, itemsize, group, counts)
-            cache = self.__dict__.setdefault("_sums_by_key", {})
-            cache[key] = sums
+            sums = cache[key] = self._sums(batch, itemsize, group, counts)
         w, b, m, a, o, n, e, fixed, stored, unbatched = sums
         return Totals(w, b, batch * m, batch * a, batch * o, batch * e + unbatched, itemsize, n, fixed,
                       batch * stored, unused_params)
@@ -426,7 +428,7 @@ class Network:
         dtype_bytes(dtype)
         if batch > 1:
             self._check_batch(batch)
-        return NetworkCost(self.name, self.input_shape, batch, dtype, None, not self.is_chain, network=self)
+        return NetworkCost._of(self, batch, dtype)
 
 
 MEMO_SIZE = 64
