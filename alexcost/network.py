@@ -108,6 +108,7 @@ class Network:
             sources = _chain_refs(done)
         else:
             xs, sources = [], []
+        special = {done - 1} if not plain else set()  # layers whose output is not one activation
         for i in range(done, len(layers)):  # the general case: a graph
             layer = layers[i]
             if not isinstance(layer, Layer):
@@ -119,22 +120,28 @@ class Network:
             name = facts[2] or f"{facts[3]}{i}"
             if name in index:
                 self._duplicate(i, name, layer, index)
+            memo = facts[1]
             if plain and facts[4]:  # reads the layer before
                 refs, x = ((i - 1, None),), y
+            elif facts[6] == 1 and (j := index.get(facts[7][0])) is not None and j not in special:
+                refs, x = ((j, None),), ys[j] if j != NETWORK_INPUT else self.input_shape  # one named activation
+                chain = chain and j == i - 1
             else:
-                refs = self._resolve(i, name, layer, index, names, ys)
+                refs = self._resolve(i, name, layer, index, names, ys, special)
                 x = self._read(i, name, layer, refs, ys, layers)
                 chain = chain and refs == ((i - 1, None),)
-            # A Parameter's shape and an activation's are equal tuples that the rules treat apart,
-            # so a merge reading a Parameter is not remembered.
-            memo = facts[1] if kind.arity == 1 or (kind.arity is None and ParameterShape not in map(type, x)) \
-                else None
+                # A Parameter's shape and an activation's are equal tuples that the rules treat apart,
+                # so a merge reading a Parameter is not remembered.
+                if kind.arity != 1 and (kind.arity is not None or ParameterShape in map(type, x)):
+                    memo = None
             entry = memo.get(x) if memo is not None else None
             if entry is None:
                 entry = self._entry(i, name, layer, x, memo)
             y = entry[0]
-            plain = not kind.multi_output and kind.arity != 0
-            chain = chain and plain
+            plain = facts[5] and kind.arity != 0
+            if not plain:
+                special.add(i)
+                chain = False
             index[name] = i
             names.append(name)
             sources.append(refs)
@@ -169,15 +176,16 @@ class Network:
         return entry
 
     @staticmethod
-    def _resolve(i: int, name: str, layer: Layer, index: dict, names: list, ys: list) -> tuple:
-        """The ``(layer index, output index)`` pairs ``layer`` reads."""
+    def _resolve(i: int, name: str, layer: Layer, index: dict, names: list, ys: list, special: set) -> tuple:
+        """The ``(layer index, output index)`` pairs ``layer`` reads (``special``: the layers whose
+        output is not one activation: a Parameter's, or several)."""
         kind = type(layer)
         inputs = layer.inputs
-        if inputs is not None and kind.arity is None and len(inputs) >= 2:  # a merge, named well: fast
+        if inputs is not None and kind.arity is None and len(inputs) >= 2:  # a merge of activations: fast
             refs = []
             for ref in inputs:
                 j = index.get(ref)
-                if j is None or (j != NETWORK_INPUT and type_multi(ys[j])):
+                if j is None or j in special:
                     break
                 refs.append((j, None))
             else:
@@ -327,8 +335,9 @@ class Network:
         out = [entry[1] for entry in entries]
         if None in out:
             for i, (layer, x, entry) in enumerate(zip(self.layers, self.input_shapes, entries)):
-                if entry[1] is None:
-                    entry[1] = out[i] = _count(layer, x, entry[0])
+                if entry[1] is None:  # (an entry a network holds twice is counted once)
+                    entry[1] = _count(layer, x, entry[0])
+                out[i] = entry[1]
         return out
 
     def _current_entries(self) -> list:
@@ -360,7 +369,8 @@ class Network:
             counts = self._layer_counts()
             for i, (layer, c, entry) in enumerate(zip(self.layers, counts, entries)):
                 if entry[2] is None:
-                    entry[2] = out[i] = _vector(layer, c)
+                    entry[2] = _vector(layer, c)
+                out[i] = entry[2]
         return None if False in out else out
 
     def totals(self, batch: int, itemsize: int, group: str | None = None, unused_params: int = 0,
@@ -453,10 +463,12 @@ def _memo(layer: Layer) -> dict:
 
 def _facts(layer: Layer) -> tuple:
     """A layer's memo with what wiring asks of it every time: ``(epoch, memo, name, default name
-    stem, reads the layer before it unless told otherwise, has one output)``."""
+    stem, reads the layer before it unless told otherwise, has one output, 1 when it reads one
+    named input (else 0), inputs)``."""
     kind = type(layer)
+    reads = 1 if kind.arity == 1 and layer.inputs is not None and len(layer.inputs) == 1 else 0
     facts = (_EPOCH[0], {}, layer.name, kind.__name__.lower(), layer.inputs is None and kind.arity == 1,
-             not kind.multi_output)
+             not kind.multi_output, reads, layer.inputs)
     object.__setattr__(layer, "_memo", facts)
     return facts
 

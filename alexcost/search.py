@@ -11,13 +11,11 @@ length of one call.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import prod
 
 from .bulk import paused_gc
 from .cost import DTYPE_BYTES, dtype_bytes
 from .errors import SpecError
-from .network import Network, _overrides
-from .storage import plan
+from .network import Network
 
 COLUMNS = ("index", "name", "params", "macs", "flops", "activation_bytes", "output_shape", "error")
 """What each row holds (``error`` is None for a valid candidate; its counts are then ints)."""
@@ -87,24 +85,15 @@ def _key_value(value):
 
 
 class _Memo:
-    """What one `evaluate` call remembers: built layers by entry, counts by (layer, input)."""
+    """What one `evaluate` call remembers: built layers by entry. Each layer object remembers its
+    own output shape and counts per input shape (`alexcost.network`), so a layer shared by many
+    candidates is checked and counted once per input."""
 
     def __init__(self):
         from .specfile import layer_from_dict
 
         self.parse = layer_from_dict
         self.layers: dict = {}
-        self.counts: dict = {}
-
-    def layer(self, entry, index: int):
-        try:
-            key = _key(entry)
-            layer = self.layers.get(key)
-        except (TypeError, AttributeError):  # not a flat entry of plain values: the parser says what is wrong
-            return self.parse(entry, index)
-        if layer is None:
-            layer = self.layers[key] = self.parse(entry, index)
-        return layer
 
     def network(self, candidate, index: int) -> Network:
         if isinstance(candidate, Network):
@@ -115,34 +104,32 @@ class _Memo:
             return network_from_dict(candidate if isinstance(candidate, dict) else {}, f"candidate{index}")
         if any(key not in TOP_LEVEL_KEYS for key in candidate) or "input_shape" not in candidate:
             return network_from_dict(candidate, f"candidate{index}")
-        layers = [self.layer(entry, i) for i, entry in enumerate(candidate["layers"])]
+        known, parse, layers = self.layers, self.parse, []
+        for i, entry in enumerate(candidate["layers"]):
+            try:
+                key = _key(entry)
+                layer = known.get(key)
+            except (TypeError, AttributeError):  # not a flat entry of plain values: the parser says what is wrong
+                layer = parse(entry, i)
+            else:
+                if layer is None:
+                    layer = known[key] = parse(entry, i)
+            layers.append(layer)
         return Network(candidate["input_shape"], layers, name=candidate.get("name", f"candidate{index}"))
 
-    def totals(self, network: Network, batch: int) -> tuple[int, int, int, int]:
-        """(params, macs, flops, stored elements) of ``network`` for ``batch`` samples."""
-        w = m = a = o = stored = unbatched = 0
-        new = plan(network, batch) if batch else ()
-        for layer, x, y, is_new in zip(network.layers, network.input_shapes, network.output_shapes, new):
-            key = (id(layer), x) if type(layer).arity == 1 else None
-            c = self.counts.get(key) if key else None
-            if c is None:
-                has = _overrides(type(layer))
-                c = (layer.weight_params(x) + layer.bias_params(x) if has[0] or has[1] else 0,
-                     layer.macs(x, y) if has[2] else 0, layer.bias_adds(x, y) if has[3] else 0,
-                     layer.other_ops(x, y) if has[4] else 0,
-                     sum(prod(s) for s in y) if type(layer).multi_output else prod(y))
-                if key:
-                    self.counts[key] = c
-                    self.layers.setdefault(("layer", id(layer)), layer)  # keeps id(layer) from being reused
-            w += c[0]
-            m += c[1]
-            a += c[2]
-            o += c[3]
-            if type(layer).arity == 0:
-                unbatched += c[4]
-            elif is_new:
-                stored += c[4]
-        return w, batch * m, batch * (2 * m + a + o), batch * stored
+
+def _totals(network: Network, batch: int) -> tuple[int, int, int, int]:
+    """(params, macs, flops, stored elements) of ``network`` for ``batch`` samples."""
+    w, b, m, a, o, n, e, fixed, stored, unbatched = network._sums(batch, 4, None, None)
+    return w + b, batch * m, batch * (2 * m + a + o), batch * stored
+
+
+def _row(index, name, params, macs, flops, activation_bytes, output_shape, error=None) -> Candidate:
+    """``Candidate(...)``, without a frozen dataclass's per-field set."""
+    row = object.__new__(Candidate)
+    row.__dict__.update(index=index, name=name, params=params, macs=macs, flops=flops,
+                        activation_bytes=activation_bytes, output_shape=output_shape, error=error)
+    return row
 
 
 def evaluate(candidates, *, batch: int = 1, dtype: str = "float32") -> Results:
@@ -166,11 +153,11 @@ def evaluate(candidates, *, batch: int = 1, dtype: str = "float32") -> Results:
                 network = memo.network(candidate, index)
                 if batch > 1:
                     network._check_batch(batch)
-                params, macs, flops, stored = memo.totals(network, batch)
+                params, macs, flops, stored = _totals(network, batch)
             except SpecError as err:
-                rows.append(Candidate(index, name, None, None, None, None, None, str(err)))
+                rows.append(_row(index, name, None, None, None, None, None, str(err)))
                 continue
-            rows.append(Candidate(index, network.name, params, macs, flops, stored * itemsize, network.output_shape))
+            rows.append(_row(index, network.name, params, macs, flops, stored * itemsize, network.output_shapes[-1]))
     return Results(tuple(rows), batch, dtype)
 
 
