@@ -103,11 +103,8 @@ class Network:
                 done, plain = i + 1, False
                 break
         chain = plain
-        if done:
-            xs = [self.input_shape, *ys[:done - 1]]
-            sources = _chain_refs(done)
-        else:
-            xs, sources = [], []
+        steps = _chain_refs(len(layers))  # steps[i]: the sources of a layer reading the one before it
+        xs, sources = [self.input_shape, *ys[:done - 1]] if done else [], steps[:done]
         special = {done - 1} if not plain else set()  # layers whose output is not one activation
         for i in range(done, len(layers)):  # the general case: a graph
             layer = layers[i]
@@ -116,13 +113,12 @@ class Network:
             facts = layer.__dict__.get("_memo")
             if facts is None or facts[0] != epoch:
                 facts = _facts(layer)
-            kind = type(layer)
             name = facts[2] or f"{facts[3]}{i}"
             if name in index:
                 self._duplicate(i, name, layer, index)
             memo = facts[1]
             if plain and facts[4]:  # reads the layer before
-                refs, x = ((i - 1, None),), y
+                refs, x = steps[i], y
             elif facts[6] == 1 and (j := index.get(facts[7][0])) is not None and j not in special:
                 refs, x = ((j, None),), ys[j] if j != NETWORK_INPUT else self.input_shape  # one named activation
                 chain = chain and j == i - 1
@@ -130,6 +126,7 @@ class Network:
                 refs = self._resolve(i, name, layer, index, names, ys, special)
                 x = self._read(i, name, layer, refs, ys, layers)
                 chain = chain and refs == ((i - 1, None),)
+                kind = type(layer)
                 # A Parameter's shape and an activation's are equal tuples that the rules treat apart,
                 # so a merge reading a Parameter is not remembered.
                 if kind.arity != 1 and (kind.arity is not None or ParameterShape in map(type, x)):
@@ -138,7 +135,7 @@ class Network:
             if entry is None:
                 entry = self._entry(i, name, layer, x, memo)
             y = entry[0]
-            plain = facts[5] and kind.arity != 0
+            plain = facts[5]
             if not plain:
                 special.add(i)
                 chain = False
@@ -389,12 +386,17 @@ class Network:
         return Totals(w, b, batch * m, batch * a, batch * o, batch * e + unbatched, itemsize, n, fixed,
                       batch * stored, unused_params)
 
+    def _vector_sums(self) -> tuple | None:
+        """The sums of `_vectors` (None where it is None)."""
+        vectors = self._vectors()
+        return None if vectors is None else tuple(map(sum, zip(*vectors)))
+
     def _sums(self, batch: int, itemsize: int, group: str | None, counts: tuple | None) -> tuple:
-        vectors = self._vectors() if group is None else None
-        if vectors is not None:  # every tensor contiguous: the sums of the layers' vectors
-            w, b, m, a, o, n, e, stored, unbatched = map(sum, zip(*vectors))
-            fixed = sum(layer.buffer_bytes(x, itemsize) for layer, x, v in
-                        zip(self.layers, self.input_shapes, vectors) if v[5]) if n else 0
+        sums = self._vector_sums() if group is None else None
+        if sums is not None:  # every tensor contiguous: the sums of the layers' vectors
+            w, b, m, a, o, n, e, stored, unbatched = sums
+            fixed = sum(layer.buffer_bytes(x, itemsize) for layer, x, c in
+                        zip(self.layers, self.input_shapes, self._layer_counts()) if c[5]) if n else 0
             return w, b, m, a, o, n, e, fixed, stored, unbatched
         w = b = m = a = o = n = e = fixed = stored = unbatched = 0
         new = self.storage(batch)
@@ -463,12 +465,12 @@ def _memo(layer: Layer) -> dict:
 
 def _facts(layer: Layer) -> tuple:
     """A layer's memo with what wiring asks of it every time: ``(epoch, memo, name, default name
-    stem, reads the layer before it unless told otherwise, has one output, 1 when it reads one
-    named input (else 0), inputs)``."""
+    stem, reads the layer before it unless told otherwise, its output is one activation (not
+    several, not a Parameter's weight), 1 when it reads one named input (else 0), inputs)``."""
     kind = type(layer)
     reads = 1 if kind.arity == 1 and layer.inputs is not None and len(layer.inputs) == 1 else 0
     facts = (_EPOCH[0], {}, layer.name, kind.__name__.lower(), layer.inputs is None and kind.arity == 1,
-             not kind.multi_output, reads, layer.inputs)
+             not kind.multi_output and kind.arity != 0, reads, layer.inputs)
     object.__setattr__(layer, "_memo", facts)
     return facts
 

@@ -3,14 +3,15 @@
 `evaluate` costs each candidate (a spec dict, as spec files hold them, or a built `Network`)
 and never raises for a bad one: its row says why it is invalid, and the others go on.
 Candidates drawn from one search space share most of their layers, so a layer entry seen
-before is not parsed and checked again, and a layer's counts on an input shape seen before
-are not recomputed: both are pure functions of the layer and its input, remembered for the
-length of one call.
+before is not parsed and checked again (remembered for the length of one call), and the
+layer object it gave, shared by every candidate that holds the entry, remembers its output
+shape and counts per input shape (`alexcost.network`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from marshal import dumps
 
 from .bulk import paused_gc
 from .cost import DTYPE_BYTES, dtype_bytes
@@ -84,43 +85,79 @@ def _key_value(value):
     return (value.__class__, tuple(_key_value(x) for x in value) if value.__class__ is list else value)
 
 
+_PLAIN = frozenset((str, int, float, bool, type(None)))
+
+
+def _plain(entry) -> bool:
+    """Is ``entry`` a dict of str, int, float, bool or None values, or lists or tuples of them?
+    Then its `marshal` bytes name it exactly: marshal writes each of these types with a code of
+    its own (it refuses their subclasses), so equal bytes mean equal values of equal types. (It
+    writes every bytes-like object alike, which is why only plain entries are remembered by them.)"""
+    if entry.__class__ is not dict:
+        return False
+    for value in entry.values():
+        if value.__class__ is list or value.__class__ is tuple:
+            if not all(x.__class__ in _PLAIN for x in value):
+                return False
+        elif value.__class__ not in _PLAIN:
+            return False
+    return True
+
+
 class _Memo:
     """What one `evaluate` call remembers: built layers by entry. Each layer object remembers its
     own output shape and counts per input shape (`alexcost.network`), so a layer shared by many
     candidates is checked and counted once per input."""
 
     def __init__(self):
-        from .specfile import layer_from_dict
+        from .specfile import TOP_LEVEL_KEYS, layer_from_dict, network_from_dict
 
-        self.parse = layer_from_dict
+        self.parse, self.checked = layer_from_dict, network_from_dict
+        self.top_level = frozenset(TOP_LEVEL_KEYS)
         self.layers: dict = {}
+
+    def layer(self, entry, index: int, key: bytes | None):
+        """Parse an entry not seen before, remembered by its marshal bytes when they name it
+        exactly (`_plain`), else by `_key`."""
+        if key is not None and _plain(entry):
+            layer = self.layers[key] = self.parse(entry, index)
+            return layer
+        try:
+            key = _key(entry)
+            layer = self.layers.get(key)
+        except (TypeError, AttributeError):  # not a flat entry of plain values: the parser says what is wrong
+            return self.parse(entry, index)
+        if layer is None:
+            layer = self.layers[key] = self.parse(entry, index)
+        return layer
 
     def network(self, candidate, index: int) -> Network:
         if isinstance(candidate, Network):
             return candidate
-        from .specfile import TOP_LEVEL_KEYS, network_from_dict
-
         if not isinstance(candidate, dict) or not isinstance(candidate.get("layers"), list):
-            return network_from_dict(candidate if isinstance(candidate, dict) else {}, f"candidate{index}")
-        if any(key not in TOP_LEVEL_KEYS for key in candidate) or "input_shape" not in candidate:
-            return network_from_dict(candidate, f"candidate{index}")
-        known, parse, layers = self.layers, self.parse, []
+            return self.checked(candidate if isinstance(candidate, dict) else {}, f"candidate{index}")
+        if not candidate.keys() <= self.top_level or "input_shape" not in candidate:
+            return self.checked(candidate, f"candidate{index}")
+        known, layers = self.layers, []
         for i, entry in enumerate(candidate["layers"]):
             try:
-                key = _key(entry)
-                layer = known.get(key)
-            except (TypeError, AttributeError):  # not a flat entry of plain values: the parser says what is wrong
-                layer = parse(entry, i)
-            else:
-                if layer is None:
-                    layer = known[key] = parse(entry, i)
+                key = dumps(entry, 0)  # version 0: no references, no interning: equal entries, equal bytes
+            except (ValueError, TypeError):  # marshal refuses subclasses of its types
+                key = None
+            layer = known.get(key)
+            if layer is None:
+                layer = self.layer(entry, i, key)
             layers.append(layer)
         return Network(candidate["input_shape"], layers, name=candidate.get("name", f"candidate{index}"))
 
 
 def _totals(network: Network, batch: int) -> tuple[int, int, int, int]:
     """(params, macs, flops, stored elements) of ``network`` for ``batch`` samples."""
-    w, b, m, a, o, n, e, fixed, stored, unbatched = network._sums(batch, 4, None, None)
+    sums = network._vector_sums()
+    if sums is None:  # some layer's storage needs the stride trace
+        w, b, m, a, o, n, e, fixed, stored, unbatched = network._sums(batch, 1, None, None)
+    else:
+        w, b, m, a, o, n, e, stored, unbatched = sums
     return w + b, batch * m, batch * (2 * m + a + o), batch * stored
 
 
