@@ -17,6 +17,7 @@ from .bulk import BULK, paused_gc
 from .cost import LayerCost, NetworkCost, Totals, dtype_bytes
 from .errors import SpecError, describe_layer, format_shape
 from .layers import BUILTIN_KINDS, INPUT, Layer, ParameterShape, Shape
+from .storage import contiguous_new
 
 NETWORK_INPUT = -1
 """The source index of the network input in `Network.sources`."""
@@ -75,57 +76,59 @@ class Network:
     def _wire(self, layers: tuple) -> None:
         """Resolve every layer's inputs, propagate shapes and check each layer on them (the fields
         are set through ``__dict__``: the dataclass is frozen)."""
-        epoch = _EPOCH[0]
-        names, index, ys, entries = [], {INPUT: NETWORK_INPUT}, [], []
-        y = self.input_shape
-        done, plain = len(layers), True  # plain: the previous output is one activation a layer can read by default
-        for i, layer in enumerate(layers):  # the common case first: each layer reads the one before it
-            if not isinstance(layer, Layer):
-                raise SpecError(f"layers[{i}] must be an alexcost Layer, got {type(layer).__name__}")
-            facts = layer.__dict__.get("_memo")
-            if facts is None or facts[0] != epoch:
-                facts = _facts(layer)
-            if not facts[4]:
-                done = i
+        epoch, n = _EPOCH[0], len(layers)
+        names, index, sources, xs, ys, entries = [], {INPUT: NETWORK_INPUT}, [], [], [], []
+        steps = _chain_refs(n)  # steps[i]: the sources of a layer reading the one before it
+        special = set()  # the layers whose output is not one activation (a Parameter's, or several)
+        y, i, chain = self.input_shape, 0, True
+        plain = True  # the previous output is one activation a layer can read by default
+        while i < n:
+            run = i
+            for i in range(run, n):  # a run of layers each reading the one before: the common case, kept lean
+                layer = layers[i]
+                if not isinstance(layer, Layer):
+                    raise SpecError(f"layers[{i}] must be an alexcost Layer, got {type(layer).__name__}")
+                facts = layer.__dict__.get("_memo")
+                if facts is None or facts[0] != epoch:
+                    facts = _facts(layer)
+                if not (plain and facts[4]):
+                    break
+                name = facts[2] or f"{facts[3]}{i}"
+                if name in index:
+                    self._duplicate(i, name, layer, index)
+                entry = facts[1].get(y)
+                if entry is None:
+                    entry = self._entry(i, name, layer, y, facts[1])
+                y = entry[0]
+                index[name] = i
+                names.append(name)
+                ys.append(y)
+                entries.append(entry)
+                if not facts[5]:  # several outputs: the next layer names the one it reads
+                    plain = chain = False
+                    special.add(i)
+            else:
+                i = n
+            if i > run:
+                xs.extend(ys[run - 1:i - 1] if run else [self.input_shape, *ys[:i - 1]])
+                sources.extend(steps[run:i])
+            if i == n:
                 break
-            name = facts[2] or f"{facts[3]}{i}"
-            if name in index:
-                self._duplicate(i, name, layer, index)
-            entry = facts[1].get(y)
-            if entry is None:
-                entry = self._entry(i, name, layer, y, facts[1])
-            y = entry[0]
-            index[name] = i
-            names.append(name)
-            ys.append(y)
-            entries.append(entry)
-            if not facts[5]:  # several outputs: the next layer names the one it reads
-                done, plain = i + 1, False
-                break
-        chain = plain
-        steps = _chain_refs(len(layers))  # steps[i]: the sources of a layer reading the one before it
-        xs, sources = [self.input_shape, *ys[:done - 1]] if done else [], steps[:done]
-        special = {done - 1} if not plain else set()  # layers whose output is not one activation
-        for i in range(done, len(layers)):  # the general case: a graph
-            layer = layers[i]
-            if not isinstance(layer, Layer):
-                raise SpecError(f"layers[{i}] must be an alexcost Layer, got {type(layer).__name__}")
-            facts = layer.__dict__.get("_memo")
-            if facts is None or facts[0] != epoch:
-                facts = _facts(layer)
-            name = facts[2] or f"{facts[3]}{i}"
+            name = facts[2] or f"{facts[3]}{i}"  # layer i names its inputs, or cannot read the one before
             if name in index:
                 self._duplicate(i, name, layer, index)
             memo = facts[1]
-            if plain and facts[4]:  # reads the layer before
-                refs, x = steps[i], y
-            elif facts[6] == 1 and (j := index.get(facts[7][0])) is not None and j not in special:
+            if facts[6] == 1 and (j := index.get(facts[7][0])) is not None and j not in special:
                 refs, x = ((j, None),), ys[j] if j != NETWORK_INPUT else self.input_shape  # one named activation
                 chain = chain and j == i - 1
+            elif facts[6] == 2 and all((j := index.get(ref)) is not None and j not in special for ref in facts[7]):
+                refs = tuple([(index[ref], None) for ref in facts[7]])  # a merge of named activations
+                x = tuple([ys[j] if j != NETWORK_INPUT else self.input_shape for j, _ in refs])
+                chain = False
             else:
                 refs = self._resolve(i, name, layer, index, names, ys, special)
                 x = self._read(i, name, layer, refs, ys, layers)
-                chain = chain and refs == ((i - 1, None),)
+                chain = chain and refs == steps[i]
                 kind = type(layer)
                 # A Parameter's shape and an activation's are equal tuples that the rules treat apart,
                 # so a merge reading a Parameter is not remembered.
@@ -145,6 +148,7 @@ class Network:
             xs.append(x)
             ys.append(y)
             entries.append(entry)
+            i += 1
         self.__dict__.update(names=tuple(names), sources=tuple(sources), input_shapes=tuple(xs),
                              output_shapes=tuple(ys), is_chain=chain, _entries=(epoch, entries))
 
@@ -155,8 +159,9 @@ class Network:
 
 
     def _entry(self, i: int, name: str, layer: Layer, x, memo: dict | None) -> list:
-        """Check ``layer`` on ``x``: ``[output shape, counts (None until asked), totals vector (likewise)]``,
-        remembered in ``memo`` (the layer's, when ``x`` can key it) while it has room."""
+        """Check ``layer`` on ``x``: ``[output shape, per-sample counts, totals vector]`` (for a user's
+        kind, the counts and vector are None until asked for), remembered in ``memo`` (the layer's,
+        when ``x`` can key it) while it has room."""
         kind = type(layer)
         try:
             y = layer.output_shape(x)
@@ -168,6 +173,12 @@ class Network:
         except SpecError as err:
             raise err.at(_where(i, name, kind.__name__, x, kind.arity)) from None
         entry = [y, None, None]
+        if kind in BUILTIN_KINDS:  # pure rules: count now, while the layer and its shapes are at hand
+            try:
+                entry[1] = _count(layer, x, y)
+                entry[2] = _vector(layer, entry[1])
+            except SpecError:  # a count the rules refuse is refused when asked for, as ever
+                entry[1] = entry[2] = None
         if memo is not None and len(memo) < MEMO_SIZE:
             memo[x] = entry
         return entry
@@ -355,11 +366,11 @@ class Network:
             object.__setattr__(self, "_entries", (_EPOCH[0], entries))
         return entries
 
-    def _vectors(self) -> list | None:
+    def _vectors(self) -> list:
         """Per layer, its per-sample contribution to the totals, ``(weight_params, bias_params, macs,
         bias_adds, other_ops, buffers, batched output elements, new batched storage, unbatched
-        elements)``, where every tensor stays contiguous (`alexcost.storage.contiguous_plan`); None
-        where some layer needs the stride trace to tell its storage."""
+        elements)``, where every tensor stays contiguous (`alexcost.storage.contiguous_plan`); ``()``
+        for a layer whose storage only the stride trace can tell."""
         entries = self._current_entries()
         out = [entry[2] for entry in entries]
         if None in out:
@@ -368,7 +379,7 @@ class Network:
                 if entry[2] is None:
                     entry[2] = _vector(layer, c)
                 out[i] = entry[2]
-        return None if False in out else out
+        return out
 
     def totals(self, batch: int, itemsize: int, group: str | None = None, unused_params: int = 0,
                counts: tuple | None = None) -> Totals:
@@ -387,9 +398,12 @@ class Network:
                       batch * stored, unused_params)
 
     def _vector_sums(self) -> tuple | None:
-        """The sums of `_vectors` (None where it is None)."""
-        vectors = self._vectors()
-        return None if vectors is None else tuple(map(sum, zip(*vectors)))
+        """The sums of `_vectors`; None where some layer needs the stride trace."""
+        try:
+            sums = tuple(map(sum, zip(*[entry[2] for entry in self._current_entries()])))
+        except TypeError:  # some vector is not made yet (None)
+            sums = tuple(map(sum, zip(*self._vectors())))
+        return sums if len(sums) == 9 else None  # a () among them leaves no column
 
     def _sums(self, batch: int, itemsize: int, group: str | None, counts: tuple | None) -> tuple:
         sums = self._vector_sums() if group is None else None
@@ -466,9 +480,12 @@ def _memo(layer: Layer) -> dict:
 def _facts(layer: Layer) -> tuple:
     """A layer's memo with what wiring asks of it every time: ``(epoch, memo, name, default name
     stem, reads the layer before it unless told otherwise, its output is one activation (not
-    several, not a Parameter's weight), 1 when it reads one named input (else 0), inputs)``."""
+    several, not a Parameter's weight), how it reads its inputs (1: one named input, 2: two or more
+    named by layer name, as merges do; else 0), inputs)``."""
     kind = type(layer)
-    reads = 1 if kind.arity == 1 and layer.inputs is not None and len(layer.inputs) == 1 else 0
+    inputs = layer.inputs
+    reads = 0 if inputs is None else 1 if kind.arity == 1 and len(inputs) == 1 else \
+        2 if kind.arity is None and len(inputs) >= 2 and not any("." in ref for ref in inputs) else 0
     facts = (_EPOCH[0], {}, layer.name, kind.__name__.lower(), layer.inputs is None and kind.arity == 1,
              not kind.multi_output and kind.arity != 0, reads, layer.inputs)
     object.__setattr__(layer, "_memo", facts)
@@ -504,13 +521,11 @@ def _count(layer: Layer, x, y) -> tuple:
 
 
 def _vector(layer: Layer, c: tuple):
-    """A layer's per-sample contribution to the totals (see `Network._vectors`), False where its
+    """A layer's per-sample contribution to the totals (see `Network._vectors`), ``()`` where its
     storage needs the stride trace."""
-    from .storage import contiguous_new
-
     new = contiguous_new(layer)
     if new is None:
-        return False
+        return ()
     return (*c[:6], c[6], c[6] if new else 0, 0) if c[7] else (*c[:6], 0, 0, c[6])
 
 

@@ -183,15 +183,15 @@ def evaluate(candidates, *, batch: int = 1, dtype: str = "float32") -> Results:
     memo, rows = _Memo(), []
     with paused_gc(1_000_000):
         for index, candidate in enumerate(candidates):
-            name = candidate.name if isinstance(candidate, Network) else (
-                candidate.get("name") if isinstance(candidate, dict) and isinstance(candidate.get("name"), str)
-                else f"candidate{index}")
             try:
                 network = memo.network(candidate, index)
                 if batch > 1:
                     network._check_batch(batch)
                 params, macs, flops, stored = _totals(network, batch)
             except SpecError as err:
+                name = candidate.name if isinstance(candidate, Network) else (
+                    candidate.get("name") if isinstance(candidate, dict) and isinstance(candidate.get("name"), str)
+                    else f"candidate{index}")
                 rows.append(_row(index, name, None, None, None, None, None, str(err)))
                 continue
             rows.append(_row(index, network.name, params, macs, flops, stored * itemsize, network.output_shapes[-1]))
