@@ -10,13 +10,16 @@ before it is a chain, the layout of AlexNet and of the seed's table.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from marshal import dumps
 from math import prod
+from operator import attrgetter
 
 from . import arguments as check
 from .bulk import BULK, paused_gc
 from .cost import LayerCost, NetworkCost, Totals, dtype_bytes
 from .errors import SpecError, describe_layer, format_shape
 from .layers import BUILTIN_KINDS, INPUT, Layer, ParameterShape, Shape
+from .layers.base import _field_names
 from .storage import contiguous_new
 
 NETWORK_INPUT = -1
@@ -468,8 +471,9 @@ def _memo(layer: Layer) -> dict:
     totals vector or None]`` (see `Network._entry`).
 
     A frozen layer's rules are pure functions of its arguments and its input, so the next
-    network that reuses the layer object (a cached preset, a search over candidates) skips
-    checking and counting it again. `forget_rules` drops every memo at once.
+    network that reuses the layer object (a cached preset, a search over candidates), or a
+    built-in layer of the same kind and arguments (`_shared_memo`), skips checking and counting
+    it again. `forget_rules` drops every memo at once.
     """
     facts = layer.__dict__.get("_memo")
     if facts is None or facts[0] != _EPOCH[0]:
@@ -483,24 +487,59 @@ def _facts(layer: Layer) -> tuple:
     several, not a Parameter's weight), how it reads its inputs (1: one named input, 2: two or more
     named by layer name, as merges do; else 0), inputs)``."""
     kind = type(layer)
+    memo = _shared_memo(layer, kind) if kind in BUILTIN_KINDS else {}
     inputs = layer.inputs
     reads = 0 if inputs is None else 1 if kind.arity == 1 and len(inputs) == 1 else \
         2 if kind.arity is None and len(inputs) >= 2 and not any("." in ref for ref in inputs) else 0
-    facts = (_EPOCH[0], {}, layer.name, kind.__name__.lower(), layer.inputs is None and kind.arity == 1,
+    facts = (_EPOCH[0], memo, layer.name, kind.__name__.lower(), layer.inputs is None and kind.arity == 1,
              not kind.multi_output and kind.arity != 0, reads, layer.inputs)
     object.__setattr__(layer, "_memo", facts)
     return facts
+
+
+SHARED_SIZE = 100_000
+"""Layer configurations whose memos `_shared_memo` keeps at once (then it starts afresh)."""
+
+_SHARED: dict = {}
+_RULE_FIELDS: dict = {}
+
+
+def _shared_memo(layer: Layer, kind) -> dict:
+    """The memo of every built-in layer of ``layer``'s kind and arguments, whatever its ``name`` and
+    ``inputs`` (wiring facts the rules of alexcost's own kinds never read): the blocks of a search
+    space, named apart, are checked and counted once per input shape. The arguments are told
+    apart by their `marshal` bytes, which are exact for the ints, floats, bools, strings, tuples
+    and None they hold (``1``, ``True`` and ``1.0`` differ; so do ``0.0`` and ``-0.0``); a layer
+    holding anything else keeps a memo of its own."""
+    fields = _RULE_FIELDS.get(kind)
+    if fields is None:
+        names = tuple(n for n in _field_names(kind) if n not in ("name", "inputs"))
+        fields = _RULE_FIELDS[kind] = attrgetter(*names) if names else _no_fields
+    try:
+        key = (kind, dumps(fields(layer), 0))
+    except (ValueError, TypeError):
+        return {}
+    memo = _SHARED.get(key)
+    if memo is None:
+        if len(_SHARED) >= SHARED_SIZE:
+            _SHARED.clear()
+        memo = _SHARED[key] = {}
+    return memo
+
+
+def _no_fields(layer: Layer) -> tuple:
+    return ()
 
 
 _CHAIN_REFS: list = [((-1, None),)]
 
 
 def _chain_refs(n: int) -> list:
-    """``sources`` of a chain of ``n`` layers: each reads the one before it."""
+    """``sources`` of a chain of (at least) ``n`` layers, each reading the one before it: shared, read only."""
     if n <= 4096:
         while len(_CHAIN_REFS) < n:
             _CHAIN_REFS.append(((len(_CHAIN_REFS) - 1, None),))
-        return _CHAIN_REFS[:n]
+        return _CHAIN_REFS
     return [((j, None),) for j in range(-1, n - 1)]
 
 
@@ -508,6 +547,7 @@ def forget_rules() -> None:
     """Forget what layers remember of their rules' results: call it after changing a kind's
     rules at run time (tests that corrupt a count on purpose do)."""
     _EPOCH[0] += 1
+    _SHARED.clear()
 
 
 def _count(layer: Layer, x, y) -> tuple:

@@ -104,6 +104,13 @@ def _plain(entry) -> bool:
     return True
 
 
+def _marshalled(entry) -> bytes | None:
+    try:
+        return dumps(entry, 0)
+    except (ValueError, TypeError):
+        return None
+
+
 class _Memo:
     """What one `evaluate` call remembers: built layers by entry. Each layer object remembers its
     own output shape and counts per input shape (`alexcost.network`), so a layer shared by many
@@ -138,16 +145,16 @@ class _Memo:
             return self.checked(candidate if isinstance(candidate, dict) else {}, f"candidate{index}")
         if not candidate.keys() <= self.top_level or "input_shape" not in candidate:
             return self.checked(candidate, f"candidate{index}")
-        known, layers = self.layers, []
-        for i, entry in enumerate(candidate["layers"]):
-            try:
-                key = dumps(entry, 0)  # version 0: no references, no interning: equal entries, equal bytes
-            except (ValueError, TypeError):  # marshal refuses subclasses of its types
-                key = None
-            layer = known.get(key)
-            if layer is None:
-                layer = self.layer(entry, i, key)
-            layers.append(layer)
+        entries = candidate["layers"]
+        try:  # version 0: no references, no interning: equal entries, equal bytes
+            keys = [dumps(entry, 0) for entry in entries]
+        except (ValueError, TypeError):  # marshal refuses subclasses of its types
+            keys = [_marshalled(entry) for entry in entries]
+        layers = list(map(self.layers.get, keys))
+        if not all(layers):  # some entry not seen before (a layer is true unless its kind says otherwise)
+            for i, (entry, key) in enumerate(zip(entries, keys)):
+                if layers[i] is None:
+                    layers[i] = self.layer(entry, i, key)
         return Network(candidate["input_shape"], layers, name=candidate.get("name", f"candidate{index}"))
 
 
