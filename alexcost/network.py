@@ -10,7 +10,6 @@ before it is a chain, the layout of AlexNet and of the seed's table.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from marshal import dumps
 from math import prod
 from operator import attrgetter
 
@@ -507,19 +506,21 @@ _RULE_FIELDS: dict = {}
 def _shared_memo(layer: Layer, kind) -> dict:
     """The memo of every built-in layer of ``layer``'s kind and arguments, whatever its ``name`` and
     ``inputs`` (wiring facts the rules of alexcost's own kinds never read): the blocks of a search
-    space, named apart, are checked and counted once per input shape. The arguments are told
-    apart by their `marshal` bytes, which are exact for the ints, floats, bools, strings, tuples
-    and None they hold (``1``, ``True`` and ``1.0`` differ; so do ``0.0`` and ``-0.0``); a layer
-    holding anything else keeps a memo of its own."""
+    space, named apart, are checked and counted once per input shape. Arguments match when they
+    are equal and of the same types (``1``, ``True`` and ``1.0`` differ), floats by their repr
+    (``0.0`` and ``-0.0`` differ); a layer whose arguments cannot be hashed keeps a memo of its own."""
     fields = _RULE_FIELDS.get(kind)
     if fields is None:
         names = tuple(n for n in _field_names(kind) if n not in ("name", "inputs"))
-        fields = _RULE_FIELDS[kind] = attrgetter(*names) if names else _no_fields
+        fields = _RULE_FIELDS[kind] = attrgetter(*names) if len(names) > 1 else \
+            (lambda layer, get=attrgetter(names[0]): (get(layer),)) if names else _no_fields
+    values = fields(layer)
+    types = tuple(map(type, values))
+    key = (kind, values, types, repr(values) if float in types else None)
     try:
-        key = (kind, dumps(fields(layer), 0))
-    except (ValueError, TypeError):
+        memo = _SHARED.get(key)
+    except TypeError:  # an unhashable argument
         return {}
-    memo = _SHARED.get(key)
     if memo is None:
         if len(_SHARED) >= SHARED_SIZE:
             _SHARED.clear()
