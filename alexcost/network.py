@@ -471,7 +471,7 @@ def _memo(layer: Layer) -> dict:
 
     A frozen layer's rules are pure functions of its arguments and its input, so the next
     network that reuses the layer object (a cached preset, a search over candidates), or a
-    built-in layer of the same kind and arguments (`_shared_memo`), skips checking and counting
+    built-in layer of the same kind and arguments (see `_facts`), skips checking and counting
     it again. `forget_rules` drops every memo at once.
     """
     facts = layer.__dict__.get("_memo")
@@ -484,48 +484,63 @@ def _facts(layer: Layer) -> tuple:
     """A layer's memo with what wiring asks of it every time: ``(epoch, memo, name, default name
     stem, reads the layer before it unless told otherwise, its output is one activation (not
     several, not a Parameter's weight), how it reads its inputs (1: one named input, 2: two or more
-    named by layer name, as merges do; else 0), inputs)``."""
+    named by layer name, as merges do; else 0), inputs)``.
+
+    The memo of a built-in layer is shared by every built-in layer of its kind and arguments,
+    whatever its ``name`` and ``inputs`` (wiring facts the rules of alexcost's own kinds never
+    read): the blocks of a search space, named apart, are checked and counted once per input
+    shape. Arguments match when they are equal and of the same types (``1``, ``True`` and ``1.0``
+    differ), floats by their repr too (``0.0`` and ``-0.0`` differ); a layer whose arguments
+    cannot be hashed keeps a memo of its own."""
     kind = type(layer)
-    memo = _shared_memo(layer, kind) if kind in BUILTIN_KINDS else {}
+    static = _KIND_FACTS.get(kind)
+    if static is None:
+        static = _kind_facts(kind)
+    stem, one_input, single, fields = static
+    memo = None
+    if fields is not None:
+        values = fields(layer)
+        types = tuple(map(type, values))
+        key = (kind, values, types, repr(values) if float in types else None)
+        try:
+            memo = _SHARED.get(key)
+            if memo is None:
+                if len(_SHARED) >= SHARED_SIZE:
+                    _SHARED.clear()
+                memo = _SHARED[key] = {}
+        except TypeError:  # an unhashable argument
+            memo = None
     inputs = layer.inputs
-    reads = 0 if inputs is None else 1 if kind.arity == 1 and len(inputs) == 1 else \
-        2 if kind.arity is None and len(inputs) >= 2 and not any("." in ref for ref in inputs) else 0
-    facts = (_EPOCH[0], memo, layer.name, kind.__name__.lower(), layer.inputs is None and kind.arity == 1,
-             not kind.multi_output and kind.arity != 0, reads, layer.inputs)
+    if inputs is None:
+        reads = 0
+    elif one_input:
+        reads = 1 if len(inputs) == 1 else 0
+    else:
+        reads = 2 if kind.arity is None and len(inputs) >= 2 and not any("." in ref for ref in inputs) else 0
+    facts = (_EPOCH[0], {} if memo is None else memo, layer.name, stem, inputs is None and one_input, single,
+             reads, inputs)
     object.__setattr__(layer, "_memo", facts)
     return facts
 
 
 SHARED_SIZE = 100_000
-"""Layer configurations whose memos `_shared_memo` keeps at once (then it starts afresh)."""
+"""Layer configurations whose memos `_facts` shares at once (then it starts afresh)."""
 
 _SHARED: dict = {}
-_RULE_FIELDS: dict = {}
+_KIND_FACTS: dict = {}
 
 
-def _shared_memo(layer: Layer, kind) -> dict:
-    """The memo of every built-in layer of ``layer``'s kind and arguments, whatever its ``name`` and
-    ``inputs`` (wiring facts the rules of alexcost's own kinds never read): the blocks of a search
-    space, named apart, are checked and counted once per input shape. Arguments match when they
-    are equal and of the same types (``1``, ``True`` and ``1.0`` differ), floats by their repr
-    (``0.0`` and ``-0.0`` differ); a layer whose arguments cannot be hashed keeps a memo of its own."""
-    fields = _RULE_FIELDS.get(kind)
-    if fields is None:
+def _kind_facts(kind) -> tuple:
+    """What `_facts` needs of a kind: ``(default name stem, arity 1, one activation out, the
+    getter of its arguments but name and inputs (None for a user's kind: its memo is its own))``."""
+    fields = None
+    if kind in BUILTIN_KINDS:
         names = tuple(n for n in _field_names(kind) if n not in ("name", "inputs"))
-        fields = _RULE_FIELDS[kind] = attrgetter(*names) if len(names) > 1 else \
+        fields = attrgetter(*names) if len(names) > 1 else \
             (lambda layer, get=attrgetter(names[0]): (get(layer),)) if names else _no_fields
-    values = fields(layer)
-    types = tuple(map(type, values))
-    key = (kind, values, types, repr(values) if float in types else None)
-    try:
-        memo = _SHARED.get(key)
-    except TypeError:  # an unhashable argument
-        return {}
-    if memo is None:
-        if len(_SHARED) >= SHARED_SIZE:
-            _SHARED.clear()
-        memo = _SHARED[key] = {}
-    return memo
+    found = _KIND_FACTS[kind] = (kind.__name__.lower(), kind.arity == 1, not kind.multi_output and kind.arity != 0,
+                                 fields)
+    return found
 
 
 def _no_fields(layer: Layer) -> tuple:
