@@ -442,13 +442,12 @@ class Network:
         new = self.storage(batch)
         counts = self.counts(size) if counts is None else counts
         make, chain = LayerCost._make, self.is_chain
-        out = []
         with paused_gc(len(self.layers)):
-            for i, (layer, c) in enumerate(zip(self.layers, counts)):
-                out.append(make(i, self.names[i], layer, self.input_shapes[i], self.output_shapes[i], c[0], c[1],
-                                batch * c[2], batch * c[3], batch * c[4], batch, size,
-                                None if chain else self.inputs_of(i), c[5], c[8], new[i]))
-        return tuple(out)
+            return tuple([make(i, name, layer, x, y, c[0], c[1], batch * c[2], batch * c[3], batch * c[4], batch, size,
+                               None if chain else self.inputs_of(i), c[5], c[8], is_new)
+                          for i, name, layer, x, y, c, is_new in zip(range(len(self.layers)), self.names, self.layers,
+                                                                     self.input_shapes, self.output_shapes, counts,
+                                                                     new)])
 
     def cost(self, batch: int = 1, dtype: str = "float32") -> NetworkCost:
         """Every layer's counts for ``batch`` samples; memory sized at ``dtype``."""

@@ -55,7 +55,7 @@ def size_text(shape) -> str:
     outputs) -> ``58 * 28 * 28, 58 * 28 * 28``."""
     if shape and isinstance(shape[0], tuple):
         return ", ".join(size_text(s) for s in shape)
-    return " * ".join(str(d) for d in shape)
+    return " * ".join(map(str, shape))
 
 
 def shape_factors(cost: NetworkCost) -> list[tuple[int, ...]]:

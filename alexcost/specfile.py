@@ -42,11 +42,13 @@ def _reject_constant(token: str):
 
 def _unique_keys(pairs):
     """A JSON object as a dict, refusing a key given twice (json would keep the last silently)."""
-    out = {}
-    for key, value in pairs:
-        if key in out:
-            raise SpecError(f"duplicate key {shown(key)} in one object; each key may appear once")
-        out[key] = value
+    out = dict(pairs)
+    if len(out) < len(pairs):  # some key given twice: name the first that repeats
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise SpecError(f"duplicate key {shown(key)} in one object; each key may appear once")
+            seen.add(key)
     return out
 
 

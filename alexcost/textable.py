@@ -33,13 +33,15 @@ def render_table(headers, rows, align, style: str = "simple") -> str:
         raise ValueError(f"unknown table style {style!r}")
     widths = [max(len(str(h)) + 2, max(map(len, map(str, col)), default=0)) for h, *col in zip(headers, *rows)]
     widths = widths[:len(align)]
-    # One format per line: ``{!s:>9}`` is ``str(cell).rjust(9)``; cells past the last column are left out.
-    fields = ["{!s:" + (">" if a == "right" else "<") + str(w) + "}" for w, a in zip(widths, align)]
+    n = len(widths)
+    # One format per line: ``%9s`` is ``str(cell).rjust(9)``, ``%-9s`` ``str(cell).ljust(9)``; cells past
+    # the last column are left out.
+    fields = [("%" if a == "right" else "%-") + str(w) + "s" for w, a in zip(widths, align)]
     if style == "simple":
-        line = "  ".join(fields).format
-        lines = [line(*headers), "  ".join("-" * w for w in widths), *(line(*row) for row in rows)]
+        line = "  ".join(fields)
+        lines = [line % tuple(headers[:n]), "  ".join("-" * w for w in widths), *(line % tuple(row[:n]) for row in rows)]
         return "\n".join(text.rstrip() for text in lines)
-    line = ("| " + " | ".join(fields) + " |").format
+    line = "| " + " | ".join(fields) + " |"
     rule = [("-" * (w + 1) + ":") if a == "right" else (":" + "-" * (w + 1)) for w, a in zip(widths, align)]
-    body = [line(*cells) for cells in (headers, *rows)]
+    body = [line % tuple(cells[:n]) for cells in (headers, *rows)]
     return "\n".join([body[0], "|" + "|".join(rule) + "|", *body[1:]])
