@@ -394,7 +394,11 @@ class Network:
             object.__setattr__(self, "_sums_by_key", cache)
         sums = cache.get(key)
         if sums is None:
-            sums = cache[key] = self._sums(batch, itemsize, group, counts)
+            if len(self.layers) < BULK:
+                sums = cache[key] = self._sums(batch, itemsize, group, counts)
+            else:
+                with paused_gc(len(self.layers)):  # the sums make lists as long as the network
+                    sums = cache[key] = self._sums(batch, itemsize, group, counts)
         w, b, m, a, o, n, e, fixed, stored, unbatched = sums
         return Totals(w, b, batch * m, batch * a, batch * o, batch * e + unbatched, itemsize, n, fixed,
                       batch * stored, unused_params)
@@ -439,10 +443,10 @@ class Network:
     def rows(self, batch: int, dtype: str, counts: tuple | None = None) -> tuple[LayerCost, ...]:
         """One `LayerCost` per layer, for ``batch`` samples at ``dtype``."""
         size = dtype_bytes(dtype)
-        new = self.storage(batch)
-        counts = self.counts(size) if counts is None else counts
         make, chain = LayerCost._make, self.is_chain
         with paused_gc(len(self.layers)):
+            new = self.storage(batch)
+            counts = self.counts(size) if counts is None else counts
             return tuple([make(i, name, layer, x, y, c[0], c[1], batch * c[2], batch * c[3], batch * c[4], batch, size,
                                None if chain else self.inputs_of(i), c[5], c[8], is_new)
                           for i, name, layer, x, y, c, is_new in zip(range(len(self.layers)), self.names, self.layers,
