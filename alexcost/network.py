@@ -119,15 +119,23 @@ class Network:
             name = facts[2] or f"{facts[3]}{i}"  # layer i names its inputs, or cannot read the one before
             if name in index:
                 self._duplicate(i, name, layer, index)
-            memo = facts[1]
-            if facts[6] == 1 and (j := index.get(facts[7][0])) is not None and j not in special:
-                refs, x = ((j, None),), ys[j] if j != NETWORK_INPUT else self.input_shape  # one named activation
-                chain = chain and j == i - 1
-            elif facts[6] == 2 and all((j := index.get(ref)) is not None and j not in special for ref in facts[7]):
-                refs = tuple([(index[ref], None) for ref in facts[7]])  # a merge of named activations
-                x = tuple([ys[j] if j != NETWORK_INPUT else self.input_shape for j, _ in refs])
-                chain = False
-            else:
+            memo, refs = facts[1], None
+            if facts[6] == 1:  # one named activation
+                j = index.get(facts[7][0])
+                if j is not None and j not in special:
+                    refs, x = ((j, None),), ys[j] if j != NETWORK_INPUT else self.input_shape
+                    chain = chain and j == i - 1
+            elif facts[6] == 2:  # a merge of named activations
+                found, shapes = [], []
+                for ref in facts[7]:
+                    j = index.get(ref)
+                    if j is None or j in special:
+                        break
+                    found.append((j, None))
+                    shapes.append(ys[j] if j != NETWORK_INPUT else self.input_shape)
+                else:
+                    refs, x, chain = tuple(found), tuple(shapes), False
+            if refs is None:  # anything else, and every error, the long way
                 refs = self._resolve(i, name, layer, index, names, ys, special)
                 x = self._read(i, name, layer, refs, ys, layers)
                 chain = chain and refs == steps[i]
