@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from math import prod
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
 from . import arguments as check
 from .bulk import BULK, paused_gc
@@ -350,7 +350,7 @@ class Network:
     def _layer_counts(self) -> list:
         """`counts` without the buffer bytes, remembered by each layer for its input shape."""
         entries = self._current_entries()
-        out = [entry[1] for entry in entries]
+        out = list(map(_COUNTS, entries))
         if None in out:
             for i, (layer, x, entry) in enumerate(zip(self.layers, self.input_shapes, entries)):
                 if entry[1] is None:  # (an entry a network holds twice is counted once)
@@ -382,7 +382,7 @@ class Network:
         elements)``, where every tensor stays contiguous (`alexcost.storage.contiguous_plan`); ``()``
         for a layer whose storage only the stride trace can tell."""
         entries = self._current_entries()
-        out = [entry[2] for entry in entries]
+        out = list(map(_VECTOR, entries))
         if None in out:
             counts = self._layer_counts()
             for i, (layer, c, entry) in enumerate(zip(self.layers, counts, entries)):
@@ -414,7 +414,7 @@ class Network:
     def _vector_sums(self) -> tuple | None:
         """The sums of `_vectors`; None where some layer needs the stride trace."""
         try:
-            sums = tuple(map(sum, zip(*[entry[2] for entry in self._current_entries()])))
+            sums = tuple(map(sum, zip(*map(_VECTOR, self._current_entries()))))
         except TypeError:  # some vector is not made yet (None)
             sums = tuple(map(sum, zip(*self._vectors())))
         return sums if len(sums) == 9 else None  # a () among them leaves no column
@@ -469,6 +469,9 @@ class Network:
             self._check_batch(batch)
         return NetworkCost._of(self, batch, dtype)
 
+
+_COUNTS, _VECTOR = itemgetter(1), itemgetter(2)
+"""A memo entry's counts and totals vector (see `Network._entry`)."""
 
 MEMO_SIZE = 64
 """Input shapes a layer remembers its output shape and counts for."""

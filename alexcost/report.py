@@ -9,6 +9,7 @@ from math import prod
 
 from .bulk import paused_gc
 from .cost import COUNTS, NetworkCost, percent
+from .layers.base import Layer
 from .textable import render_table
 
 FORMATS = ("table", "markdown", "detail", "csv", "json")
@@ -80,10 +81,12 @@ def shape_factors(cost: NetworkCost) -> list[tuple[int, ...]]:
 def formulas(cost: NetworkCost) -> list[tuple[str, str]]:
     """Per layer, (params formula, forward formula) with their values: ``(11*11*3 + 1)*96 = 34,944``."""
     out, batch = [], cost.batch
+    no_params, no_forward = Layer.params_formula, Layer.forward_formula  # the base's: always ""
     for row, factors in zip(cost.layers, shape_factors(cost)):
         layer, x = row.layer, row.input_shape
-        p = layer.params_formula(x, factors)
-        f = layer.forward_formula(x, factors, row.output_shape)
+        kind = type(layer)
+        p = layer.params_formula(x, factors) if kind.params_formula is not no_params else ""
+        f = layer.forward_formula(x, factors, row.output_shape) if kind.forward_formula is not no_forward else ""
         if f and batch > 1:
             f = f"{batch}*{f}"
         out.append((f"{p} = {row.weight_params + row.bias_params:,}" if p else "",

@@ -11,6 +11,7 @@ shape and counts per input shape (`alexcost.network`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import repeat
 from marshal import dumps
 
 from .bulk import paused_gc
@@ -147,7 +148,7 @@ class _Memo:
             return self.checked(candidate, f"candidate{index}")
         entries = candidate["layers"]
         try:  # version 0: no references, no interning: equal entries, equal bytes
-            keys = [dumps(entry, 0) for entry in entries]
+            keys = list(map(dumps, entries, repeat(0, len(entries))))
         except (ValueError, TypeError):  # marshal refuses subclasses of its types
             keys = [_marshalled(entry) for entry in entries]
         layers = list(map(self.layers.get, keys))
