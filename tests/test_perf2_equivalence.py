@@ -55,11 +55,14 @@ def graph_spec(rng: random.Random, layers: int = 16) -> dict:
     return {"input_shape": [3, 16, 16], "layers": out}
 
 
-def by_hand(net: Network, batch: int, itemsize: int) -> dict:
-    """Totals summed here: each kind's rules per layer, storage by the full stride trace."""
+def by_hand(net: Network, batch: int, itemsize: int, group: str | None = None) -> dict:
+    """Totals (of one group's layers, if given) summed here: each kind's rules per layer, storage by
+    the full stride trace."""
     traced = trace(net, 1 if batch == 1 else 2)
     sums = dict.fromkeys(("w", "b", "m", "a", "o", "n", "fixed", "e", "stored", "unbatched"), 0)
     for i, (layer, x, y) in enumerate(zip(net.layers, net.input_shapes, net.output_shapes)):
+        if group is not None and layer.group != group:
+            continue
         elements = sum(prod(s) for s in y) if type(layer).multi_output else prod(y)
         sums["w"] += layer.weight_params(x)
         sums["b"] += layer.bias_params(x)
@@ -77,8 +80,12 @@ def by_hand(net: Network, batch: int, itemsize: int) -> dict:
 
 
 def assert_totals(net: Network, batch: int, dtype: str, itemsize: int) -> None:
-    s = by_hand(net, batch, itemsize)
-    t = net.cost(batch=batch, dtype=dtype).totals
+    cost = net.cost(batch=batch, dtype=dtype)
+    for group, t in ((None, cost.totals), ("conv", cost.split["conv"]), ("fc", cost.split["fc"])):
+        assert_sums(by_hand(net, batch, itemsize, group), t, batch)
+
+
+def assert_sums(s: dict, t, batch: int) -> None:
     assert (t.weight_params, t.bias_params, t.buffers, t.buffer_bytes) == (s["w"], s["b"], s["n"], s["fixed"])
     assert (t.macs, t.bias_adds, t.other_ops) == (batch * s["m"], batch * s["a"], batch * s["o"])
     assert t.output_elements == batch * s["e"] + s["unbatched"]
