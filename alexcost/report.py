@@ -62,19 +62,22 @@ def size_text(shape) -> str:
 def shape_factors(cost: NetworkCost) -> list[tuple[int, ...]]:
     """Each layer's (first) input as the seed writes it: a reshape keeps the factors it flattened."""
     factors, out = {"input": cost.input_shape}, []
-    previous = "input"
+    previous, seen = "input", cost.input_shape
     for row in cost.layers:
-        kind = type(row.layer)
-        source = row.inputs[0] if row.inputs else previous
-        seen = factors.get(source)
-        if seen is None:
-            shapes = row.input_shapes
-            seen = shapes[0] if shapes else ()
+        if cost.graph:  # (in a chain, each layer reads what the one before it wrote)
+            source = row.inputs[0] if row.inputs else previous
+            seen = factors.get(source)
+            if seen is None:
+                shapes = row.input_shapes
+                seen = shapes[0] if shapes else ()
         out.append(seen)
+        kind = type(row.layer)
         reshaped = not kind.multi_output and kind.arity == 1 and row.weight_params + row.bias_params == 0 \
             and prod(row.output_shape) == prod(row.input_shape)
         previous = row.name
-        factors[previous] = seen if reshaped else row.output_shape
+        if not reshaped:
+            seen = row.output_shape
+        factors[previous] = seen
     return out
 
 
