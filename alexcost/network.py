@@ -187,7 +187,7 @@ class Network:
             try:
                 entry[1] = _count(layer, x, y)
                 entry[2] = _vector(layer, entry[1])
-            except SpecError:  # a count the rules refuse is refused when asked for, as ever
+            except Exception:  # a count the rules refuse (or fail at) fails when asked for, as ever
                 entry[1] = entry[2] = None
         if memo is not None and len(memo) < MEMO_SIZE:
             memo[x] = entry
