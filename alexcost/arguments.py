@@ -141,6 +141,9 @@ def dim(value, what: str, rank: int) -> int:
 def shape(value, what: str = "input_shape") -> tuple[int, ...]:
     """A per-sample shape: a non-empty list of at most `MAX_RANK` positive ints whose
     product (the elements per sample) fits torch's int64, as any tensor's must."""
+    if (value.__class__ is tuple or value.__class__ is list) and 0 < len(value) <= MAX_RANK \
+            and set(map(type, value)) == {int} and min(value) >= 1 and prod(value) <= INT64_MAX:  # the common case
+        return tuple(value)
     if not isinstance(value, (tuple, list)) or not value:
         raise SpecError(f"{what} must be a non-empty list of positive integers, got {shown(value)}")
     if len(value) > MAX_RANK:

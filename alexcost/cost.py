@@ -7,7 +7,6 @@ which do not depend on the batch. Shapes are per sample.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from math import prod
 
 from .errors import SpecError
@@ -193,6 +192,25 @@ class Totals:
         return self.output_elements * self.itemsize
 
 
+class cached_property:  # noqa: N801 - functools' name, whose 3.11 version takes a lock on every first use
+    """A property computed on first use and kept in the instance's ``__dict__`` (functools'
+    own, without the lock Python 3.11 takes: a cost record is not shared while it is made)."""
+
+    def __init__(self, func):
+        self.func = func
+        self.name = func.__name__
+        self.__doc__ = func.__doc__
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        value = instance.__dict__[self.name] = self.func(instance)
+        return value
+
+
 def percent(part: int, whole: int) -> float:
     """``100*part/whole`` (0 when ``whole`` is 0): the one place shares are computed."""
     return 100.0 * part / whole if whole else 0.0
@@ -223,6 +241,15 @@ class NetworkCost:
             object.__delattr__(self, "layers")  # made on first use, by __getattr__
         elif self.network is not None:  # rows given (dataclasses.replace too): they are the record
             object.__setattr__(self, "network", None)
+
+    @classmethod
+    def _of(cls, network, batch: int, dtype: str) -> "NetworkCost":
+        """``NetworkCost(network.name, network.input_shape, batch, dtype, None, not
+        network.is_chain, network=network)``, without a frozen dataclass's per-field set."""
+        cost = object.__new__(cls)
+        cost.__dict__.update(model=network.name, input_shape=network.input_shape, batch=batch, dtype=dtype,
+                             graph=not network.is_chain, unused_params=0, network=network)
+        return cost
 
     def __getattr__(self, name):
         if name == "layers" and self.__dict__.get("network") is not None:

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from math import prod
+from operator import attrgetter, itemgetter
 
 from . import arguments as check
-from .bulk import paused_gc
+from .bulk import BULK, paused_gc
 from .cost import LayerCost, NetworkCost, Totals, dtype_bytes
 from .errors import SpecError, describe_layer, format_shape
 from .layers import BUILTIN_KINDS, INPUT, Layer, ParameterShape, Shape
+from .layers.base import _field_names
+from .storage import contiguous_new
 
 NETWORK_INPUT = -1
 """The source index of the network input in `Network.sources`."""
@@ -66,71 +69,141 @@ class Network:
         check.text(self.name, "name")
         if not layers:
             raise SpecError("a network needs at least one layer")
-        with paused_gc(len(layers)):
+        if len(layers) < BULK:
             self._wire(layers)
+        else:
+            with paused_gc(len(layers)):
+                self._wire(layers)
 
     def _wire(self, layers: tuple) -> None:
-        """Resolve every layer's inputs, propagate shapes and check each layer on them."""
-        put = object.__setattr__.__get__(self)
-        names, index, sources, xs, ys = [], {INPUT: NETWORK_INPUT}, [], [], []
-        chain, plain = True, True  # plain: the previous output is one activation a layer can read by default
-        y = self.input_shape
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, Layer):
-                raise SpecError(f"layers[{i}] must be an alexcost Layer, got {type(layer).__name__}")
-            kind = type(layer)
-            name = layer.name or f"{kind.__name__.lower()}{i}"
+        """Resolve every layer's inputs, propagate shapes and check each layer on them (the fields
+        are set through ``__dict__``: the dataclass is frozen)."""
+        epoch, n = _EPOCH[0], len(layers)
+        names, index, sources, xs, ys, entries = [], {INPUT: NETWORK_INPUT}, [], [], [], []
+        steps = _chain_refs(n)  # steps[i]: the sources of a layer reading the one before it
+        special = set()  # the layers whose output is not one activation (a Parameter's, or several)
+        y, i, chain = self.input_shape, 0, True
+        plain = True  # the previous output is one activation a layer can read by default
+        while i < n:
+            run = i
+            for i in range(run, n):  # a run of layers each reading the one before: the common case, kept lean
+                layer = layers[i]
+                if not isinstance(layer, Layer):
+                    raise SpecError(f"layers[{i}] must be an alexcost Layer, got {type(layer).__name__}")
+                facts = layer.__dict__.get("_memo")
+                if facts is None or facts[0] != epoch:
+                    facts = _facts(layer)
+                if not (plain and facts[4]):
+                    break
+                name = facts[2] or f"{facts[3]}{i}"
+                if name in index:
+                    self._duplicate(i, name, layer, index)
+                entry = facts[1].get(y)
+                if entry is None:
+                    entry = self._entry(i, name, layer, y, facts[1])
+                y = entry[0]
+                index[name] = i
+                names.append(name)
+                ys.append(y)
+                entries.append(entry)
+                if not facts[5]:  # several outputs: the next layer names the one it reads
+                    plain = chain = False
+                    special.add(i)
+            else:
+                i = n
+            if i > run:
+                xs.extend(ys[run - 1:i - 1] if run else [self.input_shape, *ys[:i - 1]])
+                sources.extend(steps[run:i])
+            if i == n:
+                break
+            name = facts[2] or f"{facts[3]}{i}"  # layer i names its inputs, or cannot read the one before
             if name in index:
-                what = "the network input's name" if name == INPUT else f"already used by layers[{index[name]}]"
-                raise SpecError(f"layers[{i}] ({kind.__name__}): duplicate name {name!r}, {what}")
-            if plain and layer.inputs is None and kind.arity == 1:  # the common case: read the layer before
-                refs, x = ((i - 1, None),), y
-            else:
-                refs = self._resolve(i, name, layer, index, names, ys)
+                self._duplicate(i, name, layer, index)
+            memo, refs = facts[1], None
+            if facts[6] == 1:  # one named activation
+                j = index.get(facts[7][0])
+                if j is not None and j not in special:
+                    refs, x = ((j, None),), ys[j] if j != NETWORK_INPUT else self.input_shape
+                    chain = chain and j == i - 1
+            elif facts[6] == 2:  # a merge of named activations
+                found, shapes = [], []
+                for ref in facts[7]:
+                    j = index.get(ref)
+                    if j is None or j in special:
+                        break
+                    found.append((j, None))
+                    shapes.append(ys[j] if j != NETWORK_INPUT else self.input_shape)
+                else:
+                    refs, x, chain = tuple(found), tuple(shapes), False
+            if refs is None:  # anything else, and every error, the long way
+                refs = self._resolve(i, name, layer, index, names, ys, special)
                 x = self._read(i, name, layer, refs, ys, layers)
-                chain = chain and refs == ((i - 1, None),)
-            memo = None
-            if _rememberable(kind, x):
-                kept = layer.__dict__.get("_memo")
-                memo = kept[1] if kept is not None and kept[0] == _EPOCH[0] else _memo(layer)
-            known = memo.get(x) if memo is not None else None
-            if known is not None:
-                y = known[0]
-            else:
-                try:
-                    y = layer.output_shape(x)
-                    if kind in BUILTIN_KINDS and not kind.multi_output:
-                        if prod(y) > check.INT64_MAX:
-                            self._checked(kind, y)
-                    else:
-                        y = self._checked(kind, y)
-                except SpecError as err:
-                    raise err.at(_where(i, name, kind.__name__, x, kind.arity)) from None
-                if memo is not None and len(memo) < MEMO_SIZE:
-                    memo[x] = [y, None]
-            plain = not kind.multi_output and kind.arity != 0
-            chain = chain and plain
+                chain = chain and refs == steps[i]
+                kind = type(layer)
+                # A Parameter's shape and an activation's are equal tuples that the rules treat apart,
+                # so a merge reading a Parameter is not remembered.
+                if kind.arity != 1 and (kind.arity is not None or ParameterShape in map(type, x)):
+                    memo = None
+            entry = memo.get(x) if memo is not None else None
+            if entry is None:
+                entry = self._entry(i, name, layer, x, memo)
+            y = entry[0]
+            plain = facts[5]
+            if not plain:
+                special.add(i)
+                chain = False
             index[name] = i
             names.append(name)
             sources.append(refs)
             xs.append(x)
             ys.append(y)
-        put("names", tuple(names))
-        put("sources", tuple(sources))
-        put("input_shapes", tuple(xs))
-        put("output_shapes", tuple(ys))
-        put("is_chain", chain)
+            entries.append(entry)
+            i += 1
+        self.__dict__.update(names=tuple(names), sources=tuple(sources), input_shapes=tuple(xs),
+                             output_shapes=tuple(ys), is_chain=chain, _entries=(epoch, entries))
 
     @staticmethod
-    def _resolve(i: int, name: str, layer: Layer, index: dict, names: list, ys: list) -> tuple:
-        """The ``(layer index, output index)`` pairs ``layer`` reads."""
+    def _duplicate(i: int, name: str, layer: Layer, index: dict):
+        what = "the network input's name" if name == INPUT else f"already used by layers[{index[name]}]"
+        raise SpecError(f"layers[{i}] ({type(layer).__name__}): duplicate name {name!r}, {what}")
+
+
+    def _entry(self, i: int, name: str, layer: Layer, x, memo: dict | None) -> list:
+        """Check ``layer`` on ``x``: ``[output shape, per-sample counts, totals vector]`` (for a user's
+        kind, the counts and vector are None until asked for), remembered in ``memo`` (the layer's,
+        when ``x`` can key it) while it has room."""
+        kind = type(layer)
+        try:
+            y = layer.output_shape(x)
+            if kind in BUILTIN_KINDS and not kind.multi_output:
+                if prod(y) > check.INT64_MAX:
+                    self._checked(kind, y)
+            else:
+                y = self._checked(kind, y)
+        except SpecError as err:
+            raise err.at(_where(i, name, kind.__name__, x, kind.arity)) from None
+        entry = [y, None, None]
+        if kind in BUILTIN_KINDS:  # pure rules: count now, while the layer and its shapes are at hand
+            try:
+                entry[1] = _count(layer, x, y)
+                entry[2] = _vector(layer, entry[1])
+            except Exception:  # a count the rules refuse (or fail at) fails when asked for, as ever
+                entry[1] = entry[2] = None
+        if memo is not None and len(memo) < MEMO_SIZE:
+            memo[x] = entry
+        return entry
+
+    @staticmethod
+    def _resolve(i: int, name: str, layer: Layer, index: dict, names: list, ys: list, special: set) -> tuple:
+        """The ``(layer index, output index)`` pairs ``layer`` reads (``special``: the layers whose
+        output is not one activation: a Parameter's, or several)."""
         kind = type(layer)
         inputs = layer.inputs
-        if inputs is not None and kind.arity is None and len(inputs) >= 2:  # a merge, named well: fast
+        if inputs is not None and kind.arity is None and len(inputs) >= 2:  # a merge of activations: fast
             refs = []
             for ref in inputs:
                 j = index.get(ref)
-                if j is None or (j != NETWORK_INPUT and type_multi(ys[j])):
+                if j is None or j in special:
                     break
                 refs.append((j, None))
             else:
@@ -276,20 +349,46 @@ class Network:
 
     def _layer_counts(self) -> list:
         """`counts` without the buffer bytes, remembered by each layer for its input shape."""
-        out = []
-        for layer, x, y in zip(self.layers, self.input_shapes, self.output_shapes):
-            kind = type(layer)
-            memo = _memo(layer).get(x) if _rememberable(kind, x) else None
-            c = memo[1] if memo is not None else None
-            if c is None:
-                w, b, m, a, o, n = _overrides(kind)  # False where the kind keeps the base's 0: no call
-                elements = sum(prod(s) for s in y) if kind.multi_output else prod(y)
-                c = (layer.weight_params(x) if w else 0, layer.bias_params(x) if b else 0,
-                     layer.macs(x, y) if m else 0, layer.bias_adds(x, y) if a else 0,
-                     layer.other_ops(x, y) if o else 0, layer.buffers(x) if n else 0, elements, kind.arity != 0)
-                if memo is not None:
-                    memo[1] = c
-            out.append(c)
+        entries = self._current_entries()
+        out = list(map(_COUNTS, entries))
+        if None in out:
+            for i, (layer, x, entry) in enumerate(zip(self.layers, self.input_shapes, entries)):
+                if entry[1] is None:  # (an entry a network holds twice is counted once)
+                    entry[1] = _count(layer, x, entry[0])
+                out[i] = entry[1]
+        return out
+
+    def _current_entries(self) -> list:
+        """What wiring found per layer (`Network._entry`), or found again after `forget_rules`."""
+        epoch, entries = self.__dict__["_entries"]
+        if epoch != _EPOCH[0]:
+            entries = []
+            for layer, x, y in zip(self.layers, self.input_shapes, self.output_shapes):
+                kind = type(layer)
+                memo = _memo(layer) if kind.arity == 1 or (
+                    kind.arity is None and ParameterShape not in map(type, x)) else {}
+                entry = memo.get(x)
+                if entry is None:
+                    entry = [y, None, None]
+                    if len(memo) < MEMO_SIZE:
+                        memo[x] = entry
+                entries.append(entry)
+            object.__setattr__(self, "_entries", (_EPOCH[0], entries))
+        return entries
+
+    def _vectors(self) -> list:
+        """Per layer, its per-sample contribution to the totals, ``(weight_params, bias_params, macs,
+        bias_adds, other_ops, buffers, batched output elements, new batched storage, unbatched
+        elements)``, where every tensor stays contiguous (`alexcost.storage.contiguous_plan`); ``()``
+        for a layer whose storage only the stride trace can tell."""
+        entries = self._current_entries()
+        out = list(map(_VECTOR, entries))
+        if None in out:
+            counts = self._layer_counts()
+            for i, (layer, c, entry) in enumerate(zip(self.layers, counts, entries)):
+                if entry[2] is None:
+                    entry[2] = _vector(layer, c)
+                out[i] = entry[2]
         return out
 
     def totals(self, batch: int, itemsize: int, group: str | None = None, unused_params: int = 0,
@@ -297,16 +396,36 @@ class Network:
         """The totals of `cost` (of the layers of one ``group``, if given): the per-sample sums
         (kept on the network, which is immutable) scaled by the batch."""
         key = (_EPOCH[0], itemsize, batch == 1, group)
-        sums = self.__dict__.get("_sums_by_key", {}).get(key)
+        cache = self.__dict__.get("_sums_by_key")
+        if cache is None:
+            cache = {}
+            object.__setattr__(self, "_sums_by_key", cache)
+        sums = cache.get(key)
         if sums is None:
-            sums = self._sums(batch, itemsize, group, counts)
-            cache = self.__dict__.setdefault("_sums_by_key", {})
-            cache[key] = sums
+            if len(self.layers) < BULK:
+                sums = cache[key] = self._sums(batch, itemsize, group, counts)
+            else:
+                with paused_gc(len(self.layers)):  # the sums make lists as long as the network
+                    sums = cache[key] = self._sums(batch, itemsize, group, counts)
         w, b, m, a, o, n, e, fixed, stored, unbatched = sums
         return Totals(w, b, batch * m, batch * a, batch * o, batch * e + unbatched, itemsize, n, fixed,
                       batch * stored, unused_params)
 
+    def _vector_sums(self) -> tuple | None:
+        """The sums of `_vectors`; None where some layer needs the stride trace."""
+        try:
+            sums = tuple(map(sum, zip(*map(_VECTOR, self._current_entries()))))
+        except TypeError:  # some vector is not made yet (None)
+            sums = tuple(map(sum, zip(*self._vectors())))
+        return sums if len(sums) == 9 else None  # a () among them leaves no column
+
     def _sums(self, batch: int, itemsize: int, group: str | None, counts: tuple | None) -> tuple:
+        sums = self._vector_sums() if group is None else None
+        if sums is not None:  # every tensor contiguous: the sums of the layers' vectors
+            w, b, m, a, o, n, e, stored, unbatched = sums
+            fixed = sum(layer.buffer_bytes(x, itemsize) for layer, x, c in
+                        zip(self.layers, self.input_shapes, self._layer_counts()) if c[5]) if n else 0
+            return w, b, m, a, o, n, e, fixed, stored, unbatched
         w = b = m = a = o = n = e = fixed = stored = unbatched = 0
         new = self.storage(batch)
         counts = self._layer_counts() if counts is None else counts
@@ -332,16 +451,15 @@ class Network:
     def rows(self, batch: int, dtype: str, counts: tuple | None = None) -> tuple[LayerCost, ...]:
         """One `LayerCost` per layer, for ``batch`` samples at ``dtype``."""
         size = dtype_bytes(dtype)
-        new = self.storage(batch)
-        counts = self.counts(size) if counts is None else counts
         make, chain = LayerCost._make, self.is_chain
-        out = []
         with paused_gc(len(self.layers)):
-            for i, (layer, c) in enumerate(zip(self.layers, counts)):
-                out.append(make(i, self.names[i], layer, self.input_shapes[i], self.output_shapes[i], c[0], c[1],
-                                batch * c[2], batch * c[3], batch * c[4], batch, size,
-                                None if chain else self.inputs_of(i), c[5], c[8], new[i]))
-        return tuple(out)
+            new = self.storage(batch)
+            counts = self.counts(size) if counts is None else counts
+            return tuple([make(i, name, layer, x, y, c[0], c[1], batch * c[2], batch * c[3], batch * c[4], batch, size,
+                               None if chain else self.inputs_of(i), c[5], c[8], is_new)
+                          for i, name, layer, x, y, c, is_new in zip(range(len(self.layers)), self.names, self.layers,
+                                                                     self.input_shapes, self.output_shapes, counts,
+                                                                     new)])
 
     def cost(self, batch: int = 1, dtype: str = "float32") -> NetworkCost:
         """Every layer's counts for ``batch`` samples; memory sized at ``dtype``."""
@@ -349,8 +467,11 @@ class Network:
         dtype_bytes(dtype)
         if batch > 1:
             self._check_batch(batch)
-        return NetworkCost(self.name, self.input_shape, batch, dtype, None, not self.is_chain, network=self)
+        return NetworkCost._of(self, batch, dtype)
 
+
+_COUNTS, _VECTOR = itemgetter(1), itemgetter(2)
+"""A memo entry's counts and totals vector (see `Network._entry`)."""
 
 MEMO_SIZE = 64
 """Input shapes a layer remembers its output shape and counts for."""
@@ -359,29 +480,123 @@ _EPOCH = [0]
 
 
 def _memo(layer: Layer) -> dict:
-    """What ``layer`` remembers: input shape -> [output shape, per-sample counts or None].
+    """What ``layer`` remembers: input shape -> ``[output shape, per-sample counts or None,
+    totals vector or None]`` (see `Network._entry`).
 
     A frozen layer's rules are pure functions of its arguments and its input, so the next
-    network that reuses the layer object (a cached preset, a search over candidates) skips
-    checking and counting it again. `forget_rules` drops every memo at once.
+    network that reuses the layer object (a cached preset, a search over candidates), or a
+    built-in layer of the same kind and arguments (see `_facts`), skips checking and counting
+    it again. `forget_rules` drops every memo at once.
     """
-    memo = layer.__dict__.get("_memo")
-    if memo is None or memo[0] != _EPOCH[0]:
-        memo = (_EPOCH[0], {})
-        object.__setattr__(layer, "_memo", memo)
-    return memo[1]
+    facts = layer.__dict__.get("_memo")
+    if facts is None or facts[0] != _EPOCH[0]:
+        facts = _facts(layer)
+    return facts[1]
 
 
-def _rememberable(kind, x) -> bool:
-    """Can ``x`` key what a layer remembers? A Parameter's shape and an activation's are equal
-    tuples that the rules treat apart, so a merge reading a Parameter is not remembered."""
-    return kind.arity == 1 or (kind.arity is None and ParameterShape not in map(type, x))
+def _facts(layer: Layer) -> tuple:
+    """A layer's memo with what wiring asks of it every time: ``(epoch, memo, name, default name
+    stem, reads the layer before it unless told otherwise, its output is one activation (not
+    several, not a Parameter's weight), how it reads its inputs (1: one named input, 2: two or more
+    named by layer name, as merges do; else 0), inputs)``.
+
+    The memo of a built-in layer is shared by every built-in layer of its kind and arguments,
+    whatever its ``name`` and ``inputs`` (wiring facts the rules of alexcost's own kinds never
+    read): the blocks of a search space, named apart, are checked and counted once per input
+    shape. Arguments match when they are equal and of the same types (``1``, ``True`` and ``1.0``
+    differ), floats by their repr too (``0.0`` and ``-0.0`` differ); a layer whose arguments
+    cannot be hashed keeps a memo of its own."""
+    kind = type(layer)
+    static = _KIND_FACTS.get(kind)
+    if static is None:
+        static = _kind_facts(kind)
+    stem, one_input, single, fields = static
+    memo = None
+    if fields is not None:
+        values = fields(layer)
+        types = tuple(map(type, values))
+        key = (kind, values, types, repr(values) if float in types else None)
+        try:
+            memo = _SHARED.get(key)
+            if memo is None:
+                if len(_SHARED) >= SHARED_SIZE:
+                    _SHARED.clear()
+                memo = _SHARED[key] = {}
+        except TypeError:  # an unhashable argument
+            memo = None
+    inputs = layer.inputs
+    if inputs is None:
+        reads = 0
+    elif one_input:
+        reads = 1 if len(inputs) == 1 else 0
+    else:
+        reads = 2 if kind.arity is None and len(inputs) >= 2 and not any("." in ref for ref in inputs) else 0
+    facts = (_EPOCH[0], {} if memo is None else memo, layer.name, stem, inputs is None and one_input, single,
+             reads, inputs)
+    object.__setattr__(layer, "_memo", facts)
+    return facts
+
+
+SHARED_SIZE = 100_000
+"""Layer configurations whose memos `_facts` shares at once (then it starts afresh)."""
+
+_SHARED: dict = {}
+_KIND_FACTS: dict = {}
+
+
+def _kind_facts(kind) -> tuple:
+    """What `_facts` needs of a kind: ``(default name stem, arity 1, one activation out, the
+    getter of its arguments but name and inputs (None for a user's kind: its memo is its own))``."""
+    fields = None
+    if kind in BUILTIN_KINDS:
+        names = tuple(n for n in _field_names(kind) if n not in ("name", "inputs"))
+        fields = attrgetter(*names) if len(names) > 1 else \
+            (lambda layer, get=attrgetter(names[0]): (get(layer),)) if names else _no_fields
+    found = _KIND_FACTS[kind] = (kind.__name__.lower(), kind.arity == 1, not kind.multi_output and kind.arity != 0,
+                                 fields)
+    return found
+
+
+def _no_fields(layer: Layer) -> tuple:
+    return ()
+
+
+_CHAIN_REFS: list = [((-1, None),)]
+
+
+def _chain_refs(n: int) -> list:
+    """``sources`` of a chain of (at least) ``n`` layers, each reading the one before it: shared, read only."""
+    if n <= 4096:
+        while len(_CHAIN_REFS) < n:
+            _CHAIN_REFS.append(((len(_CHAIN_REFS) - 1, None),))
+        return _CHAIN_REFS
+    return [((j, None),) for j in range(-1, n - 1)]
 
 
 def forget_rules() -> None:
     """Forget what layers remember of their rules' results: call it after changing a kind's
     rules at run time (tests that corrupt a count on purpose do)."""
     _EPOCH[0] += 1
+    _SHARED.clear()
+
+
+def _count(layer: Layer, x, y) -> tuple:
+    """A layer's per-sample counts (see `Network.counts`), calling only the rules its kind defines."""
+    kind = type(layer)
+    w, b, m, a, o, n = _overrides(kind)  # False where the kind keeps the base's 0: no call
+    elements = sum(prod(s) for s in y) if kind.multi_output else prod(y)
+    return (layer.weight_params(x) if w else 0, layer.bias_params(x) if b else 0,
+            layer.macs(x, y) if m else 0, layer.bias_adds(x, y) if a else 0,
+            layer.other_ops(x, y) if o else 0, layer.buffers(x) if n else 0, elements, kind.arity != 0)
+
+
+def _vector(layer: Layer, c: tuple):
+    """A layer's per-sample contribution to the totals (see `Network._vectors`), ``()`` where its
+    storage needs the stride trace."""
+    new = contiguous_new(layer)
+    if new is None:
+        return ()
+    return (*c[:6], c[6], c[6] if new else 0, 0) if c[7] else (*c[:6], 0, 0, c[6])
 
 
 _OVERRIDES: dict = {}

@@ -9,6 +9,7 @@ from math import prod
 
 from .bulk import paused_gc
 from .cost import COUNTS, NetworkCost, percent
+from .layers.base import Layer
 from .textable import render_table
 
 FORMATS = ("table", "markdown", "detail", "csv", "json")
@@ -55,33 +56,44 @@ def size_text(shape) -> str:
     outputs) -> ``58 * 28 * 28, 58 * 28 * 28``."""
     if shape and isinstance(shape[0], tuple):
         return ", ".join(size_text(s) for s in shape)
-    return " * ".join(str(d) for d in shape)
+    return " * ".join(map(str, shape))
 
 
 def shape_factors(cost: NetworkCost) -> list[tuple[int, ...]]:
     """Each layer's (first) input as the seed writes it: a reshape keeps the factors it flattened."""
     factors, out = {"input": cost.input_shape}, []
-    previous = "input"
+    previous, seen = "input", cost.input_shape
     for row in cost.layers:
-        source = row.inputs[0] if row.inputs else previous
-        seen = factors.get(source, row.input_shapes[0] if row.input_shapes else ())
+        if cost.graph:  # (in a chain, each layer reads what the one before it wrote)
+            source = row.inputs[0] if row.inputs else previous
+            seen = factors.get(source)
+            if seen is None:
+                shapes = row.input_shapes
+                seen = shapes[0] if shapes else ()
         out.append(seen)
-        single = not type(row.layer).multi_output and type(row.layer).arity == 1
-        reshaped = single and prod(row.output_shape) == prod(row.input_shape) and row.params == 0
-        factors[row.name] = seen if reshaped else row.output_shape
+        kind = type(row.layer)
+        reshaped = not kind.multi_output and kind.arity == 1 and row.weight_params + row.bias_params == 0 \
+            and prod(row.output_shape) == prod(row.input_shape)
         previous = row.name
+        if not reshaped:
+            seen = row.output_shape
+        factors[previous] = seen
     return out
 
 
 def formulas(cost: NetworkCost) -> list[tuple[str, str]]:
     """Per layer, (params formula, forward formula) with their values: ``(11*11*3 + 1)*96 = 34,944``."""
-    out = []
+    out, batch = [], cost.batch
+    no_params, no_forward = Layer.params_formula, Layer.forward_formula  # the base's: always ""
     for row, factors in zip(cost.layers, shape_factors(cost)):
-        p = row.layer.params_formula(row.input_shape, factors)
-        f = row.layer.forward_formula(row.input_shape, factors, row.output_shape)
-        if f and cost.batch > 1:
-            f = f"{cost.batch}*{f}"
-        out.append((f"{p} = {commas(row.params)}" if p else "", f"{f} = {commas(row.forward)}" if f else ""))
+        layer, x = row.layer, row.input_shape
+        kind = type(layer)
+        p = layer.params_formula(x, factors) if kind.params_formula is not no_params else ""
+        f = layer.forward_formula(x, factors, row.output_shape) if kind.forward_formula is not no_forward else ""
+        if f and batch > 1:
+            f = f"{batch}*{f}"
+        out.append((f"{p} = {row.weight_params + row.bias_params:,}" if p else "",
+                    f"{f} = {row.macs + row.bias_adds:,}" if f else ""))
     return out
 
 
@@ -129,30 +141,32 @@ def seed_rows(cost: NetworkCost) -> list[list[str]]:
     Conv2d or Linear is folded into its row (``conv1 + ReLU``), as the seed writes it. A graph
     gets an Input column naming what each layer reads (see `input_lines`). A kind
     with no parameter formula but parameters (BatchNorm2d) shows its count."""
-    blank = [""] * (8 if cost.graph else 7)
+    graph = cost.graph
+    blank = [""] * (8 if graph else 7)
     rows = [[size_text(cost.input_shape), *blank[1:]]]
-    folded_into, read = None, readers(cost) if cost.graph else {}
+    folded_into, read = None, readers(cost) if graph else {}
     for row, (pf, ff) in zip(cost.layers, formulas(cost)):
         layer = row.layer
-        foldable = type(layer).__name__ in FOLDABLE
-        if foldable and folded_into is not None and (not cost.graph or row.inputs == (folded_into[1],)):
-            folded_into[0][0] += f" + {type(layer).__name__}"
+        kind = type(layer).__name__
+        if kind in FOLDABLE and folded_into is not None and (not graph or row.inputs == (folded_into[1],)):
+            folded_into[0][0] += f" + {kind}"
             folded_into = None
             continue
-        label = row.name if layer.group in ("conv", "fc") else f"{row.name}: {layer.label()}"
+        weighted = layer.group in ("conv", "fc")
+        label = row.name if weighted else f"{row.name}: {layer.label()}"
         if not pf and row.params:  # a kind without a formula (BatchNorm2d): its count, so the column adds up
             pf = commas(row.params)
         entry = [label, *layer.columns(), pf, ff]
-        if cost.graph:
+        if graph:
             first, *more = input_lines(row.inputs)
             entry.insert(1, first)
             rows.append(entry)
             rows.extend(["", line, *blank[2:]] for line in more)
         else:
             rows.append(entry)
-        alone = not cost.graph or read.get(row.name, 0) == 1
-        folded_into = (entry, row.name) if layer.group in ("conv", "fc") and alone else None
-        if layer.group in ("conv", "fc") or row.output_shape != row.input_shape:
+        alone = not graph or read.get(row.name, 0) == 1
+        folded_into = (entry, row.name) if weighted and alone else None
+        if weighted or row.output_shape != row.input_shape:
             rows.append([size_text(row.output_shape), *blank[1:]])
     t = cost.totals
     p_split, f_split = split_lines(cost)

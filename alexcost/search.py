@@ -3,21 +3,21 @@
 `evaluate` costs each candidate (a spec dict, as spec files hold them, or a built `Network`)
 and never raises for a bad one: its row says why it is invalid, and the others go on.
 Candidates drawn from one search space share most of their layers, so a layer entry seen
-before is not parsed and checked again, and a layer's counts on an input shape seen before
-are not recomputed: both are pure functions of the layer and its input, remembered for the
-length of one call.
+before is not parsed and checked again (remembered for the length of one call), and the
+layer object it gave, shared by every candidate that holds the entry, remembers its output
+shape and counts per input shape (`alexcost.network`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import prod
+from itertools import repeat
+from marshal import dumps
 
 from .bulk import paused_gc
 from .cost import DTYPE_BYTES, dtype_bytes
 from .errors import SpecError
-from .network import Network, _overrides
-from .storage import plan
+from .network import Network
 
 COLUMNS = ("index", "name", "params", "macs", "flops", "activation_bytes", "output_shape", "error")
 """What each row holds (``error`` is None for a valid candidate; its counts are then ints)."""
@@ -86,17 +86,50 @@ def _key_value(value):
     return (value.__class__, tuple(_key_value(x) for x in value) if value.__class__ is list else value)
 
 
+_PLAIN = frozenset((str, int, float, bool, type(None)))
+
+
+def _plain(entry) -> bool:
+    """Is ``entry`` a dict of str, int, float, bool or None values, or lists or tuples of them?
+    Then its `marshal` bytes name it exactly: marshal writes each of these types with a code of
+    its own (it refuses their subclasses), so equal bytes mean equal values of equal types. (It
+    writes every bytes-like object alike, which is why only plain entries are remembered by them.)"""
+    if entry.__class__ is not dict:
+        return False
+    for value in entry.values():
+        if value.__class__ is list or value.__class__ is tuple:
+            if not all(x.__class__ in _PLAIN for x in value):
+                return False
+        elif value.__class__ not in _PLAIN:
+            return False
+    return True
+
+
+def _marshalled(entry) -> bytes | None:
+    try:
+        return dumps(entry, 0)
+    except (ValueError, TypeError):
+        return None
+
+
 class _Memo:
-    """What one `evaluate` call remembers: built layers by entry, counts by (layer, input)."""
+    """What one `evaluate` call remembers: built layers by entry. Each layer object remembers its
+    own output shape and counts per input shape (`alexcost.network`), so a layer shared by many
+    candidates is checked and counted once per input."""
 
     def __init__(self):
-        from .specfile import layer_from_dict
+        from .specfile import TOP_LEVEL_KEYS, layer_from_dict, network_from_dict
 
-        self.parse = layer_from_dict
+        self.parse, self.checked = layer_from_dict, network_from_dict
+        self.top_level = frozenset(TOP_LEVEL_KEYS)
         self.layers: dict = {}
-        self.counts: dict = {}
 
-    def layer(self, entry, index: int):
+    def layer(self, entry, index: int, key: bytes | None):
+        """Parse an entry not seen before, remembered by its marshal bytes when they name it
+        exactly (`_plain`), else by `_key`."""
+        if key is not None and _plain(entry):
+            layer = self.layers[key] = self.parse(entry, index)
+            return layer
         try:
             key = _key(entry)
             layer = self.layers.get(key)
@@ -109,40 +142,39 @@ class _Memo:
     def network(self, candidate, index: int) -> Network:
         if isinstance(candidate, Network):
             return candidate
-        from .specfile import TOP_LEVEL_KEYS, network_from_dict
-
         if not isinstance(candidate, dict) or not isinstance(candidate.get("layers"), list):
-            return network_from_dict(candidate if isinstance(candidate, dict) else {}, f"candidate{index}")
-        if any(key not in TOP_LEVEL_KEYS for key in candidate) or "input_shape" not in candidate:
-            return network_from_dict(candidate, f"candidate{index}")
-        layers = [self.layer(entry, i) for i, entry in enumerate(candidate["layers"])]
+            return self.checked(candidate if isinstance(candidate, dict) else {}, f"candidate{index}")
+        if not candidate.keys() <= self.top_level or "input_shape" not in candidate:
+            return self.checked(candidate, f"candidate{index}")
+        entries = candidate["layers"]
+        try:  # version 0: no references, no interning: equal entries, equal bytes
+            keys = list(map(dumps, entries, repeat(0, len(entries))))
+        except (ValueError, TypeError):  # marshal refuses subclasses of its types
+            keys = [_marshalled(entry) for entry in entries]
+        layers = list(map(self.layers.get, keys))
+        if not all(layers):  # some entry not seen before (a layer is true unless its kind says otherwise)
+            for i, (entry, key) in enumerate(zip(entries, keys)):
+                if layers[i] is None:
+                    layers[i] = self.layer(entry, i, key)
         return Network(candidate["input_shape"], layers, name=candidate.get("name", f"candidate{index}"))
 
-    def totals(self, network: Network, batch: int) -> tuple[int, int, int, int]:
-        """(params, macs, flops, stored elements) of ``network`` for ``batch`` samples."""
-        w = m = a = o = stored = unbatched = 0
-        new = plan(network, batch) if batch else ()
-        for layer, x, y, is_new in zip(network.layers, network.input_shapes, network.output_shapes, new):
-            key = (id(layer), x) if type(layer).arity == 1 else None
-            c = self.counts.get(key) if key else None
-            if c is None:
-                has = _overrides(type(layer))
-                c = (layer.weight_params(x) + layer.bias_params(x) if has[0] or has[1] else 0,
-                     layer.macs(x, y) if has[2] else 0, layer.bias_adds(x, y) if has[3] else 0,
-                     layer.other_ops(x, y) if has[4] else 0,
-                     sum(prod(s) for s in y) if type(layer).multi_output else prod(y))
-                if key:
-                    self.counts[key] = c
-                    self.layers.setdefault(("layer", id(layer)), layer)  # keeps id(layer) from being reused
-            w += c[0]
-            m += c[1]
-            a += c[2]
-            o += c[3]
-            if type(layer).arity == 0:
-                unbatched += c[4]
-            elif is_new:
-                stored += c[4]
-        return w, batch * m, batch * (2 * m + a + o), batch * stored
+
+def _totals(network: Network, batch: int) -> tuple[int, int, int, int]:
+    """(params, macs, flops, stored elements) of ``network`` for ``batch`` samples."""
+    sums = network._vector_sums()
+    if sums is None:  # some layer's storage needs the stride trace
+        w, b, m, a, o, n, e, fixed, stored, unbatched = network._sums(batch, 1, None, None)
+    else:
+        w, b, m, a, o, n, e, stored, unbatched = sums
+    return w + b, batch * m, batch * (2 * m + a + o), batch * stored
+
+
+def _row(index, name, params, macs, flops, activation_bytes, output_shape, error=None) -> Candidate:
+    """``Candidate(...)``, without a frozen dataclass's per-field set."""
+    row = object.__new__(Candidate)
+    row.__dict__.update(index=index, name=name, params=params, macs=macs, flops=flops,
+                        activation_bytes=activation_bytes, output_shape=output_shape, error=error)
+    return row
 
 
 def evaluate(candidates, *, batch: int = 1, dtype: str = "float32") -> Results:
@@ -159,18 +191,18 @@ def evaluate(candidates, *, batch: int = 1, dtype: str = "float32") -> Results:
     memo, rows = _Memo(), []
     with paused_gc(1_000_000):
         for index, candidate in enumerate(candidates):
-            name = candidate.name if isinstance(candidate, Network) else (
-                candidate.get("name") if isinstance(candidate, dict) and isinstance(candidate.get("name"), str)
-                else f"candidate{index}")
             try:
                 network = memo.network(candidate, index)
                 if batch > 1:
                     network._check_batch(batch)
-                params, macs, flops, stored = memo.totals(network, batch)
+                params, macs, flops, stored = _totals(network, batch)
             except SpecError as err:
-                rows.append(Candidate(index, name, None, None, None, None, None, str(err)))
+                name = candidate.name if isinstance(candidate, Network) else (
+                    candidate.get("name") if isinstance(candidate, dict) and isinstance(candidate.get("name"), str)
+                    else f"candidate{index}")
+                rows.append(_row(index, name, None, None, None, None, None, str(err)))
                 continue
-            rows.append(Candidate(index, network.name, params, macs, flops, stored * itemsize, network.output_shape))
+            rows.append(_row(index, network.name, params, macs, flops, stored * itemsize, network.output_shapes[-1]))
     return Results(tuple(rows), batch, dtype)
 
 

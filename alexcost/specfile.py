@@ -42,11 +42,13 @@ def _reject_constant(token: str):
 
 def _unique_keys(pairs):
     """A JSON object as a dict, refusing a key given twice (json would keep the last silently)."""
-    out = {}
-    for key, value in pairs:
-        if key in out:
-            raise SpecError(f"duplicate key {shown(key)} in one object; each key may appear once")
-        out[key] = value
+    out = dict(pairs)
+    if len(out) < len(pairs):  # some key given twice: name the first that repeats
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise SpecError(f"duplicate key {shown(key)} in one object; each key may appear once")
+            seen.add(key)
     return out
 
 
@@ -91,26 +93,37 @@ def layer_from_dict(entry, index: int) -> Layer:
     if not isinstance(kind_name, str):
         raise SpecError(f"layers[{index}] needs a 'type' naming a layer kind, e.g. \"Conv2d\"")
     kind = LAYER_KINDS.get(kind_name)
-    name = entry.get("name")
-    name = name if isinstance(name, str) and len(name) <= 200 else None  # a bad name gets its own error
-    where = describe_layer(index, name, kind_name if kind else shown(kind_name)[1:-1])
     if kind is None:
         known = sorted(LAYER_KINDS)
         listed = ", ".join(known) if len(known) <= 12 else f"{', '.join(known[:10])} and {len(known) - 10} more"
         raise SpecError(f"unknown layer type {shown(kind_name)}{_did_you_mean(kind_name, LAYER_KINDS)} "
-                        f"(known: {listed}; docs/spec-format.md lists them all)", where=where)
+                        f"(known: {listed}; docs/spec-format.md lists them all)",
+                        where=_where(entry, index, kind_name, kind))
     allowed, required = _arguments(kind)
-    args = {k: v for k, v in entry.items() if k != "type"}
-    for key in args:
-        if key not in allowed:
-            raise SpecError(f"unknown argument {shown(key)}{_did_you_mean(str(key), allowed)}", where=where)
+    if entry.__class__ is dict:
+        args = entry.copy()
+        del args["type"]
+    else:
+        args = {k: v for k, v in entry.items() if k != "type"}
+    if not args.keys() <= allowed:
+        for key in args:
+            if key not in allowed:
+                raise SpecError(f"unknown argument {shown(key)}{_did_you_mean(str(key), allowed)}",
+                                where=_where(entry, index, kind_name, kind))
     for key in required:
         if key not in args:
-            raise SpecError(f"missing argument {key!r}", where=where)
+            raise SpecError(f"missing argument {key!r}", where=_where(entry, index, kind_name, kind))
     try:
         return kind(**args)
     except SpecError as err:
-        raise err.at(where) from None
+        raise err.at(_where(entry, index, kind_name, kind)) from None
+
+
+def _where(entry: dict, index: int, kind_name: str, kind) -> str:
+    """``layers[3] 'conv2' (Conv2d)``: the entry an error is about (made only for an error)."""
+    name = entry.get("name")
+    name = name if isinstance(name, str) and len(name) <= 200 else None  # a bad name gets its own error
+    return describe_layer(index, name, kind_name if kind else shown(kind_name)[1:-1])
 
 
 def network_from_dict(data: dict, default_name: str = "custom") -> Network:

@@ -93,17 +93,21 @@ def _rule(kind):
     return None
 
 
+def contiguous_new(layer) -> bool | None:
+    """Does ``layer``'s output take new activation storage when every input is contiguous (as in
+    every network `contiguous_plan` covers)? None when only `trace` can tell."""
+    kind = type(layer)
+    rule = _RULES.get(kind, 0)
+    if rule == 0:
+        rule = _RULES[kind] = _rule(kind)
+    if rule is None:
+        return None
+    return kind.arity != 0 and (rule == "new" or (rule == "inplace" and not layer.inplace))
+
+
 def contiguous_plan(network) -> tuple[bool, ...] | None:
     """`plan` without strides, for networks whose tensors all stay contiguous (no Permute,
     Transpose, Chunk or Split, no user kind with its own view rule): then every new tensor is
     contiguous and every reshape a view. None when some layer needs the full `trace`."""
-    out = []
-    for layer in network.layers:
-        kind = type(layer)
-        rule = _RULES.get(kind, 0)
-        if rule == 0:
-            rule = _RULES[kind] = _rule(kind)
-        if rule is None:
-            return None
-        out.append(kind.arity != 0 and (rule == "new" or (rule == "inplace" and not layer.inplace)))
-    return tuple(out)
+    out = [contiguous_new(layer) for layer in network.layers]
+    return None if None in out else tuple(out)

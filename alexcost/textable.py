@@ -31,14 +31,17 @@ def render_table(headers, rows, align, style: str = "simple") -> str:
         rows = [[markdown_cell(c) for c in row] for row in rows]
     elif style != "simple":
         raise ValueError(f"unknown table style {style!r}")
-    widths = [max([len(str(h)) + 2, *(len(str(c)) for c in col)]) for h, *col in zip(headers, *rows)]
-
-    def fit(cells):
-        return [str(c).rjust(w) if a == "right" else str(c).ljust(w) for c, w, a in zip(cells, widths, align)]
-
+    widths = [max(len(str(h)) + 2, max(map(len, map(str, col)), default=0)) for h, *col in zip(headers, *rows)]
+    widths = widths[:len(align)]
+    n = len(widths)
+    # One format per line: ``%9s`` is ``str(cell).rjust(9)``, ``%-9s`` ``str(cell).ljust(9)``; cells past
+    # the last column are left out.
+    fields = [("%" if a == "right" else "%-") + str(w) + "s" for w, a in zip(widths, align)]
     if style == "simple":
-        lines = [fit(headers), ["-" * w for w in widths], *map(fit, rows)]
-        return "\n".join("  ".join(cells).rstrip() for cells in lines)
+        line = "  ".join(fields)
+        lines = [line % tuple(headers[:n]), "  ".join("-" * w for w in widths), *(line % tuple(row[:n]) for row in rows)]
+        return "\n".join(text.rstrip() for text in lines)
+    line = "| " + " | ".join(fields) + " |"
     rule = [("-" * (w + 1) + ":") if a == "right" else (":" + "-" * (w + 1)) for w, a in zip(widths, align)]
-    body = ["| " + " | ".join(fit(cells)) + " |" for cells in (headers, *rows)]
+    body = [line % tuple(cells[:n]) for cells in (headers, *rows)]
     return "\n".join([body[0], "|" + "|".join(rule) + "|", *body[1:]])
