@@ -45,7 +45,7 @@ from .cost import DTYPE_BYTES, NetworkCost, dtype_bytes
 from .errors import SpecError, describe_layer
 from .layers import Grads, Layer, ParameterShape, TrainContext
 from .network import _EPOCH
-from .storage import PARAMETER, contiguous_plan, trace
+from .storage import PARAMETER, contiguous_new, contiguous_plan, trace
 
 DEVICES = ("cuda", "cpu")
 """The torch backends whose saved-tensor rules alexcost knows; ``cuda`` is the default (training runs on GPUs)."""
@@ -430,12 +430,6 @@ _OPTIONS: dict = {}
 MAX_OPTIONS = 4096
 
 
-class _Alone(NamedTuple):
-    """One layer seen as a network, to ask `contiguous_plan` about it alone."""
-
-    layers: tuple
-
-
 def _train_memo(layer) -> dict:
     """What ``layer`` remembers of its training rules. Its rules are pure functions of its
     arguments, its input and the options, so a network built afresh from the same layer objects
@@ -456,10 +450,10 @@ def _facts(layer, x, y) -> tuple:
     if type(layer).arity == 0:
         how = "weight"
     else:
-        plan = contiguous_plan(_Alone((layer,)))
-        if plan is None:  # several outputs, or a view whose strides only the general walk follows
+        new = contiguous_new(layer)
+        if new is None:  # several outputs, or a view whose strides only the general walk follows
             return None, 0, 0, 0, 0, False, {}
-        how = "new" if plan[0] or layer.train_copies() else "view"
+        how = "new" if new or layer.train_copies() else "view"
     weight, bias = layer.weight_params(x), layer.bias_params(x)
     return how, weight + bias, (weight > 0) + (bias > 0), layer.macs(x, y), prod(y), layer.train_inplace(), {}
 
@@ -496,7 +490,7 @@ class _Fallback(Exception):
 
 def _fast_totals(network, batch: int, dtype: str, device: str, optimizer: str, cold):
     """`_walk`'s totals without strides, for a network whose tensors all stay contiguous (each
-    layer's `contiguous_plan`): each layer's `TrainContext` then holds its inputs' contiguous
+    layer's `contiguous_new`): each layer's `TrainContext` then holds its inputs' contiguous
     strides, and what its rules give is remembered by the layer (`_train_memo`). None where the
     network needs the general walk (a view that may not be contiguous, several outputs, or a
     step the general walk refuses, or any error: the general walk raises it, or does not call
