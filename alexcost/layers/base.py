@@ -12,7 +12,9 @@ of shapes. A kind with ``multi_output`` returns a tuple of shapes as ``y``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import dataclasses
+import sys
+from dataclasses import MISSING, FrozenInstanceError, dataclass, fields
 from math import prod
 from typing import ClassVar, NamedTuple
 
@@ -119,10 +121,107 @@ def need_rank(layer: "Layer", x: Shape, rank: int, form: str) -> None:
 
 
 def layer_kind(cls):
-    """``@dataclass(frozen=True, kw_only=True)`` for alexcost's own kinds, with the equality, hash
-    and repr every kind shares defined once on `Layer` (dataclasses would generate them per
-    class: 38 kinds' worth of code generation at import, for the same three methods)."""
-    return dataclass(frozen=True, kw_only=True, repr=False, eq=False)(cls)
+    """``@dataclass(frozen=True, kw_only=True)`` for alexcost's own kinds, minus the code generation.
+
+    Dataclasses would compile an ``__init__``, ``__setattr__`` and ``__delattr__`` (and equality,
+    hash and repr) per class: most of ``import alexcost``. Instead `Layer` holds one frozen
+    ``__setattr__``/``__delattr__`` and one equality, hash and repr for every kind, and a kind's
+    ``__init__`` is generated on first use (`_kind_init`), as dataclasses would have generated it.
+    The class still says ``frozen=True, init=True`` in ``__dataclass_params__``, so a user's
+    ``@dataclass(frozen=True)`` subclass works as it does on any frozen dataclass."""
+    undocumented = not cls.__dict__.get("__doc__")
+    bases = [b.__dataclass_params__ for b in cls.__mro__[1:] if "__dataclass_params__" in b.__dict__]
+    for params in bases:  # dataclasses refuses a non-frozen class on frozen bases
+        params.frozen = False
+    try:
+        dataclass(init=False, frozen=False, kw_only=True, repr=False, eq=False)(cls)
+    finally:
+        for params in bases:
+            params.frozen = True
+    params = cls.__dataclass_params__
+    params.init = params.frozen = True
+    _KINDS.add(cls)
+    if "__init__" not in cls.__dict__:
+        cls.__init__ = _LazyInit(cls)
+    if undocumented:  # dataclasses' docstring, from the signature of the init it would have made
+        import inspect
+
+        cls.__doc__ = cls.__name__ + str(inspect.signature(cls)).replace(" -> None", "")
+    return cls
+
+
+_KINDS: set = set()
+"""The classes `layer_kind` made."""
+
+
+class _LazyInit:
+    """A kind's ``__init__`` until first use: any lookup (a call, ``inspect.signature``, ``super()``)
+    generates the real one, puts it on the kind and returns it."""
+
+    __slots__ = ("kind",)
+
+    def __init__(self, kind):
+        self.kind = kind
+
+    def __get__(self, obj, owner=None):
+        init = _kind_init(self.kind)
+        return init if obj is None else init.__get__(obj, owner)
+
+
+_HAS_DEFAULT_FACTORY = getattr(dataclasses, "_HAS_DEFAULT_FACTORY", None) or object()
+"""The default shown for a parameter whose field has a ``default_factory`` (dataclasses' own marker)."""
+
+
+def _kind_init(kind):
+    """The ``__init__`` dataclasses generates for ``frozen=True`` on ``kind``: keyword-only (unless a
+    field says otherwise), defaults and default factories, ``object.__setattr__`` per field, then
+    ``__post_init__``. Generated once and set on the kind."""
+    init = kind.__dict__["__init__"]
+    if not isinstance(init, _LazyInit):
+        return init
+    every = fields(kind)
+    self_name = "__dataclass_self__" if "self" in kind.__dataclass_fields__ else "self"
+    names = {"__dataclass_builtins_object__": object, "_HAS_DEFAULT_FACTORY": _HAS_DEFAULT_FACTORY,
+             "_return_type": None}
+    body = []
+    for f in every:
+        names[f"_type_{f.name}"] = f.type
+        if f.default_factory is not MISSING:
+            names[f"_dflt_{f.name}"] = f.default_factory
+            value = (f"_dflt_{f.name}() if {f.name} is _HAS_DEFAULT_FACTORY else {f.name}" if f.init
+                     else f"_dflt_{f.name}()")
+        elif f.init:
+            if f.default is not MISSING:
+                names[f"_dflt_{f.name}"] = f.default
+            value = f.name
+        else:
+            continue
+        body.append(f"  __dataclass_builtins_object__.__setattr__({self_name},{f.name!r},{value})")
+    if hasattr(kind, "__post_init__"):
+        body.append(f"  {self_name}.__post_init__()")
+    init_fields = [f for f in every if f.init]
+    params = [_init_param(f) for f in init_fields if not f.kw_only]
+    kw_only = [_init_param(f) for f in init_fields if f.kw_only]
+    if kw_only:
+        params += ["*", *kw_only]
+    text = (f"def __create_fn__({', '.join(names)}):\n"
+            f" def __init__({','.join([self_name, *params])})->_return_type:\n"
+            + "\n".join(body or ["  pass"]) + "\n return __init__")
+    found = {}
+    # dont_inherit: this module's ``from __future__ import annotations`` must not apply
+    exec(compile(text, "<string>", "exec", dont_inherit=True), sys.modules[kind.__module__].__dict__, found)
+    init = found["__create_fn__"](**names)
+    init.__qualname__ = f"{kind.__qualname__}.__init__"
+    kind.__init__ = init
+    return init
+
+
+def _init_param(f) -> str:
+    if f.default is not MISSING:
+        return f"{f.name}:_type_{f.name}=_dflt_{f.name}"
+    if f.default_factory is not MISSING:
+        return f"{f.name}:_type_{f.name}=_HAS_DEFAULT_FACTORY"
+    return f"{f.name}:_type_{f.name}"
 
 
 _FIELD_NAMES: dict = {}
@@ -133,6 +232,19 @@ def _field_names(kind) -> tuple[str, ...]:
     if names is None:
         names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(kind))
     return names
+
+
+_FROZEN: dict = {}
+
+
+def _frozen_fields(cls) -> tuple[type, frozenset]:
+    """The nearest of alexcost's own kinds in ``cls``'s MRO, and its field names: the class whose
+    dataclasses-generated ``__setattr__`` would have answered."""
+    found = _FROZEN.get(cls)
+    if found is None:
+        kind = next(k for k in cls.__mro__ if k in _KINDS)
+        found = _FROZEN[cls] = (kind, frozenset(_field_names(kind)))
+    return found
 
 
 @layer_kind
@@ -170,6 +282,18 @@ class Layer:
     def __repr__(self):
         args = ", ".join(f"{n}={getattr(self, n)!r}" for n in _field_names(self.__class__))
         return f"{type(self).__qualname__}({args})"
+
+    def __setattr__(self, name, value):
+        kind, names = _frozen_fields(type(self))
+        if type(self) is kind or name in names:
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(Layer, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        kind, names = _frozen_fields(type(self))
+        if type(self) is kind or name in names:
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(Layer, self).__delattr__(name)
 
     def __post_init__(self):
         if self.name is not None:
