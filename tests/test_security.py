@@ -246,3 +246,30 @@ def test_error_lines_stay_short_whatever_the_spec_holds():
     with pytest.raises(SpecError) as err:
         network_from_dict(huge)
     assert len(str(err.value)) < 200 and "kernel_size" in str(err.value)
+
+
+def test_a_kinds_init_is_written_from_its_fields_never_from_a_spec():
+    """The first layer a process builds makes its kind write its ``__init__``: in a fresh process,
+    build one from a spec whose strings are code, and look for them in the function made."""
+    code = r'''
+import json, sys
+from alexcost import network_from_dict
+from alexcost.layers import Conv2d
+hostile = "__import__('os').system('touch pwned')"
+assert "__init__" not in Conv2d.__dict__ or type(Conv2d.__dict__["__init__"]).__name__ == "_LazyInit"
+net = network_from_dict({"input_shape": [3, 8, 8], "name": hostile,
+                         "layers": [{"type": "Conv2d", "name": hostile.replace('.', '_'), "out_channels": 2, "kernel_size": 3}]})
+init = Conv2d.__dict__["__init__"]
+text = repr((init.__code__.co_consts, init.__code__.co_names, init.__code__.co_varnames, init.__defaults__,
+             init.__kwdefaults__))
+print(json.dumps({"has": "__import__" in text or "system" in text or "pwned" in text,
+                  "fields": sorted(init.__code__.co_varnames[1:init.__code__.co_kwonlyargcount + 1])}))
+'''
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    from dataclasses import fields
+
+    from alexcost.layers import Conv2d
+
+    assert result == {"has": False, "fields": sorted(f.name for f in fields(Conv2d))}
