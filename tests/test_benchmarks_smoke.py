@@ -51,6 +51,37 @@ def test_agreement(tmp_path):
     assert data["per_layer_mismatches"] == []
 
 
+def test_search(tmp_path):
+    out, data = smoke(tmp_path, "bench_search.py")
+    assert "peers' MACs equal alexcost's" in out and data["agree"] is True
+    assert data["candidates"] == 200 and 0 < data["valid"] <= 200
+
+
+def test_graphs(tmp_path):
+    """fvcore's count on torchvision's ResNet-18 is the one alexcost predicts; every verdict is printed."""
+    pytest.importorskip("torchvision")
+    out, data = smoke(tmp_path, "bench_graphs.py", "--models", "resnet18")
+    assert "alexcost predicts" in out and "DIFFER" not in out
+    verdicts = data["verdicts"]
+    assert any("preset(name).cost()" in v for v in verdicts) and any("fvcore / that" in v for v in verdicts)
+
+
+def test_from_module(tmp_path):
+    """It runs, and its MACs agree with torch's."""
+    pytest.importorskip("torchvision")
+    out, data = smoke(tmp_path, "bench_from_module.py")
+    assert "fvcore / from_module on squeezenet1_1" in out
+    assert [r["agree"] for r in data["results"]] == [True]
+
+
+def test_training(tmp_path):
+    from alexcost import PRESETS
+
+    _, data = smoke(tmp_path, "bench_training.py")
+    assert [r["model"] for r in data["in_process"]] == list(PRESETS)
+    assert data["process"]["rounds"] == 2
+
+
 @pytest.mark.parametrize("script", sorted(p.name for p in BENCH.glob("bench_*.py")))
 def test_every_script_has_help(script):
     proc = subprocess.run([sys.executable, str(BENCH / script), "--help"], capture_output=True, text=True,

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from alexcost import __version__
 from alexcost_cli.main import cli
+from static_path import heavy_imports_of  # noqa: E402
 
 
 def invoke(*args):
@@ -185,10 +186,5 @@ def test_python_dash_m():
 
 
 def test_static_path_never_imports_torch():
-    code = ("import sys; from alexcost_cli.main import cli\n"
-            "try:\n    cli.main(['report', '--model', 'paper', '--format', 'json'])\n"
-            "except SystemExit:\n    pass\n"
-            "heavy = [m for m in ('torch', 'fvcore', 'matplotlib', 'numpy', 'tabulate') if m in sys.modules]\n"
-            "sys.stderr.write(repr(heavy))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.stderr == "[]", proc.stderr
+    heavy, _ = heavy_imports_of("report", "--model", "paper", "--format", "json")
+    assert heavy == [], heavy
