@@ -18,7 +18,7 @@ from .bulk import BULK, paused_gc
 from .cost import LayerCost, NetworkCost, Totals, dtype_bytes
 from .errors import SpecError, describe_layer, format_shape
 from .layers import BUILTIN_KINDS, INPUT, Layer, ParameterShape, Shape
-from .layers.base import _field_names
+from .layers.base import _field_names, reads_a_parameter
 from .storage import contiguous_new
 
 NETWORK_INPUT = -1
@@ -140,9 +140,7 @@ class Network:
                 x = self._read(i, name, layer, refs, ys, layers)
                 chain = chain and refs == steps[i]
                 kind = type(layer)
-                # A Parameter's shape and an activation's are equal tuples that the rules treat apart,
-                # so a merge reading a Parameter is not remembered.
-                if kind.arity != 1 and (kind.arity is not None or ParameterShape in map(type, x)):
+                if kind.arity != 1 and (kind.arity is not None or reads_a_parameter(x)):
                     memo = None
             entry = memo.get(x) if memo is not None else None
             if entry is None:
@@ -365,8 +363,7 @@ class Network:
             entries = []
             for layer, x, y in zip(self.layers, self.input_shapes, self.output_shapes):
                 kind = type(layer)
-                memo = _memo(layer) if kind.arity == 1 or (
-                    kind.arity is None and ParameterShape not in map(type, x)) else {}
+                memo = _memo(layer) if kind.arity == 1 or (kind.arity is None and not reads_a_parameter(x)) else {}
                 entry = memo.get(x)
                 if entry is None:
                     entry = [y, None, None]

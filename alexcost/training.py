@@ -43,7 +43,8 @@ from . import arguments as check
 from . import strides as st
 from .cost import DTYPE_BYTES, NetworkCost, dtype_bytes
 from .errors import SpecError, describe_layer
-from .layers import Grads, Layer, ParameterShape, TrainContext
+from .layers import Grads, Layer, TrainContext
+from .layers.base import reads_a_parameter
 from .network import _EPOCH
 from .storage import PARAMETER, contiguous_new, contiguous_plan, trace
 
@@ -536,8 +537,8 @@ def _fast_walk(network, batch, dtype, device, optimizer, cold):
         layer, refs, x = layers[i], sources[i], xs[i]
         memo = layer.__dict__.get("_train_memo")
         memo = memo[1] if memo is not None and memo[0] == epoch else _train_memo(layer)
-        if len(refs) > 1 and ParameterShape in map(type, x):
-            memo = {}  # a Parameter's shape and an activation's are equal tuples the rules treat apart
+        if len(refs) > 1 and reads_a_parameter(x):
+            memo = {}
         facts = memo.get(x)
         if facts is None:
             facts = _facts(layer, x, ys[i])

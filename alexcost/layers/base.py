@@ -30,6 +30,13 @@ class ParameterShape(tuple):
     """The full shape of a tensor without a batch dimension (a `Parameter`'s), as merges see it."""
 
 
+def reads_a_parameter(x) -> bool:
+    """Do a merge's input shapes ``x`` include a Parameter's? Then ``x`` cannot key what a layer
+    remembers: a `ParameterShape` equals the activation shape of the same numbers, which the
+    rules treat apart (no batch dimension)."""
+    return ParameterShape in map(type, x)
+
+
 class Grads(NamedTuple):
     """Which gradients a layer's backward pass computes: ``inputs[k]`` for its input ``k``
     (False where the input needs none: the network input, or a tensor computed only from
