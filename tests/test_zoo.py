@@ -60,7 +60,11 @@ def test_torchvision_model_is_exact(name):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # GoogLeNet's and Inception's notes on their weight initialisation
         model = torchvision.models.get_model(name, weights=None).eval()
-    size = input_size(name)
+    assert_exact(model, input_size(name), name)
+
+
+def assert_exact(model, size: int, name: str) -> None:
+    """from_module's reading of ``model`` at ``size`` x ``size`` against torch and fvcore."""
     imported = from_module(model, (3, size, size))
     x = torch.randn(1, 3, size, size)
     flops, out, by_module, idle = _measured(model, x)
@@ -108,3 +112,38 @@ def test_vision_transformers_are_refused_by_node(name, message):
         model = torchvision.models.get_model(name, weights=None)
     with pytest.raises(SpecError, match=message):
         from_module(model, (3, 224, 224))
+
+
+# -- torchvision's other model families: read exactly, or refused at the node alexcost cannot read ----------
+
+@pytest.mark.parametrize("build, shape, message", [
+    (lambda m: m.segmentation.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None), (3, 64, 64),
+     r"function 'interpolate' in module 'classifier' \(LRASPPHead\).*no layer kind for torch\.nn\.functional\.interpolate"),
+    (lambda m: m.video.r3d_18(weights=None), (3, 4, 32, 32),
+     r"module 'stem\.0' \(Conv3d\).*no layer kind for torch\.nn\.Conv3d"),
+    (lambda m: m.detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None), (3, 128, 128),
+     r"module '\(root\)' \(SSD\): its forward\(\) branches on a traced value"),
+    (lambda m: m.optical_flow.raft_small(weights=None), (3, 64, 64),
+     r"module '\(root\)' \(RAFT\): forward\(\) needs an argument 'image2'"),
+], ids=["segmentation", "video", "detection", "optical flow"])
+def test_other_families_are_refused_at_their_first_unreadable_node(build, shape, message):
+    with torch.device("meta"):
+        model = build(torchvision.models).eval()
+    with pytest.raises(SpecError, match=message):
+        from_module(model, shape)
+
+
+def test_quantization_ready_mobilenet_v2_is_exact():
+    """torchvision.models.quantization's float model (QuantStub and DeQuantStub are identities until
+    converted; its residual add is a FloatFunctional), read as the classification models are."""
+    torch.manual_seed(0)
+    assert_exact(torchvision.models.quantization.mobilenet_v2(weights=None, quantize=False).eval(), 64,
+                 "quantization.mobilenet_v2")
+
+
+def test_a_converted_quantized_model_is_refused_at_its_quantize_module():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's notes on its quantization API
+        model = torchvision.models.quantization.resnet18(weights=None, quantize=True).eval()
+    with pytest.raises(SpecError, match=r"module 'quant' \(Quantize\).*no layer kind for torch\.ao\.nn\.quantized"):
+        from_module(model, (3, 64, 64))
