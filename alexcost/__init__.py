@@ -8,7 +8,7 @@
 (41418, 483328)
 """
 
-from .cost import DTYPE_BYTES, LayerCost, NetworkCost, Totals
+from .engine.cost import DTYPE_BYTES, LayerCost, NetworkCost, Totals
 from .errors import SpecError
 from .layers import (GELU, INPUT, LAYER_KINDS, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Add, AvgPool2d, BatchNorm2d, Cat,
                      Chunk, Clone, Contiguous, Conv2d, Dropout, Dropout2d, Flatten, Hardsigmoid, Hardswish, Identity, Layer,
@@ -16,7 +16,7 @@ from .layers import (GELU, INPUT, LAYER_KINDS, AdaptiveAvgPool2d, AdaptiveMaxPoo
                      ReLU6, Reshape, SiLU, Sigmoid, Softmax, Split, StochasticDepth, Tanh, Transpose, View, ZeroPad2d,
                      register_layer)
 from .models import DEFAULT_MODEL, PRESETS, preset
-from .network import Network
+from .engine.network import Network
 
 __version__ = "0.1.0"
 
@@ -26,7 +26,7 @@ _LAZY = {"dumps_spec", "load_spec", "network_from_dict", "network_to_dict"}
 def __getattr__(name):
     """Spec-file functions load on first use: ``alexcost report --model`` never parses a spec."""
     if name in _LAZY:
-        from . import specfile
+        from .specs import specfile
 
         return getattr(specfile, name)
     raise AttributeError(f"module 'alexcost' has no attribute {name!r}")

@@ -5,7 +5,7 @@ and never raises for a bad one: its row says why it is invalid, and the others g
 Candidates drawn from one search space share most of their layers, so a layer entry seen
 before is not parsed and checked again (remembered for the length of one call), and the
 layer object it gave, shared by every candidate that holds the entry, remembers its output
-shape and counts per input shape (`alexcost.network`).
+shape and counts per input shape (`alexcost.engine.network`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from itertools import repeat
 from marshal import dumps
 
-from .bulk import paused_gc
-from .cost import DTYPE_BYTES, dtype_bytes
+from .engine.bulk import paused_gc
+from .engine.cost import DTYPE_BYTES, dtype_bytes
 from .errors import SpecError
-from .network import Network
+from .engine.network import Network
 
 COLUMNS = ("index", "name", "params", "macs", "flops", "activation_bytes", "output_shape", "error")
 """What each row holds (``error`` is None for a valid candidate; its counts are then ints)."""
@@ -59,8 +59,8 @@ class Results:
 
     def table(self, limit: int | None = None) -> str:
         """The rows as a text table (the first ``limit``, if given)."""
-        from .report import commas
-        from .textable import render_table
+        from .units import commas
+        from .render.table import render_table
 
         def cell(value):
             return "" if value is None else commas(value) if isinstance(value, int) else str(value)
@@ -114,11 +114,11 @@ def _marshalled(entry) -> bytes | None:
 
 class _Memo:
     """What one `evaluate` call remembers: built layers by entry. Each layer object remembers its
-    own output shape and counts per input shape (`alexcost.network`), so a layer shared by many
+    own output shape and counts per input shape (`alexcost.engine.network`), so a layer shared by many
     candidates is checked and counted once per input."""
 
     def __init__(self):
-        from .specfile import TOP_LEVEL_KEYS, layer_from_dict, network_from_dict
+        from .specs.specfile import TOP_LEVEL_KEYS, layer_from_dict, network_from_dict
 
         self.parse, self.checked = layer_from_dict, network_from_dict
         self.top_level = frozenset(TOP_LEVEL_KEYS)
@@ -184,7 +184,7 @@ def evaluate(candidates, *, batch: int = 1, dtype: str = "float32") -> Results:
     built Networks. Each row: parameters, MACs, FLOPs (``2*MACs + bias adds + other ops``) and
     activation bytes (each tensor once) for ``batch`` samples at ``dtype``, and the output shape.
     """
-    from . import arguments as check
+    from .layers import arguments as check
 
     batch = check.integer(batch, "batch")
     itemsize = dtype_bytes(dtype)

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing: `python benchmarks/bench_speed.py`
     sys.path.insert(0, str(ROOT))
 
-from alexcost.report import commas  # noqa: E402
-from alexcost.textable import render_table  # noqa: E402
+from alexcost.units import commas  # noqa: E402
+from alexcost.render.table import render_table  # noqa: E402
 
 
 @dataclass(frozen=True)

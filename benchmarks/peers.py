@@ -43,7 +43,7 @@ class Peer:
 
     ``prepare(module, input_shape)`` builds whatever the tool needs (an input tensor, a
     meta-device copy) once; ``run(prepared)`` is the call the speed benchmark times.
-    ``rule(row)`` gives, for one alexcost :class:`~alexcost.cost.LayerCost`, the
+    ``rule(row)`` gives, for one alexcost :class:`~alexcost.engine.cost.LayerCost`, the
     number this peer should report for that layer.
     """
 

@@ -194,7 +194,7 @@ def load_network(model: str | None, spec: str | None):
     if model and spec:
         raise click.UsageError("give --model or --spec, not both")
     if spec:
-        from alexcost.specfile import load_spec
+        from alexcost.specs.specfile import load_spec
 
         network = load_spec(spec)
     else:

@@ -19,7 +19,7 @@ def export(model, spec, fmt, out):
     Arguments at torch's defaults are left out; a layer lists 'inputs' only where it does not
     read the layer before it (a branch, a merge, a residual sum).
     """
-    from alexcost.specfile import dumps_spec
+    from alexcost.specs.specfile import dumps_spec
 
     fmt = fmt or ("toml" if out is not None and out.lower().endswith(".toml") else "json")
     write_output(dumps_spec(load_network(model, spec), fmt), out, fmt)

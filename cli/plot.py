@@ -33,7 +33,7 @@ def plot(model, spec, timings, out, dtype, all_layers):
     its value. The same input always gives byte-identical files. Needs matplotlib:
     pip install 'alexcost[plot]'.
     """
-    from alexcost import plot as figures
+    from alexcost.render import plot as figures
 
     network = load_network(model, spec)
     if out is not None:

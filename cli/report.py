@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from alexcost.report import FORMATS
+from alexcost.render.report import FORMATS
 
 from .common import BATCH, command, dtype_option, format_for, load_network, network_options, option, write_output
 
@@ -25,8 +25,8 @@ def report(model, spec, batch, dtype, fmt, out):
     Counting conventions: MACs are Conv2d and Linear multiply-accumulates (bias excluded);
     the seed's "Forward Computation" is MACs + bias adds; FLOPs = 2*MACs + bias adds + other ops.
     """
-    from alexcost.bulk import BULK, paused_gc
-    from alexcost.report import render
+    from alexcost.engine.bulk import BULK, paused_gc
+    from alexcost.render.report import render
 
     fmt = fmt or format_for(out, FORMATS)
     with paused_gc(BULK):  # a report makes no reference cycles: the collector would only scan
@@ -40,8 +40,8 @@ def report(model, spec, batch, dtype, fmt, out):
 def models(fmt):
     """List the preset networks with their input, parameters and MACs."""
     from alexcost import PRESETS
-    from alexcost.report import commas
-    from alexcost.textable import render_table
+    from alexcost.units import commas
+    from alexcost.render.table import render_table
 
     rows = []
     for name, p in PRESETS.items():

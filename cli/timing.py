@@ -8,10 +8,11 @@ import sys
 import click
 
 from alexcost import SpecError
-from alexcost.roofline import render
-from alexcost.crosscheck import DEVICES
+from alexcost.render.roofline import render
+from alexcost.torch_run.verify import DEVICES
 from alexcost.hardware import CATALOG as GPUS
-from alexcost.timing import DEFAULTS, DTYPES, METHODS, Timer, dumps, render_training
+from alexcost.render.roofline import render_training
+from alexcost.torch_run.timing import DEFAULTS, DTYPES, METHODS, Timer, dumps
 
 from .common import (INT64_MAX, Integer, Real, command, dtype_option, load_network, network_options, option,
                      require, shown, write_output)

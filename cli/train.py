@@ -10,7 +10,7 @@ FORMATS = ("table", "markdown", "csv", "json")
 TRAIN_DTYPES = ("float32", "tf32", "float16", "bfloat16")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 GPUS = ("gtx580", "k40", "p100", "v100", "a100", "h100", "h200")
-"""The catalog's keys (alexcost.hardware.CATALOG), listed here so that --help imports nothing."""
+"""The catalog's keys (alexcost.hardware.model.CATALOG), listed here so that --help imports nothing."""
 
 
 def _names(ctx, param, value):
@@ -49,7 +49,8 @@ def train(model, spec, batch, dtype, optimizer, images, epochs, gpu, gpus, split
     Backward MACs are the products that give the gradients of each layer's input and
     weights: twice the forward MACs, less the input gradients nothing needs (the first layer's).
     """
-    from alexcost.training import render, to_csv, to_dict, training_cost
+    from alexcost.render.training import render, to_csv, to_dict
+    from alexcost.training import training_cost
 
     fmt = fmt or format_for(out, FORMATS)
     if gpus > 1 and gpu is None:
@@ -63,7 +64,7 @@ def train(model, spec, batch, dtype, optimizer, images, epochs, gpu, gpus, split
 
         prediction = predict(step, gpu, gpus, split, network)
     if fmt == "json":
-        from alexcost.report import dumps_json
+        from alexcost.render.report import dumps_json
 
         text = dumps_json(to_dict(step, schedule, prediction))
     elif fmt == "csv":

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from alexcost.crosscheck import DEVICES
+from alexcost.torch_run.verify import DEVICES
 
 from .common import BATCH, Integer, command, format_for, load_network, network_options, option, require, write_output
 
@@ -46,11 +46,11 @@ def verify(ctx, model, spec, device, batch, seed, no_fvcore, training, fmt, out)
         def progress(message):
             click.echo(f"verify: {message} ...", err=True)
     if training:
-        from alexcost.train_check import render, verify_training
+        from alexcost.torch_run.verify_training import render, verify_training
 
         result = verify_training(network, device=device, batch=batch, seed=seed, progress=progress)
     else:
-        from alexcost.crosscheck import render, verify_network
+        from alexcost.torch_run.verify import render, verify_network
 
         result = verify_network(network, device=device, batch=batch, seed=seed, use_fvcore=not no_fvcore,
                                 progress=progress)

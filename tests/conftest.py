@@ -26,7 +26,7 @@ from _pytest.monkeypatch import MonkeyPatch  # noqa: E402
 
 class _RulesAwareMonkeyPatch(MonkeyPatch):
     """pytest's monkeypatch; patching (or restoring) anything also makes layers forget the rule
-    results they remember (`alexcost.network.forget_rules`), so a test that corrupts a kind's
+    results they remember (`alexcost.engine.network.forget_rules`), so a test that corrupts a kind's
     count on purpose sees the corrupted rule at work, and the tests after it the honest one."""
 
     def setattr(self, *args, **kwargs):
@@ -39,7 +39,7 @@ class _RulesAwareMonkeyPatch(MonkeyPatch):
 
 
 def _forget():
-    from alexcost.network import forget_rules
+    from alexcost.engine.network import forget_rules
 
     forget_rules()
 

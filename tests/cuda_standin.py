@@ -2,7 +2,7 @@
 
 :func:`standin` installs, for the length of a ``with`` block:
 
-* a :class:`CudaStandIn` as alexcost's CUDA backend (:func:`alexcost.device.use_cuda`):
+* a :class:`CudaStandIn` as alexcost's CUDA backend (:func:`alexcost.torch_run.device.use_cuda`):
   ``is_available`` says yes, memory queries answer configured numbers, and events,
   synchronize, streams and CUDA graphs behave as on a GPU whose kernels run at once,
   on the CPU, while the stand-in ASSERTS the rules a real GPU only enforces now and
@@ -39,8 +39,8 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from alexcost import device as alexcost_device
-from alexcost import roofline
+from alexcost.torch_run import device as alexcost_device
+from alexcost.torch_run import peaks as roofline
 
 GiB = 2**30
 SMALL_PEAKS = {"n_min": 256, "n_max": 256, "target_ms": 0.0, "conv_batch": 1, "conv_channels": 32,

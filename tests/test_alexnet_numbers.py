@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from alexcost import Conv2d, Network, PRESETS, preset
-from alexcost.cost import percent
-from alexcost.report import short
+from alexcost.engine.cost import percent
+from alexcost.units import short
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PAGES = ("index.md", "alexnet.md", "seed-table.md", "conventions.md", "beyond-the-table.md")
@@ -113,7 +113,7 @@ def first_compute_bound_batch(peak: float, itemsize: int) -> int:
 
 def alexcost_compute_bound_batch(peak: float, dtype: str) -> int:
     """The least batch at which alexcost's roofline puts the seed's fc6 at or above the ridge point."""
-    from alexcost.roofline import Peaks, bytes_moved
+    from alexcost.hardware.roofline import Peaks, bytes_moved
 
     ridge = Peaks(peak, V100_BYTES, "V100 data sheet", "V100 data sheet").ridge
     batch = 1
@@ -229,13 +229,13 @@ def facts() -> dict[str, tuple[object, object]]:
 
 def rounded_facts() -> dict[str, tuple[Decimal, Decimal]]:
     """Rounded forms quoted in the prose ("62.4 million"): alexcost's rounding and the hand one."""
-    from alexcost.roofline import Peaks, bytes_moved
+    from alexcost.hardware.roofline import Peaks, bytes_moved
 
     c = costs()
     seed, paper, tv = c["seed"], c["paper"], c["torchvision"]
     fc6 = seed["fc6"]
 
-    def mantissa(text):          # "62.4 million" -> 62.4, as alexcost.report.short writes it
+    def mantissa(text):          # "62.4 million" -> 62.4, as alexcost.render.report.short writes it
         return Decimal(text.split()[0])
     return {
         "seed params in millions": (mantissa(short(seed.totals.params)), rounded(SEED_PARAMS / 1e6, 1)),

@@ -362,7 +362,7 @@ CHECKS = {
     "missing-assets": ("failed requests (missing assets)", lambda p: p.failed_requests),
     "broken-images": ("broken images", lambda p: p.broken_images),
     "figures-full-size": ("figures shown at under 90% of their drawn width (their text would shrink below "
-                          "legibility; alexcost.plot draws them as wide as the text column)", lambda p: p.shrunk_images),
+                          "legibility; alexcost.render.plot draws them as wide as the text column)", lambda p: p.shrunk_images),
     "anchors": ("in-page links that querySelector rejects (the theme's ScrollSpy passes each #id to it)",
                 lambda p: p.bad_anchors),
     "tables-styled": ("tables without the theme's classes (base.js adds them, unless an earlier script threw)",

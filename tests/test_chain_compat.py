@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from alexcost import network_from_dict
-from alexcost.report import render
+from alexcost.render.report import render
 
 GOLDEN = Path(__file__).parent / "golden" / "round1"
 SPECS = sorted(p.name.split(".")[0] for p in GOLDEN.glob("*.spec.json"))

@@ -19,9 +19,9 @@ torch = pytest.importorskip("torch")
 
 from cuda_standin import CaptureError, CudaStandIn, standin  # noqa: E402
 
-from alexcost import device  # noqa: E402
-from alexcost.report import bytes_text  # noqa: E402
-from alexcost.timing import ESTIMATES, Sampler, calls_for  # noqa: E402
+from alexcost.torch_run import device  # noqa: E402
+from alexcost.units import bytes_text  # noqa: E402
+from alexcost.torch_run.timing import ESTIMATES, Sampler, calls_for  # noqa: E402
 from timing_cases import GIVEN_PEAKS, TINY_SPEC as TINY, invoke, spec  # noqa: E402,F401 - spec: a fixture
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +99,7 @@ def test_device_cuda_tensors_live_on_the_cpu_and_count():
         torch.randn(2, device="cuda")
 
 
-# -- alexcost.device under the stand-in -----------------------------------------------------------
+# -- alexcost.torch_run.device under the stand-in -----------------------------------------------------------
 
 def test_device_queries_go_through_the_stand_in():
     with standin(free=5 * 2**30, total=8 * 2**30, reserved=3 * 2**20, allocated=2**20) as s:

@@ -17,7 +17,7 @@ import sys
 import pytest
 
 from alexcost import PRESETS
-from alexcost.report import FORMATS
+from alexcost.render.report import FORMATS
 
 SPEC = {"name": "d\u00e9terministe", "input_shape": [3, 32, 32], "layers": [
     {"type": "Conv2d", "name": "\u5377\u79ef1", "out_channels": 8, "kernel_size": 3, "padding": "same"},

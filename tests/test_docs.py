@@ -293,7 +293,7 @@ def test_mkdocs_build_strict(site):
     import alexcost
     for module in pkgutil.iter_modules(alexcost.__path__):   # modules and subpackages alike
         if not module.name.startswith("_"):
-            assert f'id="alexcost.{module.name}"' in api_page, f"the API reference lacks alexcost.{module.name}"
+            assert f'id="alexcost.{module.name}' in api_page, f"the API reference lacks alexcost.{module.name}"
     for preset in ("seed", "paper", "torchvision"):
         for kind in ("shares", "memory"):
             assert (site / "img" / f"{preset}-{kind}.svg").read_bytes().startswith(b"<?xml")

@@ -507,7 +507,7 @@ def test_the_layout_column_is_the_kinds_rule_and_torchs(kind):
 
 
 def _traced_strides(net: Network, batch: int, at: int) -> tuple:
-    from alexcost.storage import trace
+    from alexcost.engine.storage import trace
 
     return trace(net, batch)[at][0][1]
 

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from alexcost import (INPUT, PRESETS, Add, Conv2d, Network, ReLU, SpecError, dumps_spec, load_spec,
                       network_from_dict, preset)
-from alexcost.report import FORMATS
+from alexcost.render.report import FORMATS
 from alexcost_cli.main import cli
 from static_path import heavy_imports_of  # noqa: E402
 

@@ -36,8 +36,8 @@ from hypothesis import strategies as st
 
 from alexcost import SpecError, network_from_dict, network_to_dict, preset
 from alexcost.layers import BUILTIN_KINDS
-from alexcost.report import FORMATS, render
-from alexcost.specfile import parse_text
+from alexcost.render.report import FORMATS, render
+from alexcost.specs.specfile import parse_text
 from alexcost_cli.main import cli
 
 THOROUGH = os.environ.get("ALEXCOST_HYPOTHESIS") == "thorough"

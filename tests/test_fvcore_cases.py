@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from alexcost import AdaptiveAvgPool2d, Conv2d, Flatten, Linear, Network, Sigmoid, SpecError
-from alexcost.specfile import network_from_dict
+from alexcost.specs.specfile import network_from_dict
 
 # (fvcore's case, batch, input_dim, output_dim, spatial_dim, kernel_size, padding, stride, groups)
 CONV_CASES = [
@@ -69,7 +69,7 @@ def three_net(input_dim=2, conv_dim=5, spatial_dim=10, linear_dim=3):
 
 
 def test_fvcore_three_net_by_module():
-    from alexcost.crosscheck import fvcore_expected
+    from alexcost.torch_run.verify import fvcore_expected
 
     batch_size, input_dim, conv_dim, spatial_dim, linear_dim = 4, 2, 5, 10, 3
     flop1 = batch_size * conv_dim * input_dim * spatial_dim * spatial_dim
@@ -105,7 +105,7 @@ def test_fvcore_cases_still_hold_for_fvcore():
 def test_fvcore_skip_ops_case():
     """fvcore's test_skip_ops: Linear(5, 4) + Sigmoid at batch 10 skips one aten::sigmoid."""
     pytest.importorskip("torch")
-    from alexcost.crosscheck import verify_network
+    from alexcost.torch_run.verify import verify_network
 
     network = Network((5,), [Linear(name="conv", out_features=4), Sigmoid(name="sigmoid")])
     result = verify_network(network, device="cpu", batch=10)

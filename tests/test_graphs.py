@@ -19,8 +19,8 @@ from alexcost import (GELU, Add, AdaptiveAvgPool2d, AdaptiveMaxPool2d, BatchNorm
                       Dropout2d, Flatten, Hardsigmoid, Hardswish, Identity, LayerNorm, LeakyReLU, Linear, MaxPool2d,
                       Mean, Mul, Network, Parameter, Permute, ReLU, ReLU6, Reshape, SiLU, Sigmoid, Split, SpecError,
                       StochasticDepth, Transpose, View, ZeroPad2d, network_from_dict, network_to_dict)
-from alexcost.report import render
-from alexcost.storage import contiguous_plan, trace
+from alexcost.render.report import render
+from alexcost.engine.storage import contiguous_plan, trace
 
 torch = pytest.importorskip("torch")
 from alexcost.torch_bridge import to_module  # noqa: E402

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from alexcost import (AdaptiveAvgPool2d, AvgPool2d, Conv2d, Dropout, Flatten, Layer, Linear, LocalResponseNorm,
                       MaxPool2d, Network, ReLU, Sigmoid, Softmax, SpecError, Tanh)
-from alexcost.shapes import adaptive_window_total, window_positions
+from alexcost.layers.windows import adaptive_window_total, window_positions
 
 
 def one(layer, input_shape, batch=1):

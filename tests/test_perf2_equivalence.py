@@ -12,9 +12,9 @@ import pytest
 from alexcost import Network, network_from_dict
 from alexcost.errors import SpecError
 from alexcost.layers import BatchNorm2d, Conv2d, LeakyReLU, ReLU
-from alexcost.network import forget_rules
+from alexcost.engine.network import forget_rules
 from alexcost.search import evaluate
-from alexcost.storage import trace
+from alexcost.engine.storage import trace
 
 
 def graph_spec(rng: random.Random, layers: int = 16) -> dict:

@@ -1,4 +1,4 @@
-"""`alexcost plot` and alexcost.plot: shares by hand arithmetic, the timings reader, valid and
+"""`alexcost plot` and alexcost.render.plot: shares by hand arithmetic, the timings reader, valid and
 deterministic PNG/SVG files of the expected size, legible layout, and the missing-extra error."""
 
 import json
@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from alexcost import SpecError, load_spec, preset
-from alexcost.plot import (DPI, STYLE, WIDTH_IN, memory_figure, read_timings, share_rows, share_series,
+from alexcost.render.plot import (DPI, STYLE, WIDTH_IN, memory_figure, read_timings, share_rows, share_series,
                            shares_figure, split_shares, timings_from_dict)
 from alexcost_cli.main import cli
 
@@ -151,7 +151,7 @@ def test_many_rows_become_blocks_named_by_their_prefix():
     """ResNet-50 folds to 2 + 3 * 16 + 4 + 2 = 56 rows (a 3-conv bottleneck per block, plus the
     shortcut conv of each stage's first block), more than 40: one row per torchvision block."""
     folded = 2 + 3 * 16 + 4 + 2
-    from alexcost.plot import MAX_ROWS, layer_groups
+    from alexcost.render.plot import MAX_ROWS, layer_groups
 
     assert len(layer_groups(preset("resnet50").cost())) == folded > MAX_ROWS
     rows = share_rows(preset("resnet50").cost())
@@ -494,6 +494,6 @@ def test_default_file_names_stay_in_the_current_folder(tmp_path):
 
 
 def test_importing_the_plot_module_does_not_import_matplotlib():
-    code = "import sys, alexcost.plot, alexcost_cli.plot; print('matplotlib' in sys.modules)"
+    code = "import sys, alexcost.render.plot, alexcost_cli.plot; print('matplotlib' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout == "False\n"

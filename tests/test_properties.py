@@ -19,7 +19,7 @@ nn = torch.nn
 
 from alexcost import (AdaptiveAvgPool2d, AvgPool2d, Conv2d, Dropout, Flatten, Linear,  # noqa: E402
                       LocalResponseNorm, MaxPool2d, Network, ReLU, Sigmoid, Softmax, SpecError, Tanh)
-from alexcost.specfile import dumps_spec, network_from_dict, parse_text  # noqa: E402
+from alexcost.specs.specfile import dumps_spec, network_from_dict, parse_text  # noqa: E402
 from alexcost.torch_bridge import from_module, to_module  # noqa: E402
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -219,7 +219,7 @@ def test_static_counts_match_torch_and_fvcore(network, batch):
 
 @given(networks(max_spatial=3))
 def test_verify_engine_agrees_on_random_networks(network):
-    from alexcost.crosscheck import verify_network
+    from alexcost.torch_run.verify import verify_network
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -278,7 +278,7 @@ def test_grouped_conv_macs_times_groups_is_ungrouped(groups, in_per_group, out_p
 
 @given(st.integers(1, 40), st.integers(1, 40))
 def test_adaptive_window_total_is_the_sum_of_window_lengths(size, out):
-    from alexcost.shapes import adaptive_window_total
+    from alexcost.layers.windows import adaptive_window_total
 
     # torch's adaptive windows: [floor(i*size/out), ceil((i+1)*size/out))
     lengths = [-(-(i + 1) * size // out) - (i * size // out) for i in range(out)]

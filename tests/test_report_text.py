@@ -1,6 +1,6 @@
 """The human-format helpers every renderer shares."""
 
-from alexcost.report import byte_unit, bytes_text, commas, short, size_text
+from alexcost.units import byte_unit, bytes_text, commas, short, size_text
 
 
 def test_numbers_in_words():

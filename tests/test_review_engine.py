@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from alexcost import AdaptiveAvgPool2d, Conv2d, Linear, Network, Softmax, SpecError, preset
-from alexcost.report import render
+from alexcost.render.report import render
 
 INT64_MAX = 2**63 - 1
 

@@ -9,8 +9,10 @@ import math
 import pytest
 
 from alexcost import Conv2d, Flatten, Linear, Network, ReLU, preset
-from alexcost.roofline import Bound, Peaks, analyse, bytes_moved, measure_peaks, overall_verdict, render
-from alexcost.timing import BatchFailure, Stats, TimingRun, dumps
+from alexcost.hardware.roofline import Bound, Peaks, analyse, bytes_moved
+from alexcost.render.roofline import overall_verdict, render
+from alexcost.torch_run.peaks import measure_peaks
+from alexcost.torch_run.timing import BatchFailure, Stats, TimingRun, dumps
 
 # The seed's AlexNet by hand (DESIGN.md section 7): conv weights with biases, FC without.
 CONV_MACS = (11 * 11 * 3 * 96 * 55 * 55 + 5 * 5 * 96 * 256 * 27 * 27 + 3 * 3 * 256 * 384 * 13 * 13

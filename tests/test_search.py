@@ -7,7 +7,7 @@ import random
 import pytest
 
 from alexcost import Conv2d, Network, ReLU, network_from_dict
-from alexcost.network import forget_rules
+from alexcost.engine.network import forget_rules
 from alexcost.search import evaluate
 
 

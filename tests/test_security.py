@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from alexcost import SpecError, network_from_dict
-from alexcost.arguments import MAX_RANK
-from alexcost.specfile import MAX_LAYERS, MAX_SPEC_BYTES, load_spec
+from alexcost.layers.arguments import MAX_RANK
+from alexcost.specs.specfile import MAX_LAYERS, MAX_SPEC_BYTES, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -192,7 +192,8 @@ def test_spec_path_has_no_code_loading_calls():
     """A tripwire beside the audit test: the spec path's source names no code-loading call."""
     banned = ("eval(", "exec(", "compile(", "__import__", "import_module", "pickle", "marshal", "yaml",
               "shelve", "subprocess", "os.system")
-    for name in ("specfile.py", "arguments.py", "network.py", "errors.py", "cost.py", "report.py", "atomic.py"):
+    for name in ("specs/specfile.py", "layers/arguments.py", "engine/network.py", "errors.py", "engine/cost.py",
+                 "render/report.py", "atomic.py"):
         source = (ROOT / "alexcost" / name).read_text()
         assert not [b for b in banned if b in source], name
     # search.evaluate keys the layer entries it has seen by their marshal bytes: it writes, never reads

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from alexcost import preset
-from alexcost.report import render
+from alexcost.render.report import render
 from alexcost_cli.main import cli
 
 # (layer, kernel, in channels, filters, output side) as the seed's rows give them.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from alexcost import hardware
-from alexcost.roofline import bytes_moved
+from alexcost.hardware.roofline import bytes_moved
 
 torch = pytest.importorskip("torch")
 
@@ -23,7 +23,7 @@ def test_a_device_name_finds_its_spec_sheet(name, key):
 def test_each_layer_gets_its_bound_on_the_spec_sheet():
     """max(FLOPs / peak FLOP/s, bytes / bandwidth) per layer, from the H200's sheet, beside the measured time."""
     from alexcost import preset
-    from alexcost.timing import time_network
+    from alexcost.torch_run.timing import time_network
 
     net = preset("seed")
     run = time_network(net, [1], device="cpu", warmup=0, repeats=1, gpu="h200").to_dict()
@@ -42,8 +42,8 @@ def test_each_layer_gets_its_bound_on_the_spec_sheet():
 
 def test_no_sheet_no_columns_and_a_dtype_the_sheet_lacks():
     from alexcost import Conv2d, Network
-    from alexcost.roofline import render
-    from alexcost.timing import time_network
+    from alexcost.render.roofline import render
+    from alexcost.torch_run.timing import time_network
 
     net = Network((3, 8, 8), [Conv2d(out_channels=2, kernel_size=3)])
     plain = time_network(net, [1], device="cpu", warmup=0, repeats=1).to_dict()

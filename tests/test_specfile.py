@@ -9,7 +9,7 @@ import pytest
 from alexcost import (LAYER_KINDS, PRESETS, Network, SpecError, dumps_spec, load_spec, network_from_dict,
                       network_to_dict, preset)
 from alexcost.layers import BUILTIN_KINDS
-from alexcost.schema import spec_schema
+from alexcost.specs.schema import spec_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -426,8 +426,8 @@ def test_every_number_on_the_page_is_known(doc_facts):
     above, a number of the networks themselves (an argument or a shape), or quoted."""
     from test_alexnet_numbers import architecture_numbers, numbers
 
-    from alexcost.plot import MAX_ROWS
-    from alexcost.report import INPUTS_WIDTH
+    from alexcost.render.plot import MAX_ROWS
+    from alexcost.render.report import INPUTS_WIDTH
 
     known = architecture_numbers() | {Decimal(v) for v in range(17)}
     for shown in doc_facts.values():
@@ -448,7 +448,7 @@ def test_graph_table_parameters_column_adds_up_to_torchvisions_count(name):
     """Every row that has parameters shows them (BatchNorm2d: its count), so the column sums to the
     total torchvision publishes for the network."""
     torchvision = pytest.importorskip("torchvision")
-    from alexcost.report import seed_rows
+    from alexcost.render.report import seed_rows
 
     rows = seed_rows(preset(name).cost())
     cells = [row[6] for row in rows[:-2] if row[6]]
@@ -463,7 +463,7 @@ def test_graph_table_parameters_column_adds_up_to_torchvisions_count(name):
 def test_graph_table_lists_a_merges_inputs_one_per_line():
     """GoogLeNet's inception3a ends in torch.cat of its four branches (torchvision's Inception.forward):
     too long for one line; ResNet-50's first block adds bn3 and the shortcut's batch norm: one line."""
-    from alexcost.report import render, seed_rows
+    from alexcost.render.report import render, seed_rows
 
     rows = seed_rows(preset("googlenet").cost())
     at = next(i for i, row in enumerate(rows) if row[0] == "inception3a_cat: Cat")

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tabulate import tabulate
 
-from alexcost.textable import render_table
+from alexcost.render.table import render_table
 
 MARKDOWN_SPECIALS = "\\`*_[]|<&"
 plain_cell = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters=MARKDOWN_SPECIALS),

@@ -17,8 +17,8 @@ torch = pytest.importorskip("torch")
 np = pytest.importorskip("numpy")
 
 from alexcost import LocalResponseNorm, Network, SpecError  # noqa: E402
-from alexcost import timing  # noqa: E402
-from alexcost.timing import Stats, Timer, dumps, percentile, sample_ms, time_network  # noqa: E402
+from alexcost.torch_run import timing  # noqa: E402
+from alexcost.torch_run.timing import Stats, Timer, dumps, percentile, sample_ms, time_network  # noqa: E402
 from timing_cases import GIVEN_PEAKS, TINY, invoke, spec  # noqa: E402,F401 - spec: a fixture
 
 CUDA = torch.cuda.is_available()

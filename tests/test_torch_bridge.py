@@ -194,7 +194,7 @@ def _same(a, b):
 
 
 def test_nothing_is_left_on_the_users_module():
-    from alexcost.crosscheck import verify_module
+    from alexcost.torch_run.verify import verify_module
 
     conv = nn.Conv2d(3, 3, 3, padding=1)
     module = nn.Sequential(conv, nn.ReLU(), nn.Dropout(0.5), conv, nn.AdaptiveAvgPool2d(2), nn.Flatten(),
@@ -210,7 +210,7 @@ def test_nothing_is_left_on_the_users_module():
 
 
 def test_the_static_path_never_imports_torch():
-    code = ("import sys, alexcost, alexcost.torch_bridge, alexcost.crosscheck, alexcost_cli.verify; "
+    code = ("import sys, alexcost, alexcost.torch_bridge, alexcost.torch_run.verify, alexcost_cli.verify; "
             "bad = [m for m in ('torch', 'fvcore') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -21,10 +21,11 @@ from alexcost import (AdaptiveAvgPool2d, Add, AvgPool2d, BatchNorm2d, Conv2d, Dr
                       Hardswish, Identity, LayerNorm, LeakyReLU, Linear, LocalResponseNorm, MaxPool2d, Mean, Mul,
                       Network, Parameter, Permute, ReLU, ReLU6, Reshape, SiLU, Sigmoid, Softmax, SpecError, Tanh,
                       preset)
-from alexcost import strides, training
+from alexcost.training import step as training
+from alexcost.layers import strides
 from alexcost.layers.shape import Clone
-from alexcost.network import forget_rules
-from alexcost.storage import contiguous_plan, trace
+from alexcost.engine.network import forget_rules
+from alexcost.engine.storage import contiguous_plan, trace
 from alexcost.training import OPTIMIZERS, training_cost
 
 ACTIVATIONS = (

@@ -19,7 +19,7 @@ from alexcost import (GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Add, AvgPool2d
                       Permute, ReLU, ReLU6, SiLU, Sigmoid, Softmax, SpecError, Split, StochasticDepth, Tanh,
                       Transpose, ZeroPad2d, preset)
 from alexcost.torch_bridge import to_module  # noqa: E402
-from alexcost.train_check import measure_training, reconcile_training, render, torch_counts_groups  # noqa: E402
+from alexcost.torch_run.verify_training import measure_training, reconcile_training, render, torch_counts_groups  # noqa: E402
 from alexcost.training import training_cost  # noqa: E402
 
 
@@ -246,7 +246,7 @@ TINY = Network((3, 8, 8), [Conv2d(name="conv", out_channels=4, kernel_size=3), R
 def test_verify_training_renders_table_and_json():
     import json
 
-    from alexcost.train_check import render, verify_training
+    from alexcost.torch_run.verify_training import render, verify_training
 
     rec = verify_training(TINY, device="cpu", batch=2, optimizer="adam")
     assert rec.ok
@@ -263,7 +263,7 @@ def test_verify_training_renders_table_and_json():
 def test_verify_training_reports_a_mismatch():
     from dataclasses import replace
 
-    from alexcost.train_check import reconcile_training
+    from alexcost.torch_run.verify_training import reconcile_training
 
     static = training_cost(TINY, 1, device="cpu")
     measured = measure_training(TINY, device="cpu", batch=1)
@@ -275,7 +275,8 @@ def test_verify_training_reports_a_mismatch():
 
 
 def test_time_training_times_forward_and_backward_per_layer():
-    from alexcost.timing import render_training, time_network
+    from alexcost.render.roofline import render_training
+    from alexcost.torch_run.timing import time_network
 
     run = time_network(TINY, (2,), device="cpu", warmup=0, repeats=2, peak_flops=1e11, peak_bandwidth=1e13,
                        training=True)
@@ -300,8 +301,8 @@ def test_verify_and_time_training_on_the_cuda_stand_in():
     whose "cuda" tensors live on the CPU: a network whose kept tensors are the same on both backends."""
     from cuda_standin import standin
 
-    from alexcost.timing import time_network
-    from alexcost.train_check import verify_training
+    from alexcost.torch_run.timing import time_network
+    from alexcost.torch_run.verify_training import verify_training
 
     net = Network((3, 8, 8), [Conv2d(name="conv", out_channels=4, kernel_size=3), ReLU(name="relu", inplace=True),
                               MaxPool2d(name="pool", kernel_size=2), Flatten(name="flat"),

@@ -1,4 +1,4 @@
-"""``alexcost verify`` and the comparison engine (alexcost/crosscheck.py).
+"""``alexcost verify`` and the comparison engine (alexcost/torch_run/verify.py).
 
 Expected numbers are the seed document's own (1,135,906,176), hand arithmetic written
 out here, or what torch and fvcore report; never alexcost's own output.
@@ -15,7 +15,7 @@ from click.testing import CliRunner
 torch = pytest.importorskip("torch")
 
 from alexcost import Conv2d, Linear, Network, PRESETS, ReLU, SpecError  # noqa: E402
-from alexcost.crosscheck import (Measurement, check_fits, memory_needed, reconcile, render,  # noqa: E402
+from alexcost.torch_run.verify import (Measurement, check_fits, memory_needed, reconcile, render,  # noqa: E402
                                  verify_module, verify_network)
 from alexcost_cli.main import cli  # noqa: E402
 

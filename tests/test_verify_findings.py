@@ -21,7 +21,7 @@ nn = torch.nn
 
 from alexcost import (AdaptiveAvgPool2d, Conv2d, Flatten, LAYER_KINDS, Linear, MaxPool2d, Network,  # noqa: E402
                       ReLU, SpecError)
-from alexcost.crosscheck import explain_forward, measure, reconcile, render, verify_module, verify_network  # noqa: E402
+from alexcost.torch_run.verify import explain_forward, measure, reconcile, render, verify_module, verify_network  # noqa: E402
 from alexcost.torch_bridge import to_module  # noqa: E402
 from alexcost_cli.main import cli  # noqa: E402
 from test_docs import blocks  # noqa: E402
@@ -250,7 +250,7 @@ def test_mixed_dtypes_are_refused():
         verify_module(module, (3, 6, 6))
 
 
-# -- the device, named through alexcost.device --------------------------------------------------------
+# -- the device, named through alexcost.torch_run.device --------------------------------------------------------
 
 def test_the_device_is_named_through_alexcost_device(tmp_path):
     from cuda_standin import standin

@@ -19,7 +19,7 @@ nn = torch.nn
 
 from alexcost import (Add, AdaptiveAvgPool2d, Cat, Chunk, Conv2d, Flatten, Linear, Mul, Network,  # noqa: E402
                       Parameter, ReLU, Sigmoid)
-from alexcost.crosscheck import render, verify_imported  # noqa: E402
+from alexcost.torch_run.verify import render, verify_imported  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -230,7 +230,7 @@ class Functional(nn.Module):
 
 
 def test_function_calls_own_the_parameters_they_read():
-    from alexcost.crosscheck import verify_module
+    from alexcost.torch_run.verify import verify_module
 
     result = verify_module(Functional(), (3, 4, 5), batch=2)
     assert result.ok, result.problems
@@ -248,7 +248,7 @@ def test_function_calls_own_the_parameters_they_read():
 def test_torchvision_models_verify(name):
     """torchvision's own definitions (residual adds, channel shuffles), through from_module."""
     models = pytest.importorskip("torchvision.models")
-    from alexcost.crosscheck import verify_module
+    from alexcost.torch_run.verify import verify_module
 
     module = getattr(models, name)(weights=None)
     result = verify_module(module, (3, 32, 32))

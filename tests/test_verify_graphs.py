@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 
 from alexcost import (Add, AdaptiveAvgPool2d, BatchNorm2d, Cat, Chunk, Contiguous, Conv2d, Flatten,  # noqa: E402
                       Linear, MaxPool2d, Mul, Network, Parameter, ReLU, Reshape, Sigmoid, Transpose)
-from alexcost.crosscheck import explain_forward, measure, reconcile, render, verify_network  # noqa: E402
+from alexcost.torch_run.verify import explain_forward, measure, reconcile, render, verify_network  # noqa: E402
 from alexcost.torch_bridge import to_module  # noqa: E402
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from math import prod
 from typing import ClassVar
 
-from .. import arguments as check
+from . import arguments as check
 from ..errors import SpecError
 from .base import (Elementwise, Grads, InplaceElementwise, Passthrough, Saved, Shape, TrainContext, layer_kind,
                    register_layer)
@@ -266,7 +266,7 @@ class StochasticDepth(Passthrough):
         return (Saved("mask", "new", elements=ctx.batch if self.mode == "row" else 1, itemsize=ctx.itemsize),)
 
     def torch_module(self, x: Shape):
-        from ..torch_modules import stochastic_depth
+        from ..torch_bridge.modules import stochastic_depth
 
         return stochastic_depth(self.p, self.mode)
 

@@ -18,7 +18,7 @@ from dataclasses import MISSING, FrozenInstanceError, dataclass, fields
 from math import prod
 from typing import ClassVar, NamedTuple
 
-from .. import arguments as check
+from . import arguments as check
 from ..errors import SpecError, format_shape
 
 Shape = tuple[int, ...]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from math import prod
 from typing import ClassVar
 
-from .. import arguments as check
+from . import arguments as check
 from ..errors import SpecError
-from ..shapes import effective_kernel
+from .windows import effective_kernel
 from .base import (Grads, KEEPS_INPUT, Layer, Saved, Shape, TrainContext, layer_kind, need_rank,
                    register_layer, side)
 

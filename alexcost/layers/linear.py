@@ -5,8 +5,8 @@ from __future__ import annotations
 from math import prod
 from typing import ClassVar
 
-from .. import arguments as check
-from .. import strides as st
+from . import arguments as check
+from . import strides as st
 from ..errors import SpecError
 from .base import Grads, KEEPS_INPUT, Layer, Saved, Shape, TrainContext, layer_kind, register_layer
 

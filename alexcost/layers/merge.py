@@ -19,7 +19,7 @@ from __future__ import annotations
 from math import prod
 from typing import ClassVar
 
-from .. import arguments as check
+from . import arguments as check
 from ..errors import SpecError, format_shape
 from .base import Grads, Layer, ParameterShape, Saved, Shape, TrainContext, layer_kind, register_layer
 
@@ -105,7 +105,7 @@ class _Broadcasting(Layer):
         return ()
 
     def torch_module(self, x):
-        from ..torch_modules import elementwise
+        from ..torch_bridge.modules import elementwise
 
         return elementwise(type(self).__name__, self.inplace)
 
@@ -179,6 +179,6 @@ class Cat(Layer):
         return ()
 
     def torch_module(self, x):
-        from ..torch_modules import concatenate
+        from ..torch_bridge.modules import concatenate
 
         return concatenate(self.dim)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from math import prod
 from typing import ClassVar
 
-from .. import arguments as check
-from .. import strides as st
+from . import arguments as check
+from . import strides as st
 from ..errors import SpecError, format_shape
 from .base import Grads, Layer, Saved, Shape, TrainContext, layer_kind, need_rank, register_layer
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from math import prod
 from typing import ClassVar
 
-from .. import arguments as check
+from . import arguments as check
 from .base import Grads, Layer, Saved, Shape, TrainContext, layer_kind, register_layer
 
 
@@ -34,7 +34,7 @@ class Parameter(Layer):
         return ()
 
     def torch_module(self, x):
-        from ..torch_modules import parameter
+        from ..torch_bridge.modules import parameter
 
         return parameter(self.shape)
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 from math import prod
 from typing import ClassVar
 
-from .. import arguments as check
+from . import arguments as check
 from ..errors import SpecError
-from ..shapes import adaptive_window_total, window_positions, window_total
+from .windows import adaptive_window_total, window_positions, window_total
 from .base import (Grads, KEEPS_INPUT, Layer, Saved, Shape, TrainContext, layer_kind, need_rank,
                    register_layer, side)
 

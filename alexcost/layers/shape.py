@@ -18,8 +18,8 @@ from __future__ import annotations
 from math import prod
 from typing import ClassVar
 
-from .. import arguments as check
-from .. import strides as st
+from . import arguments as check
+from . import strides as st
 from ..errors import SpecError, format_shape
 from .base import Grads, Layer, Saved, Shape, TrainContext, layer_kind, need_rank, register_layer
 
@@ -46,7 +46,7 @@ def _reshaped(strides, x: Shape, y: Shape, batch: int):
 
 
 def _torch(name: str, *args):
-    from .. import torch_modules
+    from ..torch_bridge import modules as torch_modules
 
     return getattr(torch_modules, name)(*args)
 

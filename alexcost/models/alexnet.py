@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..layers import (AdaptiveAvgPool2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm,
                      MaxPool2d, ReLU, Softmax)
-from ..network import Network
+from ..engine.network import Network
 
 
 def _lrn(name: str) -> LocalResponseNorm:

@@ -12,7 +12,7 @@ a 3x3 convolution where the paper has 5x5 (pytorch/vision issue 906).
 from __future__ import annotations
 
 from ..layers import AdaptiveAvgPool2d, BatchNorm2d, Cat, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU
-from ..network import Network
+from ..engine.network import Network
 from .wiring import Wiring
 
 INCEPTIONS = (

@@ -14,7 +14,7 @@ After ``features_18`` (1x1 to 1280 channels), torchvision calls
 from __future__ import annotations
 
 from ..layers import Add, AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, ReLU6
-from ..network import Network
+from ..engine.network import Network
 from .wiring import Wiring
 
 SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),

@@ -10,7 +10,7 @@ in torchvision's code, is the in-place Add ``layerS_B_add``; ``flatten`` is its
 from __future__ import annotations
 
 from ..layers import Add, AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
-from ..network import Network
+from ..engine.network import Network
 from .wiring import Wiring
 
 

@@ -8,7 +8,7 @@ by 1, each followed by an in-place ReLU; 2x2 max pools of stride 2), ``avgpool``
 from __future__ import annotations
 
 from ..layers import AdaptiveAvgPool2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU
-from ..network import Network
+from ..engine.network import Network
 from .wiring import Wiring
 
 CONFIG_D = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")

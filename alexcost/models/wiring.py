@@ -9,7 +9,7 @@ a ResNet block's ``relu``) becomes ``name_2``, ``name_3``, ... in the order of t
 from __future__ import annotations
 
 from ..layers import INPUT, Layer
-from ..network import Network
+from ..engine.network import Network
 
 
 class Wiring:

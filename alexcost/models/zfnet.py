@@ -17,7 +17,7 @@ normalisation's constants either: AlexNet's (n=5, alpha=1e-4, beta=0.75, k=2) ar
 from __future__ import annotations
 
 from ..layers import Conv2d, MaxPool2d, ReLU
-from ..network import Network
+from ..engine.network import Network
 from .alexnet import _lrn, convs_3_to_softmax
 
 

@@ -23,13 +23,15 @@ import pkgutil
 import re
 
 API_GROUPS = (
-    ("The network and its costs", ("network", "cost", "layers", "models", "storage", "strides")),
-    ("Spec files", ("specfile", "schema")),
-    ("Reports and figures", ("report", "plot", "textable")),
-    ("Against torch: cross-checks and timing", ("torch_bridge", "fx_trace", "fx_reader", "fx_ops", "torch_modules",
-                                                "crosscheck", "measure",
-                                                "reconcile", "verify_render", "timing", "roofline", "device")),
-    ("Errors and helpers", ("errors", "atomic", "shapes", "arguments")),
+    ("The network and its costs", ("engine.network", "engine.cost", "layers", "models", "engine.storage",
+                                   "layers.strides", "search")),
+    ("Spec files", ("specs.specfile", "specs.schema")),
+    ("Training and hardware", ("training", "hardware")),
+    ("Reports and figures", ("render.report", "render.plot", "render.table", "units")),
+    ("Against torch: cross-checks and timing", ("torch_bridge", "torch_run.verify", "torch_run.measure",
+                                                "torch_run.reconcile", "torch_run.timing", "hardware.roofline",
+                                                "torch_run.device")),
+    ("Errors and helpers", ("errors", "atomic", "layers.windows", "layers.arguments")),
 )
 """Modules in reading order; a module not listed here is appended under "Other modules"."""
 
@@ -59,7 +61,7 @@ def slugify(value: str, separator: str) -> str:
 def figures() -> dict[str, bytes]:
     """``{"img/seed-shares.svg": b"<svg...", ...}`` for every preset."""
     from alexcost import PRESETS, preset
-    from alexcost.plot import figure_bytes, memory_figure, shares_figure
+    from alexcost.render.plot import figure_bytes, memory_figure, shares_figure
 
     out = {}
     for name in PRESETS:
@@ -83,11 +85,11 @@ def api_markdown() -> str:
     import alexcost
 
     present = sorted(m.name for m in pkgutil.iter_modules(alexcost.__path__) if not m.name.startswith("_"))
-    listed = {m for _, modules in API_GROUPS for m in modules}
+    listed = {m.split(".")[0] for _, modules in API_GROUPS for m in modules}
     groups = [*API_GROUPS, ("Other modules", tuple(m for m in present if m not in listed))]
     lines = []
     for title, modules in groups:
-        found = [m for m in modules if m in present]
+        found = [m for m in modules if m.split(".")[0] in present]
         if not found:
             continue
         lines += [f"## {title}", ""]
@@ -215,7 +217,7 @@ def on_files(files, config):
     from mkdocs.exceptions import PluginError
     from mkdocs.structure.files import File
 
-    from alexcost.plot import PlotExtraMissing
+    from alexcost.render.plot import PlotExtraMissing
 
     try:
         drawn = figures()

@@ -1,0 +1,62 @@
+"""Rendering a hardware prediction of a training step: its table and JSON."""
+
+from __future__ import annotations
+
+from ..hardware.catalog import GiB
+from ..hardware.model import Prediction, against_reference, per_layer_split, reference
+from ..units import bytes_text, commas
+from .table import render_table
+
+
+def to_dict(prediction: Prediction, training, schedule) -> dict:
+    """The prediction as plain data, with the published run beside it when there is one."""
+    out = prediction.to_dict(schedule)
+    if prediction.split == "model":
+        out["per_gpu_layers"] = per_layer_split(training, prediction.gpus)
+    ref = reference(training.model)
+    if ref is not None:
+        out["reference"] = against_reference(prediction, schedule, ref)
+    return out
+
+
+def _days(days: float) -> str:
+    """``1.85 days``; under a day, in hours too: ``0.0406 days (58 minutes)``."""
+    if days >= 1:
+        return f"{days:.2f} days"
+    hours = days * 24
+    return f"{days:.3g} days ({hours:.2g} hours)" if hours >= 1 else f"{days:.3g} days ({hours * 60:.2g} minutes)"
+
+
+def render(prediction: Prediction, training, schedule, style: str = "simple") -> str:
+    """The prediction as text: per layer, the step, the days, memory, and the split's crossings."""
+    p, card = prediction, prediction.gpu
+    rows = [[r.name, r.type, f"{r.forward.ms:.3f}", r.forward.kind or "-", f"{r.backward.ms:.3f}",
+             r.backward.kind or "-"] for r in p.layers]
+    rows.append(["update", training.optimizer, "", "", f"{p.update.ms:.3f}", p.update.kind or "-"])
+    where = f"{p.gpus} x {card.name}" if p.gpus > 1 else card.name
+    split = {"single": "", "data": f", data parallel ({p.batch // p.gpus} samples per GPU, gradients all-reduced)",
+             "model": ", split as the paper split AlexNet (each layer's kernels shared out, activations exchanged "
+                      "where a layer reads every channel)"}[p.split]
+    out = [f"hardware: {where}{split}; {p.dtype} peak {card.peak(p.dtype) / 1e12:.2f} TFLOP/s, "
+           f"{card.bandwidth / 1e9:.0f} GB/s, {card.memory / GiB:g} GiB each",
+           f"source: {card.source}", "",
+           render_table(("layer", "type", "fwd ms", "fwd bound", "bwd ms", "bwd bound"), rows,
+                        ("left", "left", "right", "left", "right", "left"), style), "",
+           f"step (roofline, at best): {p.step_ms:.2f} ms = compute {p.compute_ms:.2f} + communication "
+           f"{p.communication_ms:.2f} ({card.link_name}); {schedule.samples / p.batch:,.0f} steps: "
+           f"{_days(p.days(schedule))}",
+           f"memory per GPU (model): {p.memory_per_gpu / GiB:.2f} GiB of {card.memory / GiB:g} GiB: "
+           + ("fits" if p.fits else "DOES NOT FIT")]
+    if p.split == "model":
+        out.append(f"per GPU: {commas(p.params_per_gpu)} parameters, {commas(p.macs_per_gpu)} forward MACs per step")
+        out += [f"crosses between the GPUs at {c.name}: {bytes_text(c.forward_bytes)} forward, "
+                f"{bytes_text(c.backward_bytes)} backward" for c in p.crossings]
+    ref = reference(training.model)
+    if ref is not None:
+        a = against_reference(p, schedule, ref)
+        low, high = a["utilisation"]
+        setup = "" if a["same_setup"] else " (a different setup from the paper's two GTX 580s at batch 128)"
+        out.append(f"published: {ref['days'][0]} to {ref['days'][1]} days ({ref['source']})")
+        out.append(f"predicted at peak: {a['predicted_days']:.2f} days{setup}; the published run reached "
+                   f"{100 * low:.0f}-{100 * high:.0f}% of this roofline")
+    return "\n".join(out) + "\n"

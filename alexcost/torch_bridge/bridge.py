@@ -1,0 +1,157 @@
+"""Network <-> torch.nn.Module, both ways. torch is imported only when these functions run.
+
+* `to_module` builds an ``nn.Sequential`` whose children are named as the layers.
+* `from_module` reads any ``nn.Module`` into a `Network` without running it on data: its
+  forward is traced symbolically with torch.fx (`alexcost.torch_bridge.trace`) and each call is
+  mapped to a layer kind (`alexcost.torch_bridge.reader`, `alexcost.torch_bridge.ops`). A module used twice
+  counts its parameters once and its MACs twice; a parameter shared by two modules
+  counts once; frozen parameters (``requires_grad=False``) are reported apart; parameters
+  the forward never reads are counted as ``unused``. Nothing is written to the user's
+  module: no hooks, no buffers, no attributes; its training flags are restored.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+
+from ..engine.cost import NetworkCost
+from ..errors import SpecError, describe_layer
+from ..engine.network import Network
+
+
+def to_module(network: Network, *, device=None):
+    """The network as a torch module whose children are its layers, named as in the network:
+    an ``nn.Sequential`` for a chain, else a module that runs the layers in order as wired.
+
+    Weights are torch's default initialisation, in float32, created directly on
+    ``device`` (default: the CPU).
+    """
+    import torch
+
+    from .modules import graph
+
+    probe = torch.nn.Sequential()
+    modules = []
+    with torch.device(device) if device is not None else nullcontext():
+        for i, (name, layer, x) in enumerate(zip(network.names, network.layers, network.input_shapes)):
+            if hasattr(probe, name):  # forward, training, to, ...: add_module would refuse it
+                raise SpecError(f"torch cannot name a module {name!r}: nn.Module has an attribute of that "
+                                f"name; rename the layer", where=describe_layer(i, name, type(layer).__name__))
+            modules.append(layer.torch_module(x))
+    if network.is_chain:
+        return torch.nn.Sequential(OrderedDict(zip(network.names, modules)))
+    return graph(network.names, modules, network.sources)
+
+
+@dataclass(frozen=True)
+class ImportedModule:
+    """A torch module read as an alexcost `Network`, with what only the module knows.
+
+    Per alexcost layer ``i`` (the network's layers, in an order torch can run them):
+
+    * ``paths[i]``: for a module call, the dotted path of the module it calls (``""`` for a
+      bare leaf module given as the root); for a function or method call, the path of the
+      module whose forward made the call, ``:``, and the function's name (``layer1.0:add``,
+      ``:flatten`` at the root); for a parameter read as an operand (a `Parameter` layer),
+      the path of the module holding it, ``:``, and its name (``features.1.0:layer_scale``);
+      ``:output`` for an Identity standing for the output when no layer ends the graph.
+    * ``first_use[i]``: the index of the first layer that calls the same module object
+      (``i`` itself unless the module is reused; always ``i`` for function calls).
+    * ``weight_params[i]`` / ``bias_params[i]``: parameters no earlier layer already counted
+      (alexcost's formulas, checked against the tensors' sizes, so a reused module or a
+      tied weight counts once); ``frozen_params[i]``: the part of those with
+      ``requires_grad=False``.
+    * ``fx_nodes[i]``: the name of the node of ``graph_module.graph`` the layer comes from
+      (``"output"`` for that Identity).
+
+    ``unused`` maps a module path to the parameters it holds that forward never reads (an
+    auxiliary head in eval mode, a parameter registered on a container): torch counts them,
+    and so do `params` and ``cost().totals.params`` (``unused_frozen``: the part of them with
+    ``requires_grad=False``, in `frozen`). ``graph_module`` is the
+    ``torch.fx.GraphModule`` of the eval-mode trace, built on first use over the user's own
+    submodules and parameters: running it runs the user's code.
+    """
+
+    network: Network
+    paths: tuple[str, ...]
+    first_use: tuple[int, ...]
+    weight_params: tuple[int, ...]
+    bias_params: tuple[int, ...]
+    frozen_params: tuple[int, ...]
+    unused: dict[str, int] = field(default_factory=dict)
+    fx_nodes: tuple[str, ...] = ()
+    unused_frozen: int = 0
+    _trace: object = field(default=None, repr=False, compare=False)
+
+    @property
+    def params(self) -> int:
+        """Distinct parameters (each counted once), unused ones included: torch's
+        ``sum(p.numel() for p in module.parameters())``."""
+        return sum(self.weight_params) + sum(self.bias_params) + sum(self.unused.values())
+
+    @property
+    def frozen(self) -> int:
+        """Parameters with ``requires_grad=False`` (unused ones included)."""
+        return sum(self.frozen_params) + self.unused_frozen
+
+    @property
+    def trainable(self) -> int:
+        return self.params - self.frozen
+
+    @property
+    def reused(self) -> dict[str, int]:
+        """Module paths that run more than once, with how many times they run."""
+        counts: dict[int, int] = {}
+        for first in self.first_use:
+            counts[first] = counts.get(first, 0) + 1
+        return {self.paths[i]: n for i, n in counts.items() if n > 1}
+
+    @cached_property
+    def graph_module(self):
+        """The traced forward as a ``torch.fx.GraphModule`` sharing the user's modules and parameters."""
+        if self._trace is None:
+            return None
+        import torch.fx
+
+        root, traced = self._trace
+        attributes = dict(traced.constants)
+        for node in traced.graph.nodes:
+            if node.op in ("call_module", "get_attr") and node.target not in attributes:
+                owner, _, name = node.target.rpartition(".")
+                holder = root.get_submodule(owner) if owner else root
+                attributes[node.target] = getattr(holder, name) if name else root
+        return torch.fx.GraphModule(attributes, traced.graph, class_name=type(root).__name__)
+
+    def cost(self, batch: int = 1, dtype: str = "float32") -> NetworkCost:
+        """The network's cost with parameters counted once (MACs count every call); unused
+        parameters are in ``totals.params`` (``totals.unused_params``)."""
+        cost = self.network.cost(batch, dtype)
+        rows = tuple(row if (row.weight_params, row.bias_params) == (w, b) else replace(row, weight_params=w,
+                                                                                           bias_params=b)
+                     for row, w, b in zip(cost.layers, self.weight_params, self.bias_params))
+        return replace(cost, layers=rows, unused_params=sum(self.unused.values()))
+
+
+def from_module(module, input_shape, *, name: str | None = None) -> ImportedModule:
+    """Read ``module`` (run on per-sample ``input_shape``) as an alexcost network, without running it.
+
+    ``forward`` is traced symbolically with torch.fx, in eval mode (alexcost counts
+    inference); each module, function and method call becomes a layer. Raises one
+    `SpecError` for the first thing that cannot be read exactly, naming the fx node, the
+    module path or function, and why: a call with no layer kind, control flow that depends
+    on the data, forward hooks, a parameter used outside any layer, shapes that do not fit.
+    """
+    from ..layers.arguments import shape as check_shape
+    from .reader import Reader
+    from .trace import trace
+
+    x = check_shape(input_shape)
+    traced = trace(module)
+    reading = Reader(module, traced, x).run()
+    network = Network(x, reading.layers, name=name or type(module).__name__)
+    return ImportedModule(network, reading.paths, reading.first_use, reading.weight_params, reading.bias_params,
+                          reading.frozen_params, reading.unused, reading.fx_nodes, reading.unused_frozen,
+                          (module, traced))

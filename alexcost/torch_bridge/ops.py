@@ -1,0 +1,393 @@
+"""What each traced call is, as an alexcost layer: torch.nn modules, functions and tensor methods.
+
+A handler gets the reader (see `alexcost.torch_bridge.reader`), the fx node and its arguments with every
+traced value replaced by what the reader knows of it: an activation (a per-sample shape), a
+parameter or buffer, the batch size (a marker: it is not known), or a plain Python value.
+It returns the node's value, emitting layers through the reader. Anything it cannot read
+exactly, it refuses. Imports torch.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import fields
+
+import torch
+import torch.fx
+import torch.nn.functional as F
+
+from ..errors import SpecError
+from ..layers import (GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Add, AvgPool2d, BatchNorm2d, Cat, Chunk,
+                     Contiguous, Conv2d, Dropout, Dropout2d, Flatten, Hardsigmoid, Hardswish, LayerNorm,
+                     LeakyReLU, Linear, MaxPool2d, Mean, Mul, Permute, ReLU, ReLU6, Reshape, SiLU, Sigmoid,
+                     Softmax, Split, StochasticDepth, Tanh, Transpose, View)
+from ..layers import Clone
+
+REQUIRED = object()
+
+
+def bind(r, node, spec, args, kwargs) -> dict:
+    """``args``/``kwargs`` by parameter name, as the call's signature ``spec`` (name, default) binds them."""
+    if len(args) > len(spec):
+        r.refuse(node, f"takes at most {len(spec)} positional arguments, got {len(args)}")
+    bound = {name: value for (name, _), value in zip(spec, args)}
+    names = {name for name, _ in spec}
+    for key, value in kwargs.items():
+        if key not in names:
+            r.refuse(node, f"has an argument {key!r} that alexcost does not read")
+        if key in bound:
+            r.refuse(node, f"got {key!r} twice")
+        bound[key] = value
+    for name, default in spec:
+        if name not in bound:
+            if default is REQUIRED:
+                r.refuse(node, f"misses its argument {name!r}")
+            bound[name] = default
+    return bound
+
+
+def _fixed(r, node, bound: dict, fixed: dict) -> None:
+    """Arguments that must have one value for the call to be the kind (e.g. ``training=False``)."""
+    for name, value in fixed.items():
+        got = bound.pop(name)
+        if got != value and not (value is None and got is None):
+            r.refuse(node, f"{name}={got!r} is not read by alexcost (only {name}={value!r})")
+
+
+def unary(kind, spec=(), *, fixed=None, drop=(), preset=None):
+    """A call on one tensor whose other arguments (``spec``: name, default) are the kind's own;
+    ``fixed`` arguments must have the value given, ``drop`` ones do not matter, ``preset`` ones
+    are the kind's arguments the call implies (``relu_``: ``inplace=True``)."""
+    full = (("input", REQUIRED), *spec)
+
+    def handle(r, node, args, kwargs):
+        bound = bind(r, node, full, args, kwargs)
+        x = r.tensor(bound.pop("input"), node)
+        _fixed(r, node, bound, fixed or {})
+        for name in drop:
+            bound.pop(name)
+        for name in bound:
+            bound[name] = r.constant(bound[name], node, name)
+        return r.emit(node, r.build(node, kind, {**bound, **(preset or {})}), [x])
+    return handle
+
+
+def _dims(r, node, args, kwargs, name: str):
+    """``x.permute(0, 2, 1)`` or ``x.permute((0, 2, 1))``: the dims as one tuple."""
+    x, *rest = args
+    if kwargs:
+        if rest or set(kwargs) != {name}:
+            r.refuse(node, f"takes its {name} positionally or as {name}=")
+        rest = [kwargs[name]]
+    if len(rest) == 1 and isinstance(rest[0], (tuple, list)):
+        rest = list(rest[0])
+    return x, tuple(r.constant(d, node, name, batch_ok=(name == "shape")) for d in rest)
+
+
+def permute(r, node, args, kwargs):
+    x, dims = _dims(r, node, args, kwargs, "dims")
+    return r.emit(node, r.build(node, Permute, {"dims": dims}), [r.tensor(x, node)])
+
+
+def reshape(kind):
+    def handle(r, node, args, kwargs):
+        x, sizes = _dims(r, node, args, kwargs, "shape")
+        x = r.tensor(x, node)
+        if not sizes:
+            r.refuse(node, "gives no sizes")
+        first, rest = sizes[0], sizes[1:]
+        if any(s is r.BATCH for s in rest):
+            r.refuse(node, "moves the batch size to another dimension; alexcost analyses each sample on its own")
+        if first is not r.BATCH:
+            whole = 1
+            for s in x.shape:
+                whole *= s
+            known = 1
+            for s in rest:
+                known *= s
+            if first != -1 or -1 in rest or known != whole:
+                r.refuse(node, f"sizes {list(sizes)} do not keep the batch as the first dimension (write "
+                               f"x.size(0) there, or -1 with the other sizes fixed) on input "
+                               f"{['N', *x.shape]}")
+        return r.emit(node, r.build(node, kind, {"shape": tuple(rest)}), [x])
+    return handle
+
+
+def mean(r, node, args, kwargs):
+    bound = bind(r, node, (("input", REQUIRED), ("dim", None), ("keepdim", False), ("dtype", None)), args, kwargs)
+    x = r.tensor(bound["input"], node)
+    if bound["dim"] is None:
+        r.refuse(node, "averages over every dimension, the batch's too; alexcost analyses each sample on its own")
+    _fixed(r, node, bound, {"dtype": None})
+    dim = r.constant(bound["dim"], node, "dim")
+    return r.emit(node, r.build(node, Mean, {"dim": dim, "keepdim": r.constant(bound["keepdim"], node, "keepdim")}),
+                  [x])
+
+
+def contiguous(r, node, args, kwargs):
+    bound = bind(r, node, (("input", REQUIRED), ("memory_format", torch.contiguous_format)), args, kwargs)
+    _fixed(r, node, bound, {"memory_format": torch.contiguous_format})
+    return r.emit(node, Contiguous(), [r.tensor(bound["input"], node)])
+
+
+def cat(r, node, args, kwargs, name="tensors", dim="dim"):
+    bound = bind(r, node, ((name, REQUIRED), (dim, 0)), args, kwargs)
+    tensors = bound[name]
+    if not isinstance(tensors, (list, tuple)) or not tensors:
+        r.refuse(node, "concatenates something other than a list of tensors")
+    xs = [r.tensor(t, node) for t in tensors]
+    d = r.constant(bound[dim], node, dim)
+    if len(xs) == 1:  # torch.cat([x], dim): a copy of x, whatever the dim (checked as torch would)
+        r.build(node, Cat, {"dim": d}).output_shape((xs[0].shape, xs[0].shape))
+        return r.emit(node, Clone(), xs)
+    return r.emit(node, r.build(node, Cat, {"dim": d}), xs)
+
+
+def split(r, node, args, kwargs, size_name="split_size_or_sections"):
+    bound = bind(r, node, (("tensor", REQUIRED), (size_name, REQUIRED), ("dim", 0)), args, kwargs)
+    sizes = r.constant(bound[size_name], node, size_name)
+    return r.emit(node, r.build(node, Split, {"split_size_or_sections": sizes,
+                                              "dim": r.constant(bound["dim"], node, "dim")}),
+                  [r.tensor(bound["tensor"], node)])
+
+
+def merge(kind, inplace: bool = False, alpha: bool = False):
+    """``a + b``, ``torch.add(a, b)``, ``a.add_(b)``, ``a += b``, and the same for ``*``."""
+    def handle(r, node, args, kwargs):
+        spec = (("input", REQUIRED), ("other", REQUIRED)) + ((("alpha", 1),) if alpha else ())
+        bound = bind(r, node, spec, args, kwargs)
+        if alpha:
+            _fixed(r, node, bound, {"alpha": 1})
+        a, b = bound["input"], bound["other"]
+        if not (r.is_tensor(a) or r.is_tensor(b)):
+            return r.pure(node, args, kwargs)
+        if not (r.is_tensor(a) and r.is_tensor(b)):
+            r.refuse(node, f"{'adds' if kind is Add else 'multiplies'} a tensor and a Python number "
+                           f"({r.show(b if r.is_tensor(a) else a)}); alexcost has no layer kind for arithmetic "
+                           f"with a constant")
+        if inplace and not r.is_activation(a):
+            r.refuse(node, f"writes its result into {r.show(a)}; alexcost reads in-place arithmetic on "
+                           f"activations only")
+        return r.emit(node, r.build(node, kind, {"inplace": inplace}), [r.operand(a, node), r.operand(b, node)])
+    return handle
+
+
+def size(r, node, args, kwargs):
+    bound = bind(r, node, (("input", REQUIRED), ("dim", None)), args, kwargs)
+    x, d = bound["input"], bound["dim"]
+    full = r.sizes(x, node)
+    if d is None:
+        return full
+    d = r.constant(d, node, "dim")
+    if not isinstance(d, int) or not -len(full) <= d < len(full):
+        r.refuse(node, f"dim={d!r} is out of range for a tensor of {len(full)} dimensions")
+    return full[d]
+
+
+def dim(r, node, args, kwargs):
+    bound = bind(r, node, (("input", REQUIRED),), args, kwargs)
+    return len(r.sizes(bound["input"], node))
+
+
+def get_attribute(r, node, args, kwargs):
+    """``x.shape``, ``x.ndim`` (fx records them as calls of ``getattr``); attributes of plain values."""
+    obj, name = args[0], args[1]
+    if r.is_tensor(obj):
+        if name == "shape":
+            return r.sizes(obj, node)
+        if name == "ndim":
+            return len(r.sizes(obj, node))
+        if r.is_attribute(obj) and name in ("dtype", "device", "requires_grad"):
+            return getattr(obj.tensor, name)
+        r.refuse(node, f"reads the tensor's {name!r}, which alexcost does not know without data")
+    return r.pure(node, args, kwargs)
+
+
+def check_assert(r, node, args, kwargs):
+    """``torch._assert(condition, message)`` on sizes: checked now, as torch would."""
+    condition = r.constant(args[0] if args else kwargs.get("condition"), node, "condition")
+    if not condition:
+        message = args[1] if len(args) > 1 else kwargs.get("message", "")
+        r.refuse(node, f"fails on this input shape: {message}")
+    return None
+
+
+def check_none(r, node, args, kwargs):
+    """fx's guard for a forward argument fixed at its default None."""
+    if args[0] is not None:
+        r.refuse(node, f"{args[1] if len(args) > 1 else 'an argument fixed at None is not None'}")
+    return None
+
+
+def _weight(r, node, value, role, rank):
+    """A parameter passed as a weight or bias: its tensor (None when absent)."""
+    if value is None:
+        return None
+    if not r.is_attribute(value) or value.kind != "parameter":
+        r.refuse(node, f"its {role} is not a parameter of the module (alexcost counts registered "
+                       f"nn.Parameters), got {r.show(value)}")
+    if value.tensor.dim() != rank:
+        r.refuse(node, f"its {role} {value.path!r} has shape {list(value.tensor.shape)}, not {rank} dimension(s)")
+    return value
+
+
+def conv2d(r, node, args, kwargs):
+    spec = (("input", REQUIRED), ("weight", REQUIRED), ("bias", None), ("stride", 1), ("padding", 0),
+            ("dilation", 1), ("groups", 1))
+    b = bind(r, node, spec, args, kwargs)
+    x = r.tensor(b["input"], node)
+    weight, bias = _weight(r, node, b["weight"], "weight", 4), _weight(r, node, b["bias"], "bias", 1)
+    out, per_group, kh, kw = weight.tensor.shape
+    args = {k: r.constant(b[k], node, k) for k in ("stride", "padding", "dilation", "groups")}
+    layer = r.build(node, Conv2d, dict(out_channels=out, kernel_size=(kh, kw), bias=bias is not None, **args))
+    if len(x.shape) == 3 and per_group * layer.groups != x.shape[0]:
+        r.refuse(node, f"its weight {weight.path!r} of shape {list(weight.tensor.shape)} with groups="
+                       f"{layer.groups} expects {per_group * layer.groups} input channels, got {x.shape[0]}")
+    return r.emit(node, layer, [x], params=(("weight", weight), ("bias", bias)))
+
+
+def linear(r, node, args, kwargs):
+    b = bind(r, node, (("input", REQUIRED), ("weight", REQUIRED), ("bias", None)), args, kwargs)
+    x = r.tensor(b["input"], node)
+    weight, bias = _weight(r, node, b["weight"], "weight", 2), _weight(r, node, b["bias"], "bias", 1)
+    out, features = weight.tensor.shape
+    layer = r.build(node, Linear, dict(in_features=features, out_features=out, bias=bias is not None))
+    return r.emit(node, layer, [x], params=(("weight", weight), ("bias", bias)))
+
+
+def layer_norm(r, node, args, kwargs):
+    spec = (("input", REQUIRED), ("normalized_shape", REQUIRED), ("weight", None), ("bias", None), ("eps", 1e-5))
+    b = bind(r, node, spec, args, kwargs)
+    x = r.tensor(b["input"], node)
+    shape = r.constant(b["normalized_shape"], node, "normalized_shape")
+    rank = 1 if isinstance(shape, int) else len(shape)
+    weight, bias = _weight(r, node, b["weight"], "weight", rank), _weight(r, node, b["bias"], "bias", rank)
+    if weight is None and bias is not None:
+        r.refuse(node, "has a bias but no weight; alexcost's LayerNorm has a bias only with a weight")
+    layer = r.build(node, LayerNorm, dict(normalized_shape=shape, eps=r.constant(b["eps"], node, "eps"),
+                                          elementwise_affine=weight is not None, bias=bias is not None))
+    for p in (weight, bias):
+        if p is not None and tuple(p.tensor.shape) != layer.normalized_shape:
+            r.refuse(node, f"{p.path!r} has shape {list(p.tensor.shape)}, not normalized_shape "
+                           f"{list(layer.normalized_shape)}")
+    return r.emit(node, layer, [x], params=(("weight", weight), ("bias", bias)))
+
+
+def batch_norm(r, node, args, kwargs):
+    spec = (("input", REQUIRED), ("running_mean", REQUIRED), ("running_var", REQUIRED), ("weight", None),
+            ("bias", None), ("training", False), ("momentum", 0.1), ("eps", 1e-5))
+    b = bind(r, node, spec, args, kwargs)
+    x = r.tensor(b["input"], node)
+    if r.constant(b["training"], node, "training"):
+        r.refuse(node, "normalises with the batch's statistics (training=True); alexcost counts inference")
+    for name in ("running_mean", "running_var"):
+        stat = b[name]
+        if not r.is_attribute(stat) or stat.kind != "buffer":
+            r.refuse(node, f"its {name} is not a buffer of the module, got {r.show(stat)}")
+    weight, bias = _weight(r, node, b["weight"], "weight", 1), _weight(r, node, b["bias"], "bias", 1)
+    if (weight is None) != (bias is None):
+        r.refuse(node, "has a weight without a bias, or a bias without a weight; alexcost's BatchNorm2d has "
+                       "both (affine) or neither")
+    layer = r.build(node, BatchNorm2d, dict(eps=r.constant(b["eps"], node, "eps"),
+                                            momentum=r.constant(b["momentum"], node, "momentum"),
+                                            affine=weight is not None))
+    return r.emit(node, layer, [x], params=(("weight", weight), ("bias", bias)))
+
+
+# -- the tables ------------------------------------------------------------------------------------
+
+_INPLACE = (("inplace", False),)
+_POOL = (("kernel_size", REQUIRED), ("stride", None), ("padding", 0))
+
+def _stochastic_depth():
+    from torchvision.ops.stochastic_depth import stochastic_depth
+
+    return stochastic_depth
+
+
+FUNCTIONS = {
+    operator.add: merge(Add), operator.iadd: merge(Add, inplace=True), torch.add: merge(Add, alpha=True),
+    operator.mul: merge(Mul), operator.imul: merge(Mul, inplace=True), torch.mul: merge(Mul),
+    torch.cat: cat, torch.concat: cat,
+    torch.concatenate: lambda r, node, args, kwargs: cat(r, node, args, kwargs, dim="axis"),
+    torch.flatten: unary(Flatten, (("start_dim", 0), ("end_dim", -1))),
+    torch.reshape: reshape(Reshape),
+    torch.permute: permute,
+    torch.transpose: unary(Transpose, (("dim0", REQUIRED), ("dim1", REQUIRED))),
+    torch.chunk: unary(Chunk, (("chunks", REQUIRED), ("dim", 0))),
+    torch.split: split,
+    torch.mean: mean,
+    torch.relu: unary(ReLU), F.relu: unary(ReLU, _INPLACE), torch.relu_: unary(ReLU, preset={"inplace": True}),
+    F.relu6: unary(ReLU6, _INPLACE), F.silu: unary(SiLU, _INPLACE), F.hardswish: unary(Hardswish, _INPLACE),
+    F.hardsigmoid: unary(Hardsigmoid, _INPLACE), F.gelu: unary(GELU, (("approximate", "none"),)),
+    F.leaky_relu: unary(LeakyReLU, (("negative_slope", 0.01), ("inplace", False))),
+    torch.sigmoid: unary(Sigmoid), F.sigmoid: unary(Sigmoid), torch.tanh: unary(Tanh), F.tanh: unary(Tanh),
+    F.softmax: unary(Softmax, (("dim", None), ("_stacklevel", 3), ("dtype", None)), fixed={"dtype": None},
+                     drop=("_stacklevel",)), torch.softmax: unary(Softmax, (("dim", REQUIRED), ("dtype", None)), fixed={"dtype": None}),
+    F.dropout: unary(Dropout, (("p", 0.5), ("training", True), ("inplace", False)), fixed={"training": False}),
+    F.dropout2d: unary(Dropout2d, (("p", 0.5), ("training", True), ("inplace", False)),
+                       fixed={"training": False}),
+    F.adaptive_avg_pool2d: unary(AdaptiveAvgPool2d, (("output_size", REQUIRED),)),
+    F.adaptive_max_pool2d: unary(AdaptiveMaxPool2d, (("output_size", REQUIRED), ("return_indices", False))),
+    F.avg_pool2d: unary(AvgPool2d, (*_POOL, ("ceil_mode", False), ("count_include_pad", True),
+                                    ("divisor_override", None))),
+    F.max_pool2d: unary(MaxPool2d, (*_POOL, ("dilation", 1), ("ceil_mode", False), ("return_indices", False))),
+    F.conv2d: conv2d, F.linear: linear, F.layer_norm: layer_norm, F.batch_norm: batch_norm,
+    torch.clone: unary(Clone, (("memory_format", torch.preserve_format),),
+                       fixed={"memory_format": torch.preserve_format}),
+    getattr: get_attribute, torch._assert: check_assert, torch.fx._symbolic_trace._assert_is_none: check_none,
+}
+"""Functions by the object fx records as a call_function node's target."""
+
+try:
+    FUNCTIONS[_stochastic_depth()] = unary(StochasticDepth, (("p", REQUIRED), ("mode", REQUIRED),
+                                                             ("training", True)), fixed={"training": False})
+except ImportError:  # torchvision is optional
+    pass
+
+PURE = frozenset({operator.getitem, operator.sub, operator.floordiv, operator.truediv, operator.mod,
+                  operator.pow, operator.neg, operator.pos, operator.abs, operator.eq, operator.ne, operator.lt,
+                  operator.le, operator.gt, operator.ge, operator.not_, operator.and_, operator.or_,
+                  operator.xor, operator.invert, operator.truth, operator.contains, operator.index,
+                  *(f for f in vars(math).values() if callable(f))})
+"""Python's operators and ``math`` functions (fx records both when a size is traced): evaluated
+on plain values, refused on tensors."""
+
+METHODS = {
+    "add": merge(Add, alpha=True), "add_": merge(Add, inplace=True, alpha=True), "mul": merge(Mul),
+    "mul_": merge(Mul, inplace=True),
+    "size": size, "dim": dim, "ndimension": dim,
+    "view": reshape(View), "reshape": reshape(Reshape), "permute": permute,
+    "transpose": unary(Transpose, (("dim0", REQUIRED), ("dim1", REQUIRED))),
+    "flatten": unary(Flatten, (("start_dim", 0), ("end_dim", -1))),
+    "contiguous": contiguous,
+    "chunk": unary(Chunk, (("chunks", REQUIRED), ("dim", 0))),
+    "split": lambda r, node, args, kwargs: split(r, node, args, kwargs, size_name="split_size"),
+    "mean": mean,
+    "relu": unary(ReLU), "relu_": unary(ReLU, preset={"inplace": True}), "sigmoid": unary(Sigmoid), "tanh": unary(Tanh),
+    "softmax": unary(Softmax, (("dim", REQUIRED), ("dtype", None)), fixed={"dtype": None}),
+    "clone": unary(Clone, (("memory_format", torch.preserve_format),),
+                   fixed={"memory_format": torch.preserve_format}),
+}
+"""Tensor methods by name (a call_method node's target)."""
+
+_ARGS: dict[type, tuple[str, ...]] = {}
+
+
+def module_layer(kind, module, where: str):
+    """The alexcost layer for a leaf module: the kind's arguments read from the module's
+    attributes, as torch stores them (a ``bias`` flag from whether the module has one)."""
+    names = _ARGS.get(kind)
+    if names is None:
+        names = _ARGS[kind] = tuple(f.name for f in fields(kind) if f.init and f.name not in ("name", "inputs"))
+    args = {}
+    for name in names:
+        if name == "bias" and "bias" in module._parameters:
+            args["bias"] = module._parameters["bias"] is not None
+        elif hasattr(module, name):
+            args[name] = getattr(module, name)
+    try:
+        return kind(**args)
+    except SpecError as err:
+        raise err.at(where) from None

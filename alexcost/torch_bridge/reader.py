@@ -1,0 +1,502 @@
+"""Reading an fx graph as alexcost layers: a small interpreter over shapes, never over data.
+
+Every fx value is one of: an `Activation` (a per-sample shape and the layer output it
+comes from), an `Attribute` (a parameter, buffer or constant tensor of the module), the
+batch size `BATCH` (a marker: alexcost never fixes it), or a plain Python value (sizes,
+flags, tuples). ``x.size()`` gives ``(BATCH, *shape)``; arithmetic on plain values is
+evaluated; a call on tensors becomes one layer (see `alexcost.torch_bridge.ops`) or is refused.
+
+Parameters count once, where first read: a leaf module's own weight and bias, the weight
+and bias passed to ``F.conv2d``, ``F.linear``, ``F.layer_norm`` or ``F.batch_norm``, and a
+parameter used as an operand of ``+`` or ``*`` (a `Parameter` layer). Parameters the forward
+pass never reads are ``unused``: torch counts them, no layer holds them. Imports torch.
+"""
+
+from __future__ import annotations
+
+import operator
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+
+from ..layers import arguments as check
+from ..errors import SpecError, format_shape
+from .ops import FUNCTIONS, METHODS, PURE, module_layer
+from .trace import kind_of, where_module
+from ..layers import BUILTIN_KINDS, Identity, Parameter, ParameterShape
+
+
+class _Batch:
+    """The batch size: known to torch at run time, never to alexcost."""
+
+    def __repr__(self) -> str:
+        return "N"
+
+
+BATCH = _Batch()
+
+
+class Activation:
+    """A traced activation: ``src`` is ``(layer index or -1, output index or None)``; ``shape`` per sample."""
+
+    __slots__ = ("src", "shape")
+
+    def __init__(self, src, shape):
+        self.src, self.shape = src, shape
+
+
+class Attribute:
+    """A tensor the module holds: ``kind`` is "parameter", "buffer" or "constant"; ``act`` is its
+    `Parameter` layer's output once a merge has read it."""
+
+    __slots__ = ("path", "tensor", "kind", "node", "act")
+
+    def __init__(self, path, tensor, kind, node):
+        self.path, self.tensor, self.kind, self.node, self.act = path, tensor, kind, node, None
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The layers read from a trace, with what only the module knows (see `ImportedModule`)."""
+
+    layers: tuple
+    paths: tuple[str, ...]
+    first_use: tuple[int, ...]
+    weight_params: tuple[int, ...]
+    bias_params: tuple[int, ...]
+    frozen_params: tuple[int, ...]
+    fx_nodes: tuple[str, ...]
+    unused: dict
+    unused_frozen: int
+
+
+def _contains(value, test) -> bool:
+    """Does ``value``, or anything in its lists, tuples, dicts and slices, pass ``test``?"""
+    if test(value):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_contains(v, test) for v in value)
+    if isinstance(value, dict):
+        return any(_contains(v, test) for v in value.values())
+    if isinstance(value, slice):
+        return any(_contains(v, test) for v in (value.start, value.stop, value.step))
+    return False
+
+
+def _tensors_in(value) -> bool:
+    return _contains(value, lambda v: isinstance(v, (Activation, Attribute)))
+
+
+def _batch_in(value) -> bool:
+    return _contains(value, lambda v: v is BATCH)
+
+
+def _clean(text: str) -> str:
+    """A layer name: no dots, no control characters, at most 200 characters."""
+    text = text.replace(".", "_")
+    if not text.isprintable():
+        text = "".join("_" if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in text)
+    return text if len(text) <= 190 else text[-190:]
+
+
+class Reader:
+    """Walks an fx graph once, node by node; see the module docstring."""
+
+    BATCH = BATCH
+
+    def __init__(self, root, traced, input_shape):
+        self.root, self.modules, self.graph = root, traced.modules, traced.graph
+        self.constants = traced.constants
+        self.input_shape = input_shape
+        self.layers, self.sources, self.paths, self.fx_nodes = [], [], [], []
+        self.module_ids, self.owners, self.labels = [], [], []
+        self.weight, self.bias, self.frozen = [], [], []
+        self.seen: set[int] = set()
+        self._placeholders = 0
+
+    # -- what handlers use ------------------------------------------------------------------
+    def module(self, path: str):
+        m = self.modules.get(path)
+        return m if m is not None else self.root.get_submodule(path)
+
+    def owner(self, node) -> tuple[str, str]:
+        """The path and class name of the module whose forward made the call."""
+        stack = node.meta.get("nn_module_stack")
+        if stack:
+            path, cls = next(reversed(stack.values()))
+            return path, getattr(cls, "__name__", str(cls))
+        return "", type(self.root).__name__
+
+    @staticmethod
+    def function_name(node) -> str:
+        if node.op == "call_method":
+            return node.target
+        target = node.target
+        return getattr(target, "__name__", None) or type(target).__name__
+
+    def where(self, node, x=None, arity=1) -> str:
+        if node.op == "call_module":
+            text = where_module(node.target, self.module(node.target))
+        elif node.op == "get_attr":
+            text = f"parameter {node.target!r}"
+        else:
+            path, kind = self.owner(node)
+            what = "method" if node.op == "call_method" else "function"
+            text = f"{what} {self.function_name(node)!r} in module {path or '(root)'!r} ({kind})"
+        if x is not None:
+            text += f" on input {format_shape(x)}" if arity == 1 else \
+                f" on inputs {', '.join(format_shape(s) for s in x)}"
+        return f"{text} (fx node {node.name!r})"
+
+    def refuse(self, node, message: str):
+        raise SpecError(message, where=self.where(node))
+
+    def show(self, value) -> str:
+        if isinstance(value, Activation):
+            return f"a tensor of shape {format_shape(('N', *value.shape))}"
+        if isinstance(value, Attribute):
+            return f"the {value.kind} {value.path!r}"
+        if value is BATCH:
+            return "the batch size"
+        return check.shown(value)
+
+    @staticmethod
+    def is_tensor(value) -> bool:
+        return isinstance(value, (Activation, Attribute))
+
+    @staticmethod
+    def is_activation(value) -> bool:
+        return isinstance(value, Activation)
+
+    @staticmethod
+    def is_attribute(value) -> bool:
+        return isinstance(value, Attribute)
+
+    def tensor(self, value, node) -> Activation:
+        """An activation argument; a parameter or anything else is refused."""
+        if isinstance(value, Activation):
+            return value
+        if isinstance(value, Attribute):
+            self.refuse(node, f"reads {self.show(value)} as its input; alexcost reads parameters only as "
+                              f"the weight and bias of a layer or as an operand of + and *")
+        self.refuse(node, f"expects a tensor, got {self.show(value)}")
+
+    def operand(self, value, node) -> Activation:
+        """An operand of a merge: an activation, or a parameter (as a `Parameter` layer, once)."""
+        if isinstance(value, Activation):
+            return value
+        if value.kind != "parameter":
+            self.refuse(node, f"reads {self.show(value)}, which is not an nn.Parameter of the module; alexcost "
+                              f"counts registered parameters only")
+        if value.act is None:
+            layer = self.build(value.node, Parameter, {"shape": tuple(value.tensor.shape)})
+            module, _, attr = value.path.rpartition(".")
+            act = self._add(value.node, layer, (), ParameterShape(layer.shape), f"{module}:{attr}", None,
+                            (("weight", value.tensor),), layer.shape, module, attr)
+            value.act = Activation(act.src, ParameterShape(layer.shape))
+        return value.act
+
+    def constant(self, value, node, name: str, batch_ok: bool = False):
+        """A plain argument: no tensor, and no batch size unless ``batch_ok``."""
+        if _tensors_in(value):
+            self.refuse(node, f"its argument {name!r} is {self.show(value)}; alexcost reads it only as a "
+                              f"fixed value")
+        if not batch_ok and _batch_in(value):
+            self.refuse(node, f"its argument {name!r} depends on the batch size; alexcost analyses each "
+                              f"sample on its own")
+        return value
+
+    def sizes(self, value, node) -> tuple:
+        if isinstance(value, Activation):
+            return (BATCH, *value.shape)
+        if isinstance(value, Attribute):
+            return tuple(value.tensor.shape)
+        self.refuse(node, f"asks the size of {self.show(value)}, which is not a tensor")
+
+    def pure(self, node, args, kwargs):
+        """Evaluate a call on plain values (sizes): Python's operators, ``getattr``."""
+        if node.op == "call_method":
+            self_, *rest = args
+            if _tensors_in(self_):
+                self.refuse(node, f"alexcost has no layer kind for the tensor method {node.target}()")
+            fn, args = getattr(self_, node.target, None), rest
+            if fn is None:
+                self.refuse(node, f"{self.show(self_)} has no method {node.target}()")
+        else:
+            fn = node.target
+        head, tail = (args[:1], args[1:]) if fn is operator.getitem else ((), args)
+        if any(isinstance(v, (Activation, Attribute)) for v in head) and fn is operator.getitem:
+            self.refuse(node, f"indexes or slices {self.show(args[0])} (x[...]); alexcost has no layer kind for it")
+        if _tensors_in((tail, kwargs)):
+            self.refuse(node, f"alexcost has no layer kind for {self.function_name(node)} on a tensor "
+                              f"({', '.join(self.show(v) for v in args if _tensors_in(v))})")
+        if _batch_in((tail, kwargs)):
+            self.refuse(node, "computes with the batch size, which alexcost does not fix; keep the batch "
+                              "dimension as it is")
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001 - torch would fail the same way on these sizes
+            self.refuse(node, f"fails on these sizes: {type(err).__name__}: {err}")
+
+    def build(self, node, kind, args: dict):
+        """``kind(**args)``, its SpecError located at the node."""
+        try:
+            return kind(**args)
+        except SpecError as err:
+            raise err.at(self.where(node)) from None
+        except TypeError as err:
+            self.refuse(node, f"cannot be read as {kind.__name__}: {err}")
+
+    def emit(self, node, layer, inputs, params=(), module=None):
+        """Add ``layer`` reading ``inputs`` (activations); its value for the node."""
+        kind = type(layer)
+        shapes = [v.shape for v in inputs]
+        x = shapes[0] if kind.arity == 1 else tuple(shapes)
+        try:
+            y = layer.output_shape(x)
+        except SpecError as err:
+            raise err.at(self.where(node, x, kind.arity)) from None
+        if module is not None:
+            path, owner, label = node.target, None, None
+        else:
+            owner, _ = self.owner(node)
+            label = IN_PLACE.get(self.function_name(node), self.function_name(node))
+            path = f"{owner}:{label}"
+        act = self._add(node, layer, tuple(v.src for v in inputs), x, path, module, params, y, owner, label)
+        if kind.multi_output:
+            return tuple(Activation((act.src[0], k), s) for k, s in enumerate(y))
+        return Activation(act.src, y)
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+    def _add(self, node, layer, sources, x, path, module, params, y, owner, label) -> Activation:
+        index = len(self.layers)
+        new, cold = self._count(node, layer, x, params)
+        self.layers.append(layer)
+        self.sources.append(sources)
+        self.paths.append(path)
+        self.fx_nodes.append(node.name)
+        self.module_ids.append(None if module is None else id(module))
+        self.owners.append(owner)
+        self.labels.append(label)
+        self.weight.append(new["weight"])
+        self.bias.append(new["bias"])
+        self.frozen.append(cold)
+        return Activation((index, None), y)
+
+    def _count(self, node, layer, x, params) -> tuple[dict, int]:
+        """The layer's parameters not counted before, by role, and how many of them are frozen;
+        refused where a tensor's size is not what the kind's formula gives."""
+        formula = {"weight": layer.weight_params(x), "bias": layer.bias_params(x)}
+        given = {role: value for role, value in params}
+        new, cold = {"weight": 0, "bias": 0}, 0
+        for role, expected in formula.items():
+            value = given.get(role)
+            tensor = value.tensor if isinstance(value, Attribute) else value
+            if tensor is None:
+                if expected:
+                    raise SpecError(f"has no {role}, but {layer.label()} with these arguments has {expected} "
+                                    f"{role} parameters", where=self.where(node, x, type(layer).arity))
+                continue
+            if tensor.numel() != expected:
+                raise SpecError(f"its {role} has {tensor.numel()} elements, but {layer.label()} with these "
+                                f"arguments has {expected}", where=self.where(node, x, type(layer).arity))
+            if id(tensor) not in self.seen:
+                self.seen.add(id(tensor))
+                new[role] = expected
+                cold += 0 if tensor.requires_grad else expected
+        return new, cold
+
+    # -- the walk ---------------------------------------------------------------------------------------
+    def run(self) -> Reading:
+        from torch.fx.node import map_arg
+
+        if kind_of(type(self.root)) is not None:  # a bare leaf module: one layer, path ""
+            calls = [n.name for n in self.graph.nodes if n.op.startswith("call_")]
+            root = _Stand(calls[0] if len(calls) == 1 else "", "call_module", "")
+            return self._finish(self._module_call(root, (Activation((-1, None), self.input_shape),), {}))
+        env = {}
+        out = None
+        for node in self.graph.nodes:
+            op = node.op
+            if op == "placeholder":
+                value = self._placeholder(node)
+            elif op == "get_attr":
+                value = self._attribute(node)
+            elif op == "output":
+                out = map_arg(node.args[0], env.__getitem__)
+                break
+            else:
+                args = map_arg(node.args, env.__getitem__)
+                kwargs = dict(map_arg(node.kwargs, env.__getitem__))
+                if op == "call_module":
+                    value = self._module_call(node, args, kwargs)
+                elif op == "call_function":
+                    try:
+                        handler = FUNCTIONS.get(node.target)
+                    except TypeError:  # an unhashable callable: no kind
+                        handler = None
+                    if handler is not None:
+                        value = handler(self, node, args, kwargs)
+                    elif any(node.target is op for op in PURE):
+                        value = self.pure(node, args, kwargs)
+                    else:
+                        self.refuse(node, f"alexcost has no layer kind for {self._qualified(node.target)}")
+                else:
+                    handler = METHODS.get(node.target)
+                    if handler is not None and args and self.is_tensor(args[0]):
+                        value = handler(self, node, args, kwargs)
+                    else:
+                        value = self.pure(node, args, kwargs)
+            env[node] = value
+        return self._finish(out)
+
+    @staticmethod
+    def _qualified(target) -> str:
+        module = (getattr(target, "__module__", None) or "").lstrip("_")  # _operator.matmul: operator.matmul
+        name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or repr(target)
+        return f"{module}.{name}" if module and module != "builtins" else name
+
+    def _placeholder(self, node):
+        self._placeholders += 1
+        if self._placeholders == 1:
+            return Activation((-1, None), self.input_shape)
+        if node.args:
+            return node.args[0]  # an argument fixed at its default (fx's concrete_args)
+        self.refuse(node, "forward() takes more than one input; alexcost reads modules of one input tensor")
+
+    def _attribute(self, node):
+        import torch
+
+        path = node.target
+        if path in self.constants:
+            value = self.constants[path]
+        else:
+            owner, _, name = path.rpartition(".")
+            value = getattr(self.module(owner) if owner else self.root, name)
+        if not isinstance(value, torch.Tensor):
+            self.refuse(node, f"reads {type(value).__name__} {path!r}, which alexcost cannot read")
+        owner, _, name = path.rpartition(".")
+        holder = self.root if not owner else self.modules.get(owner)
+        if holder is not None and holder._parameters.get(name) is value:
+            kind = "parameter"
+        elif holder is not None and holder._buffers.get(name) is value:
+            kind = "buffer"
+        else:
+            kind = "constant"
+        return Attribute(path, value, kind, node)
+
+    def _module_call(self, node, args, kwargs):
+        import torch.nn as nn
+
+        module = self.module(node.target)
+        kind = kind_of(type(module))
+        if kind is None:
+            cls = type(module)
+            qualified = f"torch.nn.{cls.__name__}" if getattr(nn, cls.__name__, None) is cls else \
+                f"{cls.__module__}.{cls.__qualname__}"
+            known = ", ".join(sorted(k.__name__ for k in BUILTIN_KINDS if isinstance(getattr(nn, k.__name__, None), type)
+                                     and issubclass(getattr(nn, k.__name__), nn.Module)))
+            self.refuse(node, f"is not supported: alexcost has no layer kind for {qualified}; the torch.nn "
+                              f"modules it reads are {known}")
+        values = [*args, *kwargs.values()]
+        if len(values) != 1:
+            self.refuse(node, f"is called with {len(values)} arguments; a {kind.__name__} takes one tensor")
+        x = self.tensor(values[0], node)
+        layer = module_layer(kind, module, self.where(node, x.shape))
+        params = [(role, module._parameters[role]) for role in ("weight", "bias") if role in module._parameters]
+        return self.emit(node, layer, [x], params=params, module=module)
+
+    # -- the result -----------------------------------------------------------------------------------------
+    def _finish(self, out) -> Reading:
+        if isinstance(out, (tuple, list, dict)):
+            raise SpecError(f"forward() returns {type(out).__name__} of {len(out)} values; alexcost reads "
+                            f"modules with one output tensor", where=where_module("", self.root))
+        if not isinstance(out, Activation) or isinstance(out.shape, ParameterShape):
+            raise SpecError(f"forward() returns {self.show(out)}, not an activation tensor",
+                            where=where_module("", self.root))
+        n = len(self.layers)
+        j, k = out.src
+        if j == -1 or (j, k) != (n - 1, None):
+            later = any(src[0] == j for srcs in self.sources[j + 1:] for src in srcs) if j >= 0 else True
+            if j >= 0 and k is None and not later:
+                self._move_last(j)
+            else:  # the output is the input, an output of a multi-output layer, or read again later
+                self._add(_OutputNode, Identity(), (out.src,), out.shape, ":output", None, (), out.shape, None,
+                          "output")
+        names = self._names()
+        layers = []
+        for i, (layer, refs) in enumerate(zip(self.layers, self.sources)):
+            inputs = None if refs == ((i - 1, None),) or not refs else tuple(
+                "input" if src == -1 else names[src] if out_k is None else f"{names[src]}.{out_k}"
+                for src, out_k in refs)
+            # The reader made these layers and nobody else holds them: name and wire them in place
+            # (the names and references are checked as the kinds check them).
+            object.__setattr__(layer, "name", check.name(names[i]))
+            object.__setattr__(layer, "inputs", None if inputs is None else check.references(inputs))
+            layers.append(layer)
+        first: dict[int, int] = {}
+        first_use = tuple(i if m is None else first.setdefault(m, i) for i, m in enumerate(self.module_ids))
+        unused: dict[str, int] = {}
+        unused_frozen = 0
+        for path, module in self.modules.items():  # as module.named_parameters() lists them, without recursion
+            for p in module._parameters.values():
+                if p is not None and id(p) not in self.seen:
+                    self.seen.add(id(p))
+                    unused[path] = unused.get(path, 0) + p.numel()
+                    unused_frozen += 0 if p.requires_grad else p.numel()
+        return Reading(tuple(layers), tuple(self.paths), first_use, tuple(self.weight), tuple(self.bias),
+                       tuple(self.frozen), tuple(self.fx_nodes), unused, unused_frozen)
+
+    def _move_last(self, j: int) -> None:
+        """Put layer ``j`` (the output, read by no later layer) last: the network's output is its last layer."""
+        order = [i for i in range(len(self.layers)) if i != j] + [j]
+        new = {old: i for i, old in enumerate(order)}
+        new[-1] = -1
+        for attr in ("layers", "sources", "paths", "fx_nodes", "module_ids", "owners", "labels", "weight", "bias",
+                     "frozen"):
+            values = getattr(self, attr)
+            setattr(self, attr, [values[i] for i in order])
+        self.sources = [tuple((new[s], k) for s, k in refs) for refs in self.sources]
+
+    def _names(self) -> list[str]:
+        """Unique layer names from module paths: ``layer1_0_conv1``; a call made by a module's forward is
+        named after that module (``layer1_0_add``), or is the module's name when it is the only layer
+        the module makes (torchvision's ``Permute`` and ``StochasticDepth`` modules)."""
+        modules = {p for p, m in zip(self.paths, self.module_ids) if m is not None}
+        covered = set()
+        for p in modules:
+            parts = p.split(".")
+            covered.update(".".join(parts[:k]) for k in range(1, len(parts) + 1))
+        calls = Counter(o for o, m in zip(self.owners, self.module_ids) if m is None and o)
+        taken = {"input"}
+        names = []
+        for i, (path, owner, label) in enumerate(zip(self.paths, self.owners, self.labels)):
+            if self.module_ids[i] is not None:
+                base = path
+            elif owner and calls[owner] == 1 and owner not in covered:
+                base = owner
+            else:
+                base = f"{owner}.{label}" if owner else label
+            name = _clean(base)
+            if not name.strip():
+                name = type(self.layers[i]).__name__.lower()
+            unique, n = name, 2
+            while unique in taken:
+                unique, n = f"{name}_{n}", n + 1
+            taken.add(unique)
+            names.append(unique)
+        return names
+
+
+IN_PLACE = {"iadd": "add", "imul": "mul"}
+"""``a += b`` is named as ``a + b`` is (``layer1_0_add``); the layer itself says it works in place."""
+
+
+class _Stand:
+    """Stands for an fx node where a layer has none of its own (the output, a bare leaf root)."""
+
+    def __init__(self, name: str, op: str, target: str):
+        self.name, self.op, self.target = name, op, target
+
+
+_OutputNode = _Stand("output", "output", "")

@@ -1,0 +1,386 @@
+"""The reconciliation: a `NetworkCost` against a `Measurement` of one forward pass. Pure: no torch.
+
+Every layer is compared on what torch really ran:
+
+* its output shape (batch dimension included; a Parameter's full shape) and its new parameters;
+* its bias adds, against the output elements of a call that ran a convolution or matrix
+  product and reads a bias, a module's ``bias`` or a parameter named so (DESIGN.md section 3:
+  one add per output element);
+* its other ops, against the kind's own formula recomputed on the shapes torch ran;
+* torch's ``FlopCounterMode`` count of this call, against ``batch * torch_flops(x, y)``;
+* fvcore's ``by_module`` count, against ``batch * fvcore_count(x, y)``: both are declared by
+  the layer's kind (None: fvcore cannot count the op, and reports 0 for it). fvcore counts
+  every call of a module and files them all under its first name, so that name's count is
+  compared with the sum over the calls. fvcore cannot name a function call or a parameter of
+  a traced module (``torch.cat``, ``+``): those layers are checked by fvcore's total only.
+
+The totals are compared too: torch's total with the sum of the declared torch counts,
+fvcore's with the sum of the declared fvcore counts (0 for a layer whose output nothing reads:
+fvcore's torch.jit trace drops it), and the distinct parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..engine.cost import LayerCost, NetworkCost
+from ..layers.base import ParameterShape
+from ..units import commas, size_text
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What one forward pass showed, per layer (``None``: not observed).
+
+    ``shapes[i]``: layer ``i``'s output as torch returned it, batch dimension included (a
+    tuple of shapes for a layer of several outputs; a Parameter's full shape).
+    ``params[i]``: the parameters of layer ``i``'s module that no earlier layer owns.
+    ``torch_flops[i]``: ``FlopCounterMode``'s count for this call of the layer.
+    ``fvcore[i]``: fvcore's ``by_module`` count for layer ``i``'s module, on the layer that
+    first runs it (every call of it); ``None`` on the other layers that run it and on layers
+    fvcore cannot name. ``fvcore`` is ``None`` when fvcore was skipped (``fvcore_note`` says why).
+    ``input_shapes[i]``: the shapes of the tensors this call of layer ``i`` read.
+    ``bias_adds[i]``: the output elements of the call when it ran a convolution or matrix
+    product and reads a bias, else 0. ``total_params``: the module's distinct parameters.
+    """
+
+    device: str
+    torch_version: str
+    shapes: tuple
+    params: tuple[int, ...]
+    torch_flops: tuple
+    torch_total: int
+    fvcore: tuple | None
+    fvcore_unsupported: tuple[tuple[str, ...], ...]
+    fvcore_total: int | None
+    fvcore_note: str
+    input_shapes: tuple | None = None
+    bias_adds: tuple | None = None
+    total_params: int | None = None
+
+
+FVCORE_CHECKS = {
+    "layer": "fvcore's count for the layer's module",
+    "calls": "fvcore's count for a module that runs several times: every call, under its first name",
+    "repeat": "a later call of a module: fvcore files it under the first layer that runs it",
+    "total": "fvcore cannot name this layer (a function call or a parameter): checked by fvcore's total only",
+    "skipped": "fvcore did not run",
+}
+"""How each layer's fvcore count is checked (``LayerCheck.fvcore_check``)."""
+
+
+def declared_fvcore(row: LayerCost) -> int | None:
+    """What fvcore counts for a layer, for the whole batch, as its kind declares it (None: fvcore
+    cannot count the op, and reports 0 for it)."""
+    per_sample = row.layer.fvcore_count(row.input_shape, row.output_shape)
+    return None if per_sample is None else row.batch * per_sample
+
+
+def fvcore_expected(row: LayerCost) -> int:
+    """What fvcore reports for a layer, for the whole batch (0 where it cannot count the op)."""
+    return declared_fvcore(row) or 0
+
+
+def read_layers(cost: NetworkCost) -> tuple[bool, ...]:
+    """Per layer: is its output read, by the network's output or by a layer that is? fvcore traces
+    the module with torch.jit, whose trace drops the ops of a layer nobody reads: it counts 0 there."""
+    rows = cost.layers
+    index = {row.name: i for i, row in enumerate(rows)}
+    read = [False] * len(rows)
+    if rows:
+        read[-1] = True
+    for i in range(len(rows) - 1, -1, -1):
+        if not read[i]:
+            continue
+        names = rows[i].inputs if rows[i].inputs is not None else (() if i == 0 else (rows[i - 1].name,))
+        for name in names:
+            j = index.get(name.split(".")[0])  # "n.k": output k of layer n; "input": none
+            if j is not None:
+                read[j] = True
+    return tuple(read)
+
+
+def declared_torch(row: LayerCost) -> int:
+    """What torch's ``FlopCounterMode`` counts for a layer, for the whole batch, as its kind declares it."""
+    return row.batch * row.layer.torch_flops(row.input_shape, row.output_shape)
+
+
+@dataclass(frozen=True)
+class LayerCheck:
+    """One layer: alexcost's numbers beside the measured ones, and what disagrees.
+
+    ``fvcore_expected`` is what fvcore's ``by_module`` should report for the layer's module
+    (the sum over every call of a module that runs several times; None where it is not
+    compared per layer, see ``fvcore_check``); ``fvcore_declared`` is this call's declared
+    count (None: fvcore cannot count it). ``torch_expected`` is this call's declared
+    ``FlopCounterMode`` count. ``fvcore_share`` is what fvcore's total holds for this call: the
+    declared count, or 0 where fvcore cannot count it or its trace drops the layer (``read``
+    False: no layer reads its output). ``repeat_of`` names the first layer running the same module.
+    ``measured_bias_adds`` / ``measured_other_ops``: the bias adds torch's output shows and the
+    kind's other-ops formula on the shapes torch ran (None: not observed).
+    """
+
+    index: int
+    name: str
+    type: str
+    shape: tuple
+    measured_shape: tuple | None
+    params: int
+    measured_params: int
+    macs: int
+    bias_adds: int
+    other_ops: int
+    fvcore_expected: int | None
+    fvcore: int | None
+    fvcore_unsupported: tuple[str, ...]
+    torch_expected: int | None
+    torch: int | None
+    repeat_of: str | None
+    problems: tuple[str, ...]
+    fvcore_declared: int | None = None
+    fvcore_share: int = 0
+    fvcore_check: str = "skipped"
+    read: bool = True
+    calls: int = 1
+    group_macs: int = 0
+    measured_bias_adds: int | None = None
+    measured_other_ops: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """Every layer's checks, the totals, and the verdict (``ok``: every comparison agrees)."""
+
+    model: str
+    device: str
+    batch: int
+    torch_version: str
+    fvcore_note: str
+    fvcore_ran: bool
+    layers: tuple[LayerCheck, ...]
+    macs: int
+    bias_adds: int
+    other_ops: int
+    fvcore_total: int | None
+    torch_total: int
+    problems: tuple[str, ...]
+    params: int = 0
+    measured_params: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def forward(self) -> int:
+        """The seed's "Forward Computation": MACs + bias adds."""
+        return self.macs + self.bias_adds
+
+    @property
+    def fvcore_expected_total(self) -> int:
+        """The sum of what fvcore should count for every layer (``LayerCheck.fvcore_share``)."""
+        return sum(c.fvcore_share for c in self.layers)
+
+    @property
+    def torch_expected_total(self) -> int:
+        return sum(c.torch_expected or 0 for c in self.layers)
+
+    @property
+    def fvcore_uncounted_macs(self) -> int:
+        """MACs fvcore does not count: every MAC of a layer it cannot count or its trace drops, and
+        what a kind declares fvcore counts below its MACs."""
+        return sum(c.macs - c.fvcore_share for c in self.layers if c.fvcore_share < c.macs)
+
+    @property
+    def fvcore_beyond_macs(self) -> int:
+        """What fvcore counts beyond the MACs (adaptive average pooling, normalisations), as declared."""
+        return sum(c.fvcore_share - c.macs for c in self.layers if c.fvcore_share > c.macs)
+
+    @property
+    def fvcore_extra(self) -> int:
+        """fvcore's expected total less the MACs: beyond the MACs, less the MACs it does not count."""
+        return self.fvcore_beyond_macs - self.fvcore_uncounted_macs
+
+    @property
+    def torch_extra(self) -> int:
+        """torch's expected total less 2 per MAC (nonzero only for a kind that declares so)."""
+        return self.torch_expected_total - 2 * self.macs
+
+
+# -- per layer ------------------------------------------------------------------------------------
+
+def _batched(row: LayerCost, shape):
+    """A per-sample shape as torch shows it: with the batch dimension, but a Parameter's whole."""
+    if type(row.layer).arity == 0 or isinstance(shape, ParameterShape):
+        return tuple(shape)
+    return (row.batch, *shape)
+
+
+def _expected_output(row: LayerCost):
+    if type(row.layer).multi_output:
+        return tuple(_batched(row, s) for s in row.output_shape)
+    return _batched(row, row.output_shape)
+
+
+def _per_sample(row: LayerCost, static, seen):
+    """An observed shape (or tuple of them) without the batch dimension, as ``static`` has it;
+    None when the batch dimension is not the run's."""
+    if static and isinstance(static[0], tuple) and seen and isinstance(seen[0], tuple):
+        parts = [_per_sample(row, s, o) for s, o in zip(static, seen)]
+        return None if None in parts or len(static) != len(seen) else tuple(parts)
+    if type(row.layer).arity == 0 or isinstance(static, ParameterShape):
+        return ParameterShape(seen) if isinstance(static, ParameterShape) else tuple(seen)
+    if not seen or seen[0] != row.batch:
+        return None
+    return tuple(seen[1:])
+
+
+def _shown(row: LayerCost, seen) -> tuple | None:
+    """The observed output for the table: per sample (a Parameter's whole)."""
+    if seen is None:
+        return None
+    if type(row.layer).multi_output:
+        return tuple(tuple(s[1:]) for s in seen)
+    return tuple(seen) if type(row.layer).arity == 0 else tuple(seen[1:])
+
+
+def _batch_note(row: LayerCost, seen) -> str:
+    first = seen[0] if seen and isinstance(seen[0], tuple) else seen
+    return "" if type(row.layer).arity == 0 or not first or first[0] == row.batch else f" at batch {first[0]}"
+
+
+def observed_other_ops(row: LayerCost, inputs, output) -> int | None:
+    """The kind's other-ops formula on the shapes torch ran (None: they cannot be read as the
+    layer's: another count of inputs, another batch, or a formula that refuses them)."""
+    if inputs is None or output is None:
+        return None
+    arity = type(row.layer).arity
+    static = row.input_shapes
+    if len(inputs) != len(static):
+        return None
+    xs = [_per_sample(row, s, o) for s, o in zip(static, inputs)]
+    y = _per_sample(row, row.output_shape, output) if type(row.layer).multi_output or arity != 0 \
+        else tuple(output)
+    if None in xs or y is None:
+        return None
+    x = xs[0] if arity == 1 else tuple(xs)
+    try:
+        return row.batch * row.layer.other_ops(x, y)
+    except Exception:  # noqa: BLE001 - a formula refusing shapes torch ran: the shape check says why
+        return None
+
+
+def _inputs_text(inputs) -> str:
+    return ", ".join(size_text(s) for s in inputs) if inputs else "none"
+
+
+def _check_layer(i: int, row: LayerCost, measured: Measurement) -> tuple[dict, list[str]]:
+    """The measured values of one layer and what disagrees, fvcore's count apart."""
+    issues = []
+    want, got = _expected_output(row), measured.shapes[i]
+    if got != want:
+        seen = "not seen (the forward pass did not run the layers in order)" if got is None \
+            else size_text(_shown(row, got)) + _batch_note(row, got)
+        issues.append(f"output shape: alexcost {size_text(row.output_shape)}, torch {seen}")
+    if row.params != measured.params[i]:
+        issues.append(f"params: alexcost {commas(row.params)}, torch numel {commas(measured.params[i])}")
+    t_exp, t = declared_torch(row), measured.torch_flops[i]
+    if t is not None and t != t_exp:
+        what = f"2*MACs = {commas(t_exp)}" if t_exp == 2 * row.macs else f"{commas(t_exp)} ({row.type} declares torch_flops)"
+        issues.append(f"FLOPs: alexcost {what}, torch's counter {commas(t)}")
+    bias = None if measured.bias_adds is None else measured.bias_adds[i]
+    if bias is not None and bias != row.bias_adds:
+        issues.append(f"bias adds: alexcost {commas(row.bias_adds)}, torch {commas(bias)} (one per output element "
+                      f"of a convolution or matrix product that reads a bias)")
+    inputs = None if measured.input_shapes is None else measured.input_shapes[i]
+    other = observed_other_ops(row, inputs, got)
+    if other is not None and other != row.other_ops:
+        issues.append(f"other ops: alexcost {commas(row.other_ops)}, {row.type}'s formula on the shapes torch ran "
+                      f"({_inputs_text(inputs)} -> {size_text(got)}) {commas(other)}")
+    elif inputs is not None and other is None and got == want:
+        issues.append(f"inputs: alexcost reads {_inputs_text(_expected_inputs(row))}, torch's call read "
+                      f"{_inputs_text(inputs)}")
+    return {"measured_shape": _shown(row, got), "torch_expected": t_exp, "torch": t,
+            "measured_bias_adds": bias, "measured_other_ops": other}, issues
+
+
+def _expected_inputs(row: LayerCost) -> tuple:
+    return tuple(_batched(row, s) for s in row.input_shapes)
+
+
+def _check_fvcore(i: int, row: LayerCost, measured: Measurement, first: tuple, rows,
+                  shares: list[int]) -> tuple[dict, list[str]]:
+    declared = declared_fvcore(row)
+    out = {"fvcore_declared": declared, "fvcore_expected": None, "fvcore": None, "fvcore_unsupported": (),
+           "fvcore_check": "skipped"}
+    if measured.fvcore is None:
+        return out, []
+    if first[i] != i:
+        return {**out, "fvcore_check": "repeat"}, []
+    count = measured.fvcore[i]
+    if count is None:
+        return {**out, "fvcore_check": "total"}, []
+    group = [j for j in range(len(rows)) if first[j] == i]
+    expected = sum(shares[j] for j in group)
+    out.update(fvcore_expected=expected, fvcore=count, fvcore_unsupported=tuple(measured.fvcore_unsupported[i]),
+               fvcore_check="calls" if len(group) > 1 else "layer")
+    if count == expected:
+        return out, []
+    if len(group) > 1:
+        why = f" (the sum over the {len(group)} calls of its module)"
+    elif shares[i] == 0 and declared:
+        why = " (0: nothing reads its output, and fvcore's trace drops it)"
+    elif declared is None:
+        why = f" (0: {row.type} declares fvcore cannot count it)"
+    else:
+        why = f" ({row.type} declares fvcore_count)" if declared != row.macs else ""
+    what = "MACs" if shares[i] == declared == row.macs and len(group) == 1 else "fvcore"
+    return out, [f"{what}: alexcost {commas(expected)}{why}, fvcore {commas(count)}"]
+
+
+# -- the whole network ----------------------------------------------------------------------------
+
+def reconcile(cost: NetworkCost, measured: Measurement, first_use=None) -> Reconciliation:
+    """Compare ``cost`` with ``measured`` layer by layer, then the totals. ``first_use[i]`` is the
+    index of the first layer running the same module as layer ``i`` (default: every layer its own)."""
+    rows = cost.layers
+    n = len(rows)
+    first = tuple(range(n)) if first_use is None else tuple(first_use)
+    read = read_layers(cost)
+    shares = [fvcore_expected(row) if read[i] else 0 for i, row in enumerate(rows)]
+    checks, problems = [], []
+    for i, row in enumerate(rows):
+        seen, issues = _check_layer(i, row, measured)
+        fv, fv_issues = _check_fvcore(i, row, measured, first, rows, shares)
+        issues += fv_issues
+        group = [j for j in range(n) if first[j] == first[i]]
+        checks.append(LayerCheck(
+            i, row.name, row.type, row.output_shape, seen["measured_shape"], row.params, measured.params[i],
+            row.macs, row.bias_adds, row.other_ops, fv["fvcore_expected"], fv["fvcore"], fv["fvcore_unsupported"],
+            seen["torch_expected"], seen["torch"], rows[first[i]].name if first[i] != i else None, tuple(issues),
+            fvcore_declared=fv["fvcore_declared"], fvcore_share=shares[i], fvcore_check=fv["fvcore_check"],
+            read=read[i], calls=len(group),
+            group_macs=sum(rows[j].macs for j in group), measured_bias_adds=seen["measured_bias_adds"],
+            measured_other_ops=seen["measured_other_ops"]))
+        problems += [f"{row.name}: {p}" for p in issues]
+    totals = cost.totals
+    torch_expected = sum(c.torch_expected for c in checks)
+    if torch_expected != measured.torch_total:
+        what = f"2*MACs = {commas(torch_expected)}" if torch_expected == 2 * totals.macs \
+            else f"expects torch's counter {commas(torch_expected)}"
+        problems.append(f"total: alexcost {what}, torch's counter {commas(measured.torch_total)}")
+    fv_ran = measured.fvcore is not None
+    if fv_ran:
+        expected = sum(shares)
+        if expected != measured.fvcore_total:
+            problems.append(f"total: alexcost expects fvcore {commas(expected)}, fvcore {commas(measured.fvcore_total)}")
+    if measured.total_params is not None and measured.total_params != totals.params:
+        problems.append(f"total: alexcost params {commas(totals.params)}, torch numel {commas(measured.total_params)}")
+    return Reconciliation(cost.model, measured.device, cost.batch, measured.torch_version, measured.fvcore_note,
+                          fv_ran, tuple(checks), totals.macs, totals.bias_adds, totals.other_ops,
+                          measured.fvcore_total, measured.torch_total, tuple(problems), totals.params,
+                          measured.total_params)

@@ -1,0 +1,43 @@
+"""Numbers and units as alexcost writes them: thousands separators, counts in words, bytes.
+
+The one place counts become text; everything before it keeps exact ints."""
+
+from __future__ import annotations
+
+
+def commas(n: int) -> str:
+    """``62369152`` -> ``62,369,152``."""
+    return f"{n:,}"
+
+
+def short(n: int) -> str:
+    """A count in words, as the seed writes them: ``3.7 million``, ``1.08 billion``."""
+    if n >= 10**9:
+        return f"{n / 10**9:.2f} billion"
+    if n >= 10**6:
+        return f"{n / 10**6:.1f} million"
+    if n >= 10**3:
+        return f"{n / 10**3:.1f} thousand"
+    return str(n)
+
+
+BYTE_UNITS = (("GB", 10**9), ("MB", 10**6), ("kB", 10**3))
+
+
+def byte_unit(largest: int) -> tuple[str, int]:
+    """The decimal unit (``GB``, ``MB``, ``kB`` or ``B``) that ``largest`` bytes read best in."""
+    return next(((unit, size) for unit, size in BYTE_UNITS if largest >= size), ("B", 1))
+
+
+def bytes_text(n: int, digits: int = 1) -> str:
+    """Bytes in decimal units, as memory is usually quoted: ``150994944`` -> ``151.0 MB``."""
+    unit, size = byte_unit(n)
+    return f"{n / size:,.{digits}f} {unit}" if size > 1 else f"{n:,} B"
+
+
+def size_text(shape) -> str:
+    """``(96, 55, 55)`` -> ``96 * 55 * 55``; several shapes (a merge's inputs, a split's
+    outputs) -> ``58 * 28 * 28, 58 * 28 * 28``."""
+    if shape and isinstance(shape[0], tuple):
+        return ", ".join(size_text(s) for s in shape)
+    return " * ".join(map(str, shape))
