@@ -259,15 +259,46 @@ def test_nav_lists_every_page_and_only_pages_that_exist():
     assert orphans == [], f"pages missing from mkdocs.yml's nav: {orphans}"
 
 
+DOCS_EXTRA_ONLY = ROOT / "tests" / "docs_extra_only.py"
+"""Runs MkDocs with every module outside ``pip install '.[docs]'`` refused, as in a fresh venv."""
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
-    """The site, built once with ``mkdocs build --strict``."""
+    """The site, built once with ``mkdocs build --strict``, from the docs extra alone."""
     out = tmp_path_factory.mktemp("site") / "site"
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file",
+    done = subprocess.run([sys.executable, str(DOCS_EXTRA_ONLY), "build", "--strict", "--config-file",
                            str(ROOT / "mkdocs.yml"), "--site-dir", str(out)],
                           cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
     assert done.returncode == 0, done.stderr[-4000:]
     return out
+
+
+def test_the_build_sees_only_the_docs_extra():
+    """What the site fixture builds with: the docs extra's requirements and theirs, read from
+    pyproject.toml (Pygments among them: the build colours code with it), and nothing of the test
+    extra; a module outside them fails to import, as in a fresh ``pip install '.[docs]'``."""
+    import tomllib
+
+    sys.path.insert(0, str(DOCS_EXTRA_ONLY.parent))
+    try:
+        import docs_extra_only
+    finally:
+        sys.path.pop(0)
+    allowed = docs_extra_only.closure()
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for req in extras["docs"]:
+        name = re.split(r"[\[<>=!~; ]", req, maxsplit=1)[0]
+        assert docs_extra_only.normal(name) in allowed, name
+    assert {"mkdocs", "pygments", "pymdown-extensions", "mkdocstrings-python", "matplotlib"} <= allowed
+    assert not {"torch", "fvcore", "pytest", "hypothesis", "torchvision", "tabulate"} & allowed
+    probe = "import docs_extra_only, sys; docs_extra_only.install(); import {}"
+    for module, ok in (("pytest", False), ("mkdocs", True), ("pygments", True)):
+        done = subprocess.run([sys.executable, "-c", probe.format(module)], cwd=DOCS_EXTRA_ONLY.parent,
+                              capture_output=True, text=True)
+        assert (done.returncode == 0) == ok, (module, done.stderr[-500:])
+        if not ok:
+            assert "which the docs extra does not install" in done.stderr
 
 
 def hook():

@@ -222,7 +222,7 @@ def on_files(files, config):
     try:
         drawn = figures()
     except PlotExtraMissing as err:
-        raise PluginError(f"the docs' figures: {err} (or pip install -e '.[docs,plot]')") from None
+        raise PluginError(f"the docs' figures: {err} (pip install -e '.[docs]' installs it)") from None
     drawn[PYGMENTS_CSS] = pygments_css()
     for uri, content in drawn.items():
         files.append(File.generated(config, uri, content=content))
