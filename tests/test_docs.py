@@ -286,6 +286,38 @@ def test_collector_refuses_what_it_cannot_check(tmp_path, monkeypatch, bad, mess
         run_page(page, "page.md")
 
 
+# -- Markdown that Python-Markdown reads otherwise than GitHub -----------------------------------------
+
+def list_breaks(text: str) -> list[int]:
+    """Lines (1-based) where a list would end early in the built site: a block after a blank line in a
+    list item indented by 1 to 3 spaces (Python-Markdown wants 4), or a list item right after a
+    4-space indented paragraph with no blank line between (it is read as part of that paragraph)."""
+    lines, bad, fence = text.splitlines(), [], False
+    for i, line in enumerate(lines):
+        if FENCE.match(line):
+            fence = not fence
+            continue
+        if fence or i == 0:
+            continue
+        before = lines[i - 1]
+        if not before.strip() and re.match(r"^ {1,3}\S", line):
+            bad.append(i + 1)
+        elif re.match(r"^(?:[-*+]|\d+\.) ", line) and re.match(r"^ {4,}\S", before) and not FENCE.match(before):
+            bad.append(i + 1)
+    return bad
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_lists_keep_their_structure(page):
+    assert list_breaks(page.read_text(encoding="utf-8")) == []
+
+
+def test_list_breaks_are_found():
+    assert list_breaks("- a\n\n  | t |\n") == [3]
+    assert list_breaks("- a\n\n    para\n- b\n") == [4]
+    assert list_breaks("- a\n\n    para\n\n- b\n  more\n") == []
+
+
 # -- the site -----------------------------------------------------------------------------------------
 
 def nav_files() -> list[str]:
