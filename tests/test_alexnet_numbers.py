@@ -27,7 +27,8 @@ from alexcost.engine.cost import percent
 from alexcost.units import short
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-PAGES = ("index.md", "alexnet.md", "seed-table.md", "conventions.md", "beyond-the-table.md")
+PAGES = ("alexnet.md", "seed-table.md", "conventions.md", "beyond-the-table.md")
+"""index.md, training.md and timing.md: tests/test_docs_numbers.py."""
 RUN = ("python", "pycon", "console")
 
 # -- hand arithmetic ----------------------------------------------------------------------------------
