@@ -509,6 +509,39 @@ def _points_above(values, floor: float) -> list[int]:
     return [i for i, v in enumerate(values) if v >= floor]
 
 
+LABEL_OFFSETS = ((4, 3), (4, -10), (-4, 3), (-4, -10), (4, 12), (4, -19), (-4, 12), (-4, -19), (4, 21), (-4, 21),
+                 (4, -28), (-4, -28))
+"""Points (1/72 inch) from a point to its label's corner, tried in turn until the label is clear."""
+
+
+def _label_points(fig, ax, labels) -> None:
+    """``labels``: ``(text, (x, y), colour)``. Each label goes beside its point, at the first of
+    ``LABEL_OFFSETS`` where it overlaps no label placed before it and stays inside the axes (the
+    figure is laid out first, so the places are where the saved figure has them)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    with _matplotlib()[0].rc_context(STYLE):
+        fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    placed = []
+    for text, xy, colour in labels:
+        for dx, dy in LABEL_OFFSETS:
+            note = ax.annotate(text, xy, xytext=(dx, dy), textcoords="offset points", fontsize=VALUE_FONT,
+                               color=colour, ha="left" if dx > 0 else "right")
+            box = note.get_window_extent(renderer)
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            if inside and not any(box.overlaps(other) for other in placed):
+                break
+            note.remove()
+        else:
+            note = ax.annotate(text, xy, xytext=LABEL_OFFSETS[0], textcoords="offset points", fontsize=VALUE_FONT,
+                               color=colour)
+            box = note.get_window_extent(renderer)
+        placed.append(box)
+
+
 def time_share_figure(cost: NetworkCost, timings: Timings, label_from: float = 3.0):
     """Each row's share of the measured time against its share of the MACs, one series per timed batch,
     with the diagonal where time would follow the MACs. Rows fold as in ``shares_figure``; a row with at
@@ -522,13 +555,13 @@ def time_share_figure(cost: NetworkCost, timings: Timings, label_from: float = 3
         ax.plot([0, top], [0, top], color="#999999", linewidth=0.8, linestyle="--")
         ax.text(top * 0.97, top * 0.93, "time follows the MACs", ha="right", va="top", fontsize=VALUE_FONT,
                 color="#666666", rotation=0)
+        labels = []
         for k, run in enumerate(timings.batches):
             colour = SERIES_COLOURS[(k + 2) % len(SERIES_COLOURS)]
             xs, ys = [r.macs for r in rows], [r.time[k] for r in rows]
             ax.scatter(xs, ys, s=22, color=colour, label=f"batch {run.batch}", zorder=3)
-            for i in _points_above([max(x, y) for x, y in zip(xs, ys)], label_from):
-                ax.annotate(rows[i].name, (xs[i], ys[i]), xytext=(4, 3 if k == 0 else -9),
-                            textcoords="offset points", fontsize=VALUE_FONT, color=colour)
+            labels += [(rows[i].name, (xs[i], ys[i]), colour)
+                       for i in _points_above([max(x, y) for x, y in zip(xs, ys)], label_from)]
         ax.set_xlim(0, top)
         ax.set_ylim(0, top)
         ax.set_xlabel("share of the network's MACs (%)")
@@ -537,6 +570,7 @@ def time_share_figure(cost: NetworkCost, timings: Timings, label_from: float = 3
         ax.set_axisbelow(True)
         ax.legend(loc="upper left", frameon=False)
         fig.suptitle(_title(cost, timings, "time share against MAC share, per layer"), fontsize=11)
+        _label_points(fig, ax, labels)
     return fig
 
 
@@ -601,10 +635,10 @@ def roofline_figure(cost: NetworkCost, roofs: list[Roof], extra: list[tuple[str,
             ax.axvline(roof.ridge, color=colour, linewidth=0.6, linestyle=":")
         ax.scatter(others, [on_roof(x) for x in others], s=10, color="#999999", zorder=3,
                    label="pooling, LRN, activations, softmax")
+        labels = []
         for name, x in _clusters(named):
             ax.scatter([x], [on_roof(x)], s=20, color="black", zorder=4)
-            ax.annotate(name, (x, on_roof(x)), xytext=(2, 6), textcoords="offset points", fontsize=VALUE_FONT,
-                        rotation=50, rotation_mode="anchor")
+            labels.append((name, (x, on_roof(x)), "black"))
         ax.set_xlim(lo, hi)
         ax.set_ylim(top=max(r.flops_per_s for r in roofs) / 1e12 * 6)
         ax.set_xlabel("arithmetic intensity (FLOP/B, log scale)")
@@ -614,6 +648,7 @@ def roofline_figure(cost: NetworkCost, roofs: list[Roof], extra: list[tuple[str,
         ax.legend(loc="upper left", frameon=False)
         fig.suptitle(f"{cost.model}: the roofline, each layer at batch {cost.batch} ({cost.dtype}) on the "
                      f"{base.label}'s roof", fontsize=11)
+        _label_points(fig, ax, labels)
     return fig
 
 
