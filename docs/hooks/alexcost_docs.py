@@ -32,8 +32,8 @@ DOCS = Path(__file__).resolve().parents[1]
 API_MARKER = "<!-- alexcost:api -->"
 GENERATED_START = "<!-- generated from the code: start (python docs/hooks/alexcost_docs.py rewrites it) -->"
 GENERATED_END = "<!-- generated from the code: end -->"
-FIGURE = re.compile(r"<!-- figure (!\[[^\]]*\]\((img/[\w.-]+\.svg)\)) -->")
-"""A figure a page shows: ``<!-- figure ![alt](img/seed-shares.svg) -->``."""
+FIGURE = re.compile(r"^<!-- figure (!\[[^\]]*\]\((img/[\w.-]+\.svg)\)) -->$", re.M)
+"""A figure a page shows, on a line of its own: ``<!-- figure ![alt](img/seed-shares.svg) -->``."""
 PYGMENTS_CSS = "css/pygments.css"
 PYGMENTS_STYLE = "default"
 CPU_RUN = DOCS / "results" / "cpu-2core" / "seed-run1.json"
