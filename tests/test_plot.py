@@ -427,12 +427,12 @@ def test_no_text_overlaps_and_all_text_is_inside_the_figure(model):
 def docs_figures():
     """Each of the docs' own figures, drawn from small inputs whose numbers the tests below work out."""
     from alexcost.hardware import CATALOG, predict
-    from alexcost.render.plot import Roof, roofline_figure, step_memory_figure, time_share_figure, two_gpu_figure
+    from alexcost.hardware.roofline import Peaks
+    from alexcost.render.plot import roofline_figure, step_memory_figure, time_share_figure, two_gpu_figure
     from alexcost.training import training_cost
 
-    gtx, h200 = CATALOG["gtx580"], CATALOG["h200"]
-    roofs = [Roof("GTX 580", gtx.fp32, gtx.bandwidth), Roof("CPU", 0.165e12, 12.7e9), Roof("H200", h200.fp32,
-                                                                                           h200.bandwidth)]
+    roofs = [("GTX 580", CATALOG["gtx580"].peaks("float32")), ("CPU", Peaks(0.165e12, 12.7e9, "test", "test")),
+             ("H200", CATALOG["h200"].peaks("float32"))]
     step = training_cost(preset("paper"), batch=128)
     return {"time": time_share_figure(preset("seed").cost(), timings_from_dict(fake_timings("seed"))),
             "roofline": roofline_figure(preset("paper").cost(), roofs, [("fc6 at batch 17", 8.4)]),
@@ -457,14 +457,13 @@ def test_time_share_figure_puts_each_row_at_its_mac_and_time_shares():
 
 def test_roofline_places_each_layer_at_flops_over_bytes_on_the_chosen_roof():
     from alexcost.hardware import CATALOG
-    from alexcost.render.plot import Roof, roofline_figure, roofline_points
+    from alexcost.render.plot import roofline_figure, roofline_points
 
     points = {name: x for name, _, x in roofline_points(preset("paper").cost())}
     fc6_flops, fc6_bytes = 2 * 9216 * 4096 + 4096, 4 * (9216 * 4096 + 4096 + 9216 + 4096)
     assert points["fc6"] == pytest.approx(fc6_flops / fc6_bytes)
     assert "flatten" not in points and "drop6" not in points          # they move nothing
-    gtx = CATALOG["gtx580"]
-    fig = roofline_figure(preset("paper").cost(), [Roof("GTX 580", gtx.fp32, gtx.bandwidth)])
+    fig = roofline_figure(preset("paper").cost(), [("GTX 580", CATALOG["gtx580"].peaks("float32"))])
     roof = fig.axes[0].lines[0].get_xydata()
     assert roof[1][0] == pytest.approx(1.581e12 / 192.4e9) and roof[1][1] == pytest.approx(1.581)
     fc = next(note for note in fig.axes[0].texts if "fc6" in note.get_text().split(", "))

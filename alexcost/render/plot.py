@@ -36,6 +36,7 @@ from math import prod
 from ..engine.cost import DTYPE_BYTES, NetworkCost, percent
 from ..errors import SpecError
 from ..engine.network import Network
+from ..hardware.roofline import Peaks
 from ..units import byte_unit, bytes_text, commas
 
 EXTRA_HINT = "pip install 'alexcost[plot]'"
@@ -574,19 +575,6 @@ def time_share_figure(cost: NetworkCost, timings: Timings, label_from: float = 3
     return fig
 
 
-@dataclass(frozen=True)
-class Roof:
-    """A device on a roofline plot: its peak rate (FLOP/s) and memory bandwidth (bytes/s)."""
-
-    label: str
-    flops_per_s: float
-    bytes_per_s: float
-
-    @property
-    def ridge(self) -> float:
-        return self.flops_per_s / self.bytes_per_s
-
-
 def roofline_points(cost: NetworkCost) -> list[tuple[str, str, float]]:
     """``(layer name, group, FLOP/B)`` for every layer that moves bytes: FLOPs (2·MACs + bias adds +
     other ops) over input + weights + output bytes, as ``alexcost time``'s roofline counts them."""
@@ -606,18 +594,20 @@ def _clusters(points: list[tuple[str, float]], spread: float = 1.15) -> list[tup
     return [(", ".join(names), x) for names, x in out]
 
 
-def roofline_figure(cost: NetworkCost, roofs: list[Roof], extra: list[tuple[str, float]] = (), on: int = 0):
-    """A roofline: each device's attainable rate against arithmetic intensity, its ridge marked, and the
-    layers of ``cost`` placed at their intensities on the roof of ``roofs[on]``: the convolutions and
-    fully connected layers named (neighbours within 15% share a label), the other layers as small grey
-    dots. ``extra``: more named points, such as one layer at other batch sizes."""
+def roofline_figure(cost: NetworkCost, roofs: list[tuple[str, "Peaks"]], extra: list[tuple[str, float]] = (),
+                    on: int = 0):
+    """A roofline: each device's attainable rate against arithmetic intensity (``roofs``: a label and the
+    device's `alexcost.hardware.roofline.Peaks`), its ridge marked, and the layers of ``cost`` placed at
+    their intensities on the roof of ``roofs[on]``: the convolutions and fully connected layers named
+    (neighbours within 15% share a label), the other layers as small grey dots. ``extra``: more named
+    points, such as one layer at other batch sizes."""
     matplotlib, Figure = _matplotlib()
     points = roofline_points(cost)
     named = [(name, x) for name, group, x in points if group in ("conv", "fc")] + list(extra)
     others = [x for _, group, x in points if group not in ("conv", "fc")]
-    every = [x for _, _, x in points] + [x for _, x in extra] + [r.ridge for r in roofs]
+    every = [x for _, _, x in points] + [x for _, x in extra] + [peaks.ridge for _, peaks in roofs]
     lo, hi = min(every) / 3, max(every) * 6
-    base = roofs[on]
+    base_label, base = roofs[on]
 
     def on_roof(x):
         return min(base.flops_per_s, x * base.bytes_per_s) / 1e12
@@ -627,11 +617,11 @@ def roofline_figure(cost: NetworkCost, roofs: list[Roof], extra: list[tuple[str,
         ax = fig.subplots()
         ax.set_xscale("log")
         ax.set_yscale("log")
-        for k, roof in enumerate(roofs):
+        for k, (label, roof) in enumerate(roofs):
             colour = SERIES_COLOURS[k % len(SERIES_COLOURS)]
             xs = [lo, roof.ridge, hi]
             ax.plot(xs, [min(roof.flops_per_s, x * roof.bytes_per_s) / 1e12 for x in xs], color=colour,
-                    linewidth=1.6, label=f"{roof.label}: ridge {roof.ridge:.1f} FLOP/B")
+                    linewidth=1.6, label=f"{label}: ridge {roof.ridge:.1f} FLOP/B")
             ax.axvline(roof.ridge, color=colour, linewidth=0.6, linestyle=":")
         ax.scatter(others, [on_roof(x) for x in others], s=10, color="#999999", zorder=3,
                    label="pooling, LRN, activations, softmax")
@@ -640,14 +630,14 @@ def roofline_figure(cost: NetworkCost, roofs: list[Roof], extra: list[tuple[str,
             ax.scatter([x], [on_roof(x)], s=20, color="black", zorder=4)
             labels.append((name, (x, on_roof(x)), "black"))
         ax.set_xlim(lo, hi)
-        ax.set_ylim(top=max(r.flops_per_s for r in roofs) / 1e12 * 6)
+        ax.set_ylim(top=max(peaks.flops_per_s for _, peaks in roofs) / 1e12 * 6)
         ax.set_xlabel("arithmetic intensity (FLOP/B, log scale)")
         ax.set_ylabel("attainable rate (TFLOP/s, log scale)")
         ax.grid(color="#DDDDDD", linewidth=0.6, which="major")
         ax.set_axisbelow(True)
         ax.legend(loc="upper left", frameon=False)
         fig.suptitle(f"{cost.model}: the roofline, each layer at batch {cost.batch} ({cost.dtype}) on the "
-                     f"{base.label}'s roof", fontsize=11)
+                     f"{base_label}'s roof", fontsize=11)
         _label_points(fig, ax, labels)
     return fig
 

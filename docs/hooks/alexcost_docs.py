@@ -97,13 +97,14 @@ def _roofline():
 
     from alexcost import preset
     from alexcost.hardware import CATALOG
-    from alexcost.render.plot import Roof, roofline_figure, roofline_points
+    from alexcost.hardware.roofline import Peaks
+    from alexcost.render.plot import roofline_figure, roofline_points
 
-    peaks = json.loads(CPU_RUN.read_text())["peaks"]
-    gtx, h200 = CATALOG["gtx580"], CATALOG["h200"]
-    roofs = [Roof("GTX 580", gtx.fp32, gtx.bandwidth),
-             Roof("2-core CPU (measured)", peaks["flops_per_s"], peaks["bytes_per_s"]),
-             Roof("H200, float32", h200.fp32, h200.bandwidth)]
+    cpu = json.loads(CPU_RUN.read_text())["peaks"]
+    roofs = [("GTX 580", CATALOG["gtx580"].peaks("float32")),
+             ("2-core CPU (measured)", Peaks(cpu["flops_per_s"], cpu["bytes_per_s"], cpu["flops_source"],
+                                             cpu["bytes_source"])),
+             ("H200, float32", CATALOG["h200"].peaks("float32"))]
     net = preset("paper")
     fc6 = next(x for name, _, x in roofline_points(net.cost(batch=17)) if name == "fc6")
     return roofline_figure(net.cost(), roofs, [("fc6 at batch 17", fc6)])
