@@ -711,10 +711,10 @@ def two_gpu_figure(cost: NetworkCost, prediction):
     crossing = {c.name: c for c in prediction.crossings}
     columns = [r for r in cost.layers if r.type in ("Conv2d", "Linear") or r.name in crossing]
     with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=(WIDTH_IN, 4.2), dpi=DPI, layout="constrained")
+        fig = Figure(figsize=(WIDTH_IN, 1.2 + 1.3 * gpus), dpi=DPI, layout="constrained")
         ax = fig.subplots()
         ax.set_xlim(-0.6, len(columns) - 0.4)
-        ax.set_ylim(-0.75, gpus - 0.1)
+        ax.set_ylim(-0.8, gpus - 0.5)
         ax.axis("off")
         width, height = 0.72, 0.46
         for j, row in enumerate(columns):
