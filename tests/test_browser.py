@@ -438,7 +438,7 @@ def test_the_landing_page_teaches_in_one_screen(visits):
     screen, and the page has the three exercises, each with a command and a folded answer."""
     home = visits["/"]
     assert home.first_table_top is not None and home.first_table_top < VIEWPORT[1] - 200, home.first_table_top
-    assert "AlexNet on one card" in home.text and "Three exercises, one command each" in home.text
+    assert "AlexNet's model card" in home.text and "Three exercises, one command each" in home.text
     assert home.text.count("Answer") >= 3
 
 
