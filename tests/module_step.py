@@ -51,12 +51,14 @@ def torch_step(module, input_shape, batch: int = 2, seed: int = 0) -> Step:
             self.tensor = tensor
 
     def pack(tensor):
-        holder = Held(tensor)
+        # detached: a holder of a saved output with its history would hold the node that saved it,
+        # a cycle that keeps what a dead branch saved alive (torch without hooks frees it)
+        holder = Held(tensor.detach())
         kept.append(weakref.ref(holder))
         return holder
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda holder: holder.tensor):
-        out = module(x.clone())
+        out = module(x.clone())  # (no backward pass through this one: the counts come from the next)
     sizes = {}
     for holder in (ref() for ref in kept):
         if holder is not None:

@@ -14,16 +14,21 @@ pass never reads are ``unused``: torch counts them, no layer holds them. Imports
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import NamedTuple
 
 from ..layers import arguments as check
 from ..errors import SpecError, format_shape
 from .ops import FUNCTIONS, METHODS, PURE, module_layer
 from .trace import kind_of, where_module
-from ..layers import BUILTIN_KINDS, Identity, Parameter, ParameterShape
+from ..layers import BUILTIN_KINDS, Identity, Layer, Parameter, ParameterShape
+from ..layers.base import Passthrough
+from ..layers import Contiguous, Flatten, Permute, Reshape, Transpose, View
 
 
 class _Batch:
@@ -111,8 +116,13 @@ class Reader:
         self.layers, self.sources, self.paths, self.fx_nodes = [], [], [], []
         self.module_ids, self.owners, self.labels = [], [], []
         self.weight, self.bias, self.frozen = [], [], []
+        self.xs, self.ys = [], []
         self.seen: set[int] = set()
         self._placeholders = 0
+        self.links: dict = {}     # value -> (the value it is the same tensor as, or a view or slice of; how)
+        self.children: dict = {}  # value -> the values linked to it
+        self.stale: dict = {}     # value -> what it holds since a write in place: see `_wrote`
+        self._plans: dict = {}    # (layers read, batch) -> the storages and strides of their outputs
 
     # -- what handlers use ------------------------------------------------------------------
     def module(self, path: str):
@@ -247,8 +257,10 @@ class Reader:
         except TypeError as err:
             self.refuse(node, f"cannot be read as {kind.__name__}: {err}")
 
-    def emit(self, node, layer, inputs, params=(), module=None):
-        """Add ``layer`` reading ``inputs`` (activations); its value for the node."""
+    def emit(self, node, layer, inputs, params=(), module=None, label=None):
+        """Add ``layer`` reading ``inputs`` (activations); its value for the node. A layer that
+        writes in place into its first input makes later readers of that tensor (and of its
+        views) read the result (`_wrote`)."""
         kind = type(layer)
         shapes = [v.shape for v in inputs]
         x = shapes[0] if kind.arity == 1 else tuple(shapes)
@@ -260,12 +272,158 @@ class Reader:
             path, owner, label = node.target, None, None
         else:
             owner, _ = self.owner(node)
-            label = IN_PLACE.get(self.function_name(node), self.function_name(node))
+            label = label or IN_PLACE.get(self.function_name(node), self.function_name(node))
             path = f"{owner}:{label}"
         act = self._add(node, layer, tuple(v.src for v in inputs), x, path, module, params, y, owner, label)
-        if kind.multi_output:
-            return tuple(Activation((act.src[0], k), s) for k, s in enumerate(y))
-        return Activation(act.src, y)
+        out = tuple(Activation((act.src[0], k), s) for k, s in enumerate(y)) if kind.multi_output \
+            else Activation(act.src, y)
+        if isinstance(layer, View):
+            self._check_view(node)
+        if inputs and not isinstance(inputs[0].shape, ParameterShape):
+            how = _link(layer)
+            for value in (out if kind.multi_output else (out,)) if how else ():
+                self.links[value.src] = (inputs[0].src, how)
+                self.children.setdefault(inputs[0].src, []).append(value.src)
+            if how == "same":
+                self._wrote(node, inputs[0], out)
+        return out
+
+    # -- writes in place ------------------------------------------------------------------------
+    def _wrote(self, node, target: Activation, result) -> None:
+        """``result`` was written in place into ``target``'s storage: from now on every value that
+        is the same tensor as ``target`` holds ``result``, and every view of it (its base, the base's
+        other views) is torch's view of the written storage, with the history autograd gives it.
+        Each value linked to ``target`` (`links`) is marked `stale`, with how to rebuild it; a
+        value is rebuilt when it is next read (`fresh`). A slice (Chunk, Split) is where this
+        stops: torch refuses to give such a view a new history."""
+        above, family = self._lineage(target.src)
+        if any(self.links[v][1] == "view" for v in (*above, *family) if v in self.links):
+            self._keep_real_views(node, (*above, *family))
+            above, family = self._lineage(target.src)
+        below = {parent: child for child, parent in zip(above, above[1:])}
+        for value in family:
+            if value == result.src:
+                continue
+            if value == target.src:
+                self.stale[value] = result
+            elif value in below:  # an ancestor: undo the link towards target from its new value
+                self.stale[value] = _Rebuild(node, "up", below[value])
+            else:  # redo its own link from its parent's new value
+                self.stale[value] = _Rebuild(node, "down", self.links[value][0])
+
+    def _lineage(self, src) -> tuple[list, list]:
+        """``src`` and its ancestors up to the first that is no view (or a slice) of another; and that
+        ancestor with every value linked below it."""
+        above = [src]
+        while above[-1] in self.links and self.links[above[-1]][1] != "slice":
+            above.append(self.links[above[-1]][0])
+        family, todo = [], [above[-1]]
+        while todo:
+            value = todo.pop()
+            family.append(value)
+            todo.extend(self.children.get(value, ()))
+        return above, family
+
+    def _keep_real_views(self, node, values) -> None:
+        """Drop the links of values that are copies, not views (a reshape of a tensor no view can
+        give): what torch decides by strides, as the storage plan follows them."""
+        plans = [self._plan(node, batch) for batch in (1, 2)]
+        for value in values:
+            link = self.links.get(value)
+            if link is None or link[1] != "view":
+                continue
+            shared = {_storage(plan, value) == _storage(plan, link[0]) for plan in plans}
+            if len(shared) > 1:
+                self.refuse(node, f"writes in place into a tensor that is a view of another for one sample and "
+                                  f"a copy for several; alexcost cannot follow the write")
+            if shared == {False}:
+                del self.links[value]
+                self.children[link[0]].remove(value)
+
+    def _plan(self, node, batch: int):
+        """Each layer read so far: per output, its storage and strides (`alexcost.engine.storage.trace`)."""
+        from ..engine.storage import trace
+
+        key = (len(self.layers), batch)
+        if key not in self._plans:
+            read = SimpleNamespace(input_shape=self.input_shape, layers=self.layers, input_shapes=self.xs,
+                                   output_shapes=self.ys, sources=self.sources)
+            try:
+                self._plans[key] = trace(read, batch)
+            except SpecError as err:
+                raise err.at(self.where(node)) from None
+        return self._plans[key]
+
+    def _check_view(self, node) -> None:
+        """``x.view(...)`` on a tensor whose strides no view can follow fails in torch: refused here."""
+        for batch in (1, 2):
+            self._plan(node, batch)
+
+    def fresh(self, value):
+        """``value`` (an argument, or lists and dicts of them) as it is now, after writes in place."""
+        if isinstance(value, Activation):
+            return self._current(value) if value.src in self.stale else value
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.fresh(v) for v in value)
+        if isinstance(value, dict):
+            return {k: self.fresh(v) for k, v in value.items()}
+        return value
+
+    def _current(self, value: Activation) -> Activation:
+        entry = self.stale.get(value.src)
+        if entry is None:
+            return value
+        if isinstance(entry, Activation):
+            return self._current(entry) if entry.src in self.stale and entry.src != value.src else entry
+        node, way, other = entry.node, entry.way, entry.other
+        if way == "up":  # value is the parent of ``other``: undo other's link
+            child = self._current(self._value(other))
+            rebuilt = self._undo(node, other, child)
+        else:  # redo value's own link from its parent's new value
+            rebuilt = self._redo(node, value.src, self._current(self._value(other)))
+        self.stale[value.src] = rebuilt
+        return rebuilt
+
+    def _value(self, src) -> Activation:
+        """The value ``src`` as the layer that made it gave it."""
+        i, k = src
+        shape = self.input_shape if i == -1 else self.ys[i] if k is None else self.ys[i][k]
+        return Activation(src, shape)
+
+    def _undo(self, node, src, value: Activation) -> Activation:
+        """The base of ``value`` (the new value of ``src``): the inverse view of the link ``src`` has."""
+        how = self.links[src][1]
+        if how == "same":
+            return value
+        i, _ = src
+        layer, x, y = self.layers[i], self.xs[i], self.ys[i]
+        if isinstance(layer, (Passthrough, Contiguous)) or (isinstance(layer, (Flatten, Reshape)) and x == y):
+            return value
+        if isinstance(layer, Transpose):
+            inverse = Transpose(dim0=layer.dim0, dim1=layer.dim1)
+        elif isinstance(layer, Permute):
+            dims = [d % (len(x) + 1) for d in layer.dims]
+            inverse = Permute(dims=tuple(dims.index(d) for d in range(len(dims))))
+        elif isinstance(layer, (Flatten, Reshape)):
+            inverse = View(shape=x)
+        else:
+            self.refuse(node, f"writes in place into a view made by {type(layer).__name__}, whose base is read "
+                              f"again afterwards; alexcost cannot follow the write into the base")
+        return self.emit(node, inverse, [value], label=type(inverse).__name__.lower())
+
+    def _redo(self, node, src, parent: Activation) -> Activation:
+        """``src``'s link (a view of its parent) made again from the parent's new value."""
+        how = self.links[src][1]
+        if how == "same":
+            return parent
+        layer = self.layers[src[0]]
+        if how == "slice":
+            self.refuse(node, f"writes in place into a tensor that a {type(layer).__name__} sliced earlier, and a "
+                              f"slice is read afterwards: torch refuses to give such a view (the output of a "
+                              f"function that returns several views) a new history when it requires grad; "
+                              f"alexcost does not follow it")
+        return self.emit(node, dataclasses.replace(layer, name=None, inputs=None), [parent],
+                         label=type(layer).__name__.lower())
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def _add(self, node, layer, sources, x, path, module, params, y, owner, label) -> Activation:
@@ -281,6 +439,8 @@ class Reader:
         self.weight.append(new["weight"])
         self.bias.append(new["bias"])
         self.frozen.append(cold)
+        self.xs.append(x)
+        self.ys.append(y)
         return Activation((index, None), y)
 
     def _count(self, node, layer, x, params) -> tuple[dict, int]:
@@ -323,11 +483,13 @@ class Reader:
             elif op == "get_attr":
                 value = self._attribute(node)
             elif op == "output":
-                out = map_arg(node.args[0], env.__getitem__)
+                out = self.fresh(map_arg(node.args[0], env.__getitem__))
                 break
             else:
                 args = map_arg(node.args, env.__getitem__)
                 kwargs = dict(map_arg(node.kwargs, env.__getitem__))
+                if self.stale:
+                    args, kwargs = self.fresh(args), self.fresh(kwargs)
                 if op == "call_module":
                     value = self._module_call(node, args, kwargs)
                 elif op == "call_function":
@@ -417,10 +579,12 @@ class Reader:
         n = len(self.layers)
         j, k = out.src
         if j == -1 or (j, k) != (n - 1, None):
-            later = any(src[0] == j for srcs in self.sources[j + 1:] for src in srcs) if j >= 0 else True
-            if j >= 0 and k is None and not later:
+            later = j < 0 or any(src[0] == j for srcs in self.sources[j + 1:] for src in srcs) or any(
+                _link(layer) == "same" for layer in self.layers[j + 1:])
+            if k is None and not later:
                 self._move_last(j)
-            else:  # the output is the input, an output of a multi-output layer, or read again later
+            else:  # the output is the input, an output of a multi-output layer, read again later, or made
+                # before a write in place (which must stay after it)
                 self._add(_OutputNode, Identity(), (out.src,), out.shape, ":output", None, (), out.shape, None,
                           "output")
         names = self._names()
@@ -453,7 +617,7 @@ class Reader:
         new = {old: i for i, old in enumerate(order)}
         new[-1] = -1
         for attr in ("layers", "sources", "paths", "fx_nodes", "module_ids", "owners", "labels", "weight", "bias",
-                     "frozen"):
+                     "frozen", "xs", "ys"):
             values = getattr(self, attr)
             setattr(self, attr, [values[i] for i in order])
         self.sources = [tuple((new[s], k) for s, k in refs) for refs in self.sources]
@@ -486,6 +650,33 @@ class Reader:
             taken.add(unique)
             names.append(unique)
         return names
+
+
+def _link(layer) -> str | None:
+    """How ``layer``'s output relates to its first input in a training step: ``"same"`` (it writes
+    in place: the same tensor), ``"view"`` (a view, where strides allow: reshapes, transposes, the
+    identity), ``"slice"`` (one of several views: Chunk, Split), or None (a new tensor)."""
+    if getattr(layer, "inplace", False) is True:
+        return "same"
+    kind = type(layer)
+    if kind.view_strides is Layer.view_strides or layer.train_copies():
+        return None
+    return "slice" if kind.multi_output else "view"
+
+
+def _storage(plan, src):
+    """The storage of value ``src`` in a plan of `alexcost.engine.storage.trace`."""
+    i, k = src
+    return -1 if i == -1 else plan[i][k or 0][0]
+
+
+class _Rebuild(NamedTuple):
+    """How a stale value is made again: ``"up"``, the inverse of ``other``'s link applied to
+    ``other``'s new value; ``"down"``, its own link applied to its parent ``other``'s new value."""
+
+    node: object
+    way: str
+    other: tuple
 
 
 IN_PLACE = {"iadd": "add", "imul": "mul"}
