@@ -24,8 +24,8 @@ from typing import NamedTuple
 
 from ..layers import arguments as check
 from ..errors import SpecError, format_shape
-from .ops import FUNCTIONS, METHODS, PURE, module_layer
-from .trace import kind_of, where_module
+from .ops import FUNCTIONS, METHODS, PURE, module_call
+from .trace import MODE, kind_of, where_module
 from ..layers import BUILTIN_KINDS, Identity, Layer, Parameter, ParameterShape
 from ..layers.base import Passthrough
 from ..layers import Contiguous, Flatten, Permute, Reshape, Transpose, View
@@ -73,6 +73,7 @@ class Reading:
     fx_nodes: tuple[str, ...]
     unused: dict
     unused_frozen: int
+    eval_branches: tuple[str, ...] = ()
 
 
 def _contains(value, test) -> bool:
@@ -111,6 +112,7 @@ class Reader:
 
     def __init__(self, root, traced, input_shape):
         self.root, self.modules, self.graph = root, traced.modules, traced.graph
+        self.branches = traced.branches
         self.constants = traced.constants
         self.input_shape = input_shape
         self.layers, self.sources, self.paths, self.fx_nodes = [], [], [], []
@@ -264,6 +266,9 @@ class Reader:
         kind = type(layer)
         shapes = [v.shape for v in inputs]
         x = shapes[0] if kind.arity == 1 else tuple(shapes)
+        mode = getattr(node, "meta", {}).get(MODE)
+        if mode:
+            self._unseen_mode(node, mode)
         try:
             y = layer.output_shape(x)
         except SpecError as err:
@@ -287,6 +292,13 @@ class Reader:
             if how == "same":
                 self._wrote(node, inputs[0], out)
         return out
+
+    def _unseen_mode(self, node, mode: str) -> None:
+        """A layer the forward pass runs with torch's modes changed (`alexcost.torch_bridge.trace.mode_of`):
+        refused, as alexcost counts what torch computes and keeps in its default modes. (The one place
+        that would mark the layer instead, once the training step counts such layers.)"""
+        self.refuse(node, f"{mode}; alexcost counts layers run in torch's default modes, and does not read "
+                          f"this one")
 
     # -- writes in place ------------------------------------------------------------------------
     def _wrote(self, node, target: Activation, result) -> None:
@@ -564,9 +576,12 @@ class Reader:
         if len(values) != 1:
             self.refuse(node, f"is called with {len(values)} arguments; a {kind.__name__} takes one tensor")
         x = self.tensor(values[0], node)
-        layer = module_layer(kind, module, self.where(node, x.shape))
-        params = [(role, module._parameters[role]) for role in ("weight", "bias") if role in module._parameters]
+        layer, params = module_call(self, node, kind, module, x)
         return self.emit(node, layer, [x], params=params, module=module)
+
+    def attribute(self, tensor, path: str, node):
+        """A leaf module's own parameter (None stays None), as an operand of its call."""
+        return None if tensor is None else Attribute(path, tensor, "parameter", node)
 
     # -- the result -----------------------------------------------------------------------------------------
     def _finish(self, out) -> Reading:
@@ -608,8 +623,10 @@ class Reader:
                     self.seen.add(id(p))
                     unused[path] = unused.get(path, 0) + p.numel()
                     unused_frozen += 0 if p.requires_grad else p.numel()
+        branches = tuple(f"module {path or '(root)'!r} ({kind}) tests self.training{at}"
+                         for path, kind, at in self.branches)
         return Reading(tuple(layers), tuple(self.paths), first_use, tuple(self.weight), tuple(self.bias),
-                       tuple(self.frozen), tuple(self.fx_nodes), unused, unused_frozen)
+                       tuple(self.frozen), tuple(self.fx_nodes), unused, unused_frozen, branches)
 
     def _move_last(self, j: int) -> None:
         """Put layer ``j`` (the output, read by no later layer) last: the network's output is its last layer."""
