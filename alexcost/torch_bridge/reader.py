@@ -290,8 +290,29 @@ class Reader:
                 self.links[value.src] = (inputs[0].src, how)
                 self.children.setdefault(inputs[0].src, []).append(value.src)
             if how == "same":
+                self._check_overlap(node, inputs)
                 self._wrote(node, inputs[0], out)
         return out
+
+    def _check_overlap(self, node, inputs) -> None:
+        """Writing in place into a tensor that another operand views differently (``y += y.transpose(2, 3)``)
+        is refused by torch: the two overlap in part. The same tensor again (``y += y``) is not."""
+        target = inputs[0].src
+        family = set(self._lineage(target)[1])
+        for other in inputs[1:]:
+            if other.src == target or other.src not in family or isinstance(other.shape, ParameterShape):
+                continue
+            for batch in (1, 2):
+                plan = self._plan(node, batch)
+                i, k = target
+                j, m = other.src
+                mine = (-1, None) if i == -1 else plan[i][k or 0]
+                theirs = (-1, None) if j == -1 else plan[j][m or 0]
+                if mine[0] == theirs[0] and (mine[1] != theirs[1] or inputs[0].shape != other.shape):
+                    self.refuse(node, "unsupported operation: some elements of the input tensor and the written-to "
+                                      "tensor refer to a single memory location. Please clone() the tensor before "
+                                      "performing the operation. (It writes in place into a tensor that another of "
+                                      "its operands views with other strides.)")
 
     def _unseen_mode(self, node, mode: str) -> None:
         """A layer the forward pass runs with torch's modes changed (`alexcost.torch_bridge.trace.mode_of`):
