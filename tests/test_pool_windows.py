@@ -62,10 +62,12 @@ def test_the_sweep_has_empty_windows_and_full_ones():
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_max_pool_taps_by_enumeration(kernel):
-    for case in MAX_CASES:
+@pytest.mark.parametrize("pool", ["max", "avg"])
+def test_pool_taps_by_enumeration(pool, kernel):
+    cases, check = (MAX_CASES, _check_max_pool) if pool == "max" else (AVG_CASES, _check_avg_pool)
+    for case in cases:
         if case[2] == kernel:
-            _check_max_pool(case)
+            check(case)
 
 
 def _check_max_pool(case):
@@ -92,13 +94,6 @@ def _check_max_pool(case):
     row = Network((channels, size_h, size_w), [layer]).cost().layers[0]
     assert row.output_shape == (channels, oh, ow), case
     assert row.other_ops == channels * sum(t - 1 for t in taps), case  # one comparison fewer than the taps
-
-
-@pytest.mark.parametrize("kernel", KERNELS)
-def test_avg_pool_taps_by_enumeration(kernel):
-    for case in AVG_CASES:
-        if case[2] == kernel:
-            _check_avg_pool(case)
 
 
 def _check_avg_pool(case):

@@ -6,6 +6,10 @@ batch size `BATCH` (a marker: alexcost never fixes it), or a plain Python value 
 flags, tuples). ``x.size()`` gives ``(BATCH, *shape)``; arithmetic on plain values is
 evaluated; a call on tensors becomes one layer (see `alexcost.torch_bridge.ops`) or is refused.
 
+A write in place (``y.relu_()``, ``y += z``, ``F.relu(y, inplace=True)``), whether or not its result
+is used, makes later readers of ``y``, and of every view of the same storage, read the written
+tensor, as torch mutates it (see `Reader._wrote`).
+
 Parameters count once, where first read: a leaf module's own weight and bias, the weight
 and bias passed to ``F.conv2d``, ``F.linear``, ``F.layer_norm`` or ``F.batch_norm``, and a
 parameter used as an operand of ``+`` or ``*`` (a `Parameter` layer). Parameters the forward
@@ -23,6 +27,7 @@ from types import SimpleNamespace
 from typing import NamedTuple
 
 from ..layers import arguments as check
+from ..layers import strides as st
 from ..errors import SpecError, format_shape
 from .ops import FUNCTIONS, METHODS, PURE, module_call
 from .trace import MODE, kind_of, where_module
@@ -303,11 +308,7 @@ class Reader:
             if other.src == target or other.src not in family or isinstance(other.shape, ParameterShape):
                 continue
             for batch in (1, 2):
-                plan = self._plan(node, batch)
-                i, k = target
-                j, m = other.src
-                mine = (-1, None) if i == -1 else plan[i][k or 0]
-                theirs = (-1, None) if j == -1 else plan[j][m or 0]
+                mine, theirs = (self._placed(node, batch, src) for src in (target, other.src))
                 if mine[0] == theirs[0] and (mine[1] != theirs[1] or inputs[0].shape != other.shape):
                     self.refuse(node, "unsupported operation: some elements of the input tensor and the written-to "
                                       "tensor refer to a single memory location. Please clone() the tensor before "
@@ -360,12 +361,12 @@ class Reader:
     def _keep_real_views(self, node, values) -> None:
         """Drop the links of values that are copies, not views (a reshape of a tensor no view can
         give): what torch decides by strides, as the storage plan follows them."""
-        plans = [self._plan(node, batch) for batch in (1, 2)]
         for value in values:
             link = self.links.get(value)
             if link is None or link[1] != "view":
                 continue
-            shared = {_storage(plan, value) == _storage(plan, link[0]) for plan in plans}
+            shared = {self._placed(node, batch, value)[0] == self._placed(node, batch, link[0])[0]
+                      for batch in (1, 2)}
             if len(shared) > 1:
                 self.refuse(node, f"writes in place into a tensor that is a view of another for one sample and "
                                   f"a copy for several; alexcost cannot follow the write")
@@ -386,6 +387,13 @@ class Reader:
             except SpecError as err:
                 raise err.at(self.where(node)) from None
         return self._plans[key]
+
+    def _placed(self, node, batch: int, src) -> tuple:
+        """Value ``src``'s storage and batched strides, in `_plan`."""
+        i, k = src
+        if i == -1:
+            return -1, st.contiguous((batch, *self.input_shape))
+        return self._plan(node, batch)[i][k or 0]
 
     def _check_view(self, node) -> None:
         """``x.view(...)`` on a tensor whose strides no view can follow fails in torch: refused here."""
@@ -644,8 +652,7 @@ class Reader:
                     self.seen.add(id(p))
                     unused[path] = unused.get(path, 0) + p.numel()
                     unused_frozen += 0 if p.requires_grad else p.numel()
-        branches = tuple(f"module {path or '(root)'!r} ({kind}) tests self.training{at}"
-                         for path, kind, at in self.branches)
+        branches = tuple(f"{where_module(path, m)} tests self.training{at}" for path, m, at in self.branches)
         return Reading(tuple(layers), tuple(self.paths), first_use, tuple(self.weight), tuple(self.bias),
                        tuple(self.frozen), tuple(self.fx_nodes), unused, unused_frozen, branches)
 
@@ -700,12 +707,6 @@ def _link(layer) -> str | None:
     if kind.view_strides is Layer.view_strides or layer.train_copies():
         return None
     return "slice" if kind.multi_output else "view"
-
-
-def _storage(plan, src):
-    """The storage of value ``src`` in a plan of `alexcost.engine.storage.trace`."""
-    i, k = src
-    return -1 if i == -1 else plan[i][k or 0][0]
 
 
 class _Rebuild(NamedTuple):

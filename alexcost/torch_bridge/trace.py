@@ -403,13 +403,13 @@ def trace(root) -> Trace:
                             f"forward() does in training, which alexcost's eval-mode read cannot see (it does not "
                             f"count a training step through such a branch); call .eval() on the module to count "
                             f"inference", where=where_module(path, m))
-        branches.append((path, type(m).__name__, at))
+        branches.append((path, m, at))
     from torch.fx.node import map_aggregate
 
     for node in graph.nodes:  # self.training passed as an argument: eval mode, as read
         node.args = map_aggregate(node.args, _eval_flag)
         node.kwargs = map_aggregate(node.kwargs, _eval_flag)
-    return Trace(graph, modules, constants, tuple(dict.fromkeys(branches)))
+    return Trace(graph, modules, constants, tuple({(p, id(m), at): (p, m, at) for p, m, at in branches}.values()))
 
 
 def _eval_flag(value):
