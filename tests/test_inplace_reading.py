@@ -152,13 +152,29 @@ def _iadd_into_view_base_read(self, x):
     return self.conv2(y)
 
 
+def _view_made_before_its_base_required_grad(self, x):
+    v = x.flatten(1)  # a view of the input, which requires no grad
+    x.mul_(self.g)  # now it does
+    v.relu_()  # torch: "a leaf Variable that requires grad is being used in an in-place operation"
+    return self.conv(x)
+
+
+def _view_of_a_learned_base(self, x):
+    y = self.conv(x)
+    v = y.flatten(1)
+    y.mul_(self.g)
+    v.relu_()
+    return y
+
+
 CASES = [_statement_relu, _functional_inplace_then_iadd, _mul_by_parameter_in_place, _relu_through_flatten,
          _relu_through_flatten_twice, _silu_statement, _module_statement, _view_read_after_base_written,
          _through_transpose, _through_permute, _copy_not_view, _input_written, _kept_then_written, _torch_relu_,
-         _add_method_statement, _chunk_written, _dropout_statement, _iadd_into_view_base_read]
+         _add_method_statement, _chunk_written, _dropout_statement, _iadd_into_view_base_read,
+         _view_made_before_its_base_required_grad, _view_of_a_learned_base]
 
 TORCH_REFUSES = {"_functional_inplace_then_iadd", "_relu_through_flatten_twice", "_kept_then_written",
-                 "_chunk_written"}
+                 "_chunk_written", "_view_made_before_its_base_required_grad"}
 
 
 @pytest.mark.parametrize("body", CASES, ids=lambda f: f.__name__)

@@ -124,11 +124,13 @@ class Reader:
         self.module_ids, self.owners, self.labels = [], [], []
         self.weight, self.bias, self.frozen = [], [], []
         self.xs, self.ys = [], []
+        self.needs: list[bool] = []  # per layer: does its output require grad (in a training step)?
         self.seen: set[int] = set()
         self._placeholders = 0
         self.links: dict = {}     # value -> (the value it is the same tensor as, or a view or slice of; how)
         self.children: dict = {}  # value -> the values linked to it
         self.stale: dict = {}     # value -> what it holds since a write in place: see `_wrote`
+        self.late_views: set = set()  # views made before their base required grad, rebuilt since it does
         self._plans: dict = {}    # (layers read, batch) -> the storages and strides of their outputs
 
     # -- what handlers use ------------------------------------------------------------------
@@ -295,6 +297,10 @@ class Reader:
                 self.links[value.src] = (inputs[0].src, how)
                 self.children.setdefault(inputs[0].src, []).append(value.src)
             if how == "same":
+                if inputs[0].src in self.late_views:
+                    self.refuse(node, "a leaf Variable that requires grad is being used in an in-place operation. "
+                                      "(It writes in place into a view made while its base required no grad, "
+                                      "which a write in place has made require grad since.)")
                 self._check_overlap(node, inputs)
                 self._wrote(node, inputs[0], out)
         return out
@@ -421,9 +427,15 @@ class Reader:
             child = self._current(self._value(other))
             rebuilt = self._undo(node, other, child)
         else:  # redo value's own link from its parent's new value
-            rebuilt = self._redo(node, value.src, self._current(self._value(other)))
+            parent = self._current(self._value(other))
+            rebuilt = self._redo(node, value.src, parent)
+            if rebuilt is not parent and self._requires_grad(parent.src) and not self._requires_grad(other):
+                self.late_views.add(rebuilt.src)  # torch refuses to write into it in place
         self.stale[value.src] = rebuilt
         return rebuilt
+
+    def _requires_grad(self, src) -> bool:
+        return src[0] != -1 and self.needs[src[0]]
 
     def _value(self, src) -> Activation:
         """The value ``src`` as the layer that made it gave it."""
@@ -482,6 +494,9 @@ class Reader:
         self.frozen.append(cold)
         self.xs.append(x)
         self.ys.append(y)
+        tensors = [value.tensor if isinstance(value, Attribute) else value for _, value in params]
+        self.needs.append(any(self.needs[j] for j, _ in sources if j != -1) or
+                          any(t is not None and t.requires_grad for t in tensors))
         return Activation((index, None), y)
 
     def _count(self, node, layer, x, params) -> tuple[dict, int]:
@@ -662,7 +677,7 @@ class Reader:
         new = {old: i for i, old in enumerate(order)}
         new[-1] = -1
         for attr in ("layers", "sources", "paths", "fx_nodes", "module_ids", "owners", "labels", "weight", "bias",
-                     "frozen", "xs", "ys"):
+                     "frozen", "xs", "ys", "needs"):
             values = getattr(self, attr)
             setattr(self, attr, [values[i] for i in order])
         self.sources = [tuple((new[s], k) for s, k in refs) for refs in self.sources]
