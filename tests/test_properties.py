@@ -76,12 +76,28 @@ def _pool_side(draw, size, dilated):
     return draw(st.integers(max(1, 2 * p), kmax)), d, p
 
 
+def _reads_only_padding(size, k, s, p, d, ceil_mode) -> bool:
+    """Does some window along one side read only padding (torch's output size, taps enumerated)?"""
+    room = size + 2 * p - d * (k - 1) - 1
+    n = (room + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (n - 1) * s >= size + p:
+        n -= 1
+    return any(all(not 0 <= i * s - p + j * d < size for j in range(k)) for i in range(n))
+
+
 @st.composite
 def max_pool(draw, x):
     (kh, dh, ph), (kw, dw, pw) = _pool_side(draw, x[1], True), _pool_side(draw, x[2], True)
     stride = draw(st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))))
+    ceil_mode = draw(st.booleans())
+    sh, sw = stride or (kh, kw)
+    # a dilated window that reads only padding is refused (torch gives -inf there): dilate no such side
+    if _reads_only_padding(x[1], kh, sh, ph, dh, ceil_mode):
+        dh = 1
+    if _reads_only_padding(x[2], kw, sw, pw, dw, ceil_mode):
+        dw = 1
     return MaxPool2d(kernel_size=_form(draw, kh, kw), stride=stride and _form(draw, *stride),
-                     padding=_form(draw, ph, pw), dilation=_form(draw, dh, dw), ceil_mode=draw(st.booleans()))
+                     padding=_form(draw, ph, pw), dilation=_form(draw, dh, dw), ceil_mode=ceil_mode)
 
 
 @st.composite
