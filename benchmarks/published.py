@@ -1,0 +1,117 @@
+"""Published GPU timings: the file the time model is fitted on and checked against, each row read
+as `alexcost predict`'s options.
+
+The file (``public.csv``; its README gives the columns) lives outside the repository: set
+``ALEXCOST_GPU_TIMES`` to its path, or keep it at ``shared/data/gpu-times/public.csv`` in a folder
+above the checkout. Its networks are alexcost presets, ``NAME@H`` (the preset on a 3xHxH input)
+and ``spec:NAME`` (the spec file ``benchmarks/data/NAME.json``); its GPU keys are the catalog's,
+``2xKEY`` meaning two of them (the paper's model split).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import sys
+from typing import NamedTuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from alexcost import load_spec, preset  # noqa: E402
+
+ENV = "ALEXCOST_GPU_TIMES"
+RELATIVE = os.path.join("shared", "data", "gpu-times", "public.csv")
+PHASES = {"forward": "forward", "inference_throughput": "forward", "train_step": "train_step",
+          "train_throughput": "train_iteration"}
+"""The file's phases -> `alexcost predict --phase`."""
+
+
+def data_path() -> str:
+    """``$ALEXCOST_GPU_TIMES``, else ``shared/data/gpu-times/public.csv`` in the nearest folder above the checkout."""
+    if os.environ.get(ENV):
+        return os.environ[ENV]
+    folder = REPO
+    while True:
+        candidate = os.path.join(folder, RELATIVE)
+        if os.path.exists(candidate):
+            return candidate
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            raise SystemExit(f"cannot find {RELATIVE} above {REPO}: set {ENV} to the published timings' file")
+        folder = parent
+
+
+class Row(NamedTuple):
+    """One published timing, as `alexcost predict` is asked about it."""
+
+    network: str
+    gpu: str
+    gpus: int
+    batch: int
+    dtype: str
+    phase: str
+    measured_ms: float
+    framework: str
+    source: str
+    published_phase: str
+
+    @property
+    def source_key(self) -> str:
+        """The source's repository or publication, for leave-one-source-out fits."""
+        text = self.source.split(" (")[0]
+        return text.split("/blob/")[0].split("/tree/")[0]
+
+    def arguments(self) -> list[str]:
+        """This row as ``alexcost predict`` options."""
+        name, _, height = self.network.partition("@")
+        if name.startswith("spec:"):
+            net = ["--spec", spec_path(name[5:])]
+        else:
+            net = ["--model", name] + (["--input-shape", f"3,{height},{height}"] if height else [])
+        return net + ["--gpu", self.gpu, "--gpus", str(self.gpus), "--batch", str(self.batch), "--dtype", self.dtype,
+                      "--phase", self.phase]
+
+
+def spec_path(name: str) -> str:
+    return os.path.join(HERE, "data", f"{name}.json")
+
+
+def network(name: str):
+    """A row's network: a preset, ``NAME@H`` or ``spec:NAME``."""
+    name, _, height = name.partition("@")
+    net = load_spec(spec_path(name[5:])) if name.startswith("spec:") else preset(name)
+    return net.with_input_shape((3, int(height), int(height))) if height else net
+
+
+def rows(path: str | None = None) -> list[Row]:
+    out = []
+    with open(path or data_path(), newline="", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            gpu, gpus = r["gpu"], 1
+            if "x" in gpu.split("-")[0] and gpu[0].isdigit():
+                count, _, gpu = gpu.partition("x")
+                gpus = int(count)
+            out.append(Row(r["network"], gpu, gpus, int(r["batch"]), r["precision"], PHASES[r["phase"]],
+                           float(r["measured_ms_per_batch"]), r["framework"], r["source"], r["phase"]))
+    return out
+
+
+def sha256(path: str | None = None) -> str:
+    with open(path or data_path(), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def plans(table: list[Row]):
+    """Each row's `alexcost.hardware.model.Plan` (the kernels the time model times), in order."""
+    from alexcost.prediction import plan_for
+
+    nets: dict = {}
+    out = []
+    for r in table:
+        net = nets.get(r.network) or nets.setdefault(r.network, network(r.network))
+        out.append(plan_for(net, r.gpu, batch=r.batch, dtype=r.dtype, phase=r.phase, gpus=r.gpus))
+    return out
