@@ -12,10 +12,9 @@ GB read as GiB (GPU memory comes in powers of two).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import SpecError
-from .roofline import Peaks
 
 GiB = 2**30
 
@@ -31,8 +30,7 @@ DTYPES = ("float32", "tf32", "float16", "bfloat16", "amp")
 """The math a prediction can be asked for: amp is FP16 tensor-core math with FP32 master weights."""
 
 
-@dataclass(frozen=True)
-class GPU:
+class GPU(NamedTuple):
     """One GPU as its spec sheet describes it: clocks in MHz, bandwidths in bytes/s, memory in bytes,
     tensor rates in dense FLOPs per SM per clock (0: the card has none)."""
 
@@ -115,7 +113,10 @@ class GPU:
             return self.bf16
         return self.rate(self.unit(dtype))
 
-    def peaks(self, dtype: str) -> Peaks:
+    def peaks(self, dtype: str):
+        """The dtype's peak rate and the bandwidth as a roofline's `alexcost.hardware.roofline.Peaks`."""
+        from .roofline import Peaks
+
         return Peaks(self.peak(dtype), self.bandwidth, f"{self.name} spec sheet, {dtype}",
                      f"{self.name} spec sheet")
 

@@ -44,6 +44,15 @@ runs for stride-1 3x3 and 5x5 convolutions: 2.25 and 2.78."""
 UPDATE = {"sgd": (3, 2), "momentum": (5, 6), "adam": (7, 12)}
 """Per parameter element of the optimizer's update: (elements read and written, FLOPs)."""
 
+GROUPS = ("conv", "fc", "other")
+"""The groups time and counts are summed in: Conv2d, Linear, everything else."""
+
+
+def group_of(row) -> str:
+    """``conv``, ``fc``, or ``other`` for any other group a custom kind may name."""
+    return row.group if row.group in GROUPS else "other"
+
+
 COMPUTE = ("conv3x3", "conv", "conv1x1", "depthwise", "gemm")
 """Kinds of work of the kernels that multiply (the rest are ``memory``: elementwise, pooling, norms, copies)."""
 
@@ -51,7 +60,7 @@ COMPUTE = ("conv3x3", "conv", "conv1x1", "depthwise", "gemm")
 class Kernel(NamedTuple):
     """One kernel launch. ``layer``: the index of its layer (-1: the optimizer's update); ``stage``:
     ``forward``, ``backward``, ``update`` or ``cast``; ``work``: one of `COMPUTE` or ``memory``;
-    ``tiles``: output elements the kernel's tiles cover (0 for a memory-bound kernel); ``winograd``:
+    ``tiles``: output elements the kernel's tiles cover (0: none, see `tiles_of`); ``winograd``:
     the multiplies a Winograd algorithm saves at best (1: none)."""
 
     layer: int
@@ -74,6 +83,13 @@ def conv_work(row) -> tuple[str, float]:
     return work, WINOGRAD.get(k, 1.0) if plain else 1.0
 
 
+def tiles_of(row, work: str) -> int:
+    """The output elements a layer's multiplying kernels spread over the SMs in tiles: a convolution's
+    output; none for a matrix product (Linear), whose library splits the reduction over the SMs when the
+    output is small (split-K), so that even one sample keeps every SM busy."""
+    return 0 if work == "gemm" else row.output_elements
+
+
 def work_of(row) -> tuple[str, float] | None:
     """``(kind of work, Winograd saving)`` of a layer that multiplies, else None."""
     if row.macs == 0:
@@ -84,27 +100,11 @@ def work_of(row) -> tuple[str, float] | None:
     return "gemm", 1.0
 
 
-def _readers(rows) -> list[int]:
-    """How many layers read each layer's output (a layer without named inputs reads the one before)."""
+def _inputs(rows) -> list[tuple[int, ...]]:
+    """The indices of the layers each layer reads (a layer without named inputs reads the one before)."""
     index = {r.name: i for i, r in enumerate(rows)}
-    count = [0] * len(rows)
-    for i, r in enumerate(rows):
-        for name in (r.inputs if r.inputs is not None else ((rows[i - 1].name,) if i else ())):
-            if name in index:
-                count[index[name]] += 1
-    return count
-
-
-def _producer(rows, i: int) -> int | None:
-    r = rows[i]
-    if r.inputs is None:
-        return i - 1 if i else None
-    if len(r.inputs) != 1:
-        return None
-    for j in range(i - 1, -1, -1):
-        if rows[j].name == r.inputs[0]:
-            return j
-    return None
+    return [tuple(index[n] for n in r.inputs if n in index) if r.inputs is not None else ((i - 1,) if i else ())
+            for i, r in enumerate(rows)]
 
 
 def fusion(rows, training: bool) -> frozenset[int]:
@@ -112,13 +112,16 @@ def fusion(rows, training: bool) -> frozenset[int]:
     only a convolution read by nothing else (folded into its weights), and an activation that reads
     only a convolution or a batch norm read by nothing else (applied in that kernel's epilogue; in
     training, its backward goes into the producer's too)."""
-    readers = _readers(rows)
+    reads = _inputs(rows)
+    readers = [0] * len(rows)
+    for ins in reads:
+        for j in ins:
+            readers[j] += 1
     folded: set[int] = set()
     for i, r in enumerate(rows):
-        j = _producer(rows, i)
-        if j is None or readers[j] != 1:
+        if len(reads[i]) != 1 or readers[reads[i][0]] != 1:
             continue
-        producer = rows[j].type
+        producer = rows[reads[i][0]].type
         if r.type == "BatchNorm2d" and producer == "Conv2d" and not training:
             folded.add(i)
         elif r.type in ACTIVATIONS and (producer == "Conv2d" or producer in NORMS):
@@ -136,7 +139,7 @@ def forward_kernels(i: int, row, tr=None) -> list[Kernel]:
     work = work_of(row)
     if work is not None:
         return [Kernel(i, "forward", work[0], 2 * row.macs + row.bias_adds,
-                       row.input_bytes + row.weight_bytes + row.output_bytes, row.output_elements, work[1])]
+                       row.input_bytes + row.weight_bytes + row.output_bytes, tiles_of(row, work[0]), work[1])]
     ops = row.bias_adds + (row.other_ops if tr is None else tr.train_other_ops)
     moved = row.input_bytes + row.weight_bytes + row.buffer_bytes + row.output_bytes
     if ops:
@@ -158,11 +161,12 @@ def backward_kernels(i: int, row, tr) -> list[Kernel]:
     if work is not None:
         out = []
         moved = row.output_bytes + row.weight_bytes + row.input_bytes
+        tiles = tiles_of(row, work[0])
         if tr.grad_input_macs:
-            out.append(Kernel(i, "backward", work[0], 2 * tr.grad_input_macs, moved, row.output_elements, work[1]))
+            out.append(Kernel(i, "backward", work[0], 2 * tr.grad_input_macs, moved, tiles, work[1]))
         if tr.grad_weight_macs:
             out.append(Kernel(i, "backward", work[0], 2 * tr.grad_weight_macs + (row.bias_adds if row.bias_params else 0),
-                              moved, row.output_elements, work[1]))
+                              moved, tiles, work[1]))
         return out
     if not tr.backward_other_ops:
         return []

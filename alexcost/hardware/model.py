@@ -19,12 +19,11 @@ pass in training (``alexcost time --training`` sets measured times beside them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import SpecError
 from .catalog import GPU, gpu
 from .kernels import UPDATE, Kernel, fusion, network_kernels, shared, update_kernels
-from .roofline import Bound, Peaks
 from .timemodel import MODES, PHASES, LayerTime, Timer, bound_seconds, check_choice, layer_times, total_seconds
 
 REFERENCES = {
@@ -41,8 +40,11 @@ MASTER_BYTES = {"float32": 4, "tf32": 4, "amp": 4, "float16": 2, "bfloat16": 2}
 
 # -- the plain roofline of one layer in training ------------------------------------------------
 
-def forward_bound(row, tr, peaks: Peaks) -> Bound:
-    """The forward pass of one layer in training (``row``: its LayerCost, ``tr``: its LayerTraining)."""
+def forward_bound(row, tr, peaks):
+    """The forward pass of one layer in training (``row``: its LayerCost, ``tr``: its LayerTraining), as a
+    `alexcost.hardware.roofline.Bound` on ``peaks``."""
+    from .roofline import Bound
+
     flops = 2 * row.macs + row.bias_adds + tr.train_other_ops
     if flops == 0:
         return Bound.of(0, 0, peaks)
@@ -50,8 +52,10 @@ def forward_bound(row, tr, peaks: Peaks) -> Bound:
     return Bound.of(flops, row.input_bytes + row.weight_bytes + row.output_bytes + made, peaks)
 
 
-def backward_bound(row, tr, peaks: Peaks) -> Bound:
+def backward_bound(row, tr, peaks):
     """The backward pass of one layer: gradients of input and weights from the output's gradient."""
+    from .roofline import Bound
+
     flops = 2 * tr.backward_macs + tr.backward_other_ops
     if tr.grads is None or flops == 0:
         return Bound.of(0, 0, peaks)
@@ -102,8 +106,7 @@ def per_gpu_batch(batch: int, gpus: int) -> int:
     return batch // gpus
 
 
-@dataclass(frozen=True)
-class Crossing:
+class Crossing(NamedTuple):
     """Bytes one step sends between the GPUs at a layer of a model split: its input's missing parts
     forward, their gradient backward (summed over the GPUs)."""
 
@@ -145,25 +148,26 @@ def _model_split(kernels, rows, gpus: int) -> list[Kernel]:
 
 # -- the estimate ---------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Estimate:
-    """The expected time of one ``phase`` of ``batch`` samples of ``model`` on ``gpus`` of ``gpu``, per
-    layer and in all, beside its bound (milliseconds)."""
+class Estimate(NamedTuple):
+    """The expected time of a `Plan` (one ``phase`` of ``batch`` samples of ``model`` on ``gpus`` of
+    ``gpu``), per layer and in all, beside its bound (milliseconds)."""
 
-    model: str
-    gpu: GPU
-    gpus: int
-    split: str
-    batch: int
-    dtype: str
-    phase: str
-    mode: str
+    plan: "Plan"
     layers: tuple[LayerTime, ...]
     update_ms: float
     update_bound_ms: float
     communication_ms: float
-    crossings: tuple[Crossing, ...]
     provenance: dict
+
+    model = property(lambda self: self.plan.model)
+    gpu = property(lambda self: self.plan.gpu)
+    gpus = property(lambda self: self.plan.gpus)
+    split = property(lambda self: self.plan.split)
+    batch = property(lambda self: self.plan.batch)
+    dtype = property(lambda self: self.plan.dtype)
+    phase = property(lambda self: self.plan.phase)
+    mode = property(lambda self: self.plan.mode)
+    crossings = property(lambda self: self.plan.crossings)
 
     @property
     def layers_ms(self) -> float:
@@ -202,8 +206,7 @@ class Estimate:
                 "coefficients": self.provenance}
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     """What the time model times, before any coefficient: each GPU's kernels for the expected time,
     the kernels of the bound (every fusion rule applied), the optimizer's update and the bytes each
     GPU receives over its link."""
@@ -265,9 +268,8 @@ def timed(p: Plan, coefficients=None) -> Estimate:
     timer = Timer(p.gpu, p.dtype, p.mode, coefficients)
     layers = layer_times(p.rows, p.kernels, p.bound_kernels, timer)
     communication_ms = p.link_bytes / p.gpu.link * 1e3
-    return Estimate(p.model, p.gpu, p.gpus, p.split, p.batch, p.dtype, p.phase, p.mode, layers,
-                    total_seconds(p.update, timer) * 1e3, bound_seconds(p.update, timer) * 1e3, communication_ms,
-                    p.crossings, dict(timer.c.provenance))
+    return Estimate(p, layers, total_seconds(p.update, timer) * 1e3, bound_seconds(p.update, timer) * 1e3,
+                    communication_ms, dict(timer.c.provenance or {}))
 
 
 def expected_ms(p: Plan, coefficients=None) -> float:
@@ -283,8 +285,7 @@ def estimate(rows, trainings=None, *, coefficients=None, **how) -> Estimate:
 
 # -- a training step on a GPU (``alexcost train --gpu``) ---------------------------------------------
 
-@dataclass(frozen=True)
-class Prediction:
+class Prediction(NamedTuple):
     """A training step of ``batch`` samples on ``gpus`` GPUs: the time model's whole iteration (update
     and communication included) and its bound, and the step's memory on each GPU."""
 

@@ -36,12 +36,11 @@ bandwidth, no per-kernel cost. ``limited_by`` names what dominates a layer's exp
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..errors import SpecError
 from .catalog import GPU
-from .kernels import COMPUTE, Kernel
-from .roofline import group_of
+from .kernels import COMPUTE, Kernel, group_of
 
 PHASES = ("forward", "train_step", "train_iteration")
 """``forward``: one inference pass of the batch; ``train_step``: forward and backward, no optimizer;
@@ -61,8 +60,7 @@ GRAPH_KERNEL_US = 3.0
 COEFFICIENTS = ("conv", "winograd", "tensor_side", "bandwidth", "backward", "eager_kernel_us", "fermi", "kepler")
 
 
-@dataclass(frozen=True)
-class Coefficients:
+class Coefficients(NamedTuple):
     """The fitted constants (see the module's docstring), with where they come from."""
 
     conv: float
@@ -73,7 +71,7 @@ class Coefficients:
     eager_kernel_us: float
     fermi: float = 1.0
     kepler: float = 1.0
-    provenance: dict = field(default_factory=dict, compare=False, repr=False)
+    provenance: dict | None = None
 
     def architecture(self, arch: str) -> float:
         """The CUDA-core efficiency factor of an architecture (Fermi and Kepler; 1 for the others)."""
@@ -147,8 +145,7 @@ class Timer:
         return max(k.flops / k.winograd / rate, k.bytes / self.card.bandwidth)
 
 
-@dataclass(frozen=True)
-class LayerTime:
+class LayerTime(NamedTuple):
     """One layer's expected time and bound (milliseconds, summed over its forward and backward
     kernels) and what limits it."""
 
