@@ -51,3 +51,18 @@ def plan_for(network, gpu: str, *, batch: int = 1, dtype: str = "float32", phase
         rows, trainings = step.forward.layers, step.layers
     return plan(rows, trainings, model=network.name, gpu_key=gpu, batch=batch, dtype=dtype, phase=phase, mode=mode,
                 gpus=gpus, split=how, optimizer=optimizer)
+
+
+def named_network(name: str, specs: dict | None = None):
+    """A network named as the published timings name them: a preset, ``NAME@H`` (the preset on a 3xHxH
+    input) or ``spec:NAME`` (the spec ``specs[NAME]``, a spec file's dict)."""
+    from .models import preset
+
+    name, _, height = name.partition("@")
+    if name.startswith("spec:"):
+        from .specs.specfile import network_from_dict
+
+        net = network_from_dict((specs or {})[name[5:]])
+    else:
+        net = preset(name)
+    return net.with_input_shape((3, int(height), int(height))) if height else net

@@ -21,7 +21,7 @@ REPO = os.path.dirname(HERE)
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from alexcost import load_spec, preset  # noqa: E402
+from alexcost.prediction import named_network  # noqa: E402
 
 ENV = "ALEXCOST_GPU_TIMES"
 RELATIVE = os.path.join("shared", "data", "gpu-times", "public.csv")
@@ -65,6 +65,10 @@ class Row(NamedTuple):
         text = self.source.split(" (")[0]
         return text.split("/blob/")[0].split("/tree/")[0]
 
+    def stored(self) -> list:
+        """The row as the shipped coefficients record it: network, GPU, GPUs, batch, dtype, phase, measured ms."""
+        return [self.network, self.gpu, self.gpus, self.batch, self.dtype, self.phase, self.measured_ms]
+
     def arguments(self) -> list[str]:
         """This row as ``alexcost predict`` options."""
         name, _, height = self.network.partition("@")
@@ -80,11 +84,26 @@ def spec_path(name: str) -> str:
     return os.path.join(HERE, "data", f"{name}.json")
 
 
-def network(name: str):
-    """A row's network: a preset, ``NAME@H`` or ``spec:NAME``."""
-    name, _, height = name.partition("@")
-    net = load_spec(spec_path(name[5:])) if name.startswith("spec:") else preset(name)
-    return net.with_input_shape((3, int(height), int(height))) if height else net
+def specs(table: list[Row]) -> dict:
+    """The spec files the rows' ``spec:NAME`` networks name, as dicts by NAME."""
+    import json
+
+    names = {r.network.partition("@")[0][5:] for r in table if r.network.startswith("spec:")}
+    out = {}
+    for name in sorted(names):
+        with open(spec_path(name), encoding="utf-8") as f:
+            out[name] = json.load(f)
+    return out
+
+
+def network(name: str, spec_dicts: dict | None = None):
+    """A row's network: a preset, ``NAME@H`` or ``spec:NAME`` (benchmarks/data/NAME.json)."""
+    if spec_dicts is None and name.startswith("spec:"):
+        import json
+
+        with open(spec_path(name.partition("@")[0][5:]), encoding="utf-8") as f:
+            spec_dicts = {name.partition("@")[0][5:]: json.load(f)}
+    return named_network(name, spec_dicts)
 
 
 def rows(path: str | None = None) -> list[Row]:
@@ -110,8 +129,9 @@ def plans(table: list[Row]):
     from alexcost.prediction import plan_for
 
     nets: dict = {}
+    dicts = specs(table)
     out = []
     for r in table:
-        net = nets.get(r.network) or nets.setdefault(r.network, network(r.network))
+        net = nets.get(r.network) or nets.setdefault(r.network, network(r.network, dicts))
         out.append(plan_for(net, r.gpu, batch=r.batch, dtype=r.dtype, phase=r.phase, gpus=r.gpus))
     return out
