@@ -138,39 +138,175 @@ def share_table(estimates, style: str = "pipe") -> str:
         if not r.kernels:
             continue
         out.append([r.name, f"{percent(r.macs, macs):.1f}"] + [f"{s[i]['time_share']:.1f}" for s in shares])
+    every = [groups(e) for e in estimates]
+    for g in GROUPS:
+        out.append([f"all {g}", f"{every[0][g]['mac_share']:.1f}"] + [f"{x[g]['time_share']:.1f}" for x in every])
     return render_table(headers, out, ["left"] + ["right"] * (len(headers) - 1), style)
 
 
-def figure(points, path: str, title: str = "") -> None:
+def fit_figure(points, title: str = ""):
     """Predicted against measured published times, log-log, one colour per GPU, with the 1:1 line and
-    +-25%: ``points`` are ``(gpu, measured_ms, predicted_ms)``. Written to ``path`` (PNG or SVG)."""
-    import matplotlib
+    25% either side: ``points`` are ``(gpu, measured_ms, predicted_ms)``. A matplotlib figure."""
+    from .plot import _matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    matplotlib, Figure = _matplotlib()
     gpus = sorted({p[0] for p in points})
-    fig, ax = plt.subplots(figsize=(7.5, 6.5))
-    cmap = plt.get_cmap("tab20")
+    fig = Figure(figsize=(7.5, 6.5))
+    ax = fig.subplots()
+    cmap = matplotlib.colormaps["tab20"]
     for i, g in enumerate(gpus):
-        xs = [m for k, m, _ in points if k == g]
-        ys = [p for k, _, p in points if k == g]
-        ax.scatter(xs, ys, s=28, color=cmap(i % 20), label=g, edgecolors="black", linewidths=0.3)
+        mine = [(m, p) for k, m, p in points if k == g]
+        ax.scatter([m for m, _ in mine], [p for _, p in mine], s=28, color=cmap(i % 20), label=g,
+                   edgecolors="black", linewidths=0.3, zorder=3)
     low = min(min(m, p) for _, m, p in points) / 1.5
     high = max(max(m, p) for _, m, p in points) * 1.5
     ax.plot([low, high], [low, high], color="black", linewidth=1, label="predicted = measured")
-    for f, style in ((1.25, ":"), (1 / 1.25, ":")):
-        ax.plot([low, high], [low * f, high * f], color="grey", linewidth=0.8, linestyle=style)
+    for f in (1.25, 1 / 1.25):
+        ax.plot([low, high], [low * f, high * f], color="grey", linewidth=0.8, linestyle=":")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(low, high)
     ax.set_ylim(low, high)
-    ax.set_xlabel("measured ms (published)")
-    ax.set_ylabel("predicted ms (alexcost predict)")
-    ax.set_title(title or "Predicted against measured, dotted: 25% off")
+    ax.set_xlabel("measured ms per batch (published)")
+    ax.set_ylabel("expected ms per batch (alexcost predict)")
+    ax.set_title(title or "Predicted against measured; dotted: 25% either side")
     ax.legend(fontsize=7, ncol=2, loc="upper left")
     ax.grid(True, which="both", linewidth=0.3, alpha=0.5)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
 
+
+# -- the docs' figure and tables, made at build time from the shipped coefficients ----------------------
+
+DOCS_FIGURE = "img/prediction-fit.svg"
+
+
+def published_estimates() -> list[tuple[list, Estimate]]:
+    """The published timings the shipped coefficients were fitted on (stored with them), each beside
+    the time model's estimate: ``(row, estimate)``, a row being network, GPU, GPUs, batch, dtype, phase,
+    measured ms."""
+    from ..hardware.timemodel import shipped
+    from ..prediction import named_network, predict
+
+    table = (shipped().provenance or {}).get("published", {})
+    nets: dict = {}
+    out = []
+    for row in table.get("rows", []):
+        name, gpu, gpus, batch, dtype, phase, _ = row
+        net = nets.get(name) or nets.setdefault(name, named_network(name, table.get("specs")))
+        out.append((row, predict(net, gpu, batch=batch, dtype=dtype, phase=phase, gpus=gpus)))
+    return out
+
+
+def docs_figures() -> dict[str, bytes]:
+    """``{DOCS_FIGURE: svg bytes}``: the fit's figure."""
+    from .plot import figure_bytes
+
+    points = [(f"{r[2]}x{r[1]}" if r[2] > 1 else r[1], r[6], e.expected_ms) for r, e in published_estimates()]
+    return {DOCS_FIGURE: figure_bytes(fit_figure(points), "svg")}
+
+
+def _median(values) -> float:
+    import statistics
+
+    return statistics.median(values)
+
+
+def errors_markdown() -> str:
+    """The error table: median error overall, per phase and per GPU, and the rows within 10% and 25%."""
+    from ..hardware.catalog import CATALOG
+
+    rows = [(r, abs(e.expected_ms / r[6] - 1), e.expected_ms / r[6]) for r, e in published_estimates()]
+    prov = shipped_provenance()
+    lines = ["| published timings | rows | median error | within 10% | within 25% | median predicted / measured |",
+             "|:--|--:|--:|--:|--:|--:|"]
+
+    def line(label, mine):
+        errs = [x for _, x, _ in mine]
+        lines.append(f"| {label} | {len(mine)} | {100 * _median(errs):.0f}% | {sum(x <= 0.1 for x in errs)} | "
+                     f"{sum(x <= 0.25 for x in errs)} | {_median([q for _, _, q in mine]):.2f} |")
+    line("all", rows)
+    for phase in ("forward", "train_step", "train_iteration"):
+        line(f"`--phase {phase}`", [t for t in rows if t[0][5] == phase])
+    for gpu in [k for k in CATALOG if any(t[0][1] == k for t in rows)]:
+        line(f"`{gpu}`", [t for t in rows if t[0][1] == gpu])
+    logo = prov.get("leave_one_gpu_out", {})
+    loso = prov.get("leave_one_source_out", {})
+    lines += ["", f"Each GPU predicted by a fit that never saw it (leave one GPU out): median error "
+                  f"{100 * logo.get('median_error', 0):.0f}%, {logo.get('within_25', 0)} of {logo.get('rows', 0)} "
+                  f"rows within 25%. Each source predicted by a fit without it: "
+                  f"{100 * loso.get('median_error', 0):.0f}%."]
+    return "\n".join(lines)
+
+
+def shares_markdown() -> str:
+    """AlexNet (the seed's) at batch 128: each layer's time share on a GTX 580, a V100 and an H100 beside
+    its MAC share."""
+    from ..models import preset
+    from ..prediction import predict
+
+    net = preset("seed")
+    return share_table([predict(net, g, batch=128) for g in ("gtx580", "v100", "h100")])
+
+
+def shipped_provenance() -> dict:
+    from ..hardware.timemodel import shipped
+
+    return shipped().provenance or {}
+
+
+COEFFICIENT_WORDS = {
+    "conv": "fraction of the FP32 peak a convolution or matrix product reaches on the CUDA cores",
+    "winograd": "speed-up of a stride-1 3x3 convolution in FP32 (cuDNN's Winograd kernels)",
+    "tensor_side": "a tensor-core kernel also takes FLOPs / (this x the FP32 rate): the SM's work around the "
+                   "tensor cores",
+    "bandwidth": "fraction of the memory bandwidth a memory-bound kernel reaches",
+    "backward": "efficiency of a backward kernel relative to the forward one",
+    "eager_kernel_us": "microseconds each kernel costs in eager mode beyond its own work (dispatch and launch)",
+    "fermi": "CUDA-core efficiency factor of Fermi (GTX 580)",
+    "kepler": "CUDA-core efficiency factor of Kepler (K40, K80)",
+}
+
+
+def coefficients_markdown() -> str:
+    """The shipped coefficients, what each means, and where they come from."""
+    from ..hardware.timemodel import GRAPH_KERNEL_US, shipped
+
+    c = shipped()
+    prov = c.provenance or {}
+    lines = ["| coefficient | value | meaning |", "|:--|--:|:--|"]
+    lines += [f"| `{name}` | {value:.3g} | {COEFFICIENT_WORDS[name]} |" for name, value in c.values().items()]
+    lines.append(f"| graph-mode kernel cost | {GRAPH_KERNEL_US:g} µs | set, not fitted: no published timing "
+                 f"here says it ran from a CUDA graph |")
+    anchoring = prov.get("anchoring", {})
+    halves = anchoring.get("half_splits", {})
+    if prov.get("rows"):
+        lines += ["", f"Fitted on {prov['rows']} published timings on {prov.get('date')} (the file's SHA-256 "
+                      f"begins {prov.get('sha256', '')[:12]}). Anchoring, scaling a prediction to a published time "
+                      f"of the same network, was measured and left out: it made the leave-one-GPU-out median "
+                      f"error {100 * anchoring.get('leave_one_gpu_out_median_error', 0):.0f}% instead of "
+                      f"{100 * prov['leave_one_gpu_out']['median_error']:.0f}%, and, fitted on half the published "
+                      f"groups (a source's network on one GPU) and tested on the other half, "
+                      f"{100 * halves.get('median_error_anchored', 0):.0f}% instead of "
+                      f"{100 * halves.get('median_error', 0):.0f}% (median of {halves.get('splits', 0)} splits)."]
+    return "\n".join(lines)
+
+
+def gpus_markdown() -> str:
+    """The catalog: each GPU's key, units, clocks and peaks."""
+    from ..hardware.catalog import CATALOG
+
+    lines = ["| `--gpu` | GPU | architecture | SMs | boost MHz | FP32 TFLOP/s | TF32 | FP16 tensor | GB/s |",
+             "|:--|:--|:--|--:|--:|--:|--:|--:|--:|"]
+    for key, g in CATALOG.items():
+        tera = [f"{v / 1e12:.1f}" if v else "-" for v in (g.fp32, g.tf32, g.fp16)]
+        lines.append(f"| `{key}` | {g.name} | {g.arch} | {g.sms} | {g.boost_mhz} | {' | '.join(tera)} | "
+                     f"{g.bandwidth / 1e9:,.0f} |")
+    return "\n".join(lines)
+
+
+DOCS_MARKERS = {"<!-- alexcost:prediction-coefficients -->": coefficients_markdown,
+                "<!-- alexcost:prediction-gpus -->": gpus_markdown,
+                "<!-- alexcost:prediction-errors -->": errors_markdown,
+                "<!-- alexcost:prediction-shares -->": shares_markdown}
+"""Markers of docs/predicting-time.md and the functions whose Markdown replaces them at build time."""
