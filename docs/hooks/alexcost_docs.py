@@ -1,7 +1,8 @@
 """MkDocs hooks: what the docs show is made from alexcost at build time, so it cannot go stale.
 
 * Figures: ``alexcost plot``'s two figures for every preset, as ``img/<preset>-shares.svg``
-  and ``img/<preset>-memory.svg`` (drawn in memory, never committed).
+  and ``img/<preset>-memory.svg``, and the time model's fit, ``img/prediction-fit.svg`` (drawn in
+  memory, never committed); the time model's error and time-share tables replace their markers.
 * API reference: the ``<!-- alexcost:api -->`` marker in ``api.md`` becomes one
   mkdocstrings block per module of the ``alexcost`` package, so a new module is
   documented without anyone remembering to add it.
@@ -62,12 +63,14 @@ def figures() -> dict[str, bytes]:
     """``{"img/seed-shares.svg": b"<svg...", ...}`` for every preset."""
     from alexcost import PRESETS, preset
     from alexcost.render.plot import figure_bytes, memory_figure, shares_figure
+    from alexcost.render.prediction import docs_figures
 
     out = {}
     for name in PRESETS:
         cost = preset(name).cost()
         out[f"img/{name}-shares.svg"] = figure_bytes(shares_figure(cost), "svg")
         out[f"img/{name}-memory.svg"] = figure_bytes(memory_figure(cost), "svg")
+    out.update(docs_figures())  # the time model's fit: predicted against published measured times
     return out
 
 
@@ -234,4 +237,9 @@ def on_page_markdown(markdown, page, config, files):
         markdown = markdown.replace(API_MARKER, api_markdown())
     if CLI_MARKER in markdown:
         markdown = markdown.replace(CLI_MARKER, cli_markdown())
+    from alexcost.render.prediction import DOCS_MARKERS
+
+    for marker, make in DOCS_MARKERS.items():
+        if marker in markdown:
+            markdown = markdown.replace(marker, make())
     return markdown
