@@ -15,12 +15,35 @@ PHASES = ("forward", "train_step", "train_iteration")
 MODES = ("eager", "graph")
 
 
+class GpuChoice(click.Choice):
+    """A catalog key, or ``NxKEY`` (N of them, as published timings name a multi-GPU run: ``2xgtx580``)."""
+
+    def convert(self, value, param, ctx):
+        count, x, key = str(value).partition("x")
+        if x and count.isascii() and count.isdigit() and key in self.choices:
+            return value
+        return super().convert(value, param, ctx)
+
+
+def gpu_and_count(value: str, gpus: int, given: bool) -> tuple[str, int]:
+    """``("gtx580", 2)`` for ``2xgtx580``; a count that contradicts ``--gpus`` is refused."""
+    count, x, key = value.partition("x")
+    if not (x and count.isdigit() and key in GPUS):
+        return value, gpus
+    if given and int(count) != gpus:
+        raise click.UsageError(f"--gpu {value} means {int(count)} GPUs, but --gpus says {gpus}")
+    if not 1 <= int(count) <= 1024:
+        raise click.UsageError(f"--gpu {value}: the count must be from 1 to 1,024")
+    return key, int(count)
+
+
 @command()
 @network_options
-@option("--gpu", type=click.Choice(GPUS), required=True, help="The GPU (the catalog's key).")
-@option("--gpus", type=Integer(1, 1024), default=1, show_default=True,
-        help="How many GPUs share the batch (data parallel, or the AlexNet paper's model split where the "
-             "network's grouped convolutions allow it).")
+@option("--gpu", type=GpuChoice(GPUS), required=True,
+        help="The GPU (the catalog's key; NxKEY, such as 2xgtx580, is KEY with --gpus N).")
+@option("--gpus", type=Integer(1, 1024), default=None,
+        help="How many GPUs share the batch (default: 1, or the N of --gpu NxKEY): data parallel, or the "
+             "AlexNet paper's model split where the network's grouped convolutions allow it.")
 @option("--batch", type=BATCH, default=1, show_default=True, help="Samples per step, over all the GPUs.")
 @option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
         help="float32 on the CUDA cores; tf32, float16 and bfloat16 on tensor cores where the card has them; "
@@ -51,6 +74,7 @@ def predict(model, spec, gpu, gpus, batch, dtype, phase, mode, split, optimizer,
     from alexcost.render.prediction import render_format
 
     fmt = fmt or format_for(out, FORMATS)
+    gpu, gpus = gpu_and_count(gpu, gpus or 1, gpus is not None)
     network = load_network(model, spec)
     estimate = run(network, gpu, batch=batch, dtype=dtype, phase=phase, mode=mode, gpus=gpus, split=split,
                    optimizer=optimizer)

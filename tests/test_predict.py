@@ -251,6 +251,8 @@ def test_formats_and_out(tmp_path):
     (("--model", "resnet18", "--gpu", "a100", "--gpus", "2", "--split", "model"), "model split needs a chain"),
     (("--model", "seed", "--gpu", "a100", "--phase", "backward"), "'backward' is not one of"),
     (("--model", "seed", "--gpu", "a100", "--batch", "0"), "0 is out of range"),
+    (("--model", "paper", "--gpu", "2xgtx580", "--gpus", "4"), "--gpu 2xgtx580 means 2 GPUs, but --gpus says 4"),
+    (("--model", "paper", "--gpu", "2xgtx590"), "'2xgtx590' is not one of"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
     out = tmp_path / "never.json"
@@ -271,6 +273,14 @@ def test_predict_equals_train_gpu_for_the_same_step():
             assert train["step_ms"] == pytest.approx(pred["expected_ms"], rel=1e-12)
             assert train["bound_ms"] == pytest.approx(pred["bound_ms"], rel=1e-12)
             assert train["split"] == pred["split"]
+
+
+def test_a_published_multi_gpu_key_is_the_key_on_that_many_gpus():
+    """``--gpu 2xgtx580``, as published timings name the paper's two cards, is ``--gpu gtx580 --gpus 2``."""
+    short = json.loads(run("--model", "paper", "--gpu", "2xgtx580", "--batch", "128", "--format", "json").stdout)
+    long = json.loads(run("--model", "paper", "--gpu", "gtx580", "--gpus", "2", "--batch", "128", "--format",
+                          "json").stdout)
+    assert short == long and (short["gpu"], short["gpus"], short["split"]) == ("gtx580", 2, "model")
 
 
 def test_python_api_matches_the_command():
@@ -295,3 +305,10 @@ def test_spec_files_and_input_shapes(tmp_path):
     wide = json.loads(run("--model", "paper", "--input-shape", "3,224,224", "--gpu", "p100", "--format", "json").stdout)
     assert wide["layers"][0]["macs"] == 96 * 54 * 54 * 3 * 11 * 11
     assert os.path.exists(spec)
+
+
+def test_the_coefficients_ship_with_the_package():
+    import tomllib
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["alexcost"]
+    assert "hardware/time_model.json" in data
