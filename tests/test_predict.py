@@ -312,3 +312,18 @@ def test_the_coefficients_ship_with_the_package():
 
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["alexcost"]
     assert "hardware/time_model.json" in data
+
+
+def test_hardware_takes_the_training_cost_from_its_caller():
+    """alexcost.hardware never imports alexcost.training (nor torch): it is given the counts."""
+    code = ("import sys; import alexcost.hardware, alexcost.hardware.timemodel, alexcost.hardware.kernels; "
+            "print(sorted(m for m in sys.modules if m.startswith('alexcost.training') or m == 'torch'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+    import ast
+
+    for path in (ROOT / "alexcost" / "hardware").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any("training" in n for n in names), (path, names)

@@ -15,8 +15,9 @@ Each kernel (`alexcost.hardware.kernels`) takes
   cores' own time, and what the rest of the SM (address arithmetic, staging, the epilogue)
   spends per FLOP at the CUDA cores' pace.
 * backward kernels reach ``backward`` times the forward efficiency.
-* wave quantization: a kernel's output is cut in tiles of `TILE` elements, spread over the
-  SMs in waves; a last wave that is not full leaves SMs idle: ``tiles / (waves x SMs)``.
+* wave quantization: a convolution's output is cut in tiles of `TILE` elements, spread over
+  the SMs in waves; a last wave that is not full leaves SMs idle: ``tiles / (waves x SMs)``
+  (a matrix product splits its reduction instead, `kernels.tiles_of`).
 * per-kernel cost: in eager mode ``eager_kernel_us`` (the framework's dispatch and the launch,
   which a small kernel cannot hide); replayed from a CUDA graph or compiled, `GRAPH_KERNEL_US`,
   and at inference the fusion rules (`kernels.fusion`) apply.
