@@ -24,7 +24,7 @@ from typing import NamedTuple
 from ..errors import SpecError
 from .catalog import GPU, gpu
 from .kernels import UPDATE, Kernel, fusion, network_kernels, shared, update_kernels
-from .timemodel import MODES, PHASES, LayerTime, Timer, bound_seconds, check_choice, layer_times, total_seconds
+from .timemodel import MODES, PHASES, Coefficients, LayerTime, Timer, bound_seconds, check_choice, layer_times, total_seconds
 
 REFERENCES = {
     "paper": {"gpu": "gtx580", "gpus": 2, "days": (5, 6), "batch": 128, "images": 1_200_000, "epochs": 90,
@@ -157,7 +157,7 @@ class Estimate(NamedTuple):
     update_ms: float
     update_bound_ms: float
     communication_ms: float
-    provenance: dict
+    coefficients: Coefficients
 
     model = property(lambda self: self.plan.model)
     gpu = property(lambda self: self.plan.gpu)
@@ -203,7 +203,7 @@ class Estimate(NamedTuple):
                 "crossings": [{"layer": x.name, "forward_bytes": x.forward_bytes, "backward_bytes": x.backward_bytes}
                               for x in self.crossings],
                 "layers": [r.to_dict() for r in self.layers],
-                "coefficients": self.provenance}
+                "coefficients": self.coefficients.summary()}
 
 
 class Plan(NamedTuple):
@@ -269,7 +269,7 @@ def timed(p: Plan, coefficients=None) -> Estimate:
     layers = layer_times(p.rows, p.kernels, p.bound_kernels, timer)
     communication_ms = p.link_bytes / p.gpu.link * 1e3
     return Estimate(p, layers, total_seconds(p.update, timer) * 1e3, bound_seconds(p.update, timer) * 1e3,
-                    communication_ms, dict(timer.c.provenance or {}))
+                    communication_ms, timer.c)
 
 
 def expected_ms(p: Plan, coefficients=None) -> float:
@@ -333,7 +333,7 @@ class Prediction(NamedTuple):
                "macs_per_gpu": self.macs_per_gpu,
                "crossings": [{"layer": c.name, "forward_bytes": c.forward_bytes, "backward_bytes": c.backward_bytes}
                              for c in self.crossings],
-               "layers": [r.to_dict() for r in self.layers], "coefficients": e.provenance}
+               "layers": [r.to_dict() for r in self.layers], "coefficients": e.coefficients.summary()}
         if schedule is not None:
             out["days"] = self.days(schedule)
             out["bound_days"] = self.bound_days(schedule)

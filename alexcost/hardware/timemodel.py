@@ -81,6 +81,15 @@ class Coefficients(NamedTuple):
     def values(self) -> dict:
         return {name: getattr(self, name) for name in COEFFICIENTS}
 
+    def summary(self) -> dict:
+        """The values and, in brief, what they were fitted on and how well they do (for a JSON record)."""
+        p = self.provenance or {}
+        fit = {k: p[k] for k in ("data", "sha256", "rows", "date") if k in p}
+        for k in ("in_sample", "leave_one_gpu_out", "leave_one_source_out"):
+            if k in p:
+                fit[f"{k}_median_error"] = p[k]["median_error"]
+        return {**self.values(), "fitted": fit}
+
 
 _SHIPPED: list = []
 

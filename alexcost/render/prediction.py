@@ -83,7 +83,7 @@ def footer(e: Estimate) -> list[str]:
     lines.append("where the time goes: " + "; ".join(
         f"{k} {v['time_share']:.1f}% of time, {v['mac_share']:.1f}% of MACs, {v['param_share']:.1f}% of params"
         for k, v in g.items() if k != "other" or v["expected_ms"]))
-    p = e.provenance
+    p = e.coefficients.provenance or {}
     if p.get("rows"):
         lines.append(f"time model: fitted on {p['rows']} published timings ({p.get('data', '')}, {p.get('date', '')}): "
                      f"median error {100 * p['in_sample']['median_error']:.0f}%, "
