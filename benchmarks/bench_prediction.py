@@ -80,8 +80,9 @@ def main(argv=None) -> int:
     errors = calibration.errors(predicted, measured)
     s = calibration.summary(predicted, measured)
     provenance = shipped().provenance
+    same = "matches" if provenance.get("sha256") == published.sha256() else "DIFFERS"
     print(f"{len(rows)} published timings ({published.data_path()}); coefficients fitted {provenance.get('date')} "
-          f"on {provenance.get('rows')} rows (sha256 {'matches' if provenance.get('sha256') == published.sha256() else 'DIFFERS'})")
+          f"on {provenance.get('rows')} rows (the file's sha256 {same})")
     print(f"median error {s['median_error']:.1%}; median predicted/measured {s['median_ratio']:.3f}; "
           f"within 10%: {s['within_10']} rows, within 25%: {s['within_25']} rows")
     for title, keys in (("phase (as published)", [r.published_phase for r in rows]), ("GPU", [r.gpu for r in rows]),
@@ -129,8 +130,9 @@ def main(argv=None) -> int:
         print(("PASS: " if ok else "FAIL: ") + text)
     harness.save(a.json, {"summary": s, "phase_errors": phase_errors, "leave_one_gpu_out": logo,
                           "faster_than_bound": len(faster), "process_ratio": ratio,
-                          "rows": [{"network": r.network, "gpu": r.gpu, "gpus": r.gpus, "batch": r.batch, "dtype": r.dtype,
-                                    "phase": r.phase, "measured_ms": m, "predicted_ms": pr, "bound_ms": e.bound_ms}
+                          "rows": [{"network": r.network, "gpu": r.gpu, "gpus": r.gpus, "batch": r.batch,
+                                    "dtype": r.dtype, "phase": r.phase, "measured_ms": m, "predicted_ms": pr,
+                                    "bound_ms": e.bound_ms}
                                    for r, m, pr, e in zip(rows, measured, predicted, estimates)]})
     return 0
 

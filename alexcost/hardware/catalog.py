@@ -130,8 +130,10 @@ class GPU(NamedTuple):
 
 
 G = 1e9
-PCIE2, PCIE3, PCIE4, PCIE5 = (8 * G, "PCIe 2.0 x16, 8 GB/s each way"), (15.75 * G, "PCIe 3.0 x16, 15.75 GB/s each way"), \
-    (31.5 * G, "PCIe 4.0 x16, 31.5 GB/s each way"), (63 * G, "PCIe 5.0 x16, 63 GB/s each way")
+PCIE2 = (8 * G, "PCIe 2.0 x16, 8 GB/s each way")
+PCIE3 = (15.75 * G, "PCIe 3.0 x16, 15.75 GB/s each way")
+PCIE4 = (31.5 * G, "PCIe 4.0 x16, 31.5 GB/s each way")
+PCIE5 = (63 * G, "PCIe 5.0 x16, 63 GB/s each way")
 CATALOG = {g.key: g for g in (
     GPU("gtx580", "GeForce GTX 580 (3 GB)", 2010, "fermi", 16, 32, 1544, 192.4 * G, 3 * GiB, *PCIE2,
         "NVIDIA GeForce GTX 580 specifications: 512 CUDA cores (16 SMs of 32) at a 1544 MHz processor clock, "

@@ -165,8 +165,8 @@ def backward_kernels(i: int, row, tr) -> list[Kernel]:
         if tr.grad_input_macs:
             out.append(Kernel(i, "backward", work[0], 2 * tr.grad_input_macs, moved, tiles, work[1]))
         if tr.grad_weight_macs:
-            out.append(Kernel(i, "backward", work[0], 2 * tr.grad_weight_macs + (row.bias_adds if row.bias_params else 0),
-                              moved, tiles, work[1]))
+            bias = row.bias_adds if row.bias_params else 0
+            out.append(Kernel(i, "backward", work[0], 2 * tr.grad_weight_macs + bias, moved, tiles, work[1]))
         return out
     if not tr.backward_other_ops:
         return []

@@ -24,7 +24,8 @@ from typing import NamedTuple
 from ..errors import SpecError
 from .catalog import GPU, gpu
 from .kernels import UPDATE, Kernel, fusion, network_kernels, shared, update_kernels
-from .timemodel import MODES, PHASES, Coefficients, LayerTime, Timer, bound_seconds, check_choice, layer_times, total_seconds
+from .timemodel import (MODES, PHASES, Coefficients, LayerTime, Timer, bound_seconds, check_choice, layer_times,
+                        total_seconds)
 
 REFERENCES = {
     "paper": {"gpu": "gtx580", "gpus": 2, "days": (5, 6), "batch": 128, "images": 1_200_000, "epochs": 90,

@@ -172,8 +172,8 @@ class LayerTime(NamedTuple):
     params: int
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "type": self.type, "group": self.group, "expected_ms": self.expected_ms, "bound_ms": self.bound_ms,
-                "limited_by": self.limited_by, "forward_ms": self.forward_ms, "backward_ms": self.backward_ms,
+        return {"name": self.name, "type": self.type, "group": self.group, "expected_ms": self.expected_ms,
+                "bound_ms": self.bound_ms, "limited_by": self.limited_by, "forward_ms": self.forward_ms, "backward_ms": self.backward_ms,
                 "kernels": self.kernels, "macs": self.macs, "params": self.params}
 
 
@@ -205,8 +205,8 @@ def layer_times(rows, kernels, bound_kernels, timer: Timer) -> tuple[LayerTime, 
     for i, r in enumerate(rows):
         p = parts[i]
         limited = None if not count[i] else ("compute", "memory", "launch")[max(range(3), key=p.__getitem__)]
-        out.append(LayerTime(r.name, r.type, group_of(r), (fwd[i] + bwd[i]) * 1e3, bound[i] * 1e3, limited, fwd[i] * 1e3,
-                             bwd[i] * 1e3, count[i], r.macs, r.params))
+        out.append(LayerTime(r.name, r.type, group_of(r), (fwd[i] + bwd[i]) * 1e3, bound[i] * 1e3, limited,
+                             fwd[i] * 1e3, bwd[i] * 1e3, count[i], r.macs, r.params))
     return tuple(out)
 
 
