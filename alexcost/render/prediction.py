@@ -178,9 +178,6 @@ def fit_figure(points, title: str = ""):
 
 # -- the docs' figure and tables, made at build time from the shipped coefficients ----------------------
 
-DOCS_FIGURE = "img/prediction-fit.svg"
-
-
 def published_estimates() -> list[tuple[list, Estimate]]:
     """The published timings the shipped coefficients were fitted on (stored with them), each beside
     the time model's estimate: ``(row, estimate)``, a row being network, GPU, GPUs, batch, dtype, phase,
@@ -198,12 +195,11 @@ def published_estimates() -> list[tuple[list, Estimate]]:
     return out
 
 
-def docs_figures() -> dict[str, bytes]:
-    """``{DOCS_FIGURE: svg bytes}``: the fit's figure."""
-    from .plot import figure_bytes
-
+def published_fit_figure():
+    """The fit's figure: every published timing the shipped coefficients were fitted on, expected against
+    measured."""
     points = [(f"{r[2]}x{r[1]}" if r[2] > 1 else r[1], r[6], e.expected_ms) for r, e in published_estimates()]
-    return {DOCS_FIGURE: figure_bytes(fit_figure(points), "svg")}
+    return fit_figure(points)
 
 
 def _median(values) -> float:
@@ -284,11 +280,11 @@ def coefficients_markdown() -> str:
         lines += ["", f"Fitted on {prov['rows']} published timings on {prov.get('date')} (the file's SHA-256 "
                       f"begins {prov.get('sha256', '')[:12]}). Anchoring, scaling a prediction to a published time "
                       f"of the same network, was measured and left out: it made the leave-one-GPU-out median "
-                      f"error {100 * anchoring.get('leave_one_gpu_out_median_error', 0):.0f}% instead of "
-                      f"{100 * prov['leave_one_gpu_out']['median_error']:.0f}%, and, fitted on half the published "
+                      f"error {100 * anchoring.get('leave_one_gpu_out_median_error', 0):.1f}% instead of "
+                      f"{100 * prov['leave_one_gpu_out']['median_error']:.1f}%, and, fitted on half the published "
                       f"groups (a source's network on one GPU) and tested on the other half, "
-                      f"{100 * halves.get('median_error_anchored', 0):.0f}% instead of "
-                      f"{100 * halves.get('median_error', 0):.0f}% (median of {halves.get('splits', 0)} splits)."]
+                      f"{100 * halves.get('median_error_anchored', 0):.1f}% instead of "
+                      f"{100 * halves.get('median_error', 0):.1f}% (median of {halves.get('splits', 0)} splits)."]
     return "\n".join(lines)
 
 
@@ -305,8 +301,13 @@ def gpus_markdown() -> str:
     return "\n".join(lines)
 
 
-DOCS_MARKERS = {"<!-- alexcost:prediction-coefficients -->": coefficients_markdown,
-                "<!-- alexcost:prediction-gpus -->": gpus_markdown,
-                "<!-- alexcost:prediction-errors -->": errors_markdown,
-                "<!-- alexcost:prediction-shares -->": shares_markdown}
-"""Markers of docs/predicting-time.md and the functions whose Markdown replaces them at build time."""
+def docs_markdown() -> str:
+    """The docs' numbers of the time model, made from the shipped coefficients: the coefficients, the
+    errors on the published timings, AlexNet's time shares on three GPUs, and the GPUs."""
+    return "\n\n".join([
+        "### The coefficients", coefficients_markdown(),
+        "### Against the published timings", errors_markdown(),
+        "### AlexNet on a GTX 580, a V100 and an H100",
+        "The seed's AlexNet, one forward pass of 128 images in FP32: each layer's share of the expected time "
+        "beside its share of the MACs.", shares_markdown(),
+        "### The GPUs", gpus_markdown()])

@@ -143,6 +143,9 @@ class StepMemory:
     forward_peak: int
     backward_peak: int
     peak_phase: str
+    timeline: tuple[tuple[str, str, int], ...] = ()
+    """``(pass, layer, bytes)`` at each layer's high point, forward then backward (the backward
+    pass from the last layer back), beyond the resident bytes; the input batch included."""
 
     @property
     def resident(self) -> int:
@@ -768,8 +771,10 @@ def _step_memory(shape: _Structure, rows, owner: dict, kept: dict, made: list, i
         if storage not in kept:
             free_after[i] += count * itemsize
     total = peak = 0
-    for alloc, new, free in zip(shape.allocates, made, free_after):
+    timeline = []
+    for row, alloc, new, free in zip(rows, shape.allocates, made, free_after):
         total += alloc * itemsize + new
+        timeline.append(("forward", row.name, total + input_bytes))
         if total > peak:
             peak = total
         total -= free
@@ -797,6 +802,7 @@ def _step_memory(shape: _Structure, rows, owner: dict, kept: dict, made: list, i
                 grad_live[ref] = size
                 new += size
         now = held + grad_total + new + param_grads
+        timeline.append(("backward", r.name, now + input_bytes))
         if now > backward_peak:
             backward_peak = now
         for key in outs[i]:
@@ -808,4 +814,4 @@ def _step_memory(shape: _Structure, rows, owner: dict, kept: dict, made: list, i
                 (resident + backward_peak + input_bytes, "backward pass"),
                 (resident + grads + input_bytes, "optimizer update"))[1]
     return StepMemory(weights, buffers, state, grads, sum(kept.values()), input_bytes, peak + input_bytes,
-                      backward_peak + input_bytes, phase)
+                      backward_peak + input_bytes, phase, tuple(timeline))
