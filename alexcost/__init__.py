@@ -24,11 +24,16 @@ _LAZY = {"dumps_spec", "load_spec", "network_from_dict", "network_to_dict"}
 
 
 def __getattr__(name):
-    """Spec-file functions load on first use: ``alexcost report --model`` never parses a spec."""
+    """Spec-file functions and `predict` load on first use: ``alexcost report --model`` never parses a
+    spec nor reads the time model."""
     if name in _LAZY:
         from .specs import specfile
 
         return getattr(specfile, name)
+    if name == "predict":
+        from .prediction import predict
+
+        return predict
     raise AttributeError(f"module 'alexcost' has no attribute {name!r}")
 
 __all__ = [
@@ -38,5 +43,5 @@ __all__ = [
     "LocalResponseNorm", "MaxPool2d", "Mean", "Mul", "Network", "NetworkCost", "PRESETS", "Parameter", "Permute",
     "ReLU", "ReLU6", "Reshape", "SiLU", "Sigmoid", "Softmax", "SpecError", "Split", "StochasticDepth", "Tanh",
     "Totals", "Transpose", "View", "ZeroPad2d", "dumps_spec", "load_spec", "network_from_dict", "network_to_dict",
-    "preset", "register_layer",
+    "predict", "preset", "register_layer",
 ]

@@ -63,6 +63,7 @@ COMMANDS = {
     "time": ("alexcost_cli.timing", "time_command", "Time every layer on the GPU or CPU and show where the time goes."),
     "plot": ("alexcost_cli.plot", "plot", "Draw each layer's parameter, MAC and time shares and its memory."),
     "train": ("alexcost_cli.train", "train", "Cost a training step, its memory and the whole schedule on a GPU."),
+    "predict": ("alexcost_cli.predict", "predict", "Predict a pass's or a training step's time on a GPU, per layer."),
     "export": ("alexcost_cli.export", "export", "Write a preset or spec file as a JSON or TOML spec file."),
 }
 """name -> (module, attribute, one-sentence summary): ``alexcost --help`` lists the commands

@@ -9,8 +9,7 @@ from .common import BATCH, Integer, command, format_for, load_network, network_o
 FORMATS = ("table", "markdown", "csv", "json")
 TRAIN_DTYPES = ("float32", "tf32", "float16", "bfloat16")
 OPTIMIZERS = ("sgd", "momentum", "adam")
-GPUS = ("gtx580", "k40", "p100", "v100", "a100", "h100", "h200")
-"""The catalog's keys (alexcost.hardware.model.CATALOG), listed here so that --help imports nothing."""
+from .predict import GPUS
 
 
 def _names(ctx, param, value):
@@ -28,7 +27,8 @@ def _names(ctx, param, value):
         help="Training images per epoch (ImageNet's 1.2 million).")
 @option("--epochs", type=Integer(1, 10**9), default=90, show_default=True, help="Passes over the images.")
 @option("--gpu", type=click.Choice(GPUS), default=None,
-        help="Predict the step on this GPU (spec-sheet peaks, roofline): time, days, whether it fits.")
+        help="Predict the step on this GPU with the calibrated time model (as alexcost predict --phase "
+             "train_iteration): time, days, the bound, whether it fits.")
 @option("--gpus", type=Integer(1, 1024), default=1, show_default=True,
         help="How many GPUs share the step (needs --gpu).")
 @option("--split", type=click.Choice(("auto", "data", "model")), default="auto", show_default=True,
@@ -44,7 +44,8 @@ def _names(ctx, param, value):
 def train(model, spec, batch, dtype, optimizer, images, epochs, gpu, gpus, split, device, freeze, fmt, out):
     """What one training step costs (backward MACs, what autograd keeps, weights, gradients,
     optimizer state, peak memory), the whole schedule in FLOPs and petaflop/s-days beside
-    OpenAI's estimate, and with --gpu, a roofline prediction of the step time and days.
+    OpenAI's estimate, and with --gpu, the time model's prediction of the step time and days
+    (with the roofline bound beside it).
 
     Backward MACs are the products that give the gradients of each layer's input and
     weights: twice the forward MACs, less the input gradients nothing needs (the first layer's).
@@ -61,8 +62,13 @@ def train(model, spec, batch, dtype, optimizer, images, epochs, gpu, gpus, split
     prediction = None
     if gpu is not None:
         from alexcost.hardware import predict
+        from alexcost.hardware.model import per_gpu_batch, resolve_split
 
-        prediction = predict(step, gpu, gpus, split, network)
+        per_gpu = None
+        if resolve_split(network, gpus, split) == "data":
+            per_gpu = training_cost(network, per_gpu_batch(batch, gpus), dtype, device=device, optimizer=optimizer,
+                                    frozen=freeze)
+        prediction = predict(step, gpu, gpus, split, network, per_gpu)
     if fmt == "json":
         from alexcost.render.report import dumps_json
 

@@ -87,3 +87,17 @@ def test_every_script_has_help(script):
     proc = subprocess.run([sys.executable, str(BENCH / script), "--help"], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0 and "--smoke" in proc.stdout
+
+
+def test_prediction(tmp_path):
+    """The time model on the published timings: every target line printed, the bound holding."""
+    sys.path.insert(0, str(BENCH))
+    import published
+
+    try:
+        published.data_path()
+    except SystemExit as err:
+        pytest.skip(str(err))
+    out, data = smoke(tmp_path, "bench_prediction.py")
+    assert "leave one GPU out" in out and "PASS: 0 rows faster than the bound by more than 5%" in out
+    assert data["faster_than_bound"] == 0 and len(data["rows"]) == data["summary"]["rows"]

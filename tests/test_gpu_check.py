@@ -175,3 +175,26 @@ def test_needs_an_output_folder(tmp_path):
                           cwd=tmp_path)
     assert done.returncode == 2 and "name an output folder, or set $OUT" in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_time_runs_get_predict_beside_them():
+    """A time record on a catalog GPU gets `alexcost predict`'s expected time per batch, in the record's
+    dtype and the mode its method implies; on a device the catalog lacks, a note and no numbers."""
+    from alexcost import preset
+    from alexcost.prediction import predict
+
+    script = load_script()
+    record = {"dtype": "float32", "input_shape": [3, 227, 227], "settings": {"method": "graph", "spec_sheet": {"gpu": "v100"}},
+              "batches": [{"batch": 32, "network_ms": 5.0, "layers_sum_ms": 5.5, "layers": [{"name": "conv1", "median_ms": 0.5}]}]}
+    p = script.predicted(record, "seed")
+    expect = predict(preset("seed"), "v100", batch=32, mode="graph")
+    assert (p["gpu"], p["mode"], p["phase"]) == ("v100", "graph", "forward") and "never enter its fit" in p["note"]
+    b = p["batches"][0]
+    assert b["expected_ms"] == expect.expected_ms and b["bound_ms"] == expect.bound_ms
+    assert b["expected_over_measured"] == expect.expected_ms / 5.0
+    assert b["layers"][0] == {"name": "conv1", "measured_ms": 0.5, "expected_ms": expect.layers[0].expected_ms,
+                              "bound_ms": expect.layers[0].bound_ms, "limited_by": expect.layers[0].limited_by}
+    table = "\n".join(script.prediction_section([{"model": "seed", "dtype": "float32", "predicted": p}]))
+    assert f"| seed | float32 | 32 | v100 (graph) | 5.000 | {expect.expected_ms:.3f} |" in table
+    cpu = script.predicted({"dtype": "float32", "settings": {"method": "loop"}, "batches": [{"batch": 1}]}, "seed")
+    assert cpu == {"note": "no GPU of alexcost's catalog matches this device: nothing to predict"}

@@ -1,6 +1,7 @@
-"""GPUs and time: the spec-sheet catalog, the roofline bound, and predictions of a step on a GPU (no torch)."""
+"""GPUs and time: the spec-sheet catalog, kernels, the calibrated time model and its bound, and
+predictions of a training step on a GPU (no torch)."""
 
 from .catalog import CATALOG, GPU, gpu, match
-from .model import Prediction, predict
+from .model import Estimate, Prediction, estimate, predict
 
-__all__ = ["CATALOG", "GPU", "Prediction", "gpu", "match", "predict"]
+__all__ = ["CATALOG", "GPU", "Estimate", "Prediction", "estimate", "gpu", "match", "predict"]

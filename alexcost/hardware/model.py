@@ -1,40 +1,31 @@
-"""GPUs from their spec sheets, and roofline predictions of a training step on them (no torch).
+"""A pass or a training step on one or several GPUs: the time model's expected time beside its
+bound, the step's memory per GPU, and a training run's days beside published ones (no torch).
 
-The catalog holds each GPU's peak arithmetic rates (FP32; TF32, FP16 and BF16 where
-its tensor cores have them, dense, without the sparsity the sheets also quote), its
-memory bandwidth and size, and the link between two of them, with the sheet they come
-from. Memory sizes are the sheets' GB read as GiB (GPU memory comes in powers of two).
+The caller gives the static counts (`alexcost.engine.cost.LayerCost` rows and, for training,
+the records of `alexcost.training.training_cost`); nothing here costs a network itself.
 
-A prediction is a roofline lower bound (`alexcost.hardware.roofline.Bound`: the larger of FLOPs
-over the peak rate and bytes over the bandwidth), per layer, for the forward and the
-backward pass of a training step, plus the optimizer's update and, on several GPUs,
-the communication. It is what the GPU could do at best; the measured time of a real
-step over it is the utilisation a framework reaches.
+* Several GPUs, ``split="data"``: each GPU runs ``batch / gpus`` samples (the caller gives the
+  counts of that share), and a whole iteration sums the gradients by a ring all-reduce:
+  ``2*(gpus - 1)/gpus`` times the gradient bytes over each GPU's link.
+* ``split="model"``: Krizhevsky's split of AlexNet (a chain whose grouped convolutions have one
+  group per GPU): every layer's kernels are shared out among the GPUs; a layer that reads every
+  channel (a convolution that is not grouped, a Linear layer, a Softmax) first receives the part
+  of its input the other GPUs hold, and in the backward pass sends back their part of its
+  input's gradient.
 
-* Forward: FLOPs ``2*macs + bias_adds + train_other_ops``; bytes: input, weights and
-  output, plus the tensors autograd keeps that the layer makes (masks, indices).
-* Backward: FLOPs ``2*backward_macs + backward_other_ops``; bytes: the output's gradient
-  and the kept tensors read, the input's gradient written (and the weights read for
-  it), the weight gradients written. A layer with no backward work moves nothing.
-* Update: per parameter that gets a gradient, SGD reads the weight and gradient and
-  writes the weight (2 FLOPs); with momentum and weight decay it also reads and writes
-  the buffer (6 FLOPs); Adam reads and writes two moments (12 FLOPs).
-* Several GPUs, ``split="data"``: each GPU runs ``batch / gpus`` samples and the
-  gradients are summed by a ring all-reduce, ``2*(gpus - 1)/gpus`` times the gradient
-  bytes over each GPU's link. ``split="model"``: Krizhevsky's split of AlexNet (a chain
-  whose grouped convolutions have one group per GPU): every layer's kernels are shared
-  out among the GPUs; a layer that reads every channel (a convolution that is not
-  grouped, a Linear layer, a Softmax) first receives the part of its input the other
-  GPUs hold, and in the backward pass sends back their part of its input's gradient.
+`forward_bound` and `backward_bound` give the plain roofline of one layer's forward and backward
+pass in training (``alexcost time --training`` sets measured times beside them).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import SpecError
-from .catalog import GiB, GPU, gpu
-from .roofline import Bound, Peaks
+from .catalog import GPU, gpu
+from .kernels import UPDATE, Kernel, fusion, network_kernels, shared, update_kernels
+from .timemodel import (MODES, PHASES, Coefficients, LayerTime, Timer, bound_seconds, check_choice, layer_times,
+                        total_seconds)
 
 REFERENCES = {
     "paper": {"gpu": "gtx580", "gpus": 2, "days": (5, 6), "batch": 128, "images": 1_200_000, "epochs": 90,
@@ -43,22 +34,18 @@ REFERENCES = {
 }
 """Published training runs to set a prediction beside, by model name."""
 
-UPDATE = {"sgd": (3, 2), "momentum": (5, 6), "adam": (7, 12)}
-"""Per parameter element of the optimizer's update: (elements read and written, FLOPs)."""
+SPLITS = ("auto", "data", "model")
+MASTER_BYTES = {"float32": 4, "tf32": 4, "amp": 4, "float16": 2, "bfloat16": 2}
+"""Bytes per element of the weights the optimizer updates (mixed precision keeps FP32 master weights)."""
 
 
-# -- per layer ------------------------------------------------------------------------------
+# -- the plain roofline of one layer in training ------------------------------------------------
 
-def _dense(layer, gpus: int) -> bool:
-    """Does the layer read every channel of its input (so, split across GPUs, it needs the others' part)?"""
-    kind = type(layer).__name__
-    if kind == "Conv2d":
-        return layer.groups % gpus != 0
-    return kind in ("Linear", "Softmax")
+def forward_bound(row, tr, peaks):
+    """The forward pass of one layer in training (``row``: its LayerCost, ``tr``: its LayerTraining), as a
+    `alexcost.hardware.roofline.Bound` on ``peaks``."""
+    from .roofline import Bound
 
-
-def forward_bound(row, tr, peaks: Peaks) -> Bound:
-    """The forward pass of one layer in training (``row``: its LayerCost, ``tr``: its LayerTraining)."""
     flops = 2 * row.macs + row.bias_adds + tr.train_other_ops
     if flops == 0:
         return Bound.of(0, 0, peaks)
@@ -66,8 +53,10 @@ def forward_bound(row, tr, peaks: Peaks) -> Bound:
     return Bound.of(flops, row.input_bytes + row.weight_bytes + row.output_bytes + made, peaks)
 
 
-def backward_bound(row, tr, peaks: Peaks) -> Bound:
+def backward_bound(row, tr, peaks):
     """The backward pass of one layer: gradients of input and weights from the output's gradient."""
+    from .roofline import Bound
+
     flops = 2 * tr.backward_macs + tr.backward_other_ops
     if tr.grads is None or flops == 0:
         return Bound.of(0, 0, peaks)
@@ -79,102 +68,14 @@ def backward_bound(row, tr, peaks: Peaks) -> Bound:
     return Bound.of(flops, nbytes, peaks)
 
 
-@dataclass(frozen=True)
-class LayerPrediction:
-    name: str
-    type: str
-    forward: Bound
-    backward: Bound
+# -- splitting over GPUs ---------------------------------------------------------------------------
 
-    @property
-    def ms(self) -> float:
-        return self.forward.ms + self.backward.ms
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "type": self.type,
-                "forward_ms": self.forward.ms, "forward_bound": self.forward.kind,
-                "forward_flops": self.forward.flops, "forward_bytes": self.forward.bytes,
-                "backward_ms": self.backward.ms, "backward_bound": self.backward.kind,
-                "backward_flops": self.backward.flops, "backward_bytes": self.backward.bytes}
-
-
-@dataclass(frozen=True)
-class Crossing:
-    """Bytes one step sends between the GPUs at a layer of a model split: its input's missing parts
-    forward, their gradient backward (summed over the GPUs)."""
-
-    name: str
-    forward_bytes: int
-    backward_bytes: int
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """A training step of ``batch`` samples on ``gpus`` GPUs, at best (the roofline)."""
-
-    gpu: GPU
-    gpus: int
-    split: str
-    dtype: str
-    batch: int
-    optimizer: str
-    layers: tuple[LayerPrediction, ...]
-    update: Bound
-    communication_ms: float
-    crossings: tuple[Crossing, ...]
-    memory_per_gpu: int
-    params_per_gpu: int
-    macs_per_gpu: int
-
-    @property
-    def compute_ms(self) -> float:
-        return sum(r.ms for r in self.layers) + self.update.ms
-
-    @property
-    def step_ms(self) -> float:
-        return self.compute_ms + self.communication_ms
-
-    @property
-    def fits(self) -> bool:
-        return self.memory_per_gpu <= self.gpu.memory
-
-    def days(self, schedule) -> float:
-        """Days for the schedule's images and epochs: ``images*epochs/batch`` steps of ``step_ms``."""
-        return schedule.samples / self.batch * self.step_ms / 1e3 / 86_400
-
-    def to_dict(self, schedule=None) -> dict:
-        out = {"gpu": self.gpu.to_dict(), "gpus": self.gpus, "split": self.split, "dtype": self.dtype,
-               "peak_flops": self.gpu.peak(self.dtype), "step_ms": self.step_ms, "compute_ms": self.compute_ms,
-               "forward_ms": sum(r.forward.ms for r in self.layers),
-               "backward_ms": sum(r.backward.ms for r in self.layers), "update_ms": self.update.ms,
-               "communication_ms": self.communication_ms, "memory_per_gpu": self.memory_per_gpu,
-               "fits": self.fits, "params_per_gpu": self.params_per_gpu, "macs_per_gpu": self.macs_per_gpu,
-               "crossings": [{"layer": c.name, "forward_bytes": c.forward_bytes, "backward_bytes": c.backward_bytes}
-                             for c in self.crossings],
-               "layers": [r.to_dict() for r in self.layers]}
-        if schedule is not None:
-            out["days"] = self.days(schedule)
-        return out
-
-
-def _layer_predictions(training, peaks: Peaks, share: int = 1, dense_gpus: int = 0):
-    """Per layer, the bounds at ``1/share`` of the work; a layer that reads every channel also
-    reads the part of its input the other ``share - 1`` GPUs made (``dense_gpus``: the split)."""
-    out = []
-    for row, tr in zip(training.forward.layers, training.layers):
-        f, b = forward_bound(row, tr, peaks), backward_bound(row, tr, peaks)
-        extra = row.input_bytes * (share - 1) // share if dense_gpus and _dense(row.layer, dense_gpus) else 0
-        f = Bound.of(f.flops // share, f.bytes // share + (extra if f.bytes else 0), peaks)
-        b = Bound.of(b.flops // share, b.bytes // share + (extra if b.bytes else 0), peaks)
-        out.append(LayerPrediction(tr.name, tr.type, f, b))
-    return tuple(out)
-
-
-def _update(training, peaks: Peaks, share: int = 1) -> Bound:
-    moved, flops = UPDATE[training.optimizer]
-    elements = training.trainable_params // share
-    itemsize = training.weight_bytes // max(training.params, 1) if training.params else 0
-    return Bound.of(flops * elements, moved * elements * itemsize, peaks)
+def _dense(layer, gpus: int) -> bool:
+    """Does the layer read every channel of its input (so, split across GPUs, it needs the others' part)?"""
+    kind = type(layer).__name__
+    if kind == "Conv2d":
+        return layer.groups % gpus != 0
+    return kind in ("Linear", "Softmax")
 
 
 def model_split_possible(network, gpus: int) -> bool:
@@ -184,15 +85,48 @@ def model_split_possible(network, gpus: int) -> bool:
     return network.is_chain and gpus > 1 and gpus in grouped and all(g % gpus == 0 for g in grouped)
 
 
-def crossings(training, gpus: int) -> tuple[Crossing, ...]:
+def resolve_split(network, gpus: int, split: str = "auto") -> str:
+    """``single`` on one GPU; else ``data`` or ``model`` (``auto``: model when `model_split_possible`)."""
+    if not isinstance(gpus, int) or isinstance(gpus, bool) or not 1 <= gpus <= 1024:
+        raise SpecError(f"gpus must be a whole number from 1 to 1024, got {gpus!r}")
+    check_choice(split, "split", SPLITS)
+    if gpus == 1:
+        return "single"
+    if split == "auto":
+        return "model" if model_split_possible(network, gpus) else "data"
+    if split == "model" and not model_split_possible(network, gpus):
+        raise SpecError(f"the model split needs a chain whose grouped convolutions have {gpus} groups (one per "
+                        f"GPU), as the AlexNet paper's; {network.name!r} has none: use --split data")
+    return split
+
+
+def per_gpu_batch(batch: int, gpus: int) -> int:
+    """Each GPU's share of a data-parallel batch (the batch must split evenly)."""
+    if batch % gpus:
+        raise SpecError(f"data parallelism splits the batch evenly: batch {batch} is not a multiple of {gpus} GPUs")
+    return batch // gpus
+
+
+class Crossing(NamedTuple):
+    """Bytes one step sends between the GPUs at a layer of a model split: its input's missing parts
+    forward, their gradient backward (summed over the GPUs)."""
+
+    name: str
+    forward_bytes: int
+    backward_bytes: int
+
+
+def crossings(rows, trainings, gpus: int) -> tuple[Crossing, ...]:
     """What crosses between the GPUs of a model split: at every layer that reads all channels of an
-    input the GPUs hold in parts (not the network input, which every GPU loads whole)."""
+    input the GPUs hold in parts (not the network input, which every GPU loads whole). ``trainings``:
+    None for a forward pass."""
     out, split = [], False
-    for row, tr in zip(training.forward.layers, training.layers):
+    for i, row in enumerate(rows):
+        tr = trainings[i] if trainings is not None else None
         if _dense(row.layer, gpus) and split:
             fwd = row.input_bytes * (gpus - 1)
-            bwd = fwd if tr.grads is not None and any(tr.grads.inputs) else 0
-            out.append(Crossing(tr.name, fwd, bwd))
+            bwd = fwd if tr is not None and tr.grads is not None and any(tr.grads.inputs) else 0
+            out.append(Crossing(row.name, fwd, bwd))
         if row.macs or row.type == "Linear":
             split = True
         if row.type == "Softmax" and _dense(row.layer, gpus):
@@ -200,12 +134,219 @@ def crossings(training, gpus: int) -> tuple[Crossing, ...]:
     return tuple(out)
 
 
+def _model_split(kernels, rows, gpus: int) -> list[Kernel]:
+    """Each GPU's kernels in a model split: its share of every kernel, and a layer that reads every
+    channel reads the part of its input the others made too."""
+    extra = [row.input_bytes * (gpus - 1) // gpus if _dense(row.layer, gpus) else 0 for row in rows]
+    out = []
+    for k in kernels:
+        k = shared(k, gpus)
+        if k.layer >= 0 and extra[k.layer] and k.bytes and k.stage in ("forward", "backward"):
+            k = k._replace(bytes=k.bytes + extra[k.layer])
+        out.append(k)
+    return out
+
+
+# -- the estimate ---------------------------------------------------------------------------------
+
+class Estimate(NamedTuple):
+    """The expected time of a `Plan` (one ``phase`` of ``batch`` samples of ``model`` on ``gpus`` of
+    ``gpu``), per layer and in all, beside its bound (milliseconds)."""
+
+    plan: "Plan"
+    layers: tuple[LayerTime, ...]
+    update_ms: float
+    update_bound_ms: float
+    communication_ms: float
+    coefficients: Coefficients
+
+    model = property(lambda self: self.plan.model)
+    gpu = property(lambda self: self.plan.gpu)
+    gpus = property(lambda self: self.plan.gpus)
+    split = property(lambda self: self.plan.split)
+    batch = property(lambda self: self.plan.batch)
+    dtype = property(lambda self: self.plan.dtype)
+    phase = property(lambda self: self.plan.phase)
+    mode = property(lambda self: self.plan.mode)
+    crossings = property(lambda self: self.plan.crossings)
+
+    @property
+    def layers_ms(self) -> float:
+        return sum(r.expected_ms for r in self.layers)
+
+    @property
+    def expected_ms(self) -> float:
+        return self.layers_ms + self.update_ms + self.communication_ms
+
+    @property
+    def bound_ms(self) -> float:
+        return sum(r.bound_ms for r in self.layers) + self.update_bound_ms + self.communication_ms
+
+    @property
+    def forward_ms(self) -> float:
+        return sum(r.forward_ms for r in self.layers)
+
+    @property
+    def backward_ms(self) -> float:
+        return sum(r.backward_ms for r in self.layers)
+
+    def to_dict(self) -> dict:
+        """The JSON contract of ``alexcost predict``: ``model``, ``gpu``, ``gpus``, ``batch``, ``dtype``,
+        ``phase``, ``expected_ms``, ``bound_ms`` and ``layers`` (each with ``name``, ``expected_ms``,
+        ``bound_ms``, ``limited_by``), and what else explains them."""
+        c = self.gpu
+        return {"model": self.model, "gpu": c.key, "gpus": self.gpus, "batch": self.batch, "dtype": self.dtype,
+                "phase": self.phase, "mode": self.mode, "split": self.split, "expected_ms": self.expected_ms,
+                "bound_ms": self.bound_ms, "forward_ms": self.forward_ms, "backward_ms": self.backward_ms,
+                "update_ms": self.update_ms, "communication_ms": self.communication_ms, "anchored": False,
+                "gpu_name": c.name, "math_unit": c.unit(self.dtype), "peak_flops": c.peak(self.dtype),
+                "bandwidth_bytes_per_s": c.bandwidth,
+                "crossings": [{"layer": x.name, "forward_bytes": x.forward_bytes, "backward_bytes": x.backward_bytes}
+                              for x in self.crossings],
+                "layers": [r.to_dict() for r in self.layers],
+                "coefficients": self.coefficients.summary()}
+
+
+class Plan(NamedTuple):
+    """What the time model times, before any coefficient: each GPU's kernels for the expected time,
+    the kernels of the bound (every fusion rule applied), the optimizer's update and the bytes each
+    GPU receives over its link."""
+
+    model: str
+    gpu: GPU
+    gpus: int
+    split: str
+    batch: int
+    dtype: str
+    phase: str
+    mode: str
+    rows: tuple
+    kernels: tuple
+    bound_kernels: tuple
+    update: tuple
+    link_bytes: float
+    crossings: tuple
+
+
+def plan(rows, trainings=None, *, model: str, gpu_key: str, batch: int, dtype: str = "float32",
+         phase: str = "forward", mode: str = "eager", gpus: int = 1, split: str = "single",
+         optimizer: str = "momentum") -> Plan:
+    """The kernels of ``phase`` for ``rows`` (the cost records of the batch one GPU runs: the whole batch
+    on one GPU or in a model split, one GPU's share in data parallelism) and, for ``train_step`` and
+    ``train_iteration``, ``trainings`` (their `LayerTraining` records, in the same order). ``split`` is
+    `resolve_split`'s answer."""
+    check_choice(phase, "phase", PHASES)
+    check_choice(mode, "mode", MODES)
+    check_choice(optimizer, "optimizer", tuple(UPDATE))
+    card = gpu(gpu_key)
+    card.unit(dtype)  # refuses a dtype the card cannot run
+    training = phase != "forward"
+    if training and trainings is None:
+        raise SpecError(f"phase {phase} needs the training step's records")
+    trs = trainings if training else None
+    fused = fusion(rows, training) if mode == "graph" and not training else frozenset()
+    kernels = network_kernels(rows, trs, fused=fused, amp=dtype == "amp")
+    bound_kernels = network_kernels(rows, trs, fused=fusion(rows, training))
+    cross = crossings(rows, trs, gpus) if split == "model" else ()
+    if split == "model":
+        kernels, bound_kernels = _model_split(kernels, rows, gpus), _model_split(bound_kernels, rows, gpus)
+    update, link = [], 0.0
+    if phase == "train_iteration":
+        master = MASTER_BYTES.get(dtype, 4)
+        update = update_kernels(rows, trs, optimizer, master)
+        if split == "model":
+            update = [shared(k, gpus) for k in update]
+        if split == "data":
+            link = 2 * (gpus - 1) / gpus * sum(tr.trainable_params for tr in trs) * master
+    if cross:
+        link += sum(x.forward_bytes + (x.backward_bytes if training else 0) for x in cross) / gpus
+    return Plan(model, card, gpus, split, batch, dtype, phase, mode, tuple(rows), tuple(kernels),
+                tuple(bound_kernels), tuple(update), link, cross)
+
+
+def timed(p: Plan, coefficients=None) -> Estimate:
+    """A plan's expected time and bound with ``coefficients`` (default: the shipped ones)."""
+    timer = Timer(p.gpu, p.dtype, p.mode, coefficients)
+    layers = layer_times(p.rows, p.kernels, p.bound_kernels, timer)
+    communication_ms = p.link_bytes / p.gpu.link * 1e3
+    return Estimate(p, layers, total_seconds(p.update, timer) * 1e3, bound_seconds(p.update, timer) * 1e3,
+                    communication_ms, timer.c)
+
+
+def expected_ms(p: Plan, coefficients=None) -> float:
+    """The plan's whole expected time, as `timed` gives it, without the per-layer records."""
+    timer = Timer(p.gpu, p.dtype, p.mode, coefficients)
+    return (total_seconds(p.kernels, timer) + total_seconds(p.update, timer)) * 1e3 + p.link_bytes / p.gpu.link * 1e3
+
+
+def estimate(rows, trainings=None, *, coefficients=None, **how) -> Estimate:
+    """`timed` of `plan` (same arguments)."""
+    return timed(plan(rows, trainings, **how), coefficients)
+
+
+# -- a training step on a GPU (``alexcost train --gpu``) ---------------------------------------------
+
+class Prediction(NamedTuple):
+    """A training step of ``batch`` samples on ``gpus`` GPUs: the time model's whole iteration (update
+    and communication included) and its bound, and the step's memory on each GPU."""
+
+    estimate: Estimate
+    optimizer: str
+    memory_per_gpu: int
+    params_per_gpu: int
+    macs_per_gpu: int
+
+    gpu = property(lambda self: self.estimate.gpu)
+    gpus = property(lambda self: self.estimate.gpus)
+    split = property(lambda self: self.estimate.split)
+    dtype = property(lambda self: self.estimate.dtype)
+    batch = property(lambda self: self.estimate.batch)
+    mode = property(lambda self: self.estimate.mode)
+    layers = property(lambda self: self.estimate.layers)
+    crossings = property(lambda self: self.estimate.crossings)
+    update_ms = property(lambda self: self.estimate.update_ms)
+    communication_ms = property(lambda self: self.estimate.communication_ms)
+    step_ms = property(lambda self: self.estimate.expected_ms)
+    bound_ms = property(lambda self: self.estimate.bound_ms)
+
+    @property
+    def compute_ms(self) -> float:
+        return self.step_ms - self.communication_ms
+
+    @property
+    def fits(self) -> bool:
+        return self.memory_per_gpu <= self.gpu.memory
+
+    def days(self, schedule) -> float:
+        """Days for the schedule's images and epochs: ``images*epochs/batch`` steps of ``step_ms``."""
+        return schedule.samples / self.batch * self.step_ms / 1e3 / 86_400
+
+    def bound_days(self, schedule) -> float:
+        return schedule.samples / self.batch * self.bound_ms / 1e3 / 86_400
+
+    def to_dict(self, schedule=None) -> dict:
+        e = self.estimate
+        out = {"gpu": self.gpu.to_dict(), "gpus": self.gpus, "split": self.split, "dtype": self.dtype,
+               "mode": self.mode, "peak_flops": self.gpu.peak(self.dtype), "step_ms": self.step_ms,
+               "bound_ms": self.bound_ms, "compute_ms": self.compute_ms, "forward_ms": e.forward_ms,
+               "backward_ms": e.backward_ms, "update_ms": self.update_ms, "communication_ms": self.communication_ms,
+               "memory_per_gpu": self.memory_per_gpu, "fits": self.fits, "params_per_gpu": self.params_per_gpu,
+               "macs_per_gpu": self.macs_per_gpu,
+               "crossings": [{"layer": c.name, "forward_bytes": c.forward_bytes, "backward_bytes": c.backward_bytes}
+                             for c in self.crossings],
+               "layers": [r.to_dict() for r in self.layers], "coefficients": e.coefficients.summary()}
+        if schedule is not None:
+            out["days"] = self.days(schedule)
+            out["bound_days"] = self.bound_days(schedule)
+        return out
+
+
 def _memory_model_split(training, gpus: int, dense: set) -> int:
     """Per GPU: its share of weights, gradients, state and kept tensors; the input batch whole; a
     tensor a layer that reads every channel keeps, whole (its own part and the part it received)."""
     m = training.memory
     whole = m.input
-    shared = 0
+    shared_bytes = 0
     seen = set()
     for tr in training.layers:
         for t in tr.saved:
@@ -215,52 +356,35 @@ def _memory_model_split(training, gpus: int, dense: set) -> int:
             if tr.name in dense and t.storage[0] != "new":
                 whole += t.bytes
             else:
-                shared += t.bytes
+                shared_bytes += t.bytes
     rest = m.peak - m.input - m.saved
-    return rest // gpus + shared // gpus + whole
+    return rest // gpus + shared_bytes // gpus + whole
 
 
-def predict(training, gpu_key: str, gpus: int = 1, split: str = "auto", network=None) -> Prediction:
-    """The roofline prediction of ``training`` (a `alexcost.training.step.TrainingCost`) on ``gpus`` of
-    the catalog's ``gpu_key``. ``split``: ``"data"``, ``"model"`` or ``"auto"`` (model when
-    `model_split_possible`, else data); data parallelism needs ``network`` to cost the
-    per-GPU batch."""
-    from ..training.step import training_cost
-
+def predict(training, gpu_key: str, gpus: int = 1, split: str = "auto", network=None, per_gpu=None,
+            mode: str = "eager") -> Prediction:
+    """A whole training iteration of ``training`` (a `alexcost.training.TrainingCost`) on ``gpus`` of the
+    catalog's ``gpu_key``, by the time model. ``split``: ``"data"``, ``"model"`` or ``"auto"`` (model when
+    `model_split_possible`, else data); data parallelism needs ``per_gpu``, the training cost of one
+    GPU's share of the batch (``training_cost(network, batch // gpus, ...)``)."""
     card = gpu(gpu_key)
-    if not isinstance(gpus, int) or gpus < 1 or gpus > 1024:
-        raise SpecError(f"gpus must be a whole number from 1 to 1024, got {gpus!r}")
-    peaks = card.peaks(training.dtype)
-    if split not in ("auto", "data", "model"):
-        raise SpecError(f"unknown split {split!r}; choose auto, data or model")
     net = network if network is not None else training.network
-    if gpus == 1:
-        split = "single"
-    elif split == "auto":
-        split = "model" if model_split_possible(net, gpus) else "data"
-    if split == "model" and not model_split_possible(net, gpus):
-        raise SpecError(f"the model split needs a chain whose grouped convolutions have {gpus} groups (one per "
-                        f"GPU), as the AlexNet paper's; {training.model!r} has none: use --split data")
-    if split in ("single", "model"):
-        share = gpus
-        layers = _layer_predictions(training, peaks, share, gpus if split == "model" else 0)
-        cross = crossings(training, gpus) if split == "model" else ()
-        moved = sum(c.forward_bytes + c.backward_bytes for c in cross)
-        comm = moved / gpus / card.link * 1e3 if cross else 0.0  # each GPU receives its share over its link
-        dense = {c.name for c in cross}
-        memory = _memory_model_split(training, gpus, dense) if split == "model" else training.memory.peak
-        return Prediction(card, gpus, split, training.dtype, training.batch, training.optimizer, layers,
-                          _update(training, peaks, share), comm, cross, memory, training.params // gpus,
-                          training.forward_macs // gpus)
-    if training.batch % gpus:
-        raise SpecError(f"data parallelism splits the batch evenly: batch {training.batch} is not a multiple of "
-                        f"{gpus} GPUs")
-    per = training_cost(net, training.batch // gpus, training.dtype, device=training.device,
-                        optimizer=training.optimizer, frozen=training.frozen)
-    layers = _layer_predictions(per, peaks)
-    comm = 2 * (gpus - 1) / gpus * per.grad_bytes / card.link * 1e3
-    return Prediction(card, gpus, "data", training.dtype, training.batch, training.optimizer, layers,
-                      _update(per, peaks), comm, (), per.memory.peak, per.params, per.forward_macs)
+    how = resolve_split(net, gpus, split)
+    per = training
+    if how == "data":
+        share = per_gpu_batch(training.batch, gpus)
+        if per_gpu is None or per_gpu.batch != share:
+            raise SpecError(f"data parallelism on {gpus} GPUs needs the training cost of {share} samples")
+        per = per_gpu
+    e = estimate(per.forward.layers, per.layers, model=training.model, gpu_key=card.key, batch=training.batch,
+                 dtype=training.dtype, phase="train_iteration", mode=mode, gpus=gpus, split=how,
+                 optimizer=training.optimizer)
+    if how == "model":
+        memory = _memory_model_split(training, gpus, {c.name for c in e.crossings})
+        return Prediction(e, training.optimizer, memory, training.params // gpus, training.forward_macs // gpus)
+    if how == "data":
+        return Prediction(e, training.optimizer, per.memory.peak, per.params, per.forward_macs)
+    return Prediction(e, training.optimizer, training.memory.peak, training.params, training.forward_macs)
 
 
 def reference(model: str) -> dict | None:
@@ -269,12 +393,9 @@ def reference(model: str) -> dict | None:
 
 
 def against_reference(prediction: Prediction, schedule, ref: dict) -> dict:
-    """The predicted days beside the published ones, and the utilisation that implies: the
-    fraction of the GPUs' peak a run that took the published time would have reached."""
-    days = prediction.days(schedule)
-    low, high = ref["days"]
-    return {"published_days": list(ref["days"]), "predicted_days": days,
-            "utilisation": [days / high, days / low], "source": ref["source"],
+    """The predicted days beside the published ones, and the bound's days."""
+    return {"published_days": list(ref["days"]), "predicted_days": prediction.days(schedule),
+            "bound_days": prediction.bound_days(schedule), "source": ref["source"],
             "same_setup": prediction.gpu.key == ref["gpu"] and prediction.gpus == ref["gpus"]
             and prediction.batch == ref["batch"]}
 

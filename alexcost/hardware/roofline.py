@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..engine.cost import NetworkCost, Totals, percent
-
-GROUPS = ("conv", "fc", "other")
+from .kernels import GROUPS, group_of
 
 
 # -- peaks -------------------------------------------------------------------------------
@@ -177,11 +176,6 @@ class BatchAnalysis:
 
 def bound_words(b: Bound) -> str:
     return f"{b.kind}-bound ({b.intensity:.1f} FLOP/B)" if b.intensity is not None else f"{b.kind}-bound"
-
-
-def group_of(row) -> str:
-    """``conv``, ``fc``, or ``other`` for any other group a custom kind may name."""
-    return row.group if row.group in GROUPS else "other"
 
 
 def analyse(cost: NetworkCost, layer_stats: Sequence, network_stats, peaks: Peaks,

@@ -1,4 +1,4 @@
-"""Rendering a hardware prediction of a training step: its table and JSON."""
+"""Rendering a training step's prediction on a GPU (``alexcost train --gpu``): its table and JSON."""
 
 from __future__ import annotations
 
@@ -30,21 +30,22 @@ def _days(days: float) -> str:
 def render(prediction: Prediction, training, schedule, style: str = "simple") -> str:
     """The prediction as text: per layer, the step, the days, memory, and the split's crossings."""
     p, card = prediction, prediction.gpu
-    rows = [[r.name, r.type, f"{r.forward.ms:.3f}", r.forward.kind or "-", f"{r.backward.ms:.3f}",
-             r.backward.kind or "-"] for r in p.layers]
-    rows.append(["update", training.optimizer, "", "", f"{p.update.ms:.3f}", p.update.kind or "-"])
+    rows = [[r.name, r.type, f"{r.forward_ms:.3f}", f"{r.backward_ms:.3f}", f"{r.expected_ms:.3f}",
+             f"{r.bound_ms:.3f}", r.limited_by or "-"] for r in p.layers]
+    rows.append(["update", training.optimizer, "", "", f"{p.update_ms:.3f}", f"{p.estimate.update_bound_ms:.3f}", "-"])
     where = f"{p.gpus} x {card.name}" if p.gpus > 1 else card.name
     split = {"single": "", "data": f", data parallel ({p.batch // p.gpus} samples per GPU, gradients all-reduced)",
              "model": ", split as the paper split AlexNet (each layer's kernels shared out, activations exchanged "
                       "where a layer reads every channel)"}[p.split]
+    steps = schedule.samples / p.batch
     out = [f"hardware: {where}{split}; {p.dtype} peak {card.peak(p.dtype) / 1e12:.2f} TFLOP/s, "
            f"{card.bandwidth / 1e9:.0f} GB/s, {card.memory / GiB:g} GiB each",
            f"source: {card.source}", "",
-           render_table(("layer", "type", "fwd ms", "fwd bound", "bwd ms", "bwd bound"), rows,
-                        ("left", "left", "right", "left", "right", "left"), style), "",
-           f"step (roofline, at best): {p.step_ms:.2f} ms = compute {p.compute_ms:.2f} + communication "
-           f"{p.communication_ms:.2f} ({card.link_name}); {schedule.samples / p.batch:,.0f} steps: "
-           f"{_days(p.days(schedule))}",
+           render_table(("layer", "type", "fwd ms", "bwd ms", "expected ms", "bound ms", "limited by"), rows,
+                        ("left", "left", "right", "right", "right", "right", "left"), style), "",
+           f"step (time model, {p.mode} mode): {p.step_ms:.2f} ms expected = compute {p.compute_ms:.2f} + "
+           f"communication {p.communication_ms:.2f} ({card.link_name}); bound {p.bound_ms:.2f} ms; "
+           f"{steps:,.0f} steps: {_days(p.days(schedule))} expected, {_days(p.bound_days(schedule))} at best",
            f"memory per GPU (model): {p.memory_per_gpu / GiB:.2f} GiB of {card.memory / GiB:g} GiB: "
            + ("fits" if p.fits else "DOES NOT FIT")]
     if p.split == "model":
@@ -54,9 +55,8 @@ def render(prediction: Prediction, training, schedule, style: str = "simple") ->
     ref = reference(training.model)
     if ref is not None:
         a = against_reference(p, schedule, ref)
-        low, high = a["utilisation"]
         setup = "" if a["same_setup"] else " (a different setup from the paper's two GTX 580s at batch 128)"
         out.append(f"published: {ref['days'][0]} to {ref['days'][1]} days ({ref['source']})")
-        out.append(f"predicted at peak: {a['predicted_days']:.2f} days{setup}; the published run reached "
-                   f"{100 * low:.0f}-{100 * high:.0f}% of this roofline")
+        out.append(f"predicted: {a['predicted_days']:.2f} days{setup}; at best (the bound) "
+                   f"{a['bound_days']:.2f} days")
     return "\n".join(out) + "\n"

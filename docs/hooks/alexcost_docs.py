@@ -48,8 +48,8 @@ API = (
                     "alexcost.SpecError")),
     ("Layer kinds", ("alexcost.Layer", "alexcost.register_layer", "alexcost.LAYER_KINDS")),
     ("Training and GPUs", ("alexcost.training.training_cost", "alexcost.training.TrainingCost",
-                           "alexcost.training.StepMemory", "alexcost.training.Schedule", "alexcost.hardware.predict",
-                           "alexcost.hardware.CATALOG")),
+                           "alexcost.training.StepMemory", "alexcost.training.Schedule", "alexcost.prediction.predict",
+                           "alexcost.hardware.predict", "alexcost.hardware.CATALOG")),
     ("Torch modules, checks and timing", ("alexcost.torch_bridge.from_module", "alexcost.torch_bridge.to_module",
                                           "alexcost.torch_run.verify.verify_network",
                                           "alexcost.torch_run.verify.verify_module",
@@ -156,11 +156,18 @@ def _step_memory():
     return step_memory_figure(_paper_step())
 
 
+def _prediction_fit():
+    from alexcost.render.prediction import published_fit_figure
+
+    return published_fit_figure()
+
+
 FIGURES = {
     "img/seed-shares.svg": _shares("seed"), "img/seed-memory.svg": _memory("seed"),
     "img/paper-shares.svg": _shares("paper"), "img/paper-memory.svg": _memory("paper"),
     "img/paper-two-gpus.svg": _two_gpus, "img/paper-step-memory.svg": _step_memory,
     "img/seed-cpu-time-shares.svg": _time_shares, "img/paper-roofline.svg": _roofline,
+    "img/prediction-fit.svg": _prediction_fit,
     **{f"img/{name}-shares.svg": _shares(name)
        for name in ("torchvision", "zfnet", "vgg16", "googlenet", "resnet18", "resnet50", "mobilenet_v2")},
 }
@@ -377,7 +384,9 @@ def cli_markdown(module: str = "alexcost_cli.main", name: str = "cli", prog: str
 
 def generated() -> dict[str, str]:
     """What goes between the markers of each generated page."""
-    return {"cli.md": cli_markdown(), "api.md": api_summary()}
+    from alexcost.render.prediction import docs_markdown
+
+    return {"cli.md": cli_markdown(), "api.md": api_summary(), "predicting-time.md": docs_markdown()}
 
 
 def with_generated(text: str, content: str) -> str:
