@@ -57,21 +57,10 @@ class Results:
     def invalid(self) -> tuple[Candidate, ...]:
         return tuple(r for r in self.rows if not r.ok)
 
-    def table(self, limit: int | None = None) -> str:
-        """The rows as a text table (the first ``limit``, if given)."""
-        from .units import commas
-        from .render.table import render_table
-
-        def cell(value):
-            return "" if value is None else commas(value) if isinstance(value, int) else str(value)
-        rows = [[str(r.index), r.name, *(cell(getattr(r, c)) for c in COLUMNS[2:6]),
-                 "x".join(map(str, r.output_shape)) if r.output_shape else "", r.error or "ok"]
-                for r in self.rows[:limit]]
-        return render_table(("#", "name", "params", "MACs", "FLOPs", "activation bytes", "output", "verdict"),
-                            rows, ("right", "left", "right", "right", "right", "right", "left", "left"))
-
     def __str__(self) -> str:
-        return self.table()
+        """One line; `alexcost.render.search.table` gives the table."""
+        return (f"{len(self.rows)} candidates, {len(self.valid)} valid, {len(self.invalid)} invalid "
+                f"(batch {self.batch}, {self.dtype})")
 
 
 def _key(entry):

@@ -23,11 +23,11 @@ import pkgutil
 import re
 
 API_GROUPS = (
-    ("The network and its costs", ("engine.network", "engine.cost", "layers", "models", "engine.storage",
-                                   "layers.strides", "search")),
+    ("The network and its costs", ("engine.network", "engine.cost", "engine.rules", "layers", "models",
+                                   "engine.storage", "layers.strides", "search")),
     ("Spec files", ("specs.specfile", "specs.schema")),
     ("Training and hardware", ("training", "hardware")),
-    ("Reports and figures", ("render.report", "render.plot", "render.table", "units")),
+    ("Reports and figures", ("render.report", "render.search", "render.plot", "render.table", "units")),
     ("Against torch: cross-checks and timing", ("torch_bridge", "torch_run.verify", "torch_run.measure",
                                                 "torch_run.reconcile", "torch_run.timing", "hardware.roofline",
                                                 "torch_run.device")),
