@@ -261,6 +261,17 @@ def test_cli_json_contract():
     assert sum(r["saved_bytes"] for r in data["layers"]) == data["totals"]["saved_bytes"]
 
 
+def test_cli_freezes_layers_and_single_parameters():
+    result = run("--model", "paper", "--batch", "1", "--freeze", "conv1,fc8.bias", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    conv1, fc8_bias = 96 * 3 * 11 * 11 + 96, 1000
+    assert data["frozen"] == ["conv1", "fc8.bias"]
+    assert data["totals"]["trainable_params"] == 60_965_224 - conv1 - fc8_bias
+    result = run("--model", "paper", "--freeze", "fc8.scale")
+    assert result.exit_code == 2 and "a layer's parameters are 'weight' and 'bias'" in result.stderr
+
+
 def test_cli_hardware_and_errors(tmp_path):
     result = run("--model", "paper", "--gpu", "gtx580", "--gpus", "2")
     assert result.exit_code == 0, result.output
