@@ -17,15 +17,13 @@ from ..layers import arguments as check
 from ..layers import INPUT, Layer, ParameterShape, Shape
 from . import rules
 from .cost import NetworkCost, dtype_bytes
-from .rules import Share
+from .rules import ONE, SEVERAL, WEIGHT, Share
 from .rules import forget as forget_rules  # noqa: F401 (its older home)
-from .storage import contiguous_plan, plan
+from .storage import plan
 
 NETWORK_INPUT = -1
 """The source index of the network input in `Network.sources`."""
 
-ONE, SEVERAL, WEIGHT = 0, 1, 2
-"""What a layer's output is to the layers after it: one activation, several, or a Parameter's weight."""
 
 
 def _where(i: int, name: str, kind: str, x, arity) -> str:
@@ -83,7 +81,7 @@ class Network:
     def _wire(self, layers: tuple) -> None:
         """Resolve every layer's inputs, propagate shapes and check each layer on them (the fields
         are set through ``__dict__``: the dataclass is frozen)."""
-        names, index, sources, xs, ys, found, outs, plan = [], {INPUT: NETWORK_INPUT}, [], [], [], [], [], []
+        names, index, sources, xs, ys, found, outs = [], {INPUT: NETWORK_INPUT}, [], [], [], [], []
         chain = True
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
@@ -99,18 +97,18 @@ class Network:
                     entry = rules.checked(own, x)
                 except SpecError as err:
                     raise err.at(_where(i, name, type(layer).__name__, x, own.arity)) from None
-            chain = chain and own.single and refs == ((i - 1, None),)
+            chain = chain and own.output == ONE and refs == ((i - 1, None),)
             index[name] = i
             names.append(name)
             sources.append(refs)
             xs.append(x)
             ys.append(entry.output)
             found.append(entry)
-            outs.append(ONE if own.single else WEIGHT if own.arity == 0 else SEVERAL)
-            plan.append(own.contiguous)
+            outs.append(own.output)
+        contiguous = [r.contiguous for r in found]
         self.__dict__.update(names=tuple(names), sources=tuple(sources), input_shapes=tuple(xs),
                              output_shapes=tuple(ys), is_chain=chain, _derived=[rules.generation(), {
-                                 "rules": found, "contiguous": None if None in plan else tuple(plan)}])
+                                 "rules": found, "contiguous": None if None in contiguous else tuple(contiguous)}])
 
     @staticmethod
     def _duplicate(i: int, name: str, layer: Layer, index: dict):
@@ -256,7 +254,8 @@ class Network:
         needs the strides traced (see `alexcost.engine.storage.contiguous_plan`)."""
         derived = self.derived()
         if "contiguous" not in derived:
-            derived["contiguous"] = contiguous_plan(self)
+            contiguous = [r.contiguous for r in self.layer_rules()]
+            derived["contiguous"] = None if None in contiguous else tuple(contiguous)
         return derived["contiguous"]
 
     def check_batch(self, batch: int) -> None:

@@ -99,34 +99,39 @@ class StepRules(NamedTuple):
 
 
 class Rules:
-    """What one layer configuration's rules give for one input: the checked ``output`` shape, and,
-    worked out when first asked for, its `Counts`, its `Share` of the totals per storage and
-    element size, its `TrainFacts`, and its `StepRules` per set of options and gradients."""
+    """What one layer configuration's rules give for one input: the checked ``output`` shape,
+    whether the output takes new storage when the inputs are contiguous (``contiguous``, see
+    `alexcost.engine.storage.contiguous_new`), and, worked out when first asked for, its `Counts`,
+    its `Share` of the totals per storage and element size, its `TrainFacts`, and its `StepRules`
+    per set of options and gradients."""
 
-    __slots__ = ("output", "counts", "shares", "train", "steps")
+    __slots__ = ("output", "contiguous", "counts", "shares", "train", "steps")
 
-    def __init__(self, output):
+    def __init__(self, output, contiguous: bool | None):
         self.output = output
+        self.contiguous = contiguous
         self.counts: Counts | None = None
         self.shares: dict = {}
         self.train: TrainFacts | None = None
         self.steps: dict = {}
 
 
+ONE, SEVERAL, WEIGHT = 0, 1, 2
+"""What a layer's output is to the layers after it: one activation, several, or a Parameter's weight."""
+
+
 class LayerRules(NamedTuple):
     """What wiring asks of one layer object every time: its ``name`` (None: a default), the stem
-    of a default name, the names it reads (None: the layer before it), its kind's ``arity``,
-    whether its output is one activation (not several, not a Parameter's weight), whether it
-    takes new storage when its inputs are contiguous (`alexcost.engine.storage.contiguous_new`),
-    and its ``table``: input key -> `Rules` (an activation's shape is its own key, see `key`)."""
+    of a default name, the names it reads (None: the layer before it), its kind's ``arity``, what
+    its ``output`` is (`ONE`, `SEVERAL` or `WEIGHT`), and its ``table``: input key -> `Rules` (an
+    activation's shape is its own key, see `key`)."""
 
     layer: Layer
     name: str | None
     stem: str
     inputs: tuple[str, ...] | None
     arity: int | None
-    single: bool
-    contiguous: bool | None
+    output: int
     table: dict
 
 
@@ -159,9 +164,9 @@ def of(layer: Layer) -> LayerRules:
         kind = type(layer)
         if len(_BY_LAYER) >= TABLES:
             _BY_LAYER.clear()
+        output = WEIGHT if kind.arity == 0 else SEVERAL if kind.multi_output else ONE
         found = _BY_LAYER[id(layer)] = LayerRules(layer, layer.name, kind.__name__.lower(), layer.inputs, kind.arity,
-                                                  not kind.multi_output and kind.arity != 0, contiguous_new(layer),
-                                                  _table(layer))
+                                                  output, _table(layer))
     return found
 
 
@@ -203,7 +208,7 @@ def checked(found: LayerRules, x) -> Rules:
     k = key(kind, x)
     rules = found.table.get(k)
     if rules is None:
-        rules = Rules(_output(layer, kind, x))
+        rules = Rules(_output(layer, kind, x), contiguous_new(layer))
         if len(found.table) < SHAPES_PER_LAYER:
             found.table[k] = rules
     return rules
@@ -215,7 +220,7 @@ def again(layer: Layer, x, y) -> Rules:
     k = key(type(layer), x)
     rules = found.table.get(k)
     if rules is None:
-        rules = Rules(y)
+        rules = Rules(y, contiguous_new(layer))
         if len(found.table) < SHAPES_PER_LAYER:
             found.table[k] = rules
     return rules
