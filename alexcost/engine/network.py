@@ -234,7 +234,7 @@ class Network:
         derived = self.derived()
         found = derived.get("rules")
         if found is None:
-            found = derived["rules"] = [rules.again(layer, x, y) for layer, x, y in
+            found = derived["rules"] = [rules.checked(rules.of(layer), x, y) for layer, x, y in
                                         zip(self.layers, self.input_shapes, self.output_shapes)]
         return found
 

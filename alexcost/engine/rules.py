@@ -201,26 +201,15 @@ def key(kind, x):
     return ParameterShape, tuple(isinstance(s, ParameterShape) for s in x), x
 
 
-def checked(found: LayerRules, x) -> Rules:
-    """The `Rules` of ``found.layer`` on input ``x``: its output shape, checked (raises `SpecError`)."""
+def checked(found: LayerRules, x, known=None) -> Rules:
+    """The `Rules` of ``found.layer`` on input ``x``: its output shape, checked (raises `SpecError`),
+    or ``known``, the output a network checked before `forget` ran."""
     layer = found.layer
     kind = type(layer)
     k = key(kind, x)
     rules = found.table.get(k)
     if rules is None:
-        rules = Rules(_output(layer, kind, x), contiguous_new(layer))
-        if len(found.table) < SHAPES_PER_LAYER:
-            found.table[k] = rules
-    return rules
-
-
-def again(layer: Layer, x, y) -> Rules:
-    """The `Rules` of ``layer`` on ``x``, whose output ``y`` was checked before `forget` ran."""
-    found = of(layer)
-    k = key(type(layer), x)
-    rules = found.table.get(k)
-    if rules is None:
-        rules = Rules(y, contiguous_new(layer))
+        rules = Rules(_output(layer, kind, x) if known is None else known, contiguous_new(layer))
         if len(found.table) < SHAPES_PER_LAYER:
             found.table[k] = rules
     return rules
