@@ -120,20 +120,28 @@ class Network:
         """The ``(layer index, output index)`` pairs a layer reads, and what its rules see: one
         shape, or a tuple of them (a Parameter's output as a `ParameterShape`: it has no batch
         dimension). ``outs[j]``: what layer ``j``'s output is (`ONE`, `SEVERAL` or `WEIGHT`)."""
-        inputs = own.inputs
-        if inputs is None and own.arity == 1 and (not i or outs[i - 1] == ONE):  # the layer before it
+        inputs, arity = own.inputs, own.arity
+        if inputs is None and arity == 1 and (not i or outs[i - 1] == ONE):  # the layer before it
             return ((i - 1, None),), ys[i - 1] if i else self.input_shape
         kind = type(own.layer)
         if inputs is None:
             inputs = self._default(i, name, kind, names, ys, outs)
-        else:
-            self._check_arity(i, name, kind, inputs)
+        elif arity == 0 or (arity == 1 and len(inputs) != 1) or (arity is None and len(inputs) < 2):
+            self._arity_error(i, name, kind, inputs)
         refs, shapes = [], []
         for ref in inputs:
-            j, k, shape = self._reference(i, name, kind, ref, index, ys, outs)
-            refs.append((j, k))
-            shapes.append(shape)
-        if kind.arity != 1:
+            j = index.get(ref)
+            if j == NETWORK_INPUT:
+                refs.append((j, None))
+                shapes.append(self.input_shape)
+            elif j is not None and outs[j] != SEVERAL:  # an activation, or a Parameter's weight
+                refs.append((j, None))
+                shapes.append(ys[j] if outs[j] == ONE else ParameterShape(ys[j]))
+            else:  # output k of a layer of several, "n.k", or a mistake
+                j, k = self._reference(i, name, kind, ref, index, ys, outs)
+                refs.append((j, k))
+                shapes.append(ys[j][k])
+        if arity != 1:
             return tuple(refs), tuple(shapes)
         if type(shapes[0]) is ParameterShape:
             raise SpecError(f"{describe_layer(i, name, kind.__name__)}: reads a Parameter; only Add, Mul and other "
@@ -154,28 +162,21 @@ class Network:
         return (names[i - 1],)
 
     @staticmethod
-    def _check_arity(i: int, name: str, kind, inputs: tuple) -> None:
+    def _arity_error(i: int, name: str, kind, inputs: tuple):
         where = describe_layer(i, name, kind.__name__)
         if kind.arity == 0:
             raise SpecError(f"{where}: {kind.__name__} reads no input, but inputs={list(inputs)}")
-        if kind.arity == 1 and len(inputs) != 1:
+        if kind.arity == 1:
             raise SpecError(f"{where}: reads one input, but inputs names {len(inputs)}: {list(inputs)}")
-        if kind.arity is None and len(inputs) < 2:
-            raise SpecError(f"{where}: {kind.__name__} merges two or more tensors, but inputs names "
-                            f"{len(inputs)}: {list(inputs)}")
+        raise SpecError(f"{where}: {kind.__name__} merges two or more tensors, but inputs names {len(inputs)}: "
+                        f"{list(inputs)}")
 
     def _reference(self, i: int, name: str, kind, ref: str, index: dict, ys: list, outs: list) -> tuple:
-        """``(layer index, output index, shape)`` of one name in a layer's ``inputs``."""
-        j = index.get(ref)
-        if j is not None:
-            if j == NETWORK_INPUT:
-                return j, None, self.input_shape
-            if outs[j] == ONE:
-                return j, None, ys[j]
-            if outs[j] == WEIGHT:
-                return j, None, ParameterShape(ys[j])
+        """``(layer index, output index)`` of ``"n.k"`` in a layer's ``inputs``; any other name that got
+        here is refused."""
         where = describe_layer(i, name, kind.__name__)
-        if j is not None:
+        j = index.get(ref)
+        if j is not None:  # a layer of several outputs, named whole
             raise SpecError(f"{where}: inputs names {ref!r}, which has {len(ys[j])} outputs; name one, "
                             f"e.g. {ref + '.0'!r}")
         base, dot, k = ref.partition(".")
@@ -189,7 +190,7 @@ class Network:
         if int(k) >= len(ys[j]):
             raise SpecError(f"{where}: inputs names {ref!r}, but {base!r} has {len(ys[j])} outputs "
                             f"({base}.0 to {base}.{len(ys[j]) - 1})")
-        return j, int(k), ys[j][int(k)]
+        return j, int(k)
 
     # -- views ---------------------------------------------------------------------
     @property
@@ -281,7 +282,7 @@ class Network:
     def shares(self, batch: int, itemsize: int) -> list[Share]:
         """Per layer, its `alexcost.engine.rules.Share` of the totals for one sample, its storage
         planned for ``batch`` samples, its buffers sized at ``itemsize`` bytes per element."""
-        keys = ((False, itemsize), (True, itemsize))
+        keys = (-itemsize, itemsize)  # (see `alexcost.engine.rules.Rules`)
         return [r.shares.get(keys[new]) or rules.share(layer, r, x, new, itemsize) for layer, r, x, new in
                 zip(self.layers, self.layer_rules(), self.input_shapes, self.storage(batch))]
 

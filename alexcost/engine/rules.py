@@ -102,8 +102,9 @@ class Rules:
     """What one layer configuration's rules give for one input: the checked ``output`` shape,
     whether the output takes new storage when the inputs are contiguous (``contiguous``, see
     `alexcost.engine.storage.contiguous_new`), and, worked out when first asked for, its `Counts`,
-    its `Share` of the totals per storage and element size, its `TrainFacts`, and its `StepRules`
-    per set of options and gradients."""
+    its `Share` of the totals per storage and element size (``shares[itemsize]`` for an output in
+    storage of its own, ``shares[-itemsize]`` for one that is not), its `TrainFacts`, and its
+    `StepRules` per set of options and gradients."""
 
     __slots__ = ("output", "contiguous", "counts", "shares", "train", "steps")
 
@@ -246,10 +247,10 @@ def counts(layer: Layer, rules: Rules, x) -> Counts:
 
 def share(layer: Layer, rules: Rules, x, new: bool, itemsize: int) -> Share:
     """``layer``'s `Share` of the totals on ``x``; ``new``: its output is in storage of its own."""
-    found = rules.shares.get((new, itemsize))
+    found = rules.shares.get(itemsize if new else -itemsize)
     if found is None:
         w, b, m, a, o, n, e, batched = counts(layer, rules, x)
-        found = rules.shares[(new, itemsize)] = Share(
+        found = rules.shares[itemsize if new else -itemsize] = Share(
             w, b, m, a, o, n, layer.buffer_bytes(x, itemsize) if n else 0, e if batched else 0,
             e if batched and new else 0, 0 if batched else e)
     return found

@@ -44,7 +44,7 @@ class Walked(NamedTuple):
     grad_tensors: int
     buffer_bytes: int
     layers: tuple = ()
-    kept: dict = {}
+    kept: dict | None = None
     made: tuple = ()
     notes: tuple = ()
 
