@@ -55,6 +55,24 @@ def test_a_layer_pickles_to_the_same_bytes_before_and_after_use():
         assert sorted(vars(layer)) == sorted(f.name for f in fields(layer))
 
 
+def test_the_cache_keeps_no_layer_alive():
+    """What the rules gave for a layer object is dropped when the layer goes; its configuration's
+    table stays, for the next layer of the same kind and arguments."""
+    import gc
+    import weakref
+
+    layers = [Conv2d(out_channels=3, kernel_size=1, name="kept"), Scale()]
+    net = Network((2, 4, 4), layers)
+    training_cost(net, 2).memory
+    refs, ids = [weakref.ref(layer) for layer in layers], [id(layer) for layer in layers]
+    table = rules.of(layers[0]).table
+    assert all(i in rules._BY_LAYER for i in ids)
+    del layers, net
+    gc.collect()
+    assert [r() for r in refs] == [None, None] and not any(i in rules._BY_LAYER for i in ids)
+    assert rules.of(Conv2d(out_channels=3, kernel_size=1)).table is table
+
+
 def test_built_in_layers_of_one_configuration_share_one_table():
     forget_rules()
     a, b = Conv2d(name="a", out_channels=4, kernel_size=3), Conv2d(name="b", out_channels=4, kernel_size=3)

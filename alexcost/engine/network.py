@@ -90,11 +90,11 @@ class Network:
             name = own.name or f"{own.stem}{i}"
             if name in index:
                 self._duplicate(i, name, layer, index)
-            refs, x = self._resolve(i, name, own, index, names, ys, outs)
+            refs, x = self._resolve(i, name, layer, own, index, names, ys, outs)
             entry = own.table.get(x) if own.arity == 1 else None  # an activation's shape is its own key
             if entry is None:
                 try:
-                    entry = rules.checked(own, x)
+                    entry = rules.checked(layer, own, x)
                 except SpecError as err:
                     raise err.at(_where(i, name, type(layer).__name__, x, own.arity)) from None
             chain = chain and own.output == ONE and refs == ((i - 1, None),)
@@ -115,7 +115,7 @@ class Network:
         what = "the network input's name" if name == INPUT else f"already used by layers[{index[name]}]"
         raise SpecError(f"layers[{i}] ({type(layer).__name__}): duplicate name {name!r}, {what}")
 
-    def _resolve(self, i: int, name: str, own: rules.LayerRules, index: dict, names: list, ys: list,
+    def _resolve(self, i: int, name: str, layer: Layer, own: rules.LayerRules, index: dict, names: list, ys: list,
                  outs: list) -> tuple:
         """The ``(layer index, output index)`` pairs a layer reads, and what its rules see: one
         shape, or a tuple of them (a Parameter's output as a `ParameterShape`: it has no batch
@@ -123,7 +123,7 @@ class Network:
         inputs, arity = own.inputs, own.arity
         if inputs is None and arity == 1 and (not i or outs[i - 1] == ONE):  # the layer before it
             return ((i - 1, None),), ys[i - 1] if i else self.input_shape
-        kind = type(own.layer)
+        kind = type(layer)
         if inputs is None:
             inputs = self._default(i, name, kind, names, ys, outs)
         elif arity == 0 or (arity == 1 and len(inputs) != 1) or (arity is None and len(inputs) < 2):
@@ -235,7 +235,7 @@ class Network:
         derived = self.derived()
         found = derived.get("rules")
         if found is None:
-            found = derived["rules"] = [rules.checked(rules.of(layer), x, y) for layer, x, y in
+            found = derived["rules"] = [rules.checked(layer, rules.of(layer), x, y) for layer, x, y in
                                         zip(self.layers, self.input_shapes, self.output_shapes)]
         return found
 

@@ -13,12 +13,14 @@ Built-in layers of one kind and arguments share one table, whatever their ``name
 are equal and of the same types (``1``, ``True`` and ``1.0`` differ), floats by their repr too
 (``0.0`` and ``-0.0`` differ); a layer whose arguments cannot be hashed, and a user's kind,
 gets a table of its own. Nothing is stored in the layers: the tables live here, keyed by the
-layer object's identity (`of`) and by its configuration. `forget` drops them all: call it after
-changing a kind's rules at run time.
+layer object's identity (`of`; an entry goes when its layer goes: the cache keeps no layer
+alive) and by its configuration. `forget` drops them all: call it after changing a kind's rules
+at run time.
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import fields
 from math import prod
 from operator import attrgetter
@@ -34,7 +36,7 @@ from .storage import contiguous_new
 SHAPES_PER_LAYER = 64
 """Input shapes one table remembers (a layer seen with more is checked and counted again)."""
 TABLES = 100_000
-"""Layer objects, and configurations, remembered at once (then the cache starts afresh)."""
+"""Layer configurations remembered at once (then that table starts afresh)."""
 
 
 class Counts(NamedTuple):
@@ -122,12 +124,13 @@ ONE, SEVERAL, WEIGHT = 0, 1, 2
 
 
 class LayerRules(NamedTuple):
-    """What wiring asks of one layer object every time: its ``name`` (None: a default), the stem
+    """What wiring asks of one layer object every time (``seen``: a weak reference to it): its
+    ``name`` (None: a default), the stem
     of a default name, the names it reads (None: the layer before it), its kind's ``arity``, what
     its ``output`` is (`ONE`, `SEVERAL` or `WEIGHT`), and its ``table``: input key -> `Rules` (an
     activation's shape is its own key, see `key`)."""
 
-    layer: Layer
+    seen: _Seen
     name: str | None
     stem: str
     inputs: tuple[str, ...] | None
@@ -136,8 +139,19 @@ class LayerRules(NamedTuple):
     table: dict
 
 
+class _Seen(weakref.ref):
+    """A weak reference to a layer that drops the layer's `LayerRules` when the layer goes (so an
+    id in `_BY_LAYER` is always its live layer's)."""
+
+    __slots__ = ("key",)
+
+
+def _gone(seen: _Seen) -> None:
+    _BY_LAYER.pop(seen.key, None)
+
+
 _BY_LAYER: dict = {}
-"""id(layer) -> its `LayerRules` (which holds the layer: the id stays its own while it is here)."""
+"""id(layer) -> its `LayerRules`, while the layer lives."""
 _BY_CONFIG: dict = {}
 """A built-in layer's configuration -> its table."""
 _ARGUMENTS: dict = {}
@@ -163,10 +177,10 @@ def of(layer: Layer) -> LayerRules:
     found = _BY_LAYER.get(id(layer))
     if found is None:
         kind = type(layer)
-        if len(_BY_LAYER) >= TABLES:
-            _BY_LAYER.clear()
+        seen = _Seen(layer, _gone)
+        seen.key = id(layer)
         output = WEIGHT if kind.arity == 0 else SEVERAL if kind.multi_output else ONE
-        found = _BY_LAYER[id(layer)] = LayerRules(layer, layer.name, kind.__name__.lower(), layer.inputs, kind.arity,
+        found = _BY_LAYER[id(layer)] = LayerRules(seen, layer.name, kind.__name__.lower(), layer.inputs, kind.arity,
                                                   output, _table(layer))
     return found
 
@@ -202,10 +216,9 @@ def key(kind, x):
     return ParameterShape, tuple(isinstance(s, ParameterShape) for s in x), x
 
 
-def checked(found: LayerRules, x, known=None) -> Rules:
-    """The `Rules` of ``found.layer`` on input ``x``: its output shape, checked (raises `SpecError`),
-    or ``known``, the output a network checked before `forget` ran."""
-    layer = found.layer
+def checked(layer: Layer, found: LayerRules, x, known=None) -> Rules:
+    """The `Rules` of ``layer`` (``found``: its `LayerRules`) on input ``x``: its output shape,
+    checked (raises `SpecError`), or ``known``, the output a network checked before `forget` ran."""
     kind = type(layer)
     k = key(kind, x)
     rules = found.table.get(k)
