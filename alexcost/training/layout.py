@@ -29,11 +29,10 @@ class Layout(NamedTuple):
     storage: list     # per value: the value whose storage it lives in
     elements: list    # per value: its elements, for the whole batch (a weight's: its own)
     weights: frozenset  # the values that are a Parameter's weight (not an activation)
+    facts: tuple      # per layer: its `alexcost.engine.rules.TrainFacts`
     strides: tuple    # per layer: its inputs' batched strides; None where every input is contiguous
     alive: tuple      # per layer: does its output reach the network's output?
-    inplace: tuple    # per layer: does it write into its input 0 in training?
-    written: frozenset  # the storages some layer writes into in place
-    viewed: tuple     # per layer: does some output of it live in another value's storage (a view, or its input)?
+    writes: bool      # does some layer write into its input 0 in training?
     several: bool     # does some layer return several outputs?
 
 
@@ -51,32 +50,29 @@ def _layout(network, batch: int) -> Layout:
     traced = None if plan is not None else trace(network, batch)
     first = [0]  # per layer, shifted by one: its first value (first[0]: the network input's)
     storage, elements, weights = [0], [batch * prod(network.input_shape)], []
-    ins, outs, strides, inplace, viewed = [], [], [], [], []
+    ins, outs, facts, writes, several = [], [], [], False, False
     for i, (layer, r, x, y, refs) in enumerate(zip(network.layers, network.layer_rules(), network.input_shapes,
                                                   network.output_shapes, network.sources)):
-        kind = type(layer)
-        facts = r.train or rules.train_facts(layer, r, x)
+        multi, source = type(layer).multi_output, not refs  # (a Parameter reads nothing: its output is its weight)
+        train = r.train or rules.train_facts(layer, r, x)
         reads = tuple([first[j + 1] + (k or 0) for j, k in refs]) if len(refs) != 1 else \
             (first[refs[0][0] + 1] + (refs[0][1] or 0),)
-        made, shares = [], False
-        first.append(len(storage))
-        for k, s in enumerate(y if kind.multi_output else (y,)):
-            own = kind.arity == 0 or facts.copies or (plan[i] if traced is None else traced[i][k][0] == i)
-            made.append(len(storage))
-            storage.append(len(storage) if own else storage[reads[0]])
-            elements.append(prod(s) * (1 if kind.arity == 0 else batch))
-            shares = shares or not own
-        if kind.arity == 0:
-            weights.append(made[0])
+        v = len(storage)
+        first.append(v)
+        for k, s in enumerate(y if multi else (y,)):
+            own = source or train.copies or (plan[i] if traced is None else traced[i][k][0] == i)
+            storage.append(v + k if own else storage[reads[0]])
+            elements.append(prod(s) if source else batch * prod(s))
+        if source:
+            weights.append(v)
+        writes, several = writes or train.inplace, several or multi
         ins.append(reads)
-        outs.append(tuple(made))
-        strides.append(None if traced is None else _strides(network, traced, i, batch, facts.copies))
-        inplace.append(facts.inplace)
-        viewed.append(shares)
-    written = frozenset(storage[made[0]] for made, writes in zip(outs, inplace) if writes)
-    return Layout(tuple(ins), tuple(outs), storage, elements, frozenset(weights), tuple(strides),
-                  _alive(network), tuple(inplace), written, tuple(viewed),
-                  any(type(layer).multi_output for layer in network.layers))
+        outs.append((v,) if len(storage) == v + 1 else tuple(range(v, len(storage))))
+        facts.append(train)
+    strides = tuple(_strides(network, traced, i, batch, f.copies) for i, f in enumerate(facts)) \
+        if traced is not None else (None,) * len(facts)
+    return Layout(tuple(ins), tuple(outs), storage, elements, frozenset(weights), tuple(facts), strides,
+                  _alive(network), writes, several)
 
 
 def storage_keys(network, lay: Layout) -> list:

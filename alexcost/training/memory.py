@@ -80,8 +80,9 @@ def _lifetimes(network, lay: Layout) -> _Lifetimes:
                if lay.storage[v] != 0 and lay.storage[v] not in lay.weights}
     transient = [(s, max(i, made_by[s]), lay.elements[s]) for s, i in last_read.items()
                  if s != 0 and s not in lay.weights and s not in outputs]
-    passes = [bool(ins) and not type(layer).multi_output and not inplace and lay.storage[outs[0]] == lay.storage[ins[0]]
-              for layer, ins, outs, inplace in zip(network.layers, lay.ins, lay.outs, lay.inplace)]
+    passes = [bool(ins) and not type(layer).multi_output and not facts.inplace and
+              lay.storage[outs[0]] == lay.storage[ins[0]]
+              for layer, ins, outs, facts in zip(network.layers, lay.ins, lay.outs, lay.facts)]
     return _Lifetimes(allocates, transient, outputs, passes)
 
 
@@ -100,12 +101,12 @@ def step_memory(network, lay: Layout, walked, itemsize: int, state: int) -> Step
         total += alloc * itemsize + new
         peak = max(peak, total)
         total -= free
-    saved = sum(size for _, size in kept.values())
+    saved = sum(size for _, size, _ in kept.values())
     # what the forward pass leaves: the output, and what live layers keep (dead layers' values go at its end)
-    held = saved - kept.get(0, (0, 0))[1]
+    held = saved - kept.get(0, (0, 0, 0))[1]
     held += sum(count for s, count in life.outputs.items() if s not in kept) * itemsize
     release = [0] * len(network.layers)
-    for s, (i, size) in kept.items():
+    for s, (i, size, _) in kept.items():
         if s not in life.outputs and s != 0:
             release[i] += size
     backward_peak = _backward_peak(lay, walked.layers, life.passes, release, held, itemsize)

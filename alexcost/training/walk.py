@@ -54,26 +54,25 @@ def walk(network, options: Options, frozen: dict, detail: bool = False) -> Walke
     (weight frozen, bias frozen)."""
     lay = layout(network, options.batch)
     state = _State(network, lay, options, detail)
-    found, xs, req, alive = network.layer_rules(), network.input_shapes, state.req, lay.alive
-    views = lay.written and lay.several  # an in-place write into a view of several outputs can be refused
+    req, keep, step_of = state.req, state.keep, rules.step
+    views = lay.writes and lay.several  # an in-place write into a view of several outputs can be refused
     macs = backward = saved = params = trainable = tensors = buffers = 0
-    for i, layer in enumerate(network.layers):
-        r, x, ins = found[i], xs[i], lay.ins[i]
-        facts = r.train or rules.train_facts(layer, r, x)
+    for i, (layer, r, x, ins, outs, facts, strides, live) in enumerate(zip(
+            network.layers, network.layer_rules(), network.input_shapes, lay.ins, lay.outs, lay.facts, lay.strides,
+            lay.alive)):
         in_req = (req[ins[0]],) if len(ins) == 1 else tuple([req[v] for v in ins])
-        cold = frozen.get(i, NOT_FROZEN)
+        cold = frozen.get(i, NOT_FROZEN) if frozen else NOT_FROZEN
         weight, bias = facts.weight_params > 0 and not cold[0], facts.bias_params > 0 and not cold[1]
         node = weight or bias or True in in_req
-        for v in lay.outs[i]:
+        for v in outs:
             req[v] = node
-        live = alive[i]
         try:
-            step = rules.step(layer, r, x, in_req, weight, bias, options, lay.strides[i], node and live)
+            step = step_of(layer, r, x, in_req, weight, bias, options, strides, node and live)
         except SpecError as err:
             raise _refuse(err, network, i) from None
-        if views and (facts.inplace or lay.viewed[i]):
+        if views:
             state.follow_views(i, node, facts.inplace)
-        own = state.keep(i, step, live, facts.inplace) if step.saved or facts.inplace else 0
+        own = keep(i, ins, outs, step, live, facts.inplace) if step.saved or facts.inplace else 0
         mine = facts.weight_params * weight + facts.bias_params * bias if live else 0
         macs += facts.macs
         backward += step.grad_input_macs + step.grad_weight_macs
@@ -97,8 +96,7 @@ def _refuse(err: SpecError, network, i: int) -> SpecError:
 
 class _State:
     """The walk's state beyond the totals: per value, whether it requires a gradient; per storage,
-    its version, and its first live keeper and its bytes; what the in-place check needs; the
-    records, when asked for."""
+    its version, its first live keeper and its bytes; the records, when asked for."""
 
     def __init__(self, network, lay, options: Options, detail: bool):
         self.network, self.layout, self.options, self.detail = network, lay, options, detail
@@ -106,9 +104,10 @@ class _State:
         values = len(lay.storage)
         self.req = [False] * values
         self.version = [0] * values  # per storage
-        self.kept: dict = {}  # storage (or a layer's own tensor) -> (its first live keeper, its bytes)
+        # storage (or a layer's own tensor) -> (its first live keeper, its bytes, its version then): a
+        # storage modified in place after a live layer kept it fails torch's backward (`finish`)
+        self.kept: dict = {}
         self.made = [0] * len(network.layers)  # bytes of the tensors of its own each layer keeps
-        self.checks: list = []  # (layer, storage, its version when kept): for the in-place check
         self.written_by: dict = {}  # storage -> the last layer that wrote into it in place
         self.views: dict = {}  # value -> is it a view of what a multi-output layer returned?
         self.rows: list = []
@@ -130,38 +129,37 @@ class _State:
             if lay.storage[v] != v and ins:  # a view of input 0 (or the same tensor)
                 views[v] = several or views.get(ins[0], False)
 
-    def keep(self, i: int, step, live: bool, inplace: bool) -> int:
-        """What layer ``i`` keeps (its `StepRules`), resolved to storages: the bytes of those it is the
-        first live layer to keep. An in-place layer writes after."""
-        lay, kept, own = self.layout, self.kept, 0
+    def keep(self, i: int, ins: tuple, outs: tuple, step, live: bool, inplace: bool) -> int:
+        """What layer ``i`` keeps (its `StepRules`; it reads the values ``ins`` and makes ``outs``),
+        resolved to storages: the bytes of those it is the first live layer to keep, each kept at its
+        version then. An in-place layer writes into its input 0 after keeping its inputs and before
+        keeping its own output."""
+        own = 0
         if live and step.new_bytes:
             own += step.new_bytes
             self.made[i] += step.new_bytes
         for k in step.keeps:
-            value = lay.ins[i][k] if k >= 0 else lay.outs[i][-1 - k]
-            if value in lay.weights:
-                continue
-            storage = lay.storage[value]
-            if storage in lay.written and (k >= 0 or not inplace):
-                self.checks.append((i, storage, self.version[storage]))
-            if live and storage not in kept:
-                kept[storage] = (i, lay.elements[storage] * self.itemsize)
-                own += kept[storage][1]
+            if k >= 0 or not inplace:
+                own += self._keep(i, ins[k] if k >= 0 else outs[-1 - k], live)
         if inplace:
-            self._write(i, step.keeps)
+            target = self.layout.storage[outs[0]]
+            self.version[target] += 1
+            self.written_by[target] = i
+            for k in step.keeps:
+                if k < 0:
+                    own += self._keep(i, outs[-1 - k], live)
         return own
 
-    def _write(self, i: int, keeps: tuple) -> None:
-        """Layer ``i`` writes into its input 0: a new version of that storage (what it keeps of its
-        own output is kept after)."""
+    def _keep(self, i: int, value: int, live: bool) -> int:
         lay = self.layout
-        target = lay.storage[lay.outs[i][0]]
-        self.version[target] += 1
-        self.written_by[target] = i
-        for k in keeps:
-                if k < 0:
-                    storage = lay.storage[lay.outs[i][-1 - k]]
-                    self.checks.append((i, storage, self.version[storage]))
+        if not live or value in lay.weights:
+            return 0
+        storage = lay.storage[value]
+        if storage in self.kept:
+            return 0
+        size = lay.elements[storage] * self.itemsize
+        self.kept[storage] = (i, size, self.version[storage])
+        return size
 
     def saved(self, i: int, items: tuple, live: bool) -> tuple[SavedTensor, ...]:
         """What layer ``i`` keeps, as `SavedTensor` records (with ``detail``; after `keep`): its own
@@ -171,7 +169,7 @@ class _State:
             if item.ref == "new":
                 storage, size = ("new", i, m), item.elements * item.itemsize
                 if live:
-                    self.kept[storage] = (i, size)
+                    self.kept[storage] = (i, size, 0)
             else:
                 value = lay.ins[i][item.index] if item.ref == "input" else lay.outs[i][item.index]
                 if value in lay.weights:
@@ -202,8 +200,8 @@ class _State:
         if not any(self.req[v] for v in lay.outs[-1]):
             raise SpecError(f"{network.name!r}: its output does not require grad (every parameter it reads is "
                             f"frozen, or it has none), so a training step has no backward pass")
-        for i, storage, seen in self.checks:  # kept for the backward pass, then modified in place
-            if lay.alive[i] and self.version[storage] != seen:
+        for storage, (i, _, seen) in self.kept.items():  # kept for the backward pass, then modified in place
+            if type(storage) is int and self.version[storage] != seen:
                 j = self.written_by[storage]
                 raise SpecError(f"{describe_layer(j, network.names[j], type(network.layers[j]).__name__)} modifies "
                                 f"in place a tensor that {network.names[i]!r} ({type(network.layers[i]).__name__}) "
