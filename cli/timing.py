@@ -77,8 +77,9 @@ def check_writable(out: str) -> None:
         help=f"torch's CPU threads for this run, 1 to {MAX_THREADS:,} (default: torch's own choice; "
              "reported either way).")
 @option("--training", is_flag=True,
-        help="Time each layer's forward pass and its forward and backward passes in training mode "
-             "(backward = the difference), beside their roofline bounds.")
+        help="Time each layer's forward and backward passes in training mode, each phase timed on its own in "
+             "every call (with its p10-p90 spread; a phase noisier than its median is flagged), beside their "
+             "roofline bounds.")
 @option("--gpu", type=click.Choice(list(GPUS)), default=None,
         help="Also bound each layer on this GPU's spec sheet (default on CUDA: the catalog entry the device's "
              "name matches, if any).")

@@ -22,12 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from alexcost import Conv2d, Network, PRESETS, preset
+from alexcost import Conv2d, Linear, Network, PRESETS, preset
 from alexcost.engine.cost import percent
 from alexcost.units import short
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-PAGES = ("index.md", "alexnet.md", "seed-table.md", "conventions.md", "beyond-the-table.md")
+PAGES = ("alexnet.md", "seed-table.md", "conventions.md", "beyond-the-table.md")
+"""index.md, training.md and timing.md: tests/test_docs_numbers.py."""
 RUN = ("python", "pycon", "console")
 
 # -- hand arithmetic ----------------------------------------------------------------------------------
@@ -149,6 +150,7 @@ def facts() -> dict[str, tuple[object, object]]:
     assert all(fields[name] == seed_fields[name] for name in RECEPTIVE)
     tv_net = preset("torchvision")
     conv4 = [layer for layer in tv_net.layers if isinstance(layer, Conv2d)][3]
+    linear_rows = Network((7, 20), [Linear(out_features=10)]).cost()
     weird_trick = Network(tv_net.input_shape, [replace(layer, out_channels=384) if layer is conv4 else layer
                                                for layer in tv_net.layers]).cost()
     return {
@@ -222,6 +224,10 @@ def facts() -> dict[str, tuple[object, object]]:
         "torchvision FC params": (tv.split["fc"].params, FC_WEIGHTS + FC_BIASES),
         "pool5 values at batch 128": (128 * prod([r for r in tv.layers if r.type == "MaxPool2d"][-1].output_shape),
                                       128 * 256 * 6 * 6),
+        # torchinfo against alexcost on a Linear(20, 10) over (7, 20) rows (conventions.md)
+        "a Linear(20, 10)'s in_features": (linear_rows.layers[0].input_shape[-1], 20),
+        "torchinfo: weights and biases once per sample": (linear_rows.totals.params, 20 * 10 + 10),
+        "alexcost's forward over 7 rows": (linear_rows.totals.forward, 7 * (20 * 10 + 10)),
         "the 2014 paper's conv4 adds": (weird_trick.totals.params - tv.totals.params,
                                         (3 * 3 * 384 + 1) * 128 + 3 * 3 * 128 * 256),
     }
@@ -310,7 +316,7 @@ def percent_facts() -> dict[str, tuple[Decimal, Decimal]]:
 
 
 QUOTED = {
-    # Krizhevsky, Sutskever & Hinton, NeurIPS 2012 (the abstract, figures 1 and 2, sections 3 and 4)
+    # Krizhevsky, Sutskever & Hinton, NIPS 2012 (the abstract, figures 1 and 2, sections 3 and 4)
     "2012": "the paper's year; ILSVRC-2012",
     "2010": "ILSVRC-2010, the test set of the paper's main results",
     "37.5": "top-1 test error on ILSVRC-2010 (abstract)",
@@ -328,13 +334,12 @@ QUOTED = {
     "1.7": "section 3.2: the two-GPU scheme lowers top-1 error by 1.7%",
     "2048": "section 4.1: the augmentation's factor (32 * 32 * 2)",
     "580": "section 3.2: GTX 580 GPUs",
+    "1.5": "NVIDIA's GeForce GTX 580 specifications: 1536 MB of standard memory (the paper's boards had 3 GB)",
     # BVLC Caffe model zoo, bvlc_alexnet's readme
     "57.1": "bvlc_alexnet's top-1 accuracy",
     "80.2": "bvlc_alexnet's top-5 accuracy",
     # The seed's own (wrong) rounding, quoted to be corrected
     "62.3": "the seed's '62.3 million'",
-    # the torch version the conventions page was measured with (three-part versions are not scanned)
-    "2.13": "torch version",
     # the paper, again: sections cited, the ILSVRC-2012 table, the batch size
     "3.5": "section 3.5, 'Overall Architecture' (ReLU after every layer; fc8 feeds the softmax)",
     "18.2": "table 2: one CNN, top-5 error on the ILSVRC-2012 validation set",
@@ -384,7 +389,7 @@ NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?![\w]|,\d{3})
 
 def prose(path: Path) -> str:
     """The page without its executed code blocks, link targets, URLs and HTML comments."""
-    from test_docs import blocks
+    from test_docs import OUTPUT, blocks
 
     text = path.read_text(encoding="utf-8")
     lines = text.splitlines()
@@ -394,6 +399,7 @@ def prose(path: Path) -> str:
             for i in range(block.line - 1, block.line - 1 + n):
                 lines[i] = ""
     text = "\n".join(lines)
+    text = OUTPUT.sub(" ", text)                       # output regions: checked by running them
     text = re.sub(r"<!--.*?-->", " ", text, flags=re.S)
     text = re.sub(r"\]\([^)]*\)", "]", text)          # [label](target)
     text = re.sub(r"<https?://[^>]*>", " ", text)      # <https://...>

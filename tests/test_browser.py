@@ -39,6 +39,10 @@ from test_docs import site  # noqa: F401  (the fixture: the site, built once per
 
 CHROMIUM = os.environ.get("ALEXCOST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 VIEWPORT = (1280, 900)
+MAX_PAGE_HEIGHT = 25_000
+"""Pixels at 1280 px wide: a page taller than this is a wall a reader scrolls past (the API page was 65,000)."""
+MAX_MENU_HEIGHT = 70
+"""The menu bar's height when its entries fit on one row (two rows are about 96 px)."""
 PAGE_TIMEOUT_S = 20.0
 SETTLE_S = 0.25
 """After the load event, wait until the browser has been quiet this long (late requests, the search worker)."""
@@ -149,6 +153,12 @@ class Visit:
     unstyled_tables: int = 0
     code_blocks: list[str] = field(default_factory=list)
     page_too_wide: bool = False
+    too_wide: list[str] = field(default_factory=list)
+    broken_words: list[str] = field(default_factory=list)
+    flattened_lists: list[str] = field(default_factory=list)
+    height: int = 0
+    menu_height: int = 0
+    first_table_top: int | None = None
     text: str = ""
     prose: str = ""
     images: int = 0
@@ -162,7 +172,8 @@ class Visit:
     def problems(self) -> bool:
         return bool(self.script_errors or self.foreign_requests or self.failed_requests or self.broken_images
                     or self.shrunk_images or self.bad_anchors or self.unstyled_tables or self.code_blocks or self.page_too_wide
-                    or self.roles or "Sentinel.UNSET" in self.text)
+                    or self.roles or "Sentinel.UNSET" in self.text or self.too_wide or self.broken_words
+                    or self.flattened_lists or self.height > MAX_PAGE_HEIGHT or self.menu_height > MAX_MENU_HEIGHT)
 
 
 INSPECT = r"""(() => {
@@ -179,15 +190,39 @@ INSPECT = r"""(() => {
   }
   const unstyled = [...main.querySelectorAll('table')].filter(t => !t.classList.contains('table')).length;
   const code = [];
+  const tooWide = [];   // blocks and tables that scroll sideways: only a block marked .scrolls may
   main.querySelectorAll('pre').forEach((pre, k) => {
     const inner = pre.querySelector('code') || pre;
     const wrap = getComputedStyle(inner).whiteSpace;
     const overflow = getComputedStyle(pre).overflowX;
-    if (wrap !== 'pre' && wrap !== 'nowrap')
+    const signature = pre.closest('.doc-signature');   // an API signature wraps between its parameters
+    if (wrap !== 'pre' && wrap !== 'nowrap' && !signature)
       code.push(`code block ${k} wraps its lines (white-space: ${wrap})`);
     if (pre.scrollWidth > pre.clientWidth + 1 && !['auto', 'scroll'].includes(overflow))
       code.push(`code block ${k} is wider than its box and cannot scroll (overflow-x: ${overflow})`);
+    if (pre.scrollWidth > pre.clientWidth + 1 && !pre.closest('.scrolls'))
+      tooWide.push(`code block ${k} (${JSON.stringify(inner.textContent.trim().split('\n')[0].slice(0, 40))}) ` +
+                   `scrolls ${pre.scrollWidth - pre.clientWidth} px`);
   });
+  main.querySelectorAll('table').forEach((table, k) => {
+    if (table.scrollWidth > table.clientWidth + 1)
+      tooWide.push(`table ${k} (${JSON.stringify(table.innerText.trim().split('\n')[0].slice(0, 40))}) ` +
+                   `scrolls ${table.scrollWidth - table.clientWidth} px`);
+  });
+  const brokenWords = [];   // a short piece of code in running text or a table's first column (an option
+  main.querySelectorAll('p code, li code, td:first-child code').forEach(c => {   // name), on two lines
+    const text = c.textContent;
+    if (!c.closest('pre') && !/\s/.test(text) && text.length <= 40 && c.getClientRects().length > 1)
+      brokenWords.push(text);
+  });
+  const flattened = [];   // Markdown that did not become a list or a table: its markers show in a paragraph
+  main.querySelectorAll('p').forEach(p => {
+    const items = p.textContent.match(/[.:;!?]\s+[-*+] [A-Z`]/g) || [];
+    const rule = p.textContent.match(/\|\s*:?-{2,}:?\s*\|/);
+    if (items.length >= 2 || rule) flattened.push(rule ? rule[0] : p.textContent.slice(0, 60));
+  });
+  const menu = document.querySelector('.navbar');
+  const firstTable = main.querySelector('table');
   const wide = document.documentElement.scrollWidth > window.innerWidth + 1;
   const prose = [];   // visible text outside code: a role quoted as `:func:` is not a leftover
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
@@ -196,7 +231,10 @@ INSPECT = r"""(() => {
     if (parent && !parent.closest('code, pre, script, style') && parent.getClientRects().length)
       prose.push(node.textContent);
   }
-  return {text: document.body.innerText, prose: prose.join(''), images: document.images.length, broken, shrunk, anchors, unstyled, code, wide};
+  return {text: document.body.innerText, prose: prose.join(''), images: document.images.length, broken, shrunk, anchors,
+          unstyled, code, wide, tooWide, brokenWords, flattened, height: document.documentElement.scrollHeight,
+          menu: menu ? Math.round(menu.getBoundingClientRect().height) : 0,
+          firstTable: firstTable ? Math.round(firstTable.getBoundingClientRect().top + window.scrollY) : null};
 })()"""
 
 
@@ -254,6 +292,8 @@ def visit(browser: Chromium, session: str, origin: str, path: str, shots: Path) 
     seen.broken_images, seen.shrunk_images = found["broken"], found["shrunk"]
     seen.bad_anchors = found["anchors"]
     seen.unstyled_tables, seen.code_blocks, seen.page_too_wide = found["unstyled"], found["code"], found["wide"]
+    seen.too_wide, seen.broken_words, seen.flattened_lists = found["tooWide"], found["brokenWords"], found["flattened"]
+    seen.height, seen.menu_height, seen.first_table_top = found["height"], found["menu"], found["firstTable"]
     if seen.problems:
         shot = browser.send("Page.captureScreenshot", session, format="png")["data"]
         name = re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_") or "index"
@@ -369,6 +409,15 @@ CHECKS = {
                       lambda p: p.unstyled_tables),
     "code-scrolls": ("code blocks that wrap their lines or spill out of their box", lambda p: p.code_blocks),
     "page-width": ("pages wider than the window", lambda p: p.page_too_wide),
+    "widths": (f"code blocks or tables wider than the text column at {VIEWPORT[0]} px (they scroll sideways; a block "
+               f"whose lines cannot fit, such as CSV rows, is marked .scrolls)", lambda p: p.too_wide),
+    "word-breaks": ("short code (an option name, a file name) broken across two lines", lambda p: p.broken_words),
+    "list-structure": ("list or table markers shown in a paragraph (a list item's block indented by fewer than 4 "
+                       "spaces ends the list)", lambda p: p.flattened_lists),
+    "page-height": (f"pages taller than {MAX_PAGE_HEIGHT:,} px at {VIEWPORT[0]} px",
+                    lambda p: p.height if p.height > MAX_PAGE_HEIGHT else 0),
+    "menu-one-row": (f"a menu bar taller than {MAX_MENU_HEIGHT} px (its entries wrap to a second row)",
+                     lambda p: p.menu_height if p.menu_height > MAX_MENU_HEIGHT else 0),
     "unset-sentinel": ("click's Sentinel.UNSET shown as a value", lambda p: p.text.count("Sentinel.UNSET")),
     "docstring-roles": ("raw Sphinx roles (:func:, :meth:, :class:, :data: ...) in the visible text; "
                         "mkdocstrings shows them as typed", lambda p: p.roles),
@@ -382,6 +431,15 @@ def test_every_page(visits, check):
         pytest.fail(report(visits, what, found), pytrace=False)
     if check == "broken-images":
         assert visits["/"].images >= 1 and visits["/quickstart/"].images >= 2   # the figures are there
+
+
+def test_the_landing_page_teaches_in_one_screen(visits):
+    """The model card is the first thing below the introduction: its table starts within the first
+    screen, and the page has the three exercises, each with a command and a folded answer."""
+    home = visits["/"]
+    assert home.first_table_top is not None and home.first_table_top < VIEWPORT[1] - 200, home.first_table_top
+    assert "AlexNet's model card" in home.text and "Three exercises, one command each" in home.text
+    assert home.text.count("Answer") >= 3
 
 
 WIDEST_LINE = r"""(() => {

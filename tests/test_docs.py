@@ -11,6 +11,9 @@ The convention (docs/contributing.md):
   ``error: ...`` line.
 * ```text, ```json, ```toml, ```bash and ```yaml blocks are not run. Any other language,
   or a fence without one, is an error, so nothing slips through unchecked.
+* Output shown as the page itself (a Markdown table, to be read as a table): between
+  ``<!-- output: alexcost ... -->`` and ``<!-- end output -->``, the command's output, line for
+  line, with the page's own lines (HTML tags, code fences, blank lines) left out.
 
 Every page runs in a fresh temporary folder holding links to the repository's top-level
 entries, so ``docs/examples/tiny.json`` resolves and files a page writes land in the
@@ -136,6 +139,37 @@ def run_console(block: Block, source: str) -> None:
         assert matches(expected, actual), f"{where}: `alexcost {shlex.join(args)}` printed something else\n{detail}"
 
 
+# -- output shown as Markdown --------------------------------------------------------------------------
+
+OUTPUT = re.compile(r"^<!-- output: (?P<command>alexcost [^>]*?) -->\n(?P<body>.*?)^<!-- end output -->$", re.M | re.S)
+PAGE_ONLY = re.compile(r"^(?:</?div\b[^>]*>|`{3,}\w*)$")
+"""Lines of an output region that are the page's, not the command's: a ``<div>`` and a code fence."""
+
+
+def output_regions(text: str) -> list[tuple[int, list[str], list[str]]]:
+    """``(line, argv, expected lines)`` for every output region of a page."""
+    found = []
+    for m in OUTPUT.finditer(text):
+        body = [line.rstrip() for line in m["body"].splitlines()]
+        expected = [line for line in body if line and not PAGE_ONLY.match(line)]
+        found.append((text.count("\n", 0, m.start()) + 1, shlex.split(m["command"]), expected))
+    return found
+
+
+def run_outputs(text: str, source: str) -> int:
+    from click.testing import CliRunner
+
+    from alexcost_cli.main import cli
+
+    for line, argv, expected in output_regions(text):
+        result = CliRunner().invoke(cli, argv[1:], prog_name="alexcost")
+        actual = [row.rstrip() for row in result.output.splitlines() if row.strip()]
+        assert result.exit_code == 0, f"{source}:{line}: `{shlex.join(argv)}` exited {result.exit_code}"
+        detail = "\n".join(["expected:", *expected, "", "actual:", *actual])
+        assert expected == actual, f"{source}:{line}: `{shlex.join(argv)}` printed something else\n{detail}"
+    return len(output_regions(text))
+
+
 # -- pages --------------------------------------------------------------------------------------------
 
 def run_page(page: Path, source: str) -> int:
@@ -165,6 +199,7 @@ def run_page(page: Path, source: str) -> int:
                 raise AssertionError(f"{where}: code block language {block.lang or '(none)'!r} is neither run "
                                      f"({', '.join(RUN)}) nor shown as is ({', '.join(NOT_RUN)})")
             ran += block.lang in RUN
+        ran += run_outputs(page.read_text(encoding="utf-8"), source)
     finally:
         LAYER_KINDS.clear()
         LAYER_KINDS.update(kinds)
@@ -214,6 +249,25 @@ def test_collector_finds_blocks_and_runs_commands(tmp_path, monkeypatch):
     assert run_page(page, "page.md") == 3
 
 
+def test_output_regions_are_compared_line_for_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    from alexcost_cli.main import cli
+    from click.testing import CliRunner
+
+    printed = CliRunner().invoke(cli, ["report", "--spec", str(ROOT / "docs" / "examples" / "tiny.json"),
+                                       "--format", "markdown"]).output.rstrip("\n").split("\n")
+    table, footer = printed[:printed.index("")], printed[printed.index("") + 1:]
+    region = ["<!-- output: alexcost report --spec " + str(ROOT / "docs" / "examples" / "tiny.json") +
+              " --format markdown -->", '<div class="report" markdown="1">', "", *table, "", "</div>", "",
+              "```text", *footer, "```", "<!-- end output -->"]
+    page = tmp_path / "page.md"
+    page.write_text("\n".join(["Intro.", "", *region, ""]))
+    assert run_page(page, "page.md") == 1
+    page.write_text("\n".join(["Intro.", "", *region, ""]).replace("| conv1", "| convX", 1))
+    with pytest.raises(AssertionError, match="printed something else"):
+        run_page(page, "page.md")
+
+
 @pytest.mark.parametrize("bad, message", [
     ("```\nplain\n```\n", "language '(none)'"),
     ("```sh\nls\n```\n", "language 'sh'"),
@@ -230,6 +284,38 @@ def test_collector_refuses_what_it_cannot_check(tmp_path, monkeypatch, bad, mess
     page.write_text(bad)
     with pytest.raises(AssertionError, match=re.escape(message)):
         run_page(page, "page.md")
+
+
+# -- Markdown that Python-Markdown reads otherwise than GitHub -----------------------------------------
+
+def list_breaks(text: str) -> list[int]:
+    """Lines (1-based) where a list would end early in the built site: a block after a blank line in a
+    list item indented by 1 to 3 spaces (Python-Markdown wants 4), or a list item right after a
+    4-space indented paragraph with no blank line between (it is read as part of that paragraph)."""
+    lines, bad, fence = text.splitlines(), [], False
+    for i, line in enumerate(lines):
+        if FENCE.match(line):
+            fence = not fence
+            continue
+        if fence or i == 0:
+            continue
+        before = lines[i - 1]
+        if not before.strip() and re.match(r"^ {1,3}\S", line):
+            bad.append(i + 1)
+        elif re.match(r"^(?:[-*+]|\d+\.) ", line) and re.match(r"^ {4,}\S", before) and not FENCE.match(before):
+            bad.append(i + 1)
+    return bad
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_lists_keep_their_structure(page):
+    assert list_breaks(page.read_text(encoding="utf-8")) == []
+
+
+def test_list_breaks_are_found():
+    assert list_breaks("- a\n\n  | t |\n") == [3]
+    assert list_breaks("- a\n\n    para\n- b\n") == [4]
+    assert list_breaks("- a\n\n    para\n\n- b\n  more\n") == []
 
 
 # -- the site -----------------------------------------------------------------------------------------
@@ -259,15 +345,46 @@ def test_nav_lists_every_page_and_only_pages_that_exist():
     assert orphans == [], f"pages missing from mkdocs.yml's nav: {orphans}"
 
 
+DOCS_EXTRA_ONLY = ROOT / "tests" / "docs_extra_only.py"
+"""Runs MkDocs with every module outside ``pip install '.[docs]'`` refused, as in a fresh venv."""
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
-    """The site, built once with ``mkdocs build --strict``."""
+    """The site, built once with ``mkdocs build --strict``, from the docs extra alone."""
     out = tmp_path_factory.mktemp("site") / "site"
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file",
+    done = subprocess.run([sys.executable, str(DOCS_EXTRA_ONLY), "build", "--strict", "--config-file",
                            str(ROOT / "mkdocs.yml"), "--site-dir", str(out)],
                           cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
     assert done.returncode == 0, done.stderr[-4000:]
     return out
+
+
+def test_the_build_sees_only_the_docs_extra():
+    """What the site fixture builds with: the docs extra's requirements and theirs, read from
+    pyproject.toml (Pygments among them: the build colours code with it), and nothing of the test
+    extra; a module outside them fails to import, as in a fresh ``pip install '.[docs]'``."""
+    import tomllib
+
+    sys.path.insert(0, str(DOCS_EXTRA_ONLY.parent))
+    try:
+        import docs_extra_only
+    finally:
+        sys.path.pop(0)
+    allowed = docs_extra_only.closure()
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for req in extras["docs"]:
+        name = re.split(r"[\[<>=!~; ]", req, maxsplit=1)[0]
+        assert docs_extra_only.normal(name) in allowed, name
+    assert {"mkdocs", "pygments", "pymdown-extensions", "mkdocstrings-python", "matplotlib"} <= allowed
+    assert not {"torch", "fvcore", "pytest", "hypothesis", "torchvision", "tabulate"} & allowed
+    probe = "import docs_extra_only, sys; docs_extra_only.install(); import {}"
+    for module, ok in (("pytest", False), ("mkdocs", True), ("pygments", True)):
+        done = subprocess.run([sys.executable, "-c", probe.format(module)], cwd=DOCS_EXTRA_ONLY.parent,
+                              capture_output=True, text=True)
+        assert (done.returncode == 0) == ok, (module, done.stderr[-500:])
+        if not ok:
+            assert "which the docs extra does not install" in done.stderr
 
 
 def hook():
@@ -285,19 +402,55 @@ def test_mkdocs_build_strict(site):
     from alexcost_cli.main import COMMANDS
     for name in COMMANDS:   # every (lazily loaded) subcommand is rendered
         assert f'id="alexcost-{name}"' in cli_page, f"the CLI reference lacks `alexcost {name}`"
-    api_page = (site / "api" / "index.html").read_text()
-    for name in ("Network", "NetworkCost", "Conv2d", "load_spec", "write_figures"):
-        assert f'id="alexcost.' in api_page and name in api_page
-    import pkgutil
+    assert (site / "css" / "pygments.css").is_file() and not (site / "hooks").exists()
 
+
+def test_the_api_page_documents_the_public_api(site):
+    """Every name ``alexcost`` exports, and the entry points of its subpackages the pages use, have a
+    section of their own, with the docstring; the layer kinds without their methods."""
     import alexcost
-    for module in pkgutil.iter_modules(alexcost.__path__):   # modules and subpackages alike
-        if not module.name.startswith("_"):
-            assert f'id="alexcost.{module.name}' in api_page, f"the API reference lacks alexcost.{module.name}"
-    for preset in ("seed", "paper", "torchvision"):
-        for kind in ("shares", "memory"):
-            assert (site / "img" / f"{preset}-{kind}.svg").read_bytes().startswith(b"<?xml")
-    assert not (site / "hooks").exists()
+
+    api_page = (site / "api" / "index.html").read_text()
+    sections = set(re.findall(r'id="(alexcost\.[\w.]+)"', api_page))
+    expected = {f"alexcost.{n}" for n in alexcost.__all__ if n not in ("dumps_spec", "load_spec", "network_from_dict",
+                                                                          "network_to_dict")}
+    expected |= {f"alexcost.specs.specfile.{n}" for n in ("dumps_spec", "load_spec", "network_from_dict",
+                                                          "network_to_dict")}
+    expected |= {"alexcost.torch_bridge.from_module", "alexcost.training.training_cost",
+                 "alexcost.render.plot.write_figures"}
+    assert expected <= sections, sorted(expected - sections)
+    assert 'id="alexcost.Conv2d.counts"' not in api_page and 'id="alexcost.Network.cost"' in api_page
+    assert "2-D convolution" in api_page
+
+
+def test_generated_sources_are_current():
+    """docs/cli.md and docs/api.md hold what the code makes of them, so that they read on their own
+    (on GitHub too). After changing a command, an option or a public docstring, run
+    ``python docs/hooks/alexcost_docs.py`` and commit the two pages."""
+    module = hook()
+    for name, content in module.generated().items():
+        text = (ROOT / "docs" / name).read_text(encoding="utf-8")
+        assert module.with_generated(text, content) == text, (
+            f"docs/{name} is out of date: run `python docs/hooks/alexcost_docs.py` and commit it")
+
+
+def test_every_drawn_figure_is_shown_and_every_shown_figure_is_drawn(site):
+    """The build draws ``FIGURES``, exactly the figures the pages name; the pages name them in
+    comments (``<!-- figure ![alt](img/x.svg) -->``), never as plain images, so that a source read
+    on GitHub shows no broken image."""
+    module = hook()
+    shown = {uri: page.name for page in PAGES for uri in module.shown_figures(page.read_text(encoding="utf-8"))}
+    assert set(shown) == set(module.FIGURES), (sorted(set(module.FIGURES) - set(shown)),
+                                               sorted(set(shown) - set(module.FIGURES)))
+    for page in PAGES:
+        plain = re.findall(r"^!\[[^\]]*\]\((?!https?:)[^)]*\)", page.read_text(encoding="utf-8"), re.M)
+        assert plain == [], f"{page.name}: images outside a figure comment: {plain}"
+    for uri, name in shown.items():
+        assert (site / uri).read_bytes().startswith(b"<?xml"), uri
+        built = (site / ("" if name == "index.md" else name.removesuffix(".md")) / "index.html").read_text()
+        assert f'src="{"" if name == "index.md" else "../"}{uri}"' in built, (name, uri)
+    drawn = {str(p.relative_to(site)) for p in (site / "img").glob("*.svg")}
+    assert drawn == set(module.FIGURES)
 
 
 # -- what a browser will be given (tests/test_browser.py checks what it then shows) --------------------

@@ -302,3 +302,138 @@ def test_one_cpu_run_page_matches_its_committed_json():
     slowest = max(r2["median_ms"] / r1["median_ms"] for b1, b2 in zip(first["batches"], runs[2]["batches"])
                   for r1, r2 in zip(b1["layers"], b2["layers"]))
     assert f"up to {slowest:.1f} times the first run's" in text
+
+
+# -- sentences that had gone stale --------------------------------------------------------------------
+
+def all_pages() -> dict[str, str]:
+    return {p.name: " ".join(p.read_text(encoding="utf-8").split())
+            for p in [*DOCS.glob("*.md"), DOCS / "results" / "README.md", ROOT / "README.md"]}
+
+
+def test_conventions_says_where_training_is_counted():
+    """alexcost counts a training step now: the first layer's backward pass is its weight gradient
+    alone (its input is the image, whose gradient nobody needs), in + out products."""
+    from alexcost import Linear, Network
+    from alexcost.training import training_cost
+
+    assert training_cost(Network((20,), [Linear(out_features=10)])).backward_macs == 20 * 10
+    text = page("conventions.md")
+    assert "It does not count training" not in text
+    assert "A training step is counted too, by `alexcost train`" in text and "(training.md)" in text
+
+
+def test_linear_reads_any_input_and_verify_no_longer_asks_for_a_flatten():
+    from alexcost import Linear, Network
+
+    assert Network((7, 20), [Linear(out_features=10)]).cost().totals.macs == 7 * 20 * 10
+    assert "asks for a Flatten first" not in page("verify.md")
+    assert "Linear on a non-flat input" not in page("verify.md")
+
+
+def test_torchinfo_counts_a_linear_once_per_sample_not_per_row():
+    torch = pytest.importorskip("torch")
+    torchinfo = pytest.importorskip("torchinfo")
+    from alexcost import Linear, Network
+
+    for shape, rows in (((1, 20), 1), ((1, 7, 20), 7)):
+        counted = torchinfo.summary(torch.nn.Linear(20, 10), input_size=shape, verbose=0).total_mult_adds
+        assert counted == 20 * 10 + 10                     # weights + biases, once per sample
+        ours = Network(shape[1:], [Linear(out_features=10)]).cost().totals.forward
+        assert ours == rows * (20 * 10 + 10)               # macs + bias adds, per row
+    text = page("conventions.md")
+    assert "for `Linear(20, 10)` it reports 210 where alexcost's `forward` is 1,470" in text
+    row = next(r for r in table_rows("conventions.md") if r[0] == "`Linear`" and len(r) == 7)
+    assert row[4] == "`macs + bias_adds` on a flat input; weights + biases once per sample on any other"
+
+
+def test_version_labels_name_the_torch_the_suite_runs_on():
+    """The side-by-side measurements are rerun by these tests on the torch the README pins."""
+    pinned = re.search(r"torch==(\d+\.\d+\.\d+)", (ROOT / "README.md").read_text())[1]
+    for name in ("conventions.md", "verify.md"):
+        text = page(name)
+        assert f"torch {pinned}" in text and "torch 2.13" not in text, name
+
+
+def test_the_paper_is_cited_as_nips_2012():
+    pages = all_pages()
+    assert [name for name, text in pages.items() if "NeurIPS 2012" in text] == []
+    assert "(NIPS 2012)" in pages["alexnet.md"]
+
+
+def test_a_gtx_580_had_1_5_gb_and_the_papers_boards_3():
+    from alexcost.hardware import CATALOG
+
+    card = CATALOG["gtx580"]
+    assert card.memory == 3 * 2**30 and "1.5 GB on NVIDIA's card, 3 GB on the boards" in card.source
+    pages = all_pages()
+    assert [name for name, text in pages.items() if "A GTX 580 had 3 GB" in text] == []
+    assert "The paper's two GTX 580s had 3 GiB each (NVIDIA's reference GTX 580 had 1.5 GiB)" in pages["training.md"]
+    assert "3 GB of memory each (NVIDIA's reference GTX 580 had 1.5 GB)" in pages["alexnet.md"]
+
+
+def test_the_neurons_are_hedged():
+    text = page("alexnet.md")
+    assert "so the neurons are the 659,272 bias adds" not in text
+    assert "The paper does not say how it counted its neurons. If a neuron is one output" in text
+
+
+def test_alexnet_and_training_agree_that_a_step_would_fit_on_one_card():
+    from alexcost import preset
+    from alexcost.hardware import CATALOG
+    from alexcost.training import training_cost
+
+    assert training_cost(preset("paper"), batch=128).memory.peak < CATALOG["gtx580"].memory
+    text = page("alexnet.md")
+    assert "The network did not fit on one of the two GTX 580" not in text
+    assert "a step of 128 images would fit on one such card" in text
+    assert "says that the network was too big to fit on one of them" in text
+
+
+def test_the_readme_synopses_name_real_options_and_the_ones_that_matter():
+    """Each command's synopsis in the README names only options the command has, and names
+    --input-shape and --training wherever the command takes them."""
+    import click
+
+    from alexcost_cli.main import cli
+
+    readme = (ROOT / "README.md").read_text()
+    root = click.Context(cli, info_name="alexcost")
+    for name in cli.list_commands(root):
+        command = cli.get_command(root, name)
+        options = {o for p in command.params if isinstance(p, click.Option) for o in p.opts}
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `alexcost {name}"))
+        synopsis = row.split("`")[1]
+        named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", synopsis))
+        assert named <= options, (name, named - options)
+        for wanted in ("--input-shape", "--training"):
+            if wanted in options:
+                assert wanted in named, (name, wanted)
+
+
+def test_the_landing_page_names_every_kind_of_network_and_links_the_other_pages():
+    text = page("index.md")
+    assert "sequential CNN" not in text
+    for target in ("training.md", "successors.md", "from-module.md", "graphs.md", "search.md"):
+        assert f"]({target})" in text, target
+
+
+def test_timing_quotes_the_verdicts_of_its_committed_run():
+    """The verdict lines the page shows are the first CPU run's, word for word."""
+    run = _cpu_run(1)
+    text = page("timing.md")
+    first = run["batches"][0]["verdict"]
+    assert f"batch 1's reads: {first}." in text
+    for line in run["verdict"]:
+        assert f"- {line}" in text, line
+
+
+# -- text for readers ---------------------------------------------------------------------------------
+
+def test_the_docs_speak_to_readers():
+    """No instructions for the tools the project was built with, no paths outside the repository, and
+    no history of who wrote what."""
+    for name, text in all_pages().items():
+        for phrase in ("device tool", "../shared", "carry=", "sessions that wrote", "The sessions",
+                       "/work/", "worked before)"):
+            assert phrase not in text, (name, phrase)

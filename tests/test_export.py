@@ -132,6 +132,32 @@ def test_a_spec_file_exports_to_its_plain_form(tmp_path):
                    {"type": "ReLU", "name": "relu1"}]}
 
 
+@pytest.mark.parametrize("name", ["😀", "face 😀 and 𝄞", 'quote " back \\ é 中'])
+def test_toml_writes_any_name_as_tomllib_reads_it(tmp_path, name):
+    """Names beyond the Basic Multilingual Plane are written as themselves (JSON's \\ud83d\\ude00 is a
+    surrogate pair, which TOML refuses); quotes and backslashes are escaped."""
+    net = Network((3, 8, 8), [Conv2d(name=name, out_channels=4, kernel_size=3), ReLU(name=name + "2")], name=name)
+    text = dumps_spec(net, "toml")
+    data = tomllib.loads(text)
+    assert data["name"] == name and [e["name"] for e in data["layers"]] == [name, name + "2"]
+    assert network_from_dict(data) == net
+    json_spec = tmp_path / "net.json"
+    json_spec.write_text(dumps_spec(net, "json"), encoding="utf-8")
+    toml_spec = tmp_path / "net.toml"
+    assert invoke("export", "--spec", str(json_spec), "--format", "toml", "--out", str(toml_spec)).startswith("wrote")
+    assert invoke("report", "--spec", str(toml_spec), "--format", "json") == invoke(
+        "report", "--spec", str(json_spec), "--format", "json")
+
+
+def test_toml_strings_escape_control_characters():
+    from alexcost.specs.specfile import _toml_string
+
+    for text in ("tab\there", "line\nbreak", "del\x7f", "bell\x07", "😀\r"):
+        assert tomllib.loads(f"x = {_toml_string(text)}") == {"x": text}
+    with pytest.raises(SpecError, match="lone surrogate"):
+        _toml_string("\ud83d")
+
+
 # -- errors: one line, exit 2, nothing written ---------------------------------------------------------
 
 def test_toml_refuses_a_null_and_writes_nothing(tmp_path):

@@ -231,7 +231,7 @@ def test_every_bar_carries_its_value():
 
 
 def test_figures_fit_a_docs_page_without_shrinking():
-    """Drawn about as wide as the docs' text column (about 830 px in a 1280 px window), so the text
+    """Drawn no wider than the docs' text column (about 1,000 px in a 1280 px window), so the text
     keeps its size there; tests/test_browser.py checks that the page shows them at full size."""
     assert WIDTH_IN * DPI <= 830
 
@@ -420,6 +420,91 @@ def test_no_text_overlaps_and_all_text_is_inside_the_figure(model):
             assert box.height >= 9, label   # at least 7-point text at 100 dpi
         clashes = [(a, b) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1:] if overlaps(ba, bb)]
         assert clashes == []
+
+
+# -- the docs' figures: time against MACs, the roofline, a training step, the two-GPU split ------------
+
+def docs_figures():
+    """Each of the docs' own figures, drawn from small inputs whose numbers the tests below work out."""
+    from alexcost.hardware import CATALOG, predict
+    from alexcost.hardware.roofline import Peaks
+    from alexcost.render.plot import roofline_figure, step_memory_figure, time_share_figure, two_gpu_figure
+    from alexcost.training import training_cost
+
+    roofs = [("GTX 580", CATALOG["gtx580"].peaks("float32")), ("CPU", Peaks(0.165e12, 12.7e9, "test", "test")),
+             ("H200", CATALOG["h200"].peaks("float32"))]
+    step = training_cost(preset("paper"), batch=128)
+    return {"time": time_share_figure(preset("seed").cost(), timings_from_dict(fake_timings("seed"))),
+            "roofline": roofline_figure(preset("paper").cost(), roofs, [("fc6 at batch 17", 8.4)]),
+            "step": step_memory_figure(step),
+            "two": two_gpu_figure(preset("paper").cost(batch=128), predict(step, "gtx580", gpus=2))}
+
+
+def test_time_share_figure_puts_each_row_at_its_mac_and_time_shares():
+    from alexcost.render.plot import time_share_figure
+
+    cost = preset("seed").cost()
+    timings = timings_from_dict(fake_timings("seed", batches=(1,)))
+    fig = time_share_figure(cost, timings)
+    points = [tuple(p) for p in fig.axes[0].collections[0].get_offsets()]
+    rows = share_rows(cost, timings)
+    conv2 = next(i for i, r in enumerate(rows) if r.name == "conv2")
+    # conv2's MACs by hand; its time: layers conv2 (index 4) and relu2 (5) take 5 and 6 ms of 1 + ... + 23
+    assert points[conv2][0] == pytest.approx(100 * CONV_MACS[1] / SEED_MACS)
+    assert points[conv2][1] == pytest.approx(100 * (5 + 6) / sum(range(1, 24)))
+    assert len(points) == len(rows)
+
+
+def test_roofline_places_each_layer_at_flops_over_bytes_on_the_chosen_roof():
+    from alexcost.hardware import CATALOG
+    from alexcost.render.plot import roofline_figure, roofline_points
+
+    points = {name: x for name, _, x in roofline_points(preset("paper").cost())}
+    fc6_flops, fc6_bytes = 2 * 9216 * 4096 + 4096, 4 * (9216 * 4096 + 4096 + 9216 + 4096)
+    assert points["fc6"] == pytest.approx(fc6_flops / fc6_bytes)
+    assert "flatten" not in points and "drop6" not in points          # they move nothing
+    fig = roofline_figure(preset("paper").cost(), [("GTX 580", CATALOG["gtx580"].peaks("float32"))])
+    roof = fig.axes[0].lines[0].get_xydata()
+    assert roof[1][0] == pytest.approx(1.581e12 / 192.4e9) and roof[1][1] == pytest.approx(1.581)
+    fc = next(note for note in fig.axes[0].texts if "fc6" in note.get_text().split(", "))
+    assert fc.get_text() == "fc8, fc7, fc6"                 # within 15% of each other: one label
+    x, y = fc.xy
+    assert x == pytest.approx(fc6_flops / fc6_bytes, rel=0.01) and y == pytest.approx(x * 192.4e9 / 1e12)
+
+
+def test_step_memory_timeline_walks_forward_then_back_and_peaks_where_the_model_does():
+    from alexcost.training import training_cost
+
+    step = training_cost(preset("paper"), batch=2)
+    m = step.memory
+    names = [r.name for r in step.layers]
+    assert [name for phase, name, _ in m.timeline if phase == "forward"] == names
+    assert [name for phase, name, _ in m.timeline if phase == "backward"] == names[::-1]
+    assert max(b for _, _, b in m.timeline) + m.resident == max(m.peak, m.resident + m.forward_peak)
+    # conv1's high point: the input batch and conv1's output, nothing else yet (float32, batch 2)
+    assert m.timeline[0] == ("forward", "conv1", 2 * 4 * (3 * 227 * 227 + 96 * 55 * 55))
+
+
+def test_two_gpu_figure_names_what_crosses_between_the_gpus():
+    from matplotlib.text import Text
+
+    words = [t.get_text() for t in docs_figures()["two"].findobj(Text)]
+    assert "22.2 MB\neach way" in words                    # conv3 reads 256 maps of 13 x 13: 128 * 256*13*13 * 4 B
+    assert f"{128 * 256 * 13 * 13 * 4 / 1e6:.1f}" == "22.2"
+    assert "4.7 MB\neach way" in words and f"{128 * 256 * 6 * 6 * 4 / 1e6:.1f}" == "4.7"   # fc6
+    assert words.count("conv2") == 2 and "128×27×27" in words   # one box per GPU, each with half the kernels
+
+
+@pytest.mark.parametrize("name", ["time", "roofline", "step", "two"])
+def test_the_docs_figures_keep_their_text_apart_and_inside(name):
+    fig = docs_figures()[name]
+    boxes = text_boxes(fig)
+    frame = fig.bbox
+    for label, box in boxes:
+        assert frame.x0 - 0.5 <= box.x0 and box.x1 <= frame.x1 + 0.5, label
+        assert frame.y0 - 0.5 <= box.y0 and box.y1 <= frame.y1 + 0.5, label
+    clashes = [(a, b) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1:] if overlaps(ba, bb)]
+    assert clashes == []
 
 
 # -- the command's errors ----------------------------------------------------------------------------

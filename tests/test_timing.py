@@ -320,3 +320,72 @@ def test_cuda_bfloat16_and_measured_peaks():
     d = time_network(TINY, [8], device="cuda", dtype="bfloat16", warmup=2, repeats=5).to_dict()
     assert "bfloat16" in d["peaks"]["flops_source"] and d["peaks"]["flops_per_s"] > 1e12
     assert d["batches"][0]["layers"][0]["bytes_moved"] == (8 * 3 * 256 + 4 * 27 + 4 + 8 * 4 * 256) * 2
+
+
+# -- training: each phase timed on its own ------------------------------------------------------------
+
+def test_phase_times_measure_each_phase_so_none_is_negative():
+    """forward sleeps 3 ms and backward 1 ms: each sample's phases are at least that long, and the
+    backward phase is a measured interval (never forward+backward less forward)."""
+    import time
+
+    log = []
+    forward = lambda: (time.sleep(0.003), log.append("f"))  # noqa: E731
+    backward = lambda out: (time.sleep(0.001), log.append("b"))  # noqa: E731
+    samples = timing.phase_times_ms(forward, backward, calls=2, repeats=3, device="cpu")
+    assert log == ["f", "b"] * 6 and len(samples) == 3
+    for f, b in samples:
+        assert f >= 2 * 3.0 and b >= 2 * 1.0
+
+
+def test_sampler_phases_are_per_call_and_sum_to_the_step():
+    import time
+
+    sampler = timing.Sampler("cpu", "loop", warmup=1, repeats=4, target_ms=2.0, max_calls=10)
+    forward, backward, step = sampler.phases(lambda: time.sleep(0.0005), lambda out: time.sleep(0.0002))
+    assert forward.calls == backward.calls == step.calls >= 2  # samples of at least 2 ms: several calls each
+    assert forward.median_ms >= 0.5 and backward.median_ms >= 0.2 and step.median_ms >= 0.7
+    assert all(s.min_ms <= s.p10_ms <= s.median_ms <= s.p90_ms for s in (forward, backward, step))
+
+
+def test_noisy_is_a_spread_wider_than_the_median():
+    assert Stats.of([1.0, 1.1, 0.9, 1.0, 1.05]).noisy is False
+    assert Stats.of([0.1, 0.1, 3.0, 0.1, 5.0]).noisy is True  # p90 - p10 = 4.2 > median 0.1
+
+
+def test_training_run_times_backward_directly_with_its_spread_and_the_gpus_spec_sheet():
+    run = time_network(TINY, (2,), device="cpu", warmup=1, repeats=3, peak_flops=1e11, peak_bandwidth=1e10,
+                       training=True, gpu="a100").to_dict()
+    batch = run["batches"][0]
+    for r in batch["layers"]:
+        assert r["forward_ms"] > 0 and r["backward_ms"] >= 0
+        if r["backward"] is not None:
+            b = r["backward"]
+            assert b["p10_ms"] <= b["median_ms"] == r["backward_ms"] <= b["p90_ms"]
+            assert r["noisy"] == (b["p90_ms"] - b["p10_ms"] > b["median_ms"] or
+                                  r["forward"]["p90_ms"] - r["forward"]["p10_ms"] > r["forward"]["median_ms"])
+    assert batch["network_backward_ms"] == batch["network_backward"]["median_ms"] > 0
+    assert run["settings"]["spec_sheet"]["gpu"] == "a100"
+    conv = batch["layers"][0]
+    # the conv's backward on the A100's sheet (19.5 TFLOP/s, 2,039 GB/s), whichever is slower: its weight
+    # gradient (2 FLOPs per MAC: 4*16*16*27 MACs per sample, batch 2) and bias gradient (one add per output
+    # element); the bytes: its output's gradient, the input it kept, and its weight and bias (float32)
+    flops = 2 * (2 * 4 * 16 * 16 * 27) + 2 * 4 * 16 * 16
+    nbytes = 4 * (2 * 4 * 16 * 16 + 2 * 3 * 16 * 16 + (4 * 27 + 4))
+    assert conv["spec_backward_bound_ms"] == pytest.approx(max(flops / 19.5e12, nbytes / 2039e9) * 1e3)
+    assert conv["backward_bound_ms"] == pytest.approx(max(flops / 1e11, nbytes / 1e10) * 1e3)  # the given peaks
+
+
+def test_training_table_shows_the_spread_and_the_spec_sheet(spec):
+    r = invoke("time", "--spec", spec, "--device", "cpu", "--batch", "2", "--training", "--repeats", "3",
+               "--gpu", "h100", *GIVEN_PEAKS)
+    assert r.exit_code == 0, r.output
+    out = r.stdout
+    assert "spec sheet: H100 (SXM5), 67.0 TFLOP/s, 3350 GB/s" in out
+    for header in ("bwd ms", "bwd p10-p90 ms", "spec fwd bound ms", "spec bwd bound ms"):
+        assert header in out
+    assert "batch 2: network forward" in out and "backward" in out.splitlines()[-1]
+    record = json.loads(invoke("time", "--spec", spec, "--device", "cpu", "--batch", "2", "--training",
+                               "--repeats", "2", "--format", "json", *GIVEN_PEAKS).stdout)
+    assert all(r["backward_ms"] >= 0 for r in record["batches"][0]["layers"])
+    assert "spec_backward_bound_ms" not in record["batches"][0]["layers"][0]  # no GPU named, none matched on a CPU

@@ -127,15 +127,54 @@ def test_shape_error_names_the_module():
     module = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(4, 8, 3))
     with pytest.raises(SpecError, match=r"module '1' \(Conv2d\) on input \[8, 6, 6\]"):
         from_module(module, (3, 8, 8))
+    with pytest.raises(RuntimeError, match=r"Given groups=1, weight of size \[8, 4, 3, 3\], expected input"):
+        module(torch.randn(1, 3, 8, 8))
     with pytest.raises(SpecError, match=r"module '0' \(MaxPool2d\).*return_indices"):
         from_module(nn.Sequential(nn.MaxPool2d(2, return_indices=True)), (3, 8, 8))
 
 
-def test_a_replaced_weight_is_caught():
+def test_a_replaced_weight_is_read_as_torch_uses_it():
+    """Module surgery: torch's forward convolves with the weight it holds, whatever kernel_size says."""
     conv = nn.Conv2d(3, 4, 3)
-    conv.weight = nn.Parameter(torch.zeros(4, 3, 2, 2))  # not what Conv2d(3, 4, 3) computes with
-    with pytest.raises(SpecError, match=r"module '0' \(Conv2d\).*weight has 48 elements.* 108"):
-        from_module(nn.Sequential(conv), (3, 8, 8))
+    conv.weight = nn.Parameter(torch.zeros(4, 3, 2, 2))  # a 2x2 kernel now
+    imported = _agrees_with_torch(nn.Sequential(conv), (3, 8, 8))
+    assert imported.network.output_shape == (4, 7, 7)
+    conv = nn.Conv2d(4, 8, 3)
+    conv.weight = nn.Parameter(torch.randn(8, 4, 9, 1))  # as many elements as (8, 4, 3, 3), another shape
+    assert _agrees_with_torch(nn.Sequential(conv), (4, 9, 9)).network.output_shape == (8, 1, 9)
+    linear = nn.Linear(6, 4)
+    linear.weight = nn.Parameter(torch.randn(8, 3))
+    linear.bias = nn.Parameter(torch.randn(8))
+    assert _agrees_with_torch(nn.Sequential(nn.Flatten(), linear), (3,)).network.output_shape == (8,)
+
+
+def test_a_replaced_weight_torch_refuses_is_refused():
+    conv = nn.Conv2d(4, 8, 3)
+    conv.weight = nn.Parameter(torch.randn(4, 8, 3, 3))  # as many elements, the channels swapped
+    with pytest.raises(RuntimeError, match=r"expected input\[2, 4, 9, 9\] to have 8 channels, but got 4"):
+        conv(torch.randn(2, 4, 9, 9))
+    with pytest.raises(SpecError, match=r"module '0' \(Conv2d\) on input \[4, 9, 9\].*Given groups=1, weight of "
+                                        r"size \[4, 8, 3, 3\], expected input\[N, 4, 9, 9\] to have 8 channels"):
+        from_module(nn.Sequential(conv), (4, 9, 9))
+    norm = nn.LayerNorm(6)
+    norm.weight = nn.Parameter(torch.randn(2, 3))
+    with pytest.raises(RuntimeError, match="Expected weight to be of same shape as normalized_shape"):
+        norm(torch.randn(1, 2, 6))
+    with pytest.raises(SpecError, match=r"module '0' \(LayerNorm\).*weight has shape \[2, 3\].*\[6\]"):
+        from_module(nn.Sequential(norm), (2, 6))
+
+
+@pytest.mark.parametrize("mode, padding", [("reflect", 1), ("replicate", 2), ("circular", 1), ("reflect", "same")])
+def test_padding_mode_reads_the_padding_torch_applies(mode, padding):
+    """With a padding mode other than zeros, torch pads by what it computed when the module was
+    made: changing ``padding`` afterwards changes nothing it runs."""
+    kernel = 4 if padding == "same" else 3
+    conv = nn.Conv2d(4, 4, kernel, padding=padding, padding_mode=mode)
+    conv.padding = (3, 0)
+    imported = _agrees_with_torch(nn.Sequential(conv), (4, 7, 7))
+    side = 7 if padding == "same" else 7 + 2 * padding - 2
+    assert imported.network.output_shape == (4, side, side)
+    assert imported.cost().layers[0].macs == 4 * side * side * 4 * kernel * kernel
 
 
 def test_module_used_twice_counts_params_once_and_macs_twice():
@@ -648,3 +687,187 @@ def test_in_place_operators_stay_in_place():
     x = torch.randn(2, 3, 4, 4)
     with torch.no_grad():
         assert torch.equal(imported.graph_module(x), module(x))
+
+
+# -- what an eval-mode trace cannot see of a training step ---------------------------------------------
+
+class _TwoConvs(nn.Module):
+    """The issue's two 3x3 convolution blocks on (4, 8, 8); ``body`` is the forward."""
+
+    def __init__(self, body):
+        super().__init__()
+        self.c1 = nn.Conv2d(4, 4, 3, padding=1)
+        self.c2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.body = body
+
+    def forward(self, x):
+        return self.body(self, x)
+
+
+def _no_grad(self, x):
+    with torch.no_grad():
+        y = self.c1(x)
+    return self.c2(y)
+
+
+def _set_grad_enabled(self, x):
+    with torch.set_grad_enabled(False):
+        y = self.c1(x)
+    return self.c2(y)
+
+
+def _inference_mode(self, x):
+    with torch.inference_mode():
+        y = self.c1(x)
+    return self.c2(y.clone())
+
+
+def _checkpoint(self, x):
+    from torch.utils.checkpoint import checkpoint
+
+    return self.c2(checkpoint(self.c1, x, use_reentrant=False))
+
+
+def _checkpoint_reentrant(self, x):
+    from torch.utils.checkpoint import checkpoint
+
+    return self.c2(checkpoint(self.c1, x, use_reentrant=True))
+
+
+def _checkpoint_sequential(self, x):
+    from torch.utils.checkpoint import checkpoint_sequential
+
+    return checkpoint_sequential(nn.Sequential(self.c1, self.c2), 2, x, use_reentrant=False)
+
+
+def _autocast(self, x):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = self.c1(x)
+    return self.c2(y.float())
+
+
+def _plain(self, x):
+    return self.c2(self.c1(x))
+
+
+@pytest.mark.parametrize("body, says", [
+    (_no_grad, "fx node 'c1'.*grad mode off"), (_set_grad_enabled, "fx node 'c1'.*grad mode off"),
+    (_inference_mode, "fx node 'c1'.*inference_mode"), (_checkpoint, "fx node 'c1'.*torch.utils.checkpoint"),
+    (_checkpoint_reentrant, "fx node 'c1'.*torch.utils.checkpoint"),
+    (_checkpoint_sequential, "module 'c1' \\(Conv2d\\).*torch.utils.checkpoint"),
+    (_autocast, "fx node 'c1'.*autocast \\(bfloat16 on cpu\\)")], ids=lambda v: getattr(v, "__name__", ""))
+def test_changed_modes_are_refused_at_their_node(body, says):
+    import warnings
+
+    from module_step import torch_step
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # reentrant checkpoint: "None of the inputs have requires_grad=True"
+        if "checkpoint" not in body.__name__:  # (saved_tensors_hooks and FlopCounterMode do not see inside one)
+            plain, changed = torch_step(_TwoConvs(_plain), (4, 8, 8)), torch_step(_TwoConvs(body), (4, 8, 8))
+            assert (changed.backward_flops, changed.saved_bytes) != (plain.backward_flops, plain.saved_bytes)
+        for mode in ("train", "eval"):
+            module = getattr(_TwoConvs(body), mode)()
+            with pytest.raises(SpecError, match=says + ".*alexcost counts layers run in torch's default modes"):
+                from_module(module, (4, 8, 8))
+            assert module.training == (mode == "train")
+
+
+def test_no_grad_on_forward_is_refused_and_the_callers_grad_mode_does_not_matter():
+    class Decorated(_TwoConvs):
+        @torch.no_grad()
+        def forward(self, x):
+            return self.c2(self.c1(x))
+
+    with pytest.raises(RuntimeError, match="does not require grad"):  # torch cannot take a step
+        Decorated(None)(torch.randn(1, 4, 8, 8)).sum().backward()
+    with pytest.raises(SpecError, match="fx node 'c1'.*grad mode off"):
+        from_module(Decorated(None), (4, 8, 8))
+    with torch.no_grad():  # the caller's mode is not the forward's change
+        assert from_module(_TwoConvs(_plain), (4, 8, 8)).network.names == ("c1", "c2")
+        assert not torch.is_grad_enabled()
+    assert torch.is_grad_enabled()
+
+
+def _branches(self, x):
+    if self.training:
+        x = self.c1(x)
+    return self.c2(x)
+
+
+def test_a_training_branch_is_refused_in_training_mode_and_noted_in_eval_mode():
+    module = _TwoConvs(_branches)
+    x = torch.randn(1, 4, 8, 8)
+    assert _torch_flops(module.train(), x) == 2 * _torch_flops(module.eval(), x)  # two convolutions, or one
+    module.train()
+    with pytest.raises(SpecError, match=r"module '\(root\)' \(_TwoConvs\): its forward\(\) tests self.training "
+                                        r"\(at .*test_torch_bridge.py:\d+: if self.training:\), and it is in "
+                                        r"training mode.*call .eval\(\)"):
+        from_module(module, (4, 8, 8))
+    assert module.training and module.c1.training
+    imported = from_module(module.eval(), (4, 8, 8))
+    assert imported.network.names == ("c2",)  # what eval mode runs
+    assert len(imported.eval_branches) == 1 and "tests self.training (at " in imported.eval_branches[0]
+    assert not module.training
+
+
+def test_dropout_given_self_training_is_no_branch():
+    F = torch.nn.functional
+
+    class Drop(_TwoConvs):
+        def forward(self, x):
+            return F.dropout(self.c1(x), 0.5, self.training)
+
+    imported = from_module(Drop(None).train(), (4, 8, 8))
+    assert [type(layer).__name__ for layer in imported.network.layers] == ["Conv2d", "Dropout"]
+    assert imported.eval_branches == ()
+    node = next(n for n in imported.graph_module.graph.nodes if n.op == "call_function")
+    assert node.kwargs.get("training", node.args[2] if len(node.args) > 2 else None) is False
+
+
+def test_grad_mode_tests_are_refused():
+    class Asks(_TwoConvs):
+        def forward(self, x):
+            if torch.is_grad_enabled():
+                x = self.c1(x)
+            return self.c2(x)
+
+    real = torch.is_grad_enabled
+    with pytest.raises(SpecError, match=r"asks torch.is_grad_enabled\(\) \(at .*if torch.is_grad_enabled\(\):\)"):
+        from_module(Asks(None).eval(), (4, 8, 8))
+    assert torch.is_grad_enabled is real  # put back
+
+
+@pytest.mark.parametrize("wrap, says", [
+    (lambda m: torch.jit.trace(m, torch.randn(1, 3, 4, 4)), "TorchScript module.*pass the eager module"),
+    (lambda m: torch.jit.script(m), "TorchScript module.*pass the eager module"),
+    (lambda m: torch.compile(m), "compiled with torch.compile.*pass module._orig_mod"),
+    (lambda m: nn.Sequential(torch.jit.script(m)), r"module '0' \(RecursiveScriptModule\) is a TorchScript")])
+def test_wrappers_say_what_to_pass_instead(wrap, says):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wrapped = wrap(nn.Conv2d(3, 3, 1))
+    with pytest.raises(SpecError, match=says):
+        from_module(wrapped, (3, 4, 4))
+
+
+def test_an_invalid_view_is_refused_at_its_node_in_torchs_words():
+    class Transposed(nn.Module):
+        def forward(self, x):
+            return x.transpose(2, 3).view(x.size(0), -1)
+
+    with pytest.raises(RuntimeError, match=r"view size is not compatible .* Use .reshape\(...\) instead"):
+        Transposed()(torch.randn(2, 3, 4, 5))
+    with pytest.raises(SpecError, match=r"method 'view' in module '\(root\)' \(Transposed\) \(fx node 'view'\): "
+                                        r"view size is not compatible with input tensor's size and stride \(at least "
+                                        r"one dimension spans across two contiguous subspaces\). Use .reshape\(...\) "
+                                        r"instead."):
+        from_module(Transposed(), (3, 4, 5))
+
+    class Reshaped(nn.Module):  # the same with reshape, or a view torch can make: read
+        def forward(self, x):
+            return x.transpose(2, 3).reshape(x.size(0), -1) + x.view(x.size(0), -1)
+
+    assert _agrees_with_torch(Reshaped(), (3, 4, 5)).network.output_shape == (60,)

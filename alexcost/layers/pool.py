@@ -18,7 +18,7 @@ from typing import ClassVar
 
 from . import arguments as check
 from ..errors import SpecError
-from .windows import adaptive_window_total, window_positions, window_total
+from .windows import adaptive_window_total, first_empty_window, window_positions, window_total
 from .base import (Grads, KEEPS_INPUT, Layer, Saved, Shape, TrainContext, layer_kind, need_rank,
                    register_layer, side)
 
@@ -92,6 +92,23 @@ class MaxPool2d(_Pool2d):
 
     def _dilation(self) -> tuple[int, int]:
         return self.dilation
+
+    def output_shape(self, x: Shape) -> Shape:
+        """As for every pool; and, with a dilation, refused where a window reads only padding: torch
+        returns -inf there, with an index outside the input that its backward pass writes through."""
+        y = super().output_shape(x)
+        if self.dilation != (1, 1):  # taps one apart reach the input from every window torch keeps
+            (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
+            for axis, size, k, s, p, d, out in (("row", x[1], kh, sh, ph, dh, y[1]),
+                                                ("column", x[2], kw, sw, pw, dw, y[2])):
+                i = first_empty_window(size, k, s, p, d, out)
+                if i is not None:
+                    taps = ", ".join(str(i * s - p + j * d) for j in range(min(k, 4))) + (", ..." if k > 4 else "")
+                    raise SpecError(f"window {axis} {i} of {out} reads only padding: its taps at input {axis}s "
+                                    f"{taps} all miss the input's {size} {axis}s (kernel_size="
+                                    f"{side(self.kernel_size)}, stride={side(self.stride)}, padding="
+                                    f"{side(self.padding)}, dilation={side(self.dilation)}); torch returns -inf there")
+        return y
 
     def other_ops(self, x: Shape, y: Shape) -> int:
         return self.taps(x, y) - prod(y)

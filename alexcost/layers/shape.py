@@ -134,8 +134,9 @@ class View(Reshape):
         out = _reshaped(strides, x, y, batch)
         if out is None:
             raise SpecError(f"view size is not compatible with input tensor's size and stride (at least one "
-                            f"dimension spans across two contiguous subspaces): {format_shape(x)} -> "
-                            f"{format_shape(y)} per sample; use Reshape")
+                            f"dimension spans across two contiguous subspaces). Use .reshape(...) instead. "
+                            f"(View of {format_shape(x)} with strides {list(strides[1:])} to {format_shape(y)} "
+                            f"per sample; in a spec, a Reshape)")
         return out
 
 

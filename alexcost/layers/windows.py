@@ -51,18 +51,36 @@ def window_total(size: int, kernel: int, stride: int, pad: int, dilation: int, o
     Windows that lie wholly inside hold ``kernel`` taps; the few clipped by the padding (or by
     ``ceil_mode``'s extra window) are counted one by one.
     """
+    first_full, last_full = _full_windows(size, kernel, stride, pad, dilation, out)
+    total = max(0, last_full - first_full + 1) * kernel
+    for i in _clipped(first_full, last_full, out):
+        total += _taps_inside(i * stride - pad, size, kernel, dilation)
+    return total
+
+
+def first_empty_window(size: int, kernel: int, stride: int, pad: int, dilation: int, out: int) -> int | None:
+    """The first of ``out`` window positions along one dimension whose taps all miss the input
+    (they land in the padding, or a dilation wider than the input steps over it), or None."""
+    first_full, last_full = _full_windows(size, kernel, stride, pad, dilation, out)
+    for i in _clipped(first_full, last_full, out):
+        if not _taps_inside(i * stride - pad, size, kernel, dilation):
+            return i
+    return None
+
+
+def _full_windows(size: int, kernel: int, stride: int, pad: int, dilation: int, out: int) -> tuple[int, int]:
+    """The first and last window positions that lie wholly inside the input (last < first: none)."""
     span = dilation * (kernel - 1)
     first_full = -(-pad // stride)                       # first i with start >= 0
     last_full = (size - 1 - span + pad) // stride         # last i with start + span <= size - 1
-    first_full, last_full = min(first_full, out), min(last_full, out - 1)
-    full = max(0, last_full - first_full + 1)
-    total = full * kernel
-    for i in _clipped(first_full, last_full, out):
-        start = i * stride - pad
-        lo = -(start // dilation) if start < 0 else 0               # first tap >= 0
-        hi = min(kernel - 1, (size - 1 - start) // dilation)        # last tap <= size - 1
-        total += max(0, hi - lo + 1)
-    return total
+    return min(first_full, out), min(last_full, out - 1)
+
+
+def _taps_inside(start: int, size: int, kernel: int, dilation: int) -> int:
+    """How many of the taps ``start + j*dilation`` (``j < kernel``) land in ``[0, size)``."""
+    lo = -(start // dilation) if start < 0 else 0               # first tap >= 0
+    hi = min(kernel - 1, (size - 1 - start) // dilation)        # last tap <= size - 1
+    return max(0, hi - lo + 1)
 
 
 def _clipped(first_full: int, last_full: int, out: int):

@@ -36,6 +36,7 @@ from math import prod
 from ..engine.cost import DTYPE_BYTES, NetworkCost, percent
 from ..errors import SpecError
 from ..engine.network import Network
+from ..hardware.roofline import Peaks
 from ..units import byte_unit, bytes_text, commas
 
 EXTRA_HINT = "pip install 'alexcost[plot]'"
@@ -499,6 +500,257 @@ def memory_figure(cost: NetworkCost, all_layers: bool = False):
         ax_out.set_ylim(len(groups) - 0.5, -0.5)
         fig.suptitle(f"{cost.model}: memory per layer\ninput {_shape_text(cost.input_shape)}, {cost.dtype}"
                      + _blocks_note(any(r.block for r in rows)), fontsize=11)
+    return fig
+
+
+# -- figures for the docs: time against MACs, the roofline, a training step, the two-GPU split -------------
+
+def _points_above(values, floor: float) -> list[int]:
+    """Indices of the values at or above ``floor``: the points worth a label."""
+    return [i for i, v in enumerate(values) if v >= floor]
+
+
+LABEL_OFFSETS = ((4, 3), (4, -10), (-4, 3), (-4, -10), (4, 12), (4, -19), (-4, 12), (-4, -19), (4, 21), (-4, 21),
+                 (4, -28), (-4, -28))
+"""Points (1/72 inch) from a point to its label's corner, tried in turn until the label is clear."""
+
+
+def _label_points(fig, ax, labels) -> None:
+    """``labels``: ``(text, (x, y), colour)``. Each label goes beside its point, at the first of
+    ``LABEL_OFFSETS`` where it overlaps no label placed before it and stays inside the axes (the
+    figure is laid out first, so the places are where the saved figure has them)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    with _matplotlib()[0].rc_context(STYLE):
+        fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    placed = []
+    for text, xy, colour in labels:
+        for dx, dy in LABEL_OFFSETS:
+            note = ax.annotate(text, xy, xytext=(dx, dy), textcoords="offset points", fontsize=VALUE_FONT,
+                               color=colour, ha="left" if dx > 0 else "right")
+            box = note.get_window_extent(renderer)
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            if inside and not any(box.overlaps(other) for other in placed):
+                break
+            note.remove()
+        else:
+            note = ax.annotate(text, xy, xytext=LABEL_OFFSETS[0], textcoords="offset points", fontsize=VALUE_FONT,
+                               color=colour)
+            box = note.get_window_extent(renderer)
+        placed.append(box)
+
+
+def time_share_figure(cost: NetworkCost, timings: Timings, label_from: float = 3.0):
+    """Each row's share of the measured time against its share of the MACs, one series per timed batch,
+    with the diagonal where time would follow the MACs. Rows fold as in ``shares_figure``; a row with at
+    least ``label_from`` percent of either is named."""
+    matplotlib, Figure = _matplotlib()
+    rows = share_rows(cost, timings)
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(WIDTH_IN, 5.6), dpi=DPI, layout="constrained")
+        ax = fig.subplots()
+        top = max([r.macs for r in rows] + [v for r in rows for v in r.time] + [1.0]) * 1.08
+        ax.plot([0, top], [0, top], color="#999999", linewidth=0.8, linestyle="--")
+        ax.text(top * 0.97, top * 0.93, "time follows the MACs", ha="right", va="top", fontsize=VALUE_FONT,
+                color="#666666", rotation=0)
+        labels = []
+        for k, run in enumerate(timings.batches):
+            colour = SERIES_COLOURS[(k + 2) % len(SERIES_COLOURS)]
+            xs, ys = [r.macs for r in rows], [r.time[k] for r in rows]
+            ax.scatter(xs, ys, s=22, color=colour, label=f"batch {run.batch}", zorder=3)
+            labels += [(rows[i].name, (xs[i], ys[i]), colour)
+                       for i in _points_above([max(x, y) for x, y in zip(xs, ys)], label_from)]
+        ax.set_xlim(0, top)
+        ax.set_ylim(0, top)
+        ax.set_xlabel("share of the network's MACs (%)")
+        ax.set_ylabel("share of the measured time (%)")
+        ax.grid(color="#DDDDDD", linewidth=0.6)
+        ax.set_axisbelow(True)
+        ax.legend(loc="upper left", frameon=False)
+        fig.suptitle(_title(cost, timings, "time share against MAC share, per layer"), fontsize=11)
+        _label_points(fig, ax, labels)
+    return fig
+
+
+def roofline_points(cost: NetworkCost) -> list[tuple[str, str, float]]:
+    """``(layer name, group, FLOP/B)`` for every layer that moves bytes: FLOPs (2·MACs + bias adds +
+    other ops) over input + weights + output bytes, as ``alexcost time``'s roofline counts them."""
+    from ..hardware.roofline import bytes_moved
+
+    return [(r.name, r.group, r.flops / bytes_moved(r)) for r in cost.layers if bytes_moved(r) and r.flops]
+
+
+def _clusters(points: list[tuple[str, float]], spread: float = 1.15) -> list[tuple[str, float]]:
+    """Points whose values lie within a factor ``spread`` of their neighbour's, as one labelled point."""
+    out: list[list] = []
+    for name, x in sorted(points, key=lambda p: p[1]):
+        if out and x <= out[-1][1] * spread:
+            out[-1][0].append(name)
+        else:
+            out.append([[name], x])
+    return [(", ".join(names), x) for names, x in out]
+
+
+def roofline_figure(cost: NetworkCost, roofs: list[tuple[str, "Peaks"]], extra: list[tuple[str, float]] = (),
+                    on: int = 0):
+    """A roofline: each device's attainable rate against arithmetic intensity (``roofs``: a label and the
+    device's `alexcost.hardware.roofline.Peaks`), its ridge marked, and the layers of ``cost`` placed at
+    their intensities on the roof of ``roofs[on]``: the convolutions and fully connected layers named
+    (neighbours within 15% share a label), the other layers as small grey dots. ``extra``: more named
+    points, such as one layer at other batch sizes."""
+    matplotlib, Figure = _matplotlib()
+    points = roofline_points(cost)
+    named = [(name, x) for name, group, x in points if group in ("conv", "fc")] + list(extra)
+    others = [x for _, group, x in points if group not in ("conv", "fc")]
+    every = [x for _, _, x in points] + [x for _, x in extra] + [peaks.ridge for _, peaks in roofs]
+    lo, hi = min(every) / 3, max(every) * 6
+    base_label, base = roofs[on]
+
+    def on_roof(x):
+        return min(base.flops_per_s, x * base.bytes_per_s) / 1e12
+
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(WIDTH_IN, 5.8), dpi=DPI, layout="constrained")
+        ax = fig.subplots()
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        for k, (label, roof) in enumerate(roofs):
+            colour = SERIES_COLOURS[k % len(SERIES_COLOURS)]
+            xs = [lo, roof.ridge, hi]
+            ax.plot(xs, [min(roof.flops_per_s, x * roof.bytes_per_s) / 1e12 for x in xs], color=colour,
+                    linewidth=1.6, label=f"{label}: ridge {roof.ridge:.1f} FLOP/B")
+            ax.axvline(roof.ridge, color=colour, linewidth=0.6, linestyle=":")
+        ax.scatter(others, [on_roof(x) for x in others], s=10, color="#999999", zorder=3,
+                   label="pooling, LRN, activations, softmax")
+        labels = []
+        for name, x in _clusters(named):
+            ax.scatter([x], [on_roof(x)], s=20, color="black", zorder=4)
+            labels.append((name, (x, on_roof(x)), "black"))
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(top=max(peaks.flops_per_s for _, peaks in roofs) / 1e12 * 6)
+        ax.set_xlabel("arithmetic intensity (FLOP/B, log scale)")
+        ax.set_ylabel("attainable rate (TFLOP/s, log scale)")
+        ax.grid(color="#DDDDDD", linewidth=0.6, which="major")
+        ax.set_axisbelow(True)
+        ax.legend(loc="upper left", frameon=False)
+        fig.suptitle(f"{cost.model}: the roofline, each layer at batch {cost.batch} ({cost.dtype}) on the "
+                     f"{base_label}'s roof", fontsize=11)
+        _label_points(fig, ax, labels)
+    return fig
+
+
+def step_memory_figure(training):
+    """A training step's memory (a `alexcost.training.TrainingCost`): what it holds, as one stacked bar
+    (weights, gradients, optimizer state, the input batch, each layer's kept tensors), and the bytes
+    live after each layer of the forward pass and then of the backward pass, with the peak."""
+    matplotlib, Figure = _matplotlib()
+    m = training.memory
+    unit, scale = "GiB", 2**30          # as alexcost train states a step's memory
+    parts = [("weights", m.weights + m.buffers), ("gradients", m.grads), ("optimizer state", m.optimizer),
+             ("input batch", m.input)]
+    kept = [(r.name, r.saved_bytes) for r in training.layers if r.saved_bytes]
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(WIDTH_IN, 6.4), dpi=DPI, layout="constrained")
+        ax_bar, ax_time = fig.subplots(2, 1, height_ratios=[1, 2.4])
+        left = 0.0
+        for k, (label, size) in enumerate(parts):
+            ax_bar.barh(0, size / scale, left=left, height=0.6, color=SERIES_COLOURS[k], label=label)
+            left += size / scale
+        saved_left = left
+        for k, (name, size) in enumerate(kept):
+            ax_bar.barh(0, size / scale, left=left, height=0.6, color=("#BBBBBB", "#DDDDDD")[k % 2],
+                        edgecolor="white", linewidth=0.4)
+            if size >= 0.06 * m.peak:
+                ax_bar.text(left + size / scale / 2, 0, name, ha="center", va="center", fontsize=VALUE_FONT)
+            left += size / scale
+        ax_bar.annotate(f"kept for backward: {m.saved / scale:.2f} {unit}", (saved_left, 0.42),
+                        fontsize=VALUE_FONT, va="bottom")
+        ax_bar.set_yticks([])
+        ax_bar.set_xlim(0, left * 1.02)
+        ax_bar.set_ylim(-0.5, 0.9)
+        ax_bar.set_xlabel(unit)
+        ax_bar.set_title("what the step holds: resident, and what autograd keeps per layer")
+        ax_bar.legend(loc="lower left", bbox_to_anchor=(0.0, 1.12), ncols=4, frameon=False, fontsize=VALUE_FONT)
+
+        xs = list(range(len(m.timeline)))
+        ys = [(m.resident + b) / scale for _, _, b in m.timeline]
+        forward = sum(1 for phase, _, _ in m.timeline if phase == "forward")
+        ax_time.fill_between(xs, [m.resident / scale] * len(xs), ys, color=SERIES_COLOURS[4], step="mid")
+        ax_time.fill_between(xs, 0, [m.resident / scale] * len(xs), color=SERIES_COLOURS[0], step="mid",
+                             label="weights, gradients' room and optimizer state")
+        ax_time.axvline(forward - 0.5, color="black", linewidth=0.8)
+        ax_time.text(forward - 0.7, ys[0], "forward  ", ha="right", va="bottom", fontsize=VALUE_FONT)
+        ax_time.text(forward - 0.3, ys[0], "  backward", ha="left", va="bottom", fontsize=VALUE_FONT)
+        top = max(range(len(ys)), key=ys.__getitem__)
+        ax_time.annotate(f"peak {m.peak / scale:.2f} {unit} at {m.timeline[top][1]} ({m.timeline[top][0]})",
+                         (top, ys[top]), xytext=(0, 8), textcoords="offset points", ha="center",
+                         fontsize=VALUE_FONT)
+        ax_time.set_xticks(xs, [name for _, name, _ in m.timeline], rotation=90, fontsize=VALUE_FONT)
+        ax_time.set_xlim(-0.5, len(xs) - 0.5)
+        ax_time.set_ylim(0, max(ys) * 1.15)
+        ax_time.set_ylabel(unit)
+        ax_time.set_title("live memory at each layer's high point (model)")
+        ax_time.grid(axis="y", color="#DDDDDD", linewidth=0.6)
+        ax_time.set_axisbelow(True)
+        fig.suptitle(f"{training.model}: a training step's memory, batch {training.batch}, {training.dtype}, "
+                     f"optimizer {training.optimizer}", fontsize=11)
+    return fig
+
+
+def two_gpu_figure(cost: NetworkCost, prediction):
+    """The model split of a `alexcost.hardware.Prediction` (``split == "model"``): each convolution and
+    fully connected layer as one box per GPU with its share of the output, and at every layer that
+    reads all the channels, the bytes that cross between the GPUs each way per step."""
+    matplotlib, Figure = _matplotlib()
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    gpus = prediction.gpus
+    crossing = {c.name: c for c in prediction.crossings}
+    columns = [r for r in cost.layers if r.type in ("Conv2d", "Linear") or r.name in crossing]
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(WIDTH_IN, 1.2 + 1.3 * gpus), dpi=DPI, layout="constrained")
+        ax = fig.subplots()
+        ax.set_xlim(-0.6, len(columns) - 0.4)
+        ax.set_ylim(-0.8, gpus - 0.5)
+        ax.axis("off")
+        width, height = 0.72, 0.46
+        for j, row in enumerate(columns):
+            shape = row.output_shapes[0]
+            part = (shape[0] // gpus, *shape[1:]) if row.type != "Softmax" else shape
+            for g in range(gpus):
+                y = gpus - 1 - g
+                colour = GROUP_COLOURS.get(row.group, GROUP_COLOURS["other"])
+                ax.add_patch(FancyBboxPatch((j - width / 2, y - height / 2), width, height,
+                                            boxstyle="round,pad=0.02", facecolor=colour, edgecolor="none",
+                                            alpha=0.9))
+                ax.text(j, y + 0.08, row.name, ha="center", va="center", fontsize=9, color=_text_colour(colour))
+                ax.text(j, y - 0.11, _shape_text(part), ha="center", va="center", fontsize=VALUE_FONT,
+                        color=_text_colour(colour))
+            if j == 0:
+                continue
+            for g in range(gpus):
+                y = gpus - 1 - g
+                ax.add_patch(FancyArrowPatch((j - 1 + width / 2, y), (j - width / 2, y), arrowstyle="-|>",
+                                             mutation_scale=8, color="#444444", linewidth=0.8))
+            if row.name in crossing:
+                for g in range(gpus - 1):
+                    lo, hi = gpus - 2 - g, gpus - 1 - g
+                    for a, b in ((lo, hi), (hi, lo)):
+                        ax.add_patch(FancyArrowPatch((j - 1 + width / 2, a + (0.12 if a < b else -0.12)),
+                                                     (j - width / 2, b + (-0.12 if a < b else 0.12)),
+                                                     arrowstyle="-|>", mutation_scale=8, color="#CC3311",
+                                                     linewidth=1.0))
+                ax.text(j - 0.5, -0.62, f"{bytes_text(crossing[row.name].forward_bytes)}\neach way",
+                        ha="center", va="center", fontsize=VALUE_FONT, color="#CC3311")
+        for g in range(gpus):
+            ax.text(-0.6, gpus - 1 - g + 0.3, f"GPU {g + 1}", ha="left", va="bottom", fontsize=9)
+        moved = sum(c.forward_bytes + c.backward_bytes for c in prediction.crossings)
+        fig.suptitle(f"{cost.model} on {gpus} GPUs, split as the paper split it, batch {prediction.batch}\n"
+                     f"red: what crosses between the GPUs, {bytes_text(moved)} a step, forward and backward",
+                     fontsize=11)
     return fig
 
 

@@ -155,6 +155,10 @@ def render(record: dict, style: str = "simple", layers: bool = True) -> str:
     return "\n\n".join(out) + "\n"
 
 
+def _spread(stats: dict) -> str:
+    return f"{stats['p10_ms']:.3f}-{stats['p90_ms']:.3f}"
+
+
 def render_training(record: dict, style: str = "simple") -> str:
     """An ``alexcost time --training`` record as text (``simple``) or Markdown (``pipe``)."""
     md = style == "pipe"
@@ -163,20 +167,30 @@ def render_training(record: dict, style: str = "simple") -> str:
             f"dtype {record['dtype']}: {record['math']}",
             f"peaks: {p['flops_per_s'] / 1e12:.3f} TFLOP/s, {p['bytes_per_s'] / 1e9:.1f} GB/s (measured or given)",
             f"timer: {s['timer']}, method {s['method']}, warm-up {s['warmup']}, repeats {s['repeats']}; {s['mode']}"]
+    if "spec_sheet" in s:
+        head.append(f"spec sheet: {s['spec_sheet']['name']}, {s['spec_sheet']['flops_per_s'] / 1e12:.1f} TFLOP/s, "
+                    f"{s['spec_sheet']['bytes_per_s'] / 1e9:.0f} GB/s")
     out = ["\n".join(f"- {h}" if md else h for h in head)]
-    headers = ("#", "layer", "type", "fwd ms", "fwd+bwd ms", "bwd ms", "fwd bound ms", "bwd bound ms", "bwd bound")
     for b in record["batches"]:
         if "error" in b:
             out.append(f"{'#### ' if md else ''}batch {b['batch']}: {b['error']}"
                        + (f" ({b['detail']})" if b.get("detail") else ""))
             continue
         out.append(f"{'#### ' if md else ''}batch {b['batch']}: network forward {b['network_forward_ms']:.3f} ms, "
+                   f"backward {b['network_backward_ms']:.3f} ms (p10-p90 {_spread(b['network_backward'])}), "
                    f"forward + backward {b['network_step_ms']:.3f} ms; layers: forward {b['layers_forward_ms']:.3f}, "
                    f"backward {b['layers_backward_ms']:.3f} ms")
+        sheet = bool(b["layers"]) and "spec_forward_bound_ms" in b["layers"][0]
+        headers = ("#", "layer", "type", "fwd ms", "fwd+bwd ms", "bwd ms", "bwd p10-p90 ms", "fwd bound ms",
+                   "bwd bound ms", "bwd bound", *(("spec fwd bound ms", "spec bwd bound ms") if sheet else ()), "")
         rows = [[str(i), r["name"], r["type"], f"{r['forward_ms']:.3f}",
                  "-" if r["forward_backward"] is None else f"{r['forward_backward']['median_ms']:.3f}",
-                 f"{r['backward_ms']:.3f}", f"{r['forward_bound_ms']:.4f}", f"{r['backward_bound_ms']:.4f}",
-                 r["backward_bound"] or ""] for i, r in enumerate(b["layers"])]
-        out.append(render_table(headers, rows, ("right", "left", "left", *["right"] * 5, "left"), style))
+                 "-" if r["backward"] is None else f"{r['backward_ms']:.3f}",
+                 "-" if r["backward"] is None else _spread(r["backward"]),
+                 f"{r['forward_bound_ms']:.4f}", f"{r['backward_bound_ms']:.4f}", r["backward_bound"] or "",
+                 *((f"{r['spec_forward_bound_ms']:.4f}", f"{r['spec_backward_bound_ms']:.4f}") if sheet else ()),
+                 "noisy" if r["noisy"] else ""] for i, r in enumerate(b["layers"])]
+        align = ("right", "left", "left", *["right"] * 6, "left", *(["right"] * 2 if sheet else []), "left")
+        out.append(render_table(headers, rows, align, style))
     out.append("\n".join(f"- {v}" if md else f"verdict: {v}" for v in record["verdict"]))
     return "\n\n".join(out) + "\n"

@@ -239,7 +239,7 @@ def dumps_spec(network, fmt: str = "json") -> str:
         return dumps_json(data)  # one layer per line
     if fmt != "toml":
         raise SpecError(f"unknown spec format {fmt!r}; choose json or toml")
-    lines = [f"name = {json.dumps(data['name'])}", f"input_shape = {json.dumps(data['input_shape'])}"]
+    lines = [f"name = {_toml_value(data['name'])}", f"input_shape = {_toml_value(data['input_shape'])}"]
     for entry in data["layers"]:
         lines += ["", "[[layers]]"]
         lines += [f"{key} = {_toml_value(value)}" for key, value in entry.items()]
@@ -255,4 +255,27 @@ def _toml_value(value) -> str:
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, float):
         return repr(value)
-    return json.dumps(value)  # ints and strings: JSON's spelling is TOML's
+    if isinstance(value, str):
+        return _toml_string(value)
+    return json.dumps(value)  # ints: JSON's spelling is TOML's
+
+
+_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: characters as they are (the file is UTF-8, so a name beyond the Basic
+    Multilingual Plane stays one character, where JSON's escapes would write a surrogate pair that
+    TOML refuses), quotes, backslashes and control characters escaped."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in _TOML_ESCAPES:
+            out.append(_TOML_ESCAPES[ch])
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\u{code:04X}")
+        elif 0xD800 <= code <= 0xDFFF:
+            raise SpecError(f"{text!r} holds a lone surrogate (U+{code:04X}), which no UTF-8 file can hold")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'

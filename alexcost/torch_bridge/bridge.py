@@ -70,7 +70,10 @@ class ImportedModule:
     ``unused`` maps a module path to the parameters it holds that forward never reads (an
     auxiliary head in eval mode, a parameter registered on a container): torch counts them,
     and so do `params` and ``cost().totals.params`` (``unused_frozen``: the part of them with
-    ``requires_grad=False``, in `frozen`). ``graph_module`` is the
+    ``requires_grad=False``, in `frozen`). ``eval_branches`` says where a module given in eval mode
+    tests ``self.training`` in its forward (module, source line): the network is what it runs in
+    eval mode, and a training step would run what the test chooses in training mode, which the
+    network does not hold. ``graph_module`` is the
     ``torch.fx.GraphModule`` of the eval-mode trace, built on first use over the user's own
     submodules and parameters: running it runs the user's code.
     """
@@ -84,6 +87,7 @@ class ImportedModule:
     unused: dict[str, int] = field(default_factory=dict)
     fx_nodes: tuple[str, ...] = ()
     unused_frozen: int = 0
+    eval_branches: tuple[str, ...] = ()
     _trace: object = field(default=None, repr=False, compare=False)
 
     @property
@@ -139,7 +143,10 @@ def from_module(module, input_shape, *, name: str | None = None) -> ImportedModu
     inference); each module, function and method call becomes a layer. Raises one
     `SpecError` for the first thing that cannot be read exactly, naming the fx node, the
     module path or function, and why: a call with no layer kind, control flow that depends
-    on the data, forward hooks, a parameter used outside any layer, shapes that do not fit.
+    on the data, forward hooks, a parameter used outside any layer, shapes that do not fit;
+    a layer run with torch's modes changed (no_grad, inference_mode, autocast, checkpoint);
+    a test of ``self.training`` in a module in training mode; ``torch.is_grad_enabled()``;
+    TorchScript and ``torch.compile`` wrappers (pass the eager module).
     """
     from ..layers.arguments import shape as check_shape
     from .reader import Reader
@@ -151,4 +158,4 @@ def from_module(module, input_shape, *, name: str | None = None) -> ImportedModu
     network = Network(x, reading.layers, name=name or type(module).__name__)
     return ImportedModule(network, reading.paths, reading.first_use, reading.weight_params, reading.bias_params,
                           reading.frozen_params, reading.unused, reading.fx_nodes, reading.unused_frozen,
-                          (module, traced))
+                          reading.eval_branches, _trace=(module, traced))

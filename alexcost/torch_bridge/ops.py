@@ -238,22 +238,33 @@ def conv2d(r, node, args, kwargs):
     b = bind(r, node, spec, args, kwargs)
     x = r.tensor(b["input"], node)
     weight, bias = _weight(r, node, b["weight"], "weight", 4), _weight(r, node, b["bias"], "bias", 1)
-    out, per_group, kh, kw = weight.tensor.shape
     args = {k: r.constant(b[k], node, k) for k in ("stride", "padding", "dilation", "groups")}
+    return r.emit(node, _conv(r, node, x, weight, bias, args), [x], params=(("weight", weight), ("bias", bias)))
+
+
+def _conv(r, node, x, weight, bias, args: dict):
+    """The Conv2d that convolves ``x`` with ``weight`` (its shape gives the kernel and the channels, as
+    ``F.conv2d`` reads them) and ``args`` (stride, padding, dilation, groups, padding_mode)."""
+    out, per_group, kh, kw = weight.tensor.shape
     layer = r.build(node, Conv2d, dict(out_channels=out, kernel_size=(kh, kw), bias=bias is not None, **args))
     if len(x.shape) == 3 and per_group * layer.groups != x.shape[0]:
-        r.refuse(node, f"its weight {weight.path!r} of shape {list(weight.tensor.shape)} with groups="
-                       f"{layer.groups} expects {per_group * layer.groups} input channels, got {x.shape[0]}")
-    return r.emit(node, layer, [x], params=(("weight", weight), ("bias", bias)))
+        raise SpecError(f"Given groups={layer.groups}, weight of size {list(weight.tensor.shape)}, expected input"
+                        f"[N, {', '.join(map(str, x.shape))}] to have {per_group * layer.groups} channels, but got "
+                        f"{x.shape[0]} channels instead", where=r.where(node, x.shape))
+    return layer
 
 
 def linear(r, node, args, kwargs):
     b = bind(r, node, (("input", REQUIRED), ("weight", REQUIRED), ("bias", None)), args, kwargs)
     x = r.tensor(b["input"], node)
     weight, bias = _weight(r, node, b["weight"], "weight", 2), _weight(r, node, b["bias"], "bias", 1)
+    return r.emit(node, _linear(r, node, weight, bias), [x], params=(("weight", weight), ("bias", bias)))
+
+
+def _linear(r, node, weight, bias):
+    """The Linear that ``F.linear`` computes with ``weight`` (its shape gives the features)."""
     out, features = weight.tensor.shape
-    layer = r.build(node, Linear, dict(in_features=features, out_features=out, bias=bias is not None))
-    return r.emit(node, layer, [x], params=(("weight", weight), ("bias", bias)))
+    return r.build(node, Linear, dict(in_features=features, out_features=out, bias=bias is not None))
 
 
 def layer_norm(r, node, args, kwargs):
@@ -373,6 +384,53 @@ METHODS = {
 """Tensor methods by name (a call_method node's target)."""
 
 _ARGS: dict[type, tuple[str, ...]] = {}
+
+
+def module_call(r, node, kind, module, x):
+    """A leaf module's layer and its parameters, as torch's forward uses them: a Conv2d or Linear
+    from its weight's shape (what ``F.conv2d`` and ``F.linear`` read, whatever ``out_channels`` or
+    ``in_features`` say after the weight was replaced) and, for a padding mode other than zeros, the
+    padding its forward applies (fixed when the module was made); other kinds from the module's
+    attributes (a LayerNorm's weight and bias of the shape ``F.layer_norm`` takes; batch norm reads any
+    shape of as many elements as channels, as torch does)."""
+    where = r.where(node, x.shape)
+    params = tuple((role, r.attribute(module._parameters[role], f"{node.target}.{role}" if node.target else role,
+                                      node)) for role in ("weight", "bias") if role in module._parameters)
+    given = dict(params)
+    if kind in (Conv2d, Linear):
+        weight = _weight(r, node, given.get("weight"), "weight", 4 if kind is Conv2d else 2)
+        bias = _weight(r, node, given.get("bias"), "bias", 1)
+        if weight is None:
+            r.refuse(node, "has no weight")
+        if kind is Linear:
+            return _linear(r, node, weight, bias), params
+        args = {"stride": module.stride, "padding": module.padding, "dilation": module.dilation,
+                "groups": module.groups, "padding_mode": module.padding_mode}
+        if module.padding_mode != "zeros":
+            args["padding"] = _applied_padding(r, node, module, weight)
+        return _conv(r, node, x, weight, bias, args), params
+    layer = module_layer(kind, module, where)
+    for role, value in params if kind is LayerNorm else ():
+        if value is not None and tuple(value.tensor.shape) != layer.normalized_shape:
+            r.refuse(node, f"its {role} has shape {list(value.tensor.shape)}; F.layer_norm expects "
+                           f"{role} of shape {list(layer.normalized_shape)} (normalized_shape)")
+    return layer, params
+
+
+def _applied_padding(r, node, module, weight):
+    """The padding a Conv2d with ``padding_mode`` other than zeros applies: ``F.pad`` by the
+    ``_reversed_padding_repeated_twice`` the module computed when it was made (not its ``padding``)."""
+    left, right, top, bottom = module._reversed_padding_repeated_twice
+    if (top, left) == (bottom, right):
+        return (top, left)
+    same = []
+    for k, d in zip(weight.tensor.shape[2:], module.dilation):
+        total = d * (k - 1)
+        same.append((total // 2, total - total // 2))
+    if [(top, bottom), (left, right)] == same:
+        return "same"
+    r.refuse(node, f"pads by {left}, {right} (left, right) and {top}, {bottom} (top, bottom) before it convolves "
+                   f"(padding_mode={module.padding_mode!r}); alexcost reads even padding, or 'same'")
 
 
 def module_layer(kind, module, where: str):

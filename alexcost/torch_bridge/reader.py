@@ -6,6 +6,10 @@ batch size `BATCH` (a marker: alexcost never fixes it), or a plain Python value 
 flags, tuples). ``x.size()`` gives ``(BATCH, *shape)``; arithmetic on plain values is
 evaluated; a call on tensors becomes one layer (see `alexcost.torch_bridge.ops`) or is refused.
 
+A write in place (``y.relu_()``, ``y += z``, ``F.relu(y, inplace=True)``), whether or not its result
+is used, makes later readers of ``y``, and of every view of the same storage, read the written
+tensor, as torch mutates it (see `Reader._wrote`).
+
 Parameters count once, where first read: a leaf module's own weight and bias, the weight
 and bias passed to ``F.conv2d``, ``F.linear``, ``F.layer_norm`` or ``F.batch_norm``, and a
 parameter used as an operand of ``+`` or ``*`` (a `Parameter` layer). Parameters the forward
@@ -14,16 +18,22 @@ pass never reads are ``unused``: torch counts them, no layer holds them. Imports
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import NamedTuple
 
 from ..layers import arguments as check
+from ..layers import strides as st
 from ..errors import SpecError, format_shape
-from .ops import FUNCTIONS, METHODS, PURE, module_layer
-from .trace import kind_of, where_module
+from .ops import FUNCTIONS, METHODS, PURE, module_call
+from .trace import MODE, kind_of, where_module
 from ..layers import BUILTIN_KINDS, Identity, Parameter, ParameterShape
+from ..layers.base import Passthrough
+from ..layers import Contiguous, Flatten, Permute, Reshape, Transpose, View
 
 
 class _Batch:
@@ -68,6 +78,7 @@ class Reading:
     fx_nodes: tuple[str, ...]
     unused: dict
     unused_frozen: int
+    eval_branches: tuple[str, ...] = ()
 
 
 def _contains(value, test) -> bool:
@@ -106,13 +117,21 @@ class Reader:
 
     def __init__(self, root, traced, input_shape):
         self.root, self.modules, self.graph = root, traced.modules, traced.graph
+        self.branches = traced.branches
         self.constants = traced.constants
         self.input_shape = input_shape
         self.layers, self.sources, self.paths, self.fx_nodes = [], [], [], []
         self.module_ids, self.owners, self.labels = [], [], []
         self.weight, self.bias, self.frozen = [], [], []
+        self.xs, self.ys = [], []
+        self.needs: list[bool] = []  # per layer: does its output require grad (in a training step)?
         self.seen: set[int] = set()
         self._placeholders = 0
+        self.links: dict = {}     # value -> (the value it is the same tensor as, or a view or slice of; how)
+        self.children: dict = {}  # value -> the values linked to it
+        self.stale: dict = {}     # value -> what it holds since a write in place: see `_wrote`
+        self.late_views: set = set()  # views made before their base required grad, rebuilt since it does
+        self._plans: dict = {}    # (layers read, batch) -> the storages and strides of their outputs
 
     # -- what handlers use ------------------------------------------------------------------
     def module(self, path: str):
@@ -247,11 +266,16 @@ class Reader:
         except TypeError as err:
             self.refuse(node, f"cannot be read as {kind.__name__}: {err}")
 
-    def emit(self, node, layer, inputs, params=(), module=None):
-        """Add ``layer`` reading ``inputs`` (activations); its value for the node."""
+    def emit(self, node, layer, inputs, params=(), module=None, label=None):
+        """Add ``layer`` reading ``inputs`` (activations); its value for the node. A layer that
+        writes in place into its first input makes later readers of that tensor (and of its
+        views) read the result (`_wrote`)."""
         kind = type(layer)
         shapes = [v.shape for v in inputs]
         x = shapes[0] if kind.arity == 1 else tuple(shapes)
+        mode = getattr(node, "meta", {}).get(MODE)
+        if mode:
+            self._unseen_mode(node, mode)
         try:
             y = layer.output_shape(x)
         except SpecError as err:
@@ -260,12 +284,199 @@ class Reader:
             path, owner, label = node.target, None, None
         else:
             owner, _ = self.owner(node)
-            label = IN_PLACE.get(self.function_name(node), self.function_name(node))
+            label = label or IN_PLACE.get(self.function_name(node), self.function_name(node))
             path = f"{owner}:{label}"
         act = self._add(node, layer, tuple(v.src for v in inputs), x, path, module, params, y, owner, label)
-        if kind.multi_output:
-            return tuple(Activation((act.src[0], k), s) for k, s in enumerate(y))
-        return Activation(act.src, y)
+        out = tuple(Activation((act.src[0], k), s) for k, s in enumerate(y)) if kind.multi_output \
+            else Activation(act.src, y)
+        if isinstance(layer, View):
+            self._check_view(node)
+        if inputs and not isinstance(inputs[0].shape, ParameterShape):
+            how = _link(layer)
+            for value in (out if kind.multi_output else (out,)) if how else ():
+                self.links[value.src] = (inputs[0].src, how)
+                self.children.setdefault(inputs[0].src, []).append(value.src)
+            if how == "same":
+                if inputs[0].src in self.late_views:
+                    self.refuse(node, "a leaf Variable that requires grad is being used in an in-place operation. "
+                                      "(It writes in place into a view made while its base required no grad, "
+                                      "which a write in place has made require grad since.)")
+                self._check_overlap(node, inputs)
+                self._wrote(node, inputs[0], out)
+        return out
+
+    def _check_overlap(self, node, inputs) -> None:
+        """Writing in place into a tensor that another operand views differently (``y += y.transpose(2, 3)``)
+        is refused by torch: the two overlap in part. The same tensor again (``y += y``) is not."""
+        target = inputs[0].src
+        family = set(self._lineage(target)[1])
+        for other in inputs[1:]:
+            if other.src == target or other.src not in family or isinstance(other.shape, ParameterShape):
+                continue
+            for batch in (1, 2):
+                mine, theirs = (self._placed(node, batch, src) for src in (target, other.src))
+                if mine[0] == theirs[0] and (mine[1] != theirs[1] or inputs[0].shape != other.shape):
+                    self.refuse(node, "unsupported operation: some elements of the input tensor and the written-to "
+                                      "tensor refer to a single memory location. Please clone() the tensor before "
+                                      "performing the operation. (It writes in place into a tensor that another of "
+                                      "its operands views with other strides.)")
+
+    def _unseen_mode(self, node, mode: str) -> None:
+        """A layer the forward pass runs with torch's modes changed (`alexcost.torch_bridge.trace.mode_of`):
+        refused, as alexcost counts what torch computes and keeps in its default modes. (The one place
+        that would mark the layer instead, once the training step counts such layers.)"""
+        self.refuse(node, f"{mode}; alexcost counts layers run in torch's default modes, and does not read "
+                          f"this one")
+
+    # -- writes in place ------------------------------------------------------------------------
+    def _wrote(self, node, target: Activation, result) -> None:
+        """``result`` was written in place into ``target``'s storage: from now on every value that
+        is the same tensor as ``target`` holds ``result``, and every view of it (its base, the base's
+        other views) is torch's view of the written storage, with the history autograd gives it.
+        Each value linked to ``target`` (`links`) is marked `stale`, with how to rebuild it; a
+        value is rebuilt when it is next read (`fresh`). A slice (Chunk, Split) is where this
+        stops: torch refuses to give such a view a new history."""
+        above, family = self._lineage(target.src)
+        if any(self.links[v][1] == "view" for v in (*above, *family) if v in self.links):
+            self._keep_real_views(node, (*above, *family))
+            above, family = self._lineage(target.src)
+        below = {parent: child for child, parent in zip(above, above[1:])}
+        for value in family:
+            if value == result.src:
+                continue
+            if value == target.src:
+                self.stale[value] = result
+            elif value in below:  # an ancestor: undo the link towards target from its new value
+                self.stale[value] = _Rebuild(node, "up", below[value])
+            else:  # redo its own link from its parent's new value
+                self.stale[value] = _Rebuild(node, "down", self.links[value][0])
+
+    def _lineage(self, src) -> tuple[list, list]:
+        """``src`` and its ancestors up to the first that is no view (or a slice) of another; and that
+        ancestor with every value linked below it."""
+        above = [src]
+        while above[-1] in self.links and self.links[above[-1]][1] != "slice":
+            above.append(self.links[above[-1]][0])
+        family, todo = [], [above[-1]]
+        while todo:
+            value = todo.pop()
+            family.append(value)
+            todo.extend(self.children.get(value, ()))
+        return above, family
+
+    def _keep_real_views(self, node, values) -> None:
+        """Drop the links of values that are copies, not views (a reshape of a tensor no view can
+        give): what torch decides by strides, as the storage plan follows them."""
+        for value in values:
+            link = self.links.get(value)
+            if link is None or link[1] != "view":
+                continue
+            shared = {self._placed(node, batch, value)[0] == self._placed(node, batch, link[0])[0]
+                      for batch in (1, 2)}
+            if len(shared) > 1:
+                self.refuse(node, f"writes in place into a tensor that is a view of another for one sample and "
+                                  f"a copy for several; alexcost cannot follow the write")
+            if shared == {False}:
+                del self.links[value]
+                self.children[link[0]].remove(value)
+
+    def _plan(self, node, batch: int):
+        """Each layer read so far: per output, its storage and strides (`alexcost.engine.storage.trace`)."""
+        from ..engine.storage import trace
+
+        key = (len(self.layers), batch)
+        if key not in self._plans:
+            read = SimpleNamespace(input_shape=self.input_shape, layers=self.layers, input_shapes=self.xs,
+                                   output_shapes=self.ys, sources=self.sources)
+            try:
+                self._plans[key] = trace(read, batch)
+            except SpecError as err:
+                raise err.at(self.where(node)) from None
+        return self._plans[key]
+
+    def _placed(self, node, batch: int, src) -> tuple:
+        """Value ``src``'s storage and batched strides, in `_plan`."""
+        i, k = src
+        if i == -1:
+            return -1, st.contiguous((batch, *self.input_shape))
+        return self._plan(node, batch)[i][k or 0]
+
+    def _check_view(self, node) -> None:
+        """``x.view(...)`` on a tensor whose strides no view can follow fails in torch: refused here."""
+        for batch in (1, 2):
+            self._plan(node, batch)
+
+    def fresh(self, value):
+        """``value`` (an argument, or lists and dicts of them) as it is now, after writes in place."""
+        if isinstance(value, Activation):
+            return self._current(value) if value.src in self.stale else value
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.fresh(v) for v in value)
+        if isinstance(value, dict):
+            return {k: self.fresh(v) for k, v in value.items()}
+        return value
+
+    def _current(self, value: Activation) -> Activation:
+        entry = self.stale.get(value.src)
+        if entry is None:
+            return value
+        if isinstance(entry, Activation):
+            return self._current(entry) if entry.src in self.stale and entry.src != value.src else entry
+        node, way, other = entry.node, entry.way, entry.other
+        if way == "up":  # value is the parent of ``other``: undo other's link
+            child = self._current(self._value(other))
+            rebuilt = self._undo(node, other, child)
+        else:  # redo value's own link from its parent's new value
+            parent = self._current(self._value(other))
+            rebuilt = self._redo(node, value.src, parent)
+            if rebuilt is not parent and self._requires_grad(parent.src) and not self._requires_grad(other):
+                self.late_views.add(rebuilt.src)  # torch refuses to write into it in place
+        self.stale[value.src] = rebuilt
+        return rebuilt
+
+    def _requires_grad(self, src) -> bool:
+        return src[0] != -1 and self.needs[src[0]]
+
+    def _value(self, src) -> Activation:
+        """The value ``src`` as the layer that made it gave it."""
+        i, k = src
+        shape = self.input_shape if i == -1 else self.ys[i] if k is None else self.ys[i][k]
+        return Activation(src, shape)
+
+    def _undo(self, node, src, value: Activation) -> Activation:
+        """The base of ``value`` (the new value of ``src``): the inverse view of the link ``src`` has."""
+        how = self.links[src][1]
+        if how == "same":
+            return value
+        i, _ = src
+        layer, x, y = self.layers[i], self.xs[i], self.ys[i]
+        if isinstance(layer, (Passthrough, Contiguous)) or (isinstance(layer, (Flatten, Reshape)) and x == y):
+            return value
+        if isinstance(layer, Transpose):
+            inverse = Transpose(dim0=layer.dim0, dim1=layer.dim1)
+        elif isinstance(layer, Permute):
+            dims = [d % (len(x) + 1) for d in layer.dims]
+            inverse = Permute(dims=tuple(dims.index(d) for d in range(len(dims))))
+        elif isinstance(layer, (Flatten, Reshape)):
+            inverse = View(shape=x)
+        else:
+            self.refuse(node, f"writes in place into a view made by {type(layer).__name__}, whose base is read "
+                              f"again afterwards; alexcost cannot follow the write into the base")
+        return self.emit(node, inverse, [value], label=type(inverse).__name__.lower())
+
+    def _redo(self, node, src, parent: Activation) -> Activation:
+        """``src``'s link (a view of its parent) made again from the parent's new value."""
+        how = self.links[src][1]
+        if how == "same":
+            return parent
+        layer = self.layers[src[0]]
+        if how == "slice":
+            self.refuse(node, f"writes in place into a tensor that a {type(layer).__name__} sliced earlier, and a "
+                              f"slice is read afterwards: torch refuses to give such a view (the output of a "
+                              f"function that returns several views) a new history when it requires grad; "
+                              f"alexcost does not follow it")
+        return self.emit(node, dataclasses.replace(layer, name=None, inputs=None), [parent],
+                         label=type(layer).__name__.lower())
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def _add(self, node, layer, sources, x, path, module, params, y, owner, label) -> Activation:
@@ -281,6 +492,11 @@ class Reader:
         self.weight.append(new["weight"])
         self.bias.append(new["bias"])
         self.frozen.append(cold)
+        self.xs.append(x)
+        self.ys.append(y)
+        tensors = [value.tensor if isinstance(value, Attribute) else value for _, value in params]
+        self.needs.append(any(self.needs[j] for j, _ in sources if j != -1) or
+                          any(t is not None and t.requires_grad for t in tensors))
         return Activation((index, None), y)
 
     def _count(self, node, layer, x, params) -> tuple[dict, int]:
@@ -323,11 +539,13 @@ class Reader:
             elif op == "get_attr":
                 value = self._attribute(node)
             elif op == "output":
-                out = map_arg(node.args[0], env.__getitem__)
+                out = self.fresh(map_arg(node.args[0], env.__getitem__))
                 break
             else:
                 args = map_arg(node.args, env.__getitem__)
                 kwargs = dict(map_arg(node.kwargs, env.__getitem__))
+                if self.stale:
+                    args, kwargs = self.fresh(args), self.fresh(kwargs)
                 if op == "call_module":
                     value = self._module_call(node, args, kwargs)
                 elif op == "call_function":
@@ -402,9 +620,12 @@ class Reader:
         if len(values) != 1:
             self.refuse(node, f"is called with {len(values)} arguments; a {kind.__name__} takes one tensor")
         x = self.tensor(values[0], node)
-        layer = module_layer(kind, module, self.where(node, x.shape))
-        params = [(role, module._parameters[role]) for role in ("weight", "bias") if role in module._parameters]
+        layer, params = module_call(self, node, kind, module, x)
         return self.emit(node, layer, [x], params=params, module=module)
+
+    def attribute(self, tensor, path: str, node):
+        """A leaf module's own parameter (None stays None), as an operand of its call."""
+        return None if tensor is None else Attribute(path, tensor, "parameter", node)
 
     # -- the result -----------------------------------------------------------------------------------------
     def _finish(self, out) -> Reading:
@@ -417,10 +638,12 @@ class Reader:
         n = len(self.layers)
         j, k = out.src
         if j == -1 or (j, k) != (n - 1, None):
-            later = any(src[0] == j for srcs in self.sources[j + 1:] for src in srcs) if j >= 0 else True
-            if j >= 0 and k is None and not later:
+            later = j < 0 or any(src[0] == j for srcs in self.sources[j + 1:] for src in srcs) or any(
+                _link(layer) == "same" for layer in self.layers[j + 1:])
+            if k is None and not later:
                 self._move_last(j)
-            else:  # the output is the input, an output of a multi-output layer, or read again later
+            else:  # the output is the input, an output of a multi-output layer, read again later, or made
+                # before a write in place (which must stay after it)
                 self._add(_OutputNode, Identity(), (out.src,), out.shape, ":output", None, (), out.shape, None,
                           "output")
         names = self._names()
@@ -444,8 +667,9 @@ class Reader:
                     self.seen.add(id(p))
                     unused[path] = unused.get(path, 0) + p.numel()
                     unused_frozen += 0 if p.requires_grad else p.numel()
+        branches = tuple(f"{where_module(path, m)} tests self.training{at}" for path, m, at in self.branches)
         return Reading(tuple(layers), tuple(self.paths), first_use, tuple(self.weight), tuple(self.bias),
-                       tuple(self.frozen), tuple(self.fx_nodes), unused, unused_frozen)
+                       tuple(self.frozen), tuple(self.fx_nodes), unused, unused_frozen, branches)
 
     def _move_last(self, j: int) -> None:
         """Put layer ``j`` (the output, read by no later layer) last: the network's output is its last layer."""
@@ -453,7 +677,7 @@ class Reader:
         new = {old: i for i, old in enumerate(order)}
         new[-1] = -1
         for attr in ("layers", "sources", "paths", "fx_nodes", "module_ids", "owners", "labels", "weight", "bias",
-                     "frozen"):
+                     "frozen", "xs", "ys", "needs"):
             values = getattr(self, attr)
             setattr(self, attr, [values[i] for i in order])
         self.sources = [tuple((new[s], k) for s, k in refs) for refs in self.sources]
@@ -486,6 +710,27 @@ class Reader:
             taken.add(unique)
             names.append(unique)
         return names
+
+
+def _link(layer) -> str | None:
+    """How ``layer``'s output relates to its first input in a training step: ``"same"`` (it writes
+    in place: the same tensor), ``"view"`` (a view, where strides allow: reshapes, transposes, the
+    identity), ``"slice"`` (one of several views: Chunk, Split), or None (a new tensor)."""
+    if getattr(layer, "inplace", False) is True:
+        return "same"
+    kind = type(layer)
+    if kind.storage == "new" or layer.train_copies():
+        return None
+    return "slice" if kind.multi_output else "view"
+
+
+class _Rebuild(NamedTuple):
+    """How a stale value is made again: ``"up"``, the inverse of ``other``'s link applied to
+    ``other``'s new value; ``"down"``, its own link applied to its parent ``other``'s new value."""
+
+    node: object
+    way: str
+    other: tuple
 
 
 IN_PLACE = {"iadd": "add", "imul": "mul"}

@@ -8,7 +8,20 @@ and leaves the module as it was: training flags restored, no attribute left behi
 
 Refused before tracing, because torch would run code the trace does not see: forward hooks
 and pre-hooks (on a module, or torch's global ones), a ``forward`` replaced on an instance,
-parametrized weights, lazy modules not yet initialised. Imports torch.
+parametrized weights, lazy modules not yet initialised, TorchScript and ``torch.compile`` wrappers.
+
+What an eval-mode trace cannot see of a training step is found while tracing:
+
+* each node made while ``forward`` has changed torch's modes (grad mode off, inference mode,
+  autocast, ``torch.utils.checkpoint`` or other saved-tensor hooks) carries what changed in
+  ``node.meta[MODE]`` (`mode_of`);
+* a module whose forward tests ``self.training`` (``if self.training:``) is recorded with the
+  source line (`Trace.branches`); ``self.training`` passed on as an argument (``F.dropout(x,
+  training=self.training)``) is not a test: those calls are read as eval mode, which the layer
+  kinds count in both modes;
+* calls of ``torch.is_grad_enabled()`` from the module's code are recorded (`Trace.grad_reads`).
+
+Imports torch.
 """
 
 from __future__ import annotations
@@ -25,6 +38,9 @@ from ..layers import BUILTIN_KINDS, LAYER_KINDS
 _HARMLESS = frozenset({"__init__", "__repr__", "extra_repr", "reset_parameters", "__setstate__", "__getstate__",
                        "_get_name", "_save_to_state_dict", "_load_from_state_dict"})
 """Methods a subclass of a known module may override without changing what its forward computes."""
+
+MODE = "alexcost_mode"
+"""The ``node.meta`` key of what torch's modes were, where the forward changed them (see `mode_of`)."""
 
 _KINDS: dict[type, object] = {}
 MAX_DEPTH = 1000
@@ -86,9 +102,17 @@ class _Tracer:
                     super().__init__()
                     self.aliases = aliases
                     self.alias_calls: dict = {}
+                    self.modes = _modes()
 
                 def proxy(self, node):
                     return Proxy(node, self)
+
+                def create_node(self, *args, **kwargs):
+                    node = super().create_node(*args, **kwargs)
+                    modes = _modes()
+                    if modes != self.modes:
+                        node.meta[MODE] = mode_of(modes, self.modes)
+                    return node
 
                 def is_leaf_module(self, m, qualified_name: str) -> bool:
                     if kind_of(type(m)) is not None:
@@ -123,6 +147,112 @@ class Trace:
     graph: object
     modules: dict
     constants: dict
+    branches: tuple = ()
+    """``(module path, module, source line)`` of each test of ``self.training`` in a module in eval mode."""
+
+
+def _modes() -> tuple:
+    """torch's modes that change what a forward pass computes or keeps: grad mode, inference mode,
+    autocast (device and dtype, each device where it is on), the innermost saved-tensor hooks."""
+    import torch
+
+    autocast = []
+    for device in ("cpu", "cuda"):
+        if torch.is_autocast_enabled(device):
+            autocast.append((device, str(torch.get_autocast_dtype(device)).removeprefix("torch.")))
+    hooks = torch._C._autograd._top_saved_tensors_default_hooks(True)
+    return (torch._C.is_grad_enabled(), torch.is_inference_mode_enabled(), tuple(autocast),
+            None if hooks is None else hooks[0])
+
+
+def mode_of(modes: tuple, base: tuple) -> str:
+    """What ``forward`` changed (``modes`` against the ``base`` it was traced in), in words."""
+    grad, inference, autocast, hooks = modes
+    checkpoint = _in_checkpoint()
+    if checkpoint or (hooks is not base[3] and "_checkpoint_hook" in getattr(hooks, "__qualname__", "")):
+        return ("runs inside torch.utils.checkpoint: torch keeps none of its tensors for the backward pass "
+                "and runs its forward again there")
+    if inference and not base[1]:
+        return "runs under torch.inference_mode(): torch records no autograd history for it"
+    if autocast != base[2]:
+        on = ", ".join(f"{dtype} on {device}" for device, dtype in autocast) or "off"
+        return f"runs under torch.autocast ({on}): torch computes it and keeps its tensors in another dtype"
+    if grad != base[0]:
+        return (f"runs with grad mode {'on' if grad else 'off'} (torch.no_grad(), set_grad_enabled(), or "
+                f"@torch.no_grad() on forward): torch {'computes' if grad else 'keeps no tensor and computes no'} "
+                f"gradient through it")
+    return ("runs under saved-tensor hooks (torch.autograd.graph.saved_tensors_hooks, save_on_cpu): what "
+            "autograd keeps for it is not what torch keeps by default")
+
+
+def _in_checkpoint() -> bool:
+    """Is the trace inside ``torch.utils.checkpoint`` (reentrant: its forward runs with grad mode off)?"""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_filename.endswith(os.path.join("torch", "utils", "checkpoint.py")):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _user_frame(frames) -> str:
+    """`` (at file:line: source)`` for the innermost frame outside torch and alexcost, or ''."""
+    import torch
+
+    torch_dir = os.path.dirname(torch.__file__) + os.sep
+    ours = os.path.dirname(os.path.dirname(__file__)) + os.sep
+    frames = [f for f in frames if not f.filename.startswith(torch_dir) and not f.filename.startswith(ours)]
+    return f" (at {frames[-1].filename}:{frames[-1].lineno}: {(frames[-1].line or '').strip()})" if frames else ""
+
+
+class _TrainingFlag(int):
+    """A traced-through module's ``training`` while its forward is traced: false (eval mode, as
+    alexcost reads), each test of its truth recorded with where it was made. As an argument
+    (``F.dropout(x, training=self.training)``) it is replaced by False after the trace."""
+
+    def __new__(cls, tests: list, path: str, module, training: bool):
+        flag = int.__new__(cls, 0)
+        flag.tests, flag.path, flag.module, flag.training = tests, path, module, training
+        return flag
+
+    def __bool__(self):
+        self.tests.append((self.path, self.module, self.training, _user_frame(traceback.extract_stack()[:-1])))
+        return False
+
+    def __eq__(self, other):
+        return bool(self) == other
+
+    def __ne__(self, other):
+        return bool(self) != other
+
+    __hash__ = int.__hash__
+
+
+class _GradModeReads:
+    """``torch.is_grad_enabled`` while tracing: the same answer, each call from outside torch recorded."""
+
+    def __init__(self, real):
+        self.real, self.calls = real, []
+
+    def __call__(self):
+        import torch
+
+        caller = sys._getframe(1).f_code.co_filename
+        if not caller.startswith(os.path.dirname(torch.__file__) + os.sep):
+            self.calls.append(_user_frame(traceback.extract_stack()[:-1]))
+        return self.real()
+
+
+def _refuse_wrappers(path: str, m) -> None:
+    """TorchScript and torch.compile wrappers: what they run is not a forward fx can trace."""
+    import torch
+
+    if isinstance(m, torch.jit.ScriptModule):
+        raise SpecError(f"{where_module(path, m)} is a TorchScript module (torch.jit.trace or torch.jit.script): "
+                        f"alexcost reads a module's Python forward; pass the eager module it was made from")
+    if type(m).__name__ == "OptimizedModule" and isinstance(getattr(m, "_orig_mod", None), torch.nn.Module):
+        raise SpecError(f"{where_module(path, m)} is compiled with torch.compile: alexcost reads the eager "
+                        f"module it compiles; pass module._orig_mod (or the module you compiled)")
 
 
 def _depth(root) -> int:
@@ -152,6 +282,7 @@ def _refuse_unseen_code(modules) -> None:
                             f"register_module_{kind.replace(' ', '_').replace('-', '_')}): they run on every "
                             f"module and alexcost cannot see what they compute; remove them first")
     for path, m in modules.items():
+        _refuse_wrappers(path, m)
         for name, t in [*m._parameters.items(), *m._buffers.items()]:
             if isinstance(t, torch.Tensor) and is_lazy(t):
                 raise SpecError(f"{where_module(path, m)} has an uninitialized {name!r} (a lazy module): run "
@@ -203,10 +334,7 @@ def _located(err: BaseException, tracer, root) -> SpecError:
     if tracer is not None and tracer.module_stack:
         path, cls = next(reversed(tracer.module_stack.values()))
         kind = getattr(cls, "__name__", str(cls))
-    torch_dir = os.path.dirname(torch.__file__) + os.sep
-    frames = [f for f in traceback.extract_tb(err.__traceback__)
-              if not f.filename.startswith(torch_dir) and not f.filename.startswith(os.path.dirname(__file__))]
-    at = f" (at {frames[-1].filename}:{frames[-1].lineno}: {(frames[-1].line or '').strip()})" if frames else ""
+    at = _user_frame(traceback.extract_tb(err.__traceback__))
     if isinstance(err, TraceError):
         why = (f"its forward() branches on a traced value (control flow that depends on the data, or on a "
                f"size fx does not fix), which cannot be read without running it [fx: {err}]")
@@ -223,6 +351,7 @@ def trace(root) -> Trace:
 
     if not isinstance(root, torch.nn.Module):
         raise SpecError(f"from_module reads a torch.nn.Module, got {type(root).__name__}")
+    _refuse_wrappers("", root)
     depth = _depth(root)
     if depth > MAX_DEPTH:
         raise SpecError(f"{where_module('', root)} nests modules {depth} levels deep; alexcost reads at most "
@@ -239,22 +368,49 @@ def trace(root) -> Trace:
                     registered[id(child)] = registered.get(id(child), 0) + 1
         aliases = {key for key, n in registered.items() if n > 1}
         concrete = _forward_inputs(root)
+        paths = {id(m): path for path, m in modules.items()}
         modes = [(m, m.training) for m in root.modules()]
         before = set(root.__dict__)
         tracer = None
+        tests: list = []
+        grad_reads = _GradModeReads(torch.is_grad_enabled)
         try:
-            for m, _ in modes:
-                m.training = False
-            tracer = _Tracer.make(aliases)
-            graph = tracer.trace(root, concrete_args=concrete)
+            for m, mode in modes:
+                m.training = False if kind_of(type(m)) is not None else _TrainingFlag(tests, paths[id(m)], m, mode)
+            torch.is_grad_enabled = grad_reads
+            with torch.enable_grad(), torch.inference_mode(False):
+                tracer = _Tracer.make(aliases)
+                graph = tracer.trace(root, concrete_args=concrete)
         except SpecError:
             raise
         except Exception as err:  # noqa: BLE001 - whatever user code raises under fx becomes one SpecError
             raise _located(err, tracer, root) from err
         finally:
+            torch.is_grad_enabled = grad_reads.real
             for m, mode in modes:
                 m.training = mode
             constants = {key: root.__dict__.pop(key) for key in set(root.__dict__) - before}
     finally:
         sys.setrecursionlimit(limit)
-    return Trace(graph, modules, constants)
+    if grad_reads.calls:
+        raise SpecError(f"its forward() asks torch.is_grad_enabled(){grad_reads.calls[0]}: what it runs depends on "
+                        f"the grad mode, which alexcost cannot fix; it does not read such a module",
+                        where=where_module("", root))
+    branches = []
+    for path, m, training, at in tests:
+        if training:
+            raise SpecError(f"its forward() tests self.training{at}, and it is in training mode: torch runs what "
+                            f"forward() does in training, which alexcost's eval-mode read cannot see (it does not "
+                            f"count a training step through such a branch); call .eval() on the module to count "
+                            f"inference", where=where_module(path, m))
+        branches.append((path, m, at))
+    from torch.fx.node import map_aggregate
+
+    for node in graph.nodes:  # self.training passed as an argument: eval mode, as read
+        node.args = map_aggregate(node.args, _eval_flag)
+        node.kwargs = map_aggregate(node.kwargs, _eval_flag)
+    return Trace(graph, modules, constants, tuple({(p, id(m), at): (p, m, at) for p, m, at in branches}.values()))
+
+
+def _eval_flag(value):
+    return False if isinstance(value, _TrainingFlag) else value

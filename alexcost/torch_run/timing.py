@@ -16,18 +16,24 @@ the 10th / 90th percentiles (linear interpolation, as ``numpy.percentile``). The
 torch is imported only when a measurement runs; CUDA calls go through `.device`.
 
 Training (``training=True``, ``alexcost time --training``): the module in ``train()``
-mode with autograd on; every layer is timed twice by the same sampler, its forward pass
-alone and its forward and backward passes together (the backward from a random gradient
-of its output, its inputs needing gradients where the training step's do); the backward
-time is their difference. An in-place layer runs on a fresh copy of its input each call
-(autograd cannot rewrite a leaf in place), the copy included in its time. Parameter
+mode with autograd on. Each call of a layer is its forward pass, then its backward pass
+(from a random gradient of its output, its inputs needing gradients where the training
+step's do), each phase timed on its own: the clock (or a CUDA event) is read before the
+forward pass, between the two and after the backward pass, so a backward time is a
+measured interval, never a difference of two noisy medians, and cannot come out negative.
+A sample is ``calls`` such calls; forward, backward and their sum are summarised per call
+like any timing (median, p10, p90), and a phase whose spread (p90 - p10) is wider than its
+median is flagged ``noisy``. An in-place layer runs on a fresh copy of its input each call
+(autograd cannot rewrite a leaf in place), the copy included in its forward time. Parameter
 gradients are dropped before each call, as ``zero_grad()`` does. CUDA graphs are not used
-(the default method is ``loop``).
+(the default method is ``loop``). With a GPU of the catalog (``gpu``, or the one the CUDA
+device's name matches) each layer is also bound on its spec sheet.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from math import ceil, floor
@@ -95,6 +101,11 @@ class Stats:
     def of(cls, samples_ms, calls: int = 1, method: str = "single", note: str = "") -> "Stats":
         s = list(samples_ms)
         return cls(percentile(s, 50), percentile(s, 10), percentile(s, 90), min(s), len(s), calls, method, note)
+
+    @property
+    def noisy(self) -> bool:
+        """Is the spread (p90 - p10) wider than the median itself?"""
+        return self.p90_ms - self.p10_ms > self.median_ms
 
     def to_dict(self) -> dict:
         d = {"median_ms": self.median_ms, "p10_ms": self.p10_ms, "p90_ms": self.p90_ms,
@@ -228,12 +239,58 @@ class Sampler:
         samples = devices.times_ms(run, self.repeats, self.device)
         return Stats.of([t / calls for t in samples], calls, method, note)
 
+    def phases(self, forward: Callable[[], object], backward: Callable[[object], object]) -> tuple:
+        """Per-call timings of ``forward()`` and of ``backward(its result)``, each phase timed on
+        its own in every call (`phase_times_ms`), and of the two together: three `Stats`."""
+        for _ in range(self.warmup):
+            backward(forward())
+        calls = 1
+        if self.method != "single":
+            estimate = phase_times_ms(forward, backward, 1, ESTIMATES, self.device)
+            calls = calls_for(min(f + b for f, b in estimate), self.target_ms, self.max_calls)
+        samples = phase_times_ms(forward, backward, calls, self.repeats, self.device)
+        return tuple(Stats.of([pick(f, b) / calls for f, b in samples], calls, self.method)
+                     for pick in (lambda f, b: f, lambda f, b: b, lambda f, b: f + b))
+
     def describe(self) -> str:
         """The method in words, for the run's settings."""
         if self.method == "single":
             return METHODS["single"]
         return (f"{METHODS[self.method]}, N per layer for samples of at least {self.target_ms:g} ms "
                 f"(N at most {self.max_calls}); times are per call")
+
+
+def phase_times_ms(forward: Callable[[], object], backward: Callable[[object], object], calls: int, repeats: int,
+                   device: str) -> list[tuple[float, float]]:
+    """``repeats`` samples of ``calls`` calls of ``backward(forward())``: per sample, the ms spent in
+    the forward phase and in the backward phase, each read around its own phase in every call
+    (``time.perf_counter``, or CUDA events read after one synchronize), so neither can be negative."""
+    if device != "cuda":
+        out = []
+        for _ in range(repeats):
+            f = b = 0.0
+            for _ in range(calls):
+                t0 = time.perf_counter()
+                result = forward()
+                t1 = time.perf_counter()
+                backward(result)
+                t2 = time.perf_counter()
+                f, b = f + (t1 - t0), b + (t2 - t1)
+            out.append((f * 1e3, b * 1e3))
+        return out
+    c = devices.cuda()
+    c.synchronize()
+    marks = [[tuple(c.Event(enable_timing=True) for _ in range(3)) for _ in range(calls)] for _ in range(repeats)]
+    for sample in marks:
+        for start, middle, end in sample:
+            start.record()
+            result = forward()
+            middle.record()
+            backward(result)
+            end.record()
+    c.synchronize()
+    return [(sum(s.elapsed_time(m) for s, m, _ in sample), sum(m.elapsed_time(e) for _, m, e in sample))
+            for sample in marks]
 
 
 def input_shapes(network: Network, i: int) -> tuple[tuple[int, ...], ...]:
@@ -268,14 +325,15 @@ class BatchFailure:
         return {"batch": self.batch, "error": self.error, "detail": self.detail}
 
 
-TRAINING_MODE = ("training: train() with autograd; each layer's forward pass, then its forward and backward "
-                 "passes together (backward = the difference)")
+TRAINING_MODE = ("training: train() with autograd; each call is a layer's forward pass, then its backward pass, "
+                 "each phase timed on its own")
 
 
 @dataclass(frozen=True)
 class LayerStepTime:
-    """One layer's training timings: its forward pass, and its forward and backward passes together
-    (None when nothing in it needs a gradient), beside their roofline bounds."""
+    """One layer's training timings: its forward pass, its backward pass and the two together
+    (``backward`` and ``step`` None when nothing in it needs a gradient: no backward pass), beside
+    their roofline bounds on the measured peaks and, with a GPU of the catalog, on its spec sheet."""
 
     name: str
     type: str
@@ -283,27 +341,42 @@ class LayerStepTime:
     step: Stats | None
     forward_bound: roofline.Bound
     backward_bound: roofline.Bound
+    backward: Stats | None = None
+    spec_forward: roofline.Bound | None = None
+    spec_backward: roofline.Bound | None = None
 
     @property
     def backward_ms(self) -> float:
-        return 0.0 if self.step is None else self.step.median_ms - self.forward.median_ms
+        return 0.0 if self.backward is None else self.backward.median_ms
+
+    @property
+    def noisy(self) -> bool:
+        """A phase timed with a spread (p90 - p10) wider than its median: its times are not facts."""
+        return self.forward.noisy or (self.backward is not None and self.backward.noisy)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "type": self.type, "forward": self.forward.to_dict(),
-                "forward_backward": None if self.step is None else self.step.to_dict(),
-                "forward_ms": self.forward.median_ms, "backward_ms": self.backward_ms,
-                "forward_bound_ms": self.forward_bound.ms, "forward_bound": self.forward_bound.kind,
-                "backward_bound_ms": self.backward_bound.ms, "backward_bound": self.backward_bound.kind}
+        d = {"name": self.name, "type": self.type, "forward": self.forward.to_dict(),
+             "backward": None if self.backward is None else self.backward.to_dict(),
+             "forward_backward": None if self.step is None else self.step.to_dict(),
+             "forward_ms": self.forward.median_ms, "backward_ms": self.backward_ms, "noisy": self.noisy,
+             "forward_bound_ms": self.forward_bound.ms, "forward_bound": self.forward_bound.kind,
+             "backward_bound_ms": self.backward_bound.ms, "backward_bound": self.backward_bound.kind}
+        if self.spec_forward is not None:
+            d.update(spec_forward_bound_ms=self.spec_forward.ms, spec_forward_bound=self.spec_forward.kind,
+                     spec_backward_bound_ms=self.spec_backward.ms, spec_backward_bound=self.spec_backward.kind)
+        return d
 
 
 @dataclass(frozen=True)
 class TrainingBatch:
-    """One batch timed in training mode: every layer, and the whole network's forward and step."""
+    """One batch timed in training mode: every layer, and the whole network's forward pass, backward
+    pass and the two together."""
 
     batch: int
     layers: tuple[LayerStepTime, ...]
     network_forward: Stats
     network_step: Stats
+    network_backward: Stats | None = None
 
     @property
     def layers_forward_ms(self) -> float:
@@ -313,16 +386,26 @@ class TrainingBatch:
     def layers_backward_ms(self) -> float:
         return sum(r.backward_ms for r in self.layers)
 
+    @property
+    def network_backward_ms(self) -> float:
+        return self.network_backward.median_ms
+
     def verdict(self) -> str:
-        fwd, step = self.network_forward.median_ms, self.network_step.median_ms
+        fwd, bwd, step = self.network_forward.median_ms, self.network_backward_ms, self.network_step.median_ms
         top = max(self.layers, key=lambda r: r.backward_ms)
-        return (f"batch {self.batch}: forward {fwd:.3f} ms, forward + backward {step:.3f} ms (backward / forward "
-                f"{(step - fwd) / fwd:.2f}); slowest backward: {top.name} {top.backward_ms:.3f} ms")
+        noisy = [r.name for r in self.layers if r.noisy]
+        network = "; the whole network's times are noisy (spread wider than the median)" if (
+            self.network_forward.noisy or self.network_backward.noisy) else ""
+        return (f"batch {self.batch}: forward {fwd:.3f} ms, backward {bwd:.3f} ms, forward + backward {step:.3f} ms "
+                f"(backward / forward {bwd / fwd:.2f}); slowest backward: {top.name} {top.backward_ms:.3f} ms"
+                + network + (f"; {len(noisy)} layer(s) timed with a spread wider than the median, their times "
+                             f"not facts: {', '.join(noisy[:5])}{', ...' if len(noisy) > 5 else ''}" if noisy else ""))
 
     def to_dict(self) -> dict:
         return {"batch": self.batch, "mode": "training", "network_forward_ms": self.network_forward.median_ms,
-                "network_step_ms": self.network_step.median_ms,
-                "network_backward_ms": self.network_step.median_ms - self.network_forward.median_ms,
+                "network_step_ms": self.network_step.median_ms, "network_backward_ms": self.network_backward_ms,
+                "network_forward": self.network_forward.to_dict(), "network_backward": self.network_backward.to_dict(),
+                "network_step": self.network_step.to_dict(),
                 "layers_forward_ms": self.layers_forward_ms, "layers_backward_ms": self.layers_backward_ms,
                 "layers": [r.to_dict() for r in self.layers], "verdict": self.verdict()}
 
@@ -592,29 +675,32 @@ def measure_training_layers(timer: "Timer", batch: int) -> TrainingBatch:
         params = [p for p in mod.parameters() if p.requires_grad]
         call = _train_call(mod, xs, layer.train_inplace(), params)
         try:
-            forward = timer.sampler.stats(call)
-            both = None
-            if tr.grads is not None:
+            if tr.grads is None:
+                forward, backward, both = timer.sampler.stats(call), None, None
+            else:
                 grads = tuple(torch.randn_like(o) for o in _outputs(call()))
-                both = timer.sampler.stats(lambda: torch.autograd.backward(_outputs(call()), grads))
+                forward, backward, both = timer.sampler.phases(
+                    call, lambda out: torch.autograd.backward(_outputs(out), grads))
         except RuntimeError as err:
             if "not implemented for" in str(err):
                 raise SpecError(f"torch cannot run it in {timer.dtype} on {dev}: {err}").at(
                     describe_layer(i, name, type(layer).__name__)) from None
             raise
         row = step.forward.layers[i]
+        sheet = timer.spec
         rows.append(LayerStepTime(name, tr.type, forward, both, forward_bound(row, tr, timer.peaks),
-                                  backward_bound(row, tr, timer.peaks)))
+                                  backward_bound(row, tr, timer.peaks), backward,
+                                  None if sheet is None else forward_bound(row, tr, sheet),
+                                  None if sheet is None else backward_bound(row, tr, sheet)))
         del xs
         timer._tick(1, f"batch {batch}: {name}")
     x = random_inputs((timer.network.input_shape,), batch, dev, dt)[0]
     params = [p for p in timer.module.parameters() if p.requires_grad]
     call = _train_call(timer.module, (x,), False, params)
-    forward = timer.sampler.stats(call)
     grads = tuple(torch.randn_like(o) for o in _outputs(call()))
-    both = timer.sampler.stats(lambda: torch.autograd.backward(_outputs(call()), grads))
+    forward, backward, both = timer.sampler.phases(call, lambda out: torch.autograd.backward(_outputs(out), grads))
     timer._tick(1, f"batch {batch}: network")
-    return TrainingBatch(batch, tuple(rows), forward, both)
+    return TrainingBatch(batch, tuple(rows), forward, both, backward)
 
 
 def batch_bytes(cost) -> int:

@@ -38,6 +38,9 @@ class StepMemory:
     forward_peak: int
     backward_peak: int
     peak_phase: str
+    timeline: tuple[tuple[str, str, int], ...] = ()
+    """``(pass, layer, bytes)`` at each layer's high point, forward then backward (the backward
+    pass from the last layer back), beyond the resident bytes; the input batch included."""
 
     @property
     def resident(self) -> int:
@@ -97,8 +100,10 @@ def step_memory(network, lay: Layout, walked, itemsize: int, state: int) -> Step
         if storage not in kept:
             free_after[i] += count * itemsize
     total = peak = 0
-    for alloc, new, free in zip(life.allocates, walked.made, free_after):
+    timeline = []
+    for row, alloc, new, free in zip(walked.layers, life.allocates, walked.made, free_after):
         total += alloc * itemsize + new
+        timeline.append(("forward", row.name, total + input_bytes))
         peak = max(peak, total)
         total -= free
     saved = sum(size for _, size, _ in kept.values())
@@ -109,19 +114,21 @@ def step_memory(network, lay: Layout, walked, itemsize: int, state: int) -> Step
     for s, (i, size, _) in kept.items():
         if s not in life.outputs and s != 0:
             release[i] += size
-    backward_peak = _backward_peak(lay, walked.layers, life.passes, release, held, itemsize)
+    backward_peak = _backward_peak(lay, walked.layers, life.passes, release, held, itemsize, timeline, input_bytes)
     weights, buffers, grads = walked.params * itemsize, walked.buffer_bytes, walked.grad_bytes
     resident = weights + buffers + state
     phase = max((resident + peak + input_bytes, "forward pass"),
                 (resident + backward_peak + input_bytes, "backward pass"),
                 (resident + grads + input_bytes, "optimizer update"))[1]
     return StepMemory(weights, buffers, state, grads, saved, input_bytes, peak + input_bytes,
-                      backward_peak + input_bytes, phase)
+                      backward_peak + input_bytes, phase, tuple(timeline))
 
 
-def _backward_peak(lay: Layout, rows, passes: list, release: list, held: int, itemsize: int) -> int:
+def _backward_peak(lay: Layout, rows, passes: list, release: list, held: int, itemsize: int, timeline: list,
+                   input_bytes: int) -> int:
     """The backward pass's peak: what the forward pass left (``held``), the activations' gradients
-    alive at each layer, and the parameters' gradients made so far."""
+    alive at each layer, and the parameters' gradients made so far (each layer's high point added
+    to ``timeline``)."""
     grad_live = {v: lay.elements[v] * itemsize for v in lay.outs[-1]}
     grad_total = sum(grad_live.values())
     param_grads = 0
@@ -137,7 +144,9 @@ def _backward_peak(lay: Layout, rows, passes: list, release: list, held: int, it
                 size = 0 if passes[i] else lay.elements[v] * itemsize
                 grad_live[v] = size
                 new += size
-        peak = max(peak, held + grad_total + new + param_grads)
+        now = held + grad_total + new + param_grads
+        timeline.append(("backward", r.name, now + input_bytes))
+        peak = max(peak, now)
         for v in lay.outs[i]:
             grad_total -= grad_live.pop(v, 0)
         grad_total += new

@@ -1,0 +1,95 @@
+"""A user's torch module's training step, run by torch on the CPU and derived by alexcost, side by side.
+
+torch's side (`torch_step`): a plain step first (forward, then backward from random output
+gradients, no hooks): whether torch runs it at all; then the counts of a step that runs: the
+forward FLOPs and the backward FLOPs ``FlopCounterMode`` counts, and the bytes of the storages
+``saved_tensors_hooks`` sees still held when the forward pass has returned (each storage once,
+parameters and buffers excluded). alexcost's side (`alexcost_step`): the same numbers from
+``from_module`` and ``training_cost`` on the CPU's rules, or the `SpecError` it refuses with.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import NamedTuple
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from alexcost import SpecError
+from alexcost.torch_bridge import from_module
+from alexcost.training import training_cost
+
+
+class Step(NamedTuple):
+    """One training step's counts (whole batch), or why it cannot run (``refused``)."""
+
+    refused: str | None
+    forward_flops: int = 0
+    backward_flops: int = 0
+    saved_bytes: int = 0
+
+
+def torch_step(module, input_shape, batch: int = 2, seed: int = 0) -> Step:
+    """What torch does: see the module docstring. The module is put in training mode."""
+    module.train()
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn((batch, *input_shape), generator=generator)
+    try:
+        out = module(x.clone())
+        out.backward(torch.randn(out.shape, generator=generator))
+    except RuntimeError as err:
+        return Step(" ".join(str(err).split())[:300])
+    module.zero_grad(set_to_none=True)
+    persistent = {t.untyped_storage().data_ptr() for t in (*module.parameters(), *module.buffers())}
+    kept = []
+
+    class Held:
+        __slots__ = ("tensor", "__weakref__")
+
+        def __init__(self, tensor):
+            self.tensor = tensor
+
+    def pack(tensor):
+        # detached: a holder of a saved output with its history would hold the node that saved it,
+        # a cycle that keeps what a dead branch saved alive (torch without hooks frees it)
+        holder = Held(tensor.detach())
+        kept.append(weakref.ref(holder))
+        return holder
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda holder: holder.tensor):
+        out = module(x.clone())  # (no backward pass through this one: the counts come from the next)
+    sizes = {}
+    for holder in (ref() for ref in kept):
+        if holder is not None:
+            storage = holder.tensor.untyped_storage()
+            if storage.data_ptr() not in persistent:
+                sizes[storage.data_ptr()] = storage.nbytes()
+    del out
+    with FlopCounterMode(display=False) as forward:
+        out = module(x.clone())
+    with FlopCounterMode(display=False) as backward:
+        out.backward(torch.randn(out.shape, generator=generator))
+    module.zero_grad(set_to_none=True)
+    return Step(None, forward.get_total_flops(), backward.get_total_flops(), sum(sizes.values()))
+
+
+def alexcost_step(module, input_shape, batch: int = 2) -> Step:
+    """What alexcost derives for the same step (torch's CPU rules), or the SpecError it refuses with."""
+    try:
+        imported = from_module(module, input_shape)
+        cost = training_cost(imported.network, batch, device="cpu")
+        return Step(None, 2 * cost.forward_macs, cost.torch_backward_flops, cost.saved_bytes)
+    except SpecError as err:
+        return Step(str(err))
+
+
+def agree(module, input_shape, batch: int = 2) -> tuple[Step, Step]:
+    """Both sides; they agree when both refuse, or both run with equal counts."""
+    return torch_step(module, input_shape, batch), alexcost_step(module, input_shape, batch)
+
+
+def same(theirs: Step, ours: Step) -> bool:
+    if theirs.refused or ours.refused:
+        return bool(theirs.refused) == bool(ours.refused)
+    return theirs == ours
