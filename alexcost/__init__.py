@@ -17,6 +17,7 @@ from .layers import (GELU, INPUT, LAYER_KINDS, AdaptiveAvgPool2d, AdaptiveMaxPoo
                      register_layer)
 from .models import DEFAULT_MODEL, PRESETS, preset
 from .engine.network import Network
+from .engine.rules import forget as forget_rules
 
 __version__ = "0.1.0"
 
@@ -42,6 +43,6 @@ __all__ = [
     "INPUT", "Identity", "LAYER_KINDS", "Layer", "LayerCost", "LayerNorm", "LeakyReLU", "Linear",
     "LocalResponseNorm", "MaxPool2d", "Mean", "Mul", "Network", "NetworkCost", "PRESETS", "Parameter", "Permute",
     "ReLU", "ReLU6", "Reshape", "SiLU", "Sigmoid", "Softmax", "SpecError", "Split", "StochasticDepth", "Tanh",
-    "Totals", "Transpose", "View", "ZeroPad2d", "dumps_spec", "load_spec", "network_from_dict", "network_to_dict",
-    "predict", "preset", "register_layer",
+    "Totals", "Transpose", "View", "ZeroPad2d", "dumps_spec", "forget_rules", "load_spec", "network_from_dict",
+    "network_to_dict", "predict", "preset", "register_layer",
 ]

@@ -3,9 +3,9 @@
 `evaluate` costs each candidate (a spec dict, as spec files hold them, or a built `Network`)
 and never raises for a bad one: its row says why it is invalid, and the others go on.
 Candidates drawn from one search space share most of their layers, so a layer entry seen
-before is not parsed and checked again (remembered for the length of one call), and the
-layer object it gave, shared by every candidate that holds the entry, remembers its output
-shape and counts per input shape (`alexcost.engine.network`).
+before is not parsed and checked again (remembered for the length of one call), and what
+the rules of the layer object it gave, shared by every candidate that holds the entry, give
+for an input shape is worked out once (`alexcost.engine.rules`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import repeat
 from marshal import dumps
+from typing import NamedTuple
 
 from .engine.bulk import paused_gc
 from .engine.cost import DTYPE_BYTES, dtype_bytes
@@ -23,8 +24,7 @@ COLUMNS = ("index", "name", "params", "macs", "flops", "activation_bytes", "outp
 """What each row holds (``error`` is None for a valid candidate; its counts are then ints)."""
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
     """One candidate's totals for the batch and dtype of the call (counts None when invalid)."""
 
     index: int
@@ -57,21 +57,10 @@ class Results:
     def invalid(self) -> tuple[Candidate, ...]:
         return tuple(r for r in self.rows if not r.ok)
 
-    def table(self, limit: int | None = None) -> str:
-        """The rows as a text table (the first ``limit``, if given)."""
-        from .units import commas
-        from .render.table import render_table
-
-        def cell(value):
-            return "" if value is None else commas(value) if isinstance(value, int) else str(value)
-        rows = [[str(r.index), r.name, *(cell(getattr(r, c)) for c in COLUMNS[2:6]),
-                 "x".join(map(str, r.output_shape)) if r.output_shape else "", r.error or "ok"]
-                for r in self.rows[:limit]]
-        return render_table(("#", "name", "params", "MACs", "FLOPs", "activation bytes", "output", "verdict"),
-                            rows, ("right", "left", "right", "right", "right", "right", "left", "left"))
-
     def __str__(self) -> str:
-        return self.table()
+        """One line; `alexcost.render.search.table` gives the table."""
+        return (f"{len(self.rows)} candidates, {len(self.valid)} valid, {len(self.invalid)} invalid "
+                f"(batch {self.batch}, {self.dtype})")
 
 
 def _key(entry):
@@ -113,8 +102,8 @@ def _marshalled(entry) -> bytes | None:
 
 
 class _Memo:
-    """What one `evaluate` call remembers: built layers by entry. Each layer object remembers its
-    own output shape and counts per input shape (`alexcost.engine.network`), so a layer shared by many
+    """What one `evaluate` call remembers: built layers by entry. The rules cache keeps what each
+    layer's rules give per input shape (`alexcost.engine.rules`), so a layer shared by many
     candidates is checked and counted once per input."""
 
     def __init__(self):
@@ -159,22 +148,12 @@ class _Memo:
         return Network(candidate["input_shape"], layers, name=candidate.get("name", f"candidate{index}"))
 
 
-def _totals(network: Network, batch: int) -> tuple[int, int, int, int]:
-    """(params, macs, flops, stored elements) of ``network`` for ``batch`` samples."""
-    sums = network._vector_sums()
-    if sums is None:  # some layer's storage needs the stride trace
-        w, b, m, a, o, n, e, fixed, stored, unbatched = network._sums(batch, 1, None, None)
-    else:
-        w, b, m, a, o, n, e, stored, unbatched = sums
-    return w + b, batch * m, batch * (2 * m + a + o), batch * stored
-
-
-def _row(index, name, params, macs, flops, activation_bytes, output_shape, error=None) -> Candidate:
-    """``Candidate(...)``, without a frozen dataclass's per-field set."""
-    row = object.__new__(Candidate)
-    row.__dict__.update(index=index, name=name, params=params, macs=macs, flops=flops,
-                        activation_bytes=activation_bytes, output_shape=output_shape, error=error)
-    return row
+def _row(index: int, network: Network, batch: int, itemsize: int) -> Candidate:
+    """The candidate's totals, from the network's per-sample sums (`Network.sums`)."""
+    s = network.sums(batch, itemsize)
+    return Candidate(index, network.name, s.weight_params + s.bias_params, batch * s.macs,
+                     batch * (2 * s.macs + s.bias_adds + s.other_ops), batch * s.stored * itemsize,
+                     network.output_shapes[-1])
 
 
 def evaluate(candidates, *, batch: int = 1, dtype: str = "float32") -> Results:
@@ -189,20 +168,19 @@ def evaluate(candidates, *, batch: int = 1, dtype: str = "float32") -> Results:
     batch = check.integer(batch, "batch")
     itemsize = dtype_bytes(dtype)
     memo, rows = _Memo(), []
-    with paused_gc(1_000_000):
+    with paused_gc(1_000_000):  # candidates make no reference cycles: the collector would only scan
         for index, candidate in enumerate(candidates):
             try:
                 network = memo.network(candidate, index)
                 if batch > 1:
-                    network._check_batch(batch)
-                params, macs, flops, stored = _totals(network, batch)
+                    network.check_batch(batch)
+                row = _row(index, network, batch, itemsize)
             except SpecError as err:
                 name = candidate.name if isinstance(candidate, Network) else (
                     candidate.get("name") if isinstance(candidate, dict) and isinstance(candidate.get("name"), str)
                     else f"candidate{index}")
-                rows.append(_row(index, name, None, None, None, None, None, str(err)))
-                continue
-            rows.append(_row(index, network.name, params, macs, flops, stored * itemsize, network.output_shapes[-1]))
+                row = Candidate(index, name, None, None, None, None, None, str(err))
+            rows.append(row)
     return Results(tuple(rows), batch, dtype)
 
 

@@ -1,4 +1,5 @@
-"""Numbers and units as alexcost writes them: thousands separators, counts in words, bytes.
+"""Numbers and units as alexcost writes them: thousands separators, counts in words, bytes; and
+JSON text, one item per line.
 
 The one place counts become text; everything before it keeps exact ints."""
 
@@ -41,3 +42,14 @@ def size_text(shape) -> str:
     if shape and isinstance(shape[0], tuple):
         return ", ".join(size_text(s) for s in shape)
     return " * ".join(map(str, shape))
+
+
+def dumps_json(data: dict) -> str:
+    """Readable and diff-friendly JSON: one top-level key, or one list item, per line."""
+    import json
+
+    def one(value) -> str:
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            return "[\n" + ",\n".join("    " + json.dumps(v) for v in value) + "\n  ]"
+        return json.dumps(value)
+    return "{\n" + ",\n".join(f"  {json.dumps(k)}: {one(v)}" for k, v in data.items()) + "\n}\n"

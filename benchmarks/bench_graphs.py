@@ -136,15 +136,14 @@ def show_in_process(result: dict) -> list[str]:
 
 def breakdown(name: str, repeats: int, min_sample: float, warmup: int) -> list:
     """Where ``Network(...).cost().totals`` spends its time, step by step (each step timed alone):
-    the engine's own functions (network.py, cost.py, storage.py)."""
+    the engine's own functions (network.py, rules.py, cost.py, storage.py)."""
     net = preset(name)
     shape, layers = net.input_shape, net.layers
-    counts = net.counts(4)
     steps = [
         ("Network.__init__: wiring, shapes, checks", lambda: Network(shape, layers, name=name)),
         ("Network.__init__, then .storage(1) (storage.plan)", lambda: Network(shape, layers, name=name).storage(1)),
-        ("Network.counts: every kind's count rules, per layer", lambda: net.counts(4)),
-        ("Network.totals: the sums over those counts", lambda: net.totals(1, 4, counts=counts)),
+        ("Network.counts: every kind's count rules, per layer", lambda: net.counts()),
+        ("Network.shares: each layer's share of the totals", lambda: net.shares(1, 4)),
         ("Network.cost: the record (rows are made on first use)", lambda: net.cost()),
         ("NetworkCost.layers: the rows, for a report", lambda: net.cost().layers),
         ("  of which Network.inputs_of, every layer", lambda: [net.inputs_of(i) for i in range(len(layers))]),

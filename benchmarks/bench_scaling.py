@@ -1,9 +1,9 @@
 """Scaling: generated sequential networks of 100 to 100,000 layers; time per layer must stay flat.
 
 alexcost is timed three ways: wiring and analysing a network from its built layers, a spec
-file -> totals in-process (``load_spec``, which pauses the garbage collector for the bulk of
-the work), and the whole ``alexcost report --spec FILE`` process. fvcore and torch's FlopCounterMode (meta
-tensors) run beside it on the same networks up to the size each manages within
+file -> totals in-process (``load_spec``, with the garbage collector running as in any program),
+and the whole ``alexcost report --spec FILE`` process (the command pauses the collector). fvcore
+and torch's FlopCounterMode (meta tensors) run beside it on the same networks up to the size each manages within
 ``--peer-budget`` seconds per measurement (a size is skipped when the last one's growth
 predicts more). Each peer's count is checked against alexcost's prediction of it.
 

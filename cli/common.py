@@ -163,20 +163,17 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
-_INPUT_SHAPE = "alexcost.input_shape"
-
-
-def _remember_shape(ctx, param, value):
-    if value is not None:
-        ctx.meta[_INPUT_SHAPE] = parse_shape(value)
+def _shape(ctx, param, value):
+    return None if value is None else parse_shape(value)
 
 
 def network_options(func):
     """``--model NAME`` / ``--spec FILE`` (one or the other; the seed preset by default) and
-    ``--input-shape``, which `load_network` applies: the command's function does not see it."""
+    ``--input-shape``: the command gets ``model``, ``spec`` and ``input_shape`` and passes them to
+    `load_network`."""
     from alexcost import DEFAULT_MODEL, PRESETS
 
-    func = option("--input-shape", metavar="C,H,W", expose_value=False, callback=_remember_shape,
+    func = option("--input-shape", "input_shape", metavar="C,H,W", callback=_shape,
                   help="Run the network on this per-sample input shape instead of its own (any rank, "
                        "positive whole numbers separated by commas), e.g. 3,224,224 for the seed at 224x224.")(func)
     func = option("--spec", "spec", metavar="FILE",
@@ -186,9 +183,9 @@ def network_options(func):
     return func
 
 
-def load_network(model: str | None, spec: str | None):
+def load_network(model: str | None, spec: str | None, input_shape: tuple[int, ...] | None = None):
     """The network the user named: a preset, a spec file, or the default preset, rebuilt on
-    ``--input-shape`` when that was given."""
+    ``input_shape`` (``--input-shape``) when that was given."""
     from alexcost import DEFAULT_MODEL, preset
 
     if model and spec:
@@ -199,10 +196,8 @@ def load_network(model: str | None, spec: str | None):
         network = load_spec(spec)
     else:
         network = preset(model or DEFAULT_MODEL)
-    ctx = click.get_current_context(silent=True)
-    shape = ctx.meta.get(_INPUT_SHAPE) if ctx is not None else None
-    if shape is not None:
-        network = network.with_input_shape(shape)
+    if input_shape is not None:
+        network = network.with_input_shape(input_shape)
     return network
 
 

@@ -13,7 +13,7 @@ from .common import command, load_network, network_options, option, write_output
         help="Spec format. Default: from --out's extension (.toml), else json.")
 @option("--out", metavar="FILE", help="Write to FILE (atomically) instead of standard output, and say so on "
                                       "standard error.")
-def export(model, spec, fmt, out):
+def export(model, spec, input_shape, fmt, out):
     """Write a network as a spec file that 'alexcost report --spec' reads back to the same report.
 
     Arguments at torch's defaults are left out; a layer lists 'inputs' only where it does not
@@ -22,4 +22,4 @@ def export(model, spec, fmt, out):
     from alexcost.specs.specfile import dumps_spec
 
     fmt = fmt or ("toml" if out is not None and out.lower().endswith(".toml") else "json")
-    write_output(dumps_spec(load_network(model, spec), fmt), out, fmt)
+    write_output(dumps_spec(load_network(model, spec, input_shape), fmt), out, fmt)

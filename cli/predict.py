@@ -62,7 +62,7 @@ def gpu_and_count(value: str, gpus: int, given: bool) -> tuple[str, int]:
 @option("--format", "fmt", type=click.Choice(FORMATS), default=None,
         help="table, markdown, csv (per layer) or json. Default: from --out's extension, else table.")
 @option("--out", metavar="FILE", help="Write to FILE (atomically) instead of standard output.")
-def predict(model, spec, gpu, gpus, batch, dtype, phase, mode, split, optimizer, fmt, out):
+def predict(model, spec, input_shape, gpu, gpus, batch, dtype, phase, mode, split, optimizer, fmt, out):
     """The expected time of a forward pass, a training step or a whole iteration on a GPU, per layer,
     beside its roofline bound: each layer's share of the time next to its share of the MACs and
     parameters.
@@ -75,7 +75,7 @@ def predict(model, spec, gpu, gpus, batch, dtype, phase, mode, split, optimizer,
 
     fmt = fmt or format_for(out, FORMATS)
     gpu, gpus = gpu_and_count(gpu, gpus or 1, gpus is not None)
-    network = load_network(model, spec)
+    network = load_network(model, spec, input_shape)
     estimate = run(network, gpu, batch=batch, dtype=dtype, phase=phase, mode=mode, gpus=gpus, split=split,
                    optimizer=optimizer)
     write_output(render_format(estimate, fmt), out, fmt if out else None)

@@ -19,7 +19,7 @@ from .common import BATCH, command, dtype_option, format_for, load_network, netw
              "Default: from --out's extension (.json, .csv, .md), else table.")
 @option("--out", metavar="FILE", help="Write to FILE (atomically) instead of standard output, and say so on "
                                       "standard error.")
-def report(model, spec, batch, dtype, fmt, out):
+def report(model, spec, input_shape, batch, dtype, fmt, out):
     """Per-layer output shape, parameters, MACs and other ops, derived without running anything.
 
     Counting conventions: MACs are Conv2d and Linear multiply-accumulates (bias excluded);
@@ -30,7 +30,7 @@ def report(model, spec, batch, dtype, fmt, out):
 
     fmt = fmt or format_for(out, FORMATS)
     with paused_gc(BULK):  # a report makes no reference cycles: the collector would only scan
-        network = load_network(model, spec)
+        network = load_network(model, spec, input_shape)
         write_output(render(network.cost(batch=batch, dtype=dtype), fmt), out, fmt)
 
 

@@ -87,8 +87,8 @@ def check_writable(out: str) -> None:
 @option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
         help="table or markdown: for people; json: the record --out writes.")
 @click.pass_context
-def time_command(ctx, model, spec, device, batches, dtype, warmup, repeats, peak_tflops, bandwidth_gbs, method,
-                 threads, training, gpu, out, fmt):
+def time_command(ctx, model, spec, input_shape, device, batches, dtype, warmup, repeats, peak_tflops, bandwidth_gbs,
+                 method, threads, training, gpu, out, fmt):
     """Time every layer (and the whole network) on the GPU or CPU, next to its MAC and parameter
     shares and its roofline lower bound; say where the time goes, conv or FC, at each batch size.
 
@@ -96,7 +96,7 @@ def time_command(ctx, model, spec, device, batches, dtype, warmup, repeats, peak
     per call (a sample is N back-to-back calls, or a CUDA graph of them: see --method).
     An out-of-memory batch is recorded and the sweep goes on; Ctrl-C keeps what --out holds.
     """
-    network = load_network(model, spec)
+    network = load_network(model, spec, input_shape)
     require("torch", "time")
     timer = Timer(network, device, dtype, warmup, repeats,
                   None if peak_tflops is None else peak_tflops * 1e12,

@@ -37,11 +37,13 @@ def _names(ctx, param, value):
 @option("--device", type=click.Choice(("cuda", "cpu")), default="cuda", show_default=True,
         help="Whose rules decide what autograd keeps: torch on CUDA (a bool dropout mask) or on the CPU.")
 @option("--freeze", metavar="NAME[,NAME...]", callback=_names, default=None,
-        help="Layers whose parameters are frozen (no gradient, no optimizer state).")
+        help="Frozen parameters (no gradient, no optimizer state): a layer's NAME (its weight and bias), or "
+             "NAME.weight or NAME.bias alone.")
 @option("--format", "fmt", type=click.Choice(FORMATS), default=None,
         help="table, markdown, csv (per layer) or json. Default: from --out's extension, else table.")
 @option("--out", metavar="FILE", help="Write to FILE (atomically) instead of standard output.")
-def train(model, spec, batch, dtype, optimizer, images, epochs, gpu, gpus, split, device, freeze, fmt, out):
+def train(model, spec, input_shape, batch, dtype, optimizer, images, epochs, gpu, gpus, split, device, freeze, fmt,
+          out):
     """What one training step costs (backward MACs, what autograd keeps, weights, gradients,
     optimizer state, peak memory), the whole schedule in FLOPs and petaflop/s-days beside
     OpenAI's estimate, and with --gpu, the time model's prediction of the step time and days
@@ -56,7 +58,7 @@ def train(model, spec, batch, dtype, optimizer, images, epochs, gpu, gpus, split
     fmt = fmt or format_for(out, FORMATS)
     if gpus > 1 and gpu is None:
         raise click.UsageError("--gpus needs --gpu")
-    network = load_network(model, spec)
+    network = load_network(model, spec, input_shape)
     step = training_cost(network, batch, dtype, device=device, optimizer=optimizer, frozen=freeze)
     schedule = step.schedule(images, epochs)
     prediction = None

@@ -32,14 +32,14 @@ FORMATS = ("table", "json")
 @option("--out", metavar="FILE", help="Write to FILE (atomically) instead of standard output, and say so on "
                                       "standard error.")
 @click.pass_context
-def verify(ctx, model, spec, device, batch, seed, no_fvcore, training, fmt, out):
+def verify(ctx, model, spec, input_shape, device, batch, seed, no_fvcore, training, fmt, out):
     """Cross-check every layer's output shape, parameters, MACs, bias adds, other ops and
     FLOPs against one real forward pass: fvcore's per-module count (= MACs for Conv2d and
     Linear) and torch's flop counter (= 2 x MACs), each as the layer's kind declares.
     Exit 0 when everything agrees, 1 on any mismatch. Needs torch: pip install 'alexcost[torch]'.
     """
     fmt = fmt or format_for(out, FORMATS)
-    network = load_network(model, spec)
+    network = load_network(model, spec, input_shape)
     require("torch", "verify")
     progress = None
     if sys.stderr.isatty():

@@ -98,5 +98,22 @@ def test_unregistered_kind_has_no_torch_module():
         def output_shape(self, x):
             return x
 
-    with pytest.raises(SpecError, match="Mystery has no torch.nn counterpart"):
-        Mystery().torch_module((3,))
+    from alexcost.torch_bridge import to_module
+
+    with pytest.raises(SpecError, match="Mystery has no torch.nn counterpart; define torch_module"):
+        to_module(Network((3,), [Mystery()]))
+
+    @dataclass(frozen=True, kw_only=True)
+    class Doubled(Layer):
+        """A custom kind that says its own torch module."""
+
+        def output_shape(self, x):
+            return x
+
+        def torch_module(self, x):
+            import torch
+
+            return torch.nn.Linear(x[0], x[0])
+
+    module = to_module(Network((3,), [Doubled(name="twice")]))
+    assert type(module.twice).__name__ == "Linear" and module.twice.in_features == 3

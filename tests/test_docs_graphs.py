@@ -781,6 +781,7 @@ def test_custom_layers_rules_table_states_the_base_defaults():
     assert rows["`buffer_bytes(x, itemsize)`"][2] == "`buffers(x) * itemsize`"
     assert rows["`view_strides(x, y, strides, batch)`"][2] == "None"
     assert rows["`layout` (class attribute)"][2] == '`"contiguous"`'
+    assert Scale.storage == "new" and rows["`storage` (class attribute)"][2] == '`"new"`'
     assert rows["`arity` (class attribute)"][2] == "1" and rows["`multi_output` (class attribute)"][2] == "False"
 
 

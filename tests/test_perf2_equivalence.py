@@ -12,6 +12,7 @@ import pytest
 from alexcost import Network, network_from_dict
 from alexcost.errors import SpecError
 from alexcost.layers import BatchNorm2d, Conv2d, LeakyReLU, ReLU
+from alexcost.engine import rules
 from alexcost.engine.network import forget_rules
 from alexcost.search import evaluate
 from alexcost.engine.storage import trace
@@ -140,26 +141,25 @@ def test_a_layer_object_held_twice_is_counted_at_both_places():
 
 
 def test_layers_sharing_a_memo_differ_only_in_name_and_inputs():
-    """Built-in layers of one kind and arguments share what they remember, whatever their names;
-    other arguments, or floats of another sign (0.0 and -0.0, equal in Python), do not."""
+    """Built-in layers of one kind and arguments share what the rules cache remembers, whatever
+    their names; other arguments, or floats of another sign (0.0 and -0.0, equal in Python), do not."""
     forget_rules()
     first, second = BatchNorm2d(name="a"), BatchNorm2d(name="b")
     Network((4, 3, 3), [first])
-    assert second.__dict__.get("_memo") is None
     Network((4, 3, 3), [second])
-    assert first._memo[1] is second._memo[1] and (4, 3, 3) in second._memo[1]
+    assert rules.of(first).table is rules.of(second).table and (4, 3, 3) in rules.of(second).table
     one, one_float = BatchNorm2d(eps=1), BatchNorm2d(eps=1.0, name="f")  # eps is stored as a float: one value
     Network((4, 3, 3), [one])
     Network((4, 3, 3), [one_float])
-    assert type(one.eps) is type(one_float.eps) is float and one._memo[1] is one_float._memo[1]
+    assert type(one.eps) is type(one_float.eps) is float and rules.of(one).table is rules.of(one_float).table
     inplace, copy = ReLU(inplace=True), ReLU(inplace=False)  # storage differs: so does the memo
     Network((4, 3, 3), [inplace])
     Network((4, 3, 3), [copy])
-    assert inplace._memo[1] is not copy._memo[1]
+    assert rules.of(inplace).table is not rules.of(copy).table
     zero, negative_zero = LeakyReLU(negative_slope=0.0), LeakyReLU(negative_slope=-0.0)
     Network((4, 3, 3), [zero])
     Network((4, 3, 3), [negative_zero])
-    assert zero._memo[1] is not negative_zero._memo[1]
+    assert rules.of(zero).table is not rules.of(negative_zero).table
     assert Network((4, 3, 3), [negative_zero]).cost().totals.other_ops == 4 * 3 * 3 * zero.ops_per_element
 
 

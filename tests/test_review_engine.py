@@ -11,9 +11,15 @@ from alexcost.render.report import render
 INT64_MAX = 2**63 - 1
 
 
-def test_str_of_a_cost_is_its_table_and_repr_stays_short():
+def test_str_of_a_cost_is_a_summary_the_table_is_rendered_and_repr_stays_short():
+    """A cost record renders nothing itself: ``str`` is one line of its totals (the seed's
+    published figures), the table comes from the renderer, which the CLI prints."""
     cost = preset("seed").cost()
-    assert str(cost) == render(cost, "table")
+    seed_forward, conv_bias_adds = 1_135_906_176, 96 * 55 * 55 + 256 * 27 * 27 + 2 * 384 * 13 * 13 + 256 * 13 * 13
+    t = cost.totals
+    assert str(cost) == (f"seed: 23 layers, batch 1, float32: 62,369,152 parameters, "
+                         f"{seed_forward - conv_bias_adds:,} MACs, {2 * t.macs + t.bias_adds + t.other_ops:,} FLOPs")
+    assert render(cost, "table").startswith("Size / Operation") and "62,369,152 = 62.4 million" in render(cost)
     assert repr(cost) == ("NetworkCost(model='seed', batch=1, dtype='float32', layers=23, "
                           "params=62,369,152, macs=1,135,256,096)")
     assert len(repr(preset("resnet50").cost())) < 150 and len(repr(preset("resnet50"))) < 150

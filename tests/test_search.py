@@ -8,6 +8,7 @@ import pytest
 
 from alexcost import Conv2d, Network, ReLU, network_from_dict
 from alexcost.engine.network import forget_rules
+from alexcost.render.search import table as search_table
 from alexcost.search import evaluate
 
 
@@ -52,8 +53,10 @@ def test_every_row_equals_the_network_built_on_its_own(batch, dtype):
             totals.params, totals.macs, totals.flops, totals.stored_bytes)
         assert row.output_shape == network.output_shape == (10,)
     assert "Output size is too small" in " ".join(r.error for r in results.invalid)
-    table = results.table(2)
+    table = search_table(results, 2)
     assert table.splitlines()[0].split()[:3] == ["#", "name", "params"] and len(table.splitlines()) == 4
+    assert str(results) == (f"{len(specs)} candidates, {len(results.valid)} valid, {len(results.invalid)} invalid "
+                            f"(batch {batch}, {dtype})")
 
 
 def test_built_networks_are_accepted_too():

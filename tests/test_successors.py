@@ -144,6 +144,8 @@ def test_parameters_and_macs_equal_torchvisions(name, reference):
 def test_layer_for_layer_against_torchvisions_modules(name, reference):
     """Same leaf-module calls in the same order, same kinds and arguments, same shapes in and out;
     every other layer is one of the function calls torchvision's forward makes."""
+    from alexcost.torch_bridge.modules import torch_module
+
     ref = reference(name)
     net = preset(name)
     paths = {p.replace(".", "_"): p for p in leaves(ref["model"])}
@@ -168,7 +170,7 @@ def test_layer_for_layer_against_torchvisions_modules(name, reference):
         assert type(layer).__name__ == type(modules[path]).__name__, path
         assert (x,) == ins and net.output_shapes[i] == out, path
         square = lambda text: re.sub(r"\((\d+), \1\)", r"\1", text)  # noqa: E731  MaxPool2d keeps ints
-        assert square(repr(layer.torch_module(x))) == square(repr(modules[path])), path
+        assert square(repr(torch_module(layer, x))) == square(repr(modules[path])), path
     for i in functional:
         layer_name, kind = net.names[i], type(net.layers[i]).__name__
         assert [k for end, k in FUNCTIONAL[name].items() if layer_name.endswith(end)] == [kind], layer_name

@@ -51,8 +51,10 @@ def test_to_module_names_children_as_layers_and_runs(name):
     network = preset(name)
     module = to_module(network).eval()
     assert [n for n, _ in module.named_children()] == list(network.names)
-    assert [type(m).__name__ for m in module.children()] == [type(layer.torch_module(x)).__name__
-                                                             for layer, x in zip(network.layers, network.input_shapes)]
+    for m, layer in zip(module.children(), network.layers):  # torch.nn's own class, or the merge alexcost builds
+        kind = type(layer).__name__
+        assert type(m).__name__ == {"Add": "Elementwise", "Cat": "Concatenate"}.get(kind, kind)
+        assert kind in ("Add", "Cat") or type(m) is getattr(torch.nn, kind)
     with torch.no_grad():
         out = module(torch.randn(2, *network.input_shape))
     assert tuple(out.shape) == (2, *network.output_shape)

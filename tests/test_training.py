@@ -98,6 +98,54 @@ def test_frozen_layers_skip_their_weight_gradients_and_the_input_gradients_befor
     assert t.frozen == ("features_0", "features_3", "features_6")
 
 
+def test_one_parameter_of_a_layer_may_be_frozen():
+    """``"layer.weight"`` / ``"layer.bias"`` freezes one of them: a frozen bias alone still lets the
+    weight's gradient (and the input's, for the layers before) be computed; a frozen weight alone
+    keeps the bias's gradient, which needs neither the weight nor the input."""
+    net = Network((3, 8, 8), [Conv2d(name="c1", out_channels=4, kernel_size=3), ReLU(name="r"),
+                              Conv2d(name="c2", out_channels=5, kernel_size=3), Flatten(name="flat"),
+                              Linear(name="fc", out_features=2)])
+    n, c1, c2, fc = 2, 4 * 6 * 6 * 27, 5 * 4 * 4 * 36, 80 * 2
+    c1_params, c2_params, fc_params = 4 * 27 + 4, 5 * 36 + 5, 80 * 2 + 2
+    everything = training_cost(net, n, optimizer="adam")
+    assert everything.backward_macs == n * (c1 + 2 * c2 + 2 * fc)
+
+    bias = training_cost(net, n, optimizer="adam", frozen=["c2.bias"])
+    assert bias.frozen == ("c2.bias",)
+    assert bias.backward_macs == everything.backward_macs  # the weight's gradient, and the input's, as before
+    assert bias.trainable_params == c1_params + (c2_params - 5) + fc_params
+    assert bias.grad_bytes == 4 * bias.trainable_params
+    assert bias.optimizer_bytes == 2 * bias.grad_bytes + 4 * 5  # five tensors with gradients, not six
+    assert bias["c2"].backward_other_ops == 0 and everything["c2"].backward_other_ops == n * 5 * 4 * 4
+    assert bias["c2"].grads.weight and not bias["c2"].grads.bias
+
+    weight = training_cost(net, n, frozen=["c1", "c2.weight"])
+    assert weight.frozen == ("c1", "c2.weight")
+    # c2's input comes only from frozen parameters: no input gradient; its frozen weight: none either;
+    # its bias's gradient sums the output's gradient (one add per output element), no MACs
+    assert weight["c2"].backward_macs == 0 and weight["c2"].backward_other_ops == n * 5 * 4 * 4
+    assert weight["c2"].grads.inputs == (False,) and weight["c2"].grads.bias
+    assert weight["c2"].saved_bytes == n * 4 * 6 * 6 * 4  # convolution keeps its input whatever it needs
+    assert weight.backward_macs == n * 2 * fc
+    assert weight.trainable_params == 5 + fc_params
+    assert training_cost(net, n, frozen=["c1.weight", "c1.bias"]).frozen == ("c1",)  # both: the layer
+
+
+@pytest.mark.parametrize("frozen, message", [
+    (["c2.scale"], "frozen names 'c2.scale': a layer's parameters are 'weight' and 'bias'"),
+    (["c3.bias"], "frozen names 'c3.bias', which is not a layer"),
+    (["nobias.bias"], "frozen names 'nobias.bias', but 'nobias' \\(Conv2d\\) has no bias"),
+    (["r.weight"], "frozen names 'r.weight', but 'r' \\(ReLU\\) has no weight"),
+    (["r"], "frozen names 'r' \\(ReLU\\), which has no parameters to freeze"),
+    ([3], "frozen lists 3; name a layer"),
+])
+def test_freezing_what_a_layer_does_not_have_is_refused(frozen, message):
+    net = Network((3, 8, 8), [Conv2d(name="c2", out_channels=4, kernel_size=3), ReLU(name="r"),
+                              Conv2d(name="nobias", out_channels=2, kernel_size=1, bias=False)])
+    with pytest.raises(SpecError, match=message):
+        training_cost(net, frozen=frozen)
+
+
 @pytest.mark.parametrize("optimizer, per_param, per_tensor", [("sgd", 0, 0), ("momentum", 4, 0), ("adam", 8, 4)])
 def test_optimizer_state(optimizer, per_param, per_tensor):
     t = training_cost(preset("paper"), optimizer=optimizer)
@@ -208,6 +256,17 @@ def test_cli_json_contract():
     assert data["totals"]["backward_macs"] == TORCHTNT_BACKWARD
     assert data["totals"]["train_flops"] == 2 * (714_188_480 + TORCHTNT_BACKWARD)
     assert sum(r["saved_bytes"] for r in data["layers"]) == data["totals"]["saved_bytes"]
+
+
+def test_cli_freezes_layers_and_single_parameters():
+    result = run("--model", "paper", "--batch", "1", "--freeze", "conv1,fc8.bias", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    conv1, fc8_bias = 96 * 3 * 11 * 11 + 96, 1000
+    assert data["frozen"] == ["conv1", "fc8.bias"]
+    assert data["totals"]["trainable_params"] == 60_965_224 - conv1 - fc8_bias
+    result = run("--model", "paper", "--freeze", "fc8.scale")
+    assert result.exit_code == 2 and "a layer's parameters are 'weight' and 'bias'" in result.stderr
 
 
 def test_cli_hardware_and_errors(tmp_path):

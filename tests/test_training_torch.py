@@ -96,6 +96,42 @@ def test_padding_modes():
         4 * (n * 4 * 6 * 6 + n * 4 * 8 * 8)]  # conv3: replicate keeps its input too, and the padded copy
 
 
+@pytest.mark.parametrize("frozen", [["c2.bias"], ["c1", "c2.weight"], ["fc.weight"], ["bn.bias", "ln.weight"],
+                                    ["c1.weight", "bn"]])
+def test_one_parameter_frozen_as_torch_freezes_it(frozen):
+    """``"layer.weight"`` / ``"layer.bias"`` against torch with that tensor's ``requires_grad=False``:
+    FlopCounterMode's backward FLOPs, the bytes of the storages autograd keeps (parameters and
+    buffers aside), and the gradients torch makes."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = Network((3, 8, 8), [Conv2d(name="c1", out_channels=4, kernel_size=3), BatchNorm2d(name="bn"),
+                              ReLU(name="r"), Conv2d(name="c2", out_channels=4, kernel_size=3), Flatten(name="flat"),
+                              Linear(name="fc", out_features=6), LayerNorm(name="ln", normalized_shape=6)], name="parts")
+    static = training_cost(net, 2, device="cpu", frozen=frozen)
+    torch.manual_seed(0)
+    module = to_module(net).train()
+    for entry in frozen:
+        layer, _, which = entry.partition(".")
+        for name, p in module.get_submodule(layer).named_parameters():
+            if which in ("", name):
+                p.requires_grad_(False)
+    resident = {t.untyped_storage().data_ptr() for t in (*module.parameters(), *module.buffers())}
+    kept = {}
+
+    def pack(t):
+        if t.untyped_storage().data_ptr() not in resident:
+            kept[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = module(torch.randn(2, 3, 8, 8))
+    with FlopCounterMode(display=False) as counter:
+        out.backward(torch.randn_like(out))
+    assert 2 * static.backward_macs == counter.get_total_flops()
+    assert static.saved_bytes == sum(kept.values())
+    assert static.grad_bytes == sum(4 * p.numel() for p in module.parameters() if p.grad is not None)
+    assert static.trainable_params == sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
 def test_bfloat16_where_torch_runs_it():
     check_against_torch(preset("torchvision"), 2, dtype="bfloat16", optimizer="sgd")
     with pytest.raises(SpecError, match="torch cannot run this network's training step in bfloat16 on cpu"):

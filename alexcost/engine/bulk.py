@@ -3,7 +3,9 @@
 CPython's cyclic collector runs every few hundred allocations and, as the heap grows, scans
 more of it each time: building a network of 100,000 layers spends about half its time there.
 alexcost's records hold no reference cycles, so nothing is lost by pausing the collector
-while they are built; `paused_gc` does that and restores the collector's state after.
+while they are built; `paused_gc` does that and restores the collector's state after. Only
+entry points pause it (``alexcost report``, `alexcost.search.evaluate`): the library itself
+leaves the collector to the program that calls it.
 """
 
 from __future__ import annotations

@@ -6,8 +6,10 @@ which do not depend on the batch. Shapes are per sample.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from math import prod
+from typing import NamedTuple
 
 from ..errors import SpecError
 from ..layers.base import ParameterShape
@@ -30,8 +32,7 @@ def _shapes(value) -> tuple:
     return value if isinstance(value[0], tuple) else (value,)
 
 
-@dataclass(frozen=True)
-class LayerCost:
+class LayerCost(NamedTuple):
     """What one layer costs for a batch of ``batch`` samples.
 
     ``forward`` is the seed table's "Forward Computation": ``macs + bias_adds``.
@@ -58,19 +59,6 @@ class LayerCost:
     buffers: int = 0
     buffer_bytes: int = 0
     new_storage: bool = True
-
-    @classmethod
-    def _make(cls, index, name, layer, input_shape, output_shape, weight_params, bias_params, macs,
-              bias_adds, other_ops, batch, itemsize, inputs=None, buffers=0, buffer_bytes=0,
-              new_storage=True) -> "LayerCost":
-        """The same record as ``LayerCost(...)``, built three times faster for the engine's
-        per-layer loop: a frozen dataclass's ``__init__`` pays ``object.__setattr__`` per field."""
-        row = object.__new__(cls)
-        row.__dict__.update(index=index, name=name, layer=layer, input_shape=input_shape,
-                            output_shape=output_shape, weight_params=weight_params, bias_params=bias_params,
-                            macs=macs, bias_adds=bias_adds, other_ops=other_ops, batch=batch, itemsize=itemsize,
-                            inputs=inputs, buffers=buffers, buffer_bytes=buffer_bytes, new_storage=new_storage)
-        return row
 
     @property
     def type(self) -> str:
@@ -163,7 +151,16 @@ class Totals:
     unused_params: int = 0
 
     @classmethod
+    def of_sums(cls, sums, batch: int, itemsize: int, unused_params: int = 0) -> "Totals":
+        """The totals of ``batch`` samples from the per-sample sums of the layers' shares
+        (`alexcost.engine.rules.Share`)."""
+        return cls(sums.weight_params, sums.bias_params, batch * sums.macs, batch * sums.bias_adds,
+                   batch * sums.other_ops, batch * sums.elements + sums.unbatched, itemsize, sums.buffers,
+                   sums.buffer_bytes, batch * sums.stored, unused_params)
+
+    @classmethod
     def of(cls, rows, itemsize: int = 4, unused_params: int = 0) -> "Totals":
+        """The sums over some `LayerCost` rows."""
         w = b = m = a = o = e = n = nb = s = 0
         for r in rows:
             w += r.weight_params
@@ -192,25 +189,6 @@ class Totals:
         return self.output_elements * self.itemsize
 
 
-class cached_property:  # noqa: N801 - functools' name, whose 3.11 version takes a lock on every first use
-    """A property computed on first use and kept in the instance's ``__dict__`` (functools'
-    own, without the lock Python 3.11 takes: a cost record is not shared while it is made)."""
-
-    def __init__(self, func):
-        self.func = func
-        self.name = func.__name__
-        self.__doc__ = func.__doc__
-
-    def __set_name__(self, owner, name):
-        self.name = name
-
-    def __get__(self, instance, owner=None):
-        if instance is None:
-            return self
-        value = instance.__dict__[self.name] = self.func(instance)
-        return value
-
-
 def percent(part: int, whole: int) -> float:
     """``100*part/whole`` (0 when ``whole`` is 0): the one place shares are computed."""
     return 100.0 * part / whole if whole else 0.0
@@ -218,71 +196,71 @@ def percent(part: int, whole: int) -> float:
 
 @dataclass(frozen=True)
 class NetworkCost:
-    """Every layer's cost for one batch size and dtype, plus totals and the conv-vs-FC split.
+    """Every layer's cost for ``batch`` samples of ``network`` at ``dtype``, plus totals and the
+    conv-vs-FC split (`Network.cost` makes it).
 
-    ``str(cost)`` is the report table; ``graph`` is True unless every layer reads the one before it.
-    Built by `Network.cost`, the per-layer records are made on first use of ``layers``: the
-    totals come straight from the network's per-sample counts, so ``cost().totals`` builds no rows.
+    The totals come straight from the network's per-sample sums; the per-layer records
+    (``layers``) are made on first use, so ``cost().totals`` builds no rows. ``params``, when
+    given, holds each layer's ``(weight, bias)`` parameters where the layers' rules alone do not
+    say them (an imported module counts a weight two layers share once); ``unused_params``:
+    parameters no layer reads, counted in ``totals.params``. ``str(cost)`` is a one-line summary;
+    `alexcost.render.report.render` gives the tables.
     """
 
-    model: str
-    input_shape: tuple[int, ...]
-    batch: int
-    dtype: str
-    layers: tuple[LayerCost, ...] | None = None
-    graph: bool = False
+    network: object
+    batch: int = 1
+    dtype: str = "float32"
+    params: tuple[tuple[int, int], ...] | None = None
     unused_params: int = 0
-    network: object = field(default=None, repr=False, compare=False)
 
-    def __post_init__(self):
-        if self.layers is None:
-            if self.network is None:
-                raise TypeError("NetworkCost needs its layers, or the network to derive them from")
-            object.__delattr__(self, "layers")  # made on first use, by __getattr__
-        elif self.network is not None:  # rows given (dataclasses.replace too): they are the record
-            object.__setattr__(self, "network", None)
+    @property
+    def model(self) -> str:
+        return self.network.name
 
-    @classmethod
-    def _of(cls, network, batch: int, dtype: str) -> "NetworkCost":
-        """``NetworkCost(network.name, network.input_shape, batch, dtype, None, not
-        network.is_chain, network=network)``, without a frozen dataclass's per-field set."""
-        cost = object.__new__(cls)
-        cost.__dict__.update(model=network.name, input_shape=network.input_shape, batch=batch, dtype=dtype,
-                             graph=not network.is_chain, unused_params=0, network=network)
-        return cost
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.network.input_shape
 
-    def __getattr__(self, name):
-        if name == "layers" and self.__dict__.get("network") is not None:
-            rows = self.network.rows(self.batch, self.dtype, self._counts)
-            object.__setattr__(self, "layers", rows)
-            return rows
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    @property
+    def graph(self) -> bool:
+        """True unless every layer reads the one before it."""
+        return not self.network.is_chain
+
+    @property
+    def itemsize(self) -> int:
+        return DTYPE_BYTES[self.dtype]
 
     @cached_property
-    def _counts(self) -> tuple:
-        """The network's per-sample counts, once per cost record."""
-        return self.network.counts(DTYPE_BYTES[self.dtype])
+    def layers(self) -> tuple[LayerCost, ...]:
+        """One `LayerCost` per layer, in order."""
+        network, batch, size = self.network, self.batch, self.itemsize
+        chain, shares = network.is_chain, network.shares(batch, size)
+        params = self.params or [s[:2] for s in shares]
+        return tuple([
+            LayerCost(i, name, layer, x, y, w, b, batch * s.macs, batch * s.bias_adds, batch * s.other_ops, batch,
+                      size, None if chain else network.inputs_of(i), s.buffers, s.buffer_bytes, new)
+            for i, (name, layer, x, y, s, new, (w, b)) in enumerate(zip(
+                network.names, network.layers, network.input_shapes, network.output_shapes, shares,
+                network.storage(batch), params))])
 
     @cached_property
     def totals(self) -> Totals:
-        size = DTYPE_BYTES[self.dtype]
-        if self.network is not None:
-            return self.network.totals(self.batch, size, None, self.unused_params,
-                                       self.__dict__.get("_counts"))
-        return Totals.of(self.layers, size, self.unused_params)
+        if self.params is not None:
+            return Totals.of(self.layers, self.itemsize, self.unused_params)
+        return Totals.of_sums(self.network.sums(self.batch, self.itemsize), self.batch, self.itemsize,
+                              self.unused_params)
 
     @cached_property
     def split(self) -> dict[str, Totals]:
         """Totals of the ``"conv"`` and ``"fc"`` groups (Conv2d and Linear layers)."""
-        size = DTYPE_BYTES[self.dtype]
-        if self.network is not None:
-            return {g: self.network.totals(self.batch, size, g, 0, self.__dict__.get("_counts"))
-                    for g in ("conv", "fc")}
-        return {g: Totals.of([r for r in self.layers if r.group == g], size) for g in ("conv", "fc")}
+        size = self.itemsize
+        if self.params is not None:
+            return {g: Totals.of([r for r in self.layers if r.group == g], size) for g in ("conv", "fc")}
+        return {g: Totals.of_sums(self.network.sums(self.batch, size, g), self.batch, size) for g in ("conv", "fc")}
 
     @property
     def output_shape(self) -> tuple:
-        return self.layers[-1].output_shape if self.layers else self.input_shape
+        return self.network.output_shape
 
     def __getitem__(self, name: str) -> LayerCost:
         """A layer's cost by name."""
@@ -292,14 +270,11 @@ class NetworkCost:
         raise KeyError(name)
 
     def __str__(self) -> str:
-        from ..render.report import render
-
-        return render(self)
+        t = self.totals
+        return (f"{self.model}: {len(self.network.layers)} layers, batch {self.batch}, {self.dtype}: "
+                f"{t.params:,} parameters, {t.macs:,} MACs, {t.flops:,} FLOPs")
 
     def __repr__(self) -> str:
         t = self.totals
         return (f"NetworkCost(model={self.model!r}, batch={self.batch}, dtype={self.dtype!r}, "
-                f"layers={len(self.layers)}, params={t.params:,}, macs={t.macs:,})")
-
-
-del NetworkCost.layers  # the dataclass default stays in __init__; lookups fall through to __getattr__
+                f"layers={len(self.network.layers)}, params={t.params:,}, macs={t.macs:,})")

@@ -1,20 +1,45 @@
 """Which layer outputs take new storage, and which are views of (or the same tensor as) an input.
 
-torch decides by strides: Flatten, Reshape and Contiguous copy only when no view is
-possible; Permute, Transpose, Chunk and Split always view; in-place and identity layers
-return their input. So the plan follows every tensor's strides through the network
-(batched, batch dimension first), with torch's rules for the strides of new outputs:
+Each kind declares where its output lives (`alexcost.layers.Layer.storage`): in storage of its
+own, in its input itself, in its input when it is in place, always in a view of its input, or in
+a view where torch can make one (Flatten, Reshape and Contiguous copy only when no view is
+possible). torch decides views by strides, so the plan follows every tensor's strides through the
+network (batched, batch dimension first), with torch's rules for the strides of new outputs:
 contiguous, or, for elementwise kinds, the dimension order of a dense input (TensorIterator),
-or, for convolution, pooling and batch norm, channels-last when the input is (their
-suggested memory format), or, for concatenation, channels-last when every input is. Pure Python; used for activation memory and training's saved bytes.
+or, for convolution, pooling and batch norm, channels-last when the input is (their suggested
+memory format), or, for concatenation, channels-last when every input is. Pure Python; used for
+activation memory and training's saved bytes.
 """
 
 from __future__ import annotations
 
+from ..errors import SpecError
 from ..layers import strides as st
-from ..layers import ParameterShape
+from ..layers import Layer, ParameterShape
 
 PARAMETER = "parameter"
+
+STORAGES = ("new", "same", "inplace-if-flag", "view", "strided")
+"""The storage a kind may declare (see `alexcost.layers.Layer.storage`)."""
+
+
+_DECLARED: dict = {}
+
+
+def declared(kind) -> str:
+    """``kind.storage`` (read once per kind), refused when it is not one of `STORAGES`, or when
+    the kind computes a view's strides (``view_strides``) but declares no view."""
+    storage = _DECLARED.get(kind)
+    if storage is not None:
+        return storage
+    storage = kind.storage
+    if storage not in STORAGES:
+        raise SpecError(f"{kind.__name__} declares storage {storage!r}; choose from {', '.join(STORAGES)}")
+    if storage not in ("view", "strided") and kind.view_strides is not Layer.view_strides:
+        raise SpecError(f"{kind.__name__} defines view_strides() but declares storage {storage!r}; declare "
+                        f"storage = 'view' or 'strided'")
+    _DECLARED[kind] = storage
+    return storage
 
 
 def trace(network, batch: int):
@@ -29,18 +54,28 @@ def trace(network, batch: int):
         if kind.arity == 0:
             result = (((PARAMETER, i), st.contiguous(y)),)
         else:
-            first_storage, first_strides = ins[0]
-            viewed = None if isinstance(first_storage, tuple) else layer.view_strides(x, y, first_strides, batch)
-            if viewed is not None:
-                result = tuple((first_storage, s) for s in viewed) if kind.multi_output \
-                    else ((first_storage, viewed),)
-            elif kind.multi_output:
-                result = tuple((i, st.contiguous((batch, *s))) for s in y)
-            else:
-                result = ((i, _new_strides(layer.layout, x, y, ins, batch, kind.arity)),)
+            result = _stored(layer, i, x, y, ins, batch)
         values[i] = result
         out.append(result)
     return out
+
+
+def _stored(layer, i: int, x, y, ins: list, batch: int) -> tuple:
+    """A layer's outputs as ``(storage, strides)`` pairs, given its inputs' (see `trace`)."""
+    kind = type(layer)
+    storage = declared(kind)
+    first_storage, first_strides = ins[0]
+    viewed = None
+    if not isinstance(first_storage, tuple):  # a weight's view is new storage
+        if storage == "same" or (storage == "inplace-if-flag" and layer.inplace):
+            viewed = first_strides
+        elif storage in ("view", "strided"):
+            viewed = layer.view_strides(x, y, first_strides, batch)
+    if viewed is not None:
+        return tuple((first_storage, s) for s in viewed) if kind.multi_output else ((first_storage, viewed),)
+    if kind.multi_output:
+        return tuple((i, st.contiguous((batch, *s))) for s in y)
+    return ((i, _new_strides(layer.layout, x, y, ins, batch, kind.arity)),)
 
 
 def _new_strides(layout: str, x, y, ins, batch: int, arity):
@@ -62,52 +97,26 @@ def _new_strides(layout: str, x, y, ins, batch: int, arity):
 
 def plan(network, batch: int) -> tuple[bool, ...]:
     """Per layer: True when its output is new activation storage (a Parameter's is its weight)."""
-    fast = contiguous_plan(network)
-    if fast is not None:
-        return fast
     return tuple(out[0][0] == i for i, out in enumerate(trace(network, batch)))
-
-
-_RULES: dict = {}
-
-
-def _rule(kind):
-    """How a kind's output is stored when every input is contiguous: "new" (a new contiguous tensor),
-    "same" (the input itself, or a contiguous view of it), "inplace" (the input when the layer's
-    ``inplace`` is set), or None (it depends on strides: only `trace` can tell)."""
-    from ..layers import Contiguous, Flatten, Layer, Reshape
-    from ..layers.base import InplaceElementwise, Passthrough
-    from ..layers.merge import _Broadcasting
-
-    if kind.multi_output:
-        return None
-    if kind.view_strides is Layer.view_strides:
-        return "new"
-    if issubclass(kind, Passthrough) and kind.view_strides is Passthrough.view_strides:
-        return "same"
-    if issubclass(kind, (InplaceElementwise, _Broadcasting)) and kind.view_strides in (
-            InplaceElementwise.view_strides, _Broadcasting.view_strides):
-        return "inplace"
-    if kind in (Flatten, Reshape, Contiguous) or (issubclass(kind, Reshape) and kind.__module__ == Reshape.__module__):
-        return "same"  # a reshape of a contiguous tensor is always a view, and contiguous
-    return None
 
 
 def contiguous_new(layer) -> bool | None:
     """Does ``layer``'s output take new activation storage when every input is contiguous (as in
-    every network `contiguous_plan` covers)? None when only `trace` can tell."""
+    every network `contiguous_plan` covers)? None when only `trace` can tell: several outputs, or
+    a view whose strides may not be contiguous. A reshape of a contiguous tensor is always a
+    view, and contiguous."""
     kind = type(layer)
-    rule = _RULES.get(kind, 0)
-    if rule == 0:
-        rule = _RULES[kind] = _rule(kind)
-    if rule is None:
+    if kind.arity == 0:
+        return False
+    storage = declared(kind)
+    if kind.multi_output or storage == "view":
         return None
-    return kind.arity != 0 and (rule == "new" or (rule == "inplace" and not layer.inplace))
+    return storage == "new" or (storage == "inplace-if-flag" and not layer.inplace)
 
 
 def contiguous_plan(network) -> tuple[bool, ...] | None:
     """`plan` without strides, for networks whose tensors all stay contiguous (no Permute,
-    Transpose, Chunk or Split, no user kind with its own view rule): then every new tensor is
-    contiguous and every reshape a view. None when some layer needs the full `trace`."""
+    Transpose, Chunk or Split, no kind of several outputs or with a view of its own). None when
+    some layer needs the full `trace`."""
     out = [contiguous_new(layer) for layer in network.layers]
     return None if None in out else tuple(out)

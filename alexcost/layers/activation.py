@@ -265,10 +265,5 @@ class StochasticDepth(Passthrough):
             return ()
         return (Saved("mask", "new", elements=ctx.batch if self.mode == "row" else 1, itemsize=ctx.itemsize),)
 
-    def torch_module(self, x: Shape):
-        from ..torch_bridge.modules import stochastic_depth
-
-        return stochastic_depth(self.p, self.mode)
-
     def label(self) -> str:
         return f"Stochastic depth (p {self.p})"

@@ -3,7 +3,9 @@
 A kind is one frozen, keyword-only dataclass holding every fact about it: its
 output-shape rule (which also validates the input), its parameter and buffer
 counts, its MACs, bias adds and other ops, what fvcore and torch count for it,
-whether its output shares storage with its input, and its torch module.
+whether its output shares storage with its input (`Layer.storage`), its backward
+pass and what autograd keeps, and its torch arguments. No kind imports torch: the
+torch side maps kinds to modules (`alexcost.torch_bridge.modules`).
 
 Shapes are per sample (no batch dimension). A kind with ``arity == 1`` sees one
 input shape ``x``; a kind with several inputs (``arity`` None, or > 1) sees a tuple
@@ -13,7 +15,6 @@ of shapes. A kind with ``multi_output`` returns a tuple of shapes as ``y``.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from dataclasses import MISSING, FrozenInstanceError, dataclass, fields
 from math import prod
 from typing import ClassVar, NamedTuple
@@ -31,24 +32,30 @@ class ParameterShape(tuple):
 
 
 def reads_a_parameter(x) -> bool:
-    """Do a merge's input shapes ``x`` include a Parameter's? Then ``x`` cannot key what a layer
-    remembers: a `ParameterShape` equals the activation shape of the same numbers, which the
-    rules treat apart (no batch dimension)."""
+    """Do a merge's input shapes ``x`` include a Parameter's? A `ParameterShape` equals the
+    activation shape of the same numbers, which the rules treat apart (no batch dimension)."""
     return ParameterShape in map(type, x)
 
 
 class Grads(NamedTuple):
     """Which gradients a layer's backward pass computes: ``inputs[k]`` for its input ``k``
     (False where the input needs none: the network input, or a tensor computed only from
-    frozen layers), ``params`` for its own weight and bias (False when frozen)."""
+    frozen parameters), ``weight`` and ``bias`` for its own parameters (False when frozen, or
+    when it has none; a `Parameter`'s tensor is its weight)."""
 
     inputs: tuple[bool, ...]
-    params: bool
+    weight: bool
+    bias: bool
 
     @property
     def input(self) -> bool:
         """The gradient with respect to input 0."""
         return bool(self.inputs) and self.inputs[0]
+
+    @property
+    def params(self) -> bool:
+        """Does some parameter of the layer's own (its weight, its bias) get a gradient?"""
+        return self.weight or self.bias
 
 
 class Saved(NamedTuple):
@@ -128,15 +135,13 @@ def need_rank(layer: "Layer", x: Shape, rank: int, form: str) -> None:
 
 
 def layer_kind(cls):
-    """``@dataclass(frozen=True, kw_only=True)`` for alexcost's own kinds, minus the code generation.
+    """``@dataclass(frozen=True, kw_only=True)`` for alexcost's own kinds, with `Layer`'s methods.
 
-    Dataclasses would compile an ``__init__``, ``__setattr__`` and ``__delattr__`` (and equality,
-    hash and repr) per class: most of ``import alexcost``. Instead `Layer` holds one frozen
-    ``__setattr__``/``__delattr__`` and one equality, hash and repr for every kind, and a kind's
-    ``__init__`` is generated on first use (`_kind_init`), as dataclasses would have generated it.
-    The class still says ``frozen=True, init=True`` in ``__dataclass_params__``, so a user's
-    ``@dataclass(frozen=True)`` subclass works as it does on any frozen dataclass."""
-    undocumented = not cls.__dict__.get("__doc__")
+    The class gets its fields (``dataclasses.fields``, ``dataclasses.replace`` work on it), but
+    none of the methods dataclasses would compile per class: `Layer` holds one field-driven
+    ``__init__``, one frozen ``__setattr__``/``__delattr__`` and one equality, hash and repr for
+    every kind. The class says ``frozen=True, init=True`` in ``__dataclass_params__``, as dataclasses
+    would, so a user's ``@dataclass(frozen=True)`` subclass works as on any frozen dataclass."""
     bases = [b.__dataclass_params__ for b in cls.__mro__[1:] if "__dataclass_params__" in b.__dict__]
     for params in bases:  # dataclasses refuses a non-frozen class on frozen bases
         params.frozen = False
@@ -145,15 +150,10 @@ def layer_kind(cls):
     finally:
         for params in bases:
             params.frozen = True
-    params = cls.__dataclass_params__
-    params.init = params.frozen = True
+    cls.__dataclass_params__.init = cls.__dataclass_params__.frozen = True
+    if any(f.init and not f.kw_only for f in fields(cls)):
+        raise TypeError(f"{cls.__name__}: a layer kind's arguments are keyword-only")
     _KINDS.add(cls)
-    if "__init__" not in cls.__dict__:
-        cls.__init__ = _LazyInit(cls)
-    if undocumented:  # dataclasses' docstring, from the signature of the init it would have made
-        import inspect
-
-        cls.__doc__ = cls.__name__ + str(inspect.signature(cls)).replace(" -> None", "")
     return cls
 
 
@@ -161,97 +161,81 @@ _KINDS: set = set()
 """The classes `layer_kind` made."""
 
 
-class _LazyInit:
-    """A kind's ``__init__`` until first use: any lookup (a call, ``inspect.signature``, ``super()``)
-    generates the real one, puts it on the kind and returns it."""
+class _Fields(NamedTuple):
+    """What `Layer`'s methods need of a class's fields, looked up once per class."""
 
-    __slots__ = ("kind",)
-
-    def __init__(self, kind):
-        self.kind = kind
-
-    def __get__(self, obj, owner=None):
-        init = _kind_init(self.kind)
-        return init if obj is None else init.__get__(obj, owner)
+    names: tuple[str, ...]
+    defaults: dict       # every field -> its default (`_REQUIRED` when it has none, `_MADE` for a factory's)
+    required: frozenset
+    fixed: frozenset     # the fields ``__init__`` does not take (``field(init=False)``)
+    factories: tuple     # (name, default factory) pairs
+    frozen_by: type      # the nearest of alexcost's own kinds: the class whose fields are frozen
+    frozen: frozenset
 
 
-_HAS_DEFAULT_FACTORY = getattr(dataclasses, "_HAS_DEFAULT_FACTORY", None) or object()
-"""The default shown for a parameter whose field has a ``default_factory`` (dataclasses' own marker)."""
+_REQUIRED = object()
+_MADE = object()
+_FIELDS: dict = {}
 
 
-def _kind_init(kind):
-    """The ``__init__`` dataclasses generates for ``frozen=True`` on ``kind``: keyword-only (unless a
-    field says otherwise), defaults and default factories, ``object.__setattr__`` per field, then
-    ``__post_init__``. Generated once and set on the kind."""
-    init = kind.__dict__["__init__"]
-    if not isinstance(init, _LazyInit):
-        return init
-    every = fields(kind)
-    self_name = "__dataclass_self__" if "self" in kind.__dataclass_fields__ else "self"
-    names = {"__dataclass_builtins_object__": object, "_HAS_DEFAULT_FACTORY": _HAS_DEFAULT_FACTORY,
-             "_return_type": None}
-    body = []
-    for f in every:
-        names[f"_type_{f.name}"] = f.type
-        if f.default_factory is not MISSING:
-            names[f"_dflt_{f.name}"] = f.default_factory
-            value = (f"_dflt_{f.name}() if {f.name} is _HAS_DEFAULT_FACTORY else {f.name}" if f.init
-                     else f"_dflt_{f.name}()")
-        elif f.init:
-            if f.default is not MISSING:
-                names[f"_dflt_{f.name}"] = f.default
-            value = f.name
-        else:
-            continue
-        body.append(f"  __dataclass_builtins_object__.__setattr__({self_name},{f.name!r},{value})")
-    if hasattr(kind, "__post_init__"):
-        body.append(f"  {self_name}.__post_init__()")
-    init_fields = [f for f in every if f.init]
-    params = [_init_param(f) for f in init_fields if not f.kw_only]
-    kw_only = [_init_param(f) for f in init_fields if f.kw_only]
-    if kw_only:
-        params += ["*", *kw_only]
-    text = (f"def __create_fn__({', '.join(names)}):\n"
-            f" def __init__({','.join([self_name, *params])})->_return_type:\n"
-            + "\n".join(body or ["  pass"]) + "\n return __init__")
-    found = {}
-    # dont_inherit: this module's ``from __future__ import annotations`` must not apply
-    exec(compile(text, "<string>", "exec", dont_inherit=True), sys.modules[kind.__module__].__dict__, found)
-    init = found["__create_fn__"](**names)
-    init.__qualname__ = f"{kind.__qualname__}.__init__"
-    kind.__init__ = init
-    return init
-
-
-def _init_param(f) -> str:
-    if f.default is not MISSING:
-        return f"{f.name}:_type_{f.name}=_dflt_{f.name}"
-    if f.default_factory is not MISSING:
-        return f"{f.name}:_type_{f.name}=_HAS_DEFAULT_FACTORY"
-    return f"{f.name}:_type_{f.name}"
-
-
-_FIELD_NAMES: dict = {}
-
-
-def _field_names(kind) -> tuple[str, ...]:
-    names = _FIELD_NAMES.get(kind)
-    if names is None:
-        names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(kind))
-    return names
-
-
-_FROZEN: dict = {}
-
-
-def _frozen_fields(cls) -> tuple[type, frozenset]:
-    """The nearest of alexcost's own kinds in ``cls``'s MRO, and its field names: the class whose
-    dataclasses-generated ``__setattr__`` would have answered."""
-    found = _FROZEN.get(cls)
+def _fields(cls) -> _Fields:
+    found = _FIELDS.get(cls)
     if found is None:
+        every = fields(cls)
+        defaults = {f.name: f.default if f.default is not MISSING else
+                    _MADE if f.default_factory is not MISSING else _REQUIRED for f in every}
         kind = next(k for k in cls.__mro__ if k in _KINDS)
-        found = _FROZEN[cls] = (kind, frozenset(_field_names(kind)))
+        found = _FIELDS[cls] = _Fields(
+            tuple(f.name for f in every), defaults, frozenset(n for n, d in defaults.items() if d is _REQUIRED),
+            frozenset(f.name for f in every if not f.init),
+            tuple((f.name, f.default_factory) for f in every if f.default_factory is not MISSING),
+            kind, frozenset(f.name for f in fields(kind)))
     return found
+
+
+def _arguments_error(cls, positional: int, kwargs: dict, found: _Fields) -> TypeError:
+    """The error a keyword-only dataclass's ``__init__`` raises for these arguments, in Python's words
+    and order: an unknown keyword, then positional arguments, then missing ones."""
+    where = f"{cls.__qualname__}.__init__()"
+    unknown = [k for k in kwargs if k not in found.defaults or k in found.fixed]
+    if unknown:
+        return TypeError(f"{where} got an unexpected keyword argument {unknown[0]!r}")
+    if positional:
+        given, named = positional + 1, len(kwargs)
+        shown = (f"{given} positional arguments (and {named} keyword-only argument{'s' if named != 1 else ''})"
+                 if named else str(given))
+        return TypeError(f"{where} takes 1 positional argument but {shown} were given")
+    missing = [repr(n) for n in found.names if n in found.required and n not in kwargs]
+    listed = missing[0] if len(missing) == 1 else (
+        f"{missing[0]} and {missing[1]}" if len(missing) == 2 else f"{', '.join(missing[:-1])}, and {missing[-1]}")
+    return TypeError(f"{where} missing {len(missing)} required keyword-only argument"
+                     f"{'s' if len(missing) > 1 else ''}: {listed}")
+
+
+_FACTORY = getattr(dataclasses, "_HAS_DEFAULT_FACTORY", MISSING)
+"""The default ``inspect`` shows for a field with a default factory (dataclasses' own marker)."""
+
+
+class _Signature:
+    """``inspect.signature(kind)`` for a kind on `Layer`'s ``__init__``: its fields, keyword-only,
+    with their defaults (a class with an ``__init__`` of its own is left to ``inspect``)."""
+
+    def __get__(self, obj, cls=None):
+        if obj is not None or cls.__init__ is not Layer.__init__:
+            return None
+        import inspect
+
+        return inspect.Signature([inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=f.type,
+                                                    default=_default_shown(f)) for f in fields(cls) if f.init],
+                                 return_annotation=None)
+
+
+def _default_shown(f):
+    import inspect
+
+    if f.default is not MISSING:
+        return f.default
+    return inspect.Parameter.empty if f.default_factory is MISSING else _FACTORY
 
 
 @layer_kind
@@ -277,28 +261,50 @@ class Layer:
     """The memory layout of a new output: "contiguous", "elementwise" (the input's dimension
     order, as torch's TensorIterator keeps it), "format" (channels-last in, channels-last out) or
     "common format" (channels-last when every input is, as torch.cat decides)."""
+    storage: ClassVar[str] = "new"
+    """Where the output lives: "new" (storage of its own), "same" (the input itself), "inplace-if-flag"
+    (the input itself when the layer's ``inplace`` is set, else new), "view" (always a view of input
+    0, whose strides `view_strides` gives) or "strided" (a view when the strides allow one, as
+    `view_strides` decides, else a new contiguous copy; a contiguous input always gives a view)."""
+
+    __signature__ = _Signature()
+
+    def __init__(self, *args, **kwargs):
+        """Each field from its keyword argument or its default, then `__post_init__`: what a frozen,
+        keyword-only dataclass's ``__init__`` does."""
+        cls = type(self)
+        found = _FIELDS.get(cls) or _fields(cls)
+        values = {**found.defaults, **kwargs}
+        if args or len(values) != len(found.defaults) or not kwargs.keys() >= found.required or (
+                found.fixed and not found.fixed.isdisjoint(kwargs)):
+            raise _arguments_error(cls, len(args), kwargs, found)
+        for name, factory in found.factories:
+            if values[name] is _MADE:
+                values[name] = factory()
+        object.__setattr__(self, "__dict__", values)
+        self.__post_init__()
 
     def __eq__(self, other):
         if other.__class__ is not self.__class__:
             return NotImplemented
-        return all(getattr(self, n) == getattr(other, n) for n in _field_names(self.__class__))
+        return all(getattr(self, n) == getattr(other, n) for n in _fields(self.__class__).names)
 
     def __hash__(self):
-        return hash(tuple(getattr(self, n) for n in _field_names(self.__class__)))
+        return hash(tuple(getattr(self, n) for n in _fields(self.__class__).names))
 
     def __repr__(self):
-        args = ", ".join(f"{n}={getattr(self, n)!r}" for n in _field_names(self.__class__))
+        args = ", ".join(f"{n}={getattr(self, n)!r}" for n in _fields(self.__class__).names)
         return f"{type(self).__qualname__}({args})"
 
     def __setattr__(self, name, value):
-        kind, names = _frozen_fields(type(self))
-        if type(self) is kind or name in names:
+        found = _fields(type(self))
+        if type(self) is found.frozen_by or name in found.frozen:
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(Layer, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        kind, names = _frozen_fields(type(self))
-        if type(self) is kind or name in names:
+        found = _fields(type(self))
+        if type(self) is found.frozen_by or name in found.frozen:
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(Layer, self).__delattr__(name)
 
@@ -350,9 +356,9 @@ class Layer:
 
     # -- storage -----------------------------------------------------------------
     def view_strides(self, x: Shape, y: Shape, strides: tuple[int, ...], batch: int):
-        """The output's strides (batch stride first) when the output is a view of (or the same
-        tensor as) input 0, whose strides are ``strides``; None when it is new storage.
-        ``batch`` matters where torch decides by the full shape (1: one sample)."""
+        """For a kind whose `storage` is "view" or "strided": the output's strides (batch stride
+        first) as a view of input 0, whose strides are ``strides``; None when it is a new copy
+        ("strided" only). ``batch`` matters where torch decides by the full shape (1: one sample)."""
         return None
 
     # -- training (backward pass and a step's memory) -----------------------------
@@ -406,15 +412,6 @@ class Layer:
     def torch_args(self, x: Shape) -> dict:
         """Arguments for ``torch.nn.<type>(**args)`` on input ``x`` (inferred ones filled in)."""
         return self.args()
-
-    def torch_module(self, x: Shape):
-        """The equivalent torch module (imports torch). A custom kind overrides this."""
-        import torch.nn
-
-        kind = getattr(torch.nn, type(self).__name__, None)
-        if kind is None:
-            raise SpecError(f"{type(self).__name__} has no torch.nn counterpart; define torch_module() on it")
-        return kind(**self.torch_args(x))
 
     def columns(self) -> tuple[str, str, str, str]:
         """The seed table's Filter, Depth, Stride and Padding cells."""
@@ -473,9 +470,7 @@ class Passthrough(Elementwise):
     ops_per_element: ClassVar[int] = 0
     backward_ops_per_element: ClassVar[int] = 0
     saves: ClassVar[str] = "nothing"
-
-    def view_strides(self, x, y, strides, batch):
-        return strides
+    storage: ClassVar[str] = "same"
 
 
 @layer_kind
@@ -484,6 +479,7 @@ class InplaceElementwise(Elementwise):
 
     inplace: bool = False
 
+    storage: ClassVar[str] = "inplace-if-flag"
     inplace_saves: ClassVar[str] = "copy"
     """What autograd keeps in place when the kind ``saves`` its input: ``"copy"`` (torch clones
     the input before overwriting it) or ``"output"`` (its formula reads the result instead)."""
@@ -491,9 +487,6 @@ class InplaceElementwise(Elementwise):
     def __post_init__(self):
         super().__post_init__()
         object.__setattr__(self, "inplace", check.flag(self.inplace, "inplace"))
-
-    def view_strides(self, x, y, strides, batch):
-        return strides if self.inplace else None
 
     def train_inplace(self) -> bool:
         return self.inplace

@@ -122,16 +122,16 @@ class Conv2d(Layer):
         return y[0] * y[1] * y[2] if self.bias else 0
 
     def backward_macs(self, x: Shape, y: Shape, grads: Grads) -> int:
-        return self.macs(x, y) * (grads.input + grads.params)
+        return self.macs(x, y) * (grads.input + grads.weight)
 
     def torch_backward_flops(self, x: Shape, y: Shape, grads: Grads, *, groups_counted: bool = True) -> int:
         """torch 2.14's ``conv_backward_flop`` counts the weight gradient without dividing by
         ``groups`` (fixed by pytorch/pytorch#183405): ``groups`` times the real work."""
         weight = self.macs(x, y) * (self.groups if groups_counted else 1)
-        return 2 * (self.macs(x, y) * grads.input + weight * grads.params)
+        return 2 * (self.macs(x, y) * grads.input + weight * grads.weight)
 
     def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
-        return batch * self.bias_adds(x, y) if grads.params else 0
+        return batch * self.bias_adds(x, y) if grads.bias else 0
 
     def _padded(self, x: Shape) -> Shape | None:
         """The padded input torch builds before convolving, or None when it convolves ``x`` itself."""

@@ -62,13 +62,13 @@ class Linear(Layer):
         return prod(y) if self.bias else 0
 
     def backward_macs(self, x: Shape, y: Shape, grads: Grads) -> int:
-        return self.macs(x, y) * (grads.input + grads.params)
+        return self.macs(x, y) * (grads.input + grads.weight)
 
     def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
-        return batch * self.bias_adds(x, y) if grads.params else 0
+        return batch * self.bias_adds(x, y) if grads.bias else 0
 
     def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
-        if not grads.params:
+        if not grads.weight:
             return ()  # only the weight is kept, for the input's gradient
         if len(x) > 1 and st.view((ctx.batch, *x), ctx.strides[0], (ctx.batch * prod(x[:-1]), x[-1])) is None:
             return (Saved("input copy", "new", elements=ctx.batch * prod(x), itemsize=ctx.itemsize),)

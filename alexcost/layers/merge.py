@@ -72,6 +72,7 @@ class _Broadcasting(Layer):
 
     arity: ClassVar[int | None] = None
     layout: ClassVar[str] = "elementwise"
+    storage: ClassVar[str] = "inplace-if-flag"
     symbol: ClassVar[str] = "+"
     multiplies: ClassVar[bool] = False
     """Does an input's gradient multiply by the other inputs (Mul), or pass on unchanged (Add)?"""
@@ -90,9 +91,6 @@ class _Broadcasting(Layer):
     def other_ops(self, x, y: Shape) -> int:
         return (len(x) - 1) * prod(y)
 
-    def view_strides(self, x, y, strides, batch):
-        return strides if self.inplace else None
-
     def train_inplace(self) -> bool:
         return self.inplace
 
@@ -103,11 +101,6 @@ class _Broadcasting(Layer):
 
     def saved_tensors(self, x, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
         return ()
-
-    def torch_module(self, x):
-        from ..torch_bridge.modules import elementwise
-
-        return elementwise(type(self).__name__, self.inplace)
 
 
 @register_layer
@@ -177,8 +170,3 @@ class Cat(Layer):
 
     def saved_tensors(self, x, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
         return ()
-
-    def torch_module(self, x):
-        from ..torch_bridge.modules import concatenate
-
-        return concatenate(self.dim)

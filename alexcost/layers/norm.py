@@ -88,9 +88,10 @@ class BatchNorm2d(Layer):
     fvcore counts 2 per element with ``affine``, 1 without. ``num_features`` may be left out.
 
     Training normalises with the batch's statistics: 5 ops per element (mean 1, variance 2,
-    normalise 2), 7 with ``affine`` (scale, shift). Backward: 5 ops per element for the sums
-    the weight and bias gradients need (normalised input 2, ``sum(g)`` 1, ``sum(g*x_hat)`` 2),
-    5 more for the input's gradient. Autograd keeps the input and the batch's mean and inverse
+    normalise 2), 7 with ``affine`` (scale, shift). Backward: the input's gradient takes 10 ops
+    per element (the normalised input 2, the sums ``sum(g*x_hat)`` 2 and ``sum(g)`` 1, which
+    give the weight's and the bias's gradients too, and 5 to combine them); without it, the
+    weight's gradient takes 4 (normalised input and ``sum(g*x_hat)``) and the bias's 1 (``sum(g)``). Autograd keeps the input and the batch's mean and inverse
     standard deviation, one per channel each: at the dtype on the CPU, in float32 on CUDA for
     float32, float16 and bfloat16 (torch's accumulate type). On CUDA in float32 with
     ``affine``, torch uses cuDNN, which may keep a reserve buffer of a size only it knows.
@@ -144,7 +145,7 @@ class BatchNorm2d(Layer):
     def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
         if grads.input:
             return batch * prod(x) * 10
-        return batch * prod(x) * 5 if grads.params else 0
+        return batch * prod(x) * (4 * grads.weight + grads.bias)
 
     def check_training(self, x: Shape, batch: int) -> None:
         if batch * x[1] * x[2] == 1:
@@ -180,9 +181,9 @@ class LayerNorm(Layer):
     fvcore counts 5 per element with a weight, 4 without.
 
     Backward: 10 ops per element for the input's gradient (normalised input 2, ``g*w`` 1, its
-    two row sums 3, the combination 4); the weight and bias gradients add 3 per element
-    (``sum(g*x_hat)`` 2, ``sum(g)`` 1), 5 when the input needs no gradient (``x_hat``
-    recomputed). Autograd keeps the input and one mean and one inverse standard deviation per
+    two row sums 3, the combination 4); the weight's gradient adds 2 per element
+    (``sum(g*x_hat)``; 4 when the input needs no gradient: ``x_hat`` recomputed), the bias's 1
+    (``sum(g)``). Autograd keeps the input and one mean and one inverse standard deviation per
     normalised row: at the dtype on the CPU, in float32 on CUDA for float32, float16 and bfloat16.
     """
 
@@ -223,8 +224,7 @@ class LayerNorm(Layer):
 
     def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
         per = 10 if grads.input else 0
-        if grads.params and self.elementwise_affine:
-            per += 3 if grads.input else 5
+        per += (2 if grads.input else 4) * grads.weight + grads.bias
         return batch * prod(x) * per
 
     def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:

@@ -33,10 +33,5 @@ class Parameter(Layer):
     def saved_tensors(self, x, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
         return ()
 
-    def torch_module(self, x):
-        from ..torch_bridge.modules import parameter
-
-        return parameter(self.shape)
-
     def label(self) -> str:
         return "Parameter"

@@ -45,12 +45,6 @@ def _reshaped(strides, x: Shape, y: Shape, batch: int):
     return st.view((batch, *x), strides, (batch, *y))
 
 
-def _torch(name: str, *args):
-    from ..torch_bridge import modules as torch_modules
-
-    return getattr(torch_modules, name)(*args)
-
-
 @register_layer
 @layer_kind
 class Flatten(_Reshaping):
@@ -59,6 +53,8 @@ class Flatten(_Reshaping):
 
     start_dim: int = 1
     end_dim: int = -1
+
+    storage: ClassVar[str] = "strided"
 
     def __post_init__(self):
         super().__post_init__()
@@ -113,6 +109,8 @@ class Reshape(_Reshaping):
 
     shape: tuple[int, ...]
 
+    storage: ClassVar[str] = "strided"
+
     def __post_init__(self):
         super().__post_init__()
         shape = self.shape
@@ -125,8 +123,6 @@ class Reshape(_Reshaping):
     def view_strides(self, x, y, strides, batch):
         return _reshaped(strides, x, y, batch)
 
-    def torch_module(self, x):
-        return _torch("reshape", self.shape, False)
 
 
 @register_layer
@@ -143,8 +139,6 @@ class View(Reshape):
                             f"per sample; in a spec, a Reshape)")
         return out
 
-    def torch_module(self, x):
-        return _torch("reshape", self.shape, True)
 
 
 @register_layer
@@ -153,6 +147,8 @@ class Permute(_Reshaping):
     """``x.permute(*dims)`` over the batched tensor's dims; ``dims[0]`` must be 0. A view."""
 
     dims: tuple[int, ...]
+
+    storage: ClassVar[str] = "view"
 
     def __post_init__(self):
         super().__post_init__()
@@ -178,8 +174,6 @@ class Permute(_Reshaping):
     def view_strides(self, x, y, strides, batch):
         return tuple(strides[d] for d in self._order(x))
 
-    def torch_module(self, x):
-        return _torch("permute", self.dims)
 
 
 @register_layer
@@ -189,6 +183,8 @@ class Transpose(_Reshaping):
 
     dim0: int
     dim1: int
+
+    storage: ClassVar[str] = "view"
 
     def __post_init__(self):
         super().__post_init__()
@@ -210,8 +206,6 @@ class Transpose(_Reshaping):
         out[a], out[b] = out[b], out[a]
         return tuple(out)
 
-    def torch_module(self, x):
-        return _torch("transpose", self.dim0, self.dim1)
 
 
 @layer_kind
@@ -219,6 +213,7 @@ class _Pieces(_Reshaping):
     """Views of consecutive slices along ``dim``: several outputs, ``"name.0"``, ``"name.1"``, ..."""
 
     multi_output: ClassVar[bool] = True
+    storage: ClassVar[str] = "view"
 
     def sizes(self, size: int) -> list[int]:
         raise NotImplementedError
@@ -251,8 +246,6 @@ class Chunk(_Pieces):
             raise SpecError(f"chunk() would give {-(-size // step)} pieces; alexcost takes at most 4096")
         return [min(step, size - start) for start in range(0, size, step)]
 
-    def torch_module(self, x):
-        return _torch("chunk", self.chunks, self.dim)
 
 
 @register_layer
@@ -287,8 +280,6 @@ class Split(_Pieces):
             raise SpecError(f"split() would give {-(-size // value)} pieces; alexcost takes at most 4096")
         return [min(value, size - start) for start in range(0, size, value)]
 
-    def torch_module(self, x):
-        return _torch("split", self.split_size_or_sections, self.dim)
 
 
 @register_layer
@@ -296,14 +287,14 @@ class Split(_Pieces):
 class Contiguous(_Reshaping):
     """``x.contiguous()``: the input itself when it is contiguous already, else a copy. No ops."""
 
+    storage: ClassVar[str] = "strided"
+
     def output_shape(self, x: Shape) -> Shape:
         return x
 
     def view_strides(self, x, y, strides, batch):
         return strides if st.is_contiguous((batch, *x), strides) else None
 
-    def torch_module(self, x):
-        return _torch("contiguous")
 
 
 @register_layer
@@ -336,8 +327,6 @@ class Mean(_Reshaping):
     def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
         return batch * prod(x) if grads.input else 0
 
-    def torch_module(self, x):
-        return _torch("mean", self.dim, self.keepdim)
 
     def label(self) -> str:
         return "Mean"
@@ -393,8 +382,6 @@ class Clone(Layer):
         """A copy keeps nothing for the backward pass: its gradient is the output's."""
         return ()
 
-    def torch_module(self, x):
-        return _torch("clone")
 
     def label(self) -> str:
         return "Copy"

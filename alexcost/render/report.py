@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from math import prod
 
-from ..engine.bulk import paused_gc
 from ..engine.cost import COUNTS, NetworkCost, percent
 from ..layers.base import Layer
-from ..units import byte_unit, bytes_text, commas, short, size_text
+from ..units import byte_unit, bytes_text, commas, dumps_json, short, size_text  # noqa: F401 (dumps_json: for its users)
 from .table import render_table
 
 FORMATS = ("table", "markdown", "detail", "csv", "json")
@@ -248,24 +247,8 @@ def render_csv(cost: NetworkCost) -> str:
     return buf.getvalue()
 
 
-def dumps_json(data: dict) -> str:
-    """Readable and diff-friendly JSON: one top-level key, or one list item, per line."""
-    import json
-
-    def one(value) -> str:
-        if isinstance(value, list) and value and isinstance(value[0], dict):
-            return "[\n" + ",\n".join("    " + json.dumps(v) for v in value) + "\n  ]"
-        return json.dumps(value)
-    return "{\n" + ",\n".join(f"  {json.dumps(k)}: {one(v)}" for k, v in data.items()) + "\n}\n"
-
-
 def render(cost: NetworkCost, fmt: str = "table") -> str:
     """``cost`` in one of `FORMATS`."""
-    with paused_gc(len(cost.layers)):
-        return _render(cost, fmt)
-
-
-def _render(cost: NetworkCost, fmt: str) -> str:
     if fmt == "table":
         return render_seed(cost, "simple")
     if fmt == "markdown":

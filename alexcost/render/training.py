@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..training.schedule import OPENAI, Schedule
-from ..training.step import LayerTraining, TrainingCost
+from ..training.records import LayerTraining
+from ..training.step import TrainingCost
 from ..units import bytes_text, commas
 from . import hardware
 from .table import render_table

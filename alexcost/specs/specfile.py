@@ -16,7 +16,7 @@ import os
 from dataclasses import MISSING, fields
 
 from ..layers.arguments import shown, text
-from ..engine.bulk import paused_gc
+from ..units import dumps_json
 from ..errors import SpecError, describe_layer
 from ..layers import LAYER_KINDS, Layer
 from ..engine.network import Network
@@ -144,9 +144,8 @@ def network_from_dict(data: dict, default_name: str = "custom") -> Network:
     if not isinstance(name, str):
         raise SpecError(f"name must be a string, got {shown(name)}")
     text(name, "name")
-    with paused_gc(len(layers)):
-        built = [layer_from_dict(entry, i) for i, entry in enumerate(layers)]
-        return Network(data["input_shape"], built, name=name)
+    built = [layer_from_dict(entry, i) for i, entry in enumerate(layers)]
+    return Network(data["input_shape"], built, name=name)
 
 
 def load_spec(path: str | os.PathLike) -> Network:
@@ -173,8 +172,7 @@ def load_spec(path: str | os.PathLike) -> Network:
         fmt = "json" if text.lstrip().startswith("{") else "toml"
     stem = os.path.splitext(os.path.basename(source))[0] if source != "-" else "stdin"
     try:
-        with paused_gc(len(text) // 40):  # a layer entry is some 40 characters or more
-            return network_from_dict(parse_text(text, fmt, source), default_name=stem or "custom")
+        return network_from_dict(parse_text(text, fmt, source), default_name=stem or "custom")
     except SpecError as err:
         raise err.at(source) from None  # errors not tied to a layer name the file
 
@@ -238,8 +236,6 @@ def dumps_spec(network, fmt: str = "json") -> str:
     loads back to the same report, byte for byte. A `from_module` result is accepted too."""
     data = network_to_dict(network)
     if fmt == "json":
-        from ..render.report import dumps_json
-
         return dumps_json(data)  # one layer per line
     if fmt != "toml":
         raise SpecError(f"unknown spec format {fmt!r}; choose json or toml")

@@ -31,7 +31,7 @@ def to_module(network: Network, *, device=None):
     """
     import torch
 
-    from .modules import graph
+    from .modules import graph, torch_module
 
     probe = torch.nn.Sequential()
     modules = []
@@ -40,7 +40,7 @@ def to_module(network: Network, *, device=None):
             if hasattr(probe, name):  # forward, training, to, ...: add_module would refuse it
                 raise SpecError(f"torch cannot name a module {name!r}: nn.Module has an attribute of that "
                                 f"name; rename the layer", where=describe_layer(i, name, type(layer).__name__))
-            modules.append(layer.torch_module(x))
+            modules.append(torch_module(layer, x))
     if network.is_chain:
         return torch.nn.Sequential(OrderedDict(zip(network.names, modules)))
     return graph(network.names, modules, network.sources)
@@ -132,11 +132,8 @@ class ImportedModule:
     def cost(self, batch: int = 1, dtype: str = "float32") -> NetworkCost:
         """The network's cost with parameters counted once (MACs count every call); unused
         parameters are in ``totals.params`` (``totals.unused_params``)."""
-        cost = self.network.cost(batch, dtype)
-        rows = tuple(row if (row.weight_params, row.bias_params) == (w, b) else replace(row, weight_params=w,
-                                                                                           bias_params=b)
-                     for row, w, b in zip(cost.layers, self.weight_params, self.bias_params))
-        return replace(cost, layers=rows, unused_params=sum(self.unused.values()))
+        return replace(self.network.cost(batch, dtype), params=tuple(zip(self.weight_params, self.bias_params)),
+                       unused_params=sum(self.unused.values()))
 
 
 def from_module(module, input_shape, *, name: str | None = None) -> ImportedModule:

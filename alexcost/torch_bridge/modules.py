@@ -1,11 +1,18 @@
-"""torch modules for the kinds torch.nn lacks (Add, Cat, Reshape, Permute, ...), as verify and
-time run them. Imports torch: only the layer kinds' ``torch_module`` methods load this module.
-Each module's ``forward`` is the one torch call the kind stands for."""
+"""Each layer kind's torch module, as `to_module` builds them for verify and time.
+
+`torch_module` maps a layer to its module: a kind torch.nn has (Conv2d, ReLU, ...) becomes
+``torch.nn.<ClassName>(**layer.torch_args(x))``; the kinds torch.nn lacks (Add, Cat, Reshape,
+Permute, ...) have a builder in `BUILDERS`, whose module's ``forward`` is the one torch call
+the kind stands for; a user's kind may define ``torch_module(x)`` on its class. Imports torch:
+the layer kinds never do."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from .. import layers as kinds
+from ..errors import SpecError
 
 
 class Elementwise(nn.Module):
@@ -25,9 +32,6 @@ class Elementwise(nn.Module):
         return out
 
 
-def elementwise(op: str, inplace: bool) -> nn.Module:
-    return Elementwise(op, inplace)
-
 
 class Concatenate(nn.Module):
     def __init__(self, dim: int):
@@ -37,9 +41,6 @@ class Concatenate(nn.Module):
     def forward(self, *tensors):
         return torch.cat(tensors, self.dim)
 
-
-def concatenate(dim: int) -> nn.Module:
-    return Concatenate(dim)
 
 
 class Reshape(nn.Module):
@@ -52,9 +53,6 @@ class Reshape(nn.Module):
     def forward(self, x):
         return x.view(x.shape[0], *self.shape) if self.view else x.reshape(x.shape[0], *self.shape)
 
-
-def reshape(shape, view: bool) -> nn.Module:
-    return Reshape(shape, view)
 
 
 class Method(nn.Module):
@@ -71,32 +69,11 @@ class Method(nn.Module):
         return f"{self.name}{self.args}"
 
 
-def permute(dims) -> nn.Module:
-    return Method("permute", *dims)
 
 
-def transpose(dim0: int, dim1: int) -> nn.Module:
-    return Method("transpose", dim0, dim1)
 
 
-def chunk(chunks: int, dim: int) -> nn.Module:
-    return Method("chunk", chunks, dim)
 
-
-def split(sizes, dim: int) -> nn.Module:
-    return Method("split", list(sizes) if isinstance(sizes, tuple) else sizes, dim)
-
-
-def contiguous() -> nn.Module:
-    return Method("contiguous")
-
-
-def clone() -> nn.Module:
-    return Method("clone")
-
-
-def mean(dims, keepdim: bool) -> nn.Module:
-    return Method("mean", list(dims), keepdim)
 
 
 class Parameter(nn.Module):
@@ -109,9 +86,6 @@ class Parameter(nn.Module):
     def forward(self):
         return self.weight
 
-
-def parameter(shape) -> nn.Module:
-    return Parameter(shape)
 
 
 class StochasticDepth(nn.Module):
@@ -132,9 +106,6 @@ class StochasticDepth(nn.Module):
             noise.div_(survival)
         return x * noise
 
-
-def stochastic_depth(p: float, mode: str) -> nn.Module:
-    return StochasticDepth(p, mode)
 
 
 class Graph(nn.Module):
@@ -167,3 +138,43 @@ class Graph(nn.Module):
 
 def graph(names, modules, sources) -> nn.Module:
     return Graph(names, modules, sources)
+
+
+BUILDERS = {
+    kinds.Add: lambda layer, x: Elementwise("Add", layer.inplace),
+    kinds.Mul: lambda layer, x: Elementwise("Mul", layer.inplace),
+    kinds.Cat: lambda layer, x: Concatenate(layer.dim),
+    kinds.Reshape: lambda layer, x: Reshape(layer.shape, False),
+    kinds.View: lambda layer, x: Reshape(layer.shape, True),
+    kinds.Permute: lambda layer, x: Method("permute", *layer.dims),
+    kinds.Transpose: lambda layer, x: Method("transpose", layer.dim0, layer.dim1),
+    kinds.Chunk: lambda layer, x: Method("chunk", layer.chunks, layer.dim),
+    kinds.Split: lambda layer, x: Method("split", _sizes(layer.split_size_or_sections), layer.dim),
+    kinds.Contiguous: lambda layer, x: Method("contiguous"),
+    kinds.Clone: lambda layer, x: Method("clone"),
+    kinds.Mean: lambda layer, x: Method("mean", list(layer.dim), layer.keepdim),
+    kinds.Parameter: lambda layer, x: Parameter(layer.shape),
+    kinds.StochasticDepth: lambda layer, x: StochasticDepth(layer.p, layer.mode),
+}
+"""The kinds torch.nn lacks, by class (a subclass of one of them is a kind of its own)."""
+
+
+def _sizes(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def torch_module(layer, x):
+    """The torch module that computes ``layer`` on per-sample input ``x``: the kind's own
+    ``torch_module(x)`` when its class defines one (a user's kind), its builder in `BUILDERS`,
+    or ``torch.nn.<ClassName>(**layer.torch_args(x))``."""
+    kind = type(layer)
+    own = getattr(kind, "torch_module", None)
+    if own is not None:
+        return own(layer, x)
+    build = BUILDERS.get(kind)
+    if build is not None:
+        return build(layer, x)
+    module = getattr(nn, kind.__name__, None)
+    if module is None:
+        raise SpecError(f"{kind.__name__} has no torch.nn counterpart; define torch_module() on it")
+    return module(**layer.torch_args(x))

@@ -31,7 +31,7 @@ from ..layers import strides as st
 from ..errors import SpecError, format_shape
 from .ops import FUNCTIONS, METHODS, PURE, module_call
 from .trace import MODE, kind_of, where_module
-from ..layers import BUILTIN_KINDS, Identity, Layer, Parameter, ParameterShape
+from ..layers import BUILTIN_KINDS, Identity, Parameter, ParameterShape
 from ..layers.base import Passthrough
 from ..layers import Contiguous, Flatten, Permute, Reshape, Transpose, View
 
@@ -719,7 +719,7 @@ def _link(layer) -> str | None:
     if getattr(layer, "inplace", False) is True:
         return "same"
     kind = type(layer)
-    if kind.view_strides is Layer.view_strides or layer.train_copies():
+    if kind.storage == "new" or layer.train_copies():
         return None
     return "slice" if kind.multi_output else "view"
 

@@ -1,13 +1,13 @@
-"""The training analysis's two paths must agree to the byte.
+"""The training analysis is one walk: its totals are its records' sums, and where the storages
+come from does not change it.
 
-A network whose tensors all stay contiguous (no Permute, Transpose, Chunk or Split) gets its
-totals from a fast path: no strides traced, and what each layer's training rules give is
-remembered by the layer object. Every other network, and every per-layer record, goes through
-the general walk, which traces strides layer by layer. Both are checked against torch in
-test_training_torch.py (whose random networks mostly take the fast path); here random networks
-drawn by hypothesis must get identical totals, records, memory and refusals from both paths,
-under every option, and the fact the fast path rests on (every traced stride is contiguous) is
-checked on each of them.
+A network whose tensors all stay contiguous (no Permute, Transpose, Chunk or Split) is laid out
+from its contiguous storage plan, without tracing strides: each layer's rules then see its
+inputs' contiguous strides. Every other network is laid out from the full stride trace. The
+walk itself is checked against torch in test_training_torch.py; here random networks drawn by
+hypothesis must get identical totals, records, memory and refusals from either layout, under
+every option, the totals must be the records' sums, and the fact the contiguous layout rests on
+(every traced stride is contiguous) is checked on each of them.
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ from alexcost import (AdaptiveAvgPool2d, Add, AvgPool2d, BatchNorm2d, Conv2d, Dr
                       Hardswish, Identity, LayerNorm, LeakyReLU, Linear, LocalResponseNorm, MaxPool2d, Mean, Mul,
                       Network, Parameter, Permute, ReLU, ReLU6, Reshape, SiLU, Sigmoid, Softmax, SpecError, Tanh,
                       preset)
-from alexcost.training import step as training
-from alexcost.layers import strides
-from alexcost.layers.shape import Clone
 from alexcost.engine.network import forget_rules
 from alexcost.engine.storage import contiguous_plan, trace
+from alexcost.layers import strides
+from alexcost.layers.shape import Clone
 from alexcost.training import OPTIMIZERS, training_cost
 
 ACTIVATIONS = (
@@ -120,10 +119,9 @@ OPTIONS = st.tuples(st.integers(1, 3), st.sampled_from(["float32", "float16", "b
                     st.sampled_from(["cuda", "cpu"]), st.sampled_from(list(OPTIMIZERS)))
 
 
-def general_walk(monkeypatch):
-    """Make `training_cost` take the general walk for every network, with strides traced."""
-    monkeypatch.setattr(training, "_fast_totals", lambda *args: None)
-    monkeypatch.setattr(training, "_trace", trace)
+def traced(monkeypatch):
+    """Make every network lay its storages out from the full stride trace."""
+    monkeypatch.setattr(Network, "contiguous_plan", lambda self: None)
 
 
 def outcome(input_shape, layers, batch, dtype, device, optimizer, frozen):
@@ -142,36 +140,36 @@ FEW = settings(max_examples=settings.default.max_examples, deadline=None,
 
 @FEW
 @given(contiguous_networks(), st.lists(OPTIONS, min_size=1, max_size=4), st.booleans())
-def test_fast_totals_equal_the_general_walk(monkeypatch, drawn, options, use_frozen):
+def test_totals_do_not_depend_on_the_layout_and_are_the_records_sums(monkeypatch, drawn, options, use_frozen):
     input_shape, layers, frozen = drawn
     frozen = frozen if use_frozen else ()
     assert contiguous_plan(Network(input_shape, layers)) is not None
-    fast = [outcome(input_shape, layers, *o, frozen) for o in options]
-    fast_again = [outcome(input_shape, layers, *o, frozen) for o in reversed(options)]  # what the layers remember
+    plain = [outcome(input_shape, layers, *o, frozen) for o in options]
+    again = [outcome(input_shape, layers, *o, frozen) for o in reversed(options)]  # what the rules cache holds
     with monkeypatch.context() as m:
-        general_walk(m)
+        traced(m)
         slow = [outcome(input_shape, layers, *o, frozen) for o in options]
-    assert fast == slow
-    assert fast_again == slow[::-1]
-    for o, t in zip(options, fast):
+    assert plain == slow
+    assert again == slow[::-1]
+    for t in plain:
         if not isinstance(t, str):
-            # the totals came from the fast path, and are the general records' sums
-            assert training._fast_totals(Network(input_shape, layers), *o, training._frozen_indices(
-                Network(input_shape, layers), frozen) if frozen else ()) is not None
             assert t.backward_macs == sum(r.backward_macs for r in t.layers)
             assert t.saved_bytes == sum(r.saved_bytes for r in t.layers)
             assert t.trainable_params == sum(r.trainable_params for r in t.layers)
+            assert t.forward_macs == sum(r.forward_macs for r in t.layers)
+            assert t.params == sum(r.params for r in t.layers)
 
 
 @FEW
 @given(contiguous_networks(), st.integers(1, 3))
 def test_every_traced_stride_is_contiguous(drawn, batch):
-    """What the fast path rests on: in a network `contiguous_plan` plans, the strides torch's
-    rules give (`trace`) are all C-order, so each layer's context holds its inputs' contiguous
-    strides, and the per-layer records may skip torch's stride rules (`training._trace`)."""
+    """What the contiguous layout rests on: in a network `contiguous_plan` plans, the strides
+    torch's rules give (`trace`) are all C-order, so each layer's rules may see its inputs'
+    contiguous strides, and its storage is the plan's."""
     input_shape, layers, _ = drawn
     network = Network(input_shape, layers)
-    assert training._trace(network, batch) == trace(network, batch)
+    plan = contiguous_plan(network)
+    assert plan == tuple(out[0][0] == i for i, out in enumerate(trace(network, batch)))
     for i, outputs in enumerate(trace(network, batch)):
         for storage, got in outputs:
             y = network.output_shapes[i]
@@ -181,23 +179,23 @@ def test_every_traced_stride_is_contiguous(drawn, batch):
 
 @FEW
 @given(contiguous_networks(), OPTIONS)
-def test_records_and_memory_do_not_depend_on_the_path(monkeypatch, drawn, options):
+def test_records_and_memory_do_not_depend_on_the_layout(monkeypatch, drawn, options):
     input_shape, layers, frozen = drawn
     fast = outcome(input_shape, layers, *options, frozen)
     with monkeypatch.context() as m:
-        general_walk(m)
+        traced(m)
         slow = outcome(input_shape, layers, *options, frozen)
     assert fast == slow
     if not isinstance(fast, str):
         assert (fast.layers, fast.memory, fast.notes) == (slow.layers, slow.memory, slow.notes)
 
 
-def test_a_network_with_a_permute_takes_the_general_walk():
+def test_a_network_with_a_permute_is_laid_out_from_the_trace():
     layers = (Conv2d(name="conv", out_channels=4, kernel_size=3), Permute(name="nhwc", dims=(0, 2, 3, 1)),
               LayerNorm(name="norm", normalized_shape=4), Linear(name="mix", out_features=4),
               Flatten(name="flat"), Linear(name="fc", out_features=3))
     network = Network((3, 6, 6), layers)
-    assert training._fast_totals(network, 2, "float32", "cuda", "momentum", ()) is None
+    assert network.contiguous_plan() is None
     t = training_cost(network, 2)
     # by hand: conv (3*3*3 weights per output, 4 x 4 x 4 outputs) and two Linears; each computes both gradients,
     # except conv, whose input (the network's) needs none
@@ -206,21 +204,21 @@ def test_a_network_with_a_permute_takes_the_general_walk():
     assert t.backward_macs == 2 * (conv + 2 * mix + 2 * fc)
 
 
-def test_presets_take_the_fast_path_and_agree(monkeypatch):
+def test_presets_are_laid_out_without_the_trace_and_agree_with_it(monkeypatch):
     for name in ("seed", "paper", "resnet18", "mobilenet_v2"):
         held = preset(name)
         network = Network(held.input_shape, held.layers, name=name)
         assert contiguous_plan(network) is not None
         fast = training_cost(network, 4, frozen=held.names[:1])
         with monkeypatch.context() as m:
-            general_walk(m)
+            traced(m)
             slow = training_cost(Network(held.input_shape, held.layers, name=name), 4, frozen=held.names[:1])
         assert fast == slow and fast.memory == slow.memory
 
 
-def test_forget_rules_reaches_what_layers_remember(monkeypatch):
+def test_forget_rules_reaches_what_the_rules_cache_remembers(monkeypatch):
     """A kind's rule changed at run time: after `forget_rules`, a network of the same layer
-    objects counts with the new rule."""
+    objects, and a network held from before, count with the new rule."""
     layers = (Conv2d(name="conv", out_channels=4, kernel_size=3), ReLU(name="relu"), Flatten(name="flat"),
               Linear(name="fc", out_features=3))
     held = Network((2, 5, 5), layers)
@@ -236,7 +234,7 @@ def test_forget_rules_reaches_what_layers_remember(monkeypatch):
 
 
 @pytest.mark.parametrize("inplace", [False, True])
-def test_refusals_are_the_general_walks(inplace):
+def test_a_kept_tensor_modified_in_place_is_refused(inplace):
     """A step torch would fail is refused with the general walk's message: here a Sigmoid keeps
     its output, which a ReLU then modifies in place."""
     layers = (Conv2d(name="conv", out_channels=2, kernel_size=1), Sigmoid(name="gate"),

@@ -1,0 +1,216 @@
+"""A training step, one layer at a time in run order: the one walk every training analysis takes.
+
+Each layer asks its rules (`alexcost.engine.rules.step`) what autograd keeps for it, what its
+backward pass computes and what torch refuses. The walk follows which values require a
+gradient, which storages are kept (each counted once, for the first live layer that keeps it)
+and which are modified in place after being kept (then torch's backward would fail: refused).
+It gives the step's totals and, asked for ``detail``, every layer's `LayerTraining` and what
+the memory model needs.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ..engine import rules
+from ..errors import SpecError, describe_layer
+from ..layers import Grads
+from .layout import fan, layout, storage_keys
+from .records import LayerTraining, SavedTensor
+
+NOT_FROZEN = (False, False)
+
+
+class Options(NamedTuple):
+    """A step's options as the rules see them."""
+
+    batch: int
+    itemsize: int
+    dtype: str
+    device: str
+
+
+class Walked(NamedTuple):
+    """What the walk gives: the step's totals (MACs and ops for the whole batch) and, with
+    ``detail``, each layer's record, each kept storage's first keeper and bytes (``kept``), the
+    bytes of the new tensors each layer keeps (``made``), and the rules' caveats (``notes``)."""
+
+    forward_macs: int
+    backward_macs: int
+    saved_bytes: int
+    params: int
+    trainable_params: int
+    grad_bytes: int
+    grad_tensors: int
+    buffer_bytes: int
+    layers: tuple = ()
+    kept: dict | None = None
+    made: tuple = ()
+    notes: tuple = ()
+
+
+def walk(network, options: Options, frozen: dict, detail: bool = False) -> Walked:
+    """One pass over ``network``'s layers for a step with ``options``; ``frozen``: layer index ->
+    (weight frozen, bias frozen)."""
+    lay = layout(network, options.batch)
+    state = _State(network, lay, options, detail)
+    req, keep, step_of = state.req, state.keep, rules.step
+    views = lay.writes and lay.several  # an in-place write into a view of several outputs can be refused
+    macs = backward = saved = params = trainable = tensors = buffers = 0
+    for i, (layer, r, x, ins, outs, facts, strides, live) in enumerate(zip(
+            network.layers, network.layer_rules(), network.input_shapes, lay.ins, lay.outs, lay.facts, lay.strides,
+            lay.alive)):
+        in_req = (req[ins[0]],) if len(ins) == 1 else tuple([req[v] for v in ins])
+        cold = frozen.get(i, NOT_FROZEN) if frozen else NOT_FROZEN
+        weight, bias = facts.weight_params > 0 and not cold[0], facts.bias_params > 0 and not cold[1]
+        node = weight or bias or True in in_req
+        for v in outs:
+            req[v] = node
+        try:
+            step = step_of(layer, r, x, in_req, weight, bias, options, strides, node and live)
+        except SpecError as err:
+            raise _refuse(err, network, i) from None
+        if views:
+            state.follow_views(i, node, facts.inplace)
+        own = keep(i, ins, outs, step, live, facts.inplace) if step.saved or facts.inplace else 0
+        mine = facts.weight_params * weight + facts.bias_params * bias if live else 0
+        macs += facts.macs
+        backward += step.grad_input_macs + step.grad_weight_macs
+        saved += own
+        params += facts.weight_params + facts.bias_params
+        trainable += mine
+        tensors += weight + bias if live else 0
+        buffers += step.buffer_bytes
+        if detail:
+            state.record(i, layer, facts, step, own, state.saved(i, step.saved, live),
+                         Grads(in_req, weight, bias) if node and live else None, mine)
+    state.finish()
+    batch, itemsize = options.batch, options.itemsize
+    return Walked(batch * macs, batch * backward, saved, params, trainable, trainable * itemsize, tensors, buffers,
+                  *state.details())
+
+
+def _refuse(err: SpecError, network, i: int) -> SpecError:
+    return err.at(describe_layer(i, network.names[i], type(network.layers[i]).__name__))
+
+
+class _State:
+    """The walk's state beyond the totals: per value, whether it requires a gradient; per storage,
+    its version, its first live keeper and its bytes; the records, when asked for."""
+
+    def __init__(self, network, lay, options: Options, detail: bool):
+        self.network, self.layout, self.options, self.detail = network, lay, options, detail
+        self.itemsize = options.itemsize
+        values = len(lay.storage)
+        self.req = [False] * values
+        self.version = [0] * values  # per storage
+        # storage (or a layer's own tensor) -> (its first live keeper, its bytes, its version then): a
+        # storage modified in place after a live layer kept it fails torch's backward (`finish`)
+        self.kept: dict = {}
+        self.made = [0] * len(network.layers)  # bytes of the tensors of its own each layer keeps
+        self.written_by: dict = {}  # storage -> the last layer that wrote into it in place
+        self.views: dict = {}  # value -> is it a view of what a multi-output layer returned?
+        self.rows: list = []
+        self.notes: list = []
+        self.fan = fan(network, lay) if detail else None
+        self.keys = storage_keys(network, lay) if detail else None
+
+    def follow_views(self, i: int, node: bool, inplace: bool) -> None:
+        """Refuse an in-place write into a view of what a multi-output layer returned (torch does,
+        when it requires grad); remember which of this layer's outputs are such views."""
+        lay, views = self.layout, self.views
+        ins = lay.ins[i]
+        if inplace and node and views.get(ins[0]):
+            raise _refuse(SpecError("torch refuses to modify in place a view returned by a Chunk or Split (a "
+                                    "function that returns several views) when it requires grad; make the layer "
+                                    "not in place"), self.network, i)
+        several = type(self.network.layers[i]).multi_output
+        for v in lay.outs[i]:
+            if lay.storage[v] != v and ins:  # a view of input 0 (or the same tensor)
+                views[v] = several or views.get(ins[0], False)
+
+    def keep(self, i: int, ins: tuple, outs: tuple, step, live: bool, inplace: bool) -> int:
+        """What layer ``i`` keeps (its `StepRules`; it reads the values ``ins`` and makes ``outs``),
+        resolved to storages: the bytes of those it is the first live layer to keep, each kept at its
+        version then. An in-place layer writes into its input 0 after keeping its inputs and before
+        keeping its own output."""
+        own = 0
+        if live and step.new_bytes:
+            own += step.new_bytes
+            self.made[i] += step.new_bytes
+        for k in step.keeps:
+            if k >= 0 or not inplace:
+                own += self._keep(i, ins[k] if k >= 0 else outs[-1 - k], live)
+        if inplace:
+            target = self.layout.storage[outs[0]]
+            self.version[target] += 1
+            self.written_by[target] = i
+            for k in step.keeps:
+                if k < 0:
+                    own += self._keep(i, outs[-1 - k], live)
+        return own
+
+    def _keep(self, i: int, value: int, live: bool) -> int:
+        lay = self.layout
+        if not live or value in lay.weights:
+            return 0
+        storage = lay.storage[value]
+        if storage in self.kept:
+            return 0
+        size = lay.elements[storage] * self.itemsize
+        self.kept[storage] = (i, size, self.version[storage])
+        return size
+
+    def saved(self, i: int, items: tuple, live: bool) -> tuple[SavedTensor, ...]:
+        """What layer ``i`` keeps, as `SavedTensor` records (with ``detail``; after `keep`): its own
+        new tensors are kept by it alone."""
+        lay, out = self.layout, []
+        for m, item in enumerate(items):
+            if item.ref == "new":
+                storage, size = ("new", i, m), item.elements * item.itemsize
+                if live:
+                    self.kept[storage] = (i, size, 0)
+            else:
+                value = lay.ins[i][item.index] if item.ref == "input" else lay.outs[i][item.index]
+                if value in lay.weights:
+                    continue
+                storage = lay.storage[value]
+                size = lay.elements[storage] * self.options.itemsize
+            if live:
+                first = self.kept[storage][0]
+                out.append(SavedTensor(item.what, size, self.keys[storage] if isinstance(storage, int) else storage,
+                                       None if first == i else self.network.names[first], item.caveat))
+                if item.caveat and item.caveat not in self.notes:
+                    self.notes.append(item.caveat)
+        return tuple(out)
+
+    def record(self, i: int, layer, facts, step, own: int, kept: tuple, grads, trainable: int) -> None:
+        """Layer ``i``'s `LayerTraining` (with ``detail``); ``grads``: None when it runs no backward pass."""
+        batch = self.options.batch
+        self.rows.append(LayerTraining(
+            i, self.network.names[i], type(layer).__name__, layer.group, batch * facts.macs,
+            batch * step.grad_input_macs, batch * step.grad_weight_macs, batch * step.torch_backward_flops,
+            step.backward_other_ops + self.fan[i] if grads is not None else 0, batch * facts.train_other_ops, own,
+            kept, facts.weight_params + facts.bias_params, trainable,
+            grads.weight + grads.bias if grads is not None else 0, grads))
+
+    def finish(self) -> None:
+        """Refuse a step torch could not run backward."""
+        network, lay = self.network, self.layout
+        if not any(self.req[v] for v in lay.outs[-1]):
+            raise SpecError(f"{network.name!r}: its output does not require grad (every parameter it reads is "
+                            f"frozen, or it has none), so a training step has no backward pass")
+        for storage, (i, _, seen) in self.kept.items():  # kept for the backward pass, then modified in place
+            if type(storage) is int and self.version[storage] != seen:
+                j = self.written_by[storage]
+                raise SpecError(f"{describe_layer(j, network.names[j], type(network.layers[j]).__name__)} modifies "
+                                f"in place a tensor that {network.names[i]!r} ({type(network.layers[i]).__name__}) "
+                                f"keeps for the backward pass; torch's backward would fail (one of the variables "
+                                f"needed for gradient computation has been modified by an inplace operation): make "
+                                f"it not in place")
+
+    def details(self) -> tuple:
+        """The fields of `Walked` after the totals: empty without ``detail``."""
+        if not self.detail:
+            return ()
+        return tuple(self.rows), self.kept, tuple(self.made), tuple(self.notes)
