@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "alexcost"
 PAGE = ROOT / "docs" / "architecture.md"
 
-ENGINES = ("engine", "training", "hardware", "specs", "layers", "models", "search")
+ENGINES = ("engine", "training", "hardware", "prediction", "specs", "layers", "models", "search")
 THIRD_PARTY = ("torch", "torchvision", "fvcore", "matplotlib", "numpy", "alexcost_cli", "click")
 
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 600, 60

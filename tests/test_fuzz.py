@@ -302,7 +302,7 @@ def _pair(v):
 
 
 SAME_SHAPE = ELEMENTWISE + ("ReLU6", "LeakyReLU", "SiLU", "GELU", "Hardswish", "Hardsigmoid", "Dropout2d",
-                           "StochasticDepth", "Identity", "Contiguous", "BatchNorm2d", "LayerNorm")
+                           "StochasticDepth", "Identity", "Contiguous", "Clone", "BatchNorm2d", "LayerNorm")
 SAME_ELEMENTS = ("Flatten", "Reshape", "View", "Permute", "Transpose")
 KEEP_CHANNELS = ("MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "ZeroPad2d")
 
@@ -356,8 +356,10 @@ def check_report(spec: dict, data: dict, batch: int) -> None:
                 assert prod(x) % prod(y) == 0
             elif kind in KEEP_CHANNELS:
                 assert len(y) == 3 and y[0] == x[0]
-            else:  # merges
+            elif kind in ("Add", "Mul", "Cat"):
                 assert not chain
+            else:
+                pytest.fail(f"the fuzz test has no check for {kind}: add one")
         x = y
     for count in ("params", "macs", "bias_adds", "other_ops", "flops"):
         assert data["totals"][count] == sum(row[count] for row in rows)

@@ -37,10 +37,8 @@ class Imported:
     fx_nodes: tuple
 
     def cost(self, batch=1, dtype="float32"):
-        cost = self.network.cost(batch, dtype)
-        rows = tuple(replace(r, weight_params=w, bias_params=b)
-                     for r, w, b in zip(cost.layers, self.weight_params, self.bias_params))
-        return replace(cost, layers=rows, unused_params=sum(self.unused.values()))
+        return replace(self.network.cost(batch, dtype), params=tuple(zip(self.weight_params, self.bias_params)),
+                       unused_params=sum(self.unused.values()))
 
 
 def imported(module, input_shape, layers):
