@@ -94,7 +94,6 @@ def main(argv=None) -> int:
 
     from alexcost.torch_bridge import to_module
 
-    torch.set_num_threads(1)
     picked = [specs[r.index] for r in valid[:sample]]
     expected = [r.macs for r in valid[:sample]]
     rows, agree = [["alexcost evaluate (every candidate)", f"{rate(n, alexcost_s):,.0f}", "1.0x"]], True

@@ -72,7 +72,7 @@ def main(argv=None) -> int:
 
     repeats = args.repeats or (3 if args.smoke else 15)
     rounds = 2 if args.smoke else 40
-    harness.header("alexcost train: the training analysis against the forward analysis")
+    harness.header("alexcost train: the training analysis against the forward analysis", torch_used=False)
     results: dict = {"in_process": [], "process": {}}
     lines, passed = [], True
     rows = []
