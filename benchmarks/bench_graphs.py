@@ -28,11 +28,8 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
-import time
-import types
 from pathlib import Path
 
 import harness
@@ -46,24 +43,6 @@ TARGET_ANALYSE = 300e-6
 TARGET_RATIO_FVCORE = 300
 TARGET_PROCESS_RATIO = 1.5
 ALEXNETS = ("seed", "paper", "torchvision")
-
-
-def cpu_seconds() -> float:
-    """CPU seconds of this process and of its children that have exited (user + system)."""
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + children.ru_utime + children.ru_stime
-
-
-CLOCKS = {"wall": time.perf_counter, "cpu": cpu_seconds}
-
-
-def use_clock(kind: str) -> None:
-    """Make the harness (and this script) time with the ``wall`` or ``cpu`` clock."""
-    harness.time = types.SimpleNamespace(perf_counter=CLOCKS[kind])
-
-
-def now() -> float:
-    return harness.time.perf_counter()
 
 
 # -- 1. in-process ---------------------------------------------------------------------------------------
@@ -252,14 +231,14 @@ def show_processes(rows) -> list[str]:
 # -- 3. AlexNet, before and after ------------------------------------------------------------------------
 
 SNIPPET = """\
-import json, sys, time, types
+import json, sys
 from alexcost import Network, preset        # the tree in the current folder, imported first
 sys.path.append(sys.argv[1])
 import harness                               # then the benchmarks' timing (alexcost is already loaded)
 from harness import time_call
 repeats, min_sample, clock = int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 if clock == "cpu":
-    harness.time = types.SimpleNamespace(perf_counter=time.process_time)
+    harness.use_clock("cpu")
 out = {}
 for name in sys.argv[5:]:
     net = preset(name)
@@ -290,9 +269,9 @@ def import_time(tree: Path, repeats: int) -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     samples = []
     for _ in range(repeats):
-        start = now()
+        start = harness.now()
         subprocess.run([sys.executable, "-c", "import alexcost"], cwd=tree, env=env, check=True)
-        samples.append(now() - start)
+        samples.append(harness.now() - start)
     return statistics.median(samples)
 
 
@@ -344,13 +323,10 @@ def main(argv=None) -> int:
     p.add_argument("--before-alexcost", metavar="PATH", default=None,
                    help="the alexcost command of an install of the code before: its seed report is timed too")
     p.add_argument("--rounds", type=int, default=None, help="before/after rounds, alternating (default 3)")
-    p.add_argument("--clock", choices=tuple(CLOCKS), default="wall", help="wall seconds, or CPU seconds (see above)")
     args = p.parse_args(argv)
-    use_clock(args.clock)
     repeats = args.repeats or (1 if args.smoke else 15)
     min_sample, warmup = (0.0, 1) if args.smoke else (0.05, 3)
     harness.header("graphs: alexcost on the successors vs fvcore; AlexNet before and after")
-    print(f"clock: {args.clock} seconds\n")
     verdicts: list[str] = []
     results = [measure_in_process(m, repeats, min_sample, warmup) for m in args.models]
     for r in results:

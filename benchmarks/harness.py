@@ -55,6 +55,29 @@ class Timing:
         return f"{fmt_time(self.q1)} - {fmt_time(self.q3)}"
 
 
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of its children that have exited (user + system)."""
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+CLOCKS = {"wall": time.perf_counter, "cpu": cpu_seconds}
+"""What the timings count: wall seconds, or CPU seconds, which on a shared machine whose load is
+above its core count leave out the wait for a core (every tool here runs on one thread)."""
+_CLOCK = {"kind": "wall"}
+
+
+def use_clock(kind: str) -> None:
+    """Time with the ``wall`` or the ``cpu`` clock from now on (the ``--clock`` option does this)."""
+    _CLOCK["kind"] = kind
+
+
+def now() -> float:
+    return CLOCKS[_CLOCK["kind"]]()
+
+
 def _quartiles(values: list[float]) -> tuple[float, float, float]:
     if len(values) == 1:
         return values[0], values[0], values[0]
@@ -82,19 +105,19 @@ def _time_call(label: str, fn, repeats: int, min_sample: float, warmup: int) -> 
         fn()
     number, elapsed = 1, 0.0
     while True:  # grow the batch of calls until one sample lasts min_sample
-        start = time.perf_counter()
+        start = now()
         for _ in range(number):
             fn()
-        elapsed = time.perf_counter() - start
+        elapsed = now() - start
         if elapsed >= min_sample or number >= 10**6:
             break
         number *= 10 if elapsed < min_sample / 20 else 2
     samples = [elapsed / number]
     for _ in range(repeats - 1):
-        start = time.perf_counter()
+        start = now()
         for _ in range(number):
             fn()
-        samples.append((time.perf_counter() - start) / number)
+        samples.append((now() - start) / number)
     q1, med, q3 = _quartiles(samples)
     return Timing(label, med, q1, q3, len(samples), number)
 
@@ -103,9 +126,9 @@ def time_process(label: str, argv: list[str], repeats: int, warmup: int = 1, env
                  expect: str | None = None) -> Timing:
     """Time a whole process, start to exit; ``expect`` must appear in its standard output."""
     def once() -> float:
-        start = time.perf_counter()
+        start = now()
         proc = subprocess.run(argv, capture_output=True, text=True, env=env)
-        took = time.perf_counter() - start
+        took = now() - start
         if proc.returncode != 0 or (expect is not None and expect not in proc.stdout):
             raise RuntimeError(f"{label}: exit {proc.returncode}, stdout {proc.stdout[-200:]!r}, "
                                f"stderr {proc.stderr[-400:]!r}")
@@ -164,9 +187,21 @@ def table(headers, rows, align=None) -> str:
     return render_table(headers, rows, align)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Parses the options, then starts the clock ``--clock`` chose."""
+
+    def parse_args(self, *args, **kwargs):
+        parsed = super().parse_args(*args, **kwargs)
+        use_clock(parsed.clock)
+        return parsed
+
+
 def parser(description: str) -> argparse.ArgumentParser:
     """The options every benchmark script takes."""
-    p = argparse.ArgumentParser(description=description)
+    p = _Parser(description=description)
+    p.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
+                   help="wall seconds, or CPU seconds of this process and its finished children (on a loaded "
+                        "machine, CPU seconds leave out the wait for a core)")
     p.add_argument("--smoke", action="store_true",
                    help="tiny repeat counts and sizes: checks the script runs, measures nothing")
     p.add_argument("--repeats", type=int, default=None, help="samples per measurement")
@@ -214,6 +249,7 @@ def header(title: str, torch_used: bool = True) -> None:
     print(f"machine: {machine()}")
     print(f"versions: {versions()}")
     print(threads)
+    print(f"clock: {_CLOCK['kind']} seconds")
     print(f"load average at start: {_shown_load(_LOAD['start'])} (1, 5, 15 min; on {os.cpu_count()} cores, figures "
           f"are noisy above ~0.5 per core)")
     print()
@@ -230,10 +266,10 @@ def save(path: str | None, results: dict) -> None:
         if hasattr(value, "__dataclass_fields__"):
             return asdict(value)
         raise TypeError(f"cannot write {type(value).__name__} as JSON")
-    load = {"load_average_start": _LOAD.get("start"), "load_average_end": load_average()}
+    load = {"clock": _CLOCK["kind"], "load_average_start": _LOAD.get("start"), "load_average_end": load_average()}
     write_atomic(path, json.dumps({"machine": machine(), "versions": versions(), **load, **results},
                                   indent=2, default=plain) + "\n")
 
 
-__all__ = ["ROOT", "THREADS", "Timing", "commas", "fmt_ratio", "fmt_time", "header", "load_average", "machine",
-           "parser", "pin_threads", "save", "table", "time_call", "time_process", "versions"]
+__all__ = ["CLOCKS", "ROOT", "THREADS", "Timing", "commas", "cpu_seconds", "fmt_ratio", "fmt_time", "header", "load_average", "machine",
+           "now", "parser", "pin_threads", "use_clock", "save", "table", "time_call", "time_process", "versions"]
