@@ -119,3 +119,23 @@ def test_resnet50_read_from_its_spec_counts_as_torch_does():
     totals = net.cost().totals
     assert totals.params == sum(p.numel() for p in model.parameters())
     assert 2 * totals.macs == counter.get_total_flops()
+
+
+def test_layers_share_rules_only_for_the_same_values_of_the_same_types():
+    """The rules cache gives two built-in layers one table when their arguments but name and inputs
+    are the same values of the same types: ``0.0`` and ``-0.0`` differ; the repeats of a spec share."""
+    from alexcost import BatchNorm2d
+    from alexcost.engine import rules
+
+    zero, negative = LeakyReLU(negative_slope=0.0), LeakyReLU(negative_slope=-0.0)
+    assert rules.of(zero).table is not rules.of(negative).table
+    assert rules.of(LeakyReLU(name="x", negative_slope=0.0)).table is rules.of(zero).table
+    assert rules.of(BatchNorm2d(eps=1e-5)).table is rules.of(BatchNorm2d(name="b", eps=1e-05)).table
+    assert rules.of(BatchNorm2d(eps=1e-5)).table is not rules.of(BatchNorm2d(eps=2e-5)).table
+    net = network_from_dict({"input_shape": [3, 4, 4], "layers": [
+        {"type": "LeakyReLU", "name": "a", "negative_slope": 0.0}, {"type": "LeakyReLU", "name": "b",
+                                                                   "negative_slope": -0.0},
+        {"type": "LeakyReLU", "name": "c", "negative_slope": 0.0}]})
+    tables = [rules.of(layer).table for layer in net.layers]
+    assert tables[0] is tables[2] is not tables[1]
+    assert [math.copysign(1, layer.negative_slope) for layer in net.layers] == [1, -1, 1]
