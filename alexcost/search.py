@@ -112,20 +112,21 @@ class _Memo:
         self.parse, self.checked = layer_from_dict, network_from_dict
         self.top_level = frozenset(TOP_LEVEL_KEYS)
         self.layers: dict = {}
+        self.made: dict = {}  # layers by their arguments but name and inputs (see `layer_from_dict`)
 
     def layer(self, entry, index: int, key: bytes | None):
         """Parse an entry not seen before, remembered by its marshal bytes when they name it
         exactly (`_plain`), else by `_key`."""
         if key is not None and _plain(entry):
-            layer = self.layers[key] = self.parse(entry, index)
+            layer = self.layers[key] = self.parse(entry, index, self.made)
             return layer
         try:
             key = _key(entry)
             layer = self.layers.get(key)
         except (TypeError, AttributeError):  # not a flat entry of plain values: the parser says what is wrong
-            return self.parse(entry, index)
+            return self.parse(entry, index, self.made)
         if layer is None:
-            layer = self.layers[key] = self.parse(entry, index)
+            layer = self.layers[key] = self.parse(entry, index, self.made)
         return layer
 
     def network(self, candidate, index: int) -> Network:

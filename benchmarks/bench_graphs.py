@@ -2,11 +2,13 @@
 
 Three measurements, each with its ratio taken in the same run:
 
-1. in-process, per graph preset: ``preset(name).cost().totals`` (the preset is built once and
-   kept), ``Network(input_shape, layers).cost().totals`` on a freshly built Network (the layers
-   held), and fvcore's ``FlopCountAnalysis`` of torchvision's own model on a 1x3x224x224 input;
-   fvcore's count is printed beside alexcost's prediction of it (each layer kind's
-   ``fvcore_count``).
+1. in-process, per graph preset, each path a user takes to the totals: ``preset(name).cost()``
+   (the preset is built once and kept), ``Network(input_shape, layers).cost()`` on a freshly
+   built Network (the layers held), the spec text ``alexcost export`` writes, read with the
+   rules forgotten first (cold), and ``from_module`` on torchvision's own model (tracing
+   included); beside them fvcore's ``FlopCountAnalysis`` and FlopCounterMode on meta tensors,
+   on a 1x3x224x224 input, one torch thread; each peer's count is printed beside alexcost's
+   prediction of it.
 2. whole process: ``alexcost report --model NAME`` against ``alexcost report`` (the seed AlexNet),
    and, with ``--before-alexcost PATH`` (an install of the code before), the seed report of both.
 3. with ``--before TREE`` (a checkout of the code before this change, e.g. main's HEAD: ``git
@@ -26,41 +28,21 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
-import time
-import types
 from pathlib import Path
 
 import harness
 from harness import commas, fmt_ratio, fmt_time, table, time_call, time_process
-from peers import quiet
+from networks import spec_cold
+from peers import by_name, quiet
 
-from alexcost import Network, preset
+from alexcost import Network, dumps_spec, forget_rules, preset
 
 TARGET_ANALYSE = 300e-6
 TARGET_RATIO_FVCORE = 300
 TARGET_PROCESS_RATIO = 1.5
 ALEXNETS = ("seed", "paper", "torchvision")
-
-
-def cpu_seconds() -> float:
-    """CPU seconds of this process and of its children that have exited (user + system)."""
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + children.ru_utime + children.ru_stime
-
-
-CLOCKS = {"wall": time.perf_counter, "cpu": cpu_seconds}
-
-
-def use_clock(kind: str) -> None:
-    """Make the harness (and this script) time with the ``wall`` or ``cpu`` clock."""
-    harness.time = types.SimpleNamespace(perf_counter=CLOCKS[kind])
-
-
-def now() -> float:
-    return harness.time.perf_counter()
 
 
 # -- 1. in-process ---------------------------------------------------------------------------------------
@@ -81,32 +63,58 @@ def torchvision_model(name: str):
         return torchvision.models.get_model(name, weights=None, **extra).eval()
 
 
+PATHS = ("alexcost: preset(name).cost()", "alexcost: Network(...) fresh, then .cost()",
+         "alexcost: spec text -> totals, cold", "alexcost: from_module(model), tracing included")
+"""The paths a user takes, each to the network's totals: a preset (built once, then a cached
+lookup), a network built afresh from layers already costed once (what a search pays), spec
+text with the rules forgotten first (what `alexcost report --spec` pays for a network it has
+never seen), and a torch module read through torch.fx (what most users have)."""
+META = "torch FlopCounterMode (meta)"
+TARGET_SPEC_COLD = 100
+"""Issue 22: spec text -> totals, cold, at least this many times faster than FlopCounterMode on meta tensors."""
+TARGET_FROM_MODULE = 10
+"""Issue 22: from_module, tracing included, at least this many times faster than the same (ResNet-50)."""
+
+
 def measure_in_process(name: str, repeats: int, min_sample: float, warmup: int) -> dict:
     net = preset(name)
     shape, layers = net.input_shape, net.layers
-    assert Network(shape, layers, name=name).cost().totals == net.cost().totals
+    text = dumps_spec(net)  # what `alexcost export --model NAME` writes
+    assert Network(shape, layers, name=name).cost().totals == net.cost().totals == spec_cold(text)
     rows = [
-        time_call("alexcost: preset(name).cost()", lambda: preset(name).cost().totals, repeats, min_sample, warmup),
-        time_call("alexcost: Network(...) fresh, then .cost()", lambda: Network(shape, layers, name=name).cost().totals,
-                  repeats, min_sample, warmup),
+        time_call(PATHS[0], lambda: preset(name).cost().totals, repeats, min_sample, warmup),
+        time_call(PATHS[1], lambda: Network(shape, layers, name=name).cost().totals, repeats, min_sample, warmup),
+        time_call(PATHS[2], lambda: spec_cold(text), repeats, min_sample, warmup),
     ]
-    fvcore = None
+    forget_rules()
+    fvcore = meta = None
     try:
         import torch
         from fvcore.nn import FlopCountAnalysis
     except ImportError as err:
         missing = f"fvcore or torch not importable ({err})"
     else:
+        from alexcost.torch_bridge import from_module
+
         missing = None
         model = torchvision_model(name)
         x = torch.randn(1, 3, 224, 224)
+        imported = from_module(model, (3, 224, 224))
+        assert imported.cost().totals.macs == net.cost().totals.macs
+        rows.append(time_call(PATHS[3], lambda: from_module(model, (3, 224, 224)).cost().totals, repeats,
+                              min_sample, warmup))
 
         def run():
             return FlopCountAnalysis(model, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False).total()
+        heavy = max(3, repeats // 3)  # the peers take ~100x longer: fewer samples, same method
         with quiet(), torch.no_grad():
             fvcore = (int(run()), fvcore_prediction(net))
-            rows.append(time_call("fvcore (torchvision's model)", run, repeats, min_sample, min(warmup, 1)))
-    return {"model": name, "layers": len(net), "timings": rows, "fvcore": fvcore, "missing": missing}
+            rows.append(time_call("fvcore (torchvision's model)", run, heavy, min_sample, min(warmup, 1)))
+            peer = by_name([META])[0]
+            prepared = peer.prepare(model, (3, 224, 224))
+            meta = (peer.run(prepared).total, peer.expected(net.cost()))
+            rows.append(time_call(META, lambda: peer.run(prepared), heavy, min_sample, min(warmup, 1)))
+    return {"model": name, "layers": len(net), "timings": rows, "fvcore": fvcore, "meta": meta, "missing": missing}
 
 
 def show_in_process(result: dict) -> list[str]:
@@ -117,20 +125,30 @@ def show_in_process(result: dict) -> list[str]:
     print(f"## {result['model']} ({result['layers']} layers), in-process")
     print(table(("what", "median", "q1 - q3", "samples", "vs preset(name).cost()"), out,
                 ("left", "right", "right", "right", "right")))
-    if result["fvcore"]:
-        got, want = result["fvcore"]
-        print(f"fvcore's count {commas(got)}, alexcost predicts {commas(want)}: {'equal' if got == want else 'DIFFER'}")
+    for peer, counted in (("fvcore", result["fvcore"]), (META, result["meta"])):
+        if counted:
+            got, want = counted
+            print(f"{peer}'s count {commas(got)}, alexcost predicts {commas(want)}: "
+                  f"{'equal' if got == want else 'DIFFER'}")
     if result["missing"]:
         print(f"unavailable: fvcore ({result['missing']})")
     print()
+    by_label = {t.label: t.median for t in rows}
     lines = []
-    for t in rows[:2]:
-        lines.append(f"{result['model']} {t.label}: {fmt_time(t.median)} (target <= {fmt_time(TARGET_ANALYSE)}): "
-                     f"{'met' if t.median <= TARGET_ANALYSE else 'MISSED'}")
-        if len(rows) > 2:
-            ratio = rows[2].median / t.median
+    for label in PATHS[:2]:
+        t = by_label[label]
+        lines.append(f"{result['model']} {label}: {fmt_time(t)} (target <= {fmt_time(TARGET_ANALYSE)}): "
+                     f"{'met' if t <= TARGET_ANALYSE else 'MISSED'}")
+        if "fvcore (torchvision's model)" in by_label:
+            ratio = by_label["fvcore (torchvision's model)"] / t
             lines.append(f"  fvcore / that: {fmt_ratio(ratio)} (target >= {TARGET_RATIO_FVCORE}x): "
                          f"{'met' if ratio >= TARGET_RATIO_FVCORE else 'MISSED'}")
+    meta = by_label.get(META)
+    for label, target in ((PATHS[2], TARGET_SPEC_COLD), (PATHS[3], TARGET_FROM_MODULE)):
+        if meta and label in by_label:
+            ratio = meta / by_label[label]
+            lines.append(f"{result['model']}: FlopCounterMode (meta) / {label[10:]}: {fmt_ratio(ratio)} "
+                         f"(target >= {target}x): {'met' if ratio >= target else 'MISSED'}")
     return lines
 
 
@@ -213,14 +231,14 @@ def show_processes(rows) -> list[str]:
 # -- 3. AlexNet, before and after ------------------------------------------------------------------------
 
 SNIPPET = """\
-import json, sys, time, types
+import json, sys
 from alexcost import Network, preset        # the tree in the current folder, imported first
 sys.path.append(sys.argv[1])
 import harness                               # then the benchmarks' timing (alexcost is already loaded)
 from harness import time_call
 repeats, min_sample, clock = int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 if clock == "cpu":
-    harness.time = types.SimpleNamespace(perf_counter=time.process_time)
+    harness.use_clock("cpu")
 out = {}
 for name in sys.argv[5:]:
     net = preset(name)
@@ -251,9 +269,9 @@ def import_time(tree: Path, repeats: int) -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     samples = []
     for _ in range(repeats):
-        start = now()
+        start = harness.now()
         subprocess.run([sys.executable, "-c", "import alexcost"], cwd=tree, env=env, check=True)
-        samples.append(now() - start)
+        samples.append(harness.now() - start)
     return statistics.median(samples)
 
 
@@ -305,13 +323,10 @@ def main(argv=None) -> int:
     p.add_argument("--before-alexcost", metavar="PATH", default=None,
                    help="the alexcost command of an install of the code before: its seed report is timed too")
     p.add_argument("--rounds", type=int, default=None, help="before/after rounds, alternating (default 3)")
-    p.add_argument("--clock", choices=tuple(CLOCKS), default="wall", help="wall seconds, or CPU seconds (see above)")
     args = p.parse_args(argv)
-    use_clock(args.clock)
     repeats = args.repeats or (1 if args.smoke else 15)
     min_sample, warmup = (0.0, 1) if args.smoke else (0.05, 3)
     harness.header("graphs: alexcost on the successors vs fvcore; AlexNet before and after")
-    print(f"clock: {args.clock} seconds\n")
     verdicts: list[str] = []
     results = [measure_in_process(m, repeats, min_sample, warmup) for m in args.models]
     for r in results:

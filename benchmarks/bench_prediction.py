@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     p.add_argument("--rows", action="store_true", help="also print every row")
     p.add_argument("--rounds", type=int, default=20, help="process rounds (report and predict once each)")
     a = p.parse_args(argv)
-    harness.header("time model against published timings")
+    harness.header("time model against published timings", torch_used=False)
     rows = published.rows()
     plans = published.plans(rows)
     estimates = [timed(x) for x in plans]

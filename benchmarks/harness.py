@@ -4,12 +4,19 @@ Times are seconds per call. A measurement is ``repeats`` samples; each sample ti
 ``number`` back-to-back calls (chosen so a sample lasts at least ``min_sample`` seconds)
 and divides. The median of the samples is the figure; the spread is the interquartile
 range (q1-q3) of the samples.
+
+Every peer runs on one torch thread, as alexcost does: importing this module sets
+``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS`` to 1 for the processes a script starts, and
+`header` pins torch's intra-op and inter-op pools to one thread before any peer runs. On a
+shared machine a peer on torch's default threads slows down five- to twentyfold whenever
+another process holds a core, which would make its ratio a measure of the load.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import json
 import os
 import platform
@@ -21,8 +28,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing: `python benchmarks/bench_speed.py`
-    sys.path.insert(0, str(ROOT))
+if importlib.util.find_spec("alexcost") is None:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))  # (an alexcost on PYTHONPATH, e.g. an older tree's for "before", is kept)
+
+THREADS = 1
+"""torch threads every peer runs on (intra-op and inter-op)."""
+for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_variable] = str(THREADS)  # for the processes a script starts, and torch if imported later
 
 from alexcost.units import commas  # noqa: E402
 from alexcost.render.table import render_table  # noqa: E402
@@ -41,6 +53,29 @@ class Timing:
 
     def spread(self) -> str:
         return f"{fmt_time(self.q1)} - {fmt_time(self.q3)}"
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of its children that have exited (user + system)."""
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+CLOCKS = {"wall": time.perf_counter, "cpu": cpu_seconds}
+"""What the timings count: wall seconds, or CPU seconds, which on a shared machine whose load is
+above its core count leave out the wait for a core (every tool here runs on one thread)."""
+_CLOCK = {"kind": "wall"}
+
+
+def use_clock(kind: str) -> None:
+    """Time with the ``wall`` or the ``cpu`` clock from now on (the ``--clock`` option does this)."""
+    _CLOCK["kind"] = kind
+
+
+def now() -> float:
+    return CLOCKS[_CLOCK["kind"]]()
 
 
 def _quartiles(values: list[float]) -> tuple[float, float, float]:
@@ -70,19 +105,19 @@ def _time_call(label: str, fn, repeats: int, min_sample: float, warmup: int) -> 
         fn()
     number, elapsed = 1, 0.0
     while True:  # grow the batch of calls until one sample lasts min_sample
-        start = time.perf_counter()
+        start = now()
         for _ in range(number):
             fn()
-        elapsed = time.perf_counter() - start
+        elapsed = now() - start
         if elapsed >= min_sample or number >= 10**6:
             break
         number *= 10 if elapsed < min_sample / 20 else 2
     samples = [elapsed / number]
     for _ in range(repeats - 1):
-        start = time.perf_counter()
+        start = now()
         for _ in range(number):
             fn()
-        samples.append((time.perf_counter() - start) / number)
+        samples.append((now() - start) / number)
     q1, med, q3 = _quartiles(samples)
     return Timing(label, med, q1, q3, len(samples), number)
 
@@ -91,9 +126,9 @@ def time_process(label: str, argv: list[str], repeats: int, warmup: int = 1, env
                  expect: str | None = None) -> Timing:
     """Time a whole process, start to exit; ``expect`` must appear in its standard output."""
     def once() -> float:
-        start = time.perf_counter()
+        start = now()
         proc = subprocess.run(argv, capture_output=True, text=True, env=env)
-        took = time.perf_counter() - start
+        took = now() - start
         if proc.returncode != 0 or (expect is not None and expect not in proc.stdout):
             raise RuntimeError(f"{label}: exit {proc.returncode}, stdout {proc.stdout[-200:]!r}, "
                                f"stderr {proc.stderr[-400:]!r}")
@@ -152,9 +187,21 @@ def table(headers, rows, align=None) -> str:
     return render_table(headers, rows, align)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Parses the options, then starts the clock ``--clock`` chose."""
+
+    def parse_args(self, *args, **kwargs):
+        parsed = super().parse_args(*args, **kwargs)
+        use_clock(parsed.clock)
+        return parsed
+
+
 def parser(description: str) -> argparse.ArgumentParser:
     """The options every benchmark script takes."""
-    p = argparse.ArgumentParser(description=description)
+    p = _Parser(description=description)
+    p.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
+                   help="wall seconds, or CPU seconds of this process and its finished children (on a loaded "
+                        "machine, CPU seconds leave out the wait for a core)")
     p.add_argument("--smoke", action="store_true",
                    help="tiny repeat counts and sizes: checks the script runs, measures nothing")
     p.add_argument("--repeats", type=int, default=None, help="samples per measurement")
@@ -162,12 +209,51 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
-def header(title: str) -> None:
+def pin_threads(torch_used: bool = True) -> str:
+    """Put torch on `THREADS` intra-op and inter-op threads (before any peer runs), and say so.
+    ``torch_used=False``: a script that never imports torch (its children get the environment)."""
+    if not torch_used:
+        return f"torch threads: torch not used in this process (children: OMP_NUM_THREADS={THREADS})"
+    try:
+        import torch
+    except ImportError:
+        return "torch threads: torch not installed"
+    torch.set_num_threads(THREADS)
+    try:
+        torch.set_num_interop_threads(THREADS)
+    except RuntimeError:  # already set, or parallel work already ran: report what it is
+        pass
+    return (f"torch threads: {torch.get_num_threads()} intra-op, {torch.get_num_interop_threads()} inter-op "
+            f"(every peer; children: OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']})")
+
+
+def load_average() -> tuple[float, float, float]:
+    return os.getloadavg()
+
+
+def _shown_load(load) -> str:
+    return " ".join(f"{x:.2f}" for x in load)
+
+
+_LOAD: dict = {}
+
+
+def header(title: str, torch_used: bool = True) -> None:
+    """The script's title, the machine, the versions, torch's threads (pinned here) and the load average;
+    the load average is printed again when the script ends (and saved with its results)."""
+    import atexit
+
+    threads = pin_threads(torch_used)
+    _LOAD["start"] = load_average()
     print(f"# {title}")
     print(f"machine: {machine()}")
     print(f"versions: {versions()}")
-    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (figures are noisy above ~0.5)")
+    print(threads)
+    print(f"clock: {_CLOCK['kind']} seconds")
+    print(f"load average at start: {_shown_load(_LOAD['start'])} (1, 5, 15 min; on {os.cpu_count()} cores, figures "
+          f"are noisy above ~0.5 per core)")
     print()
+    atexit.register(lambda: print(f"load average at end: {_shown_load(load_average())}"))
 
 
 def save(path: str | None, results: dict) -> None:
@@ -180,9 +266,10 @@ def save(path: str | None, results: dict) -> None:
         if hasattr(value, "__dataclass_fields__"):
             return asdict(value)
         raise TypeError(f"cannot write {type(value).__name__} as JSON")
-    write_atomic(path, json.dumps({"machine": machine(), "versions": versions(), **results},
+    load = {"clock": _CLOCK["kind"], "load_average_start": _LOAD.get("start"), "load_average_end": load_average()}
+    write_atomic(path, json.dumps({"machine": machine(), "versions": versions(), **load, **results},
                                   indent=2, default=plain) + "\n")
 
 
-__all__ = ["ROOT", "Timing", "commas", "fmt_ratio", "fmt_time", "header", "machine", "parser", "save",
-           "table", "time_call", "time_process", "versions"]
+__all__ = ["CLOCKS", "ROOT", "THREADS", "Timing", "commas", "cpu_seconds", "fmt_ratio", "fmt_time", "header", "load_average", "machine",
+           "now", "parser", "pin_threads", "use_clock", "save", "table", "time_call", "time_process", "versions"]

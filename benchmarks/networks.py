@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import harness  # noqa: F401  (puts the checkout on sys.path)
 
-from alexcost import Network, network_from_dict, preset
+from alexcost import Network, forget_rules, network_from_dict, preset
 
 CHAIN_CYCLE = (
     {"type": "Conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1},
@@ -30,6 +32,12 @@ def chain_spec(layers: int) -> dict:
 
 def chain(layers: int) -> Network:
     return network_from_dict(chain_spec(layers))
+
+
+def spec_cold(text: str):
+    """Spec text -> totals with every rule forgotten first: a network alexcost has never seen."""
+    forget_rules()
+    return network_from_dict(json.loads(text)).cost().totals
 
 
 def network(name: str) -> Network:

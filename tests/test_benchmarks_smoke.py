@@ -54,7 +54,10 @@ def test_agreement(tmp_path):
 def test_search(tmp_path):
     out, data = smoke(tmp_path, "bench_search.py")
     assert "peers' MACs equal alexcost's" in out and data["agree"] is True
-    assert data["candidates"] == 200 and 0 < data["valid"] <= 200
+    assert [r["space"] for r in data["results"]] == ["repetitive", "diverse"]
+    for result in data["results"]:
+        assert result["candidates"] == 200 and 0 < result["valid"] <= 200
+    assert data["results"][1]["layers"] == 200 * 40
 
 
 def test_graphs(tmp_path):

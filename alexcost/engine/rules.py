@@ -169,34 +169,44 @@ def forget() -> None:
     _BY_LAYER.clear()
     _BY_CONFIG.clear()
     _ARGUMENTS.clear()
+    _KINDS.clear()
     _GENERATION[0] += 1
 
 
-def of(layer: Layer) -> LayerRules:
-    """``layer``'s `LayerRules`, made on first sight."""
+def of(layer: Layer, like: Layer | None = None) -> LayerRules:
+    """``layer``'s `LayerRules`, made on first sight; ``like``: a layer of the same kind whose
+    arguments ``layer`` holds (the same objects: a copy with another name and inputs), whose table
+    it shares without comparing them again."""
     found = _BY_LAYER.get(id(layer))
     if found is None:
         kind = type(layer)
         seen = _Seen(layer, _gone)
         seen.key = id(layer)
-        output = WEIGHT if kind.arity == 0 else SEVERAL if kind.multi_output else ONE
-        found = _BY_LAYER[id(layer)] = LayerRules(seen, layer.name, kind.__name__.lower(), layer.inputs, kind.arity,
-                                                  output, _table(layer))
+        stem, arity, output = _KINDS.get(kind) or _kind(kind)
+        table = _table(layer, kind) if like is None else of(like).table
+        found = _BY_LAYER[id(layer)] = _new(LayerRules, (seen, layer.name, stem, layer.inputs, arity, output, table))
     return found
 
 
-def _table(layer: Layer) -> dict:
-    kind = type(layer)
+_new = tuple.__new__
+_KINDS: dict = {}
+"""A kind -> what `LayerRules` holds of it: the stem of a default name, its ``arity``, its ``output``."""
+
+
+def _kind(kind) -> tuple:
+    output = WEIGHT if kind.arity == 0 else SEVERAL if kind.multi_output else ONE
+    found = _KINDS[kind] = (kind.__name__.lower(), kind.arity, output)
+    return found
+
+
+def _table(layer: Layer, kind) -> dict:
     if kind not in BUILTIN_KINDS:
         return {}
-    arguments = _ARGUMENTS.get(kind)
-    if arguments is None:
-        names = [f.name for f in fields(kind) if f.name not in ("name", "inputs")]
-        arguments = _ARGUMENTS[kind] = attrgetter(*names) if len(names) > 1 else (
-            lambda layer, get=attrgetter(*names): (get(layer),)) if names else (lambda layer: ())
+    arguments = _ARGUMENTS.get(kind) or _arguments(kind)
     values = arguments(layer)
     types = tuple(map(type, values))
-    key = (kind, values, types, repr(values) if float in types else None)
+    # equal floats are the same number but for 0.0 and -0.0: their reprs keep them apart
+    key = (kind, values, types, repr(values) if float in types and 0.0 in values else None)
     try:
         table = _BY_CONFIG.get(key)
     except TypeError:  # an unhashable argument: a table of its own
@@ -206,6 +216,14 @@ def _table(layer: Layer) -> dict:
             _BY_CONFIG.clear()
         table = _BY_CONFIG[key] = {}
     return table
+
+
+def _arguments(kind):
+    """The getter of a built-in kind's arguments but name and inputs, as a tuple."""
+    names = [f.name for f in fields(kind) if f.name not in ("name", "inputs")]
+    found = _ARGUMENTS[kind] = attrgetter(*names) if len(names) > 1 else (
+        lambda layer, get=attrgetter(*names): (get(layer),)) if names else (lambda layer: ())
+    return found
 
 
 def key(kind, x):

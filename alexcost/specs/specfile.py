@@ -15,10 +15,12 @@ import json
 import os
 from dataclasses import MISSING, fields
 
+from ..layers import arguments as check
 from ..layers.arguments import shown, text
 from ..units import dumps_json
 from ..errors import SpecError, describe_layer
-from ..layers import LAYER_KINDS, Layer
+from ..layers import BUILTIN_KINDS, LAYER_KINDS, Layer
+from ..engine import rules
 from ..engine.network import Network
 
 MAX_SPEC_BYTES = 16 * 2**20
@@ -85,8 +87,12 @@ def _arguments(kind) -> tuple[frozenset, tuple]:
     return found
 
 
-def layer_from_dict(entry, index: int) -> Layer:
-    """One ``layers[index]`` entry -> a Layer, checking type, argument names and values."""
+def layer_from_dict(entry, index: int, made: dict | None = None) -> Layer:
+    """One ``layers[index]`` entry -> a Layer, checking type, argument names and values.
+
+    ``made``: the layers one spec made so far, by their arguments (`arguments_key`). An entry of a
+    built-in kind whose arguments, but for its name and inputs, equal an earlier entry's gives that
+    layer with its own name and inputs, checked: a kind's checks are pure functions of its arguments."""
     if not isinstance(entry, dict):
         raise SpecError(f"layers[{index}] must be an object with a 'type', got {shown(entry)}")
     kind_name = entry.get("type")
@@ -99,6 +105,18 @@ def layer_from_dict(entry, index: int) -> Layer:
         raise SpecError(f"unknown layer type {shown(kind_name)}{_did_you_mean(kind_name, LAYER_KINDS)} "
                         f"(known: {listed}; docs/spec-format.md lists them all)",
                         where=_where(entry, index, kind_name, kind))
+    key = arguments_key(entry) if made is not None and kind in BUILTIN_KINDS else None
+    if key is not None:
+        first = made.get(key)
+        if first is not None:
+            return _renamed(first, entry, index, kind_name)
+    layer = _made(entry, index, kind_name, kind)
+    if key is not None:
+        made[key] = layer
+    return layer
+
+
+def _made(entry: dict, index: int, kind_name: str, kind) -> Layer:
     allowed, required = _arguments(kind)
     if entry.__class__ is dict:
         args = entry.copy()
@@ -117,6 +135,58 @@ def layer_from_dict(entry, index: int) -> Layer:
         return kind(**args)
     except SpecError as err:
         raise err.at(_where(entry, index, kind_name, kind)) from None
+
+
+def _renamed(first: Layer, entry: dict, index: int, kind_name: str) -> Layer:
+    """``first``, a layer made from the same arguments, with ``entry``'s name and inputs, checked
+    as every layer's are (`alexcost.layers.arguments.name` and ``references``); it shares
+    ``first``'s rules (`alexcost.engine.rules.of`)."""
+    name, inputs = entry.get("name"), entry.get("inputs")
+    try:
+        name, inputs = check.name(name), None if inputs is None else check.references(inputs)
+    except SpecError as err:
+        raise err.at(_where(entry, index, kind_name, type(first))) from None
+    layer = _new(type(first))
+    values = layer.__dict__
+    values.update(first.__dict__)
+    values["name"], values["inputs"] = name, inputs
+    rules.of(layer, like=first)
+    return layer
+
+
+_new = object.__new__
+_PLAIN = frozenset((str, int, float, bool, type(None)))
+
+
+def arguments_key(entry: dict) -> tuple | None:
+    """A spec entry's type and arguments, but its name and inputs, as a key that names them exactly:
+    each value with its type (``1``, ``1.0`` and ``true`` are equal in Python, not in a spec), a
+    zero float by its repr (``0.0`` and ``-0.0`` too), lists as tuples; None for an entry holding
+    anything but str, int, float, bool, None, or lists of them."""
+    if entry.__class__ is not dict:
+        return None
+    key = []
+    for name, value in entry.items():
+        if name == "name" or name == "inputs":
+            continue
+        kind = value.__class__
+        if kind is list:
+            value = tuple([_exact(item) for item in value])
+            if None in value:
+                return None
+        elif kind not in _PLAIN:
+            return None
+        elif kind is float and not value:
+            value = repr(value)
+        key.append((name, kind, value))
+    return tuple(key)
+
+
+def _exact(value) -> tuple | None:
+    kind = value.__class__
+    if kind not in _PLAIN:
+        return None
+    return kind, repr(value) if kind is float and not value else value
 
 
 def _where(entry: dict, index: int, kind_name: str, kind) -> str:
@@ -144,7 +214,8 @@ def network_from_dict(data: dict, default_name: str = "custom") -> Network:
     if not isinstance(name, str):
         raise SpecError(f"name must be a string, got {shown(name)}")
     text(name, "name")
-    built = [layer_from_dict(entry, i) for i, entry in enumerate(layers)]
+    made: dict = {}
+    built = [layer_from_dict(entry, i, made) for i, entry in enumerate(layers)]
     return Network(data["input_shape"], built, name=name)
 
 

@@ -72,19 +72,21 @@ class _Lifetimes(NamedTuple):
 
 
 def _lifetimes(network, lay: Layout) -> _Lifetimes:
+    storage, elements, weights = lay.storage, lay.elements, lay.weights
     made_by, allocates, last_read = {}, [], {}
     for i, (ins, outs) in enumerate(zip(lay.ins, lay.outs)):
-        allocates.append(sum(lay.elements[v] for v in outs if lay.storage[v] == v and v not in lay.weights))
+        new = 0
         for v in outs:
             made_by[v] = i
+            if storage[v] == v and v not in weights:
+                new += elements[v]
+        allocates.append(new)
         for v in ins:
-            last_read[lay.storage[v]] = i
-    outputs = {lay.storage[v]: lay.elements[lay.storage[v]] for v in lay.outs[-1]
-               if lay.storage[v] != 0 and lay.storage[v] not in lay.weights}
-    transient = [(s, max(i, made_by[s]), lay.elements[s]) for s, i in last_read.items()
-                 if s != 0 and s not in lay.weights and s not in outputs]
-    passes = [bool(ins) and not type(layer).multi_output and not facts.inplace and
-              lay.storage[outs[0]] == lay.storage[ins[0]]
+            last_read[storage[v]] = i
+    outputs = {storage[v]: elements[storage[v]] for v in lay.outs[-1] if storage[v] != 0 and storage[v] not in weights}
+    transient = [(s, max(i, made_by[s]), elements[s]) for s, i in last_read.items()
+                 if s != 0 and s not in weights and s not in outputs]
+    passes = [bool(ins) and not type(layer).multi_output and not facts.inplace and storage[outs[0]] == storage[ins[0]]
               for layer, ins, outs, facts in zip(network.layers, lay.ins, lay.outs, lay.facts)]
     return _Lifetimes(allocates, transient, outputs, passes)
 
@@ -104,7 +106,8 @@ def step_memory(network, lay: Layout, walked, itemsize: int, state: int) -> Step
     for row, alloc, new, free in zip(walked.layers, life.allocates, walked.made, free_after):
         total += alloc * itemsize + new
         timeline.append(("forward", row.name, total + input_bytes))
-        peak = max(peak, total)
+        if total > peak:
+            peak = total
         total -= free
     saved = sum(size for _, size, _ in kept.values())
     # what the forward pass leaves: the output, and what live layers keep (dead layers' values go at its end)
@@ -129,7 +132,8 @@ def _backward_peak(lay: Layout, rows, passes: list, release: list, held: int, it
     """The backward pass's peak: what the forward pass left (``held``), the activations' gradients
     alive at each layer, and the parameters' gradients made so far (each layer's high point added
     to ``timeline``)."""
-    grad_live = {v: lay.elements[v] * itemsize for v in lay.outs[-1]}
+    elements, weights, ins, outs = lay.elements, lay.weights, lay.ins, lay.outs
+    grad_live = {v: elements[v] * itemsize for v in outs[-1]}
     grad_total = sum(grad_live.values())
     param_grads = 0
     peak = held + grad_total
@@ -139,15 +143,16 @@ def _backward_peak(lay: Layout, rows, passes: list, release: list, held: int, it
             continue
         param_grads += r.trainable_params * itemsize
         new = 0
-        for v, needed in zip(lay.ins[i], r.grads.inputs):
-            if needed and v not in grad_live and v not in lay.weights:
-                size = 0 if passes[i] else lay.elements[v] * itemsize
+        for v, needed in zip(ins[i], r.grads.inputs):
+            if needed and v not in grad_live and v not in weights:
+                size = 0 if passes[i] else elements[v] * itemsize
                 grad_live[v] = size
                 new += size
         now = held + grad_total + new + param_grads
         timeline.append(("backward", r.name, now + input_bytes))
-        peak = max(peak, now)
-        for v in lay.outs[i]:
+        if now > peak:
+            peak = now
+        for v in outs[i]:
             grad_total -= grad_live.pop(v, 0)
         grad_total += new
         held -= release[i]

@@ -99,9 +99,16 @@ class TrainingCost:
     train_other_ops = _total("train_other_ops")
 
     @cached_property
+    def _key(self) -> tuple:
+        """What the step's records depend on beyond the network: its options and frozen parameters."""
+        return (_options(self.batch, self.dtype, self.device),
+                tuple(sorted(frozen_parameters(self.network, self.frozen).items())))
+
+    @cached_property
     def _detail(self) -> Walked:
-        return walk(self.network, _options(self.batch, self.dtype, self.device),
-                    frozen_parameters(self.network, self.frozen), detail=True)
+        options, cold = self._key
+        return _kept(self.network, ("training detail", *self._key),
+                     lambda: walk(self.network, options, dict(cold), detail=True))
 
     @property
     def layers(self) -> tuple[LayerTraining, ...]:
@@ -109,8 +116,9 @@ class TrainingCost:
 
     @cached_property
     def memory(self) -> StepMemory:
-        return step_memory(self.network, layout(self.network, self.batch), self._detail, dtype_bytes(self.dtype),
-                           self.optimizer_bytes)
+        return _kept(self.network, ("training memory", *self._key, self.optimizer_bytes),
+                     lambda: step_memory(self.network, layout(self.network, self.batch), self._detail,
+                                         dtype_bytes(self.dtype), self.optimizer_bytes))
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -141,6 +149,16 @@ class TrainingCost:
         return (f"{self.model}: a training step of {self.batch} at {self.dtype} on {self.device}, {self.optimizer}: "
                 f"{self.forward_macs:,} forward + {self.backward_macs:,} backward MACs, "
                 f"{self.saved_bytes:,} bytes kept for the backward pass")
+
+
+def _kept(network, key: tuple, make):
+    """``make()``, kept on the network under ``key`` as its training totals are (see `Network.derived`):
+    the network is immutable, so only a change of the rules makes it stale."""
+    derived = network.derived()
+    found = derived.get(key)
+    if found is None:
+        found = derived[key] = make()
+    return found
 
 
 def _options(batch: int, dtype: str, device: str) -> Options:
@@ -210,11 +228,8 @@ def training_cost(network, batch: int = 1, dtype: str = "float32", *, device: st
     cold = frozen_parameters(network, frozen) if frozen else {}
     if batch > 1:
         network.check_batch(batch)  # the engine's int64 bound, as Network.cost checks it
-    derived = network.derived()  # the totals are kept on the network (immutable), as its forward sums are
-    key = ("training", options, tuple(sorted(cold.items())))
-    t = derived.get(key)
-    if t is None:
-        t = derived[key] = walk(network, options, cold)
+    # the totals are kept on the network (immutable), as its forward sums are
+    t = _kept(network, ("training", options, tuple(sorted(cold.items()))), lambda: walk(network, options, cold))
     state = {"sgd": 0, "momentum": t.grad_bytes, "adam": 2 * t.grad_bytes + 4 * t.grad_tensors}[optimizer]
     return TrainingCost(network.name, network.input_shape, batch, dtype, device, optimizer,
                         _frozen_names(network, cold), t.forward_macs, t.backward_macs, t.saved_bytes, t.params,
