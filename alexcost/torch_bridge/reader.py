@@ -630,8 +630,10 @@ class Reader:
     # -- the result -----------------------------------------------------------------------------------------
     def _finish(self, out) -> Reading:
         if isinstance(out, (tuple, list, dict)):
-            raise SpecError(f"forward() returns {type(out).__name__} of {len(out)} values; alexcost reads "
-                            f"modules with one output tensor", where=where_module("", self.root))
+            if len(out) != 1:  # one value in a container (a segmentation model's {"out": ...}) is the output
+                raise SpecError(f"forward() returns {type(out).__name__} of {len(out)} values; alexcost reads "
+                                f"modules with one output tensor", where=where_module("", self.root))
+            out = next(iter(out.values() if isinstance(out, dict) else out))
         if not isinstance(out, Activation) or isinstance(out.shape, ParameterShape):
             raise SpecError(f"forward() returns {self.show(out)}, not an activation tensor",
                             where=where_module("", self.root))

@@ -42,6 +42,11 @@ _HARMLESS = frozenset({"__init__", "__repr__", "extra_repr", "reset_parameters",
 MODE = "alexcost_mode"
 """The ``node.meta`` key of what torch's modes were, where the forward changed them (see `mode_of`)."""
 
+PADDING_MODULES = "torch.nn.modules.padding"
+"""Where torch.nn's padding modules live (ConstantPad2d, ReflectionPad2d, ...): each forward is one
+``F.pad`` call, so they are traced through (read as `alexcost.layers.Pad`), except those alexcost has a
+kind of the same name for (ZeroPad2d)."""
+
 _KINDS: dict[type, object] = {}
 MAX_DEPTH = 1000
 """Deepest module nesting read (torch's own forward runs out of Python's default recursion
@@ -117,6 +122,8 @@ class _Tracer:
                 def is_leaf_module(self, m, qualified_name: str) -> bool:
                     if kind_of(type(m)) is not None:
                         return True
+                    if type(m).__module__ == PADDING_MODULES:
+                        return False
                     return super().is_leaf_module(m, qualified_name)
 
                 def path_of_module(self, mod) -> str:
