@@ -94,6 +94,7 @@ class _BatchNorm(Layer):
     momentum: float | None = 0.1
     affine: bool = True
     track_running_stats: bool = True
+    bias: bool = True
 
     layout: ClassVar[str] = "format"
     ranks: ClassVar[tuple[int, ...]] = (3,)
@@ -109,6 +110,7 @@ class _BatchNorm(Layer):
         if self.momentum is not None:
             _floats(self, "momentum")
         put("affine", check.flag(self.affine, "affine"))
+        put("bias", check.flag(self.bias, "bias"))
         if not check.flag(self.track_running_stats, "track_running_stats"):
             raise SpecError("track_running_stats=False normalises over the batch even at inference; "
                             "alexcost analyses each sample on its own")
@@ -124,7 +126,7 @@ class _BatchNorm(Layer):
         return x[0] if self.affine else 0
 
     def bias_params(self, x: Shape) -> int:
-        return x[0] if self.affine else 0
+        return x[0] if self.affine and self.bias else 0
 
     def buffers(self, x: Shape) -> int:
         return 2 * x[0] + 1
@@ -136,7 +138,7 @@ class _BatchNorm(Layer):
         return 2 * prod(y)
 
     def train_other_ops(self, x: Shape, y: Shape) -> int:
-        return prod(y) * (7 if self.affine else 5)
+        return prod(y) * _by_statistics(self)
 
     def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
         return _statistics_backward(x, grads, batch)
@@ -163,6 +165,12 @@ class _BatchNorm(Layer):
 
     def label(self) -> str:
         return "BatchNorm"
+
+
+def _by_statistics(layer) -> int:
+    """Ops per element of normalising by statistics computed from the input: the mean 1, the variance
+    2, normalising 2; then, with ``affine``, the weight's multiply and the bias's add (when it has one)."""
+    return 5 + (1 + layer.bias if layer.affine else 0)
 
 
 def _statistics_backward(x: Shape, grads: Grads, batch: int) -> int:
@@ -195,7 +203,8 @@ class BatchNorm2d(_BatchNorm):
     fvcore counts 2 per element with ``affine``, 1 without. ``num_features`` may be left out.
 
     Training normalises with the batch's statistics: 5 ops per element (mean 1, variance 2,
-    normalise 2), 7 with ``affine`` (scale, shift). Backward: the input's gradient takes 10 ops
+    normalise 2), 7 with ``affine`` (scale, shift; 6 with ``bias=False``, torch's flag for a weight
+    without a bias). Backward: the input's gradient takes 10 ops
     per element (the normalised input 2, the sums ``sum(g*x_hat)`` 2 and ``sum(g)`` 1, which
     give the weight's and the bias's gradients too, and 5 to combine them); without it, the
     weight's gradient takes 4 (normalised input and ``sum(g*x_hat)``) and the bias's 1 (``sum(g)``). Autograd keeps the input and the batch's mean and inverse
@@ -286,9 +295,9 @@ class LayerNorm(Layer):
 class GroupNorm(Layer):
     """Group normalisation: each sample's channels in ``num_groups`` groups, each group normalised
     by its own mean and variance, then, with ``affine``, a weight and a bias per channel. Per
-    element 5 ops (mean 1, variance 2, normalising 2), 7 with ``affine``; params ``2*C`` with
-    ``affine``. fvcore counts 5 per element with ``affine``, 4 without. ``num_channels`` may be
-    left out.
+    element 5 ops (mean 1, variance 2, normalising 2), 7 with ``affine`` (6 with ``bias=False``);
+    params ``2*C`` with ``affine``. fvcore counts 5 per element with ``affine``, 4 without.
+    ``num_channels`` may be left out.
 
     Backward, as LayerNorm's: 10 ops per element for the input's gradient; the weight's adds 2
     per element (4 when the input needs no gradient), the bias's 1. Autograd keeps the input and
@@ -299,6 +308,7 @@ class GroupNorm(Layer):
     num_channels: int | None = None
     eps: float = 1e-5
     affine: bool = True
+    bias: bool = True
 
     layout: ClassVar[str] = "format"
 
@@ -313,6 +323,7 @@ class GroupNorm(Layer):
                                 f"{self.num_channels}, num_groups={self.num_groups}")
         _floats(self, "eps")
         put("affine", check.flag(self.affine, "affine"))
+        put("bias", check.flag(self.bias, "bias"))
 
     def output_shape(self, x: Shape) -> Shape:
         if self.num_channels is not None and self.num_channels != x[0]:
@@ -326,10 +337,10 @@ class GroupNorm(Layer):
         return x[0] if self.affine else 0
 
     def bias_params(self, x: Shape) -> int:
-        return x[0] if self.affine else 0
+        return x[0] if self.affine and self.bias else 0
 
     def other_ops(self, x: Shape, y: Shape) -> int:
-        return prod(y) * (7 if self.affine else 5)
+        return prod(y) * _by_statistics(self)
 
     def fvcore_count(self, x: Shape, y: Shape) -> int:
         return prod(x) * (5 if self.affine else 4)
@@ -356,7 +367,8 @@ class GroupNorm(Layer):
 @layer_kind
 class InstanceNorm2d(Layer):
     """Instance normalisation of a (C, H, W) input: each sample's channel normalised by its own
-    mean and variance (5 ops per element, 7 with ``affine``); with ``track_running_stats``, at
+    mean and variance (5 ops per element, 7 with ``affine``, 6 with ``bias=False``); with
+    ``track_running_stats``, at
     inference, by the running statistics instead, folded into a scale and a shift per channel (2
     ops per element). params ``2*C`` with ``affine``; buffers ``2*C + 1`` with
     ``track_running_stats``. fvcore counts 5 per element with ``affine``, 4 without.
@@ -373,6 +385,7 @@ class InstanceNorm2d(Layer):
     momentum: float | None = 0.1
     affine: bool = False
     track_running_stats: bool = False
+    bias: bool = True
 
     def __post_init__(self):
         super().__post_init__()
@@ -384,6 +397,7 @@ class InstanceNorm2d(Layer):
             _floats(self, "momentum")
         put("affine", check.flag(self.affine, "affine"))
         put("track_running_stats", check.flag(self.track_running_stats, "track_running_stats"))
+        put("bias", check.flag(self.bias, "bias"))
 
     def output_shape(self, x: Shape) -> Shape:
         need_rank(self, x, 3, "(C, H, W)")
@@ -404,7 +418,7 @@ class InstanceNorm2d(Layer):
         return x[0] if self.affine else 0
 
     def bias_params(self, x: Shape) -> int:
-        return x[0] if self.affine else 0
+        return x[0] if self.affine and self.bias else 0
 
     def buffers(self, x: Shape) -> int:
         return 2 * x[0] + 1 if self.track_running_stats else 0
@@ -416,7 +430,7 @@ class InstanceNorm2d(Layer):
         return 2 * prod(y) if self.track_running_stats else self.train_other_ops(x, y)
 
     def train_other_ops(self, x: Shape, y: Shape) -> int:
-        return prod(y) * (7 if self.affine else 5)
+        return prod(y) * _by_statistics(self)
 
     def fvcore_count(self, x: Shape, y: Shape) -> int:
         return prod(x) * (5 if self.affine else 4)

@@ -49,6 +49,10 @@ class _Padding(Layer):
         sides = self._sides(x)
         y = list(x)
         for i, (size, before, after) in enumerate(sides):
+            if size + min(before, 0) + min(after, 0) < 0 and self._mode() in ("constant", "circular"):
+                raise SpecError(f"padding ({before}, {after}) crops more than the {size} elements of dimension "
+                                f"{len(x) - i} of input {format_shape(('N', *x))} (torch crops first: narrow(): "
+                                f"length must be non-negative)")
             y[len(x) - 1 - i] = size + before + after
         if min(y) < 1:
             raise SpecError(f"input {format_shape(x)} padded by {list(self._pad())} has size "
@@ -58,10 +62,10 @@ class _Padding(Layer):
         return tuple(y)
 
     def interior(self, x: Shape) -> int:
-        """Input elements that reach the output unchanged (every one not cropped)."""
+        """Output elements that are input elements at their own place (not cropped, not border)."""
         kept = list(x)
         for i, (size, before, after) in enumerate(self._sides(x)):
-            kept[len(x) - 1 - i] = size + min(before, 0) + min(after, 0)
+            kept[len(x) - 1 - i] = max(0, size + min(before, 0) + min(after, 0))
         return prod(kept)
 
     def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:

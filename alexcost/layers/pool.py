@@ -215,6 +215,14 @@ class AvgPool3d(_AvgPool):
     layout: ClassVar[str] = "contiguous"
     dims: ClassVar[int] = 3
 
+    def output_shape(self, x: Shape) -> Shape:
+        """As for every pool; and torch's avg_pool3d refuses an input smaller than the kernel, padding aside."""
+        y = super().output_shape(x)
+        if any(size < k for size, k in zip(x[1:], self.kernel_size)):
+            (t, h, w), (kt, kh, kw) = x[1:], self.kernel_size
+            raise SpecError(f"input image (T: {t} H: {h} W: {w}) smaller than kernel size (kT: {kt} kH: {kh} kW: {kw})")
+        return y
+
 
 @layer_kind
 class _AdaptivePool(Layer):

@@ -95,12 +95,11 @@ def _buffer(r, node, value, name):
 
 
 def _affine(r, node, b, kind: str):
-    """The weight and bias of a normalisation: both parameters, or neither."""
+    """The weight and bias of a normalisation: both, a weight alone (torch's ``bias=False``), or neither."""
     weight, bias = weight_arg(r, node, b["weight"], "weight", 1), weight_arg(r, node, b["bias"], "bias", 1)
-    if (weight is None) != (bias is None):
-        r.refuse(node, f"has a weight without a bias, or a bias without a weight; alexcost's {kind} has "
-                       f"both (affine) or neither")
-    return weight, bias
+    if weight is None and bias is not None:
+        r.refuse(node, f"has a bias without a weight; alexcost's {kind} has a bias only with a weight (affine)")
+    return weight, bias, dict(affine=weight is not None, bias=bias is not None)
 
 
 BATCH_NORMS = {1: BatchNorm1d, 2: BatchNorm1d, 3: BatchNorm2d, 4: BatchNorm3d}
@@ -117,9 +116,9 @@ def batch_norm(r, node, args, kwargs):
     for name in ("running_mean", "running_var"):
         _buffer(r, node, b[name], name)
     kind = BATCH_NORMS.get(len(x.shape), BatchNorm2d)
-    weight, bias = _affine(r, node, b, kind.__name__)
+    weight, bias, flags = _affine(r, node, b, kind.__name__)
     layer = r.build(node, kind, dict(eps=r.constant(b["eps"], node, "eps"),
-                                     momentum=r.constant(b["momentum"], node, "momentum"), affine=weight is not None))
+                                     momentum=r.constant(b["momentum"], node, "momentum"), **flags))
     return r.emit(node, layer, [x], params=(("weight", weight), ("bias", bias)))
 
 
@@ -127,9 +126,9 @@ def group_norm(r, node, args, kwargs):
     spec = (("input", REQUIRED), ("num_groups", REQUIRED), ("weight", None), ("bias", None), ("eps", 1e-5))
     b = bind(r, node, spec, args, kwargs)
     x = r.tensor(b["input"], node)
-    weight, bias = _affine(r, node, b, "GroupNorm")
+    weight, bias, flags = _affine(r, node, b, "GroupNorm")
     layer = r.build(node, GroupNorm, dict(num_groups=r.constant(b["num_groups"], node, "num_groups"),
-                                          eps=r.constant(b["eps"], node, "eps"), affine=weight is not None))
+                                          eps=r.constant(b["eps"], node, "eps"), **flags))
     return r.emit(node, layer, [x], params=(("weight", weight), ("bias", bias)))
 
 
@@ -149,11 +148,26 @@ def instance_norm(r, node, args, kwargs):
                  if tracked else "Expected running_mean and running_var to be defined when use_input_stats is false")
     for name in ("running_mean", "running_var") if tracked else ():
         _buffer(r, node, b[name], name)
-    weight, bias = _affine(r, node, b, "InstanceNorm2d")
+    weight, bias, flags = _affine(r, node, b, "InstanceNorm2d")
     layer = r.build(node, InstanceNorm2d, dict(eps=r.constant(b["eps"], node, "eps"),
                                                momentum=r.constant(b["momentum"], node, "momentum"),
-                                               affine=weight is not None, track_running_stats=tracked))
+                                               track_running_stats=tracked, **flags))
     return r.emit(node, layer, [x], params=(("weight", weight), ("bias", bias)))
+
+
+PAD_MODES = {"_ConstantPadNd": "constant", "_ReflectionPadNd": "reflect", "_ReplicationPadNd": "replicate",
+             "_CircularPadNd": "circular"}
+"""The mode of each family of torch.nn's padding modules, by its base class."""
+
+
+def padding_module(module, where: str):
+    """torch.nn's padding module (ReflectionPad2d, ConstantPad3d, CircularPad1d, ...) as the `Pad` its
+    forward runs: ``F.pad(x, module.padding, mode, module.value)``."""
+    mode = next(PAD_MODES[base.__name__] for base in type(module).__mro__ if base.__name__ in PAD_MODES)
+    try:
+        return Pad(pad=tuple(module.padding), mode=mode, value=module.value if mode == "constant" else None)
+    except SpecError as err:
+        raise err.at(where) from None
 
 
 _POOL = (("kernel_size", REQUIRED), ("stride", None), ("padding", 0))

@@ -20,12 +20,12 @@ import torch.nn.functional as F
 from ..errors import SpecError
 from ..layers import (GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Add, AvgPool2d, Cat, Chunk,
                      Contiguous, Dropout, Dropout2d, Flatten, Hardsigmoid, Hardswish, LayerNorm,
-                     LeakyReLU, Linear, MaxPool2d, Mean, Mul, Permute, ReLU, ReLU6, Reshape, SiLU, Sigmoid,
+                     LeakyReLU, Linear, MaxPool2d, Mean, Mul, Pad, Permute, ReLU, ReLU6, Reshape, SiLU, Sigmoid,
                      Softmax, Split, StochasticDepth, Tanh, Transpose, View)
 from ..layers import Clone
 from .calls import REQUIRED, bind, unary
 from .calls import fixed_args as _fixed, weight_arg as _weight
-from .dense import CONVOLUTIONS, module_conv
+from .dense import CONVOLUTIONS, module_conv, padding_module
 from .dense import FUNCTIONS as DENSE_FUNCTIONS
 
 def _dims(r, node, args, kwargs, name: str):
@@ -298,6 +298,8 @@ def module_call(r, node, kind, module, x):
     params = tuple((role, r.attribute(module._parameters[role], f"{node.target}.{role}" if node.target else role,
                                       node)) for role in ("weight", "bias") if role in module._parameters)
     given = dict(params)
+    if kind is Pad:
+        return padding_module(module, where), params
     if kind in CONVOLUTIONS or kind is Linear:
         weight = _weight(r, node, given.get("weight"), "weight", 2 if kind is Linear else kind.dims + 2)
         bias = _weight(r, node, given.get("bias"), "bias", 1)
