@@ -498,3 +498,63 @@ def test_a_convolution_padded_unevenly_by_its_mode_is_refused():
     conv._reversed_padding_repeated_twice = [1, 1, 0, 1, 1, 1]
     with pytest.raises(SpecError, match=r"pads by \(1, 1, 0, 1, 1, 1\) \(before, after per spatial dimension\)"):
         from_module(nn.Sequential(conv), (2, 4, 5, 5))
+
+
+# -- random networks of the dense and video kinds, trained in torch --------------------------------------
+
+def _block(draw, shape, video: bool):
+    """One layer of a dense kind, drawn to fit ``shape`` (None: the draw does not fit)."""
+    c, rank = shape[0], len(shape) + 1
+    block = draw(st.sampled_from(["conv", "transposed", "pool", "norm", "resize", "pad", "last"]))
+    if block == "last":    # a channels-last tensor for the next layer
+        return [Permute(dims=(0, *range(2, rank), 1)), Contiguous(), Permute(dims=(0, rank - 1, *range(1, rank - 1)))]
+    if block == "conv":
+        return [(Conv3d if video else Conv2d)(out_channels=draw(st.integers(1, 4)), kernel_size=draw(st.integers(1, 3)),
+                                              padding="same", bias=draw(st.booleans()),
+                                              padding_mode=draw(st.sampled_from(["zeros", "reflect", "replicate"])))]
+    if block == "transposed":
+        return [ConvTranspose2d(out_channels=draw(st.integers(1, 3)), kernel_size=draw(st.integers(1, 3)),
+                                stride=draw(st.integers(1, 2)))] if not video else []
+    if block == "pool":
+        return [draw(st.sampled_from([MaxPool3d, AvgPool3d]))(kernel_size=2, ceil_mode=True)] if video else []
+    if block == "norm":
+        return [draw(st.sampled_from(
+            [BatchNorm3d(affine=draw(st.booleans())), GroupNorm(num_groups=1, bias=draw(st.booleans()))] if video else
+            [InstanceNorm2d(affine=draw(st.booleans()), track_running_stats=draw(st.booleans())),
+             GroupNorm(num_groups=c, affine=draw(st.booleans()))]))]
+    if block == "resize":
+        modes = ["nearest", "trilinear"] if video else ["nearest", "bilinear", "bicubic", "nearest-exact"]
+        return [Upsample(scale_factor=draw(st.sampled_from([1.5, 2.0])), mode=draw(st.sampled_from(modes)))]
+    mode = draw(st.sampled_from(["constant", "reflect", "replicate", "circular"]))
+    low = -1 if mode in ("constant", "replicate") else 0
+    return [Pad(pad=[draw(st.integers(low, 1)) for _ in range(2 * (len(shape) - 1))], mode=mode)]
+
+
+@st.composite
+def dense_networks(draw):
+    """A small valid chain over a (C, H, W) or (C, D, H, W) input: layers of the dense kinds (each drawn
+    to fit the shape that reaches it), sometimes fed a channels-last tensor, then a Flatten and a Linear."""
+    video = draw(st.booleans())
+    x = (draw(st.integers(1, 3)), *(draw(st.integers(2, 4)) for _ in range(3 if video else 2)))
+    layers, shape = [], x
+    for _ in range(draw(st.integers(1, 4))):
+        block = _block(draw, shape, video)
+        try:
+            shape = Network(shape, block).output_shape if block else shape
+        except SpecError:
+            continue
+        layers += block
+    assume(layers and prod(shape) <= 4096)
+    return Network(x, [*layers, Flatten(), Linear(out_features=2)], name="drawn"), draw(st.integers(1, 2))
+
+
+@given(dense_networks())
+def test_random_dense_networks_train_as_torch_does(drawn):
+    network, batch = drawn
+    try:
+        training_cost(network, batch, device="cpu")
+    except SpecError as err:     # what torch refuses in training (batch norm over one value per channel)
+        assert "Expected more than 1" in str(err), str(err)
+        assert fails_in_torch(lambda: measure_training(network, device="cpu", batch=batch))
+        return
+    check_training(network, batch)
