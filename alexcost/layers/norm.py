@@ -85,9 +85,11 @@ class LocalResponseNorm(Layer):
 
 
 @layer_kind
-class _BatchNorm(Layer):
-    """What BatchNorm1d, BatchNorm2d and BatchNorm3d share: every rule (see `BatchNorm2d`); they
-    differ in the ranks of input they take."""
+class _NormBase(Layer):
+    """What batch and instance normalisation share, as torch's ``_NormBase``: their arguments,
+    parameters (``C`` each for the weight and the bias, with ``affine``) and buffers (with
+    ``track_running_stats``: the running mean and variance at the run's dtype, and
+    ``num_batches_tracked``, one int64)."""
 
     num_features: int | None = None
     eps: float = 1e-5
@@ -95,11 +97,6 @@ class _BatchNorm(Layer):
     affine: bool = True
     track_running_stats: bool = True
     bias: bool = True
-
-    layout: ClassVar[str] = "format"
-    ranks: ClassVar[tuple[int, ...]] = (3,)
-    """The ranks of a per-sample input the kind takes."""
-    form: ClassVar[str] = "(C, H, W)"
 
     def __post_init__(self):
         super().__post_init__()
@@ -109,9 +106,38 @@ class _BatchNorm(Layer):
         _floats(self, "eps")
         if self.momentum is not None:
             _floats(self, "momentum")
-        put("affine", check.flag(self.affine, "affine"))
-        put("bias", check.flag(self.bias, "bias"))
-        if not check.flag(self.track_running_stats, "track_running_stats"):
+        for name in ("affine", "track_running_stats", "bias"):
+            put(name, check.flag(getattr(self, name), name))
+
+    def weight_params(self, x: Shape) -> int:
+        return x[0] if self.affine else 0
+
+    def bias_params(self, x: Shape) -> int:
+        return x[0] if self.affine and self.bias else 0
+
+    def buffers(self, x: Shape) -> int:
+        return 2 * x[0] + 1 if self.track_running_stats else 0
+
+    def buffer_bytes(self, x: Shape, itemsize: int) -> int:
+        return 2 * x[0] * itemsize + 8 if self.track_running_stats else 0
+
+    def torch_args(self, x: Shape) -> dict:
+        return {**self.args(), "num_features": x[0]}
+
+
+@layer_kind
+class _BatchNorm(_NormBase):
+    """What BatchNorm1d, BatchNorm2d and BatchNorm3d share: every rule (see `BatchNorm2d`); they
+    differ in the ranks of input they take."""
+
+    layout: ClassVar[str] = "format"
+    ranks: ClassVar[tuple[int, ...]] = (3,)
+    """The ranks of a per-sample input the kind takes."""
+    form: ClassVar[str] = "(C, H, W)"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.track_running_stats:
             raise SpecError("track_running_stats=False normalises over the batch even at inference; "
                             "alexcost analyses each sample on its own")
 
@@ -122,23 +148,11 @@ class _BatchNorm(Layer):
             raise SpecError(f"expected num_features={self.num_features}, got {x[0]} channels")
         return x
 
-    def weight_params(self, x: Shape) -> int:
-        return x[0] if self.affine else 0
-
-    def bias_params(self, x: Shape) -> int:
-        return x[0] if self.affine and self.bias else 0
-
-    def buffers(self, x: Shape) -> int:
-        return 2 * x[0] + 1
-
-    def buffer_bytes(self, x: Shape, itemsize: int) -> int:
-        return 2 * x[0] * itemsize + 8
-
     def other_ops(self, x: Shape, y: Shape) -> int:
         return 2 * prod(y)
 
     def train_other_ops(self, x: Shape, y: Shape) -> int:
-        return prod(y) * _by_statistics(self)
+        return prod(y) * _by_statistics(self.affine, self.bias)
 
     def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
         return _statistics_backward(x, grads, batch)
@@ -160,17 +174,23 @@ class _BatchNorm(Layer):
     def fvcore_count(self, x: Shape, y: Shape) -> int:
         return prod(x) * (2 if self.affine else 1)
 
-    def torch_args(self, x: Shape) -> dict:
-        return {**self.args(), "num_features": x[0]}
-
     def label(self) -> str:
         return "BatchNorm"
 
 
-def _by_statistics(layer) -> int:
+def _by_statistics(affine: bool, bias: bool) -> int:
     """Ops per element of normalising by statistics computed from the input: the mean 1, the variance
     2, normalising 2; then, with ``affine``, the weight's multiply and the bias's add (when it has one)."""
-    return 5 + (1 + layer.bias if layer.affine else 0)
+    return 5 + (1 + bias if affine else 0)
+
+
+def _rows_backward(x: Shape, grads: Grads, batch: int) -> int:
+    """The backward pass of a normalisation of rows (layer and group norm): 10 ops per element for the
+    input's gradient; the weight's adds 2 per element (4 when the input needs no gradient: the
+    normalised input is recomputed), the bias's 1."""
+    per = 10 if grads.input else 0
+    per += (2 if grads.input else 4) * grads.weight + grads.bias
+    return batch * prod(x) * per
 
 
 def _statistics_backward(x: Shape, grads: Grads, batch: int) -> int:
@@ -269,16 +289,13 @@ class LayerNorm(Layer):
         return prod(self.normalized_shape) if self.elementwise_affine and self.bias else 0
 
     def other_ops(self, x: Shape, y: Shape) -> int:
-        per = 5 + (1 + self.bias if self.elementwise_affine else 0)
-        return prod(y) * per
+        return prod(y) * _by_statistics(self.elementwise_affine, self.bias)
 
     def fvcore_count(self, x: Shape, y: Shape) -> int:
         return prod(x) * (5 if self.elementwise_affine else 4)
 
     def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
-        per = 10 if grads.input else 0
-        per += (2 if grads.input else 4) * grads.weight + grads.bias
-        return batch * prod(x) * per
+        return _rows_backward(x, grads, batch)
 
     def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
         rows = ctx.batch * prod(x[:len(x) - len(self.normalized_shape)])
@@ -340,15 +357,13 @@ class GroupNorm(Layer):
         return x[0] if self.affine and self.bias else 0
 
     def other_ops(self, x: Shape, y: Shape) -> int:
-        return prod(y) * _by_statistics(self)
+        return prod(y) * _by_statistics(self.affine, self.bias)
 
     def fvcore_count(self, x: Shape, y: Shape) -> int:
         return prod(x) * (5 if self.affine else 4)
 
     def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
-        per = 10 if grads.input else 0
-        per += (2 if grads.input else 4) * grads.weight + grads.bias
-        return batch * prod(x) * per
+        return _rows_backward(x, grads, batch)
 
     def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
         groups = ctx.batch * self.num_groups
@@ -365,7 +380,7 @@ class GroupNorm(Layer):
 
 @register_layer
 @layer_kind
-class InstanceNorm2d(Layer):
+class InstanceNorm2d(_NormBase):
     """Instance normalisation of a (C, H, W) input: each sample's channel normalised by its own
     mean and variance (5 ops per element, 7 with ``affine``, 6 with ``bias=False``); with
     ``track_running_stats``, at
@@ -380,24 +395,8 @@ class InstanceNorm2d(Layer):
     deviation per sample and channel (at the dtype on the CPU, in float32 on CUDA for float32,
     float16 and bfloat16), and the weight and the running statistics repeated for every sample."""
 
-    num_features: int | None = None
-    eps: float = 1e-5
-    momentum: float | None = 0.1
     affine: bool = False
     track_running_stats: bool = False
-    bias: bool = True
-
-    def __post_init__(self):
-        super().__post_init__()
-        put = object.__setattr__.__get__(self)
-        if self.num_features is not None:
-            put("num_features", check.integer(self.num_features, "num_features"))
-        _floats(self, "eps")
-        if self.momentum is not None:
-            _floats(self, "momentum")
-        put("affine", check.flag(self.affine, "affine"))
-        put("track_running_stats", check.flag(self.track_running_stats, "track_running_stats"))
-        put("bias", check.flag(self.bias, "bias"))
 
     def output_shape(self, x: Shape) -> Shape:
         need_rank(self, x, 3, "(C, H, W)")
@@ -414,23 +413,11 @@ class InstanceNorm2d(Layer):
             raise SpecError(f"Expected more than 1 spatial element when training, got input size "
                             f"[{batch}, {', '.join(map(str, x))}]")
 
-    def weight_params(self, x: Shape) -> int:
-        return x[0] if self.affine else 0
-
-    def bias_params(self, x: Shape) -> int:
-        return x[0] if self.affine and self.bias else 0
-
-    def buffers(self, x: Shape) -> int:
-        return 2 * x[0] + 1 if self.track_running_stats else 0
-
-    def buffer_bytes(self, x: Shape, itemsize: int) -> int:
-        return 2 * x[0] * itemsize + 8 if self.track_running_stats else 0
-
     def other_ops(self, x: Shape, y: Shape) -> int:
         return 2 * prod(y) if self.track_running_stats else self.train_other_ops(x, y)
 
     def train_other_ops(self, x: Shape, y: Shape) -> int:
-        return prod(y) * _by_statistics(self)
+        return prod(y) * _by_statistics(self.affine, self.bias)
 
     def fvcore_count(self, x: Shape, y: Shape) -> int:
         return prod(x) * (5 if self.affine else 4)
@@ -456,9 +443,6 @@ class InstanceNorm2d(Layer):
             saved += [Saved("running mean repeated", "new", elements=rows, itemsize=ctx.itemsize),
                       Saved("running var repeated", "new", elements=rows, itemsize=ctx.itemsize)]
         return tuple(saved)
-
-    def torch_args(self, x: Shape) -> dict:
-        return {**self.args(), "num_features": x[0]}
 
     def label(self) -> str:
         return "InstanceNorm"
