@@ -561,3 +561,36 @@ def test_random_dense_networks_train_as_torch_does(drawn):
         assert fails_in_torch(lambda: measure_training(network, device="cpu", batch=batch))
         return
     check_training(network, batch)
+
+
+# -- spec files -------------------------------------------------------------------------------------------
+
+def test_spec_files_hold_the_dense_kinds_and_the_schema_takes_them():
+    """Every dense kind in a spec file: written, read back as the same network (JSON and TOML), valid
+    by the published JSON Schema."""
+    import json
+    from pathlib import Path
+
+    from alexcost import dumps_spec, network_from_dict, network_to_dict
+    from alexcost.specs.specfile import parse_text
+
+    jsonschema = pytest.importorskip("jsonschema")
+    video = Network((3, 4, 8, 8), [Conv3d(out_channels=4, kernel_size=(1, 3, 3), padding="same"), BatchNorm3d(),
+                                   MaxPool3d(kernel_size=2, ceil_mode=True), AvgPool3d(kernel_size=(1, 2, 2)),
+                                   Upsample(scale_factor=(1.0, 2.0, 2.0), mode="trilinear", align_corners=False),
+                                   Pad(pad=[1, 1, 0, 0, 1, 0], mode="replicate"),
+                                   AdaptiveAvgPool3d(output_size=(1, 3, 2)), Flatten(), BatchNorm1d(bias=False),
+                                   Linear(out_features=4)], name="video")
+    dense = Network((3, 8, 8), [ConvTranspose2d(out_channels=4, kernel_size=3, stride=2, output_padding=1),
+                                GroupNorm(num_groups=2), InstanceNorm2d(affine=True), Upsample(size=5),
+                                Flatten(start_dim=2), Pad(pad=(1, 1), mode="circular", value=None),
+                                Conv1d(out_channels=2, kernel_size=3, padding="valid")], name="dense")
+    schema = json.loads((Path(__file__).resolve().parents[1] / "docs" / "spec.schema.json").read_text())
+    for net in (video, dense):
+        data = network_to_dict(net)
+        jsonschema.validate(data, schema)
+        args = [layer.args() for layer in net.layers]
+        assert [layer.args() for layer in network_from_dict(data).layers] == args
+        for fmt in ("json", "toml"):
+            again = network_from_dict(parse_text(dumps_spec(net, fmt), fmt))
+            assert [layer.args() for layer in again.layers] == args and again.cost().totals == net.cost().totals
