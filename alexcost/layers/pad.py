@@ -13,7 +13,6 @@ input for reflect and replicate padding (their backward kernels read it), nothin
 from __future__ import annotations
 
 from math import prod
-from typing import ClassVar
 
 from . import arguments as check
 from ..errors import SpecError, format_shape

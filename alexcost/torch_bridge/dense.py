@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from ..errors import SpecError
 from ..layers import (AdaptiveAvgPool3d, AvgPool3d, BatchNorm1d, BatchNorm2d, BatchNorm3d, Conv1d, Conv2d, Conv3d,
                      ConvTranspose2d, GroupNorm, InstanceNorm2d, MaxPool3d, Pad, Upsample)
-from .calls import REQUIRED, bind, fixed_args, unary, weight_arg
+from .calls import REQUIRED, bind, unary, weight_arg
 
 CONVOLUTIONS = (Conv1d, Conv2d, Conv3d, ConvTranspose2d)
 """The kinds whose layer is read from the weight's shape, as torch's functional call reads it."""

@@ -4,7 +4,9 @@ A handler gets the reader (see `alexcost.torch_bridge.reader`), the fx node and 
 traced value replaced by what the reader knows of it: an activation (a per-sample shape), a
 parameter or buffer, the batch size (a marker: it is not known), or a plain Python value.
 It returns the node's value, emitting layers through the reader. Anything it cannot read
-exactly, it refuses. Imports torch.
+exactly, it refuses. What handlers share is in `alexcost.torch_bridge.calls`; the calls of dense and
+video models (convolutions in 1 to 3 dimensions, 3-D pools, the norms, interpolation, padding) are
+in `alexcost.torch_bridge.dense`, whose table this one takes in. Imports torch.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from .calls import REQUIRED, bind, unary
 from .calls import fixed_args as _fixed, weight_arg as _weight
 from .dense import CONVOLUTIONS, module_conv, padding_module
 from .dense import FUNCTIONS as DENSE_FUNCTIONS
+
 
 def _dims(r, node, args, kwargs, name: str):
     """``x.permute(0, 2, 1)`` or ``x.permute((0, 2, 1))``: the dims as one tuple."""
