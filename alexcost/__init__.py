@@ -10,11 +10,12 @@
 
 from .engine.cost import DTYPE_BYTES, LayerCost, NetworkCost, Totals
 from .errors import SpecError
-from .layers import (GELU, INPUT, LAYER_KINDS, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Add, AvgPool2d, BatchNorm2d, Cat,
-                     Chunk, Clone, Contiguous, Conv2d, Dropout, Dropout2d, Flatten, Hardsigmoid, Hardswish, Identity, Layer,
-                     LayerNorm, LeakyReLU, Linear, LocalResponseNorm, MaxPool2d, Mean, Mul, Parameter, Permute, ReLU,
-                     ReLU6, Reshape, SiLU, Sigmoid, Softmax, Split, StochasticDepth, Tanh, Transpose, View, ZeroPad2d,
-                     register_layer)
+from .layers import (GELU, INPUT, LAYER_KINDS, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool2d, Add, AvgPool2d,
+                     AvgPool3d, BatchNorm1d, BatchNorm2d, BatchNorm3d, Cat, Chunk, Clone, Contiguous, Conv1d, Conv2d,
+                     Conv3d, ConvTranspose2d, Dropout, Dropout2d, Flatten, GroupNorm, Hardsigmoid, Hardswish, Identity,
+                     InstanceNorm2d, Layer, LayerNorm, LeakyReLU, Linear, LocalResponseNorm, MaxPool2d, MaxPool3d,
+                     Mean, Mul, Pad, Parameter, Permute, ReLU, ReLU6, Reshape, SiLU, Sigmoid, Softmax, Split,
+                     StochasticDepth, Tanh, Transpose, Upsample, View, ZeroPad2d, register_layer)
 from .models import DEFAULT_MODEL, PRESETS, preset
 from .engine.network import Network
 from .engine.rules import forget as forget_rules
@@ -38,11 +39,13 @@ def __getattr__(name):
     raise AttributeError(f"module 'alexcost' has no attribute {name!r}")
 
 __all__ = [
-    "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Add", "AvgPool2d", "BatchNorm2d", "Cat", "Chunk", "Clone", "Contiguous",
-    "Conv2d", "DEFAULT_MODEL", "DTYPE_BYTES", "Dropout", "Dropout2d", "Flatten", "GELU", "Hardsigmoid", "Hardswish",
-    "INPUT", "Identity", "LAYER_KINDS", "Layer", "LayerCost", "LayerNorm", "LeakyReLU", "Linear",
-    "LocalResponseNorm", "MaxPool2d", "Mean", "Mul", "Network", "NetworkCost", "PRESETS", "Parameter", "Permute",
-    "ReLU", "ReLU6", "Reshape", "SiLU", "Sigmoid", "Softmax", "SpecError", "Split", "StochasticDepth", "Tanh",
-    "Totals", "Transpose", "View", "ZeroPad2d", "dumps_spec", "forget_rules", "load_spec", "network_from_dict",
-    "network_to_dict", "predict", "preset", "register_layer",
+    "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "AvgPool2d", "AvgPool3d", "BatchNorm1d",
+    "BatchNorm2d", "BatchNorm3d", "Cat", "Chunk", "Clone", "Contiguous", "Conv1d", "Conv2d", "Conv3d",
+    "ConvTranspose2d", "DEFAULT_MODEL", "DTYPE_BYTES", "Dropout", "Dropout2d", "Flatten", "GELU", "GroupNorm",
+    "Hardsigmoid", "Hardswish", "INPUT", "Identity", "InstanceNorm2d", "LAYER_KINDS", "Layer", "LayerCost",
+    "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "Network",
+    "NetworkCost", "PRESETS", "Pad", "Parameter", "Permute", "ReLU", "ReLU6", "Reshape", "SiLU", "Sigmoid",
+    "Softmax", "SpecError", "Split", "StochasticDepth", "Tanh", "Totals", "Transpose", "Upsample", "View",
+    "ZeroPad2d", "dumps_spec", "forget_rules", "load_spec", "network_from_dict", "network_to_dict", "predict",
+    "preset", "register_layer",
 ]

@@ -22,11 +22,12 @@ from typing import Callable
 
 import pytest
 
-from alexcost import (GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Add, AvgPool2d, BatchNorm2d, Cat, Chunk, Clone,
-                      Contiguous, Conv2d, Dropout, Dropout2d, Flatten, Hardsigmoid, Hardswish, Identity, LayerNorm,
-                      LeakyReLU, Linear, LocalResponseNorm, MaxPool2d, Mean, Mul, Network, Parameter, Permute, ReLU,
-                      ReLU6, Reshape, SiLU, Sigmoid, Softmax, SpecError, Split, StochasticDepth, Tanh, Transpose, View,
-                      ZeroPad2d)
+from alexcost import (GELU, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool2d, Add, AvgPool2d, AvgPool3d,
+                      BatchNorm1d, BatchNorm2d, BatchNorm3d, Cat, Chunk, Clone, Contiguous, Conv1d, Conv2d, Conv3d,
+                      ConvTranspose2d, Dropout, Dropout2d, Flatten, GroupNorm, Hardsigmoid, Hardswish, Identity,
+                      InstanceNorm2d, LayerNorm, LeakyReLU, Linear, LocalResponseNorm, MaxPool2d, MaxPool3d, Mean, Mul,
+                      Network, Pad, Parameter, Permute, ReLU, ReLU6, Reshape, SiLU, Sigmoid, Softmax, SpecError, Split,
+                      StochasticDepth, Tanh, Transpose, Upsample, View, ZeroPad2d)
 from alexcost.layers import BUILTIN_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,6 +124,9 @@ def numel(shape) -> int:
 
 X = (4, 6, 8)
 N = 4 * 6 * 8
+X1 = (4, 10)           # a (C, L) sample: 40 elements
+X3 = (4, 3, 6, 8)      # a (C, D, H, W) sample: 576 elements
+N3 = 4 * 3 * 6 * 8
 
 
 def in_bounds_taps(size: int, kernel: int, stride: int, pad: int, dilation: int, out: int) -> int:
@@ -140,6 +144,8 @@ class Sample:
     hand: dict
     x: tuple = X
     at: int = -1
+    xs: dict = dataclasses.field(default_factory=dict)
+    """Per variant, an input other than ``x`` (a mode that needs another rank)."""
 
 
 def unary(make):
@@ -161,6 +167,7 @@ S = {
                         {(): dict(y=(4, 4, 5), other_ops=4 * (2 + 3 + 3 + 1) * (2 + 3 + 3 + 3 + 1))}),
     "BatchNorm2d": Sample(unary(BatchNorm2d),
                           {(): dict(y=X, params=2 * 4, buffers=2 * 4 + 1, other_ops=2 * N, fvcore=2 * N),
+                           (("bias", False),): dict(y=X, params=4, buffers=2 * 4 + 1, other_ops=2 * N, fvcore=2 * N),
                            (("affine", False),): dict(y=X, buffers=2 * 4 + 1, other_ops=2 * N, fvcore=N)}),
     "Cat": Sample(lambda src, **kw: [Cat(dim=1, inputs=(src, src), **kw)], {(): dict(y=(8, 6, 8))}),
     "Chunk": Sample(unary(lambda **kw: Chunk(chunks=3, dim=3, **kw)),
@@ -230,6 +237,75 @@ S = {
     "Transpose": Sample(unary(lambda **kw: Transpose(dim0=1, dim1=3, **kw)), {(): dict(y=(8, 6, 4))}),
     "View": Sample(unary(lambda **kw: View(shape=(-1,), **kw)), {(): dict(y=(N,))}),
     "ZeroPad2d": Sample(unary(lambda **kw: ZeroPad2d(padding=(1, 0, 2, 1), **kw)), {(): dict(y=(4, 6 + 2 + 1, 8 + 1))}),
+    # -- dense and video kinds --
+    # kernel 3, stride 2, padding 1, groups 2 on L = 10: L_out = (10 + 2 - 3)//2 + 1 = 5
+    "Conv1d": Sample(unary(lambda **kw: Conv1d(**{"out_channels": 6, "kernel_size": 3, "stride": 2, "padding": 1,
+                                                  "groups": 2, **kw})),
+                     {(): dict(y=(6, 5), params=6 * 2 * 3 + 6, macs=6 * 5 * 2 * 3, bias_adds=6 * 5, fvcore=6 * 5 * 2 * 3,
+                               torch=2 * 6 * 5 * 2 * 3),
+                      (("bias", False),): dict(y=(6, 5), params=6 * 2 * 3, macs=6 * 5 * 2 * 3, fvcore=6 * 5 * 2 * 3,
+                                               torch=2 * 6 * 5 * 2 * 3),
+                      (("padding", "same"), ("stride", 1)): dict(y=(6, 10), params=6 * 2 * 3 + 6, macs=6 * 10 * 2 * 3,
+                                                                 bias_adds=6 * 10, fvcore=None, torch=2 * 6 * 10 * 2 * 3)},
+                     x=X1),
+    # kernel (2, 3, 2), stride 2, padding 1, groups 2 on 3 x 6 x 8: D_out = (3 + 2 - 2)//2 + 1 = 2,
+    # H_out = (6 + 2 - 3)//2 + 1 = 3, W_out = (8 + 2 - 2)//2 + 1 = 5
+    "Conv3d": Sample(unary(lambda **kw: Conv3d(**{"out_channels": 6, "kernel_size": (2, 3, 2), "stride": 2, "padding": 1,
+                                                  "groups": 2, **kw})),
+                     {(): dict(y=(6, 2, 3, 5), params=6 * 2 * 12 + 6, macs=6 * 30 * 2 * 12, bias_adds=6 * 30,
+                               fvcore=6 * 30 * 2 * 12, torch=2 * 6 * 30 * 2 * 12),
+                      (("bias", False),): dict(y=(6, 2, 3, 5), params=6 * 2 * 12, macs=6 * 30 * 2 * 12,
+                                               fvcore=6 * 30 * 2 * 12, torch=2 * 6 * 30 * 2 * 12),
+                      (("padding", "same"), ("stride", 1)): dict(
+                          y=(6, 3, 6, 8), params=6 * 2 * 12 + 6, macs=6 * 144 * 2 * 12, bias_adds=6 * 144, fvcore=None,
+                          torch=2 * 6 * 144 * 2 * 12)},
+                     x=X3),
+    # kernel (3, 2), stride 2, padding 1, output_padding 1, groups 2: H_out = 5*2 - 2 + 2 + 1 + 1 = 12,
+    # W_out = 7*2 - 2 + 1 + 1 + 1 = 15; every input element times its kernel, C_out/groups = 3 of them
+    "ConvTranspose2d": Sample(unary(lambda **kw: ConvTranspose2d(**{
+        "out_channels": 6, "kernel_size": (3, 2), "stride": 2, "padding": 1, "output_padding": 1, "groups": 2, **kw})),
+        {(): dict(y=(6, 12, 15), params=4 * 3 * 3 * 2 + 6, macs=N * 3 * 3 * 2, bias_adds=6 * 12 * 15,
+                  fvcore=N * 3 * 3 * 2, torch=2 * N * 3 * 3 * 2),
+         (("bias", False),): dict(y=(6, 12, 15), params=4 * 3 * 3 * 2, macs=N * 3 * 3 * 2, fvcore=N * 3 * 3 * 2,
+                                  torch=2 * N * 3 * 3 * 2)}),
+    # kernel 2, stride 2, padding 1, ceil_mode: on 3, windows start at -1, 1 and read 1, 2 taps; on 6 at -1, 1, 3, 5:
+    # 1, 2, 2, 1; on 8 at -1, 1, 3, 5, 7: 1, 2, 2, 2, 1
+    "MaxPool3d": Sample(unary(lambda **kw: MaxPool3d(kernel_size=2, stride=2, padding=1, ceil_mode=True, **kw)),
+                        {(): dict(y=(4, 2, 4, 5), other_ops=4 * 3 * 6 * 8 - 4 * 2 * 4 * 5)}, x=X3),
+    # kernel (1, 3, 3), stride (1, 2, 2), padding (0, 1, 1): depth 3 windows of 1; on 6 at -1, 1, 3: 2, 3, 3 taps;
+    # on 8 at -1, 1, 3, 5: 2, 3, 3, 3
+    "AvgPool3d": Sample(unary(lambda **kw: AvgPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1), **kw)),
+                        {(): dict(y=(4, 3, 3, 4), other_ops=4 * 3 * (2 + 3 + 3) * (2 + 3 + 3 + 3))}, x=X3),
+    # (2, 4, 3) on 3 x 6 x 8: depth [0,2) [1,3) read 4; rows [0,2) [1,3) [3,5) [4,6) read 8; columns read 10
+    "AdaptiveAvgPool3d": Sample(unary(lambda **kw: AdaptiveAvgPool3d(output_size=(2, 4, 3), **kw)),
+                                {(): dict(y=(4, 2, 4, 3), other_ops=4 * 4 * 8 * 10)}, x=X3),
+    "BatchNorm1d": Sample(unary(BatchNorm1d),
+                          {(): dict(y=X1, params=2 * 4, buffers=2 * 4 + 1, other_ops=2 * 40, fvcore=2 * 40),
+                           (("affine", False),): dict(y=X1, buffers=2 * 4 + 1, other_ops=2 * 40, fvcore=40)}, x=X1),
+    "BatchNorm3d": Sample(unary(BatchNorm3d),
+                          {(): dict(y=X3, params=2 * 4, buffers=2 * 4 + 1, other_ops=2 * N3, fvcore=2 * N3),
+                           (("affine", False),): dict(y=X3, buffers=2 * 4 + 1, other_ops=2 * N3, fvcore=N3)}, x=X3),
+    "GroupNorm": Sample(unary(lambda **kw: GroupNorm(num_groups=2, **kw)),
+                        {(): dict(y=X, params=2 * 4, other_ops=7 * N, fvcore=5 * N),
+                         (("bias", False),): dict(y=X, params=4, other_ops=6 * N, fvcore=5 * N),
+                         (("affine", False),): dict(y=X, other_ops=5 * N, fvcore=4 * N)}),
+    "InstanceNorm2d": Sample(unary(InstanceNorm2d),
+                             {(): dict(y=X, other_ops=5 * N, fvcore=4 * N),
+                              (("affine", True),): dict(y=X, params=2 * 4, other_ops=7 * N, fvcore=5 * N),
+                              (("track_running_stats", True),): dict(y=X, buffers=2 * 4 + 1, other_ops=2 * N,
+                                                                    fvcore=4 * N)}),
+    # scale 2: (4, 12, 16), 768 elements; (4, 20) from (4, 10); (4, 6, 12, 16), 4608, from X3
+    "Upsample": Sample(unary(lambda **kw: Upsample(scale_factor=2, **kw)),
+                       {(): dict(y=(4, 12, 16), fvcore=768),
+                        (("mode", "bilinear"),): dict(y=(4, 12, 16), other_ops=7 * 768, fvcore=4 * 768),
+                        (("mode", "bicubic"),): dict(y=(4, 12, 16), other_ops=31 * 768),
+                        (("mode", "linear"),): dict(y=(4, 20), other_ops=3 * 80),
+                        (("mode", "trilinear"),): dict(y=(4, 6, 12, 16), other_ops=15 * 4608)},
+                       xs={(("mode", "linear"),): X1, (("mode", "trilinear"),): X3}),
+    # (1, 2) on the last dimension, (0, 1) on the one before: (4, 6 + 1, 8 + 3)
+    "Pad": Sample(unary(lambda **kw: Pad(pad=(1, 2, 0, 1), **kw)),
+                  {(): dict(y=(4, 7, 11)), (("mode", "reflect"),): dict(y=(4, 7, 11)),
+                   (("mode", "replicate"),): dict(y=(4, 7, 11)), (("mode", "circular"),): dict(y=(4, 7, 11))}),
 }
 CASES = [(kind, variant) for kind in sorted(S) for variant in S[kind].hand]
 CASE_IDS = [kind + "".join(f"-{arg}={value}" for arg, value in variant) for kind, variant in CASES]
@@ -241,7 +317,7 @@ def network(kind: str, variant: tuple = (), prefix: tuple = ()) -> tuple[Network
     src = prefix[-1].name if prefix else "input"
     layers = [*prefix, *sample.build(src, **dict(variant))]
     at = len(prefix) + (sample.at if sample.at >= 0 else len(layers) - len(prefix) - 1)
-    return Network(sample.x, layers), at
+    return Network(sample.xs.get(variant, sample.x), layers), at
 
 
 def environment(kind: str, layer, x, hand: dict) -> dict:
@@ -256,18 +332,21 @@ def environment(kind: str, layer, x, hand: dict) -> dict:
         env.update(x=first, in_features=first[-1], rows=prod(first) // first[-1])
         if isinstance(x[0], tuple):
             env["n_in"] = len(x)
-        if len(first) == 3:
-            env.update(C=first[0], H=first[1], W=first[2])
-    if not isinstance(y[0], tuple) and len(y) == 3:
-        env.update(C_out=y[0], H_out=y[1], W_out=y[2])
+        env.update(zip(SPATIAL.get(len(first), ()), first), d=len(first) - 1)
+    if not isinstance(y[0], tuple):
+        env.update((f"{name}_out", size) for name, size in zip(SPATIAL.get(len(y), ()), y))
     if hasattr(layer, "kernel_size"):
-        env.update(kH=layer.kernel_size[0], kW=layer.kernel_size[1])
-    if kind in ("MaxPool2d", "AvgPool2d"):
-        dh, dw = getattr(layer, "dilation", (1, 1))
-        (ph, pw), (sh, sw) = layer.padding, layer.stride
-        env["taps"] = x[0] * in_bounds_taps(x[1], env["kH"], sh, ph, dh, y[1]) * in_bounds_taps(
-            x[2], env["kW"], sw, pw, dw, y[2])
+        env.update(zip(KERNEL[len(layer.kernel_size)], layer.kernel_size))
+    if kind in ("MaxPool2d", "AvgPool2d", "MaxPool3d", "AvgPool3d"):
+        dilation = getattr(layer, "dilation", (1,) * len(layer.kernel_size))
+        env["taps"] = x[0] * prod(in_bounds_taps(size, k, s, p, dl, out) for size, k, s, p, dl, out in zip(
+            x[1:], layer.kernel_size, layer.stride, layer.padding, dilation, y[1:]))
     return env
+
+
+SPATIAL = {2: ("C", "L"), 3: ("C", "H", "W"), 4: ("C", "D", "H", "W")}
+"""The names of a sample's sizes, by its rank; ``d`` is the number of spatial dimensions."""
+KERNEL = {1: ("k",), 2: ("kH", "kW"), 3: ("kD", "kH", "kW")}
 
 
 def claim(cell: str, layer, env: dict, per_element: bool = False):
@@ -281,7 +360,7 @@ def claim(cell: str, layer, env: dict, per_element: bool = False):
 
 def test_the_tables_list_every_kind_once():
     counts, tools = table("conventions.md", COUNTS_HEADER), table("conventions.md", TOOLS_HEADER)
-    assert len(KINDS) == 38
+    assert len(KINDS) == 50
     assert list(counts) == KINDS and list(tools) == KINDS
     assert sorted(S) == KINDS
 
@@ -378,11 +457,36 @@ def shares(args, out) -> bool:
     return first.untyped_storage().data_ptr() == args[0].untyped_storage().data_ptr()
 
 
-CHANNELS_LAST = (Permute(name="nhwc", dims=(0, 2, 3, 1)), Contiguous(name="dense"),
-                 Permute(name="nchw", dims=(0, 3, 1, 2)))
-"""A prefix giving the sample's layer an NCHW tensor stored channels-last (innermost: C, W, H, N)."""
-H_INSIDE = (Transpose(name="swap", dim0=2, dim1=3), Contiguous(name="dense"), Transpose(name="back", dim0=2, dim1=3))
-"""A prefix giving it an NCHW tensor stored with H innermost (innermost: H, W, C, N): dense, permuted."""
+def channels_last(rank: int = 4) -> tuple:
+    """A prefix giving the sample's layer a tensor of ``rank`` dimensions (batched) stored channels-last
+    (innermost: C, then the last dimensions backwards, then N: NHWC for an NCHW tensor)."""
+    return (Permute(name="nhwc", dims=(0, *range(2, rank), 1)), Contiguous(name="dense"),
+            Permute(name="nchw", dims=(0, rank - 1, *range(1, rank - 1))))
+
+
+def first_inside(rank: int = 4) -> tuple:
+    """A prefix giving it a tensor stored with its first spatial dimension innermost (H of an NCHW
+    tensor: innermost H, W, C, N), dense and permuted; of an NCL tensor, C innermost."""
+    a, b = (2, rank - 1) if rank > 3 else (1, 2)
+    return (Transpose(name="swap", dim0=a, dim1=b), Contiguous(name="dense"), Transpose(name="back", dim0=a, dim1=b))
+
+
+def orders(rank: int) -> dict:
+    """The two prefixes for a sample of ``rank`` dimensions (batched), with the dimension order each stores
+    (innermost first)."""
+    inside = (2, *range(3, rank), 1, 0) if rank > 3 else (1, 2, 0)
+    return {channels_last(rank): (1, *range(rank - 1, 1, -1), 0), first_inside(rank): inside}
+
+
+def rank_of(kind: str) -> int:
+    """The batched rank of a kind's sample input."""
+    return len(S[kind].x) + 1
+
+
+CHANNELS_LAST = channels_last()
+"""The prefix for an NCHW tensor stored channels-last (innermost: C, W, H, N)."""
+H_INSIDE = first_inside()
+"""The prefix for an NCHW tensor stored with H innermost (innermost: H, W, C, N): dense, permuted."""
 OUTPUT_RULES = {
     # phrase: [(variant, shares on a contiguous input?, on a dense permuted one?), ...]; None: refused
     "new": [((), False, False)],
@@ -412,7 +516,7 @@ def test_the_output_column_is_what_torch_allocates(kind):
         assert type(net.layers[at]).arity == 0
     for batch in (1, 2):
         for variant, *expected in OUTPUT_RULES[phrase]:
-            for prefix, shared in zip(((), H_INSIDE), expected):
+            for prefix, shared in zip(((), first_inside(rank_of(kind))), expected):
                 net, at = network(kind, variant, prefix)
                 name = net.names[at]
                 if shared is None:
@@ -447,15 +551,13 @@ def same_strides(a, b, shape) -> bool:
     return all(p == q for p, q, size in zip(a, b, shape) if size != 1)
 
 
-ORDERS = {CHANNELS_LAST: (1, 3, 2, 0), H_INSIDE: (2, 3, 1, 0)}
-
-
 def expected_strides(rule: str, shape, order, every_input_permuted: bool = True) -> tuple:
     """The strides a layout rule (as the page states it) gives a new output of ``shape`` (batched)
-    when its input is stored in ``order``."""
+    when its input is stored in ``order``: channels-last, for the formats, is a 4-D or 5-D order."""
     if rule == "elementwise":
         return strides_in_order(shape, order)
-    if rule in ("format", "common format") and order == ORDERS[CHANNELS_LAST] and every_input_permuted:
+    last = (1, *range(len(shape) - 1, 1, -1), 0)
+    if rule in ("format", "common format") and len(shape) in (4, 5) and order == last and every_input_permuted:
         return strides_in_order(shape, order)
     return contiguous_strides(shape)
 
@@ -476,7 +578,7 @@ def test_the_layout_column_is_the_kinds_rule_and_torchs(kind):
         assert not phrase.startswith("new") and "else new" not in phrase
         return
     assert rule in LAYOUTS, f"{kind}: the layout cell {rule!r} is no rule"
-    for prefix, order in ORDERS.items():
+    for prefix, order in orders(rank_of(kind)).items():
         cases = [(prefix, True)]
         if rule == "common format":   # one input permuted, the other the contiguous network input
             cases.append((prefix, False))
@@ -494,11 +596,11 @@ def test_the_layout_column_is_the_kinds_rule_and_torchs(kind):
                 want = expected_strides(rule, tuple(out.shape), order, all_permuted)
                 assert same_strides(out.stride(), want, out.shape), (batch, order, all_permuted, "torch",
                                                                      out.stride(), want)
-    sample, _ = network(kind, (), next(iter(ORDERS)))
+    sample, _ = network(kind, (), next(iter(orders(rank_of(kind)))))
     layout = sample.layers[_].layout  # an instance's: Conv2d's depends on its padding_mode
     assert rule == layout, f"{kind}: the page says {rule!r}, as torch does; alexcost's layout is {layout!r}"
     assert LAYER_KINDS[kind]  # a registered kind
-    for prefix, order in ORDERS.items():
+    for prefix, order in orders(rank_of(kind)).items():
         net, at = network(kind, (), prefix)
         for batch in (1, 2):
             out_shape = (batch, *net.output_shapes[at])

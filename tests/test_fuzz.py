@@ -98,6 +98,14 @@ PLAUSIBLE = {
     "output_size": st.one_of(sizes(1, 6), st.lists(st.one_of(st.none(), sizes(1, 6)), min_size=2, max_size=2)),
     "divisor_override": st.one_of(st.none(), st.integers(1, 9)), "dim": st.one_of(st.none(), st.integers(-3, 3)),
     "start_dim": st.integers(-3, 3), "end_dim": st.integers(-3, 3),
+    "pad": st.lists(st.integers(-2, 3), min_size=1, max_size=6), "value": st.one_of(st.none(), reals(-1, 1)),
+    "mode": st.sampled_from(["constant", "reflect", "replicate", "circular", "nearest", "nearest-exact", "linear",
+                             "bilinear", "bicubic", "trilinear", "area", "row", "batch"]),
+    "scale_factor": st.one_of(st.floats(0.3, 3), st.lists(st.floats(0.3, 3), min_size=1, max_size=3)),
+    "align_corners": st.one_of(st.none(), st.booleans()), "recompute_scale_factor": st.one_of(st.none(), st.booleans()),
+    "output_padding": pair_of(st.integers(0, 2)), "num_groups": st.sampled_from([1, 2, 4]),
+    "num_channels": sizes(1, 16), "num_features": sizes(1, 16), "affine": st.booleans(),
+    "track_running_stats": st.booleans(),
     "name": st.one_of(st.sampled_from(["a", "b", "conv1", "relu"]), st.text(min_size=1, max_size=12),
                       st.sampled_from(SPECIAL_STRINGS)),
 }
@@ -301,10 +309,15 @@ def _pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
+def _ntuple(v, n: int) -> tuple:
+    return (v,) * n if isinstance(v, int) else tuple(v)
+
+
 SAME_SHAPE = ELEMENTWISE + ("ReLU6", "LeakyReLU", "SiLU", "GELU", "Hardswish", "Hardsigmoid", "Dropout2d",
                            "StochasticDepth", "Identity", "Contiguous", "Clone", "BatchNorm2d", "LayerNorm")
 SAME_ELEMENTS = ("Flatten", "Reshape", "View", "Permute", "Transpose")
-KEEP_CHANNELS = ("MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "ZeroPad2d")
+KEEP_CHANNELS = ("MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "ZeroPad2d", "MaxPool3d",
+                 "AvgPool3d", "AdaptiveAvgPool3d")
 
 
 def check_report(spec: dict, data: dict, batch: int) -> None:
@@ -334,8 +347,29 @@ def check_report(spec: dict, data: dict, batch: int) -> None:
             assert y == x[:-1] + [entry["out_features"]]
             assert row["macs"] == batch * prod(x) * y[-1]
             assert row["params"] == x[-1] * y[-1] + (y[-1] if entry.get("bias", True) else 0)
-        elif kind == "BatchNorm2d":
-            assert y == x and row["macs"] == 0 and row["params"] == (2 * x[0] if entry.get("affine", True) else 0)
+        elif kind in ("Conv1d", "Conv3d"):  # the output size rule of Conv2d, along each spatial dimension
+            n = len(x) - 1
+            k, s, d = (_ntuple(entry.get(a, dflt), n) for a, dflt in (("kernel_size", None), ("stride", 1),
+                                                                     ("dilation", 1)))
+            pad = entry.get("padding", 0)
+            if pad == "same":
+                assert y[1:] == x[1:]
+            else:
+                p = (0,) * n if pad == "valid" else _ntuple(pad, n)
+                assert y[1:] == [(x[i + 1] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(n)]
+            g = entry.get("groups", 1)
+            assert y[0] == entry["out_channels"] and row["macs"] == batch * prod(y) * (x[0] // g) * prod(k)
+            assert row["params"] == y[0] * (x[0] // g) * prod(k) + (y[0] if entry.get("bias", True) else 0)
+        elif kind == "ConvTranspose2d":
+            k, s, p, d, op = (_ntuple(entry.get(a, dflt), 2) for a, dflt in (
+                ("kernel_size", None), ("stride", 1), ("padding", 0), ("dilation", 1), ("output_padding", 0)))
+            assert y[1:] == [(x[i + 1] - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1 for i in range(2)]
+            g = entry.get("groups", 1)
+            assert y[0] == entry["out_channels"] and row["macs"] == batch * prod(x) * (y[0] // g) * prod(k)
+            assert row["params"] == x[0] * (y[0] // g) * prod(k) + (y[0] if entry.get("bias", True) else 0)
+        elif kind in ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "GroupNorm", "InstanceNorm2d"):
+            affine = entry.get("affine", kind != "InstanceNorm2d")
+            assert y == x and row["macs"] == 0 and row["params"] == (2 * x[0] if affine else 0)
         elif kind == "LayerNorm":
             n = entry["normalized_shape"]
             n = [n] if isinstance(n, int) else n
@@ -355,7 +389,20 @@ def check_report(spec: dict, data: dict, batch: int) -> None:
             elif kind == "Mean":
                 assert prod(x) % prod(y) == 0
             elif kind in KEEP_CHANNELS:
-                assert len(y) == 3 and y[0] == x[0]
+                assert len(y) == len(x) and y[0] == x[0]
+            elif kind == "Upsample":   # a size per spatial dimension, or the input's times the scale
+                assert len(y) == len(x) and y[0] == x[0]
+                size = entry.get("size")
+                if size is not None:
+                    assert y[1:] == (size if isinstance(size, list) else [size] * (len(x) - 1))
+                else:
+                    scale = entry["scale_factor"]
+                    scale = scale if isinstance(scale, list) else [scale] * (len(x) - 1)
+                    assert y[1:] == [math.floor(a * f) for a, f in zip(x[1:], scale)]
+            elif kind == "Pad":        # (before, after) pairs from the last dimension
+                pad = entry["pad"]
+                assert y == [size + (pad[2 * (len(x) - 1 - i)] + pad[2 * (len(x) - 1 - i) + 1]
+                                     if 2 * (len(x) - i) <= len(pad) else 0) for i, size in enumerate(x)]
             elif kind in ("Add", "Mul", "Cat"):
                 assert not chain
             else:

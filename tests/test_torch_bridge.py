@@ -95,10 +95,10 @@ def test_nested_sequential_paths_and_names():
 
 
 def test_unsupported_module_is_named_by_path_and_class():
-    module = nn.Sequential(OrderedDict(features=nn.Sequential(nn.Conv2d(3, 4, 3), nn.Upsample(scale_factor=2)),
+    module = nn.Sequential(OrderedDict(features=nn.Sequential(nn.Conv2d(3, 4, 3), nn.PixelShuffle(2)),
                                        head=nn.Linear(4, 2)))
-    with pytest.raises(SpecError, match=r"module 'features\.1' \(Upsample\) \(fx node 'features_1'\): is not "
-                                        r"supported: alexcost has no layer kind for torch\.nn\.Upsample"):
+    with pytest.raises(SpecError, match=r"module 'features\.1' \(PixelShuffle\) \(fx node 'features_1'\): is not "
+                                        r"supported: alexcost has no layer kind for torch\.nn\.PixelShuffle"):
         from_module(module, (3, 8, 8))
 
 
@@ -493,9 +493,9 @@ def test_channel_shuffle_sizes_are_evaluated():
     (lambda self, x: x.mean(), r"method 'mean' .* averages over every dimension, the batch's too"),
     (lambda self, x: x + self.p.view(1, -1, 1, 1), r"method 'view' .* reads the parameter 'p' as its input"),
     (lambda self, x: x + self.buf, r"function 'add' .* reads the buffer 'buf', which is not an nn\.Parameter"),
-    (lambda self, x: torch.nn.functional.interpolate(x, scale_factor=2),
-     r"function 'interpolate' in module '\(root\)' \(Net\) \(fx node 'interpolate'\): alexcost has no layer kind "
-     r"for torch\.nn\.functional\.interpolate"),
+    (lambda self, x: torch.nn.functional.unfold(x, 2),
+     r"function 'unfold' in module '\(root\)' \(Net\) \(fx node 'unfold'\): alexcost has no layer kind "
+     r"for torch\.nn\.functional\.unfold"),
     (lambda self, x: (x, x), r"forward\(\) returns tuple of 2 values"),
     (lambda self, x: x.expand(-1, 3, 4), r"method 'expand' .* no layer kind for the tensor method expand\(\)"),
     (lambda self, x: x[:, 1:], r"function 'getitem' .* indexes or slices a tensor of shape \[N, 3, 4\]"),

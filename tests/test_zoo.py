@@ -1,11 +1,12 @@
-"""torchvision's classification CNNs, read by from_module, against torch and fvcore.
+"""torchvision's models, read by from_module, against torch and fvcore.
 
 For each model: parameters equal ``sum(p.numel())``; MACs equal FlopCounterMode's FLOPs / 2
-on a real forward pass; the output shape is torch's; every conv and linear layer's MACs equal
-fvcore's count for its module; the parameters reported unused are those of the modules the
-forward pass never ran (found with a hook). By default one model per family, at the
-smallest input each takes; ``ALEXCOST_ZOO=all`` runs all 68, ``ALEXCOST_ZOO_SIZE=224`` at
-224x224. No weights are downloaded.
+on a real forward pass (on meta tensors for a model whose real pass is too slow for CI); the
+output shape is torch's; every convolution's and linear layer's MACs equal fvcore's count for
+its module; the parameters reported unused are those of the modules the forward pass never ran
+(found with a hook). By default one model per family, at the smallest input each takes;
+``ALEXCOST_ZOO=all`` runs every classification, segmentation and video model (68 + 6 + 9),
+``ALEXCOST_ZOO_SIZE=224`` the images at 224x224. No weights are downloaded.
 """
 
 from __future__ import annotations
@@ -21,9 +22,14 @@ torchvision = pytest.importorskip("torchvision")
 from alexcost import SpecError  # noqa: E402
 from alexcost.torch_bridge import from_module  # noqa: E402
 
-from zoo_cases import FAMILIES, cnn_names, family, input_size  # noqa: E402
+from zoo_cases import (DENSE_FAMILIES, FAMILIES, HEAVY, META, NEEDS_ATTENTION, build_dense,  # noqa: E402
+                       cnn_names, dense_input, dense_names, family, input_size)
 
-MODELS = cnn_names() if os.environ.get("ALEXCOST_ZOO") == "all" else [rep for _, rep in FAMILIES.values()]
+ALL = os.environ.get("ALEXCOST_ZOO") == "all"
+MODELS = cnn_names() if ALL else [rep for _, rep in FAMILIES.values()]
+DENSE_MODELS = dense_names() if ALL else [rep for _, _, rep in DENSE_FAMILIES.values()]
+MULTIPLYING = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose2d", "Linear")
+"""The kinds fvcore counts by module, as alexcost does: their MACs."""
 
 
 def _measured(model, x):
@@ -45,6 +51,8 @@ def _measured(model, x):
         own = sum(p.numel() for p in m.parameters(recurse=False))
         if own and id(m) not in ran:
             idle[path] = own
+    if x.is_meta:  # fvcore traces a real pass
+        return counter.get_total_flops(), out, None, idle
     analysis = FlopCountAnalysis(model, (x,))
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
@@ -63,11 +71,15 @@ def test_torchvision_model_is_exact(name):
     assert_exact(model, input_size(name), name)
 
 
-def assert_exact(model, size: int, name: str) -> None:
-    """from_module's reading of ``model`` at ``size`` x ``size`` against torch and fvcore."""
-    imported = from_module(model, (3, size, size))
-    x = torch.randn(1, 3, size, size)
+def assert_exact(model, size, name: str) -> None:
+    """from_module's reading of ``model`` at ``size`` x ``size`` (or at the per-sample shape ``size``)
+    against torch and fvcore; a model on the meta device against torch's counter alone."""
+    shape = (3, size, size) if isinstance(size, int) else tuple(size)
+    imported = from_module(model, shape)
+    meta = next(model.parameters()).is_meta
+    x = torch.empty(1, *shape, device="meta") if meta else torch.randn(1, *shape)
     flops, out, by_module, idle = _measured(model, x)
+    out = out["out"] if isinstance(out, dict) else out  # a segmentation model's {"out": ...}
     cost = imported.cost()
     assert cost.totals.params == imported.params == sum(p.numel() for p in model.parameters())
     assert 2 * cost.totals.macs == flops
@@ -75,10 +87,31 @@ def assert_exact(model, size: int, name: str) -> None:
     assert imported.unused == idle
     macs_by_path = {}
     for row, path in zip(cost.layers, imported.paths):
-        if row.type in ("Conv2d", "Linear"):
+        if row.type in MULTIPLYING:
             macs_by_path[path] = macs_by_path.get(path, 0) + row.macs
     assert macs_by_path, name
-    assert macs_by_path == {path: by_module[path] for path in macs_by_path}
+    if by_module is not None:
+        assert macs_by_path == {path: by_module[path] for path in macs_by_path}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(
+    strict=True, raises=SpecError, reason=f"needs {NEEDS_ATTENTION[n]}")) if n in NEEDS_ATTENTION else n
+    for n in DENSE_MODELS])
+def test_torchvision_segmentation_and_video_model_is_exact(name):
+    """Every segmentation model (its forward returns {"out": ...}) and video model, as the CNNs are."""
+    torch.manual_seed(0)
+    meta = name in META or (name in HEAVY and not ALL)
+    with warnings.catch_warnings(), torch.device("meta" if meta else "cpu"):
+        warnings.simplefilter("ignore")
+        model = build_dense(name).eval()
+    assert_exact(model, dense_input(name), name)
+
+
+def test_every_segmentation_and_video_model_has_a_family():
+    listed = [n for module in (torchvision.models.segmentation, torchvision.models.video)
+              for n in torchvision.models.list_models(module=module)]
+    assert sorted(dense_names()) == sorted(listed) and len(listed) == 6 + 9
+    assert all(rep in names for _, names, rep in DENSE_FAMILIES.values())
 
 
 def test_every_cnn_has_a_family():
@@ -102,6 +135,22 @@ def test_the_docs_table_lists_every_family_and_its_models():
     assert stated == {f: (n, f"{n} of {n}") for f, n in counts.items()}
 
 
+def test_the_docs_table_lists_every_segmentation_and_video_family():
+    """docs/from-module.md's second table: one row per family, its models as torchvision lists them,
+    and as exact as the tests here find them (the video transformers await attention)."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "from-module.md").read_text()
+    start = text.index("| family | models | exact |", text.index("## torchvision's segmentation and video models"))
+    rows = [line.split("|")[1:-1] for line in text[start:].split("\n\n")[0].splitlines()[2:]]
+    stated = {cells[0].strip(): (cells[1].strip(), cells[2].strip()) for cells in rows}
+    expected = {}
+    for name, (_, models, _) in DENSE_FAMILIES.items():
+        exact = sum(m not in NEEDS_ATTENTION for m in models)
+        expected[name] = (f"{len(models)}: " + ", ".join(f"`{m}`" for m in models), f"{exact} of {len(models)}")
+    assert stated == expected
+
+
 @pytest.mark.parametrize("name, message", [
     ("vit_b_16", r"method 'expand' in module '\(root\)' \(VisionTransformer\) \(fx node 'expand'\): alexcost has no "
                  r"layer kind for the tensor method expand\(\)"),
@@ -117,20 +166,39 @@ def test_vision_transformers_are_refused_by_node(name, message):
 # -- torchvision's other model families: read exactly, or refused at the node alexcost cannot read ----------
 
 @pytest.mark.parametrize("build, shape, message", [
-    (lambda m: m.segmentation.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None), (3, 64, 64),
-     r"function 'interpolate' in module 'classifier' \(LRASPPHead\).*no layer kind for torch\.nn\.functional\.interpolate"),
-    (lambda m: m.video.r3d_18(weights=None), (3, 4, 32, 32),
-     r"module 'stem\.0' \(Conv3d\).*no layer kind for torch\.nn\.Conv3d"),
     (lambda m: m.detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None), (3, 128, 128),
      r"module '\(root\)' \(SSD\): its forward\(\) branches on a traced value"),
+    (lambda m: m.detection.fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None), (3, 128, 128),
+     r"module '\(root\)' \(FasterRCNN\): its forward\(\) branches on a traced value"),
     (lambda m: m.optical_flow.raft_small(weights=None), (3, 64, 64),
      r"module '\(root\)' \(RAFT\): forward\(\) needs an argument 'image2'"),
-], ids=["segmentation", "video", "detection", "optical flow"])
+], ids=["detection", "two-stage detection", "optical flow"])
 def test_other_families_are_refused_at_their_first_unreadable_node(build, shape, message):
     with torch.device("meta"):
         model = build(torchvision.models).eval()
     with pytest.raises(SpecError, match=message):
         from_module(model, shape)
+
+
+def test_a_detection_backbone_reads_on_its_own():
+    """Detection is refused as a whole (its forward branches on the data); its backbone's feature extractor
+    returns a dict of feature maps (refused: one output), and the trunk up to the deepest map reads exactly."""
+    torch.manual_seed(0)
+    model = torchvision.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn(weights=None,
+                                                                              weights_backbone=None).eval()
+    body = model.backbone.body
+    with pytest.raises(SpecError, match=r"\(IntermediateLayerGetter\): forward\(\) returns dict of 2 values"):
+        from_module(body, (3, 128, 128))
+    assert_exact(torch.nn.Sequential(*body.values()), 128, "fasterrcnn_mobilenet_v3_large_320_fpn trunk")
+
+
+def test_an_optical_flow_encoder_reads_on_its_own():
+    """RAFT takes two images (refused); its feature encoder takes one and reads exactly (InstanceNorm2d)."""
+    torch.manual_seed(0)
+    raft = torchvision.models.optical_flow.raft_small(weights=None).eval()
+    assert_exact(raft.feature_encoder, 64, "raft_small.feature_encoder")
+    kinds = {type(layer).__name__ for layer in from_module(raft.feature_encoder, (3, 64, 64)).network.layers}
+    assert "InstanceNorm2d" in kinds
 
 
 def test_quantization_ready_mobilenet_v2_is_exact():

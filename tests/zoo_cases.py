@@ -1,8 +1,9 @@
-"""torchvision's classification CNNs, by family, for test_zoo.py and benchmarks/bench_from_module.py.
+"""torchvision's models by family, for test_zoo.py and benchmarks/bench_from_module.py.
 
-``FAMILIES`` maps a family to its model-name prefix and its representative (the smallest
-model of the family, tested by default); every CNN in ``torchvision.models.list_models``
-belongs to exactly one family. Vision transformers are listed apart: alexcost refuses them.
+``FAMILIES`` maps a classification family to its model-name prefix and its representative (the
+smallest model of the family, tested by default); every CNN in ``torchvision.models.list_models``
+belongs to exactly one family. Vision transformers are listed apart. ``DENSE_FAMILIES`` does the
+same for the segmentation and video models, each family with the input its models read.
 """
 
 from __future__ import annotations
@@ -55,3 +56,59 @@ def input_size(name: str) -> int:
     whose stem needs it), or ``ALEXCOST_ZOO_SIZE`` when set (e.g. 224)."""
     smallest = 75 if name == "inception_v3" else 64
     return max(smallest, int(os.environ.get("ALEXCOST_ZOO_SIZE", smallest)))
+
+
+DENSE_FAMILIES = {
+    "FCN": ("segmentation", ("fcn_resnet50", "fcn_resnet101"), "fcn_resnet50"),
+    "DeepLabV3": ("segmentation", ("deeplabv3_resnet50", "deeplabv3_resnet101", "deeplabv3_mobilenet_v3_large"),
+                  "deeplabv3_mobilenet_v3_large"),
+    "LR-ASPP": ("segmentation", ("lraspp_mobilenet_v3_large",), "lraspp_mobilenet_v3_large"),
+    "Video ResNet": ("video", ("r3d_18", "mc3_18", "r2plus1d_18"), "r3d_18"),
+    "S3D": ("video", ("s3d",), "s3d"),
+    "MViT": ("video", ("mvit_v1_b", "mvit_v2_s"), "mvit_v2_s"),
+    "Video Swin": ("video", ("swin3d_t", "swin3d_s", "swin3d_b"), "swin3d_t"),
+}
+"""torchvision's segmentation and video families: (module, models, representative)."""
+
+_MVIT = ("attention (matmul, softmax), slicing and unbind of the qkv tensor, expand of the class token, "
+         "tensor_split, and torchvision's fx-wrapped helpers _unsqueeze, _squeeze, _add_rel_pos, _add_shortcut")
+_SWIN = ("attention (torchvision's fx-wrapped shifted_window_attention_3d: matmul, softmax, roll, the relative "
+         "position bias indexed from a buffer), _patch_merging_pad (slicing) and the size helpers "
+         "_compute_pad_size_3d and _get_window_and_shift_size")
+NEEDS_ATTENTION = {"mvit_v1_b": _MVIT, "mvit_v2_s": _MVIT, "swin3d_t": _SWIN, "swin3d_s": _SWIN, "swin3d_b": _SWIN}
+"""Video transformers and what they need beyond the dense kinds (the attention kinds are another
+branch's): their tests are a strict xfail until both branches are merged."""
+
+HEAVY = frozenset({"s3d"})
+"""Models whose smallest real forward pass is too slow for CI: read against torch on meta tensors (no
+fvcore, which needs a real pass) unless ``ALEXCOST_ZOO=all``."""
+META = frozenset({"mvit_v1_b", "mvit_v2_s", "swin3d_t", "swin3d_s", "swin3d_b"})
+"""Models read against torch on meta tensors always: their inputs are fixed at 16 frames of 224 x 224
+(tens to hundreds of GFLOPs a pass)."""
+
+
+def dense_names() -> list[str]:
+    """Every segmentation and video model of torchvision, by family."""
+    return [name for _, names, _ in DENSE_FAMILIES.values() for name in names]
+
+
+def dense_input(name: str) -> tuple[int, ...]:
+    """The per-sample input the tests read a segmentation or video model at: 3 x 64 x 64 for segmentation
+    (3 x S x S with ``ALEXCOST_ZOO_SIZE``); 3 x 4 x 32 x 32 frames for the video ResNets; S3D's smallest,
+    3 x 13 x 209 x 209; the video transformers' own, 3 x 16 x 224 x 224 (MViT's position embeddings fix it)."""
+    module = next(m for m, names, _ in DENSE_FAMILIES.values() if name in names)
+    if module == "segmentation":
+        side = max(64, int(os.environ.get("ALEXCOST_ZOO_SIZE", 64)))
+        return (3, side, side)
+    if name in NEEDS_ATTENTION:
+        return (3, 16, 224, 224)
+    return {"s3d": (3, 13, 209, 209)}.get(name, (3, 4, 32, 32))
+
+
+def build_dense(name: str):
+    """A segmentation or video model with no weights, as torchvision builds it (no download)."""
+    import torchvision
+
+    module = next(m for m, names, _ in DENSE_FAMILIES.values() if name in names)
+    extra = {"weights_backbone": None} if module == "segmentation" else {}
+    return torchvision.models.get_model(name, weights=None, **extra)

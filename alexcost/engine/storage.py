@@ -6,8 +6,8 @@ a view where torch can make one (Flatten, Reshape and Contiguous copy only when 
 possible). torch decides views by strides, so the plan follows every tensor's strides through the
 network (batched, batch dimension first), with torch's rules for the strides of new outputs:
 contiguous, or, for elementwise kinds, the dimension order of a dense input (TensorIterator),
-or, for convolution, pooling and batch norm, channels-last when the input is (their suggested
-memory format), or, for concatenation, channels-last when every input is. Pure Python; used for
+or, for convolution, pooling and batch norm, channels-last (4-D or 5-D) when the input is (their
+suggested memory format), or, for concatenation, channels-last when every input is. Pure Python; used for
 activation memory and training's saved bytes.
 """
 
@@ -82,10 +82,10 @@ def _new_strides(layout: str, x, y, ins, batch: int, arity):
     shape = (batch, *y)
     if layout == "format":
         storage, strides = ins[0]
-        if len(shape) == 4 and len(strides) == 4 and st.is_channels_last((batch, *x), strides):
+        if len(shape) in (4, 5) and len(strides) == len(shape) and st.is_channels_last((batch, *x), strides):
             return st.channels_last(shape)
     elif layout == "common format":  # torch.cat: channels-last when every input is
-        if len(shape) == 4 and all(len(s) == 4 and st.is_channels_last((batch, *xi), s)
+        if len(shape) in (4, 5) and all(len(s) == len(shape) and st.is_channels_last((batch, *xi), s)
                                    for xi, (storage, s) in zip(x, ins)):
             return st.channels_last(shape)
     elif layout == "elementwise":  # torch's TensorIterator, over every activation input

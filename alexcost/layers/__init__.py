@@ -1,5 +1,5 @@
 """Layer kinds, one frozen dataclass each, by family: conv, linear, pool, norm, activation,
-merge, shape, parameter. `base` holds the `Layer` base class and the registry.
+merge, shape, resize, pad, parameter. `base` holds the `Layer` base class and the registry.
 
 Names, argument names and defaults are torch's, so ``Conv2d(**args)`` here and
 ``torch.nn.Conv2d(**args)`` describe the same layer. Arguments are keyword-only;
@@ -10,22 +10,26 @@ Counting conventions: see docs/conventions.md and each kind's docstring.
 from .activation import (GELU, Dropout, Dropout2d, Hardsigmoid, Hardswish, Identity, LeakyReLU, ReLU, ReLU6, SiLU,
                          Sigmoid, Softmax, StochasticDepth, Tanh)
 from .base import INPUT, LAYER_KINDS, Grads, Layer, ParameterShape, Saved, Shape, TrainContext, register_layer
-from .conv import Conv2d
+from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
 from .linear import Linear
 from .merge import Add, Cat, Mul
-from .norm import BatchNorm2d, LayerNorm, LocalResponseNorm
+from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm2d, LayerNorm, LocalResponseNorm
 from .parameter import Parameter
-from .pool import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
-from .shape import Chunk, Clone, Contiguous, Flatten, Mean, Permute, Reshape, Split, Transpose, View, ZeroPad2d
+from .pad import Pad, ZeroPad2d
+from .pool import (AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool2d, AvgPool2d, AvgPool3d, MaxPool2d,
+                   MaxPool3d)
+from .resize import Upsample
+from .shape import Chunk, Clone, Contiguous, Flatten, Mean, Permute, Reshape, Split, Transpose, View
 
 BUILTIN_KINDS = frozenset(LAYER_KINDS.values())
 """alexcost's own kinds; a user's kinds get their output shapes checked too."""
 
 __all__ = [
-    "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Add", "AvgPool2d", "BUILTIN_KINDS", "BatchNorm2d", "Cat", "Chunk",
-    "Clone", "Contiguous", "Conv2d", "Dropout", "Dropout2d", "Flatten", "GELU", "Grads", "Hardsigmoid", "Hardswish",
-    "INPUT", "Identity", "LAYER_KINDS", "Layer", "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm", "MaxPool2d",
-    "Mean", "Mul", "Parameter", "ParameterShape", "Permute", "ReLU", "ReLU6", "Reshape", "Saved", "SiLU", "Shape",
-    "Sigmoid", "Softmax", "Split", "StochasticDepth", "Tanh", "TrainContext", "Transpose", "View", "ZeroPad2d",
-    "register_layer",
+    "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "AvgPool2d", "AvgPool3d", "BUILTIN_KINDS",
+    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Cat", "Chunk", "Clone", "Contiguous", "Conv1d", "Conv2d",
+    "Conv3d", "ConvTranspose2d", "Dropout", "Dropout2d", "Flatten", "GELU", "Grads", "GroupNorm", "Hardsigmoid",
+    "Hardswish", "INPUT", "Identity", "InstanceNorm2d", "LAYER_KINDS", "Layer", "LayerNorm", "LeakyReLU", "Linear",
+    "LocalResponseNorm", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "Pad", "Parameter", "ParameterShape", "Permute",
+    "ReLU", "ReLU6", "Reshape", "Saved", "Shape", "SiLU", "Sigmoid", "Softmax", "Split", "StochasticDepth", "Tanh",
+    "TrainContext", "Transpose", "Upsample", "View", "ZeroPad2d", "register_layer",
 ]

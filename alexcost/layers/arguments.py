@@ -71,6 +71,33 @@ def pair(value, what: str, minimum: int = 1) -> tuple[int, int]:
     return (integer(value[0], what, minimum), integer(value[1], what, minimum))
 
 
+_HOW_MANY = {1: "a list of one integer", 3: "three integers"}
+
+
+def ntuple(value, what: str, n: int, minimum: int = 1) -> tuple[int, ...]:
+    """An int or ``n`` ints, as torch's ``_ntuple(n)`` (``n = 2``: `pair`): returns ``n`` ints."""
+    if n == 2:
+        return pair(value, what, minimum)
+    value = _as_int(value)
+    if _is_int(value):
+        value = (value,) * n
+    elif not isinstance(value, (tuple, list)) or len(value) != n:
+        raise SpecError(f"{what} must be an integer or {_HOW_MANY.get(n, f'{n} integers')}, got {shown(value)}")
+    return tuple(integer(v, what, minimum) for v in value)
+
+
+def optional_ntuple(value, what: str, n: int) -> tuple[int | None, ...]:
+    """Like `ntuple`, but an entry may be ``None`` (adaptive pooling's output_size keeps that size)."""
+    if n == 2:
+        return optional_pair(value, what)
+    value = _as_int(value)
+    if value is None or _is_int(value):
+        value = (value,) * n
+    elif not isinstance(value, (tuple, list)) or len(value) != n:
+        raise SpecError(f"{what} must be an integer, None or a list of {n} of them, got {shown(value)}")
+    return tuple(None if v is None else integer(v, what) for v in value)
+
+
 def optional_pair(value, what: str, minimum: int = 1) -> tuple[int | None, int | None]:
     """Like `pair`, but an entry may be ``None`` (AdaptiveAvgPool2d's output_size)."""
     value = _as_int(value)

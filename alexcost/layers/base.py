@@ -122,9 +122,9 @@ def register_layer(cls: type["Layer"] | None = None, *, replace: bool = False):
 
 
 def side(value) -> str:
-    """A pair shown as the seed shows it: ``4`` when square, ``4, 2`` otherwise."""
-    if isinstance(value, tuple) and len(value) == 2:
-        return str(value[0]) if value[0] == value[1] else f"{value[0]}, {value[1]}"
+    """A pair (or triple) shown as the seed shows it: ``4`` when square, ``4, 2`` otherwise."""
+    if isinstance(value, tuple) and value:
+        return str(value[0]) if len(set(value)) == 1 else ", ".join(map(str, value))
     return "" if value is None else str(value)
 
 

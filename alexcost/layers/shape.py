@@ -1,5 +1,5 @@
 """Reshaping without arithmetic: Flatten, Reshape, View, Permute, Transpose, Chunk, Split,
-Contiguous, Clone, Mean (a reduction), ZeroPad2d.
+Contiguous, Clone, Mean (a reduction).
 
 Dimensions are numbered as torch numbers them on the batched tensor (0 is the batch),
 and none of these may move or merge the batch dimension: alexcost analyses each sample
@@ -21,7 +21,7 @@ from typing import ClassVar
 from . import arguments as check
 from . import strides as st
 from ..errors import SpecError, format_shape
-from .base import Grads, Layer, Saved, Shape, TrainContext, layer_kind, need_rank, register_layer
+from .base import Grads, Layer, Saved, Shape, TrainContext, layer_kind, register_layer
 
 
 @layer_kind
@@ -330,41 +330,6 @@ class Mean(_Reshaping):
 
     def label(self) -> str:
         return "Mean"
-
-
-@register_layer
-@layer_kind
-class ZeroPad2d(_Reshaping):
-    """Zero padding ``(left, right, top, bottom)`` (an int: all four; negative crops, as in torch).
-    A new tensor, no ops."""
-
-    padding: int | tuple[int, int, int, int]
-
-    layout: ClassVar[str] = "format"
-
-    def __post_init__(self):
-        super().__post_init__()
-        value = self.padding
-        if isinstance(value, (tuple, list)):
-            if len(value) != 4:
-                raise SpecError(f"padding must be an integer or 4 integers (left, right, top, bottom), got "
-                                f"{check.shown(value)}")
-            value = tuple(check.integer(v, "padding", minimum=-check.INT64_MAX) for v in value)
-        else:
-            value = (check.integer(value, "padding", minimum=-check.INT64_MAX),) * 4
-        object.__setattr__(self, "padding", value)
-
-    def output_shape(self, x: Shape) -> Shape:
-        need_rank(self, x, 3, "(C, H, W)")
-        left, right, top, bottom = self.padding
-        h, w = x[1] + top + bottom, x[2] + left + right
-        if h < 1 or w < 1:
-            raise SpecError(f"input {format_shape(x)} padded by {list(self.padding)} has size {h}x{w}; "
-                            f"sizes must be positive")
-        return (x[0], h, w)
-
-    def label(self) -> str:
-        return "Zero padding"
 
 
 @register_layer

@@ -56,12 +56,19 @@ def like(shape, strides, new_shape) -> Strides:
     return tuple(out)
 
 
+def _last_order(rank: int) -> tuple[int, ...]:
+    """The dimensions of a channels-last tensor of ``rank`` 4 or 5, innermost first: C, then the
+    spatial ones from the last, then N."""
+    return (1, *range(rank - 1, 1, -1), 0)
+
+
 def is_channels_last(shape, strides) -> bool:
-    """torch's ``is_channels_last_strides_2d`` for a 4-D tensor: channels innermost, then W, H, N."""
-    if len(shape) != 4 or strides[1] == 0:
+    """torch's ``is_channels_last_strides_2d`` for a 4-D tensor (channels innermost, then W, H, N)
+    and ``is_channels_last_strides_3d`` for a 5-D one (C, W, H, D, N)."""
+    if len(shape) not in (4, 5) or strides[1] == 0:
         return False
     low = 0
-    for d in (1, 3, 2, 0):
+    for d in _last_order(len(shape)):
         if strides[d] < low or (d == 0 and low == strides[1]):
             return False
         low = strides[d] * (shape[d] if shape[d] > 1 else 1)
@@ -69,9 +76,12 @@ def is_channels_last(shape, strides) -> bool:
 
 
 def channels_last(shape) -> Strides:
-    """NHWC strides of an NCHW-shaped tensor."""
-    n, c, h, w = shape
-    return (h * w * c, 1, w * c, c)
+    """NHWC strides of an NCHW-shaped tensor (NDHWC of an NCDHW one)."""
+    out, step = [0] * len(shape), 1
+    for d in _last_order(len(shape)):
+        out[d] = step
+        step *= shape[d]
+    return tuple(out)
 
 
 def view(shape, strides, new_shape) -> Strides | None:

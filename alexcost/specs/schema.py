@@ -16,6 +16,14 @@ _INT = {"type": "integer"}
 _PAIR = {"type": "array", "items": _INT, "minItems": 2, "maxItems": 2}
 _OPT_INT = {"type": ["integer", "null"]}
 _INTS = {"type": "array", "items": _INT, "minItems": 1}
+_ONE = {"type": "array", "items": _INT, "minItems": 1, "maxItems": 1}
+_TRIPLE = {"type": "array", "items": _INT, "minItems": 3, "maxItems": 3}
+
+
+def _spatial(item: dict) -> dict:
+    """A value per spatial dimension: 1 to 3 of them."""
+    return {"type": "array", "items": item, "minItems": 1, "maxItems": 3}
+
 
 ANNOTATIONS = {
     "int": _INT,
@@ -34,6 +42,17 @@ ANNOTATIONS = {
     "int | tuple[int, ...]": {"oneOf": [_INT, _INTS]},
     "int | tuple[int, int, int, int]": {
         "oneOf": [_INT, {"type": "array", "items": _INT, "minItems": 4, "maxItems": 4}]},
+    # dense and video kinds: one, three or any number of spatial dimensions
+    "int | tuple[int]": {"oneOf": [_INT, _ONE]},
+    "int | tuple[int] | str": {"oneOf": [_INT, _ONE, {"enum": ["same", "valid"]}]},
+    "int | tuple[int, int, int]": {"oneOf": [_INT, _TRIPLE]},
+    "int | tuple[int, int, int] | None": {"oneOf": [_INT, _TRIPLE, {"type": "null"}]},
+    "int | tuple[int, int, int] | str": {"oneOf": [_INT, _TRIPLE, {"enum": ["same", "valid"]}]},
+    "int | tuple[int | None, int | None, int | None]": {
+        "oneOf": [_INT, {"type": "array", "items": _OPT_INT, "minItems": 3, "maxItems": 3}]},
+    "int | tuple[int, ...] | None": {"oneOf": [_INT, _spatial(_INT), {"type": "null"}]},
+    "float | tuple[float, ...] | None": {"oneOf": [{"type": "number"}, _spatial({"type": "number"}), {"type": "null"}]},
+    "bool | None": {"type": ["boolean", "null"]},
     "tuple[str, ...] | None": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"},
                                                                "minItems": 1}]},
 }

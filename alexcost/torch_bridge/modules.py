@@ -76,6 +76,20 @@ class Method(nn.Module):
 
 
 
+class Padding(nn.Module):
+    """``F.pad(x, pad, mode, value)``: what torch.nn's padding modules run, in any mode."""
+
+    def __init__(self, pad, mode: str, value):
+        super().__init__()
+        self.pad, self.mode, self.value = tuple(pad), mode, value
+
+    def forward(self, x):
+        return torch.nn.functional.pad(x, self.pad, self.mode, self.value)
+
+    def extra_repr(self) -> str:
+        return f"pad={self.pad}, mode={self.mode!r}, value={self.value}"
+
+
 class Parameter(nn.Module):
     """A learned tensor, returned as it is (its consumers broadcast it)."""
 
@@ -154,6 +168,7 @@ BUILDERS = {
     kinds.Clone: lambda layer, x: Method("clone"),
     kinds.Mean: lambda layer, x: Method("mean", list(layer.dim), layer.keepdim),
     kinds.Parameter: lambda layer, x: Parameter(layer.shape),
+    kinds.Pad: lambda layer, x: Padding(layer.pad, layer.mode, layer.value),
     kinds.StochasticDepth: lambda layer, x: StochasticDepth(layer.p, layer.mode),
 }
 """The kinds torch.nn lacks, by class (a subclass of one of them is a kind of its own)."""

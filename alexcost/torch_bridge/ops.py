@@ -4,7 +4,9 @@ A handler gets the reader (see `alexcost.torch_bridge.reader`), the fx node and 
 traced value replaced by what the reader knows of it: an activation (a per-sample shape), a
 parameter or buffer, the batch size (a marker: it is not known), or a plain Python value.
 It returns the node's value, emitting layers through the reader. Anything it cannot read
-exactly, it refuses. Imports torch.
+exactly, it refuses. What handlers share is in `alexcost.torch_bridge.calls`; the calls of dense and
+video models (convolutions in 1 to 3 dimensions, 3-D pools, the norms, interpolation, padding) are
+in `alexcost.torch_bridge.dense`, whose table this one takes in. Imports torch.
 """
 
 from __future__ import annotations
@@ -18,59 +20,15 @@ import torch.fx
 import torch.nn.functional as F
 
 from ..errors import SpecError
-from ..layers import (GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Add, AvgPool2d, BatchNorm2d, Cat, Chunk,
-                     Contiguous, Conv2d, Dropout, Dropout2d, Flatten, Hardsigmoid, Hardswish, LayerNorm,
-                     LeakyReLU, Linear, MaxPool2d, Mean, Mul, Permute, ReLU, ReLU6, Reshape, SiLU, Sigmoid,
+from ..layers import (GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Add, AvgPool2d, Cat, Chunk,
+                     Contiguous, Dropout, Dropout2d, Flatten, Hardsigmoid, Hardswish, LayerNorm,
+                     LeakyReLU, Linear, MaxPool2d, Mean, Mul, Pad, Permute, ReLU, ReLU6, Reshape, SiLU, Sigmoid,
                      Softmax, Split, StochasticDepth, Tanh, Transpose, View)
 from ..layers import Clone
-
-REQUIRED = object()
-
-
-def bind(r, node, spec, args, kwargs) -> dict:
-    """``args``/``kwargs`` by parameter name, as the call's signature ``spec`` (name, default) binds them."""
-    if len(args) > len(spec):
-        r.refuse(node, f"takes at most {len(spec)} positional arguments, got {len(args)}")
-    bound = {name: value for (name, _), value in zip(spec, args)}
-    names = {name for name, _ in spec}
-    for key, value in kwargs.items():
-        if key not in names:
-            r.refuse(node, f"has an argument {key!r} that alexcost does not read")
-        if key in bound:
-            r.refuse(node, f"got {key!r} twice")
-        bound[key] = value
-    for name, default in spec:
-        if name not in bound:
-            if default is REQUIRED:
-                r.refuse(node, f"misses its argument {name!r}")
-            bound[name] = default
-    return bound
-
-
-def _fixed(r, node, bound: dict, fixed: dict) -> None:
-    """Arguments that must have one value for the call to be the kind (e.g. ``training=False``)."""
-    for name, value in fixed.items():
-        got = bound.pop(name)
-        if got != value and not (value is None and got is None):
-            r.refuse(node, f"{name}={got!r} is not read by alexcost (only {name}={value!r})")
-
-
-def unary(kind, spec=(), *, fixed=None, drop=(), preset=None):
-    """A call on one tensor whose other arguments (``spec``: name, default) are the kind's own;
-    ``fixed`` arguments must have the value given, ``drop`` ones do not matter, ``preset`` ones
-    are the kind's arguments the call implies (``relu_``: ``inplace=True``)."""
-    full = (("input", REQUIRED), *spec)
-
-    def handle(r, node, args, kwargs):
-        bound = bind(r, node, full, args, kwargs)
-        x = r.tensor(bound.pop("input"), node)
-        _fixed(r, node, bound, fixed or {})
-        for name in drop:
-            bound.pop(name)
-        for name in bound:
-            bound[name] = r.constant(bound[name], node, name)
-        return r.emit(node, r.build(node, kind, {**bound, **(preset or {})}), [x])
-    return handle
+from .calls import REQUIRED, bind, unary
+from .calls import fixed_args as _fixed, weight_arg as _weight
+from .dense import CONVOLUTIONS, module_conv, padding_module
+from .dense import FUNCTIONS as DENSE_FUNCTIONS
 
 
 def _dims(r, node, args, kwargs, name: str):
@@ -220,40 +178,6 @@ def check_none(r, node, args, kwargs):
     return None
 
 
-def _weight(r, node, value, role, rank):
-    """A parameter passed as a weight or bias: its tensor (None when absent)."""
-    if value is None:
-        return None
-    if not r.is_attribute(value) or value.kind != "parameter":
-        r.refuse(node, f"its {role} is not a parameter of the module (alexcost counts registered "
-                       f"nn.Parameters), got {r.show(value)}")
-    if value.tensor.dim() != rank:
-        r.refuse(node, f"its {role} {value.path!r} has shape {list(value.tensor.shape)}, not {rank} dimension(s)")
-    return value
-
-
-def conv2d(r, node, args, kwargs):
-    spec = (("input", REQUIRED), ("weight", REQUIRED), ("bias", None), ("stride", 1), ("padding", 0),
-            ("dilation", 1), ("groups", 1))
-    b = bind(r, node, spec, args, kwargs)
-    x = r.tensor(b["input"], node)
-    weight, bias = _weight(r, node, b["weight"], "weight", 4), _weight(r, node, b["bias"], "bias", 1)
-    args = {k: r.constant(b[k], node, k) for k in ("stride", "padding", "dilation", "groups")}
-    return r.emit(node, _conv(r, node, x, weight, bias, args), [x], params=(("weight", weight), ("bias", bias)))
-
-
-def _conv(r, node, x, weight, bias, args: dict):
-    """The Conv2d that convolves ``x`` with ``weight`` (its shape gives the kernel and the channels, as
-    ``F.conv2d`` reads them) and ``args`` (stride, padding, dilation, groups, padding_mode)."""
-    out, per_group, kh, kw = weight.tensor.shape
-    layer = r.build(node, Conv2d, dict(out_channels=out, kernel_size=(kh, kw), bias=bias is not None, **args))
-    if len(x.shape) == 3 and per_group * layer.groups != x.shape[0]:
-        raise SpecError(f"Given groups={layer.groups}, weight of size {list(weight.tensor.shape)}, expected input"
-                        f"[N, {', '.join(map(str, x.shape))}] to have {per_group * layer.groups} channels, but got "
-                        f"{x.shape[0]} channels instead", where=r.where(node, x.shape))
-    return layer
-
-
 def linear(r, node, args, kwargs):
     b = bind(r, node, (("input", REQUIRED), ("weight", REQUIRED), ("bias", None)), args, kwargs)
     x = r.tensor(b["input"], node)
@@ -282,27 +206,6 @@ def layer_norm(r, node, args, kwargs):
         if p is not None and tuple(p.tensor.shape) != layer.normalized_shape:
             r.refuse(node, f"{p.path!r} has shape {list(p.tensor.shape)}, not normalized_shape "
                            f"{list(layer.normalized_shape)}")
-    return r.emit(node, layer, [x], params=(("weight", weight), ("bias", bias)))
-
-
-def batch_norm(r, node, args, kwargs):
-    spec = (("input", REQUIRED), ("running_mean", REQUIRED), ("running_var", REQUIRED), ("weight", None),
-            ("bias", None), ("training", False), ("momentum", 0.1), ("eps", 1e-5))
-    b = bind(r, node, spec, args, kwargs)
-    x = r.tensor(b["input"], node)
-    if r.constant(b["training"], node, "training"):
-        r.refuse(node, "normalises with the batch's statistics (training=True); alexcost counts inference")
-    for name in ("running_mean", "running_var"):
-        stat = b[name]
-        if not r.is_attribute(stat) or stat.kind != "buffer":
-            r.refuse(node, f"its {name} is not a buffer of the module, got {r.show(stat)}")
-    weight, bias = _weight(r, node, b["weight"], "weight", 1), _weight(r, node, b["bias"], "bias", 1)
-    if (weight is None) != (bias is None):
-        r.refuse(node, "has a weight without a bias, or a bias without a weight; alexcost's BatchNorm2d has "
-                       "both (affine) or neither")
-    layer = r.build(node, BatchNorm2d, dict(eps=r.constant(b["eps"], node, "eps"),
-                                            momentum=r.constant(b["momentum"], node, "momentum"),
-                                            affine=weight is not None))
     return r.emit(node, layer, [x], params=(("weight", weight), ("bias", bias)))
 
 
@@ -344,10 +247,11 @@ FUNCTIONS = {
     F.avg_pool2d: unary(AvgPool2d, (*_POOL, ("ceil_mode", False), ("count_include_pad", True),
                                     ("divisor_override", None))),
     F.max_pool2d: unary(MaxPool2d, (*_POOL, ("dilation", 1), ("ceil_mode", False), ("return_indices", False))),
-    F.conv2d: conv2d, F.linear: linear, F.layer_norm: layer_norm, F.batch_norm: batch_norm,
+    F.linear: linear, F.layer_norm: layer_norm,
     torch.clone: unary(Clone, (("memory_format", torch.preserve_format),),
                        fixed={"memory_format": torch.preserve_format}),
     getattr: get_attribute, torch._assert: check_assert, torch.fx._symbolic_trace._assert_is_none: check_none,
+    **DENSE_FUNCTIONS,
 }
 """Functions by the object fx records as a call_function node's target."""
 
@@ -387,7 +291,7 @@ _ARGS: dict[type, tuple[str, ...]] = {}
 
 
 def module_call(r, node, kind, module, x):
-    """A leaf module's layer and its parameters, as torch's forward uses them: a Conv2d or Linear
+    """A leaf module's layer and its parameters, as torch's forward uses them: a convolution or Linear
     from its weight's shape (what ``F.conv2d`` and ``F.linear`` read, whatever ``out_channels`` or
     ``in_features`` say after the weight was replaced) and, for a padding mode other than zeros, the
     padding its forward applies (fixed when the module was made); other kinds from the module's
@@ -397,40 +301,22 @@ def module_call(r, node, kind, module, x):
     params = tuple((role, r.attribute(module._parameters[role], f"{node.target}.{role}" if node.target else role,
                                       node)) for role in ("weight", "bias") if role in module._parameters)
     given = dict(params)
-    if kind in (Conv2d, Linear):
-        weight = _weight(r, node, given.get("weight"), "weight", 4 if kind is Conv2d else 2)
+    if kind is Pad:
+        return padding_module(module, where), params
+    if kind in CONVOLUTIONS or kind is Linear:
+        weight = _weight(r, node, given.get("weight"), "weight", 2 if kind is Linear else kind.dims + 2)
         bias = _weight(r, node, given.get("bias"), "bias", 1)
         if weight is None:
             r.refuse(node, "has no weight")
         if kind is Linear:
             return _linear(r, node, weight, bias), params
-        args = {"stride": module.stride, "padding": module.padding, "dilation": module.dilation,
-                "groups": module.groups, "padding_mode": module.padding_mode}
-        if module.padding_mode != "zeros":
-            args["padding"] = _applied_padding(r, node, module, weight)
-        return _conv(r, node, x, weight, bias, args), params
+        return module_conv(r, node, kind, module, weight, bias, x), params
     layer = module_layer(kind, module, where)
     for role, value in params if kind is LayerNorm else ():
         if value is not None and tuple(value.tensor.shape) != layer.normalized_shape:
             r.refuse(node, f"its {role} has shape {list(value.tensor.shape)}; F.layer_norm expects "
                            f"{role} of shape {list(layer.normalized_shape)} (normalized_shape)")
     return layer, params
-
-
-def _applied_padding(r, node, module, weight):
-    """The padding a Conv2d with ``padding_mode`` other than zeros applies: ``F.pad`` by the
-    ``_reversed_padding_repeated_twice`` the module computed when it was made (not its ``padding``)."""
-    left, right, top, bottom = module._reversed_padding_repeated_twice
-    if (top, left) == (bottom, right):
-        return (top, left)
-    same = []
-    for k, d in zip(weight.tensor.shape[2:], module.dilation):
-        total = d * (k - 1)
-        same.append((total // 2, total - total // 2))
-    if [(top, bottom), (left, right)] == same:
-        return "same"
-    r.refuse(node, f"pads by {left}, {right} (left, right) and {top}, {bottom} (top, bottom) before it convolves "
-                   f"(padding_mode={module.padding_mode!r}); alexcost reads even padding, or 'same'")
 
 
 def module_layer(kind, module, where: str):

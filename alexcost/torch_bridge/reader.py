@@ -11,7 +11,7 @@ is used, makes later readers of ``y``, and of every view of the same storage, re
 tensor, as torch mutates it (see `Reader._wrote`).
 
 Parameters count once, where first read: a leaf module's own weight and bias, the weight
-and bias passed to ``F.conv2d``, ``F.linear``, ``F.layer_norm`` or ``F.batch_norm``, and a
+and bias passed to a functional layer (``F.conv2d``, ``F.conv3d``, ``F.linear``, the norms), and a
 parameter used as an operand of ``+`` or ``*`` (a `Parameter` layer). Parameters the forward
 pass never reads are ``unused``: torch counts them, no layer holds them. Imports torch.
 """
@@ -630,8 +630,10 @@ class Reader:
     # -- the result -----------------------------------------------------------------------------------------
     def _finish(self, out) -> Reading:
         if isinstance(out, (tuple, list, dict)):
-            raise SpecError(f"forward() returns {type(out).__name__} of {len(out)} values; alexcost reads "
-                            f"modules with one output tensor", where=where_module("", self.root))
+            if len(out) != 1:  # one value in a container (a segmentation model's {"out": ...}) is the output
+                raise SpecError(f"forward() returns {type(out).__name__} of {len(out)} values; alexcost reads "
+                                f"modules with one output tensor", where=where_module("", self.root))
+            out = next(iter(out.values() if isinstance(out, dict) else out))
         if not isinstance(out, Activation) or isinstance(out.shape, ParameterShape):
             raise SpecError(f"forward() returns {self.show(out)}, not an activation tensor",
                             where=where_module("", self.root))

@@ -33,7 +33,7 @@ import traceback
 from dataclasses import dataclass
 
 from ..errors import SpecError
-from ..layers import BUILTIN_KINDS, LAYER_KINDS
+from ..layers import BUILTIN_KINDS, LAYER_KINDS, Pad
 
 _HARMLESS = frozenset({"__init__", "__repr__", "extra_repr", "reset_parameters", "__setstate__", "__getstate__",
                        "_get_name", "_save_to_state_dict", "_load_from_state_dict"})
@@ -41,6 +41,10 @@ _HARMLESS = frozenset({"__init__", "__repr__", "extra_repr", "reset_parameters",
 
 MODE = "alexcost_mode"
 """The ``node.meta`` key of what torch's modes were, where the forward changed them (see `mode_of`)."""
+
+PADDING_MODULES = "torch.nn.modules.padding"
+"""Where torch.nn's padding modules live (ConstantPad2d, ReflectionPad2d, ...): each forward is one
+``F.pad`` call, so each is read as `alexcost.layers.Pad` (ZeroPad2d as the kind of its name)."""
 
 _KINDS: dict[type, object] = {}
 MAX_DEPTH = 1000
@@ -57,7 +61,8 @@ def kind_of(cls: type):
     """The alexcost kind a module class is read as, or None.
 
     A torch.nn class alexcost has a kind of the same name, or a subclass of one that
-    overrides none of the methods its forward runs (``class MyConv(nn.Conv2d): pass``).
+    overrides none of the methods its forward runs (``class MyConv(nn.Conv2d): pass``); torch.nn's
+    padding modules are `Pad`.
     """
     if cls in _KINDS:
         return _KINDS[cls]
@@ -71,6 +76,8 @@ def kind_of(cls: type):
                           if callable(value) and name not in _HARMLESS and hasattr(base, name)}
             kind = None if overridden else candidate
             break
+    if kind is None and cls.__module__ == PADDING_MODULES:
+        kind = Pad
     _KINDS[cls] = kind
     return kind
 
