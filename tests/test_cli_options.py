@@ -107,7 +107,7 @@ def test_an_extra_missing_deep_inside_a_command_is_caught_too(monkeypatch):
 
     def broken(*args, **kwargs):
         raise ModuleNotFoundError("No module named 'torch'", name="torch")
-    monkeypatch.setattr(report_module, "load_network", broken)
+    monkeypatch.setattr(report_module, "load_networks", broken)
     one_error_line(run("report"), "alexcost report needs torch", "pip install 'alexcost[torch]'")
 
 
@@ -168,7 +168,9 @@ def test_verify_runs_at_the_extreme_seed_and_another_input_shape(tmp_path, tiny)
     out = tmp_path / "v.json"
     result = run("verify", "--spec", tiny, "--no-fvcore", "--seed", 2**64 - 1, "--input-shape", "3,8,8", "--out", out)
     assert result.exit_code == 0, result.output
-    assert result.stdout == "" and result.stderr == f"wrote {out} (json)\n"
+    fc_before, fc_after = (4 * 16 * 16 + 1) * 5, (4 * 8 * 8 + 1) * 5  # fc's in_features follow the input
+    assert result.stdout == "" and result.stderr == (f"note: on input 3x8x8 (not 3x16x16) parameters change: "
+                                                     f"fc {fc_before:,} -> {fc_after:,}\nwrote {out} (json)\n")
     data = json.loads(out.read_text())
     assert data["ok"] is True
     conv1 = data["layers"][0]

@@ -566,7 +566,7 @@ def time_share_figure(cost: NetworkCost, timings: Timings, label_from: float = 3
         ax.set_xlim(0, top)
         ax.set_ylim(0, top)
         ax.set_xlabel("share of the network's MACs (%)")
-        ax.set_ylabel("share of the measured time (%)")
+        ax.set_ylabel(f"share of the {'predicted' if timings.source == 'predicted' else 'measured'} time (%)")
         ax.grid(color="#DDDDDD", linewidth=0.6)
         ax.set_axisbelow(True)
         ax.legend(loc="upper left", frameon=False)
@@ -760,6 +760,8 @@ def _blocks_note(blocked: bool) -> str:
 
 def _title(cost: NetworkCost, timings: Timings | None, what: str) -> str:
     where = f"timed on {timings.device or 'an unnamed device'}" if timings else "static counts, not timed"
+    if timings and timings.source == "predicted":
+        where = f"predicted on {timings.device} by the time model"
     return f"{cost.model}: {what}\ninput {_shape_text(cost.input_shape)}, {where}"
 
 
