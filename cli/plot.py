@@ -13,9 +13,9 @@ from .sources import load_network, network_options
 @network_options(several=False)
 @click.option("--timings", metavar="FILE.json",
               help="Per-layer times written by 'alexcost time --out FILE.json': adds time shares per batch size.")
-@click.option("--out", metavar="FILE.png|FILE.svg",
+@click.option("--out", metavar="FILE.png|FILE.svg|FILE.pdf",
               help="Where the shares figure goes; the memory figure goes beside it as FILE-memory.png "
-                   "(or .svg). Default: alexcost-<model>.png.")
+                   "(or .svg, .pdf). Default: alexcost-<model>.png.")
 @click.option("--dtype", type=click.Choice(list(DTYPE_BYTES)), default=None,
               help="Element type the memory figure sizes bytes at (default: the timings' dtype, else float32).")
 @click.option("--all-layers", is_flag=True,

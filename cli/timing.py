@@ -115,6 +115,8 @@ def time_command(ctx, sources, input_shape, device, batches, dtype, warmup, repe
         except KeyboardInterrupt:
             raise click.Abort() from None
     record = run.to_dict()
+    for warning in run.warnings:
+        click.echo(f"warning: {warning}", err=True)
     style = "pipe" if fmt == "markdown" else "simple"
     text = render_training(record, style) if record.get("training") else render(record, style)
     click.echo(dumps(record) if fmt == "json" else text, nl=False)

@@ -527,8 +527,8 @@ def test_missing_matplotlib_is_one_line_naming_the_extra(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--out", "figure.pdf"], "error: --out must name a .png or .svg file, got 'figure.pdf'"),
-    (["--out", ".png"], "error: --out must name a .png or .svg file, got '.png'"),
+    (["--out", "figure.eps"], "error: --out must name a .png, .svg or .pdf file, got 'figure.eps'"),
+    (["--out", ".png"], "error: --out must name a .png, .svg or .pdf file, got '.png'"),
     (["--timings", "nope.json"], "error: cannot read timings file 'nope.json': No such file or directory"),
 ])
 def test_bad_arguments_fail_in_one_line_and_write_nothing(tmp_path, args, message):

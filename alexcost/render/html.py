@@ -4,6 +4,7 @@ who do not use a terminal."""
 
 from __future__ import annotations
 
+import re
 from base64 import b64encode
 from html import escape
 
@@ -39,7 +40,10 @@ def figure(fig, caption: str) -> str:
     """A matplotlib figure as an SVG image inside the page (a ``data:`` URI: no file, no fetch)."""
     from .plot import figure_bytes
 
-    svg = b64encode(figure_bytes(fig, "svg")).decode("ascii")
+    text = figure_bytes(fig, "svg").decode("utf-8")
+    text = re.sub(r"<!DOCTYPE[^>]*>\s*", "", text)  # names a DTD on the web; nothing reads it
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)  # RDF vocabularies by their addresses
+    svg = b64encode(text.encode("utf-8")).decode("ascii")
     return (f'<figure><img alt="{escape(caption)}" src="data:image/svg+xml;base64,{svg}">'
             f"<figcaption>{escape(caption)}</figcaption></figure>")
 

@@ -40,7 +40,7 @@ from ..hardware.roofline import Peaks
 from ..units import byte_unit, bytes_text, commas
 
 EXTRA_HINT = "pip install 'alexcost[plot]'"
-FORMATS = ("png", "svg")
+FORMATS = ("png", "svg", "pdf")
 DPI = 100
 WIDTH_IN = 8.0
 """Every figure is ``WIDTH_IN`` inches wide, about the width of a docs page's text: shown there, its
@@ -766,11 +766,12 @@ def _title(cost: NetworkCost, timings: Timings | None, what: str) -> str:
 
 
 def figure_bytes(fig, fmt: str) -> bytes:
-    """The figure as PNG or SVG bytes, with no date or version in the metadata (deterministic)."""
+    """The figure as PNG, SVG or PDF bytes, with no date or version in the metadata (deterministic)."""
     matplotlib, _ = _matplotlib()
     if fmt not in FORMATS:
-        raise SpecError(f"unknown figure format {fmt!r}; choose png or svg")
-    metadata = {"Software": None} if fmt == "png" else {"Date": None, "Creator": None}
+        raise SpecError(f"unknown figure format {fmt!r}; choose png, svg or pdf")
+    metadata = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None},
+                "pdf": {"Creator": None, "Producer": None, "CreationDate": None}}[fmt]
     buf = io.BytesIO()
     with matplotlib.rc_context(STYLE):
         fig.savefig(buf, format=fmt, dpi=DPI, metadata=metadata)
@@ -785,7 +786,7 @@ def output_paths(out: str | os.PathLike) -> tuple[str, str, str]:
     stem, ext = os.path.splitext(out)
     fmt = ext[1:].lower()
     if fmt not in FORMATS or not os.path.basename(stem):
-        raise SpecError(f"--out must name a .png or .svg file, got {out!r}")
+        raise SpecError(f"--out must name a .png, .svg or .pdf file, got {out!r}")
     return fmt, out, f"{stem}{MEMORY_SUFFIX}{ext}"
 
 

@@ -59,18 +59,23 @@ def custom_reads() -> tuple[dict, dict]:
 def read_function(r, node, kind, args, kwargs):
     """A call of a function a registered kind reads: its first argument is the input; ``weight`` and
     ``bias`` are the layer's parameters (or None); every other argument given is the kind's argument of
-    the same name. Anything else is refused."""
+    the same name. A function with no signature Python can read (torch's builtins, ``F.prelu``) binds
+    its positional arguments after the input as the weight, then the bias. Anything else is refused."""
     import inspect
     from dataclasses import fields
 
     try:
-        bound = inspect.signature(node.target).bind(*args, **kwargs)
-    except (TypeError, ValueError) as err:
+        values = list(inspect.signature(node.target).bind(*args, **kwargs).arguments.items())
+    except ValueError:  # no signature: (input, weight, bias) by position, the rest by keyword
+        if len(args) > 3:
+            r.refuse(node, f"passes {len(args)} arguments by position; alexcost reads a function with no "
+                           f"signature as (input, weight, bias), the rest by keyword")
+        values = [*zip(("input", "weight", "bias"), args), *kwargs.items()]
+    except TypeError as err:
         r.refuse(node, f"cannot be read as {kind.__name__}: {err}")
-    names = {f.name for f in fields(kind) if f.init and f.name not in ("name", "inputs")}
-    values = list(bound.arguments.items())
     if not values:
         r.refuse(node, f"has no input to read as {kind.__name__}")
+    names = {f.name for f in fields(kind) if f.init and f.name not in ("name", "inputs")}
     x = r.tensor(values[0][1], node)
     layer_args, params = {}, []
     for key, value in values[1:]:
