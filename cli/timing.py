@@ -95,6 +95,8 @@ def time_command(ctx, sources, input_shape, device, batches, dtype, warmup, repe
     Each layer runs alone on a random input of its real shape; median and p10/p90 of the repeats,
     per call (a sample is N back-to-back calls, or a CUDA graph of them: see --method).
     An out-of-memory batch is recorded and the sweep goes on; Ctrl-C keeps what --out holds.
+    Measured peaks are measured again at the end: a peak that moved by more than its repeats'
+    own spread (other work running) is a warning on standard error and in the JSON.
     """
     network = load_network(sources, input_shape, "time")
     require("torch", "time")

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from alexcost_cli.main import COMMANDS, cli
+from not_installed import without
 
 TINY = {"name": "tiny", "input_shape": [3, 16, 16], "layers": [
     {"type": "Conv2d", "name": "conv1", "out_channels": 4, "kernel_size": 3, "padding": 1},
@@ -48,28 +49,6 @@ def one_error_line(result, *fragments):
 
 
 # -- a missing extra: one line naming what to install, exit 2 (in a real process) -----------
-
-BLOCKER = """\
-import sys
-class NotInstalled:
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in {blocked!r}:
-            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
-sys.meta_path.insert(0, NotInstalled())
-for name in list(sys.modules):
-    if name.partition(".")[0] in {blocked!r}:
-        del sys.modules[name]
-from alexcost_cli.main import main
-main({args!r})
-"""
-
-
-def without(blocked: set, *args, cwd=None):
-    """Run ``alexcost ARGS`` in a fresh process in which the ``blocked`` packages cannot be imported,
-    exactly as when they are not installed."""
-    code = BLOCKER.format(blocked=sorted(blocked), args=[str(a) for a in args])
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=120)
-
 
 def assert_names_extra(proc, command, module, extra):
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from alexcost_cli.main import cli
+from not_installed import without
 
 torch = pytest.importorskip("torch")
 
@@ -165,32 +166,18 @@ def test_an_unknown_model_name_suggests_close_ones(option, name, suggestion):
 
 # -- torch missing, a torch file as a spec -------------------------------------------------------------
 
-BLOCKER = """\
-import sys
-class NotInstalled:
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in {blocked!r}:
-            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
-sys.meta_path.insert(0, NotInstalled())
-from alexcost_cli.main import main
-main({args!r})
-"""
-
-
 @pytest.mark.parametrize("option, value, missing", [("--module", "tests.cli_models:tiny_cnn", "torch"),
                                                      ("--torchvision", "resnet18", "torch"),
                                                      ("--timm", "resnet18", "torch")])
 def test_torch_missing_is_one_line(option, value, missing):
-    code = BLOCKER.format(blocked=["torch", "torchvision", "timm", "fvcore"], args=["report", option, value])
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    done = without({"torch", "torchvision", "timm", "fvcore"}, "report", option, value, cwd=ROOT)
     assert done.returncode == 2 and done.stdout == "" and done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith(f"error: alexcost report {option} needs {missing}, which is not installed")
     assert "pip install 'alexcost[torch]'" in done.stderr
 
 
 def test_timm_missing_names_timm():
-    code = BLOCKER.format(blocked=["timm"], args=["report", "--timm", "resnet18"])
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    done = without({"timm"}, "report", "--timm", "resnet18", cwd=ROOT)
     assert done.returncode == 2 and done.stderr == ("error: alexcost report --timm needs timm, which is not "
                                                     "installed: pip install timm\n")
 

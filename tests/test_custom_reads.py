@@ -4,42 +4,38 @@ back for ``to_module``. Expected counts come from torch's own parameters and ari
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from dataclasses import dataclass
-from math import prod
+from pathlib import Path
 
 import pytest
 
-from alexcost import LAYER_KINDS, Layer, SpecError, register_layer
+from alexcost import LAYER_KINDS, SpecError, register_layer
 
 torch = pytest.importorskip("torch")
 nn, F = torch.nn, torch.nn.functional
 
 
-@dataclass(frozen=True, kw_only=True)
-class PReLU(Layer):
-    num_parameters: int = 1
-    init: float = 0.25
-
-    def output_shape(self, x):
-        if self.num_parameters not in (1, x[0]):
-            raise SpecError(f"num_parameters must be 1 or the input's {x[0]} channels, got {self.num_parameters}")
-        return x
-
-    def weight_params(self, x):
-        return self.num_parameters
-
-    def other_ops(self, x, y):
-        return 2 * prod(y)
+EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "prelu_net.py"
+"""The docs' PReLU kind (num_parameters weights, 2 ops per element), loaded afresh for each test."""
 
 
 @pytest.fixture
-def kinds():
-    """Registrations made by a test are undone after it."""
+def PReLU():  # noqa: N802 - the kind itself
+    """The kind, unregistered: each test registers it as it needs; what it registered is undone after it."""
     before = dict(LAYER_KINDS)
-    yield
+    spec = importlib.util.spec_from_file_location("prelu_net_under_test", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)  # registers it, as the file does
     LAYER_KINDS.clear()
     LAYER_KINDS.update(before)
-    PReLU.torch_reads = ()
+    module.PReLU.torch_reads = ()
+    yield module.PReLU
+    LAYER_KINDS.clear()
+    LAYER_KINDS.update(before)
+    sys.modules.pop(spec.name, None)
 
 
 def read(module, shape):
@@ -48,14 +44,14 @@ def read(module, shape):
     return from_module(module, shape)
 
 
-def test_without_reads_the_module_is_refused(kinds):
+def test_without_reads_the_module_is_refused(PReLU):
     register_layer(PReLU)
     with pytest.raises(SpecError, match=r"no layer kind for torch.nn.PReLU"):
         read(nn.Sequential(nn.Conv2d(3, 4, 1), nn.PReLU(4)), (3, 8, 8))
 
 
 @pytest.mark.parametrize("reads", [nn.PReLU, "torch.nn.PReLU", (nn.PReLU, F.prelu)])
-def test_a_module_class_is_read_as_the_kind(kinds, reads):
+def test_a_module_class_is_read_as_the_kind(PReLU, reads):
     register_layer(PReLU, reads=reads)
     model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.PReLU(4), nn.PReLU())
     imported = read(model, (3, 8, 8))
@@ -66,7 +62,7 @@ def test_a_module_class_is_read_as_the_kind(kinds, reads):
     assert imported.cost().totals.other_ops == 2 * (2 * 4 * 8 * 8)
 
 
-def test_a_subclass_that_changes_nothing_is_read_one_that_does_is_not(kinds):
+def test_a_subclass_that_changes_nothing_is_read_one_that_does_is_not(PReLU):
     register_layer(PReLU, reads=nn.PReLU)
 
     class Same(nn.PReLU):
@@ -91,7 +87,7 @@ class Functional(nn.Module):
         return F.prelu(self.conv(x), self.slope if self.slope is not None else torch.ones(5))
 
 
-def test_a_function_is_read_as_the_kind(kinds):
+def test_a_function_is_read_as_the_kind(PReLU):
     """``F.prelu(x, weight)``: the first argument is the input, ``weight`` the layer's parameter."""
     register_layer(PReLU, reads=F.prelu)  # a builtin with no signature: (input, weight) by position
     with pytest.raises(SpecError, match="its weight has 5 elements, but PReLU with these arguments has 1"):
@@ -111,7 +107,7 @@ def test_a_function_is_read_as_the_kind(kinds):
     assert imported.params == sum(p.numel() for p in model.parameters()) == (3 + 1) * 5 + 5
 
 
-def test_a_function_argument_the_kind_lacks_is_refused(kinds):
+def test_a_function_argument_the_kind_lacks_is_refused(PReLU):
     register_layer(PReLU, reads=F.dropout)  # F.dropout(x, p, training, inplace): PReLU has no field 'p'
 
     class Drop(nn.Module):
@@ -122,20 +118,20 @@ def test_a_function_argument_the_kind_lacks_is_refused(kinds):
         read(Drop(), (3, 4, 4))
 
 
-def test_a_name_that_names_nothing_is_one_error(kinds):
+def test_a_name_that_names_nothing_is_one_error(PReLU):
     register_layer(PReLU, reads="torch.nn.NoSuchModule")
     with pytest.raises(SpecError, match=r"layer kind PReLU reads 'torch.nn.NoSuchModule', which names nothing"):
         read(nn.Sequential(nn.ReLU()), (3, 4, 4))
 
 
-def test_reads_must_name_a_class_or_function(kinds):
+def test_reads_must_name_a_class_or_function(PReLU):
     with pytest.raises(TypeError, match="reads"):
         register_layer(PReLU, reads=3)
     with pytest.raises(TypeError, match="reads"):
         register_layer(PReLU, reads=())
 
 
-def test_to_module_builds_the_class_the_kind_reads(kinds):
+def test_to_module_builds_the_class_the_kind_reads(PReLU):
     from alexcost import Network
     from alexcost.torch_bridge import to_module
 
