@@ -59,7 +59,7 @@ def network_options(func=None, *, several: bool = True):
         kwargs["sources"] = ordered_sources(click.get_current_context(), given)
         return func(*args, **kwargs)
 
-    again = " Repeat to compare networks side by side." if several else ""
+    again = " Repeat to compare, side by side." if several else ""
     run = option("--input-shape", "input_shape", metavar="C,H,W", callback=_shape,
                  help="Run the network on this per-sample input shape (no batch dimension) instead of its own: "
                       "positive whole numbers separated by commas, e.g. 3,224,224 for the seed at 224x224. "

@@ -85,7 +85,7 @@ def train(sources, input_shape, batches, max_batch, dtype, optimizer, images, ep
 
             best = largest(network, gpu, gpus=gpus, split=split, **options)
             if not best:
-                raise click.ClickException(f"not even a batch of {gpus} fits {network.name}'s training step on "
+                raise click.ClickException(f"not even the smallest batch fits {network.name}'s training step on "
                                            f"{gpus} x {gpu}")
             click.echo(f"largest batch that fits on {gpus} x {gpu}: {best:,} (memory model)", err=True)
             sizes = (best,)

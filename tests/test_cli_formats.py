@@ -116,6 +116,17 @@ def test_html_is_one_self_contained_page(tmp_path, command):
     assert_self_contained(out.read_text(encoding="utf-8"))
 
 
+@pytest.mark.parametrize("command", [["report"], ["train", "--batch", "1,2"]])
+def test_html_without_matplotlib_is_one_line(tmp_path, command):
+    from not_installed import without
+
+    out = tmp_path / "r.html"
+    done = without({"matplotlib"}, *command, "--out", out)
+    assert (done.returncode, done.stdout) == (2, "") and not out.exists()
+    assert done.stderr == (f"error: alexcost {command[0]} needs matplotlib, which is not installed: "
+                           f"pip install 'alexcost[plot]'\n")
+
+
 def test_the_report_page_holds_the_table_and_its_numbers():
     pytest.importorskip("matplotlib")
     text = run("report", "--format", "html").stdout

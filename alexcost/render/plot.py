@@ -57,8 +57,8 @@ SERIES_COLOURS = ("#332288", "#CC6677", "#117733", "#DDCC77", "#88CCEE", "#AA449
 GROUP_COLOURS = {"conv": "#EE7733", "fc": "#0077BB", "other": "#BBBBBB"}
 
 
-class PlotExtraMissing(ImportError):
-    """matplotlib is not installed: the ``plot`` extra is needed."""
+class PlotExtraMissing(ModuleNotFoundError):
+    """matplotlib is not installed: the ``plot`` extra is needed (``name`` is ``"matplotlib"``)."""
 
 
 # -- timings ---------------------------------------------------------------------------------------
@@ -359,7 +359,7 @@ def _matplotlib():
         import matplotlib
         from matplotlib.figure import Figure
     except ImportError:
-        raise PlotExtraMissing(f"plotting needs matplotlib: {EXTRA_HINT}") from None
+        raise PlotExtraMissing(f"plotting needs matplotlib: {EXTRA_HINT}", name="matplotlib") from None
     return matplotlib, Figure
 
 
