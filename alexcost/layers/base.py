@@ -104,6 +104,10 @@ class TrainContext(NamedTuple):
 LAYER_KINDS: dict[str, type["Layer"]] = {}
 """Layer kinds by ``type`` name, as spec files name them."""
 
+TORCH_READERS: dict[str, type["Layer"]] = {}
+"""The registered kinds that name what they read in torch (``torch_reads``), by name: the torch side
+looks only here (a kind no longer in `LAYER_KINDS` is passed over)."""
+
 
 def register_layer(cls: type["Layer"] | None = None, *, replace: bool = False, reads=None):
     """Make a `Layer` subclass available to spec files under its class name.
@@ -127,6 +131,10 @@ def register_layer(cls: type["Layer"] | None = None, *, replace: bool = False, r
                                 f"name (or a tuple of them), got {reads!r}")
             kind.torch_reads = named
         LAYER_KINDS[key] = kind
+        if kind.torch_reads:
+            TORCH_READERS[key] = kind
+        else:
+            TORCH_READERS.pop(key, None)
         return kind
     return add if cls is None else add(cls)
 

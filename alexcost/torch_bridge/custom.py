@@ -9,6 +9,7 @@ builder of a network's torch module (the class a kind reads is the module it bui
 from __future__ import annotations
 
 from ..errors import SpecError
+from ..layers.base import LAYER_KINDS, TORCH_READERS
 
 _READS: dict = {}
 """What `custom_reads` last built, by the registered (kind, torch_reads) pairs it was built from."""
@@ -39,9 +40,10 @@ def custom_reads() -> tuple[dict, dict]:
     """``(module class -> kind, function -> kind)`` for the registered kinds that name what they read
     in torch (``register_layer(..., reads=...)``); a class is read with the kind's arguments taken
     from the module's attributes of the same names, a function with its arguments bound by name."""
-    from ..layers import LAYER_KINDS
-
-    pairs = tuple((kind, kind.torch_reads) for kind in LAYER_KINDS.values() if kind.torch_reads)
+    if not TORCH_READERS:
+        return {}, {}
+    pairs = tuple((kind, kind.torch_reads) for name, kind in TORCH_READERS.items()
+                  if LAYER_KINDS.get(name) is kind and kind.torch_reads)
     if not pairs:
         return {}, {}
     found = _READS.get(pairs)
