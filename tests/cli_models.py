@@ -43,3 +43,15 @@ def broken():
 
 def not_a_module():
     return 42
+
+
+class TrainingBranch(nn.Module):
+    """A forward that tests self.training (as dropout-like code does): read in eval mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        x = self.conv(x)
+        return torch.relu(x) if self.training else x

@@ -68,6 +68,14 @@ def test_module_from_the_current_folder_in_a_real_process():
     assert data["totals"]["macs"] == 2 * 4 * 8 * 8 * 4 * 3 * 3      # and run twice
 
 
+def test_a_module_is_read_in_eval_mode():
+    """alexcost counts inference: a forward that tests self.training is read as eval() runs it."""
+    data = json.loads(run("report", "--module", "cli_models:TrainingBranch", "--input-shape", "3,8,8",
+                          "--format", "json").stdout)
+    assert [row["type"] for row in data["layers"]] == ["Conv2d"]
+    assert data["totals"]["macs"] == 4 * 6 * 6 * 3 * 3 * 3
+
+
 def test_module_needs_an_input_shape():
     one_error_line(run("report", "--module", "cli_models:tiny_cnn"), "--module cli_models:tiny_cnn needs "
                                                                       "--input-shape")
@@ -154,6 +162,15 @@ def test_timm_model_with_its_config_input():
     data = json.loads(result.stdout)
     model = timm.create_model("resnet18", pretrained=False)
     assert data["input_shape"] == list(model.pretrained_cfg["input_size"]) == [3, 224, 224]
+    assert data["totals"]["params"] == sum(p.numel() for p in model.parameters())
+
+
+def test_a_timm_model_with_its_own_norm_layers():
+    """timm's BatchNormAct2d tests self.training in its forward: the model is read in eval mode."""
+    timm = pytest.importorskip("timm")
+    data = json.loads(run("report", "--timm", "mobilenetv3_small_050", "--input-shape", "3,64,64", "--format",
+                          "json").stdout)
+    model = timm.create_model("mobilenetv3_small_050", pretrained=False)
     assert data["totals"]["params"] == sum(p.numel() for p in model.parameters())
 
 

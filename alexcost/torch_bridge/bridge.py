@@ -171,8 +171,8 @@ SOURCES = ("module", "torchvision", "timm")
 def named_module(source: str, name: str):
     """The torch module ``name`` names: ``module``: ``FACTORY()`` of the Python module ``PKG.MOD``
     (imported from the current folder or ``sys.path``; this runs its code); ``torchvision`` and
-    ``timm``: the model built with random weights (nothing is downloaded). One `SpecError` for a
-    name that names nothing, or code that fails."""
+    ``timm``: the model built with random weights (nothing is downloaded); in eval mode. One
+    `SpecError` for a name that names nothing, or code that fails."""
     import torch.nn as nn
 
     if source == "module":
@@ -185,7 +185,7 @@ def named_module(source: str, name: str):
         raise SpecError(f"unknown module source {source!r}; choose from {', '.join(SOURCES)}")
     if not isinstance(module, nn.Module):
         raise SpecError(f"{made} returned {type(module).__name__}, not a torch.nn.Module")
-    return module
+    return module.eval()  # alexcost counts inference; a training step is costed from the network read
 
 
 def _failed(what: str, err: BaseException) -> SpecError:
