@@ -66,3 +66,47 @@ def named_network(name: str, specs: dict | None = None):
     else:
         net = preset(name)
     return net.with_input_shape((3, int(height), int(height))) if height else net
+
+
+def train_on_gpu(network, gpu: str, *, batch: int = 128, dtype: str = "float32", optimizer: str = "momentum",
+                 device: str = "cuda", frozen=(), gpus: int = 1, split: str = "auto"):
+    """A training step of ``batch`` samples of ``network`` (`alexcost.training.training_cost`) and its
+    whole iteration on ``gpus`` of the catalog's ``gpu`` (`alexcost.hardware.predict`): time, bound and
+    whether it fits. Data parallelism costs each GPU's share of the batch apart."""
+    from .hardware import predict as on_gpu
+    from .training import training_cost
+
+    step = training_cost(network, batch, dtype, device=device, optimizer=optimizer, frozen=frozen)
+    per_gpu = None
+    if resolve_split(network, gpus, split) == "data":
+        per_gpu = training_cost(network, per_gpu_batch(batch, gpus), dtype, device=device, optimizer=optimizer,
+                                frozen=frozen)
+    return step, on_gpu(step, gpu, gpus, split, network, per_gpu)
+
+
+MAX_BATCH = 2**40
+"""Where `max_batch` stops looking: a batch this large fits no GPU of the catalog."""
+
+
+def max_batch(network, gpu: str, *, dtype: str = "float32", optimizer: str = "momentum", device: str = "cuda",
+              frozen=(), gpus: int = 1, split: str = "auto") -> int:
+    """The largest batch whose training step fits in the memory of each of ``gpus`` of ``gpu`` (by the
+    memory model, as `train_on_gpu` says it fits); 0 when not even the smallest does. A data-parallel
+    batch is a multiple of ``gpus``. The step's memory grows with the batch, so the search doubles the
+    batch until it does not fit, then halves the gap."""
+    step = gpus if resolve_split(network, gpus, split) == "data" else 1
+
+    def fits(k: int) -> bool:
+        return train_on_gpu(network, gpu, batch=k * step, dtype=dtype, optimizer=optimizer, device=device,
+                            frozen=frozen, gpus=gpus, split=split)[1].fits
+
+    if not fits(1):
+        return 0
+    low, high = 1, 2
+    while high * step <= MAX_BATCH and fits(high):
+        low, high = high, high * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle)
+    return low * step
+

@@ -132,6 +132,8 @@ class _Memo:
     def network(self, candidate, index: int) -> Network:
         if isinstance(candidate, Network):
             return candidate
+        if isinstance(getattr(candidate, "network", None), Network):  # a module read by from_module
+            return candidate.network
         if not isinstance(candidate, dict) or not isinstance(candidate.get("layers"), list):
             return self.checked(candidate if isinstance(candidate, dict) else {}, f"candidate{index}")
         if not candidate.keys() <= self.top_level or "input_shape" not in candidate:
@@ -160,8 +162,8 @@ def _row(index: int, network: Network, batch: int, itemsize: int) -> Candidate:
 def evaluate(candidates, *, batch: int = 1, dtype: str = "float32") -> Results:
     """Cost every candidate; an invalid one gets its one-line error in its row instead of raising.
 
-    ``candidates`` is any iterable of spec dicts (``{"input_shape": ..., "layers": [...]}``) or
-    built Networks. Each row: parameters, MACs, FLOPs (``2*MACs + bias adds + other ops``) and
+    ``candidates`` is any iterable of spec dicts (``{"input_shape": ..., "layers": [...]}``), built
+    Networks, or modules read by ``from_module`` (their parameters counted once, as there). Each row: parameters, MACs, FLOPs (``2*MACs + bias adds + other ops``) and
     activation bytes (each tensor once) for ``batch`` samples at ``dtype``, and the output shape.
     """
     from .layers import arguments as check
@@ -176,8 +178,11 @@ def evaluate(candidates, *, batch: int = 1, dtype: str = "float32") -> Results:
                 if batch > 1:
                     network.check_batch(batch)
                 row = _row(index, network, batch, itemsize)
+                if network is not candidate and getattr(candidate, "network", None) is network:
+                    row = row._replace(params=candidate.params)  # each parameter once, as from_module counts
             except SpecError as err:
-                name = candidate.name if isinstance(candidate, Network) else (
+                name = candidate.name if isinstance(candidate, Network) else candidate.network.name if isinstance(
+                    getattr(candidate, "network", None), Network) else (
                     candidate.get("name") if isinstance(candidate, dict) and isinstance(candidate.get("name"), str)
                     else f"candidate{index}")
                 row = Candidate(index, name, None, None, None, None, None, str(err))
@@ -185,4 +190,29 @@ def evaluate(candidates, *, batch: int = 1, dtype: str = "float32") -> Results:
     return Results(tuple(rows), batch, dtype)
 
 
-__all__ = ["COLUMNS", "Candidate", "DTYPE_BYTES", "Results", "evaluate"]
+def smallest_input(network: Network) -> tuple[int, ...] | None:
+    """The smallest per-sample input ``network`` takes, of its own input's rank and channels: its
+    spatial sides (every dimension after the first) from 1 up to its own, all equal when its own are,
+    else each on its own with the others kept; None when the network takes only other ranks."""
+    own = network.input_shape
+    if len(own) < 2:
+        return None
+
+    def takes(shape) -> bool:
+        try:
+            network.with_input_shape(shape)
+        except SpecError:
+            return False
+        return True
+
+    sides = own[1:]
+    if len(set(sides)) == 1:
+        return next(((own[0], *[s] * len(sides)) for s in range(1, sides[0] + 1) if takes((own[0], *[s] * len(sides)))),
+                    None)
+    shape = list(own)
+    for k in range(1, len(own)):
+        shape[k] = next((s for s in range(1, own[k] + 1) if takes((*shape[:k], s, *shape[k + 1:]))), own[k])
+    return tuple(shape)
+
+
+__all__ = ["COLUMNS", "Candidate", "DTYPE_BYTES", "Results", "evaluate", "smallest_input"]

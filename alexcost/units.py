@@ -22,16 +22,21 @@ def short(n: int) -> str:
     return str(n)
 
 
-BYTE_UNITS = (("GB", 10**9), ("MB", 10**6), ("kB", 10**3))
+BYTE_UNITS = (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10))
+"""Memory sizes are written in binary units everywhere (1 KiB = 1,024 bytes), as torch, the CUDA
+allocator and GPU spec sheets' memory sizes count them. Rates (GB/s, TFLOP/s) stay decimal."""
+
+BINARY_NOTE = "binary units (1 MiB = 1,048,576 bytes)"
+"""What every output that shows memory sizes says once."""
 
 
 def byte_unit(largest: int) -> tuple[str, int]:
-    """The decimal unit (``GB``, ``MB``, ``kB`` or ``B``) that ``largest`` bytes read best in."""
+    """The binary unit (``GiB``, ``MiB``, ``KiB`` or ``B``) that ``largest`` bytes read best in."""
     return next(((unit, size) for unit, size in BYTE_UNITS if largest >= size), ("B", 1))
 
 
 def bytes_text(n: int, digits: int = 1) -> str:
-    """Bytes in decimal units, as memory is usually quoted: ``150994944`` -> ``151.0 MB``."""
+    """Bytes in binary units: ``150994944`` -> ``144.0 MiB``; under 1 KiB, exact: ``999 B``."""
     unit, size = byte_unit(n)
     return f"{n / size:,.{digits}f} {unit}" if size > 1 else f"{n:,} B"
 
@@ -44,9 +49,13 @@ def size_text(shape) -> str:
     return " * ".join(map(str, shape))
 
 
-def dumps_json(data: dict) -> str:
-    """Readable and diff-friendly JSON: one top-level key, or one list item, per line."""
+def dumps_json(data) -> str:
+    """Readable and diff-friendly JSON: one top-level key, or one list item, per line; a list of
+    objects (one per network compared) is a list of such objects."""
     import json
+
+    if isinstance(data, list):
+        return "[\n" + ",\n".join("  " + dumps_json(d).rstrip().replace("\n", "\n  ") for d in data) + "\n]\n"
 
     def one(value) -> str:
         if isinstance(value, list) and value and isinstance(value[0], dict):

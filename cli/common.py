@@ -65,7 +65,21 @@ class Context(click.Context):
 
 
 class Command(click.Command):
+    """A command that records the order its options were given in (``ctx.meta["alexcost.order"]``),
+    so that networks named by different options keep the command line's order."""
+
     context_class = Context
+
+    def make_parser(self, ctx):
+        parser = super().make_parser(ctx)
+        parse = parser.parse_args
+
+        def parse_args(args):
+            opts, rest, order = parse(args=args)
+            ctx.meta["alexcost.order"] = [p.name for p in order]
+            return opts, rest, order
+        parser.parse_args = parse_args
+        return parser
 
 
 def option(*decls, **attrs):
@@ -151,6 +165,28 @@ BATCH = Integer(1, INT64_MAX, "torch's int64 sizes")
 """A batch size: counts are exact integers, but a batch is a tensor dimension, so int64 bounds it."""
 
 
+class Batches(click.ParamType):
+    """Batch sizes separated by commas, ``1,8,32`` (each a `BATCH`; repeats dropped): a sweep."""
+
+    name = "batches"
+
+    def get_metavar(self, param, ctx=None):
+        return "N[,N...]"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        out = []
+        for part in str(value).split(","):
+            number = BATCH.convert(part.strip(), param, ctx)
+            if number not in out:
+                out.append(number)
+        return tuple(out)
+
+
+BATCHES = Batches()
+
+
 def parse_shape(text: str) -> tuple[int, ...]:
     """``"3,224,224"`` -> ``(3, 224, 224)``: 1 to 64 positive whole numbers, each at most 2**63-1."""
     parts = [p.strip() for p in text.split(",")]
@@ -163,49 +199,23 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
-def _shape(ctx, param, value):
-    return None if value is None else parse_shape(value)
-
-
-def network_options(func):
-    """``--model NAME`` / ``--spec FILE`` (one or the other; the seed preset by default) and
-    ``--input-shape``: the command gets ``model``, ``spec`` and ``input_shape`` and passes them to
-    `load_network`."""
-    from alexcost import DEFAULT_MODEL, PRESETS
-
-    func = option("--input-shape", "input_shape", metavar="C,H,W", callback=_shape,
-                  help="Run the network on this per-sample input shape instead of its own (any rank, "
-                       "positive whole numbers separated by commas), e.g. 3,224,224 for the seed at 224x224.")(func)
-    func = option("--spec", "spec", metavar="FILE",
-                  help="A JSON or TOML spec file ('-' reads standard input).")(func)
-    func = option("--model", "model", type=click.Choice(list(PRESETS)), default=None,
-                  help=f"A preset network (default: {DEFAULT_MODEL}).")(func)
-    return func
-
-
-def load_network(model: str | None, spec: str | None, input_shape: tuple[int, ...] | None = None):
-    """The network the user named: a preset, a spec file, or the default preset, rebuilt on
-    ``input_shape`` (``--input-shape``) when that was given."""
-    from alexcost import DEFAULT_MODEL, preset
-
-    if model and spec:
-        raise click.UsageError("give --model or --spec, not both")
-    if spec:
-        from alexcost.specs.specfile import load_spec
-
-        network = load_spec(spec)
-    else:
-        network = preset(model or DEFAULT_MODEL)
-    if input_shape is not None:
-        network = network.with_input_shape(input_shape)
-    return network
-
-
 def dtype_option(default: str = "float32", choices=None):
     from alexcost import DTYPE_BYTES
 
     return option("--dtype", type=click.Choice(list(choices or DTYPE_BYTES)), default=default, show_default=True,
                   help="Element type (memory is sized at it; tf32 is float32 with TF32 math).")
+
+
+def summary_option(func):
+    """``--summary``: a few lines instead of the whole output."""
+    return option("--summary", is_flag=True,
+                  help="A few lines: the totals, the verdict, the step time and what dominates (several networks "
+                       "or batch sizes: the side-by-side table).")(func)
+
+
+def check_summary(summary: bool, fmt: str) -> None:
+    if summary and fmt in ("csv", "json"):
+        raise click.UsageError(f"--summary gives a few lines of text; --format {fmt} gives everything")
 
 
 def require(module: str, command: str) -> None:
@@ -226,17 +236,24 @@ def missing_extra(module: str, command: str, err: BaseException | None = None) -
     return f"alexcost {command} needs {module}, {why}: pip install 'alexcost[{extra}]'"
 
 
-FORMAT_BY_SUFFIX = {".json": "json", ".csv": "csv", ".md": "markdown", ".markdown": "markdown"}
+FORMAT_BY_SUFFIX = {".json": "json", ".csv": "csv", ".md": "markdown", ".markdown": "markdown", ".txt": "table",
+                    ".html": "html", ".htm": "html", ".toml": "toml"}
 
 
 def format_for(out: str | None, choices, default: str = "table") -> str:
-    """The format ``--out FILE`` implies by its extension (among ``choices``), else ``default``."""
-    if out:
-        dot = out.rfind(".")
-        fmt = FORMAT_BY_SUFFIX.get(out[dot:].lower()) if dot > max(out.rfind("/"), out.rfind("\\")) else None
-        if fmt in choices:
-            return fmt
-    return default
+    """The format ``--out FILE`` implies by its extension (among ``choices``), else ``default`` (no
+    extension, or none given). An extension the command cannot write is one usage error."""
+    if not out:
+        return default
+    dot = out.rfind(".")
+    if dot <= max(out.rfind("/"), out.rfind("\\")) + 1:  # no extension (a name starting with a dot has none)
+        return default
+    fmt = FORMAT_BY_SUFFIX.get(out[dot:].lower())
+    if fmt in choices:
+        return fmt
+    known = [ext for ext, f in FORMAT_BY_SUFFIX.items() if f in choices]
+    raise click.UsageError(f"cannot write {shown(out[dot:])} files: --out takes {', '.join(known)} "
+                           f"(or give --format: {', '.join(choices)})")
 
 
 def write_output(text: str, out: str | None, fmt: str | None = None) -> None:

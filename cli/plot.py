@@ -6,16 +6,16 @@ import click
 
 from alexcost import DTYPE_BYTES
 
-from .common import load_network, network_options
+from .sources import load_network, network_options
 
 
 @click.command()
-@network_options
+@network_options(several=False)
 @click.option("--timings", metavar="FILE.json",
               help="Per-layer times written by 'alexcost time --out FILE.json': adds time shares per batch size.")
-@click.option("--out", metavar="FILE.png|FILE.svg",
+@click.option("--out", metavar="FILE.png|FILE.svg|FILE.pdf",
               help="Where the shares figure goes; the memory figure goes beside it as FILE-memory.png "
-                   "(or .svg). Default: alexcost-<model>.png.")
+                   "(or .svg, .pdf). Default: alexcost-<model>.png.")
 @click.option("--dtype", type=click.Choice(list(DTYPE_BYTES)), default=None,
               help="Element type the memory figure sizes bytes at (default: the timings' dtype, else float32).")
 @click.option("--all-layers", is_flag=True,
@@ -24,7 +24,7 @@ from .common import load_network, network_options
                    "after a convolution, share the row of the layer they read, as in the seed table's "
                    "'conv1 + ReLU'; past 40 rows, rows become blocks of layers named alike (ResNet's "
                    "layer2_1).")
-def plot(model, spec, input_shape, timings, out, dtype, all_layers):
+def plot(sources, input_shape, timings, out, dtype, all_layers):
     """Draw parameter, MAC and time shares per layer, the conv-vs-FC split, and memory per layer.
 
     Writes two figures, atomically: FILE (shares: parameters, MACs and, with --timings,
@@ -35,7 +35,7 @@ def plot(model, spec, input_shape, timings, out, dtype, all_layers):
     """
     from alexcost.render import plot as figures
 
-    network = load_network(model, spec, input_shape)
+    network = load_network(sources, input_shape, "plot")
     if out is not None:
         figures.output_paths(out)  # a bad --out fails before anything is read or drawn
     recorded = figures.read_timings(timings) if timings else None

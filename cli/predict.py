@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
-from .common import BATCH, Integer, command, format_for, load_network, network_options, option, write_output
+from .common import BATCHES, Integer, check_summary, command, format_for, option, summary_option, write_output
+from .sources import load_networks, network_options
 
-FORMATS = ("table", "markdown", "csv", "json")
+FORMATS = ("table", "markdown", "csv", "json", "html")
 GPUS = ("gtx580", "k40", "k80", "titanx-maxwell", "gtx1080", "titanx-pascal", "gtx1080ti", "p100", "titanv", "v100",
         "a100-40gb", "a100-pcie-40gb", "a100", "rtx3090", "rtx4090", "h100-pcie", "h100", "h200")
 """The catalog's keys (alexcost.hardware.CATALOG), listed here so that --help imports nothing."""
@@ -44,7 +45,8 @@ def gpu_and_count(value: str, gpus: int, given: bool) -> tuple[str, int]:
 @option("--gpus", type=Integer(1, 1024), default=None,
         help="How many GPUs share the batch (default: 1, or the N of --gpu NxKEY): data parallel, or the "
              "AlexNet paper's model split where the network's grouped convolutions allow it.")
-@option("--batch", type=BATCH, default=1, show_default=True, help="Samples per step, over all the GPUs.")
+@option("--batch", "batches", type=BATCHES, default="1", show_default=True,
+        help="Samples per step, over all the GPUs. Several, such as 1,32,256, give one row per batch size.")
 @option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
         help="float32 on the CUDA cores; tf32, float16 and bfloat16 on tensor cores where the card has them; "
              "amp: mixed precision (FP16 tensor-core math, FP32 master weights).")
@@ -60,22 +62,29 @@ def gpu_and_count(value: str, gpus: int, given: bool) -> tuple[str, int]:
 @option("--optimizer", type=click.Choice(("sgd", "momentum", "adam")), default="momentum", show_default=True,
         help="The update a train_iteration runs.")
 @option("--format", "fmt", type=click.Choice(FORMATS), default=None,
-        help="table, markdown, csv (per layer) or json. Default: from --out's extension, else table.")
+        help="table, markdown, csv (per layer) or json; html: one self-contained page with the table and the time "
+             "shares figure. Several networks or batch sizes: one row each (json: a list). Default: from --out's "
+             "extension, else table.")
+@summary_option
 @option("--out", metavar="FILE", help="Write to FILE (atomically) instead of standard output.")
-def predict(model, spec, input_shape, gpu, gpus, batch, dtype, phase, mode, split, optimizer, fmt, out):
+def predict(sources, input_shape, gpu, gpus, batches, dtype, phase, mode, split, optimizer, fmt, summary, out):
     """The expected time of a forward pass, a training step or a whole iteration on a GPU, per layer,
     beside its roofline bound: each layer's share of the time next to its share of the MACs and
-    parameters.
+    parameters. The answer comes first.
 
     The time model is calibrated on published measurements (see "Predicting time" in the docs);
     the bound is what the spec sheet allows at best.
     """
     from alexcost.prediction import predict as run
-    from alexcost.render.prediction import render_format
+    from alexcost.render.prediction import render_many
 
     fmt = fmt or format_for(out, FORMATS)
+    check_summary(summary, fmt)
     gpu, gpus = gpu_and_count(gpu, gpus or 1, gpus is not None)
-    network = load_network(model, spec, input_shape)
-    estimate = run(network, gpu, batch=batch, dtype=dtype, phase=phase, mode=mode, gpus=gpus, split=split,
-                   optimizer=optimizer)
-    write_output(render_format(estimate, fmt), out, fmt if out else None)
+    estimates, costs = [], []
+    for loaded in load_networks(sources, input_shape, "predict"):
+        for batch in batches:
+            estimates.append(run(loaded.network, gpu, batch=batch, dtype=dtype, phase=phase, mode=mode, gpus=gpus,
+                                 split=split, optimizer=optimizer))
+            costs.append(loaded.cost(batch) if fmt == "html" else None)
+    write_output(render_many(estimates, fmt, summary, costs), out, fmt if out else None)

@@ -4,34 +4,44 @@ from __future__ import annotations
 
 import click
 
-from alexcost.render.report import FORMATS
+from alexcost.render.report import FORMATS as TEXT_FORMATS
 
-from .common import BATCH, command, dtype_option, format_for, load_network, network_options, option, write_output
+from .common import BATCHES, check_summary, command, dtype_option, format_for, option, summary_option, write_output
+from .sources import load_networks, network_options
+
+FORMATS = (*TEXT_FORMATS, "html")
 
 
 @command()
 @network_options
-@option("--batch", type=BATCH, default=1, show_default=True,
-        help="Batch size, 1 to 2**63-1 (torch's int64 sizes): scales every count except parameters.")
+@option("--batch", "batches", type=BATCHES, default="1", show_default=True,
+        help="Batch size, 1 to 2**63-1 (torch's int64 sizes): scales every count except parameters. Several, "
+             "such as 1,8,32, give one row per batch size.")
 @dtype_option()
 @option("--format", "fmt", type=click.Choice(FORMATS), default=None,
-        help="table/markdown: the seed's layout with formulas; detail: every count; csv, json. "
-             "Default: from --out's extension (.json, .csv, .md), else table.")
+        help="table/markdown: the seed's layout with formulas; detail: every count; csv, json; html: one "
+             "self-contained page with the table and the figures (needs matplotlib). Several networks or batch "
+             "sizes: one row each (json: a list). Default: from --out's extension (.txt, .md, .csv, .json, .html), "
+             "else table.")
+@summary_option
 @option("--out", metavar="FILE", help="Write to FILE (atomically) instead of standard output, and say so on "
                                       "standard error.")
-def report(model, spec, input_shape, batch, dtype, fmt, out):
+def report(sources, input_shape, batches, dtype, fmt, summary, out):
     """Per-layer output shape, parameters, MACs and other ops, derived without running anything.
 
     Counting conventions: MACs are Conv2d and Linear multiply-accumulates (bias excluded);
     the seed's "Forward Computation" is MACs + bias adds; FLOPs = 2*MACs + bias adds + other ops.
+    Memory is in binary units (1 MiB = 1,048,576 bytes); activations are every tensor once,
+    summed: not a peak.
     """
     from alexcost.engine.bulk import BULK, paused_gc
-    from alexcost.render.report import render
+    from alexcost.render.report import render_many
 
     fmt = fmt or format_for(out, FORMATS)
+    check_summary(summary, fmt)
     with paused_gc(BULK):  # a report makes no reference cycles: the collector would only scan
-        network = load_network(model, spec, input_shape)
-        write_output(render(network.cost(batch=batch, dtype=dtype), fmt), out, fmt)
+        costs = [n.cost(batch, dtype) for n in load_networks(sources, input_shape, "report") for batch in batches]
+        write_output(render_many(costs, fmt, summary), out, fmt)
 
 
 @command()

@@ -14,8 +14,8 @@ from alexcost.hardware import CATALOG as GPUS
 from alexcost.render.roofline import render_training
 from alexcost.torch_run.timing import DEFAULTS, DTYPES, METHODS, Timer, dumps
 
-from .common import (INT64_MAX, Integer, Real, command, dtype_option, load_network, network_options, option,
-                     require, shown, write_output)
+from .common import INT64_MAX, Integer, Real, command, dtype_option, option, require, shown, write_output
+from .sources import load_network, network_options
 
 FORMATS = ("table", "markdown", "json")
 MAX_CALLS = 1_000_000
@@ -52,7 +52,7 @@ def check_writable(out: str) -> None:
 
 
 @command("time")
-@network_options
+@network_options(several=False)
 @option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
         help="auto: CUDA when torch sees a GPU, else the CPU.")
 @option("--batch", "batches", metavar="N[,N...]", callback=parse_batches,
@@ -87,7 +87,7 @@ def check_writable(out: str) -> None:
 @option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
         help="table or markdown: for people; json: the record --out writes.")
 @click.pass_context
-def time_command(ctx, model, spec, input_shape, device, batches, dtype, warmup, repeats, peak_tflops, bandwidth_gbs,
+def time_command(ctx, sources, input_shape, device, batches, dtype, warmup, repeats, peak_tflops, bandwidth_gbs,
                  method, threads, training, gpu, out, fmt):
     """Time every layer (and the whole network) on the GPU or CPU, next to its MAC and parameter
     shares and its roofline lower bound; say where the time goes, conv or FC, at each batch size.
@@ -95,8 +95,10 @@ def time_command(ctx, model, spec, input_shape, device, batches, dtype, warmup, 
     Each layer runs alone on a random input of its real shape; median and p10/p90 of the repeats,
     per call (a sample is N back-to-back calls, or a CUDA graph of them: see --method).
     An out-of-memory batch is recorded and the sweep goes on; Ctrl-C keeps what --out holds.
+    Measured peaks are measured again at the end: a peak that moved by more than its repeats'
+    own spread (other work running) is a warning on standard error and in the JSON.
     """
-    network = load_network(model, spec, input_shape)
+    network = load_network(sources, input_shape, "time")
     require("torch", "time")
     timer = Timer(network, device, dtype, warmup, repeats,
                   None if peak_tflops is None else peak_tflops * 1e12,
@@ -115,6 +117,8 @@ def time_command(ctx, model, spec, input_shape, device, batches, dtype, warmup, 
         except KeyboardInterrupt:
             raise click.Abort() from None
     record = run.to_dict()
+    for warning in run.warnings:
+        click.echo(f"warning: {warning}", err=True)
     style = "pipe" if fmt == "markdown" else "simple"
     text = render_training(record, style) if record.get("training") else render(record, style)
     click.echo(dumps(record) if fmt == "json" else text, nl=False)

@@ -8,14 +8,15 @@ import click
 
 from alexcost.torch_run.verify import DEVICES
 
-from .common import BATCH, Integer, command, format_for, load_network, network_options, option, require, write_output
+from .common import BATCH, Integer, command, format_for, option, require, write_output
+from .sources import load_networks, network_options
 
 SEED = Integer(0, 2**64 - 1, "the seeds torch's random generator takes")
 FORMATS = ("table", "json")
 
 
 @command()
-@network_options
+@network_options(several=False)
 @option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
         help="Where the forward pass runs; auto = CUDA if available, else CPU (the output says which).")
 @option("--batch", type=BATCH, default=1, show_default=True,
@@ -32,14 +33,17 @@ FORMATS = ("table", "json")
 @option("--out", metavar="FILE", help="Write to FILE (atomically) instead of standard output, and say so on "
                                       "standard error.")
 @click.pass_context
-def verify(ctx, model, spec, input_shape, device, batch, seed, no_fvcore, training, fmt, out):
+def verify(ctx, sources, input_shape, device, batch, seed, no_fvcore, training, fmt, out):
     """Cross-check every layer's output shape, parameters, MACs, bias adds, other ops and
     FLOPs against one real forward pass: fvcore's per-module count (= MACs for Conv2d and
     Linear) and torch's flop counter (= 2 x MACs), each as the layer's kind declares.
+    A torch module (--module, --torchvision, --timm) runs as it is; --training checks the network
+    alexcost read from it, built in torch layer by layer.
     Exit 0 when everything agrees, 1 on any mismatch. Needs torch: pip install 'alexcost[torch]'.
     """
     fmt = fmt or format_for(out, FORMATS)
-    network = load_network(model, spec, input_shape)
+    loaded = load_networks(sources, input_shape, "verify")[0]
+    network = loaded.network
     require("torch", "verify")
     progress = None
     if sys.stderr.isatty():
@@ -49,6 +53,12 @@ def verify(ctx, model, spec, input_shape, device, batch, seed, no_fvcore, traini
         from alexcost.torch_run.verify_training import render, verify_training
 
         result = verify_training(network, device=device, batch=batch, seed=seed, progress=progress)
+    elif loaded.module is not None:  # the user's own module, run as it is, on the device asked for
+        from alexcost.torch_run.device import resolve_device
+        from alexcost.torch_run.verify import render, verify_imported
+
+        module = loaded.module.to(resolve_device(device))
+        result = verify_imported(loaded.imported, module, batch=batch, seed=seed, use_fvcore=not no_fvcore)
     else:
         from alexcost.torch_run.verify import render, verify_network
 

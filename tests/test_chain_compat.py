@@ -1,6 +1,6 @@
 """The graph engine keeps every chain report of round one, byte for byte, but for what the
-review asked to change: the footer's memory line (activations counted once per tensor) and
-three new count columns (buffers, buffer_bytes, stored_bytes).
+review asked to change: the footer's memory line (activations counted once per tensor, memory in
+binary units) and three new count columns (buffers, buffer_bytes, stored_bytes).
 
 tests/golden/round1/ holds the reports the round-one code (commit e65b307) wrote for five
 chain specs, in every format, at batch 1 and 8: an independent record of what users saw.
@@ -54,9 +54,12 @@ def test_tables_are_unchanged_but_the_memory_line(name, batch):
         changed = [(a, b) for a, b in zip(old_lines, new_lines) if a != b]
         assert len(changed) == 1, changed
         before, after = changed[0]
-        assert isinstance(before, str)
-        assert before.startswith("Memory: weights ") and after.startswith(before.split(", layer outputs")[0])
-        assert "activations" in after and "each tensor once" in after
+        assert isinstance(before, str) and before.startswith("Memory: weights ")
+        weights = int(before.removeprefix("Memory: weights ").split(" B")[0].replace(",", ""))
+        unit, size = next((u, 2**p) for u, p in (("GiB", 30), ("MiB", 20), ("KiB", 10), ("B", 0)) if weights >= 2**p)
+        shown = f"{weights / size:,.1f} {unit}" if size > 1 else f"{weights:,} B"
+        assert after.startswith(f"Memory in binary units (1 MiB = 1,048,576 bytes): weights {shown}")
+        assert "activations" in after and "summed over tensors, not a peak" in after and "each tensor once" in after
 
 
 @pytest.mark.parametrize("name", SPECS)

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from alexcost_cli.main import COMMANDS, cli
+from not_installed import without
 
 TINY = {"name": "tiny", "input_shape": [3, 16, 16], "layers": [
     {"type": "Conv2d", "name": "conv1", "out_channels": 4, "kernel_size": 3, "padding": 1},
@@ -48,28 +49,6 @@ def one_error_line(result, *fragments):
 
 
 # -- a missing extra: one line naming what to install, exit 2 (in a real process) -----------
-
-BLOCKER = """\
-import sys
-class NotInstalled:
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in {blocked!r}:
-            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
-sys.meta_path.insert(0, NotInstalled())
-for name in list(sys.modules):
-    if name.partition(".")[0] in {blocked!r}:
-        del sys.modules[name]
-from alexcost_cli.main import main
-main({args!r})
-"""
-
-
-def without(blocked: set, *args, cwd=None):
-    """Run ``alexcost ARGS`` in a fresh process in which the ``blocked`` packages cannot be imported,
-    exactly as when they are not installed."""
-    code = BLOCKER.format(blocked=sorted(blocked), args=[str(a) for a in args])
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=120)
-
 
 def assert_names_extra(proc, command, module, extra):
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
@@ -107,7 +86,7 @@ def test_an_extra_missing_deep_inside_a_command_is_caught_too(monkeypatch):
 
     def broken(*args, **kwargs):
         raise ModuleNotFoundError("No module named 'torch'", name="torch")
-    monkeypatch.setattr(report_module, "load_network", broken)
+    monkeypatch.setattr(report_module, "load_networks", broken)
     one_error_line(run("report"), "alexcost report needs torch", "pip install 'alexcost[torch]'")
 
 
@@ -168,7 +147,9 @@ def test_verify_runs_at_the_extreme_seed_and_another_input_shape(tmp_path, tiny)
     out = tmp_path / "v.json"
     result = run("verify", "--spec", tiny, "--no-fvcore", "--seed", 2**64 - 1, "--input-shape", "3,8,8", "--out", out)
     assert result.exit_code == 0, result.output
-    assert result.stdout == "" and result.stderr == f"wrote {out} (json)\n"
+    fc_before, fc_after = (4 * 16 * 16 + 1) * 5, (4 * 8 * 8 + 1) * 5  # fc's in_features follow the input
+    assert result.stdout == "" and result.stderr == (f"note: on input 3x8x8 (not 3x16x16) parameters change: "
+                                                     f"fc {fc_before:,} -> {fc_after:,}\nwrote {out} (json)\n")
     data = json.loads(out.read_text())
     assert data["ok"] is True
     conv1 = data["layers"][0]

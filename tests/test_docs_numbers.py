@@ -140,8 +140,8 @@ def facts() -> dict[str, tuple[object, object]]:
         "GTX 580 GB/s": (round(gtx.bandwidth / 1e9), 192),
         "two GPUs: step ms": (round(two.step_ms), None),
         # forward and backward, the whole input of conv3, fc6, fc7, fc8 and the softmax for 128 images
-        "two GPUs: MB crossing a step": (round(crossed / 1e6), round(2 * 128 * 4 * (256 * 13 * 13 + 256 * 6 * 6 + 4096
-                                                                                   + 4096 + 1000) / 1e6)),
+        "two GPUs: MiB crossing a step": (round(crossed / MiB), round(2 * 128 * 4 * (256 * 13 * 13 + 256 * 6 * 6 + 4096
+                                                                                     + 4096 + 1000) / MiB)),
         "two GPUs: ms on the link": (round(two.communication_ms), round(crossed / 2 / 8e9 * 1e3)),
         # timing.md: the catalog
         "GTX 580 TFLOP/s, three places": (d(gtx.fp32 / 1e12, 3), Decimal("1.581")),

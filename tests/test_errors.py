@@ -152,8 +152,8 @@ def test_missing_file_and_bad_options(tmp_path):
     assert_one_line_error(CliRunner().invoke(cli, ["reprot"]), ["reprot"])
     spec = tmp_path / "s.json"
     spec.write_text(json.dumps(BASE))
-    assert_one_line_error(CliRunner().invoke(cli, ["report", "--model", "seed", "--spec", str(spec)]),
-                          ["--model or --spec, not both"])
+    assert_one_line_error(CliRunner().invoke(cli, ["export", "--model", "seed", "--spec", str(spec)]),
+                          ["export reads one network", "--model, --spec"])
 
 
 def test_failed_report_leaves_no_output_file(tmp_path):

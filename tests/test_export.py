@@ -167,11 +167,13 @@ def test_toml_refuses_a_null_and_writes_nothing(tmp_path):
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr.startswith("error: TOML has no null") and done.stderr.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["none.json"]
-    assert run("export", "--spec", "none.json", "--out", "none.json2", cwd=tmp_path).returncode == 0
+    assert run("export", "--spec", "none.json", "--format", "json", "--out", "none.json2", cwd=tmp_path).returncode == 0
+    refused = run("export", "--spec", "none.json", "--out", "none.yaml", cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stderr.startswith("error: cannot write '.yaml' files")
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--model", "seed", "--spec", "x.json"], "error: give --model or --spec, not both"),
+    (["--model", "seed", "--spec", "x.json"], "error: alexcost export reads one network; got 2 (--model, --spec)"),
     (["--model", "resnet51"], "error: Invalid value for '--model'"),
     (["--format", "yaml"], "error: Invalid value for '--format'"),
     (["--out", "missing/dir/seed.json"], "error: cannot write 'missing/dir/seed.json'"),

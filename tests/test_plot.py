@@ -227,7 +227,8 @@ def test_every_bar_carries_its_value():
     assert f"{100 * (9216 + 1) * 4096 / 60_965_224:.1f}%" == "61.9%"
     memory = memory_figure(cost)
     words = [t.get_text() for t in memory.findobj(Text)]
-    assert "96×55×55, 1.2 MB" in words and "151.0 MB" in words    # 4 * 96*55*55 B; 4 * (9216 + 1) * 4096 B
+    assert "96×55×55, 1.1 MiB" in words and "144.0 MiB" in words  # 4 * 96*55*55 B; 4 * (9216 + 1) * 4096 B
+    assert (f"{4 * 96 * 55 * 55 / 2**20:.1f}", f"{4 * (9216 + 1) * 4096 / 2**20:.1f}") == ("1.1", "144.0")
 
 
 def test_figures_fit_a_docs_page_without_shrinking():
@@ -490,9 +491,9 @@ def test_two_gpu_figure_names_what_crosses_between_the_gpus():
     from matplotlib.text import Text
 
     words = [t.get_text() for t in docs_figures()["two"].findobj(Text)]
-    assert "22.2 MB\neach way" in words                    # conv3 reads 256 maps of 13 x 13: 128 * 256*13*13 * 4 B
-    assert f"{128 * 256 * 13 * 13 * 4 / 1e6:.1f}" == "22.2"
-    assert "4.7 MB\neach way" in words and f"{128 * 256 * 6 * 6 * 4 / 1e6:.1f}" == "4.7"   # fc6
+    assert "21.1 MiB\neach way" in words                   # conv3 reads 256 maps of 13 x 13: 128 * 256*13*13 * 4 B
+    assert f"{128 * 256 * 13 * 13 * 4 / 2**20:.1f}" == "21.1"
+    assert "4.5 MiB\neach way" in words and f"{128 * 256 * 6 * 6 * 4 / 2**20:.1f}" == "4.5"   # fc6
     assert words.count("conv2") == 2 and "128×27×27" in words   # one box per GPU, each with half the kernels
 
 
@@ -526,8 +527,8 @@ def test_missing_matplotlib_is_one_line_naming_the_extra(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--out", "figure.pdf"], "error: --out must name a .png or .svg file, got 'figure.pdf'"),
-    (["--out", ".png"], "error: --out must name a .png or .svg file, got '.png'"),
+    (["--out", "figure.eps"], "error: --out must name a .png, .svg or .pdf file, got 'figure.eps'"),
+    (["--out", ".png"], "error: --out must name a .png, .svg or .pdf file, got '.png'"),
     (["--timings", "nope.json"], "error: cannot read timings file 'nope.json': No such file or directory"),
 ])
 def test_bad_arguments_fail_in_one_line_and_write_nothing(tmp_path, args, message):

@@ -11,9 +11,12 @@ def test_numbers_in_words():
     assert size_text((96, 55, 55)) == "96 * 55 * 55"
 
 
-def test_bytes_in_decimal_units():
-    assert bytes_text(999) == "999 B" and bytes_text(1000) == "1.0 kB"
-    assert bytes_text(4 * 37748736) == "151.0 MB"
-    assert bytes_text(234493952, 2) == "234.49 MB"
-    assert bytes_text(36013 * 10**9) == "36,013.0 GB"
-    assert byte_unit(5 * 10**6) == ("MB", 10**6) and byte_unit(10) == ("B", 1)
+def test_bytes_in_binary_units():
+    """Memory is written in binary units everywhere: 1 KiB = 1,024 bytes, 1 MiB = 1,024 KiB, ..."""
+    assert bytes_text(1023) == "1,023 B" and bytes_text(1024) == "1.0 KiB"
+    assert bytes_text(4 * 37748736) == f"{4 * 37748736 / 2**20:.1f} MiB" == "144.0 MiB"  # fc6's float32 weights
+    assert bytes_text(234493952, 2) == f"{234493952 / 2**20:.2f} MiB" == "223.63 MiB"
+    assert bytes_text(80 * 2**30, 0) == "80 GiB"
+    assert bytes_text(36013 * 2**40) == "36,013.0 TiB"
+    assert byte_unit(5 * 2**20) == ("MiB", 2**20) and byte_unit(2**20 - 1) == ("KiB", 2**10)
+    assert byte_unit(10) == ("B", 1)

@@ -156,7 +156,7 @@ def test_batch_that_cannot_fit_is_skipped_without_allocating(monkeypatch):
     monkeypatch.setattr(Timer, "_measure", lambda self, batch: tried.append(batch) or real(self, batch))
     run = time_network(TINY, [2**40, 1], **FAST)
     skipped = run.batches[0]
-    assert skipped.error == "skipped: would not fit in memory" and " GB beyond the weights" in skipped.detail
+    assert skipped.error == "skipped: would not fit in memory" and " TiB beyond the weights" in skipped.detail  # 2**54 bytes
     assert tried == [1]
     # The estimate: twice the largest input + output of one layer (relu: 4 channels of 16x16 in and out).
     assert timing.batch_bytes(TINY.cost(2**40)) == 2 * 2**40 * (4 + 4) * 256 * 4

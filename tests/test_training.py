@@ -272,7 +272,8 @@ def test_cli_freezes_layers_and_single_parameters():
 def test_cli_hardware_and_errors(tmp_path):
     result = run("--model", "paper", "--gpu", "gtx580", "--gpus", "2")
     assert result.exit_code == 0, result.output
-    assert "crosses between the GPUs at conv3: 22.2 MB forward, 22.2 MB backward" in result.stdout
+    crossing = 128 * 256 * 13 * 13 * 4 / 2**20  # conv3 reads 256 maps of 13 x 13 for 128 samples, in MiB
+    assert f"crosses between the GPUs at conv3: {crossing:.1f} MiB forward, {crossing:.1f} MiB backward" in result.stdout
     assert "published: 5 to 6 days" in result.stdout
     out = tmp_path / "t.csv"
     result = run("--model", "seed", "--out", str(out))

@@ -176,43 +176,43 @@ def test_the_docs_say_fvcore_counts_every_call():
 # -- 8: kinds declare what fvcore and torch count --------------------------------------------------
 
 @pytest.fixture
-def docs_group_norm():
-    """The GroupNorm kind exactly as docs/custom-layers.md defines it."""
+def docs_prelu():
+    """The PReLU kind exactly as docs/custom-layers.md defines it."""
     page = [b for b in blocks((ROOT / "docs" / "custom-layers.md").read_text()) if b.lang == "python"]
-    upto = next(i for i, b in enumerate(page) if "class GroupNorm" in b.code)
+    upto = next(i for i, b in enumerate(page) if "class PReLU" in b.code)
     before = dict(LAYER_KINDS)
     namespace = {}
     try:
         for block in page[:upto + 1]:  # the page's blocks share one namespace, as tests/test_docs.py runs them
             exec(compile(block.code, "docs/custom-layers.md", "exec"), namespace)  # noqa: S102 - the docs' example
-        yield namespace["GroupNorm"]
+        yield namespace["PReLU"]
     finally:
         LAYER_KINDS.clear()
         LAYER_KINDS.update(before)
 
 
-def test_the_docs_custom_kind_verifies(docs_group_norm):
+def test_the_docs_custom_kind_verifies(docs_prelu):
     network = Network((4, 5, 5), [Conv2d(name="conv", out_channels=6, kernel_size=3, padding=1),
-                                  docs_group_norm(name="gn", num_groups=3), ReLU(name="relu")])
+                                  docs_prelu(name="prelu", num_parameters=6), ReLU(name="relu")])
     result = verify_network(network, device="cpu", batch=2)
     assert result.ok, result.problems
-    gn = result.layers[1]
-    assert gn.fvcore == 2 * 6 * 5 * 5 * 5  # fvcore's norm count: 5 per input element with the affine part
-    assert gn.torch == 0 and gn.measured_other_ops == 7 * 2 * 6 * 5 * 5
+    prelu = result.layers[1]
+    assert prelu.fvcore == 0  # fvcore has no rule for prelu: nothing, as the kind's default (its MACs) says
+    assert prelu.torch == 0 and prelu.measured_other_ops == 2 * 2 * 6 * 5 * 5  # a comparison and a multiply
     assert_adds_up(explain_forward(result))
 
 
-def test_a_wrong_declaration_fails(docs_group_norm, monkeypatch):
-    network = Network((4, 5, 5), [docs_group_norm(name="gn", num_groups=2)])
-    monkeypatch.setattr(docs_group_norm, "fvcore_count", lambda self, x, y: 4 * prod(x))  # fvcore's count without affine
+def test_a_wrong_declaration_fails(docs_prelu, monkeypatch):
+    network = Network((4, 5, 5), [docs_prelu(name="prelu", num_parameters=4)])
+    monkeypatch.setattr(docs_prelu, "fvcore_count", lambda self, x, y: 4 * prod(x))
     result = verify_network(network, device="cpu")
-    assert result.problems == ("gn: fvcore: alexcost 400 (GroupNorm declares fvcore_count), fvcore 500",
-                               "total: alexcost expects fvcore 400, fvcore 500")
+    assert result.problems == ("prelu: fvcore: alexcost 400 (PReLU declares fvcore_count), fvcore 0",
+                               "total: alexcost expects fvcore 400, fvcore 0")
     assert_adds_up(explain_forward(result))
-    monkeypatch.setattr(docs_group_norm, "fvcore_count", lambda self, x, y: 5 * prod(x))
-    monkeypatch.setattr(docs_group_norm, "torch_flops", lambda self, x, y: prod(x))
+    monkeypatch.setattr(docs_prelu, "fvcore_count", lambda self, x, y: 0)
+    monkeypatch.setattr(docs_prelu, "torch_flops", lambda self, x, y: prod(x))
     result = verify_network(network, device="cpu")
-    assert result.problems == ("gn: FLOPs: alexcost 100 (GroupNorm declares torch_flops), torch's counter 0",
+    assert result.problems == ("prelu: FLOPs: alexcost 100 (PReLU declares torch_flops), torch's counter 0",
                                "total: alexcost expects torch's counter 100, torch's counter 0")
     assert_adds_up(explain_forward(replace(result, fvcore_total=None)))
 

@@ -104,11 +104,19 @@ class TrainContext(NamedTuple):
 LAYER_KINDS: dict[str, type["Layer"]] = {}
 """Layer kinds by ``type`` name, as spec files name them."""
 
+TORCH_READERS: dict[str, type["Layer"]] = {}
+"""The registered kinds that name what they read in torch (``torch_reads``), by name: the torch side
+looks only here (a kind no longer in `LAYER_KINDS` is passed over)."""
 
-def register_layer(cls: type["Layer"] | None = None, *, replace: bool = False):
+
+def register_layer(cls: type["Layer"] | None = None, *, replace: bool = False, reads=None):
     """Make a `Layer` subclass available to spec files under its class name.
 
     Use as a decorator, ``@register_layer``; a name already taken needs ``replace=True``.
+    ``reads`` names what the kind stands for in torch, for ``from_module``: a torch module class
+    (``nn.GroupNorm``), a function (``F.group_norm``), a dotted name of either
+    (``"torch.nn.GroupNorm"``), or a tuple of them. It is kept as given, in ``torch_reads``;
+    the torch side (``alexcost.torch_bridge``) maps modules and calls to the kind.
     """
     def add(kind: type[Layer]) -> type[Layer]:
         if not (isinstance(kind, type) and issubclass(kind, Layer)):
@@ -116,7 +124,17 @@ def register_layer(cls: type["Layer"] | None = None, *, replace: bool = False):
         key = kind.__name__
         if key in LAYER_KINDS and LAYER_KINDS[key] is not kind and not replace:
             raise ValueError(f"a layer kind named {key!r} is already registered; pass replace=True")
+        if reads is not None:
+            named = reads if isinstance(reads, tuple) else (reads,)
+            if not named or not all(isinstance(r, str) or callable(r) for r in named):
+                raise TypeError(f"register_layer(reads=...) takes a torch module class, a function or a dotted "
+                                f"name (or a tuple of them), got {reads!r}")
+            kind.torch_reads = named
         LAYER_KINDS[key] = kind
+        if kind.torch_reads:
+            TORCH_READERS[key] = kind
+        else:
+            TORCH_READERS.pop(key, None)
         return kind
     return add if cls is None else add(cls)
 
@@ -266,6 +284,11 @@ class Layer:
     (the input itself when the layer's ``inplace`` is set, else new), "view" (always a view of input
     0, whose strides `view_strides` gives) or "strided" (a view when the strides allow one, as
     `view_strides` decides, else a new contiguous copy; a contiguous input always gives a view)."""
+
+    torch_reads: ClassVar[tuple] = ()
+    """What the kind stands for in torch, for ``from_module``: torch module classes, functions, or
+    their dotted names (``register_layer(..., reads=nn.GroupNorm)`` sets it). alexcost's own kinds
+    leave it empty: the torch side maps them by name."""
 
     __signature__ = _Signature()
 

@@ -27,27 +27,45 @@ def _days(days: float) -> str:
     return f"{days:.3g} days ({hours:.2g} hours)" if hours >= 1 else f"{days:.3g} days ({hours * 60:.2g} minutes)"
 
 
+def _memory(p: Prediction) -> str:
+    """``1.49 GiB of 80 GiB: fits``."""
+    return f"{bytes_text(p.memory_per_gpu, 2)} of {bytes_text(p.gpu.memory, 0)}: " + ("fits" if p.fits else
+                                                                                       "DOES NOT FIT")
+
+
+def where(p: Prediction) -> str:
+    return f"{p.gpus} x {p.gpu.name}" if p.gpus > 1 else p.gpu.name
+
+
+def verdict(p: Prediction, schedule) -> list[str]:
+    """Two lines: whether the step fits on the GPU, and how long a step and the schedule take."""
+    return [f"{'fits' if p.fits else 'DOES NOT FIT'} on {where(p)}: {bytes_text(p.memory_per_gpu, 2)} of "
+            f"{bytes_text(p.gpu.memory, 0)} per GPU (memory model)",
+            f"step: {p.step_ms:.2f} ms expected (time model; bound {p.bound_ms:.2f} ms); "
+            f"{schedule.samples / p.batch:,.0f} steps: {_days(p.days(schedule))}"]
+
+
 def render(prediction: Prediction, training, schedule, style: str = "simple") -> str:
     """The prediction as text: per layer, the step, the days, memory, and the split's crossings."""
     p, card = prediction, prediction.gpu
     rows = [[r.name, r.type, f"{r.forward_ms:.3f}", f"{r.backward_ms:.3f}", f"{r.expected_ms:.3f}",
              f"{r.bound_ms:.3f}", r.limited_by or "-"] for r in p.layers]
     rows.append(["update", training.optimizer, "", "", f"{p.update_ms:.3f}", f"{p.estimate.update_bound_ms:.3f}", "-"])
-    where = f"{p.gpus} x {card.name}" if p.gpus > 1 else card.name
     split = {"single": "", "data": f", data parallel ({p.batch // p.gpus} samples per GPU, gradients all-reduced)",
              "model": ", split as the paper split AlexNet (each layer's kernels shared out, activations exchanged "
                       "where a layer reads every channel)"}[p.split]
     steps = schedule.samples / p.batch
-    out = [f"hardware: {where}{split}; {p.dtype} peak {card.peak(p.dtype) / 1e12:.2f} TFLOP/s, "
-           f"{card.bandwidth / 1e9:.0f} GB/s, {card.memory / GiB:g} GiB each",
+    out = [f"hardware: {where(p)}{split}; {p.dtype} peak {card.peak(p.dtype) / 1e12:.2f} TFLOP/s, "
+           f"{card.bandwidth / 1e9:.0f} GB/s, {bytes_text(card.memory, 0)} each",
            f"source: {card.source}", "",
            render_table(("layer", "type", "fwd ms", "bwd ms", "expected ms", "bound ms", "limited by"), rows,
                         ("left", "left", "right", "right", "right", "right", "left"), style), "",
-           f"step (time model, {p.mode} mode): {p.step_ms:.2f} ms expected = compute {p.compute_ms:.2f} + "
-           f"communication {p.communication_ms:.2f} ({card.link_name}); bound {p.bound_ms:.2f} ms; "
-           f"{steps:,.0f} steps: {_days(p.days(schedule))} expected, {_days(p.bound_days(schedule))} at best",
-           f"memory per GPU (model): {p.memory_per_gpu / GiB:.2f} GiB of {card.memory / GiB:g} GiB: "
-           + ("fits" if p.fits else "DOES NOT FIT")]
+           f"step (time model, {p.mode} mode): {p.step_ms:.2f} ms expected"
+           + (f" = compute {p.compute_ms:.2f} + communication {p.communication_ms:.2f} ({card.link_name})"
+              if p.gpus > 1 else "")
+           + f"; bound {p.bound_ms:.2f} ms; {steps:,.0f} steps: {_days(p.days(schedule))} expected, "
+             f"{_days(p.bound_days(schedule))} at best",
+           f"memory per GPU (model): {_memory(p)}"]
     if p.split == "model":
         out.append(f"per GPU: {commas(p.params_per_gpu)} parameters, {commas(p.macs_per_gpu)} forward MACs per step")
         out += [f"crosses between the GPUs at {c.name}: {bytes_text(c.forward_bytes)} forward, "

@@ -40,7 +40,7 @@ from ..hardware.roofline import Peaks
 from ..units import byte_unit, bytes_text, commas
 
 EXTRA_HINT = "pip install 'alexcost[plot]'"
-FORMATS = ("png", "svg")
+FORMATS = ("png", "svg", "pdf")
 DPI = 100
 WIDTH_IN = 8.0
 """Every figure is ``WIDTH_IN`` inches wide, about the width of a docs page's text: shown there, its
@@ -57,8 +57,8 @@ SERIES_COLOURS = ("#332288", "#CC6677", "#117733", "#DDCC77", "#88CCEE", "#AA449
 GROUP_COLOURS = {"conv": "#EE7733", "fc": "#0077BB", "other": "#BBBBBB"}
 
 
-class PlotExtraMissing(ImportError):
-    """matplotlib is not installed: the ``plot`` extra is needed."""
+class PlotExtraMissing(ModuleNotFoundError):
+    """matplotlib is not installed: the ``plot`` extra is needed (``name`` is ``"matplotlib"``)."""
 
 
 # -- timings ---------------------------------------------------------------------------------------
@@ -359,7 +359,7 @@ def _matplotlib():
         import matplotlib
         from matplotlib.figure import Figure
     except ImportError:
-        raise PlotExtraMissing(f"plotting needs matplotlib: {EXTRA_HINT}") from None
+        raise PlotExtraMissing(f"plotting needs matplotlib: {EXTRA_HINT}", name="matplotlib") from None
     return matplotlib, Figure
 
 
@@ -566,7 +566,7 @@ def time_share_figure(cost: NetworkCost, timings: Timings, label_from: float = 3
         ax.set_xlim(0, top)
         ax.set_ylim(0, top)
         ax.set_xlabel("share of the network's MACs (%)")
-        ax.set_ylabel("share of the measured time (%)")
+        ax.set_ylabel(f"share of the {'predicted' if timings.source == 'predicted' else 'measured'} time (%)")
         ax.grid(color="#DDDDDD", linewidth=0.6)
         ax.set_axisbelow(True)
         ax.legend(loc="upper left", frameon=False)
@@ -760,15 +760,18 @@ def _blocks_note(blocked: bool) -> str:
 
 def _title(cost: NetworkCost, timings: Timings | None, what: str) -> str:
     where = f"timed on {timings.device or 'an unnamed device'}" if timings else "static counts, not timed"
+    if timings and timings.source == "predicted":
+        where = f"predicted on {timings.device} by the time model"
     return f"{cost.model}: {what}\ninput {_shape_text(cost.input_shape)}, {where}"
 
 
 def figure_bytes(fig, fmt: str) -> bytes:
-    """The figure as PNG or SVG bytes, with no date or version in the metadata (deterministic)."""
+    """The figure as PNG, SVG or PDF bytes, with no date or version in the metadata (deterministic)."""
     matplotlib, _ = _matplotlib()
     if fmt not in FORMATS:
-        raise SpecError(f"unknown figure format {fmt!r}; choose png or svg")
-    metadata = {"Software": None} if fmt == "png" else {"Date": None, "Creator": None}
+        raise SpecError(f"unknown figure format {fmt!r}; choose png, svg or pdf")
+    metadata = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None},
+                "pdf": {"Creator": None, "Producer": None, "CreationDate": None}}[fmt]
     buf = io.BytesIO()
     with matplotlib.rc_context(STYLE):
         fig.savefig(buf, format=fmt, dpi=DPI, metadata=metadata)
@@ -783,7 +786,7 @@ def output_paths(out: str | os.PathLike) -> tuple[str, str, str]:
     stem, ext = os.path.splitext(out)
     fmt = ext[1:].lower()
     if fmt not in FORMATS or not os.path.basename(stem):
-        raise SpecError(f"--out must name a .png or .svg file, got {out!r}")
+        raise SpecError(f"--out must name a .png, .svg or .pdf file, got {out!r}")
     return fmt, out, f"{stem}{MEMORY_SUFFIX}{ext}"
 
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 from ..engine.cost import percent
 from ..hardware.model import Estimate
 from ..hardware.roofline import GROUPS
+from ..units import commas
+from .compare import Column
+from .compare import render as compare
 from .table import render_table
 
 HEADERS = ("layer", "type", "expected ms", "time %", "MACs %", "params %", "bound ms", "limited by")
@@ -92,10 +95,84 @@ def footer(e: Estimate) -> list[str]:
     return lines
 
 
+def dominant(e: Estimate) -> str:
+    """The group that takes the most time, and the slowest layer: ``most time: conv 61.2% (94.8% of the
+    MACs); conv2 18.0%, limited by compute``."""
+    g = max(groups(e).items(), key=lambda kv: kv[1]["expected_ms"])
+    out = f"most time: {g[0]} {g[1]['time_share']:.1f}% ({g[1]['mac_share']:.1f}% of the MACs)"
+    if e.layers and e.expected_ms:
+        slow = max(e.layers, key=lambda r: r.expected_ms)
+        out += f"; slowest layer {slow.name} {percent(slow.expected_ms, e.expected_ms):.1f}%" + (
+            f", limited by {slow.limited_by}" if slow.limited_by else "")
+    return out
+
+
+def summary(e: Estimate) -> str:
+    """A few lines: what runs where, the expected time beside its bound, and where the time goes."""
+    ratio = f" (expected / bound {e.expected_ms / e.bound_ms:.2f})" if e.bound_ms else ""
+    return "\n".join([headline(e), f"expected: {e.expected_ms:.2f} ms (time model); bound {e.bound_ms:.2f} ms{ratio}",
+                      dominant(e)]) + "\n"
+
+
 def render(e: Estimate, style: str = "simple") -> str:
-    """The prediction as text (``style="pipe"``: a Markdown table)."""
+    """The prediction as text: the answer first (`summary`), then per layer (``style="pipe"``: a Markdown
+    table) and how the time adds up."""
     table = render_table(HEADERS, rows(e), ALIGN, style)
-    return "\n".join([headline(e), "", table, "", *footer(e)]) + "\n"
+    return "\n".join([summary(e), table, "", *footer(e)]) + "\n"
+
+
+COMPARE = (
+    Column("model", "model", lambda e: e.model, align="left"),
+    Column("GPU", "gpu", lambda e: f"{e.gpus} x {e.gpu.name}" if e.gpus > 1 else e.gpu.name, align="left"),
+    Column("batch", "batch", lambda e: e.batch, commas),
+    Column("dtype", "dtype", lambda e: e.dtype, align="left"),
+    Column("phase", "phase", lambda e: e.phase, align="left"),
+    Column("expected ms", "expected_ms", lambda e: e.expected_ms, lambda ms: f"{ms:.3f}"),
+    Column("bound ms", "bound_ms", lambda e: e.bound_ms, lambda ms: f"{ms:.3f}"),
+    Column("ms per sample", "ms_per_sample", lambda e: e.expected_ms / e.batch, lambda ms: f"{ms:.4f}"),
+    Column("where the time goes", "most_time", lambda e: dominant(e).removeprefix("most time: "), align="left"),
+)
+"""The columns of several predictions side by side."""
+
+
+def html_page(estimates, costs, summary_only: bool = False) -> str:
+    """One page: the table (one prediction: its summary, layers and footer; several: side by side) and
+    each prediction's time share against MAC share per layer (``costs``: each network's forward cost)."""
+    from . import html
+    from .plot import Timings, BatchTiming, time_share_figure
+
+    figures = []
+    for e, cost in zip(estimates, costs):
+        timings = Timings(e.model, e.gpu.name, e.dtype, (BatchTiming(e.batch, tuple((r.name, r.expected_ms)
+                                                                                    for r in e.layers)),),
+                          source="predicted")
+        figures.append(html.figure(time_share_figure(cost, timings),
+                                   f"{e.model} on {e.gpu.name}, batch {e.batch}: predicted time share against MAC "
+                                   f"share, per layer"))
+    title = "alexcost predict: " + ", ".join(dict.fromkeys(e.model for e in estimates))
+    if len(estimates) > 1:
+        return compare(COMPARE, estimates, "html", (), title, figures)
+    e = estimates[0]
+    parts = [html.lines(summary(e))]
+    if not summary_only:
+        parts += [html.table(HEADERS, rows(e), ALIGN), html.lines(footer(e))]
+    return html.page(title, parts + figures)
+
+
+def render_many(estimates, fmt: str = "table", summary_only: bool = False, costs=()) -> str:
+    """One prediction as `render_format` gives it (or its `summary`); several side by side (JSON: a list);
+    ``html`` needs each network's forward cost (``costs``) for its figure."""
+    if fmt == "html":
+        return html_page(estimates, costs, summary_only)
+    if fmt == "json" and len(estimates) > 1:
+        from .report import dumps_json
+
+        return dumps_json([to_dict(e) for e in estimates])
+    if len(estimates) > 1:
+        return compare(COMPARE, estimates, fmt, ("expected: the time model's; bound: the spec sheet at best",))
+    if summary_only:
+        return summary(estimates[0])
+    return render_format(estimates[0], fmt)
 
 
 def to_csv(e: Estimate) -> str:

@@ -9,7 +9,9 @@ from math import prod
 
 from ..engine.cost import COUNTS, NetworkCost, percent
 from ..layers.base import Layer
-from ..units import byte_unit, bytes_text, commas, dumps_json, short, size_text  # noqa: F401 (dumps_json: for its users)
+from ..units import BINARY_NOTE, byte_unit, bytes_text, commas, dumps_json, short, size_text  # noqa: F401 (dumps_json: for its users)
+from .compare import Column, count
+from .compare import render as compare
 from .table import render_table
 
 FORMATS = ("table", "markdown", "detail", "csv", "json")
@@ -142,11 +144,11 @@ def seed_rows(cost: NetworkCost) -> list[list[str]]:
 def footer(cost: NetworkCost) -> str:
     """What the table's columns mean, and the counts it does not show."""
     t = cost.totals
-    memory = f"Memory: weights {commas(t.weight_bytes)} B"
+    memory = f"Memory in {BINARY_NOTE}: weights {bytes_text(t.weight_bytes)}"
     if t.buffer_bytes:
-        memory += f", buffers {commas(t.buffer_bytes)} B"
-    memory += (f", activations {commas(t.stored_bytes)} B (each tensor once: views, in-place and identity "
-               f"layers share their input's storage)")
+        memory += f", buffers {bytes_text(t.buffer_bytes)}"
+    memory += (f", activations {bytes_text(t.stored_bytes)} summed over tensors, not a peak (each tensor once: "
+               f"views, in-place and identity layers share their input's storage)")
     lines = [
         f"{cost.model}: input {size_text(cost.input_shape)}, batch {cost.batch}, {cost.dtype}",
         f"Forward Computation = MACs + bias adds = {commas(t.macs)} + {commas(t.bias_adds)}",
@@ -260,3 +262,92 @@ def render(cost: NetworkCost, fmt: str = "table") -> str:
     if fmt == "json":
         return dumps_json(to_dict(cost))
     raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+
+
+# -- a few lines, several networks side by side, one page ------------------------------------------------
+
+def _most(cost: NetworkCost, attr: str) -> str:
+    """The layer with the most of ``attr`` and its share: ``fc6 60.5%``."""
+    whole = getattr(cost.totals, attr)
+    if not whole:
+        return "-"
+    top = max(cost.layers, key=lambda r: getattr(r, attr))
+    return f"{top.name} {percent(getattr(top, attr), whole):.1f}%"
+
+
+def _group_share(cost: NetworkCost, group: str, attr: str) -> float:
+    return percent(getattr(cost.split[group], attr), getattr(cost.totals, attr))
+
+
+def _shape(shape) -> str:
+    return "x".join(map(str, shape))
+
+
+def summary(cost: NetworkCost) -> str:
+    """A few lines: what was costed, the totals, the memory, and what dominates."""
+    t = cost.totals
+    return "\n".join([
+        f"{cost.model}: input {_shape(cost.input_shape)}, batch {cost.batch}, {cost.dtype}",
+        f"parameters: {commas(t.params)} ({short(t.params)}); conv {_group_share(cost, 'conv', 'params'):.0f}%, "
+        f"FC {_group_share(cost, 'fc', 'params'):.0f}%; most: {_most(cost, 'params')}",
+        f"MACs: {commas(t.macs)} ({short(t.macs)}); conv {_group_share(cost, 'conv', 'macs'):.0f}%, "
+        f"FC {_group_share(cost, 'fc', 'macs'):.0f}%; most: {_most(cost, 'macs')}",
+        f"FLOPs = 2*MACs + bias adds + other ops = {commas(t.flops)}",
+        f"memory in {BINARY_NOTE}: weights {bytes_text(t.weight_bytes)}, activations {bytes_text(t.stored_bytes)} "
+        f"summed over tensors (not a peak)"]) + "\n"
+
+
+COMPARE = (
+    Column("model", "model", lambda c: c.model, align="left"),
+    Column("input", "input_shape", lambda c: _shape(c.input_shape), align="left"),
+    Column("batch", "batch", lambda c: c.batch, commas),
+    Column("dtype", "dtype", lambda c: c.dtype, align="left"),
+    count("parameters", "params", lambda c: c.totals.params),
+    count("MACs", "macs", lambda c: c.totals.macs),
+    count("FLOPs", "flops", lambda c: c.totals.flops),
+    Column("weights", "weight_bytes", lambda c: c.totals.weight_bytes, bytes_text),
+    Column("activations (sum)", "activation_bytes", lambda c: c.totals.stored_bytes, bytes_text),
+    Column("conv % of MACs", "conv_mac_share", lambda c: round(_group_share(c, "conv", "macs"), 1)),
+    Column("FC % of params", "fc_param_share", lambda c: round(_group_share(c, "fc", "params"), 1)),
+    Column("most MACs", "most_macs", lambda c: _most(c, "macs"), align="left"),
+)
+"""The columns of several reports side by side."""
+
+COMPARE_NOTES = (f"Memory in {BINARY_NOTE}; activations: every tensor once, summed (not a peak). "
+                 f"FLOPs = 2*MACs + bias adds + other ops.",)
+
+
+def html_page(costs, summary_only: bool = False) -> str:
+    """One page: the table (one network: its summary, the seed's table and footer; several: side by
+    side) and each network's shares and memory figures."""
+    from . import html
+    from .plot import memory_figure, shares_figure
+
+    figures = []
+    for cost in costs:
+        figures += [html.figure(shares_figure(cost), f"{cost.model}: shares of parameters and MACs per layer"),
+                    html.figure(memory_figure(cost), f"{cost.model}: output size and weight bytes per layer")]
+    title = "alexcost report: " + ", ".join(dict.fromkeys(c.model for c in costs))
+    if len(costs) > 1:
+        return compare(COMPARE, costs, "html", COMPARE_NOTES, title, figures)
+    cost = costs[0]
+    parts = [html.lines(summary(cost))]
+    if not summary_only:
+        headers, align = SEED_HEADERS, SEED_ALIGN
+        if cost.graph:
+            headers, align = (headers[0], "Input", *headers[1:]), (align[0], "left", *align[1:])
+        parts += [html.table(headers, seed_rows(cost), align), html.lines(footer(cost))]
+    return html.page(title, parts + figures)
+
+
+def render_many(costs, fmt: str = "table", summary_only: bool = False) -> str:
+    """One cost as `render` gives it (or its `summary`); several side by side (JSON: a list)."""
+    if fmt == "html":
+        return html_page(costs, summary_only)
+    if fmt == "json":
+        return dumps_json(to_dict(costs[0]) if len(costs) == 1 else [to_dict(c) for c in costs])
+    if len(costs) > 1:
+        return compare(COMPARE, costs, fmt, COMPARE_NOTES)
+    if summary_only:
+        return summary(costs[0])
+    return render(costs[0], fmt)

@@ -159,3 +159,117 @@ def from_module(module, input_shape, *, name: str | None = None) -> ImportedModu
     return ImportedModule(network, reading.paths, reading.first_use, reading.weight_params, reading.bias_params,
                           reading.frozen_params, reading.unused, reading.fx_nodes, reading.unused_frozen,
                           reading.eval_branches, _trace=(module, traced))
+
+
+# -- modules named on the command line ------------------------------------------------------------------
+
+SOURCES = ("module", "torchvision", "timm")
+"""Where a module named by a string comes from: ``module`` (``PKG.MOD:FACTORY``), ``torchvision``
+(a model name of ``torchvision.models``) or ``timm`` (a model name of timm)."""
+
+
+def named_module(source: str, name: str):
+    """The torch module ``name`` names: ``module``: ``FACTORY()`` of the Python module ``PKG.MOD``
+    (imported from the current folder or ``sys.path``; this runs its code); ``torchvision`` and
+    ``timm``: the model built with random weights (nothing is downloaded); in eval mode. One
+    `SpecError` for a name that names nothing, or code that fails."""
+    import torch.nn as nn
+
+    if source == "module":
+        module, made = _factory(name)
+    elif source == "torchvision":
+        module, made = _zoo_model("torchvision", name), f"torchvision's {name}"
+    elif source == "timm":
+        module, made = _zoo_model("timm", name), f"timm's {name}"
+    else:
+        raise SpecError(f"unknown module source {source!r}; choose from {', '.join(SOURCES)}")
+    if not isinstance(module, nn.Module):
+        raise SpecError(f"{made} returned {type(module).__name__}, not a torch.nn.Module")
+    return module.eval()  # alexcost counts inference; a training step is costed from the network read
+
+
+def _failed(what: str, err: BaseException) -> SpecError:
+    return SpecError(f"{what} raised {type(err).__name__}: {' '.join(str(err).split())[:300]}")
+
+
+def _factory(text: str):
+    """``FACTORY()`` of ``PKG.MOD:FACTORY``, with what made it, for messages."""
+    import importlib
+    import os
+    import sys
+
+    path, colon, attr = text.partition(":")
+    if not colon or not path or not attr or not all(p.isidentifier() for p in (*path.split("."), *attr.split("."))):
+        raise SpecError(f"--module takes PKG.MOD:FACTORY (a Python module and a function or class in it that "
+                        f"makes the model with no arguments), got {text!r}")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` would: the user's own folder first
+    try:
+        holder = importlib.import_module(path)
+    except ModuleNotFoundError as err:
+        if err.name and path.startswith(err.name):
+            raise SpecError(f"cannot import {path!r}: no module named {err.name!r} in the current folder or on "
+                            f"sys.path (run alexcost from the folder that holds it, or add that folder to "
+                            f"PYTHONPATH)") from None
+        raise _failed(f"importing {path!r}", err) from None
+    except Exception as err:  # noqa: BLE001 - the user's code, reported in one line
+        raise _failed(f"importing {path!r}", err) from None
+    made = holder
+    try:
+        for part in attr.split("."):
+            made = getattr(made, part)
+    except AttributeError:
+        raise SpecError(f"module {path!r} has no {attr!r}") from None
+    if not callable(made):
+        raise SpecError(f"{text} is {type(made).__name__}, not a function or class that makes the model")
+    try:
+        return made(), f"{text}()"
+    except Exception as err:  # noqa: BLE001
+        raise _failed(f"{text}()", err) from None
+
+
+def _zoo_model(source: str, name: str):
+    """torchvision's or timm's model ``name``, with random weights."""
+    import difflib
+
+    if source == "torchvision":
+        import torchvision.models as zoo
+
+        names, make = zoo.list_models(), lambda: zoo.get_model(name, weights=None)
+    else:
+        import timm
+
+        names, make = timm.list_models(), lambda: timm.create_model(name, pretrained=False)
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise SpecError(f"{source} has no model {name!r}{hint}")
+    try:
+        return make()
+    except Exception as err:  # noqa: BLE001
+        raise _failed(f"building {source}'s {name}", err) from None
+
+
+def default_input_shape(source: str, name: str, module) -> tuple[int, ...] | None:
+    """The per-sample input a model's own configuration gives, or None: timm's ``input_size``;
+    torchvision's weights' transforms (a classifier's crop, a segmenter's resize; a video model's
+    number of frames is not there, so it has none)."""
+    if source == "timm":
+        size = (getattr(module, "pretrained_cfg", None) or {}).get("input_size")
+        return tuple(size) if size else None
+    if source != "torchvision":
+        return None
+    import torchvision.models as zoo
+
+    try:
+        weights = zoo.get_model_weights(name).DEFAULT
+    except (ValueError, KeyError):
+        return None
+    kind = getattr(weights.transforms, "func", None)
+    keywords = getattr(weights.transforms, "keywords", {}) or {}
+    size = {"ImageClassification": keywords.get("crop_size"),
+            "SemanticSegmentation": keywords.get("resize_size")}.get(getattr(kind, "__name__", ""))
+    if size is None:
+        return None
+    side = (size, size) if isinstance(size, int) else tuple(size) * (2 if len(size) == 1 else 1)
+    return (3, *side)

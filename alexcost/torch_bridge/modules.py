@@ -13,6 +13,7 @@ from torch import nn
 
 from .. import layers as kinds
 from ..errors import SpecError
+from .custom import custom_reads
 
 
 class Elementwise(nn.Module):
@@ -181,7 +182,8 @@ def _sizes(value):
 def torch_module(layer, x):
     """The torch module that computes ``layer`` on per-sample input ``x``: the kind's own
     ``torch_module(x)`` when its class defines one (a user's kind), its builder in `BUILDERS`,
-    or ``torch.nn.<ClassName>(**layer.torch_args(x))``."""
+    or the module class it reads (``register_layer(..., reads=...)``) or ``torch.nn.<ClassName>`` called
+    with ``**layer.torch_args(x)``."""
     kind = type(layer)
     own = getattr(kind, "torch_module", None)
     if own is not None:
@@ -189,7 +191,8 @@ def torch_module(layer, x):
     build = BUILDERS.get(kind)
     if build is not None:
         return build(layer, x)
-    module = getattr(nn, kind.__name__, None)
+    reads = custom_reads()[0]
+    module = next((c for c, k in reads.items() if k is kind), None) or getattr(nn, kind.__name__, None)
     if module is None:
         raise SpecError(f"{kind.__name__} has no torch.nn counterpart; define torch_module() on it")
     return module(**layer.torch_args(x))

@@ -32,6 +32,7 @@ from ..errors import SpecError, format_shape
 from .ops import FUNCTIONS, METHODS, PURE, module_call
 from .trace import MODE, kind_of, where_module
 from ..layers import BUILTIN_KINDS, Identity, Parameter, ParameterShape
+from .custom import custom_reads, read_function
 from ..layers.base import Passthrough
 from ..layers import Contiguous, Flatten, Permute, Reshape, Transpose, View
 
@@ -117,6 +118,7 @@ class Reader:
 
     def __init__(self, root, traced, input_shape):
         self.root, self.modules, self.graph = root, traced.modules, traced.graph
+        self.custom = custom_reads()[1]
         self.branches = traced.branches
         self.constants = traced.constants
         self.input_shape = input_shape
@@ -550,10 +552,12 @@ class Reader:
                     value = self._module_call(node, args, kwargs)
                 elif op == "call_function":
                     try:
-                        handler = FUNCTIONS.get(node.target)
+                        handler, custom = FUNCTIONS.get(node.target), self.custom.get(node.target)
                     except TypeError:  # an unhashable callable: no kind
-                        handler = None
-                    if handler is not None:
+                        handler = custom = None
+                    if custom is not None:  # a function a registered kind reads (register_layer(reads=...))
+                        value = read_function(self, node, custom, args, kwargs)
+                    elif handler is not None:
                         value = handler(self, node, args, kwargs)
                     elif any(node.target is op for op in PURE):
                         value = self.pure(node, args, kwargs)

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from ..errors import SpecError
 from ..layers import BUILTIN_KINDS, LAYER_KINDS, Pad
+from .custom import custom_reads
 
 _HARMLESS = frozenset({"__init__", "__repr__", "extra_repr", "reset_parameters", "__setstate__", "__getstate__",
                        "_get_name", "_save_to_state_dict", "_load_from_state_dict"})
@@ -60,10 +61,16 @@ def where_module(path: str, module) -> str:
 def kind_of(cls: type):
     """The alexcost kind a module class is read as, or None.
 
-    A torch.nn class alexcost has a kind of the same name, or a subclass of one that
+    A torch.nn class alexcost has a kind of the same name, a class a registered kind names in
+    ``torch_reads`` (``register_layer(..., reads=nn.PReLU)``), or a subclass of either that
     overrides none of the methods its forward runs (``class MyConv(nn.Conv2d): pass``); torch.nn's
     padding modules are `Pad`.
     """
+    classes = custom_reads()[0]
+    if classes:
+        for depth, base in enumerate(cls.__mro__):
+            if base in classes:
+                return None if _overrides(cls, depth, base) else classes[base]
     if cls in _KINDS:
         return _KINDS[cls]
     import torch.nn as nn
@@ -72,14 +79,18 @@ def kind_of(cls: type):
     for depth, base in enumerate(cls.__mro__):
         candidate = LAYER_KINDS.get(base.__name__)
         if candidate is not None and candidate in BUILTIN_KINDS and getattr(nn, base.__name__, None) is base:
-            overridden = {name for sub in cls.__mro__[:depth] for name, value in vars(sub).items()
-                          if callable(value) and name not in _HARMLESS and hasattr(base, name)}
-            kind = None if overridden else candidate
+            kind = None if _overrides(cls, depth, base) else candidate
             break
     if kind is None and cls.__module__ == PADDING_MODULES:
         kind = Pad
     _KINDS[cls] = kind
     return kind
+
+
+def _overrides(cls: type, depth: int, base: type) -> bool:
+    """Does ``cls`` override a method of ``base`` (its ``depth``-th ancestor) that its forward may run?"""
+    return any(callable(value) and name not in _HARMLESS and hasattr(base, name)
+               for sub in cls.__mro__[:depth] for name, value in vars(sub).items())
 
 
 class _Tracer:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from ..hardware.roofline import Peaks
 
@@ -19,14 +19,34 @@ PEAK_SETTINGS = {
 """How big and how often the peak measurements run: on the CPU about a second."""
 
 
-def _best_ms(fn, sample, cfg) -> float:
-    """The fastest of ``repeats`` calls after one warm-up; one call when that one is slow."""
+class Measured(NamedTuple):
+    """Peaks as measured, with the spread of the repeats each came from: (slowest - fastest) / fastest
+    (0 for a peak given, not measured)."""
+
+    peaks: Peaks
+    flops_spread: float = 0.0
+    bytes_spread: float = 0.0
+
+
+def _best_ms(fn, sample, cfg) -> tuple[float, float]:
+    """The fastest of ``repeats`` calls after one warm-up, and their spread; one call (spread 0) when
+    that one is slow."""
     first = min(sample(fn, 1, 1))
-    return first if first > cfg["slow_ms"] else min(first, *sample(fn, 0, cfg["repeats"]))
+    if first > cfg["slow_ms"]:
+        return first, 0.0
+    times = sample(fn, 0, cfg["repeats"])
+    best = min(first, *times)
+    return best, (max(times) - min(times)) / min(times)
 
 
 def measure_peaks(device: str, dtype: str, tdtype, sample: Callable, *,
                   flops_per_s: float | None = None, bytes_per_s: float | None = None) -> Peaks:
+    """`measure`'s peaks."""
+    return measure(device, dtype, tdtype, sample, flops_per_s=flops_per_s, bytes_per_s=bytes_per_s).peaks
+
+
+def measure(device: str, dtype: str, tdtype, sample: Callable, *,
+            flops_per_s: float | None = None, bytes_per_s: float | None = None) -> Measured:
     """Measure what is not given. ``sample(fn, warmup, repeats)`` returns timings in ms.
 
     The peak rate is the better of a large matrix product and a large 3x3 convolution:
@@ -38,6 +58,7 @@ def measure_peaks(device: str, dtype: str, tdtype, sample: Callable, *,
 
     cfg = PEAK_SETTINGS[device]
     f_src = b_src = "given"
+    f_spread = b_spread = 0.0
     if flops_per_s is None:
         n = cfg["n_min"]
         while True:
@@ -47,14 +68,16 @@ def measure_peaks(device: str, dtype: str, tdtype, sample: Callable, *,
             if once >= cfg["target_ms"] or n >= cfg["n_max"]:
                 break
             n *= 2
-        matmul = 2 * n**3 / (_best_ms(lambda: a @ b, sample, cfg) / 1e3)
+        best, m_spread = _best_ms(lambda: a @ b, sample, cfg)
+        matmul = 2 * n**3 / (best / 1e3)
         del a, b
         c, nb = cfg["conv_channels"], cfg["conv_batch"]
         x = torch.randn((nb, c, 32, 32), device=device, dtype=tdtype)
         w = torch.randn((c, c, 3, 3), device=device, dtype=tdtype)
-        conv = 2 * nb * c * c * 9 * 32 * 32 / (_best_ms(lambda: F.conv2d(x, w, padding=1), sample, cfg) / 1e3)
+        best, c_spread = _best_ms(lambda: F.conv2d(x, w, padding=1), sample, cfg)
+        conv = 2 * nb * c * c * 9 * 32 * 32 / (best / 1e3)
         del x, w
-        flops_per_s = max(matmul, conv)
+        flops_per_s, f_spread = max((matmul, m_spread), (conv, c_spread))
         f_src = (f"measured, {dtype}: {n}x{n} matrix product {matmul / 1e12:.3f} TFLOP/s, "
                  f"3x3 convolution {c}->{c} on {nb}x{c}x32x32 {conv / 1e12:.3f} TFLOP/s; the better of each's "
                  f"best of {cfg['repeats']}")
@@ -62,8 +85,26 @@ def measure_peaks(device: str, dtype: str, tdtype, sample: Callable, *,
         size = cfg["copy_bytes"]
         src = torch.empty(size // 4, device=device, dtype=torch.float32).fill_(1.0)
         dst = torch.empty_like(src)
-        best = _best_ms(lambda: dst.copy_(src), sample, cfg)
+        best, b_spread = _best_ms(lambda: dst.copy_(src), sample, cfg)
         del src, dst
         bytes_per_s = 2 * size / (best / 1e3)
         b_src = f"measured: best of {cfg['repeats']} copies of {size // 2**20} MiB, counting read + write"
-    return Peaks(float(flops_per_s), float(bytes_per_s), f_src, b_src)
+    return Measured(Peaks(float(flops_per_s), float(bytes_per_s), f_src, b_src), f_spread, b_spread)
+
+
+def moved(before: Measured, after: Measured) -> list[str]:
+    """A warning for each measured peak that moved between two measurements of one run by more than the
+    spread of its own repeats (the larger of the two): other work on the machine, or its clocks, changed
+    what a kernel gets, and the bounds and shares measured between them are less sure."""
+    out = []
+    for what, unit, scale, a, b, spread in (
+            ("arithmetic", "TFLOP/s", 1e12, before.peaks.flops_per_s, after.peaks.flops_per_s,
+             max(before.flops_spread, after.flops_spread)),
+            ("memory bandwidth", "GB/s", 1e9, before.peaks.bytes_per_s, after.peaks.bytes_per_s,
+             max(before.bytes_spread, after.bytes_spread))):
+        if spread and abs(b - a) / a > spread:
+            out.append(f"the measured peak {what} moved from {a / scale:.3g} to {b / scale:.3g} {unit} "
+                       f"({100 * (b - a) / a:+.0f}%) between the start and the end of the run, more than its "
+                       f"repeats' own spread ({100 * spread:.0f}%): other work may be running; the bounds and "
+                       f"times are less sure")
+    return out

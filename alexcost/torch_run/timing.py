@@ -46,7 +46,7 @@ from ..errors import SpecError, describe_layer
 from ..engine.network import Network
 from ..render.roofline import overall_verdict
 from ..units import bytes_text
-from .peaks import measure_peaks
+from .peaks import measure as measure_peaks, moved
 
 DTYPES = ("float32", "tf32", "float16", "bfloat16")
 """The dtypes ``alexcost time`` runs: tf32 is float32 storage with TF32 matmul/conv math (CUDA only)."""
@@ -428,6 +428,8 @@ class TimingRun:
     peaks: roofline.Peaks
     batches: tuple = ()
     complete: bool = False
+    warnings: tuple = ()
+    """What makes the run less sure: a measured peak that moved between the start and the end of it."""
 
     def to_dict(self) -> dict:
         return {
@@ -435,7 +437,7 @@ class TimingRun:
             "model": self.model, "input_shape": list(self.input_shape),
             "device": self.device, "dtype": self.dtype, "math": self.math,
             "settings": self.settings, "peaks": self.peaks.to_dict(),
-            "complete": self.complete,
+            "complete": self.complete, "warnings": list(self.warnings),
             "batches": [b.to_dict() for b in self.batches],
             "training": self.settings.get("mode") == TRAINING_MODE,
             "verdict": (training_verdict([b for b in self.batches if isinstance(b, TrainingBatch)])
@@ -513,9 +515,8 @@ class Timer:
                 self.settings.update(self._exit.enter_context(cuda_math(self.dtype)))
             if self.threads is not None:
                 self._exit.enter_context(torch_threads(self.threads))
-            self.peaks = measure_peaks(self.device, self.dtype, torch_dtype(self.dtype),
-                                                lambda fn, w, r: sample_ms(fn, w, r, self.device),
-                                                flops_per_s=self.peak_flops, bytes_per_s=self.peak_bandwidth)
+            self.measured = self.measure_peaks()
+            self.peaks = self.measured.peaks
             self.settings["launch_floor"] = {"op": FLOOR_OP, **self.launch_floor().to_dict()}
             self.spec = self.spec_sheet()
             self._tick(1, "peaks")
@@ -536,6 +537,12 @@ class Timer:
         devices.release(self.device)
         self._exit.close()
         return False
+
+    def measure_peaks(self):
+        """The device's peaks (`peaks.Measured`), those not given measured now."""
+        return measure_peaks(self.device, self.dtype, torch_dtype(self.dtype),
+                             lambda fn, w, r: sample_ms(fn, w, r, self.device),
+                             flops_per_s=self.peak_flops, bytes_per_s=self.peak_bandwidth)
 
     def spec_sheet(self):
         """The spec-sheet peaks (`roofline.Peaks`) of `gpu`, or of the catalog GPU the CUDA device's
@@ -582,6 +589,8 @@ class Timer:
                 run = replace(run, batches=(*run.batches, self.measure(batch)))
                 if on_batch:
                     on_batch(run)
+            if self.peak_flops is None or self.peak_bandwidth is None:  # measured: measured again, compared
+                run = replace(run, warnings=tuple(moved(self.measured, self.measure_peaks())))
         run = replace(run, complete=True)
         if on_batch:
             on_batch(run)
