@@ -250,8 +250,8 @@ def rounded_facts() -> dict[str, tuple[Decimal, Decimal]]:
         "paper params in millions": (mantissa(short(paper.totals.params)), rounded(PAPER_PARAMS / 1e6, 1)),
         "paper FC params in millions": (mantissa(short(paper.split["fc"].params)),
                                         rounded((FC_WEIGHTS + FC_BIASES) / 1e6, 1)),
-        "paper FC weights in MB": (rounded(paper.split["fc"].weight_bytes / 1e6, 1),
-                                   rounded(4 * (FC_WEIGHTS + FC_BIASES) / 1e6, 1)),
+        "paper FC weights in MiB": (rounded(paper.split["fc"].weight_bytes / 2**20, 1),
+                                    rounded(4 * (FC_WEIGHTS + FC_BIASES) / 2**20, 1)),
         "conv1 output in MB": (rounded(paper["conv1"].output_bytes / 1e6, 1), rounded(4 * 96 * 55 * 55 / 1e6, 1)),
         "seed conv forward in billions": (mantissa(short(seed.split["conv"].forward)),
                                           rounded((SEED_FORWARD - FC_WEIGHTS) / 1e9, 2)),
@@ -318,6 +318,7 @@ def percent_facts() -> dict[str, tuple[Decimal, Decimal]]:
 QUOTED = {
     # Krizhevsky, Sutskever & Hinton, NIPS 2012 (the abstract, figures 1 and 2, sections 3 and 4)
     "2012": "the paper's year; ILSVRC-2012",
+    "31": "bicubic interpolation's ops per output element: 2 * 16 taps - 1 (conventions)",
     "2010": "ILSVRC-2010, the test set of the paper's main results",
     "37.5": "top-1 test error on ILSVRC-2010 (abstract)",
     "17.0": "top-5 test error on ILSVRC-2010 (abstract)",

@@ -59,7 +59,7 @@ def test_tables_are_unchanged_but_the_memory_line(name, batch):
         unit, size = next((u, 2**p) for u, p in (("GiB", 30), ("MiB", 20), ("KiB", 10), ("B", 0)) if weights >= 2**p)
         shown = f"{weights / size:,.1f} {unit}" if size > 1 else f"{weights:,} B"
         assert after.startswith(f"Memory in binary units (1 MiB = 1,048,576 bytes): weights {shown}")
-        assert "activations" in after and "summed over tensors, not a peak" in after and "each tensor once" in after
+        assert "activations" in after and after.endswith("summed over tensors, not a peak")
 
 
 @pytest.mark.parametrize("name", SPECS)

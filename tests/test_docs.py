@@ -411,7 +411,8 @@ def test_the_api_page_documents_the_public_api(site):
     import alexcost
 
     api_page = (site / "api" / "index.html").read_text()
-    sections = set(re.findall(r'id="(alexcost\.[\w.]+)"', api_page))
+    kinds_page = (site / "layer-kinds" / "index.html").read_text()
+    sections = set(re.findall(r'id="(alexcost\.[\w.]+)"', api_page + kinds_page))
     expected = {f"alexcost.{n}" for n in alexcost.__all__ if n not in ("dumps_spec", "load_spec", "network_from_dict",
                                                                           "network_to_dict", "predict")}
     expected |= {f"alexcost.specs.specfile.{n}" for n in ("dumps_spec", "load_spec", "network_from_dict",
@@ -420,8 +421,9 @@ def test_the_api_page_documents_the_public_api(site):
     expected |= {"alexcost.torch_bridge.from_module", "alexcost.training.training_cost",
                  "alexcost.render.plot.write_figures"}
     assert expected <= sections, sorted(expected - sections)
-    assert 'id="alexcost.Conv2d.counts"' not in api_page and 'id="alexcost.Network.cost"' in api_page
-    assert "2-D convolution" in api_page
+    assert 'id="alexcost.Conv2d.counts"' not in kinds_page and 'id="alexcost.Network.cost"' in api_page
+    assert 'id="alexcost.Conv2d"' in kinds_page and 'id="alexcost.Conv2d"' not in api_page
+    assert "2-D convolution" in api_page and "2-D convolution" in kinds_page
 
 
 def test_generated_sources_are_current():

@@ -102,7 +102,7 @@ def test_overall_verdict_by_hand():
     assert lines[0] == f"conv: {mac:.1f}% of MACs, {par:.1f}% of params, {t1:.0f}% of time at batch 1; {t128:.0f}% at batch 128"
     assert lines[0].startswith("conv: 94.8% of MACs, 6.0% of params")
     assert lines[1].startswith(f"fc: {100 - mac:.1f}% of MACs, {100 - par:.1f}% of params")
-    assert f"{FC_PARAMS * 4 / 1e6:.2f} MB" in lines[2] and "memory-bound" in lines[2]
+    assert f"{FC_PARAMS * 4 / 2**20:.2f} MiB" in lines[2] and "memory-bound" in lines[2]
     assert overall_verdict([large, small]) == lines  # smallest batch first, whatever the sweep's order
     assert overall_verdict([]) == ["no batch was measured"]
 

@@ -147,8 +147,7 @@ def footer(cost: NetworkCost) -> str:
     memory = f"Memory in {BINARY_NOTE}: weights {bytes_text(t.weight_bytes)}"
     if t.buffer_bytes:
         memory += f", buffers {bytes_text(t.buffer_bytes)}"
-    memory += (f", activations {bytes_text(t.stored_bytes)} summed over tensors, not a peak (each tensor once: "
-               f"views, in-place and identity layers share their input's storage)")
+    memory += f", activations {bytes_text(t.stored_bytes)} summed over tensors, not a peak"
     lines = [
         f"{cost.model}: input {size_text(cost.input_shape)}, batch {cost.batch}, {cost.dtype}",
         f"Forward Computation = MACs + bias adds = {commas(t.macs)} + {commas(t.bias_adds)}",

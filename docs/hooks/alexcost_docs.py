@@ -30,6 +30,7 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parents[1]
 API_MARKER = "<!-- alexcost:api -->"
+KINDS_MARKER = "<!-- alexcost:kinds -->"
 GENERATED_START = "<!-- generated from the code: start (python docs/hooks/alexcost_docs.py rewrites it) -->"
 GENERATED_END = "<!-- generated from the code: end -->"
 FIGURE = re.compile(r"^<!-- figure (!\[[^\]]*\]\((img/[\w.-]+\.svg)\)) -->$", re.M)
@@ -260,17 +261,21 @@ def api_summary() -> str:
     return "\n".join(lines)
 
 
-def api_markdown() -> str:
-    """One ``::: identifier`` block per public name, grouped; a layer kind shows its docstring alone."""
-    kinds = set(layer_kind_names())
+def api_markdown(kinds_page: bool = False) -> str:
+    """One ``::: identifier`` block per public name, grouped: on the API page every name but the layer
+    kinds; on the layer kinds' page (``kinds_page``) each kind's docstring alone."""
+    kinds = layer_kind_names()
+    if kinds_page:
+        return "\n".join(line for identifier in kinds for line in (
+            f"::: {identifier}", "    options:", "      heading_level: 2", "      members: false", ""))
     lines = []
     for title, names in api_groups():
+        names = [n for n in names if n not in kinds]
         lines += [f"## {title}", ""]
+        if title == "Layer kinds":
+            lines += ["Each layer kind's reference is on [its own page](layer-kinds.md).", ""]
         for identifier in names:
-            lines += [f"::: {identifier}", "    options:", "      heading_level: 3"]
-            if identifier in kinds:
-                lines += ["      members: false"]
-            lines.append("")
+            lines += [f"::: {identifier}", "    options:", "      heading_level: 3", ""]
     return "\n".join(lines)
 
 
@@ -446,6 +451,8 @@ def on_page_markdown(markdown, page, config, files):
     markdown = FIGURE.sub(r"\1", markdown)
     if API_MARKER in markdown:
         markdown = markdown.replace(API_MARKER, api_markdown())
+    if KINDS_MARKER in markdown:
+        markdown = markdown.replace(KINDS_MARKER, api_markdown(kinds_page=True))
     return markdown
 
 
