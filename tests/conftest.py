@@ -49,3 +49,11 @@ def monkeypatch():
     patcher = _RulesAwareMonkeyPatch()
     yield patcher
     patcher.undo()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The docs site, built once per test module with ``mkdocs build --strict``, from the docs extra alone."""
+    from doc_pages import build_site
+
+    return build_site(tmp_path_factory.mktemp("site") / "site")

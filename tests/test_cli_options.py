@@ -5,22 +5,20 @@ Expected values are worked out here by hand from the layer formulas, never read 
 alexcost's own output.
 """
 
-
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
-import sys
+from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
 
 from alexcost_cli.main import COMMANDS, cli
+
 from not_installed import without
-import shutil
-from pathlib import Path
-from alexcost_cli.main import cli
 
 TINY = {"name": "tiny", "input_shape": [3, 16, 16], "layers": [
     {"type": "Conv2d", "name": "conv1", "out_channels": 4, "kernel_size": 3, "padding": 1},
@@ -257,8 +255,6 @@ def test_help_shows_no_sentinel_or_none(command):
 # mistake, the smallest input a network takes, no stray figures in the repository, and ``time``'s
 # warning when the machine's peak moves during a run. Expected values by hand.
 ROOT = Path(__file__).resolve().parents[1]
-
-
 
 
 @pytest.mark.parametrize("model, shown", [("seed", True), ("paper", True), ("torchvision", True),

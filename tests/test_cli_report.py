@@ -1,29 +1,25 @@
 """`alexcost report` and `alexcost models` through click's CliRunner, every format."""
 
-
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from alexcost import __version__
+from alexcost import PRESETS, __version__, network_from_dict
+from alexcost.render.report import FORMATS, render
 from alexcost_cli.main import cli
-from static_path import heavy_imports_of  # noqa: E402
-import re
-from pathlib import Path
-from alexcost import network_from_dict
-from alexcost.render.report import render
-import hashlib
-import os
-from alexcost import PRESETS
-from alexcost.render.report import FORMATS
 
+from static_path import heavy_imports_of
 
 def invoke(*args):
     result = CliRunner().invoke(cli, list(args))

@@ -1,19 +1,18 @@
 """A user's own layer kind, through the public API only, checked against torch."""
 
-
 from __future__ import annotations
 
+import importlib.util
+import sys
 from dataclasses import dataclass
 from math import prod
+from pathlib import Path
 
 import pytest
 
-from alexcost import LAYER_KINDS, Conv2d, Layer, Network, ReLU, SpecError, network_from_dict, register_layer
-import importlib.util
-import sys
-from pathlib import Path
-from alexcost import LAYER_KINDS, SpecError, register_layer
+torch = pytest.importorskip("torch")
 
+from alexcost import Conv2d, LAYER_KINDS, Layer, Network, ReLU, SpecError, network_from_dict, register_layer  # noqa: E402
 
 @dataclass(frozen=True, kw_only=True)
 class GroupNorm(Layer):
@@ -131,7 +130,6 @@ def test_unregistered_kind_has_no_torch_module():
 # A kind registered in Python names the torch module class or function it reads
 # (``register_layer(..., reads=...)``), and ``from_module`` reads it; the torch side builds that class
 # back for ``to_module``. Expected counts come from torch's own parameters and arithmetic here.
-torch = pytest.importorskip("torch")
 nn, F = torch.nn, torch.nn.functional
 
 

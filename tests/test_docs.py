@@ -23,56 +23,23 @@ temporary folder. Layer kinds a page registers are removed afterwards.
 from __future__ import annotations
 
 import doctest
-import os
 import re
 import shlex
 import subprocess
 import sys
 import types
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from alexcost import PRESETS
+from doc_pages import DOCS_EXTRA_ONLY, FENCE, OUTPUT, PAGE_ONLY, Block, blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "docs" / "results").glob("README.md")])
 """README.md, every docs/*.md, and docs/results/README.md (the other results files are GPU output)."""
 RUN = ("python", "pycon", "console")
 NOT_RUN = ("text", "json", "toml", "bash", "yaml")
-FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`\n]*)$")
-
-
-@dataclass(frozen=True)
-class Block:
-    lang: str
-    code: str
-    line: int  # 1-based line of the first line of code
-
-
-def blocks(text: str, source: str = "page") -> list[Block]:
-    """Fenced code blocks in order. An opening fence's indentation is removed from its lines."""
-    lines, found, i = text.splitlines(), [], 0
-    while i < len(lines):
-        m = FENCE.match(lines[i])
-        if not m:
-            i += 1
-            continue
-        indent, fence, info = m["indent"], m["fence"], m["info"].strip()
-        lang = info.split()[0].lstrip("{.").rstrip("}") if info else ""
-        body, j = [], i + 1
-        while j < len(lines):
-            close = lines[j].strip()
-            if close.startswith(fence[0] * len(fence)) and set(close) <= {fence[0]}:
-                break
-            body.append(lines[j][len(indent):] if lines[j].startswith(indent) else lines[j].lstrip())
-            j += 1
-        else:
-            raise AssertionError(f"{source}:{i + 1}: code fence never closed")
-        found.append(Block(lang, "\n".join(body) + "\n", i + 2))
-        i = j + 1
-    return found
 
 
 # -- console blocks -----------------------------------------------------------------------------------
@@ -140,10 +107,6 @@ def run_console(block: Block, source: str) -> None:
 
 
 # -- output shown as Markdown --------------------------------------------------------------------------
-
-OUTPUT = re.compile(r"^<!-- output: (?P<command>alexcost [^>]*?) -->\n(?P<body>.*?)^<!-- end output -->$", re.M | re.S)
-PAGE_ONLY = re.compile(r"^(?:</?div\b[^>]*>|`{3,}\w*)$")
-"""Lines of an output region that are the page's, not the command's: a ``<div>`` and a code fence."""
 
 
 def output_regions(text: str) -> list[tuple[int, list[str], list[str]]]:
@@ -343,21 +306,6 @@ def test_nav_lists_every_page_and_only_pages_that_exist():
     assert missing == [], f"mkdocs.yml's nav names pages that do not exist (yet): {missing}"
     orphans = sorted({str(p.relative_to(ROOT / "docs")) for p in (ROOT / "docs").glob("*.md")} - set(nav))
     assert orphans == [], f"pages missing from mkdocs.yml's nav: {orphans}"
-
-
-DOCS_EXTRA_ONLY = ROOT / "tests" / "docs_extra_only.py"
-"""Runs MkDocs with every module outside ``pip install '.[docs]'`` refused, as in a fresh venv."""
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    """The site, built once with ``mkdocs build --strict``, from the docs extra alone."""
-    out = tmp_path_factory.mktemp("site") / "site"
-    done = subprocess.run([sys.executable, str(DOCS_EXTRA_ONLY), "build", "--strict", "--config-file",
-                           str(ROOT / "mkdocs.yml"), "--site-dir", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
-    assert done.returncode == 0, done.stderr[-4000:]
-    return out
 
 
 def test_the_build_sees_only_the_docs_extra():

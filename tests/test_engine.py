@@ -2,31 +2,28 @@
 layer, never in it; built-in layers of one configuration share it; `forget_rules` drops it, and
 networks held from before work their results out again. Every count here is written out by hand."""
 
-
 from __future__ import annotations
 
-
 import pickle
+import random
 from dataclasses import dataclass, fields
+from math import prod
 
 import pytest
 from _pytest.monkeypatch import MonkeyPatch
 
-from alexcost import (Add, AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Layer, Linear, Mul, Network, Parameter,
-                      ReLU, forget_rules)
+from alexcost import (AdaptiveAvgPool2d, Add, BatchNorm2d, Conv2d, Flatten, Layer, Linear, Mul, Network, Parameter,
+                      ReLU, forget_rules, network_from_dict)
 from alexcost.engine import rules
-from alexcost.search import evaluate
-from alexcost.training import training_cost
-import random
-from math import prod
-from alexcost import Network, network_from_dict
-from alexcost.errors import SpecError
-from alexcost.layers import BatchNorm2d, Conv2d, LeakyReLU, ReLU
 from alexcost.engine.network import forget_rules
 from alexcost.engine.storage import trace
-from alexcost import Conv2d, Network, ReLU, network_from_dict
+from alexcost.errors import SpecError
+from alexcost.layers import BatchNorm2d, Conv2d, LeakyReLU, ReLU
 from alexcost.render.search import table as search_table
+from alexcost.search import evaluate
+from alexcost.training import training_cost
 
+from strategies import random_graph_spec, search_candidates
 
 @dataclass(frozen=True, kw_only=True)
 class Scale(Layer):
@@ -178,42 +175,6 @@ def test_storage_is_declared_by_each_kind():
 # The engine's fast paths (lean wiring of chain runs, per-layer vectors summed for the totals,
 # memos shared by built-in layers of one kind and arguments, search's entry keys) against sums
 # made here layer by layer from each kind's own rules and the stride trace.
-def graph_spec(rng: random.Random, layers: int = 16) -> dict:
-    """A random CNN on 3x16x16: chain runs, one-input branches, Add and Cat merges, views, splits."""
-    c = rng.choice((4, 8))
-    out = [{"type": "Conv2d", "name": "stem", "out_channels": c, "kernel_size": 3, "padding": 1}]
-    last = "stem"
-    while len(out) < layers:
-        n = len(out)
-        block = rng.choice(["conv", "residual", "branches", "pool", "split", "unnamed"])
-        if block == "conv":
-            c = rng.choice((4, 8))
-            out += [{"type": "Conv2d", "name": f"c{n}", "out_channels": c, "kernel_size": 3, "padding": 1},
-                    {"type": "BatchNorm2d", "name": f"b{n}"}, {"type": "ReLU", "name": f"r{n}", "inplace": True}]
-            last = f"r{n}"
-        elif block == "residual":
-            out += [{"type": "Conv2d", "name": f"c{n}", "out_channels": c, "kernel_size": 1, "bias": False},
-                    {"type": "Add", "name": f"a{n}", "inputs": [f"c{n}", last]}, {"type": "ReLU", "name": f"r{n}"}]
-            last = f"r{n}"
-        elif block == "branches":
-            out += [{"type": "Conv2d", "name": f"p{n}", "out_channels": 4, "kernel_size": 1, "inputs": [last]},
-                    {"type": "Conv2d", "name": f"q{n}", "out_channels": 4, "kernel_size": 3, "padding": 1,
-                     "inputs": [last]},
-                    {"type": "Cat", "name": f"j{n}", "dim": 1, "inputs": [f"p{n}", f"q{n}"]}]
-            c, last = 8, f"j{n}"
-        elif block == "pool":
-            out.append({"type": "MaxPool2d", "name": f"m{n}", "kernel_size": 2, "stride": 1})
-            last = f"m{n}"
-        elif block == "split":  # a multi-output layer and a view: the stride trace decides storage
-            out += [{"type": "Chunk", "name": f"k{n}", "chunks": 2, "dim": 1, "inputs": [last]},
-                    {"type": "Cat", "name": f"u{n}", "dim": 1, "inputs": [f"k{n}.1", f"k{n}.0"]}]
-            last = f"u{n}"
-        else:  # unnamed layers reading the one before: default names, one layer object reused
-            out += [{"type": "ReLU", "inputs": [last]}, {"type": "ReLU"}]
-            last = f"relu{n + 1}"
-    out += [{"type": "AdaptiveAvgPool2d", "name": "gap", "output_size": 1}, {"type": "Flatten", "name": "flat"},
-            {"type": "Linear", "name": "head", "out_features": 10}]
-    return {"input_shape": [3, 16, 16], "layers": out}
 
 
 def by_hand(net: Network, batch: int, itemsize: int, group: str | None = None) -> dict:
@@ -258,7 +219,7 @@ def valid_graphs(seed: int, draws: int):
     refused, a pool on too small an input say: those are left out)."""
     rng = random.Random(seed)
     for _ in range(draws):
-        spec = graph_spec(rng)
+        spec = random_graph_spec(rng)
         try:
             yield spec, network_from_dict(spec)
         except SpecError:
@@ -348,32 +309,11 @@ def test_search_keys_tell_apart_values_python_calls_equal():
 
 # == search ===============================================================================
 # The batch API for architecture search, and what layers remember between networks.
-def candidates(n: int, seed: int = 0) -> list[dict]:
-    """Random 20-layer candidates from a small search space; some are invalid (pooling to nothing)."""
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        layers = []
-        for _ in range(20):
-            kind = rng.choice(["conv", "conv", "bn", "relu", "pool"])
-            if kind == "conv":
-                layers.append({"type": "Conv2d", "out_channels": rng.choice([8, 16, 32]),
-                               "kernel_size": rng.choice([1, 3, [3, 5]]), "padding": "same"})
-            elif kind == "bn":
-                layers.append({"type": "BatchNorm2d"})
-            elif kind == "relu":
-                layers.append({"type": "ReLU", "inplace": rng.random() < 0.5})
-            else:
-                layers.append({"type": "MaxPool2d", "kernel_size": 2})
-        layers += [{"type": "AdaptiveAvgPool2d", "output_size": 1}, {"type": "Flatten"},
-                   {"type": "Linear", "out_features": 10}]
-        out.append({"input_shape": [3, 32, 32], "layers": layers})
-    return out
 
 
 @pytest.mark.parametrize("batch, dtype", [(1, "float32"), (4, "bfloat16")])
 def test_every_row_equals_the_network_built_on_its_own(batch, dtype):
-    specs = candidates(300) + ["not a spec", {"input_shape": [3, 8, 8]}, {"input_shape": [3, 8, 8], "layers": [
+    specs = search_candidates(300) + ["not a spec", {"input_shape": [3, 8, 8]}, {"input_shape": [3, 8, 8], "layers": [
         {"type": "Conv2d", "out_channels": 4, "kernel_size": [1, [2]]}]}]
     results = evaluate(specs, batch=batch, dtype=dtype)
     assert len(results.rows) == len(specs) and results.valid and results.invalid

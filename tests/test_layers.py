@@ -5,23 +5,18 @@ the ``other_ops`` conventions have no external reference, so they are checked he
 against the per-element formulas of docs/conventions.md, and against brute force.
 """
 
-
 from __future__ import annotations
 
 from math import prod
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from alexcost import (AdaptiveAvgPool2d, AvgPool2d, Conv2d, Dropout, Flatten, Layer, Linear, LocalResponseNorm,
-                      MaxPool2d, Network, ReLU, Sigmoid, Softmax, SpecError, Tanh)
+                      MaxPool2d, Network, ReLU, Sigmoid, Softmax, SpecError, Tanh, preset)
 from alexcost.layers.windows import adaptive_window_total, window_positions
-from alexcost import AdaptiveAvgPool2d, Conv2d, Flatten, Linear, Network, Sigmoid, SpecError
-from alexcost.specs.specfile import network_from_dict
-from alexcost import AdaptiveAvgPool2d, Conv2d, Linear, Network, Softmax, SpecError, preset
 from alexcost.render.report import render
-
+from alexcost.specs.specfile import network_from_dict
 
 def one(layer, input_shape, batch=1):
     return Network(input_shape, [layer]).cost(batch=batch).layers[0]

@@ -4,21 +4,20 @@ Shapes come from a real forward pass, parameters from ``numel``, MACs from fvcor
 per-module count: none of them from alexcost.
 """
 
+import json
 import warnings
 from collections import OrderedDict
 
 import pytest
-import json
 from click.testing import CliRunner
-from alexcost import preset
-from alexcost.render.report import render
-from alexcost_cli.main import cli
 
 torch = pytest.importorskip("torch")
+
 nn = torch.nn
 
 from alexcost import preset  # noqa: E402
-
+from alexcost.render.report import render  # noqa: E402
+from alexcost_cli.main import cli  # noqa: E402
 
 def lrn():
     return nn.LocalResponseNorm(5, alpha=5 * 1e-4, beta=0.75, k=2.0)  # the paper's alpha, times n

@@ -1,19 +1,18 @@
 """alexcost's table renderer against tabulate itself, and its Markdown against a Markdown parser."""
 
 import html
+import os
 import re
+import stat
 
 import markdown
-from hypothesis import given
-from hypothesis import strategies as st
+import pytest
+from hypothesis import given, strategies as st
 from tabulate import tabulate
 
+from alexcost.atomic import write_atomic
 from alexcost.render.table import render_table
 from alexcost.units import byte_unit, bytes_text, commas, short, size_text
-import os
-import stat
-import pytest
-from alexcost.atomic import write_atomic
 
 MARKDOWN_SPECIALS = "\\`*_[]|<&"
 plain_cell = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters=MARKDOWN_SPECIALS),

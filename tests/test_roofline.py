@@ -3,7 +3,6 @@
 Expected values are hand arithmetic written out here: layer formulas, byte counts, shares.
 """
 
-
 from __future__ import annotations
 
 import json
@@ -11,13 +10,13 @@ import math
 
 import pytest
 
-from alexcost import Conv2d, Flatten, Linear, Network, ReLU, preset
-from alexcost.hardware.roofline import Bound, Peaks, analyse, bytes_moved
-from alexcost.render.roofline import overall_verdict, render
-from alexcost.torch_run.peaks import measure_peaks
-from alexcost.torch_run.timing import BatchFailure, Stats, TimingRun, dumps
-from alexcost import hardware
-from alexcost.hardware.roofline import bytes_moved
+torch = pytest.importorskip("torch")
+
+from alexcost import Conv2d, Flatten, Linear, Network, ReLU, hardware, preset  # noqa: E402
+from alexcost.hardware.roofline import Bound, Peaks, analyse, bytes_moved  # noqa: E402
+from alexcost.render.roofline import overall_verdict, render  # noqa: E402
+from alexcost.torch_run.peaks import measure_peaks  # noqa: E402
+from alexcost.torch_run.timing import BatchFailure, Stats, TimingRun, dumps  # noqa: E402
 
 # The seed's AlexNet by hand (DESIGN.md section 7): conv weights with biases, FC without.
 CONV_MACS = (11 * 11 * 3 * 96 * 55 * 55 + 5 * 5 * 96 * 256 * 27 * 27 + 3 * 3 * 256 * 384 * 13 * 13
@@ -204,7 +203,6 @@ def test_dumps_rounds_to_six_digits_and_keeps_ints():
 
 # == spec sheet ===========================================================================
 # Each layer's time beside its roofline bound on the GPU's spec sheet (issue 11, item 5).
-torch = pytest.importorskip("torch")
 
 
 @pytest.mark.parametrize("name, key", [

@@ -13,42 +13,35 @@ and Linear MACs and parameters follow their formulas, totals are the column sums
 ``ALEXCOST_HYPOTHESIS=thorough`` runs over 100,000 cases (``-s`` prints the count).
 """
 
-
 from __future__ import annotations
 
-
-import copy
 import csv
 import io
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import MISSING, fields
 from math import prod
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from alexcost import SpecError, network_from_dict, network_to_dict, preset
-from alexcost.layers import BUILTIN_KINDS
+from alexcost import SpecError, network_from_dict
 from alexcost.render.report import FORMATS, render
 from alexcost.specs.specfile import parse_text
 from alexcost_cli.main import cli
+
+from strategies import any_spec, edited_texts, to_text, wild
 
 THOROUGH = os.environ.get("ALEXCOST_HYPOTHESIS") == "thorough"
 CASES = Counter()
 """Cases run per test (printed at the end of the module)."""
 
-KINDS = {k.__name__: k for k in BUILTIN_KINDS}
 ELEMENTWISE = ("ReLU", "Tanh", "Sigmoid", "Dropout", "Softmax", "LocalResponseNorm")
-ARG_NAMES = sorted({f.name for k in KINDS.values() for f in fields(k) if f.init})
 SECONDS_PER_CASE = 10.0  # a case slower than this is a hang
 
 fuzz = settings(max_examples=20_000 if THOROUGH else int(os.environ.get("ALEXCOST_FUZZ_EXAMPLES", 400)),
@@ -66,243 +59,8 @@ def case_count():
 
 # -- values ---------------------------------------------------------------------------------
 
-SPECIAL_INTS = [0, 1, 2, 3, -1, -7, 2**31, 2**63 - 1, 2**63, -2**63, 10**12, -10**12, 10**30, 10**400]
-SPECIAL_FLOATS = [0.0, -0.0, 0.5, 1.5, 3.0, 1e-300, 1e300, math.inf, -math.inf, math.nan]
-SPECIAL_STRINGS = ["", " ", "same", "valid", "zeros", "reflect", "circular", "conv1", "a.b", "x" * 5000,
-                   "\u00e9\u4e2d\U0001f600", "\u200d", "\ud800", "\x00", "\n", "\t", "null", "NaN",
-                   "__import__('os').system('touch /tmp/alexcost-pwned')", "{{7*7}}", "${HOME}",
-                   "../../etc/passwd", "Conv2d", "__class__", "Layer"]
-
-EXTREMES = SPECIAL_INTS + SPECIAL_FLOATS
-numbers = st.one_of(st.sampled_from(EXTREMES), st.integers(-10, 300), st.floats(allow_nan=True, allow_infinity=True))
-strings = st.one_of(st.sampled_from(SPECIAL_STRINGS), st.text(max_size=12),
-                    st.text(st.characters(categories=["Cc", "Cs", "Zs", "Cf", "So"]), min_size=1, max_size=4))
-scalars = st.one_of(st.none(), st.booleans(), numbers, numbers, strings)
-keys = st.one_of(st.sampled_from(ARG_NAMES + ["type", "input_shape", "layers"]), strings)
-wild = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                     st.dictionaries(keys, inner, max_size=4)),
-                    max_leaves=10)
-
-sizes = lambda low, high: st.one_of(st.integers(low, high), st.integers(low, high),  # noqa: E731
-                                    st.sampled_from([10**6, 10**12, 2**62, 2**63 - 1]))
-pair_of = lambda ints: st.one_of(ints, st.lists(ints, min_size=2, max_size=2))  # noqa: E731
-reals = lambda low, high: st.one_of(st.floats(low, high), st.sampled_from(EXTREMES))  # noqa: E731
-PLAUSIBLE = {
-    "in_channels": sizes(1, 16), "out_channels": sizes(1, 16), "in_features": sizes(1, 64),
-    "out_features": sizes(1, 16), "size": sizes(1, 6), "groups": st.sampled_from([1, 1, 2, 4]),
-    "kernel_size": pair_of(st.integers(1, 5)), "stride": pair_of(sizes(1, 3)),
-    "padding": st.one_of(pair_of(st.integers(0, 2)), st.sampled_from(["same", "valid"])),
-    "dilation": pair_of(st.integers(1, 2)), "padding_mode": st.sampled_from(["zeros", "reflect", "replicate",
-                                                                            "circular"]),
-    "bias": st.booleans(), "inplace": st.booleans(), "ceil_mode": st.booleans(),
-    "count_include_pad": st.booleans(), "return_indices": st.just(False),
-    "p": reals(0, 1), "alpha": reals(1e-6, 1), "beta": reals(0.1, 2), "k": reals(0.5, 3),
-    "output_size": st.one_of(sizes(1, 6), st.lists(st.one_of(st.none(), sizes(1, 6)), min_size=2, max_size=2)),
-    "divisor_override": st.one_of(st.none(), st.integers(1, 9)), "dim": st.one_of(st.none(), st.integers(-3, 3)),
-    "start_dim": st.integers(-3, 3), "end_dim": st.integers(-3, 3),
-    "pad": st.lists(st.integers(-2, 3), min_size=1, max_size=6), "value": st.one_of(st.none(), reals(-1, 1)),
-    "mode": st.sampled_from(["constant", "reflect", "replicate", "circular", "nearest", "nearest-exact", "linear",
-                             "bilinear", "bicubic", "trilinear", "area", "row", "batch"]),
-    "scale_factor": st.one_of(st.floats(0.3, 3), st.lists(st.floats(0.3, 3), min_size=1, max_size=3)),
-    "align_corners": st.one_of(st.none(), st.booleans()), "recompute_scale_factor": st.one_of(st.none(), st.booleans()),
-    "output_padding": pair_of(st.integers(0, 2)), "num_groups": st.sampled_from([1, 2, 4]),
-    "num_channels": sizes(1, 16), "num_features": sizes(1, 16), "affine": st.booleans(),
-    "track_running_stats": st.booleans(),
-    "name": st.one_of(st.sampled_from(["a", "b", "conv1", "relu"]), st.text(min_size=1, max_size=12),
-                      st.sampled_from(SPECIAL_STRINGS)),
-}
-
-
-def value_for(arg: str):
-    """For ``arg``: 60% a value torch would take, 20% an extreme one, 20% anything at all."""
-    extreme = st.sampled_from(EXTREMES + SPECIAL_STRINGS)
-    return st.integers(0, 9).flatmap(lambda r: wild if r < 2 else extreme if r < 4 else PLAUSIBLE.get(arg, wild))
-
-
-shapes = st.one_of(
-    st.lists(st.integers(1, 40), min_size=3, max_size=3),
-    st.lists(st.integers(1, 12), min_size=1, max_size=4),
-    st.lists(st.sampled_from([1, 2, 10**6, 10**12, 2**62, 2**63 - 1]), min_size=1, max_size=4),
-    st.lists(st.sampled_from([1, 3, 2**62]), min_size=1, max_size=70),
-    wild)
-
-
-@st.composite
-def layer_entries(draw):
-    """A layer entry: a real kind with a random subset of its arguments (required ones usually)."""
-    bad = ["conv2d", "Relu", "Layer", "_Elementwise", "", "Conv2d "]
-    kind = draw(st.sampled_from(sorted(KINDS) * 4 + bad) if draw(st.integers(0, 9)) else wild)
-    entry = {} if draw(st.integers(0, 30)) == 0 else {"type": kind}
-    for f in fields(KINDS[kind]) if isinstance(kind, str) and kind in KINDS else ():
-        required = f.default is MISSING
-        if f.init and draw(st.integers(0, 9)) < (9 if required else 3):
-            entry[f.name] = draw(value_for(f.name))
-    if draw(st.integers(0, 15)) == 0:
-        entry[draw(keys)] = draw(wild)
-    return entry
-
-
-@st.composite
-def random_specs(draw):
-    """A spec dict assembled from real layer kinds, wild values and stray keys."""
-    spec = {}
-    if draw(st.integers(0, 20)):
-        spec["input_shape"] = draw(shapes)
-    if draw(st.integers(0, 20)):
-        spec["layers"] = draw(wild if draw(st.integers(0, 10)) == 0 else st.lists(layer_entries(), max_size=8))
-        if isinstance(spec["layers"], list) and draw(st.integers(0, 2)) == 0:  # reach the FC head more often
-            spec["layers"] += [{"type": "Flatten"}, {"type": "Linear", "out_features": draw(value_for("out_features"))}]
-    if draw(st.booleans()):
-        spec["name"] = draw(value_for("name"))
-    if draw(st.integers(0, 10)) == 0:
-        spec[draw(keys)] = draw(wild)
-    return spec
-
-
-@st.composite
-def valid_specs(draw):
-    """A spec that is valid by construction: the spatial size is tracked as layers are added."""
-    c, size = draw(st.integers(1, 8)), draw(st.integers(4, 32))
-    spec = {"name": "fuzz", "input_shape": [c, size, size], "layers": []}
-    for _ in range(draw(st.integers(0, 6))):
-        kind = draw(st.sampled_from(["Conv2d", "ReLU", "MaxPool2d", "AvgPool2d", "LocalResponseNorm", "Tanh"]))
-        if kind == "Conv2d":
-            pad = draw(st.integers(0, 1))
-            k = draw(st.integers(1, min(5, size + 2 * pad)))
-            spec["layers"].append({"type": kind, "out_channels": draw(st.integers(1, 12)), "kernel_size": k,
-                                   "padding": pad})
-            size += 2 * pad - k + 1
-        elif kind in ("MaxPool2d", "AvgPool2d"):
-            if size >= 2:
-                spec["layers"].append({"type": kind, "kernel_size": 2})
-                size //= 2
-        elif kind == "LocalResponseNorm":
-            spec["layers"].append({"type": kind, "size": draw(st.integers(1, 5)), "k": 2.0})
-        else:
-            spec["layers"].append({"type": kind})
-    spec["layers"] += [{"type": "Flatten"}, {"type": "Linear", "out_features": draw(st.integers(1, 10))}]
-    return spec
-
-
-BASES = [network_to_dict(preset(name)) for name in ("seed", "paper", "torchvision")]
-
-
-def _paths(value, here=()):
-    """Every path (tuple of keys and indices) inside nested dicts and lists."""
-    yield here
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _paths(v, here + (k,))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _paths(v, here + (i,))
-
-
-def _get(value, path):
-    for step in path:
-        value = value[step]
-    return value
-
-
-@st.composite
-def mutated_specs(draw):
-    """A valid spec (a preset or a generated one) changed one to three times."""
-    spec = copy.deepcopy(draw(st.one_of(st.sampled_from(BASES), valid_specs())))
-    for _ in range(draw(st.integers(1, 3))):
-        paths = [p for p in _paths(spec) if p]
-        op = draw(st.sampled_from(["replace", "replace", "delete", "insert", "dup_layer", "drop_layer", "swap",
-                                   "dup_name", "retype", "nest", "deep"]))
-        layers = spec.get("layers") if isinstance(spec.get("layers"), list) else None
-        if op in ("replace", "delete", "nest", "deep") and paths:
-            path = draw(st.sampled_from(paths))
-            parent, last = _get(spec, path[:-1]), path[-1]
-            if op == "replace":
-                parent[last] = draw(wild)
-            elif op == "delete":
-                del parent[last]
-            elif op == "nest":
-                parent[last] = draw(st.sampled_from([[parent[last]], {"value": parent[last]},
-                                                     [parent[last], parent[last]]]))
-            else:  # a marker to_text() turns into lists nested close to, or past, the parser's limit
-                parent[last] = f"@@deep{draw(st.sampled_from([50, 500, 900, 990, 1000, 2000, 100000]))}@@"
-        elif op == "insert":
-            dicts = [p for p in _paths(spec) if isinstance(_get(spec, p), dict)]
-            _get(spec, draw(st.sampled_from(dicts)))[draw(keys)] = draw(wild)
-        elif layers:
-            i, j = draw(st.integers(0, len(layers) - 1)), draw(st.integers(0, len(layers) - 1))
-            if op == "dup_layer":
-                layers.insert(i, copy.deepcopy(layers[j]))
-            elif op == "drop_layer":
-                layers.pop(i)
-            elif op == "swap":
-                layers[i], layers[j] = layers[j], layers[i]
-            elif op == "dup_name" and isinstance(layers[i], dict) and isinstance(layers[j], dict):
-                layers[i]["name"] = layers[j].get("name", "dup")
-                layers[j]["name"] = layers[i]["name"]
-            elif op == "retype" and isinstance(layers[i], dict):
-                layers[i]["type"] = draw(st.sampled_from(sorted(KINDS)))
-    return spec
-
-
-any_spec = st.one_of(random_specs(), mutated_specs(), valid_specs())
-
 
 # -- text -----------------------------------------------------------------------------------
-
-def _toml_value(v) -> str:
-    if v is None:
-        return "null"  # TOML has no null: a parse error, on purpose
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf") if math.isinf(v) else repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(x)}" for k, x in v.items()) + "}"
-
-
-def to_toml(spec: dict) -> str:
-    """TOML for any spec-like dict: ``[[layers]]`` tables when the layers are objects."""
-    layers = spec.get("layers")
-    tables = isinstance(layers, list) and all(isinstance(e, dict) for e in layers)
-    lines = [f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in spec.items() if not (k == "layers" and tables)]
-    for entry in layers if tables else ():
-        lines += ["", "[[layers]]"] + [f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in entry.items()]
-    return "\n".join(lines) + "\n"
-
-
-DEEP = re.compile(r'"@@deep(\\d+)@@"')
-
-
-def to_text(spec, fmt: str, ascii_only: bool = True) -> str:
-    """JSON (NaN and Infinity as JavaScript writes them) or TOML; deep markers become nested lists."""
-    text = to_toml(spec) if fmt == "toml" else json.dumps(spec, ensure_ascii=ascii_only)
-    return DEEP.sub(lambda m: "[" * int(m.group(1)) + "1" + "]" * int(m.group(1)), text)
-
-
-@st.composite
-def edited_texts(draw):
-    """A spec as JSON or TOML text, then cut, spliced or duplicated at random places."""
-    fmt = draw(st.sampled_from(["json", "toml"]))
-    text = to_text(draw(any_spec), fmt, draw(st.booleans()))
-    for _ in range(draw(st.integers(0, 3))):
-        n = len(text)
-        i, j = sorted(draw(st.tuples(st.integers(0, n), st.integers(0, n))))
-        op = draw(st.sampled_from(["cut", "insert", "delete", "dup"]))
-        if op == "cut":
-            text = text[:i]
-        elif op == "insert":
-            text = text[:i] + draw(st.one_of(st.text(max_size=4), st.sampled_from(
-                ['"', "{", "}", "[", "]", ",", ":", "=", "\n", "\\", "NaN", "1e999", "-", "\x00", "\ufeff"]))) + text[i:]
-        elif op == "delete":
-            text = text[:i] + text[j:]
-        else:
-            text = text[:j] + text[i:j] + text[j:]
-    return fmt, text
 
 
 # -- outcomes ---------------------------------------------------------------------------------

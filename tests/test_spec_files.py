@@ -1,25 +1,23 @@
 """Spec files: JSON and TOML load to the same network, dump and load back, match the schema."""
 
-
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import fields
 from pathlib import Path
 
 import jsonschema
 import pytest
+from hypothesis import given, settings, strategies as st
 
-from alexcost import (LAYER_KINDS, PRESETS, Network, SpecError, dumps_spec, load_spec, network_from_dict,
-                      network_to_dict, preset)
+from alexcost import (Dropout, LAYER_KINDS, LeakyReLU, Network, PRESETS, SpecError, dumps_spec, load_spec,
+                      network_from_dict, network_to_dict, preset)
 from alexcost.layers import BUILTIN_KINDS
 from alexcost.specs.schema import spec_schema
-import math
-from dataclasses import fields
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from alexcost import Dropout, LeakyReLU, SpecError, dumps_spec, network_from_dict, preset
 from alexcost.specs.specfile import arguments_key, layer_from_dict
-from test_fuzz import SPECIAL_STRINGS, layer_entries
+
+from strategies import SPECIAL_STRINGS, layer_entries
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,231 +15,26 @@ transposed tensor, is refused), and where both run, the forward FLOPs and backwa
 CI draws a few dozen modules; ``ALEXCOST_RANDOM_MODULES=5000`` draws that many.
 """
 
-
 from __future__ import annotations
-
 
 import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
 
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-from module_step import alexcost_step, torch_step  # noqa: E402
-
 F = torch.nn.functional
+
+from module_step import agree, alexcost_step, torch_step  # noqa: E402
+from strategies import Program, module_programs  # noqa: E402
+
 COUNT = int(os.environ.get("ALEXCOST_RANDOM_MODULES", "40"))
 
 
-def _unary(fn):
-    def op(self, env, a):
-        env.append(fn(env[a]))
-    return op
-
-
-def _statement(fn):
-    def op(self, env, a):
-        fn(env[a])  # the result is dropped: torch has changed env[a]
-    return op
-
-
-def _binary(fn):
-    def op(self, env, a, b):
-        env.append(fn(env[a], env[b]))
-    return op
-
-
-def _binary_statement(fn):
-    def op(self, env, a, b):
-        fn(env[a], env[b])
-    return op
-
-
-def _iadd(self, env, a, b):
-    y = env[a]
-    y += env[b]
-    env[a] = y  # `y += z` rebinds y to the same tensor
-
-
-def _imul(self, env, a, b):
-    y = env[a]
-    y *= env[b]
-    env[a] = y
-
-
-def _scale(spelling):
-    def op(self, env, a, k):
-        g = getattr(self, f"g{k}")
-        env.append(env[a] * g if spelling == "mul" else torch.mul(env[a], g) if spelling == "torch" else env[a].mul(g))
-    return op
-
-
-def _scale_in_place(self, env, a, k):
-    env[a].mul_(getattr(self, f"g{k}"))
-
-
-def _conv(self, env, a, k):
-    env.append(getattr(self, f"conv{k}")(env[a]))
-
-
-def _conv_functional(self, env, a, k):
-    conv = getattr(self, f"conv{k}")
-    env.append(F.conv2d(env[a], conv.weight, conv.bias, padding=1))
-
-
-def _linear(self, env, a, k):
-    env.append(getattr(self, f"fc{k}")(env[a]))
-
-
-def _merge(self, env, a, b, k):
-    env.append(getattr(self, f"merge{k}")(torch.cat([env[a], env[b]], 1)))
-
-
-def _relu_module(self, env, a):
-    env.append(self.relu(env[a]))
-
-
-def _relu_module_statement(self, env, a):
-    self.relu_inplace(env[a])
-
-
-def _to_4d(self, env, a, how):
-    y = env[a]
-    env.append(y.view(y.size(0), self.c, self.s, self.s) if how == "view" else y.reshape(y.size(0), self.c, self.s,
-                                                                                          self.s))
-
-
-def _to_2d(self, env, a, how):
-    y = env[a]
-    env.append(y.flatten(1) if how == "flatten" else y.view(y.size(0), -1) if how == "view"
-               else y.reshape(y.size(0), -1))
-
-
-OPS = {
-    # 4-D or 2-D, shape kept
-    "relu": _unary(F.relu), "relu_method": _unary(lambda y: y.relu()), "torch_relu": _unary(torch.relu),
-    "sigmoid": _unary(torch.sigmoid), "tanh_method": _unary(lambda y: y.tanh()), "silu": _unary(F.silu),
-    "relu_module": _relu_module,
-    "relu_assigned": _unary(lambda y: y.relu_()), "relu_inplace_assigned": _unary(lambda y: F.relu(y, inplace=True)),
-    "relu_": _statement(lambda y: y.relu_()), "torch_relu_": _statement(torch.relu_),
-    "relu_inplace": _statement(lambda y: F.relu(y, inplace=True)),
-    "silu_inplace": _statement(lambda y: F.silu(y, inplace=True)),
-    "hardswish_inplace": _statement(lambda y: F.hardswish(y, inplace=True)),
-    "relu_module_statement": _relu_module_statement,
-    "add": _binary(lambda y, z: y + z), "torch_add": _binary(torch.add), "add_method": _binary(lambda y, z: y.add(z)),
-    "mul": _binary(lambda y, z: y * z), "add_": _binary_statement(lambda y, z: y.add_(z)),
-    "mul_": _binary_statement(lambda y, z: y.mul_(z)), "iadd": _iadd, "imul": _imul,
-    "contiguous": _unary(lambda y: y.contiguous()),
-    # 4-D only
-    "conv": _conv, "conv_functional": _conv_functional, "merge": _merge,
-    "transpose": _unary(lambda y: y.transpose(2, 3)), "permute": _unary(lambda y: y.permute(0, 1, 3, 2)),
-    "relu_through_flatten": _statement(lambda y: y.flatten(1).relu_()),
-    "relu_through_transpose": _statement(lambda y: y.transpose(2, 3).relu_()),
-    "to_2d": _to_2d,
-    # 2-D only
-    "linear": _linear, "to_4d": _to_4d,
-}
-
-IN_PLACE = {"relu_assigned", "relu_inplace_assigned", "relu_", "torch_relu_", "relu_inplace", "silu_inplace",
-            "hardswish_inplace", "relu_module_statement", "add_", "mul_", "iadd", "imul", "relu_through_flatten",
-            "relu_through_transpose"}
-DRAWN = sorted(set(OPS) - IN_PLACE) * 4 + sorted(IN_PLACE)
-"""The ops a program draws, about one in seven in place (learned scales are drawn apart, after a slot is made)."""
-
-FOUR_D_ONLY = {"conv", "conv_functional", "merge", "transpose", "permute", "relu_through_flatten",
-               "relu_through_transpose", "to_2d"}
-TWO_D_ONLY = {"linear", "to_4d"}
-BINARY = {"add", "torch_add", "add_method", "mul", "add_", "mul_", "iadd", "imul"}
-
-
-class Program(nn.Module):
-    """Runs ``program`` (op name and arguments) over a list of tensors that starts with the input;
-    returns the last tensor made (or the input's slot, written in place)."""
-
-    def __init__(self, c, s, program, out, convs, fcs, merges, scales):
-        super().__init__()
-        self.c, self.s, self.program, self.out = c, s, program, out
-        for k in range(convs):
-            self.add_module(f"conv{k}", nn.Conv2d(c, c, 3, padding=1))
-        for k in range(merges):
-            self.add_module(f"merge{k}", nn.Conv2d(2 * c, c, 1))
-        for k in range(fcs):
-            self.add_module(f"fc{k}", nn.Linear(c * s * s, c * s * s))
-        for k, shape in enumerate(scales):
-            setattr(self, f"g{k}", nn.Parameter(torch.rand(shape) + 0.5))
-        self.relu, self.relu_inplace = nn.ReLU(), nn.ReLU(inplace=True)
-
-    def forward(self, x):
-        env = [x]
-        for name, args in self.program:
-            OPS[name](self, env, *args)
-        return env[self.out]
-
-
-MAKES_NOTHING = {"relu_", "torch_relu_", "relu_inplace", "silu_inplace", "hardswish_inplace", "relu_module_statement",
-                 "relu_through_flatten", "relu_through_transpose", "add_", "mul_", "iadd", "imul"}
-"""Statements: they write into a slot and make none."""
-
-
-@st.composite
-def programs(draw):
-    """A program, with what the module holds for it: ``(c, s, program, out, convs, fcs, merges, scales, batch)``.
-    Per slot, its kind ("4d": (N, C, S, S); "2d": (N, C*S*S)) and whether it depends on a parameter;
-    slot 1 is a convolution of the input, and the output is mostly a slot that depends on one."""
-    c, s = draw(st.integers(2, 3)), draw(st.integers(2, 4))
-    kinds, learned = ["4d", "4d"], [False, True]
-    program, count = [("conv", (0, 0))], {"conv": 1, "fc": 0, "merge": 0}
-    scales = []
-    for _ in range(draw(st.integers(1, 9))):
-        name = draw(st.sampled_from(DRAWN))
-        a = draw(st.integers(0, len(kinds) - 1))
-        kind = kinds[a]
-        if (name in FOUR_D_ONLY and kind != "4d") or (name in TWO_D_ONLY and kind != "2d"):
-            continue
-        made, grad = kind, learned[a]
-        if name in BINARY or name == "merge":
-            b = draw(st.sampled_from([i for i, k in enumerate(kinds) if k == kind]))
-            grad = grad or learned[b]
-            args = (a, b)
-        elif name in ("to_2d", "to_4d"):
-            args = (a, draw(st.sampled_from(["flatten", "view", "reshape"] if name == "to_2d" else ["view", "reshape"])))
-            made = "2d" if name == "to_2d" else "4d"
-        else:
-            args = (a,)
-        family = {"conv": "conv", "conv_functional": "conv", "linear": "fc", "merge": "merge"}.get(name)
-        if family:
-            args, grad = (*args, count[family]), True
-            count[family] += 1
-        program.append((name, args))
-        if name in MAKES_NOTHING:
-            learned[a] = grad
-        else:
-            kinds.append(made)
-            learned.append(grad)
-        if draw(st.integers(0, 4)) == 0:  # now and then, a learned scale of the slot just made (or written)
-            slot = len(kinds) - 1 if name not in MAKES_NOTHING else a
-            spelling = draw(st.sampled_from(["mul", "torch", "method", "in place"]))
-            program.append(("scale_" if spelling == "in place" else f"scale_{spelling}", (slot, len(scales))))
-            scales.append((c, 1, 1) if kinds[slot] == "4d" else (c * s * s,))
-            if spelling == "in place":
-                learned[slot] = True
-            else:
-                kinds.append(kinds[slot])
-                learned.append(True)
-    trained = [i for i, grad in enumerate(learned) if grad]
-    out = draw(st.sampled_from(trained if draw(st.integers(0, 9)) else range(len(kinds))))
-    batch = draw(st.integers(1, 2))
-    return c, s, tuple(program), out, count["conv"], count["fc"], count["merge"], tuple(scales), batch
-
-
-OPS.update({"scale_mul": _scale("mul"), "scale_torch": _scale("torch"), "scale_method": _scale("method"),
-            "scale_": _scale_in_place})
-
-
 @settings(max_examples=COUNT, deadline=None, suppress_health_check=list(HealthCheck), derandomize=COUNT <= 100)
-@given(programs())
+@given(module_programs())
 def test_random_modules_match_a_real_training_step(drawn):
     c, s, program, out, convs, fcs, merges, scales, batch = drawn
     torch.manual_seed(0)
@@ -262,10 +57,7 @@ def test_random_modules_match_a_real_training_step(drawn):
 # torch's forward FLOPs, backward FLOPs (FlopCounterMode) and saved bytes (saved_tensors_hooks,
 # each storage once) must equal alexcost's, and a step torch refuses (a tensor kept for the
 # backward pass, modified in place) must be refused.
-torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402
 
-from module_step import agree  # noqa: E402
 
 C, H = 4, 3  # channels, side
 SHAPE = (C, H, H)

@@ -4,36 +4,25 @@ Expected values are published figures (torchtnt's backward count, OpenAI's formu
 paper's setup, spec sheets) or hand arithmetic written out here; never alexcost's output.
 """
 
-
 from __future__ import annotations
 
-
 import json
-import subprocess
-import sys
 
 import pytest
 from click.testing import CliRunner
-
-from alexcost import (Add, BatchNorm2d, Chunk, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Network, ReLU, Sigmoid,
-                      SpecError, Tanh, preset)
-from alexcost.hardware import CATALOG, predict
-from alexcost.training import PFS_DAY, training_cost
-from alexcost_cli.main import cli
-from static_path import heavy_imports_of  # noqa: E402
-from alexcost import Linear, Network, ReLU, forget_rules
-from alexcost.training import training_cost
-from math import prod
 from hypothesis import HealthCheck, given, settings, strategies as st
-from alexcost import (AdaptiveAvgPool2d, Add, AvgPool2d, BatchNorm2d, Conv2d, Dropout, Dropout2d, Flatten, GELU,
-                      Hardswish, Identity, LayerNorm, LeakyReLU, Linear, LocalResponseNorm, MaxPool2d, Mean, Mul,
-                      Network, Parameter, Permute, ReLU, ReLU6, Reshape, SiLU, Sigmoid, Softmax, SpecError, Tanh,
-                      preset)
+
+from alexcost import (Add, BatchNorm2d, Chunk, Conv2d, Dropout, Flatten, LayerNorm, Linear, MaxPool2d, Network,
+                      Permute, ReLU, Sigmoid, SpecError, Tanh, forget_rules, preset)
 from alexcost.engine.network import forget_rules
 from alexcost.engine.storage import contiguous_plan, trace
+from alexcost.hardware import CATALOG, predict
 from alexcost.layers import strides
-from alexcost.layers.shape import Clone
-from alexcost.training import OPTIMIZERS, training_cost
+from alexcost.training import OPTIMIZERS, PFS_DAY, training_cost
+from alexcost_cli.main import cli
+
+from static_path import heavy_imports_of
+from strategies import contiguous_networks
 
 # The paper preset's forward MACs, layer by layer (227x227, conv2/4/5 in two groups).
 PAPER_CONV1 = 96 * 55 * 55 * 3 * 11 * 11
@@ -364,92 +353,6 @@ def test_records_are_kept_and_forgetting_the_rules_works_them_out_again():
 # hypothesis must get identical totals, records, memory and refusals from either layout, under
 # every option, the totals must be the records' sums, and the fact the contiguous layout rests on
 # (every traced stride is contiguous) is checked on each of them.
-ACTIVATIONS = (
-    lambda d: ReLU(inplace=d(st.booleans())), lambda d: ReLU6(inplace=d(st.booleans())),
-    lambda d: LeakyReLU(inplace=d(st.booleans())), lambda d: SiLU(inplace=d(st.booleans())),
-    lambda d: Hardswish(inplace=d(st.booleans())), lambda d: GELU(), lambda d: Tanh(), lambda d: Sigmoid(),
-    lambda d: Softmax(dim=1), lambda d: Identity(), lambda d: Dropout(p=0.5, inplace=d(st.booleans())),
-    lambda d: Dropout2d(p=0.5),
-)
-
-BLOCKS = ("conv", "act", "act", "pool", "norm", "residual", "se", "scale", "tokens", "dead", "fan", "clone")
-
-
-@st.composite
-def contiguous_networks(draw):
-    """A small network on a (C, H, W) input whose tensors stay contiguous: convolutions,
-    activations (some in place), pooling, normalisation, residual Adds, squeeze-and-excitation
-    Muls, layer-scale Parameters, Linear over the last dim of a 3-D tensor and a Reshape back,
-    a branch that never reaches the output, a tensor read twice, a copy; then a Linear head.
-    Returns the input shape, the layers, and the names a step may freeze."""
-    shape = (draw(st.integers(1, 4)), draw(st.integers(2, 5)), draw(st.integers(2, 5)))
-    input_shape, layers = shape, []
-
-    def add(layer, inputs):
-        name = f"l{len(layers)}"
-        layers.append(type(layer)(**{**layer.args(), "name": name, "inputs": tuple(inputs) or None}))
-        return name
-
-    last = "input"
-    for _ in range(draw(st.integers(1, 5))):
-        c, h, w = shape
-        block = draw(st.sampled_from(BLOCKS))
-        if block == "conv":
-            conv = Conv2d(out_channels=draw(st.integers(1, 4)), kernel_size=draw(st.sampled_from([1, 2, 3])),
-                          padding="same", bias=draw(st.booleans()))
-            shape = (conv.out_channels, h, w)
-            last = add(conv, (last,))
-        elif block == "act":
-            last = add(draw(st.sampled_from(ACTIVATIONS))(draw), (last,))
-        elif block == "pool":
-            pools = [AdaptiveAvgPool2d(output_size=1)]
-            if min(h, w) >= 2:
-                pools += [MaxPool2d(kernel_size=2, stride=1), AvgPool2d(kernel_size=2, stride=1)]
-            pool = draw(st.sampled_from(pools))
-            shape = Network(shape, [pool]).output_shape
-            last = add(pool, (last,))
-        elif block == "norm":
-            last = add(draw(st.sampled_from([BatchNorm2d(), BatchNorm2d(affine=False),
-                                             LocalResponseNorm(size=draw(st.integers(1, 3)))])), (last,))
-        elif block == "residual":
-            conv = add(Conv2d(out_channels=c, kernel_size=3, padding="same"), (last,))
-            bn = add(BatchNorm2d(), (conv,))
-            last = add(Add(inplace=draw(st.booleans())), (bn, last) if draw(st.booleans()) else (last, bn))
-            last = add(ReLU(inplace=draw(st.booleans())), (last,))
-        elif block == "se":
-            pooled = add(Mean(dim=(2, 3), keepdim=True), (last,))
-            excite = add(Sigmoid(), (add(Conv2d(out_channels=c, kernel_size=1), (pooled,)),))
-            last = add(Mul(inplace=draw(st.booleans())), (last, excite))
-        elif block == "scale":
-            scale = add(Parameter(shape=(c, 1, 1)), ())
-            if draw(st.booleans()):  # in place writes into the first input: the activation
-                last = add(Mul(inplace=draw(st.booleans())), (last, scale))
-            else:  # never in place: alexcost refuses an in-place merge into a weight
-                last = add(Mul(), (scale, last))
-        elif block == "tokens":  # (C, H*W): Linear over the last dim, then back to (C, H, W)
-            tokens = add(Flatten(start_dim=2), (last,))
-            mixed = add(Linear(out_features=h * w, bias=draw(st.booleans())), (tokens,))
-            if draw(st.booleans()):
-                mixed = add(LayerNorm(normalized_shape=h * w), (mixed,))
-            last = add(Reshape(shape=(c, h, w)), (mixed,))
-        elif block == "dead":  # read, but never read by anything that reaches the output
-            add(draw(st.sampled_from([Conv2d(out_channels=2, kernel_size=1), Sigmoid(), BatchNorm2d()])), (last,))
-        elif block == "fan":  # one tensor read by two layers, then by the same layer twice
-            other = add(draw(st.sampled_from(ACTIVATIONS))(draw), (last,))
-            last = add(Add(), (last, other))
-            if draw(st.booleans()):
-                last = add(Mul(), (last, last))
-        elif block == "clone":
-            last = add(Clone(), (last,))
-    flat = add(Flatten(), (last,))
-    if draw(st.booleans()):
-        flat = add(Dropout(p=0.5, inplace=draw(st.booleans())), (flat,))
-    add(Linear(out_features=draw(st.integers(1, 3))), (flat,))
-    network = Network(input_shape, layers, name="drawn")
-    trainable = [n for n, layer, x in zip(network.names, network.layers, network.input_shapes)
-                 if layer.weight_params(x) + layer.bias_params(x)]
-    frozen = tuple(n for n in trainable if draw(st.integers(0, 3)) == 0)
-    return input_shape, tuple(layers), frozen
 
 
 OPTIONS = st.tuples(st.integers(1, 3), st.sampled_from(["float32", "float16", "bfloat16", "float64"]),

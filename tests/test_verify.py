@@ -4,28 +4,34 @@ Expected numbers are the seed document's own (1,135,906,176), hand arithmetic wr
 out here, or what torch and fvcore report; never alexcost's own output.
 """
 
-
 from __future__ import annotations
 
-
 import json
-import sys
-
-import pytest
-from click.testing import CliRunner
 import re
+import sys
 import warnings
 from dataclasses import replace
 from math import prod
 from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings, strategies as st
 
 torch = pytest.importorskip("torch")
 
-from alexcost import Conv2d, Linear, Network, PRESETS, ReLU, SpecError  # noqa: E402
-from alexcost.torch_run.verify import (Measurement, check_fits, memory_needed, reconcile, render,  # noqa: E402
-                                 verify_module, verify_network)
+nn = torch.nn
+
+from alexcost import (AdaptiveAvgPool2d, Conv2d, Flatten, LAYER_KINDS, Linear, MaxPool2d, Network, PRESETS, ReLU,  # noqa: E402
+                      SpecError)
+from alexcost.torch_bridge import to_module  # noqa: E402
+from alexcost.torch_run.verify import (Measurement, check_fits, explain_forward, measure, memory_needed, reconcile,  # noqa: E402
+                                       render, verify_module, verify_network)
 from alexcost_cli.main import cli  # noqa: E402
+
+from doc_pages import blocks  # noqa: E402
+from printed_sums import assert_adds_up  # noqa: E402
+from strategies import chain_networks  # noqa: E402
 
 CUDA = torch.cuda.is_available()
 SEED_FORWARD = 1_135_906_176  # the seed table's "Forward Computation" total
@@ -246,17 +252,7 @@ def test_verify_module_with_a_reused_module():
 # Regression tests for the review of verify (issue 12, part B, findings 5 to 9) and its device name.
 #
 # Expected numbers are hand arithmetic written as formulas, or what torch and fvcore report.
-torch = pytest.importorskip("torch")
-nn = torch.nn
 
-from alexcost import (AdaptiveAvgPool2d, Conv2d, Flatten, LAYER_KINDS, Linear, MaxPool2d, Network,  # noqa: E402
-                      ReLU, SpecError)
-from alexcost.torch_run.verify import explain_forward, measure, reconcile, render, verify_module, verify_network  # noqa: E402
-from alexcost.torch_bridge import to_module  # noqa: E402
-from alexcost_cli.main import cli  # noqa: E402
-from test_docs import blocks  # noqa: E402
-from test_properties import networks  # noqa: E402 - the random chains of the property tests
-from test_verify_graphs import assert_adds_up  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -317,7 +313,7 @@ def test_a_layer_nothing_reads_is_dropped_by_fvcores_trace():
 @settings(max_examples=25)
 @given(st.data())
 def test_the_explanation_adds_up_on_random_chains(data):
-    network = data.draw(networks(max_spatial=3))
+    network = data.draw(chain_networks(max_spatial=3))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         cost = network.cost(2)
