@@ -1,4 +1,4 @@
-"""Options every command shares and their limits (issue 12): missing extras, absurd numbers,
+"""Options every command shares and their limits: missing extras, absurd numbers,
 ``--input-shape``, and the help texts the docs render.
 
 Expected values are worked out here by hand from the layer formulas, never read back from
@@ -249,11 +249,12 @@ def test_help_shows_no_sentinel_or_none(command):
         assert "(default: seed)" in text
 
 
-# == cli small things =====================================================================
+# == the small things a new user meets =============================================================
 # The small things a new user meets: OpenAI's AlexNet estimate only beside AlexNet, no communication
 # line for one GPU, a note when --input-shape changes a layer's parameters, a batch dimension given by
 # mistake, the smallest input a network takes, no stray figures in the repository, and ``time``'s
 # warning when the machine's peak moves during a run. Expected values by hand.
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

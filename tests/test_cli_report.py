@@ -1,4 +1,5 @@
-"""`alexcost report` and `alexcost models` through click's CliRunner, every format."""
+"""`alexcost report` and `alexcost models` through click's CliRunner, every format; the chain
+reports of round one kept byte for byte; and byte-identical output across runs and hash seeds."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from alexcost.render.report import FORMATS, render
 from alexcost_cli.main import cli
 
 from static_path import heavy_imports_of
+
 
 def invoke(*args):
     result = CliRunner().invoke(cli, list(args))
@@ -197,13 +199,14 @@ def test_static_path_never_imports_torch():
     assert heavy == [], heavy
 
 
-# == chain compat =========================================================================
+# == chain reports kept byte for byte ==============================================================
 # The graph engine keeps every chain report of round one, byte for byte, but for what the
 # review asked to change: the footer's memory line (activations counted once per tensor, memory in
 # binary units) and three new count columns (buffers, buffer_bytes, stored_bytes).
 #
 # tests/golden/round1/ holds the reports the round-one code (commit e65b307) wrote for five
 # chain specs, in every format, at batch 1 and 8: an independent record of what users saw.
+
 GOLDEN = Path(__file__).parent / "golden" / "round1"
 SPECS = sorted(p.name.split(".")[0] for p in GOLDEN.glob("*.spec.json"))
 NEW_COUNTS = {"buffers", "buffer_bytes", "stored_bytes"}
@@ -279,13 +282,14 @@ def test_a_chain_written_as_a_graph_reports_the_same(name):
         assert render(wired.cost(batch=3), fmt) == render(plain.cost(batch=3), fmt)
 
 
-# == determinism ==========================================================================
+# == the same bytes across runs and hash seeds =====================================================
 # The same input gives byte-identical ``report`` output, in every format, across runs and hash seeds.
 #
 # Each child process renders every preset and a unicode-named spec (JSON and TOML) in every
 # format, with and without ``--batch``/``--dtype``, through the CLI itself, and reports the
 # SHA-256 of each output; two real ``alexcost report`` runs per seed (stdout and ``--out``)
 # cover the console entry point. The digests must agree across PYTHONHASHSEED values and runs.
+
 SPEC = {"name": "d\u00e9terministe", "input_shape": [3, 32, 32], "layers": [
     {"type": "Conv2d", "name": "\u5377\u79ef1", "out_channels": 8, "kernel_size": 3, "padding": "same"},
     {"type": "ReLU", "name": "r\u00e9lu"},

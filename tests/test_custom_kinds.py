@@ -1,4 +1,5 @@
-"""A user's own layer kind, through the public API only, checked against torch."""
+"""A user's own layer kind, through the public API only, checked against torch; and the torch
+module class or function it reads (``register_layer(..., reads=...)``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from alexcost import Conv2d, LAYER_KINDS, Layer, Network, ReLU, SpecError, network_from_dict, register_layer  # noqa: E402
+
 
 @dataclass(frozen=True, kw_only=True)
 class GroupNorm(Layer):
@@ -126,10 +128,11 @@ def test_unregistered_kind_has_no_torch_module():
     assert type(module.twice).__name__ == "Linear" and module.twice.in_features == 3
 
 
-# == custom reads =========================================================================
+# == what a registered kind reads from torch =======================================================
 # A kind registered in Python names the torch module class or function it reads
 # (``register_layer(..., reads=...)``), and ``from_module`` reads it; the torch side builds that class
 # back for ``to_module``. Expected counts come from torch's own parameters and arithmetic here.
+
 nn, F = torch.nn, torch.nn.functional
 
 

@@ -1,6 +1,5 @@
-"""The rules cache (`alexcost.engine.rules`): what a layer's rules give is remembered beside the
-layer, never in it; built-in layers of one configuration share it; `forget_rules` drops it, and
-networks held from before work their results out again. Every count here is written out by hand."""
+"""The engine: the rules cache (`alexcost.engine.rules`), the totals of the engine's fast paths
+against sums made by hand, and the batch API for architecture search."""
 
 from __future__ import annotations
 
@@ -24,6 +23,7 @@ from alexcost.search import evaluate
 from alexcost.training import training_cost
 
 from strategies import random_graph_spec, search_candidates
+
 
 @dataclass(frozen=True, kw_only=True)
 class Scale(Layer):
@@ -171,7 +171,7 @@ def test_storage_is_declared_by_each_kind():
     assert net.storage(1) == (False,) and net.cost(4).totals.stored_elements == 0
 
 
-# == perf2 equivalence ====================================================================
+# == totals against the rules summed by hand =======================================================
 # The engine's fast paths (lean wiring of chain runs, per-layer vectors summed for the totals,
 # memos shared by built-in layers of one kind and arguments, search's entry keys) against sums
 # made here layer by layer from each kind's own rules and the stride trace.
@@ -224,6 +224,7 @@ def valid_graphs(seed: int, draws: int):
             yield spec, network_from_dict(spec)
         except SpecError:
             continue
+
 
 @pytest.mark.parametrize("batch, dtype, itemsize", [(1, "float32", 4), (3, "float16", 2)])
 def test_totals_of_random_graphs_equal_the_rules_summed_by_hand(batch, dtype, itemsize):
@@ -307,7 +308,7 @@ def test_search_keys_tell_apart_values_python_calls_equal():
     assert rows[0].macs == rows[2].macs == rows[3].macs == 2 * 2 * 2 * 3 * 9 and rows[1].error
 
 
-# == search ===============================================================================
+# == search ========================================================================================
 # The batch API for architecture search, and what layers remember between networks.
 
 

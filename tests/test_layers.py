@@ -1,6 +1,7 @@
-"""Per-kind counts against formulas written out here; the engine's bookkeeping.
+"""Per-kind counts against formulas written out here, fvcore's own test cases as a regression
+table, the engine's bookkeeping, and what the engine refuses.
 
-Shapes, parameters and MACs are also checked against torch and fvcore (test_properties.py);
+Shapes, parameters and MACs are also checked against torch and fvcore (test_layers_torch.py);
 the ``other_ops`` conventions have no external reference, so they are checked here
 against the per-element formulas of docs/conventions.md, and against brute force.
 """
@@ -17,6 +18,7 @@ from alexcost import (AdaptiveAvgPool2d, AvgPool2d, Conv2d, Dropout, Flatten, La
 from alexcost.layers.windows import adaptive_window_total, window_positions
 from alexcost.render.report import render
 from alexcost.specs.specfile import network_from_dict
+
 
 def one(layer, input_shape, batch=1):
     return Network(input_shape, [layer]).cost(batch=batch).layers[0]
@@ -201,7 +203,7 @@ def test_totals_without_rows_equal_the_sums_of_the_rows():
                 assert split[group] == Totals.of([r for r in cost.layers if r.group == group], size)
 
 
-# == fvcore cases =========================================================================
+# == fvcore's own test cases =======================================================================
 # fvcore's own test cases as a regression table.
 #
 # The conv and linear cases of fvcore's ``tests/test_flop_count.py`` (facebookresearch/fvcore,
@@ -210,6 +212,7 @@ def test_totals_without_rows_equal_the_sums_of_the_rows():
 # times 1e9, since fvcore's test divides by 1e9). Left out: Conv1d/Conv3d and transposed
 # convolutions (not alexcost layer kinds), matmul/bmm/einsum/batchnorm (no layer kind), and
 # Linear on a 3-D input is checked below.
+
 # (fvcore's case, batch, input_dim, output_dim, spatial_dim, kernel_size, padding, stride, groups)
 CONV_CASES = [
     ("2d convolution", 5, 10, 3, 15, 3, 1, 1, 1),
@@ -311,9 +314,10 @@ def test_fvcore_skip_ops_case():
     assert sigmoid.other_ops == 10 * 4  # alexcost: one op per element
 
 
-# == review engine ========================================================================
+# == cost objects and refusals, against torch's behaviour ==========================================
 # Regression tests for the review's engine findings (issue 12, A.7 and B.1-B.2), each against
 # torch's own behaviour or hand arithmetic.
+
 INT64_MAX = 2**63 - 1
 
 

@@ -1,4 +1,5 @@
-"""Property-based tests: random valid networks against torch (and fvcore) on the CPU.
+"""Layers against torch (and fvcore) on the CPU: random valid networks (hypothesis), and every
+pooling window brute force.
 
 Networks are drawn constructively (groups first, channels as multiples of them, kernels
 bounded by the padded input...), so every draw is valid and tensors stay small. The
@@ -264,7 +265,7 @@ def test_alexcost_refuses_exactly_what_torch_refuses(draw):
         assert alexcost_ok == torch_ok, f"{kind}{args} on {x}: alexcost {alexcost_ok}, torch {torch_ok}"
 
 
-# == pool windows =========================================================================
+# == pooling windows, tap by tap ===================================================================
 # Every pooling configuration on small inputs, brute force: the taps each window reads are
 # enumerated here, tap by tap, and compared with alexcost's counts; a window that reads no input
 # element (only padding, or a dilation that steps over the input) is refused, and torch, where it

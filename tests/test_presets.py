@@ -1,4 +1,5 @@
-"""The paper and torchvision presets against torch modules written out here, layer for layer.
+"""The presets: the paper and torchvision presets against torch modules written out here, layer
+for layer, and every number of the seed's AlexNet table from hand arithmetic.
 
 Shapes come from a real forward pass, parameters from ``numel``, MACs from fvcore's
 per-module count: none of them from alexcost.
@@ -18,6 +19,7 @@ nn = torch.nn
 from alexcost import preset  # noqa: E402
 from alexcost.render.report import render  # noqa: E402
 from alexcost_cli.main import cli  # noqa: E402
+
 
 def lrn():
     return nn.LocalResponseNorm(5, alpha=5 * 1e-4, beta=0.75, k=2.0)  # the paper's alpha, times n
@@ -124,7 +126,7 @@ def test_paper_params_total_by_hand():
     assert preset("paper").cost().totals.params == convs + fcs
 
 
-# == seed table ===========================================================================
+# == the seed's table ==============================================================================
 # Every number of the seed's AlexNet table, from hand arithmetic written out here.
 #
 # The seed (shared/seeds/000_238bd69275551072.txt) counts a layer's parameters as
@@ -132,6 +134,7 @@ def test_paper_params_total_by_hand():
 # output positions; its FC rows count no bias. Each expected value below is that
 # arithmetic, not a number read off alexcost.
 # (layer, kernel, in channels, filters, output side) as the seed's rows give them.
+
 CONVS = [
     ("conv1", 11, 3, 96, 55),
     ("conv2", 5, 96, 256, 27),

@@ -1,4 +1,5 @@
-"""alexcost's table renderer against tabulate itself, and its Markdown against a Markdown parser."""
+"""Rendering: the table renderer against tabulate itself and its Markdown against a Markdown
+parser, the human-format helpers every renderer shares, and atomic writes."""
 
 import html
 import os
@@ -68,8 +69,9 @@ def test_pipe_escapes_examples():
     assert parsed_cells(text)[1:] == [["a|b", "1"], ["x`y\\z", "2"], ["11*11*3", "3"]]
 
 
-# == report text ==========================================================================
+# == number formats in words =======================================================================
 # The human-format helpers every renderer shares.
+
 def test_numbers_in_words():
     assert commas(62369152) == "62,369,152"
     assert short(3747200) == "3.7 million" and short(1077284224) == "1.08 billion"
@@ -89,8 +91,9 @@ def test_bytes_in_binary_units():
     assert byte_unit(10) == ("B", 1)
 
 
-# == atomic ===============================================================================
+# == atomic writes =================================================================================
 # Atomic writes: all or nothing, and the permissions a plain open() would give.
+
 def test_new_file_gets_umask_mode(tmp_path):
     old = os.umask(0o022)
     try:

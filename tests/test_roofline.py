@@ -1,4 +1,5 @@
-"""The roofline model and the time-share analysis, on synthetic timings (no clocks involved).
+"""The roofline model and the time-share analysis, on synthetic timings (no clocks involved), and
+each layer's time beside its bound on the GPU's spec sheet.
 
 Expected values are hand arithmetic written out here: layer formulas, byte counts, shares.
 """
@@ -201,7 +202,7 @@ def test_dumps_rounds_to_six_digits_and_keeps_ints():
     assert math.isclose(json.loads(dumps({"v": 123456789.0}))["v"], 123457000.0)
 
 
-# == spec sheet ===========================================================================
+# == each layer's time beside its spec-sheet bound =================================================
 # Each layer's time beside its roofline bound on the GPU's spec sheet (issue 11, item 5).
 
 

@@ -1,4 +1,5 @@
-"""Fuzzing the spec loader and ``alexcost report`` with random and mutated JSON/TOML specs.
+"""Bad specs: each invalid spec beside a valid twin, and the spec loader and ``alexcost report``
+fuzzed with random and mutated JSON/TOML specs.
 
 Every input must end in either a correct report or exactly one ``error:`` line on stderr
 with exit code 2: never another exception, a traceback, a hang or a memory blow-up.
@@ -362,11 +363,12 @@ def test_absurd_sizes_are_computed_not_allocated():
     assert cost.totals.macs == conv_macs + fc_macs
 
 
-# == errors ===============================================================================
+# == each invalid spec beside its valid twin =======================================================
 # Bad input: each invalid spec beside a valid twin, through the CLI.
 #
 # Every invalid one must give exit code 2 and exactly one line, ``error: ...``, that
 # names the layer and the offending numbers; its valid twin must report normally.
+
 BASE = {"name": "tiny", "input_shape": [3, 32, 32], "layers": [
     {"type": "Conv2d", "name": "conv1", "out_channels": 16, "kernel_size": 3, "padding": 1},
     {"type": "ReLU"},

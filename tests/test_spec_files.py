@@ -1,4 +1,5 @@
-"""Spec files: JSON and TOML load to the same network, dump and load back, match the schema."""
+"""Spec files: JSON and TOML load to the same network, dump and load back, match the schema;
+repeated entries are exactly what their kind makes of them."""
 
 from __future__ import annotations
 
@@ -186,12 +187,13 @@ def test_duplicate_keys_in_json_are_refused(tmp_path):
         load_spec(path)
 
 
-# == spec repeats =========================================================================
+# == repeated entries ==============================================================================
 # A spec's repeated entries: an entry whose arguments equal an earlier one's is built from that
 # layer (its own name and inputs checked), and must be exactly what its kind makes of it.
 #
 # The expectation is always the kind's own constructor (``layer_from_dict`` without the memory of
 # earlier entries), or torch; never the spec reader's output.
+
 def outcome(make):
     """What a layer construction gives: its type, every field with its value's type, repr and hash; or its error."""
     try:

@@ -1,4 +1,5 @@
-"""Random torch modules, read by from_module and trained by alexcost, against a real CPU step.
+"""Torch modules read by from_module and trained by alexcost, against a real CPU step: random
+modules, and in-place operations written as statements or through views.
 
 Each module's forward runs a random program over a list of tensors (tests/module_step.py
 runs the step): module calls (Conv2d, Linear, ReLU) and the same ops in functional, method and
@@ -47,7 +48,7 @@ def test_random_modules_match_a_real_training_step(drawn):
         assert ours == theirs, f"{program}"
 
 
-# == inplace reading ======================================================================
+# == in-place statements and writes through views ==================================================
 # In-place operations written as statements, and in place through views, read by from_module and
 # trained by alexcost, against a real training step on the CPU.
 #

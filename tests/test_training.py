@@ -1,4 +1,5 @@
-"""The training step without torch: backward MACs, kept bytes, model state, schedule, hardware.
+"""The training step without torch: backward MACs, kept bytes, model state, schedule, hardware;
+its records kept per set of options; and the one walk behind it.
 
 Expected values are published figures (torchtnt's backward count, OpenAI's formula, the
 paper's setup, spec sheets) or hand arithmetic written out here; never alexcost's output.
@@ -295,9 +296,10 @@ def test_train_never_imports_torch():
     assert json.loads(out)["hardware"]["split"] == "model"
 
 
-# == training cache =======================================================================
+# == records and memory kept per set of options ====================================================
 # The training step's records and memory model are kept on the network, as its totals are: each
 # set of options gets its own, worked out by hand here, and forgetting the rules works them out again.
+
 def tiny() -> Network:
     """fc1: 4 -> 3 with a bias (15 parameters), ReLU, fc2: 3 -> 2 without (6)."""
     return Network((4,), [Linear(name="fc1", out_features=3), ReLU(name="relu"),
@@ -342,7 +344,7 @@ def test_records_are_kept_and_forgetting_the_rules_works_them_out_again():
     assert fresh["fc2"].grad_weight_macs == 2 * 6 and fresh["fc2"].grad_input_macs == 2 * 6
 
 
-# == training walk ========================================================================
+# == one walk, whatever the layout =================================================================
 # The training analysis is one walk: its totals are its records' sums, and where the storages
 # come from does not change it.
 #

@@ -248,7 +248,7 @@ def test_verify_module_with_a_reused_module():
     assert first.params == 2 * 2 * 3 * 3 + 2 and again.params == 0
 
 
-# == verify findings ======================================================================
+# == regressions: printed sums, corrupted counts, dtypes and the device's name =====================
 # Regression tests for the review of verify (issue 12, part B, findings 5 to 9) and its device name.
 #
 # Expected numbers are hand arithmetic written as formulas, or what torch and fvcore report.
