@@ -257,3 +257,15 @@ def test_no_test_module_imports_another():
     offenders = {str(path.relative_to(ROOT)): sorted(found) for path in sorted(TESTS.rglob("*.py"))
                  if (found := imported_test_modules(path.read_text(encoding="utf-8")) - {path.stem})}
     assert offenders == {}, f"test modules imported by other modules: {offenders}"
+
+
+def test_every_test_file_is_on_the_contributing_pages_map():
+    """docs/contributing.md says where a new test goes, one line per test file: every test file is
+    there, and every file there exists."""
+    text = (ROOT / "docs" / "contributing.md").read_text(encoding="utf-8")
+    section = text.split("## Where a new test goes", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^- `tests/(test_\w+\.py)`: \S", section, flags=re.M)
+    on_disk = sorted(path.name for path in TESTS.glob("test_*.py"))
+    assert len(listed) == len(set(listed)), f"listed twice: {sorted({n for n in listed if listed.count(n) > 1})}"
+    assert sorted(set(on_disk) - set(listed)) == [], "add a line for each under its subject in docs/contributing.md"
+    assert sorted(set(listed) - set(on_disk)) == [], "docs/contributing.md lists test files that do not exist"
