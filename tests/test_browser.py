@@ -36,6 +36,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+pytestmark = pytest.mark.slow  # builds the site and drives a browser
+
 CHROMIUM = os.environ.get("ALEXCOST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 VIEWPORT = (1280, 900)
 MAX_PAGE_HEIGHT = 25_000

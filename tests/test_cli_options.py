@@ -146,6 +146,7 @@ def test_the_bounds_themselves_are_accepted(tiny):
     one_error_line(run("report", "--spec", tiny, "--batch", 2**63 - 1), "int64 limit")
 
 
+@pytest.mark.slow
 def test_verify_runs_at_the_extreme_seed_and_another_input_shape(tmp_path, tiny):
     """torch's generator takes 2**64-1 (the top of --seed's range), and --input-shape reaches the
     forward pass: conv1 on 3x8x8 makes 4x8x8. --out ending in .json writes JSON and says so."""

@@ -82,6 +82,7 @@ def convolutions(draw):
     return {1: Conv1d, 3: Conv3d}[dims], args, (c, *sizes)
 
 
+@pytest.mark.slow
 @given(convolutions())
 def test_conv1d_and_conv3d_match_torch(drawn):
     kind, args, x = drawn
@@ -486,6 +487,7 @@ def test_a_convolution_padded_unevenly_by_its_mode_is_refused():
 # -- random networks of the dense and video kinds, trained in torch --------------------------------------
 
 
+@pytest.mark.slow
 @given(dense_networks())
 def test_random_dense_networks_train_as_torch_does(drawn):
     network, batch = drawn

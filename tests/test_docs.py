@@ -180,6 +180,7 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
 def test_every_example_runs(page, workdir):
     run_page(page, str(page.relative_to(ROOT)))
@@ -345,6 +346,7 @@ def hook():
     return module
 
 
+@pytest.mark.slow
 def test_mkdocs_build_strict(site):
     cli_page = (site / "cli" / "index.html").read_text()
     from alexcost_cli.main import COMMANDS
@@ -353,6 +355,7 @@ def test_mkdocs_build_strict(site):
     assert (site / "css" / "pygments.css").is_file() and not (site / "hooks").exists()
 
 
+@pytest.mark.slow
 def test_the_api_page_documents_the_public_api(site):
     """Every name ``alexcost`` exports, and the entry points of its subpackages the pages use, have a
     section of their own, with the docstring; the layer kinds without their methods."""
@@ -385,6 +388,7 @@ def test_generated_sources_are_current():
             f"docs/{name} is out of date: run `python docs/hooks/alexcost_docs.py` and commit it")
 
 
+@pytest.mark.slow
 def test_every_drawn_figure_is_shown_and_every_shown_figure_is_drawn(site):
     """The build draws ``FIGURES``, exactly the figures the pages name; the pages name them in
     comments (``<!-- figure ![alt](img/x.svg) -->``), never as plain images, so that a source read
@@ -418,6 +422,7 @@ def test_slugs_never_start_with_a_digit(heading, slug):
     assert hook().slugify(heading, "-") == slug
 
 
+@pytest.mark.slow
 def test_every_id_and_in_page_link_is_a_css_selector(site):
     """Bootstrap's ScrollSpy calls querySelector('#' + id): an id that starts with a digit throws
     a SyntaxError there, which stops the theme's scripts (tables unstyled, sidebar dead)."""
@@ -432,6 +437,7 @@ def test_every_id_and_in_page_link_is_a_css_selector(site):
     assert 'id="_224-or-227"' in (site / "seed-table" / "index.html").read_text()
 
 
+@pytest.mark.slow
 def test_the_site_loads_nothing_from_other_hosts(site):
     """No CDN: every script, stylesheet and image the pages load is one of the site's own files."""
     foreign = []
@@ -462,6 +468,7 @@ def cli_sections(site: Path) -> dict[str, list[list[str]]]:
     return out
 
 
+@pytest.mark.slow
 def test_cli_page_shows_what_click_knows(site):
     """Every option with its full help and its real default (none shown where there is none), every
     command's summary as the complete sentence click's ``--help`` would show, no UNSET sentinel."""

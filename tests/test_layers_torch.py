@@ -58,6 +58,7 @@ def _torch_facts(network, batch):
     return shapes, params, flops, fv
 
 
+@pytest.mark.slow
 @given(chain_networks(), st.integers(1, 3))
 def test_static_counts_match_torch_and_fvcore(network, batch):
     shapes, params, flops, fv = _torch_facts(network, batch)

@@ -80,6 +80,7 @@ def fvcore_macs(module, input_shape):
     return analysis.by_module(), analysis.by_module_and_operator()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,build", [("paper", paper_module), ("torchvision", torchvision_module)])
 def test_preset_matches_torch_layer_for_layer(name, build):
     network = preset(name)

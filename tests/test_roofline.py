@@ -221,6 +221,7 @@ def test_a_device_name_finds_its_spec_sheet(name, key):
     assert (found.key if found else None) == key
 
 
+@pytest.mark.slow
 def test_each_layer_gets_its_bound_on_the_spec_sheet():
     """max(FLOPs / peak FLOP/s, bytes / bandwidth) per layer, from the H200's sheet, beside the measured time:
     132 SMs of 128 FP32 cores at 1980 MHz (66.9 TFLOPS, the sheet's "67"), 4.8 TB/s."""
@@ -243,6 +244,7 @@ def test_each_layer_gets_its_bound_on_the_spec_sheet():
         assert layer["spec_bound"] == ("compute" if row.flops / peak >= bytes_moved(row) / 4800e9 else "memory")
 
 
+@pytest.mark.slow
 def test_no_sheet_no_columns_and_half_precision_on_fp32_units():
     from alexcost import Conv2d, Network
     from alexcost.render.roofline import render

@@ -214,6 +214,7 @@ def assert_cli_outcome(result, spec=None, fmt="json", batch=1) -> str:
 
 # -- the fuzz tests ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 @fuzz
 @given(spec=st.one_of(any_spec, wild))
 def test_dicts_load_or_fail_cleanly(spec):
@@ -225,6 +226,7 @@ def test_dicts_load_or_fail_cleanly(spec):
         assert load_outcome(lambda: network_from_dict(parse_text(to_text(spec, "json"), "json"))) == "spec error"
 
 
+@pytest.mark.slow
 @fuzz
 @given(case=edited_texts())
 def test_texts_parse_or_fail_cleanly(case):
@@ -239,6 +241,7 @@ def spec_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("fuzz-specs")
 
 
+@pytest.mark.slow
 @fuzz
 @given(spec=any_spec, fmt=st.sampled_from(["table", "markdown", "detail", "csv", "json"]),
        text_fmt=st.sampled_from(["json", "toml"]), suffix=st.sampled_from([".json", ".toml", ""]),
@@ -254,6 +257,7 @@ def test_cli_report_or_one_error_line(spec_dir, spec, fmt, text_fmt, suffix, bat
     CASES["cli:" + assert_cli_outcome(result, spec, fmt, batch)] += 1
 
 
+@pytest.mark.slow
 @fuzz
 @given(case=edited_texts(), args=st.lists(st.sampled_from(
     ["--batch", "0", "-1", "3", "99999999999999999999", "1.5", "--dtype", "float16", "int4", "--format", "json",
@@ -276,6 +280,7 @@ def test_cli_damaged_stdin_and_odd_options(spec_dir, case, args):
     assert not [p for p in os.listdir(spec_dir) if p.endswith(".tmp")]
 
 
+@pytest.mark.slow
 @fuzz
 @given(spec=any_spec)
 def test_failed_report_writes_nothing(spec_dir, spec):
@@ -293,6 +298,7 @@ def test_failed_report_writes_nothing(spec_dir, spec):
     assert not [p for p in os.listdir(spec_dir) if p.endswith(".tmp")]
 
 
+@pytest.mark.slow
 @settings(max_examples=200 if THOROUGH else 4, deadline=None, suppress_health_check=list(HealthCheck))
 @given(case=edited_texts())
 def test_real_process_never_shows_a_traceback(spec_dir, case):

@@ -114,6 +114,7 @@ def test_published_schema_is_generated():
     assert json.loads((ROOT / "docs" / "spec.schema.json").read_text()) == spec_schema()
 
 
+@pytest.mark.slow
 def test_schema_accepts_valid_and_rejects_structural_errors():
     schema = spec_schema()
     jsonschema.validate(DESIGN_EXAMPLE, schema)
@@ -214,6 +215,7 @@ inputs = st.one_of(st.none(), st.lists(st.sampled_from(["input", "a", "b.0", "b.
                    st.sampled_from(["input", 3, [], ["input", 1]]))
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(layer_entries(), names, inputs)
 def test_a_repeated_entry_is_what_its_kind_makes(entry, name, refs):
@@ -274,6 +276,7 @@ def test_repeats_are_not_shared_beyond_their_name():
     assert net.cost().totals.params == (3 * 3 * 3 * 4 + 4) + (3 * 3 * 4 * 4 + 4) + 3 * 3 * 4 * 4 + (3 * 3 * 4 * 4 + 4)
 
 
+@pytest.mark.slow
 def test_resnet50_read_from_its_spec_counts_as_torch_does():
     """ResNet-50's spec (most of its entries repeat an earlier one's arguments), read cold, counts
     torchvision's parameters and FlopCounterMode's MACs."""

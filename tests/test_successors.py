@@ -132,6 +132,7 @@ def module_of(name: str, paths: dict) -> tuple[str, int] | None:
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SUCCESSORS)
 def test_parameters_and_macs_equal_torchvisions(name, reference):
     ref = reference(name)
@@ -194,6 +195,7 @@ def test_functional_calls_have_their_blocks_shapes(reference):
         assert checked >= 10, name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SUCCESSORS)
 def test_wired_as_torchvision_runs_it(name, reference):
     """The preset run as torch modules with torchvision's weights gives torchvision's output:

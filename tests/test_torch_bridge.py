@@ -47,6 +47,7 @@ def _agrees_with_torch(module, input_shape, batch=2):
     return imported
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_to_module_names_children_as_layers_and_runs(name):
     network = preset(name)
@@ -611,6 +612,7 @@ def test_graphs_from_to_module_come_back():
 # -- random graphs, through to_module and back -------------------------------------------------------
 
 
+@pytest.mark.slow
 @given(dag_graphs())
 def test_random_graphs_come_back_with_torchs_counts(network):
     imported = _agrees_with_torch(to_module(network), network.input_shape)

@@ -34,6 +34,7 @@ from strategies import Program, module_programs  # noqa: E402
 COUNT = int(os.environ.get("ALEXCOST_RANDOM_MODULES", "40"))
 
 
+@pytest.mark.slow
 @settings(max_examples=COUNT, deadline=None, suppress_health_check=list(HealthCheck), derandomize=COUNT <= 100)
 @given(module_programs())
 def test_random_modules_match_a_real_training_step(drawn):

@@ -52,6 +52,7 @@ def check_against_torch(network, batch, frozen=(), optimizer="momentum", dtype="
     return static, measured
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, batch, optimizer, frozen", [
     ("seed", 1, "momentum", ()), ("seed", 2, "sgd", ()), ("paper", 1, "adam", ()), ("paper", 2, "momentum", ()),
     ("torchvision", 1, "adam", ("features_0", "features_3")), ("torchvision", 3, "momentum", ())])
@@ -64,6 +65,7 @@ def test_presets_match_torch(model, batch, optimizer, frozen):
     assert measured.backward_total == 2 * static.backward_macs + extra
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch", [1, 2])
 @pytest.mark.parametrize("model", ["zfnet", "vgg16", "googlenet", "resnet18", "resnet50", "mobilenet_v2"])
 def test_successor_presets_match_torch(model, batch):

@@ -50,6 +50,7 @@ def seed_json():
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["paper", "torchvision"])
 def test_presets_verify_on_the_cpu(model):
     result = run("--model", model, "--device", "cpu")

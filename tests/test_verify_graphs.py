@@ -112,6 +112,7 @@ def test_parameter_layer_scale():
 # -- random graphs ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @given(block_graphs(), st.integers(1, 2), st.integers(-3, 3), st.integers(-3, 3))
 def test_random_graphs_verify_and_every_printed_sum_adds_up(network, batch, fv_delta, torch_delta):
     cost = network.cost(batch)
