@@ -390,6 +390,21 @@ def block_graphs(draw):
 
 # -- networks for training steps against torch -----------------------------------------------------
 
+def _named(layers: list, layer, inputs=()) -> str:
+    """Append ``layer`` to ``layers`` as ``l<index>``, reading ``inputs`` (none: the layer before);
+    return its name."""
+    name = f"l{len(layers)}"
+    layers.append(type(layer)(**{**layer.args(), "name": name, "inputs": tuple(inputs) or None}))
+    return name
+
+
+def _some_frozen(draw, network) -> tuple[str, ...]:
+    """About one in four of the layers of ``network`` that have parameters: the names a step freezes."""
+    trainable = [n for n, layer, x in zip(network.names, network.layers, network.input_shapes)
+                 if layer.weight_params(x) + layer.bias_params(x)]
+    return tuple(n for n in trainable if draw(st.integers(0, 3)) == 0)
+
+
 def _training_conv(draw, shape, out=None, same=False):
     c, h, w = shape
     groups = draw(st.sampled_from([g for g in (1, 2) if c % g == 0]))
@@ -431,9 +446,7 @@ def training_networks(draw, max_blocks: int = 4):
     layers = []
 
     def add(layer, inputs=()):
-        name = f"l{len(layers)}"
-        layers.append(type(layer)(**{**layer.args(), "name": name, "inputs": tuple(inputs) or None}))
-        return name
+        return _named(layers, layer, inputs)
 
     last = "input"
     for _ in range(draw(st.integers(1, max_blocks))):
@@ -496,9 +509,7 @@ def training_networks(draw, max_blocks: int = 4):
         flat = add(Dropout(p=0.5), (flat,))
     add(Linear(out_features=draw(st.integers(1, 3))), (flat,))
     network = Network(input_shape, layers, name="drawn")
-    trainable = [n for n, layer, x in zip(network.names, network.layers, network.input_shapes)
-                 if layer.weight_params(x) + layer.bias_params(x)]
-    frozen = tuple(n for n in trainable if draw(st.integers(0, 3)) == 0)
+    frozen = _some_frozen(draw, network)
     return network, draw(st.integers(1, 3)), frozen, draw(st.sampled_from(["sgd", "momentum", "adam"]))
 
 
@@ -527,9 +538,7 @@ def contiguous_networks(draw):
     input_shape, layers = shape, []
 
     def add(layer, inputs):
-        name = f"l{len(layers)}"
-        layers.append(type(layer)(**{**layer.args(), "name": name, "inputs": tuple(inputs) or None}))
-        return name
+        return _named(layers, layer, inputs)
 
     last = "input"
     for _ in range(draw(st.integers(1, 5))):
@@ -587,9 +596,7 @@ def contiguous_networks(draw):
         flat = add(Dropout(p=0.5, inplace=draw(st.booleans())), (flat,))
     add(Linear(out_features=draw(st.integers(1, 3))), (flat,))
     network = Network(input_shape, layers, name="drawn")
-    trainable = [n for n, layer, x in zip(network.names, network.layers, network.input_shapes)
-                 if layer.weight_params(x) + layer.bias_params(x)]
-    frozen = tuple(n for n in trainable if draw(st.integers(0, 3)) == 0)
+    frozen = _some_frozen(draw, network)
     return input_shape, tuple(layers), frozen
 
 
