@@ -14,10 +14,9 @@ from _pytest.monkeypatch import MonkeyPatch
 from alexcost import (AdaptiveAvgPool2d, Add, BatchNorm2d, Conv2d, Flatten, Layer, Linear, Mul, Network, Parameter,
                       ReLU, forget_rules, network_from_dict)
 from alexcost.engine import rules
-from alexcost.engine.network import forget_rules
 from alexcost.engine.storage import trace
 from alexcost.errors import SpecError
-from alexcost.layers import BatchNorm2d, Conv2d, LeakyReLU, ReLU
+from alexcost.layers import LeakyReLU
 from alexcost.render.search import table as search_table
 from alexcost.search import evaluate
 from alexcost.training import training_cost

@@ -27,6 +27,7 @@ from alexcost.torch_bridge import from_module, to_module  # noqa: E402
 
 from strategies import PADDING_MODES, chain_networks  # noqa: E402
 
+
 # -- torch's and fvcore's own numbers -------------------------------------------------
 
 def _torch_facts(network, batch):

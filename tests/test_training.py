@@ -15,7 +15,6 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from alexcost import (Add, BatchNorm2d, Chunk, Conv2d, Dropout, Flatten, LayerNorm, Linear, MaxPool2d, Network,
                       Permute, ReLU, Sigmoid, SpecError, Tanh, forget_rules, preset)
-from alexcost.engine.network import forget_rules
 from alexcost.engine.storage import contiguous_plan, trace
 from alexcost.hardware import CATALOG, predict
 from alexcost.layers import strides
