@@ -728,7 +728,7 @@ def test_spec_format_lists_every_kind_with_its_arguments_and_defaults():
 
 def fenced(name: str, lang: str) -> list[str]:
     """The code blocks of one language on a page."""
-    from test_docs import blocks
+    from doc_pages import blocks
 
     return [b.code for b in blocks((DOCS / name).read_text(encoding="utf-8"), name) if b.lang == lang]
 
@@ -771,7 +771,7 @@ def graphs_page():
     """The networks graphs.md builds: its python blocks run in one namespace, from the repository root."""
     import os
 
-    from test_docs import blocks
+    from doc_pages import blocks
 
     namespace: dict = {"__name__": "graphs_page"}
     here = os.getcwd()

@@ -206,6 +206,7 @@ CONV_MACS = (11 * 11 * 3 * 96 * 55 * 55 + 5 * 5 * 96 * 256 * 27 * 27 + 3 * 3 * 2
 FC_MACS = 9216 * 4096 + 4096 * 4096 + 4096 * 1000
 
 
+@pytest.mark.slow
 def test_alexnet_on_cpu_end_to_end(tmp_path):
     out = tmp_path / "t.json"
     r = invoke("time", "--device", "cpu", "--batch", "1,2", "--warmup", "1", "--repeats", "2",
@@ -376,6 +377,7 @@ def test_training_run_times_backward_directly_with_its_spread_and_the_gpus_spec_
     assert conv["backward_bound_ms"] == pytest.approx(max(flops / 1e11, nbytes / 1e10) * 1e3)  # the given peaks
 
 
+@pytest.mark.slow
 def test_training_table_shows_the_spread_and_the_spec_sheet(spec):
     r = invoke("time", "--spec", spec, "--device", "cpu", "--batch", "2", "--training", "--repeats", "3",
                "--gpu", "h100", *GIVEN_PEAKS)

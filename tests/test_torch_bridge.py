@@ -12,13 +12,14 @@ import sys
 from collections import OrderedDict
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
 from alexcost import PRESETS, SpecError, preset  # noqa: E402
 from alexcost.torch_bridge import from_module, to_module  # noqa: E402
+from strategies import dag_graphs  # noqa: E402
 
 
 def _torch_flops(module, x):
@@ -46,6 +47,7 @@ def _agrees_with_torch(module, input_shape, batch=2):
     return imported
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_to_module_names_children_as_layers_and_runs(name):
     network = preset(name)
@@ -609,54 +611,9 @@ def test_graphs_from_to_module_come_back():
 
 # -- random graphs, through to_module and back -------------------------------------------------------
 
-@st.composite
-def graphs(draw):
-    """A valid random graph network: convs, activations, pools, adds, concatenations, chunks and
-    layer scales over earlier nodes, drawn so every layer fits the shapes it reads."""
-    from alexcost import Add, Cat, Chunk, Conv2d, MaxPool2d, Mul, Network, Parameter, ReLU, Sigmoid
 
-    c, h, w = draw(st.integers(1, 4)), draw(st.integers(2, 6)), draw(st.integers(2, 6))
-    nodes = {"input": (c, h, w)}  # name -> per-sample shape of every single-output node
-    layers = []
-    for i in range(draw(st.integers(1, 7))):
-        name = f"n{i}"
-        src = draw(st.sampled_from(sorted(nodes)))
-        sc, sh, sw = nodes[src]
-        op = draw(st.sampled_from(["conv", "act", "pool", "add", "cat", "chunk", "scale"]))
-        same = sorted(n for n, s in nodes.items() if s == (sc, sh, sw) and n != src)
-        spatial = sorted(n for n, s in nodes.items() if s[1:] == (sh, sw) and n != src)
-        if op == "add" and same:
-            layer, shape = Add(name=name, inputs=(src, draw(st.sampled_from(same)))), (sc, sh, sw)
-        elif op == "cat" and spatial:
-            other = draw(st.sampled_from(spatial))
-            layer, shape = Cat(name=name, dim=1, inputs=(src, other)), (sc + nodes[other][0], sh, sw)
-        elif op == "chunk" and sc >= 2:
-            layers.append(Chunk(name=name, chunks=2, dim=1, inputs=(src,)))
-            for k, part in enumerate((-(-sc // 2), sc - -(-sc // 2))):
-                if part:
-                    nodes[f"{name}.{k}"] = (part, sh, sw)
-            continue
-        elif op == "scale":
-            layers.append(Parameter(name=f"{name}p", shape=(sc, 1, 1)))
-            layer, shape = Mul(name=name, inputs=(src, f"{name}p")), (sc, sh, sw)
-        elif op == "pool" and min(sh, sw) >= 2:
-            layer, shape = MaxPool2d(name=name, kernel_size=2, inputs=(src,)), (sc, sh // 2, sw // 2)
-        elif op == "act":
-            kind = draw(st.sampled_from([ReLU, Sigmoid]))
-            layer, shape = kind(name=name, inputs=(src,)), (sc, sh, sw)
-        else:
-            out, k = draw(st.integers(1, 4)), draw(st.sampled_from([1, 3]))
-            layer = Conv2d(name=name, out_channels=out, kernel_size=k, padding=k // 2, bias=draw(st.booleans()),
-                           inputs=(src,))
-            shape = (out, sh, sw)
-        layers.append(layer)
-        nodes[name] = shape
-    if type(layers[-1]).multi_output:  # the network's output is one tensor
-        layers.append(ReLU(name="last", inputs=(f"{layers[-1].name}.0",)))
-    return Network((c, h, w), layers)
-
-
-@given(graphs())
+@pytest.mark.slow
+@given(dag_graphs())
 def test_random_graphs_come_back_with_torchs_counts(network):
     imported = _agrees_with_torch(to_module(network), network.input_shape)
     ours, theirs = imported.cost(2), network.cost(2)

@@ -21,7 +21,7 @@ video_s3d = importlib.import_module("torchvision.models.video.s3d")  # the packa
 from alexcost import Conv3d, LayerNorm, Linear, MaxPool3d, Network, Permute  # noqa: E402
 from alexcost.torch_bridge import from_module  # noqa: E402
 
-from test_dense import check_training, torch_reads  # noqa: E402
+from torch_reference import check_training, torch_reads  # noqa: E402
 
 
 def assert_reads_as_torch(module, x):

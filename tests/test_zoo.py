@@ -62,6 +62,7 @@ def _measured(model, x):
     return counter.get_total_flops(), out, by_module, idle
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_torchvision_model_is_exact(name):
     torch.manual_seed(0)
@@ -94,6 +95,7 @@ def assert_exact(model, size, name: str) -> None:
         assert macs_by_path == {path: by_module[path] for path in macs_by_path}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(
     strict=True, raises=SpecError, reason=f"needs {NEEDS_ATTENTION[n]}")) if n in NEEDS_ATTENTION else n
     for n in DENSE_MODELS])
