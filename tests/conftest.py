@@ -53,6 +53,21 @@ def monkeypatch():
     patcher.undo()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _memory_back_to_the_system():
+    """After each test module, collect its cycles and hand freed heap pages back (glibc's
+    ``malloc_trim``), so that one module's large models do not raise the next one's peak."""
+    yield
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """The docs site, built once per test module with ``mkdocs build --strict``, from the docs extra alone."""
