@@ -358,6 +358,7 @@ def child_env(seed: str) -> dict:
     return env
 
 
+@pytest.mark.slow
 def test_every_format_is_byte_identical_across_hash_seeds(specs):
     runs = {}
     for seed in ("0", "1", "4242", "random", "random"):  # "random" twice: two unrelated seeds, two runs

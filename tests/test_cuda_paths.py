@@ -213,6 +213,7 @@ def test_time_on_cuda_table_says_method_and_floor(spec):
     assert "\nlaunch floor: " in r.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["loop", "single"])
 def test_time_on_cuda_by_other_methods(spec, method):
     with standin() as s:

@@ -105,6 +105,7 @@ def transposed(draw):
     return args, (groups * draw(st.integers(1, 2)), draw(st.integers(1, 5)), draw(st.integers(1, 5)))
 
 
+@pytest.mark.slow
 @given(transposed())
 def test_conv_transpose2d_matches_torch(drawn):
     args, x = drawn

@@ -377,6 +377,7 @@ def test_the_api_page_documents_the_public_api(site):
     assert "2-D convolution" in api_page and "2-D convolution" in kinds_page
 
 
+@pytest.mark.slow
 def test_generated_sources_are_current():
     """docs/cli.md and docs/api.md hold what the code makes of them, so that they read on their own
     (on GitHub too). After changing a command, an option or a public docstring, run

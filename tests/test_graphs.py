@@ -115,6 +115,7 @@ def observe(net, batch, dtype=torch.float32):
     return module, x, seen, counter.get_total_flops()
 
 
+@pytest.mark.slow
 @given(trunk_graphs(), st.sampled_from([1, 2, 3]))
 def test_random_graphs_match_torch(net, batch):
     module, x, seen, flops = observe(net, batch)

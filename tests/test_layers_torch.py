@@ -76,6 +76,7 @@ def test_static_counts_match_torch_and_fvcore(network, batch):
             assert fv[row.name] == 0, row.name
 
 
+@pytest.mark.slow
 @given(chain_networks(max_spatial=3))
 def test_verify_engine_agrees_on_random_networks(network):
     from alexcost.torch_run.verify import verify_network

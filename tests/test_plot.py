@@ -239,6 +239,7 @@ def test_figures_fit_a_docs_page_without_shrinking():
     assert WIDTH_IN * DPI <= 830
 
 
+@pytest.mark.slow
 def test_all_layers_gives_every_layer_a_row(tmp_path):
     heights = {}
     for flag in ([], ["--all-layers"]):
@@ -251,6 +252,7 @@ def test_all_layers_gives_every_layer_a_row(tmp_path):
 
 # -- the timings reader -----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_reads_what_alexcost_time_writes(tmp_path):
     pytest.importorskip("torch")
     spec = tmp_path / "tiny.json"
@@ -411,6 +413,7 @@ def overlaps(a, b) -> bool:
     return a.x0 < b.x1 - 0.5 and b.x0 < a.x1 - 0.5 and a.y0 < b.y1 - 0.5 and b.y0 < a.y1 - 0.5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", PRESETS + ("vgg16",) + GRAPHS)
 def test_no_text_overlaps_and_all_text_is_inside_the_figure(model):
     cost = preset(model).cost()

@@ -125,6 +125,7 @@ def test_measure_peaks_given_values_skip_measuring():
     assert (p.flops_per_s, p.bytes_per_s, p.flops_source, p.bytes_source) == (3e11, 4e10, "given", "given")
 
 
+@pytest.mark.slow
 def test_measure_peaks_arithmetic_with_a_fixed_clock():
     torch = pytest.importorskip("torch")
     calls = []

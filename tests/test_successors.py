@@ -141,6 +141,7 @@ def test_parameters_and_macs_equal_torchvisions(name, reference):
     assert 2 * totals.macs == ref["flops"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SUCCESSORS)
 def test_layer_for_layer_against_torchvisions_modules(name, reference):
     """Same leaf-module calls in the same order, same kinds and arguments, same shapes in and out;
@@ -254,6 +255,7 @@ def test_zfnet_counts_by_hand():
     assert (totals.params, totals.macs) == (ZF_PARAMS, ZF_MACS)
 
 
+@pytest.mark.slow
 def test_zfnet_against_torch_written_from_the_paper():
     torch = pytest.importorskip("torch")
     from collections import OrderedDict

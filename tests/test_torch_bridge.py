@@ -63,6 +63,7 @@ def test_to_module_names_children_as_layers_and_runs(name):
     assert sum(p.numel() for p in module.parameters()) == network.cost().totals.params
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_presets_round_trip_through_torch(name):
     network = preset(name)
@@ -795,6 +796,7 @@ def test_grad_mode_tests_are_refused():
     assert torch.is_grad_enabled is real  # put back
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wrap, says", [
     (lambda m: torch.jit.trace(m, torch.randn(1, 3, 4, 4)), "TorchScript module.*pass the eager module"),
     (lambda m: torch.jit.script(m), "TorchScript module.*pass the eager module"),

@@ -133,6 +133,7 @@ def test_one_parameter_frozen_as_torch_freezes_it(frozen):
     assert static.trainable_params == sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
+@pytest.mark.slow
 def test_bfloat16_where_torch_runs_it():
     check_against_torch(preset("torchvision"), 2, dtype="bfloat16", optimizer="sgd")
     with pytest.raises(SpecError, match="torch cannot run this network's training step in bfloat16 on cpu"):
@@ -148,6 +149,7 @@ REFUSALS_TORCH_MAKES = ("modifies in place a tensor", "a view returned by a Chun
 """What alexcost refuses because torch's training step would fail."""
 
 
+@pytest.mark.slow
 @settings(max_examples=max(10, settings.default.max_examples // 2), deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(training_networks())
@@ -201,6 +203,7 @@ def test_verify_training_reports_a_mismatch():
     assert "MISMATCH" in render(rec).splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_time_training_times_forward_and_backward_per_layer():
     from alexcost.render.roofline import render_training
     from alexcost.torch_run.timing import time_network
@@ -223,6 +226,7 @@ def test_time_training_times_forward_and_backward_per_layer():
         time_network(TINY, (1,), device="cpu", method="graph", training=True)
 
 
+@pytest.mark.slow
 def test_verify_and_time_training_on_the_cuda_stand_in():
     """The CUDA branches (torch's CUDA rules, peak memory, CUDA events) run under tests/cuda_standin.py,
     whose "cuda" tensors live on the CPU: a network whose kept tensors are the same on both backends."""
@@ -243,6 +247,7 @@ def test_verify_and_time_training_on_the_cuda_stand_in():
     assert run["batches"][0]["layers"][0]["forward_backward"]["median_ms"] > 0
 
 
+@pytest.mark.slow
 def test_time_training_command():
     from pathlib import Path
 
@@ -260,6 +265,7 @@ def test_time_training_command():
     assert result.exit_code == 2 and "--method graph cannot time a backward pass" in result.stderr
 
 
+@pytest.mark.slow
 def test_measuring_a_step_keeps_nothing_alive():
     """The saved-tensor holders autograd keeps would form a cycle through C++ with their graph;
     after a measurement no tensor of the step may be left alive (each call would leak the model)."""

@@ -62,6 +62,7 @@ def test_presets_verify_on_the_cpu(model):
     assert "on cpu" in out
 
 
+@pytest.mark.slow
 def test_seed_verifies_and_explains_the_forward_computation(seed_json):
     data = seed_json
     assert data["ok"] is True and data["device"] == "cpu"
@@ -75,6 +76,7 @@ def test_seed_verifies_and_explains_the_forward_computation(seed_json):
     assert f"= {SEED_BIAS_ADDS:,}: the bias adds of conv1, conv2, conv3, conv4, conv5" in line
 
 
+@pytest.mark.slow
 def test_seed_table_has_the_explanation_and_lists_ops_fvcore_skips():
     result = run("--device", "cpu")
     assert result.exit_code == 0, result.output
@@ -96,6 +98,7 @@ def test_seed_layers_match_hand_arithmetic(seed_json):
     assert layers["pool1"]["fvcore_unsupported"] == ["aten::max_pool2d"]
 
 
+@pytest.mark.slow
 def test_a_corrupted_mac_count_fails_naming_the_layer(monkeypatch):
     honest = Conv2d.macs
     monkeypatch.setattr(Conv2d, "macs", lambda self, x, y: honest(self, x, y) + (self.name == "conv3"))
@@ -117,6 +120,7 @@ def test_a_corrupted_param_count_or_shape_fails(monkeypatch):
     assert [row["name"] for row in bad] == ["fc7"] and bad[0]["problems"][0].startswith("params")
 
 
+@pytest.mark.slow
 def test_fvcore_missing_skips_it_and_torch_still_checks(monkeypatch):
     monkeypatch.setitem(sys.modules, "fvcore", None)
     monkeypatch.setitem(sys.modules, "fvcore.nn", None)
@@ -143,6 +147,7 @@ def test_fvcore_broken_skips_it(monkeypatch):
     assert result.layers[0].torch == 2 * (4 * 6 * 6 * 3 * 3 * 3)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CUDA, reason="checks the refusal on a machine without CUDA")
 def test_cuda_without_a_gpu_is_one_line_exit_2():
     result = run("--device", "cuda")
@@ -311,6 +316,7 @@ def test_a_layer_nothing_reads_is_dropped_by_fvcores_trace():
     assert_adds_up(explain_forward(result))
 
 
+@pytest.mark.slow
 @settings(max_examples=25)
 @given(st.data())
 def test_the_explanation_adds_up_on_random_chains(data):
@@ -334,6 +340,7 @@ def test_the_explanation_adds_up_on_random_chains(data):
 
 # -- 6: bias adds and other ops are checked --------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_corrupted_bias_add_count_fails(monkeypatch):
     honest = Conv2d.bias_adds
     monkeypatch.setattr(Conv2d, "bias_adds", lambda self, x, y: honest(self, x, y) + (self.name == "conv3"))

@@ -182,6 +182,7 @@ def test_other_families_are_refused_at_their_first_unreadable_node(build, shape,
         from_module(model, shape)
 
 
+@pytest.mark.slow
 def test_a_detection_backbone_reads_on_its_own():
     """Detection is refused as a whole (its forward branches on the data); its backbone's feature extractor
     returns a dict of feature maps (refused: one output), and the trunk up to the deepest map reads exactly."""
@@ -194,6 +195,7 @@ def test_a_detection_backbone_reads_on_its_own():
     assert_exact(torch.nn.Sequential(*body.values()), 128, "fasterrcnn_mobilenet_v3_large_320_fpn trunk")
 
 
+@pytest.mark.slow
 def test_an_optical_flow_encoder_reads_on_its_own():
     """RAFT takes two images (refused); its feature encoder takes one and reads exactly (InstanceNorm2d)."""
     torch.manual_seed(0)
@@ -203,6 +205,7 @@ def test_an_optical_flow_encoder_reads_on_its_own():
     assert "InstanceNorm2d" in kinds
 
 
+@pytest.mark.slow
 def test_quantization_ready_mobilenet_v2_is_exact():
     """torchvision.models.quantization's float model (QuantStub and DeQuantStub are identities until
     converted; its residual add is a FloatFunctional), read as the classification models are."""
@@ -211,6 +214,7 @@ def test_quantization_ready_mobilenet_v2_is_exact():
                  "quantization.mobilenet_v2")
 
 
+@pytest.mark.slow
 def test_a_converted_quantized_model_is_refused_at_its_quantize_module():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao's notes on its quantization API
