@@ -9,8 +9,10 @@ Counting conventions: see docs/conventions.md and each kind's docstring.
 
 from .activation import (GELU, Dropout, Dropout2d, Hardsigmoid, Hardswish, Identity, LeakyReLU, ReLU, ReLU6, SiLU,
                          Sigmoid, Softmax, StochasticDepth, Tanh)
+from .attention import Matmul, MultiheadAttention, ScaledDotProductAttention
 from .base import INPUT, LAYER_KINDS, Grads, Layer, ParameterShape, Saved, Shape, TrainContext, register_layer
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
+from .index import Expand, Slice
 from .linear import Linear
 from .merge import Add, Cat, Mul
 from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm2d, LayerNorm, LocalResponseNorm
@@ -27,9 +29,10 @@ BUILTIN_KINDS = frozenset(LAYER_KINDS.values())
 __all__ = [
     "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "AvgPool2d", "AvgPool3d", "BUILTIN_KINDS",
     "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Cat", "Chunk", "Clone", "Contiguous", "Conv1d", "Conv2d",
-    "Conv3d", "ConvTranspose2d", "Dropout", "Dropout2d", "Flatten", "GELU", "Grads", "GroupNorm", "Hardsigmoid",
+    "Conv3d", "ConvTranspose2d", "Dropout", "Dropout2d", "Expand", "Flatten", "GELU", "Grads", "GroupNorm", "Hardsigmoid",
     "Hardswish", "INPUT", "Identity", "InstanceNorm2d", "LAYER_KINDS", "Layer", "LayerNorm", "LeakyReLU", "Linear",
-    "LocalResponseNorm", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "Pad", "Parameter", "ParameterShape", "Permute",
-    "ReLU", "ReLU6", "Reshape", "Saved", "Shape", "SiLU", "Sigmoid", "Softmax", "Split", "StochasticDepth", "Tanh",
+    "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Pad", "Parameter", "ParameterShape", "Permute",
+    "ReLU", "ReLU6", "Reshape", "Saved", "ScaledDotProductAttention", "Shape", "SiLU", "Sigmoid", "Slice",
+    "Softmax", "Split", "StochasticDepth", "Tanh",
     "TrainContext", "Transpose", "Upsample", "View", "ZeroPad2d", "register_layer",
 ]
