@@ -29,6 +29,7 @@ from .calls import REQUIRED, bind, unary
 from .calls import fixed_args as _fixed, weight_arg as _weight
 from .dense import CONVOLUTIONS, module_conv, padding_module
 from .dense import FUNCTIONS as DENSE_FUNCTIONS
+from .attention import FUNCTIONS as ATTENTION_FUNCTIONS, METHODS as ATTENTION_METHODS
 
 
 def _dims(r, node, args, kwargs, name: str):
@@ -251,7 +252,7 @@ FUNCTIONS = {
     torch.clone: unary(Clone, (("memory_format", torch.preserve_format),),
                        fixed={"memory_format": torch.preserve_format}),
     getattr: get_attribute, torch._assert: check_assert, torch.fx._symbolic_trace._assert_is_none: check_none,
-    **DENSE_FUNCTIONS,
+    **DENSE_FUNCTIONS, **ATTENTION_FUNCTIONS,
 }
 """Functions by the object fx records as a call_function node's target."""
 
@@ -284,6 +285,7 @@ METHODS = {
     "softmax": unary(Softmax, (("dim", REQUIRED), ("dtype", None)), fixed={"dtype": None}),
     "clone": unary(Clone, (("memory_format", torch.preserve_format),),
                    fixed={"memory_format": torch.preserve_format}),
+    **ATTENTION_METHODS,
 }
 """Tensor methods by name (a call_method node's target)."""
 
