@@ -16,7 +16,7 @@ from .layers import (GELU, INPUT, LAYER_KINDS, AdaptiveAvgPool2d, AdaptiveAvgPoo
                      InstanceNorm2d, Layer, LayerNorm, LeakyReLU, Linear, LocalResponseNorm, MaxPool2d, MaxPool3d,
                      Mean, Mul, Pad, Parameter, Permute, ReLU, ReLU6, Reshape, SiLU, Sigmoid, Softmax, Split,
                      StochasticDepth, Tanh, Transpose, Upsample, View, ZeroPad2d, register_layer)
-from .layers import Expand, Matmul, MultiheadAttention, ScaledDotProductAttention, Slice
+from .layers import Expand, Matmul, MultiheadAttention, ScaledDotProductAttention, Slice, Squeeze, Unsqueeze
 from .models import DEFAULT_MODEL, PRESETS, preset
 from .engine.network import Network
 from .engine.rules import forget as forget_rules
@@ -46,7 +46,8 @@ __all__ = [
     "Hardsigmoid", "Hardswish", "INPUT", "Identity", "InstanceNorm2d", "LAYER_KINDS", "Layer", "LayerCost",
     "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Network",
     "NetworkCost", "PRESETS", "Pad", "Parameter", "Permute", "ReLU", "ReLU6", "Reshape", "ScaledDotProductAttention", "SiLU",
-    "Sigmoid", "Slice", "Softmax", "SpecError", "Split", "StochasticDepth", "Tanh", "Totals", "Transpose", "Upsample", "View",
+    "Sigmoid", "Slice", "Softmax", "SpecError", "Split", "Squeeze", "StochasticDepth", "Tanh", "Totals",
+    "Transpose", "Unsqueeze", "Upsample", "View",
     "ZeroPad2d", "dumps_spec", "forget_rules", "load_spec", "network_from_dict", "network_to_dict", "predict",
     "preset", "register_layer",
 ]

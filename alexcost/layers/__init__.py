@@ -12,7 +12,7 @@ from .activation import (GELU, Dropout, Dropout2d, Hardsigmoid, Hardswish, Ident
 from .attention import Matmul, MultiheadAttention, ScaledDotProductAttention
 from .base import INPUT, LAYER_KINDS, Grads, Layer, ParameterShape, Saved, Shape, TrainContext, register_layer
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
-from .index import Expand, Slice
+from .index import Expand, Slice, Squeeze, Unsqueeze
 from .linear import Linear
 from .merge import Add, Cat, Mul
 from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm2d, LayerNorm, LocalResponseNorm
@@ -33,6 +33,6 @@ __all__ = [
     "Hardswish", "INPUT", "Identity", "InstanceNorm2d", "LAYER_KINDS", "Layer", "LayerNorm", "LeakyReLU", "Linear",
     "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Pad", "Parameter", "ParameterShape", "Permute",
     "ReLU", "ReLU6", "Reshape", "Saved", "ScaledDotProductAttention", "Shape", "SiLU", "Sigmoid", "Slice",
-    "Softmax", "Split", "StochasticDepth", "Tanh",
-    "TrainContext", "Transpose", "Upsample", "View", "ZeroPad2d", "register_layer",
+    "Softmax", "Split", "Squeeze", "StochasticDepth", "Tanh",
+    "TrainContext", "Transpose", "Unsqueeze", "Upsample", "View", "ZeroPad2d", "register_layer",
 ]

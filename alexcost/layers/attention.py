@@ -113,14 +113,16 @@ class ScaledDotProductAttention(Layer):
 
     Backward: 4 products of ``L*S*E``-sized work when q, k and v need gradients (the scores' and the
     values' gradients, then the queries' and the keys'). Training keeps, on the CPU's fused kernel,
-    q, k, v, the output and the log-sum-exp of each query row (float32 for float32); on CUDA the
-    kernel torch picks depends on the device and dtype, and is refused."""
+    q, k, v, the mask, the output and the log-sum-exp of each query row (float32 for float32); on CUDA the
+    kernel torch picks depends on the device and dtype, and is refused. The output takes the query's
+    dimension order (see `Layer.layout`)."""
 
     dropout_p: float = 0.0
     is_causal: bool = False
     scale: float | None = None
 
     arity: ClassVar[int | None] = None
+    layout: ClassVar[str] = "query"
 
     def __post_init__(self):
         super().__post_init__()
@@ -178,8 +180,15 @@ class ScaledDotProductAttention(Layer):
             raise SpecError("alexcost does not know what autograd keeps for ScaledDotProductAttention "
                             f"{'with dropout' if self.dropout_p else 'on ' + ctx.device}: the kernel torch "
                             f"picks decides it")
+        if len(x[0]) > 3:
+            raise SpecError(f"alexcost does not know what autograd keeps for ScaledDotProductAttention on inputs "
+                            f"of {len(x[0]) + 1} dimensions (torch's fused CPU kernel takes 3 or 4)")
+        if len(x) == 4 and grads.inputs[3]:
+            raise SpecError("alexcost does not know what autograd keeps for ScaledDotProductAttention with a mask "
+                            "that requires grad (torch runs its math backend then, not the fused kernel)")
         lead, n, *_ = self._parts(x)
-        return (Saved("input", "input", 0), Saved("input", "input", 1), Saved("input", "input", 2),
+        mask = (Saved("input", "input", 3),) if len(x) == 4 else ()
+        return (Saved("input", "input", 0), Saved("input", "input", 1), Saved("input", "input", 2), *mask,
                 Saved("output", "output"), Saved("logsumexp", "new", elements=ctx.batch * lead * n,
                                                  itemsize=ctx.stats_itemsize))
 

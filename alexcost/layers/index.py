@@ -117,3 +117,72 @@ class Expand(Layer):
 
     def saved_tensors(self, x, y, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
         return ()
+
+
+@register_layer
+@layer_kind
+class Unsqueeze(Layer):
+    """``x.unsqueeze(dim)``: a dimension of size 1 inserted at ``dim`` of the batched tensor (not before
+    the batch). A view: no ops."""
+
+    dim: int
+
+    storage: ClassVar[str] = "view"
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "dim", check.dim_index(self.dim, "dim"))
+
+    def _at(self, x: Shape) -> int:
+        d = check.dim(self.dim, "dim", len(x) + 2)
+        if d == 0:
+            raise SpecError("dim=0 would put a dimension before the batch; alexcost analyses each sample on its own")
+        return d
+
+    def output_shape(self, x: Shape) -> Shape:
+        d = self._at(x)
+        return (*x[:d - 1], 1, *x[d - 1:])
+
+    def view_strides(self, x, y, strides, batch):
+        d = self._at(x)
+        sizes = (batch, *x)
+        new = strides[d] * sizes[d] if d < len(sizes) else 1
+        return (*strides[:d], new, *strides[d:])
+
+    def saved_tensors(self, x, y, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        return ()
+
+
+@register_layer
+@layer_kind
+class Squeeze(Layer):
+    """``x.squeeze(dim)``: the dimensions ``dim`` (of the batched tensor, not the batch) dropped where
+    their size is 1, kept otherwise, as torch does. A view: no ops."""
+
+    dim: int | tuple[int, ...]
+
+    storage: ClassVar[str] = "view"
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "dim", check.dims(self.dim, "dim"))
+
+    def _dropped(self, x: Shape) -> set:
+        dims = {check.dim(d, "dim", len(x) + 1) for d in self.dim}
+        if 0 in dims:
+            raise SpecError("dim=0 is the batch dimension; alexcost analyses each sample on its own")
+        return {d for d in dims if x[d - 1] == 1}
+
+    def output_shape(self, x: Shape) -> Shape:
+        dropped = self._dropped(x)
+        y = tuple(s for d, s in enumerate(x, start=1) if d not in dropped)
+        if not y:
+            raise SpecError(f"squeeze of {format_shape(x)} leaves no dimension per sample")
+        return y
+
+    def view_strides(self, x, y, strides, batch):
+        dropped = self._dropped(x)
+        return tuple(s for d, s in enumerate(strides) if d not in dropped)
+
+    def saved_tensors(self, x, y, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        return ()

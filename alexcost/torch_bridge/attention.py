@@ -1,7 +1,7 @@
 """The calls of transformers, as alexcost layers: matrix products, ``F.scaled_dot_product_attention``,
 ``nn.MultiheadAttention``, indexing with constant bounds (``x[:, 0]``), ``expand`` (of an activation, or
 of a class token concatenated to one). Handlers as in `alexcost.torch_bridge.ops`, which adds
-`FUNCTIONS` and `METHODS` to its tables; `MODULE_CALLS` reads the modules of several inputs. Imports torch.
+`FUNCTIONS` and `METHODS` to its tables (its ``torch.cat`` reads a `Token`); `MODULE_CALLS` reads the modules of several inputs. Imports torch.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import operator
 import torch
 import torch.nn.functional as F
 
-from ..layers import Cat, Expand, Matmul, MultiheadAttention, ScaledDotProductAttention, Slice
-from .calls import REQUIRED, bind
+from ..layers import (Expand, Matmul, MultiheadAttention, ScaledDotProductAttention, Slice, Squeeze,
+                      Unsqueeze)
+from .calls import REQUIRED, bind, unary
 
 
 class Token:
@@ -110,18 +111,6 @@ def expand(r, node, args, kwargs):
     return r.emit(node, r.build(node, Expand, {"sizes": tuple(sizes[1:])}), [x])
 
 
-def cat(r, node, args, kwargs, name="tensors", dim="dim"):
-    """``torch.cat`` as `alexcost.torch_bridge.ops` reads it, with class tokens (`Token`) among its tensors."""
-    from .ops import cat as plain
-
-    b = bind(r, node, ((name, REQUIRED), (dim, 0)), args, kwargs)
-    tensors = b[name]
-    if not isinstance(tensors, (list, tuple)) or not any(isinstance(t, Token) for t in tensors):
-        return plain(r, node, args, kwargs, name, dim)
-    xs = [r.operand(t.value, node) if isinstance(t, Token) else r.tensor(t, node) for t in tensors]
-    return r.emit(node, r.build(node, Cat, {"dim": r.constant(b[dim], node, dim)}), xs)
-
-
 def multihead_attention(r, node, kind, module, args, kwargs):
     """``mha(q, k, v, need_weights=False)`` with no masks: one `MultiheadAttention`, its output a tuple
     ``(out, None)`` as torch returns it."""
@@ -152,8 +141,7 @@ FUNCTIONS = {
     torch.matmul: matmul, operator.matmul: matmul, torch.bmm: lambda r, node, args, kwargs: matmul(
         r, node, args, kwargs, ("input", "mat2")),
     F.scaled_dot_product_attention: attention, operator.getitem: getitem,
-    torch.cat: cat, torch.concat: cat,
-    torch.concatenate: lambda r, node, args, kwargs: cat(r, node, args, kwargs, dim="axis"),
+    torch.unsqueeze: unary(Unsqueeze, (("dim", REQUIRED),)), torch.squeeze: unary(Squeeze, (("dim", None),)),
 }
 """Functions by the object fx records as a call_function node's target."""
 
@@ -161,6 +149,7 @@ METHODS = {
     "matmul": lambda r, node, args, kwargs: matmul(r, node, args, kwargs, ("input", "other")),
     "bmm": lambda r, node, args, kwargs: matmul(r, node, args, kwargs, ("input", "mat2")),
     "expand": expand,
+    "unsqueeze": unary(Unsqueeze, (("dim", REQUIRED),)), "squeeze": unary(Squeeze, (("dim", None),)),
 }
 """Tensor methods by name."""
 

@@ -29,7 +29,7 @@ from .calls import REQUIRED, bind, unary
 from .calls import fixed_args as _fixed, weight_arg as _weight
 from .dense import CONVOLUTIONS, module_conv, padding_module
 from .dense import FUNCTIONS as DENSE_FUNCTIONS
-from .attention import FUNCTIONS as ATTENTION_FUNCTIONS, METHODS as ATTENTION_METHODS
+from .attention import FUNCTIONS as ATTENTION_FUNCTIONS, METHODS as ATTENTION_METHODS, Token
 
 
 def _dims(r, node, args, kwargs, name: str):
@@ -95,7 +95,7 @@ def cat(r, node, args, kwargs, name="tensors", dim="dim"):
     tensors = bound[name]
     if not isinstance(tensors, (list, tuple)) or not tensors:
         r.refuse(node, "concatenates something other than a list of tensors")
-    xs = [r.tensor(t, node) for t in tensors]
+    xs = [r.operand(t.value, node) if isinstance(t, Token) else r.tensor(t, node) for t in tensors]  # class tokens
     d = r.constant(bound[dim], node, dim)
     if len(xs) == 1:  # torch.cat([x], dim): a copy of x, whatever the dim (checked as torch would)
         r.build(node, Cat, {"dim": d}).output_shape((xs[0].shape, xs[0].shape))
