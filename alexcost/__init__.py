@@ -16,7 +16,8 @@ from .layers import (GELU, INPUT, LAYER_KINDS, AdaptiveAvgPool2d, AdaptiveAvgPoo
                      InstanceNorm2d, Layer, LayerNorm, LeakyReLU, Linear, LocalResponseNorm, MaxPool2d, MaxPool3d,
                      Mean, Mul, Pad, Parameter, Permute, ReLU, ReLU6, Reshape, SiLU, Sigmoid, Softmax, Split,
                      StochasticDepth, Tanh, Transpose, Upsample, View, ZeroPad2d, register_layer)
-from .layers import Expand, Matmul, MultiheadAttention, ScaledDotProductAttention, Slice, Squeeze, Unsqueeze
+from .layers import (Expand, Matmul, MultiheadAttention, ScaledDotProductAttention, Slice, Squeeze, Unsqueeze,
+                     WindowAttention)
 from .models import DEFAULT_MODEL, PRESETS, preset
 from .engine.network import Network
 from .engine.rules import forget as forget_rules
@@ -47,7 +48,7 @@ __all__ = [
     "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Network",
     "NetworkCost", "PRESETS", "Pad", "Parameter", "Permute", "ReLU", "ReLU6", "Reshape", "ScaledDotProductAttention", "SiLU",
     "Sigmoid", "Slice", "Softmax", "SpecError", "Split", "Squeeze", "StochasticDepth", "Tanh", "Totals",
-    "Transpose", "Unsqueeze", "Upsample", "View",
+    "Transpose", "Unsqueeze", "Upsample", "View", "WindowAttention",
     "ZeroPad2d", "dumps_spec", "forget_rules", "load_spec", "network_from_dict", "network_to_dict", "predict",
     "preset", "register_layer",
 ]

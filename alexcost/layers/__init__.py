@@ -13,6 +13,7 @@ from .attention import Matmul, MultiheadAttention, ScaledDotProductAttention
 from .base import INPUT, LAYER_KINDS, Grads, Layer, ParameterShape, Saved, Shape, TrainContext, register_layer
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
 from .index import Expand, Slice, Squeeze, Unsqueeze
+from .window import WindowAttention
 from .linear import Linear
 from .merge import Add, Cat, Mul
 from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm2d, LayerNorm, LocalResponseNorm
@@ -34,5 +35,5 @@ __all__ = [
     "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Pad", "Parameter", "ParameterShape", "Permute",
     "ReLU", "ReLU6", "Reshape", "Saved", "ScaledDotProductAttention", "Shape", "SiLU", "Sigmoid", "Slice",
     "Softmax", "Split", "Squeeze", "StochasticDepth", "Tanh",
-    "TrainContext", "Transpose", "Unsqueeze", "Upsample", "View", "ZeroPad2d", "register_layer",
+    "TrainContext", "Transpose", "Unsqueeze", "Upsample", "View", "WindowAttention", "ZeroPad2d", "register_layer",
 ]

@@ -262,6 +262,13 @@ try:
 except ImportError:  # torchvision is optional
     pass
 
+try:
+    from .swin import functions as _swin
+
+    FUNCTIONS.update(_swin())
+except ImportError:  # torchvision is optional
+    pass
+
 PURE = frozenset({operator.getitem, operator.sub, operator.floordiv, operator.truediv, operator.mod,
                   operator.pow, operator.neg, operator.pos, operator.abs, operator.eq, operator.ne, operator.lt,
                   operator.le, operator.gt, operator.ge, operator.not_, operator.and_, operator.or_,
