@@ -83,12 +83,23 @@ def patch_merging_pad(r, node, args, kwargs):
     return r.emit(node, r.build(node, Cat, {"dim": -1}), quarters, label="cat")
 
 
+def _plain(value):
+    """fx's immutable lists and dicts as Python's own (the size helpers change the lists they get)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    return value
+
+
 def functions() -> dict:
     """The handlers by function, for the torchvision installed (an ImportError without it)."""
     from torchvision.models import swin_transformer as swin
     from torchvision.models.video import swin_transformer as swin3d
 
-    pure = {fn: (lambda r, node, args, kwargs: r.pure(node, args, kwargs))
+    pure = {fn: (lambda r, node, args, kwargs: r.pure(node, _plain(args), _plain(kwargs)))
             for fn in (swin3d._compute_pad_size_3d, swin3d._get_window_and_shift_size)}
     return {swin._get_relative_position_bias: position_bias, swin3d._get_relative_position_bias: position_bias,
             swin.shifted_window_attention: window_attention, swin3d.shifted_window_attention_3d: window_attention,
