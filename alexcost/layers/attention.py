@@ -66,6 +66,10 @@ class Matmul(Layer):
         lead, n, k, m = self._parts(x)
         return prod(lead) * n * k * m
 
+    def fvcore_count(self, x, y: Shape) -> int | None:
+        """fvcore's ``aten::matmul`` handle: the first operand's elements times the second's columns."""
+        return prod(x[0]) * x[1][-1]
+
     def backward_macs(self, x, y: Shape, grads: Grads) -> int:
         return self.macs(x, y) * (grads.inputs[0] + grads.inputs[1])
 

@@ -35,7 +35,7 @@ class Slice(Layer):
     keep the rest whole); an int selects (the dimension is dropped), ``[start, stop, step]`` slices
     (None for a bound left out, as Python's ``slice``). A view: no ops."""
 
-    index: tuple
+    index: tuple[int | tuple[int | None, int | None, int | None], ...]
 
     storage: ClassVar[str] = "view"
 

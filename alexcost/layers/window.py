@@ -24,7 +24,9 @@ class WindowAttention(Layer):
     """torchvision's ``shifted_window_attention`` (2 spatial dimensions) and
     ``shifted_window_attention_3d`` (3) on a per-sample ``(*spatial, C)`` input; ``window_size`` and
     ``shift_size`` as the function gets them (a shift where the window covers the padded size is
-    none). ``table_size``: rows of the relative position bias table (default ``prod(2*w - 1)``).
+    none). ``table_size``: rows of the relative position bias table (default ``prod(2*w - 1)``);
+    ``index_size``: elements of the module's relative position index, an int64 buffer (default
+    ``prod(window_size)**2``).
 
     Parameters: qkv ``3*C*C`` (bias ``3*C``), projection ``C*C`` (bias ``C``), the bias table
     ``table_size * num_heads``. MACs: the projections ``4*P*C*C`` and attention's ``2*nW*T*T*C``.
@@ -43,6 +45,7 @@ class WindowAttention(Layer):
     proj_bias: bool = True
     attention_dropout: float = 0.0
     dropout: float = 0.0
+    index_size: int | None = None
 
     group: ClassVar[str] = "fc"
 
@@ -57,6 +60,9 @@ class WindowAttention(Layer):
         if self.table_size is None:
             object.__setattr__(self, "table_size", prod(2 * w - 1 for w in self.window_size))
         object.__setattr__(self, "table_size", check.integer(self.table_size, "table_size"))
+        if self.index_size is None:
+            object.__setattr__(self, "index_size", prod(self.window_size) ** 2)
+        object.__setattr__(self, "index_size", check.integer(self.index_size, "index_size"))
         for arg in ("qkv_bias", "proj_bias"):
             object.__setattr__(self, arg, check.flag(getattr(self, arg), arg))
         for arg in ("attention_dropout", "dropout"):
@@ -84,6 +90,12 @@ class WindowAttention(Layer):
 
     def bias_params(self, x: Shape) -> int:
         return x[-1] * (3 * self.qkv_bias + self.proj_bias)
+
+    def buffers(self, x: Shape) -> int:
+        return self.index_size
+
+    def buffer_bytes(self, x: Shape, itemsize: int) -> int:
+        return 8 * self.index_size  # int64 indices, whatever the dtype
 
     def macs(self, x: Shape, y: Shape) -> int:
         positions, tokens, windows, c, _ = self._parts(x)

@@ -219,10 +219,26 @@ BUILDERS = {
     kinds.MultiheadAttention: lambda layer, x: SelfAttention(**layer.torch_args(x)),
     kinds.Slice: lambda layer, x: Indexing(index=layer.index),
     kinds.Expand: lambda layer, x: Indexing(sizes=layer.sizes),
+    kinds.WindowAttention: lambda layer, x: _window_attention(layer, x),
     kinds.Unsqueeze: lambda layer, x: Method("unsqueeze", layer.dim),
     kinds.Squeeze: lambda layer, x: Method("squeeze", layer.dim),
 }
 """The kinds torch.nn lacks, by class (a subclass of one of them is a kind of its own)."""
+
+
+def _window_attention(layer, x):
+    """torchvision's own shifted-window attention module (2-D or 3-D) for the layer."""
+    from torchvision.models.swin_transformer import ShiftedWindowAttention
+    from torchvision.models.video.swin_transformer import ShiftedWindowAttention3d
+
+    cls = ShiftedWindowAttention if len(layer.window_size) == 2 else ShiftedWindowAttention3d
+    module = cls(x[-1], list(layer.window_size), list(layer.shift_size), layer.num_heads, qkv_bias=layer.qkv_bias,
+                 proj_bias=layer.proj_bias, attention_dropout=layer.attention_dropout, dropout=layer.dropout)
+    if module.relative_position_bias_table.shape[0] != layer.table_size or \
+            module.relative_position_index.numel() != layer.index_size:
+        raise SpecError(f"WindowAttention with table_size={layer.table_size} and index_size={layer.index_size} has "
+                        f"no torchvision module (its window {list(layer.window_size)} makes other sizes)")
+    return module
 
 
 def _sizes(value):

@@ -13,13 +13,13 @@ from .calls import REQUIRED, bind, weight_arg
 
 
 class PositionBias:
-    """What ``_get_relative_position_bias`` returns: the table (a parameter) gathered to
-    ``(1, heads, T, T)`` for windows of ``T`` tokens; read only by the window attention."""
+    """What ``_get_relative_position_bias`` returns: the table (a parameter) gathered by the index (a
+    buffer) to ``(1, heads, T, T)`` for windows of ``T`` tokens; read only by the window attention."""
 
-    __slots__ = ("table", "tokens")
+    __slots__ = ("table", "tokens", "index")
 
-    def __init__(self, table, tokens: int):
-        self.table, self.tokens = table, tokens
+    def __init__(self, table, tokens: int, index):
+        self.table, self.tokens, self.index = table, tokens, index
 
     def __repr__(self) -> str:
         return f"the relative position bias gathered from {self.table.path!r}"
@@ -32,7 +32,10 @@ def position_bias(r, node, args, kwargs):
     if table is None:
         r.refuse(node, "has no relative position bias table")
     window = r.constant(b["window_size"], node, "window_size")
-    return PositionBias(table, prod(window))
+    index = b["relative_position_index"]
+    if not r.is_attribute(index) or index.kind != "buffer":
+        r.refuse(node, f"gathers by {r.show(index)}; alexcost reads an index the module holds as a buffer")
+    return PositionBias(table, prod(window), index)
 
 
 def window_attention(r, node, args, kwargs):
@@ -61,7 +64,7 @@ def window_attention(r, node, args, kwargs):
         r.refuse(node, f"its position bias table {list(table)} or window {list(window)} does not fit {heads} heads")
     layer = r.build(node, WindowAttention, dict(
         window_size=window, shift_size=tuple(r.constant(b["shift_size"], node, "shift_size")), num_heads=heads,
-        table_size=table[0], qkv_bias=qkv_bias is not None, proj_bias=proj_bias is not None,
+        table_size=table[0], index_size=bias.index.tensor.numel(), qkv_bias=qkv_bias is not None, proj_bias=proj_bias is not None,
         attention_dropout=r.constant(b["attention_dropout"], node, "attention_dropout"),
         dropout=r.constant(b["dropout"], node, "dropout")))
     params = (("weight", qkv), ("weight", proj), ("weight", bias.table), ("bias", qkv_bias), ("bias", proj_bias))
