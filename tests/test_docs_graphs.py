@@ -28,8 +28,8 @@ from alexcost import (GELU, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPoo
                       InstanceNorm2d, LayerNorm, LeakyReLU, Linear, LocalResponseNorm, MaxPool2d, MaxPool3d, Mean, Mul,
                       Network, Pad, Parameter, Permute, ReLU, ReLU6, Reshape, SiLU, Sigmoid, Softmax, SpecError, Split,
                       StochasticDepth, Tanh, Transpose, Upsample, View, ZeroPad2d)
-from alexcost import (Expand, Matmul, MultiheadAttention, ScaledDotProductAttention, Slice, Squeeze, Unsqueeze,
-                      WindowAttention)
+from alexcost import (Expand, Matmul, MultiheadAttention, Norm, Roll, ScaledDotProductAttention, Slice, Squeeze,
+                      Sum, Unsqueeze, WindowAttention)
 from alexcost.layers import BUILTIN_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -308,6 +308,12 @@ S = {
     "Pad": Sample(unary(lambda **kw: Pad(pad=(1, 2, 0, 1), **kw)),
                   {(): dict(y=(4, 7, 11)), (("mode", "reflect"),): dict(y=(4, 7, 11)),
                    (("mode", "replicate"),): dict(y=(4, 7, 11)), (("mode", "circular"),): dict(y=(4, 7, 11))}),
+    # -- reductions and copies --
+    "Sum": Sample(unary(lambda **kw: Sum(dim=(2, 3), **kw)),
+                  {(): dict(y=(4,), other_ops=N - 4), (("keepdim", True),): dict(y=(4, 1, 1), other_ops=N - 4)}),
+    "Norm": Sample(unary(lambda **kw: Norm(dim=(2, 3), **kw)),
+                   {(): dict(y=(4,), other_ops=2 * N), (("ord", 1.0),): dict(y=(4,), other_ops=2 * N - 4)}),
+    "Roll": Sample(unary(lambda **kw: Roll(shifts=(1, -2), dims=(2, 3), **kw)), {(): dict(y=X)}),
     # -- attention and its views --
     "Expand": Sample(lambda src, **kw: [Mean(name="squash", dim=2, keepdim=True), Expand(sizes=(-1, 6, -1), **kw)],
                      {(): dict(y=X)}),
@@ -413,7 +419,7 @@ def claim(cell: str, layer, env: dict, per_element: bool = False):
 
 def test_the_tables_list_every_kind_once():
     counts, tools = table("conventions.md", COUNTS_HEADER), table("conventions.md", TOOLS_HEADER)
-    assert len(KINDS) == 58
+    assert len(KINDS) == 61
     assert list(counts) == KINDS and list(tools) == KINDS
     assert sorted(S) == KINDS
 

@@ -13,6 +13,7 @@ from .attention import Matmul, MultiheadAttention, ScaledDotProductAttention
 from .base import INPUT, LAYER_KINDS, Grads, Layer, ParameterShape, Saved, Shape, TrainContext, register_layer
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
 from .index import Expand, Slice, Squeeze, Unsqueeze
+from .reduce import Norm, Roll, Sum
 from .window import WindowAttention
 from .linear import Linear
 from .merge import Add, Cat, Mul
@@ -29,11 +30,11 @@ BUILTIN_KINDS = frozenset(LAYER_KINDS.values())
 
 __all__ = [
     "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "AvgPool2d", "AvgPool3d", "BUILTIN_KINDS",
-    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Cat", "Chunk", "Clone", "Contiguous", "Conv1d", "Conv2d",
-    "Conv3d", "ConvTranspose2d", "Dropout", "Dropout2d", "Expand", "Flatten", "GELU", "Grads", "GroupNorm", "Hardsigmoid",
+    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Cat", "Chunk", "Clone", "Contiguous", "Conv1d", "Conv2d", "Conv3d",
+    "ConvTranspose2d", "Dropout", "Dropout2d", "Expand", "Flatten", "GELU", "Grads", "GroupNorm", "Hardsigmoid",
     "Hardswish", "INPUT", "Identity", "InstanceNorm2d", "LAYER_KINDS", "Layer", "LayerNorm", "LeakyReLU", "Linear",
-    "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Pad", "Parameter", "ParameterShape", "Permute",
-    "ReLU", "ReLU6", "Reshape", "Saved", "ScaledDotProductAttention", "Shape", "SiLU", "Sigmoid", "Slice",
-    "Softmax", "Split", "Squeeze", "StochasticDepth", "Tanh",
+    "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Norm", "Pad",
+    "Parameter", "ParameterShape", "Permute", "ReLU", "ReLU6", "Reshape", "Roll", "Saved", "ScaledDotProductAttention",
+    "Shape", "SiLU", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "StochasticDepth", "Sum", "Tanh",
     "TrainContext", "Transpose", "Unsqueeze", "Upsample", "View", "WindowAttention", "ZeroPad2d", "register_layer",
 ]

@@ -1,6 +1,6 @@
 """The calls of transformers, as alexcost layers: matrix products, ``F.scaled_dot_product_attention``,
 ``nn.MultiheadAttention``, indexing with constant bounds (``x[:, 0]``), ``expand`` (of an activation, or
-of a class token concatenated to one). Handlers as in `alexcost.torch_bridge.ops`, which adds
+of a class token concatenated to one), ``unsqueeze``, ``squeeze``, ``sum``, the 1- and 2-norms and ``roll``. Handlers as in `alexcost.torch_bridge.ops`, which adds
 `FUNCTIONS` and `METHODS` to its tables (its ``torch.cat`` reads a `Token`); `MODULE_CALLS` reads the modules of several inputs. Imports torch.
 """
 
@@ -11,8 +11,8 @@ import operator
 import torch
 import torch.nn.functional as F
 
-from ..layers import (Expand, Matmul, MultiheadAttention, ScaledDotProductAttention, Slice, Squeeze,
-                      Unsqueeze)
+from ..layers import (Expand, Matmul, MultiheadAttention, Norm, Roll, ScaledDotProductAttention, Slice, Squeeze,
+                      Sum, Unsqueeze)
 from .calls import REQUIRED, bind, unary
 
 
@@ -137,11 +137,46 @@ def multihead_attention(r, node, kind, module, args, kwargs):
     return (r.emit(node, layer, inputs, params=tuple(p for p in params if p[1] is not None), module=module), None)
 
 
+def reduction(kind, p_name=None, p_default=None, out=False):
+    """``torch.sum``/``x.sum`` (``kind`` Sum) and the norms (Norm: ``torch.norm``, ``x.norm`` with ``p``,
+    ``torch.linalg.vector_norm`` with ``ord``) over given dims."""
+    spec = (("input", REQUIRED), *(((p_name, p_default),) if p_name else ()), ("dim", None), ("keepdim", False),
+            *((("out", None),) if out else ()), ("dtype", None))
+
+    def handle(r, node, args, kwargs):
+        b = bind(r, node, spec, args, kwargs)
+        x = r.tensor(b["input"], node)
+        if b.get("out") is not None:
+            r.refuse(node, "writes into out=; alexcost reads it without")
+        if b["dim"] is None:
+            r.refuse(node, "reduces every dimension, the batch's too; alexcost analyses each sample on its own")
+        if r.constant(b["dtype"], node, "dtype") is not None:
+            r.refuse(node, "converts to another dtype; alexcost reads it with dtype=None only")
+        args = {"dim": r.constant(b["dim"], node, "dim"), "keepdim": r.constant(b["keepdim"], node, "keepdim")}
+        if p_name:
+            order = r.constant(b[p_name], node, p_name)
+            args["ord"] = 2 if order == "fro" else order
+            if isinstance(args["ord"], str):
+                r.refuse(node, f"{p_name}={order!r} is not read by alexcost (the 1- and 2-norms only)")
+        return r.emit(node, r.build(node, kind, args), [x])
+    return handle
+
+
+def roll(r, node, args, kwargs):
+    b = bind(r, node, (("input", REQUIRED), ("shifts", REQUIRED), ("dims", None)), args, kwargs)
+    if b["dims"] is None:
+        r.refuse(node, "rolls the flattened tensor, across the batch; alexcost reads rolls along given dims only")
+    return r.emit(node, r.build(node, Roll, {"shifts": r.constant(b["shifts"], node, "shifts"),
+                                            "dims": r.constant(b["dims"], node, "dims")}), [r.tensor(b["input"], node)])
+
+
 FUNCTIONS = {
     torch.matmul: matmul, operator.matmul: matmul, torch.bmm: lambda r, node, args, kwargs: matmul(
         r, node, args, kwargs, ("input", "mat2")),
     F.scaled_dot_product_attention: attention, operator.getitem: getitem,
     torch.unsqueeze: unary(Unsqueeze, (("dim", REQUIRED),)), torch.squeeze: unary(Squeeze, (("dim", None),)),
+    torch.sum: reduction(Sum), torch.norm: reduction(Norm, "p", "fro", out=True),
+    torch.linalg.vector_norm: reduction(Norm, "ord", 2), torch.roll: roll,
 }
 """Functions by the object fx records as a call_function node's target."""
 
@@ -150,6 +185,7 @@ METHODS = {
     "bmm": lambda r, node, args, kwargs: matmul(r, node, args, kwargs, ("input", "mat2")),
     "expand": expand,
     "unsqueeze": unary(Unsqueeze, (("dim", REQUIRED),)), "squeeze": unary(Squeeze, (("dim", None),)),
+    "sum": reduction(Sum), "norm": reduction(Norm, "p", "fro"), "roll": roll,
 }
 """Tensor methods by name."""
 

@@ -220,6 +220,9 @@ BUILDERS = {
     kinds.Slice: lambda layer, x: Indexing(index=layer.index),
     kinds.Expand: lambda layer, x: Indexing(sizes=layer.sizes),
     kinds.WindowAttention: lambda layer, x: _window_attention(layer, x),
+    kinds.Sum: lambda layer, x: Method("sum", list(layer.dim), layer.keepdim),
+    kinds.Norm: lambda layer, x: Method("norm", layer.ord, list(layer.dim), layer.keepdim),
+    kinds.Roll: lambda layer, x: Method("roll", list(layer.shifts), list(layer.dims)),
     kinds.Unsqueeze: lambda layer, x: Method("unsqueeze", layer.dim),
     kinds.Squeeze: lambda layer, x: Method("squeeze", layer.dim),
 }
