@@ -18,7 +18,7 @@ from .layers import (GELU, INPUT, LAYER_KINDS, AdaptiveAvgPool2d, AdaptiveAvgPoo
                      StochasticDepth, Tanh, Transpose, Upsample, View, ZeroPad2d, register_layer)
 from .layers import (Expand, Matmul, MultiheadAttention, ScaledDotProductAttention, Slice, Squeeze, Unsqueeze,
                      WindowAttention)
-from .layers import Norm, Roll, Sum
+from .layers import Embedding, Norm, Roll, Sum
 from .models import DEFAULT_MODEL, PRESETS, preset
 from .engine.network import Network
 from .engine.rules import forget as forget_rules
@@ -44,7 +44,7 @@ def __getattr__(name):
 __all__ = [
     "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "AvgPool2d", "AvgPool3d", "BatchNorm1d",
     "BatchNorm2d", "BatchNorm3d", "Cat", "Chunk", "Clone", "Contiguous", "Conv1d", "Conv2d", "Conv3d",
-    "ConvTranspose2d", "DEFAULT_MODEL", "DTYPE_BYTES", "Dropout", "Dropout2d", "Expand", "Flatten", "GELU", "GroupNorm",
+    "ConvTranspose2d", "DEFAULT_MODEL", "DTYPE_BYTES", "Dropout", "Dropout2d", "Embedding", "Expand", "Flatten", "GELU", "GroupNorm",
     "Hardsigmoid", "Hardswish", "INPUT", "Identity", "InstanceNorm2d", "LAYER_KINDS", "Layer", "LayerCost", "LayerNorm",
     "LeakyReLU", "Linear", "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention",
     "Network", "Norm", "NetworkCost", "PRESETS", "Pad", "Parameter", "Permute", "ReLU", "ReLU6", "Reshape", "Roll",

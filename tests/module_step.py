@@ -30,11 +30,13 @@ class Step(NamedTuple):
     saved_bytes: int = 0
 
 
-def torch_step(module, input_shape, batch: int = 2, seed: int = 0) -> Step:
-    """What torch does: see the module docstring. The module is put in training mode."""
+def torch_step(module, input_shape, batch: int = 2, seed: int = 0, indices: int | None = None) -> Step:
+    """What torch does: see the module docstring. The module is put in training mode. ``indices``: the input
+    is integers below it (an embedding's), not random floats."""
     module.train()
     generator = torch.Generator().manual_seed(seed)
-    x = torch.randn((batch, *input_shape), generator=generator)
+    x = torch.randn((batch, *input_shape), generator=generator) if indices is None else \
+        torch.randint(indices, (batch, *input_shape), generator=generator)
     try:
         out = module(x.clone())
         out.backward(torch.randn(out.shape, generator=generator))

@@ -28,7 +28,7 @@ from alexcost import (GELU, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPoo
                       InstanceNorm2d, LayerNorm, LeakyReLU, Linear, LocalResponseNorm, MaxPool2d, MaxPool3d, Mean, Mul,
                       Network, Pad, Parameter, Permute, ReLU, ReLU6, Reshape, SiLU, Sigmoid, Softmax, SpecError, Split,
                       StochasticDepth, Tanh, Transpose, Upsample, View, ZeroPad2d)
-from alexcost import (Expand, Matmul, MultiheadAttention, Norm, Roll, ScaledDotProductAttention, Slice, Squeeze,
+from alexcost import (Embedding, Expand, Matmul, MultiheadAttention, Norm, Roll, ScaledDotProductAttention, Slice, Squeeze,
                       Sum, Unsqueeze, WindowAttention)
 from alexcost.layers import BUILTIN_KINDS
 
@@ -308,7 +308,9 @@ S = {
     "Pad": Sample(unary(lambda **kw: Pad(pad=(1, 2, 0, 1), **kw)),
                   {(): dict(y=(4, 7, 11)), (("mode", "reflect"),): dict(y=(4, 7, 11)),
                    (("mode", "replicate"),): dict(y=(4, 7, 11)), (("mode", "circular"),): dict(y=(4, 7, 11))}),
-    # -- reductions and copies --
+    # -- reductions, copies, lookups --
+    "Embedding": Sample(unary(lambda **kw: Embedding(num_embeddings=10, embedding_dim=5, **kw)),
+                        {(): dict(y=(4, 6, 8, 5), params=50)}),
     "Sum": Sample(unary(lambda **kw: Sum(dim=(2, 3), **kw)),
                   {(): dict(y=(4,), other_ops=N - 4), (("keepdim", True),): dict(y=(4, 1, 1), other_ops=N - 4)}),
     "Norm": Sample(unary(lambda **kw: Norm(dim=(2, 3), **kw)),
@@ -419,7 +421,7 @@ def claim(cell: str, layer, env: dict, per_element: bool = False):
 
 def test_the_tables_list_every_kind_once():
     counts, tools = table("conventions.md", COUNTS_HEADER), table("conventions.md", TOOLS_HEADER)
-    assert len(KINDS) == 61
+    assert len(KINDS) == 62
     assert list(counts) == KINDS and list(tools) == KINDS
     assert sorted(S) == KINDS
 
@@ -466,6 +468,9 @@ def run_torch(net: Network, batch: int, counted: bool = False):
     for name, child in module.named_children():
         child.register_forward_hook(lambda m, args, out, name=name: outputs.__setitem__(name, (args, out)))
     x = torch.randn(batch, *net.input_shape)
+    lookup = next((layer for layer in net.layers if isinstance(layer, Embedding)), None)
+    if lookup is not None:  # an embedding's input: indices
+        x = torch.randint(lookup.num_embeddings, (batch, *net.input_shape))
     backend = sdpa_kernel(SDPBackend.MATH) if counted else contextlib.nullcontext()
     torch.backends.mha.set_fastpath_enabled(not counted)
     try:

@@ -83,3 +83,36 @@ def test_what_cannot_be_read_is_refused_at_the_node(forward, message):
 
     with pytest.raises(SpecError, match=message):
         from_module(Module(), (5, 6))
+
+
+class Tokens(nn.Module):
+    """Token ids to vectors (an nn.Embedding), a position embedding, a projection."""
+
+    def __init__(self, padding_idx=None):
+        super().__init__()
+        self.embed = nn.Embedding(50, 8, padding_idx=padding_idx)
+        self.position = nn.Parameter(torch.randn(1, 7, 8))
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(self.embed(x) + self.position)
+
+
+@pytest.mark.parametrize("padding_idx", [None, 0])
+def test_embedding_matches_torch(padding_idx):
+    from module_step import alexcost_step, torch_step
+
+    torch.manual_seed(0)
+    module = Tokens(padding_idx)
+    imported = from_module(module, (7,))
+    out = module(torch.randint(50, (2, 7)))
+    assert (2, *imported.network.output_shape) == tuple(out.shape)
+    assert imported.params == sum(p.numel() for p in module.parameters()) == 50 * 8 + 7 * 8 + 8 * 3 + 3
+    theirs, ours = torch_step(module, (7,), indices=50), alexcost_step(module, (7,))
+    assert theirs.refused is None and ours.refused is None, (theirs, ours)
+    assert ours == theirs
+
+
+def test_embedding_with_max_norm_is_refused():
+    with pytest.raises(SpecError, match=r"module '0' \(Embedding\).*max_norm renormalises"):
+        from_module(nn.Sequential(nn.Embedding(10, 4, max_norm=1.0)), (3,))

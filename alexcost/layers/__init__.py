@@ -15,7 +15,7 @@ from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
 from .index import Expand, Slice, Squeeze, Unsqueeze
 from .reduce import Norm, Roll, Sum
 from .window import WindowAttention
-from .linear import Linear
+from .linear import Embedding, Linear
 from .merge import Add, Cat, Mul
 from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm2d, LayerNorm, LocalResponseNorm
 from .parameter import Parameter
@@ -31,7 +31,7 @@ BUILTIN_KINDS = frozenset(LAYER_KINDS.values())
 __all__ = [
     "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "AvgPool2d", "AvgPool3d", "BUILTIN_KINDS",
     "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Cat", "Chunk", "Clone", "Contiguous", "Conv1d", "Conv2d", "Conv3d",
-    "ConvTranspose2d", "Dropout", "Dropout2d", "Expand", "Flatten", "GELU", "Grads", "GroupNorm", "Hardsigmoid",
+    "ConvTranspose2d", "Dropout", "Dropout2d", "Embedding", "Expand", "Flatten", "GELU", "Grads", "GroupNorm", "Hardsigmoid",
     "Hardswish", "INPUT", "Identity", "InstanceNorm2d", "LAYER_KINDS", "Layer", "LayerNorm", "LeakyReLU", "Linear",
     "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Norm", "Pad",
     "Parameter", "ParameterShape", "Permute", "ReLU", "ReLU6", "Reshape", "Roll", "Saved", "ScaledDotProductAttention",
