@@ -192,3 +192,31 @@ def test_what_cannot_be_read_is_refused_at_the_node(call, message):
 
     with pytest.raises(SpecError, match=message):
         from_module(Module(), (6, 16))
+
+
+class Cross(nn.Module):
+    """Attention from the input to a projection of it of other widths (kdim, vdim): separate projections."""
+
+    def __init__(self):
+        super().__init__()
+        self.keys, self.values = nn.Linear(16, 12), nn.Linear(16, 10)
+        self.attention = nn.MultiheadAttention(16, 4, kdim=12, vdim=10, bias=False, batch_first=True)
+
+    def forward(self, x):
+        return self.attention(x, self.keys(x), self.values(x), need_weights=False)[0]
+
+
+def test_multihead_attention_with_other_key_and_value_widths_matches_torch():
+    torch.manual_seed(0)
+    module = Cross().eval()
+    imported = from_module(module, (9, 16))
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+            out = module(torch.randn(1, 9, 16))
+    finally:
+        torch.backends.mha.set_fastpath_enabled(True)
+    cost = imported.cost()
+    assert imported.params == sum(p.numel() for p in module.parameters())
+    assert 2 * cost.totals.macs == counter.get_total_flops()
+    assert (1, *imported.network.output_shape) == tuple(out.shape)

@@ -70,3 +70,23 @@ def test_vision_transformers_are_refused_by_node(name):
         model = torchvision.models.get_model(name, weights=None)
     with pytest.raises(SpecError, match=TRANSFORMERS_REFUSED[name]):
         from_module(model, (3, 224, 224))
+
+
+def test_the_docs_table_lists_every_vision_transformer():
+    """docs/from-module.md's table: each family's models as torchvision lists them, exact where read."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "from-module.md").read_text()
+    start = text.index("| family | models | exact |", text.index("## torchvision's vision transformers"))
+    rows = [line.split("|")[1:-1] for line in text[start:].split("\n\n")[0].splitlines()[2:]]
+    stated = {cells[0].strip(): (cells[1].strip(), cells[2].strip()) for cells in rows}
+    names = [n for n in torchvision.models.list_models(module=torchvision.models) if n.startswith(TRANSFORMERS)]
+    read = set(transformer_names())
+    prefixes = {"ViT": "vit_", "Swin": ("swin_t", "swin_s", "swin_b"), "Swin V2": "swin_v2_", "MaxViT": "maxvit_"}
+    expected = {}
+    for family, prefix in prefixes.items():
+        models = [n for n in names if n.startswith(prefix)]
+        expected[family] = (f"{len(models)}: " + ", ".join(f"`{m}`" for m in models),
+                            f"{sum(m in read for m in models)} of {len(models)}")
+    assert stated == expected
+    assert sorted(n for family in prefixes.values() for n in names if n.startswith(family)) == sorted(names)
