@@ -453,8 +453,9 @@ def test_each_count_cell_equals_alexcost_and_hand_arithmetic(kind, variant):
 
 def run_torch(net: Network, batch: int, counted: bool = False):
     """Run ``net`` as torch modules: (module, input, every layer's output by name, FlopCounterMode's total).
-    ``counted``: attention as matrix products FlopCounterMode counts (no fused multi-head path, the math
-    backend), as it counts torch's fused attention kernels on CUDA; it counts none on the CPU."""
+    ``counted``: attention as matrix products FlopCounterMode counts (the math backend), as it counts torch's
+    fused attention kernels on CUDA; it counts none on the CPU. Multi-head attention runs as with grad enabled
+    (torch's fused inference path is off)."""
     import contextlib
 
     import torch
@@ -472,7 +473,7 @@ def run_torch(net: Network, batch: int, counted: bool = False):
     if lookup is not None:  # an embedding's input: indices
         x = torch.randint(lookup.num_embeddings, (batch, *net.input_shape))
     backend = sdpa_kernel(SDPBackend.MATH) if counted else contextlib.nullcontext()
-    torch.backends.mha.set_fastpath_enabled(not counted)
+    torch.backends.mha.set_fastpath_enabled(False)  # the path torch takes with grad enabled, as in training
     try:
         with torch.no_grad(), backend, FlopCounterMode(display=False) as counter, warnings.catch_warnings():
             warnings.simplefilter("ignore")   # padding="same" with an even kernel: a note about a copy
@@ -630,6 +631,8 @@ def expected_strides(rule: str, shape, order, every_input_permuted: bool = True)
     when its input is stored in ``order``: channels-last, for the formats, is a 4-D or 5-D order."""
     if rule == "elementwise":
         return strides_in_order(shape, order)
+    if rule == "sequence first":   # (N, L, E) stored as (L, N, E)
+        return (shape[2], shape[0] * shape[2], 1)
     if rule == "query":   # the query's order when its last dimension is innermost
         return strides_in_order(shape, order) if order[0] == len(shape) - 1 else contiguous_strides(shape)
     last = (1, *range(len(shape) - 1, 1, -1), 0)
@@ -638,7 +641,7 @@ def expected_strides(rule: str, shape, order, every_input_permuted: bool = True)
     return contiguous_strides(shape)
 
 
-LAYOUTS = ("contiguous", "elementwise", "format", "common format", "query")
+LAYOUTS = ("contiguous", "elementwise", "format", "common format", "query", "sequence first")
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -90,3 +90,19 @@ def test_the_docs_table_lists_every_vision_transformer():
                             f"{sum(m in read for m in models)} of {len(models)}")
     assert stated == expected
     assert sorted(n for family in prefixes.values() for n in names if n.startswith(family)) == sorted(names)
+
+
+def test_a_small_vision_transformer_trains_as_torch_does():
+    """torchvision's VisionTransformer, small: a training step's backward FLOPs (attention on the math backend)
+    and saved bytes (the default backend) are torch's on the CPU."""
+    from test_attention import _torch
+    from module_step import alexcost_step
+
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(0)
+    model = VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64,
+                              num_classes=10)
+    theirs, ours = _torch(model, (3, 32, 32), 2), alexcost_step(model, (3, 32, 32), 2)
+    assert theirs.refused is None and ours.refused is None, (theirs, ours)
+    assert ours == theirs

@@ -210,7 +210,12 @@ class MultiheadAttention(Layer):
     and attention's ``2*L*S*E`` over all heads; other ops as `ScaledDotProductAttention`'s.
 
     Backward: the projections' products as `Linear`'s, attention's as `ScaledDotProductAttention`'s.
-    What autograd keeps inside torch's multi-head attention is not modelled: training memory is refused."""
+    Training keeps, for self-attention (query, key and value one tensor) on the CPU without dropout: the
+    input as ``(L*N, E)`` (a copy unless torch can view it so) for the projection's weight gradient, the
+    packed q, k, v (``3*E`` per token), the log-sum-exp of each head's query rows and the attention's
+    output (``E`` per token); other uses are refused. The output is torch's ``(L, N, E)`` result
+    transposed (layout "sequence first"), as it runs with grad enabled (under ``torch.no_grad()`` at
+    inference torch takes a fused path whose output is contiguous)."""
 
     embed_dim: int
     num_heads: int
@@ -224,6 +229,7 @@ class MultiheadAttention(Layer):
 
     arity: ClassVar[int | None] = None
     group: ClassVar[str] = "fc"
+    layout: ClassVar[str] = "sequence first"
 
     def __post_init__(self):
         super().__post_init__()
@@ -302,9 +308,22 @@ class MultiheadAttention(Layer):
         return batch * (sums + self.num_heads * 4 * n * s * (gq or gk) + n * e * gq)
 
     def saved_tensors(self, x, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
-        raise SpecError("alexcost does not model what autograd keeps inside torch's MultiheadAttention; its "
-                        "training memory is refused (read a model that calls F.scaled_dot_product_attention "
-                        "and its projections as Linear layers instead)")
+        if ctx.device != "cpu" or self.dropout or not self.inputs or len(set(self.inputs)) != 1:
+            raise SpecError("alexcost models what autograd keeps inside torch's MultiheadAttention for "
+                            "self-attention on the CPU without dropout only (query, key and value one tensor); "
+                            "read a model that calls F.scaled_dot_product_attention and its projections as "
+                            "Linear layers instead")
+        n, _, e = self._parts(x)
+        tokens = ctx.batch * n
+        saved = []
+        if grads.weight:  # the projection's input, seen as (L*N, E): the input when torch can view it so
+            s_n, s_l, s_e = ctx.strides[0]
+            viewed = st.view((n, ctx.batch, e), (s_l, s_n, s_e), (tokens, e)) is not None
+            saved.append(Saved("input", "input", 0) if viewed else
+                         Saved("input copy", "new", elements=tokens * e, itemsize=ctx.itemsize))
+        return (*saved, Saved("q, k, v", "new", elements=3 * tokens * e, itemsize=ctx.itemsize),
+                Saved("logsumexp", "new", elements=tokens * self.num_heads, itemsize=ctx.stats_itemsize),
+                Saved("attention", "new", elements=tokens * e, itemsize=ctx.itemsize))
 
     def torch_args(self, x) -> dict:
         return self.args()
