@@ -96,6 +96,33 @@ def _new_params(owners) -> tuple[int, ...]:
     return tuple(out)
 
 
+class _CountedAttention:
+    """On the CPU, attention as matrix products FlopCounterMode counts: torch's math backend, and not the fused
+    multi-head path it takes under no_grad (FlopCounterMode counts no fused CPU attention kernel; on CUDA it
+    counts the fused kernels, which run as they are)."""
+
+    def __init__(self, device):
+        self.cpu = getattr(device, "type", device) == "cpu"
+
+    def __enter__(self):
+        if self.cpu:
+            import torch
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+
+            self.fastpath = torch.backends.mha.get_fastpath_enabled()
+            torch.backends.mha.set_fastpath_enabled(False)
+            self.backend = sdpa_kernel(SDPBackend.MATH)
+            self.backend.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.cpu:
+            import torch
+
+            self.backend.__exit__(*exc)
+            torch.backends.mha.set_fastpath_enabled(self.fastpath)
+
+
 def _first_use(modules) -> list[int]:
     seen: dict[int, int] = {}
     return [seen.setdefault(id(m), i) for i, m in enumerate(modules)]
@@ -130,7 +157,7 @@ def measure(root, paths, x, *, use_fvcore: bool = True, device: str | None = Non
     modules = [root.get_submodule(p) if p else root for p in paths]
     first = _first_use(modules)
     handles = []
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with torch.no_grad(), _CountedAttention(x.device), FlopCounterMode(display=False) as counter:
         calls = _Calls(counter)
         try:
             for i, m in enumerate(modules):
@@ -194,7 +221,7 @@ def measure_graph(imported, module, x, *, use_fvcore: bool = True, device: str |
             calls.stop(out, bias[i])
             return out
 
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with torch.no_grad(), _CountedAttention(x.device), FlopCounterMode(display=False) as counter:
         calls = _Calls(counter)
         Observer(graph_module).run(x)
     records = {r[0]: r[1:] for r in calls.records}
