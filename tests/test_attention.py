@@ -245,3 +245,15 @@ def test_multihead_attention_with_other_key_and_value_widths_matches_torch():
     assert imported.params == sum(p.numel() for p in module.parameters())
     assert 2 * cost.totals.macs == counter.get_total_flops()
     assert (1, *imported.network.output_shape) == tuple(out.shape)
+
+
+def test_verify_checks_attention_against_torch_on_the_cpu():
+    """verify runs attention as FlopCounterMode counts it on the CPU (the math backend, no fused multi-head
+    path): nn.MultiheadAttention's and F.scaled_dot_product_attention's counts agree, bias adds included."""
+    from alexcost.torch_run.verify import verify_imported
+
+    for build, shape in ((Attention, (6, 16)), (lambda: Heads(causal=True), (5, 16))):
+        torch.manual_seed(0)
+        module = build().eval()
+        result = verify_imported(from_module(module, shape), module, batch=2)
+        assert result.ok, result.problems
