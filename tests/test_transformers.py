@@ -106,3 +106,49 @@ def test_a_small_vision_transformer_trains_as_torch_does():
     theirs, ours = _torch(model, (3, 32, 32), 2), alexcost_step(model, (3, 32, 32), 2)
     assert theirs.refused is None and ours.refused is None, (theirs, ours)
     assert ours == theirs
+
+
+@pytest.mark.parametrize("dims, shift, shape, heads, batch", [
+    (2, 0, (8, 8, 16), 2, 2), (2, 2, (8, 8, 16), 2, 1), (2, 2, (7, 9, 12), 3, 2), (2, 2, (4, 8, 16), 2, 1),
+    (2, 2, (4, 4, 16), 2, 2), (3, 1, (4, 8, 8, 16), 2, 2)],
+    ids=["windows", "shifted", "padded", "one window high", "one window, two samples", "3-D"])
+def test_window_attention_trains_as_torch_does(dims, shift, shape, heads, batch):
+    """torchvision's shifted-window attention: a training step's backward FLOPs and saved bytes are torch's."""
+    from module_step import agree
+
+    from torchvision.models.swin_transformer import ShiftedWindowAttention
+    from torchvision.models.video.swin_transformer import ShiftedWindowAttention3d
+
+    torch.manual_seed(0)
+    if dims == 2:
+        attention = ShiftedWindowAttention(shape[-1], [4, 4], [shift, shift], heads)
+    else:
+        attention = ShiftedWindowAttention3d(shape[-1], [2, 4, 4], [shift, shift, shift], heads)
+    theirs, ours = agree(torch.nn.Sequential(torch.nn.Linear(shape[-1], shape[-1]), attention), shape, batch)
+    assert theirs.refused is None and ours.refused is None, (theirs, ours)
+    assert ours == theirs
+
+
+def test_window_attention_training_memory_is_refused_where_not_modelled():
+    from module_step import alexcost_step
+
+    from torchvision.models.swin_transformer import ShiftedWindowAttention
+
+    model = torch.nn.Sequential(ShiftedWindowAttention(16, [4, 4], [0, 0], 1))  # one head
+    assert "shifted window attention" in alexcost_step(model, (8, 8, 16)).refused
+    model = torch.nn.Sequential(ShiftedWindowAttention(16, [4, 4], [0, 0], 2))  # one window in the batch
+    assert "shifted window attention" in alexcost_step(model, (4, 4, 16), batch=1).refused
+
+
+def test_a_small_swin_trains_as_torch_does():
+    """torchvision's SwinTransformer, small: a training step's backward FLOPs and saved bytes are torch's."""
+    from module_step import agree
+
+    from torchvision.models.swin_transformer import SwinTransformer
+
+    torch.manual_seed(0)
+    model = SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[2, 2], num_heads=[2, 2], window_size=[4, 4],
+                            num_classes=10)
+    theirs, ours = agree(model, (3, 32, 32), 2)
+    assert theirs.refused is None and ours.refused is None, (theirs, ours)
+    assert ours == theirs

@@ -34,8 +34,10 @@ class WindowAttention(Layer):
     bias, the shift's mask when shifted, and the softmax's 3.
 
     Backward: the projections' products as `Linear`'s, attention's 4 products as
-    `ScaledDotProductAttention`'s. What autograd keeps inside the function is not modelled:
-    training memory is refused."""
+    `ScaledDotProductAttention`'s. Training keeps, on the CPU without dropout, with 2 or more heads and
+    2 or more windows in the batch: copies of every token for the windows the qkv projection
+    reads and the weighted values the output projection reads (for their weights' gradients), and for
+    q, k and v (the copies torch's matmul makes), and the softmax's scores; elsewhere it is refused."""
 
     window_size: tuple[int, ...]
     shift_size: tuple[int, ...]
@@ -122,8 +124,19 @@ class WindowAttention(Layer):
         return batch * (sums + (windows * self.num_heads * tokens * tokens * 4 + positions * c) * live)
 
     def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
-        raise SpecError("alexcost does not model what autograd keeps inside torchvision's shifted window "
-                        "attention; its training memory is refused")
+        positions, tokens, windows, c, _ = self._parts(x)
+        if ctx.device != "cpu" or self.dropout or self.attention_dropout or self.num_heads < 2 or \
+                ctx.batch * windows < 2:
+            raise SpecError("alexcost models what autograd keeps inside torchvision's shifted window attention on "
+                            "the CPU without dropout, with 2 or more heads and 2 or more windows in the batch "
+                            "only; its training memory is refused here")
+        new = ctx.batch * positions * c  # a copy of every token: the windows, q, k, v, the weighted values
+        live = grads.input or grads.params
+        copies = [what for what, kept in (("windows", grads.weight), ("q", live), ("k", live), ("v", live),
+                                          ("weighted values", grads.weight)) if kept]
+        scores = (Saved("scores", "new", elements=ctx.batch * windows * self.num_heads * tokens * tokens,
+                        itemsize=ctx.itemsize),) if live else ()
+        return (*(Saved(what, "new", elements=new, itemsize=ctx.itemsize) for what in copies), *scores)
 
     def label(self) -> str:
         return "Window Attention"
