@@ -204,6 +204,8 @@ def test_multihead_attention_training_memory_is_refused_beyond_self_attention(bu
     (lambda m, x: x @ x, r"mat1 and mat2 shapes cannot be multiplied"),
     (lambda m, x: x[:, :, None], r"indexes with None"),
     (lambda m, x: m.token.expand(2, -1, -1)[:, 0] + x, r"expands the parameter 'token'"),
+    (lambda m, x: m.token.expand(x.size(0), -1, -1) + x, r"reads the parameter 'token' expanded over the batch; "
+                                                         r"alexcost reads .* only as a class token"),
 ])
 def test_what_cannot_be_read_is_refused_at_the_node(call, message):
     class Module(nn.Module):

@@ -119,6 +119,9 @@ def merge(kind, inplace: bool = False, alpha: bool = False):
         if alpha:
             _fixed(r, node, bound, {"alpha": 1})
         a, b = bound["input"], bound["other"]
+        if isinstance(a, Token) or isinstance(b, Token):
+            r.refuse(node, f"reads {a if isinstance(a, Token) else b}; alexcost reads a parameter expanded over "
+                           f"the batch only as a class token given to torch.cat")
         if not (r.is_tensor(a) or r.is_tensor(b)):
             return r.pure(node, args, kwargs)
         if not (r.is_tensor(a) and r.is_tensor(b)):
