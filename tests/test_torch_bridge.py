@@ -105,17 +105,17 @@ def test_unsupported_module_is_named_by_path_and_class():
         from_module(module, (3, 8, 8))
 
 
-def test_slicing_a_tensor_is_refused_by_node():
+def test_slicing_the_batch_is_refused_by_node():
     class Block(nn.Module):
         def __init__(self):
             super().__init__()
             self.conv = nn.Conv2d(3, 3, 3)
 
         def forward(self, x):
-            return self.conv(x) + x[..., 1:-1, 1:-1]
+            return self.conv(x) + x[1:, :, 1:-1, 1:-1]
 
     with pytest.raises(SpecError, match=r"function 'getitem' in module '0' \(Block\) \(fx node 'getitem'\): "
-                                        r"indexes or slices a tensor of shape \[N, 3, 8, 8\]"):
+                                        r"indexes the batch dimension"):
         from_module(nn.Sequential(Block()), (3, 8, 8))
 
 
@@ -500,8 +500,9 @@ def test_channel_shuffle_sizes_are_evaluated():
      r"function 'unfold' in module '\(root\)' \(Net\) \(fx node 'unfold'\): alexcost has no layer kind "
      r"for torch\.nn\.functional\.unfold"),
     (lambda self, x: (x, x), r"forward\(\) returns tuple of 2 values"),
-    (lambda self, x: x.expand(-1, 3, 4), r"method 'expand' .* no layer kind for the tensor method expand\(\)"),
-    (lambda self, x: x[:, 1:], r"function 'getitem' .* indexes or slices a tensor of shape \[N, 3, 4\]"),
+    (lambda self, x: x.expand(2, 3, 4), r"method 'expand' .* expands to \[2, 3, 4\]; alexcost keeps the batch"),
+    (lambda self, x: x[1:], r"function 'getitem' .* indexes the batch dimension"),
+    (lambda self, x: x[:, self.buf.long()], r"function 'getitem' .* its argument 'index' is the constant"),
 ])
 def test_what_has_no_kind_is_refused_naming_the_node(forward, message):
     class Net(nn.Module):
