@@ -151,3 +151,17 @@ def test_a_small_swin_trains_as_torch_does():
     theirs, ours = agree(model, (3, 32, 32), 2)
     assert theirs.refused is None and ours.refused is None, (theirs, ours)
     assert ours == theirs
+
+
+def test_verify_of_a_training_step_counts_attention_as_torch_runs_it():
+    """`verify --training` on the CPU: torch's counter sees attention's backward only on the math backend, so
+    the counted passes run there; a small ViT's step then agrees layer by layer, saved bytes included."""
+    from alexcost.torch_run.verify_training import verify_training
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(0)
+    model = VisionTransformer(image_size=32, patch_size=8, num_layers=1, num_heads=2, hidden_dim=32, mlp_dim=64,
+                              num_classes=10)
+    checked = verify_training(from_module(model, (3, 32, 32)).network, device="cpu", batch=2)
+    assert checked.problems == ()
+    assert checked.torch_backward == 2 * checked.backward_macs and checked.saved == checked.saved_expected

@@ -108,7 +108,7 @@ def _new_params(owners) -> tuple[int, ...]:
     return tuple(out)
 
 
-class _CountedAttention:
+class CountedAttention:
     """On the CPU, attention as matrix products FlopCounterMode counts: torch's math backend, and not the fused
     multi-head path it takes under no_grad (FlopCounterMode counts no fused CPU attention kernel; on CUDA it
     counts the fused kernels, which run as they are)."""
@@ -169,7 +169,7 @@ def measure(root, paths, x, *, use_fvcore: bool = True, device: str | None = Non
     modules = [root.get_submodule(p) if p else root for p in paths]
     first = _first_use(modules)
     handles = []
-    with torch.no_grad(), _CountedAttention(x.device), FlopCounterMode(display=False) as counter:
+    with torch.no_grad(), CountedAttention(x.device), FlopCounterMode(display=False) as counter:
         calls = _Calls(counter)
         try:
             for i, m in enumerate(modules):
@@ -233,7 +233,7 @@ def measure_graph(imported, module, x, *, use_fvcore: bool = True, device: str |
             calls.stop(out, bias[i])
             return out
 
-    with torch.no_grad(), _CountedAttention(x.device), FlopCounterMode(display=False) as counter:
+    with torch.no_grad(), CountedAttention(x.device), FlopCounterMode(display=False) as counter:
         calls = _Calls(counter)
         Observer(graph_module).run(x)
     records = {r[0]: r[1:] for r in calls.records}

@@ -131,6 +131,7 @@ def measure_training(network, *, device: str = "cpu", batch: int = 1, dtype: str
     from . import device as devices
     from ..errors import SpecError
     from .timing import torch_dtype
+    from .measure import CountedAttention
     from ..torch_bridge.bridge import to_module
 
     tdtype = torch_dtype(dtype)
@@ -201,12 +202,14 @@ def measure_training(network, *, device: str = "cpu", batch: int = 1, dtype: str
             if holder is not None:
                 holder.tensor = None
         del outs
-        with torch.no_grad(), FlopCounterMode(display=False, depth=None) as forward:
+        # The counted passes run attention as FlopCounterMode can count it (the math backend on the CPU).
+        with torch.no_grad(), CountedAttention(device), FlopCounterMode(display=False, depth=None) as forward:
             root(x.clone())
         # The backward pass, each autograd node's FLOPs on the layer whose forward pass made it.
         makers = [m.register_forward_hook(_claim_nodes(i, nodes)) for i, m in enumerate(modules)]
         try:
-            out = root(x.clone())
+            with CountedAttention(device):
+                out = root(x.clone())
         finally:
             for h in makers:
                 h.remove()
