@@ -69,20 +69,17 @@ def sample(per_family: int | None = None) -> list[tuple[str, str]]:
     return picked
 
 
-def _build(name: str, size: int):
-    """The model and the input sizes to try, smallest first."""
+def _attempts(name: str, size: int) -> list:
+    """``(build, input shape)`` to try in turn: the small input first, then the model's own size."""
     import timm
 
     cfg = timm.get_pretrained_cfg(name)
     own = tuple(getattr(cfg, "input_size", None) or (3, 224, 224)) if cfg is not None else (3, 224, 224)
     fixed = bool(getattr(cfg, "fixed_input_size", False)) if cfg is not None else False
     small = (own[0], size, size)
-    if fixed:
-        try:
-            return timm.create_model(name, pretrained=False, img_size=size).eval(), [small, own]
-        except Exception:  # noqa: BLE001 - a model without img_size is built at its own size
-            return timm.create_model(name, pretrained=False).eval(), [own]
-    return timm.create_model(name, pretrained=False).eval(), [small, own] if small != own else [own]
+    plain = lambda: timm.create_model(name, pretrained=False).eval()  # noqa: E731
+    first = (lambda: timm.create_model(name, pretrained=False, img_size=size).eval()) if fixed else plain
+    return [(first, small)] + ([(plain, own)] if small != own else [])
 
 
 def _measure(model, shape):
@@ -154,14 +151,15 @@ def _one(family: str, name: str, size: int) -> dict:
     from alexcost.torch_bridge import from_module
 
     row = {"model": name, "family": family}
-    try:
-        model, shapes = _build(name, size)
-    except _Timeout:
-        raise
-    except Exception as err:  # noqa: BLE001 - timm cannot build it on this machine
-        return {**row, "status": "unavailable", "reason": f"build: {type(err).__name__}: {err}"[:300]}
-    measured = None
-    for shape in shapes:
+    measured, failure = None, "no attempt"
+    for build, shape in _attempts(name, size):
+        try:
+            model = build()
+        except _Timeout:
+            raise
+        except Exception as err:  # noqa: BLE001 - timm cannot build it so; try the next
+            failure = f"build: {type(err).__name__}: {err}"
+            continue
         try:
             measured = _measure(model, shape)
             break
