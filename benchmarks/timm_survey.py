@@ -12,9 +12,9 @@ one real forward pass on the CPU:
 * parameters: ``sum(p.numel() for p in model.parameters())`` against alexcost's;
 * output shape: the tensor torch returns against the network's output;
 * forward count: torch's ``FlopCounterMode`` total (batch 2) against alexcost's ``torch_flops``
-  (2 per MAC of convolutions and matrix products) times 2; and fvcore's ``FlopCountAnalysis``
-  total (batch 1) against alexcost's ``fvcore_count`` (its MACs, as fvcore counts them) where
-  every layer declares one.
+  (2 per MAC of convolutions and matrix products) times 2; with ``--fvcore``, also fvcore's
+  ``FlopCountAnalysis`` total (batch 1) against alexcost's ``fvcore_count`` (its MACs, as fvcore
+  counts them) where every layer declares one.
 
 Each model is **exact** (all agree), **refused** (one ``SpecError``; the reason is grouped by the
 node kind it names), **WRONG** (a number differs: a bug) or **crash** (anything else alexcost
@@ -63,7 +63,7 @@ def sample(per_family: int | None = None) -> list[tuple[str, str]]:
         names = sorted(n for n in timm.list_models(module=family) if not BIG.search(n))
         if not names:
             names = sorted(timm.list_models(module=family))[:1]
-        k = per_family or max(1, min(5, round(len(names) / 10) + 1))
+        k = per_family or max(1, min(4, round(len(names) / 12) + 1))
         k = min(k, len(names))
         picked += [(family, names[(2 * i + 1) * len(names) // (2 * k)]) for i in range(k)]
     return picked
@@ -83,7 +83,7 @@ def _attempts(name: str, size: int) -> list:
 
 
 def _measure(model, shape):
-    """torch's numbers from real forward passes: output shape, FlopCounterMode (batch 2), fvcore (batch 1)."""
+    """torch's numbers from a real forward pass (batch 2): output shape, FlopCounterMode's total."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -95,18 +95,24 @@ def _measure(model, shape):
             y = model(x)
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"the model returns {type(y).__name__}, not one tensor")
-    fv = None
+    return tuple(y.shape[1:]), int(counter.get_total_flops())
+
+
+def _fvcore(model, shape):
+    """fvcore's total (batch 1), or None where its TorchScript trace fails. Run last: a failed
+    analysis can leave its hooks on the model."""
+    import torch
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from fvcore.nn import FlopCountAnalysis
 
-            analysis = FlopCountAnalysis(model, x[:1]).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-            analysis.tracer_warnings("none")
-            fv = int(analysis.total())
-    except Exception:  # noqa: BLE001 - fvcore's TorchScript trace fails on some models; torch's count stays
-        fv = None
-    return tuple(y.shape[1:]), int(counter.get_total_flops()), fv
+            analysis = FlopCountAnalysis(model, torch.randn(1, *shape))
+            analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+            return int(analysis.total())
+    except Exception:  # noqa: BLE001 - fvcore cannot trace some models; torch's count stays
+        return None
 
 
 def group_of(message: str) -> str:
@@ -132,12 +138,12 @@ def group_of(message: str) -> str:
     return why
 
 
-def one(family: str, name: str, size: int, timeout: int) -> dict:
+def one(family: str, name: str, size: int, timeout: int, fvcore: bool = False) -> dict:
     """One model's row: built, run by torch, read by alexcost, compared."""
     start = time.perf_counter()
     signal.alarm(timeout)
     try:
-        row = _one(family, name, size)
+        row = _one(family, name, size, fvcore)
     except _Timeout:
         row = {"model": name, "family": family, "status": "unavailable", "reason": f"over the {timeout} s budget"}
     finally:
@@ -146,7 +152,7 @@ def one(family: str, name: str, size: int, timeout: int) -> dict:
     return {**row, "seconds": round(time.perf_counter() - start, 1)}
 
 
-def _one(family: str, name: str, size: int) -> dict:
+def _one(family: str, name: str, size: int, fvcore: bool) -> dict:
     from alexcost.errors import SpecError
     from alexcost.torch_bridge import from_module
 
@@ -170,7 +176,7 @@ def _one(family: str, name: str, size: int) -> dict:
     if measured is None:
         return {**row, "status": "unavailable", "reason": failure[:300]}
     row["input"] = "x".join(map(str, shape))
-    row["shape_torch"], row["flops_torch"], row["fvcore"] = "x".join(map(str, measured[0])), measured[1], measured[2]
+    row["shape_torch"], row["flops_torch"] = "x".join(map(str, measured[0])), measured[1]
     row["params_torch"] = sum(p.numel() for p in model.parameters())
     try:
         imported = from_module(model, shape)
@@ -181,7 +187,8 @@ def _one(family: str, name: str, size: int) -> dict:
         raise
     except Exception as err:  # noqa: BLE001 - anything but a SpecError is a crash, recorded as such
         return {**row, "status": "crash", "reason": f"{type(err).__name__}: {err}"[:400]}
-    return {**row, **_compare(imported, measured, row["params_torch"])}
+    row["fvcore"] = _fvcore(model, shape) if fvcore else None
+    return {**row, **_compare(imported, (*measured, row["fvcore"]), row["params_torch"])}
 
 
 def _compare(imported, measured, params_torch: int) -> dict:
@@ -244,6 +251,7 @@ def main(argv=None) -> int:
     p.add_argument("--models", default="", help="comma-separated timm names instead of the sample")
     p.add_argument("--limit", type=int, default=None, help="the first N models of the sample only")
     p.add_argument("--timeout", type=int, default=180, help="seconds per model")
+    p.add_argument("--fvcore", action="store_true", help="also compare fvcore's total (slower)")
     args = p.parse_args(argv)
     sys.path.insert(0, REPO)
     warnings.filterwarnings("ignore")
@@ -260,7 +268,7 @@ def main(argv=None) -> int:
     rows: list[dict] = []
     width = len(str(len(models)))
     for i, (family, name) in enumerate(models, 1):
-        rows.append(one(family, name, args.size, args.timeout))
+        rows.append(one(family, name, args.size, args.timeout, args.fvcore))
         r = rows[-1]
         print(f"[{i:>{width}}/{len(models)}] {r['status']:<11} {name} ({r.get('seconds', 0)} s)"
               + (f"  {r.get('group') or r.get('reason', '')}"[:160] if r["status"] != "exact" else ""),

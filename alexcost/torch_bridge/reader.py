@@ -58,12 +58,13 @@ class Activation:
 
 class Attribute:
     """A tensor the module holds: ``kind`` is "parameter", "buffer" or "constant"; ``act`` is its
-    `Parameter` layer's output once a merge has read it."""
+    `Parameter` layer's output once a merge has read it; ``base``, for a view of a parameter
+    (`alexcost.torch_bridge.params`), the parameter whose elements it is (counted once)."""
 
-    __slots__ = ("path", "tensor", "kind", "node", "act")
+    __slots__ = ("path", "tensor", "kind", "node", "act", "base")
 
-    def __init__(self, path, tensor, kind, node):
-        self.path, self.tensor, self.kind, self.node, self.act = path, tensor, kind, node, None
+    def __init__(self, path, tensor, kind, node, base=None):
+        self.path, self.tensor, self.kind, self.node, self.act, self.base = path, tensor, kind, node, None, base
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,8 @@ class Reader:
             layer = self.build(value.node, Parameter, {"shape": tuple(value.tensor.shape)})
             module, _, attr = value.path.rpartition(".")
             act = self._add(value.node, layer, (), ParameterShape(layer.shape), f"{module}:{attr}", None,
-                            (("weight", value.tensor),), layer.shape, module, attr)
+                            (("weight", value.tensor if value.base is None else value.base),), layer.shape,
+                            module, attr)
             value.act = Activation(act.src, ParameterShape(layer.shape))
         return value.act
 
@@ -510,6 +512,8 @@ class Reader:
         for role, expected in formula.items():
             value = given.get(role)
             tensor = value.tensor if isinstance(value, Attribute) else value
+            if isinstance(value, Attribute) and value.base is not None:
+                tensor = value.base  # a view of a parameter: the parameter's elements, counted once
             if tensor is None:
                 if expected:
                     raise SpecError(f"has no {role}, but {layer.label()} with these arguments has {expected} "
