@@ -118,3 +118,26 @@ def rank_of(proxy):
     worlds = getattr(proxy.tracer, "worlds", None)
     shapes = worlds.shapes(proxy.node) if worlds is not None else None
     return None if shapes is None else len(shapes[0])
+
+
+class SizedProxy:
+    """The sizes of an fx Proxy (a mixin before ``torch.fx.Proxy``): plain ints where a trace with
+    `Worlds` knows them, traced as fx traces them otherwise."""
+
+    def size(self, *args, **kwargs):
+        found = size_of(self, *args, **kwargs) if len(args) + len(kwargs) <= 1 else None
+        return super().__getattr__("size")(*args, **kwargs) if found is None else found
+
+    def dim(self):
+        found = rank_of(self)
+        return super().__getattr__("dim")() if found is None else found
+
+    @property
+    def shape(self):
+        found = size_of(self)
+        return super().__getattr__("shape") if found is None else found
+
+    @property
+    def ndim(self):
+        found = rank_of(self)
+        return super().__getattr__("ndim") if found is None else found

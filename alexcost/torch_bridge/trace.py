@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from ..errors import SpecError
 from ..layers import BUILTIN_KINDS, LAYER_KINDS, Pad
 from .custom import custom_reads
-from .shapes import rank_of, size_of
+from .shapes import SizedProxy
 
 _HARMLESS = frozenset({"__init__", "__repr__", "extra_repr", "reset_parameters", "__setstate__", "__getstate__",
                        "_get_name", "_save_to_state_dict", "_load_from_state_dict"})
@@ -106,7 +106,7 @@ class _Tracer:
 
             import torch.fx
 
-            class Proxy(torch.fx.Proxy):
+            class Proxy(SizedProxy, torch.fx.Proxy):
                 """fx's Proxy has no in-place operators, so ``a += b`` would trace as ``a + b``: a new
                 tensor where torch adds in place. These record ``operator.iadd`` and ``operator.imul``."""
 
@@ -115,25 +115,6 @@ class _Tracer:
 
                 def __imul__(self, other):
                     return self.tracer.create_proxy("call_function", operator.imul, (self, other), {})
-
-                # Sizes: plain ints where a trace with shapes.Worlds knows them (see alexcost.torch_bridge.shapes).
-                def size(self, *args, **kwargs):
-                    found = size_of(self, *args, **kwargs) if len(args) + len(kwargs) <= 1 else None
-                    return torch.fx.Proxy.__getattr__(self, "size")(*args, **kwargs) if found is None else found
-
-                def dim(self):
-                    found = rank_of(self)
-                    return torch.fx.Proxy.__getattr__(self, "dim")() if found is None else found
-
-                @property
-                def shape(self):
-                    found = size_of(self)
-                    return torch.fx.Proxy.__getattr__(self, "shape") if found is None else found
-
-                @property
-                def ndim(self):
-                    found = rank_of(self)
-                    return torch.fx.Proxy.__getattr__(self, "ndim") if found is None else found
 
             class Tracer(torch.fx.Tracer):
                 def __init__(self, aliases, worlds=None):
