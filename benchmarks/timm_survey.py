@@ -7,7 +7,9 @@ size: 1 to 5). Each model is built with ``pretrained=False`` (nothing is downloa
 at a small input (``--size``, 64 by default; a model whose input size is fixed is built with
 ``img_size=--size`` where it takes one, else at its own size; a model that cannot run at the
 small input is tried at its own size), read with ``alexcost.from_module``, and compared with
-one real forward pass on the CPU:
+one forward pass under torch (on the meta device, which runs torch's shape functions and
+counts the same FLOPs without data or initialised weights; on the CPU where an op has no
+meta kernel):
 
 * parameters: ``sum(p.numel() for p in model.parameters())`` against alexcost's;
 * output shape: the tensor torch returns against the network's output;
@@ -46,7 +48,7 @@ BIG = re.compile(r"(huge|giant|gigantic|large|xlarge|xxl|_xl|_g_|_h_|_l_|_e_|_l\
                  r"_576|_640|_1024|_384|_336|_320|_288|nfnet_f[3-7]|_l$|_xl$|_h$|_g$|_e$|_big|bigg|"
                  r"dm_nfnet_f[2-7]|_7b|_6b|_1b|_2b|x3_bit|x4_bit|_[3-9]\d\dm|200d|200e|264d|269)")
 """Names left out of the sample: the largest variants (memory and time on a CPU), not other kinds."""
-FIELDS = ("model", "family", "status", "input", "group", "reason", "params_torch", "params_alexcost",
+FIELDS = ("model", "family", "status", "input", "device", "group", "reason", "params_torch", "params_alexcost",
           "flops_torch", "flops_alexcost", "fvcore", "fvcore_alexcost", "shape_torch", "shape_alexcost", "seconds")
 
 
@@ -70,7 +72,9 @@ def sample(per_family: int | None = None) -> list[tuple[str, str]]:
 
 
 def _attempts(name: str, size: int) -> list:
-    """``(build, input shape)`` to try in turn: the small input first, then the model's own size."""
+    """``(build, input shape, device)`` to try in turn: the small input first, then the model's own
+    size; each on the meta device first (shapes only: no weights initialised, no data, the same
+    counts), then on the CPU where an op has no meta kernel."""
     import timm
 
     cfg = timm.get_pretrained_cfg(name)
@@ -79,16 +83,17 @@ def _attempts(name: str, size: int) -> list:
     small = (own[0], size, size)
     plain = lambda: timm.create_model(name, pretrained=False).eval()  # noqa: E731
     first = (lambda: timm.create_model(name, pretrained=False, img_size=size).eval()) if fixed else plain
-    return [(first, small)] + ([(plain, own)] if small != own else [])
+    builds = [(first, small)] + ([(plain, own)] if small != own else [])
+    return [(build, shape, device) for build, shape in builds for device in ("meta", "cpu")]
 
 
-def _measure(model, shape):
-    """torch's numbers from a real forward pass (batch 2): output shape, FlopCounterMode's total."""
+def _measure(model, shape, device):
+    """torch's numbers from a forward pass (batch 2) on ``device``: output shape, FlopCounterMode's total."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     torch.manual_seed(0)
-    x = torch.randn(2, *shape)
+    x = torch.randn(2, *shape, device=device)
     with torch.no_grad():
         counter = FlopCounterMode(display=False)
         with counter:
@@ -153,21 +158,24 @@ def one(family: str, name: str, size: int, timeout: int, fvcore: bool = False) -
 
 
 def _one(family: str, name: str, size: int, fvcore: bool) -> dict:
+    import torch
+
     from alexcost.errors import SpecError
     from alexcost.torch_bridge import from_module
 
     row = {"model": name, "family": family}
     measured, failure = None, "no attempt"
-    for build, shape in _attempts(name, size):
+    for build, shape, device in _attempts(name, size):
         try:
-            model = build()
+            with torch.device(device):
+                model = build()
         except _Timeout:
             raise
         except Exception as err:  # noqa: BLE001 - timm cannot build it so; try the next
             failure = f"build: {type(err).__name__}: {err}"
             continue
         try:
-            measured = _measure(model, shape)
+            measured = _measure(model, shape, device)
             break
         except _Timeout:
             raise
@@ -175,7 +183,7 @@ def _one(family: str, name: str, size: int, fvcore: bool) -> dict:
             failure = f"torch forward at {shape}: {type(err).__name__}: {err}"
     if measured is None:
         return {**row, "status": "unavailable", "reason": failure[:300]}
-    row["input"] = "x".join(map(str, shape))
+    row["input"], row["device"] = "x".join(map(str, shape)), device
     row["shape_torch"], row["flops_torch"] = "x".join(map(str, measured[0])), measured[1]
     row["params_torch"] = sum(p.numel() for p in model.parameters())
     try:
@@ -187,7 +195,7 @@ def _one(family: str, name: str, size: int, fvcore: bool) -> dict:
         raise
     except Exception as err:  # noqa: BLE001 - anything but a SpecError is a crash, recorded as such
         return {**row, "status": "crash", "reason": f"{type(err).__name__}: {err}"[:400]}
-    row["fvcore"] = _fvcore(model, shape) if fvcore else None
+    row["fvcore"] = _fvcore(model, shape) if fvcore and device == "cpu" else None
     return {**row, **_compare(imported, (*measured, row["fvcore"]), row["params_torch"])}
 
 

@@ -50,8 +50,9 @@ class Worlds:
             self._input = node if self._input is None else self._input
             if node is not self._input:
                 raise LookupError("only the first input has a known shape")
+            first = next(self.root.parameters(), None)  # the input where the module's parameters are
             with mode:
-                return torch.empty(BATCHES[k], *self.input_shape)
+                return torch.empty(BATCHES[k], *self.input_shape, device=None if first is None else first.device)
         if node.op == "get_attr":
             value = self.root
             for part in node.target.split("."):
