@@ -28,17 +28,19 @@ class Worlds:
         self.root, self.input_shape, self.plain = root, tuple(input_shape), plain
         self.modes = [FakeTensorMode(allow_non_fake_inputs=True) for _ in BATCHES]
         self.values: dict = {}
+        self.tracer = None  # the tracer, which sets itself here: its ``raw`` flag lets calls run untraced
         self._input = None
 
     def add(self, node) -> None:
         """Run ``node`` in each world, from its arguments' values there."""
-        from torch.fx._symbolic_trace import _maybe_revert_all_patches
-
+        tracer, raw = self.tracer, self.tracer.raw
+        tracer.raw = True  # modules' own calls and attributes, not fx's traced stand-ins
         try:
-            with _maybe_revert_all_patches():  # torch's own calls and attributes, not fx's traced stand-ins
-                self.values[node] = tuple(self._run(node, k) for k in range(len(BATCHES)))
+            self.values[node] = tuple(self._run(node, k) for k in range(len(BATCHES)))
         except Exception:  # noqa: BLE001 - what cannot run on fake tensors stays symbolic
             self.values[node] = None
+        finally:
+            tracer.raw = raw
 
     def _run(self, node, k: int):
         import torch
@@ -142,3 +144,16 @@ class SizedProxy:
     def ndim(self):
         found = rank_of(self)
         return super().__getattr__("ndim") if found is None else found
+
+
+class RawCalls:
+    """A mixin before ``torch.fx.Tracer``: while ``raw`` is set (a fake run of a node by `Worlds`),
+    modules' attributes are their own tensors and module calls run untraced."""
+
+    raw = False
+
+    def getattr(self, attr, attr_val, parameter_proxy_cache):
+        return attr_val if self.raw else super().getattr(attr, attr_val, parameter_proxy_cache)
+
+    def call_module(self, m, forward, args, kwargs):
+        return forward(*args, **kwargs) if self.raw else super().call_module(m, forward, args, kwargs)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from ..errors import SpecError
 from ..layers import BUILTIN_KINDS, LAYER_KINDS, Pad
 from .custom import custom_reads
-from .shapes import SizedProxy
+from .shapes import RawCalls, SizedProxy
 
 _HARMLESS = frozenset({"__init__", "__repr__", "extra_repr", "reset_parameters", "__setstate__", "__getstate__",
                        "_get_name", "_save_to_state_dict", "_load_from_state_dict"})
@@ -116,10 +116,12 @@ class _Tracer:
                 def __imul__(self, other):
                     return self.tracer.create_proxy("call_function", operator.imul, (self, other), {})
 
-            class Tracer(torch.fx.Tracer):
+            class Tracer(RawCalls, torch.fx.Tracer):
                 def __init__(self, aliases, worlds=None):
                     super().__init__()
-                    self.aliases, self.worlds = aliases, worlds
+                    self.aliases, self.worlds, self.raw = aliases, worlds, False
+                    if worlds is not None:
+                        worlds.tracer = self
                     self.alias_calls: dict = {}
                     self.modes = _modes()
 
