@@ -198,3 +198,18 @@ def test_small_timm_models_read_exactly(name, side):
 @pytest.mark.parametrize("name", ["tf_efficientnet_b0", "tf_mixnet_s", "convnext_femto", "tf_efficientnetv2_b0"])
 def test_timm_models_read_exactly(name):
     assert_exact(timm.create_model(name, pretrained=False), (3, 64, 64))
+
+
+def test_a_meta_module_reads_as_its_cpu_twin():
+    with torch.device("meta"):
+        meta = nn.Sequential(Conv2dSame(3, 8, 3, stride=2), nn.BatchNorm2d(8), Conv2dSame(8, 4, 5, stride=2))
+    cpu = nn.Sequential(Conv2dSame(3, 8, 3, stride=2), nn.BatchNorm2d(8), Conv2dSame(8, 4, 5, stride=2))
+    ours, theirs = from_module(meta, (3, 19, 19)), assert_exact(cpu, (3, 19, 19))
+    assert ours.network.layers == theirs.network.layers and ours.params == theirs.params
+
+
+def test_the_second_trace_leaves_the_module_as_it_was():
+    module = nn.Sequential(Conv2dSame(3, 8, 3, stride=2), nn.Dropout(0.5)).train()
+    before = [(m, dict(vars(m)), m.training) for m in module.modules()]
+    from_module(module, (3, 9, 9))
+    assert [(m, dict(vars(m)), m.training) for m in module.modules()] == before
