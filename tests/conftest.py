@@ -1,7 +1,9 @@
-"""Shared test settings.
+"""Shared test settings and fixtures.
 
 Hypothesis profiles: ``ci`` (the default: quick) and ``thorough`` (many more examples),
-chosen with ``ALEXCOST_HYPOTHESIS=thorough``.
+chosen with ``ALEXCOST_HYPOTHESIS=thorough``. A ``monkeypatch`` that makes layers forget their
+rule results, and ``site``, the docs site built once per test module. Random networks, spec
+dicts and torch modules are drawn by the strategies of ``strategies.py``.
 """
 
 import os
@@ -49,3 +51,26 @@ def monkeypatch():
     patcher = _RulesAwareMonkeyPatch()
     yield patcher
     patcher.undo()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _memory_back_to_the_system():
+    """After each test module, collect its cycles and hand freed heap pages back (glibc's
+    ``malloc_trim``), so that one module's large models do not raise the next one's peak."""
+    yield
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The docs site, built once per test module with ``mkdocs build --strict``, from the docs extra alone."""
+    from doc_pages import build_site
+
+    return build_site(tmp_path_factory.mktemp("site") / "site")

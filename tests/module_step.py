@@ -30,11 +30,13 @@ class Step(NamedTuple):
     saved_bytes: int = 0
 
 
-def torch_step(module, input_shape, batch: int = 2, seed: int = 0) -> Step:
-    """What torch does: see the module docstring. The module is put in training mode."""
+def torch_step(module, input_shape, batch: int = 2, seed: int = 0, indices: int | None = None) -> Step:
+    """What torch does: see the module docstring. The module is put in training mode. ``indices``: the input
+    is integers below it (an embedding's), not random floats."""
     module.train()
     generator = torch.Generator().manual_seed(seed)
-    x = torch.randn((batch, *input_shape), generator=generator)
+    x = torch.randn((batch, *input_shape), generator=generator) if indices is None else \
+        torch.randint(indices, (batch, *input_shape), generator=generator)
     try:
         out = module(x.clone())
         out.backward(torch.randn(out.shape, generator=generator))
@@ -93,3 +95,18 @@ def same(theirs: Step, ours: Step) -> bool:
     if theirs.refused or ours.refused:
         return bool(theirs.refused) == bool(ours.refused)
     return theirs == ours
+
+
+def torch_attention_step(module, shape, batch=2) -> Step:
+    """FLOPs on the math backend (no fused multi-head path), saved bytes on the default backend."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    torch.manual_seed(0)
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with sdpa_kernel(SDPBackend.MATH):
+            counted = torch_step(module, shape, batch)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(True)
+    kept = torch_step(module, shape, batch)
+    return counted._replace(saved_bytes=kept.saved_bytes)

@@ -215,3 +215,57 @@ def test_the_static_path_runs_with_torch_matplotlib_and_the_command_line_blocked
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.splitlines()[-1]) == []
+
+
+# -- tests: no test module imports another -------------------------------------------------------------
+
+TESTS = ROOT / "tests"
+
+
+def imported_test_modules(source: str) -> set[str]:
+    """The test modules (``test_*``) that ``source`` imports, at module level or inside functions,
+    by an import statement or by ``importlib.import_module`` / ``__import__`` with a literal name."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""] + ([f"{node.module}.{a.name}" for a in node.names] if node.module else
+                                           [a.name for a in node.names])
+        elif (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+              and isinstance(node.args[0].value, str)
+              and (getattr(node.func, "attr", None) == "import_module" or getattr(node.func, "id", None) in
+                   ("__import__", "import_module"))):
+            names = [node.args[0].value]
+        else:
+            continue
+        found |= {part for name in names for part in name.split(".") if part.startswith("test_")}
+    return found
+
+
+def test_the_import_check_finds_a_test_module_however_it_is_imported():
+    assert imported_test_modules("from test_docs import blocks") == {"test_docs"}
+    assert imported_test_modules("def f():\n    import tests.test_dense as d") == {"test_dense"}
+    assert imported_test_modules("from tests import test_fuzz") == {"test_fuzz"}
+    assert imported_test_modules("import importlib\nimportlib.import_module('test_zoo')") == {"test_zoo"}
+    assert imported_test_modules("from strategies import chain_networks\nimport pytest") == set()
+
+
+def test_no_test_module_imports_another():
+    """Shared helpers live in support modules (``tests/strategies.py`` and the others without the
+    ``test_`` prefix); a test module, or a support module, never imports a test module."""
+    offenders = {str(path.relative_to(ROOT)): sorted(found) for path in sorted(TESTS.rglob("*.py"))
+                 if (found := imported_test_modules(path.read_text(encoding="utf-8")) - {path.stem})}
+    assert offenders == {}, f"test modules imported by other modules: {offenders}"
+
+
+def test_every_test_file_is_on_the_contributing_pages_map():
+    """docs/contributing.md says where a new test goes, one line per test file: every test file is
+    there, and every file there exists."""
+    text = (ROOT / "docs" / "contributing.md").read_text(encoding="utf-8")
+    section = text.split("## Where a new test goes", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^- `tests/(test_\w+\.py)`: \S", section, flags=re.M)
+    on_disk = sorted(path.name for path in TESTS.glob("test_*.py"))
+    assert len(listed) == len(set(listed)), f"listed twice: {sorted({n for n in listed if listed.count(n) > 1})}"
+    assert sorted(set(on_disk) - set(listed)) == [], "add a line for each under its subject in docs/contributing.md"
+    assert sorted(set(listed) - set(on_disk)) == [], "docs/contributing.md lists test files that do not exist"

@@ -35,7 +35,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from test_docs import site  # noqa: F401  (the fixture: the site, built once per module)
+
+pytestmark = pytest.mark.slow  # builds the site and drives a browser
 
 CHROMIUM = os.environ.get("ALEXCOST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 VIEWPORT = (1280, 900)

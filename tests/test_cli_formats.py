@@ -156,6 +156,7 @@ def test_the_extension_picks_the_format(tmp_path, name, fmt):
     assert run("train", "--out", out).stderr == f"wrote {out} ({fmt})\n"
 
 
+@pytest.mark.slow
 def test_plot_writes_pdf(tmp_path):
     pytest.importorskip("matplotlib")
     first, second = tmp_path / "a.pdf", tmp_path / "b.pdf"

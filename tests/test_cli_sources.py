@@ -59,6 +59,7 @@ def test_module_counts_what_torch_holds():
     assert data["output_shape"] == [10]
 
 
+@pytest.mark.slow
 def test_module_from_the_current_folder_in_a_real_process():
     """The console script's sys.path has no current folder; --module looks there first, as python -m does."""
     done = alexcost("report", "--module", "tests.cli_models:Shared", "--input-shape", "4,8,8", "--format", "json")
@@ -193,6 +194,7 @@ def test_torch_missing_is_one_line(option, value, missing):
     assert "pip install 'alexcost[torch]'" in done.stderr
 
 
+@pytest.mark.slow
 def test_timm_missing_names_timm():
     done = without({"timm"}, "report", "--timm", "resnet18", cwd=ROOT)
     assert done.returncode == 2 and done.stderr == ("error: alexcost report --timm needs timm, which is not "
@@ -213,6 +215,7 @@ def test_a_torch_file_given_as_a_spec_says_what_it_is(tmp_path, name, save):
 
 # -- a kind registered in Python, read from a real model on the command line --------------------------
 
+@pytest.mark.slow
 def test_a_registered_kind_reads_its_module_from_the_command_line():
     """docs/examples/prelu_net.py registers PReLU with reads="torch.nn.PReLU" and builds a model with two."""
     done = alexcost("report", "--module", "docs.examples.prelu_net:model", "--input-shape", "3,32,32", "--format",

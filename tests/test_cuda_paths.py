@@ -178,6 +178,7 @@ def test_an_empty_graph_is_timed_without_a_warning():
 
 # -- the commands' CUDA branches -----------------------------------------------------------------
 
+@pytest.mark.slow
 def test_time_on_cuda_by_graph(spec, tmp_path):
     out = tmp_path / "t.json"
     with standin() as s:
@@ -212,6 +213,7 @@ def test_time_on_cuda_table_says_method_and_floor(spec):
     assert "\nlaunch floor: " in r.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["loop", "single"])
 def test_time_on_cuda_by_other_methods(spec, method):
     with standin() as s:
@@ -261,6 +263,7 @@ def test_verify_on_cuda_refuses_what_cannot_fit(spec):
     assert f"but cuda has {bytes_text(1000)} free" in r.stderr
 
 
+@pytest.mark.slow
 def test_gpu_check_on_cuda(spec, tmp_path):
     """scripts/gpu-check's default device, cuda, end to end: every Python process it starts runs under the
     stand-in (tests/standin_site/sitecustomize.py) and logs its calls."""

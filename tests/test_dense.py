@@ -16,29 +16,20 @@ import warnings
 from math import prod
 
 import pytest
-from hypothesis import assume, given, strategies as st
+from hypothesis import given, strategies as st
 
 torch = pytest.importorskip("torch")
 nn, F = torch.nn, torch.nn.functional
 
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from alexcost import (AdaptiveAvgPool3d, AvgPool3d, BatchNorm1d, BatchNorm3d, Contiguous, Conv1d,  # noqa: E402
                       Conv2d, Conv3d, ConvTranspose2d, Flatten, GroupNorm, InstanceNorm2d, Linear, MaxPool3d,
                       Network, Pad, Permute, ReLU, SpecError, Upsample)
 from alexcost.torch_bridge import from_module  # noqa: E402
-from alexcost.torch_run.verify_training import measure_training, reconcile_training, render  # noqa: E402
+from alexcost.torch_run.verify_training import measure_training  # noqa: E402
 from alexcost.training import training_cost  # noqa: E402
-
-
-def torch_reads(module, x):
-    """torch on ``module(x)``: the output's shape, FlopCounterMode's FLOPs, parameters and buffers."""
-    with torch.no_grad(), FlopCounterMode(display=False) as counter, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        out = module(x)
-    params = sum(p.numel() for p in module.parameters()) if isinstance(module, nn.Module) else 0
-    buffers = sum(b.numel() for b in module.buffers()) if isinstance(module, nn.Module) else 0
-    return tuple(out.shape), counter.get_total_flops(), params, buffers
+from strategies import dense_networks  # noqa: E402
+from torch_reference import check_training, torch_reads  # noqa: E402
 
 
 def fails_in_torch(call) -> bool:
@@ -91,6 +82,7 @@ def convolutions(draw):
     return {1: Conv1d, 3: Conv3d}[dims], args, (c, *sizes)
 
 
+@pytest.mark.slow
 @given(convolutions())
 def test_conv1d_and_conv3d_match_torch(drawn):
     kind, args, x = drawn
@@ -113,6 +105,7 @@ def transposed(draw):
     return args, (groups * draw(st.integers(1, 2)), draw(st.integers(1, 5)), draw(st.integers(1, 5)))
 
 
+@pytest.mark.slow
 @given(transposed())
 def test_conv_transpose2d_matches_torch(drawn):
     args, x = drawn
@@ -316,17 +309,6 @@ def test_a_pad_refuses_a_value_in_another_mode():
 
 # -- training steps against torch -----------------------------------------------------------------------
 
-def check_training(network, batch=2, frozen=()):
-    """alexcost's training step against a real one in torch: the saved bytes per layer, the backward
-    FLOPs torch counts, the gradients' and optimizer state's bytes."""
-    static = training_cost(network, batch, device="cpu", frozen=frozen)
-    measured = measure_training(network, device="cpu", batch=batch, frozen=frozen)
-    rec = reconcile_training(static, measured)
-    assert rec.ok, render(rec)
-    assert [r.saved_bytes for r in static.layers] == list(measured.saved_bytes)
-    assert static.saved_bytes == measured.saved_total
-    return static
-
 
 def test_training_dense_kinds_2d():
     net = Network((3, 6, 7), [Conv2d(out_channels=4, kernel_size=3), Upsample(scale_factor=2, mode="bilinear"),
@@ -505,52 +487,8 @@ def test_a_convolution_padded_unevenly_by_its_mode_is_refused():
 
 # -- random networks of the dense and video kinds, trained in torch --------------------------------------
 
-def _block(draw, shape, video: bool):
-    """One layer of a dense kind, drawn to fit ``shape`` (None: the draw does not fit)."""
-    c, rank = shape[0], len(shape) + 1
-    block = draw(st.sampled_from(["conv", "transposed", "pool", "norm", "resize", "pad", "last"]))
-    if block == "last":    # a channels-last tensor for the next layer
-        return [Permute(dims=(0, *range(2, rank), 1)), Contiguous(), Permute(dims=(0, rank - 1, *range(1, rank - 1)))]
-    if block == "conv":
-        return [(Conv3d if video else Conv2d)(out_channels=draw(st.integers(1, 4)), kernel_size=draw(st.integers(1, 3)),
-                                              padding="same", bias=draw(st.booleans()),
-                                              padding_mode=draw(st.sampled_from(["zeros", "reflect", "replicate"])))]
-    if block == "transposed":
-        return [ConvTranspose2d(out_channels=draw(st.integers(1, 3)), kernel_size=draw(st.integers(1, 3)),
-                                stride=draw(st.integers(1, 2)))] if not video else []
-    if block == "pool":
-        return [draw(st.sampled_from([MaxPool3d, AvgPool3d]))(kernel_size=2, ceil_mode=True)] if video else []
-    if block == "norm":
-        return [draw(st.sampled_from(
-            [BatchNorm3d(affine=draw(st.booleans())), GroupNorm(num_groups=1, bias=draw(st.booleans()))] if video else
-            [InstanceNorm2d(affine=draw(st.booleans()), track_running_stats=draw(st.booleans())),
-             GroupNorm(num_groups=c, affine=draw(st.booleans()))]))]
-    if block == "resize":
-        modes = ["nearest", "trilinear"] if video else ["nearest", "bilinear", "bicubic", "nearest-exact"]
-        return [Upsample(scale_factor=draw(st.sampled_from([1.5, 2.0])), mode=draw(st.sampled_from(modes)))]
-    mode = draw(st.sampled_from(["constant", "reflect", "replicate", "circular"]))
-    low = -1 if mode in ("constant", "replicate") else 0
-    return [Pad(pad=[draw(st.integers(low, 1)) for _ in range(2 * (len(shape) - 1))], mode=mode)]
 
-
-@st.composite
-def dense_networks(draw):
-    """A small valid chain over a (C, H, W) or (C, D, H, W) input: layers of the dense kinds (each drawn
-    to fit the shape that reaches it), sometimes fed a channels-last tensor, then a Flatten and a Linear."""
-    video = draw(st.booleans())
-    x = (draw(st.integers(1, 3)), *(draw(st.integers(2, 4)) for _ in range(3 if video else 2)))
-    layers, shape = [], x
-    for _ in range(draw(st.integers(1, 4))):
-        block = _block(draw, shape, video)
-        try:
-            shape = Network(shape, block).output_shape if block else shape
-        except SpecError:
-            continue
-        layers += block
-    assume(layers and prod(shape) <= 4096)
-    return Network(x, [*layers, Flatten(), Linear(out_features=2)], name="drawn"), draw(st.integers(1, 2))
-
-
+@pytest.mark.slow
 @given(dense_networks())
 def test_random_dense_networks_train_as_torch_does(drawn):
     network, batch = drawn

@@ -23,56 +23,23 @@ temporary folder. Layer kinds a page registers are removed afterwards.
 from __future__ import annotations
 
 import doctest
-import os
 import re
 import shlex
 import subprocess
 import sys
 import types
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from alexcost import PRESETS
+from doc_pages import DOCS_EXTRA_ONLY, FENCE, OUTPUT, PAGE_ONLY, Block, blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "docs" / "results").glob("README.md")])
 """README.md, every docs/*.md, and docs/results/README.md (the other results files are GPU output)."""
 RUN = ("python", "pycon", "console")
 NOT_RUN = ("text", "json", "toml", "bash", "yaml")
-FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`\n]*)$")
-
-
-@dataclass(frozen=True)
-class Block:
-    lang: str
-    code: str
-    line: int  # 1-based line of the first line of code
-
-
-def blocks(text: str, source: str = "page") -> list[Block]:
-    """Fenced code blocks in order. An opening fence's indentation is removed from its lines."""
-    lines, found, i = text.splitlines(), [], 0
-    while i < len(lines):
-        m = FENCE.match(lines[i])
-        if not m:
-            i += 1
-            continue
-        indent, fence, info = m["indent"], m["fence"], m["info"].strip()
-        lang = info.split()[0].lstrip("{.").rstrip("}") if info else ""
-        body, j = [], i + 1
-        while j < len(lines):
-            close = lines[j].strip()
-            if close.startswith(fence[0] * len(fence)) and set(close) <= {fence[0]}:
-                break
-            body.append(lines[j][len(indent):] if lines[j].startswith(indent) else lines[j].lstrip())
-            j += 1
-        else:
-            raise AssertionError(f"{source}:{i + 1}: code fence never closed")
-        found.append(Block(lang, "\n".join(body) + "\n", i + 2))
-        i = j + 1
-    return found
 
 
 # -- console blocks -----------------------------------------------------------------------------------
@@ -140,10 +107,6 @@ def run_console(block: Block, source: str) -> None:
 
 
 # -- output shown as Markdown --------------------------------------------------------------------------
-
-OUTPUT = re.compile(r"^<!-- output: (?P<command>alexcost [^>]*?) -->\n(?P<body>.*?)^<!-- end output -->$", re.M | re.S)
-PAGE_ONLY = re.compile(r"^(?:</?div\b[^>]*>|`{3,}\w*)$")
-"""Lines of an output region that are the page's, not the command's: a ``<div>`` and a code fence."""
 
 
 def output_regions(text: str) -> list[tuple[int, list[str], list[str]]]:
@@ -217,6 +180,7 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
 def test_every_example_runs(page, workdir):
     run_page(page, str(page.relative_to(ROOT)))
@@ -345,21 +309,6 @@ def test_nav_lists_every_page_and_only_pages_that_exist():
     assert orphans == [], f"pages missing from mkdocs.yml's nav: {orphans}"
 
 
-DOCS_EXTRA_ONLY = ROOT / "tests" / "docs_extra_only.py"
-"""Runs MkDocs with every module outside ``pip install '.[docs]'`` refused, as in a fresh venv."""
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    """The site, built once with ``mkdocs build --strict``, from the docs extra alone."""
-    out = tmp_path_factory.mktemp("site") / "site"
-    done = subprocess.run([sys.executable, str(DOCS_EXTRA_ONLY), "build", "--strict", "--config-file",
-                           str(ROOT / "mkdocs.yml"), "--site-dir", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
-    assert done.returncode == 0, done.stderr[-4000:]
-    return out
-
-
 def test_the_build_sees_only_the_docs_extra():
     """What the site fixture builds with: the docs extra's requirements and theirs, read from
     pyproject.toml (Pygments among them: the build colours code with it), and nothing of the test
@@ -397,6 +346,7 @@ def hook():
     return module
 
 
+@pytest.mark.slow
 def test_mkdocs_build_strict(site):
     cli_page = (site / "cli" / "index.html").read_text()
     from alexcost_cli.main import COMMANDS
@@ -405,6 +355,7 @@ def test_mkdocs_build_strict(site):
     assert (site / "css" / "pygments.css").is_file() and not (site / "hooks").exists()
 
 
+@pytest.mark.slow
 def test_the_api_page_documents_the_public_api(site):
     """Every name ``alexcost`` exports, and the entry points of its subpackages the pages use, have a
     section of their own, with the docstring; the layer kinds without their methods."""
@@ -426,6 +377,7 @@ def test_the_api_page_documents_the_public_api(site):
     assert "2-D convolution" in api_page and "2-D convolution" in kinds_page
 
 
+@pytest.mark.slow
 def test_generated_sources_are_current():
     """docs/cli.md and docs/api.md hold what the code makes of them, so that they read on their own
     (on GitHub too). After changing a command, an option or a public docstring, run
@@ -437,6 +389,7 @@ def test_generated_sources_are_current():
             f"docs/{name} is out of date: run `python docs/hooks/alexcost_docs.py` and commit it")
 
 
+@pytest.mark.slow
 def test_every_drawn_figure_is_shown_and_every_shown_figure_is_drawn(site):
     """The build draws ``FIGURES``, exactly the figures the pages name; the pages name them in
     comments (``<!-- figure ![alt](img/x.svg) -->``), never as plain images, so that a source read
@@ -470,6 +423,7 @@ def test_slugs_never_start_with_a_digit(heading, slug):
     assert hook().slugify(heading, "-") == slug
 
 
+@pytest.mark.slow
 def test_every_id_and_in_page_link_is_a_css_selector(site):
     """Bootstrap's ScrollSpy calls querySelector('#' + id): an id that starts with a digit throws
     a SyntaxError there, which stops the theme's scripts (tables unstyled, sidebar dead)."""
@@ -484,6 +438,7 @@ def test_every_id_and_in_page_link_is_a_css_selector(site):
     assert 'id="_224-or-227"' in (site / "seed-table" / "index.html").read_text()
 
 
+@pytest.mark.slow
 def test_the_site_loads_nothing_from_other_hosts(site):
     """No CDN: every script, stylesheet and image the pages load is one of the site's own files."""
     foreign = []
@@ -514,6 +469,7 @@ def cli_sections(site: Path) -> dict[str, list[list[str]]]:
     return out
 
 
+@pytest.mark.slow
 def test_cli_page_shows_what_click_knows(site):
     """Every option with its full help and its real default (none shown where there is none), every
     command's summary as the complete sentence click's ``--help`` would show, no UNSET sentinel."""

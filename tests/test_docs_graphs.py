@@ -28,6 +28,8 @@ from alexcost import (GELU, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPoo
                       InstanceNorm2d, LayerNorm, LeakyReLU, Linear, LocalResponseNorm, MaxPool2d, MaxPool3d, Mean, Mul,
                       Network, Pad, Parameter, Permute, ReLU, ReLU6, Reshape, SiLU, Sigmoid, Softmax, SpecError, Split,
                       StochasticDepth, Tanh, Transpose, Upsample, View, ZeroPad2d)
+from alexcost import (Embedding, Expand, Matmul, MultiheadAttention, Norm, Roll, ScaledDotProductAttention, Slice, Squeeze,
+                      Sum, Unsqueeze, WindowAttention)
 from alexcost.layers import BUILTIN_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -306,6 +308,48 @@ S = {
     "Pad": Sample(unary(lambda **kw: Pad(pad=(1, 2, 0, 1), **kw)),
                   {(): dict(y=(4, 7, 11)), (("mode", "reflect"),): dict(y=(4, 7, 11)),
                    (("mode", "replicate"),): dict(y=(4, 7, 11)), (("mode", "circular"),): dict(y=(4, 7, 11))}),
+    # -- reductions, copies, lookups --
+    "Embedding": Sample(unary(lambda **kw: Embedding(num_embeddings=10, embedding_dim=5, **kw)),
+                        {(): dict(y=(4, 6, 8, 5), params=50)}),
+    "Sum": Sample(unary(lambda **kw: Sum(dim=(2, 3), **kw)),
+                  {(): dict(y=(4,), other_ops=N - 4), (("keepdim", True),): dict(y=(4, 1, 1), other_ops=N - 4)}),
+    "Norm": Sample(unary(lambda **kw: Norm(dim=(2, 3), **kw)),
+                   {(): dict(y=(4,), other_ops=2 * N), (("ord", 1.0),): dict(y=(4,), other_ops=2 * N - 4)}),
+    "Roll": Sample(unary(lambda **kw: Roll(shifts=(1, -2), dims=(2, 3), **kw)), {(): dict(y=X)}),
+    # -- attention and its views --
+    "Expand": Sample(lambda src, **kw: [Mean(name="squash", dim=2, keepdim=True), Expand(sizes=(-1, 6, -1), **kw)],
+                     {(): dict(y=X)}),
+    "Slice": Sample(unary(lambda **kw: Slice(index=(1, (None, None, 2)), **kw)), {(): dict(y=(3, 8))}),
+    "Unsqueeze": Sample(unary(lambda **kw: Unsqueeze(dim=2, **kw)), {(): dict(y=(4, 1, 6, 8))}),
+    "Squeeze": Sample(lambda src, **kw: [Mean(name="squash", dim=2, keepdim=True), Squeeze(dim=2, **kw)],
+                      {(): dict(y=(4, 8))}),
+    # (4, 6, 8) @ (4, 8, 6): 4 products of 6 x 8 by 8 x 6
+    "Matmul": Sample(lambda src, **kw: [Transpose(name="t", dim0=2, dim1=3), Matmul(inputs=(src, "t"), **kw)],
+                     {(): dict(y=(4, 6, 6), macs=4 * 6 * 8 * 6, fvcore=4 * 6 * 8 * 6, torch=2 * 4 * 6 * 8 * 6)}),
+    # 4 heads, 6 queries and keys of 8 features: 4 * 6 * 6 * (8 + 8) MACs; the scale 4 * 6 * 8, the softmax 3 per score
+    "ScaledDotProductAttention": Sample(
+        lambda src, **kw: [ScaledDotProductAttention(inputs=(src, src, src), **kw)],
+        {(): dict(y=X, macs=4 * 36 * 16, other_ops=4 * (48 + 3 * 36), fvcore=None, torch=2 * 4 * 36 * 16),
+         (("is_causal", True),): dict(y=X, macs=4 * 36 * 16, other_ops=4 * (48 + 4 * 36), fvcore=None,
+                                      torch=2 * 4 * 36 * 16)}),
+    # 6 tokens of 8, 2 heads: projections 4 * 6 * 8 * 8, attention 2 * 6 * 6 * 8
+    "MultiheadAttention": Sample(
+        lambda src, **kw: [MultiheadAttention(embed_dim=8, num_heads=2, batch_first=True, inputs=(src, src, src), **kw)],
+        {(): dict(y=(6, 8), params=4 * 64 + 4 * 8, macs=4 * 6 * 64 + 2 * 36 * 8, bias_adds=4 * 6 * 8,
+                  other_ops=6 * 8 + 3 * 2 * 36, fvcore=4 * 6 * 64, torch=2 * (4 * 6 * 64 + 2 * 36 * 8)),
+         (("bias", False),): dict(y=(6, 8), params=4 * 64, macs=4 * 6 * 64 + 2 * 36 * 8, other_ops=6 * 8 + 3 * 2 * 36,
+                                  fvcore=4 * 6 * 64, torch=2 * (4 * 6 * 64 + 2 * 36 * 8))},
+        x=(6, 8)),
+    # (H, W, C) = (4, 6, 8), windows of 2 x 3 (T = 6), 4 of them over 24 positions, shifted; a 3 x 5 table per head
+    "WindowAttention": Sample(
+        unary(lambda **kw: WindowAttention(**{"window_size": (2, 3), "shift_size": (1, 1), "num_heads": 2, **kw})),
+        {(): dict(y=X, params=4 * 64 + 15 * 2 + 4 * 8, buffers=36, macs=4 * 24 * 64 + 2 * 4 * 36 * 8,
+                  bias_adds=24 * 4 * 8, other_ops=24 * 8 + 4 * 2 * 36 * 5, fvcore=4 * 24 * 64 + 2 * 4 * 36 * 8,
+                  torch=2 * (4 * 24 * 64 + 2 * 4 * 36 * 8)),
+         (("shift_size", (0, 0)),): dict(y=X, params=4 * 64 + 15 * 2 + 4 * 8, buffers=36,
+                                         macs=4 * 24 * 64 + 2 * 4 * 36 * 8, bias_adds=24 * 4 * 8,
+                                         other_ops=24 * 8 + 4 * 2 * 36 * 4, fvcore=4 * 24 * 64 + 2 * 4 * 36 * 8,
+                                         torch=2 * (4 * 24 * 64 + 2 * 4 * 36 * 8))}),
 }
 CASES = [(kind, variant) for kind in sorted(S) for variant in S[kind].hand]
 CASE_IDS = [kind + "".join(f"-{arg}={value}" for arg, value in variant) for kind, variant in CASES]
@@ -337,12 +381,29 @@ def environment(kind: str, layer, x, hand: dict) -> dict:
         env.update((f"{name}_out", size) for name, size in zip(SPATIAL.get(len(y), ()), y))
     if hasattr(layer, "kernel_size"):
         env.update(zip(KERNEL[len(layer.kernel_size)], layer.kernel_size))
+    env.update(ATTENTION.get(kind, lambda x, y, layer: {})(x, y, layer))
     if kind in ("MaxPool2d", "AvgPool2d", "MaxPool3d", "AvgPool3d"):
         dilation = getattr(layer, "dilation", (1,) * len(layer.kernel_size))
         env["taps"] = x[0] * prod(in_bounds_taps(size, k, s, p, dl, out) for size, k, s, p, dl, out in zip(
             x[1:], layer.kernel_size, layer.stride, layer.padding, dilation, y[1:]))
     return env
 
+
+def _windows(x, y, layer) -> dict:
+    padded = [-(-s // w) * w for s, w in zip(x[:-1], layer.window_size)]
+    shifted = any(sh and w < p for sh, w, p in zip(layer.shift_size, layer.window_size, padded))
+    return {"C": x[-1], "P": prod(padded), "T": prod(layer.window_size), "nW": prod(padded) // prod(layer.window_size),
+            "shifted": int(shifted)}
+
+
+ATTENTION = {
+    "Matmul": lambda x, y, layer: {"lead": prod(y[:-2]), "n": x[0][-2], "k": x[0][-1], "m": x[1][-1]},
+    "ScaledDotProductAttention": lambda x, y, layer: {"lead": prod(y[:-2]), "L": x[0][-2], "S": x[1][-2],
+                                                      "E": x[0][-1], "Ev": x[2][-1]},
+    "MultiheadAttention": lambda x, y, layer: {"L": x[0][0], "S": x[1][0]},
+    "WindowAttention": _windows,
+}
+"""The sizes an attention kind's cells name (see the page's "How to read a cell")."""
 
 SPATIAL = {2: ("C", "L"), 3: ("C", "H", "W"), 4: ("C", "D", "H", "W")}
 """The names of a sample's sizes, by its rank; ``d`` is the number of spatial dimensions."""
@@ -360,7 +421,7 @@ def claim(cell: str, layer, env: dict, per_element: bool = False):
 
 def test_the_tables_list_every_kind_once():
     counts, tools = table("conventions.md", COUNTS_HEADER), table("conventions.md", TOOLS_HEADER)
-    assert len(KINDS) == 50
+    assert len(KINDS) == 62
     assert list(counts) == KINDS and list(tools) == KINDS
     assert sorted(S) == KINDS
 
@@ -390,9 +451,15 @@ def test_each_count_cell_equals_alexcost_and_hand_arithmetic(kind, variant):
 
 # -- the same cells against torch and fvcore ------------------------------------------------------------
 
-def run_torch(net: Network, batch: int):
-    """Run ``net`` as torch modules: (module, input, every layer's output by name, FlopCounterMode's total)."""
+def run_torch(net: Network, batch: int, counted: bool = False):
+    """Run ``net`` as torch modules: (module, input, every layer's output by name, FlopCounterMode's total).
+    ``counted``: attention as matrix products FlopCounterMode counts (the math backend), as it counts torch's
+    fused attention kernels on CUDA; it counts none on the CPU. Multi-head attention runs as with grad enabled
+    (torch's fused inference path is off)."""
+    import contextlib
+
     import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     from alexcost.torch_bridge import to_module
@@ -402,9 +469,17 @@ def run_torch(net: Network, batch: int):
     for name, child in module.named_children():
         child.register_forward_hook(lambda m, args, out, name=name: outputs.__setitem__(name, (args, out)))
     x = torch.randn(batch, *net.input_shape)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter, warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # padding="same" with an even kernel: a note about a copy
-        module(x)
+    lookup = next((layer for layer in net.layers if isinstance(layer, Embedding)), None)
+    if lookup is not None:  # an embedding's input: indices
+        x = torch.randint(lookup.num_embeddings, (batch, *net.input_shape))
+    backend = sdpa_kernel(SDPBackend.MATH) if counted else contextlib.nullcontext()
+    torch.backends.mha.set_fastpath_enabled(False)  # the path torch takes with grad enabled, as in training
+    try:
+        with torch.no_grad(), backend, FlopCounterMode(display=False) as counter, warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # padding="same" with an even kernel: a note about a copy
+            module(x)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(True)
     return module, x, outputs, counter.get_total_flops()
 
 
@@ -431,7 +506,7 @@ def test_the_tools_columns_against_torch_and_fvcore(kind, variant):
     hand = S[kind].hand[variant]
     env = environment(kind, layer, x, hand)
     batch = 2
-    module, inp, outputs, flops = run_torch(net, batch)
+    module, inp, outputs, flops = run_torch(net, batch, counted=True)
     out = outputs[name][1]
     shapes = [tuple(o.shape) for o in out] if isinstance(out, tuple) else [tuple(out.shape)]
     expected = list(hand["y"]) if isinstance(hand["y"][0], tuple) else [hand["y"]]
@@ -446,7 +521,7 @@ def test_the_tools_columns_against_torch_and_fvcore(kind, variant):
     said = claim(tools[kind][0], layer, env)
     count, unsupported = fvcore_of(module, inp, name)
     if said is None:
-        assert count == 0 and "aten::_convolution_mode" in unsupported
+        assert count == 0 and unsupported & {"aten::_convolution_mode", "aten::scaled_dot_product_attention"}
     else:
         assert count == batch * said
 
@@ -556,13 +631,17 @@ def expected_strides(rule: str, shape, order, every_input_permuted: bool = True)
     when its input is stored in ``order``: channels-last, for the formats, is a 4-D or 5-D order."""
     if rule == "elementwise":
         return strides_in_order(shape, order)
+    if rule == "sequence first":   # (N, L, E) stored as (L, N, E)
+        return (shape[2], shape[0] * shape[2], 1)
+    if rule == "query":   # the query's order when its last dimension is innermost
+        return strides_in_order(shape, order) if order[0] == len(shape) - 1 else contiguous_strides(shape)
     last = (1, *range(len(shape) - 1, 1, -1), 0)
     if rule in ("format", "common format") and len(shape) in (4, 5) and order == last and every_input_permuted:
         return strides_in_order(shape, order)
     return contiguous_strides(shape)
 
 
-LAYOUTS = ("contiguous", "elementwise", "format", "common format")
+LAYOUTS = ("contiguous", "elementwise", "format", "common format", "query", "sequence first")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -728,7 +807,7 @@ def test_spec_format_lists_every_kind_with_its_arguments_and_defaults():
 
 def fenced(name: str, lang: str) -> list[str]:
     """The code blocks of one language on a page."""
-    from test_docs import blocks
+    from doc_pages import blocks
 
     return [b.code for b in blocks((DOCS / name).read_text(encoding="utf-8"), name) if b.lang == lang]
 
@@ -771,7 +850,7 @@ def graphs_page():
     """The networks graphs.md builds: its python blocks run in one namespace, from the repository root."""
     import os
 
-    from test_docs import blocks
+    from doc_pages import blocks
 
     namespace: dict = {"__name__": "graphs_page"}
     here = os.getcwd()

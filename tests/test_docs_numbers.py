@@ -1,6 +1,6 @@
 """Every number in the prose of the landing, training and timing pages is known.
 
-The same rule as tests/test_alexnet_numbers.py (whose scanner this file uses): numbers inside
+The same rule as tests/test_alexnet_numbers.py (whose scanner, in alexnet_facts.py, this file uses): numbers inside
 examples that run are checked by running them; every other number in these pages must be
 
 * a FACT: computed fresh by alexcost, from the committed CPU run or from the GPU catalog, and,
@@ -21,7 +21,7 @@ from math import ceil
 from pathlib import Path
 
 import pytest
-from test_alexnet_numbers import PAPER_MACS, PAPER_PARAMS, architecture_numbers, numbers, percent_facts
+from alexnet_facts import PAPER_MACS, PAPER_PARAMS, architecture_numbers, numbers, percent_facts
 
 from alexcost import PRESETS, Network, preset
 from alexcost.hardware import CATALOG, predict
@@ -237,7 +237,7 @@ def run_numbers() -> set[Decimal]:
 
 
 def numbers_in(text: str):
-    from test_alexnet_numbers import NUMBER
+    from alexnet_facts import NUMBER
 
     for m in NUMBER.finditer(text):
         yield m[1] + (m[2] or ""), None, bool(m[3])

@@ -110,6 +110,7 @@ def test_inputs_naming_the_previous_layer_are_left_out():
     assert back.sources == explicit.sources and render(back.cost()) == render(explicit.cost())
 
 
+@pytest.mark.slow
 def test_exported_presets_are_valid_against_the_published_schema(exported):
     jsonschema = pytest.importorskip("jsonschema")
     schema = json.loads((ROOT / "docs" / "spec.schema.json").read_text())
@@ -209,6 +210,7 @@ def test_a_graph_built_in_python_round_trips():
         None, None, None, ["halves.0"], ["halves.1"], ["left", "right"], ["joined", "bn"]]
 
 
+@pytest.mark.slow
 def test_an_imported_module_is_written_as_its_network():
     torch = pytest.importorskip("torch")
     from alexcost.torch_bridge import from_module

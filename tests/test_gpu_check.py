@@ -63,6 +63,7 @@ def test_script_is_executable():
     assert os.access(SCRIPT, os.X_OK) and SCRIPT.read_text().startswith("#!/usr/bin/env python3\n")
 
 
+@pytest.mark.slow
 def test_quick_cpu_run(tmp_path):
     out, wheels = tmp_path / "out", tmp_path / "no-wheels"
     wheels.mkdir()
@@ -109,6 +110,7 @@ def test_quick_cpu_run(tmp_path):
     assert "## Training on the device" in summary
 
 
+@pytest.mark.slow
 def test_verify_without_fvcore_is_a_failed_step(tmp_path):
     # The wheels folder holds an "fvcore" that cannot be imported: the install step puts it first on the
     # path, verify runs without fvcore and exits 0, and gpu-check fails that step and says why.

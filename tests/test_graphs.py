@@ -15,15 +15,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alexcost import (GELU, Add, AdaptiveAvgPool2d, AdaptiveMaxPool2d, BatchNorm2d, Cat, Chunk, Contiguous, Conv2d,
-                      Dropout2d, Flatten, Hardsigmoid, Hardswish, Identity, LayerNorm, LeakyReLU, Linear, MaxPool2d,
-                      Mean, Mul, Network, Parameter, Permute, ReLU, ReLU6, Reshape, SiLU, Sigmoid, Split, SpecError,
-                      StochasticDepth, Transpose, View, ZeroPad2d, network_from_dict, network_to_dict)
+from alexcost import (GELU, Add, AdaptiveMaxPool2d, BatchNorm2d, Cat, Chunk, Contiguous, Conv2d, Dropout2d, Flatten,
+                      Hardsigmoid, Hardswish, Identity, LayerNorm, LeakyReLU, Linear, MaxPool2d, Mean, Mul, Network,
+                      Parameter, Permute, ReLU, ReLU6, SiLU, Sigmoid, Split, SpecError, StochasticDepth, Transpose,
+                      View, ZeroPad2d, network_from_dict, network_to_dict)
 from alexcost.render.report import render
 from alexcost.engine.storage import contiguous_plan, trace
 
 torch = pytest.importorskip("torch")
 from alexcost.torch_bridge import to_module  # noqa: E402
+from strategies import trunk_graphs  # noqa: E402
 
 
 # -- wiring ---------------------------------------------------------------------------------------
@@ -92,79 +93,6 @@ def test_graph_specs_round_trip_and_report_inputs():
 
 # -- random graphs against torch ------------------------------------------------------------------
 
-@st.composite
-def graphs(draw):
-    """A valid random graph on (C, H, W): a trunk with residual, SE, concat and shuffle blocks."""
-    c, h, w = draw(st.sampled_from([2, 4, 6])), draw(st.integers(3, 7)), draw(st.integers(3, 7))
-    first = (c, h, w)
-    layers, shape, last, n = [], first, "input", 0
-
-    def add(layer):
-        nonlocal last, shape, n
-        layers.append(layer)
-        last = layer.name
-        n += 1
-        return layer.name
-
-    def name(stem):
-        return f"{stem}{n}"
-
-    for _ in range(draw(st.integers(1, 4))):
-        block = draw(st.sampled_from(["residual", "se", "concat", "shuffle", "norms", "scale", "pad"]))
-        c = shape[0]
-        if block == "residual":
-            start = last
-            add(Conv2d(name=name("conv"), out_channels=c, kernel_size=3, padding=1, bias=draw(st.booleans()),
-                       inputs=(start,)))
-            add(BatchNorm2d(name=name("bn"), affine=draw(st.booleans())))
-            act = draw(st.sampled_from([ReLU, ReLU6, SiLU, Hardswish, LeakyReLU]))
-            add(act(name=name("act"), inplace=draw(st.booleans())))
-            add(StochasticDepth(name=name("sd"), p=0.2, mode="row"))
-            add(Add(name=name("add"), inputs=(last, start), inplace=draw(st.booleans())))
-        elif block == "se":
-            start = last
-            add(AdaptiveAvgPool2d(name=name("pool"), output_size=1, inputs=(start,)))
-            add(Conv2d(name=name("fc"), out_channels=max(1, c // 2), kernel_size=1))
-            add(ReLU(name=name("relu")))
-            add(Conv2d(name=name("fc"), out_channels=c, kernel_size=1))
-            add(draw(st.sampled_from([Sigmoid, Hardsigmoid]))(name=name("gate")))
-            add(Mul(name=name("scale"), inputs=(start, last)))
-        elif block == "concat":
-            start = last
-            a = add(Conv2d(name=name("branch"), out_channels=2, kernel_size=1, inputs=(start,)))
-            b = add(MaxPool2d(name=name("branch"), kernel_size=3, stride=1, padding=1, inputs=(start,)))
-            add(Cat(name=name("cat"), dim=1, inputs=(a, b)))
-            shape = (shape[0] + 2, *shape[1:])
-        elif block == "shuffle" and c % 2 == 0:
-            start = add(Chunk(name=name("chunk"), chunks=2, dim=1))
-            right = add(Conv2d(name=name("conv"), out_channels=c // 2, kernel_size=1, inputs=(f"{start}.1",)))
-            add(Cat(name=name("cat"), dim=1, inputs=(f"{start}.0", right)))
-            add(Reshape(name=name("view"), shape=(2, c // 2, *shape[1:])))
-            add(Transpose(name=name("swap"), dim0=1, dim1=2))
-            add(Contiguous(name=name("contig")))
-            add(View(name=name("flat"), shape=(c, *shape[1:])))
-        elif block == "norms":
-            add(Permute(name=name("nhwc"), dims=(0, 2, 3, 1)))
-            add(LayerNorm(name=name("ln"), normalized_shape=c))
-            add(Linear(name=name("pw"), out_features=c))
-            add(GELU(name=name("gelu")))
-            add(Permute(name=name("nchw"), dims=(0, 3, 1, 2)))
-        elif block == "scale":
-            start = last
-            p = add(Parameter(name=name("gamma"), shape=(c, 1, 1)))
-            add(Mul(name=name("ls"), inputs=(p, start)))
-            add(Dropout2d(name=name("drop"), p=0.1))
-        elif block == "pad":
-            add(ZeroPad2d(name=name("pad"), padding=(1, 0, 0, 1)))
-            add(AdaptiveMaxPool2d(name=name("amp"), output_size=shape[1:]))
-            add(Identity(name=name("id")))
-    if draw(st.booleans()):
-        add(Mean(name="mean", dim=(2, 3), keepdim=draw(st.booleans())))
-    else:
-        add(Split(name="split", split_size_or_sections=(1, shape[0] - 1) if shape[0] > 1 else 1, dim=1))
-        add(Flatten(name="flat_end", inputs=("split.0",)))
-    return Network(first, layers)
-
 
 def observe(net, batch, dtype=torch.float32):
     """torch's own numbers for ``net``: per layer, output shapes and storages, and FLOPs."""
@@ -187,7 +115,8 @@ def observe(net, batch, dtype=torch.float32):
     return module, x, seen, counter.get_total_flops()
 
 
-@given(graphs(), st.sampled_from([1, 2, 3]))
+@pytest.mark.slow
+@given(trunk_graphs(), st.sampled_from([1, 2, 3]))
 def test_random_graphs_match_torch(net, batch):
     module, x, seen, flops = observe(net, batch)
     cost = net.cost(batch=batch)
@@ -208,7 +137,7 @@ def test_random_graphs_match_torch(net, batch):
         storages.update(outs)
 
 
-@given(graphs(), st.sampled_from([1, 2]))
+@given(trunk_graphs(), st.sampled_from([1, 2]))
 def test_the_contiguous_plan_agrees_with_the_stride_trace(net, batch):
     fast = contiguous_plan(net)
     if fast is not None:

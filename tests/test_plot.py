@@ -167,6 +167,7 @@ def test_many_rows_become_blocks_named_by_their_prefix():
     assert [r.name for r in share_rows(preset("mobilenet_v2").cost())][1:18] == [f"features_{i}" for i in range(1, 18)]
 
 
+@pytest.mark.slow
 def test_block_shares_equal_torchs_count_per_block():
     torch = pytest.importorskip("torch")
     torchvision = pytest.importorskip("torchvision")
@@ -198,6 +199,7 @@ def test_too_many_unnamed_rows_become_runs(tmp_path):
     assert sum(r.params for r in rows) == pytest.approx(100)
 
 
+@pytest.mark.slow
 def test_all_layers_draws_every_layer_of_a_graph(tmp_path):
     out = tmp_path / "r.png"
     result = CliRunner().invoke(cli, ["plot", "--model", "resnet18", "--out", str(out), "--all-layers"])
@@ -237,6 +239,7 @@ def test_figures_fit_a_docs_page_without_shrinking():
     assert WIDTH_IN * DPI <= 830
 
 
+@pytest.mark.slow
 def test_all_layers_gives_every_layer_a_row(tmp_path):
     heights = {}
     for flag in ([], ["--all-layers"]):
@@ -249,6 +252,7 @@ def test_all_layers_gives_every_layer_a_row(tmp_path):
 
 # -- the timings reader -----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_reads_what_alexcost_time_writes(tmp_path):
     pytest.importorskip("torch")
     spec = tmp_path / "tiny.json"
@@ -329,6 +333,7 @@ def svg_size_pt(path) -> tuple[float, float]:
     return float(root.get("width").removesuffix("pt")), float(root.get("height").removesuffix("pt"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", PRESETS)
 def test_both_figures_are_valid_images_of_the_expected_size(plots, model):
     from PIL import Image
@@ -357,6 +362,7 @@ def test_height_grows_with_the_layer_count(tmp_path):
     assert png_size(tmp_path / "tiny.png")[1] < 700
 
 
+@pytest.mark.slow
 def test_output_is_byte_identical_across_runs_and_processes(plots, tmp_path):
     shares, memory = plots["seed", "svg"]
     timings = shares.parent / "seed.json"
@@ -407,6 +413,7 @@ def overlaps(a, b) -> bool:
     return a.x0 < b.x1 - 0.5 and b.x0 < a.x1 - 0.5 and a.y0 < b.y1 - 0.5 and b.y0 < a.y1 - 0.5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", PRESETS + ("vgg16",) + GRAPHS)
 def test_no_text_overlaps_and_all_text_is_inside_the_figure(model):
     cost = preset(model).cost()

@@ -195,6 +195,7 @@ def test_the_shipped_coefficients_come_from_the_published_file():
     assert {"median_error", "median_ratio", "within_10", "within_25"} <= set(prov["leave_one_gpu_out"])
 
 
+@pytest.mark.slow
 def test_the_fit_is_deterministic():
     """Refitting from scratch gives the shipped coefficients."""
     published()

@@ -213,6 +213,7 @@ def test_oversized_file_refused_before_parsing(tmp_path):
     assert time.perf_counter() - start < 5
 
 
+@pytest.mark.slow
 def test_layer_count_bound():
     start = time.perf_counter()
     with pytest.raises(SpecError, match=f"at most {MAX_LAYERS}"):

@@ -132,6 +132,7 @@ def module_of(name: str, paths: dict) -> tuple[str, int] | None:
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SUCCESSORS)
 def test_parameters_and_macs_equal_torchvisions(name, reference):
     ref = reference(name)
@@ -140,6 +141,7 @@ def test_parameters_and_macs_equal_torchvisions(name, reference):
     assert 2 * totals.macs == ref["flops"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SUCCESSORS)
 def test_layer_for_layer_against_torchvisions_modules(name, reference):
     """Same leaf-module calls in the same order, same kinds and arguments, same shapes in and out;
@@ -194,6 +196,7 @@ def test_functional_calls_have_their_blocks_shapes(reference):
         assert checked >= 10, name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SUCCESSORS)
 def test_wired_as_torchvision_runs_it(name, reference):
     """The preset run as torch modules with torchvision's weights gives torchvision's output:
@@ -252,6 +255,7 @@ def test_zfnet_counts_by_hand():
     assert (totals.params, totals.macs) == (ZF_PARAMS, ZF_MACS)
 
 
+@pytest.mark.slow
 def test_zfnet_against_torch_written_from_the_paper():
     torch = pytest.importorskip("torch")
     from collections import OrderedDict
@@ -344,7 +348,7 @@ def numel(modules) -> int:
 @pytest.fixture(scope="module")
 def doc_facts(reference):
     """label -> the text docs/successors.md must show, each from torch or hand arithmetic."""
-    from test_alexnet_numbers import FC_BIASES, FC_WEIGHTS, PAPER_MACS, PAPER_PARAMS, TV_MACS, TV_PARAMS
+    from alexnet_facts import FC_BIASES, FC_WEIGHTS, PAPER_MACS, PAPER_PARAMS, TV_MACS, TV_PARAMS
 
     nn = pytest.importorskip("torch").nn
     facts = {"alexnet params": f"{TV_PARAMS:,}", "alexnet macs": f"{TV_MACS:,}",
@@ -426,7 +430,7 @@ def test_the_page_shows_every_fact(doc_facts):
 def test_every_number_on_the_page_is_known(doc_facts):
     """Each number in the prose (examples that run are checked by tests/test_docs.py) is a fact
     above, a number of the networks themselves (an argument or a shape), or quoted."""
-    from test_alexnet_numbers import architecture_numbers, numbers
+    from alexnet_facts import architecture_numbers, numbers
 
     from alexcost.render.plot import MAX_ROWS
     from alexcost.render.report import INPUTS_WIDTH

@@ -56,6 +56,7 @@ def test_sample_ms_calls_warmup_then_repeats():
 
 # -- the harness on the CPU --------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cpu_run_is_complete_and_consistent():
     seen = []
     run = time_network(TINY, [1, 3], on_batch=seen.append, **FAST)
@@ -119,6 +120,7 @@ def test_threads_are_set_reported_and_restored():
     assert d["device"]["threads"] == 1 and torch.get_num_threads() == before
 
 
+@pytest.mark.slow
 def test_real_out_of_memory_is_recorded_and_the_sweep_goes_on(monkeypatch):
     # 2**40 samples of 3x16x16 floats is beyond any address space: torch's allocator refuses it.
     monkeypatch.setattr(timing, "available_bytes", lambda device: None)  # no estimate: really try
@@ -130,6 +132,7 @@ def test_real_out_of_memory_is_recorded_and_the_sweep_goes_on(monkeypatch):
     assert ok1.batch == 1 and ok2.batch == 2 and ok2.network.median_ms > 0
 
 
+@pytest.mark.slow
 def test_forced_cuda_out_of_memory_is_recorded(monkeypatch):
     real = Timer._measure
 
@@ -192,6 +195,7 @@ def test_dtype_torch_cannot_run_is_one_error_naming_the_layer():
             time_network(net, [1], **{**FAST, "dtype": "bfloat16"})
 
 
+@pytest.mark.slow
 def test_bfloat16_run_on_cpu():
     d = time_network(TINY, [2], **{**FAST, "dtype": "bfloat16"}).to_dict()
     conv = d["batches"][0]["layers"][0]
@@ -206,6 +210,7 @@ CONV_MACS = (11 * 11 * 3 * 96 * 55 * 55 + 5 * 5 * 96 * 256 * 27 * 27 + 3 * 3 * 2
 FC_MACS = 9216 * 4096 + 4096 * 4096 + 4096 * 1000
 
 
+@pytest.mark.slow
 def test_alexnet_on_cpu_end_to_end(tmp_path):
     out = tmp_path / "t.json"
     r = invoke("time", "--device", "cpu", "--batch", "1,2", "--warmup", "1", "--repeats", "2",
@@ -222,6 +227,7 @@ def test_alexnet_on_cpu_end_to_end(tmp_path):
     assert "timing seed on cpu" not in r.stdout  # progress goes to stderr
 
 
+@pytest.mark.slow
 def test_table_output(spec):
     r = invoke("time", "--spec", spec, "--device", "cpu", "--batch", "1,2", "--repeats", "3", *GIVEN_PEAKS)
     assert r.exit_code == 0, r.output
@@ -234,6 +240,7 @@ def test_table_output(spec):
     assert "| conv " in md and md.startswith("- tiny on CPU")
 
 
+@pytest.mark.slow
 def test_interrupt_keeps_measured_batches(spec, tmp_path, monkeypatch):
     out = tmp_path / "t.json"
     real = Timer._measure
@@ -353,6 +360,7 @@ def test_noisy_is_a_spread_wider_than_the_median():
     assert Stats.of([0.1, 0.1, 3.0, 0.1, 5.0]).noisy is True  # p90 - p10 = 4.2 > median 0.1
 
 
+@pytest.mark.slow
 def test_training_run_times_backward_directly_with_its_spread_and_the_gpus_spec_sheet():
     run = time_network(TINY, (2,), device="cpu", warmup=1, repeats=3, peak_flops=1e11, peak_bandwidth=1e10,
                        training=True, gpu="a100").to_dict()
@@ -376,6 +384,7 @@ def test_training_run_times_backward_directly_with_its_spread_and_the_gpus_spec_
     assert conv["backward_bound_ms"] == pytest.approx(max(flops / 1e11, nbytes / 1e10) * 1e3)  # the given peaks
 
 
+@pytest.mark.slow
 def test_training_table_shows_the_spread_and_the_spec_sheet(spec):
     r = invoke("time", "--spec", spec, "--device", "cpu", "--batch", "2", "--training", "--repeats", "3",
                "--gpu", "h100", *GIVEN_PEAKS)

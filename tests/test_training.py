@@ -1,4 +1,5 @@
-"""The training step without torch: backward MACs, kept bytes, model state, schedule, hardware.
+"""The training step without torch: backward MACs, kept bytes, model state, schedule, hardware;
+its records kept per set of options; and the one walk behind it.
 
 Expected values are published figures (torchtnt's backward count, OpenAI's formula, the
 paper's setup, spec sheets) or hand arithmetic written out here; never alexcost's output.
@@ -7,18 +8,21 @@ paper's setup, spec sheets) or hand arithmetic written out here; never alexcost'
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from alexcost import (Add, BatchNorm2d, Chunk, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Network, ReLU, Sigmoid,
-                      SpecError, Tanh, preset)
+from alexcost import (Add, BatchNorm2d, Chunk, Conv2d, Dropout, Flatten, LayerNorm, Linear, MaxPool2d, Network,
+                      Permute, ReLU, Sigmoid, SpecError, Tanh, forget_rules, preset)
+from alexcost.engine.storage import contiguous_plan, trace
 from alexcost.hardware import CATALOG, predict
-from alexcost.training import PFS_DAY, training_cost
+from alexcost.layers import strides
+from alexcost.training import OPTIMIZERS, PFS_DAY, training_cost
 from alexcost_cli.main import cli
-from static_path import heavy_imports_of  # noqa: E402
+
+from static_path import heavy_imports_of
+from strategies import contiguous_networks
 
 # The paper preset's forward MACs, layer by layer (227x227, conv2/4/5 in two groups).
 PAPER_CONV1 = 96 * 55 * 55 * 3 * 11 * 11
@@ -289,3 +293,198 @@ def test_train_never_imports_torch():
     heavy, out = heavy_imports_of("train", "--model", "paper", "--gpu", "gtx580", "--gpus", "2", "--format", "json")
     assert heavy == [], heavy
     assert json.loads(out)["hardware"]["split"] == "model"
+
+
+# == records and memory kept per set of options ====================================================
+# The training step's records and memory model are kept on the network, as its totals are: each
+# set of options gets its own, worked out by hand here, and forgetting the rules works them out again.
+
+def tiny() -> Network:
+    """fc1: 4 -> 3 with a bias (15 parameters), ReLU, fc2: 3 -> 2 without (6)."""
+    return Network((4,), [Linear(name="fc1", out_features=3), ReLU(name="relu"),
+                          Linear(name="fc2", out_features=2, bias=False)])
+
+
+@pytest.mark.parametrize("batch, dtype, itemsize", [(1, "float32", 4), (3, "float32", 4), (5, "float16", 2)])
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_memory_is_kept_per_set_of_options(batch, dtype, itemsize, optimizer):
+    net = tiny()
+    step = training_cost(net, batch, dtype, optimizer=optimizer)
+    memory = step.memory
+    assert training_cost(net, batch, dtype, optimizer=optimizer).memory is memory  # kept on the network
+    params = 15 + 6
+    state = {"sgd": 0, "momentum": params * itemsize, "adam": 2 * params * itemsize + 4 * 3}[optimizer]
+    assert (memory.weights, memory.grads, memory.optimizer) == (params * itemsize, params * itemsize, state)
+    assert memory.input == batch * 4 * itemsize
+    assert memory.update_peak == params * itemsize * 2 + state + batch * 4 * itemsize
+    assert [name for phase, name, _ in memory.timeline] == ["fc1", "relu", "fc2", "fc2", "relu", "fc1"]
+
+
+def test_frozen_parameters_get_their_own_memory():
+    net = tiny()
+    whole = training_cost(net, 2).memory
+    frozen = training_cost(net, 2, frozen=["fc1.bias"]).memory
+    assert whole.grads == (15 + 6) * 4 and frozen.grads == (12 + 6) * 4
+    assert frozen.optimizer == frozen.grads  # momentum: one buffer per trainable parameter
+    assert training_cost(net, 2, frozen=["fc1.bias"]).memory is frozen
+    assert training_cost(net, 2).memory is whole
+
+
+def test_records_are_kept_and_forgetting_the_rules_works_them_out_again():
+    net = tiny()
+    step = training_cost(net, 2)
+    rows, memory = step.layers, step.memory
+    again = training_cost(net, 2)
+    assert again.layers is rows and again.memory is memory
+    forget_rules()
+    fresh = training_cost(net, 2)
+    assert fresh.memory is not memory and fresh.memory == memory and fresh.layers == rows
+    # fc2's backward MACs by hand: its weight's gradient (2 x 3 per sample) and its input's (3 x 2)
+    assert fresh["fc2"].grad_weight_macs == 2 * 6 and fresh["fc2"].grad_input_macs == 2 * 6
+
+
+# == one walk, whatever the layout =================================================================
+# The training analysis is one walk: its totals are its records' sums, and where the storages
+# come from does not change it.
+#
+# A network whose tensors all stay contiguous (no Permute, Transpose, Chunk or Split) is laid out
+# from its contiguous storage plan, without tracing strides: each layer's rules then see its
+# inputs' contiguous strides. Every other network is laid out from the full stride trace. The
+# walk itself is checked against torch in test_training_torch.py; here random networks drawn by
+# hypothesis must get identical totals, records, memory and refusals from either layout, under
+# every option, the totals must be the records' sums, and the fact the contiguous layout rests on
+# (every traced stride is contiguous) is checked on each of them.
+
+
+OPTIONS = st.tuples(st.integers(1, 3), st.sampled_from(["float32", "float16", "bfloat16", "float64"]),
+                    st.sampled_from(["cuda", "cpu"]), st.sampled_from(list(OPTIMIZERS)))
+
+
+def traced(monkeypatch):
+    """Make every network lay its storages out from the full stride trace."""
+    monkeypatch.setattr(Network, "contiguous_plan", lambda self: None)
+
+
+def outcome(input_shape, layers, batch, dtype, device, optimizer, frozen):
+    """The step's totals on a network built afresh, or the refusal's message."""
+    try:
+        t = training_cost(Network(input_shape, layers, name="drawn"), batch, dtype, device=device,
+                          optimizer=optimizer, frozen=frozen)
+    except SpecError as err:
+        return str(err)
+    return t
+
+
+FEW = settings(max_examples=settings.default.max_examples, deadline=None,
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+
+@FEW
+@given(contiguous_networks(), st.lists(OPTIONS, min_size=1, max_size=4), st.booleans())
+def test_totals_do_not_depend_on_the_layout_and_are_the_records_sums(monkeypatch, drawn, options, use_frozen):
+    input_shape, layers, frozen = drawn
+    frozen = frozen if use_frozen else ()
+    assert contiguous_plan(Network(input_shape, layers)) is not None
+    plain = [outcome(input_shape, layers, *o, frozen) for o in options]
+    again = [outcome(input_shape, layers, *o, frozen) for o in reversed(options)]  # what the rules cache holds
+    with monkeypatch.context() as m:
+        traced(m)
+        slow = [outcome(input_shape, layers, *o, frozen) for o in options]
+    assert plain == slow
+    assert again == slow[::-1]
+    for t in plain:
+        if not isinstance(t, str):
+            assert t.backward_macs == sum(r.backward_macs for r in t.layers)
+            assert t.saved_bytes == sum(r.saved_bytes for r in t.layers)
+            assert t.trainable_params == sum(r.trainable_params for r in t.layers)
+            assert t.forward_macs == sum(r.forward_macs for r in t.layers)
+            assert t.params == sum(r.params for r in t.layers)
+
+
+@FEW
+@given(contiguous_networks(), st.integers(1, 3))
+def test_every_traced_stride_is_contiguous(drawn, batch):
+    """What the contiguous layout rests on: in a network `contiguous_plan` plans, the strides
+    torch's rules give (`trace`) are all C-order, so each layer's rules may see its inputs'
+    contiguous strides, and its storage is the plan's."""
+    input_shape, layers, _ = drawn
+    network = Network(input_shape, layers)
+    plan = contiguous_plan(network)
+    assert plan == tuple(out[0][0] == i for i, out in enumerate(trace(network, batch)))
+    for i, outputs in enumerate(trace(network, batch)):
+        for storage, got in outputs:
+            y = network.output_shapes[i]
+            full = y if isinstance(storage, tuple) else (batch, *y)  # a Parameter has no batch dimension
+            assert got == strides.contiguous(full), (network.names[i], got)
+
+
+@FEW
+@given(contiguous_networks(), OPTIONS)
+def test_records_and_memory_do_not_depend_on_the_layout(monkeypatch, drawn, options):
+    input_shape, layers, frozen = drawn
+    fast = outcome(input_shape, layers, *options, frozen)
+    with monkeypatch.context() as m:
+        traced(m)
+        slow = outcome(input_shape, layers, *options, frozen)
+    assert fast == slow
+    if not isinstance(fast, str):
+        assert (fast.layers, fast.memory, fast.notes) == (slow.layers, slow.memory, slow.notes)
+
+
+def test_a_network_with_a_permute_is_laid_out_from_the_trace():
+    layers = (Conv2d(name="conv", out_channels=4, kernel_size=3), Permute(name="nhwc", dims=(0, 2, 3, 1)),
+              LayerNorm(name="norm", normalized_shape=4), Linear(name="mix", out_features=4),
+              Flatten(name="flat"), Linear(name="fc", out_features=3))
+    network = Network((3, 6, 6), layers)
+    assert network.contiguous_plan() is None
+    t = training_cost(network, 2)
+    # by hand: conv (3*3*3 weights per output, 4 x 4 x 4 outputs) and two Linears; each computes both gradients,
+    # except conv, whose input (the network's) needs none
+    conv, mix, fc = 27 * 4 * 16, 4 * 4 * 16, 64 * 3
+    assert t.forward_macs == 2 * (conv + mix + fc)
+    assert t.backward_macs == 2 * (conv + 2 * mix + 2 * fc)
+
+
+def test_presets_are_laid_out_without_the_trace_and_agree_with_it(monkeypatch):
+    for name in ("seed", "paper", "resnet18", "mobilenet_v2"):
+        held = preset(name)
+        network = Network(held.input_shape, held.layers, name=name)
+        assert contiguous_plan(network) is not None
+        fast = training_cost(network, 4, frozen=held.names[:1])
+        with monkeypatch.context() as m:
+            traced(m)
+            slow = training_cost(Network(held.input_shape, held.layers, name=name), 4, frozen=held.names[:1])
+        assert fast == slow and fast.memory == slow.memory
+
+
+def test_forget_rules_reaches_what_the_rules_cache_remembers(monkeypatch):
+    """A kind's rule changed at run time: after `forget_rules`, a network of the same layer
+    objects, and a network held from before, count with the new rule."""
+    layers = (Conv2d(name="conv", out_channels=4, kernel_size=3), ReLU(name="relu"), Flatten(name="flat"),
+              Linear(name="fc", out_features=3))
+    held = Network((2, 5, 5), layers)
+    before = training_cost(Network((2, 5, 5), layers), 2)
+    assert before.backward_macs == training_cost(held, 2).backward_macs == 2 * (2 * 9 * 4 * 9 + 2 * 36 * 3)  # conv:
+    monkeypatch.setattr(Linear, "backward_macs", lambda self, x, y, grads: 0)  # the weight's gradient only
+    forget_rules()
+    after = training_cost(Network((2, 5, 5), layers), 2)
+    assert after.backward_macs == training_cost(held, 2).backward_macs == 2 * (2 * 9 * 4 * 9)
+    monkeypatch.undo()
+    forget_rules()
+    assert training_cost(Network((2, 5, 5), layers), 2).backward_macs == before.backward_macs
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_a_kept_tensor_modified_in_place_is_refused(inplace):
+    """A step torch would fail is refused with the general walk's message: here a Sigmoid keeps
+    its output, which a ReLU then modifies in place."""
+    layers = (Conv2d(name="conv", out_channels=2, kernel_size=1), Sigmoid(name="gate"),
+              ReLU(name="relu", inplace=inplace), Flatten(name="flat"), Linear(name="fc", out_features=2))
+    network = Network((1, 3, 3), layers)
+    if not inplace:
+        # conv keeps the input (9 elements), the Sigmoid and the ReLU their outputs (18 each); the head's
+        # input is a view of the ReLU's output, kept once
+        assert training_cost(network, 1).saved_bytes == 4 * (9 + 18 + 18)
+        return
+    with pytest.raises(SpecError, match="modifies in place a tensor that 'gate'"):
+        training_cost(network, 1)

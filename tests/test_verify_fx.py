@@ -242,6 +242,7 @@ def test_function_calls_own_the_parameters_they_read():
     assert result.fvcore_total == 2 * 3 * 4 * 5 * 3 * 3 * 3 + 5 * 2 * 3 * 4 * 5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["resnet18", "shufflenet_v2_x0_5"])
 def test_torchvision_models_verify(name):
     """torchvision's own definitions (residual adds, channel shuffles), through from_module."""

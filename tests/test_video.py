@@ -21,7 +21,7 @@ video_s3d = importlib.import_module("torchvision.models.video.s3d")  # the packa
 from alexcost import Conv3d, LayerNorm, Linear, MaxPool3d, Network, Permute  # noqa: E402
 from alexcost.torch_bridge import from_module  # noqa: E402
 
-from test_dense import check_training, torch_reads  # noqa: E402
+from torch_reference import check_training, torch_reads  # noqa: E402
 
 
 def assert_reads_as_torch(module, x):
@@ -50,6 +50,7 @@ def assert_reads_as_torch(module, x):
     (lambda: video_s3d.SepInceptionBlock3D(16, 4, 4, 8, 2, 4, 4, torch.nn.BatchNorm3d), (16, 3, 5, 5)),
     (lambda: video_resnet.R2Plus1dStem(), (3, 2, 16, 16)),
 ], ids=["r3d block", "r(2+1)d block", "mc3 bottleneck", "s3d inception", "r(2+1)d stem"])
+@pytest.mark.slow
 def test_video_blocks_read_and_train_as_torch(build, x):
     torch.manual_seed(0)
     module = build().eval()

@@ -22,46 +22,13 @@ torchvision = pytest.importorskip("torchvision")
 from alexcost import SpecError  # noqa: E402
 from alexcost.torch_bridge import from_module  # noqa: E402
 
-from zoo_cases import (DENSE_FAMILIES, FAMILIES, HEAVY, META, NEEDS_ATTENTION, build_dense,  # noqa: E402
-                       cnn_names, dense_input, dense_names, family, input_size)
+from zoo_cases import (DENSE_FAMILIES, FAMILIES, HEAVY, META, NEEDS_ATTENTION, assert_exact,  # noqa: E402
+                       build_dense, cnn_names, dense_input, dense_names, family, input_size)
 
 ALL = os.environ.get("ALEXCOST_ZOO") == "all"
 MODELS = cnn_names() if ALL else [rep for _, rep in FAMILIES.values()]
 DENSE_MODELS = dense_names() if ALL else [rep for _, _, rep in DENSE_FAMILIES.values()]
-MULTIPLYING = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose2d", "Linear")
-"""The kinds fvcore counts by module, as alexcost does: their MACs."""
-
-
-def _measured(model, x):
-    """What torch and fvcore say about one forward pass: FLOPs, the output, fvcore by module,
-    and the parameters of modules that never ran (by path, their own parameters)."""
-    from fvcore.nn import FlopCountAnalysis
-    from torch.nn.modules import module as torch_module
-    from torch.utils.flop_counter import FlopCounterMode
-
-    ran = set()
-    handle = torch_module.register_module_forward_hook(lambda m, args, out: ran.add(id(m)))
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            out = model(x)
-    finally:
-        handle.remove()
-    idle = {}
-    for path, m in model.named_modules():
-        own = sum(p.numel() for p in m.parameters(recurse=False))
-        if own and id(m) not in ran:
-            idle[path] = own
-    if x.is_meta:  # fvcore traces a real pass
-        return counter.get_total_flops(), out, None, idle
-    analysis = FlopCountAnalysis(model, (x,))
-    analysis.unsupported_ops_warnings(False)
-    analysis.uncalled_modules_warnings(False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        by_module = analysis.by_module()
-    return counter.get_total_flops(), out, by_module, idle
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_torchvision_model_is_exact(name):
     torch.manual_seed(0)
@@ -71,29 +38,7 @@ def test_torchvision_model_is_exact(name):
     assert_exact(model, input_size(name), name)
 
 
-def assert_exact(model, size, name: str) -> None:
-    """from_module's reading of ``model`` at ``size`` x ``size`` (or at the per-sample shape ``size``)
-    against torch and fvcore; a model on the meta device against torch's counter alone."""
-    shape = (3, size, size) if isinstance(size, int) else tuple(size)
-    imported = from_module(model, shape)
-    meta = next(model.parameters()).is_meta
-    x = torch.empty(1, *shape, device="meta") if meta else torch.randn(1, *shape)
-    flops, out, by_module, idle = _measured(model, x)
-    out = out["out"] if isinstance(out, dict) else out  # a segmentation model's {"out": ...}
-    cost = imported.cost()
-    assert cost.totals.params == imported.params == sum(p.numel() for p in model.parameters())
-    assert 2 * cost.totals.macs == flops
-    assert (1, *imported.network.output_shape) == tuple(out.shape)
-    assert imported.unused == idle
-    macs_by_path = {}
-    for row, path in zip(cost.layers, imported.paths):
-        if row.type in MULTIPLYING:
-            macs_by_path[path] = macs_by_path.get(path, 0) + row.macs
-    assert macs_by_path, name
-    if by_module is not None:
-        assert macs_by_path == {path: by_module[path] for path in macs_by_path}
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(
     strict=True, raises=SpecError, reason=f"needs {NEEDS_ATTENTION[n]}")) if n in NEEDS_ATTENTION else n
     for n in DENSE_MODELS])
@@ -151,16 +96,6 @@ def test_the_docs_table_lists_every_segmentation_and_video_family():
     assert stated == expected
 
 
-@pytest.mark.parametrize("name, message", [
-    ("vit_b_16", r"method 'expand' in module '\(root\)' \(VisionTransformer\) \(fx node 'expand'\): alexcost has no "
-                 r"layer kind for the tensor method expand\(\)"),
-    ("swin_t", r"function '_get_relative_position_bias' in module 'features\.1\.0\.attn' \(ShiftedWindowAttention\)"),
-])
-def test_vision_transformers_are_refused_by_node(name, message):
-    with torch.device("meta"):  # no memory and no initialisation: from_module does not run the model
-        model = torchvision.models.get_model(name, weights=None)
-    with pytest.raises(SpecError, match=message):
-        from_module(model, (3, 224, 224))
 
 
 # -- torchvision's other model families: read exactly, or refused at the node alexcost cannot read ----------
@@ -180,6 +115,7 @@ def test_other_families_are_refused_at_their_first_unreadable_node(build, shape,
         from_module(model, shape)
 
 
+@pytest.mark.slow
 def test_a_detection_backbone_reads_on_its_own():
     """Detection is refused as a whole (its forward branches on the data); its backbone's feature extractor
     returns a dict of feature maps (refused: one output), and the trunk up to the deepest map reads exactly."""
@@ -192,6 +128,7 @@ def test_a_detection_backbone_reads_on_its_own():
     assert_exact(torch.nn.Sequential(*body.values()), 128, "fasterrcnn_mobilenet_v3_large_320_fpn trunk")
 
 
+@pytest.mark.slow
 def test_an_optical_flow_encoder_reads_on_its_own():
     """RAFT takes two images (refused); its feature encoder takes one and reads exactly (InstanceNorm2d)."""
     torch.manual_seed(0)
@@ -201,6 +138,7 @@ def test_an_optical_flow_encoder_reads_on_its_own():
     assert "InstanceNorm2d" in kinds
 
 
+@pytest.mark.slow
 def test_quantization_ready_mobilenet_v2_is_exact():
     """torchvision.models.quantization's float model (QuantStub and DeQuantStub are identities until
     converted; its residual add is a FloatFunctional), read as the classification models are."""
@@ -209,6 +147,7 @@ def test_quantization_ready_mobilenet_v2_is_exact():
                  "quantization.mobilenet_v2")
 
 
+@pytest.mark.slow
 def test_a_converted_quantized_model_is_refused_at_its_quantize_module():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao's notes on its quantization API

@@ -1,4 +1,5 @@
-"""torchvision's models by family, for test_zoo.py and benchmarks/bench_from_module.py.
+"""torchvision's models by family, for the zoo and transformer tests and benchmarks/bench_from_module.py;
+and ``assert_exact``, a model read by from_module against torch and fvcore.
 
 ``FAMILIES`` maps a classification family to its model-name prefix and its representative (the
 smallest model of the family, tested by default); every CNN in ``torchvision.models.list_models``
@@ -9,6 +10,7 @@ same for the segmentation and video models, each family with the input its model
 from __future__ import annotations
 
 import os
+import warnings
 
 FAMILIES = {
     "AlexNet": (("alexnet",), "alexnet"),
@@ -32,7 +34,48 @@ FAMILIES = {
 }
 
 TRANSFORMERS = ("vit_", "swin_", "maxvit_")
-"""Name prefixes of torchvision's vision transformers (out of scope: refused)."""
+"""Name prefixes of torchvision's vision transformers (tested apart, in test_transformers.py)."""
+
+TRANSFORMER_FAMILIES = {
+    "ViT": (("vit_",), "vit_b_16"),
+    "Swin": (("swin_t", "swin_s", "swin_b"), "swin_t"),
+}
+"""torchvision's vision transformers alexcost reads exactly, by family: (models' names or prefixes,
+representative)."""
+
+TRANSFORMERS_REFUSED = {
+    "swin_v2_t": r"module 'features\.1\.0\.attn\.cpb_mlp\.0' \(Linear\) .*reads the buffer "
+                 r"'features\.1\.0\.attn\.relative_coords_table' as its input",
+    "maxvit_t": r"function 'mul' in module 'blocks\.0\.layers\.0\.layers\.window_attention\.attn_layer\.1' "
+                r"\(RelativePositionalMultiHeadAttention\) .*multiplies a tensor and a Python number",
+}
+"""The vision transformers refused, each at its first node alexcost cannot read: Swin V2 computes its
+position bias with an MLP on a buffer, once per forward pass, not per sample; MaxViT scales by a
+Python number and multiplies by einsum."""
+
+
+def transformer_names() -> list[str]:
+    """torchvision's vision transformers in `TRANSFORMER_FAMILIES`."""
+    import torchvision
+
+    names = torchvision.models.list_models(module=torchvision.models)
+    return [n for n in names for prefixes, _ in TRANSFORMER_FAMILIES.values() if n.startswith(prefixes)]
+
+
+def build_transformer(name: str):
+    """A vision transformer with no weights at the input `transformer_input` gives: a ViT at two patches
+    a side (its position embeddings fix the image size), a Swin at 64 x 64."""
+    import torchvision
+
+    extra = {"image_size": transformer_input(name)[1]} if name.startswith("vit_") else {}
+    return torchvision.models.get_model(name, weights=None, **extra)
+
+
+def transformer_input(name: str) -> tuple[int, int, int]:
+    if name.startswith("vit_"):
+        side = 2 * int(name.rsplit("_", 1)[1])  # two patches a side
+        return (3, side, side)
+    return (3, 64, 64)
 
 
 def family(name: str) -> str:
@@ -70,14 +113,10 @@ DENSE_FAMILIES = {
 }
 """torchvision's segmentation and video families: (module, models, representative)."""
 
-_MVIT = ("attention (matmul, softmax), slicing and unbind of the qkv tensor, expand of the class token, "
-         "tensor_split, and torchvision's fx-wrapped helpers _unsqueeze, _squeeze, _add_rel_pos, _add_shortcut")
-_SWIN = ("attention (torchvision's fx-wrapped shifted_window_attention_3d: matmul, softmax, roll, the relative "
-         "position bias indexed from a buffer), _patch_merging_pad (slicing) and the size helpers "
-         "_compute_pad_size_3d and _get_window_and_shift_size")
-NEEDS_ATTENTION = {"mvit_v1_b": _MVIT, "mvit_v2_s": _MVIT, "swin3d_t": _SWIN, "swin3d_s": _SWIN, "swin3d_b": _SWIN}
-"""Video transformers and what they need beyond the dense kinds (the attention kinds are another
-branch's): their tests are a strict xfail until both branches are merged."""
+_MVIT = ("pooling attention that folds the heads into the batch, unbind of the qkv tensor, tensor_split, and "
+         "torchvision's fx-wrapped helpers _unsqueeze, _squeeze, _add_rel_pos, _add_shortcut")
+NEEDS_ATTENTION = {"mvit_v1_b": _MVIT, "mvit_v2_s": _MVIT}
+"""Video transformers and what they need beyond the kinds alexcost has: their tests are a strict xfail."""
 
 HEAVY = frozenset({"s3d"})
 """Models whose smallest real forward pass is too slow for CI: read against torch on meta tensors (no
@@ -112,3 +151,83 @@ def build_dense(name: str):
     module = next(m for m, names, _ in DENSE_FAMILIES.values() if name in names)
     extra = {"weights_backbone": None} if module == "segmentation" else {}
     return torchvision.models.get_model(name, weights=None, **extra)
+
+
+# -- a model read by from_module against torch and fvcore ----------------------------------------
+
+MULTIPLYING = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose2d", "Linear")
+"""The kinds fvcore counts by module, as alexcost does: their MACs."""
+
+
+def _measured(model, x):
+    """What torch and fvcore say about one forward pass: FLOPs, the output, fvcore by module,
+    and the parameters of modules that never ran (by path, their own parameters)."""
+    import torch
+    from fvcore.nn import FlopCountAnalysis
+    from torch.nn.modules import module as torch_module
+    from torch.utils.flop_counter import FlopCounterMode
+
+    ran = set()
+    handle = torch_module.register_module_forward_hook(lambda m, args, out: ran.add(id(m)))
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            out = model(x)
+    finally:
+        handle.remove()
+    idle = {}
+    for path, m in model.named_modules():
+        own = sum(p.numel() for p in m.parameters(recurse=False))
+        if own and id(m) not in ran:
+            idle[path] = own
+    if idle:  # a module that never ran whose parameters another's forward reads (Swin's qkv, passed to a function)
+        reached = _read_elsewhere(model, x, list(idle))
+        idle = {path: n for path, n in idle.items() if path not in reached}
+    if x.is_meta:  # fvcore traces a real pass
+        return counter.get_total_flops(), out, None, idle
+    analysis = FlopCountAnalysis(model, (x,))
+    analysis.unsupported_ops_warnings(False)
+    analysis.uncalled_modules_warnings(False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        by_module = analysis.by_module()
+    return counter.get_total_flops(), out, by_module, idle
+
+
+def _read_elsewhere(model, x, paths: list) -> set:
+    """The modules of ``paths`` whose parameters the output depends on (autograd reaches them all)."""
+    import torch
+
+    owned = [(path, p) for path in paths for p in model.get_submodule(path).parameters(recurse=False)]
+    with torch.enable_grad():
+        out = model(x)
+        out = out["out"] if isinstance(out, dict) else out
+        grads = torch.autograd.grad(out.sum(), [p for _, p in owned], allow_unused=True)
+    missed = {path for (path, _), g in zip(owned, grads) if g is None}
+    return set(paths) - missed
+
+
+def assert_exact(model, size, name: str) -> None:
+    """from_module's reading of ``model`` at ``size`` x ``size`` (or at the per-sample shape ``size``)
+    against torch and fvcore; a model on the meta device against torch's counter alone."""
+    import torch
+
+    from alexcost.torch_bridge import from_module
+
+    shape = (3, size, size) if isinstance(size, int) else tuple(size)
+    imported = from_module(model, shape)
+    meta = next(model.parameters()).is_meta
+    x = torch.empty(1, *shape, device="meta") if meta else torch.randn(1, *shape)
+    flops, out, by_module, idle = _measured(model, x)
+    out = out["out"] if isinstance(out, dict) else out  # a segmentation model's {"out": ...}
+    cost = imported.cost()
+    assert cost.totals.params == imported.params == sum(p.numel() for p in model.parameters())
+    assert 2 * cost.totals.macs == flops
+    assert (1, *imported.network.output_shape) == tuple(out.shape)
+    assert imported.unused == idle, (imported.unused, idle)
+    macs_by_path = {}
+    for row, path in zip(cost.layers, imported.paths):
+        if row.type in MULTIPLYING:
+            macs_by_path[path] = macs_by_path.get(path, 0) + row.macs
+    assert macs_by_path, name
+    if by_module is not None:
+        assert macs_by_path == {path: by_module[path] for path in macs_by_path}

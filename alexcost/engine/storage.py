@@ -88,6 +88,13 @@ def _new_strides(layout: str, x, y, ins, batch: int, arity):
         if len(shape) in (4, 5) and all(len(s) == len(shape) and st.is_channels_last((batch, *xi), s)
                                    for xi, (storage, s) in zip(x, ins)):
             return st.channels_last(shape)
+    elif layout == "sequence first":  # nn.MultiheadAttention: an (L, N, E) result, seen as (N, L, E)
+        if len(shape) == 3:
+            return (shape[2], shape[0] * shape[2], 1)
+    elif layout == "query":  # attention: the query's dimension order, when its rows are contiguous
+        storage, strides = ins[0]
+        if strides[-1] == 1:
+            return st.elementwise([((batch, *x[0]), strides)], shape)
     elif layout == "elementwise":  # torch's TensorIterator, over every activation input
         shapes = (x,) if arity == 1 else x
         return st.elementwise([((batch, *s) if not isinstance(s, ParameterShape) else tuple(s), strides)

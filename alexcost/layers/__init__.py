@@ -9,9 +9,13 @@ Counting conventions: see docs/conventions.md and each kind's docstring.
 
 from .activation import (GELU, Dropout, Dropout2d, Hardsigmoid, Hardswish, Identity, LeakyReLU, ReLU, ReLU6, SiLU,
                          Sigmoid, Softmax, StochasticDepth, Tanh)
+from .attention import Matmul, MultiheadAttention, ScaledDotProductAttention
 from .base import INPUT, LAYER_KINDS, Grads, Layer, ParameterShape, Saved, Shape, TrainContext, register_layer
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
-from .linear import Linear
+from .index import Expand, Slice, Squeeze, Unsqueeze
+from .reduce import Norm, Roll, Sum
+from .window import WindowAttention
+from .linear import Embedding, Linear
 from .merge import Add, Cat, Mul
 from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm2d, LayerNorm, LocalResponseNorm
 from .parameter import Parameter
@@ -26,10 +30,11 @@ BUILTIN_KINDS = frozenset(LAYER_KINDS.values())
 
 __all__ = [
     "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "AvgPool2d", "AvgPool3d", "BUILTIN_KINDS",
-    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Cat", "Chunk", "Clone", "Contiguous", "Conv1d", "Conv2d",
-    "Conv3d", "ConvTranspose2d", "Dropout", "Dropout2d", "Flatten", "GELU", "Grads", "GroupNorm", "Hardsigmoid",
+    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Cat", "Chunk", "Clone", "Contiguous", "Conv1d", "Conv2d", "Conv3d",
+    "ConvTranspose2d", "Dropout", "Dropout2d", "Embedding", "Expand", "Flatten", "GELU", "Grads", "GroupNorm", "Hardsigmoid",
     "Hardswish", "INPUT", "Identity", "InstanceNorm2d", "LAYER_KINDS", "Layer", "LayerNorm", "LeakyReLU", "Linear",
-    "LocalResponseNorm", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "Pad", "Parameter", "ParameterShape", "Permute",
-    "ReLU", "ReLU6", "Reshape", "Saved", "Shape", "SiLU", "Sigmoid", "Softmax", "Split", "StochasticDepth", "Tanh",
-    "TrainContext", "Transpose", "Upsample", "View", "ZeroPad2d", "register_layer",
+    "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Norm", "Pad",
+    "Parameter", "ParameterShape", "Permute", "ReLU", "ReLU6", "Reshape", "Roll", "Saved", "ScaledDotProductAttention",
+    "Shape", "SiLU", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "StochasticDepth", "Sum", "Tanh",
+    "TrainContext", "Transpose", "Unsqueeze", "Upsample", "View", "WindowAttention", "ZeroPad2d", "register_layer",
 ]

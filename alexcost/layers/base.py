@@ -278,7 +278,10 @@ class Layer:
     layout: ClassVar[str] = "contiguous"
     """The memory layout of a new output: "contiguous", "elementwise" (the input's dimension
     order, as torch's TensorIterator keeps it), "format" (channels-last in, channels-last out) or
-    "common format" (channels-last when every input is, as torch.cat decides)."""
+    "common format" (channels-last when every input is, as torch.cat decides) or "query" (the first
+    input's dimension order when its last dimension is contiguous, as torch's fused attention on the CPU
+    allocates its output; else contiguous) or "sequence first" (a (N, L, E) tensor stored as (L, N, E),
+    as nn.MultiheadAttention returns it)."""
     storage: ClassVar[str] = "new"
     """Where the output lives: "new" (storage of its own), "same" (the input itself), "inplace-if-flag"
     (the input itself when the layer's ``inplace`` is set, else new), "view" (always a view of input

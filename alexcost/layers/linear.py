@@ -1,4 +1,4 @@
-"""Fully connected: Linear, applied to the last dimension of any input."""
+"""Fully connected: Linear, applied to the last dimension of any input; Embedding, a table looked up by index."""
 
 from __future__ import annotations
 
@@ -87,3 +87,63 @@ class Linear(Layer):
     def forward_formula(self, x: Shape, x_factors: Shape, y: Shape) -> str:
         rows = "".join(f"{d}*" for d in x[:-1])
         return f"{rows}{self.params_formula(x, x_factors)}" if rows else self.params_formula(x, x_factors)
+
+
+@register_layer
+@layer_kind
+class Embedding(Layer):
+    """``nn.Embedding``: each of the input's integer indices (any per-sample shape) looked up in a
+    ``num_embeddings x embedding_dim`` table; output ``(*x, embedding_dim)``. Parameters: the table. No
+    arithmetic (a gather).
+
+    Backward: the table's gradient adds each output row's gradient into its row (``numel(y)`` adds per
+    sample); the indices get none. Autograd keeps the indices (int64, 8 bytes each, whatever the dtype).
+    ``max_norm`` (which renormalises the rows the data picks, in place) and ``sparse`` gradients are refused."""
+
+    num_embeddings: int
+    embedding_dim: int
+    padding_idx: int | None = None
+    max_norm: float | None = None
+    norm_type: float = 2.0
+    scale_grad_by_freq: bool = False
+    sparse: bool = False
+
+    group: ClassVar[str] = "fc"
+
+    def __post_init__(self):
+        super().__post_init__()
+        for arg in ("num_embeddings", "embedding_dim"):
+            object.__setattr__(self, arg, check.integer(getattr(self, arg), arg))
+        if self.padding_idx is not None:
+            index = check.integer(self.padding_idx, "padding_idx", minimum=-self.num_embeddings)
+            if index >= self.num_embeddings:
+                raise SpecError("Padding_idx must be within num_embeddings")
+            object.__setattr__(self, "padding_idx", index)
+        if self.max_norm is not None:
+            raise SpecError("Embedding with max_norm renormalises the rows the data picks, in place; alexcost "
+                            "cannot count that without the data")
+        object.__setattr__(self, "norm_type", check.real(self.norm_type, "norm_type"))
+        for arg in ("scale_grad_by_freq", "sparse"):
+            object.__setattr__(self, arg, check.flag(getattr(self, arg), arg))
+
+    def output_shape(self, x: Shape) -> Shape:
+        return (*x, self.embedding_dim)
+
+    def weight_params(self, x: Shape) -> int:
+        return self.num_embeddings * self.embedding_dim
+
+    def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
+        return batch * prod(y) if grads.weight else 0
+
+    def check_training(self, x: Shape, batch: int) -> None:
+        if self.sparse or self.scale_grad_by_freq:
+            raise SpecError("Embedding with sparse or scale_grad_by_freq: its gradient depends on the indices the "
+                            "data holds; alexcost counts dense gradients only")
+
+    def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        if not grads.weight:
+            return ()
+        return (Saved("indices", "new", elements=ctx.batch * prod(x), itemsize=8),)
+
+    def columns(self):
+        return ("", str(self.embedding_dim), "", "")

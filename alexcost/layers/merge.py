@@ -141,10 +141,27 @@ class Mul(_Broadcasting):
         return tuple(saved)
 
 
+def _tokens(x):
+    """Cat's inputs per sample: a parameter of shape ``(1, *s)`` (a class token, expanded over the batch
+    as ``token.expand(N, -1, ...)``) reads as ``s`` for every sample."""
+    if not any(isinstance(s, ParameterShape) for s in x):
+        return x
+    batched = [s for s in x if not isinstance(s, ParameterShape)]
+    rank = len(batched[0]) if batched else None
+    for s in x:
+        if isinstance(s, ParameterShape) and (s[0] != 1 or len(s) - 1 != rank):
+            raise SpecError(f"cannot concatenate a parameter of shape {format_shape(s)} with activations of "
+                            f"{rank} dimensions per sample: only a parameter of shape (1, ...) expanded over "
+                            f"the batch (a class token) is read")
+    return tuple(tuple(s[1:]) if isinstance(s, ParameterShape) else s for s in x)
+
+
 @register_layer
 @layer_kind
 class Cat(Layer):
-    """Concatenation along ``dim`` of the batched tensor (1: channels), as ``torch.cat``. No ops."""
+    """Concatenation along ``dim`` of the batched tensor (1: channels), as ``torch.cat``. No ops. An
+    input may be a parameter of shape ``(1, ...)`` expanded over the batch (a class token): its
+    gradient sums over the batch (``(batch - 1) * size`` adds)."""
 
     dim: int
 
@@ -156,8 +173,7 @@ class Cat(Layer):
         object.__setattr__(self, "dim", check.dim_index(self.dim, "dim"))
 
     def output_shape(self, x) -> Shape:
-        if any(isinstance(s, ParameterShape) for s in x):
-            raise SpecError("cannot concatenate a parameter with activations")
+        x = _tokens(x)
         rank = len(x[0])
         d = check.dim(self.dim, "dim", rank + 1)
         if d == 0:
@@ -167,6 +183,10 @@ class Cat(Layer):
                 raise SpecError(f"Sizes of tensors must match except in dimension {d}: got "
                                 f"{', '.join(format_shape(s) for s in x)}")
         return (*x[0][:d - 1], sum(s[d - 1] for s in x), *x[0][d:])
+
+    def backward_other_ops(self, x, y: Shape, grads: Grads, batch: int) -> int:
+        """A class token's gradient sums its slice of the output's gradient over the batch."""
+        return sum((batch - 1) * prod(s) for s, g in zip(x, grads.inputs) if g and isinstance(s, ParameterShape))
 
     def saved_tensors(self, x, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
         return ()

@@ -39,6 +39,9 @@ ANNOTATIONS = {
         "oneOf": [_INT, {"type": "array", "items": _OPT_INT, "minItems": 2, "maxItems": 2}]},
     "float | None": {"type": ["number", "null"]},
     "tuple[int, ...]": _INTS,
+    "tuple[int | tuple[int | None, int | None, int | None], ...]": {
+        "type": "array", "minItems": 1, "items": {"oneOf": [_INT, {"type": "array", "items": _OPT_INT, "minItems": 3,
+                                                                   "maxItems": 3}]}},
     "int | tuple[int, ...]": {"oneOf": [_INT, _INTS]},
     "int | tuple[int, int, int, int]": {
         "oneOf": [_INT, {"type": "array", "items": _INT, "minItems": 4, "maxItems": 4}]},

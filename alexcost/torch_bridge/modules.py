@@ -35,12 +35,53 @@ class Elementwise(nn.Module):
 
 
 class Concatenate(nn.Module):
+    """``torch.cat``; a parameter among the tensors (a class token) is expanded over the batch first."""
+
     def __init__(self, dim: int):
         super().__init__()
         self.dim = dim
 
     def forward(self, *tensors):
-        return torch.cat(tensors, self.dim)
+        batch = next(t.shape[0] for t in tensors if not isinstance(t, nn.Parameter))
+        return torch.cat([t.expand(batch, *t.shape[1:]) if isinstance(t, nn.Parameter) else t for t in tensors],
+                         self.dim)
+
+
+class Function(nn.Module):
+    """``fn(*tensors, **kwargs)``: a torch function of several tensors (matmul, attention)."""
+
+    def __init__(self, fn, **kwargs):
+        super().__init__()
+        self.fn, self.kwargs = fn, kwargs
+
+    def forward(self, *tensors):
+        if self.fn is torch.nn.functional.scaled_dot_product_attention and len(tensors) == 4:
+            return self.fn(*tensors[:3], attn_mask=tensors[3], **self.kwargs)
+        return self.fn(*tensors, **self.kwargs)
+
+
+class Indexing(nn.Module):
+    """``x[:, e1, e2, ...]`` (a Slice) or ``x.expand(N, *sizes)`` (an Expand)."""
+
+    def __init__(self, index=None, sizes=None):
+        super().__init__()
+        self.index = None if index is None else (slice(None), *(slice(*e) if isinstance(e, tuple) else e
+                                                               for e in index))
+        self.sizes = sizes
+
+    def forward(self, x):
+        return x[self.index] if self.index is not None else x.expand(x.shape[0], *self.sizes)
+
+
+class SelfAttention(nn.Module):
+    """``nn.MultiheadAttention`` called as ``mha(q, k, v, need_weights=False)[0]``."""
+
+    def __init__(self, **args):
+        super().__init__()
+        self.attention = nn.MultiheadAttention(**args)
+
+    def forward(self, q, k, v):
+        return self.attention(q, k, v, need_weights=False)[0]
 
 
 
@@ -171,8 +212,36 @@ BUILDERS = {
     kinds.Parameter: lambda layer, x: Parameter(layer.shape),
     kinds.Pad: lambda layer, x: Padding(layer.pad, layer.mode, layer.value),
     kinds.StochasticDepth: lambda layer, x: StochasticDepth(layer.p, layer.mode),
+    kinds.Matmul: lambda layer, x: Function(torch.matmul),
+    kinds.ScaledDotProductAttention: lambda layer, x: Function(
+        torch.nn.functional.scaled_dot_product_attention, dropout_p=layer.dropout_p, is_causal=layer.is_causal,
+        scale=layer.scale),
+    kinds.MultiheadAttention: lambda layer, x: SelfAttention(**layer.torch_args(x)),
+    kinds.Slice: lambda layer, x: Indexing(index=layer.index),
+    kinds.Expand: lambda layer, x: Indexing(sizes=layer.sizes),
+    kinds.WindowAttention: lambda layer, x: _window_attention(layer, x),
+    kinds.Sum: lambda layer, x: Method("sum", list(layer.dim), layer.keepdim),
+    kinds.Norm: lambda layer, x: Method("norm", layer.ord, list(layer.dim), layer.keepdim),
+    kinds.Roll: lambda layer, x: Method("roll", list(layer.shifts), list(layer.dims)),
+    kinds.Unsqueeze: lambda layer, x: Method("unsqueeze", layer.dim),
+    kinds.Squeeze: lambda layer, x: Method("squeeze", layer.dim),
 }
 """The kinds torch.nn lacks, by class (a subclass of one of them is a kind of its own)."""
+
+
+def _window_attention(layer, x):
+    """torchvision's own shifted-window attention module (2-D or 3-D) for the layer."""
+    from torchvision.models.swin_transformer import ShiftedWindowAttention
+    from torchvision.models.video.swin_transformer import ShiftedWindowAttention3d
+
+    cls = ShiftedWindowAttention if len(layer.window_size) == 2 else ShiftedWindowAttention3d
+    module = cls(x[-1], list(layer.window_size), list(layer.shift_size), layer.num_heads, qkv_bias=layer.qkv_bias,
+                 proj_bias=layer.proj_bias, attention_dropout=layer.attention_dropout, dropout=layer.dropout)
+    if module.relative_position_bias_table.shape[0] != layer.table_size or \
+            module.relative_position_index.numel() != layer.index_size:
+        raise SpecError(f"WindowAttention with table_size={layer.table_size} and index_size={layer.index_size} has "
+                        f"no torchvision module (its window {list(layer.window_size)} makes other sizes)")
+    return module
 
 
 def _sizes(value):

@@ -30,6 +30,7 @@ from .calls import REQUIRED, bind, unary
 from .calls import fixed_args as _fixed, weight_arg as _weight
 from .dense import CONVOLUTIONS, module_conv, padding_module
 from .dense import FUNCTIONS as DENSE_FUNCTIONS
+from .attention import FUNCTIONS as ATTENTION_FUNCTIONS, METHODS as ATTENTION_METHODS, Token
 
 
 def _dims(r, node, args, kwargs, name: str):
@@ -95,7 +96,7 @@ def cat(r, node, args, kwargs, name="tensors", dim="dim"):
     tensors = bound[name]
     if not isinstance(tensors, (list, tuple)) or not tensors:
         r.refuse(node, "concatenates something other than a list of tensors")
-    xs = [r.tensor(t, node) for t in tensors]
+    xs = [r.operand(t.value, node) if isinstance(t, Token) else r.tensor(t, node) for t in tensors]  # class tokens
     d = r.constant(bound[dim], node, dim)
     if len(xs) == 1:  # torch.cat([x], dim): a copy of x, whatever the dim (checked as torch would)
         r.build(node, Cat, {"dim": d}).output_shape((xs[0].shape, xs[0].shape))
@@ -119,6 +120,9 @@ def merge(kind, inplace: bool = False, alpha: bool = False):
         if alpha:
             _fixed(r, node, bound, {"alpha": 1})
         a, b = bound["input"], bound["other"]
+        if isinstance(a, Token) or isinstance(b, Token):
+            r.refuse(node, f"reads {a if isinstance(a, Token) else b}; alexcost reads a parameter expanded over "
+                           f"the batch only as a class token given to torch.cat")
         if not (r.is_tensor(a) or r.is_tensor(b)):
             return r.pure(node, args, kwargs)
         if not (r.is_tensor(a) and r.is_tensor(b)):
@@ -252,13 +256,20 @@ FUNCTIONS = {
     torch.clone: unary(Clone, (("memory_format", torch.preserve_format),),
                        fixed={"memory_format": torch.preserve_format}),
     getattr: get_attribute, torch._assert: check_assert, torch.fx._symbolic_trace._assert_is_none: check_none,
-    **DENSE_FUNCTIONS,
+    **DENSE_FUNCTIONS, **ATTENTION_FUNCTIONS,
 }
 """Functions by the object fx records as a call_function node's target."""
 
 try:
     FUNCTIONS[_stochastic_depth()] = unary(StochasticDepth, (("p", REQUIRED), ("mode", REQUIRED),
                                                              ("training", True)), fixed={"training": False})
+except ImportError:  # torchvision is optional
+    pass
+
+try:
+    from .swin import functions as _swin
+
+    FUNCTIONS.update(_swin())
 except ImportError:  # torchvision is optional
     pass
 
@@ -285,6 +296,7 @@ METHODS = {
     "softmax": unary(Softmax, (("dim", REQUIRED), ("dtype", None)), fixed={"dtype": None}),
     "clone": unary(Clone, (("memory_format", torch.preserve_format),),
                    fixed={"memory_format": torch.preserve_format}),
+    **ATTENTION_METHODS,
 }
 """Tensor methods by name (a call_method node's target)."""
 

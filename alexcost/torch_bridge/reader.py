@@ -33,6 +33,7 @@ from .ops import FUNCTIONS, METHODS, PURE, module_call
 from .trace import MODE, kind_of, where_module
 from ..layers import BUILTIN_KINDS, Identity, Parameter, ParameterShape
 from .custom import custom_reads, read_function
+from .attention import MODULE_CALLS
 from ..layers.base import Passthrough
 from ..layers import Contiguous, Flatten, Permute, Reshape, Transpose, View
 
@@ -507,25 +508,29 @@ class Reader:
         """The layer's parameters not counted before, by role, and how many of them are frozen;
         refused where a tensor's size is not what the kind's formula gives."""
         formula = {"weight": layer.weight_params(x), "bias": layer.bias_params(x)}
-        given = {role: value for role, value in params}
-        new, cold = {"weight": 0, "bias": 0}, 0
-        for role, expected in formula.items():
-            value = given.get(role)
+        given: dict = {}
+        for role, value in params:  # a role may name several tensors (attention's projections)
             tensor = value.tensor if isinstance(value, Attribute) else value
             if isinstance(value, Attribute) and value.base is not None:
                 tensor = value.base  # a view of a parameter: the parameter's elements, counted once
-            if tensor is None:
+            if tensor is not None:
+                given.setdefault(role, []).append(tensor)
+        new, cold = {"weight": 0, "bias": 0}, 0
+        for role, expected in formula.items():
+            tensors = given.get(role, ())
+            if not tensors:
                 if expected:
                     raise SpecError(f"has no {role}, but {layer.label()} with these arguments has {expected} "
                                     f"{role} parameters", where=self.where(node, x, type(layer).arity))
                 continue
-            if tensor.numel() != expected:
-                raise SpecError(f"its {role} has {tensor.numel()} elements, but {layer.label()} with these "
-                                f"arguments has {expected}", where=self.where(node, x, type(layer).arity))
-            if id(tensor) not in self.seen:
-                self.seen.add(id(tensor))
-                new[role] = expected
-                cold += 0 if tensor.requires_grad else expected
+            if sum(t.numel() for t in tensors) != expected:
+                raise SpecError(f"its {role} has {sum(t.numel() for t in tensors)} elements, but {layer.label()} "
+                                f"with these arguments has {expected}", where=self.where(node, x, type(layer).arity))
+            for tensor in tensors:
+                if id(tensor) not in self.seen:
+                    self.seen.add(id(tensor))
+                    new[role] += tensor.numel()
+                    cold += 0 if tensor.requires_grad else tensor.numel()
         return new, cold
 
     # -- the walk ---------------------------------------------------------------------------------------
@@ -624,6 +629,8 @@ class Reader:
                                      and issubclass(getattr(nn, k.__name__), nn.Module)))
             self.refuse(node, f"is not supported: alexcost has no layer kind for {qualified}; the torch.nn "
                               f"modules it reads are {known}")
+        if kind in MODULE_CALLS:
+            return MODULE_CALLS[kind](self, node, kind, module, args, kwargs)
         values = [*args, *kwargs.values()]
         if len(values) != 1:
             self.refuse(node, f"is called with {len(values)} arguments; a {kind.__name__} takes one tensor")

@@ -36,11 +36,14 @@ def device_label(device: str) -> str:
 
 
 def _shape(value):
-    """A tensor's shape, a tuple of them for a tuple of tensors, None for anything else."""
+    """A tensor's shape, a tuple of them for a tuple of tensors, None for anything else; of
+    ``(tensor, None)`` (nn.MultiheadAttention without its weights), the tensor's."""
     import torch
 
     if isinstance(value, torch.Tensor):
         return tuple(value.shape)
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], torch.Tensor) and value[1] is None:
+        return tuple(value[0].shape)
     if isinstance(value, (tuple, list)) and value and all(isinstance(v, torch.Tensor) for v in value):
         return tuple(tuple(v.shape) for v in value)
     return None
@@ -60,9 +63,17 @@ def _numel(shape) -> int:
     return sum(prod(s) for s in shape) if shape and isinstance(shape[0], tuple) else prod(shape or (0,))
 
 
-def _holds_bias(module) -> bool:
+def _holds_bias(module):
+    """Does the module read a bias (a parameter named ``bias``)? For nn.MultiheadAttention with biases, a
+    function of its input shapes giving its bias adds: the query's and output's over ``L`` tokens, the
+    key's and value's over ``S`` (one per element each)."""
     import torch
 
+    if isinstance(module, torch.nn.MultiheadAttention):
+        if module.in_proj_bias is None:
+            return False
+        e = module.embed_dim
+        return lambda inputs: sum(e * (2 * q[0] * q[-2] + 2 * k[0] * k[-2]) for q, k in [inputs[:2]])
     return isinstance(getattr(module, "bias", None), torch.Tensor)
 
 
@@ -82,7 +93,8 @@ class _Calls:
         key, inputs, before = self.open.pop()
         flops = self.counter.get_total_flops() - before
         shape = _shape(output)
-        self.records.append((key, inputs, shape, flops, _numel(shape) if bias and flops else 0))
+        adds = (bias(inputs) if callable(bias) else _numel(shape)) if bias and flops else 0
+        self.records.append((key, inputs, shape, flops, adds))
 
 
 def _new_params(owners) -> tuple[int, ...]:
@@ -94,6 +106,33 @@ def _new_params(owners) -> tuple[int, ...]:
         seen.update(id(p) for p in own)
         out.append(sum(p.numel() for p in own))
     return tuple(out)
+
+
+class _CountedAttention:
+    """On the CPU, attention as matrix products FlopCounterMode counts: torch's math backend, and not the fused
+    multi-head path it takes under no_grad (FlopCounterMode counts no fused CPU attention kernel; on CUDA it
+    counts the fused kernels, which run as they are)."""
+
+    def __init__(self, device):
+        self.cpu = getattr(device, "type", device) == "cpu"
+
+    def __enter__(self):
+        if self.cpu:
+            import torch
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+
+            self.fastpath = torch.backends.mha.get_fastpath_enabled()
+            torch.backends.mha.set_fastpath_enabled(False)
+            self.backend = sdpa_kernel(SDPBackend.MATH)
+            self.backend.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.cpu:
+            import torch
+
+            self.backend.__exit__(*exc)
+            torch.backends.mha.set_fastpath_enabled(self.fastpath)
 
 
 def _first_use(modules) -> list[int]:
@@ -130,7 +169,7 @@ def measure(root, paths, x, *, use_fvcore: bool = True, device: str | None = Non
     modules = [root.get_submodule(p) if p else root for p in paths]
     first = _first_use(modules)
     handles = []
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with torch.no_grad(), _CountedAttention(x.device), FlopCounterMode(display=False) as counter:
         calls = _Calls(counter)
         try:
             for i, m in enumerate(modules):
@@ -194,7 +233,7 @@ def measure_graph(imported, module, x, *, use_fvcore: bool = True, device: str |
             calls.stop(out, bias[i])
             return out
 
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with torch.no_grad(), _CountedAttention(x.device), FlopCounterMode(display=False) as counter:
         calls = _Calls(counter)
         Observer(graph_module).run(x)
     records = {r[0]: r[1:] for r in calls.records}

@@ -194,6 +194,12 @@ def measure_training(network, *, device: str = "cpu", batch: int = 1, dtype: str
             torch.autograd.backward(outs, grads)
             c.synchronize()
             peak = c.max_memory_allocated() if hasattr(c, "max_memory_allocated") else None
+        # A holder autograd keeps refers to a tensor whose graph keeps the holder: a cycle through
+        # C++ that Python's collector cannot see, which would keep the whole step alive. Cut it.
+        for ref in kept:
+            holder = ref()
+            if holder is not None:
+                holder.tensor = None
         del outs
         with torch.no_grad(), FlopCounterMode(display=False, depth=None) as forward:
             root(x.clone())

@@ -1,4 +1,5 @@
-"""Property-based tests: random valid networks against torch (and fvcore) on the CPU.
+"""Layers against torch (and fvcore) on the CPU: random valid networks (hypothesis), and every
+pooling window brute force.
 
 Networks are drawn constructively (groups first, channels as multiples of them, kernels
 bounded by the padded input...), so every draw is valid and tensors stay small. The
@@ -8,6 +9,7 @@ torch's flop counter, never from alexcost. Profiles: see conftest.py.
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 
@@ -15,175 +17,15 @@ import pytest
 from hypothesis import assume, given, strategies as st
 
 torch = pytest.importorskip("torch")
+
 nn = torch.nn
 
-from alexcost import (AdaptiveAvgPool2d, AvgPool2d, Conv2d, Dropout, Flatten, Linear,  # noqa: E402
-                      LocalResponseNorm, MaxPool2d, Network, ReLU, Sigmoid, Softmax, SpecError, Tanh)
+from alexcost import (AdaptiveAvgPool2d, AvgPool2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d,  # noqa: E402
+                      Network, ReLU, Sigmoid, Softmax, SpecError, Tanh)
 from alexcost.specs.specfile import dumps_spec, network_from_dict, parse_text  # noqa: E402
 from alexcost.torch_bridge import from_module, to_module  # noqa: E402
 
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-
-
-# -- drawing valid layers ---------------------------------------------------------------
-
-def _form(draw, a, b):
-    """An argument as a user may write it: ``a`` when square (sometimes), else the pair."""
-    return a if a == b and draw(st.booleans()) else (a, b)
-
-
-def _conv_side(draw, size, mode, pad_kind):
-    """(kernel, dilation, padding) along one side that fit ``size``."""
-    d = draw(st.integers(1, 2))
-    if pad_kind == "same":
-        limit = {"reflect": size - 1, "circular": size}.get(mode)
-        ks = [k for k in range(1, 5) if limit is None or d * (k - 1) - d * (k - 1) // 2 <= limit]
-        return draw(st.sampled_from(ks)), d, None
-    pmax = 0 if pad_kind == "valid" else {"reflect": size - 1, "circular": size}.get(mode, 2)
-    p = draw(st.integers(0, min(2, pmax)))
-    kmax = (size + 2 * p - 1) // d + 1
-    return draw(st.integers(1, min(4, kmax))), d, p
-
-
-@st.composite
-def conv2d(draw, x):
-    c, h, w = x
-    groups = draw(st.sampled_from([g for g in range(1, min(c, 4) + 1) if c % g == 0]))
-    out_channels = groups * draw(st.integers(1, 3))
-    mode = draw(st.sampled_from(PADDING_MODES))
-    pad_kind = draw(st.sampled_from(["number", "number", "same", "valid"]))
-    (kh, dh, ph), (kw, dw, pw) = _conv_side(draw, h, mode, pad_kind), _conv_side(draw, w, mode, pad_kind)
-    args = dict(out_channels=out_channels, kernel_size=_form(draw, kh, kw), dilation=_form(draw, dh, dw),
-                groups=groups, bias=draw(st.booleans()), padding_mode=mode)
-    if pad_kind == "number":
-        args["padding"] = _form(draw, ph, pw)
-    else:
-        args["padding"] = pad_kind
-    if pad_kind != "same":
-        args["stride"] = _form(draw, draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    if draw(st.booleans()):
-        args["in_channels"] = c
-    return Conv2d(**args)
-
-
-def _pool_side(draw, size, dilated):
-    d = draw(st.integers(1, 2)) if dilated else 1
-    p = draw(st.integers(0, 2))
-    kmax = min(4, (size + 2 * p - 1) // d + 1)
-    if kmax < max(1, 2 * p):
-        p = 0
-        kmax = min(4, (size - 1) // d + 1)
-    return draw(st.integers(max(1, 2 * p), kmax)), d, p
-
-
-def _reads_only_padding(size, k, s, p, d, ceil_mode) -> bool:
-    """Does some window along one side read only padding (torch's output size, taps enumerated)?"""
-    room = size + 2 * p - d * (k - 1) - 1
-    n = (room + (s - 1 if ceil_mode else 0)) // s + 1
-    if ceil_mode and (n - 1) * s >= size + p:
-        n -= 1
-    return any(all(not 0 <= i * s - p + j * d < size for j in range(k)) for i in range(n))
-
-
-@st.composite
-def max_pool(draw, x):
-    (kh, dh, ph), (kw, dw, pw) = _pool_side(draw, x[1], True), _pool_side(draw, x[2], True)
-    stride = draw(st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))))
-    ceil_mode = draw(st.booleans())
-    sh, sw = stride or (kh, kw)
-    # a dilated window that reads only padding is refused (torch gives -inf there): dilate no such side
-    if _reads_only_padding(x[1], kh, sh, ph, dh, ceil_mode):
-        dh = 1
-    if _reads_only_padding(x[2], kw, sw, pw, dw, ceil_mode):
-        dw = 1
-    return MaxPool2d(kernel_size=_form(draw, kh, kw), stride=stride and _form(draw, *stride),
-                     padding=_form(draw, ph, pw), dilation=_form(draw, dh, dw), ceil_mode=ceil_mode)
-
-
-@st.composite
-def avg_pool(draw, x):
-    (kh, _, ph), (kw, _, pw) = _pool_side(draw, x[1], False), _pool_side(draw, x[2], False)
-    stride = draw(st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))))
-    divisor = draw(st.one_of(st.none(), st.integers(1, 5), st.integers(-3, -1)))
-    return AvgPool2d(kernel_size=_form(draw, kh, kw), stride=stride and _form(draw, *stride),
-                     padding=_form(draw, ph, pw), ceil_mode=draw(st.booleans()),
-                     count_include_pad=draw(st.booleans()), divisor_override=divisor)
-
-
-@st.composite
-def adaptive_pool(draw, x):
-    side = st.one_of(st.none(), st.integers(1, 7))
-    oh, ow = draw(side), draw(side)
-    if oh == ow and oh is not None and draw(st.booleans()):
-        return AdaptiveAvgPool2d(output_size=oh)
-    return AdaptiveAvgPool2d(output_size=(oh, ow))
-
-
-def lrn(x):
-    reals = st.floats(1e-5, 2.0)
-    return st.builds(LocalResponseNorm, size=st.integers(1, 6), alpha=reals, beta=st.floats(0.1, 1.0), k=reals)
-
-
-def _dims(rank):
-    """Dims of a batched tensor of ``rank`` dims other than the batch dim, in both spellings."""
-    return [d for i in range(1, rank) for d in (i, i - rank)]
-
-
-def softmax(x):
-    # dim=None on a rank-2 sample would normalise over the batch: alexcost refuses it (see _deliberate)
-    none = st.none() if len(x) != 2 else st.nothing()
-    return st.builds(Softmax, dim=st.one_of(none, st.sampled_from(_dims(len(x) + 1))))
-
-
-@st.composite
-def flatten(draw, x):
-    rank = len(x) + 1
-    start = draw(st.integers(1, rank - 1))
-    end = draw(st.integers(start, rank - 1))
-    return Flatten(start_dim=draw(st.sampled_from([start, start - rank])),
-                   end_dim=draw(st.sampled_from([end, end - rank])))
-
-
-def elementwise(x):
-    return st.one_of(st.builds(ReLU, inplace=st.booleans()), st.builds(Tanh), st.builds(Sigmoid),
-                     st.builds(Dropout, p=st.floats(0, 1)))
-
-
-@st.composite
-def linear(draw, x):
-    args = dict(out_features=draw(st.integers(1, 6)), bias=draw(st.booleans()))
-    if draw(st.booleans()):
-        args["in_features"] = x[0]
-    return Linear(**args)
-
-
-SPATIAL = (conv2d, conv2d, max_pool, avg_pool, adaptive_pool, lrn, elementwise, softmax)
-"""Kinds drawn while the per-sample shape is (C, H, W); conv twice as often."""
-
-
-@st.composite
-def networks(draw, max_spatial=4):
-    """A valid random network: spatial layers on (C, H, W), a Flatten, maybe a linear head."""
-    x = (draw(st.integers(1, 4)), draw(st.integers(1, 9)), draw(st.integers(1, 9)))
-    layers, shape = [], x
-    for _ in range(draw(st.integers(0, max_spatial))):
-        layer = draw(draw(st.sampled_from(SPATIAL))(shape))
-        layers.append(layer)
-        shape = layer.output_shape(shape)
-    if draw(st.booleans()):
-        layer = draw(flatten(shape))
-        layers.append(layer)
-        shape = layer.output_shape(shape)
-        tail = [lrn, elementwise, softmax, flatten] if len(shape) > 1 else [linear, linear, elementwise, softmax]
-        for _ in range(draw(st.integers(0, 3))):
-            layer = draw(draw(st.sampled_from(tail))(shape))
-            layers.append(layer)
-            shape = layer.output_shape(shape)
-            if len(shape) == 1:
-                tail = [linear, linear, elementwise, softmax]
-    if not layers:  # a network has at least one layer
-        layers.append(draw(elementwise(shape)))
-    return Network(x, layers)
+from strategies import PADDING_MODES, chain_networks  # noqa: E402
 
 
 # -- torch's and fvcore's own numbers -------------------------------------------------
@@ -214,7 +56,8 @@ def _torch_facts(network, batch):
     return shapes, params, flops, fv
 
 
-@given(networks(), st.integers(1, 3))
+@pytest.mark.slow
+@given(chain_networks(), st.integers(1, 3))
 def test_static_counts_match_torch_and_fvcore(network, batch):
     shapes, params, flops, fv = _torch_facts(network, batch)
     cost = network.cost(batch=batch)
@@ -233,7 +76,8 @@ def test_static_counts_match_torch_and_fvcore(network, batch):
             assert fv[row.name] == 0, row.name
 
 
-@given(networks(max_spatial=3))
+@pytest.mark.slow
+@given(chain_networks(max_spatial=3))
 def test_verify_engine_agrees_on_random_networks(network):
     from alexcost.torch_run.verify import verify_network
 
@@ -249,7 +93,7 @@ def _cost_rows(cost):
              r.bias_adds, r.other_ops, r.flops) for r in cost.layers]
 
 
-@given(networks(), st.sampled_from(["json", "toml"]), st.integers(1, 4))
+@given(chain_networks(), st.sampled_from(["json", "toml"]), st.integers(1, 4))
 def test_round_trip_spec_network_module_network(network, fmt, batch):
     try:
         text = dumps_spec(network, fmt)
@@ -263,7 +107,7 @@ def test_round_trip_spec_network_module_network(network, fmt, batch):
 
 # -- algebraic laws -----------------------------------------------------------------
 
-@given(networks(), st.integers(1, 64))
+@given(chain_networks(), st.integers(1, 64))
 def test_counts_scale_linearly_with_batch(network, batch):
     one, many = network.cost(1), network.cost(batch)
     for a, b in zip(one.layers, many.layers):
@@ -271,7 +115,7 @@ def test_counts_scale_linearly_with_batch(network, batch):
         assert b.params == a.params
 
 
-@given(networks(), st.integers(1, 8))
+@given(chain_networks(), st.integers(1, 8))
 def test_row_sums_equal_totals(network, batch):
     cost = network.cost(batch)
     t = cost.totals
@@ -419,3 +263,137 @@ def test_alexcost_refuses_exactly_what_torch_refuses(draw):
         assert not alexcost_ok, f"{kind}{args} on {x}: alexcost should refuse ({reason})"
     else:
         assert alexcost_ok == torch_ok, f"{kind}{args} on {x}: alexcost {alexcost_ok}, torch {torch_ok}"
+
+
+# == pooling windows, tap by tap ===================================================================
+# Every pooling configuration on small inputs, brute force: the taps each window reads are
+# enumerated here, tap by tap, and compared with alexcost's counts; a window that reads no input
+# element (only padding, or a dilation that steps over the input) is refused, and torch, where it
+# runs, agrees on the output shape, on the -inf such a window gives, and on every other window
+# being finite.
+
+SIZES = (1, 2, 3, 5)
+KERNELS = (1, 2, 3, 4)
+
+
+def _positions(size, k, s, p, d, ceil_mode):
+    """Window starts along one axis, by torch's documented output-size rule."""
+    room = size + 2 * p - d * (k - 1) - 1
+    out = (-(-room // s) if ceil_mode else room // s) + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1
+    return [i * s - p for i in range(out)] if out >= 1 else []
+
+
+def _taps(start, size, k, d):
+    return sum(1 for j in range(k) if 0 <= start + j * d < size)
+
+
+def _configurations(dilations):
+    for size_h, size_w in ((1, 1), (1, 2), (2, 1), (1, 3), (2, 2), (2, 5), (3, 3), (4, 1), (5, 2)):
+        for k in KERNELS:
+            for s in (1, 2, 3):
+                for p in range(k // 2 + 1):
+                    for d in dilations:
+                        for ceil_mode in (False, True):
+                            yield size_h, size_w, k, s, p, d, ceil_mode
+
+
+def _expected(size_h, size_w, k, s, p, d, ceil_mode):
+    """Output shape and per-window taps (None when some window reads nothing) by enumeration."""
+    rows, cols = _positions(size_h, k, s, p, d, ceil_mode), _positions(size_w, k, s, p, d, ceil_mode)
+    if not rows or not cols:
+        return None
+    taps = [_taps(r, size_h, k, d) * _taps(c, size_w, k, d) for r, c in itertools.product(rows, cols)]
+    return (len(rows), len(cols)), taps
+
+
+MAX_CASES = list(_configurations((1, 2, 3)))
+AVG_CASES = list(_configurations((1,)))
+
+
+def test_the_sweep_has_empty_windows_and_full_ones():
+    empty = [c for c in MAX_CASES if _expected(*c) and 0 in _expected(*c)[1]]
+    assert len(MAX_CASES) > 1000 and 10 < len(empty) < len(MAX_CASES) // 4
+    assert all(c[5] > 1 for c in empty)  # only a dilation can step over the input
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("pool", ["max", "avg"])
+def test_pool_taps_by_enumeration(pool, kernel):
+    cases, check = (MAX_CASES, _check_max_pool) if pool == "max" else (AVG_CASES, _check_avg_pool)
+    for case in cases:
+        if case[2] == kernel:
+            check(case)
+
+
+def _check_max_pool(case):
+    size_h, size_w, k, s, p, d, ceil_mode = case
+    channels = 2
+    expected = _expected(*case)
+    layer = MaxPool2d(kernel_size=k, stride=s, padding=p, dilation=d, ceil_mode=ceil_mode)
+    x = torch.randn(1, channels, size_h, size_w)
+    if expected is None:  # no window fits: torch refuses too
+        with pytest.raises(SpecError):
+            Network((channels, size_h, size_w), [layer])
+        with pytest.raises(RuntimeError):
+            torch.nn.functional.max_pool2d(x, k, s, p, d, ceil_mode)
+        return
+    (oh, ow), taps = expected
+    out = torch.nn.functional.max_pool2d(x, k, s, p, d, ceil_mode)
+    assert tuple(out.shape) == (1, channels, oh, ow)
+    empty = [t == 0 for t in taps]
+    assert out[0, 0].flatten().isinf().tolist() == empty  # torch's -inf is exactly the empty windows
+    if any(empty):
+        with pytest.raises(SpecError, match=r"reads only padding.*torch returns -inf"):
+            Network((channels, size_h, size_w), [layer])
+        return
+    row = Network((channels, size_h, size_w), [layer]).cost().layers[0]
+    assert row.output_shape == (channels, oh, ow), case
+    assert row.other_ops == channels * sum(t - 1 for t in taps), case  # one comparison fewer than the taps
+
+
+def _check_avg_pool(case):
+    size_h, size_w, k, s, p, _, ceil_mode = case
+    expected = _expected(*case)
+    layer = AvgPool2d(kernel_size=k, stride=s, padding=p, ceil_mode=ceil_mode)
+    x = torch.randn(1, 2, size_h, size_w)
+    if expected is None:
+        with pytest.raises(SpecError):
+            Network((2, size_h, size_w), [layer])
+        return
+    (oh, ow), taps = expected
+    assert 0 not in taps  # without a dilation, every window torch keeps reads the input
+    out = torch.nn.functional.avg_pool2d(x, k, s, p, ceil_mode)
+    assert tuple(out.shape) == (1, 2, oh, ow)
+    row = Network((2, size_h, size_w), [layer]).cost().layers[0]
+    assert row.other_ops == 2 * sum(taps), case  # the adds and the divide: one op per tap read
+
+
+def test_issue_case_is_refused_through_from_module():
+    from alexcost.torch_bridge import from_module
+
+    pool = torch.nn.MaxPool2d(kernel_size=2, stride=2, padding=1, dilation=2)
+    assert torch.isinf(pool(torch.randn(1, 2, 1, 1))).all()
+    with pytest.raises(SpecError, match=r"module '\(root\)' \(MaxPool2d\) on input \[2, 1, 1\].*window row 0 of 1 "
+                                        r"reads only padding"):
+        from_module(pool, (2, 1, 1))
+
+    class Functional(torch.nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.max_pool2d(x, 2, 2, 1, 2)
+
+    with pytest.raises(SpecError, match=r"fx node 'max_pool2d'.*reads only padding"):
+        from_module(Functional(), (2, 3, 1))
+
+
+def test_issue_case_is_refused_in_a_spec_file(tmp_path):
+    import json
+
+    from alexcost.specs.specfile import load_spec
+
+    path = tmp_path / "pool.json"
+    path.write_text(json.dumps({"name": "p", "input_shape": [2, 1, 1], "layers": [
+        {"type": "MaxPool2d", "name": "pool", "kernel_size": 2, "stride": 2, "padding": 1, "dilation": 2}]}))
+    with pytest.raises(SpecError, match=r"layers\[0\] 'pool' \(MaxPool2d\) on input \[2, 1, 1\]: window row 0"):
+        load_spec(path)

@@ -1,24 +1,66 @@
-"""In-place operations written as statements, and in place through views, read by from_module and
-trained by alexcost, against a real training step on the CPU.
+"""Torch modules read by from_module and trained by alexcost, against a real CPU step: random
+modules, and in-place operations written as statements or through views.
 
-torch mutates the tensor it writes into: ``y.relu_()`` with its result dropped still changes
-``y`` for every later reader, and writing into a view (``y.flatten(1).relu_()``) changes its
-base, which autograd gives a new history. Each case runs one real step (tests/module_step.py):
-torch's forward FLOPs, backward FLOPs (FlopCounterMode) and saved bytes (saved_tensors_hooks,
-each storage once) must equal alexcost's, and a step torch refuses (a tensor kept for the
-backward pass, modified in place) must be refused.
+Each module's forward runs a random program over a list of tensors (tests/module_step.py
+runs the step): module calls (Conv2d, Linear, ReLU) and the same ops in functional, method and
+in-place spellings, in-place statements whose result is dropped (``y.relu_()``, ``y += z``,
+``y.mul_(self.g)``), in place through a view (``y.flatten(1).relu_()``), views and reshapes
+(flatten, view, reshape, transpose, permute, contiguous), residual adds and products,
+concatenations, and learned scales. Shapes stay small: C channels of S x S.
+
+For every module: torch's step runs exactly when alexcost counts one (a step torch refuses,
+such as a tensor kept for the backward pass and then modified in place, or a view of a
+transposed tensor, is refused), and where both run, the forward FLOPs and backward FLOPs
+(FlopCounterMode) and the saved bytes (saved_tensors_hooks, each storage once) are equal.
+
+CI draws a few dozen modules; ``ALEXCOST_RANDOM_MODULES=5000`` draws that many.
 """
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-from module_step import agree  # noqa: E402
-
 F = torch.nn.functional
+
+from module_step import agree, alexcost_step, torch_step  # noqa: E402
+from strategies import Program, module_programs  # noqa: E402
+
+COUNT = int(os.environ.get("ALEXCOST_RANDOM_MODULES", "40"))
+
+
+@pytest.mark.slow
+@settings(max_examples=COUNT, deadline=None, suppress_health_check=list(HealthCheck), derandomize=COUNT <= 100)
+@given(module_programs())
+def test_random_modules_match_a_real_training_step(drawn):
+    c, s, program, out, convs, fcs, merges, scales, batch = drawn
+    torch.manual_seed(0)
+    module = Program(c, s, list(program), out, convs, fcs, merges, scales)
+    theirs, ours = torch_step(module, (c, s, s), batch), alexcost_step(module, (c, s, s), batch)
+    if theirs.refused:
+        assert ours.refused, f"torch refuses ({theirs.refused}); alexcost counts {ours}\n{program}"
+    else:
+        assert not ours.refused, f"alexcost refuses a step torch runs: {ours.refused}\n{program}"
+        assert ours == theirs, f"{program}"
+
+
+# == in-place statements and writes through views ==================================================
+# In-place operations written as statements, and in place through views, read by from_module and
+# trained by alexcost, against a real training step on the CPU.
+#
+# torch mutates the tensor it writes into: ``y.relu_()`` with its result dropped still changes
+# ``y`` for every later reader, and writing into a view (``y.flatten(1).relu_()``) changes its
+# base, which autograd gives a new history. Each case runs one real step (tests/module_step.py):
+# torch's forward FLOPs, backward FLOPs (FlopCounterMode) and saved bytes (saved_tensors_hooks,
+# each storage once) must equal alexcost's, and a step torch refuses (a tensor kept for the
+# backward pass, modified in place) must be refused.
+
+
 C, H = 4, 3  # channels, side
 SHAPE = (C, H, H)
 
@@ -93,8 +135,6 @@ def _through_transpose(self, x):
     y = self.conv(x)
     y.transpose(2, 3).relu_()
     return self.conv2(y)
-
-
 
 
 def _through_permute(self, x):

@@ -1,4 +1,5 @@
-"""Fuzzing the spec loader and ``alexcost report`` with random and mutated JSON/TOML specs.
+"""Bad specs: each invalid spec beside a valid twin, and the spec loader and ``alexcost report``
+fuzzed with random and mutated JSON/TOML specs.
 
 Every input must end in either a correct report or exactly one ``error:`` line on stderr
 with exit code 2: never another exception, a traceback, a hang or a memory blow-up.
@@ -15,38 +16,33 @@ and Linear MACs and parameters follow their formulas, totals are the column sums
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import MISSING, fields
 from math import prod
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from alexcost import SpecError, network_from_dict, network_to_dict, preset
-from alexcost.layers import BUILTIN_KINDS
+from alexcost import SpecError, network_from_dict
 from alexcost.render.report import FORMATS, render
 from alexcost.specs.specfile import parse_text
 from alexcost_cli.main import cli
+
+from strategies import any_spec, edited_texts, to_text, wild
 
 THOROUGH = os.environ.get("ALEXCOST_HYPOTHESIS") == "thorough"
 CASES = Counter()
 """Cases run per test (printed at the end of the module)."""
 
-KINDS = {k.__name__: k for k in BUILTIN_KINDS}
 ELEMENTWISE = ("ReLU", "Tanh", "Sigmoid", "Dropout", "Softmax", "LocalResponseNorm")
-ARG_NAMES = sorted({f.name for k in KINDS.values() for f in fields(k) if f.init})
 SECONDS_PER_CASE = 10.0  # a case slower than this is a hang
 
 fuzz = settings(max_examples=20_000 if THOROUGH else int(os.environ.get("ALEXCOST_FUZZ_EXAMPLES", 400)),
@@ -60,247 +56,6 @@ def case_count():
     runs = {k: v for k, v in CASES.items() if ":" not in k}
     print(f"\nfuzz cases run: {sum(runs.values())} {runs}; outcomes "
           f"{ {k: v for k, v in CASES.items() if ':' in k} }")
-
-
-# -- values ---------------------------------------------------------------------------------
-
-SPECIAL_INTS = [0, 1, 2, 3, -1, -7, 2**31, 2**63 - 1, 2**63, -2**63, 10**12, -10**12, 10**30, 10**400]
-SPECIAL_FLOATS = [0.0, -0.0, 0.5, 1.5, 3.0, 1e-300, 1e300, math.inf, -math.inf, math.nan]
-SPECIAL_STRINGS = ["", " ", "same", "valid", "zeros", "reflect", "circular", "conv1", "a.b", "x" * 5000,
-                   "\u00e9\u4e2d\U0001f600", "\u200d", "\ud800", "\x00", "\n", "\t", "null", "NaN",
-                   "__import__('os').system('touch /tmp/alexcost-pwned')", "{{7*7}}", "${HOME}",
-                   "../../etc/passwd", "Conv2d", "__class__", "Layer"]
-
-EXTREMES = SPECIAL_INTS + SPECIAL_FLOATS
-numbers = st.one_of(st.sampled_from(EXTREMES), st.integers(-10, 300), st.floats(allow_nan=True, allow_infinity=True))
-strings = st.one_of(st.sampled_from(SPECIAL_STRINGS), st.text(max_size=12),
-                    st.text(st.characters(categories=["Cc", "Cs", "Zs", "Cf", "So"]), min_size=1, max_size=4))
-scalars = st.one_of(st.none(), st.booleans(), numbers, numbers, strings)
-keys = st.one_of(st.sampled_from(ARG_NAMES + ["type", "input_shape", "layers"]), strings)
-wild = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                     st.dictionaries(keys, inner, max_size=4)),
-                    max_leaves=10)
-
-sizes = lambda low, high: st.one_of(st.integers(low, high), st.integers(low, high),  # noqa: E731
-                                    st.sampled_from([10**6, 10**12, 2**62, 2**63 - 1]))
-pair_of = lambda ints: st.one_of(ints, st.lists(ints, min_size=2, max_size=2))  # noqa: E731
-reals = lambda low, high: st.one_of(st.floats(low, high), st.sampled_from(EXTREMES))  # noqa: E731
-PLAUSIBLE = {
-    "in_channels": sizes(1, 16), "out_channels": sizes(1, 16), "in_features": sizes(1, 64),
-    "out_features": sizes(1, 16), "size": sizes(1, 6), "groups": st.sampled_from([1, 1, 2, 4]),
-    "kernel_size": pair_of(st.integers(1, 5)), "stride": pair_of(sizes(1, 3)),
-    "padding": st.one_of(pair_of(st.integers(0, 2)), st.sampled_from(["same", "valid"])),
-    "dilation": pair_of(st.integers(1, 2)), "padding_mode": st.sampled_from(["zeros", "reflect", "replicate",
-                                                                            "circular"]),
-    "bias": st.booleans(), "inplace": st.booleans(), "ceil_mode": st.booleans(),
-    "count_include_pad": st.booleans(), "return_indices": st.just(False),
-    "p": reals(0, 1), "alpha": reals(1e-6, 1), "beta": reals(0.1, 2), "k": reals(0.5, 3),
-    "output_size": st.one_of(sizes(1, 6), st.lists(st.one_of(st.none(), sizes(1, 6)), min_size=2, max_size=2)),
-    "divisor_override": st.one_of(st.none(), st.integers(1, 9)), "dim": st.one_of(st.none(), st.integers(-3, 3)),
-    "start_dim": st.integers(-3, 3), "end_dim": st.integers(-3, 3),
-    "pad": st.lists(st.integers(-2, 3), min_size=1, max_size=6), "value": st.one_of(st.none(), reals(-1, 1)),
-    "mode": st.sampled_from(["constant", "reflect", "replicate", "circular", "nearest", "nearest-exact", "linear",
-                             "bilinear", "bicubic", "trilinear", "area", "row", "batch"]),
-    "scale_factor": st.one_of(st.floats(0.3, 3), st.lists(st.floats(0.3, 3), min_size=1, max_size=3)),
-    "align_corners": st.one_of(st.none(), st.booleans()), "recompute_scale_factor": st.one_of(st.none(), st.booleans()),
-    "output_padding": pair_of(st.integers(0, 2)), "num_groups": st.sampled_from([1, 2, 4]),
-    "num_channels": sizes(1, 16), "num_features": sizes(1, 16), "affine": st.booleans(),
-    "track_running_stats": st.booleans(),
-    "name": st.one_of(st.sampled_from(["a", "b", "conv1", "relu"]), st.text(min_size=1, max_size=12),
-                      st.sampled_from(SPECIAL_STRINGS)),
-}
-
-
-def value_for(arg: str):
-    """For ``arg``: 60% a value torch would take, 20% an extreme one, 20% anything at all."""
-    extreme = st.sampled_from(EXTREMES + SPECIAL_STRINGS)
-    return st.integers(0, 9).flatmap(lambda r: wild if r < 2 else extreme if r < 4 else PLAUSIBLE.get(arg, wild))
-
-
-shapes = st.one_of(
-    st.lists(st.integers(1, 40), min_size=3, max_size=3),
-    st.lists(st.integers(1, 12), min_size=1, max_size=4),
-    st.lists(st.sampled_from([1, 2, 10**6, 10**12, 2**62, 2**63 - 1]), min_size=1, max_size=4),
-    st.lists(st.sampled_from([1, 3, 2**62]), min_size=1, max_size=70),
-    wild)
-
-
-@st.composite
-def layer_entries(draw):
-    """A layer entry: a real kind with a random subset of its arguments (required ones usually)."""
-    bad = ["conv2d", "Relu", "Layer", "_Elementwise", "", "Conv2d "]
-    kind = draw(st.sampled_from(sorted(KINDS) * 4 + bad) if draw(st.integers(0, 9)) else wild)
-    entry = {} if draw(st.integers(0, 30)) == 0 else {"type": kind}
-    for f in fields(KINDS[kind]) if isinstance(kind, str) and kind in KINDS else ():
-        required = f.default is MISSING
-        if f.init and draw(st.integers(0, 9)) < (9 if required else 3):
-            entry[f.name] = draw(value_for(f.name))
-    if draw(st.integers(0, 15)) == 0:
-        entry[draw(keys)] = draw(wild)
-    return entry
-
-
-@st.composite
-def random_specs(draw):
-    """A spec dict assembled from real layer kinds, wild values and stray keys."""
-    spec = {}
-    if draw(st.integers(0, 20)):
-        spec["input_shape"] = draw(shapes)
-    if draw(st.integers(0, 20)):
-        spec["layers"] = draw(wild if draw(st.integers(0, 10)) == 0 else st.lists(layer_entries(), max_size=8))
-        if isinstance(spec["layers"], list) and draw(st.integers(0, 2)) == 0:  # reach the FC head more often
-            spec["layers"] += [{"type": "Flatten"}, {"type": "Linear", "out_features": draw(value_for("out_features"))}]
-    if draw(st.booleans()):
-        spec["name"] = draw(value_for("name"))
-    if draw(st.integers(0, 10)) == 0:
-        spec[draw(keys)] = draw(wild)
-    return spec
-
-
-@st.composite
-def valid_specs(draw):
-    """A spec that is valid by construction: the spatial size is tracked as layers are added."""
-    c, size = draw(st.integers(1, 8)), draw(st.integers(4, 32))
-    spec = {"name": "fuzz", "input_shape": [c, size, size], "layers": []}
-    for _ in range(draw(st.integers(0, 6))):
-        kind = draw(st.sampled_from(["Conv2d", "ReLU", "MaxPool2d", "AvgPool2d", "LocalResponseNorm", "Tanh"]))
-        if kind == "Conv2d":
-            pad = draw(st.integers(0, 1))
-            k = draw(st.integers(1, min(5, size + 2 * pad)))
-            spec["layers"].append({"type": kind, "out_channels": draw(st.integers(1, 12)), "kernel_size": k,
-                                   "padding": pad})
-            size += 2 * pad - k + 1
-        elif kind in ("MaxPool2d", "AvgPool2d"):
-            if size >= 2:
-                spec["layers"].append({"type": kind, "kernel_size": 2})
-                size //= 2
-        elif kind == "LocalResponseNorm":
-            spec["layers"].append({"type": kind, "size": draw(st.integers(1, 5)), "k": 2.0})
-        else:
-            spec["layers"].append({"type": kind})
-    spec["layers"] += [{"type": "Flatten"}, {"type": "Linear", "out_features": draw(st.integers(1, 10))}]
-    return spec
-
-
-BASES = [network_to_dict(preset(name)) for name in ("seed", "paper", "torchvision")]
-
-
-def _paths(value, here=()):
-    """Every path (tuple of keys and indices) inside nested dicts and lists."""
-    yield here
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _paths(v, here + (k,))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _paths(v, here + (i,))
-
-
-def _get(value, path):
-    for step in path:
-        value = value[step]
-    return value
-
-
-@st.composite
-def mutated_specs(draw):
-    """A valid spec (a preset or a generated one) changed one to three times."""
-    spec = copy.deepcopy(draw(st.one_of(st.sampled_from(BASES), valid_specs())))
-    for _ in range(draw(st.integers(1, 3))):
-        paths = [p for p in _paths(spec) if p]
-        op = draw(st.sampled_from(["replace", "replace", "delete", "insert", "dup_layer", "drop_layer", "swap",
-                                   "dup_name", "retype", "nest", "deep"]))
-        layers = spec.get("layers") if isinstance(spec.get("layers"), list) else None
-        if op in ("replace", "delete", "nest", "deep") and paths:
-            path = draw(st.sampled_from(paths))
-            parent, last = _get(spec, path[:-1]), path[-1]
-            if op == "replace":
-                parent[last] = draw(wild)
-            elif op == "delete":
-                del parent[last]
-            elif op == "nest":
-                parent[last] = draw(st.sampled_from([[parent[last]], {"value": parent[last]},
-                                                     [parent[last], parent[last]]]))
-            else:  # a marker to_text() turns into lists nested close to, or past, the parser's limit
-                parent[last] = f"@@deep{draw(st.sampled_from([50, 500, 900, 990, 1000, 2000, 100000]))}@@"
-        elif op == "insert":
-            dicts = [p for p in _paths(spec) if isinstance(_get(spec, p), dict)]
-            _get(spec, draw(st.sampled_from(dicts)))[draw(keys)] = draw(wild)
-        elif layers:
-            i, j = draw(st.integers(0, len(layers) - 1)), draw(st.integers(0, len(layers) - 1))
-            if op == "dup_layer":
-                layers.insert(i, copy.deepcopy(layers[j]))
-            elif op == "drop_layer":
-                layers.pop(i)
-            elif op == "swap":
-                layers[i], layers[j] = layers[j], layers[i]
-            elif op == "dup_name" and isinstance(layers[i], dict) and isinstance(layers[j], dict):
-                layers[i]["name"] = layers[j].get("name", "dup")
-                layers[j]["name"] = layers[i]["name"]
-            elif op == "retype" and isinstance(layers[i], dict):
-                layers[i]["type"] = draw(st.sampled_from(sorted(KINDS)))
-    return spec
-
-
-any_spec = st.one_of(random_specs(), mutated_specs(), valid_specs())
-
-
-# -- text -----------------------------------------------------------------------------------
-
-def _toml_value(v) -> str:
-    if v is None:
-        return "null"  # TOML has no null: a parse error, on purpose
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf") if math.isinf(v) else repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(x)}" for k, x in v.items()) + "}"
-
-
-def to_toml(spec: dict) -> str:
-    """TOML for any spec-like dict: ``[[layers]]`` tables when the layers are objects."""
-    layers = spec.get("layers")
-    tables = isinstance(layers, list) and all(isinstance(e, dict) for e in layers)
-    lines = [f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in spec.items() if not (k == "layers" and tables)]
-    for entry in layers if tables else ():
-        lines += ["", "[[layers]]"] + [f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in entry.items()]
-    return "\n".join(lines) + "\n"
-
-
-DEEP = re.compile(r'"@@deep(\\d+)@@"')
-
-
-def to_text(spec, fmt: str, ascii_only: bool = True) -> str:
-    """JSON (NaN and Infinity as JavaScript writes them) or TOML; deep markers become nested lists."""
-    text = to_toml(spec) if fmt == "toml" else json.dumps(spec, ensure_ascii=ascii_only)
-    return DEEP.sub(lambda m: "[" * int(m.group(1)) + "1" + "]" * int(m.group(1)), text)
-
-
-@st.composite
-def edited_texts(draw):
-    """A spec as JSON or TOML text, then cut, spliced or duplicated at random places."""
-    fmt = draw(st.sampled_from(["json", "toml"]))
-    text = to_text(draw(any_spec), fmt, draw(st.booleans()))
-    for _ in range(draw(st.integers(0, 3))):
-        n = len(text)
-        i, j = sorted(draw(st.tuples(st.integers(0, n), st.integers(0, n))))
-        op = draw(st.sampled_from(["cut", "insert", "delete", "dup"]))
-        if op == "cut":
-            text = text[:i]
-        elif op == "insert":
-            text = text[:i] + draw(st.one_of(st.text(max_size=4), st.sampled_from(
-                ['"', "{", "}", "[", "]", ",", ":", "=", "\n", "\\", "NaN", "1e999", "-", "\x00", "\ufeff"]))) + text[i:]
-        elif op == "delete":
-            text = text[:i] + text[j:]
-        else:
-            text = text[:j] + text[i:j] + text[j:]
-    return fmt, text
 
 
 # -- outcomes ---------------------------------------------------------------------------------
@@ -453,6 +208,7 @@ def assert_cli_outcome(result, spec=None, fmt="json", batch=1) -> str:
 
 # -- the fuzz tests ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 @fuzz
 @given(spec=st.one_of(any_spec, wild))
 def test_dicts_load_or_fail_cleanly(spec):
@@ -464,6 +220,7 @@ def test_dicts_load_or_fail_cleanly(spec):
         assert load_outcome(lambda: network_from_dict(parse_text(to_text(spec, "json"), "json"))) == "spec error"
 
 
+@pytest.mark.slow
 @fuzz
 @given(case=edited_texts())
 def test_texts_parse_or_fail_cleanly(case):
@@ -478,6 +235,7 @@ def spec_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("fuzz-specs")
 
 
+@pytest.mark.slow
 @fuzz
 @given(spec=any_spec, fmt=st.sampled_from(["table", "markdown", "detail", "csv", "json"]),
        text_fmt=st.sampled_from(["json", "toml"]), suffix=st.sampled_from([".json", ".toml", ""]),
@@ -493,6 +251,7 @@ def test_cli_report_or_one_error_line(spec_dir, spec, fmt, text_fmt, suffix, bat
     CASES["cli:" + assert_cli_outcome(result, spec, fmt, batch)] += 1
 
 
+@pytest.mark.slow
 @fuzz
 @given(case=edited_texts(), args=st.lists(st.sampled_from(
     ["--batch", "0", "-1", "3", "99999999999999999999", "1.5", "--dtype", "float16", "int4", "--format", "json",
@@ -515,6 +274,7 @@ def test_cli_damaged_stdin_and_odd_options(spec_dir, case, args):
     assert not [p for p in os.listdir(spec_dir) if p.endswith(".tmp")]
 
 
+@pytest.mark.slow
 @fuzz
 @given(spec=any_spec)
 def test_failed_report_writes_nothing(spec_dir, spec):
@@ -532,6 +292,7 @@ def test_failed_report_writes_nothing(spec_dir, spec):
     assert not [p for p in os.listdir(spec_dir) if p.endswith(".tmp")]
 
 
+@pytest.mark.slow
 @settings(max_examples=200 if THOROUGH else 4, deadline=None, suppress_health_check=list(HealthCheck))
 @given(case=edited_texts())
 def test_real_process_never_shows_a_traceback(spec_dir, case):
@@ -600,3 +361,179 @@ def test_absurd_sizes_are_computed_not_allocated():
     conv_macs = 2**20 * 2**20 * 64 * 64 * 2**20 * 3 * 3
     fc_macs = 2**20 * (2**20 * 32 * 32) * 2**20
     assert cost.totals.macs == conv_macs + fc_macs
+
+
+# == each invalid spec beside its valid twin =======================================================
+# Bad input: each invalid spec beside a valid twin, through the CLI.
+#
+# Every invalid one must give exit code 2 and exactly one line, ``error: ...``, that
+# names the layer and the offending numbers; its valid twin must report normally.
+
+BASE = {"name": "tiny", "input_shape": [3, 32, 32], "layers": [
+    {"type": "Conv2d", "name": "conv1", "out_channels": 16, "kernel_size": 3, "padding": 1},
+    {"type": "ReLU"},
+    {"type": "MaxPool2d", "kernel_size": 2},
+    {"type": "Flatten"},
+    {"type": "Linear", "out_features": 10},
+]}
+
+
+def with_layer(index, **changes):
+    spec = json.loads(json.dumps(BASE))
+    layer = spec["layers"][index]
+    for key, value in changes.items():
+        if value is DELETE:
+            del layer[key]
+        else:
+            layer[key] = value
+    return spec
+
+
+DELETE = object()
+
+# (id, valid spec, invalid spec, fragments the one error line must contain)
+ERROR_CASES = [
+    ("unknown type", BASE, with_layer(1, type="Relu"),
+     ["layers[1]", "unknown layer type 'Relu'", "did you mean 'ReLU'"]),
+    ("unknown argument", BASE, with_layer(0, kernal_size=3),
+     ["layers[0] 'conv1' (Conv2d)", "unknown argument 'kernal_size'", "did you mean 'kernel_size'"]),
+    ("missing argument", BASE, with_layer(0, kernel_size=DELETE),
+     ["layers[0] 'conv1' (Conv2d)", "missing argument 'kernel_size'"]),
+    ("wrong type: string size", BASE, with_layer(0, out_channels="16"),
+     ["layers[0] 'conv1' (Conv2d)", "out_channels must be an integer", "'16'"]),
+    ("wrong type: float size", BASE, with_layer(0, kernel_size=3.0),
+     ["layers[0] 'conv1' (Conv2d)", "kernel_size", "3.0"]),
+    ("wrong type: bool size", BASE, with_layer(2, kernel_size=True),
+     ["layers[2] (MaxPool2d)", "kernel_size", "True"]),
+    ("wrong type: bias", BASE, with_layer(4, bias="yes"),
+     ["layers[4] (Linear)", "bias must be true or false", "'yes'"]),
+    ("non-positive size", BASE, with_layer(0, out_channels=0),
+     ["layers[0] 'conv1' (Conv2d)", "out_channels must be positive, got 0"]),
+    ("negative stride", BASE, with_layer(0, stride=-2),
+     ["layers[0] 'conv1' (Conv2d)", "stride must be positive, got -2"]),
+    ("negative padding", BASE, with_layer(0, padding=-1),
+     ["layers[0] 'conv1' (Conv2d)", "padding must be >= 0, got -1"]),
+    ("kernel larger than padded input", BASE, with_layer(0, kernel_size=35),
+     ["layers[0] 'conv1' (Conv2d) on input [3, 32, 32]", "Kernel size can't be greater than actual input size",
+      "padded input 34x34", "kernel_size=35"]),
+    ("pooling output size <= 0", BASE, with_layer(2, kernel_size=2, stride=2, dilation=40),
+     ["layers[2] 'maxpool2d2' (MaxPool2d) on input [16, 32, 32]", "Output size is too small"]),
+    ("channels not divisible by groups", BASE, with_layer(0, groups=5),
+     ["layers[0] 'conv1' (Conv2d)", "out_channels must be divisible by groups",
+      "out_channels=16, groups=5"]),
+    ("input channels not divisible by groups", with_layer(0, groups=1), with_layer(0, groups=2),
+     ["layers[0] 'conv1' (Conv2d) on input [3, 32, 32]", "in_channels must be divisible by groups",
+      "in_channels=3, groups=2"]),
+    ("in_channels mismatch", with_layer(0, in_channels=3), with_layer(0, in_channels=4),
+     ["layers[0] 'conv1' (Conv2d) on input [3, 32, 32]", "in_channels=4", "got 3 channels"]),
+    ("in_features mismatch", with_layer(4, in_features=4096), with_layer(4, in_features=4000),
+     ["layers[4] 'linear4' (Linear) on input [4096]", "in_features=4000", "4096 features"]),
+    ("duplicate names", with_layer(1, name="relu"), with_layer(1, name="conv1"),
+     ["layers[1] (ReLU)", "duplicate name 'conv1'", "layers[0]"]),
+    ("absurd size", with_layer(0, out_channels=10**9), with_layer(0, out_channels=10**30),
+     ["layers[0] 'conv1' (Conv2d)", "out_channels", "int64"]),
+    ("padding same with stride", with_layer(0, padding="same"), with_layer(0, padding="same", stride=2),
+     ["layers[0] 'conv1' (Conv2d)", "padding='same' is not supported for strided convolutions"]),
+    ("dropout probability", BASE, {**BASE, "layers": BASE["layers"][:3] + [{"type": "Dropout", "p": 1.5}]},
+     ["layers[3] (Dropout)", "between 0 and 1", "1.5"]),
+]
+
+
+def linear_on_maps(in_features=None):
+    spec = json.loads(json.dumps(BASE))
+    del spec["layers"][3]  # no Flatten: torch applies Linear to the last dimension, 16
+    if in_features:
+        spec["layers"][3]["in_features"] = in_features
+    return spec
+
+
+ERROR_CASES.append(("Linear after an unflattened tensor", linear_on_maps(16), linear_on_maps(16 * 16 * 16),
+              ["layers[3] 'linear3' (Linear) on input [16, 16, 16]", "in_features=4096", "put a Flatten"]))
+
+
+def run(tmp_path, spec_text, suffix=".json", extra=()):
+    path = tmp_path / f"spec{suffix}"
+    path.write_text(spec_text)
+    return CliRunner().invoke(cli, ["report", "--spec", str(path), *extra])
+
+
+def assert_one_line_error(result, fragments):
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.mark.parametrize("case_id,valid,invalid,fragments", ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
+def test_invalid_spec_one_line_error(tmp_path, case_id, valid, invalid, fragments):
+    ok = run(tmp_path, json.dumps(valid))
+    assert ok.exit_code == 0, ok.output
+    assert_one_line_error(run(tmp_path, json.dumps(invalid)), fragments)
+
+
+@pytest.mark.parametrize("text,suffix,fragments", [
+    ('{"input_shape": [3, 8, 8], "layers": [}', ".json", ["malformed JSON", "line 1"]),
+    ('{"input_shape": [3, 8, 8], "layers": [{"type": "ReLU"}], "x": NaN}', ".json", ["NaN"]),
+    ('input_shape = [3, 8, 8]\n[[layers]\ntype = "ReLU"\n', ".toml", ["malformed TOML"]),
+    ('input_shape = [3, 8, 8]\nlayers = 5\n', ".toml", ["layers must be a list"]),
+    ("[1, 2]", ".json", ["a spec must be an object"]),
+    ('{"layers": []}', ".json", ["needs 'input_shape'"]),
+    ('{"input_shape": [3, -8, 8], "layers": []}', ".json", ["input_shape must be positive, got -8"]),
+    ('{"input_shape": [3, 8, 8], "layers": [{"type": "ReLU"}], "extra": 1}', ".json",
+     ["unknown top-level key 'extra'"]),
+    ("[" * 100000 + "]" * 100000, ".json", ["nested too deeply"]),
+    ('{"input_shape": [' + "9" * 5000 + '], "layers": []}', ".json", ["malformed JSON"]),
+    ("\xff\xfe", ".json", []),
+])
+def test_malformed_files(tmp_path, text, suffix, fragments):
+    path = tmp_path / f"spec{suffix}"
+    path.write_bytes(text.encode("latin-1") if text == "\xff\xfe" else text.encode())
+    result = CliRunner().invoke(cli, ["report", "--spec", str(path)])
+    assert_one_line_error(result, [str(path)] + fragments if suffix and fragments else fragments)
+
+
+def test_missing_file_and_bad_options(tmp_path):
+    assert_one_line_error(CliRunner().invoke(cli, ["report", "--spec", str(tmp_path / "nope.json")]),
+                          ["cannot read spec file", "nope.json", "No such file"])
+    assert_one_line_error(CliRunner().invoke(cli, ["report", "--batch", "0"]), ["--batch", "0"])
+    assert_one_line_error(CliRunner().invoke(cli, ["report", "--batch", "-3"]), ["--batch"])
+    assert_one_line_error(CliRunner().invoke(cli, ["report", "--batch", "1.5"]), ["--batch", "1.5"])
+    assert_one_line_error(CliRunner().invoke(cli, ["report", "--model", "vgg"]), ["'vgg'", "seed"])
+    assert_one_line_error(CliRunner().invoke(cli, ["report", "--format", "xml"]), ["--format"])
+    assert_one_line_error(CliRunner().invoke(cli, ["report", "--bacth", "3"]), ["--bacth", "--batch"])
+    assert_one_line_error(CliRunner().invoke(cli, ["reprot"]), ["reprot"])
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps(BASE))
+    assert_one_line_error(CliRunner().invoke(cli, ["export", "--model", "seed", "--spec", str(spec)]),
+                          ["export reads one network", "--model, --spec"])
+
+
+def test_failed_report_leaves_no_output_file(tmp_path):
+    out = tmp_path / "report.json"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(with_layer(0, groups=5)))
+    result = CliRunner().invoke(cli, ["report", "--spec", str(bad), "--out", str(out), "--format", "json"])
+    assert result.exit_code == 2 and not out.exists()
+    assert os.listdir(tmp_path) == ["bad.json"]  # no temporary file left either
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(BASE))
+    result = CliRunner().invoke(cli, ["report", "--spec", str(good), "--out", str(out), "--format", "json"])
+    assert result.exit_code == 0 and json.loads(out.read_text())["model"] == "tiny"
+
+
+def test_unwritable_output_is_one_line(tmp_path):
+    result = CliRunner().invoke(cli, ["report", "--out", str(tmp_path / "missing-dir" / "r.txt")])
+    assert_one_line_error(result, ["cannot write", "missing-dir"])
+
+
+def test_no_traceback_end_to_end(tmp_path):
+    """The installed command, in a real process: one stderr line, exit 2."""
+    spec = tmp_path / "bad.json"
+    spec.write_text(json.dumps(with_layer(0, kernel_size=35)))
+    proc = subprocess.run([sys.executable, "-m", "alexcost", "report", "--spec", str(spec)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: layers[0] 'conv1' (Conv2d)")

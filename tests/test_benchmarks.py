@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # every script runs in a child process
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 FAST_PEERS = ["fvcore", "torch FlopCounterMode (meta)"]
 

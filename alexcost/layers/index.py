@@ -1,0 +1,188 @@
+"""Indexing and broadcasting views: Slice (``x[:, 0]``, ``x[:, :c]``), Expand.
+
+Both are views of their input (no ops, no new storage) and keep nothing for the backward
+pass. Slice's gradient is the output's, copied into zeros of the input's shape; Expand's
+sums the output's gradient back over the expanded dimensions (adds).
+"""
+
+from __future__ import annotations
+
+from math import prod
+from typing import ClassVar
+
+from . import arguments as check
+from ..errors import SpecError, format_shape
+from .base import Grads, Layer, Saved, Shape, TrainContext, layer_kind, register_layer
+
+
+def _entry(value, what: str):
+    """One index entry: an int (selects, dropping the dimension) or ``(start, stop, step)``."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 3:
+            raise SpecError(f"{what}: a slice is [start, stop, step], got {check.shown(value)}")
+        start, stop, step = (None if v is None else check.integer(v, what, minimum=-check.INT64_MAX)
+                             for v in value)
+        if step is not None and step <= 0:
+            raise SpecError(f"{what}: step must be greater than zero, got {step}")
+        return (start, stop, step)
+    return check.integer(value, what, minimum=-check.INT64_MAX)
+
+
+@register_layer
+@layer_kind
+class Slice(Layer):
+    """``x[:, e1, e2, ...]``: ``index`` lists an entry per sample dimension from the first (fewer
+    keep the rest whole); an int selects (the dimension is dropped), ``[start, stop, step]`` slices
+    (None for a bound left out, as Python's ``slice``). A view: no ops."""
+
+    index: tuple[int | tuple[int | None, int | None, int | None], ...]
+
+    storage: ClassVar[str] = "view"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not isinstance(self.index, (list, tuple)) or not self.index or len(self.index) > check.MAX_RANK:
+            raise SpecError(f"index must list 1 to {check.MAX_RANK} entries, got {check.shown(self.index)}")
+        object.__setattr__(self, "index", tuple(_entry(v, "index") for v in self.index))
+
+    def _ranges(self, x: Shape):
+        if len(self.index) > len(x):
+            raise SpecError(f"too many indices for a tensor of {len(x) + 1} dimensions: {len(self.index)} "
+                            f"after the batch's, on input {format_shape(('N', *x))}")
+        out = []
+        for d, (entry, size) in enumerate(zip(self.index, x), start=1):
+            if isinstance(entry, tuple):
+                out.append(range(*slice(*entry).indices(size)))
+            elif not -size <= entry < size:
+                raise SpecError(f"index {entry} is out of bounds for dimension {d} with size {size}")
+            else:
+                out.append(entry % size)
+        return out
+
+    def output_shape(self, x: Shape) -> Shape:
+        picked = self._ranges(x)
+        y = tuple(len(r) for r in picked if isinstance(r, range)) + tuple(x[len(picked):])
+        if not y:
+            raise SpecError(f"x[:, {', '.join(map(str, self.index))}] leaves no dimension per sample")
+        return y
+
+    def view_strides(self, x, y, strides, batch):
+        picked = self._ranges(x)
+        kept = [s * r.step for r, s in zip(picked, strides[1:]) if isinstance(r, range)]
+        return (strides[0], *kept, *strides[1 + len(picked):])
+
+    def saved_tensors(self, x, y, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        return ()
+
+    def label(self) -> str:
+        return "Slice"
+
+
+@register_layer
+@layer_kind
+class Expand(Layer):
+    """``x.expand(N, *sizes)``: ``sizes`` per sample, of the input's rank; -1 keeps a size, a
+    dimension of size 1 may grow. A view (stride 0 where it grows): no ops. Its gradient sums
+    over the grown dimensions: ``prod(y) - prod(x)`` adds per sample."""
+
+    sizes: tuple[int, ...]
+
+    storage: ClassVar[str] = "view"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not isinstance(self.sizes, (list, tuple)) or not self.sizes or len(self.sizes) > check.MAX_RANK:
+            raise SpecError(f"sizes must list 1 to {check.MAX_RANK} sizes, got {check.shown(self.sizes)}")
+        object.__setattr__(self, "sizes", tuple(check.integer(s, "sizes", minimum=-1) for s in self.sizes))
+        if 0 in self.sizes:
+            raise SpecError(f"sizes={list(self.sizes)}: sizes must be positive (or -1)")
+
+    def output_shape(self, x: Shape) -> Shape:
+        if len(self.sizes) != len(x):
+            raise SpecError(f"expand to {len(self.sizes)} sizes per sample {list(self.sizes)} of an input of "
+                            f"{len(x)} {format_shape(x)}; alexcost expands without adding dimensions")
+        y = []
+        for d, (want, have) in enumerate(zip(self.sizes, x), start=1):
+            if want != -1 and want != have and have != 1:
+                raise SpecError(f"The expanded size of the tensor ({want}) must match the existing size ({have}) "
+                                f"at non-singleton dimension {d}.  Target sizes: {list(self.sizes)}")
+            y.append(have if want == -1 else want)
+        return tuple(y)
+
+    def view_strides(self, x, y, strides, batch):
+        return (strides[0], *(0 if a != b else s for a, b, s in zip(x, y, strides[1:])))
+
+    def backward_other_ops(self, x, y: Shape, grads: Grads, batch: int) -> int:
+        return batch * (prod(y) - prod(x)) if grads.input else 0
+
+    def saved_tensors(self, x, y, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        return ()
+
+
+@register_layer
+@layer_kind
+class Unsqueeze(Layer):
+    """``x.unsqueeze(dim)``: a dimension of size 1 inserted at ``dim`` of the batched tensor (not before
+    the batch). A view: no ops."""
+
+    dim: int
+
+    storage: ClassVar[str] = "view"
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "dim", check.dim_index(self.dim, "dim"))
+
+    def _at(self, x: Shape) -> int:
+        d = check.dim(self.dim, "dim", len(x) + 2)
+        if d == 0:
+            raise SpecError("dim=0 would put a dimension before the batch; alexcost analyses each sample on its own")
+        return d
+
+    def output_shape(self, x: Shape) -> Shape:
+        d = self._at(x)
+        return (*x[:d - 1], 1, *x[d - 1:])
+
+    def view_strides(self, x, y, strides, batch):
+        d = self._at(x)
+        sizes = (batch, *x)
+        new = strides[d] * sizes[d] if d < len(sizes) else 1
+        return (*strides[:d], new, *strides[d:])
+
+    def saved_tensors(self, x, y, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        return ()
+
+
+@register_layer
+@layer_kind
+class Squeeze(Layer):
+    """``x.squeeze(dim)``: the dimensions ``dim`` (of the batched tensor, not the batch) dropped where
+    their size is 1, kept otherwise, as torch does. A view: no ops."""
+
+    dim: int | tuple[int, ...]
+
+    storage: ClassVar[str] = "view"
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "dim", check.dims(self.dim, "dim"))
+
+    def _dropped(self, x: Shape) -> set:
+        dims = {check.dim(d, "dim", len(x) + 1) for d in self.dim}
+        if 0 in dims:
+            raise SpecError("dim=0 is the batch dimension; alexcost analyses each sample on its own")
+        return {d for d in dims if x[d - 1] == 1}
+
+    def output_shape(self, x: Shape) -> Shape:
+        dropped = self._dropped(x)
+        y = tuple(s for d, s in enumerate(x, start=1) if d not in dropped)
+        if not y:
+            raise SpecError(f"squeeze of {format_shape(x)} leaves no dimension per sample")
+        return y
+
+    def view_strides(self, x, y, strides, batch):
+        dropped = self._dropped(x)
+        return tuple(s for d, s in enumerate(strides) if d not in dropped)
+
+    def saved_tensors(self, x, y, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        return ()

@@ -1,0 +1,105 @@
+"""Reductions and rearrangements of transformers: Sum, Norm (reductions over dims, as Mean), Roll.
+
+Dimensions are numbered on the batched tensor, as torch numbers them; none may be the batch's.
+Sum adds the elements it reduces (one add fewer than it reads, per output element). Norm with
+``p=2`` squares each element, adds them and takes one square root per output element; with ``p=1``
+takes each element's absolute value and adds them. Roll copies and does no arithmetic.
+
+Backward: Sum spreads its gradient (0 ops) and keeps nothing; Norm's gradient is ``x * g / norm``
+(``p=2``: a divide per output element, then two multiplies per input element) or ``sign(x) * g``
+(``p=1``: two ops per input element), and it keeps its input and its output; Roll rolls its
+gradient back (0 ops), keeping nothing.
+"""
+
+from __future__ import annotations
+
+from math import prod
+from typing import ClassVar
+
+from . import arguments as check
+from ..errors import SpecError, format_shape
+from .base import Grads, Layer, Saved, Shape, TrainContext, layer_kind, register_layer
+from .shape import Mean
+
+
+@register_layer
+@layer_kind
+class Sum(Mean):
+    """``x.sum(dim, keepdim)`` over dims of the batched tensor (not the batch): ``numel(x) - numel(y)``
+    adds per sample."""
+
+    def other_ops(self, x: Shape, y: Shape) -> int:
+        return prod(x) - prod(y)
+
+    def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
+        return 0
+
+    def label(self) -> str:
+        return "Sum"
+
+
+@register_layer
+@layer_kind
+class Norm(Mean):
+    """``torch.linalg.vector_norm(x, ord, dim, keepdim)`` (and ``x.norm(p, dim, keepdim)``) over dims of the
+    batched tensor, for ``ord`` 2 or 1: per sample, ``2 * numel(x)`` ops for 2 (square, add, one square root
+    per output element), ``2 * numel(x) - numel(y)`` for 1 (absolute value, add)."""
+
+    ord: float = 2.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        value = check.real(self.ord, "ord")
+        if value not in (1, 2):
+            raise SpecError(f"ord={self.ord!r}: alexcost counts the 1- and 2-norms only")
+        object.__setattr__(self, "ord", float(value))
+
+    def other_ops(self, x: Shape, y: Shape) -> int:
+        return 2 * prod(x) - (prod(y) if self.ord == 1 else 0)
+
+    def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
+        if not grads.input:
+            return 0
+        return batch * (2 * prod(x) + (prod(y) if self.ord == 2 else 0))
+
+    def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        return (Saved("input"), Saved("output", "output"))
+
+    def label(self) -> str:
+        return "Norm"
+
+
+def _dim(layer, value: int, rank: int) -> int:
+    d = check.dim(value, "dims", rank)
+    if d == 0:
+        raise SpecError(f"{type(layer).__name__}: dim 0 is the batch dimension; alexcost analyses each sample on "
+                        f"its own")
+    return d
+
+
+@register_layer
+@layer_kind
+class Roll(Layer):
+    """``torch.roll(x, shifts, dims)``: each of ``dims`` (of the batched tensor, not the batch) rolled by its
+    shift. A copy (channels-last in, channels-last out): no ops."""
+
+    shifts: int | tuple[int, ...]
+    dims: int | tuple[int, ...]
+
+    layout: ClassVar[str] = "format"
+
+    def __post_init__(self):
+        super().__post_init__()
+        shifts = self.shifts if isinstance(self.shifts, (tuple, list)) else (self.shifts,)
+        object.__setattr__(self, "shifts", tuple(check.integer(s, "shifts", minimum=-check.INT64_MAX) for s in shifts))
+        object.__setattr__(self, "dims", check.dims(self.dims, "dims"))
+        if len(self.shifts) != len(self.dims):
+            raise SpecError(f"shifts and dimensions must align. shifts: {len(self.shifts)}, dims:{len(self.dims)}")
+
+    def output_shape(self, x: Shape) -> Shape:
+        for d in self.dims:
+            _dim(self, d, len(x) + 1)
+        return x
+
+    def saved_tensors(self, x, y, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        return ()

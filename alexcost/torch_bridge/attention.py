@@ -1,0 +1,193 @@
+"""The calls of transformers, as alexcost layers: matrix products, ``F.scaled_dot_product_attention``,
+``nn.MultiheadAttention``, indexing with constant bounds (``x[:, 0]``), ``expand`` (of an activation, or
+of a class token concatenated to one), ``unsqueeze``, ``squeeze``, ``sum``, the 1- and 2-norms and ``roll``. Handlers as in `alexcost.torch_bridge.ops`, which adds
+`FUNCTIONS` and `METHODS` to its tables (its ``torch.cat`` reads a `Token`); `MODULE_CALLS` reads the modules of several inputs. Imports torch.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import torch
+import torch.nn.functional as F
+
+from ..layers import (Expand, Matmul, MultiheadAttention, Norm, Roll, ScaledDotProductAttention, Slice, Squeeze,
+                      Sum, Unsqueeze)
+from .calls import REQUIRED, bind, unary
+
+
+class Token:
+    """A parameter of shape ``(1, ...)`` expanded over the batch (``token.expand(N, -1, -1)``): read
+    by ``torch.cat`` as a class token, refused elsewhere."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"the parameter {self.value.path!r} expanded over the batch"
+
+
+def matmul(r, node, args, kwargs, names=("input", "other")):
+    b = bind(r, node, ((names[0], REQUIRED), (names[1], REQUIRED)), args, kwargs)
+    a, c = b[names[0]], b[names[1]]
+    if not (r.is_tensor(a) or r.is_tensor(c)):
+        return r.pure(node, args, kwargs)
+    return r.emit(node, Matmul(), [r.tensor(a, node), r.tensor(c, node)])
+
+
+def attention(r, node, args, kwargs):
+    spec = (("query", REQUIRED), ("key", REQUIRED), ("value", REQUIRED), ("attn_mask", None), ("dropout_p", 0.0),
+            ("is_causal", False), ("scale", None), ("enable_gqa", False))
+    b = bind(r, node, spec, args, kwargs)
+    if r.constant(b["enable_gqa"], node, "enable_gqa"):
+        r.refuse(node, "enable_gqa=True is not read by alexcost")
+    inputs = [r.tensor(b[k], node) for k in ("query", "key", "value")]
+    if b["attn_mask"] is not None:
+        mask = b["attn_mask"]
+        if not r.is_activation(mask):
+            r.refuse(node, f"its attn_mask is {r.show(mask)}; alexcost reads a mask computed in the forward pass "
+                           f"from the input only")
+        inputs.append(mask)
+    layer = r.build(node, ScaledDotProductAttention, {k: r.constant(b[k], node, k)
+                                                      for k in ("dropout_p", "is_causal", "scale")})
+    return r.emit(node, layer, inputs)
+
+
+def getitem(r, node, args, kwargs):
+    """``x[:, 0]``, ``x[:, :c]``, ``x[..., 1:3]`` with constant bounds on an activation; anything else as Python's."""
+    x, index = args
+    if not r.is_tensor(x):
+        return r.pure(node, args, kwargs)
+    x = r.tensor(x, node)
+    entries = list(index) if isinstance(index, tuple) else [index]
+    if any(e is Ellipsis for e in entries):
+        if entries.count(Ellipsis) > 1:
+            r.refuse(node, "an index can only have a single ellipsis ('...')")
+        at = entries.index(Ellipsis)
+        fill = len(x.shape) + 1 - (len(entries) - 1)
+        entries[at:at + 1] = [slice(None)] * fill
+    first = entries[0] if entries else None
+    if not (isinstance(first, slice) and first == slice(None)):
+        r.refuse(node, f"indexes the batch dimension ({r.show(first)}); alexcost analyses each sample on its own: "
+                       f"keep it whole (x[:, ...])")
+    rest = []
+    for e in entries[1:]:
+        e = r.constant(e, node, "index")
+        if isinstance(e, slice):
+            rest.append((e.start, e.stop, e.step))
+        elif isinstance(e, int) and not isinstance(e, bool):
+            rest.append(e)
+        else:
+            r.refuse(node, f"indexes with {r.show(e)}; alexcost reads integers and slices with constant bounds")
+    while rest and rest[-1] == (None, None, None):
+        rest.pop()
+    if not rest:
+        return x  # x[:, :] is x, as a view
+    return r.emit(node, r.build(node, Slice, {"index": tuple(rest)}), [x])
+
+
+def expand(r, node, args, kwargs):
+    x, *sizes = args
+    if kwargs:
+        if sizes or set(kwargs) != {"size"}:
+            r.refuse(node, "takes its sizes positionally or as size=")
+        sizes = [kwargs["size"]]
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = list(sizes[0])
+    sizes = [r.constant(s, node, "size", batch_ok=True) for s in sizes]
+    if r.is_attribute(x):
+        shape = tuple(x.tensor.shape)
+        if x.kind == "parameter" and sizes and sizes[0] is r.BATCH and len(sizes) == len(shape) and shape[0] == 1 \
+                and all(s == -1 or s == n for s, n in zip(sizes[1:], shape[1:])):
+            return Token(x)
+        r.refuse(node, f"expands {r.show(x)} to {r.show(sizes)}; alexcost reads a parameter of shape (1, ...) "
+                       f"expanded over the batch only (x.expand(N, -1, ...)), as a class token given to torch.cat")
+    x = r.tensor(x, node)
+    if not sizes or sizes[0] not in (r.BATCH, -1) or any(s is r.BATCH for s in sizes[1:]):
+        r.refuse(node, f"expands to {r.show(sizes)}; alexcost keeps the batch as the first dimension "
+                       f"(x.expand(x.size(0), ...) or -1 there)")
+    return r.emit(node, r.build(node, Expand, {"sizes": tuple(sizes[1:])}), [x])
+
+
+def multihead_attention(r, node, kind, module, args, kwargs):
+    """``mha(q, k, v, need_weights=False)`` with no masks: one `MultiheadAttention`, its output a tuple
+    ``(out, None)`` as torch returns it."""
+    spec = (("query", REQUIRED), ("key", REQUIRED), ("value", REQUIRED), ("key_padding_mask", None),
+            ("need_weights", True), ("attn_mask", None), ("average_attn_weights", True), ("is_causal", False))
+    b = bind(r, node, spec, args, kwargs)
+    for arg, value in (("key_padding_mask", None), ("attn_mask", None), ("need_weights", False),
+                       ("is_causal", False)):
+        if r.constant(b[arg], node, arg) != value:
+            r.refuse(node, f"is called with {arg}={r.show(b[arg])}; alexcost reads {type(module).__name__} "
+                           f"called with need_weights=False and no masks")
+    inputs = [r.tensor(b[k], node) for k in ("query", "key", "value")]
+    args = {name: getattr(module, name) for name in ("embed_dim", "num_heads", "dropout", "kdim", "vdim",
+                                                     "batch_first")}
+    args["bias"] = module.in_proj_bias is not None
+    args["add_bias_kv"] = module.bias_k is not None
+    layer = r.build(node, kind, args)
+    names = ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight", "in_proj_bias")
+    params = [("bias" if n.endswith("bias") else "weight", r.attribute(module._parameters.get(n), f"{node.target}.{n}",
+                                                                    node)) for n in names]
+    out = module.out_proj
+    params += [(role, r.attribute(out._parameters.get(role), f"{node.target}.out_proj.{role}", node))
+               for role in ("weight", "bias")]
+    return (r.emit(node, layer, inputs, params=tuple(p for p in params if p[1] is not None), module=module), None)
+
+
+def reduction(kind, p_name=None, p_default=None, out=False):
+    """``torch.sum``/``x.sum`` (``kind`` Sum) and the norms (Norm: ``torch.norm``, ``x.norm`` with ``p``,
+    ``torch.linalg.vector_norm`` with ``ord``) over given dims."""
+    spec = (("input", REQUIRED), *(((p_name, p_default),) if p_name else ()), ("dim", None), ("keepdim", False),
+            *((("out", None),) if out else ()), ("dtype", None))
+
+    def handle(r, node, args, kwargs):
+        b = bind(r, node, spec, args, kwargs)
+        x = r.tensor(b["input"], node)
+        if b.get("out") is not None:
+            r.refuse(node, "writes into out=; alexcost reads it without")
+        if b["dim"] is None:
+            r.refuse(node, "reduces every dimension, the batch's too; alexcost analyses each sample on its own")
+        if r.constant(b["dtype"], node, "dtype") is not None:
+            r.refuse(node, "converts to another dtype; alexcost reads it with dtype=None only")
+        args = {"dim": r.constant(b["dim"], node, "dim"), "keepdim": r.constant(b["keepdim"], node, "keepdim")}
+        if p_name:
+            order = r.constant(b[p_name], node, p_name)
+            args["ord"] = 2 if order == "fro" else order
+            if isinstance(args["ord"], str):
+                r.refuse(node, f"{p_name}={order!r} is not read by alexcost (the 1- and 2-norms only)")
+        return r.emit(node, r.build(node, kind, args), [x])
+    return handle
+
+
+def roll(r, node, args, kwargs):
+    b = bind(r, node, (("input", REQUIRED), ("shifts", REQUIRED), ("dims", None)), args, kwargs)
+    if b["dims"] is None:
+        r.refuse(node, "rolls the flattened tensor, across the batch; alexcost reads rolls along given dims only")
+    return r.emit(node, r.build(node, Roll, {"shifts": r.constant(b["shifts"], node, "shifts"),
+                                            "dims": r.constant(b["dims"], node, "dims")}), [r.tensor(b["input"], node)])
+
+
+FUNCTIONS = {
+    torch.matmul: matmul, operator.matmul: matmul, torch.bmm: lambda r, node, args, kwargs: matmul(
+        r, node, args, kwargs, ("input", "mat2")),
+    F.scaled_dot_product_attention: attention, operator.getitem: getitem,
+    torch.unsqueeze: unary(Unsqueeze, (("dim", REQUIRED),)), torch.squeeze: unary(Squeeze, (("dim", None),)),
+    torch.sum: reduction(Sum), torch.norm: reduction(Norm, "p", "fro", out=True),
+    torch.linalg.vector_norm: reduction(Norm, "ord", 2), torch.roll: roll,
+}
+"""Functions by the object fx records as a call_function node's target."""
+
+METHODS = {
+    "matmul": lambda r, node, args, kwargs: matmul(r, node, args, kwargs, ("input", "other")),
+    "bmm": lambda r, node, args, kwargs: matmul(r, node, args, kwargs, ("input", "mat2")),
+    "expand": expand,
+    "unsqueeze": unary(Unsqueeze, (("dim", REQUIRED),)), "squeeze": unary(Squeeze, (("dim", None),)),
+    "sum": reduction(Sum), "norm": reduction(Norm, "p", "fro"), "roll": roll,
+}
+"""Tensor methods by name."""
+
+MODULE_CALLS = {MultiheadAttention: multihead_attention}
+"""Module kinds called with several arguments, by kind: handlers of ``(r, node, kind, module, args, kwargs)``."""
