@@ -153,7 +153,7 @@ def from_module(module, input_shape, *, name: str | None = None) -> ImportedModu
     from .trace import trace
 
     x = check_shape(input_shape)
-    traced = trace(module)
+    traced = trace(module, x)
     reading = Reader(module, traced, x).run()
     network = Network(x, reading.layers, name=name or type(module).__name__)
     return ImportedModule(network, reading.paths, reading.first_use, reading.weight_params, reading.bias_params,

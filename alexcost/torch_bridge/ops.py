@@ -25,6 +25,7 @@ from ..layers import (GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Add, AvgPool2d
                      LeakyReLU, Linear, MaxPool2d, Mean, Mul, Pad, Permute, ReLU, ReLU6, Reshape, SiLU, Sigmoid,
                      Softmax, Split, StochasticDepth, Tanh, Transpose, View)
 from ..layers import Clone
+from .params import reshaped_parameter
 from .calls import REQUIRED, bind, unary
 from .calls import fixed_args as _fixed, weight_arg as _weight
 from .dense import CONVOLUTIONS, module_conv, padding_module
@@ -298,6 +299,9 @@ METHODS = {
     **ATTENTION_METHODS,
 }
 """Tensor methods by name (a call_method node's target)."""
+
+METHODS["view"], METHODS["reshape"] = reshaped_parameter(METHODS["view"]), reshaped_parameter(METHODS["reshape"])
+FUNCTIONS[torch.reshape] = reshaped_parameter(FUNCTIONS[torch.reshape])
 
 _ARGS: dict[type, tuple[str, ...]] = {}
 

@@ -59,12 +59,13 @@ class Activation:
 
 class Attribute:
     """A tensor the module holds: ``kind`` is "parameter", "buffer" or "constant"; ``act`` is its
-    `Parameter` layer's output once a merge has read it."""
+    `Parameter` layer's output once a merge has read it; ``base``, for a view of a parameter
+    (`alexcost.torch_bridge.params`), the parameter whose elements it is (counted once)."""
 
-    __slots__ = ("path", "tensor", "kind", "node", "act")
+    __slots__ = ("path", "tensor", "kind", "node", "act", "base")
 
-    def __init__(self, path, tensor, kind, node):
-        self.path, self.tensor, self.kind, self.node, self.act = path, tensor, kind, node, None
+    def __init__(self, path, tensor, kind, node, base=None):
+        self.path, self.tensor, self.kind, self.node, self.act, self.base = path, tensor, kind, node, None, base
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,8 @@ class Reader:
             layer = self.build(value.node, Parameter, {"shape": tuple(value.tensor.shape)})
             module, _, attr = value.path.rpartition(".")
             act = self._add(value.node, layer, (), ParameterShape(layer.shape), f"{module}:{attr}", None,
-                            (("weight", value.tensor),), layer.shape, module, attr)
+                            (("weight", value.tensor if value.base is None else value.base),), layer.shape,
+                            module, attr)
             value.act = Activation(act.src, ParameterShape(layer.shape))
         return value.act
 
@@ -509,6 +511,8 @@ class Reader:
         given: dict = {}
         for role, value in params:  # a role may name several tensors (attention's projections)
             tensor = value.tensor if isinstance(value, Attribute) else value
+            if isinstance(value, Attribute) and value.base is not None:
+                tensor = value.base  # a view of a parameter: the parameter's elements, counted once
             if tensor is not None:
                 given.setdefault(role, []).append(tensor)
         new, cold = {"weight": 0, "bias": 0}, 0

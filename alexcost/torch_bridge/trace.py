@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from ..errors import SpecError
 from ..layers import BUILTIN_KINDS, LAYER_KINDS, Pad
 from .custom import custom_reads
+from .shapes import RawCalls, SizedProxy
 
 _HARMLESS = frozenset({"__init__", "__repr__", "extra_repr", "reset_parameters", "__setstate__", "__getstate__",
                        "_get_name", "_save_to_state_dict", "_load_from_state_dict"})
@@ -99,13 +100,13 @@ class _Tracer:
     cls = None
 
     @classmethod
-    def make(cls, aliases):
+    def make(cls, aliases, worlds=None):
         if cls.cls is None:
             import operator
 
             import torch.fx
 
-            class Proxy(torch.fx.Proxy):
+            class Proxy(SizedProxy, torch.fx.Proxy):
                 """fx's Proxy has no in-place operators, so ``a += b`` would trace as ``a + b``: a new
                 tensor where torch adds in place. These record ``operator.iadd`` and ``operator.imul``."""
 
@@ -115,10 +116,12 @@ class _Tracer:
                 def __imul__(self, other):
                     return self.tracer.create_proxy("call_function", operator.imul, (self, other), {})
 
-            class Tracer(torch.fx.Tracer):
-                def __init__(self, aliases):
+            class Tracer(RawCalls, torch.fx.Tracer):
+                def __init__(self, aliases, worlds=None):
                     super().__init__()
-                    self.aliases = aliases
+                    self.aliases, self.worlds, self.raw = aliases, worlds, False
+                    if worlds is not None:
+                        worlds.tracer = self
                     self.alias_calls: dict = {}
                     self.modes = _modes()
 
@@ -130,6 +133,8 @@ class _Tracer:
                     modes = _modes()
                     if modes != self.modes:
                         node.meta[MODE] = mode_of(modes, self.modes)
+                    if self.worlds is not None:
+                        self.worlds.add(node)
                     return node
 
                 def is_leaf_module(self, m, qualified_name: str) -> bool:
@@ -154,7 +159,7 @@ class _Tracer:
                     return f"{parent_path}.{name}" if parent_path else name
 
             cls.cls = Tracer
-        return cls.cls(aliases)
+        return cls.cls(aliases, worlds)
 
 
 @dataclass(frozen=True)
@@ -363,8 +368,12 @@ def _located(err: BaseException, tracer, root) -> SpecError:
     return SpecError(f"{why}{at}", where=f"module {path or '(root)'!r} ({kind})")
 
 
-def trace(root) -> Trace:
-    """Trace ``root.forward`` symbolically in eval mode; `SpecError` on anything it cannot see."""
+def trace(root, input_shape=None) -> Trace:
+    """Trace ``root.forward`` symbolically in eval mode; `SpecError` on anything it cannot see.
+
+    Where the plain trace fails and the per-sample ``input_shape`` is given, the module is traced
+    again with its sizes known there (`alexcost.torch_bridge.shapes`): the graph then holds for
+    that input shape only."""
     import torch
 
     if not isinstance(root, torch.nn.Module):
@@ -388,26 +397,15 @@ def trace(root) -> Trace:
         concrete = _forward_inputs(root)
         paths = {id(m): path for path, m in modules.items()}
         modes = [(m, m.training) for m in root.modules()]
-        before = set(root.__dict__)
-        tracer = None
-        tests: list = []
-        grad_reads = _GradModeReads(torch.is_grad_enabled)
         try:
-            for m, mode in modes:
-                m.training = False if kind_of(type(m)) is not None else _TrainingFlag(tests, paths[id(m)], m, mode)
-            torch.is_grad_enabled = grad_reads
-            with torch.enable_grad(), torch.inference_mode(False):
-                tracer = _Tracer.make(aliases)
-                graph = tracer.trace(root, concrete_args=concrete)
-        except SpecError:
-            raise
-        except Exception as err:  # noqa: BLE001 - whatever user code raises under fx becomes one SpecError
-            raise _located(err, tracer, root) from err
-        finally:
-            torch.is_grad_enabled = grad_reads.real
-            for m, mode in modes:
-                m.training = mode
-            constants = {key: root.__dict__.pop(key) for key in set(root.__dict__) - before}
+            graph, tests, grad_reads, constants = _traced(root, aliases, concrete, paths, modes, None)
+        except SpecError as err:
+            if input_shape is None or isinstance(err.__cause__, (SpecError, RecursionError, type(None))):
+                raise
+            from .shapes import Worlds  # sizes fx left symbolic: trace again with the shapes known
+
+            worlds = Worlds(root, input_shape, plain=_eval_flag)
+            graph, tests, grad_reads, constants = _traced(root, aliases, concrete, paths, modes, worlds)
     finally:
         sys.setrecursionlimit(limit)
     if grad_reads.calls:
@@ -428,6 +426,34 @@ def trace(root) -> Trace:
         node.args = map_aggregate(node.args, _eval_flag)
         node.kwargs = map_aggregate(node.kwargs, _eval_flag)
     return Trace(graph, modules, constants, tuple({(p, id(m), at): (p, m, at) for p, m, at in branches}.values()))
+
+
+def _traced(root, aliases, concrete, paths, modes, worlds) -> tuple:
+    """One fx trace of ``root`` in eval mode: the graph, the tests of ``self.training``, the calls of
+    ``torch.is_grad_enabled`` and the constants fx stowed on ``root`` (taken off it again)."""
+    import torch
+
+    before = set(root.__dict__)
+    tracer = None
+    tests: list = []
+    grad_reads = _GradModeReads(torch.is_grad_enabled)
+    try:
+        for m, mode in modes:
+            m.training = False if kind_of(type(m)) is not None else _TrainingFlag(tests, paths[id(m)], m, mode)
+        torch.is_grad_enabled = grad_reads
+        with torch.enable_grad(), torch.inference_mode(False):
+            tracer = _Tracer.make(aliases, worlds)
+            graph = tracer.trace(root, concrete_args=concrete)
+    except SpecError:
+        raise
+    except Exception as err:  # noqa: BLE001 - whatever user code raises under fx becomes one SpecError
+        raise _located(err, tracer, root) from err
+    finally:
+        torch.is_grad_enabled = grad_reads.real
+        for m, mode in modes:
+            m.training = mode
+        constants = {key: root.__dict__.pop(key) for key in set(root.__dict__) - before}
+    return graph, tests, grad_reads, constants
 
 
 def _eval_flag(value):
