@@ -155,7 +155,7 @@ def from_module(module, input_shape, *, name: str | None = None) -> ImportedModu
     x = check_shape(input_shape)
     traced = trace(module)
     reading = Reader(module, traced, x).run()
-    network = Network(x, reading.layers, name=name or type(module).__name__)
+    network = Network(x, reading.layers, name=name or type(module).__name__, modes=reading.modes)
     return ImportedModule(network, reading.paths, reading.first_use, reading.weight_params, reading.bias_params,
                           reading.frozen_params, reading.unused, reading.fx_nodes, reading.unused_frozen,
                           reading.eval_branches, _trace=(module, traced))

@@ -47,6 +47,11 @@ PADDING_MODULES = "torch.nn.modules.padding"
 """Where torch.nn's padding modules live (ConstantPad2d, ReflectionPad2d, ...): each forward is one
 ``F.pad`` call, so each is read as `alexcost.layers.Pad` (ZeroPad2d as the kind of its name)."""
 
+REGION = "alexcost_region"
+"""The ``node.meta`` key of how a training step counts a node made with torch's modes changed:
+``("no_grad",)``, ``("inference",)``, ``("checkpoint", k)`` (the ``k``-th non-reentrant
+``torch.utils.checkpoint`` call), or None where alexcost does not model the change (refused)."""
+
 _KINDS: dict[type, object] = {}
 MAX_DEPTH = 1000
 """Deepest module nesting read (torch's own forward runs out of Python's default recursion
@@ -121,6 +126,7 @@ class _Tracer:
                     self.aliases = aliases
                     self.alias_calls: dict = {}
                     self.modes = _modes()
+                    self.regions = _Regions()
 
                 def proxy(self, node):
                     return Proxy(node, self)
@@ -130,6 +136,7 @@ class _Tracer:
                     modes = _modes()
                     if modes != self.modes:
                         node.meta[MODE] = mode_of(modes, self.modes)
+                        node.meta[REGION] = self.regions.of(modes, self.modes)
                     return node
 
                 def is_leaf_module(self, m, qualified_name: str) -> bool:
@@ -167,6 +174,8 @@ class Trace:
     constants: dict
     branches: tuple = ()
     """``(module path, module, source line)`` of each test of ``self.training`` in a module in eval mode."""
+    train_differs: str = ""
+    """Where those tests make the forward run another graph in training mode (in words; "" if none)."""
 
 
 def _modes() -> tuple:
@@ -203,6 +212,52 @@ def mode_of(modes: tuple, base: tuple) -> str:
             "autograd keeps for it is not what torch keeps by default")
 
 
+class _Regions:
+    """Which modelled mode a node was made in (`REGION`), each checkpoint call told apart by its hooks."""
+
+    def __init__(self):
+        self.calls: list = []  # the hooks of each checkpoint call, held so that no id is reused
+
+    def of(self, modes: tuple, base: tuple):
+        grad, inference, autocast, hooks = modes
+        if autocast != base[2]:
+            return None
+        if _in_checkpoint() or (hooks is not base[3] and "_checkpoint_hook" in getattr(hooks, "__qualname__", "")):
+            if not grad or inference or hooks is None or "_checkpoint_hook" not in getattr(hooks, "__qualname__", ""):
+                return None  # reentrant, or grad mode changed inside
+            if not _default_checkpoint():
+                return None
+            for k, held in enumerate(self.calls):
+                if held is hooks:
+                    return ("checkpoint", k)
+            self.calls.append(hooks)
+            return ("checkpoint", len(self.calls) - 1)
+        if hooks is not base[3]:
+            return None
+        if inference and not base[1]:
+            return ("inference",)
+        if not grad and base[0]:
+            return ("no_grad",)
+        return None
+
+
+def _default_checkpoint() -> bool:
+    """Is the innermost ``torch.utils.checkpoint.checkpoint`` call non-reentrant, with torch's
+    defaults for what it keeps and recomputes (no ``context_fn``, early stop on)?"""
+    from torch.utils import checkpoint as ck
+
+    frame = sys._getframe(2)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "checkpoint" and code.co_filename.endswith(os.path.join("torch", "utils", "checkpoint.py")):
+            local = frame.f_locals
+            early = ck._enable_checkpoint_early_stop
+            return (local.get("use_reentrant") is False and local.get("context_fn") is ck.noop_context_fn
+                    and (local.get("early_stop", True) if early is None else early) is True)
+        frame = frame.f_back
+    return False
+
+
 def _in_checkpoint() -> bool:
     """Is the trace inside ``torch.utils.checkpoint`` (reentrant: its forward runs with grad mode off)?"""
     frame = sys._getframe(2)
@@ -228,14 +283,14 @@ class _TrainingFlag(int):
     alexcost reads), each test of its truth recorded with where it was made. As an argument
     (``F.dropout(x, training=self.training)``) it is replaced by False after the trace."""
 
-    def __new__(cls, tests: list, path: str, module, training: bool):
+    def __new__(cls, tests: list, path: str, module, training: bool, answer: bool = False):
         flag = int.__new__(cls, 0)
-        flag.tests, flag.path, flag.module, flag.training = tests, path, module, training
+        flag.tests, flag.path, flag.module, flag.training, flag.answer = tests, path, module, training, answer
         return flag
 
     def __bool__(self):
         self.tests.append((self.path, self.module, self.training, _user_frame(traceback.extract_stack()[:-1])))
-        return False
+        return self.answer
 
     def __eq__(self, other):
         return bool(self) == other
@@ -388,30 +443,15 @@ def trace(root) -> Trace:
         concrete = _forward_inputs(root)
         paths = {id(m): path for path, m in modules.items()}
         modes = [(m, m.training) for m in root.modules()]
-        before = set(root.__dict__)
-        tracer = None
         tests: list = []
-        grad_reads = _GradModeReads(torch.is_grad_enabled)
-        try:
-            for m, mode in modes:
-                m.training = False if kind_of(type(m)) is not None else _TrainingFlag(tests, paths[id(m)], m, mode)
-            torch.is_grad_enabled = grad_reads
-            with torch.enable_grad(), torch.inference_mode(False):
-                tracer = _Tracer.make(aliases)
-                graph = tracer.trace(root, concrete_args=concrete)
-        except SpecError:
-            raise
-        except Exception as err:  # noqa: BLE001 - whatever user code raises under fx becomes one SpecError
-            raise _located(err, tracer, root) from err
-        finally:
-            torch.is_grad_enabled = grad_reads.real
-            for m, mode in modes:
-                m.training = mode
-            constants = {key: root.__dict__.pop(key) for key in set(root.__dict__) - before}
+        graph, constants, grad_calls = _traced(root, aliases, concrete, modes, paths, tests, False)
+        differs = ""
+        if tests and not any(training for _, _, training, _ in tests):
+            differs = _train_graph_differs(root, aliases, concrete, modes, paths, graph)
     finally:
         sys.setrecursionlimit(limit)
-    if grad_reads.calls:
-        raise SpecError(f"its forward() asks torch.is_grad_enabled(){grad_reads.calls[0]}: what it runs depends on "
+    if grad_calls:
+        raise SpecError(f"its forward() asks torch.is_grad_enabled(){grad_calls[0]}: what it runs depends on "
                         f"the grad mode, which alexcost cannot fix; it does not read such a module",
                         where=where_module("", root))
     branches = []
@@ -427,7 +467,69 @@ def trace(root) -> Trace:
     for node in graph.nodes:  # self.training passed as an argument: eval mode, as read
         node.args = map_aggregate(node.args, _eval_flag)
         node.kwargs = map_aggregate(node.kwargs, _eval_flag)
-    return Trace(graph, modules, constants, tuple({(p, id(m), at): (p, m, at) for p, m, at in branches}.values()))
+    return Trace(graph, modules, constants, tuple({(p, id(m), at): (p, m, at) for p, m, at in branches}.values()),
+                 differs)
+
+
+def _traced(root, aliases, concrete, modes, paths, tests: list, training: bool):
+    """One symbolic trace of ``root`` with every traced-through module's ``self.training`` answering
+    ``training`` (each test recorded in ``tests``): the graph, the constants fx stowed away (taken
+    off the module), the calls of ``torch.is_grad_enabled()`` from the module's code."""
+    import torch
+
+    before = set(root.__dict__)
+    tracer = None
+    grad_reads = _GradModeReads(torch.is_grad_enabled)
+    try:
+        for m, mode in modes:
+            m.training = False if kind_of(type(m)) is not None else \
+                _TrainingFlag(tests, paths[id(m)], m, mode, training)
+        torch.is_grad_enabled = grad_reads
+        with torch.enable_grad(), torch.inference_mode(False):
+            tracer = _Tracer.make(aliases)
+            graph = tracer.trace(root, concrete_args=concrete)
+    except SpecError:
+        raise
+    except Exception as err:  # noqa: BLE001 - whatever user code raises under fx becomes one SpecError
+        raise _located(err, tracer, root) from err
+    finally:
+        torch.is_grad_enabled = grad_reads.real
+        for m, mode in modes:
+            m.training = mode
+        constants = {key: root.__dict__.pop(key) for key in set(root.__dict__) - before}
+    return graph, constants, grad_reads.calls
+
+
+def _train_graph_differs(root, aliases, concrete, modes, paths, graph) -> str:
+    """Where the module's forward, traced with ``self.training`` true, runs another graph than the
+    eval-mode one (``graph``): the first node that differs, in words; "" when the two are the same."""
+    try:
+        train = _traced(root, aliases, concrete, modes, paths, [], True)[0]
+    except SpecError as err:
+        return f"in training mode its forward() cannot be read ({err})"
+    mine, theirs = list(map(_signature, graph.nodes)), list(map(_signature, train.nodes))
+    for k, (a, b) in enumerate(zip(mine, theirs)):
+        if a != b:
+            return f"in training mode its forward() runs {b[0]} {b[1]} where eval mode runs {a[0]} {a[1]} " \
+                   f"(fx node {k})"
+    if len(mine) != len(theirs):
+        return f"in training mode its forward() runs {len(theirs)} fx nodes where eval mode runs {len(mine)}"
+    return ""
+
+
+def _signature(node) -> tuple:
+    """What a node computes, for comparing two traces: its op, target, arguments (nodes by name,
+    ``self.training`` as a marker) and the modes it was made in."""
+    from torch.fx.node import map_aggregate
+
+    def plain(value):
+        if isinstance(value, _TrainingFlag):
+            return "<self.training>"
+        return value.name if hasattr(value, "op") and hasattr(value, "graph") else value
+
+    target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", repr(node.target))
+    return (node.op, target, repr(map_aggregate(node.args, plain)), repr(map_aggregate(node.kwargs, plain)),
+            node.meta.get(REGION))
 
 
 def _eval_flag(value):
