@@ -152,7 +152,7 @@ class _Modes:
     def checkpointed(self, i: int, state, step, runs: bool, facts, in_req) -> int:
         """Layer ``i`` runs inside a checkpoint call: it keeps nothing (what it would keep is made again
         in the backward pass); the call keeps its inputs, from its first layer on, when some layer
-        in it keeps a tensor. The bytes counted here."""
+        in it keeps a tensor. The bytes counted here (at the call's last layer, once that is known)."""
         k, lay = self.region[i], self.layout
         call = self.calls[k]
         if k not in self.started:
