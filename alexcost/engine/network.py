@@ -81,6 +81,8 @@ class Network:
         if not layers:
             raise SpecError("a network needs at least one layer")
         self._wire(layers)
+        if self.contiguous_plan() is None:
+            self._check_views()
         if not isinstance(self.modes, StepModes):
             raise SpecError(f"modes must be a StepModes, got {type(self.modes).__name__}")
         if self.modes:
@@ -117,6 +119,17 @@ class Network:
         self.__dict__.update(names=tuple(names), sources=tuple(sources), input_shapes=tuple(xs),
                              output_shapes=tuple(ys), is_chain=chain, _derived=[rules.generation(), {
                                  "rules": found, "contiguous": None if None in contiguous else tuple(contiguous)}])
+
+    def _check_views(self) -> None:
+        """Refuse a view torch cannot make whatever the batch (a View of a transposed tensor), at the
+        layer. A view that only some batch sizes allow is refused when costed at another."""
+        try:
+            self.storage(2)
+        except SpecError as err:
+            try:
+                self.storage(1)
+            except SpecError:
+                raise err from None
 
     @staticmethod
     def _duplicate(i: int, name: str, layer: Layer, index: dict):
