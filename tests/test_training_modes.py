@@ -158,16 +158,28 @@ def test_inference_tensors_kept_for_backward_are_refused_as_torch_refuses_them()
     assert "layers[2] 'b_0' (Conv2d): Inference tensors cannot be saved for backward" in ours.refused
 
 
-def test_writing_in_place_with_grad_off_into_a_tensor_that_requires_grad_is_refused():
+def test_writing_in_place_with_grad_off_into_a_kept_tensor_is_refused_as_torch_refuses_it():
     def body(self, x):
         y = self.a(x)
         with torch.no_grad():
             nn.functional.relu(y, inplace=True)
         return self.b(y)
 
-    assert torch_step(Blocks(body), SHAPE).refused  # (here the ReLU before it kept y: torch fails too)
-    with pytest.raises(SpecError, match="writes in place, with grad mode off"):
-        training_cost(from_module(Blocks(body), SHAPE), 1, device="cpu")
+    theirs, ours = agree(Blocks(body), SHAPE)  # the ReLU before it kept y, now modified: torch's backward fails
+    assert "modified by an inplace operation" in theirs.refused
+    assert "layers[2] 'relu' (ReLU) modifies in place a tensor that 'a_1' (ReLU) keeps" in ours.refused
+
+
+def test_writing_in_place_with_grad_off_keeps_the_history():
+    def body(self, x):
+        y = self.a[0](x)
+        with torch.no_grad():
+            y.relu_()
+        return self.b(y)
+
+    theirs, ours = agree(Blocks(body), SHAPE, 2)
+    assert theirs.refused is None and ours == theirs  # the first conv still gets its weight's gradient
+    assert theirs.backward_flops == 3 * 2 * 2 * 4 * 4 * 9 * 8 * 8
 
 
 @pytest.mark.parametrize("call", [

@@ -64,11 +64,16 @@ def walk(network, options: Options, frozen: dict, detail: bool = False) -> Walke
         in_req = (req[ins[0]],) if len(ins) == 1 else tuple([req[v] for v in ins])
         cold = frozen.get(i, NOT_FROZEN) if frozen else NOT_FROZEN
         weight, bias = facts.weight_params > 0 and not cold[0], facts.bias_params > 0 and not cold[1]
-        if modes is not None and i in modes.off:
-            in_req, weight, bias = modes.grad_off(i, in_req, facts.inplace), False, False
+        passes = False
+        if modes is not None:
+            if i in modes.off:
+                passes = modes.grad_off(i, in_req, facts.inplace)
+                in_req, weight, bias = (False,) * len(in_req), False, False
+            elif facts.inplace and ins[0] in modes.views:
+                raise modes.refuse_view(i)
         node = weight or bias or True in in_req
         for v in outs:
-            req[v] = node
+            req[v] = node or passes
         try:
             step = step_of(layer, r, x, in_req, weight, bias, options, strides, node and live)
         except SpecError as err:
@@ -115,6 +120,7 @@ class _Modes:
         self.calls = [tuple(index[n] for n in call) for call in modes.checkpoints]
         self.region = {i: k for k, call in enumerate(self.calls) for i in call}
         self.unsaved = set()      # storages of inference tensors
+        self.views = set()        # views made with grad mode off of tensors that require grad
         self.saves = {}           # checkpoint call -> [(layer, does it keep a tensor made by its own op)]
         self.started = {}         # checkpoint call -> its inputs' storages and their versions when it began
         for i in self.inference:
@@ -127,12 +133,21 @@ class _Modes:
     def _refuse(self, i: int, why: str) -> SpecError:
         return _refuse(SpecError(why), self.network, i)
 
-    def grad_off(self, i: int, in_req: tuple, inplace: bool) -> tuple:
-        """Layer ``i`` runs with grad mode off: no input needs a gradient through it."""
-        if inplace and True in in_req:
-            raise self._refuse(i, "writes in place, with grad mode off, into a tensor that requires grad: torch "
-                                  "keeps the tensor's history without this layer; alexcost does not follow it")
-        return (False,) * len(in_req)
+    def grad_off(self, i: int, in_req: tuple, inplace: bool) -> bool:
+        """Layer ``i`` runs with grad mode off: it computes no gradient and keeps nothing. Its output
+        requires none, except where it writes in place into a tensor that does: torch keeps that
+        tensor's history, as if the layer were not there (True: its output requires grad). A view it
+        makes of a tensor that requires grad may not be written in place with grad mode on."""
+        lay = self.layout
+        if inplace:
+            return bool(in_req) and in_req[0]
+        if in_req and in_req[0]:
+            self.views.update(v for v in lay.outs[i] if lay.storage[v] == lay.storage[lay.ins[i][0]])
+        return False
+
+    def refuse_view(self, i: int) -> SpecError:
+        return self._refuse(i, "A view was created in no_grad mode and is being modified inplace with grad mode "
+                               "enabled. (It writes in place into a view made with grad mode off.)")
 
     def check_inference(self, i: int, step, inplace: bool) -> None:
         """Refuse what torch refuses of an inference tensor outside inference mode."""
