@@ -21,7 +21,7 @@ import os
 import warnings
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, reject, settings, strategies as st
 
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
@@ -32,6 +32,10 @@ from test_random_modules import OPS, Program, programs  # noqa: E402
 
 COUNT = int(os.environ.get("ALEXCOST_RANDOM_MODES", "30"))
 MODES = ("no_grad", "set_grad_enabled", "inference_mode", "enable_grad_inside", "checkpoint", "autocast")
+REFUSED = ("makes a view, with grad mode off, of a tensor that requires grad",
+           "alexcost models inference mode for layers that make new tensors")
+"""alexcost's own refusals of what torch may run: a view made with grad mode off of a tensor that requires
+grad (torch cuts the gradient there), a view or a write in place under inference mode."""
 INNER = ("mix", "relu", "sigmoid", "relu_", "transpose", "flatten")
 
 
@@ -79,8 +83,11 @@ class ModeProgram(Program):
                 if op == "mix":
                     self.add_module(f"rconv{r}_{j}", nn.Conv2d(c, c, 3, padding=1))
                     self.add_module(f"rfc{r}_{j}", nn.Linear(c * s * s, c * s * s))
-        with torch.no_grad():
-            self.rank = self.base(torch.zeros(1, c, s, s)).dim()
+        try:
+            with torch.no_grad():
+                self.rank = self.base(torch.zeros(1, c, s, s)).dim()
+        except RuntimeError:  # a program torch refuses (a view of a transposed tensor): both sides refuse it
+            self.rank = 4
         names = sorted(name for name, _ in self.named_parameters())
         for k, name in enumerate(names):
             if frozen[k % len(frozen)]:
@@ -133,10 +140,16 @@ def test_random_modules_with_modes_match_a_real_training_step(drawn):
     module = ModeProgram(c, s, list(program), out, convs, fcs, merges, scales, regions, frozen)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # autocast and checkpoint warnings
-        theirs, ours = torch_step(module, (c, s, s), batch), alexcost_step(module, (c, s, s), batch)
+        try:
+            theirs = torch_step(module, (c, s, s), batch)
+        except AssertionError:  # FlopCounterMode's module tracker fails on a module called on a tensor that
+            reject()            # requires grad with no grad_fn (a view made with grad mode off): no reference
+        ours = alexcost_step(module, (c, s, s), batch)
     where = f"{program} out={out} regions={regions} frozen={frozen}"
     if ours.refused and "autocast" in ours.refused and any(mode == "autocast" for mode, _, _ in regions):
         return  # a clean refusal of what alexcost does not model
+    if ours.refused and any(words in ours.refused for words in REFUSED):
+        return  # (others: alexcost does not follow these, and says so)
     if theirs.refused:
         assert ours.refused, f"torch refuses ({theirs.refused}); alexcost counts {ours}\n{where}"
     else:

@@ -69,8 +69,6 @@ def walk(network, options: Options, frozen: dict, detail: bool = False) -> Walke
             if i in modes.off:
                 passes = modes.grad_off(i, in_req, facts.inplace)
                 in_req, weight, bias = (False,) * len(in_req), False, False
-            elif facts.inplace and ins[0] in modes.views:
-                raise modes.refuse_view(i)
         node = weight or bias or True in in_req
         for v in outs:
             req[v] = node or passes
@@ -120,7 +118,6 @@ class _Modes:
         self.calls = [tuple(index[n] for n in call) for call in modes.checkpoints]
         self.region = {i: k for k, call in enumerate(self.calls) for i in call}
         self.unsaved = set()      # storages of inference tensors
-        self.views = set()        # views made with grad mode off of tensors that require grad
         self.saves = {}           # checkpoint call -> [(layer, does it keep a tensor made by its own op)]
         self.started = {}         # checkpoint call -> its inputs' storages and their versions when it began
         for i in self.inference:
@@ -136,18 +133,19 @@ class _Modes:
     def grad_off(self, i: int, in_req: tuple, inplace: bool) -> bool:
         """Layer ``i`` runs with grad mode off: it computes no gradient and keeps nothing. Its output
         requires none, except where it writes in place into a tensor that does: torch keeps that
-        tensor's history, as if the layer were not there (True: its output requires grad). A view it
-        makes of a tensor that requires grad may not be written in place with grad mode on."""
+        tensor's history, as if the layer were not there (True: its output requires grad). A view of
+        a tensor that requires grad is refused."""
         lay = self.layout
+        if not in_req or not in_req[0]:
+            return False
         if inplace:
-            return bool(in_req) and in_req[0]
-        if in_req and in_req[0]:
-            self.views.update(v for v in lay.outs[i] if lay.storage[v] == lay.storage[lay.ins[i][0]])
+            return True
+        if any(lay.storage[v] == lay.storage[lay.ins[i][0]] for v in lay.outs[i]):
+            raise self._refuse(i, "makes a view, with grad mode off, of a tensor that requires grad: torch gives "
+                                  "the view requires_grad without the base's history (a gradient stops there, and "
+                                  "torch refuses some later writes in place); alexcost does not follow it")
         return False
 
-    def refuse_view(self, i: int) -> SpecError:
-        return self._refuse(i, "A view was created in no_grad mode and is being modified inplace with grad mode "
-                               "enabled. (It writes in place into a view made with grad mode off.)")
 
     def check_inference(self, i: int, step, inplace: bool) -> None:
         """Refuse what torch refuses of an inference tensor outside inference mode."""
