@@ -103,3 +103,34 @@ def test_everything_frozen_is_refused_as_torch_refuses_it():
 def test_training_cost_refuses_what_is_not_a_network():
     with pytest.raises(SpecError, match="training_cost takes a Network.*got int"):
         training_cost(3)
+
+
+FACTORY = '''
+import torch
+from torch import nn
+
+
+def make():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5))
+    model[0].requires_grad_(False)
+    return model
+'''
+
+
+def test_the_command_line_trains_a_module_with_its_frozen_parameters(tmp_path, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from alexcost_cli.main import cli
+
+    (tmp_path / "frozen_factory.py").write_text(FACTORY)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = CliRunner().invoke(cli, ["train", "--module", "frozen_factory:make", "--input-shape", "3,6,6",
+                                      "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["frozen"] == ["0"] and data["totals"]["trainable_params"] == 4 * 6 * 6 * 5 + 5
+    exported = CliRunner().invoke(cli, ["export", "--module", "frozen_factory:make", "--input-shape", "3,6,6"])
+    assert exported.exit_code == 0 and "warning: the spec file holds the layers only" in exported.stderr
