@@ -240,3 +240,57 @@ def test_a_training_test_that_changes_nothing_keeps_the_step():
     theirs = torch_step(Blocks(_same_either_way), SHAPE)
     cost = training_cost(imported, 2, device="cpu")
     assert (cost.torch_backward_flops, cost.saved_bytes) == (theirs.backward_flops, theirs.saved_bytes)
+
+
+class Head(nn.Module):
+    """A convolution, batch norm, another convolution and a linear head; ``body`` is the forward."""
+
+    def __init__(self, body):
+        super().__init__()
+        self.c1, self.bn, self.c2 = nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 8 * 8, 10)
+        self.body = body
+
+    def forward(self, x):
+        return self.body(self, x)
+
+
+CALLS = {
+    "batch_norm_inside": lambda s, x: s.fc(checkpoint(lambda t: torch.relu(s.bn(s.c1(t))), x,
+                                                      use_reentrant=False).flatten(1)),
+    "linear_at_the_end": lambda s, x: checkpoint(lambda t: s.fc(torch.relu(s.c1(t)).flatten(1)), x,
+                                                 use_reentrant=False),
+    "read_again_outside": lambda s, x: (lambda y: s.fc((checkpoint(s.c2, y, use_reentrant=False) + y).flatten(1)))(
+        s.c1(x)),
+    "sigmoid_at_the_end": lambda s, x: s.fc(checkpoint(lambda t: s.c2(t).sigmoid(), s.c1(x),
+                                                       use_reentrant=False).flatten(1)),
+    "add_at_the_end": lambda s, x: s.fc(checkpoint(lambda t: s.c2(t) + t, s.c1(x), use_reentrant=False).flatten(1)),
+    "frozen_inside": lambda s, x: s.fc(checkpoint(s.c2, s.c1(x), use_reentrant=False).flatten(1)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+@pytest.mark.parametrize("batch", [1, 2])
+def test_checkpoint_calls_match_torch(name, batch):
+    torch.manual_seed(0)
+    module = Head(CALLS[name])
+    if name == "frozen_inside":
+        module.c2.weight.requires_grad_(False)
+        module.c1.requires_grad_(False)
+    theirs, ours = agree(module, SHAPE, batch)
+    assert theirs.refused is None and ours == theirs
+
+
+def test_writing_into_a_checkpoint_calls_input_is_refused_as_torch_refuses_it():
+    module = Head(lambda s, x: s.fc(checkpoint(lambda t: s.c2(t.relu_()), s.c1(x), use_reentrant=False).flatten(1)))
+    theirs, ours = agree(module, SHAPE)
+    assert "modified by an inplace operation" in theirs.refused
+    assert "modifies in place a tensor" in ours.refused
+
+
+def test_a_checkpoint_call_inside_another_is_refused():
+    module = Head(lambda s, x: s.fc(checkpoint(lambda t: s.c2(checkpoint(s.c1, t, use_reentrant=False)), x,
+                                               use_reentrant=False).flatten(1)))
+    assert torch_step(module, SHAPE).refused is None
+    with pytest.raises(SpecError, match=r"fx node 'c1'.*inside torch.utils.checkpoint.*\(one call, not nested\)"):
+        from_module(module, SHAPE)

@@ -335,8 +335,8 @@ class Reader:
         region = meta.get(REGION)
         if region is None:
             self.refuse(node, f"{mode}; alexcost models grad mode off (torch.no_grad(), set_grad_enabled(False), "
-                              f"inference_mode()) and non-reentrant torch.utils.checkpoint with its defaults, and "
-                              f"does not read this one")
+                              f"inference_mode()) and non-reentrant torch.utils.checkpoint with its defaults (one call, "
+                              f"not nested), and does not read this one")
         return region
 
     # -- writes in place ------------------------------------------------------------------------

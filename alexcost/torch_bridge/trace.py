@@ -242,20 +242,21 @@ class _Regions:
 
 
 def _default_checkpoint() -> bool:
-    """Is the innermost ``torch.utils.checkpoint.checkpoint`` call non-reentrant, with torch's
-    defaults for what it keeps and recomputes (no ``context_fn``, early stop on)?"""
+    """Is the ``torch.utils.checkpoint.checkpoint`` call being traced non-reentrant, with torch's
+    defaults for what it keeps and recomputes (no ``context_fn``, early stop on), and not inside another?"""
     from torch.utils import checkpoint as ck
 
-    frame = sys._getframe(2)
+    frame, calls = sys._getframe(2), []
     while frame is not None:
         code = frame.f_code
         if code.co_name == "checkpoint" and code.co_filename.endswith(os.path.join("torch", "utils", "checkpoint.py")):
-            local = frame.f_locals
-            early = ck._enable_checkpoint_early_stop
-            return (local.get("use_reentrant") is False and local.get("context_fn") is ck.noop_context_fn
-                    and (local.get("early_stop", True) if early is None else early) is True)
+            calls.append(frame.f_locals)
         frame = frame.f_back
-    return False
+    if len(calls) != 1:  # none seen, or one call inside another (what runs again is not one call's)
+        return False
+    local, early = calls[0], ck._enable_checkpoint_early_stop
+    return (local.get("use_reentrant") is False and local.get("context_fn") is ck.noop_context_fn
+            and (local.get("early_stop", True) if early is None else early) is True)
 
 
 def _in_checkpoint() -> bool:
