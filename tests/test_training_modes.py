@@ -294,3 +294,25 @@ def test_a_checkpoint_call_inside_another_is_refused():
     assert torch_step(module, SHAPE).refused is None
     with pytest.raises(SpecError, match=r"fx node 'c1'.*inside torch.utils.checkpoint.*\(one call, not nested\)"):
         from_module(module, SHAPE)
+
+
+def test_a_parameter_read_only_with_grad_off_gets_no_gradient():
+    class Scaled(Blocks):
+        def __init__(self):
+            super().__init__(None)
+            self.g = nn.Parameter(torch.rand(4, 1, 1) + 0.5)
+            self.h = nn.Parameter(torch.rand(4, 1, 1) + 0.5)
+
+        def forward(self, x):
+            with torch.no_grad():
+                y = self.a(x) * self.g
+            return self.b(y) * self.h
+
+    torch.manual_seed(0)
+    module = Scaled()
+    theirs, ours = agree(module, SHAPE, 2)
+    assert theirs.refused is None and ours == theirs
+    module(torch.randn(2, *SHAPE)).sum().backward()
+    got = sum(p.numel() for p in module.parameters() if p.grad is not None)
+    assert got == sum(p.numel() for p in module.b.parameters()) + 4
+    assert training_cost(from_module(module, SHAPE), 2).trainable_params == got

@@ -69,6 +69,8 @@ def walk(network, options: Options, frozen: dict, detail: bool = False) -> Walke
             if i in modes.off:
                 passes = modes.grad_off(i, in_req, facts.inplace)
                 in_req, weight, bias = (False,) * len(in_req), False, False
+            elif i in modes.idle:
+                weight = bias = False
         node = weight or bias or True in in_req
         for v in outs:
             req[v] = node or passes
@@ -106,8 +108,8 @@ def walk(network, options: Options, frozen: dict, detail: bool = False) -> Walke
 
 class _Modes:
     """What ``network.modes`` changes in the walk (`alexcost.engine.modes.StepModes`): layers run with
-    grad mode off (``off``; of them, those in inference mode), and each checkpoint call's layers
-    (``region``: layer -> its call)."""
+    grad mode off (``off``; of them, those in inference mode; ``idle``: the parameters only they
+    read), and each checkpoint call's layers (``region``: layer -> its call)."""
 
     def __init__(self, network, lay):
         index = {name: i for i, name in enumerate(network.names)}
@@ -117,6 +119,13 @@ class _Modes:
         self.inference = frozenset(index[n] for n in modes.inference)
         self.calls = [tuple(index[n] for n in call) for call in modes.checkpoints]
         self.region = {i: k for k, call in enumerate(self.calls) for i in call}
+        readers: dict = {}
+        for j, ins in enumerate(lay.ins):
+            for v in ins:
+                readers.setdefault(v, set()).add(j)
+        # Parameters read only with grad mode off get no gradient
+        self.idle = frozenset(i for i, layer in enumerate(network.layers) if type(layer).arity == 0 and
+                              all(readers.get(v) and readers[v] <= self.off for v in lay.outs[i]))
         self.unsaved = set()      # storages of inference tensors
         self.saves = {}           # checkpoint call -> [(layer, does it keep a tensor made by its own op)]
         self.started = {}         # checkpoint call -> its inputs' storages and their versions when it began
