@@ -316,3 +316,10 @@ def test_a_parameter_read_only_with_grad_off_gets_no_gradient():
     got = sum(p.numel() for p in module.parameters() if p.grad is not None)
     assert got == sum(p.numel() for p in module.b.parameters()) + 4
     assert training_cost(from_module(module, SHAPE), 2).trainable_params == got
+
+
+def test_a_module_in_training_mode_is_read_where_its_training_test_changes_nothing():
+    imported = from_module(Blocks(_same_either_way).train(), SHAPE)
+    assert imported.network.names == ("a_0", "a_1", "b_0", "b_1") and not imported.network.modes.refused
+    with pytest.raises(SpecError, match=r"tests self.training.*in training mode.*runs call_module a.0"):
+        from_module(Blocks(_branch).train(), SHAPE)

@@ -447,7 +447,7 @@ def trace(root) -> Trace:
         tests: list = []
         graph, constants, grad_calls = _traced(root, aliases, concrete, modes, paths, tests, False)
         differs = ""
-        if tests and not any(training for _, _, training, _ in tests):
+        if tests:
             differs = _train_graph_differs(root, aliases, concrete, modes, paths, graph)
     finally:
         sys.setrecursionlimit(limit)
@@ -457,11 +457,11 @@ def trace(root) -> Trace:
                         where=where_module("", root))
     branches = []
     for path, m, training, at in tests:
-        if training:
+        if training and differs:  # (where training mode runs the same graph, the read is the same)
             raise SpecError(f"its forward() tests self.training{at}, and it is in training mode: torch runs what "
                             f"forward() does in training, which alexcost's eval-mode read cannot see (it does not "
-                            f"count a training step through such a branch); call .eval() on the module to count "
-                            f"inference", where=where_module(path, m))
+                            f"count a training step through such a branch; {differs}); call .eval() on the module "
+                            f"to count inference", where=where_module(path, m))
         branches.append((path, m, at))
     from torch.fx.node import map_aggregate
 
