@@ -148,12 +148,13 @@ def test_random_modules_with_modes_match_a_real_training_step(drawn):
     module = ModeProgram(c, s, list(program), out, convs, fcs, merges, scales, regions, frozen)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # autocast and checkpoint warnings
-        theirs, ours = torch_step(module, (c, s, s), batch), alexcost_step(module, (c, s, s), batch)
+        ours = alexcost_step(module, (c, s, s), batch)
+        if ours.refused and "autocast" in ours.refused and any(mode == "autocast" for mode, _, _ in regions):
+            return  # a clean refusal of what alexcost does not model
+        if ours.refused and any(words in ours.refused for words in REFUSED):
+            return  # (others: alexcost does not follow these, and says so; FlopCounterMode may fail on them)
+        theirs = torch_step(module, (c, s, s), batch)
     where = f"{program} out={out} regions={regions} frozen={frozen}"
-    if ours.refused and "autocast" in ours.refused and any(mode == "autocast" for mode, _, _ in regions):
-        return  # a clean refusal of what alexcost does not model
-    if ours.refused and any(words in ours.refused for words in REFUSED):
-        return  # (others: alexcost does not follow these, and says so)
     if theirs.refused:
         assert ours.refused, f"torch refuses ({theirs.refused}); alexcost counts {ours}\n{where}"
     else:
