@@ -14,11 +14,13 @@ What an eval-mode trace cannot see of a training step is found while tracing:
 
 * each node made while ``forward`` has changed torch's modes (grad mode off, inference mode,
   autocast, ``torch.utils.checkpoint`` or other saved-tensor hooks) carries what changed in
-  ``node.meta[MODE]`` (`mode_of`);
+  ``node.meta[MODE]`` (`mode_of`), and how a training step counts it in ``node.meta[REGION]``
+  (None: not modelled, refused by the reader);
 * a module whose forward tests ``self.training`` (``if self.training:``) is recorded with the
-  source line (`Trace.branches`); ``self.training`` passed on as an argument (``F.dropout(x,
-  training=self.training)``) is not a test: those calls are read as eval mode, which the layer
-  kinds count in both modes;
+  source line (`Trace.branches`), and the module is traced again with the tests answering true:
+  where that graph differs, `Trace.train_differs` says how; ``self.training`` passed on as an
+  argument (``F.dropout(x, training=self.training)``) is not a test: those calls are read as eval
+  mode, which the layer kinds count in both modes;
 * calls of ``torch.is_grad_enabled()`` from the module's code are recorded (`Trace.grad_reads`).
 
 Imports torch.
