@@ -323,3 +323,18 @@ def test_a_module_in_training_mode_is_read_where_its_training_test_changes_nothi
     assert imported.network.names == ("a_0", "a_1", "b_0", "b_1") and not imported.network.modes.refused
     with pytest.raises(SpecError, match=r"tests self.training.*in training mode.*runs call_module a.0"):
         from_module(Blocks(_branch).train(), SHAPE)
+
+
+def test_what_only_grad_mode_off_reads_runs_no_backward_pass():
+    def body(self, x):
+        y = self.a(x)  # its convolution keeps x for its weight's gradient...
+        x.add_(x)      # ...and x is written in place: fine, as no gradient reaches a
+        with torch.no_grad():
+            y = y.sigmoid()
+        return self.b(y)
+
+    torch.manual_seed(0)
+    theirs, ours = agree(Blocks(body), SHAPE, 2)
+    assert theirs.refused is None and ours == theirs
+    cost = training_cost(from_module(Blocks(body), SHAPE), 2, device="cpu")
+    assert not cost["a_0"].runs_backward and cost["a_0"].saved_bytes == 0
