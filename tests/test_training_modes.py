@@ -338,3 +338,14 @@ def test_what_only_grad_mode_off_reads_runs_no_backward_pass():
     assert theirs.refused is None and ours == theirs
     cost = training_cost(from_module(Blocks(body), SHAPE), 2, device="cpu")
     assert not cost["a_0"].runs_backward and cost["a_0"].saved_bytes == 0
+
+
+def test_a_checkpoint_call_on_an_inference_tensor_is_refused_as_torch_refuses_it():
+    def body(self, x):
+        with torch.inference_mode():
+            y = self.a(x)
+        return checkpoint(self.b, y, use_reentrant=False)
+
+    theirs, ours = agree(Blocks(body), SHAPE)
+    assert "Inference tensors cannot be saved for backward" in theirs.refused
+    assert "layers[2] 'b_0' (Conv2d): Inference tensors cannot be saved for backward" in ours.refused

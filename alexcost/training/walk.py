@@ -80,11 +80,11 @@ def walk(network, options: Options, frozen: dict, detail: bool = False) -> Walke
             raise _refuse(err, network, i) from None
         if views:
             state.follow_views(i, node, facts.inplace)
+        if modes is not None and modes.inference:
+            modes.check_inference(i, step, facts.inplace)
         if modes is not None and i in modes.region:
             own = modes.checkpointed(i, state, step, node and live, facts, in_req)
         else:
-            if modes is not None and modes.inference:
-                modes.check_inference(i, step, facts.inplace)
             own = keep(i, ins, outs, step, live, facts.inplace) if step.saved or facts.inplace else 0
         mine = facts.weight_params * weight + facts.bias_params * bias if live else 0
         macs += facts.macs
@@ -192,6 +192,9 @@ class _Modes:
             return 0
         own = 0
         for s, version in self.started[k]:
+            if s in self.unsaved:
+                raise self._refuse(call[0], "Inference tensors cannot be saved for backward. (A checkpoint call "
+                                            "keeps its inputs, and one was made under torch.inference_mode().)")
             if s not in state.kept:
                 size = lay.elements[s] * state.itemsize
                 state.kept[s] = (call[0], size, version)
