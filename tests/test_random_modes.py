@@ -5,8 +5,8 @@ Each module runs a random program of tests/test_random_modules.py, then regions 
 a short inner program (convolution or linear by rank, activations, a ReLU in place, a transpose, a
 flatten) run under ``torch.no_grad()``, ``set_grad_enabled(False)``, ``inference_mode()``,
 ``enable_grad()`` inside ``no_grad()``, non-reentrant ``torch.utils.checkpoint``, or bf16
-``autocast``, its result used alone or added back to what it read. Some parameters are frozen
-(``requires_grad=False``), weights and biases apart.
+``autocast``, its result used alone or added back to what it read; a learned scale last. Some
+parameters are frozen (``requires_grad=False``), weights and biases apart.
 
 For every module: torch's step runs exactly when alexcost counts one, and then the forward FLOPs,
 backward FLOPs and saved bytes are equal; a module with autocast may instead be refused by alexcost,
@@ -32,8 +32,10 @@ from test_random_modules import OPS, Program, programs  # noqa: E402
 
 F = torch.nn.functional
 
-COUNT = int(os.environ.get("ALEXCOST_RANDOM_MODES", "30"))
+COUNT = int(os.environ.get("ALEXCOST_RANDOM_MODES", "60"))
 MODES = ("no_grad", "set_grad_enabled", "inference_mode", "enable_grad_inside", "checkpoint", "autocast")
+DRAWN_MODES = (*MODES, "checkpoint", "no_grad")
+"""Checkpointing and no_grad twice as often (autocast is refused, and mostly drawn only to see that)."""
 REFUSED = ("makes a view, with grad mode off, of a tensor that requires grad",
            "alexcost models inference mode for layers that make new tensors")
 """alexcost's own refusals of what torch may run: a view made with grad mode off of a tensor that requires
@@ -96,6 +98,11 @@ class ModeProgram(Program):
                 self.rank = self.base(torch.zeros(1, c, s, s)).dim()
         except RuntimeError:  # a program torch refuses (a view of a transposed tensor): both sides refuse it
             self.rank = 4
+        rank = self.rank
+        for _, ops, _ in regions:
+            rank = self.rank_after(ops, rank)
+        # a learned scale last, so that the output mostly requires grad (grad mode off ends most paths)
+        self.head = nn.Parameter(torch.rand((c, 1, 1) if rank == 4 else (c * s * s,)) + 0.5)
         names = sorted(name for name, _ in self.named_parameters())
         for k, name in enumerate(names):
             if frozen[k % len(frozen)]:
@@ -127,13 +134,13 @@ class ModeProgram(Program):
                     z = self.inner(r, ops, y, rank)
             after = self.rank_after(ops, rank)
             y, rank = (z + y if back and after == rank else z), after  # (S x S: a transpose keeps the shape)
-        return y
+        return y * self.head
 
 
 @st.composite
 def moded(draw):
     c, s, program, out, convs, fcs, merges, scales, batch = draw(programs())
-    regions = tuple((draw(st.sampled_from(MODES)), tuple(draw(st.lists(st.sampled_from(INNER), min_size=1,
+    regions = tuple((draw(st.sampled_from(DRAWN_MODES)), tuple(draw(st.lists(st.sampled_from(INNER), min_size=1,
                                                                           max_size=3))),
                      draw(st.booleans())) for _ in range(draw(st.integers(1, 2))))
     frozen = tuple(draw(st.lists(st.integers(0, 3).map(lambda k: k == 0), min_size=1, max_size=12)))
