@@ -24,4 +24,10 @@ def export(sources, input_shape, fmt, out):
     from alexcost.specs.specfile import dumps_spec
 
     fmt = fmt or format_for(out, ("json", "toml"), "json")
-    write_output(dumps_spec(load_network(sources, input_shape, "export"), fmt), out, fmt)
+    network = load_network(sources, input_shape, "export")
+    modes = getattr(getattr(network, "network", network), "modes", None)
+    if modes:  # a spec file holds layers only: a training step of it is not the module's
+        click.echo("warning: the spec file holds the layers only, not what the module's training step runs "
+                   "differently (frozen parameters, grad-mode regions, checkpointing, training-only branches); "
+                   "train the module itself (or pass --freeze) to count its step", err=True)
+    write_output(dumps_spec(network, fmt), out, fmt)

@@ -80,7 +80,7 @@ def alexcost_step(module, input_shape, batch: int = 2) -> Step:
     """What alexcost derives for the same step (torch's CPU rules), or the SpecError it refuses with."""
     try:
         imported = from_module(module, input_shape)
-        cost = training_cost(imported.network, batch, device="cpu")
+        cost = training_cost(imported, batch, device="cpu")
         return Step(None, 2 * cost.forward_macs, cost.torch_backward_flops, cost.saved_bytes)
     except SpecError as err:
         return Step(str(err))

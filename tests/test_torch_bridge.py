@@ -664,40 +664,10 @@ class _TwoConvs(nn.Module):
         return self.body(self, x)
 
 
-def _no_grad(self, x):
-    with torch.no_grad():
-        y = self.c1(x)
-    return self.c2(y)
-
-
-def _set_grad_enabled(self, x):
-    with torch.set_grad_enabled(False):
-        y = self.c1(x)
-    return self.c2(y)
-
-
-def _inference_mode(self, x):
-    with torch.inference_mode():
-        y = self.c1(x)
-    return self.c2(y.clone())
-
-
-def _checkpoint(self, x):
-    from torch.utils.checkpoint import checkpoint
-
-    return self.c2(checkpoint(self.c1, x, use_reentrant=False))
-
-
 def _checkpoint_reentrant(self, x):
     from torch.utils.checkpoint import checkpoint
 
     return self.c2(checkpoint(self.c1, x, use_reentrant=True))
-
-
-def _checkpoint_sequential(self, x):
-    from torch.utils.checkpoint import checkpoint_sequential
-
-    return checkpoint_sequential(nn.Sequential(self.c1, self.c2), 2, x, use_reentrant=False)
 
 
 def _autocast(self, x):
@@ -711,40 +681,24 @@ def _plain(self, x):
 
 
 @pytest.mark.parametrize("body, says", [
-    (_no_grad, "fx node 'c1'.*grad mode off"), (_set_grad_enabled, "fx node 'c1'.*grad mode off"),
-    (_inference_mode, "fx node 'c1'.*inference_mode"), (_checkpoint, "fx node 'c1'.*torch.utils.checkpoint"),
     (_checkpoint_reentrant, "fx node 'c1'.*torch.utils.checkpoint"),
-    (_checkpoint_sequential, "module 'c1' \\(Conv2d\\).*torch.utils.checkpoint"),
     (_autocast, "fx node 'c1'.*autocast \\(bfloat16 on cpu\\)")], ids=lambda v: getattr(v, "__name__", ""))
-def test_changed_modes_are_refused_at_their_node(body, says):
+def test_modes_alexcost_does_not_model_are_refused_at_their_node(body, says):
     import warnings
-
-    from module_step import torch_step
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # reentrant checkpoint: "None of the inputs have requires_grad=True"
-        if "checkpoint" not in body.__name__:  # (saved_tensors_hooks and FlopCounterMode do not see inside one)
-            plain, changed = torch_step(_TwoConvs(_plain), (4, 8, 8)), torch_step(_TwoConvs(body), (4, 8, 8))
-            assert (changed.backward_flops, changed.saved_bytes) != (plain.backward_flops, plain.saved_bytes)
         for mode in ("train", "eval"):
             module = getattr(_TwoConvs(body), mode)()
-            with pytest.raises(SpecError, match=says + ".*alexcost counts layers run in torch's default modes"):
+            with pytest.raises(SpecError, match=says + ".*does not read this one"):
                 from_module(module, (4, 8, 8))
             assert module.training == (mode == "train")
 
 
-def test_no_grad_on_forward_is_refused_and_the_callers_grad_mode_does_not_matter():
-    class Decorated(_TwoConvs):
-        @torch.no_grad()
-        def forward(self, x):
-            return self.c2(self.c1(x))
-
-    with pytest.raises(RuntimeError, match="does not require grad"):  # torch cannot take a step
-        Decorated(None)(torch.randn(1, 4, 8, 8)).sum().backward()
-    with pytest.raises(SpecError, match="fx node 'c1'.*grad mode off"):
-        from_module(Decorated(None), (4, 8, 8))
+def test_the_callers_grad_mode_does_not_matter():
     with torch.no_grad():  # the caller's mode is not the forward's change
-        assert from_module(_TwoConvs(_plain), (4, 8, 8)).network.names == ("c1", "c2")
+        imported = from_module(_TwoConvs(_plain), (4, 8, 8))
+        assert imported.network.names == ("c1", "c2") and not imported.network.modes
         assert not torch.is_grad_enabled()
     assert torch.is_grad_enabled()
 

@@ -17,6 +17,7 @@ from ..layers import arguments as check
 from ..layers import INPUT, Layer, ParameterShape, Shape
 from . import rules
 from .cost import NetworkCost, dtype_bytes
+from .modes import NO_MODES, StepModes
 from .rules import ONE, SEVERAL, WEIGHT, Share
 from .rules import forget as forget_rules  # noqa: F401 (its older home)
 from .storage import plan
@@ -54,6 +55,9 @@ class Network:
     input_shape: Shape
     layers: tuple[Layer, ...]
     name: str = "custom"
+    modes: StepModes = field(default=NO_MODES, kw_only=True)
+    """What a training step runs differently from torch's defaults (frozen parameters, grad-mode
+    regions, checkpointing), as read from a module: see `alexcost.engine.modes.StepModes`."""
     names: tuple[str, ...] = field(init=False, compare=False)
     sources: tuple[tuple[tuple[int, int | None], ...], ...] = field(init=False, compare=False)
     input_shapes: tuple = field(init=False, compare=False)
@@ -77,6 +81,12 @@ class Network:
         if not layers:
             raise SpecError("a network needs at least one layer")
         self._wire(layers)
+        if self.contiguous_plan() is None:
+            self._check_views()
+        if not isinstance(self.modes, StepModes):
+            raise SpecError(f"modes must be a StepModes, got {type(self.modes).__name__}")
+        if self.modes:
+            self.modes.check(self.names)
 
     def _wire(self, layers: tuple) -> None:
         """Resolve every layer's inputs, propagate shapes and check each layer on them (the fields
@@ -109,6 +119,17 @@ class Network:
         self.__dict__.update(names=tuple(names), sources=tuple(sources), input_shapes=tuple(xs),
                              output_shapes=tuple(ys), is_chain=chain, _derived=[rules.generation(), {
                                  "rules": found, "contiguous": None if None in contiguous else tuple(contiguous)}])
+
+    def _check_views(self) -> None:
+        """Refuse a view torch cannot make whatever the batch (a View of a transposed tensor), at the
+        layer. A view that only some batch sizes allow is refused when costed at another."""
+        try:
+            self.storage(2)
+        except SpecError as err:
+            try:
+                self.storage(1)
+            except SpecError:
+                raise err from None
 
     @staticmethod
     def _duplicate(i: int, name: str, layer: Layer, index: dict):
@@ -210,7 +231,7 @@ class Network:
 
     def with_input_shape(self, input_shape) -> "Network":
         """The same layers on another input shape (checked again, layer by layer)."""
-        return Network(input_shape, self.layers, name=self.name)
+        return Network(input_shape, self.layers, name=self.name, modes=self.modes)
 
     def __len__(self) -> int:
         return len(self.layers)

@@ -13,7 +13,7 @@ activation memory and training's saved bytes.
 
 from __future__ import annotations
 
-from ..errors import SpecError
+from ..errors import SpecError, describe_layer
 from ..layers import strides as st
 from ..layers import Layer, ParameterShape
 
@@ -54,7 +54,13 @@ def trace(network, batch: int):
         if kind.arity == 0:
             result = (((PARAMETER, i), st.contiguous(y)),)
         else:
-            result = _stored(layer, i, x, y, ins, batch)
+            try:
+                result = _stored(layer, i, x, y, ins, batch)
+            except SpecError as err:
+                names = getattr(network, "names", None)
+                if names is None:  # (a network being read names its layers otherwise)
+                    raise
+                raise err.at(describe_layer(i, names[i], kind.__name__)) from None
         values[i] = result
         out.append(result)
     return out

@@ -72,8 +72,9 @@ class ImportedModule:
     and so do `params` and ``cost().totals.params`` (``unused_frozen``: the part of them with
     ``requires_grad=False``, in `frozen`). ``eval_branches`` says where a module given in eval mode
     tests ``self.training`` in its forward (module, source line): the network is what it runs in
-    eval mode, and a training step would run what the test chooses in training mode, which the
-    network does not hold. ``graph_module`` is the
+    eval mode; where training mode runs another graph, ``network.modes.refused`` says so and a
+    training step is refused. ``network.modes`` also holds the frozen parameters, grad-mode
+    regions and checkpoint calls a training step counts (`alexcost.engine.modes.StepModes`). ``graph_module`` is the
     ``torch.fx.GraphModule`` of the eval-mode trace, built on first use over the user's own
     submodules and parameters: running it runs the user's code.
     """
@@ -144,8 +145,9 @@ def from_module(module, input_shape, *, name: str | None = None) -> ImportedModu
     `SpecError` for the first thing that cannot be read exactly, naming the fx node, the
     module path or function, and why: a call with no layer kind, control flow that depends
     on the data, forward hooks, a parameter used outside any layer, shapes that do not fit;
-    a layer run with torch's modes changed (no_grad, inference_mode, autocast, checkpoint);
-    a test of ``self.training`` in a module in training mode; ``torch.is_grad_enabled()``;
+    a layer run with torch's modes changed where alexcost does not model the change (autocast,
+    reentrant or customised checkpointing, saved-tensor hooks); a test of ``self.training`` in a
+    module in training mode; ``torch.is_grad_enabled()``;
     TorchScript and ``torch.compile`` wrappers (pass the eager module).
     """
     from ..layers.arguments import shape as check_shape
@@ -155,7 +157,7 @@ def from_module(module, input_shape, *, name: str | None = None) -> ImportedModu
     x = check_shape(input_shape)
     traced = trace(module, x)
     reading = Reader(module, traced, x).run()
-    network = Network(x, reading.layers, name=name or type(module).__name__)
+    network = Network(x, reading.layers, name=name or type(module).__name__, modes=reading.modes)
     return ImportedModule(network, reading.paths, reading.first_use, reading.weight_params, reading.bias_params,
                           reading.frozen_params, reading.unused, reading.fx_nodes, reading.unused_frozen,
                           reading.eval_branches, _trace=(module, traced))

@@ -29,8 +29,9 @@ from typing import NamedTuple
 from ..layers import arguments as check
 from ..layers import strides as st
 from ..errors import SpecError, format_shape
+from ..engine.modes import StepModes
 from .ops import FUNCTIONS, METHODS, PURE, module_call
-from .trace import MODE, kind_of, where_module
+from .trace import MODE, REGION, kind_of, where_module
 from ..layers import BUILTIN_KINDS, Identity, Parameter, ParameterShape
 from .custom import custom_reads, read_function
 from .attention import MODULE_CALLS
@@ -82,6 +83,7 @@ class Reading:
     unused: dict
     unused_frozen: int
     eval_branches: tuple[str, ...] = ()
+    modes: StepModes = StepModes()
 
 
 def _contains(value, test) -> bool:
@@ -121,12 +123,14 @@ class Reader:
     def __init__(self, root, traced, input_shape):
         self.root, self.modules, self.graph = root, traced.modules, traced.graph
         self.custom = custom_reads()[1]
-        self.branches = traced.branches
+        self.branches, self.train_differs = traced.branches, traced.train_differs
         self.constants = traced.constants
         self.input_shape = input_shape
         self.layers, self.sources, self.paths, self.fx_nodes = [], [], [], []
         self.module_ids, self.owners, self.labels = [], [], []
         self.weight, self.bias, self.frozen = [], [], []
+        self.regions: list = []  # per layer: the mode a training step runs it in (trace.REGION), or None
+        self.cold: list = []     # per layer: (weight frozen, bias frozen), as its tensors' requires_grad say
         self.xs, self.ys = [], []
         self.needs: list[bool] = []  # per layer: does its output require grad (in a training step)?
         self.seen: set[int] = set()
@@ -278,9 +282,6 @@ class Reader:
         kind = type(layer)
         shapes = [v.shape for v in inputs]
         x = shapes[0] if kind.arity == 1 else tuple(shapes)
-        mode = getattr(node, "meta", {}).get(MODE)
-        if mode:
-            self._unseen_mode(node, mode)
         try:
             y = layer.output_shape(x)
         except SpecError as err:
@@ -326,12 +327,20 @@ class Reader:
                                       "performing the operation. (It writes in place into a tensor that another of "
                                       "its operands views with other strides.)")
 
-    def _unseen_mode(self, node, mode: str) -> None:
-        """A layer the forward pass runs with torch's modes changed (`alexcost.torch_bridge.trace.mode_of`):
-        refused, as alexcost counts what torch computes and keeps in its default modes. (The one place
-        that would mark the layer instead, once the training step counts such layers.)"""
-        self.refuse(node, f"{mode}; alexcost counts layers run in torch's default modes, and does not read "
-                          f"this one")
+    def _region(self, node, layer):
+        """The mode a training step runs ``layer`` in (`alexcost.torch_bridge.trace.REGION`): None for
+        torch's defaults (and for a parameter, which no mode makes); a change alexcost does not model
+        (autocast, reentrant or customised checkpointing, saved-tensor hooks) is refused."""
+        meta = getattr(node, "meta", {})
+        mode = meta.get(MODE)
+        if not mode or isinstance(layer, Parameter):
+            return None
+        region = meta.get(REGION)
+        if region is None:
+            self.refuse(node, f"{mode}; alexcost models grad mode off (torch.no_grad(), set_grad_enabled(False), "
+                              f"inference_mode()) and non-reentrant torch.utils.checkpoint with its defaults (one call, "
+                              f"not nested), and does not read this one")
+        return region
 
     # -- writes in place ------------------------------------------------------------------------
     def _wrote(self, node, target: Activation, result) -> None:
@@ -486,7 +495,9 @@ class Reader:
     # -- bookkeeping ------------------------------------------------------------------------------
     def _add(self, node, layer, sources, x, path, module, params, y, owner, label) -> Activation:
         index = len(self.layers)
+        region = self._region(node, layer)
         new, cold = self._count(node, layer, x, params)
+        self.regions.append(region)
         self.layers.append(layer)
         self.sources.append(sources)
         self.paths.append(path)
@@ -500,8 +511,10 @@ class Reader:
         self.xs.append(x)
         self.ys.append(y)
         tensors = [value.tensor if isinstance(value, Attribute) else value for _, value in params]
-        self.needs.append(any(self.needs[j] for j, _ in sources if j != -1) or
-                          any(t is not None and t.requires_grad for t in tensors))
+        self.needs.append(region is None or region[0] == "checkpoint") and (
+            any(self.needs[j] for j, _ in sources if j != -1) or any(t is not None and t.requires_grad for t in tensors))
+        roles = dict(zip((role for role, _ in params), tensors))
+        self.cold.append(tuple(roles.get(r) is not None and not roles[r].requires_grad for r in ("weight", "bias")))
         return Activation((index, None), y)
 
     def _count(self, node, layer, x, params) -> tuple[dict, int]:
@@ -686,7 +699,25 @@ class Reader:
                     unused_frozen += 0 if p.requires_grad else p.numel()
         branches = tuple(f"{where_module(path, m)} tests self.training{at}" for path, m, at in self.branches)
         return Reading(tuple(layers), tuple(self.paths), first_use, tuple(self.weight), tuple(self.bias),
-                       tuple(self.frozen), tuple(self.fx_nodes), unused, unused_frozen, branches)
+                       tuple(self.frozen), tuple(self.fx_nodes), unused, unused_frozen, branches,
+                       self._modes(names, branches))
+
+    def _modes(self, names: list, branches: tuple) -> StepModes:
+        """What a training step runs differently from torch's defaults, by layer name (see `StepModes`)."""
+        frozen = [name if weight and bias else f"{name}.weight" if weight else f"{name}.bias"
+                  for name, (weight, bias) in zip(names, self.cold) if weight or bias]
+        no_grad = [name for name, region in zip(names, self.regions) if region and region[0] != "checkpoint"]
+        inference = [name for name, region in zip(names, self.regions) if region == ("inference",)]
+        calls: dict = {}
+        for name, region in zip(names, self.regions):
+            if region and region[0] == "checkpoint":
+                calls.setdefault(region[1], []).append(name)
+        refused = ""
+        if self.train_differs:
+            refused = (f"{branches[0] if branches else 'its forward() tests self.training'}, and {self.train_differs}: "
+                       f"the network read is the eval-mode graph, so alexcost does not count a training step of "
+                       f"it (torch's would run the other graph)")
+        return StepModes(tuple(frozen), tuple(no_grad), tuple(inference), tuple(map(tuple, calls.values())), refused)
 
     def _move_last(self, j: int) -> None:
         """Put layer ``j`` (the output, read by no later layer) last: the network's output is its last layer."""
@@ -694,7 +725,7 @@ class Reader:
         new = {old: i for i, old in enumerate(order)}
         new[-1] = -1
         for attr in ("layers", "sources", "paths", "fx_nodes", "module_ids", "owners", "labels", "weight", "bias",
-                     "frozen", "xs", "ys", "needs"):
+                     "frozen", "xs", "ys", "needs", "regions", "cold"):
             values = getattr(self, attr)
             setattr(self, attr, [values[i] for i in order])
         self.sources = [tuple((new[s], k) for s, k in refs) for refs in self.sources]

@@ -14,11 +14,13 @@ What an eval-mode trace cannot see of a training step is found while tracing:
 
 * each node made while ``forward`` has changed torch's modes (grad mode off, inference mode,
   autocast, ``torch.utils.checkpoint`` or other saved-tensor hooks) carries what changed in
-  ``node.meta[MODE]`` (`mode_of`);
+  ``node.meta[MODE]`` (`mode_of`), and how a training step counts it in ``node.meta[REGION]``
+  (None: not modelled, refused by the reader);
 * a module whose forward tests ``self.training`` (``if self.training:``) is recorded with the
-  source line (`Trace.branches`); ``self.training`` passed on as an argument (``F.dropout(x,
-  training=self.training)``) is not a test: those calls are read as eval mode, which the layer
-  kinds count in both modes;
+  source line (`Trace.branches`), and the module is traced again with the tests answering true:
+  where that graph differs, `Trace.train_differs` says how; ``self.training`` passed on as an
+  argument (``F.dropout(x, training=self.training)``) is not a test: those calls are read as eval
+  mode, which the layer kinds count in both modes;
 * calls of ``torch.is_grad_enabled()`` from the module's code are recorded (`Trace.grad_reads`).
 
 Imports torch.
@@ -47,6 +49,11 @@ MODE = "alexcost_mode"
 PADDING_MODULES = "torch.nn.modules.padding"
 """Where torch.nn's padding modules live (ConstantPad2d, ReflectionPad2d, ...): each forward is one
 ``F.pad`` call, so each is read as `alexcost.layers.Pad` (ZeroPad2d as the kind of its name)."""
+
+REGION = "alexcost_region"
+"""The ``node.meta`` key of how a training step counts a node made with torch's modes changed:
+``("no_grad",)``, ``("inference",)``, ``("checkpoint", k)`` (the ``k``-th non-reentrant
+``torch.utils.checkpoint`` call), or None where alexcost does not model the change (refused)."""
 
 _KINDS: dict[type, object] = {}
 MAX_DEPTH = 1000
@@ -124,6 +131,7 @@ class _Tracer:
                         worlds.tracer = self
                     self.alias_calls: dict = {}
                     self.modes = _modes()
+                    self.regions = _Regions()
 
                 def proxy(self, node):
                     return Proxy(node, self)
@@ -133,6 +141,7 @@ class _Tracer:
                     modes = _modes()
                     if modes != self.modes:
                         node.meta[MODE] = mode_of(modes, self.modes)
+                        node.meta[REGION] = self.regions.of(modes, self.modes)
                     if self.worlds is not None:
                         self.worlds.add(node)
                     return node
@@ -143,23 +152,27 @@ class _Tracer:
                     return super().is_leaf_module(m, qualified_name)
 
                 def path_of_module(self, mod) -> str:
-                    # A module registered under several names (nn.Sequential(conv, relu, conv)) is
-                    # named by where its caller holds it, in the order the caller calls it.
-                    if id(mod) not in self.aliases:
-                        return super().path_of_module(mod)
-                    parent_path = next(reversed(self.module_stack.values()))[0] if self.module_stack else ""
-                    parent = self.root.get_submodule(parent_path)
-                    names = [n for n, child in parent._modules.items() if child is mod]
-                    if not names:
-                        return super().path_of_module(mod)
-                    key = (id(mod), parent_path)
-                    calls = self.alias_calls.get(key, 0)
-                    self.alias_calls[key] = calls + 1
-                    name = names[calls % len(names)]
-                    return f"{parent_path}.{name}" if parent_path else name
+                    return _alias_path(self, mod) or super().path_of_module(mod)
 
             cls.cls = Tracer
         return cls.cls(aliases, worlds)
+
+
+def _alias_path(tracer, mod) -> str | None:
+    """A module registered under several names (nn.Sequential(conv, relu, conv)) is named by where
+    its caller holds it, in the order the caller calls it; None for any other module."""
+    if id(mod) not in tracer.aliases:
+        return None
+    parent_path = next(reversed(tracer.module_stack.values()))[0] if tracer.module_stack else ""
+    parent = tracer.root.get_submodule(parent_path)
+    names = [n for n, child in parent._modules.items() if child is mod]
+    if not names:
+        return None
+    key = (id(mod), parent_path)
+    calls = tracer.alias_calls.get(key, 0)
+    tracer.alias_calls[key] = calls + 1
+    name = names[calls % len(names)]
+    return f"{parent_path}.{name}" if parent_path else name
 
 
 @dataclass(frozen=True)
@@ -172,6 +185,8 @@ class Trace:
     constants: dict
     branches: tuple = ()
     """``(module path, module, source line)`` of each test of ``self.training`` in a module in eval mode."""
+    train_differs: str = ""
+    """Where those tests make the forward run another graph in training mode (in words; "" if none)."""
 
 
 def _modes() -> tuple:
@@ -208,6 +223,53 @@ def mode_of(modes: tuple, base: tuple) -> str:
             "autograd keeps for it is not what torch keeps by default")
 
 
+class _Regions:
+    """Which modelled mode a node was made in (`REGION`), each checkpoint call told apart by its hooks."""
+
+    def __init__(self):
+        self.calls: list = []  # the hooks of each checkpoint call, held so that no id is reused
+
+    def of(self, modes: tuple, base: tuple):
+        grad, inference, autocast, hooks = modes
+        if autocast != base[2]:
+            return None
+        if _in_checkpoint() or (hooks is not base[3] and "_checkpoint_hook" in getattr(hooks, "__qualname__", "")):
+            if not grad or inference or hooks is None or "_checkpoint_hook" not in getattr(hooks, "__qualname__", ""):
+                return None  # reentrant, or grad mode changed inside
+            if not _default_checkpoint():
+                return None
+            for k, held in enumerate(self.calls):
+                if held is hooks:
+                    return ("checkpoint", k)
+            self.calls.append(hooks)
+            return ("checkpoint", len(self.calls) - 1)
+        if hooks is not base[3]:
+            return None
+        if inference and not base[1]:
+            return ("inference",)
+        if not grad and base[0]:
+            return ("no_grad",)
+        return None
+
+
+def _default_checkpoint() -> bool:
+    """Is the ``torch.utils.checkpoint.checkpoint`` call being traced non-reentrant, with torch's
+    defaults for what it keeps and recomputes (no ``context_fn``, early stop on), and not inside another?"""
+    from torch.utils import checkpoint as ck
+
+    frame, calls = sys._getframe(2), []
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "checkpoint" and code.co_filename.endswith(os.path.join("torch", "utils", "checkpoint.py")):
+            calls.append(frame.f_locals)
+        frame = frame.f_back
+    if len(calls) != 1:  # none seen, or one call inside another (what runs again is not one call's)
+        return False
+    local, early = calls[0], ck._enable_checkpoint_early_stop
+    return (local.get("use_reentrant") is False and local.get("context_fn") is ck.noop_context_fn
+            and (local.get("early_stop", True) if early is None else early) is True)
+
+
 def _in_checkpoint() -> bool:
     """Is the trace inside ``torch.utils.checkpoint`` (reentrant: its forward runs with grad mode off)?"""
     frame = sys._getframe(2)
@@ -233,14 +295,14 @@ class _TrainingFlag(int):
     alexcost reads), each test of its truth recorded with where it was made. As an argument
     (``F.dropout(x, training=self.training)``) it is replaced by False after the trace."""
 
-    def __new__(cls, tests: list, path: str, module, training: bool):
+    def __new__(cls, tests: list, path: str, module, training: bool, answer: bool = False):
         flag = int.__new__(cls, 0)
-        flag.tests, flag.path, flag.module, flag.training = tests, path, module, training
+        flag.tests, flag.path, flag.module, flag.training, flag.answer = tests, path, module, training, answer
         return flag
 
     def __bool__(self):
         self.tests.append((self.path, self.module, self.training, _user_frame(traceback.extract_stack()[:-1])))
-        return False
+        return self.answer
 
     def __eq__(self, other):
         return bool(self) == other
@@ -397,49 +459,57 @@ def trace(root, input_shape=None) -> Trace:
         concrete = _forward_inputs(root)
         paths = {id(m): path for path, m in modules.items()}
         modes = [(m, m.training) for m in root.modules()]
+        tests: list = []
+        worlds = None
         try:
-            graph, tests, grad_reads, constants = _traced(root, aliases, concrete, paths, modes, None)
+            graph, constants, grad_calls = _traced(root, aliases, concrete, modes, paths, tests, False)
         except SpecError as err:
             if input_shape is None or isinstance(err.__cause__, (SpecError, RecursionError, type(None))):
                 raise
             from .shapes import Worlds  # sizes fx left symbolic: trace again with the shapes known
 
-            worlds = Worlds(root, input_shape, plain=_eval_flag)
-            graph, tests, grad_reads, constants = _traced(root, aliases, concrete, paths, modes, worlds)
+            worlds = lambda: Worlds(root, input_shape, plain=_eval_flag)  # noqa: E731 - one per trace
+            tests.clear()
+            graph, constants, grad_calls = _traced(root, aliases, concrete, modes, paths, tests, False, worlds())
+        differs = ""
+        if tests:
+            differs = _train_graph_differs(root, aliases, concrete, modes, paths, graph, worlds)
     finally:
         sys.setrecursionlimit(limit)
-    if grad_reads.calls:
-        raise SpecError(f"its forward() asks torch.is_grad_enabled(){grad_reads.calls[0]}: what it runs depends on "
+    if grad_calls:
+        raise SpecError(f"its forward() asks torch.is_grad_enabled(){grad_calls[0]}: what it runs depends on "
                         f"the grad mode, which alexcost cannot fix; it does not read such a module",
                         where=where_module("", root))
     branches = []
     for path, m, training, at in tests:
-        if training:
+        if training and differs:  # (where training mode runs the same graph, the read is the same)
             raise SpecError(f"its forward() tests self.training{at}, and it is in training mode: torch runs what "
                             f"forward() does in training, which alexcost's eval-mode read cannot see (it does not "
-                            f"count a training step through such a branch); call .eval() on the module to count "
-                            f"inference", where=where_module(path, m))
+                            f"count a training step through such a branch; {differs}); call .eval() on the module "
+                            f"to count inference", where=where_module(path, m))
         branches.append((path, m, at))
     from torch.fx.node import map_aggregate
 
     for node in graph.nodes:  # self.training passed as an argument: eval mode, as read
         node.args = map_aggregate(node.args, _eval_flag)
         node.kwargs = map_aggregate(node.kwargs, _eval_flag)
-    return Trace(graph, modules, constants, tuple({(p, id(m), at): (p, m, at) for p, m, at in branches}.values()))
+    return Trace(graph, modules, constants, tuple({(p, id(m), at): (p, m, at) for p, m, at in branches}.values()),
+                 differs)
 
 
-def _traced(root, aliases, concrete, paths, modes, worlds) -> tuple:
-    """One fx trace of ``root`` in eval mode: the graph, the tests of ``self.training``, the calls of
-    ``torch.is_grad_enabled`` and the constants fx stowed on ``root`` (taken off it again)."""
+def _traced(root, aliases, concrete, modes, paths, tests: list, training: bool, worlds=None):
+    """One symbolic trace of ``root`` with every traced-through module's ``self.training`` answering
+    ``training`` (each test recorded in ``tests``): the graph, the constants fx stowed away (taken
+    off the module), the calls of ``torch.is_grad_enabled()`` from the module's code."""
     import torch
 
     before = set(root.__dict__)
     tracer = None
-    tests: list = []
     grad_reads = _GradModeReads(torch.is_grad_enabled)
     try:
         for m, mode in modes:
-            m.training = False if kind_of(type(m)) is not None else _TrainingFlag(tests, paths[id(m)], m, mode)
+            m.training = False if kind_of(type(m)) is not None else \
+                _TrainingFlag(tests, paths[id(m)], m, mode, training)
         torch.is_grad_enabled = grad_reads
         with torch.enable_grad(), torch.inference_mode(False):
             tracer = _Tracer.make(aliases, worlds)
@@ -453,7 +523,39 @@ def _traced(root, aliases, concrete, paths, modes, worlds) -> tuple:
         for m, mode in modes:
             m.training = mode
         constants = {key: root.__dict__.pop(key) for key in set(root.__dict__) - before}
-    return graph, tests, grad_reads, constants
+    return graph, constants, grad_reads.calls
+
+
+def _train_graph_differs(root, aliases, concrete, modes, paths, graph, worlds=None) -> str:
+    """Where the module's forward, traced with ``self.training`` true, runs another graph than the
+    eval-mode one (``graph``): the first node that differs, in words; "" when the two are the same."""
+    try:
+        train = _traced(root, aliases, concrete, modes, paths, [], True, worlds and worlds())[0]
+    except SpecError as err:
+        return f"in training mode its forward() cannot be read ({err})"
+    mine, theirs = list(map(_signature, graph.nodes)), list(map(_signature, train.nodes))
+    for k, (a, b) in enumerate(zip(mine, theirs)):
+        if a != b:
+            return f"in training mode its forward() runs {b[0]} {b[1]} where eval mode runs {a[0]} {a[1]} " \
+                   f"(fx node {k})"
+    if len(mine) != len(theirs):
+        return f"in training mode its forward() runs {len(theirs)} fx nodes where eval mode runs {len(mine)}"
+    return ""
+
+
+def _signature(node) -> tuple:
+    """What a node computes, for comparing two traces: its op, target, arguments (nodes by name,
+    ``self.training`` as a marker) and the modes it was made in."""
+    from torch.fx.node import map_aggregate
+
+    def plain(value):
+        if isinstance(value, _TrainingFlag):
+            return "<self.training>"
+        return value.name if hasattr(value, "op") and hasattr(value, "graph") else value
+
+    target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", repr(node.target))
+    return (node.op, target, repr(map_aggregate(node.args, plain)), repr(map_aggregate(node.kwargs, plain)),
+            node.meta.get(REGION))
 
 
 def _eval_flag(value):

@@ -72,7 +72,7 @@ def _layout(network, batch: int) -> Layout:
     strides = tuple(_strides(network, traced, i, batch, f.copies) for i, f in enumerate(facts)) \
         if traced is not None else (None,) * len(facts)
     return Layout(tuple(ins), tuple(outs), storage, elements, frozenset(weights), tuple(facts), strides,
-                  _alive(network), writes, several)
+                  _alive(network, facts), writes, several)
 
 
 def storage_keys(network, lay: Layout) -> list:
@@ -94,15 +94,20 @@ def _strides(network, traced, i: int, batch: int, copies: bool) -> tuple:
     return out
 
 
-def _alive(network) -> tuple[bool, ...]:
-    """Per layer: does some path lead from its output to the last layer's?"""
+def _alive(network, facts: list) -> tuple[bool, ...]:
+    """Per layer: does some path lead from its output to the last layer's, along which a gradient
+    can flow? A layer run with grad mode off (``network.modes.no_grad``) passes none back, unless it
+    writes in place (torch keeps the written tensor's history)."""
     sources = network.sources
-    if network.is_chain:
+    off = set(network.modes.no_grad)
+    if network.is_chain and not off:
         return (True,) * len(sources)
+    if off:
+        off = {i for i, name in enumerate(network.names) if name in off and not facts[i].inplace}
     alive = [False] * len(sources)
     alive[-1] = True
     for i in range(len(sources) - 1, -1, -1):
-        if alive[i]:
+        if alive[i] and i not in off:
             for j, _ in sources[i]:
                 if j >= 0:
                     alive[j] = True

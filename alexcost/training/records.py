@@ -44,10 +44,13 @@ class LayerTraining(NamedTuple):
     trainable_params: int
     grad_tensors: int
     grads: Grads | None
+    recompute_macs: int = 0
+    """The forward MACs the backward pass runs again (a layer inside ``torch.utils.checkpoint``)."""
 
     @property
     def backward_macs(self) -> int:
-        return self.grad_input_macs + self.grad_weight_macs
+        """The gradients' MACs, and the forward MACs run again for them (checkpointing)."""
+        return self.grad_input_macs + self.grad_weight_macs + self.recompute_macs
 
     @property
     def runs_backward(self) -> bool:

@@ -45,7 +45,7 @@ from .layout import layout
 from .memory import MEMORY_LEFT_OUT, StepMemory, step_memory
 from .records import LayerTraining, SavedTensor
 from .schedule import DEFAULT_EPOCHS, DEFAULT_IMAGES, Schedule
-from .walk import Options, Walked, walk
+from .walk import NOT_FROZEN, Options, Walked, walk
 
 DEVICES = ("cuda", "cpu")
 """The torch backends whose saved-tensor rules alexcost knows; ``cuda`` is the default (training runs on GPUs)."""
@@ -205,27 +205,47 @@ def _frozen_names(network, cold: dict) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _network_of(network):
+    """The `Network` to step: ``network`` itself, or the one a module was read as (``from_module``'s result)."""
+    from ..engine.network import Network
+
+    if isinstance(network, Network):
+        return network
+    inner = getattr(network, "network", None)
+    if isinstance(inner, Network):
+        return inner
+    raise SpecError(f"training_cost takes a Network (or a module read by from_module), got {type(network).__name__}")
+
+
 def training_cost(network, batch: int = 1, dtype: str = "float32", *, device: str = "cuda",
                   optimizer: str = "momentum", frozen=()) -> TrainingCost:
     """One training step of ``network`` on ``batch`` samples at ``dtype``: backward counts,
     saved bytes, model state and the memory model, with torch's ``device`` backend rules
     (``"cuda"`` or ``"cpu"``).
 
-    ``frozen`` lists the parameters that get no gradient (``requires_grad=False``): a layer's
-    name freezes its weight and its bias; ``"layer.weight"`` or ``"layer.bias"`` freezes one of
-    them (``["fc8.bias"]``: a frozen bias alone). A tensor computed only from frozen parameters
+    ``network`` is a `Network`, or what ``from_module`` read (its network, with the module's own
+    ``requires_grad=False`` parameters, grad-mode regions and checkpointing: ``Network.modes``).
+    ``frozen`` lists the parameters that get no gradient (``requires_grad=False``), beyond those
+    ``network.modes`` freezes: a layer's name freezes its weight and its bias; ``"layer.weight"``
+    or ``"layer.bias"`` freezes one of them (``["fc8.bias"]``: a frozen bias alone). A tensor computed only from frozen parameters
     needs no gradient, so the layers before the first trainable one compute none for their input.
 
     The totals are derived at once (refusing, with one `SpecError`, a step torch would fail);
     the per-layer records and the memory model on first use of ``layers`` or ``memory``, by the
     same walk."""
+    network = _network_of(network)
     batch = check.integer(batch, "batch")
+    if network.modes.refused:
+        raise SpecError(f"{network.name!r}: {network.modes.refused}")
     if device not in DEVICES:
         check.choice(device, "device", DEVICES)
     if optimizer not in OPTIMIZERS:
         check.choice(optimizer, "optimizer", tuple(OPTIMIZERS))
     options = _options(batch, dtype, device)
     cold = frozen_parameters(network, frozen) if frozen else {}
+    for i, (weight, bias) in (frozen_parameters(network, network.modes.frozen).items() if network.modes.frozen
+                              else ()):
+        cold[i] = (cold.get(i, NOT_FROZEN)[0] or weight, cold.get(i, NOT_FROZEN)[1] or bias)
     if batch > 1:
         network.check_batch(batch)  # the engine's int64 bound, as Network.cost checks it
     # the totals are kept on the network (immutable), as its forward sums are

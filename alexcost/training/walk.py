@@ -57,22 +57,35 @@ def walk(network, options: Options, frozen: dict, detail: bool = False) -> Walke
     req, keep, step_of = state.req, state.keep, rules.step
     views = lay.writes and lay.several  # an in-place write into a view of several outputs can be refused
     macs = backward = saved = params = trainable = tensors = buffers = 0
+    modes = _Modes(network, lay) if network.modes else None
     for i, (layer, r, x, ins, outs, facts, strides, live) in enumerate(zip(
             network.layers, network.layer_rules(), network.input_shapes, lay.ins, lay.outs, lay.facts, lay.strides,
             lay.alive)):
         in_req = (req[ins[0]],) if len(ins) == 1 else tuple([req[v] for v in ins])
         cold = frozen.get(i, NOT_FROZEN) if frozen else NOT_FROZEN
         weight, bias = facts.weight_params > 0 and not cold[0], facts.bias_params > 0 and not cold[1]
+        passes = False
+        if modes is not None:
+            if i in modes.off:
+                passes = modes.grad_off(i, in_req, facts.inplace)
+                in_req, weight, bias = (False,) * len(in_req), False, False
+            elif i in modes.idle:
+                weight = bias = False
         node = weight or bias or True in in_req
         for v in outs:
-            req[v] = node
+            req[v] = node or passes
         try:
             step = step_of(layer, r, x, in_req, weight, bias, options, strides, node and live)
         except SpecError as err:
             raise _refuse(err, network, i) from None
         if views:
             state.follow_views(i, node, facts.inplace)
-        own = keep(i, ins, outs, step, live, facts.inplace) if step.saved or facts.inplace else 0
+        if modes is not None and modes.inference:
+            modes.check_inference(i, step, facts.inplace)
+        if modes is not None and i in modes.region:
+            own = modes.checkpointed(i, state, step, node and live, facts, in_req)
+        else:
+            own = keep(i, ins, outs, step, live, facts.inplace) if step.saved or facts.inplace else 0
         mine = facts.weight_params * weight + facts.bias_params * bias if live else 0
         macs += facts.macs
         backward += step.grad_input_macs + step.grad_weight_macs
@@ -82,12 +95,134 @@ def walk(network, options: Options, frozen: dict, detail: bool = False) -> Walke
         tensors += weight + bias if live else 0
         buffers += step.buffer_bytes
         if detail:
-            state.record(i, layer, facts, step, own, state.saved(i, step.saved, live),
+            state.record(i, layer, facts, step, own, state.saved(i, () if modes and i in modes.region else step.saved,
+                                                                 live),
                          Grads(in_req, weight, bias) if node and live else None, mine)
     state.finish()
     batch, itemsize = options.batch, options.itemsize
+    if modes is not None and modes.region:
+        backward += modes.recompute(state, batch)
     return Walked(batch * macs, batch * backward, saved, params, trainable, trainable * itemsize, tensors, buffers,
                   *state.details())
+
+
+class _Modes:
+    """What ``network.modes`` changes in the walk (`alexcost.engine.modes.StepModes`): layers run with
+    grad mode off (``off``; of them, those in inference mode; ``idle``: the parameters only they
+    read), and each checkpoint call's layers (``region``: layer -> its call)."""
+
+    def __init__(self, network, lay):
+        index = {name: i for i, name in enumerate(network.names)}
+        modes = network.modes
+        self.network, self.layout = network, lay
+        self.off = frozenset(index[n] for n in modes.no_grad)
+        self.inference = frozenset(index[n] for n in modes.inference)
+        self.calls = [tuple(index[n] for n in call) for call in modes.checkpoints]
+        self.region = {i: k for k, call in enumerate(self.calls) for i in call}
+        readers: dict = {}
+        for j, ins in enumerate(lay.ins):
+            for v in ins:
+                readers.setdefault(v, set()).add(j)
+        # Parameters read only with grad mode off get no gradient
+        self.idle = frozenset(i for i, layer in enumerate(network.layers) if type(layer).arity == 0 and
+                              all(readers.get(v) and readers[v] <= self.off for v in lay.outs[i]))
+        self.unsaved = set()      # storages of inference tensors
+        self.saves = {}           # checkpoint call -> [(layer, does it keep a tensor made by its own op)]
+        self.started = {}         # checkpoint call -> its inputs' storages and their versions when it began
+        for i in self.inference:
+            for v in lay.outs[i]:
+                if lay.storage[v] != v:
+                    raise self._refuse(i, "makes a view, or writes in place, under torch.inference_mode(); "
+                                          "alexcost models inference mode for layers that make new tensors")
+                self.unsaved.add(v)
+
+    def _refuse(self, i: int, why: str) -> SpecError:
+        return _refuse(SpecError(why), self.network, i)
+
+    def grad_off(self, i: int, in_req: tuple, inplace: bool) -> bool:
+        """Layer ``i`` runs with grad mode off: it computes no gradient and keeps nothing. Its output
+        requires none, except where it writes in place into a tensor that does: torch keeps that
+        tensor's history, as if the layer were not there (True: its output requires grad). A view of
+        a tensor that requires grad is refused."""
+        lay = self.layout
+        if not in_req or not in_req[0]:
+            return False
+        if inplace:
+            return True
+        if any(lay.storage[v] == lay.storage[lay.ins[i][0]] for v in lay.outs[i]):
+            raise self._refuse(i, "makes a view, with grad mode off, of a tensor that requires grad: torch gives "
+                                  "the view requires_grad without the base's history (a gradient stops there, and "
+                                  "torch refuses some later writes in place); alexcost does not follow it")
+        return False
+
+
+    def check_inference(self, i: int, step, inplace: bool) -> None:
+        """Refuse what torch refuses of an inference tensor outside inference mode."""
+        lay = self.layout
+        ins = lay.ins[i]
+        if i in self.inference:
+            return
+        if inplace and lay.storage[ins[0]] in self.unsaved:
+            raise self._refuse(i, "Inplace update to inference tensor outside InferenceMode is not allowed. (It "
+                                  "writes in place into a tensor made under torch.inference_mode().)")
+        for k in step.keeps:
+            v = ins[k] if k >= 0 else lay.outs[i][-1 - k]
+            if lay.storage[v] in self.unsaved and v not in lay.weights:
+                raise self._refuse(i, "Inference tensors cannot be saved for backward. (It keeps a tensor made "
+                                      "under torch.inference_mode() for the backward pass; use torch.no_grad().)")
+
+    def checkpointed(self, i: int, state, step, runs: bool, facts, in_req) -> int:
+        """Layer ``i`` runs inside a checkpoint call: it keeps nothing (what it would keep is made again
+        in the backward pass); the call keeps its inputs, from its first layer on, when some layer
+        in it keeps a tensor. The bytes counted here (at the call's last layer, once that is known)."""
+        k, lay = self.region[i], self.layout
+        call = self.calls[k]
+        if k not in self.started:
+            inside = {v for j in call for v in lay.outs[j]}
+            inputs = {lay.storage[v] for j in call for v in lay.ins[j] if v not in inside and v not in lay.weights}
+            self.started[k] = [(s, state.version[s]) for s in sorted(inputs)]
+        if facts.inplace:
+            target = lay.storage[lay.outs[i][0]]
+            state.version[target] += 1
+            state.written_by[target] = i
+        keeps = runs and bool(step.saved or (facts.weight_params and True in in_req))
+        if keeps:
+            self.saves.setdefault(k, []).append((i, any(item.ref != "input" for item in step.saved)))
+        if i != call[-1] or k not in self.saves:
+            return 0
+        own = 0
+        for s, version in self.started[k]:
+            if s in self.unsaved:
+                raise self._refuse(call[0], "Inference tensors cannot be saved for backward. (A checkpoint call "
+                                            "keeps its inputs, and one was made under torch.inference_mode().)")
+            if s not in state.kept:
+                size = lay.elements[s] * state.itemsize
+                state.kept[s] = (call[0], size, version)
+                own += size
+        return own
+
+    def recompute(self, state, batch: int) -> int:
+        """The backward pass runs each checkpoint call's forward again, up to the last tensor it
+        keeps (torch's early stop: a layer's inputs are kept before its op runs, what it makes after):
+        the MACs of the layers that run again (one sample), each one's record told."""
+        network, macs = self.network, 0
+        for k, saves in self.saves.items():
+            last, own = saves[-1]
+            again = [j for j in self.calls[k] if j < last or (j == last and own)]
+            for j in again:
+                layer, x, y = network.layers[j], network.input_shapes[j], network.output_shapes[j]
+                m = self.layout.facts[j].macs
+                macs += m
+                if state.rows:
+                    row = state.rows[j]
+                    state.rows[j] = row._replace(recompute_macs=batch * m,
+                                                 torch_backward_flops=row.torch_backward_flops +
+                                                 batch * layer.torch_flops(x, y))
+            if again and state.detail:
+                note = (f"the backward pass runs the forward of {network.names[again[0]]} to "
+                        f"{network.names[again[-1]]} again (torch.utils.checkpoint)")
+                state.notes.append(note)
+        return macs
 
 
 def _refuse(err: SpecError, network, i: int) -> SpecError:
