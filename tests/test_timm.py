@@ -213,3 +213,21 @@ def test_the_second_trace_leaves_the_module_as_it_was():
     before = [(m, dict(vars(m)), m.training) for m in module.modules()]
     from_module(module, (3, 9, 9))
     assert [(m, dict(vars(m)), m.training) for m in module.modules()] == before
+
+
+def test_the_survey_script_writes_its_csv(tmp_path):
+    import csv
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "timm_survey.py"
+    out = tmp_path / "survey.csv"
+    proc = subprocess.run([sys.executable, str(script), "--out", str(out), "--models", "resnet10t,test_vit"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rows = {r["model"]: r for r in csv.DictReader(out.open())}
+    assert rows["resnet10t"]["status"] == "exact"
+    assert int(rows["resnet10t"]["params_torch"]) == sum(p.numel() for p in timm.create_model("resnet10t").parameters())
+    assert rows["test_vit"]["status"] in ("exact", "refused")
+    assert "2 models from 2 families" in proc.stdout
