@@ -1,11 +1,10 @@
 """Published GPU timings: the file the time model is fitted on and checked against, each row read
 as `alexcost predict`'s options.
 
-The file (``public.csv``; its README gives the columns) lives outside the repository: set
-``ALEXCOST_GPU_TIMES`` to its path, or keep it at ``shared/data/gpu-times/public.csv`` in a folder
-above the checkout. Its networks are alexcost presets, ``NAME@H`` (the preset on a 3xHxH input)
-and ``spec:NAME`` (the spec file ``benchmarks/data/NAME.json``); its GPU keys are the catalog's,
-``2xKEY`` meaning two of them (the paper's model split).
+The file is ``benchmarks/data/gpu-times/published.csv`` (its columns are explained beside it); set
+``ALEXCOST_GPU_TIMES`` to read another file of the same columns. Its networks are alexcost presets,
+``NAME@H`` (the preset on a 3xHxH input) and ``spec:NAME`` (the spec file ``benchmarks/data/NAME.json``);
+its GPU keys are the catalog's, ``2xKEY`` meaning two of them (the paper's model split).
 """
 
 from __future__ import annotations
@@ -24,25 +23,15 @@ if REPO not in sys.path:
 from alexcost.prediction import named_network  # noqa: E402
 
 ENV = "ALEXCOST_GPU_TIMES"
-RELATIVE = os.path.join("shared", "data", "gpu-times", "public.csv")
+DATA = os.path.join(HERE, "data", "gpu-times", "published.csv")
 PHASES = {"forward": "forward", "inference_throughput": "forward", "train_step": "train_step",
           "train_throughput": "train_iteration"}
 """The file's phases -> `alexcost predict --phase`."""
 
 
 def data_path() -> str:
-    """``$ALEXCOST_GPU_TIMES``, else ``shared/data/gpu-times/public.csv`` in the nearest folder above the checkout."""
-    if os.environ.get(ENV):
-        return os.environ[ENV]
-    folder = REPO
-    while True:
-        candidate = os.path.join(folder, RELATIVE)
-        if os.path.exists(candidate):
-            return candidate
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            raise SystemExit(f"cannot find {RELATIVE} above {REPO}: set {ENV} to the published timings' file")
-        folder = parent
+    """``$ALEXCOST_GPU_TIMES``, else the published timings kept beside the benchmarks."""
+    return os.environ.get(ENV) or DATA
 
 
 class Row(NamedTuple):
