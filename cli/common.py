@@ -1,6 +1,6 @@
 """Options, parameter types and helpers the commands share.
 
-Start-up time matters here (issue 13), so this module imports click and nothing of the
+Start-up time matters here (benchmarks/README.md), so this module imports click and nothing of the
 engine: ``alexcost --help`` uses it without importing ``alexcost`` at all.
 """
 

@@ -2,7 +2,7 @@
 
 Every failure of input is one line on stderr, ``error: ...``, with exit code 2.
 
-Start-up (issue 13; figures in benchmarks/README.md). A command imports only what it
+Start-up (figures in benchmarks/README.md). A command imports only what it
 uses: the group lists its commands from `COMMANDS` without importing them,
 ``alexcost --help`` does not import the engine, ``report`` never imports torch.
 ``inspect``, which click imports but reads only to clean help texts, loads when it is
