@@ -154,8 +154,31 @@ def load(kind: str, value: str, input_shape=None, command: str = "report") -> Lo
         if input_shape is not None and len(shape) > 1 and shape[0] == 1:
             raise SpecError(f"{err.message}; --input-shape is one sample's shape: if its 1 is the batch, "
                             f"leave it out (--input-shape {','.join(map(str, shape[1:]))})", where=err.where) from None
+        least = _smallest_module_input(module, default_input_shape(kind, value, module), shape, name)
+        if least is not None:
+            raise SpecError(f"{err.message}; the smallest input {name} takes is {','.join(map(str, least))}",
+                            where=err.where) from None
         raise
     return Loaded(name, imported.network, kind, imported, module)
+
+
+def _smallest_module_input(module, default, given, name: str):
+    """The smallest input of ``given``'s rank that a module refused at ``given`` takes: found on the
+    network read at the module's ``default`` input, and kept only if the module reads there too;
+    None when there is no default or either read fails."""
+    from alexcost import SpecError
+    from alexcost.search import smallest_input
+    from alexcost.torch_bridge.bridge import from_module
+
+    if default is None or tuple(default) == tuple(given) or len(default) != len(given) or default[0] != given[0]:
+        return None
+    try:
+        least = smallest_input(from_module(module, default, name=name).network)
+        if least is not None:
+            from_module(module, least, name=name)
+    except SpecError:
+        return None
+    return least
 
 
 def refuse_torch_file(path: str) -> None:

@@ -309,6 +309,29 @@ def test_a_size_error_names_the_smallest_input():
     assert run("report", "--input-shape", "3,67,67").exit_code == 0
 
 
+@pytest.mark.slow
+def test_a_size_error_of_a_torch_model_names_the_smallest_input_torch_runs():
+    """A torchvision model refused at a too-small --input-shape: the hint is the smallest side on which
+    torch itself runs the model (found here by running it at every side from 1)."""
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+
+    model = torchvision.models.squeezenet1_0(weights=None).eval()
+
+    def runs(side) -> bool:
+        try:
+            with torch.no_grad():
+                model(torch.zeros(1, 3, side, side))
+        except RuntimeError:
+            return False
+        return True
+
+    smallest = next(side for side in range(1, 64) if runs(side))
+    one_error_line(run("report", "--torchvision", "squeezenet1_0", "--input-shape", "3,8,8"),
+                   f"the smallest input squeezenet1_0 takes is 3,{smallest},{smallest}")
+    assert run("report", "--torchvision", "squeezenet1_0", "--input-shape", f"3,{smallest},{smallest}").exit_code == 0
+
+
 def test_no_stray_figures_in_the_repository_and_the_quickstart_writes_its_own():
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")
