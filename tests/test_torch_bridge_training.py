@@ -199,6 +199,20 @@ def _view_made_before_its_base_required_grad(self, x):
     return self.conv(x)
 
 
+def _contiguous_made_before_its_base_required_grad(self, x):
+    c = x.contiguous()  # the input itself (it is contiguous), not a view of it
+    x.mul_(self.g)  # now it requires grad, and so does c: the same tensor
+    c.relu_()
+    return self.conv(x)
+
+
+def _contiguous_read_after_its_base_required_grad(self, x):
+    c = x.contiguous()
+    x.mul_(self.g)
+    c.relu_()
+    return self.conv(c)
+
+
 def _view_of_a_learned_base(self, x):
     y = self.conv(x)
     v = y.flatten(1)
@@ -211,7 +225,8 @@ CASES = [_statement_relu, _functional_inplace_then_iadd, _mul_by_parameter_in_pl
          _relu_through_flatten_twice, _silu_statement, _module_statement, _view_read_after_base_written,
          _through_transpose, _through_permute, _copy_not_view, _input_written, _kept_then_written, _torch_relu_,
          _add_method_statement, _chunk_written, _dropout_statement, _iadd_into_view_base_read,
-         _view_made_before_its_base_required_grad, _view_of_a_learned_base]
+         _view_made_before_its_base_required_grad, _view_of_a_learned_base,
+         _contiguous_made_before_its_base_required_grad, _contiguous_read_after_its_base_required_grad]
 
 TORCH_REFUSES = {"_functional_inplace_then_iadd", "_relu_through_flatten_twice", "_kept_then_written",
                  "_chunk_written", "_view_made_before_its_base_required_grad"}

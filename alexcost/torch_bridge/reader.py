@@ -443,8 +443,10 @@ class Reader:
         else:  # redo value's own link from its parent's new value
             parent = self._current(self._value(other))
             rebuilt = self._redo(node, value.src, parent)
-            if rebuilt is not parent and self._requires_grad(parent.src) and not self._requires_grad(other):
-                self.late_views.add(rebuilt.src)  # torch refuses to write into it in place
+            if rebuilt is not parent and self._requires_grad(parent.src) and not self._requires_grad(other) \
+                    and not isinstance(self.layers[value.src[0]], Contiguous):
+                self.late_views.add(rebuilt.src)  # torch refuses to write into a view in place (the input
+                # itself, which .contiguous() gives, is no view)
         self.stale[value.src] = rebuilt
         return rebuilt
 
