@@ -11,6 +11,7 @@ parameters and buffers excluded). alexcost's side (`alexcost_step`): the same nu
 from __future__ import annotations
 
 import weakref
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import torch
@@ -97,16 +98,23 @@ def same(theirs: Step, ours: Step) -> bool:
     return theirs == ours
 
 
-def torch_attention_step(module, shape, batch=2) -> Step:
-    """FLOPs on the math backend (no fused multi-head path), saved bytes on the default backend."""
+@contextmanager
+def counted_attention():
+    """Attention as matrix products FlopCounterMode counts: no fused multi-head path, the math backend."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    torch.manual_seed(0)
     torch.backends.mha.set_fastpath_enabled(False)
     try:
         with sdpa_kernel(SDPBackend.MATH):
-            counted = torch_step(module, shape, batch)
+            yield
     finally:
         torch.backends.mha.set_fastpath_enabled(True)
+
+
+def torch_attention_step(module, shape, batch=2) -> Step:
+    """FLOPs on the math backend (no fused multi-head path), saved bytes on the default backend."""
+    torch.manual_seed(0)
+    with counted_attention():
+        counted = torch_step(module, shape, batch)
     kept = torch_step(module, shape, batch)
     return counted._replace(saved_bytes=kept.saved_bytes)

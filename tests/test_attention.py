@@ -23,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from alexcost import SpecError  # noqa: E402
 from alexcost.torch_bridge import from_module  # noqa: E402
-from module_step import alexcost_step, torch_attention_step  # noqa: E402
+from module_step import alexcost_step, counted_attention, torch_attention_step  # noqa: E402
 
 
 class Heads(nn.Module):
@@ -132,20 +132,23 @@ def test_attention_macs_are_the_quadratic_term():
     assert layer.macs(x, (h, length, d)) == h * length * s * 2 * d
 
 
-def test_multihead_attention_forward_matches_torch():
+def forward_against_torch(module, shape):
+    """``module``'s reading against one forward pass under FlopCounterMode (attention as matrix products):
+    parameters, MACs and the output shape; its cost, for the checks by hand."""
     torch.manual_seed(0)
-    module = Attention().eval()
-    imported = from_module(module, (10, 16))
-    torch.backends.mha.set_fastpath_enabled(False)
-    try:
-        with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-            out = module(torch.randn(1, 10, 16))
-    finally:
-        torch.backends.mha.set_fastpath_enabled(True)
+    module.eval()
+    imported = from_module(module, shape)
+    with torch.no_grad(), counted_attention(), FlopCounterMode(display=False) as counter:
+        out = module(torch.randn(1, *shape))
     cost = imported.cost()
     assert imported.params == cost.totals.params == sum(p.numel() for p in module.parameters())
     assert 2 * cost.totals.macs == counter.get_total_flops()
     assert (1, *imported.network.output_shape) == tuple(out.shape)
+    return cost
+
+
+def test_multihead_attention_forward_matches_torch():
+    cost = forward_against_torch(Attention(), (10, 16))
     # by hand: projections 4*L*E*E, attention 2*L*L*E
     mha = next(r for r in cost.layers if r.type == "MultiheadAttention")
     assert mha.macs == 4 * 10 * 16 * 16 + 2 * 10 * 10 * 16
@@ -221,19 +224,7 @@ class Cross(nn.Module):
 
 
 def test_multihead_attention_with_other_key_and_value_widths_matches_torch():
-    torch.manual_seed(0)
-    module = Cross().eval()
-    imported = from_module(module, (9, 16))
-    torch.backends.mha.set_fastpath_enabled(False)
-    try:
-        with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-            out = module(torch.randn(1, 9, 16))
-    finally:
-        torch.backends.mha.set_fastpath_enabled(True)
-    cost = imported.cost()
-    assert imported.params == sum(p.numel() for p in module.parameters())
-    assert 2 * cost.totals.macs == counter.get_total_flops()
-    assert (1, *imported.network.output_shape) == tuple(out.shape)
+    forward_against_torch(Cross(), (9, 16))
 
 
 def test_verify_checks_attention_against_torch_on_the_cpu():

@@ -13,34 +13,20 @@ from __future__ import annotations
 
 import os
 import warnings
-from contextlib import contextmanager
 
 import pytest
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
-from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
-
 from alexcost import SpecError  # noqa: E402
 from alexcost.torch_bridge import from_module  # noqa: E402
-from zoo_cases import assert_exact  # noqa: E402
-from zoo_cases import (TRANSFORMER_FAMILIES, TRANSFORMERS, TRANSFORMERS_REFUSED, build_transformer,  # noqa: E402
-                       transformer_input, transformer_names)
+from module_step import counted_attention  # noqa: E402
+from zoo_cases import (TRANSFORMER_FAMILIES, TRANSFORMERS, TRANSFORMERS_REFUSED, assert_exact,  # noqa: E402
+                       build_transformer, transformer_input, transformer_names)
 
 ALL = os.environ.get("ALEXCOST_ZOO") == "all"
 MODELS = transformer_names() if ALL else [rep for _, rep in TRANSFORMER_FAMILIES.values()]
-
-
-@contextmanager
-def counted_attention():
-    """Attention as matrix products FlopCounterMode counts: no fused multi-head path, the math backend."""
-    torch.backends.mha.set_fastpath_enabled(False)
-    try:
-        with sdpa_kernel(SDPBackend.MATH):
-            yield
-    finally:
-        torch.backends.mha.set_fastpath_enabled(True)
 
 
 @pytest.mark.parametrize("name", MODELS)
