@@ -460,20 +460,18 @@ def trace(root, input_shape=None) -> Trace:
         paths = {id(m): path for path, m in modules.items()}
         modes = [(m, m.training) for m in root.modules()]
         tests: list = []
-        worlds = None
+        known = None  # the input shape the sizes are known at, once the plain trace has failed on them
         try:
             graph, constants, grad_calls = _traced(root, aliases, concrete, modes, paths, tests, False)
         except SpecError as err:
             if input_shape is None or isinstance(err.__cause__, (SpecError, RecursionError, type(None))):
                 raise
-            from .shapes import Worlds  # sizes fx left symbolic: trace again with the shapes known
-
-            worlds = lambda: Worlds(root, input_shape, plain=_eval_flag)  # noqa: E731 - one per trace
+            known = input_shape  # sizes fx left symbolic: trace again with the shapes known
             tests.clear()
-            graph, constants, grad_calls = _traced(root, aliases, concrete, modes, paths, tests, False, worlds())
+            graph, constants, grad_calls = _traced(root, aliases, concrete, modes, paths, tests, False, known)
         differs = ""
         if tests:
-            differs = _train_graph_differs(root, aliases, concrete, modes, paths, graph, worlds)
+            differs = _train_graph_differs(root, aliases, concrete, modes, paths, graph, known)
     finally:
         sys.setrecursionlimit(limit)
     if grad_calls:
@@ -497,12 +495,18 @@ def trace(root, input_shape=None) -> Trace:
                  differs)
 
 
-def _traced(root, aliases, concrete, modes, paths, tests: list, training: bool, worlds=None):
+def _traced(root, aliases, concrete, modes, paths, tests: list, training: bool, known=None):
     """One symbolic trace of ``root`` with every traced-through module's ``self.training`` answering
-    ``training`` (each test recorded in ``tests``): the graph, the constants fx stowed away (taken
-    off the module), the calls of ``torch.is_grad_enabled()`` from the module's code."""
+    ``training`` (each test recorded in ``tests``), its sizes fixed at input shape ``known`` if given:
+    the graph, the constants fx stowed away (taken off the module), the calls of
+    ``torch.is_grad_enabled()`` from the module's code."""
     import torch
 
+    worlds = None
+    if known is not None:  # every node also run on fake tensors, so sizes become numbers
+        from .shapes import Worlds
+
+        worlds = Worlds(root, known, plain=_eval_flag)
     before = set(root.__dict__)
     tracer = None
     grad_reads = _GradModeReads(torch.is_grad_enabled)
@@ -526,11 +530,11 @@ def _traced(root, aliases, concrete, modes, paths, tests: list, training: bool, 
     return graph, constants, grad_reads.calls
 
 
-def _train_graph_differs(root, aliases, concrete, modes, paths, graph, worlds=None) -> str:
+def _train_graph_differs(root, aliases, concrete, modes, paths, graph, known=None) -> str:
     """Where the module's forward, traced with ``self.training`` true, runs another graph than the
     eval-mode one (``graph``): the first node that differs, in words; "" when the two are the same."""
     try:
-        train = _traced(root, aliases, concrete, modes, paths, [], True, worlds and worlds())[0]
+        train = _traced(root, aliases, concrete, modes, paths, [], True, known)[0]
     except SpecError as err:
         return f"in training mode its forward() cannot be read ({err})"
     mine, theirs = list(map(_signature, graph.nodes)), list(map(_signature, train.nodes))
