@@ -316,7 +316,8 @@ def step(layer: Layer, rules: Rules, x, in_req: tuple, weight: bool, bias: bool,
 
 def _step(layer: Layer, y, x, grads: Grads, options: tuple, strides: tuple | None, backward: bool) -> StepRules:
     kind = type(layer)
-    ctx = TrainContext(*options, _contiguous(x, kind.arity, options[0]) if strides is None else strides)
+    ctx = TrainContext(*options[:4], _contiguous(x, kind.arity, options[0]) if strides is None else strides,
+                       *options[4:])
     layer.check_training(x, ctx.batch)
     buffer_bytes = layer.buffer_bytes(x, ctx.itemsize)
     saved = layer.saved_tensors(x, y, grads, ctx) if (grads.params or True in grads.inputs) and kind.arity != 0 else ()

@@ -36,6 +36,8 @@ from .base import (Elementwise, Grads, InplaceElementwise, Passthrough, Saved, S
 class ReLU(InplaceElementwise):
     """``max(0, x)``: one comparison per element."""
 
+    autocast: ClassVar[str | None] = "follow"
+
     saves: ClassVar[str] = "output"
 
 
@@ -161,6 +163,8 @@ class Softmax(Elementwise):
 @layer_kind
 class Identity(Passthrough):
     """The input itself: no ops, no new storage."""
+
+    autocast: ClassVar[str | None] = "follow"
 
 
 def _probability(layer, name: str = "p") -> None:

@@ -91,6 +91,9 @@ class TrainContext(NamedTuple):
     dtype: str = "float32"
     device: str = "cpu"
     strides: tuple = ()
+    params_itemsize: int = 0
+    """Bytes per element of the layer's parameters and buffers where they differ from its input's
+    (a layer run in a lower dtype under torch.autocast, its parameters float32); 0: the same."""
 
     @property
     def stats_itemsize(self) -> int:
@@ -288,6 +291,11 @@ class Layer:
     0, whose strides `view_strides` gives) or "strided" (a view when the strides allow one, as
     `view_strides` decides, else a new contiguous copy; a contiguous input always gives a view)."""
 
+    autocast: ClassVar[str | None] = None
+    """How ``torch.autocast`` on the CPU runs the kind (torch's CPU op lists, the same for bfloat16 and
+    float16): "lower" (its op casts its input and parameters to the autocast dtype and computes there:
+    convolutions, linear, matrix products), "follow" (it runs in its input's dtype), None: alexcost does
+    not model it under autocast (refused there)."""
     torch_reads: ClassVar[tuple] = ()
     """What the kind stands for in torch, for ``from_module``: torch module classes, functions, or
     their dotted names (``register_layer(..., reads=nn.GroupNorm)`` sets it). alexcost's own kinds
@@ -422,6 +430,12 @@ class Layer:
     def train_inplace(self) -> bool:
         """Does the forward pass in training write its result into input 0 (bumping the
         version torch checks saved tensors against)?"""
+        return False
+
+    def keeps_weight(self, grads: Grads) -> bool:
+        """Does autograd keep the layer's weight for its backward pass, given the gradients it computes?
+        A parameter itself is never counted; under autocast ("lower") the kept weight is its cast copy,
+        a tensor of its own."""
         return False
 
     def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:

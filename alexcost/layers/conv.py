@@ -228,6 +228,11 @@ class Conv2d(_ConvNd):
     first (``padding_mode`` other than zeros; ``padding="same"`` with an odd total padding),
     and, for reflect and replicate padding, the input too (their own backward reads it)."""
 
+    autocast: ClassVar[str | None] = "lower"
+
+    def keeps_weight(self, grads: Grads) -> bool:
+        return True  # one backward formula for input, weight and bias: both kept whenever it runs
+
     kernel_size: int | tuple[int, int]
     stride: int | tuple[int, int] = 1
     padding: int | tuple[int, int] | str = 0

@@ -25,6 +25,11 @@ class Linear(Layer):
     of more than two dimensions that torch cannot view as ``(rows, in)``, the copy it makes.
     """
 
+    autocast: ClassVar[str | None] = "lower"
+
+    def keeps_weight(self, grads: Grads) -> bool:
+        return True in grads.inputs  # the weight is kept for the input's gradient only
+
     in_features: int | None = None
     out_features: int
     bias: bool = True

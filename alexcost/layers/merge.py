@@ -108,6 +108,8 @@ class _Broadcasting(Layer):
 class Add(_Broadcasting):
     """Elementwise sum (residual connections): one add per output element per extra input."""
 
+    autocast: ClassVar[str | None] = "follow"
+
 
 @register_layer
 @layer_kind

@@ -167,6 +167,8 @@ class _BatchNorm(_NormBase):
         if ctx.device == "cuda" and ctx.itemsize == 4 and self.affine:
             caveat = "cuDNN's batch-norm reserve buffer (its own size) is not counted"
         stats = ctx.stats_itemsize
+        if ctx.device == "cpu" and ctx.params_itemsize > ctx.itemsize and (self.affine or self.track_running_stats):
+            stats = ctx.params_itemsize  # the CPU's mixed-dtype batch norm keeps them at the parameters' dtype
         return (Saved("input"),
                 Saved("batch mean", "new", elements=x[0], itemsize=stats, caveat=caveat),
                 Saved("batch inverse std", "new", elements=x[0], itemsize=stats))
@@ -232,6 +234,8 @@ class BatchNorm2d(_BatchNorm):
     float32, float16 and bfloat16 (torch's accumulate type). On CUDA in float32 with
     ``affine``, torch uses cuDNN, which may keep a reserve buffer of a size only it knows.
     """
+
+    autocast: ClassVar[str | None] = "follow"
 
 
 @register_layer

@@ -141,6 +141,8 @@ class MaxPool2d(_MaxPool):
     """Max pooling: per output element, one comparison fewer than the taps its window reads
     (``kH*kW - 1`` for a window wholly inside the input). No parameters."""
 
+    autocast: ClassVar[str | None] = "follow"
+
     kernel_size: int | tuple[int, int]
     stride: int | tuple[int, int] | None = None
     padding: int | tuple[int, int] = 0
@@ -195,6 +197,8 @@ class _AvgPool(_Pool):
 class AvgPool2d(_AvgPool):
     """Average pooling: per output element, the taps its window reads (one fewer adds, then
     one divide): ``kH*kW`` for a window wholly inside the input."""
+
+    autocast: ClassVar[str | None] = "follow"
 
     kernel_size: int | tuple[int, int]
     stride: int | tuple[int, int] | None = None
@@ -272,6 +276,8 @@ class _AdaptiveAvgPool(_AdaptivePool):
 class AdaptiveAvgPool2d(_AdaptiveAvgPool):
     """Adaptive average pooling. other_ops: the elements its windows read (adds and one divide
     per window). fvcore counts the input elements, once each."""
+
+    autocast: ClassVar[str | None] = "follow"
 
     output_size: int | tuple[int | None, int | None]
 

@@ -51,6 +51,8 @@ class Flatten(_Reshaping):
     """Flatten dims ``start_dim..end_dim`` of the batched tensor (torch's defaults 1, -1). No ops;
     a view where torch can make one."""
 
+    autocast: ClassVar[str | None] = "follow"
+
     start_dim: int = 1
     end_dim: int = -1
 

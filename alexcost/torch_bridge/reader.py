@@ -338,8 +338,9 @@ class Reader:
         region = meta.get(REGION)
         if region is None:
             self.refuse(node, f"{mode}; alexcost models grad mode off (torch.no_grad(), set_grad_enabled(False), "
-                              f"inference_mode()) and non-reentrant torch.utils.checkpoint with its defaults (one call, "
-                              f"not nested), and does not read this one")
+                              f"inference_mode()), non-reentrant torch.utils.checkpoint with its defaults (one call, "
+                              f"not nested) and torch.autocast alone (with its weight cache, not inside another mode), "
+                              f"and does not read this one")
         return region
 
     # -- writes in place ------------------------------------------------------------------------
@@ -708,7 +709,8 @@ class Reader:
         """What a training step runs differently from torch's defaults, by layer name (see `StepModes`)."""
         frozen = [name if weight and bias else f"{name}.weight" if weight else f"{name}.bias"
                   for name, (weight, bias) in zip(names, self.cold) if weight or bias]
-        no_grad = [name for name, region in zip(names, self.regions) if region and region[0] != "checkpoint"]
+        no_grad = [name for name, region in zip(names, self.regions)
+                   if region and region[0] in ("no_grad", "inference")]
         inference = [name for name, region in zip(names, self.regions) if region == ("inference",)]
         calls: dict = {}
         for name, region in zip(names, self.regions):
@@ -719,7 +721,16 @@ class Reader:
             refused = (f"{branches[0] if branches else 'its forward() tests self.training'}, and {self.train_differs}: "
                        f"the network read is the eval-mode graph, so alexcost does not count a training step of "
                        f"it (torch's would run the other graph)")
-        return StepModes(tuple(frozen), tuple(no_grad), tuple(inference), tuple(map(tuple, calls.values())), refused)
+        autocast = [(name, device, dtype) for name, region in zip(names, self.regions)
+                    if region and region[0] == "autocast" for device, dtype in region[1]]
+        for name, region, layer, module in zip(names, self.regions, self.layers, self.module_ids):
+            if (not refused and region and region[0] == "autocast" and type(layer).autocast == "lower"
+                    and module is not None and self.module_ids.count(module) > 1):
+                refused = (f"{name!r} ({type(layer).__name__}) runs under torch.autocast and its module runs "
+                           f"{self.module_ids.count(module)} times: how many cast copies of its weight torch keeps "
+                           f"depends on the autocast regions its calls share, which alexcost does not follow")
+        return StepModes(tuple(frozen), tuple(no_grad), tuple(inference), tuple(map(tuple, calls.values())), refused,
+                         tuple(autocast))
 
     def _move_last(self, j: int) -> None:
         """Put layer ``j`` (the output, read by no later layer) last: the network's output is its last layer."""

@@ -53,7 +53,8 @@ PADDING_MODULES = "torch.nn.modules.padding"
 REGION = "alexcost_region"
 """The ``node.meta`` key of how a training step counts a node made with torch's modes changed:
 ``("no_grad",)``, ``("inference",)``, ``("checkpoint", k)`` (the ``k``-th non-reentrant
-``torch.utils.checkpoint`` call), or None where alexcost does not model the change (refused)."""
+``torch.utils.checkpoint`` call), ``("autocast", ((device, dtype), ...))`` (each device where
+``torch.autocast`` is on, alone, entered where it was off), or None where alexcost does not model the change (refused)."""
 
 _KINDS: dict[type, object] = {}
 MAX_DEPTH = 1000
@@ -231,8 +232,9 @@ class _Regions:
 
     def of(self, modes: tuple, base: tuple):
         grad, inference, autocast, hooks = modes
-        if autocast != base[2]:
-            return None
+        if autocast != base[2]:  # modelled alone, entered from no autocast, with torch's weight-cast cache
+            plain = grad == base[0] and inference == base[1] and hooks is base[3] and not _in_checkpoint()
+            return ("autocast", autocast) if plain and not base[2] and _autocast_cache() else None
         if _in_checkpoint() or (hooks is not base[3] and "_checkpoint_hook" in getattr(hooks, "__qualname__", "")):
             if not grad or inference or hooks is None or "_checkpoint_hook" not in getattr(hooks, "__qualname__", ""):
                 return None  # reentrant, or grad mode changed inside
@@ -250,6 +252,13 @@ class _Regions:
         if not grad and base[0]:
             return ("no_grad",)
         return None
+
+
+def _autocast_cache() -> bool:
+    """Does autocast keep one cast copy of each parameter per region (``cache_enabled``, its default)?"""
+    import torch
+
+    return torch.is_autocast_cache_enabled()
 
 
 def _default_checkpoint() -> bool:

@@ -41,6 +41,7 @@ from ..engine import rules
 from ..engine.cost import NetworkCost, dtype_bytes
 from ..errors import SpecError
 from ..layers import arguments as check
+from .autocast import casts_on
 from .layout import layout
 from .memory import MEMORY_LEFT_OUT, StepMemory, step_memory
 from .records import LayerTraining, SavedTensor
@@ -116,6 +117,9 @@ class TrainingCost:
 
     @cached_property
     def memory(self) -> StepMemory:
+        if casts_on(self.network, self.device):
+            raise SpecError(f"{self.network.name!r} runs layers under torch.autocast on {self.device}: the memory "
+                            f"model sizes every activation at the step's dtype, so alexcost does not model its peak")
         return _kept(self.network, ("training memory", *self._key, self.optimizer_bytes),
                      lambda: step_memory(self.network, layout(self.network, self.batch), self._detail,
                                          dtype_bytes(self.dtype), self.optimizer_bytes))

@@ -15,6 +15,7 @@ from typing import NamedTuple
 from ..engine import rules
 from ..errors import SpecError, describe_layer
 from ..layers import Grads
+from .autocast import Casts
 from .layout import fan, layout, storage_keys
 from .records import LayerTraining, SavedTensor
 
@@ -28,6 +29,8 @@ class Options(NamedTuple):
     itemsize: int
     dtype: str
     device: str
+    params_itemsize: int = 0
+    """Under torch.autocast, the parameters' element size where the layer computes in another dtype."""
 
 
 class Walked(NamedTuple):
@@ -58,6 +61,8 @@ def walk(network, options: Options, frozen: dict, detail: bool = False) -> Walke
     views = lay.writes and lay.several  # an in-place write into a view of several outputs can be refused
     macs = backward = saved = params = trainable = tensors = buffers = 0
     modes = _Modes(network, lay) if network.modes else None
+    casts = Casts(network, lay, options, state.itemsizes) if network.modes.autocast else None
+    casts = casts if casts is not None and casts.low else None
     for i, (layer, r, x, ins, outs, facts, strides, live) in enumerate(zip(
             network.layers, network.layer_rules(), network.input_shapes, lay.ins, lay.outs, lay.facts, lay.strides,
             lay.alive)):
@@ -75,7 +80,10 @@ def walk(network, options: Options, frozen: dict, detail: bool = False) -> Walke
         for v in outs:
             req[v] = node or passes
         try:
-            step = step_of(layer, r, x, in_req, weight, bias, options, strides, node and live)
+            step = step_of(layer, r, x, in_req, weight, bias, options if casts is None else casts.runs_at(i, layer),
+                           strides, node and live)
+            if casts is not None:
+                step = casts.step(i, layer, step, Grads(in_req, weight, bias) if node else None, facts.weight_params)
         except SpecError as err:
             raise _refuse(err, network, i) from None
         if views:
@@ -196,7 +204,7 @@ class _Modes:
                 raise self._refuse(call[0], "Inference tensors cannot be saved for backward. (A checkpoint call "
                                             "keeps its inputs, and one was made under torch.inference_mode().)")
             if s not in state.kept:
-                size = lay.elements[s] * state.itemsize
+                size = lay.elements[s] * state.itemsizes[s]
                 state.kept[s] = (call[0], size, version)
                 own += size
         return own
@@ -235,9 +243,9 @@ class _State:
 
     def __init__(self, network, lay, options: Options, detail: bool):
         self.network, self.layout, self.options, self.detail = network, lay, options, detail
-        self.itemsize = options.itemsize
         values = len(lay.storage)
         self.req = [False] * values
+        self.itemsizes = [options.itemsize] * values  # per storage: bytes per element (autocast: `Casts`)
         self.version = [0] * values  # per storage
         # storage (or a layer's own tensor) -> (its first live keeper, its bytes, its version then): a
         # storage modified in place after a live layer kept it fails torch's backward (`finish`)
@@ -292,7 +300,7 @@ class _State:
         storage = lay.storage[value]
         if storage in self.kept:
             return 0
-        size = lay.elements[storage] * self.itemsize
+        size = lay.elements[storage] * self.itemsizes[storage]
         self.kept[storage] = (i, size, self.version[storage])
         return size
 
@@ -310,7 +318,7 @@ class _State:
                 if value in lay.weights:
                     continue
                 storage = lay.storage[value]
-                size = lay.elements[storage] * self.options.itemsize
+                size = lay.elements[storage] * self.itemsizes[storage]
             if live:
                 first = self.kept[storage][0]
                 out.append(SavedTensor(item.what, size, self.keys[storage] if isinstance(storage, int) else storage,
