@@ -1,0 +1,315 @@
+"""``torch.autocast`` in an imported module's training step, against a real CPU step under autocast
+(tests/module_step.py: FlopCounterMode's backward FLOPs, the bytes saved_tensors_hooks sees), and
+its refusals.
+
+Under bfloat16 autocast on the CPU a convolution or a linear layer casts its input and its weight
+to bfloat16 (autograd keeps the copies), what follows it runs in bfloat16, and the parameters,
+their gradients and the optimizer state stay float32.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+
+from alexcost import Conv2d, Network, ReLU, SpecError  # noqa: E402
+from alexcost.engine.modes import StepModes  # noqa: E402
+from alexcost.torch_bridge import from_module  # noqa: E402
+from alexcost.training import training_cost  # noqa: E402
+from module_step import alexcost_step, same, torch_step  # noqa: E402
+
+SHAPE = (4, 8, 8)
+BF16 = dict(device_type="cpu", dtype=torch.bfloat16)
+
+
+class Body(nn.Module):
+    """Layers of every kind the tests use; ``body`` is the forward."""
+
+    def __init__(self, body):
+        super().__init__()
+        self.c1 = nn.Conv2d(4, 4, 3, padding=1)
+        self.c2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.bare = nn.BatchNorm2d(4, affine=False)
+        self.fc = nn.Linear(4 * 4 * 4, 6)
+        self.body = body
+
+    def forward(self, x):
+        return self.body(self, x)
+
+
+def _blocks(self, x):  # the issue's: two 3x3 convolution blocks, all under autocast
+    with torch.autocast(**BF16):
+        return F.relu(self.c2(F.relu(self.c1(x))))
+
+
+def _plain_blocks(self, x):
+    return F.relu(self.c2(F.relu(self.c1(x))))
+
+
+def _conv(self, x):
+    with torch.autocast(**BF16):
+        return self.c1(x)
+
+
+def _linear(self, x):
+    with torch.autocast(**BF16):
+        return self.fc(F.max_pool2d(x, 2).flatten(1))
+
+
+def _batchnorm(self, x):
+    with torch.autocast(**BF16):
+        return F.relu(self.bn(self.c1(x)))
+
+
+def _batchnorm_no_affine(self, x):
+    with torch.autocast(**BF16):
+        return self.c2(self.bare(self.c1(x)))
+
+
+def _residual(self, x):
+    with torch.autocast(**BF16):
+        y = F.relu(self.bn(self.c1(x)))
+        return F.relu(self.c2(y) + y)
+
+
+def _residual_across(self, x):  # a bfloat16 branch added to the float32 input: float32 after
+    with torch.autocast(**BF16):
+        y = self.c1(x)
+    return F.relu(y + x)
+
+
+def _pooling(self, x):
+    with torch.autocast(**BF16):
+        y = nn.functional.max_pool2d(F.relu(self.c1(x)), 2)
+    return F.adaptive_avg_pool2d(F.avg_pool2d(y, 1), 2)
+
+
+def _partial(self, x):  # float32 first, bfloat16 in the middle, bfloat16 flowing out of it
+    y = F.relu(self.c1(x))
+    with torch.autocast(**BF16):
+        y = F.max_pool2d(self.bn(self.c2(y)), 2)
+    y = F.relu(y).flatten(1)
+    with torch.autocast(**BF16):
+        return self.fc(y)
+
+
+def _two_regions(self, x):
+    with torch.autocast(**BF16):
+        y = F.relu(self.c1(x))
+    y = self.bare(y)
+    with torch.autocast(**BF16):
+        return self.c2(y)
+
+
+MODELLED = [_blocks, _conv, _linear, _batchnorm, _batchnorm_no_affine, _residual, _residual_across, _pooling,
+            _partial, _two_regions]
+
+
+@pytest.mark.parametrize("body", MODELLED, ids=lambda f: f.__name__.strip("_"))
+@pytest.mark.parametrize("batch", [1, 2])
+def test_a_step_under_autocast_is_torchs(body, batch):
+    torch.manual_seed(0)
+    module = Body(body)
+    theirs = torch_step(module, SHAPE, batch)
+    assert theirs.refused is None
+    assert alexcost_step(module, SHAPE, batch) == theirs
+
+
+def test_the_issues_two_blocks_keep_bfloat16_copies():
+    """Batch ``n``: the input's bfloat16 copy and both ReLU outputs (2 bytes each) and each weight's
+    bfloat16 copy once (float32: the input and both ReLU outputs at 4 bytes)."""
+    for n in (1, 3):
+        elements, weight = n * 4 * 8 * 8, 4 * 4 * 3 * 3
+        assert torch_step(Body(_blocks), SHAPE, n).saved_bytes == 3 * elements * 2 + 2 * weight * 2
+        assert alexcost_step(Body(_blocks), SHAPE, n).saved_bytes == 3 * elements * 2 + 2 * weight * 2
+        assert alexcost_step(Body(_plain_blocks), SHAPE, n).saved_bytes == 3 * elements * 4
+        ours, theirs = alexcost_step(Body(_blocks), SHAPE, n), torch_step(Body(_plain_blocks), SHAPE, n)
+        assert ours.backward_flops == theirs.backward_flops  # the same products, in another dtype
+
+
+def test_parameters_gradients_and_optimizer_state_stay_float32():
+    module = Body(_batchnorm)
+    cost = training_cost(from_module(module, SHAPE), 2, device="cpu", optimizer="adam")
+    trainable = sum(p.numel() for name, p in module.named_parameters() if name.startswith(("c1.", "bn.")))
+    assert cost.grad_bytes == 4 * trainable
+    assert cost.optimizer_bytes == 2 * 4 * trainable + 4 * 4  # Adam: two moments, a step count per tensor
+    assert cost.weight_bytes == 4 * trainable
+    assert cost.buffer_bytes == 2 * 4 * 4 + 8  # running mean and variance, float32; num_batches_tracked
+
+
+def test_the_records_name_the_cast_copies():
+    rows = training_cost(from_module(Body(_blocks), SHAPE), 2, device="cpu").layers
+    kept = {t.what: t.bytes for t in rows[0].saved}
+    assert kept == {"input cast to bfloat16": 2 * 4 * 8 * 8 * 2, "weight cast to bfloat16": 4 * 4 * 9 * 2}
+    assert sum(r.saved_bytes for r in rows) == torch_step(Body(_blocks), SHAPE, 2).saved_bytes
+
+
+# -- what is refused ----------------------------------------------------------------------------------------
+def _sigmoid(self, x):
+    with torch.autocast(**BF16):
+        return torch.sigmoid(self.c1(x))
+
+
+def _conv_after(self, x):  # a bfloat16 tensor into a float32 convolution: torch refuses
+    with torch.autocast(**BF16):
+        y = self.c1(x)
+    return self.c2(y)
+
+
+def _shared(self, x):  # one convolution's weight cast in one region, used twice
+    with torch.autocast(**BF16):
+        return self.c1(F.relu(self.c1(x)))
+
+
+def test_a_kind_without_an_autocast_rule_is_refused_naming_it():
+    assert torch_step(Body(_sigmoid), SHAPE).refused is None
+    with pytest.raises(SpecError, match=r"'sigmoid'.*\(Sigmoid\): runs under torch.autocast"):
+        training_cost(from_module(Body(_sigmoid), SHAPE), 2, device="cpu")
+
+
+def test_a_convolution_fed_bfloat16_outside_autocast_is_refused_as_torch_refuses_it():
+    assert torch_step(Body(_conv_after), SHAPE).refused
+    with pytest.raises(SpecError, match=r"'c2' \(Conv2d\): Input type \(bfloat16\) and weight type"):
+        training_cost(from_module(Body(_conv_after), SHAPE), 2, device="cpu")
+
+
+def test_a_module_called_twice_under_autocast_is_refused():
+    assert torch_step(Body(_shared), SHAPE).refused is None
+    with pytest.raises(SpecError, match=r"'c1.*' \(Conv2d\) runs under torch.autocast and its module runs 2 times"):
+        training_cost(from_module(Body(_shared), SHAPE), 2, device="cpu")
+
+
+@pytest.mark.parametrize("outer", ["no_grad", "checkpoint", "no_cache", "float16_step"])
+def test_what_is_not_modelled_is_refused(outer):
+    def body(self, x):
+        if outer == "no_grad":
+            with torch.no_grad(), torch.autocast(**BF16):
+                y = self.c1(x)
+        elif outer == "no_cache":
+            with torch.autocast(**BF16, cache_enabled=False):
+                y = self.c1(x)
+        elif outer == "checkpoint":
+            from torch.utils.checkpoint import checkpoint
+
+            def inner(t):
+                with torch.autocast(**BF16):
+                    return self.c1(t)
+
+            y = checkpoint(inner, x, use_reentrant=False)
+        else:
+            with torch.autocast(**BF16):
+                y = self.c1(x)
+        return F.relu(y)
+
+    with warnings.catch_warnings(), pytest.raises(SpecError, match="autocast"):
+        warnings.simplefilter("ignore")
+        training_cost(from_module(Body(body), SHAPE), 2, "float16" if outer == "float16_step" else "float32",
+                      device="cpu")
+
+
+def test_the_memory_model_is_refused_under_autocast():
+    cost = training_cost(from_module(Body(_blocks), SHAPE), 2, device="cpu")
+    with pytest.raises(SpecError, match="autocast"):
+        cost.memory
+
+
+def _network(autocast):
+    return Network(SHAPE, [Conv2d(out_channels=4, kernel_size=3, padding=1, name="conv"), ReLU(name="relu")],
+                   modes=StepModes(autocast=autocast))
+
+
+def test_a_region_changes_only_its_own_devices_step():
+    """Autocast on the CPU changes nothing on CUDA, and CUDA's nothing on the CPU; CUDA's own lists
+    are not modelled: a CUDA region costed on CUDA is refused."""
+    plain = _network(())
+    for device, other in (("cpu", "cuda"), ("cuda", "cpu")):
+        ours = training_cost(_network((("conv", other, "bfloat16"), ("relu", other, "bfloat16"))), 2, device=device)
+        assert ours.saved_bytes == training_cost(plain, 2, device=device).saved_bytes
+    with pytest.raises(SpecError, match=r"'conv' \(Conv2d\): runs under torch.autocast on cuda"):
+        training_cost(_network((("conv", "cuda", "bfloat16"),)), 2, device="cuda")
+    lowered = training_cost(_network((("conv", "cpu", "bfloat16"), ("relu", "cpu", "bfloat16"))), 2, device="cpu")
+    assert lowered.saved_bytes == torch_step(Body(_conv_relu), SHAPE, 2).saved_bytes
+
+
+def _conv_relu(self, x):
+    with torch.autocast(**BF16):
+        return F.relu(self.c1(x))
+
+
+# -- random chains ----------------------------------------------------------------------------------------
+OPS = ("conv", "relu", "bn", "maxpool", "avgpool", "residual", "relu_")
+
+
+class Chain(nn.Module):
+    """``ops`` on (C, S, S), the ones from ``start`` to ``stop`` under bfloat16 autocast, then
+    (with ``head``) a linear layer, under autocast when ``head`` is "inside"."""
+
+    def __init__(self, c, s, ops, start, stop, head):
+        super().__init__()
+        self.ops, self.start, self.stop, self.head = ops, start, stop, None
+        self.layers = nn.ModuleList(nn.Conv2d(c, c, 3, padding=1) if op in ("conv", "residual") else
+                                    nn.BatchNorm2d(c) if op == "bn" else nn.Identity() for op in ops)
+        if head is not None:
+            with torch.no_grad():
+                features = self.eval()(torch.zeros(1, c, s, s)).numel()
+            self.head, self.fc = head, nn.Linear(features, 3)
+        self.train()
+
+    def run(self, x, k):
+        op, layer = self.ops[k], self.layers[k]
+        if op in ("conv", "bn"):
+            return layer(x)
+        if op == "residual":
+            return layer(x) + x
+        if op == "relu":
+            return F.relu(x)
+        if op == "relu_":
+            return x.relu_()
+        return (F.max_pool2d if op == "maxpool" else F.avg_pool2d)(x, 2, 1, 1)
+
+    def forward(self, x):
+        for k in range(self.start):
+            x = self.run(x, k)
+        with torch.autocast(**BF16):
+            for k in range(self.start, self.stop):
+                x = self.run(x, k)
+        for k in range(self.stop, len(self.ops)):
+            x = self.run(x, k)
+        if self.head is None:
+            return x
+        x = x.flatten(1)
+        if self.head == "inside":
+            with torch.autocast(**BF16):
+                return self.fc(x)
+        return self.fc(x)
+
+
+@st.composite
+def chains(draw):
+    ops = draw(st.lists(st.sampled_from(OPS), min_size=1, max_size=5))
+    start = draw(st.integers(0, len(ops)))
+    stop = draw(st.integers(start, len(ops)))
+    return draw(st.integers(1, 3)), ops, start, stop, draw(st.sampled_from([None, "inside", "outside"])), \
+        draw(st.integers(1, 2))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(chains())
+def test_random_chains_under_autocast_match_a_real_step(drawn):
+    c, ops, start, stop, head, batch = drawn
+    torch.manual_seed(0)
+    module = Chain(c, 5, ops, start, stop, head)
+    ours, theirs = alexcost_step(module, (c, 5, 5), batch), torch_step(module, (c, 5, 5), batch)
+    where = f"ops={ops} autocast={start}:{stop} head={head} batch={batch}"
+    if ours.refused and not theirs.refused:  # a clean refusal: only of what has no autocast rule, naming it
+        assert "torch.autocast" in ours.refused and "does not model" in ours.refused, f"{ours.refused}\n{where}"
+    else:
+        assert same(theirs, ours), f"torch {theirs}\nalexcost {ours}\n{where}"
