@@ -254,13 +254,14 @@ class Chain(nn.Module):
 
     def __init__(self, c, s, ops, start, stop, head):
         super().__init__()
-        self.ops, self.start, self.stop, self.head = ops, start, stop, None
+        self.ops, self.start, self.stop, self.head, self.sizing = ops, start, stop, None, True
         self.layers = nn.ModuleList(nn.Conv2d(c, c, 3, padding=1) if op in ("conv", "residual") else
                                     nn.BatchNorm2d(c) if op == "bn" else nn.Identity() for op in ops)
         if head is not None:
             with torch.no_grad():
                 features = self.eval()(torch.zeros(1, c, s, s)).numel()
             self.head, self.fc = head, nn.Linear(features, 3)
+        self.sizing = False  # (the sizes without autocast: the same, where torch may refuse a dtype)
         self.train()
 
     def run(self, x, k):
@@ -278,7 +279,7 @@ class Chain(nn.Module):
     def forward(self, x):
         for k in range(self.start):
             x = self.run(x, k)
-        with torch.autocast(**BF16):
+        with torch.autocast(**BF16, enabled=not self.sizing):
             for k in range(self.start, self.stop):
                 x = self.run(x, k)
         for k in range(self.stop, len(self.ops)):
@@ -287,7 +288,7 @@ class Chain(nn.Module):
             return x
         x = x.flatten(1)
         if self.head == "inside":
-            with torch.autocast(**BF16):
+            with torch.autocast(**BF16, enabled=not self.sizing):
                 return self.fc(x)
         return self.fc(x)
 
