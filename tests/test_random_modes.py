@@ -10,7 +10,7 @@ parameters are frozen (``requires_grad=False``), weights and biases apart.
 
 For every module: torch's step runs exactly when alexcost counts one, and then the forward FLOPs,
 backward FLOPs and saved bytes are equal; a module with autocast may instead be refused by alexcost,
-naming autocast (it does not model autocast's dtypes).
+naming autocast (a layer kind it has no autocast rule for, or a module called twice under it).
 
 CI draws a few dozen modules; ``ALEXCOST_RANDOM_MODES=2000`` draws that many.
 """
@@ -35,7 +35,7 @@ F = torch.nn.functional
 COUNT = int(os.environ.get("ALEXCOST_RANDOM_MODES", "60"))
 MODES = ("no_grad", "set_grad_enabled", "inference_mode", "enable_grad_inside", "checkpoint", "autocast")
 DRAWN_MODES = (*MODES, "checkpoint", "no_grad")
-"""Checkpointing and no_grad twice as often (autocast is refused, and mostly drawn only to see that)."""
+"""Checkpointing and no_grad twice as often (autocast is modelled for few of the kinds drawn)."""
 REFUSED = ("makes a view, with grad mode off, of a tensor that requires grad",
            "alexcost models inference mode for layers that make new tensors")
 """alexcost's own refusals of what torch may run: a view made with grad mode off of a tensor that requires
