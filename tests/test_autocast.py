@@ -123,6 +123,31 @@ def test_a_step_under_autocast_is_torchs(body, batch):
     assert alexcost_step(module, SHAPE, batch) == theirs
 
 
+def _float16(self, x):
+    with torch.autocast("cpu", dtype=torch.float16):
+        return F.relu(self.c2(F.relu(self.bn(self.c1(x)))))
+
+
+def _to_linear(self, x):
+    with torch.autocast(**BF16):
+        return self.fc(F.max_pool2d(F.relu(self.c2(F.relu(self.c1(x)))), 2).flatten(1))
+
+
+@pytest.mark.parametrize("body, frozen", [
+    (_float16, ()), (_to_linear, ("c1.weight",)), (_to_linear, ("c2.weight",)), (_to_linear, ("c1.weight", "c1.bias")),
+    (_to_linear, ("fc.weight",)), (_to_linear, ("c2.bias", "fc.bias"))], ids=str)
+def test_float16_and_frozen_parameters_under_autocast_are_torchs(body, frozen):
+    """A frozen weight is still cast and kept where its layer keeps it; a frozen linear weight
+    with an input that needs a gradient is kept, its input not."""
+    module = Body(body)
+    for name, p in module.named_parameters():
+        p.requires_grad_(name not in frozen)
+    for batch in (1, 2):
+        theirs = torch_step(module, SHAPE, batch)
+        assert theirs.refused is None
+        assert alexcost_step(module, SHAPE, batch) == theirs
+
+
 def test_the_issues_two_blocks_keep_bfloat16_copies():
     """Batch ``n``: the input's bfloat16 copy and both ReLU outputs (2 bytes each) and each weight's
     bfloat16 copy once (float32: the input and both ReLU outputs at 4 bytes)."""

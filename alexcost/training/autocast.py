@@ -91,10 +91,11 @@ class Casts:
         return options._replace(dtype=dtype, itemsize=DTYPE_BYTES[dtype], params_itemsize=options.itemsize)
 
     def step(self, i: int, layer, step, grads, weight_elements: int):
-        """Layer ``i``'s `StepRules` with what autocast makes it keep: for a "lower" kind under
-        autocast, the cast copy of each kept input in another dtype (a tensor of its own, in place
-        of the input) and, where it keeps its weight, the weight's cast copy (``grads``: the `Grads` it
-        computes, None when it computes none). A "follow" kind with inputs of two dtypes that keeps a tensor of its own is refused."""
+        """Layer ``i``'s `StepRules` with what autocast makes it keep (its buffers stay in the step's
+        dtype): for a "lower" kind under autocast, the cast copy of each kept input in another dtype
+        (a tensor of its own, in place of the input) and, where it keeps its weight, the weight's
+        cast copy (``grads``: the `Grads` it computes, None when it computes none). A "follow" kind
+        with inputs of two dtypes that keeps a tensor of its own is refused."""
         kind, lay = type(layer), self.layout
         low = self.low.get(i)
         step = step._replace(buffer_bytes=layer.buffer_bytes(self.network.input_shapes[i], self.options.itemsize))
