@@ -258,6 +258,8 @@ def test_a_region_changes_only_its_own_devices_step():
     for device, other in (("cpu", "cuda"), ("cuda", "cpu")):
         ours = training_cost(_network((("conv", other, "bfloat16"), ("relu", other, "bfloat16"))), 2, device=device)
         assert ours.saved_bytes == training_cost(plain, 2, device=device).saved_bytes
+    note = "layers run under torch.autocast on cpu run in float32 in a step on cuda"
+    assert any(n.startswith(note) for n in training_cost(_network((("conv", "cpu", "bfloat16"),)), 2).notes)
     with pytest.raises(SpecError, match=r"'conv' \(Conv2d\): runs under torch.autocast on cuda"):
         training_cost(_network((("conv", "cuda", "bfloat16"),)), 2, device="cuda")
     lowered = training_cost(_network((("conv", "cpu", "bfloat16"), ("relu", "cpu", "bfloat16"))), 2, device="cpu")
@@ -339,3 +341,18 @@ def test_random_chains_under_autocast_match_a_real_step(drawn):
         assert "torch.autocast" in ours.refused and "does not model" in ours.refused, f"{ours.refused}\n{where}"
     else:
         assert same(theirs, ours), f"torch {theirs}\nalexcost {ours}\n{where}"
+
+
+def test_a_kind_has_no_autocast_rule_unless_it_says_so():
+    """A kind of your own is refused under autocast until it declares how autocast runs it (the
+    rules table of the custom-layers page states the defaults)."""
+    from pathlib import Path
+
+    from alexcost import Layer
+    from alexcost.layers import Grads
+
+    assert Layer.autocast is None and Layer.keeps_weight(None, Grads((True,), True, True)) is False
+    page = (Path(__file__).parent.parent / "docs" / "custom-layers.md").read_text()
+    rows = {line.split(" | ")[0]: line.rsplit(" | ", 1)[1] for line in page.splitlines() if line.startswith("| `")}
+    assert rows["| `autocast` (class attribute)"] == "None |"
+    assert rows["| `keeps_weight(grads)`"] == "False |"

@@ -32,13 +32,17 @@ class Casts:
     """Per value, the dtype it is in; per layer under autocast on the step's device, the dtype
     autocast lowers to (``low``)."""
 
-    def __init__(self, network, lay, options, itemsizes: list):
+    def __init__(self, network, lay, options, itemsizes: list, notes: list | None = None):
         self.network, self.layout, self.options, self.itemsizes = network, lay, options, itemsizes
         index = {name: i for i, name in enumerate(network.names)}
         self.low: dict[int, str] = {}
         for name, device, dtype in network.modes.autocast:
-            if device != options.device:
-                continue  # autocast on another device changes nothing this step runs
+            if device != options.device:  # autocast on another device changes nothing this step runs
+                note = (f"layers run under torch.autocast on {device} run in {options.dtype} in a step on "
+                        f"{options.device} (autocast changes only its own device's operations)")
+                if notes is not None and note not in notes:
+                    notes.append(note)
+                continue
             i = index[name]
             if device != MODELLED_DEVICE:
                 raise self._refuse(i, f"runs under torch.autocast on {device} ({dtype}): alexcost models "

@@ -61,8 +61,7 @@ def walk(network, options: Options, frozen: dict, detail: bool = False) -> Walke
     views = lay.writes and lay.several  # an in-place write into a view of several outputs can be refused
     macs = backward = saved = params = trainable = tensors = buffers = 0
     modes = _Modes(network, lay) if network.modes else None
-    casts = Casts(network, lay, options, state.itemsizes) if network.modes.autocast else None
-    casts = casts if casts is not None and casts.low else None
+    casts = _casts(network, lay, options, state)
     for i, (layer, r, x, ins, outs, facts, strides, live) in enumerate(zip(
             network.layers, network.layer_rules(), network.input_shapes, lay.ins, lay.outs, lay.facts, lay.strides,
             lay.alive)):
@@ -112,6 +111,14 @@ def walk(network, options: Options, frozen: dict, detail: bool = False) -> Walke
         backward += modes.recompute(state, batch)
     return Walked(batch * macs, batch * backward, saved, params, trainable, trainable * itemsize, tensors, buffers,
                   *state.details())
+
+
+def _casts(network, lay, options: Options, state) -> Casts | None:
+    """The step's `Casts` where some layer runs under torch.autocast on the step's device, else None."""
+    if not network.modes.autocast:
+        return None
+    casts = Casts(network, lay, options, state.itemsizes, state.notes if state.detail else None)
+    return casts if casts.low else None
 
 
 class _Modes:
