@@ -194,6 +194,21 @@ def _shared(self, x):  # one convolution's weight cast in one region, used twice
         return self.c1(F.relu(self.c1(x)))
 
 
+def _learned_shift(self, x):  # a bfloat16 tensor plus a float32 parameter: torch promotes it
+    with torch.autocast(**BF16):
+        y = self.c1(x)
+    return F.relu(y + self.shift)
+
+
+def test_a_parameter_read_as_an_input_is_refused_naming_the_layer():
+    module = Body(_learned_shift)
+    module.shift = nn.Parameter(torch.zeros(4, 1, 1))
+    assert torch_step(module, SHAPE).refused is None
+    with pytest.raises(SpecError, match=r"\(Add\): reads a bfloat16 tensor made under torch.autocast and reads a "
+                                        r"parameter"):
+        training_cost(from_module(module, SHAPE), 2, device="cpu")
+
+
 def test_a_kind_without_an_autocast_rule_is_refused_naming_it():
     assert torch_step(Body(_sigmoid), SHAPE).refused is None
     with pytest.raises(SpecError, match=r"'sigmoid'.*\(Sigmoid\): runs under torch.autocast"):

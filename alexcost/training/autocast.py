@@ -74,15 +74,15 @@ class Casts:
         if kind.autocast is None:
             raise self._refuse(i, f"{where}: alexcost does not model what {kind.__name__} computes and keeps "
                                   f"under autocast (which dtype torch's lists run it in)")
+        if any(v in lay.weights for v in ins):
+            raise self._refuse(i, f"{where} and reads a parameter as an input (a functional call, or a learned "
+                                  f"tensor added): alexcost models autocast for modules that hold their weights")
         if kind.autocast == "lower":
             if low is None:
                 shown = "/".join(sorted(found - {options.dtype}))
                 raise self._refuse(i, f"Input type ({shown}) and weight type ({options.dtype}) should be the same: "
                                       f"it reads a tensor made under torch.autocast, outside autocast, with "
                                       f"{options.dtype} parameters; torch refuses to run it")
-            if any(v in lay.weights for v in ins):
-                raise self._refuse(i, f"{where} and reads a parameter as an input (a functional call): alexcost "
-                                      f"models autocast for modules that hold their weights")
             dtype = low
         elif lay.storage[lay.outs[i][0]] == lay.storage[ins[0]]:
             dtype = self.dtypes[ins[0]]  # the input itself, or written in place: its dtype
