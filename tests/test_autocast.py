@@ -148,6 +148,27 @@ def test_float16_and_frozen_parameters_under_autocast_are_torchs(body, frozen):
         assert alexcost_step(module, SHAPE, batch) == theirs
 
 
+def test_torchvisions_resnet18_under_autocast_is_torchs():
+    """Every kind a ResNet runs has its rule: convolutions, batch norm, ReLU in place, max pooling, the
+    residual added in place, adaptive average pooling, flatten and the linear head."""
+    torchvision = pytest.importorskip("torchvision")
+
+    class Low(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = torchvision.models.resnet18(num_classes=10)
+
+        def forward(self, x):
+            with torch.autocast(**BF16):
+                return self.net(x)
+
+    torch.manual_seed(0)
+    module = Low()
+    theirs = torch_step(module, (3, 32, 32), 2)
+    assert theirs.refused is None
+    assert alexcost_step(module, (3, 32, 32), 2) == theirs
+
+
 def test_the_issues_two_blocks_keep_bfloat16_copies():
     """Batch ``n``: the input's bfloat16 copy and both ReLU outputs (2 bytes each) and each weight's
     bfloat16 copy once (float32: the input and both ReLU outputs at 4 bytes)."""
