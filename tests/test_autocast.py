@@ -169,6 +169,45 @@ def test_torchvisions_resnet18_under_autocast_is_torchs():
     assert alexcost_step(module, (3, 32, 32), 2) == theirs
 
 
+ACTIVATIONS = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "gelu": F.gelu,
+               "gelu_tanh": lambda t: F.gelu(t, approximate="tanh"), "silu": F.silu,
+               "silu_": lambda t: F.silu(t, inplace=True), "leaky_relu": F.leaky_relu,
+               "leaky_relu_": lambda t: F.leaky_relu(t, 0.1, inplace=True), "relu6": F.relu6,
+               "hardswish": F.hardswish, "hardswish_": lambda t: F.hardswish(t, inplace=True),
+               "hardsigmoid": F.hardsigmoid, "dropout": nn.Dropout(0.5), "dropout2d": nn.Dropout2d(0.5),
+               "mul": lambda t: t * torch.sigmoid(t)}
+
+
+@pytest.mark.parametrize("where", ["inside", "after"])
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activations_dropout_and_products_follow_their_input(name, where):
+    """Inside the region they run in bfloat16 between two convolutions; after it, on its bfloat16
+    output (a product with the float32 input then gives float32)."""
+    def body(self, x):
+        with torch.autocast(**BF16):
+            y = self.c1(x)
+            if where == "inside":
+                return self.c2(self.act(y))
+        return self.act(y) * x
+
+    module = Body(body)
+    module.act = ACTIVATIONS[name] if isinstance(ACTIVATIONS[name], nn.Module) else _Function(ACTIVATIONS[name])
+    for batch in (1, 2):
+        torch.manual_seed(1)
+        theirs = torch_step(module, SHAPE, batch)
+        assert theirs.refused is None
+        assert alexcost_step(module, SHAPE, batch) == theirs
+
+
+class _Function(nn.Module):
+    def __init__(self, function):
+        super().__init__()
+        self.function = function
+
+    def forward(self, x):
+        return self.function(x)
+
+
 def test_the_issues_two_blocks_keep_bfloat16_copies():
     """Batch ``n``: the input's bfloat16 copy and both ReLU outputs (2 bytes each) and each weight's
     bfloat16 copy once (float32: the input and both ReLU outputs at 4 bytes)."""

@@ -46,6 +46,8 @@ class ReLU(InplaceElementwise):
 class ReLU6(InplaceElementwise):
     """``min(max(0, x), 6)``: two comparisons per element."""
 
+    autocast: ClassVar[str | None] = "follow"
+
     ops_per_element: ClassVar[int] = 2
     backward_ops_per_element: ClassVar[int] = 2
 
@@ -54,6 +56,8 @@ class ReLU6(InplaceElementwise):
 @layer_kind
 class LeakyReLU(InplaceElementwise):
     """``x if x > 0 else negative_slope*x``: a comparison and a multiply per element."""
+
+    autocast: ClassVar[str | None] = "follow"
 
     negative_slope: float = 1e-2
     ops_per_element: ClassVar[int] = 2
@@ -76,6 +80,8 @@ class LeakyReLU(InplaceElementwise):
 class SiLU(InplaceElementwise):
     """``x*sigmoid(x)`` (swish): a sigmoid and a multiply per element."""
 
+    autocast: ClassVar[str | None] = "follow"
+
     ops_per_element: ClassVar[int] = 2
     backward_ops_per_element: ClassVar[int] = 6
 
@@ -84,6 +90,8 @@ class SiLU(InplaceElementwise):
 @layer_kind
 class Hardswish(InplaceElementwise):
     """``x*relu6(x + 3)/6``: add, two clamps, multiply, divide per element."""
+
+    autocast: ClassVar[str | None] = "follow"
 
     ops_per_element: ClassVar[int] = 5
     backward_ops_per_element: ClassVar[int] = 5
@@ -94,6 +102,8 @@ class Hardswish(InplaceElementwise):
 class Hardsigmoid(InplaceElementwise):
     """``relu6(x + 3)/6``: add, two clamps, divide per element."""
 
+    autocast: ClassVar[str | None] = "follow"
+
     ops_per_element: ClassVar[int] = 4
     backward_ops_per_element: ClassVar[int] = 3
 
@@ -102,6 +112,8 @@ class Hardsigmoid(InplaceElementwise):
 @layer_kind
 class Tanh(Elementwise):
     """``tanh(x)``: one op per element."""
+
+    autocast: ClassVar[str | None] = "follow"
 
     backward_ops_per_element: ClassVar[int] = 3
     saves: ClassVar[str] = "output"
@@ -112,6 +124,8 @@ class Tanh(Elementwise):
 class Sigmoid(Elementwise):
     """``1 / (1 + exp(-x))``: one op per element."""
 
+    autocast: ClassVar[str | None] = "follow"
+
     backward_ops_per_element: ClassVar[int] = 3
     saves: ClassVar[str] = "output"
 
@@ -120,6 +134,8 @@ class Sigmoid(Elementwise):
 @layer_kind
 class GELU(Elementwise):
     """``x*Phi(x)``: 5 ops per element (scale, erf, add, two multiplies); ``approximate="tanh"``: 9."""
+
+    autocast: ClassVar[str | None] = "follow"
 
     approximate: str = "none"
 
@@ -183,6 +199,8 @@ class Dropout(Passthrough):
     ``inplace``). What autograd keeps: on the CPU the scaled mask at the dtype (torch builds
     dropout from ``bernoulli_`` and ``mul``), on CUDA a bool mask, 1 byte per element
     (``native_dropout``); with ``p=1``, a 0-d zero; with ``p=0``, nothing (the input is returned)."""
+
+    autocast: ClassVar[str | None] = "follow"
 
     p: float = 0.5
     inplace: bool = False

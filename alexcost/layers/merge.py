@@ -117,6 +117,8 @@ class Mul(_Broadcasting):
     """Elementwise product with broadcasting (squeeze-and-excitation, layer scale): one multiply
     per output element per extra input."""
 
+    autocast: ClassVar[str | None] = "follow"
+
     symbol: ClassVar[str] = "*"
     multiplies: ClassVar[bool] = True
 
