@@ -347,7 +347,7 @@ def _conv_relu(self, x):
 
 
 # -- random chains ----------------------------------------------------------------------------------------
-OPS = ("conv", "relu", "bn", "maxpool", "avgpool", "residual", "relu_")
+OPS = ("conv", "relu", "bn", "maxpool", "avgpool", "residual", "relu_", "silu_", "sigmoid", "square")
 
 
 class Chain(nn.Module):
@@ -376,6 +376,12 @@ class Chain(nn.Module):
             return F.relu(x)
         if op == "relu_":
             return x.relu_()
+        if op == "silu_":
+            return F.silu(x, inplace=True)
+        if op == "sigmoid":
+            return torch.sigmoid(x)
+        if op == "square":
+            return x * x
         return (F.max_pool2d if op == "maxpool" else F.avg_pool2d)(x, 2, 1, 1)
 
     def forward(self, x):
