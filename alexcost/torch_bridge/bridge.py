@@ -74,8 +74,8 @@ class ImportedModule:
     tests ``self.training`` in its forward (module, source line): the network is what it runs in
     eval mode; where training mode runs another graph, ``network.modes.refused`` says so and a
     training step is refused. ``network.modes`` also holds the frozen parameters, grad-mode
-    regions and checkpoint calls a training step counts (`alexcost.engine.modes.StepModes`). ``graph_module`` is the
-    ``torch.fx.GraphModule`` of the eval-mode trace, built on first use over the user's own
+    regions, checkpoint calls and autocast regions a training step counts
+    (`alexcost.engine.modes.StepModes`). ``graph_module`` is the ``torch.fx.GraphModule`` of the eval-mode trace, built on first use over the user's own
     submodules and parameters: running it runs the user's code.
     """
 

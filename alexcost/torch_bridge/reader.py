@@ -330,7 +330,8 @@ class Reader:
     def _region(self, node, layer):
         """The mode a training step runs ``layer`` in (`alexcost.torch_bridge.trace.REGION`): None for
         torch's defaults (and for a parameter, which no mode makes); a change alexcost does not model
-        (autocast, reentrant or customised checkpointing, saved-tensor hooks) is refused."""
+        (autocast without its weight cache or with another mode, reentrant or customised
+        checkpointing, saved-tensor hooks) is refused."""
         meta = getattr(node, "meta", {})
         mode = meta.get(MODE)
         if not mode or isinstance(layer, Parameter):

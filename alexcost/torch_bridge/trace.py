@@ -54,7 +54,8 @@ REGION = "alexcost_region"
 """The ``node.meta`` key of how a training step counts a node made with torch's modes changed:
 ``("no_grad",)``, ``("inference",)``, ``("checkpoint", k)`` (the ``k``-th non-reentrant
 ``torch.utils.checkpoint`` call), ``("autocast", ((device, dtype), ...))`` (each device where
-``torch.autocast`` is on, alone, entered where it was off), or None where alexcost does not model the change (refused)."""
+``torch.autocast`` is on, alone, entered where it was off), or None where alexcost does not
+model the change (refused)."""
 
 _KINDS: dict[type, object] = {}
 MAX_DEPTH = 1000
