@@ -238,9 +238,9 @@ def test_the_records_name_the_cast_copies():
 
 
 # -- what is refused ----------------------------------------------------------------------------------------
-def _sigmoid(self, x):
+def _softmax(self, x):
     with torch.autocast(**BF16):
-        return torch.sigmoid(self.c1(x))
+        return torch.softmax(self.c1(x), 1)
 
 
 def _conv_after(self, x):  # a bfloat16 tensor into a float32 convolution: torch refuses
@@ -270,9 +270,10 @@ def test_a_parameter_read_as_an_input_is_refused_naming_the_layer():
 
 
 def test_a_kind_without_an_autocast_rule_is_refused_naming_it():
-    assert torch_step(Body(_sigmoid), SHAPE).refused is None
-    with pytest.raises(SpecError, match=r"'sigmoid'.*\(Sigmoid\): runs under torch.autocast"):
-        training_cost(from_module(Body(_sigmoid), SHAPE), 2, device="cpu")
+    assert torch_step(Body(_softmax), SHAPE).refused is None
+    with pytest.raises(SpecError, match=r"'softmax'.*\(Softmax\): runs under torch.autocast: alexcost does not "
+                                        r"model what Softmax computes"):
+        training_cost(from_module(Body(_softmax), SHAPE), 2, device="cpu")
 
 
 def test_a_convolution_fed_bfloat16_outside_autocast_is_refused_as_torch_refuses_it():
