@@ -19,6 +19,7 @@ from .layers import (GELU, INPUT, LAYER_KINDS, AdaptiveAvgPool2d, AdaptiveAvgPoo
 from .layers import (Expand, Matmul, MultiheadAttention, ScaledDotProductAttention, Slice, Squeeze, Unsqueeze,
                      WindowAttention)
 from .layers import Embedding, Norm, Roll, Sum
+from .layers import Unfold
 from .models import DEFAULT_MODEL, PRESETS, preset
 from .engine.network import Network
 from .engine.rules import forget as forget_rules
@@ -49,7 +50,7 @@ __all__ = [
     "LeakyReLU", "Linear", "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention",
     "Network", "Norm", "NetworkCost", "PRESETS", "Pad", "Parameter", "Permute", "ReLU", "ReLU6", "Reshape", "Roll",
     "ScaledDotProductAttention", "SiLU", "Sigmoid", "Slice", "Softmax", "SpecError", "Split", "Squeeze",
-    "StochasticDepth", "Sum", "Tanh", "Totals", "Transpose", "Unsqueeze", "Upsample", "View", "WindowAttention",
+    "StochasticDepth", "Sum", "Tanh", "Totals", "Transpose", "Unfold", "Unsqueeze", "Upsample", "View", "WindowAttention",
     "ZeroPad2d", "dumps_spec", "forget_rules", "load_spec", "network_from_dict", "network_to_dict", "predict", "preset",
     "register_layer",
 ]

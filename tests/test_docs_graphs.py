@@ -29,7 +29,7 @@ from alexcost import (GELU, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPoo
                       Network, Pad, Parameter, Permute, ReLU, ReLU6, Reshape, SiLU, Sigmoid, Softmax, SpecError, Split,
                       StochasticDepth, Tanh, Transpose, Upsample, View, ZeroPad2d)
 from alexcost import (Embedding, Expand, Matmul, MultiheadAttention, Norm, Roll, ScaledDotProductAttention, Slice, Squeeze,
-                      Sum, Unsqueeze, WindowAttention)
+                      Sum, Unfold, Unsqueeze, WindowAttention)
 from alexcost.layers import BUILTIN_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -316,6 +316,9 @@ S = {
     "Norm": Sample(unary(lambda **kw: Norm(dim=(2, 3), **kw)),
                    {(): dict(y=(4,), other_ops=2 * N), (("ord", 1.0),): dict(y=(4,), other_ops=2 * N - 4)}),
     "Roll": Sample(unary(lambda **kw: Roll(shifts=(1, -2), dims=(2, 3), **kw)), {(): dict(y=X)}),
+    # kernel (3, 2), stride 2, padding 1 on 6 x 8: (6 + 2 - 3)//2 + 1 = 3 by (8 + 2 - 2)//2 + 1 = 5 windows
+    "Unfold": Sample(unary(lambda **kw: Unfold(kernel_size=(3, 2), stride=2, padding=1, **kw)),
+                     {(): dict(y=(4 * 3 * 2, 3 * 5))}),
     # -- attention and its views --
     "Expand": Sample(lambda src, **kw: [Mean(name="squash", dim=2, keepdim=True), Expand(sizes=(-1, 6, -1), **kw)],
                      {(): dict(y=X)}),
@@ -421,7 +424,7 @@ def claim(cell: str, layer, env: dict, per_element: bool = False):
 
 def test_the_tables_list_every_kind_once():
     counts, tools = table("conventions.md", COUNTS_HEADER), table("conventions.md", TOOLS_HEADER)
-    assert len(KINDS) == 62
+    assert len(KINDS) == 63
     assert list(counts) == KINDS and list(tools) == KINDS
     assert sorted(S) == KINDS
 

@@ -17,6 +17,7 @@ from .reduce import Norm, Roll, Sum
 from .window import WindowAttention
 from .linear import Embedding, Linear
 from .merge import Add, Cat, Mul
+from .fold import Unfold
 from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm2d, LayerNorm, LocalResponseNorm
 from .parameter import Parameter
 from .pad import Pad, ZeroPad2d
@@ -36,5 +37,5 @@ __all__ = [
     "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Norm", "Pad",
     "Parameter", "ParameterShape", "Permute", "ReLU", "ReLU6", "Reshape", "Roll", "Saved", "ScaledDotProductAttention",
     "Shape", "SiLU", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "StochasticDepth", "Sum", "Tanh",
-    "TrainContext", "Transpose", "Unsqueeze", "Upsample", "View", "WindowAttention", "ZeroPad2d", "register_layer",
+    "TrainContext", "Transpose", "Unfold", "Unsqueeze", "Upsample", "View", "WindowAttention", "ZeroPad2d", "register_layer",
 ]

@@ -1,0 +1,66 @@
+"""Single calls that stop otherwise readable models, as alexcost layers: ``torch.stack``,
+``x.expand_as(y)``, ``x.float()`` (the tensor itself), and ``F.unfold`` (``nn.Unfold`` is read by name)
+and ``F.avg_pool1d``. Handlers as in `alexcost.torch_bridge.ops`, which adds `FUNCTIONS` and
+`METHODS` to its tables. Imports torch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..layers import Cat, Expand, Unfold, Unsqueeze
+from .calls import REQUIRED, bind, unary
+
+
+def stack(r, node, args, kwargs):
+    """``torch.stack(tensors, dim)`` of activations along a dimension other than the batch's, as torch
+    computes it: each tensor unsqueezed at ``dim`` (a view), then one `Cat` along ``dim``."""
+    b = bind(r, node, (("tensors", REQUIRED), ("dim", 0)), args, kwargs)
+    tensors = b["tensors"]
+    if not isinstance(tensors, (list, tuple)) or not tensors:
+        r.refuse(node, "stacks something other than a list of tensors")
+    xs = [r.tensor(t, node) for t in tensors]
+    for x in xs[1:]:
+        if x.shape != xs[0].shape:
+            r.refuse(node, f"stack expects each tensor to be equal size, but got {list(xs[0].shape)} and "
+                           f"{list(x.shape)} per sample")
+    dim = r.constant(b["dim"], node, "dim")
+    if not isinstance(dim, int) or isinstance(dim, bool) or not -len(xs[0].shape) - 2 <= dim <= len(xs[0].shape) + 1:
+        r.refuse(node, f"dim={dim!r} is out of range for stacking tensors of {len(xs[0].shape) + 1} dimensions")
+    if dim % (len(xs[0].shape) + 2) == 0:
+        r.refuse(node, "stacks along dim 0, the batch's; alexcost analyses each sample on its own")
+    unsqueezed = [r.emit(node, r.build(node, Unsqueeze, {"dim": dim}), [x]) for x in xs]
+    return r.emit(node, r.build(node, Cat, {"dim": dim}), unsqueezed)
+
+
+def expand_as(r, node, args, kwargs):
+    """``x.expand_as(y)`` of activations: ``x.expand(y.size())``, an `Expand` to ``y``'s per-sample shape
+    (the batch sizes are the same: both are activations of one batch)."""
+    b = bind(r, node, (("input", REQUIRED), ("other", REQUIRED)), args, kwargs)
+    x, other = r.tensor(b["input"], node), r.tensor(b["other"], node)
+    return r.emit(node, r.build(node, Expand, {"sizes": tuple(other.shape)}), [x])
+
+
+def to_float(r, node, args, kwargs):
+    """``x.float()`` of an activation: alexcost reads a module in float32 (its parameters must be), where
+    torch returns the tensor itself."""
+    b = bind(r, node, (("input", REQUIRED), ("memory_format", torch.preserve_format)), args, kwargs)
+    if b["memory_format"] is not torch.preserve_format:
+        r.refuse(node, "converts with a memory_format; alexcost reads x.float() without one")
+    x = r.tensor(b["input"], node)
+    found = {p.dtype for p in r.root.parameters()} - {torch.float32}
+    if found:
+        r.refuse(node, f"converts to float32 in a module whose parameters are {sorted(map(str, found))}; "
+                       f"alexcost reads x.float() only in a float32 module, where it is the tensor itself")
+    return x
+
+
+FUNCTIONS = {
+    torch.stack: stack,
+    F.unfold: unary(Unfold, (("kernel_size", REQUIRED), ("dilation", 1), ("padding", 0), ("stride", 1))),
+}
+"""Functions by the object fx records as a call_function node's target."""
+
+METHODS = {"expand_as": expand_as, "float": to_float}
+"""Tensor methods by name."""
