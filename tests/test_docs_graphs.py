@@ -30,6 +30,7 @@ from alexcost import (GELU, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPoo
                       StochasticDepth, Tanh, Transpose, Upsample, View, ZeroPad2d)
 from alexcost import (Embedding, Expand, Matmul, MultiheadAttention, Norm, Roll, ScaledDotProductAttention, Slice, Squeeze,
                       Sum, Unfold, Unsqueeze, WindowAttention)
+from alexcost import Normalize, RMSNorm
 from alexcost.layers import BUILTIN_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -315,6 +316,14 @@ S = {
                   {(): dict(y=(4,), other_ops=N - 4), (("keepdim", True),): dict(y=(4, 1, 1), other_ops=N - 4)}),
     "Norm": Sample(unary(lambda **kw: Norm(dim=(2, 3), **kw)),
                    {(): dict(y=(4,), other_ops=2 * N), (("ord", 1.0),): dict(y=(4,), other_ops=2 * N - 4)}),
+    # RMSNorm over the last 8: per element a square and a multiply (and the weight's), per row of 8 seven adds,
+    # a divide, the eps add and a root: 24 rows
+    "RMSNorm": Sample(unary(lambda **kw: RMSNorm(normalized_shape=8, **kw)),
+                      {(): dict(y=X, params=8, other_ops=3 * N + N + 24 * 2),
+                       (("elementwise_affine", False),): dict(y=X, other_ops=2 * N + N + 24 * 2)}),
+    # along the channels (4): 48 rows; the 2-norm squares, adds and roots (2 per element), a clamp per row, a divide
+    "Normalize": Sample(unary(Normalize), {(): dict(y=X, other_ops=2 * N + 48 + N),
+                                           (("p", 1.0),): dict(y=X, other_ops=(2 * N - 48) + 48 + N)}),
     "Roll": Sample(unary(lambda **kw: Roll(shifts=(1, -2), dims=(2, 3), **kw)), {(): dict(y=X)}),
     # kernel (3, 2), stride 2, padding 1 on 6 x 8: (6 + 2 - 3)//2 + 1 = 3 by (8 + 2 - 2)//2 + 1 = 5 windows
     "Unfold": Sample(unary(lambda **kw: Unfold(kernel_size=(3, 2), stride=2, padding=1, **kw)),
@@ -424,7 +433,7 @@ def claim(cell: str, layer, env: dict, per_element: bool = False):
 
 def test_the_tables_list_every_kind_once():
     counts, tools = table("conventions.md", COUNTS_HEADER), table("conventions.md", TOOLS_HEADER)
-    assert len(KINDS) == 63
+    assert len(KINDS) == 65
     assert list(counts) == KINDS and list(tools) == KINDS
     assert sorted(S) == KINDS
 

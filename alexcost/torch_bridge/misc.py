@@ -1,5 +1,5 @@
 """Single calls that stop otherwise readable models, as alexcost layers: ``torch.stack``,
-``x.expand_as(y)``, ``x.float()`` (the tensor itself), and ``F.unfold`` (``nn.Unfold`` is read by name)
+``x.expand_as(y)``, ``x.float()`` (the tensor itself), ``F.rms_norm`` and ``F.normalize``, and ``F.unfold`` (``nn.Unfold`` is read by name)
 and ``F.avg_pool1d``. Handlers as in `alexcost.torch_bridge.ops`, which adds `FUNCTIONS` and
 `METHODS` to its tables. Imports torch.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..layers import Cat, Expand, Unfold, Unsqueeze
-from .calls import REQUIRED, bind, unary
+from ..layers import Cat, Expand, Normalize, RMSNorm, Unfold, Unsqueeze
+from .calls import REQUIRED, bind, unary, weight_arg
 
 
 def stack(r, node, args, kwargs):
@@ -43,12 +43,18 @@ def expand_as(r, node, args, kwargs):
 
 
 def to_float(r, node, args, kwargs):
-    """``x.float()`` of an activation: alexcost reads a module in float32 (its parameters must be), where
-    torch returns the tensor itself."""
+    """``x.float()``: of a float32 parameter or buffer, that tensor; of an activation in a module whose
+    parameters are float32 (as alexcost reads it), the activation itself, as torch returns it."""
     b = bind(r, node, (("input", REQUIRED), ("memory_format", torch.preserve_format)), args, kwargs)
     if b["memory_format"] is not torch.preserve_format:
         r.refuse(node, "converts with a memory_format; alexcost reads x.float() without one")
-    x = r.tensor(b["input"], node)
+    x = b["input"]
+    if r.is_attribute(x):
+        if x.tensor.dtype != torch.float32:
+            r.refuse(node, f"converts {r.show(x)} of {x.tensor.dtype} to float32; alexcost reads x.float() of a "
+                           f"float32 tensor only")
+        return x
+    x = r.tensor(x, node)
     found = {p.dtype for p in r.root.parameters()} - {torch.float32}
     if found:
         r.refuse(node, f"converts to float32 in a module whose parameters are {sorted(map(str, found))}; "
@@ -56,8 +62,26 @@ def to_float(r, node, args, kwargs):
     return x
 
 
+def rms_norm(r, node, args, kwargs):
+    """``F.rms_norm(x, normalized_shape, weight, eps)``, its weight a parameter of normalized_shape."""
+    b = bind(r, node, (("input", REQUIRED), ("normalized_shape", REQUIRED), ("weight", None), ("eps", None)),
+             args, kwargs)
+    x = r.tensor(b["input"], node)
+    shape = r.constant(b["normalized_shape"], node, "normalized_shape")
+    rank = 1 if isinstance(shape, int) else len(shape)
+    weight = weight_arg(r, node, b["weight"], "weight", rank)
+    layer = r.build(node, RMSNorm, dict(normalized_shape=shape, eps=r.constant(b["eps"], node, "eps"),
+                                        elementwise_affine=weight is not None))
+    if weight is not None and tuple(weight.tensor.shape) != layer.normalized_shape:
+        r.refuse(node, f"{weight.path!r} has shape {list(weight.tensor.shape)}, not normalized_shape "
+                       f"{list(layer.normalized_shape)}")
+    return r.emit(node, layer, [x], params=(("weight", weight),))
+
+
 FUNCTIONS = {
     torch.stack: stack,
+    F.rms_norm: rms_norm,
+    F.normalize: unary(Normalize, (("p", 2.0), ("dim", 1), ("eps", 1e-12), ("out", None)), fixed={"out": None}),
     F.unfold: unary(Unfold, (("kernel_size", REQUIRED), ("dilation", 1), ("padding", 0), ("stride", 1))),
 }
 """Functions by the object fx records as a call_function node's target."""
