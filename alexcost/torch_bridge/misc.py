@@ -1,6 +1,6 @@
 """Single calls that stop otherwise readable models, as alexcost layers: ``torch.stack``,
-``x.expand_as(y)``, ``x.float()`` (the tensor itself), ``F.rms_norm`` and ``F.normalize``, and ``F.unfold`` (``nn.Unfold`` is read by name)
-and ``F.avg_pool1d``. Handlers as in `alexcost.torch_bridge.ops`, which adds `FUNCTIONS` and
+``x.expand_as(y)``, ``x.float()`` (the tensor itself), ``F.rms_norm``, ``F.normalize``, ``F.avg_pool1d``
+and ``F.unfold`` (``nn.RMSNorm``, ``nn.AvgPool1d`` and ``nn.Unfold`` are read by name). Handlers as in `alexcost.torch_bridge.ops`, which adds `FUNCTIONS` and
 `METHODS` to its tables. Imports torch.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..layers import Cat, Expand, Normalize, RMSNorm, Unfold, Unsqueeze
+from ..layers import AvgPool1d, Cat, Expand, Normalize, RMSNorm, Unfold, Unsqueeze
 from .calls import REQUIRED, bind, unary, weight_arg
 
 
@@ -81,6 +81,8 @@ def rms_norm(r, node, args, kwargs):
 FUNCTIONS = {
     torch.stack: stack,
     F.rms_norm: rms_norm,
+    F.avg_pool1d: unary(AvgPool1d, (("kernel_size", REQUIRED), ("stride", None), ("padding", 0),
+                                    ("ceil_mode", False), ("count_include_pad", True))),
     F.normalize: unary(Normalize, (("p", 2.0), ("dim", 1), ("eps", 1e-12), ("out", None)), fixed={"out": None}),
     F.unfold: unary(Unfold, (("kernel_size", REQUIRED), ("dilation", 1), ("padding", 0), ("stride", 1))),
 }
