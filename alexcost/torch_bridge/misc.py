@@ -1,7 +1,7 @@
 """Single calls that stop otherwise readable models, as alexcost layers: ``torch.stack``,
 ``x.expand_as(y)``, ``x.float()`` (the tensor itself), ``F.rms_norm``, ``F.normalize``, ``F.avg_pool1d``
-and ``F.unfold`` (``nn.RMSNorm``, ``nn.AvgPool1d`` and ``nn.Unfold`` are read by name). Handlers as in `alexcost.torch_bridge.ops`, which adds `FUNCTIONS` and
-`METHODS` to its tables. Imports torch.
+and ``F.unfold`` (``nn.RMSNorm``, ``nn.AvgPool1d`` and ``nn.Unfold`` are read by name). Handlers as in
+`alexcost.torch_bridge.ops`, which adds `FUNCTIONS` and `METHODS` to its tables. Imports torch.
 """
 
 from __future__ import annotations
