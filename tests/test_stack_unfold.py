@@ -142,3 +142,36 @@ def test_float_of_a_half_module_is_refused():
 
     with pytest.raises(SpecError, match=r"float.*parameters are \['torch.float16'\]"):
         from_module(Module(), (4,))
+
+
+class Scaled(nn.Module):
+    """A layer scale read through ``.float()`` (a float32 parameter: torch returns it as it is)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.head = nn.Conv2d(3, 4, 3, padding=1), nn.Linear(8, 5)
+        self.gamma = nn.Parameter(torch.randn(4, 1, 1))
+
+    def forward(self, x):
+        return self.head(self.conv(x) * self.gamma.float())
+
+
+def test_float_of_a_float32_parameter_is_that_parameter():
+    torch.manual_seed(0)
+    module = Scaled()
+    theirs, ours = agree(module, (3, 8, 8))
+    assert theirs.refused is None and ours == theirs
+    assert from_module(module, (3, 8, 8)).params == sum(p.numel() for p in module.parameters())
+
+
+def test_float_of_a_half_parameter_is_refused():
+    class Module(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(3, 1, 1, dtype=torch.float16))
+
+        def forward(self, x):
+            return x * self.scale.float()
+
+    with pytest.raises(SpecError, match=r"converts the parameter 'scale' of torch.float16 to float32"):
+        from_module(Module(), (3, 8, 8))
