@@ -40,6 +40,7 @@ CALLS = {
     "F.rms_norm of a transposed input": (lambda m, y: F.rms_norm(y.transpose(1, 2), (6,)).transpose(1, 2), None),
     "nn.RMSNorm": (lambda m, y: m.norm(y), lambda: nn.RMSNorm(8)),
     "nn.RMSNorm, frozen weight": (lambda m, y: m.norm(y), lambda: nn.RMSNorm(8).requires_grad_(False)),
+    "nn.RMSNorm of a transposed input": (lambda m, y: m.norm(y.transpose(1, 2)).transpose(1, 2), lambda: nn.RMSNorm(6)),
     "nn.RMSNorm without weight": (lambda m, y: m.norm(y), lambda: nn.RMSNorm(8, elementwise_affine=False)),
     "F.normalize last dim": (lambda m, y: F.normalize(y, dim=-1), None),
     "F.normalize dim 1, times the input": (lambda m, y: F.normalize(y, dim=1) * y, None),
