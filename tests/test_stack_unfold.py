@@ -114,6 +114,8 @@ def test_unfold_counts_by_hand():
     (lambda x: torch.stack([x, x[:, :1]], 1), r"stack expects each tensor to be equal size", True),
     (lambda x: torch.stack([x, x], 5), r"dim=5 is out of range", True),
     (lambda x: x.expand_as(x[:, :, :1]), r"The expanded size of the tensor", True),
+    (lambda x: torch.stack([x.transpose(2, 3), x.transpose(2, 3)], 1), r"stacks a tensor that is not contiguous",
+     False),
     (lambda x: F.unfold(x, 9), r"must be at least one", True),
     (lambda x: F.unfold(x[:, 0], 2), r"Unfold expects a \(C, H, W\) input per sample", False),
 ])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..layers import strides as st
 from ..layers import AvgPool1d, Cat, Expand, Normalize, RMSNorm, Unfold, Unsqueeze
 from .calls import REQUIRED, bind, unary, weight_arg
 
@@ -30,6 +31,11 @@ def stack(r, node, args, kwargs):
         r.refuse(node, f"dim={dim!r} is out of range for stacking tensors of {len(xs[0].shape) + 1} dimensions")
     if dim % (len(xs[0].shape) + 2) == 0:
         r.refuse(node, "stacks along dim 0, the batch's; alexcost analyses each sample on its own")
+    for batch in (1, 2):
+        for x in xs:
+            if not st.is_contiguous((batch, *x.shape), r._placed(node, batch, x.src)[1]):
+                r.refuse(node, "stacks a tensor that is not contiguous (permuted, or channels-last); alexcost reads "
+                               "torch.stack of contiguous tensors, whose result torch lays out contiguous")
     unsqueezed = [r.emit(node, r.build(node, Unsqueeze, {"dim": dim}), [x]) for x in xs]
     return r.emit(node, r.build(node, Cat, {"dim": dim}), unsqueezed)
 
