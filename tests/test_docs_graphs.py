@@ -29,7 +29,8 @@ from alexcost import (GELU, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPoo
                       Network, Pad, Parameter, Permute, ReLU, ReLU6, Reshape, SiLU, Sigmoid, Softmax, SpecError, Split,
                       StochasticDepth, Tanh, Transpose, Upsample, View, ZeroPad2d)
 from alexcost import (Embedding, Expand, Matmul, MultiheadAttention, Norm, Roll, ScaledDotProductAttention, Slice, Squeeze,
-                      Sum, Unsqueeze, WindowAttention)
+                      Sum, Unfold, Unsqueeze, WindowAttention)
+from alexcost import AvgPool1d, Normalize, RMSNorm
 from alexcost.layers import BUILTIN_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,6 +166,9 @@ S = {
                    (("inplace", True),): dict(y=X, other_ops=N)}),
     # kernel 3, stride 2, padding 1, ceil_mode on 6: windows start at -1, 1, 3, 5 and read 2, 3, 3, 1 taps;
     # on 8: at -1, 1, 3, 5, 7, reading 2, 3, 3, 3, 1.
+    # kernel 3, stride 2, padding 1, ceil_mode on 10: windows start at -1, 1, 3, 5, 7, 9 and read 2, 3, 3, 3, 3, 1
+    "AvgPool1d": Sample(unary(lambda **kw: AvgPool1d(kernel_size=3, stride=2, padding=1, ceil_mode=True, **kw)),
+                        {(): dict(y=(4, 6), other_ops=4 * (2 + 3 + 3 + 3 + 3 + 1))}, x=X1),
     "AvgPool2d": Sample(unary(lambda **kw: AvgPool2d(kernel_size=3, stride=2, padding=1, ceil_mode=True, **kw)),
                         {(): dict(y=(4, 4, 5), other_ops=4 * (2 + 3 + 3 + 1) * (2 + 3 + 3 + 3 + 1))}),
     "BatchNorm2d": Sample(unary(BatchNorm2d),
@@ -315,7 +319,18 @@ S = {
                   {(): dict(y=(4,), other_ops=N - 4), (("keepdim", True),): dict(y=(4, 1, 1), other_ops=N - 4)}),
     "Norm": Sample(unary(lambda **kw: Norm(dim=(2, 3), **kw)),
                    {(): dict(y=(4,), other_ops=2 * N), (("ord", 1.0),): dict(y=(4,), other_ops=2 * N - 4)}),
+    # RMSNorm over the last 8: per element a square and a multiply (and the weight's), per row of 8 seven adds,
+    # a divide, the eps add and a root: 24 rows
+    "RMSNorm": Sample(unary(lambda **kw: RMSNorm(normalized_shape=8, **kw)),
+                      {(): dict(y=X, params=8, other_ops=3 * N + N + 24 * 2),
+                       (("elementwise_affine", False),): dict(y=X, other_ops=2 * N + N + 24 * 2)}),
+    # along the channels (4): 48 rows; the 2-norm squares, adds and roots (2 per element), a clamp per row, a divide
+    "Normalize": Sample(unary(Normalize), {(): dict(y=X, other_ops=2 * N + 48 + N),
+                                           (("p", 1.0),): dict(y=X, other_ops=(2 * N - 48) + 48 + N)}),
     "Roll": Sample(unary(lambda **kw: Roll(shifts=(1, -2), dims=(2, 3), **kw)), {(): dict(y=X)}),
+    # kernel (3, 2), stride 2, padding 1 on 6 x 8: (6 + 2 - 3)//2 + 1 = 3 by (8 + 2 - 2)//2 + 1 = 5 windows
+    "Unfold": Sample(unary(lambda **kw: Unfold(kernel_size=(3, 2), stride=2, padding=1, **kw)),
+                     {(): dict(y=(4 * 3 * 2, 3 * 5))}),
     # -- attention and its views --
     "Expand": Sample(lambda src, **kw: [Mean(name="squash", dim=2, keepdim=True), Expand(sizes=(-1, 6, -1), **kw)],
                      {(): dict(y=X)}),
@@ -382,7 +397,7 @@ def environment(kind: str, layer, x, hand: dict) -> dict:
     if hasattr(layer, "kernel_size"):
         env.update(zip(KERNEL[len(layer.kernel_size)], layer.kernel_size))
     env.update(ATTENTION.get(kind, lambda x, y, layer: {})(x, y, layer))
-    if kind in ("MaxPool2d", "AvgPool2d", "MaxPool3d", "AvgPool3d"):
+    if kind in ("MaxPool2d", "AvgPool1d", "AvgPool2d", "MaxPool3d", "AvgPool3d"):
         dilation = getattr(layer, "dilation", (1,) * len(layer.kernel_size))
         env["taps"] = x[0] * prod(in_bounds_taps(size, k, s, p, dl, out) for size, k, s, p, dl, out in zip(
             x[1:], layer.kernel_size, layer.stride, layer.padding, dilation, y[1:]))
@@ -421,7 +436,7 @@ def claim(cell: str, layer, env: dict, per_element: bool = False):
 
 def test_the_tables_list_every_kind_once():
     counts, tools = table("conventions.md", COUNTS_HEADER), table("conventions.md", TOOLS_HEADER)
-    assert len(KINDS) == 62
+    assert len(KINDS) == 66
     assert list(counts) == KINDS and list(tools) == KINDS
     assert sorted(S) == KINDS
 
@@ -639,12 +654,14 @@ def expected_strides(rule: str, shape, order, every_input_permuted: bool = True)
     if rule == "query":   # the query's order when its last dimension is innermost
         return strides_in_order(shape, order) if order[0] == len(shape) - 1 else contiguous_strides(shape)
     last = (1, *range(len(shape) - 1, 1, -1), 0)
+    if rule == "unsqueezed format":   # (N, C, L) pooled as (N, C, 1, L): channels-last there, C innermost here
+        return strides_in_order(shape, order) if len(shape) == 3 and order == (1, 2, 0) else contiguous_strides(shape)
     if rule in ("format", "common format") and len(shape) in (4, 5) and order == last and every_input_permuted:
         return strides_in_order(shape, order)
     return contiguous_strides(shape)
 
 
-LAYOUTS = ("contiguous", "elementwise", "format", "common format", "query", "sequence first")
+LAYOUTS = ("contiguous", "elementwise", "format", "common format", "query", "sequence first", "unsqueezed format")
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -90,6 +90,11 @@ def _new_strides(layout: str, x, y, ins, batch: int, arity):
         storage, strides = ins[0]
         if len(shape) in (4, 5) and len(strides) == len(shape) and st.is_channels_last((batch, *x), strides):
             return st.channels_last(shape)
+    elif layout == "unsqueezed format":  # avg_pool1d: avg_pool2d of the (N, C, 1, L) view
+        storage, strides = ins[0]
+        if len(shape) == 3 and len(strides) == 3 and st.is_channels_last(
+                (batch, x[0], 1, x[1]), (strides[0], strides[1], strides[2] * x[1], strides[2])):
+            return (shape[1] * shape[2], 1, shape[1])
     elif layout == "common format":  # torch.cat: channels-last when every input is
         if len(shape) in (4, 5) and all(len(s) == len(shape) and st.is_channels_last((batch, *xi), s)
                                    for xi, (storage, s) in zip(x, ins)):

@@ -17,10 +17,12 @@ from .reduce import Norm, Roll, Sum
 from .window import WindowAttention
 from .linear import Embedding, Linear
 from .merge import Add, Cat, Mul
+from .fold import Unfold
+from .normalize import Normalize, RMSNorm
 from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm2d, LayerNorm, LocalResponseNorm
 from .parameter import Parameter
 from .pad import Pad, ZeroPad2d
-from .pool import (AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool2d, AvgPool2d, AvgPool3d, MaxPool2d,
+from .pool import (AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool2d, AvgPool1d, AvgPool2d, AvgPool3d, MaxPool2d,
                    MaxPool3d)
 from .resize import Upsample
 from .shape import Chunk, Clone, Contiguous, Flatten, Mean, Permute, Reshape, Split, Transpose, View
@@ -29,12 +31,12 @@ BUILTIN_KINDS = frozenset(LAYER_KINDS.values())
 """alexcost's own kinds; a user's kinds get their output shapes checked too."""
 
 __all__ = [
-    "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "AvgPool2d", "AvgPool3d", "BUILTIN_KINDS",
+    "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "AvgPool1d", "AvgPool2d", "AvgPool3d", "BUILTIN_KINDS",
     "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Cat", "Chunk", "Clone", "Contiguous", "Conv1d", "Conv2d", "Conv3d",
     "ConvTranspose2d", "Dropout", "Dropout2d", "Embedding", "Expand", "Flatten", "GELU", "Grads", "GroupNorm", "Hardsigmoid",
     "Hardswish", "INPUT", "Identity", "InstanceNorm2d", "LAYER_KINDS", "Layer", "LayerNorm", "LeakyReLU", "Linear",
-    "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Norm", "Pad",
-    "Parameter", "ParameterShape", "Permute", "ReLU", "ReLU6", "Reshape", "Roll", "Saved", "ScaledDotProductAttention",
+    "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Norm", "Normalize", "Pad",
+    "Parameter", "ParameterShape", "Permute", "RMSNorm", "ReLU", "ReLU6", "Reshape", "Roll", "Saved", "ScaledDotProductAttention",
     "Shape", "SiLU", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "StochasticDepth", "Sum", "Tanh",
-    "TrainContext", "Transpose", "Unsqueeze", "Upsample", "View", "WindowAttention", "ZeroPad2d", "register_layer",
+    "TrainContext", "Transpose", "Unfold", "Unsqueeze", "Upsample", "View", "WindowAttention", "ZeroPad2d", "register_layer",
 ]

@@ -281,7 +281,8 @@ class Layer:
     layout: ClassVar[str] = "contiguous"
     """The memory layout of a new output: "contiguous", "elementwise" (the input's dimension
     order, as torch's TensorIterator keeps it), "format" (channels-last in, channels-last out) or
-    "common format" (channels-last when every input is, as torch.cat decides) or "query" (the first
+    "common format" (channels-last when every input is, as torch.cat decides) or "unsqueezed format" (a
+    (C, L) sample as torch's 1-D pools run it: channels-last when the (N, C, 1, L) view is) or "query" (the first
     input's dimension order when its last dimension is contiguous, as torch's fused attention on the CPU
     allocates its output; else contiguous) or "sequence first" (a (N, L, E) tensor stored as (L, N, E),
     as nn.MultiheadAttention returns it)."""

@@ -12,6 +12,8 @@ input for reflect and replicate padding (their backward kernels read it), nothin
 
 from __future__ import annotations
 
+import math
+
 from math import prod
 
 from . import arguments as check
@@ -76,6 +78,21 @@ class _Padding(Layer):
         return KEEPS_INPUT if self._mode() in ("reflect", "replicate") else ()
 
 
+INFINITE = {"inf": float("inf"), "-inf": float("-inf")}
+"""The infinite fill values, as a spec writes them (JSON has no infinity), and as torch takes them."""
+
+
+def _fill(value):
+    """A constant padding's fill: a finite number as a float, an infinite one as ``"inf"`` or ``"-inf"``."""
+    if isinstance(value, str) and value in INFINITE:
+        return value
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if isinstance(value, str):
+        raise SpecError(f'value must be a number, "inf" or "-inf", got {check.shown(value)}')
+    return float(check.real(value, "value"))
+
+
 @register_layer
 @layer_kind
 class Pad(_Padding):
@@ -83,11 +100,12 @@ class Pad(_Padding):
     backwards (a negative entry crops); ``mode`` is "constant" (any dimensions but the batch's,
     filled with ``value``, default 0), "reflect", "replicate" or "circular" (the last 1, 2 or 3
     dimensions of an input with one or two more). torch.nn's padding modules (ConstantPad2d,
-    ReflectionPad2d, ...) are this. No ops."""
+    ReflectionPad2d, ...) are this. ``value`` is a finite number, or ``"-inf"`` / ``"inf"`` (a max
+    pool's "same" padding fills with -inf; JSON has no infinity). No ops."""
 
     pad: tuple[int, ...]
     mode: str = "constant"
-    value: float | None = None
+    value: float | str | None = None
 
     def __post_init__(self):
         super().__post_init__()
@@ -97,7 +115,7 @@ class Pad(_Padding):
         object.__setattr__(self, "pad", tuple(check.integer(v, "pad", minimum=-check.INT64_MAX) for v in value))
         check.choice(self.mode, "mode", MODES)
         if self.value is not None:
-            object.__setattr__(self, "value", float(check.real(self.value, "value")))
+            object.__setattr__(self, "value", _fill(self.value))
             if self.mode != "constant" and self.value != 0:
                 raise SpecError(f'Padding mode "{self.mode}" doesn\'t take in value argument')
 

@@ -1,4 +1,4 @@
-"""Pooling: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d, and over three spatial
+"""Pooling: MaxPool2d, AvgPool2d (and AvgPool1d over a (C, L) input), AdaptiveAvgPool2d, AdaptiveMaxPool2d, and over three spatial
 dimensions (video: time, height, width) MaxPool3d, AvgPool3d, AdaptiveAvgPool3d.
 
 other_ops count what each window really reads: taps that fall in the padding (or past
@@ -190,6 +190,31 @@ class _AvgPool(_Pool):
 
     def label(self) -> str:
         return "Average Pooling"
+
+
+@register_layer
+@layer_kind
+class AvgPool1d(_AvgPool):
+    """Average pooling over a (C, L) input: per output element, the taps its window reads (``k``
+    inside the input). torch.nn's AvgPool1d takes no ``divisor_override``."""
+
+    kernel_size: int | tuple[int]
+    stride: int | tuple[int] | None = None
+    padding: int | tuple[int] = 0
+
+    dims: ClassVar[int] = 1
+    layout: ClassVar[str] = "unsqueezed format"
+    """torch pools the (N, C, 1, L) view in two dimensions: channels-last there gives channels-last out."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.divisor_override is not None:
+            raise SpecError("AvgPool1d takes no divisor_override")
+
+    def torch_args(self, x: Shape) -> dict:
+        args = self.args()
+        del args["divisor_override"]
+        return args
 
 
 @register_layer

@@ -38,6 +38,7 @@ ANNOTATIONS = {
     "int | tuple[int | None, int | None]": {
         "oneOf": [_INT, {"type": "array", "items": _OPT_INT, "minItems": 2, "maxItems": 2}]},
     "float | None": {"type": ["number", "null"]},
+    "float | str | None": {"oneOf": [{"type": "number"}, {"enum": ["inf", "-inf"]}, {"type": "null"}]},
     "tuple[int, ...]": _INTS,
     "tuple[int | tuple[int | None, int | None, int | None], ...]": {
         "type": "array", "minItems": 1, "items": {"oneOf": [_INT, {"type": "array", "items": _OPT_INT, "minItems": 3,

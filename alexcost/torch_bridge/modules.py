@@ -13,6 +13,7 @@ from torch import nn
 
 from .. import layers as kinds
 from ..errors import SpecError
+from ..layers.pad import INFINITE
 from .custom import custom_reads
 
 
@@ -123,7 +124,7 @@ class Padding(nn.Module):
 
     def __init__(self, pad, mode: str, value):
         super().__init__()
-        self.pad, self.mode, self.value = tuple(pad), mode, value
+        self.pad, self.mode, self.value = tuple(pad), mode, INFINITE.get(value, value)
 
     def forward(self, x):
         return torch.nn.functional.pad(x, self.pad, self.mode, self.value)
@@ -225,6 +226,7 @@ BUILDERS = {
     kinds.Roll: lambda layer, x: Method("roll", list(layer.shifts), list(layer.dims)),
     kinds.Unsqueeze: lambda layer, x: Method("unsqueeze", layer.dim),
     kinds.Squeeze: lambda layer, x: Method("squeeze", layer.dim),
+    kinds.Normalize: lambda layer, x: Function(torch.nn.functional.normalize, p=layer.p, dim=layer.dim, eps=layer.eps),
 }
 """The kinds torch.nn lacks, by class (a subclass of one of them is a kind of its own)."""
 

@@ -31,6 +31,7 @@ from .calls import fixed_args as _fixed, weight_arg as _weight
 from .dense import CONVOLUTIONS, module_conv, padding_module
 from .dense import FUNCTIONS as DENSE_FUNCTIONS
 from .attention import FUNCTIONS as ATTENTION_FUNCTIONS, METHODS as ATTENTION_METHODS, Token
+from .misc import FUNCTIONS as MISC_FUNCTIONS, METHODS as MISC_METHODS
 
 
 def _dims(r, node, args, kwargs, name: str):
@@ -256,7 +257,7 @@ FUNCTIONS = {
     torch.clone: unary(Clone, (("memory_format", torch.preserve_format),),
                        fixed={"memory_format": torch.preserve_format}),
     getattr: get_attribute, torch._assert: check_assert, torch.fx._symbolic_trace._assert_is_none: check_none,
-    **DENSE_FUNCTIONS, **ATTENTION_FUNCTIONS,
+    **DENSE_FUNCTIONS, **ATTENTION_FUNCTIONS, **MISC_FUNCTIONS,
 }
 """Functions by the object fx records as a call_function node's target."""
 
@@ -296,7 +297,7 @@ METHODS = {
     "softmax": unary(Softmax, (("dim", REQUIRED), ("dtype", None)), fixed={"dtype": None}),
     "clone": unary(Clone, (("memory_format", torch.preserve_format),),
                    fixed={"memory_format": torch.preserve_format}),
-    **ATTENTION_METHODS,
+    **ATTENTION_METHODS, **MISC_METHODS,
 }
 """Tensor methods by name (a call_method node's target)."""
 

@@ -1,0 +1,98 @@
+"""Single calls that stop otherwise readable models, as alexcost layers: ``torch.stack``,
+``x.expand_as(y)``, ``x.float()`` (the tensor itself), ``F.rms_norm``, ``F.normalize``, ``F.avg_pool1d``
+and ``F.unfold`` (``nn.RMSNorm``, ``nn.AvgPool1d`` and ``nn.Unfold`` are read by name). Handlers as in
+`alexcost.torch_bridge.ops`, which adds `FUNCTIONS` and `METHODS` to its tables. Imports torch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..layers import strides as st
+from ..layers import AvgPool1d, Cat, Expand, Normalize, RMSNorm, Unfold, Unsqueeze
+from .calls import REQUIRED, bind, unary, weight_arg
+
+
+def stack(r, node, args, kwargs):
+    """``torch.stack(tensors, dim)`` of activations along a dimension other than the batch's, as torch
+    computes it: each tensor unsqueezed at ``dim`` (a view), then one `Cat` along ``dim``."""
+    b = bind(r, node, (("tensors", REQUIRED), ("dim", 0)), args, kwargs)
+    tensors = b["tensors"]
+    if not isinstance(tensors, (list, tuple)) or not tensors:
+        r.refuse(node, "stacks something other than a list of tensors")
+    xs = [r.tensor(t, node) for t in tensors]
+    for x in xs[1:]:
+        if x.shape != xs[0].shape:
+            r.refuse(node, f"stack expects each tensor to be equal size, but got {list(xs[0].shape)} and "
+                           f"{list(x.shape)} per sample")
+    dim = r.constant(b["dim"], node, "dim")
+    if not isinstance(dim, int) or isinstance(dim, bool) or not -len(xs[0].shape) - 2 <= dim <= len(xs[0].shape) + 1:
+        r.refuse(node, f"dim={dim!r} is out of range for stacking tensors of {len(xs[0].shape) + 1} dimensions")
+    if dim % (len(xs[0].shape) + 2) == 0:
+        r.refuse(node, "stacks along dim 0, the batch's; alexcost analyses each sample on its own")
+    for batch in (1, 2):
+        for x in xs:
+            if not st.is_contiguous((batch, *x.shape), r._placed(node, batch, x.src)[1]):
+                r.refuse(node, "stacks a tensor that is not contiguous (permuted, or channels-last); alexcost reads "
+                               "torch.stack of contiguous tensors, whose result torch lays out contiguous")
+    unsqueezed = [r.emit(node, r.build(node, Unsqueeze, {"dim": dim}), [x]) for x in xs]
+    return r.emit(node, r.build(node, Cat, {"dim": dim}), unsqueezed)
+
+
+def expand_as(r, node, args, kwargs):
+    """``x.expand_as(y)`` of activations: ``x.expand(y.size())``, an `Expand` to ``y``'s per-sample shape
+    (the batch sizes are the same: both are activations of one batch)."""
+    b = bind(r, node, (("input", REQUIRED), ("other", REQUIRED)), args, kwargs)
+    x, other = r.tensor(b["input"], node), r.tensor(b["other"], node)
+    return r.emit(node, r.build(node, Expand, {"sizes": tuple(other.shape)}), [x])
+
+
+def to_float(r, node, args, kwargs):
+    """``x.float()``: of a float32 parameter or buffer, that tensor; of an activation in a module whose
+    parameters are float32 (as alexcost reads it), the activation itself, as torch returns it."""
+    b = bind(r, node, (("input", REQUIRED), ("memory_format", torch.preserve_format)), args, kwargs)
+    if b["memory_format"] is not torch.preserve_format:
+        r.refuse(node, "converts with a memory_format; alexcost reads x.float() without one")
+    x = b["input"]
+    if r.is_attribute(x):
+        if x.tensor.dtype != torch.float32:
+            r.refuse(node, f"converts {r.show(x)} of {x.tensor.dtype} to float32; alexcost reads x.float() of a "
+                           f"float32 tensor only")
+        return x
+    x = r.tensor(x, node)
+    found = {p.dtype for p in r.root.parameters()} - {torch.float32}
+    if found:
+        r.refuse(node, f"converts to float32 in a module whose parameters are {sorted(map(str, found))}; "
+                       f"alexcost reads x.float() only in a float32 module, where it is the tensor itself")
+    return x
+
+
+def rms_norm(r, node, args, kwargs):
+    """``F.rms_norm(x, normalized_shape, weight, eps)``, its weight a parameter of normalized_shape."""
+    b = bind(r, node, (("input", REQUIRED), ("normalized_shape", REQUIRED), ("weight", None), ("eps", None)),
+             args, kwargs)
+    x = r.tensor(b["input"], node)
+    shape = r.constant(b["normalized_shape"], node, "normalized_shape")
+    rank = 1 if isinstance(shape, int) else len(shape)
+    weight = weight_arg(r, node, b["weight"], "weight", rank)
+    layer = r.build(node, RMSNorm, dict(normalized_shape=shape, eps=r.constant(b["eps"], node, "eps"),
+                                        elementwise_affine=weight is not None))
+    if weight is not None and tuple(weight.tensor.shape) != layer.normalized_shape:
+        r.refuse(node, f"{weight.path!r} has shape {list(weight.tensor.shape)}, not normalized_shape "
+                       f"{list(layer.normalized_shape)}")
+    return r.emit(node, layer, [x], params=(("weight", weight),))
+
+
+FUNCTIONS = {
+    torch.stack: stack,
+    F.rms_norm: rms_norm,
+    F.avg_pool1d: unary(AvgPool1d, (("kernel_size", REQUIRED), ("stride", None), ("padding", 0),
+                                    ("ceil_mode", False), ("count_include_pad", True))),
+    F.normalize: unary(Normalize, (("p", 2.0), ("dim", 1), ("eps", 1e-12), ("out", None)), fixed={"out": None}),
+    F.unfold: unary(Unfold, (("kernel_size", REQUIRED), ("dilation", 1), ("padding", 0), ("stride", 1))),
+}
+"""Functions by the object fx records as a call_function node's target."""
+
+METHODS = {"expand_as": expand_as, "float": to_float}
+"""Tensor methods by name."""
