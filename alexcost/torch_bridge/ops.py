@@ -31,6 +31,7 @@ from .calls import fixed_args as _fixed, weight_arg as _weight
 from .dense import CONVOLUTIONS, module_conv, padding_module
 from .dense import FUNCTIONS as DENSE_FUNCTIONS
 from .attention import FUNCTIONS as ATTENTION_FUNCTIONS, METHODS as ATTENTION_METHODS, Token
+from .moves import FUNCTIONS as MOVES_FUNCTIONS, METHODS as MOVES_METHODS, moved_permute
 
 
 def _dims(r, node, args, kwargs, name: str):
@@ -46,8 +47,14 @@ def _dims(r, node, args, kwargs, name: str):
 
 
 def permute(r, node, args, kwargs):
+    """``x.permute(dims)``; one that moves the batch is read where its uses put it back (`moves`)."""
     x, dims = _dims(r, node, args, kwargs, "dims")
-    return r.emit(node, r.build(node, Permute, {"dims": dims}), [r.tensor(x, node)])
+    x = r.tensor(x, node)
+    if dims and dims[0] not in (0, -len(x.shape) - 1):
+        moved = moved_permute(r, node, x, dims)
+        if moved is not None:
+            return moved
+    return r.emit(node, r.build(node, Permute, {"dims": dims}), [x])
 
 
 def reshape(kind):
@@ -256,7 +263,7 @@ FUNCTIONS = {
     torch.clone: unary(Clone, (("memory_format", torch.preserve_format),),
                        fixed={"memory_format": torch.preserve_format}),
     getattr: get_attribute, torch._assert: check_assert, torch.fx._symbolic_trace._assert_is_none: check_none,
-    **DENSE_FUNCTIONS, **ATTENTION_FUNCTIONS,
+    **DENSE_FUNCTIONS, **ATTENTION_FUNCTIONS, **MOVES_FUNCTIONS,
 }
 """Functions by the object fx records as a call_function node's target."""
 
@@ -296,7 +303,7 @@ METHODS = {
     "softmax": unary(Softmax, (("dim", REQUIRED), ("dtype", None)), fixed={"dtype": None}),
     "clone": unary(Clone, (("memory_format", torch.preserve_format),),
                    fixed={"memory_format": torch.preserve_format}),
-    **ATTENTION_METHODS,
+    **ATTENTION_METHODS, **MOVES_METHODS,
 }
 """Tensor methods by name (a call_method node's target)."""
 
