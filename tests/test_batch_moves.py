@@ -1,0 +1,226 @@
+"""Permutes that move the batch and selections that put it back, against torch on the CPU.
+
+timm's attention splits its projection into queries, keys and values with
+``qkv.reshape(B, N, 3, H, D).permute(2, 0, 3, 1, 4)`` then ``qkv.unbind(0)`` (or ``qkv[0]``, ...): the
+permute moves the batch to dim 1, the selection of dim 0 puts it in front again. Each module below is
+read by ``from_module``; its output shape and parameters are torch's, its forward MACs are
+FlopCounterMode's FLOPs / 2 (attention as matrix products: torch's math backend), and a training
+step's backward FLOPs and saved bytes are those of a real CPU step (`module_step`). A batch-moving
+permute used any other way stays refused at the permute, as before. Small timm models of this kind are
+compared as ``benchmarks/timm_survey.py`` compares them.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from alexcost import Permute, SpecError, Slice  # noqa: E402
+from alexcost.torch_bridge import from_module  # noqa: E402
+from module_step import alexcost_step, counted_attention, torch_attention_step  # noqa: E402
+
+
+def attend(q, k, v, fused):
+    """Attention over the last two dims: F.scaled_dot_product_attention, or written out without a scale."""
+    if fused:
+        return F.scaled_dot_product_attention(q, k, v)
+    return (q @ k.transpose(-2, -1)).softmax(dim=-1) @ v
+
+
+class Unbound(nn.Module):
+    """timm's Attention: ``permute(2, 0, 3, 1, 4)`` then ``unbind(0)`` (the method, or ``torch.unbind``)."""
+
+    def __init__(self, dim=16, heads=2, fused=True, function=False):
+        super().__init__()
+        self.heads, self.fused, self.function = heads, fused, function
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, c = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = torch.unbind(qkv, dim=0) if self.function else qkv.unbind(0)
+        return self.proj(attend(q, k, v, self.fused).transpose(1, 2).reshape(b, n, c))
+
+
+class Indexed(nn.Module):
+    """``qkv[0], qkv[1], qkv[2]`` (CaiT, CoaT), one of them read twice and one by a negative index."""
+
+    def __init__(self, dim=12, heads=3):
+        super().__init__()
+        self.heads = heads
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, c = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        y = attend(qkv[0], qkv[1], qkv[-1], fused=False) + qkv[0]
+        return self.proj(y.transpose(1, 2).reshape(b, n, c))
+
+
+class KeyValue(nn.Module):
+    """PVT v2: queries with the batch kept in front, keys and values from ``permute(2, 0, 3, 1, 4)``."""
+
+    def __init__(self, dim=16, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.q, self.kv, self.proj = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, c = x.shape
+        q = self.q(x).reshape(b, n, self.heads, c // self.heads).permute(0, 2, 1, 3)
+        kv = self.kv(x).reshape(b, -1, 2, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        k, v = kv.unbind(0)
+        return self.proj(attend(q, k, v, fused=True).transpose(1, 2).reshape(b, n, c))
+
+
+class Windows(nn.Module):
+    """Twins' locally grouped attention: ``permute(3, 0, 1, 4, 2, 5)`` over (windows, tokens) per sample."""
+
+    def __init__(self, dim=16, heads=2):
+        super().__init__()
+        self.heads = heads
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x):                            # x: (N, windows, tokens, dim)
+        b, w, t, c = x.shape
+        qkv = self.qkv(x).reshape(b, w, t, 3, self.heads, c // self.heads).permute(3, 0, 1, 4, 2, 5)
+        q, k, v = qkv[0], qkv[1], qkv[2]             # (N, windows, heads, tokens, head dim)
+        return self.proj(attend(q, k, v, fused=False).transpose(2, 3).reshape(b, w, t, c))
+
+
+class Channels(nn.Module):
+    """Visformer: a 1x1 convolution's channels as (3, heads, head dim), ``permute(1, 0, 2, 4, 3)``."""
+
+    def __init__(self, dim=16, heads=2):
+        super().__init__()
+        self.heads = heads
+        self.qkv, self.proj = nn.Conv2d(dim, 3 * dim, 1, bias=False), nn.Conv2d(dim, dim, 1)
+
+    def forward(self, x):                            # x: (N, dim, h, w)
+        b, c, h, w = x.shape
+        qkv = self.qkv(x).reshape(b, 3, self.heads, c // self.heads, -1).permute(1, 0, 2, 4, 3)
+        q, k, v = qkv[0], qkv[1], qkv[2]             # (N, heads, h*w, head dim)
+        y = attend(q, k, v, fused=False).permute(0, 1, 3, 2).reshape(b, -1, h, w)
+        return self.proj(y)
+
+
+class Nested(nn.Module):
+    """NesT: ``permute(3, 0, 4, 1, 2, 5)`` then ``unbind(0)``: the heads before the blocks."""
+
+    def __init__(self, dim=12, heads=3):
+        super().__init__()
+        self.heads = heads
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x):                            # x: (N, blocks, tokens, dim)
+        b, t, n, c = x.shape
+        qkv = self.qkv(x).reshape(b, t, n, 3, self.heads, c // self.heads).permute(3, 0, 4, 1, 2, 5)
+        q, k, v = qkv.unbind(0)                      # (N, heads, blocks, tokens, head dim)
+        return self.proj(attend(q, k, v, fused=False).permute(0, 2, 3, 4, 1).reshape(b, t, n, c))
+
+
+class Pieces(nn.Module):
+    """``x.unbind(d)`` of a tensor whose batch is in front: the views along ``d``."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 6)
+
+    def forward(self, x):                            # x: (N, 2, 3, 6)
+        a, b = self.fc(x).unbind(1)
+        c = torch.unbind(a, dim=-2)
+        return torch.cat([b, c[0].unsqueeze(1), c[2].unsqueeze(1)], dim=1)
+
+
+CASES = {
+    "unbind": (lambda: Unbound(), (6, 16)),
+    "unbind written out": (lambda: Unbound(fused=False), (5, 16)),
+    "torch.unbind": (lambda: Unbound(function=True), (4, 16)),
+    "indexing": (Indexed, (5, 12)),
+    "keys and values": (KeyValue, (7, 16)),
+    "windows (3, 0, 1, 4, 2, 5)": (Windows, (3, 4, 16)),
+    "channels (1, 0, 2, 4, 3)": (Channels, (16, 3, 4)),
+    "nested (3, 0, 4, 1, 2, 5)": (Nested, (2, 4, 12)),
+    "unbind of other dims": (Pieces, (2, 3, 6)),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_forward_matches_torch(case):
+    build, shape = CASES[case]
+    torch.manual_seed(0)
+    module = build().eval()
+    imported = from_module(module, shape)
+    with torch.no_grad(), counted_attention(), FlopCounterMode(display=False) as counter:
+        out = module(torch.randn(2, *shape))
+    cost = imported.cost(batch=2)
+    assert (2, *imported.network.output_shape) == tuple(out.shape)
+    assert cost.totals.params == imported.params == sum(p.numel() for p in module.parameters())
+    assert 2 * cost.totals.macs == counter.get_total_flops()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_training_step_matches_torch(case):
+    build, shape = CASES[case]
+    torch.manual_seed(0)
+    module = build()
+    theirs, ours = torch_attention_step(module, shape), alexcost_step(module, shape)
+    assert theirs.refused is None and ours.refused is None, (theirs, ours)
+    assert ours == theirs
+
+
+def test_each_selection_is_a_slice_then_a_permute_of_the_input():
+    """Per sample, ``permute(2, 0, 3, 1, 4)[i]`` of an (N, 3, H, D) sample is ``x[:, :, i]`` then (H, N, D):
+    per index a Slice ``[:, :, i]`` of the reshaped projection and a Permute (0, 2, 1, 3)."""
+    imported = from_module(Unbound(dim=16, heads=2).eval(), (6, 16))
+    layers = imported.network.layers
+    slices = [layer for layer in layers if isinstance(layer, Slice)]
+    assert [s.index for s in slices] == [((None, None, None), i) for i in range(3)]
+    assert [layer.dims for layer in layers if isinstance(layer, Permute)] == [(0, 2, 1, 3)] * 3
+    shapes = dict(zip((layer.name for layer in layers), imported.network.output_shapes))
+    assert [shapes[s.name] for s in slices] == [(6, 2, 8)] * 3  # (N, H, D) per sample: tokens 6, heads 2, 16 / 2
+
+
+class Used(nn.Module):
+    """``permute(*dims)`` of an (N, 4, 3, 2, 8) tensor, then ``use`` of it."""
+
+    def __init__(self, use, dims=(2, 0, 3, 1, 4)):
+        super().__init__()
+        self.fc, self.use, self.dims = nn.Linear(8, 24), use, dims
+
+    def forward(self, x):                            # x: (N, 4, 8)
+        b, n, c = x.shape
+        return self.use(self.fc(x).reshape(b, n, 3, 2, 4).permute(*self.dims))
+
+
+@pytest.mark.parametrize("use, dims", [
+    (lambda qkv: qkv, (2, 0, 3, 1, 4)),                                    # returned as it is
+    (lambda qkv: qkv.reshape(3, -1, 4, 4).unbind(0)[0], (2, 0, 3, 1, 4)),  # SAM's: merged with the heads first
+    (lambda qkv: qkv[0] + qkv.sum(0), (2, 0, 3, 1, 4)),                    # one use besides the selections
+    (lambda qkv: qkv.unbind(1)[0], (2, 0, 3, 1, 4)),                       # not dim 0
+    (lambda qkv: qkv[0:2][0], (2, 0, 3, 1, 4)),                            # a slice of dim 0
+    (lambda qkv: qkv[0, :, 1], (2, 0, 3, 1, 4)),                           # a tuple index
+    (lambda qkv: qkv[0], (2, 3, 0, 1, 4)),                                 # the batch lands at dim 1 of qkv[0]
+    (lambda qkv: qkv.unbind(0)[1], (1, 3, 0, 2, 4)),                       # the same, through unbind
+])
+def test_other_uses_of_a_batch_moving_permute_are_refused_at_the_permute(use, dims):
+    torch.manual_seed(0)
+    module = Used(use, dims).eval()
+    module(torch.randn(2, 4, 8))  # torch runs it
+    with pytest.raises(SpecError, match=r"method 'permute' .*\(fx node 'permute'\): dims=\[.*\] moves the batch "
+                                        r"dimension; alexcost analyses each sample on its own"):
+        from_module(module, (4, 8))
+
+
+def test_unbind_of_the_batch_is_refused():
+    class Module(nn.Module):
+        def forward(self, x):
+            return x.unbind(0)[0]
+
+    with pytest.raises(SpecError, match=r"method 'unbind' .*unbinds the batch dimension"):
+        from_module(Module(), (4, 8))
