@@ -224,3 +224,40 @@ def test_unbind_of_the_batch_is_refused():
 
     with pytest.raises(SpecError, match=r"method 'unbind' .*unbinds the batch dimension"):
         from_module(Module(), (4, 8))
+
+
+# -- timm's models of this kind ---------------------------------------------------------------------
+
+TIMM = {  # name: (timm.create_model's arguments, input size)
+    "deit_tiny_patch16_224": ({"img_size": 32}, 32),
+    "pvt_v2_b0": ({}, 64),
+    "twins_svt_small": ({"depths": (1, 1, 1, 1)}, 64),
+    "vit_small_resnet26d_224": ({"img_size": 64}, 64),
+}
+
+
+@pytest.mark.parametrize("name", TIMM)
+def test_timm_models_read_exactly(name):
+    """As the timm survey compares them: built on the meta device (torch's shape functions count the same
+    FLOPs, attention's included), FlopCounterMode's total, the parameters and the output against alexcost's."""
+    timm = pytest.importorskip("timm")
+    from zoo_cases import assert_exact
+
+    kwargs, size = TIMM[name]
+    with torch.device("meta"):
+        model = timm.create_model(name, pretrained=False, **kwargs).eval()
+    assert_exact(model, size, name)
+
+
+@pytest.mark.parametrize("name, kwargs, shape", [
+    ("deit_tiny_patch16_224", {"img_size": 32, "depth": 2}, (3, 32, 32)),
+    ("pvt_v2_b0", {"depths": (1, 1, 1, 1)}, (3, 64, 64)),
+])
+def test_timm_training_step_matches_torch(name, kwargs, shape):
+    """A real CPU training step of a shallow timm model: forward and backward FLOPs, saved bytes."""
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    model = timm.create_model(name, pretrained=False, **kwargs)
+    theirs, ours = torch_attention_step(model, shape), alexcost_step(model, shape)
+    assert theirs.refused is None and ours.refused is None, (theirs, ours)
+    assert ours == theirs
