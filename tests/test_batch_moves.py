@@ -12,6 +12,8 @@ compared as ``benchmarks/timm_survey.py`` compares them.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -20,9 +22,9 @@ F = torch.nn.functional
 
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from alexcost import Permute, SpecError, Slice  # noqa: E402
+from alexcost import Chunk, Permute, SpecError, Slice, Squeeze  # noqa: E402
 from alexcost.torch_bridge import from_module  # noqa: E402
-from module_step import alexcost_step, counted_attention, torch_attention_step  # noqa: E402
+from module_step import alexcost_step, counted_attention, torch_attention_step, torch_step  # noqa: E402
 
 
 def attend(q, k, v, fused):
@@ -174,16 +176,23 @@ def test_training_step_matches_torch(case):
     assert ours == theirs
 
 
-def test_each_selection_is_a_slice_then_a_permute_of_the_input():
-    """Per sample, ``permute(2, 0, 3, 1, 4)[i]`` of an (N, 3, H, D) sample is ``x[:, :, i]`` then (H, N, D):
-    per index a Slice ``[:, :, i]`` of the reshaped projection and a Permute (0, 2, 1, 3)."""
+def test_what_each_selection_is_per_sample():
+    """Per sample, ``permute(2, 0, 3, 1, 4)`` of an (L, 3, H, D) sample then ``[i]`` is ``x[:, :, i]`` then
+    (H, L, D): a Slice and a Permute (0, 2, 1, 3); ``unbind(0)`` is the three pieces of one of a Chunk along
+    dim 2, each squeezed, then the same Permute."""
+    layers = from_module(Indexed(dim=12, heads=3).eval(), (5, 12)).network.layers
+    assert [s.index for s in layers if isinstance(s, Slice)] == [((None, None, None), i) for i in (0, 1, -1, 0)]
+    assert [p.dims for p in layers if isinstance(p, Permute)] == [(0, 2, 1, 3)] * 4
+
     imported = from_module(Unbound(dim=16, heads=2).eval(), (6, 16))
-    layers = imported.network.layers
-    slices = [layer for layer in layers if isinstance(layer, Slice)]
-    assert [s.index for s in slices] == [((None, None, None), i) for i in range(3)]
-    assert [layer.dims for layer in layers if isinstance(layer, Permute)] == [(0, 2, 1, 3)] * 3
-    shapes = dict(zip((layer.name for layer in layers), imported.network.output_shapes))
-    assert [shapes[s.name] for s in slices] == [(6, 2, 8)] * 3  # (N, H, D) per sample: tokens 6, heads 2, 16 / 2
+    net = imported.network
+    shapes = dict(zip((layer.name for layer in net.layers), net.output_shapes))
+    chunk, = (layer for layer in net.layers if isinstance(layer, Chunk))
+    assert (chunk.chunks, chunk.dim) == (3, 2) and shapes[chunk.name] == ((6, 1, 2, 8),) * 3
+    assert [s.dim for s in net.layers if isinstance(s, Squeeze)] == [(2,)] * 3
+    permutes = [p for p in net.layers if isinstance(p, Permute)]
+    assert [p.dims for p in permutes] == [(0, 2, 1, 3)] * 3
+    assert [shapes[p.name] for p in permutes] == [(2, 6, 8)] * 3  # (H, L, D): heads 2, tokens 6, 16 / 2
 
 
 class Used(nn.Module):
@@ -215,6 +224,58 @@ def test_other_uses_of_a_batch_moving_permute_are_refused_at_the_permute(use, di
     with pytest.raises(SpecError, match=r"method 'permute' .*\(fx node 'permute'\): dims=\[.*\] moves the batch "
                                         r"dimension; alexcost analyses each sample on its own"):
         from_module(module, (4, 8))
+
+
+class Written(nn.Module):
+    """A write in place around the selections of a batch-moving permute: ``order`` says where."""
+
+    def __init__(self, order):
+        super().__init__()
+        self.fc, self.order = nn.Linear(8, 24), order
+
+    def forward(self, x):                            # x: (N, 4, 8)
+        b, n, c = x.shape
+        y = self.fc(x).reshape(b, n, 3, 2, 4)
+        qkv = y.permute(2, 0, 3, 1, 4)
+        if self.order == "base, then unbind":
+            y.relu_()
+        q, k, v = qkv.unbind(0) if self.order != "select, then it" else (qkv[0], qkv[1], qkv[2])
+        if self.order in ("unbind, then it", "select, then it"):
+            q.relu_()
+        if self.order == "unbind, then base":
+            y.relu_()
+        return (q @ k.transpose(-2, -1)).softmax(-1) @ v
+
+
+@pytest.mark.parametrize("order, trains, reads", [
+    ("base, then unbind", True, True),
+    ("unbind, then it", False, True),
+    ("unbind, then base", False, False),
+    ("select, then it", True, False),
+])
+def test_writes_in_place_are_read_as_torch_runs_them_or_refused(order, trains, reads):
+    """torch trains a write into the base before ``unbind``, and into a selection ``qkv[i]``; it refuses to
+    train a write into an output of ``unbind`` (a view of several), or into its base before an output is
+    used. alexcost counts the step where torch trains it and refuses it where torch does; it refuses to
+    read at all a write into a base that a Chunk sliced before (as for ``chunk``), and a write into a
+    Slice whose base is read again (as for ``x[:, 0]``)."""
+    torch.manual_seed(0)
+    module = Written(order)
+    theirs, ours = torch_step(module, (4, 8)), alexcost_step(module, (4, 8))
+    assert (theirs.refused is None) is trains, theirs
+    if trains and reads:
+        assert ours == theirs
+    else:
+        assert re.search(r"several views|a view made by Slice, whose base is read again", ours.refused or ""), ours
+    if not reads:
+        with pytest.raises(SpecError, match=r"fx node 'relu_'.*writes in place into a"):
+            from_module(module, (4, 8))
+        return
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:  # the forward pass, as torch runs it
+        out = module.eval()(torch.randn(2, 4, 8))
+    imported = from_module(module, (4, 8))
+    assert 2 * imported.cost(batch=2).totals.macs == counter.get_total_flops()
+    assert (2, *imported.network.output_shape) == tuple(out.shape)
 
 
 def test_unbind_of_the_batch_is_refused():

@@ -4,10 +4,10 @@ timm's attention writes ``qkv = x.reshape(B, N, 3, H, D).permute(2, 0, 3, 1, 4)`
 (or ``qkv[0]``, ``qkv[1]``, ...): the permute moves the batch to dim 1, and selecting dim 0 puts it in
 front again. Per sample, output ``i`` is the sample's ``x[..., i, ...]`` along the dim moved to the
 front, with the rest in the permuted order. Such a permute is read only where every use of it selects
-its dim 0 with a constant (``unbind(0)``, ``[i]``) and the batch lands at dim 1: each index taken
-becomes a `Slice` then, where the order changes, a `Permute`, both views of ``x`` as torch's are.
+its dim 0 with a constant (``unbind(0)``, ``[i]``) and the batch lands at dim 1 (see `Selections`):
+per output, views of ``x`` as torch's are.
 Any other permute that moves the batch is refused at the permute. ``x.unbind(d)`` of a tensor whose
-batch is in front is a `Slice` per index (``d`` not the batch's). Handlers as in
+batch is in front is a `Chunk` into pieces of one, each squeezed (``d`` not the batch's). Handlers as in
 `alexcost.torch_bridge.ops`. Imports torch.
 """
 
@@ -17,26 +17,40 @@ import operator
 
 import torch
 
-from ..layers import Permute, Slice
+from ..layers import Chunk, Permute, Slice, Squeeze
 from .calls import REQUIRED, bind
 
 _WHOLE = (None, None, None)
 
 
 class Selections:
-    """A permuted view whose batch is at dim 1, held as the selections of its dim 0 its uses take:
-    ``[i]`` and ``unbind(0)`` give them (each a view of the permute's input, emitted at the permute)."""
+    """``x.permute(dims)`` whose batch is at dim 1, every use of which selects its dim 0 (checked at the
+    permute): ``[i]`` is a `Slice` of ``x``, ``unbind(0)`` a `Chunk` of ``x`` into pieces of one, each
+    squeezed, as torch's are views of several (one written in place fails torch's training step); then,
+    where the order of the rest changes, a `Permute`. Made when used, from ``x`` as it is then (a write in
+    place into ``x`` since shows through, as through torch's view), and named after the permute."""
 
-    __slots__ = ("views", "size")
+    __slots__ = ("r", "node", "x", "front", "rest")
 
-    def __init__(self, views: dict, size: int):
-        self.views, self.size = views, size
+    def __init__(self, r, node, x, front: int, rest: tuple):
+        self.r, self.node, self.x, self.front, self.rest = r, node, x, front, rest
+
+    def _ordered(self, view):
+        if self.rest == tuple(range(len(self.rest))):
+            return view
+        return self.r.emit(self.node, self.r.build(self.node, Permute, {"dims": self.rest}), [view])
 
     def __getitem__(self, index):
-        return self.views[index % self.size]
+        r, node, front = self.r, self.node, self.front
+        x = r.fresh(self.x)
+        return self._ordered(r.emit(node, r.build(node, Slice, {"index": (_WHOLE,) * (front - 1) + (index,)}), [x]))
 
     def unbind(self, dim=0):
-        return tuple(self.views[i] for i in range(self.size))
+        r, node, front = self.r, self.node, self.front
+        x = r.fresh(self.x)
+        pieces = r.emit(node, r.build(node, Chunk, {"chunks": x.shape[front - 1], "dim": front}), [x])
+        return tuple(self._ordered(r.emit(node, r.build(node, Squeeze, {"dim": front}), [piece]))
+                     for piece in pieces)
 
     def __repr__(self) -> str:
         return "a permuted view of a tensor whose batch is its dim 1"
@@ -46,32 +60,28 @@ def _dim0(value, rank: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value in (0, -rank)
 
 
-def _taken(node, rank: int, size: int):
-    """The indices of dim 0 the uses of ``node`` select (each a constant): ``unbind(0)`` all of them,
-    ``[i]`` one. None where a use does anything else."""
-    taken = set()
+def _selected(node, rank: int, size: int) -> bool:
+    """Does every use of ``node`` (one at least) select its dim 0 with a constant: ``unbind(0)``, ``[i]``?"""
     for user in node.users:
         args, kwargs = user.args, user.kwargs
         if user.op == "call_function" and user.target is operator.getitem:
             if len(args) != 2 or args[0] is not node or kwargs:
-                return None
+                return False
             index = args[1]
             if not (isinstance(index, int) and not isinstance(index, bool) and -size <= index < size):
-                return None
-            taken.add(index % size)
+                return False
         elif (user.op == "call_method" and user.target == "unbind") or \
                 (user.op == "call_function" and user.target is torch.unbind):
             names = ("self" if user.op == "call_method" else "input", "dim")
             bound = dict(zip(names, args))
             if len(args) > 2 or set(kwargs) - set(names) or set(kwargs) & set(bound):
-                return None
+                return False
             bound.update(kwargs)
             if bound.get(names[0]) is not node or not _dim0(bound.get("dim", 0), rank):
-                return None
-            taken.update(range(size))
+                return False
         else:
-            return None
-    return taken or None
+            return False
+    return bool(node.users)
 
 
 def moved_permute(r, node, x, dims):
@@ -84,21 +94,14 @@ def moved_permute(r, node, x, dims):
     if sorted(order) != list(range(rank)) or order[0] == 0 or order[1] != 0:
         return None
     front, size = order[0], x.shape[order[0] - 1]
-    taken = _taken(node, rank, size)
-    if taken is None:
+    if not _selected(node, rank, size):
         return None
-    rest = tuple(d - (d > front) for d in order[1:])
-    views = {}
-    for i in sorted(taken):
-        view = r.emit(node, r.build(node, Slice, {"index": (_WHOLE,) * (front - 1) + (i,)}), [x])
-        if rest != tuple(range(rank - 1)):
-            view = r.emit(node, r.build(node, Permute, {"dims": rest}), [view])
-        views[i] = view
-    return Selections(views, size)
+    return Selections(r, node, x, front, tuple(d - (d > front) for d in order[1:]))
 
 
 def unbind(r, node, args, kwargs):
-    """``x.unbind(d)``, ``torch.unbind(x, d)``: the views ``x[:, ..., i]`` along ``d``, one `Slice` each."""
+    """``x.unbind(d)``, ``torch.unbind(x, d)``: the views along ``d``, as a `Chunk` into pieces of one,
+    each squeezed (views of several, as torch's)."""
     bound = bind(r, node, (("input", REQUIRED), ("dim", 0)), args, kwargs)
     x, d = bound["input"], r.constant(bound["dim"], node, "dim")
     if isinstance(x, Selections):
@@ -110,8 +113,8 @@ def unbind(r, node, args, kwargs):
     d %= rank
     if d == 0:
         r.refuse(node, "unbinds the batch dimension; alexcost analyses each sample on its own")
-    return tuple(r.emit(node, r.build(node, Slice, {"index": (_WHOLE,) * (d - 1) + (i,)}), [x])
-                 for i in range(x.shape[d - 1]))
+    pieces = r.emit(node, r.build(node, Chunk, {"chunks": x.shape[d - 1], "dim": d}), [x])
+    return tuple(r.emit(node, r.build(node, Squeeze, {"dim": d}), [piece]) for piece in pieces)
 
 
 FUNCTIONS = {torch.unbind: unbind}
