@@ -287,6 +287,70 @@ def test_unbind_of_the_batch_is_refused():
         from_module(Module(), (4, 8))
 
 
+# -- stacks: before the batch and reduced away again, or after it --------------------------------------
+
+class Stacked(nn.Module):
+    """Two or three branches stacked: ``use`` of the list of branch outputs (N, 3, 6)."""
+
+    def __init__(self, use):
+        super().__init__()
+        self.a, self.b, self.c, self.use = nn.Linear(6, 6), nn.Linear(6, 6), nn.Linear(6, 4), use
+
+    def forward(self, x):                            # x: (N, 3, 6)
+        return self.use(self, x, [self.a(x), self.b(x)])
+
+
+STACKS = {  # timm's ensembles (ViT's parallel blocks, CrossViT's heads), CoaT's, and others
+    "stack then sum(dim=0)": lambda m, x, ys: x + torch.stack(ys).sum(dim=0),
+    "torch.mean of stack(dim=0)": lambda m, x, ys: torch.mean(torch.stack(ys, dim=0), dim=0),
+    "stack then mean(0), sum(-4)": lambda m, x, ys: torch.stack(ys).mean(0) + torch.stack([x, x, x]).sum(-4),
+    "stack(dim=1)": lambda m, x, ys: m.c(torch.stack([ys[0][:, 0], ys[1][:, 1]], dim=1)),
+    "stack(dim=-1)": lambda m, x, ys: torch.stack(ys, -1).flatten(2),
+    "stack of one": lambda m, x, ys: torch.stack(ys[:1], 1),
+}
+
+
+@pytest.mark.parametrize("case", STACKS)
+def test_stacks_match_torch(case):
+    """Forward FLOPs, parameters and output shape, then a training step, against torch."""
+    torch.manual_seed(0)
+    module = Stacked(STACKS[case])
+    imported = from_module(module, (3, 6))
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        out = module(torch.randn(2, 3, 6))
+    assert (2, *imported.network.output_shape) == tuple(out.shape)
+    assert imported.params == sum(p.numel() for p in module.parameters())
+    assert 2 * imported.cost(batch=2).totals.macs == counter.get_total_flops()
+    theirs, ours = torch_step(module, (3, 6)), alexcost_step(module, (3, 6))
+    assert theirs.refused is None and ours == theirs, (theirs, ours)
+
+
+def test_a_reduced_stack_is_summed_per_sample_over_its_dim_1():
+    """Per sample, ``torch.stack(ys).sum(0)`` is the (2, 3, 6) stack of the samples reduced over its first
+    dim: a Sum over dim 1 of the batched tensor, of ``2 * 3 * 6 - 3 * 6`` adds per sample."""
+    from alexcost import Cat, Sum
+
+    imported = from_module(Stacked(STACKS["stack then sum(dim=0)"]), (3, 6))
+    net = imported.network
+    rows = {row.name: row for row in imported.cost(batch=1).layers}
+    cat, = (layer for layer in net.layers if isinstance(layer, Cat))
+    total, = (layer for layer in net.layers if isinstance(layer, Sum))
+    assert cat.dim == 1 and total.dim == (1,)
+    assert rows[total.name].other_ops == 2 * 3 * 6 - 3 * 6
+
+
+@pytest.mark.parametrize("use, message", [
+    (lambda m, x, ys: torch.stack(ys), r"stacks before the batch dimension \(dim=0\), and is used otherwise"),
+    (lambda m, x, ys: torch.stack(ys)[0], r"stacks before the batch dimension"),
+    (lambda m, x, ys: torch.stack(ys).sum(0, keepdim=True)[0], r"stacks before the batch dimension"),
+    (lambda m, x, ys: torch.stack(ys).sum(1)[0], r"stacks before the batch dimension"),
+    (lambda m, x, ys: torch.stack([ys[0], m.c(x)]).sum(0), r"stack expects each tensor to be equal size"),
+])
+def test_other_stacks_are_refused_at_the_stack(use, message):
+    with pytest.raises(SpecError, match=r"function 'stack' .*\(fx node 'stack'\): " + message):
+        from_module(Stacked(use), (3, 6))
+
+
 # -- timm's models of this kind ---------------------------------------------------------------------
 
 TIMM = {  # name: (timm.create_model's arguments, input size)

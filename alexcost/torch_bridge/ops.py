@@ -32,6 +32,7 @@ from .dense import CONVOLUTIONS, module_conv, padding_module
 from .dense import FUNCTIONS as DENSE_FUNCTIONS
 from .attention import FUNCTIONS as ATTENTION_FUNCTIONS, METHODS as ATTENTION_METHODS, Token
 from .moves import FUNCTIONS as MOVES_FUNCTIONS, METHODS as MOVES_METHODS, moved_permute
+from .stacks import FUNCTIONS as STACK_FUNCTIONS, reduced
 
 
 def _dims(r, node, args, kwargs, name: str):
@@ -266,6 +267,9 @@ FUNCTIONS = {
     **DENSE_FUNCTIONS, **ATTENTION_FUNCTIONS, **MOVES_FUNCTIONS,
 }
 """Functions by the object fx records as a call_function node's target."""
+
+FUNCTIONS.update(STACK_FUNCTIONS)
+FUNCTIONS[torch.sum], FUNCTIONS[torch.mean] = reduced("sum", FUNCTIONS[torch.sum]), reduced("mean", FUNCTIONS[torch.mean])
 
 try:
     FUNCTIONS[_stochastic_depth()] = unary(StochasticDepth, (("p", REQUIRED), ("mode", REQUIRED),
