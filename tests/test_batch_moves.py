@@ -6,8 +6,9 @@ permute moves the batch to dim 1, the selection of dim 0 puts it in front again.
 read by ``from_module``; its output shape and parameters are torch's, its forward MACs are
 FlopCounterMode's FLOPs / 2 (attention as matrix products: torch's math backend), and a training
 step's backward FLOPs and saved bytes are those of a real CPU step (`module_step`). A batch-moving
-permute used any other way stays refused at the permute, as before. Small timm models of this kind are
-compared as ``benchmarks/timm_survey.py`` compares them.
+permute used any other way stays refused at the permute, as before. ``torch.stack(xs)`` puts the batch at
+dim 1 too, and ``.sum(0)`` or ``.mean(0)`` puts it back (timm's ensembles); stacks after the batch are
+plain. Small timm models of these kinds are compared as ``benchmarks/timm_survey.py`` compares them.
 """
 
 from __future__ import annotations
@@ -351,13 +352,15 @@ def test_other_stacks_are_refused_at_the_stack(use, message):
         from_module(Stacked(use), (3, 6))
 
 
-# -- timm's models of this kind ---------------------------------------------------------------------
+# -- timm's models of these kinds ---------------------------------------------------------------------
 
 TIMM = {  # name: (timm.create_model's arguments, input size)
     "deit_tiny_patch16_224": ({"img_size": 32}, 32),
     "pvt_v2_b0": ({}, 64),
     "twins_svt_small": ({"depths": (1, 1, 1, 1)}, 64),
     "vit_small_resnet26d_224": ({"img_size": 64}, 64),
+    "vit_small_patch16_18x2_224": ({"img_size": 32, "depth": 2}, 32),  # torch.stack(...).sum(dim=0)
+    "skresnet18": ({}, 32),  # torch.stack(..., dim=1)
 }
 
 
@@ -377,6 +380,7 @@ def test_timm_models_read_exactly(name):
 @pytest.mark.parametrize("name, kwargs, shape", [
     ("deit_tiny_patch16_224", {"img_size": 32, "depth": 2}, (3, 32, 32)),
     ("pvt_v2_b0", {"depths": (1, 1, 1, 1)}, (3, 64, 64)),
+    ("vit_small_patch16_18x2_224", {"img_size": 32, "depth": 1}, (3, 32, 32)),
 ])
 def test_timm_training_step_matches_torch(name, kwargs, shape):
     """A real CPU training step of a shallow timm model: forward and backward FLOPs, saved bytes."""
