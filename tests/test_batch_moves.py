@@ -305,6 +305,8 @@ STACKS = {  # timm's ensembles (ViT's parallel blocks, CrossViT's heads), CoaT's
     "stack then sum(dim=0)": lambda m, x, ys: x + torch.stack(ys).sum(dim=0),
     "torch.mean of stack(dim=0)": lambda m, x, ys: torch.mean(torch.stack(ys, dim=0), dim=0),
     "stack then mean(0), sum(-4)": lambda m, x, ys: torch.stack(ys).mean(0) + torch.stack([x, x, x]).sum(-4),
+    "sum(0, keepdim=False), torch.sum": lambda m, x, ys: torch.stack(ys).sum(0, keepdim=False)
+    + torch.sum(torch.stack(ys), 0),
     "stack(dim=1)": lambda m, x, ys: m.c(torch.stack([ys[0][:, 0], ys[1][:, 1]], dim=1)),
     "stack(dim=-1)": lambda m, x, ys: torch.stack(ys, -1).flatten(2),
     "stack of one": lambda m, x, ys: torch.stack(ys[:1], 1),

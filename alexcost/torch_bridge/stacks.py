@@ -39,10 +39,10 @@ class Stack:
         r, node = self.r, self.node
         return r.emit(node, r.build(node, _REDUCTIONS[name], {"dim": 1}), [_stacked(r, node, self.tensors, 1)])
 
-    def sum(self, dim=0):
+    def sum(self, dim=0, keepdim=False):
         return self.reduce("sum")
 
-    def mean(self, dim=0):
+    def mean(self, dim=0, keepdim=False):
         return self.reduce("mean")
 
     def __repr__(self) -> str:
