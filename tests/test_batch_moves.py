@@ -301,12 +301,20 @@ class Stacked(nn.Module):
         return self.use(self, x, [self.a(x), self.b(x)])
 
 
+def _written_after(m, x, ys):
+    """A stack copies: a write into an input afterwards does not reach it (but the later read of that input)."""
+    s = torch.stack(ys)
+    ys[0].relu_()
+    return s.sum(0) + ys[0]
+
+
 STACKS = {  # timm's ensembles (ViT's parallel blocks, CrossViT's heads), CoaT's, and others
     "stack then sum(dim=0)": lambda m, x, ys: x + torch.stack(ys).sum(dim=0),
     "torch.mean of stack(dim=0)": lambda m, x, ys: torch.mean(torch.stack(ys, dim=0), dim=0),
     "stack then mean(0), sum(-4)": lambda m, x, ys: torch.stack(ys).mean(0) + torch.stack([x, x, x]).sum(-4),
     "sum(0, keepdim=False), torch.sum": lambda m, x, ys: torch.stack(ys).sum(0, keepdim=False)
     + torch.sum(torch.stack(ys), 0),
+    "an input written after the stack": _written_after,
     "stack(dim=1)": lambda m, x, ys: m.c(torch.stack([ys[0][:, 0], ys[1][:, 1]], dim=1)),
     "stack(dim=-1)": lambda m, x, ys: torch.stack(ys, -1).flatten(2),
     "stack of one": lambda m, x, ys: torch.stack(ys[:1], 1),

@@ -21,23 +21,24 @@ _REDUCTIONS = {"sum": Sum, "mean": Mean}
 
 
 def _stacked(r, node, tensors, d: int):
-    """``torch.stack(tensors, d)`` (``d`` of the batched output, not 0), made of the tensors as they are now."""
-    xs = [r.emit(node, r.build(node, Unsqueeze, {"dim": d}), [r.tensor(r.fresh(t), node)]) for t in tensors]
+    """``torch.stack(tensors, d)`` of activations (``d`` of the batched output, not 0)."""
+    xs = [r.emit(node, r.build(node, Unsqueeze, {"dim": d}), [x]) for x in tensors]
     return r.emit(node, Clone(), xs) if len(xs) == 1 else r.emit(node, r.build(node, Cat, {"dim": d}), xs)
 
 
 class Stack:
     """A stack at dim 0 (the batch then at dim 1) whose every use reduces dim 0 (checked at the stack):
-    made when used, along dim 1, then reduced along dim 1; named after the stack."""
+    per sample, the stack along dim 1 (made at the stack, a copy as torch's), reduced along dim 1 when
+    used; named after the stack."""
 
-    __slots__ = ("r", "node", "tensors")
+    __slots__ = ("r", "node", "stacked")
 
-    def __init__(self, r, node, tensors):
-        self.r, self.node, self.tensors = r, node, tensors
+    def __init__(self, r, node, stacked):
+        self.r, self.node, self.stacked = r, node, stacked
 
     def reduce(self, name: str):
         r, node = self.r, self.node
-        return r.emit(node, r.build(node, _REDUCTIONS[name], {"dim": 1}), [_stacked(r, node, self.tensors, 1)])
+        return r.emit(node, r.build(node, _REDUCTIONS[name], {"dim": 1}), [r.fresh(self.stacked)])
 
     def sum(self, dim=0, keepdim=False):
         return self.reduce("sum")
@@ -84,9 +85,9 @@ def stack(r, node, args, kwargs):
         r.refuse(node, f"dim={r.show(d)} is out of range for a stack of {rank - 1}-dimensional tensors")
     d %= rank
     if d:
-        return _stacked(r, node, tensors, d)
+        return _stacked(r, node, xs, d)
     if _reduces_dim0(node, rank):
-        return Stack(r, node, tensors)
+        return Stack(r, node, _stacked(r, node, xs, 1))
     r.refuse(node, "stacks before the batch dimension (dim=0), and is used otherwise than summed or averaged "
                    "over that dim; alexcost analyses each sample on its own")
 
