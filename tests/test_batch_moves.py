@@ -36,17 +36,21 @@ def attend(q, k, v, fused):
 
 
 class Unbound(nn.Module):
-    """timm's Attention: ``permute(2, 0, 3, 1, 4)`` then ``unbind(0)`` (the method, or ``torch.unbind``)."""
+    """timm's Attention: ``permute(2, 0, 3, 1, 4)`` then ``unbind(0)`` (the method, or ``torch.unbind``), or
+    unpacked (``q, k, v = qkv``, which fx traces as ``qkv[0]``, ``qkv[1]``, ``qkv[2]``)."""
 
-    def __init__(self, dim=16, heads=2, fused=True, function=False):
+    def __init__(self, dim=16, heads=2, fused=True, how="method"):
         super().__init__()
-        self.heads, self.fused, self.function = heads, fused, function
+        self.heads, self.fused, self.how = heads, fused, how
         self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
 
     def forward(self, x):
         b, n, c = x.shape
         qkv = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
-        q, k, v = torch.unbind(qkv, dim=0) if self.function else qkv.unbind(0)
+        if self.how == "unpacked":
+            q, k, v = qkv
+        else:
+            q, k, v = torch.unbind(qkv, dim=0) if self.how == "function" else qkv.unbind(0)
         return self.proj(attend(q, k, v, self.fused).transpose(1, 2).reshape(b, n, c))
 
 
@@ -143,7 +147,8 @@ class Pieces(nn.Module):
 CASES = {
     "unbind": (lambda: Unbound(), (6, 16)),
     "unbind written out": (lambda: Unbound(fused=False), (5, 16)),
-    "torch.unbind": (lambda: Unbound(function=True), (4, 16)),
+    "torch.unbind": (lambda: Unbound(how="function"), (4, 16)),
+    "unpacked": (lambda: Unbound(how="unpacked"), (3, 16)),
     "indexing": (Indexed, (5, 12)),
     "keys and values": (KeyValue, (7, 16)),
     "windows (3, 0, 1, 4, 2, 5)": (Windows, (3, 4, 16)),
