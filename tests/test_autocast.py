@@ -249,6 +249,12 @@ def _conv_after(self, x):  # a bfloat16 tensor into a float32 convolution: torch
     return self.c2(y)
 
 
+def _float_after(self, x):  # x.float() of a bfloat16 tensor converts it: torch's step differs from bfloat16's
+    with torch.autocast(**BF16):
+        y = self.c1(x)
+    return self.c2(F.relu(y).float())
+
+
 def _shared(self, x):  # one convolution's weight cast in one region, used twice
     with torch.autocast(**BF16):
         return self.c1(F.relu(self.c1(x)))
@@ -280,6 +286,13 @@ def test_a_convolution_fed_bfloat16_outside_autocast_is_refused_as_torch_refuses
     assert torch_step(Body(_conv_after), SHAPE).refused
     with pytest.raises(SpecError, match=r"'c2' \(Conv2d\): Input type \(bfloat16\) and weight type"):
         training_cost(from_module(Body(_conv_after), SHAPE), 2, device="cpu")
+
+
+def test_a_conversion_to_float32_under_autocast_is_refused_naming_it():
+    assert torch_step(Body(_float_after), SHAPE).refused is None
+    with pytest.raises(SpecError, match=r"method 'float' .* converts a tensor to float32 in a module that runs "
+                                        r"torch.autocast"):
+        training_cost(from_module(Body(_float_after), SHAPE), 2, device="cpu")
 
 
 def test_a_module_called_twice_under_autocast_is_refused():

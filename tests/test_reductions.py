@@ -74,7 +74,7 @@ def test_other_ops_by_hand():
     (lambda x: x.norm(p=3, dim=1), r"ord=3: alexcost counts the 1- and 2-norms only"),
     (lambda x: torch.roll(x, 1), r"rolls the flattened tensor"),
     (lambda x: torch.roll(x, 1, 0), r"dim 0 is the batch dimension"),
-    (lambda x: torch.stack([x, x], 0), r"stacks along dim 0, the batch's"),
+    (lambda x: torch.stack([x, x]), r"stacks before the batch dimension \(dim=0\)"),
 ])
 def test_what_cannot_be_read_is_refused_at_the_node(forward, message):
     class Module(nn.Module):

@@ -1,7 +1,7 @@
-"""Single calls that stop otherwise readable models, as alexcost layers: ``torch.stack``,
-``x.expand_as(y)``, ``x.float()`` (the tensor itself), ``F.rms_norm``, ``F.normalize``, ``F.avg_pool1d``
-and ``F.unfold`` (``nn.RMSNorm``, ``nn.AvgPool1d`` and ``nn.Unfold`` are read by name). Handlers as in
-`alexcost.torch_bridge.ops`, which adds `FUNCTIONS` and `METHODS` to its tables. Imports torch.
+"""Single calls that stop otherwise readable models, as alexcost layers: ``x.expand_as(y)``, ``x.float()``
+(the tensor itself), ``F.rms_norm``, ``F.normalize``, ``F.avg_pool1d`` and ``F.unfold`` (``nn.RMSNorm``,
+``nn.AvgPool1d`` and ``nn.Unfold`` are read by name). Handlers as in `alexcost.torch_bridge.ops`, which adds
+`FUNCTIONS` and `METHODS` to its tables. Imports torch.
 """
 
 from __future__ import annotations
@@ -9,35 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..layers import strides as st
-from ..layers import AvgPool1d, Cat, Expand, Normalize, RMSNorm, Unfold, Unsqueeze
+from ..layers import AvgPool1d, Expand, Normalize, RMSNorm, Unfold
 from .calls import REQUIRED, bind, unary, weight_arg
-
-
-def stack(r, node, args, kwargs):
-    """``torch.stack(tensors, dim)`` of activations along a dimension other than the batch's, as torch
-    computes it: each tensor unsqueezed at ``dim`` (a view), then one `Cat` along ``dim``."""
-    b = bind(r, node, (("tensors", REQUIRED), ("dim", 0)), args, kwargs)
-    tensors = b["tensors"]
-    if not isinstance(tensors, (list, tuple)) or not tensors:
-        r.refuse(node, "stacks something other than a list of tensors")
-    xs = [r.tensor(t, node) for t in tensors]
-    for x in xs[1:]:
-        if x.shape != xs[0].shape:
-            r.refuse(node, f"stack expects each tensor to be equal size, but got {list(xs[0].shape)} and "
-                           f"{list(x.shape)} per sample")
-    dim = r.constant(b["dim"], node, "dim")
-    if not isinstance(dim, int) or isinstance(dim, bool) or not -len(xs[0].shape) - 2 <= dim <= len(xs[0].shape) + 1:
-        r.refuse(node, f"dim={dim!r} is out of range for stacking tensors of {len(xs[0].shape) + 1} dimensions")
-    if dim % (len(xs[0].shape) + 2) == 0:
-        r.refuse(node, "stacks along dim 0, the batch's; alexcost analyses each sample on its own")
-    for batch in (1, 2):
-        for x in xs:
-            if not st.is_contiguous((batch, *x.shape), r._placed(node, batch, x.src)[1]):
-                r.refuse(node, "stacks a tensor that is not contiguous (permuted, or channels-last); alexcost reads "
-                               "torch.stack of contiguous tensors, whose result torch lays out contiguous")
-    unsqueezed = [r.emit(node, r.build(node, Unsqueeze, {"dim": dim}), [x]) for x in xs]
-    return r.emit(node, r.build(node, Cat, {"dim": dim}), unsqueezed)
 
 
 def expand_as(r, node, args, kwargs):
@@ -65,6 +38,7 @@ def to_float(r, node, args, kwargs):
     if found:
         r.refuse(node, f"converts to float32 in a module whose parameters are {sorted(map(str, found))}; "
                        f"alexcost reads x.float() only in a float32 module, where it is the tensor itself")
+    r.casts.append(r.where(node))  # a training step under autocast is refused (see the reader's modes)
     return x
 
 
@@ -85,7 +59,6 @@ def rms_norm(r, node, args, kwargs):
 
 
 FUNCTIONS = {
-    torch.stack: stack,
     F.rms_norm: rms_norm,
     F.avg_pool1d: unary(AvgPool1d, (("kernel_size", REQUIRED), ("stride", None), ("padding", 0),
                                     ("ceil_mode", False), ("count_include_pad", True))),

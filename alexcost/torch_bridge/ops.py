@@ -32,6 +32,8 @@ from .dense import CONVOLUTIONS, module_conv, padding_module
 from .dense import FUNCTIONS as DENSE_FUNCTIONS
 from .attention import FUNCTIONS as ATTENTION_FUNCTIONS, METHODS as ATTENTION_METHODS, Token
 from .misc import FUNCTIONS as MISC_FUNCTIONS, METHODS as MISC_METHODS
+from .moves import FUNCTIONS as MOVES_FUNCTIONS, METHODS as MOVES_METHODS, moved_permute
+from .stacks import FUNCTIONS as STACK_FUNCTIONS, reduced
 
 
 def _dims(r, node, args, kwargs, name: str):
@@ -47,8 +49,14 @@ def _dims(r, node, args, kwargs, name: str):
 
 
 def permute(r, node, args, kwargs):
+    """``x.permute(dims)``; one that moves the batch is read where its uses put it back (`moves`)."""
     x, dims = _dims(r, node, args, kwargs, "dims")
-    return r.emit(node, r.build(node, Permute, {"dims": dims}), [r.tensor(x, node)])
+    x = r.tensor(x, node)
+    if dims and dims[0] not in (0, -len(x.shape) - 1):
+        moved = moved_permute(r, node, x, dims)
+        if moved is not None:
+            return moved
+    return r.emit(node, r.build(node, Permute, {"dims": dims}), [x])
 
 
 def reshape(kind):
@@ -257,9 +265,12 @@ FUNCTIONS = {
     torch.clone: unary(Clone, (("memory_format", torch.preserve_format),),
                        fixed={"memory_format": torch.preserve_format}),
     getattr: get_attribute, torch._assert: check_assert, torch.fx._symbolic_trace._assert_is_none: check_none,
-    **DENSE_FUNCTIONS, **ATTENTION_FUNCTIONS, **MISC_FUNCTIONS,
+    **DENSE_FUNCTIONS, **ATTENTION_FUNCTIONS, **MISC_FUNCTIONS, **MOVES_FUNCTIONS,
 }
 """Functions by the object fx records as a call_function node's target."""
+
+FUNCTIONS.update(STACK_FUNCTIONS)
+FUNCTIONS[torch.sum], FUNCTIONS[torch.mean] = reduced("sum", FUNCTIONS[torch.sum]), reduced("mean", FUNCTIONS[torch.mean])
 
 try:
     FUNCTIONS[_stochastic_depth()] = unary(StochasticDepth, (("p", REQUIRED), ("mode", REQUIRED),
@@ -297,7 +308,7 @@ METHODS = {
     "softmax": unary(Softmax, (("dim", REQUIRED), ("dtype", None)), fixed={"dtype": None}),
     "clone": unary(Clone, (("memory_format", torch.preserve_format),),
                    fixed={"memory_format": torch.preserve_format}),
-    **ATTENTION_METHODS, **MISC_METHODS,
+    **ATTENTION_METHODS, **MISC_METHODS, **MOVES_METHODS,
 }
 """Tensor methods by name (a call_method node's target)."""
 

@@ -131,6 +131,7 @@ class Reader:
         self.weight, self.bias, self.frozen = [], [], []
         self.regions: list = []  # per layer: the mode a training step runs it in (trace.REGION), or None
         self.cold: list = []     # per layer: (weight frozen, bias frozen), as its tensors' requires_grad say
+        self.casts: list[str] = []  # the dtype conversions read as the tensor itself (x.float()), by node
         self.xs, self.ys = [], []
         self.needs: list[bool] = []  # per layer: does its output require grad (in a training step)?
         self.seen: set[int] = set()
@@ -724,6 +725,10 @@ class Reader:
                        f"it (torch's would run the other graph)")
         autocast = [(name, device, dtype) for name, region in zip(names, self.regions)
                     if region and region[0] == "autocast" for device, dtype in region[1]]
+        if not refused and autocast and self.casts:
+            refused = (f"{self.casts[0]} converts a tensor to float32 in a module that runs torch.autocast: the "
+                       f"dtype it converts from depends on the autocast regions, which alexcost does not follow "
+                       f"through a conversion")
         for name, region, layer, module in zip(names, self.regions, self.layers, self.module_ids):
             if (not refused and region and region[0] == "autocast" and type(layer).autocast == "lower"
                     and module is not None and self.module_ids.count(module) > 1):

@@ -1,0 +1,121 @@
+"""Views that move the batch and put it back, and ``unbind``.
+
+timm's attention writes ``qkv = x.reshape(B, N, 3, H, D).permute(2, 0, 3, 1, 4)`` then ``qkv.unbind(0)``
+(or ``qkv[0]``, ``qkv[1]``, ...): the permute moves the batch to dim 1, and selecting dim 0 puts it in
+front again. Per sample, output ``i`` is the sample's ``x[..., i, ...]`` along the dim moved to the
+front, with the rest in the permuted order. Such a permute is read only where every use of it selects
+its dim 0 with a constant (``unbind(0)``, ``[i]``) and the batch lands at dim 1 (see `Selections`):
+per output, views of ``x`` as torch's are.
+Any other permute that moves the batch is refused at the permute. ``x.unbind(d)`` of a tensor whose
+batch is in front is a `Chunk` into pieces of one, each squeezed (``d`` not the batch's). Handlers as in
+`alexcost.torch_bridge.ops`. Imports torch.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import torch
+
+from ..layers import Chunk, Permute, Slice, Squeeze
+from .calls import REQUIRED, bind
+
+_WHOLE = (None, None, None)
+
+
+class Selections:
+    """``x.permute(dims)`` whose batch is at dim 1, every use of which selects its dim 0 (checked at the
+    permute): ``[i]`` is a `Slice` of ``x``, ``unbind(0)`` a `Chunk` of ``x`` into pieces of one, each
+    squeezed, as torch's are views of several (one written in place fails torch's training step); then,
+    where the order of the rest changes, a `Permute`. Made when used, from ``x`` as it is then (a write in
+    place into ``x`` since shows through, as through torch's view), and named after the permute."""
+
+    __slots__ = ("r", "node", "x", "front", "rest")
+
+    def __init__(self, r, node, x, front: int, rest: tuple):
+        self.r, self.node, self.x, self.front, self.rest = r, node, x, front, rest
+
+    def _ordered(self, view):
+        if self.rest == tuple(range(len(self.rest))):
+            return view
+        return self.r.emit(self.node, self.r.build(self.node, Permute, {"dims": self.rest}), [view])
+
+    def __getitem__(self, index):
+        r, node, front = self.r, self.node, self.front
+        x = r.fresh(self.x)
+        return self._ordered(r.emit(node, r.build(node, Slice, {"index": (_WHOLE,) * (front - 1) + (index,)}), [x]))
+
+    def unbind(self, dim=0):
+        r, node, front = self.r, self.node, self.front
+        x = r.fresh(self.x)
+        pieces = r.emit(node, r.build(node, Chunk, {"chunks": x.shape[front - 1], "dim": front}), [x])
+        return tuple(self._ordered(r.emit(node, r.build(node, Squeeze, {"dim": front}), [piece]))
+                     for piece in pieces)
+
+    def __repr__(self) -> str:
+        return "a permuted view of a tensor whose batch is its dim 1"
+
+
+def _dim0(value, rank: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value in (0, -rank)
+
+
+def _selected(node, rank: int, size: int) -> bool:
+    """Does every use of ``node`` (one at least) select its dim 0 with a constant: ``unbind(0)``, ``[i]``?"""
+    for user in node.users:
+        args, kwargs = user.args, user.kwargs
+        if user.op == "call_function" and user.target is operator.getitem:
+            if len(args) != 2 or args[0] is not node or kwargs:
+                return False
+            index = args[1]
+            if not (isinstance(index, int) and not isinstance(index, bool) and -size <= index < size):
+                return False
+        elif (user.op == "call_method" and user.target == "unbind") or \
+                (user.op == "call_function" and user.target is torch.unbind):
+            names = ("self" if user.op == "call_method" else "input", "dim")
+            bound = dict(zip(names, args))
+            if len(args) > 2 or set(kwargs) - set(names) or set(kwargs) & set(bound):
+                return False
+            bound.update(kwargs)
+            if bound.get(names[0]) is not node or not _dim0(bound.get("dim", 0), rank):
+                return False
+        else:
+            return False
+    return bool(node.users)
+
+
+def moved_permute(r, node, x, dims):
+    """``x.permute(dims)`` with ``dims[0]`` not the batch: its `Selections`, or None where the permute
+    is not read so (the caller then refuses it as a permute that moves the batch)."""
+    rank = len(x.shape) + 1
+    if len(dims) != rank or not all(isinstance(d, int) and -rank <= d < rank for d in dims):
+        return None
+    order = [d % rank for d in dims]
+    if sorted(order) != list(range(rank)) or order[0] == 0 or order[1] != 0:
+        return None
+    front, size = order[0], x.shape[order[0] - 1]
+    if not _selected(node, rank, size):
+        return None
+    return Selections(r, node, x, front, tuple(d - (d > front) for d in order[1:]))
+
+
+def unbind(r, node, args, kwargs):
+    """``x.unbind(d)``, ``torch.unbind(x, d)``: the views along ``d``, as a `Chunk` into pieces of one,
+    each squeezed (views of several, as torch's)."""
+    bound = bind(r, node, (("input", REQUIRED), ("dim", 0)), args, kwargs)
+    x, d = bound["input"], r.constant(bound["dim"], node, "dim")
+    if isinstance(x, Selections):
+        return x.unbind(d)  # its uses were checked at the permute: dim 0
+    x = r.tensor(x, node)
+    rank = len(x.shape) + 1
+    if not (isinstance(d, int) and not isinstance(d, bool) and -rank <= d < rank):
+        r.refuse(node, f"dim={r.show(d)} is out of range for a tensor of {rank} dimensions")
+    d %= rank
+    if d == 0:
+        r.refuse(node, "unbinds the batch dimension; alexcost analyses each sample on its own")
+    pieces = r.emit(node, r.build(node, Chunk, {"chunks": x.shape[d - 1], "dim": d}), [x])
+    return tuple(r.emit(node, r.build(node, Squeeze, {"dim": d}), [piece]) for piece in pieces)
+
+
+FUNCTIONS = {torch.unbind: unbind}
+METHODS = {"unbind": unbind}
