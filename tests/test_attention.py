@@ -188,6 +188,29 @@ def test_multihead_attention_training_memory_is_refused_beyond_self_attention(bu
     assert ours.refused and "MultiheadAttention" in ours.refused
 
 
+class StridedHeads(nn.Module):
+    """q, k and v strided in their last dimension: torch's CPU step takes its math backend, not the fused kernel."""
+
+    def __init__(self, width=8):
+        super().__init__()
+        self.fc = nn.Linear(width, 3 * width)
+
+    def forward(self, x):
+        q, k, v = self.fc(x).chunk(3, -1)
+        q, k, v = [a.transpose(-1, -2).contiguous().transpose(-1, -2) for a in (q, k, v)]
+        return F.scaled_dot_product_attention(q, k, v)
+
+
+@pytest.mark.parametrize("shape", [(2, 12, 8), (2, 16, 8)])
+def test_attention_on_inputs_strided_in_their_last_dimension_is_refused_in_training(shape):
+    """The fused kernel's saved tensors would differ from the math backend's torch runs: refused, not guessed."""
+    torch.manual_seed(0)
+    module = StridedHeads(shape[-1])
+    assert torch_attention_step(module, shape).refused is None
+    ours = alexcost_step(module, shape)
+    assert ours.refused and "strided in its last dimension" in ours.refused
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda m, x: m.attention(x, x, x)[0], r"need_weights=True"),
     (lambda m, x: x[0], r"indexes the batch dimension"),

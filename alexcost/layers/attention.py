@@ -117,7 +117,8 @@ class ScaledDotProductAttention(Layer):
 
     Backward: 4 products of ``L*S*E``-sized work when q, k and v need gradients (the scores' and the
     values' gradients, then the queries' and the keys'). Training keeps, on the CPU's fused kernel,
-    q, k, v, the mask, the output and the log-sum-exp of each query row (float32 for float32); on CUDA the
+    q, k, v, the mask, the output and the log-sum-exp of each query row (float32 for float32), where q, k
+    and v have a last-dimension stride of 1 (else torch runs its math backend: refused); on CUDA the
     kernel torch picks depends on the device and dtype, and is refused. The output takes the query's
     dimension order (see `Layer.layout`)."""
 
@@ -190,6 +191,10 @@ class ScaledDotProductAttention(Layer):
         if len(x) == 4 and grads.inputs[3]:
             raise SpecError("alexcost does not know what autograd keeps for ScaledDotProductAttention with a mask "
                             "that requires grad (torch runs its math backend then, not the fused kernel)")
+        if any(strides and strides[-1] != 1 for strides in ctx.strides[:3]):
+            raise SpecError("alexcost does not know what autograd keeps for ScaledDotProductAttention when q, k or "
+                            "v is strided in its last dimension (torch runs its math backend then, not the fused "
+                            "kernel)")
         lead, n, *_ = self._parts(x)
         mask = (Saved("input", "input", 3),) if len(x) == 4 else ()
         return (Saved("input", "input", 0), Saved("input", "input", 1), Saved("input", "input", 2), *mask,
