@@ -1,5 +1,5 @@
 """Layer kinds, one frozen dataclass each, by family: conv, linear, pool, norm, activation,
-merge, shape, resize, pad, parameter. `base` holds the `Layer` base class and the registry.
+merge, scalar (arithmetic with a Python number), shape, resize, pad, parameter. `base` holds the `Layer` base class and the registry.
 
 Names, argument names and defaults are torch's, so ``Conv2d(**args)`` here and
 ``torch.nn.Conv2d(**args)`` describe the same layer. Arguments are keyword-only;
@@ -14,6 +14,7 @@ from .base import INPUT, LAYER_KINDS, Grads, Layer, ParameterShape, Saved, Shape
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
 from .index import Expand, Slice, Squeeze, Unsqueeze
 from .reduce import Norm, Roll, Sum
+from .scalar import Scalar
 from .window import WindowAttention
 from .linear import Embedding, Linear
 from .merge import Add, Cat, Mul
@@ -34,7 +35,7 @@ __all__ = [
     "ConvTranspose2d", "Dropout", "Dropout2d", "Embedding", "Expand", "Flatten", "GELU", "Grads", "GroupNorm", "Hardsigmoid",
     "Hardswish", "INPUT", "Identity", "InstanceNorm2d", "LAYER_KINDS", "Layer", "LayerNorm", "LeakyReLU", "Linear",
     "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Norm", "Pad",
-    "Parameter", "ParameterShape", "Permute", "ReLU", "ReLU6", "Reshape", "Roll", "Saved", "ScaledDotProductAttention",
+    "Parameter", "ParameterShape", "Permute", "ReLU", "ReLU6", "Reshape", "Roll", "Saved", "Scalar", "ScaledDotProductAttention",
     "Shape", "SiLU", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "StochasticDepth", "Sum", "Tanh",
     "TrainContext", "Transpose", "Unsqueeze", "Upsample", "View", "WindowAttention", "ZeroPad2d", "register_layer",
 ]

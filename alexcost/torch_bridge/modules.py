@@ -34,6 +34,25 @@ class Elementwise(nn.Module):
 
 
 
+class Arithmetic(nn.Module):
+    """``x <op> value`` with a Python number (a `Scalar`): ``x + value``, ``value - x``, ``x ** value``, ...;
+    in place with ``inplace`` (``x.mul_(value)``)."""
+
+    def __init__(self, op: str, value, inplace: bool):
+        super().__init__()
+        self.op, self.value, self.inplace = op, value, inplace
+
+    def forward(self, x):
+        if self.op == "rsub":
+            return self.value - x
+        if self.inplace:
+            return getattr(x, f"{self.op}_")(self.value)
+        return getattr(x, f"__{ {'div': 'truediv'}.get(self.op, self.op)}__")(self.value)
+
+    def extra_repr(self) -> str:
+        return f"op={self.op!r}, value={self.value!r}, inplace={self.inplace}"
+
+
 class Concatenate(nn.Module):
     """``torch.cat``; a parameter among the tensors (a class token) is expanded over the batch first."""
 
@@ -199,6 +218,7 @@ def graph(names, modules, sources) -> nn.Module:
 BUILDERS = {
     kinds.Add: lambda layer, x: Elementwise("Add", layer.inplace),
     kinds.Mul: lambda layer, x: Elementwise("Mul", layer.inplace),
+    kinds.Scalar: lambda layer, x: Arithmetic(layer.op, layer.value, layer.inplace),
     kinds.Cat: lambda layer, x: Concatenate(layer.dim),
     kinds.Reshape: lambda layer, x: Reshape(layer.shape, False),
     kinds.View: lambda layer, x: Reshape(layer.shape, True),

@@ -783,7 +783,7 @@ class _Rebuild(NamedTuple):
     other: tuple
 
 
-IN_PLACE = {"iadd": "add", "imul": "mul"}
+IN_PLACE = {"iadd": "add", "imul": "mul", "isub": "sub", "itruediv": "truediv", "ipow": "pow"}
 """``a += b`` is named as ``a + b`` is (``layer1_0_add``); the layer itself says it works in place."""
 
 
