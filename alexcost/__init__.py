@@ -18,7 +18,7 @@ from .layers import (GELU, INPUT, LAYER_KINDS, AdaptiveAvgPool2d, AdaptiveAvgPoo
                      StochasticDepth, Tanh, Transpose, Upsample, View, ZeroPad2d, register_layer)
 from .layers import (Expand, Matmul, MultiheadAttention, ScaledDotProductAttention, Slice, Squeeze, Unsqueeze,
                      WindowAttention)
-from .layers import Embedding, Norm, Roll, Scalar, Sum
+from .layers import Embedding, Norm, PositionBias, Roll, Scalar, Sum
 from .models import DEFAULT_MODEL, PRESETS, preset
 from .engine.network import Network
 from .engine.rules import forget as forget_rules
@@ -47,7 +47,7 @@ __all__ = [
     "ConvTranspose2d", "DEFAULT_MODEL", "DTYPE_BYTES", "Dropout", "Dropout2d", "Embedding", "Expand", "Flatten", "GELU", "GroupNorm",
     "Hardsigmoid", "Hardswish", "INPUT", "Identity", "InstanceNorm2d", "LAYER_KINDS", "Layer", "LayerCost", "LayerNorm",
     "LeakyReLU", "Linear", "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention",
-    "Network", "Norm", "NetworkCost", "PRESETS", "Pad", "Parameter", "Permute", "ReLU", "ReLU6", "Reshape", "Roll",
+    "Network", "Norm", "NetworkCost", "PRESETS", "Pad", "Parameter", "Permute", "PositionBias", "ReLU", "ReLU6", "Reshape", "Roll",
     "Scalar", "ScaledDotProductAttention", "SiLU", "Sigmoid", "Slice", "Softmax", "SpecError", "Split", "Squeeze",
     "StochasticDepth", "Sum", "Tanh", "Totals", "Transpose", "Unsqueeze", "Upsample", "View", "WindowAttention",
     "ZeroPad2d", "dumps_spec", "forget_rules", "load_spec", "network_from_dict", "network_to_dict", "predict", "preset",

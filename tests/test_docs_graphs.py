@@ -30,7 +30,7 @@ from alexcost import (GELU, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPoo
                       StochasticDepth, Tanh, Transpose, Upsample, View, ZeroPad2d)
 from alexcost import (Embedding, Expand, Matmul, MultiheadAttention, Norm, Roll, ScaledDotProductAttention, Slice, Squeeze,
                       Sum, Unsqueeze, WindowAttention)
-from alexcost import Scalar
+from alexcost import PositionBias, Scalar
 from alexcost.layers import BUILTIN_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -226,6 +226,9 @@ S = {
     "Parameter": Sample(lambda src, **kw: [Parameter(name="gamma", shape=(4, 1, 1), **kw),
                                            Mul(inputs=(src, "gamma"))],
                         {(): dict(y=(4, 1, 1), params=4)}, at=0),
+    "PositionBias": Sample(lambda src, **kw: [PositionBias(name="bias", table=(10, 8), shape=(4, 6, 8), **kw),
+                                              Add(inputs=(src, "bias"))],
+                            {(): dict(y=(4, 6, 8), params=10 * 8, buffers=4 * 6 * 8 // 8)}, at=0),
     "Permute": Sample(unary(lambda **kw: Permute(dims=(0, 2, 3, 1), **kw)), {(): dict(y=(6, 8, 4))}),
     "ReLU": Sample(unary(ReLU), {(): dict(y=X, other_ops=N), (("inplace", True),): dict(y=X, other_ops=N)}),
     "ReLU6": Sample(unary(ReLU6), {(): dict(y=X, other_ops=2 * N), (("inplace", True),): dict(y=X, other_ops=2 * N)}),
@@ -374,7 +377,7 @@ def environment(kind: str, layer, x, hand: dict) -> dict:
     for f in dataclasses.fields(layer):
         value = getattr(layer, f.name)
         env[f.name] = int(value) if isinstance(value, bool) else value
-    if kind != "Parameter":
+    if kind not in ("Parameter", "PositionBias"):   # sources: no input
         first = x[0] if isinstance(x[0], tuple) else x
         env.update(x=first, in_features=first[-1], rows=prod(first) // first[-1])
         if isinstance(x[0], tuple):
@@ -424,7 +427,7 @@ def claim(cell: str, layer, env: dict, per_element: bool = False):
 
 def test_the_tables_list_every_kind_once():
     counts, tools = table("conventions.md", COUNTS_HEADER), table("conventions.md", TOOLS_HEADER)
-    assert len(KINDS) == 63
+    assert len(KINDS) == 64
     assert list(counts) == KINDS and list(tools) == KINDS
     assert sorted(S) == KINDS
 
@@ -513,7 +516,7 @@ def test_the_tools_columns_against_torch_and_fvcore(kind, variant):
     out = outputs[name][1]
     shapes = [tuple(o.shape) for o in out] if isinstance(out, tuple) else [tuple(out.shape)]
     expected = list(hand["y"]) if isinstance(hand["y"][0], tuple) else [hand["y"]]
-    if kind == "Parameter":      # its full shape: no batch dimension
+    if kind in ("Parameter", "PositionBias"):      # its full shape: no batch dimension
         assert shapes == expected
     else:
         assert shapes == [(batch, *s) for s in expected]
@@ -577,6 +580,7 @@ OUTPUT_RULES = {
     "a view; refused where torch cannot make one": [((), True, None)],
     "the input when it is contiguous, else new": [((), True, False)],
     "its weight, not an activation": [],
+    "gathered from its table once, not an activation": [],
 }
 
 
@@ -587,10 +591,11 @@ def test_the_output_column_is_what_torch_allocates(kind):
     torch = pytest.importorskip("torch")
     phrase = table("conventions.md", TOOLS_HEADER)[kind][2]
     assert phrase in OUTPUT_RULES, f"{kind}: the output cell {phrase!r} says something no test checks"
-    if phrase.startswith("its weight"):
+    if phrase.startswith(("its weight", "gathered")):
         net, at = network(kind)
         _, _, outputs, _ = run_torch(net, 2)
-        assert isinstance(outputs[net.names[at]][1], torch.nn.Parameter) and net.storage(2)[at] is False
+        weight = isinstance(outputs[net.names[at]][1], torch.nn.Parameter)
+        assert weight == phrase.startswith("its weight") and net.storage(2)[at] is False
         assert type(net.layers[at]).arity == 0
     for batch in (1, 2):
         for variant, *expected in OUTPUT_RULES[phrase]:

@@ -19,7 +19,7 @@ from .window import WindowAttention
 from .linear import Embedding, Linear
 from .merge import Add, Cat, Mul
 from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm2d, LayerNorm, LocalResponseNorm
-from .parameter import Parameter
+from .parameter import Parameter, PositionBias
 from .pad import Pad, ZeroPad2d
 from .pool import (AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool2d, AvgPool2d, AvgPool3d, MaxPool2d,
                    MaxPool3d)
@@ -35,7 +35,7 @@ __all__ = [
     "ConvTranspose2d", "Dropout", "Dropout2d", "Embedding", "Expand", "Flatten", "GELU", "Grads", "GroupNorm", "Hardsigmoid",
     "Hardswish", "INPUT", "Identity", "InstanceNorm2d", "LAYER_KINDS", "Layer", "LayerNorm", "LeakyReLU", "Linear",
     "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Norm", "Pad",
-    "Parameter", "ParameterShape", "Permute", "ReLU", "ReLU6", "Reshape", "Roll", "Saved", "Scalar", "ScaledDotProductAttention",
+    "Parameter", "ParameterShape", "Permute", "PositionBias", "ReLU", "ReLU6", "Reshape", "Roll", "Saved", "Scalar", "ScaledDotProductAttention",
     "Shape", "SiLU", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "StochasticDepth", "Sum", "Tanh",
     "TrainContext", "Transpose", "Unsqueeze", "Upsample", "View", "WindowAttention", "ZeroPad2d", "register_layer",
 ]

@@ -163,6 +163,21 @@ class Parameter(nn.Module):
 
 
 
+class Gathered(nn.Module):
+    """A table's rows gathered by a fixed index, viewed as ``shape`` (a `PositionBias`): the index runs over
+    the table's rows in turn (the counts do not depend on which rows)."""
+
+    def __init__(self, table, shape):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(table))
+        rows = torch.Size(shape).numel() // torch.Size(table[1:]).numel()
+        self.register_buffer("index", torch.arange(rows) % table[0])
+        self.shape = tuple(shape)
+
+    def forward(self):
+        return self.weight[self.index].view(self.shape)
+
+
 class StochasticDepth(nn.Module):
     """torchvision.ops.StochasticDepth, without torchvision: the input at inference; in training a
     Bernoulli(1 - p) mask per sample ("row") or for the batch ("batch"), scaled by 1/(1 - p)."""
@@ -230,6 +245,7 @@ BUILDERS = {
     kinds.Clone: lambda layer, x: Method("clone"),
     kinds.Mean: lambda layer, x: Method("mean", list(layer.dim), layer.keepdim),
     kinds.Parameter: lambda layer, x: Parameter(layer.shape),
+    kinds.PositionBias: lambda layer, x: Gathered(layer.table, layer.shape),
     kinds.Pad: lambda layer, x: Padding(layer.pad, layer.mode, layer.value),
     kinds.StochasticDepth: lambda layer, x: StochasticDepth(layer.p, layer.mode),
     kinds.Matmul: lambda layer, x: Function(torch.matmul),

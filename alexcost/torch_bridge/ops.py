@@ -25,7 +25,7 @@ from ..layers import (GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Add, AvgPool2d
                      LeakyReLU, Linear, MaxPool2d, Mean, Mul, Pad, Permute, ReLU, ReLU6, Reshape, Scalar, SiLU, Sigmoid,
                      Softmax, Split, StochasticDepth, Tanh, Transpose, View)
 from ..layers import Clone
-from .params import reshaped_parameter
+from .params import gathered_parameter, gathered_view, reshaped_parameter
 from .calls import REQUIRED, bind, unary
 from .calls import fixed_args as _fixed, weight_arg as _weight
 from .dense import CONVOLUTIONS, module_conv, padding_module
@@ -133,6 +133,9 @@ def arithmetic(op: str, kind=None, inplace: bool = False, alpha: bool = False, n
             if kind is None:
                 r.refuse(node, f"computes {op} of two tensors ({r.show(a)}, {r.show(b)}); alexcost has no layer "
                                f"kind for it (Add and Mul only)")
+            if kind is Mul and any(r.is_attribute(v) and v.gathered for v in (a, b)):
+                r.refuse(node, f"multiplies by {r.show(b if r.is_attribute(b) and b.gathered else a)} gathered by an "
+                               f"index; alexcost reads a gathered table only as an operand of +")
             if inplace and not r.is_activation(a):
                 r.refuse(node, f"writes its result into {r.show(a)}; alexcost reads in-place arithmetic on "
                                f"activations only")
@@ -264,6 +267,8 @@ FUNCTIONS = {
     torch.reshape: reshape(Reshape),
     torch.permute: permute,
     torch.transpose: unary(Transpose, (("dim0", REQUIRED), ("dim1", REQUIRED))),
+    torch.swapaxes: unary(Transpose, (("axis0", REQUIRED), ("axis1", REQUIRED)), rename={"axis0": "dim0", "axis1": "dim1"}),
+    torch.swapdims: unary(Transpose, (("dim0", REQUIRED), ("dim1", REQUIRED))),
     torch.chunk: unary(Chunk, (("chunks", REQUIRED), ("dim", 0))),
     torch.split: split,
     torch.mean: mean,
@@ -332,6 +337,8 @@ METHODS = {
     "size": size, "dim": dim, "ndimension": dim,
     "view": reshape(View), "reshape": reshape(Reshape), "permute": permute,
     "transpose": unary(Transpose, (("dim0", REQUIRED), ("dim1", REQUIRED))),
+    "swapaxes": unary(Transpose, (("axis0", REQUIRED), ("axis1", REQUIRED)), rename={"axis0": "dim0", "axis1": "dim1"}),
+    "swapdims": unary(Transpose, (("dim0", REQUIRED), ("dim1", REQUIRED))),
     "flatten": unary(Flatten, (("start_dim", 0), ("end_dim", -1))),
     "contiguous": contiguous,
     "chunk": unary(Chunk, (("chunks", REQUIRED), ("dim", 0))),
@@ -346,6 +353,9 @@ METHODS = {
 """Tensor methods by name (a call_method node's target)."""
 
 METHODS["view"], METHODS["reshape"] = reshaped_parameter(METHODS["view"]), reshaped_parameter(METHODS["reshape"])
+for _method in ("permute", "contiguous", "unsqueeze"):
+    METHODS[_method] = gathered_view(METHODS[_method], _method)
+FUNCTIONS[operator.getitem] = gathered_parameter(FUNCTIONS[operator.getitem])
 FUNCTIONS[torch.reshape] = reshaped_parameter(FUNCTIONS[torch.reshape])
 
 _ARGS: dict[type, tuple[str, ...]] = {}
