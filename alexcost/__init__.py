@@ -18,7 +18,7 @@ from .layers import (GELU, INPUT, LAYER_KINDS, AdaptiveAvgPool2d, AdaptiveAvgPoo
                      StochasticDepth, Tanh, Transpose, Upsample, View, ZeroPad2d, register_layer)
 from .layers import (Expand, Matmul, MultiheadAttention, ScaledDotProductAttention, Slice, Squeeze, Unsqueeze,
                      WindowAttention)
-from .layers import Embedding, Norm, PositionBias, Roll, Scalar, Sum
+from .layers import Embedding, Norm, PositionBias, Roll, Scalar, Sub, Sum
 from .models import DEFAULT_MODEL, PRESETS, preset
 from .engine.network import Network
 from .engine.rules import forget as forget_rules
@@ -49,7 +49,7 @@ __all__ = [
     "LeakyReLU", "Linear", "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention",
     "Network", "Norm", "NetworkCost", "PRESETS", "Pad", "Parameter", "Permute", "PositionBias", "ReLU", "ReLU6", "Reshape", "Roll",
     "Scalar", "ScaledDotProductAttention", "SiLU", "Sigmoid", "Slice", "Softmax", "SpecError", "Split", "Squeeze",
-    "StochasticDepth", "Sum", "Tanh", "Totals", "Transpose", "Unsqueeze", "Upsample", "View", "WindowAttention",
+    "StochasticDepth", "Sub", "Sum", "Tanh", "Totals", "Transpose", "Unsqueeze", "Upsample", "View", "WindowAttention",
     "ZeroPad2d", "dumps_spec", "forget_rules", "load_spec", "network_from_dict", "network_to_dict", "predict", "preset",
     "register_layer",
 ]

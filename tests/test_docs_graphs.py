@@ -30,7 +30,7 @@ from alexcost import (GELU, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPoo
                       StochasticDepth, Tanh, Transpose, Upsample, View, ZeroPad2d)
 from alexcost import (Embedding, Expand, Matmul, MultiheadAttention, Norm, Roll, ScaledDotProductAttention, Slice, Squeeze,
                       Sum, Unsqueeze, WindowAttention)
-from alexcost import PositionBias, Scalar
+from alexcost import PositionBias, Scalar, Sub
 from alexcost.layers import BUILTIN_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -315,6 +315,8 @@ S = {
     # -- reductions, copies, lookups --
     "Embedding": Sample(unary(lambda **kw: Embedding(num_embeddings=10, embedding_dim=5, **kw)),
                         {(): dict(y=(4, 6, 8, 5), params=50)}),
+    "Sub": Sample(lambda src, **kw: [Sub(inputs=(src, src), **kw)],
+                  {(): dict(y=X, other_ops=N), (("inplace", True),): dict(y=X, other_ops=N)}),
     "Sum": Sample(unary(lambda **kw: Sum(dim=(2, 3), **kw)),
                   {(): dict(y=(4,), other_ops=N - 4), (("keepdim", True),): dict(y=(4, 1, 1), other_ops=N - 4)}),
     "Norm": Sample(unary(lambda **kw: Norm(dim=(2, 3), **kw)),
@@ -427,7 +429,7 @@ def claim(cell: str, layer, env: dict, per_element: bool = False):
 
 def test_the_tables_list_every_kind_once():
     counts, tools = table("conventions.md", COUNTS_HEADER), table("conventions.md", TOOLS_HEADER)
-    assert len(KINDS) == 64
+    assert len(KINDS) == 65
     assert list(counts) == KINDS and list(tools) == KINDS
     assert sorted(S) == KINDS
 

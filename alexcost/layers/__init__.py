@@ -17,7 +17,7 @@ from .reduce import Norm, Roll, Sum
 from .scalar import Scalar
 from .window import WindowAttention
 from .linear import Embedding, Linear
-from .merge import Add, Cat, Mul
+from .merge import Add, Cat, Mul, Sub
 from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm2d, LayerNorm, LocalResponseNorm
 from .parameter import Parameter, PositionBias
 from .pad import Pad, ZeroPad2d
@@ -36,6 +36,6 @@ __all__ = [
     "Hardswish", "INPUT", "Identity", "InstanceNorm2d", "LAYER_KINDS", "Layer", "LayerNorm", "LeakyReLU", "Linear",
     "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Norm", "Pad",
     "Parameter", "ParameterShape", "Permute", "PositionBias", "ReLU", "ReLU6", "Reshape", "Roll", "Saved", "Scalar", "ScaledDotProductAttention",
-    "Shape", "SiLU", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "StochasticDepth", "Sum", "Tanh",
+    "Shape", "SiLU", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "StochasticDepth", "Sub", "Sum", "Tanh",
     "TrainContext", "Transpose", "Unsqueeze", "Upsample", "View", "WindowAttention", "ZeroPad2d", "register_layer",
 ]

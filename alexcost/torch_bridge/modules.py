@@ -17,7 +17,7 @@ from .custom import custom_reads
 
 
 class Elementwise(nn.Module):
-    """``a + b + ...`` or ``a * b * ...``; in place into ``a`` with ``inplace``."""
+    """``a + b + ...``, ``a - b`` or ``a * b * ...``; in place into ``a`` with ``inplace``."""
 
     def __init__(self, op: str, inplace: bool):
         super().__init__()
@@ -27,9 +27,9 @@ class Elementwise(nn.Module):
         out = first
         for other in rest:
             if self.inplace:
-                out = out.add_(other) if self.op == "Add" else out.mul_(other)
+                out = getattr(out, f"{self.op.lower()}_")(other)
             else:
-                out = out + other if self.op == "Add" else out * other
+                out = out + other if self.op == "Add" else out - other if self.op == "Sub" else out * other
         return out
 
 
@@ -233,6 +233,7 @@ def graph(names, modules, sources) -> nn.Module:
 BUILDERS = {
     kinds.Add: lambda layer, x: Elementwise("Add", layer.inplace),
     kinds.Mul: lambda layer, x: Elementwise("Mul", layer.inplace),
+    kinds.Sub: lambda layer, x: Elementwise("Sub", layer.inplace),
     kinds.Scalar: lambda layer, x: Arithmetic(layer.op, layer.value, layer.inplace),
     kinds.Cat: lambda layer, x: Concatenate(layer.dim),
     kinds.Reshape: lambda layer, x: Reshape(layer.shape, False),

@@ -23,7 +23,7 @@ from ..errors import SpecError
 from ..layers import (GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Add, AvgPool2d, Cat, Chunk,
                      Contiguous, Dropout, Dropout2d, Flatten, Hardsigmoid, Hardswish, LayerNorm,
                      LeakyReLU, Linear, MaxPool2d, Mean, Mul, Pad, Permute, ReLU, ReLU6, Reshape, Scalar, SiLU, Sigmoid,
-                     Softmax, Split, StochasticDepth, Tanh, Transpose, View)
+                     Softmax, Split, StochasticDepth, Sub, Tanh, Transpose, View)
 from ..layers import Clone
 from .params import gathered_parameter, gathered_view, reshaped_parameter
 from .calls import REQUIRED, bind, unary
@@ -132,7 +132,7 @@ def arithmetic(op: str, kind=None, inplace: bool = False, alpha: bool = False, n
         if r.is_tensor(a) and r.is_tensor(b):
             if kind is None:
                 r.refuse(node, f"computes {op} of two tensors ({r.show(a)}, {r.show(b)}); alexcost has no layer "
-                               f"kind for it (Add and Mul only)")
+                               f"kind for it (Add, Sub and Mul only)")
             if kind is Mul and any(r.is_attribute(v) and v.gathered for v in (a, b)):
                 r.refuse(node, f"multiplies by {r.show(b if r.is_attribute(b) and b.gathered else a)} gathered by an "
                                f"index; alexcost reads a gathered table only as an operand of +")
@@ -256,8 +256,8 @@ def _stochastic_depth():
 
 FUNCTIONS = {
     torch.add: arithmetic("add", Add, alpha=True), torch.mul: arithmetic("mul", Mul),
-    torch.multiply: arithmetic("mul", Mul), torch.sub: arithmetic("sub", alpha=True),
-    torch.subtract: arithmetic("sub", alpha=True),
+    torch.multiply: arithmetic("mul", Mul), torch.sub: arithmetic("sub", Sub, alpha=True),
+    torch.subtract: arithmetic("sub", Sub, alpha=True),
     torch.div: arithmetic("div", fixed=(("rounding_mode", None),)),
     torch.divide: arithmetic("div", fixed=(("rounding_mode", None),)), torch.true_divide: arithmetic("div"),
     torch.pow: arithmetic("pow", names=("input", "exponent")),
@@ -296,7 +296,7 @@ FUNCTIONS = {
 """Functions by the object fx records as a call_function node's target."""
 
 for _op, _kind, _plain, _inplace in (("add", Add, operator.add, operator.iadd), ("mul", Mul, operator.mul, operator.imul),
-                                     ("sub", None, operator.sub, operator.isub),
+                                     ("sub", Sub, operator.sub, operator.isub),
                                      ("div", None, operator.truediv, operator.itruediv),
                                      ("pow", None, operator.pow, operator.ipow)):
     FUNCTIONS[_plain], FUNCTIONS[_inplace] = arithmetic(_op, _kind), arithmetic(_op, _kind, inplace=True)
@@ -325,8 +325,8 @@ METHODS = {
     "add": arithmetic("add", Add, alpha=True), "add_": arithmetic("add", Add, inplace=True, alpha=True),
     "mul": arithmetic("mul", Mul), "mul_": arithmetic("mul", Mul, inplace=True),
     "multiply": arithmetic("mul", Mul), "multiply_": arithmetic("mul", Mul, inplace=True),
-    "sub": arithmetic("sub", alpha=True), "sub_": arithmetic("sub", inplace=True, alpha=True),
-    "subtract": arithmetic("sub", alpha=True), "subtract_": arithmetic("sub", inplace=True, alpha=True),
+    "sub": arithmetic("sub", Sub, alpha=True), "sub_": arithmetic("sub", Sub, inplace=True, alpha=True),
+    "subtract": arithmetic("sub", Sub, alpha=True), "subtract_": arithmetic("sub", Sub, inplace=True, alpha=True),
     "div": arithmetic("div", fixed=(("rounding_mode", None),)),
     "div_": arithmetic("div", inplace=True, fixed=(("rounding_mode", None),)),
     "divide": arithmetic("div", fixed=(("rounding_mode", None),)),
