@@ -75,8 +75,8 @@ def test_a_transpose_is_a_view_of_the_operand():
     (lambda q, k, v: torch.einsum("...id,...jd->...ij", q, k), r"einsum '\.\.\.id,\.\.\.jd->\.\.\.ij'"),
     (lambda q, k, v: torch.einsum("bhid,bhjd,bhje->bhie", q, k, v),
      r"einsum of 3 operand\(s\)"),
-    (lambda q, k, v: torch.einsum("bhid,bhjd->bhij", q[:, :1], k), r"einsum 'bhid,bhjd->bhij' on a tensor of shape "
-                                                                   r"\[N, 1, 7, 4\] and a tensor of shape \[N, 2, 7, 4\]"),
+    (lambda q, k, v: torch.einsum("bhid,bhjd->bhij", q[:, :1], k),
+     r"einsum 'bhid,bhjd->bhij' on a tensor of shape \[N, 1, 7, 4\] and a tensor of shape \[N, 2, 7, 4\]"),
 ])
 def test_other_equations_are_refused_naming_them(call, message):
     with pytest.raises(SpecError, match=r"function 'einsum' .*" + message):

@@ -1,5 +1,6 @@
 """Layer kinds, one frozen dataclass each, by family: conv, linear, pool, norm, activation,
-merge, scalar (arithmetic with a Python number), shape, resize, pad, parameter. `base` holds the `Layer` base class and the registry.
+merge, scalar (arithmetic with a Python number), shape, resize, pad, parameter. `base` holds the `Layer`
+base class and the registry.
 
 Names, argument names and defaults are torch's, so ``Conv2d(**args)`` here and
 ``torch.nn.Conv2d(**args)`` describe the same layer. Arguments are keyword-only;
@@ -31,11 +32,12 @@ BUILTIN_KINDS = frozenset(LAYER_KINDS.values())
 
 __all__ = [
     "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "AvgPool2d", "AvgPool3d", "BUILTIN_KINDS",
-    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Cat", "Chunk", "Clone", "Contiguous", "Conv1d", "Conv2d", "Conv3d",
-    "ConvTranspose2d", "Dropout", "Dropout2d", "Embedding", "Expand", "Flatten", "GELU", "Grads", "GroupNorm", "Hardsigmoid",
-    "Hardswish", "INPUT", "Identity", "InstanceNorm2d", "LAYER_KINDS", "Layer", "LayerNorm", "LeakyReLU", "Linear",
-    "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Norm", "Pad",
-    "Parameter", "ParameterShape", "Permute", "PositionBias", "ReLU", "ReLU6", "Reshape", "Roll", "Saved", "Scalar", "ScaledDotProductAttention",
-    "Shape", "SiLU", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "StochasticDepth", "Sub", "Sum", "Tanh",
-    "TrainContext", "Transpose", "Unsqueeze", "Upsample", "View", "WindowAttention", "ZeroPad2d", "register_layer",
+    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Cat", "Chunk", "Clone", "Contiguous", "Conv1d", "Conv2d",
+    "Conv3d", "ConvTranspose2d", "Dropout", "Dropout2d", "Embedding", "Expand", "Flatten", "GELU", "Grads",
+    "GroupNorm", "Hardsigmoid", "Hardswish", "INPUT", "Identity", "InstanceNorm2d", "LAYER_KINDS", "Layer",
+    "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul",
+    "MultiheadAttention", "Norm", "Pad", "Parameter", "ParameterShape", "Permute", "PositionBias", "ReLU", "ReLU6",
+    "Reshape", "Roll", "Saved", "Scalar", "ScaledDotProductAttention", "Shape", "SiLU", "Sigmoid", "Slice",
+    "Softmax", "Split", "Squeeze", "StochasticDepth", "Sub", "Sum", "Tanh", "TrainContext", "Transpose",
+    "Unsqueeze", "Upsample", "View", "WindowAttention", "ZeroPad2d", "register_layer",
 ]

@@ -44,10 +44,11 @@ class Parameter(Layer):
 class PositionBias(Layer):
     """A parameter ``table`` gathered by a fixed index, then viewed, permuted or copied to ``shape`` (its full
     shape, no batch dimension): a relative position bias, ``table[index]``, added to attention's scores.
-    ``prod(table)`` parameters, a buffer (the index, int64, one per row gathered), no ops; like a `Parameter`'s, its output is read by an `Add` and is not
-    counted as an activation (torch computes it once per forward pass, whatever the batch: ``prod(shape)``
-    elements). Backward: the gradient is scattered back into the table, one add per element of ``shape``;
-    autograd keeps the index only (a buffer)."""
+    ``prod(table)`` parameters, a buffer (the index, int64, one per row gathered), no ops; like a
+    `Parameter`'s, its output is read by an `Add` and is not counted as an activation (torch computes it
+    once per forward pass, whatever the batch: ``prod(shape)`` elements). Backward: the gradient is
+    scattered back into the table, one add per element of ``shape``; autograd keeps the index only (a
+    buffer)."""
 
     table: tuple[int, ...]
     shape: tuple[int, ...]

@@ -267,7 +267,8 @@ FUNCTIONS = {
     torch.reshape: reshape(Reshape),
     torch.permute: permute,
     torch.transpose: unary(Transpose, (("dim0", REQUIRED), ("dim1", REQUIRED))),
-    torch.swapaxes: unary(Transpose, (("axis0", REQUIRED), ("axis1", REQUIRED)), rename={"axis0": "dim0", "axis1": "dim1"}),
+    torch.swapaxes: unary(Transpose, (("axis0", REQUIRED), ("axis1", REQUIRED)),
+                          rename={"axis0": "dim0", "axis1": "dim1"}),
     torch.swapdims: unary(Transpose, (("dim0", REQUIRED), ("dim1", REQUIRED))),
     torch.chunk: unary(Chunk, (("chunks", REQUIRED), ("dim", 0))),
     torch.split: split,
@@ -295,7 +296,8 @@ FUNCTIONS = {
 }
 """Functions by the object fx records as a call_function node's target."""
 
-for _op, _kind, _plain, _inplace in (("add", Add, operator.add, operator.iadd), ("mul", Mul, operator.mul, operator.imul),
+for _op, _kind, _plain, _inplace in (("add", Add, operator.add, operator.iadd),
+                                     ("mul", Mul, operator.mul, operator.imul),
                                      ("sub", Sub, operator.sub, operator.isub),
                                      ("div", None, operator.truediv, operator.itruediv),
                                      ("pow", None, operator.pow, operator.ipow)):
@@ -314,7 +316,8 @@ try:
 except ImportError:  # torchvision is optional
     pass
 
-PURE = frozenset({operator.getitem, operator.floordiv, operator.mod, operator.neg, operator.pos, operator.abs, operator.eq, operator.ne, operator.lt,
+PURE = frozenset({operator.getitem, operator.floordiv, operator.mod, operator.neg, operator.pos, operator.abs,
+                  operator.eq, operator.ne, operator.lt,
                   operator.le, operator.gt, operator.ge, operator.not_, operator.and_, operator.or_,
                   operator.xor, operator.invert, operator.truth, operator.contains, operator.index,
                   *(f for f in vars(math).values() if callable(f))})
@@ -337,7 +340,8 @@ METHODS = {
     "size": size, "dim": dim, "ndimension": dim,
     "view": reshape(View), "reshape": reshape(Reshape), "permute": permute,
     "transpose": unary(Transpose, (("dim0", REQUIRED), ("dim1", REQUIRED))),
-    "swapaxes": unary(Transpose, (("axis0", REQUIRED), ("axis1", REQUIRED)), rename={"axis0": "dim0", "axis1": "dim1"}),
+    "swapaxes": unary(Transpose, (("axis0", REQUIRED), ("axis1", REQUIRED)),
+                      rename={"axis0": "dim0", "axis1": "dim1"}),
     "swapdims": unary(Transpose, (("dim0", REQUIRED), ("dim1", REQUIRED))),
     "flatten": unary(Flatten, (("start_dim", 0), ("end_dim", -1))),
     "contiguous": contiguous,
