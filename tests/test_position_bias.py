@@ -93,3 +93,15 @@ def test_a_table_indexed_by_other_than_an_integer_buffer_is_refused():
     with pytest.raises(SpecError, match=r"indexes the parameter 'table' with the buffer 'weights'; alexcost reads a "
                                         r"parameter indexed by an integer buffer only"):
         from_module(ByFloats(), (16, 8))
+
+
+@pytest.mark.skipif(__import__("os").environ.get("ALEXCOST_ZOO") != "all",
+                    reason="ALEXCOST_ZOO=all runs torchvision's maxvit_t training step (about 25 s on a CPU)")
+def test_maxvit_training_step_matches_torch():
+    """torchvision's maxvit_t at 224 x 224, batch 2, in training mode (stochastic depth on): forward and
+    backward FLOPs and the bytes autograd keeps, as torch's."""
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    theirs, ours = agree(torchvision.models.maxvit_t(), (3, 224, 224), batch=2)
+    assert theirs.refused is None and ours.refused is None, (theirs, ours)
+    assert ours == theirs
