@@ -18,8 +18,8 @@ from .layers import (GELU, INPUT, LAYER_KINDS, AdaptiveAvgPool2d, AdaptiveAvgPoo
                      StochasticDepth, Tanh, Transpose, Upsample, View, ZeroPad2d, register_layer)
 from .layers import (Expand, Matmul, MultiheadAttention, ScaledDotProductAttention, Slice, Squeeze, Unsqueeze,
                      WindowAttention)
-from .layers import Embedding, Norm, Roll, Sum
 from .layers import AvgPool1d, Normalize, RMSNorm, Unfold
+from .layers import Embedding, Norm, PositionBias, Roll, Scalar, Sub, Sum
 from .models import DEFAULT_MODEL, PRESETS, preset
 from .engine.network import Network
 from .engine.rules import forget as forget_rules
@@ -43,14 +43,15 @@ def __getattr__(name):
     raise AttributeError(f"module 'alexcost' has no attribute {name!r}")
 
 __all__ = [
-    "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "AvgPool1d", "AvgPool2d", "AvgPool3d", "BatchNorm1d",
-    "BatchNorm2d", "BatchNorm3d", "Cat", "Chunk", "Clone", "Contiguous", "Conv1d", "Conv2d", "Conv3d",
-    "ConvTranspose2d", "DEFAULT_MODEL", "DTYPE_BYTES", "Dropout", "Dropout2d", "Embedding", "Expand", "Flatten", "GELU", "GroupNorm",
-    "Hardsigmoid", "Hardswish", "INPUT", "Identity", "InstanceNorm2d", "LAYER_KINDS", "Layer", "LayerCost", "LayerNorm",
-    "LeakyReLU", "Linear", "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention",
-    "Network", "Norm", "Normalize", "NetworkCost", "PRESETS", "Pad", "Parameter", "Permute", "RMSNorm", "ReLU", "ReLU6", "Reshape", "Roll",
-    "ScaledDotProductAttention", "SiLU", "Sigmoid", "Slice", "Softmax", "SpecError", "Split", "Squeeze",
-    "StochasticDepth", "Sum", "Tanh", "Totals", "Transpose", "Unfold", "Unsqueeze", "Upsample", "View", "WindowAttention",
-    "ZeroPad2d", "dumps_spec", "forget_rules", "load_spec", "network_from_dict", "network_to_dict", "predict", "preset",
-    "register_layer",
+    "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "AvgPool1d", "AvgPool2d", "AvgPool3d",
+    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Cat", "Chunk", "Clone", "Contiguous", "Conv1d", "Conv2d",
+    "Conv3d", "ConvTranspose2d", "DEFAULT_MODEL", "DTYPE_BYTES", "Dropout", "Dropout2d", "Embedding", "Expand",
+    "Flatten", "GELU", "GroupNorm", "Hardsigmoid", "Hardswish", "INPUT", "Identity", "InstanceNorm2d",
+    "LAYER_KINDS", "Layer", "LayerCost", "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm", "Matmul",
+    "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Network", "NetworkCost", "Norm", "Normalize",
+    "PRESETS", "Pad", "Parameter", "Permute", "PositionBias", "RMSNorm", "ReLU", "ReLU6", "Reshape", "Roll",
+    "Scalar", "ScaledDotProductAttention", "SiLU", "Sigmoid", "Slice", "Softmax", "SpecError", "Split", "Squeeze",
+    "StochasticDepth", "Sub", "Sum", "Tanh", "Totals", "Transpose", "Unfold", "Unsqueeze", "Upsample", "View",
+    "WindowAttention", "ZeroPad2d", "dumps_spec", "forget_rules", "load_spec", "network_from_dict",
+    "network_to_dict", "predict", "preset", "register_layer",
 ]

@@ -31,6 +31,7 @@ from alexcost import (GELU, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPoo
 from alexcost import (Embedding, Expand, Matmul, MultiheadAttention, Norm, Roll, ScaledDotProductAttention, Slice, Squeeze,
                       Sum, Unfold, Unsqueeze, WindowAttention)
 from alexcost import AvgPool1d, Normalize, RMSNorm
+from alexcost import PositionBias, Scalar, Sub
 from alexcost.layers import BUILTIN_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -229,6 +230,9 @@ S = {
     "Parameter": Sample(lambda src, **kw: [Parameter(name="gamma", shape=(4, 1, 1), **kw),
                                            Mul(inputs=(src, "gamma"))],
                         {(): dict(y=(4, 1, 1), params=4)}, at=0),
+    "PositionBias": Sample(lambda src, **kw: [PositionBias(name="bias", table=(10, 8), shape=(4, 6, 8), **kw),
+                                              Add(inputs=(src, "bias"))],
+                            {(): dict(y=(4, 6, 8), params=10 * 8, buffers=4 * 6 * 8 // 8)}, at=0),
     "Permute": Sample(unary(lambda **kw: Permute(dims=(0, 2, 3, 1), **kw)), {(): dict(y=(6, 8, 4))}),
     "ReLU": Sample(unary(ReLU), {(): dict(y=X, other_ops=N), (("inplace", True),): dict(y=X, other_ops=N)}),
     "ReLU6": Sample(unary(ReLU6), {(): dict(y=X, other_ops=2 * N), (("inplace", True),): dict(y=X, other_ops=2 * N)}),
@@ -315,6 +319,8 @@ S = {
     # -- reductions, copies, lookups --
     "Embedding": Sample(unary(lambda **kw: Embedding(num_embeddings=10, embedding_dim=5, **kw)),
                         {(): dict(y=(4, 6, 8, 5), params=50)}),
+    "Sub": Sample(lambda src, **kw: [Sub(inputs=(src, src), **kw)],
+                  {(): dict(y=X, other_ops=N), (("inplace", True),): dict(y=X, other_ops=N)}),
     "Sum": Sample(unary(lambda **kw: Sum(dim=(2, 3), **kw)),
                   {(): dict(y=(4,), other_ops=N - 4), (("keepdim", True),): dict(y=(4, 1, 1), other_ops=N - 4)}),
     "Norm": Sample(unary(lambda **kw: Norm(dim=(2, 3), **kw)),
@@ -327,6 +333,8 @@ S = {
     # along the channels (4): 48 rows; the 2-norm squares, adds and roots (2 per element), a clamp per row, a divide
     "Normalize": Sample(unary(Normalize), {(): dict(y=X, other_ops=2 * N + 48 + N),
                                            (("p", 1.0),): dict(y=X, other_ops=(2 * N - 48) + 48 + N)}),
+    "Scalar": Sample(unary(lambda **kw: Scalar(op="mul", value=0.5, **kw)),
+                     {(): dict(y=X, other_ops=N), (("inplace", True),): dict(y=X, other_ops=N)}),
     "Roll": Sample(unary(lambda **kw: Roll(shifts=(1, -2), dims=(2, 3), **kw)), {(): dict(y=X)}),
     # kernel (3, 2), stride 2, padding 1 on 6 x 8: (6 + 2 - 3)//2 + 1 = 3 by (8 + 2 - 2)//2 + 1 = 5 windows
     "Unfold": Sample(unary(lambda **kw: Unfold(kernel_size=(3, 2), stride=2, padding=1, **kw)),
@@ -386,7 +394,7 @@ def environment(kind: str, layer, x, hand: dict) -> dict:
     for f in dataclasses.fields(layer):
         value = getattr(layer, f.name)
         env[f.name] = int(value) if isinstance(value, bool) else value
-    if kind != "Parameter":
+    if kind not in ("Parameter", "PositionBias"):   # sources: no input
         first = x[0] if isinstance(x[0], tuple) else x
         env.update(x=first, in_features=first[-1], rows=prod(first) // first[-1])
         if isinstance(x[0], tuple):
@@ -436,7 +444,7 @@ def claim(cell: str, layer, env: dict, per_element: bool = False):
 
 def test_the_tables_list_every_kind_once():
     counts, tools = table("conventions.md", COUNTS_HEADER), table("conventions.md", TOOLS_HEADER)
-    assert len(KINDS) == 66
+    assert len(KINDS) == 69
     assert list(counts) == KINDS and list(tools) == KINDS
     assert sorted(S) == KINDS
 
@@ -525,7 +533,7 @@ def test_the_tools_columns_against_torch_and_fvcore(kind, variant):
     out = outputs[name][1]
     shapes = [tuple(o.shape) for o in out] if isinstance(out, tuple) else [tuple(out.shape)]
     expected = list(hand["y"]) if isinstance(hand["y"][0], tuple) else [hand["y"]]
-    if kind == "Parameter":      # its full shape: no batch dimension
+    if kind in ("Parameter", "PositionBias"):      # its full shape: no batch dimension
         assert shapes == expected
     else:
         assert shapes == [(batch, *s) for s in expected]
@@ -589,6 +597,7 @@ OUTPUT_RULES = {
     "a view; refused where torch cannot make one": [((), True, None)],
     "the input when it is contiguous, else new": [((), True, False)],
     "its weight, not an activation": [],
+    "gathered from its table once, not an activation": [],
 }
 
 
@@ -599,10 +608,11 @@ def test_the_output_column_is_what_torch_allocates(kind):
     torch = pytest.importorskip("torch")
     phrase = table("conventions.md", TOOLS_HEADER)[kind][2]
     assert phrase in OUTPUT_RULES, f"{kind}: the output cell {phrase!r} says something no test checks"
-    if phrase.startswith("its weight"):
+    if phrase.startswith(("its weight", "gathered")):
         net, at = network(kind)
         _, _, outputs, _ = run_torch(net, 2)
-        assert isinstance(outputs[net.names[at]][1], torch.nn.Parameter) and net.storage(2)[at] is False
+        weight = isinstance(outputs[net.names[at]][1], torch.nn.Parameter)
+        assert weight == phrase.startswith("its weight") and net.storage(2)[at] is False
         assert type(net.layers[at]).arity == 0
     for batch in (1, 2):
         for variant, *expected in OUTPUT_RULES[phrase]:

@@ -39,6 +39,7 @@ TRANSFORMERS = ("vit_", "swin_", "maxvit_")
 TRANSFORMER_FAMILIES = {
     "ViT": (("vit_",), "vit_b_16"),
     "Swin": (("swin_t", "swin_s", "swin_b"), "swin_t"),
+    "MaxViT": (("maxvit_",), "maxvit_t"),
 }
 """torchvision's vision transformers alexcost reads exactly, by family: (models' names or prefixes,
 representative)."""
@@ -46,12 +47,9 @@ representative)."""
 TRANSFORMERS_REFUSED = {
     "swin_v2_t": r"module 'features\.1\.0\.attn\.cpb_mlp\.0' \(Linear\) .*reads the buffer "
                  r"'features\.1\.0\.attn\.relative_coords_table' as its input",
-    "maxvit_t": r"function 'mul' in module 'blocks\.0\.layers\.0\.layers\.window_attention\.attn_layer\.1' "
-                r"\(RelativePositionalMultiHeadAttention\) .*multiplies a tensor and a Python number",
 }
 """The vision transformers refused, each at its first node alexcost cannot read: Swin V2 computes its
-position bias with an MLP on a buffer, once per forward pass, not per sample; MaxViT scales by a
-Python number and multiplies by einsum."""
+position bias with an MLP on a buffer, once per forward pass, not per sample."""
 
 
 def transformer_names() -> list[str]:
@@ -64,7 +62,8 @@ def transformer_names() -> list[str]:
 
 def build_transformer(name: str):
     """A vision transformer with no weights at the input `transformer_input` gives: a ViT at two patches
-    a side (its position embeddings fix the image size), a Swin at 64 x 64."""
+    a side (its position embeddings fix the image size), a Swin at 64 x 64, a MaxViT at 224 x 224 (the
+    smallest its 7 x 7 windows and grids take after five halvings)."""
     import torchvision
 
     extra = {"image_size": transformer_input(name)[1]} if name.startswith("vit_") else {}
@@ -75,6 +74,8 @@ def transformer_input(name: str) -> tuple[int, int, int]:
     if name.startswith("vit_"):
         side = 2 * int(name.rsplit("_", 1)[1])  # two patches a side
         return (3, side, side)
+    if name.startswith("maxvit_"):
+        return (3, 224, 224)
     return (3, 64, 64)
 
 

@@ -1,5 +1,6 @@
 """Layer kinds, one frozen dataclass each, by family: conv, linear, pool, norm, activation,
-merge, shape, resize, pad, parameter. `base` holds the `Layer` base class and the registry.
+merge, scalar (arithmetic with a Python number), shape, resize, pad, parameter. `base` holds the `Layer`
+base class and the registry.
 
 Names, argument names and defaults are torch's, so ``Conv2d(**args)`` here and
 ``torch.nn.Conv2d(**args)`` describe the same layer. Arguments are keyword-only;
@@ -14,13 +15,14 @@ from .base import INPUT, LAYER_KINDS, Grads, Layer, ParameterShape, Saved, Shape
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
 from .index import Expand, Slice, Squeeze, Unsqueeze
 from .reduce import Norm, Roll, Sum
+from .scalar import Scalar
 from .window import WindowAttention
 from .linear import Embedding, Linear
-from .merge import Add, Cat, Mul
+from .merge import Add, Cat, Mul, Sub
 from .fold import Unfold
 from .normalize import Normalize, RMSNorm
 from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm2d, LayerNorm, LocalResponseNorm
-from .parameter import Parameter
+from .parameter import Parameter, PositionBias
 from .pad import Pad, ZeroPad2d
 from .pool import (AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool2d, AvgPool1d, AvgPool2d, AvgPool3d, MaxPool2d,
                    MaxPool3d)
@@ -31,12 +33,14 @@ BUILTIN_KINDS = frozenset(LAYER_KINDS.values())
 """alexcost's own kinds; a user's kinds get their output shapes checked too."""
 
 __all__ = [
-    "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "AvgPool1d", "AvgPool2d", "AvgPool3d", "BUILTIN_KINDS",
-    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Cat", "Chunk", "Clone", "Contiguous", "Conv1d", "Conv2d", "Conv3d",
-    "ConvTranspose2d", "Dropout", "Dropout2d", "Embedding", "Expand", "Flatten", "GELU", "Grads", "GroupNorm", "Hardsigmoid",
-    "Hardswish", "INPUT", "Identity", "InstanceNorm2d", "LAYER_KINDS", "Layer", "LayerNorm", "LeakyReLU", "Linear",
-    "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Norm", "Normalize", "Pad",
-    "Parameter", "ParameterShape", "Permute", "RMSNorm", "ReLU", "ReLU6", "Reshape", "Roll", "Saved", "ScaledDotProductAttention",
-    "Shape", "SiLU", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "StochasticDepth", "Sum", "Tanh",
-    "TrainContext", "Transpose", "Unfold", "Unsqueeze", "Upsample", "View", "WindowAttention", "ZeroPad2d", "register_layer",
+    "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "AvgPool1d", "AvgPool2d", "AvgPool3d",
+    "BUILTIN_KINDS", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Cat", "Chunk", "Clone", "Contiguous", "Conv1d",
+    "Conv2d", "Conv3d", "ConvTranspose2d", "Dropout", "Dropout2d", "Embedding", "Expand", "Flatten", "GELU",
+    "Grads", "GroupNorm", "Hardsigmoid", "Hardswish", "INPUT", "Identity", "InstanceNorm2d", "LAYER_KINDS",
+    "Layer", "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean",
+    "Mul", "MultiheadAttention", "Norm", "Normalize", "Pad", "Parameter", "ParameterShape", "Permute",
+    "PositionBias", "RMSNorm", "ReLU", "ReLU6", "Reshape", "Roll", "Saved", "Scalar", "ScaledDotProductAttention",
+    "Shape", "SiLU", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "StochasticDepth", "Sub", "Sum", "Tanh",
+    "TrainContext", "Transpose", "Unfold", "Unsqueeze", "Upsample", "View", "WindowAttention", "ZeroPad2d",
+    "register_layer",
 ]

@@ -1,15 +1,16 @@
-"""Merging several tensors: Add (residual connections), Mul (squeeze-and-excitation, layer
-scale), Cat (inception and dense blocks).
+"""Merging several tensors: Add (residual connections), Sub (``a - b``), Mul (squeeze-and-excitation,
+layer scale), Cat (inception and dense blocks).
 
 Add and Mul broadcast as torch does; every input here is a batched activation of the same
 rank, except a `Parameter`, which has no batch dimension and broadcasts against the
 whole batched tensor. other_ops: Add and Mul do one op per output element for every
-input after the first; Cat copies and does no arithmetic.
+input after the first (Sub: one, of its two); Cat copies and does no arithmetic.
 
 Backward: Add passes its gradient on (an input it was broadcast from sums it back: one add
-per gradient element beyond the input's own); Mul multiplies the gradient by the other
+per gradient element beyond the input's own); Sub does the same and negates its second input's gradient
+(one op per output element); Mul multiplies the gradient by the other
 inputs (one multiply per output element for each of them) and sums back the same way;
-Cat slices its gradient. Autograd keeps nothing for Add and Cat; Mul computes ``a*b*c`` as
+Cat slices its gradient. Autograd keeps nothing for Add, Sub and Cat; Mul computes ``a*b*c`` as
 ``(a*b)*c`` and each product keeps each factor the other one's gradient needs (in place,
 a copy of the left factor made before overwriting it).
 """
@@ -109,6 +110,25 @@ class Add(_Broadcasting):
     """Elementwise sum (residual connections): one add per output element per extra input."""
 
     autocast: ClassVar[str | None] = "follow"
+
+
+@register_layer
+@layer_kind
+class Sub(_Broadcasting):
+    """``a - b`` with broadcasting (PoolFormer's ``pool(x) - x``): one subtract per output element; in place,
+    ``a -= b``. Backward: ``a``'s gradient passes on and ``b``'s is negated (one op per output element), each
+    summed back over what it was broadcast from; autograd keeps nothing."""
+
+    symbol: ClassVar[str] = "-"
+
+    def output_shape(self, x) -> Shape:
+        if len(x) != 2:
+            raise SpecError(f"Sub takes 2 inputs (a - b), got {len(x)}")
+        return super().output_shape(x)
+
+    def backward_other_ops(self, x, y: Shape, grads: Grads, batch: int) -> int:
+        negated = batch * prod(y) if grads.inputs[1] else 0
+        return super().backward_other_ops(x, y, grads, batch) + negated
 
 
 @register_layer

@@ -1,4 +1,5 @@
-"""A learned tensor used as an operand (ConvNeXt's layer scale): Parameter."""
+"""A learned tensor used as an operand: Parameter (ConvNeXt's layer scale), PositionBias (a table gathered by a
+fixed index: a relative position bias)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from math import prod
 from typing import ClassVar
 
 from . import arguments as check
+from ..errors import SpecError
 from .base import Grads, Layer, Saved, Shape, TrainContext, layer_kind, register_layer
 
 
@@ -35,3 +37,51 @@ class Parameter(Layer):
 
     def label(self) -> str:
         return "Parameter"
+
+
+@register_layer
+@layer_kind
+class PositionBias(Layer):
+    """A parameter ``table`` gathered by a fixed index, then viewed, permuted or copied to ``shape`` (its full
+    shape, no batch dimension): a relative position bias, ``table[index]``, added to attention's scores.
+    ``prod(table)`` parameters, a buffer (the index, int64, one per row gathered), no ops; like a
+    `Parameter`'s, its output is read by an `Add` and is not counted as an activation (torch computes it
+    once per forward pass, whatever the batch: ``prod(shape)`` elements). Backward: the gradient is
+    scattered back into the table, one add per element of ``shape``; autograd keeps the index only (a
+    buffer)."""
+
+    table: tuple[int, ...]
+    shape: tuple[int, ...]
+
+    arity: ClassVar[int | None] = 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "table", check.shape(self.table, "table"))
+        object.__setattr__(self, "shape", check.shape(self.shape, "shape"))
+        row = prod(self.table[1:])
+        if prod(self.shape) % row:
+            raise SpecError(f"PositionBias: rows of table {list(self.table)} ({row} elements each) cannot make a "
+                            f"tensor of shape {list(self.shape)}")
+
+    def output_shape(self, x) -> Shape:
+        return self.shape
+
+    def weight_params(self, x) -> int:
+        return prod(self.table)
+
+    def buffers(self, x) -> int:
+        """The index: one int64 per row gathered."""
+        return prod(self.shape) // prod(self.table[1:])
+
+    def buffer_bytes(self, x, itemsize: int) -> int:
+        return self.buffers(x) * 8
+
+    def backward_other_ops(self, x, y: Shape, grads: Grads, batch: int) -> int:
+        return prod(self.shape) if grads.weight else 0
+
+    def saved_tensors(self, x, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        return ()
+
+    def label(self) -> str:
+        return "Position bias"

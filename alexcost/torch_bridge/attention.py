@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..layers import (Expand, Matmul, MultiheadAttention, Norm, Roll, ScaledDotProductAttention, Slice, Squeeze,
-                      Sum, Unsqueeze)
+                      Sum, Transpose, Unsqueeze)
 from .calls import REQUIRED, bind, unary
 
 
@@ -35,6 +35,53 @@ def matmul(r, node, args, kwargs, names=("input", "other")):
     if not (r.is_tensor(a) or r.is_tensor(c)):
         return r.pure(node, args, kwargs)
     return r.emit(node, Matmul(), [r.tensor(a, node), r.tensor(c, node)])
+
+
+def einsum(r, node, args, kwargs):
+    """``torch.einsum(equation, a, b)`` where the equation is a batch of matrix products, the batch first in
+    every term (``"bhid,bhjd->bhij"``): a `Matmul`, after a `Transpose` of an operand whose last two letters
+    are the other way round (torch's einsum permutes the same views, then runs one ``bmm``). Any other
+    equation is refused, naming it."""
+    if kwargs or len(args) < 2:
+        r.refuse(node, "takes the equation and the operands positionally")
+    equation, *operands = args
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = list(operands[0])
+    equation = r.constant(equation, node, "equation")
+    if not isinstance(equation, str) or len(operands) != 2 or not all(r.is_tensor(t) for t in operands):
+        r.refuse(node, f"einsum of {len(operands)} operand(s) ({r.show(equation)}); alexcost reads the einsum of "
+                       f"two tensors that is a batch of matrix products")
+    a, b = (r.tensor(t, node) for t in operands)
+    plan = _einsum_plan(equation, (len(a.shape) + 1, len(b.shape) + 1))
+    if plan is None or a.shape[:-2] != b.shape[:-2]:
+        r.refuse(node, f"einsum {equation!r} on {r.show(a)} and {r.show(b)} is not a batch of matrix products "
+                       f"((..., i, k), (..., k, j) -> (..., i, j), the same leading letters and sizes in every term, "
+                       f"either operand's last two letters swapped); alexcost reads no other equation")
+    a, b = (r.emit(node, Transpose(dim0=len(x.shape) - 1, dim1=len(x.shape)), [x], label="transpose") if swap else x
+            for x, swap in zip((a, b), plan))
+    return r.emit(node, Matmul(), [a, b])
+
+
+def _einsum_plan(equation: str, ranks) -> tuple[bool, bool] | None:
+    """For an equation that is a batch of matrix products, ``(..., i, k), (..., k, j) -> (..., i, j)`` with the
+    same leading letters in every term (the batch's first), whether each operand's last two dimensions are
+    swapped (``(..., k, i)``, ``(..., j, k)``); None for any other equation."""
+    text = equation.replace(" ", "")
+    if text.count("->") != 1:
+        return None
+    inputs, out = text.split("->")
+    terms = inputs.split(",")
+    if len(terms) != 2 or not all(t.isalpha() and t.isascii() and len(set(t)) == len(t) for t in (*terms, out)):
+        return None
+    left, right = terms
+    if (len(left), len(right)) != tuple(ranks) or len(out) < 3 or not left[:-2] == right[:-2] == out[:-2]:
+        return None
+    i, j = out[-2:]
+    k = set(left[-2:]) - {i}
+    if len(k) != 1 or set(left[-2:]) != {i, *k} or set(right[-2:]) != {j, *k} or k & set(out):
+        return None
+    k = k.pop()
+    return left[-2:] != i + k, right[-2:] != k + j
 
 
 def attention(r, node, args, kwargs):
@@ -173,7 +220,7 @@ def roll(r, node, args, kwargs):
 FUNCTIONS = {
     torch.matmul: matmul, operator.matmul: matmul, torch.bmm: lambda r, node, args, kwargs: matmul(
         r, node, args, kwargs, ("input", "mat2")),
-    F.scaled_dot_product_attention: attention, operator.getitem: getitem,
+    torch.einsum: einsum, F.scaled_dot_product_attention: attention, operator.getitem: getitem,
     torch.unsqueeze: unary(Unsqueeze, (("dim", REQUIRED),)), torch.squeeze: unary(Squeeze, (("dim", None),)),
     torch.sum: reduction(Sum), torch.norm: reduction(Norm, "p", "fro", out=True),
     torch.linalg.vector_norm: reduction(Norm, "ord", 2), torch.roll: roll,

@@ -39,10 +39,11 @@ def fixed_args(r, node, bound: dict, fixed: dict) -> None:
             r.refuse(node, f"{name}={got!r} is not read by alexcost (only {name}={value!r})")
 
 
-def unary(kind, spec=(), *, fixed=None, drop=(), preset=None):
+def unary(kind, spec=(), *, fixed=None, drop=(), preset=None, rename=None):
     """A call on one tensor whose other arguments (``spec``: name, default) are the kind's own;
     ``fixed`` arguments must have the value given, ``drop`` ones do not matter, ``preset`` ones
-    are the kind's arguments the call implies (``relu_``: ``inplace=True``)."""
+    are the kind's arguments the call implies (``relu_``: ``inplace=True``), ``rename`` maps the
+    call's names to the kind's (``torch.swapaxes``'s ``axis0`` is ``dim0``)."""
     full = (("input", REQUIRED), *spec)
 
     def handle(r, node, args, kwargs):
@@ -53,6 +54,8 @@ def unary(kind, spec=(), *, fixed=None, drop=(), preset=None):
             bound.pop(name)
         for name in bound:
             bound[name] = r.constant(bound[name], node, name)
+        if rename:
+            bound = {rename.get(name, name): value for name, value in bound.items()}
         return r.emit(node, r.build(node, kind, {**bound, **(preset or {})}), [x])
     return handle
 

@@ -18,7 +18,7 @@ from .custom import custom_reads
 
 
 class Elementwise(nn.Module):
-    """``a + b + ...`` or ``a * b * ...``; in place into ``a`` with ``inplace``."""
+    """``a + b + ...``, ``a - b`` or ``a * b * ...``; in place into ``a`` with ``inplace``."""
 
     def __init__(self, op: str, inplace: bool):
         super().__init__()
@@ -28,11 +28,30 @@ class Elementwise(nn.Module):
         out = first
         for other in rest:
             if self.inplace:
-                out = out.add_(other) if self.op == "Add" else out.mul_(other)
+                out = getattr(out, f"{self.op.lower()}_")(other)
             else:
-                out = out + other if self.op == "Add" else out * other
+                out = out + other if self.op == "Add" else out - other if self.op == "Sub" else out * other
         return out
 
+
+
+class Arithmetic(nn.Module):
+    """``x <op> value`` with a Python number (a `Scalar`): ``x + value``, ``value - x``, ``x ** value``, ...;
+    in place with ``inplace`` (``x.mul_(value)``)."""
+
+    def __init__(self, op: str, value, inplace: bool):
+        super().__init__()
+        self.op, self.value, self.inplace = op, value, inplace
+
+    def forward(self, x):
+        if self.op == "rsub":
+            return self.value - x
+        if self.inplace:
+            return getattr(x, f"{self.op}_")(self.value)
+        return getattr(x, f"__{ {'div': 'truediv'}.get(self.op, self.op)}__")(self.value)
+
+    def extra_repr(self) -> str:
+        return f"op={self.op!r}, value={self.value!r}, inplace={self.inplace}"
 
 
 class Concatenate(nn.Module):
@@ -145,6 +164,21 @@ class Parameter(nn.Module):
 
 
 
+class Gathered(nn.Module):
+    """A table's rows gathered by a fixed index, viewed as ``shape`` (a `PositionBias`): the index runs over
+    the table's rows in turn (the counts do not depend on which rows)."""
+
+    def __init__(self, table, shape):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(table))
+        rows = torch.Size(shape).numel() // torch.Size(table[1:]).numel()
+        self.register_buffer("index", torch.arange(rows) % table[0])
+        self.shape = tuple(shape)
+
+    def forward(self):
+        return self.weight[self.index].view(self.shape)
+
+
 class StochasticDepth(nn.Module):
     """torchvision.ops.StochasticDepth, without torchvision: the input at inference; in training a
     Bernoulli(1 - p) mask per sample ("row") or for the batch ("batch"), scaled by 1/(1 - p)."""
@@ -200,6 +234,8 @@ def graph(names, modules, sources) -> nn.Module:
 BUILDERS = {
     kinds.Add: lambda layer, x: Elementwise("Add", layer.inplace),
     kinds.Mul: lambda layer, x: Elementwise("Mul", layer.inplace),
+    kinds.Sub: lambda layer, x: Elementwise("Sub", layer.inplace),
+    kinds.Scalar: lambda layer, x: Arithmetic(layer.op, layer.value, layer.inplace),
     kinds.Cat: lambda layer, x: Concatenate(layer.dim),
     kinds.Reshape: lambda layer, x: Reshape(layer.shape, False),
     kinds.View: lambda layer, x: Reshape(layer.shape, True),
@@ -211,6 +247,7 @@ BUILDERS = {
     kinds.Clone: lambda layer, x: Method("clone"),
     kinds.Mean: lambda layer, x: Method("mean", list(layer.dim), layer.keepdim),
     kinds.Parameter: lambda layer, x: Parameter(layer.shape),
+    kinds.PositionBias: lambda layer, x: Gathered(layer.table, layer.shape),
     kinds.Pad: lambda layer, x: Padding(layer.pad, layer.mode, layer.value),
     kinds.StochasticDepth: lambda layer, x: StochasticDepth(layer.p, layer.mode),
     kinds.Matmul: lambda layer, x: Function(torch.matmul),

@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from ..errors import SpecError
 from ..layers import (GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Add, AvgPool2d, Cat, Chunk,
                      Contiguous, Dropout, Dropout2d, Flatten, Hardsigmoid, Hardswish, LayerNorm,
-                     LeakyReLU, Linear, MaxPool2d, Mean, Mul, Pad, Permute, ReLU, ReLU6, Reshape, SiLU, Sigmoid,
-                     Softmax, Split, StochasticDepth, Tanh, Transpose, View)
+                     LeakyReLU, Linear, MaxPool2d, Mean, Mul, Pad, Permute, ReLU, ReLU6, Reshape, Scalar, SiLU, Sigmoid,
+                     Softmax, Split, StochasticDepth, Sub, Tanh, Transpose, View)
 from ..layers import Clone
-from .params import reshaped_parameter
+from .params import gathered_parameter, gathered_view, reshaped_parameter
 from .calls import REQUIRED, bind, unary
 from .calls import fixed_args as _fixed, weight_arg as _weight
 from .dense import CONVOLUTIONS, module_conv, padding_module
@@ -121,28 +121,57 @@ def split(r, node, args, kwargs, size_name="split_size_or_sections"):
                   [r.tensor(bound["tensor"], node)])
 
 
-def merge(kind, inplace: bool = False, alpha: bool = False):
-    """``a + b``, ``torch.add(a, b)``, ``a.add_(b)``, ``a += b``, and the same for ``*``."""
+def arithmetic(op: str, kind=None, inplace: bool = False, alpha: bool = False, names=("input", "other"), fixed=()):
+    """``a <op> b`` in any spelling (``a + b``, ``torch.add(a, b)``, ``a.add_(b)``, ``a += b``): of two
+    tensors, the merge ``kind`` (Add, Mul; refused without one); of a tensor and a Python number, a
+    `Scalar` (``c - x`` is ``rsub``); of plain values, Python's arithmetic. ``fixed``: arguments that
+    must keep their defaults (``alpha=1``, ``rounding_mode=None``)."""
+    spec = ((names[0], REQUIRED), (names[1], REQUIRED)) + ((("alpha", 1),) if alpha else ()) + tuple(fixed)
+
     def handle(r, node, args, kwargs):
-        spec = (("input", REQUIRED), ("other", REQUIRED)) + ((("alpha", 1),) if alpha else ())
         bound = bind(r, node, spec, args, kwargs)
-        if alpha:
-            _fixed(r, node, bound, {"alpha": 1})
-        a, b = bound["input"], bound["other"]
+        _fixed(r, node, bound, {"alpha": 1} if alpha else {})
+        _fixed(r, node, bound, dict(fixed))
+        a, b = bound[names[0]], bound[names[1]]
         if isinstance(a, Token) or isinstance(b, Token):
             r.refuse(node, f"reads {a if isinstance(a, Token) else b}; alexcost reads a parameter expanded over "
                            f"the batch only as a class token given to torch.cat")
         if not (r.is_tensor(a) or r.is_tensor(b)):
             return r.pure(node, args, kwargs)
-        if not (r.is_tensor(a) and r.is_tensor(b)):
-            r.refuse(node, f"{'adds' if kind is Add else 'multiplies'} a tensor and a Python number "
-                           f"({r.show(b if r.is_tensor(a) else a)}); alexcost has no layer kind for arithmetic "
-                           f"with a constant")
-        if inplace and not r.is_activation(a):
-            r.refuse(node, f"writes its result into {r.show(a)}; alexcost reads in-place arithmetic on "
-                           f"activations only")
-        return r.emit(node, r.build(node, kind, {"inplace": inplace}), [r.operand(a, node), r.operand(b, node)])
+        if r.is_tensor(a) and r.is_tensor(b):
+            if kind is None:
+                r.refuse(node, f"computes {op} of two tensors ({r.show(a)}, {r.show(b)}); alexcost has no layer "
+                               f"kind for it (Add, Sub and Mul only)")
+            if kind is Mul and any(r.is_attribute(v) and v.gathered for v in (a, b)):
+                r.refuse(node, f"multiplies by {r.show(b if r.is_attribute(b) and b.gathered else a)} gathered by an "
+                               f"index; alexcost reads a gathered table only as an operand of +")
+            if inplace and not r.is_activation(a):
+                r.refuse(node, f"writes its result into {r.show(a)}; alexcost reads in-place arithmetic on "
+                               f"activations only")
+            return r.emit(node, r.build(node, kind, {"inplace": inplace}), [r.operand(a, node), r.operand(b, node)])
+        return _with_number(r, node, op, inplace, a, b, names)
     return handle
+
+
+_REVERSED = {"add": "add", "mul": "mul", "sub": "rsub"}
+"""``c <op> x`` with the number first, as a `Scalar` op."""
+
+
+def _with_number(r, node, op, inplace, a, b, names):
+    """A tensor and a Python number: one `Scalar` on the tensor (an activation)."""
+    first = r.is_tensor(a)
+    x, number = (a, b) if first else (b, a)
+    number = r.constant(number, node, names[1] if first else names[0])
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
+        r.refuse(node, f"computes {op} of a tensor and {r.show(number)}; alexcost reads arithmetic with a Python "
+                       f"int or float only")
+    if not first:
+        if op not in _REVERSED:
+            r.refuse(node, f"computes {number!r} {'/' if op == 'div' else '**'} a tensor (the number first); "
+                           f"alexcost reads {op} with the tensor first only")
+        op, inplace = _REVERSED[op], False  # ``c += x`` on a Python number makes a new tensor
+    x = r.tensor(x, node)
+    return r.emit(node, r.build(node, Scalar, {"op": op, "value": number, "inplace": inplace}), [x])
 
 
 def size(r, node, args, kwargs):
@@ -235,14 +264,21 @@ def _stochastic_depth():
 
 
 FUNCTIONS = {
-    operator.add: merge(Add), operator.iadd: merge(Add, inplace=True), torch.add: merge(Add, alpha=True),
-    operator.mul: merge(Mul), operator.imul: merge(Mul, inplace=True), torch.mul: merge(Mul),
+    torch.add: arithmetic("add", Add, alpha=True), torch.mul: arithmetic("mul", Mul),
+    torch.multiply: arithmetic("mul", Mul), torch.sub: arithmetic("sub", Sub, alpha=True),
+    torch.subtract: arithmetic("sub", Sub, alpha=True),
+    torch.div: arithmetic("div", fixed=(("rounding_mode", None),)),
+    torch.divide: arithmetic("div", fixed=(("rounding_mode", None),)), torch.true_divide: arithmetic("div"),
+    torch.pow: arithmetic("pow", names=("input", "exponent")),
     torch.cat: cat, torch.concat: cat,
     torch.concatenate: lambda r, node, args, kwargs: cat(r, node, args, kwargs, dim="axis"),
     torch.flatten: unary(Flatten, (("start_dim", 0), ("end_dim", -1))),
     torch.reshape: reshape(Reshape),
     torch.permute: permute,
     torch.transpose: unary(Transpose, (("dim0", REQUIRED), ("dim1", REQUIRED))),
+    torch.swapaxes: unary(Transpose, (("axis0", REQUIRED), ("axis1", REQUIRED)),
+                          rename={"axis0": "dim0", "axis1": "dim1"}),
+    torch.swapdims: unary(Transpose, (("dim0", REQUIRED), ("dim1", REQUIRED))),
     torch.chunk: unary(Chunk, (("chunks", REQUIRED), ("dim", 0))),
     torch.split: split,
     torch.mean: mean,
@@ -271,6 +307,12 @@ FUNCTIONS = {
 
 FUNCTIONS.update(STACK_FUNCTIONS)
 FUNCTIONS[torch.sum], FUNCTIONS[torch.mean] = reduced("sum", FUNCTIONS[torch.sum]), reduced("mean", FUNCTIONS[torch.mean])
+for _op, _kind, _plain, _inplace in (("add", Add, operator.add, operator.iadd),
+                                     ("mul", Mul, operator.mul, operator.imul),
+                                     ("sub", Sub, operator.sub, operator.isub),
+                                     ("div", None, operator.truediv, operator.itruediv),
+                                     ("pow", None, operator.pow, operator.ipow)):
+    FUNCTIONS[_plain], FUNCTIONS[_inplace] = arithmetic(_op, _kind), arithmetic(_op, _kind, inplace=True)
 
 try:
     FUNCTIONS[_stochastic_depth()] = unary(StochasticDepth, (("p", REQUIRED), ("mode", REQUIRED),
@@ -285,8 +327,8 @@ try:
 except ImportError:  # torchvision is optional
     pass
 
-PURE = frozenset({operator.getitem, operator.sub, operator.floordiv, operator.truediv, operator.mod,
-                  operator.pow, operator.neg, operator.pos, operator.abs, operator.eq, operator.ne, operator.lt,
+PURE = frozenset({operator.getitem, operator.floordiv, operator.mod, operator.neg, operator.pos, operator.abs,
+                  operator.eq, operator.ne, operator.lt,
                   operator.le, operator.gt, operator.ge, operator.not_, operator.and_, operator.or_,
                   operator.xor, operator.invert, operator.truth, operator.contains, operator.index,
                   *(f for f in vars(math).values() if callable(f))})
@@ -294,11 +336,24 @@ PURE = frozenset({operator.getitem, operator.sub, operator.floordiv, operator.tr
 on plain values, refused on tensors."""
 
 METHODS = {
-    "add": merge(Add, alpha=True), "add_": merge(Add, inplace=True, alpha=True), "mul": merge(Mul),
-    "mul_": merge(Mul, inplace=True),
+    "add": arithmetic("add", Add, alpha=True), "add_": arithmetic("add", Add, inplace=True, alpha=True),
+    "mul": arithmetic("mul", Mul), "mul_": arithmetic("mul", Mul, inplace=True),
+    "multiply": arithmetic("mul", Mul), "multiply_": arithmetic("mul", Mul, inplace=True),
+    "sub": arithmetic("sub", Sub, alpha=True), "sub_": arithmetic("sub", Sub, inplace=True, alpha=True),
+    "subtract": arithmetic("sub", Sub, alpha=True), "subtract_": arithmetic("sub", Sub, inplace=True, alpha=True),
+    "div": arithmetic("div", fixed=(("rounding_mode", None),)),
+    "div_": arithmetic("div", inplace=True, fixed=(("rounding_mode", None),)),
+    "divide": arithmetic("div", fixed=(("rounding_mode", None),)),
+    "divide_": arithmetic("div", inplace=True, fixed=(("rounding_mode", None),)),
+    "true_divide": arithmetic("div"), "true_divide_": arithmetic("div", inplace=True),
+    "pow": arithmetic("pow", names=("input", "exponent")),
+    "pow_": arithmetic("pow", inplace=True, names=("input", "exponent")),
     "size": size, "dim": dim, "ndimension": dim,
     "view": reshape(View), "reshape": reshape(Reshape), "permute": permute,
     "transpose": unary(Transpose, (("dim0", REQUIRED), ("dim1", REQUIRED))),
+    "swapaxes": unary(Transpose, (("axis0", REQUIRED), ("axis1", REQUIRED)),
+                      rename={"axis0": "dim0", "axis1": "dim1"}),
+    "swapdims": unary(Transpose, (("dim0", REQUIRED), ("dim1", REQUIRED))),
     "flatten": unary(Flatten, (("start_dim", 0), ("end_dim", -1))),
     "contiguous": contiguous,
     "chunk": unary(Chunk, (("chunks", REQUIRED), ("dim", 0))),
@@ -313,6 +368,9 @@ METHODS = {
 """Tensor methods by name (a call_method node's target)."""
 
 METHODS["view"], METHODS["reshape"] = reshaped_parameter(METHODS["view"]), reshaped_parameter(METHODS["reshape"])
+for _method in ("permute", "contiguous", "unsqueeze"):
+    METHODS[_method] = gathered_view(METHODS[_method], _method)
+FUNCTIONS[operator.getitem] = gathered_parameter(FUNCTIONS[operator.getitem])
 FUNCTIONS[torch.reshape] = reshaped_parameter(FUNCTIONS[torch.reshape])
 
 _ARGS: dict[type, tuple[str, ...]] = {}

@@ -5,7 +5,12 @@ operation torch counts and no new parameter. The reader keeps it as a parameter 
 shape whose elements are the original's (``base``), so it counts once, where first read, as
 any parameter does (a `Parameter` layer when it is an operand of ``+`` or ``*``). Anything
 computed from a parameter (weight standardisation, ``gain * scale``) stays refused: it is an
-operation on the parameter, which alexcost has no layer for. Imports torch.
+operation on the parameter, which alexcost has no layer for.
+
+A parameter's rows gathered by a fixed index (``table[index]``, ``index`` an integer buffer, itself viewed
+with fixed sizes): a relative position bias. The reader keeps the gathered tensor, and its views, permutes
+and contiguous copies, as a parameter whose elements are the table's, marked ``gathered``: a `PositionBias`
+when an operand of ``+``. Imports torch.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ def reshaped_parameter(handler, name: str = "shape"):
     """``handler`` (a ``view`` or ``reshape`` of an activation), which reads a parameter's view too."""
     def handle(r, node, args, kwargs):
         value = args[0] if args else kwargs.get("input")
-        if not (r.is_attribute(value) and value.kind == "parameter"):
+        if not (r.is_attribute(value) and (value.kind == "parameter" or _index(value))):
             return handler(r, node, args, kwargs)
         rest = list(args[1:])
         if kwargs:
@@ -35,6 +40,48 @@ def reshaped_parameter(handler, name: str = "shape"):
                 view = getattr(value.tensor, node.target if node.op == "call_method" else "reshape")(sizes)
         except RuntimeError as err:
             r.refuse(node, f"fails on {r.show(value)} of shape {list(value.tensor.shape)}: {err}")
+        if value.kind != "parameter":
+            return type(value)(value.path, view, value.kind, node)
         base = value.base if value.base is not None else value.tensor
-        return type(value)(value.path, view, "parameter", node, base=base)
+        return type(value)(value.path, view, "parameter", node, base=base, gathered=value.gathered)
+    return handle
+
+
+def _index(value) -> bool:
+    """A buffer or constant of integers (an index)."""
+    return not value.tensor.is_floating_point() and not value.tensor.is_complex() and value.kind != "parameter"
+
+
+def gathered_parameter(handler):
+    """``handler`` (``x[...]`` of an activation), which reads ``table[index]`` too: a parameter's rows
+    gathered by an integer buffer."""
+    def handle(r, node, args, kwargs):
+        value, index = (list(args) + [None, None])[:2]
+        if not (r.is_attribute(value) and value.kind == "parameter" and value.base is None and not kwargs):
+            return handler(r, node, args, kwargs)
+        if not (r.is_attribute(index) and _index(index)):
+            r.refuse(node, f"indexes {r.show(value)} with {r.show(index)}; alexcost reads a parameter indexed by an "
+                           f"integer buffer only (a relative position bias table)")
+        import torch
+
+        with torch.enable_grad():
+            rows = value.tensor[index.tensor]
+        return type(value)(value.path, rows, "parameter", node, base=value.tensor, gathered=True)
+    return handle
+
+
+def gathered_view(handler, method: str):
+    """``handler`` (``x.permute(...)``, ``x.contiguous()``, ``x.unsqueeze(d)`` of an activation), which reads
+    the same of a gathered parameter (see `gathered_parameter`): computed on its tensor, fixed arguments only."""
+    def handle(r, node, args, kwargs):
+        value = args[0] if args else None
+        if not (r.is_attribute(value) and value.gathered):
+            return handler(r, node, args, kwargs)
+        rest = [r.constant(a, node, "argument") for a in args[1:]]
+        more = {k: r.constant(v, node, k) for k, v in kwargs.items()}
+        try:
+            out = getattr(value.tensor, method)(*rest, **more)
+        except (RuntimeError, TypeError, IndexError) as err:
+            r.refuse(node, f"fails on {r.show(value)} of shape {list(value.tensor.shape)}: {err}")
+        return type(value)(value.path, out, "parameter", node, base=value.base, gathered=True)
     return handle

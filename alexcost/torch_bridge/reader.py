@@ -32,7 +32,7 @@ from ..errors import SpecError, format_shape
 from ..engine.modes import StepModes
 from .ops import FUNCTIONS, METHODS, PURE, module_call
 from .trace import MODE, REGION, kind_of, where_module
-from ..layers import BUILTIN_KINDS, Identity, Parameter, ParameterShape
+from ..layers import BUILTIN_KINDS, Identity, Parameter, ParameterShape, PositionBias
 from .custom import custom_reads, read_function
 from .attention import MODULE_CALLS
 from ..layers.base import Passthrough
@@ -61,12 +61,14 @@ class Activation:
 class Attribute:
     """A tensor the module holds: ``kind`` is "parameter", "buffer" or "constant"; ``act`` is its
     `Parameter` layer's output once a merge has read it; ``base``, for a view of a parameter
-    (`alexcost.torch_bridge.params`), the parameter whose elements it is (counted once)."""
+    (`alexcost.torch_bridge.params`), the parameter whose elements it is (counted once); ``gathered``: the
+    tensor is that parameter's rows gathered by a fixed index (a `PositionBias`), not a view of it."""
 
-    __slots__ = ("path", "tensor", "kind", "node", "act", "base")
+    __slots__ = ("path", "tensor", "kind", "node", "act", "base", "gathered")
 
-    def __init__(self, path, tensor, kind, node, base=None):
+    def __init__(self, path, tensor, kind, node, base=None, gathered=False):
         self.path, self.tensor, self.kind, self.node, self.act, self.base = path, tensor, kind, node, None, base
+        self.gathered = gathered
 
 
 @dataclass(frozen=True)
@@ -217,7 +219,9 @@ class Reader:
             self.refuse(node, f"reads {self.show(value)}, which is not an nn.Parameter of the module; alexcost "
                               f"counts registered parameters only")
         if value.act is None:
-            layer = self.build(value.node, Parameter, {"shape": tuple(value.tensor.shape)})
+            layer = self.build(value.node, PositionBias, {"table": tuple(value.base.shape), "shape": tuple(
+                value.tensor.shape)}) if value.gathered else self.build(value.node, Parameter, {"shape": tuple(
+                    value.tensor.shape)})
             module, _, attr = value.path.rpartition(".")
             act = self._add(value.node, layer, (), ParameterShape(layer.shape), f"{module}:{attr}", None,
                             (("weight", value.tensor if value.base is None else value.base),), layer.shape,
@@ -800,7 +804,7 @@ class _Rebuild(NamedTuple):
     other: tuple
 
 
-IN_PLACE = {"iadd": "add", "imul": "mul"}
+IN_PLACE = {"iadd": "add", "imul": "mul", "isub": "sub", "itruediv": "truediv", "ipow": "pow"}
 """``a += b`` is named as ``a + b`` is (``layer1_0_add``); the layer itself says it works in place."""
 
 

@@ -117,13 +117,23 @@ class _Tracer:
 
             class Proxy(SizedProxy, torch.fx.Proxy):
                 """fx's Proxy has no in-place operators, so ``a += b`` would trace as ``a + b``: a new
-                tensor where torch adds in place. These record ``operator.iadd`` and ``operator.imul``."""
+                tensor where torch adds in place. These record ``operator.iadd``, ``operator.imul``,
+                ``operator.isub``, ``operator.itruediv`` and ``operator.ipow``."""
 
                 def __iadd__(self, other):
                     return self.tracer.create_proxy("call_function", operator.iadd, (self, other), {})
 
                 def __imul__(self, other):
                     return self.tracer.create_proxy("call_function", operator.imul, (self, other), {})
+
+                def __isub__(self, other):
+                    return self.tracer.create_proxy("call_function", operator.isub, (self, other), {})
+
+                def __itruediv__(self, other):
+                    return self.tracer.create_proxy("call_function", operator.itruediv, (self, other), {})
+
+                def __ipow__(self, other):
+                    return self.tracer.create_proxy("call_function", operator.ipow, (self, other), {})
 
             class Tracer(RawCalls, torch.fx.Tracer):
                 def __init__(self, aliases, worlds=None):
