@@ -31,7 +31,7 @@ from alexcost import (GELU, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPoo
 from alexcost import (Embedding, Expand, Matmul, MultiheadAttention, Norm, Roll, ScaledDotProductAttention, Slice, Squeeze,
                       Sum, Unfold, Unsqueeze, WindowAttention)
 from alexcost import AvgPool1d, Normalize, RMSNorm
-from alexcost import PositionBias, Scalar, Sub
+from alexcost import Div, PositionBias, Scalar, Sub
 from alexcost.layers import BUILTIN_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,6 +194,8 @@ S = {
                       (("padding", "valid"),): dict(       # (6 - 3)//2 + 1 = 2, (8 - 2)//2 + 1 = 4
                           y=(6, 2, 4), params=6 * 2 * 3 * 2 + 6, macs=6 * 2 * 4 * 2 * 3 * 2, bias_adds=6 * 2 * 4,
                           fvcore=None, torch=2 * 6 * 2 * 4 * 2 * 3 * 2)}),
+    "Div": Sample(lambda src, **kw: [Div(inputs=(src, src), **kw)],
+                  {(): dict(y=X, other_ops=N), (("inplace", True),): dict(y=X, other_ops=N)}),
     "Dropout": Sample(unary(Dropout), {(): dict(y=X)}),
     "Dropout2d": Sample(unary(Dropout2d), {(): dict(y=X)}),
     "Flatten": Sample(unary(Flatten), {(): dict(y=(N,))}),
@@ -444,7 +446,7 @@ def claim(cell: str, layer, env: dict, per_element: bool = False):
 
 def test_the_tables_list_every_kind_once():
     counts, tools = table("conventions.md", COUNTS_HEADER), table("conventions.md", TOOLS_HEADER)
-    assert len(KINDS) == 69
+    assert len(KINDS) == 70
     assert list(counts) == KINDS and list(tools) == KINDS
     assert sorted(S) == KINDS
 

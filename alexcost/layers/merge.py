@@ -1,16 +1,17 @@
 """Merging several tensors: Add (residual connections), Sub (``a - b``), Mul (squeeze-and-excitation,
-layer scale), Cat (inception and dense blocks).
+layer scale), Div (``a / b``), Cat (inception and dense blocks).
 
 Add and Mul broadcast as torch does; every input here is a batched activation of the same
 rank, except a `Parameter`, which has no batch dimension and broadcasts against the
 whole batched tensor. other_ops: Add and Mul do one op per output element for every
-input after the first (Sub: one, of its two); Cat copies and does no arithmetic.
+input after the first (Sub and Div: one, of their two); Cat copies and does no arithmetic.
 
 Backward: Add passes its gradient on (an input it was broadcast from sums it back: one add
 per gradient element beyond the input's own); Sub does the same and negates its second input's gradient
 (one op per output element); Mul multiplies the gradient by the other
 inputs (one multiply per output element for each of them) and sums back the same way;
-Cat slices its gradient. Autograd keeps nothing for Add, Sub and Cat; Mul computes ``a*b*c`` as
+Div divides ``a``'s gradient by ``b`` (one op per output element) and computes ``b``'s as torch does,
+``-grad * ((a / b) / b)`` (four per output element); Cat slices its gradient. Autograd keeps nothing for Add, Sub and Cat; Mul computes ``a*b*c`` as
 ``(a*b)*c`` and each product keeps each factor the other one's gradient needs (in place,
 a copy of the left factor made before overwriting it).
 """
@@ -162,6 +163,37 @@ class Mul(_Broadcasting):
                                         "keeps; list an activation among its first two inputs")
                     saved.append(Saved("product", "new", elements=ctx.batch * prod(broadcast(x[:k])),
                                        itemsize=ctx.itemsize))
+        return tuple(saved)
+
+
+@register_layer
+@layer_kind
+class Div(_Broadcasting):
+    """``a / b`` of two tensors with broadcasting (ConvNeXt-V2's global response norm): one divide per output
+    element; in place, ``a /= b``. Backward: ``a``'s gradient is ``grad / b`` (one op per output element),
+    ``b``'s is ``-grad * ((a / b) / b)`` (four), each summed back over what it was broadcast from. Autograd
+    keeps ``b`` when either input needs a gradient, and ``a`` when ``b`` does (in place, a copy of ``a``
+    made before overwriting it)."""
+
+    symbol: ClassVar[str] = "/"
+
+    def output_shape(self, x) -> Shape:
+        if len(x) != 2:
+            raise SpecError(f"Div takes 2 inputs (a / b), got {len(x)}")
+        return super().output_shape(x)
+
+    def backward_other_ops(self, x, y: Shape, grads: Grads, batch: int) -> int:
+        out = batch * prod(y)
+        own = (out if grads.inputs[0] else 0) + (4 * out if grads.inputs[1] else 0)
+        return super().backward_other_ops(x, y, grads, batch) + own
+
+    def saved_tensors(self, x, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        saved = []
+        if grads.inputs[1]:
+            saved.append(Saved("dividend copy", "new", elements=_elements(x[0], ctx.batch), itemsize=ctx.itemsize)
+                         if self.inplace else Saved("input", "input", 0))
+        if any(grads.inputs):
+            saved.append(Saved("input", "input", 1))
         return tuple(saved)
 
 

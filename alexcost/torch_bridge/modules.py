@@ -18,7 +18,7 @@ from .custom import custom_reads
 
 
 class Elementwise(nn.Module):
-    """``a + b + ...``, ``a - b`` or ``a * b * ...``; in place into ``a`` with ``inplace``."""
+    """``a + b + ...``, ``a - b``, ``a * b * ...`` or ``a / b``; in place into ``a`` with ``inplace``."""
 
     def __init__(self, op: str, inplace: bool):
         super().__init__()
@@ -30,7 +30,7 @@ class Elementwise(nn.Module):
             if self.inplace:
                 out = getattr(out, f"{self.op.lower()}_")(other)
             else:
-                out = out + other if self.op == "Add" else out - other if self.op == "Sub" else out * other
+                out = {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": torch.div}[self.op](out, other)
         return out
 
 
@@ -235,6 +235,7 @@ BUILDERS = {
     kinds.Add: lambda layer, x: Elementwise("Add", layer.inplace),
     kinds.Mul: lambda layer, x: Elementwise("Mul", layer.inplace),
     kinds.Sub: lambda layer, x: Elementwise("Sub", layer.inplace),
+    kinds.Div: lambda layer, x: Elementwise("Div", layer.inplace),
     kinds.Scalar: lambda layer, x: Arithmetic(layer.op, layer.value, layer.inplace),
     kinds.Cat: lambda layer, x: Concatenate(layer.dim),
     kinds.Reshape: lambda layer, x: Reshape(layer.shape, False),

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ..errors import SpecError
 from ..layers import (GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Add, AvgPool2d, Cat, Chunk,
-                     Contiguous, Dropout, Dropout2d, Flatten, Hardsigmoid, Hardswish, LayerNorm,
+                     Contiguous, Div, Dropout, Dropout2d, Flatten, Hardsigmoid, Hardswish, LayerNorm,
                      LeakyReLU, Linear, MaxPool2d, Mean, Mul, Pad, Permute, ReLU, ReLU6, Reshape, Scalar, SiLU, Sigmoid,
                      Softmax, Split, StochasticDepth, Sub, Tanh, Transpose, View)
 from ..layers import Clone
@@ -141,8 +141,8 @@ def arithmetic(op: str, kind=None, inplace: bool = False, alpha: bool = False, n
         if r.is_tensor(a) and r.is_tensor(b):
             if kind is None:
                 r.refuse(node, f"computes {op} of two tensors ({r.show(a)}, {r.show(b)}); alexcost has no layer "
-                               f"kind for it (Add, Sub and Mul only)")
-            if kind is Mul and any(r.is_attribute(v) and v.gathered for v in (a, b)):
+                               f"kind for it (Add, Sub, Mul and Div only)")
+            if kind in (Mul, Div) and any(r.is_attribute(v) and v.gathered for v in (a, b)):
                 r.refuse(node, f"multiplies by {r.show(b if r.is_attribute(b) and b.gathered else a)} gathered by an "
                                f"index; alexcost reads a gathered table only as an operand of +")
             if inplace and not r.is_activation(a):
@@ -267,8 +267,8 @@ FUNCTIONS = {
     torch.add: arithmetic("add", Add, alpha=True), torch.mul: arithmetic("mul", Mul),
     torch.multiply: arithmetic("mul", Mul), torch.sub: arithmetic("sub", Sub, alpha=True),
     torch.subtract: arithmetic("sub", Sub, alpha=True),
-    torch.div: arithmetic("div", fixed=(("rounding_mode", None),)),
-    torch.divide: arithmetic("div", fixed=(("rounding_mode", None),)), torch.true_divide: arithmetic("div"),
+    torch.div: arithmetic("div", Div, fixed=(("rounding_mode", None),)),
+    torch.divide: arithmetic("div", Div, fixed=(("rounding_mode", None),)), torch.true_divide: arithmetic("div", Div),
     torch.pow: arithmetic("pow", names=("input", "exponent")),
     torch.cat: cat, torch.concat: cat,
     torch.concatenate: lambda r, node, args, kwargs: cat(r, node, args, kwargs, dim="axis"),
@@ -310,7 +310,7 @@ FUNCTIONS[torch.sum], FUNCTIONS[torch.mean] = reduced("sum", FUNCTIONS[torch.sum
 for _op, _kind, _plain, _inplace in (("add", Add, operator.add, operator.iadd),
                                      ("mul", Mul, operator.mul, operator.imul),
                                      ("sub", Sub, operator.sub, operator.isub),
-                                     ("div", None, operator.truediv, operator.itruediv),
+                                     ("div", Div, operator.truediv, operator.itruediv),
                                      ("pow", None, operator.pow, operator.ipow)):
     FUNCTIONS[_plain], FUNCTIONS[_inplace] = arithmetic(_op, _kind), arithmetic(_op, _kind, inplace=True)
 
@@ -341,11 +341,11 @@ METHODS = {
     "multiply": arithmetic("mul", Mul), "multiply_": arithmetic("mul", Mul, inplace=True),
     "sub": arithmetic("sub", Sub, alpha=True), "sub_": arithmetic("sub", Sub, inplace=True, alpha=True),
     "subtract": arithmetic("sub", Sub, alpha=True), "subtract_": arithmetic("sub", Sub, inplace=True, alpha=True),
-    "div": arithmetic("div", fixed=(("rounding_mode", None),)),
-    "div_": arithmetic("div", inplace=True, fixed=(("rounding_mode", None),)),
-    "divide": arithmetic("div", fixed=(("rounding_mode", None),)),
-    "divide_": arithmetic("div", inplace=True, fixed=(("rounding_mode", None),)),
-    "true_divide": arithmetic("div"), "true_divide_": arithmetic("div", inplace=True),
+    "div": arithmetic("div", Div, fixed=(("rounding_mode", None),)),
+    "div_": arithmetic("div", Div, inplace=True, fixed=(("rounding_mode", None),)),
+    "divide": arithmetic("div", Div, fixed=(("rounding_mode", None),)),
+    "divide_": arithmetic("div", Div, inplace=True, fixed=(("rounding_mode", None),)),
+    "true_divide": arithmetic("div", Div), "true_divide_": arithmetic("div", Div, inplace=True),
     "pow": arithmetic("pow", names=("input", "exponent")),
     "pow_": arithmetic("pow", inplace=True, names=("input", "exponent")),
     "size": size, "dim": dim, "ndimension": dim,
