@@ -19,7 +19,7 @@ from .layers import (GELU, INPUT, LAYER_KINDS, AdaptiveAvgPool2d, AdaptiveAvgPoo
 from .layers import (Expand, Matmul, MultiheadAttention, ScaledDotProductAttention, Slice, Squeeze, Unsqueeze,
                      WindowAttention)
 from .layers import AvgPool1d, Normalize, RMSNorm, Unfold
-from .layers import Div, Embedding, Norm, PositionBias, Roll, Scalar, Sub, Sum
+from .layers import Div, Embedding, Norm, PositionBias, Roll, Rsqrt, Scalar, Sub, Sum
 from .models import DEFAULT_MODEL, PRESETS, preset
 from .engine.network import Network
 from .engine.rules import forget as forget_rules
@@ -49,7 +49,7 @@ __all__ = [
     "Flatten", "GELU", "GroupNorm", "Hardsigmoid", "Hardswish", "INPUT", "Identity", "InstanceNorm2d",
     "LAYER_KINDS", "Layer", "LayerCost", "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm", "Matmul",
     "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Network", "NetworkCost", "Norm", "Normalize",
-    "PRESETS", "Pad", "Parameter", "Permute", "PositionBias", "RMSNorm", "ReLU", "ReLU6", "Reshape", "Roll",
+    "PRESETS", "Pad", "Parameter", "Permute", "PositionBias", "RMSNorm", "ReLU", "ReLU6", "Reshape", "Roll", "Rsqrt",
     "Scalar", "ScaledDotProductAttention", "SiLU", "Sigmoid", "Slice", "Softmax", "SpecError", "Split", "Squeeze",
     "StochasticDepth", "Sub", "Sum", "Tanh", "Totals", "Transpose", "Unfold", "Unsqueeze", "Upsample", "View",
     "WindowAttention", "ZeroPad2d", "dumps_spec", "forget_rules", "load_spec", "network_from_dict",

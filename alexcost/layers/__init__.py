@@ -19,6 +19,7 @@ from .scalar import Scalar
 from .window import WindowAttention
 from .linear import Embedding, Linear
 from .merge import Add, Cat, Div, Mul, Sub
+from .pointwise import Rsqrt
 from .fold import Unfold
 from .normalize import Normalize, RMSNorm
 from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm2d, LayerNorm, LocalResponseNorm
@@ -39,7 +40,7 @@ __all__ = [
     "Grads", "GroupNorm", "Hardsigmoid", "Hardswish", "INPUT", "Identity", "InstanceNorm2d", "LAYER_KINDS",
     "Layer", "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean",
     "Mul", "MultiheadAttention", "Norm", "Normalize", "Pad", "Parameter", "ParameterShape", "Permute",
-    "PositionBias", "RMSNorm", "ReLU", "ReLU6", "Reshape", "Roll", "Saved", "Scalar", "ScaledDotProductAttention",
+    "PositionBias", "RMSNorm", "ReLU", "ReLU6", "Reshape", "Roll", "Rsqrt", "Saved", "Scalar", "ScaledDotProductAttention",
     "Shape", "SiLU", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "StochasticDepth", "Sub", "Sum", "Tanh",
     "TrainContext", "Transpose", "Unfold", "Unsqueeze", "Upsample", "View", "WindowAttention", "ZeroPad2d",
     "register_layer",

@@ -265,6 +265,7 @@ BUILDERS = {
     kinds.Unsqueeze: lambda layer, x: Method("unsqueeze", layer.dim),
     kinds.Squeeze: lambda layer, x: Method("squeeze", layer.dim),
     kinds.Normalize: lambda layer, x: Function(torch.nn.functional.normalize, p=layer.p, dim=layer.dim, eps=layer.eps),
+    kinds.Rsqrt: lambda layer, x: Function(torch.rsqrt),
 }
 """The kinds torch.nn lacks, by class (a subclass of one of them is a kind of its own)."""
 

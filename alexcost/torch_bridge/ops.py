@@ -34,6 +34,7 @@ from .attention import FUNCTIONS as ATTENTION_FUNCTIONS, METHODS as ATTENTION_ME
 from .misc import FUNCTIONS as MISC_FUNCTIONS, METHODS as MISC_METHODS
 from .moves import FUNCTIONS as MOVES_FUNCTIONS, METHODS as MOVES_METHODS, moved_permute
 from .stacks import FUNCTIONS as STACK_FUNCTIONS, reduced
+from .elementwise import FUNCTIONS as ELEMENTWISE_FUNCTIONS, METHODS as ELEMENTWISE_METHODS, device_attribute
 
 
 def _dims(r, node, args, kwargs, name: str):
@@ -301,7 +302,7 @@ FUNCTIONS = {
     torch.clone: unary(Clone, (("memory_format", torch.preserve_format),),
                        fixed={"memory_format": torch.preserve_format}),
     getattr: get_attribute, torch._assert: check_assert, torch.fx._symbolic_trace._assert_is_none: check_none,
-    **DENSE_FUNCTIONS, **ATTENTION_FUNCTIONS, **MISC_FUNCTIONS, **MOVES_FUNCTIONS,
+    **DENSE_FUNCTIONS, **ATTENTION_FUNCTIONS, **MISC_FUNCTIONS, **MOVES_FUNCTIONS, **ELEMENTWISE_FUNCTIONS,
 }
 """Functions by the object fx records as a call_function node's target."""
 
@@ -363,7 +364,7 @@ METHODS = {
     "softmax": unary(Softmax, (("dim", REQUIRED), ("dtype", None)), fixed={"dtype": None}),
     "clone": unary(Clone, (("memory_format", torch.preserve_format),),
                    fixed={"memory_format": torch.preserve_format}),
-    **ATTENTION_METHODS, **MISC_METHODS, **MOVES_METHODS,
+    **ATTENTION_METHODS, **MISC_METHODS, **MOVES_METHODS, **ELEMENTWISE_METHODS,
 }
 """Tensor methods by name (a call_method node's target)."""
 
@@ -371,6 +372,7 @@ METHODS["view"], METHODS["reshape"] = reshaped_parameter(METHODS["view"]), resha
 for _method in ("permute", "contiguous", "unsqueeze"):
     METHODS[_method] = gathered_view(METHODS[_method], _method)
 FUNCTIONS[operator.getitem] = gathered_parameter(FUNCTIONS[operator.getitem])
+FUNCTIONS[getattr] = device_attribute(FUNCTIONS[getattr])
 FUNCTIONS[torch.reshape] = reshaped_parameter(FUNCTIONS[torch.reshape])
 
 _ARGS: dict[type, tuple[str, ...]] = {}
