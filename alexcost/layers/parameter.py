@@ -42,9 +42,11 @@ class Parameter(Layer):
 @register_layer
 @layer_kind
 class PositionBias(Layer):
-    """A parameter ``table`` gathered by a fixed index, then viewed, permuted or copied to ``shape`` (its full
-    shape, no batch dimension): a relative position bias, ``table[index]``, added to attention's scores.
-    ``prod(table)`` parameters, a buffer (the index, int64, one per row gathered), no ops; like a
+    """A parameter ``table`` gathered by a fixed index along ``dim``, then viewed, permuted or copied to
+    ``shape`` (its full shape, no batch dimension): a relative position bias, ``table[index]`` (``dim=0``) or
+    ``table[:, index]`` (``dim=1``, LeViT's and EfficientFormer's), added to attention's scores.
+    ``prod(table)`` parameters, a buffer (the index, int64, one per slice of ``table`` along ``dim``
+    gathered), no ops; like a
     `Parameter`'s, its output is read by an `Add` and is not counted as an activation (torch computes it
     once per forward pass, whatever the batch: ``prod(shape)`` elements). Backward: the gradient is
     scattered back into the table, one add per element of ``shape``; autograd keeps the index only (a
@@ -52,6 +54,7 @@ class PositionBias(Layer):
 
     table: tuple[int, ...]
     shape: tuple[int, ...]
+    dim: int = 0
 
     arity: ClassVar[int | None] = 0
 
@@ -59,10 +62,16 @@ class PositionBias(Layer):
         super().__post_init__()
         object.__setattr__(self, "table", check.shape(self.table, "table"))
         object.__setattr__(self, "shape", check.shape(self.shape, "shape"))
-        row = prod(self.table[1:])
+        object.__setattr__(self, "dim", check.dim(self.dim, "dim", len(self.table)))
+        row = self._row()
         if prod(self.shape) % row:
-            raise SpecError(f"PositionBias: rows of table {list(self.table)} ({row} elements each) cannot make a "
-                            f"tensor of shape {list(self.shape)}")
+            slices = "rows" if self.dim == 0 else f"slices along dim {self.dim}"
+            raise SpecError(f"PositionBias: {slices} of table {list(self.table)} ({row} elements each) cannot make "
+                            f"a tensor of shape {list(self.shape)}")
+
+    def _row(self) -> int:
+        """Elements of one slice of the table along ``dim`` (what one index gathers)."""
+        return prod(self.table) // self.table[self.dim]
 
     def output_shape(self, x) -> Shape:
         return self.shape
@@ -71,8 +80,8 @@ class PositionBias(Layer):
         return prod(self.table)
 
     def buffers(self, x) -> int:
-        """The index: one int64 per row gathered."""
-        return prod(self.shape) // prod(self.table[1:])
+        """The index: one int64 per slice gathered."""
+        return prod(self.shape) // self._row()
 
     def buffer_bytes(self, x, itemsize: int) -> int:
         return self.buffers(x) * 8

@@ -168,15 +168,15 @@ class Gathered(nn.Module):
     """A table's rows gathered by a fixed index, viewed as ``shape`` (a `PositionBias`): the index runs over
     the table's rows in turn (the counts do not depend on which rows)."""
 
-    def __init__(self, table, shape):
+    def __init__(self, table, shape, dim=0):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(table))
-        rows = torch.Size(shape).numel() // torch.Size(table[1:]).numel()
-        self.register_buffer("index", torch.arange(rows) % table[0])
-        self.shape = tuple(shape)
+        rows = torch.Size(shape).numel() * table[dim] // torch.Size(table).numel()
+        self.register_buffer("index", torch.arange(rows) % table[dim])
+        self.shape, self.dim = tuple(shape), dim
 
     def forward(self):
-        return self.weight[self.index].view(self.shape)
+        return self.weight[(slice(None),) * self.dim + (self.index,)].reshape(self.shape)
 
 
 class StochasticDepth(nn.Module):
@@ -248,7 +248,7 @@ BUILDERS = {
     kinds.Clone: lambda layer, x: Method("clone"),
     kinds.Mean: lambda layer, x: Method("mean", list(layer.dim), layer.keepdim),
     kinds.Parameter: lambda layer, x: Parameter(layer.shape),
-    kinds.PositionBias: lambda layer, x: Gathered(layer.table, layer.shape),
+    kinds.PositionBias: lambda layer, x: Gathered(layer.table, layer.shape, layer.dim),
     kinds.Pad: lambda layer, x: Padding(layer.pad, layer.mode, layer.value),
     kinds.StochasticDepth: lambda layer, x: StochasticDepth(layer.p, layer.mode),
     kinds.Matmul: lambda layer, x: Function(torch.matmul),

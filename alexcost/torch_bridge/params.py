@@ -8,7 +8,8 @@ computed from a parameter (weight standardisation, ``gain * scale``) stays refus
 operation on the parameter, which alexcost has no layer for.
 
 A parameter's rows gathered by a fixed index (``table[index]``, ``index`` an integer buffer, itself viewed
-with fixed sizes): a relative position bias. The reader keeps the gathered tensor, and its views, permutes
+with fixed sizes), or its slices along a later dimension (``table[:, index]``, LeViT's): a relative position
+bias. The reader keeps the gathered tensor, and its views, permutes
 and contiguous copies, as a parameter whose elements are the table's, marked ``gathered``: a `PositionBias`
 when an operand of ``+``. Imports torch.
 """
@@ -43,7 +44,7 @@ def reshaped_parameter(handler, name: str = "shape"):
         if value.kind != "parameter":
             return type(value)(value.path, view, value.kind, node)
         base = value.base if value.base is not None else value.tensor
-        return type(value)(value.path, view, "parameter", node, base=base, gathered=value.gathered)
+        return type(value)(value.path, view, "parameter", node, base=base, gathered=value.gathered, dim=value.dim)
     return handle
 
 
@@ -59,14 +60,20 @@ def gathered_parameter(handler):
         value, index = (list(args) + [None, None])[:2]
         if not (r.is_attribute(value) and value.kind == "parameter" and value.base is None and not kwargs):
             return handler(r, node, args, kwargs)
+        dim = 0
+        if isinstance(index, tuple) and index and all(s == slice(None) for s in index[:-1]):
+            dim, index = len(index) - 1, index[-1]
         if not (r.is_attribute(index) and _index(index)):
             r.refuse(node, f"indexes {r.show(value)} with {r.show(index)}; alexcost reads a parameter indexed by an "
-                           f"integer buffer only (a relative position bias table)")
+                           f"integer buffer only (a relative position bias table: table[index], table[:, index])")
         import torch
 
-        with torch.enable_grad():
-            rows = value.tensor[index.tensor]
-        return type(value)(value.path, rows, "parameter", node, base=value.tensor, gathered=True)
+        try:
+            with torch.enable_grad():
+                rows = value.tensor[(slice(None),) * dim + (index.tensor,)]
+        except (IndexError, RuntimeError) as err:
+            r.refuse(node, f"fails on {r.show(value)} of shape {list(value.tensor.shape)}: {err}")
+        return type(value)(value.path, rows, "parameter", node, base=value.tensor, gathered=True, dim=dim)
     return handle
 
 
@@ -83,5 +90,5 @@ def gathered_view(handler, method: str):
             out = getattr(value.tensor, method)(*rest, **more)
         except (RuntimeError, TypeError, IndexError) as err:
             r.refuse(node, f"fails on {r.show(value)} of shape {list(value.tensor.shape)}: {err}")
-        return type(value)(value.path, out, "parameter", node, base=value.base, gathered=True)
+        return type(value)(value.path, out, "parameter", node, base=value.base, gathered=True, dim=value.dim)
     return handle

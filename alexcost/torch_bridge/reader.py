@@ -62,13 +62,14 @@ class Attribute:
     """A tensor the module holds: ``kind`` is "parameter", "buffer" or "constant"; ``act`` is its
     `Parameter` layer's output once a merge has read it; ``base``, for a view of a parameter
     (`alexcost.torch_bridge.params`), the parameter whose elements it is (counted once); ``gathered``: the
-    tensor is that parameter's rows gathered by a fixed index (a `PositionBias`), not a view of it."""
+    tensor is that parameter's slices along ``dim`` gathered by a fixed index (a `PositionBias`), not a view
+    of it."""
 
-    __slots__ = ("path", "tensor", "kind", "node", "act", "base", "gathered")
+    __slots__ = ("path", "tensor", "kind", "node", "act", "base", "gathered", "dim")
 
-    def __init__(self, path, tensor, kind, node, base=None, gathered=False):
+    def __init__(self, path, tensor, kind, node, base=None, gathered=False, dim=0):
         self.path, self.tensor, self.kind, self.node, self.act, self.base = path, tensor, kind, node, None, base
-        self.gathered = gathered
+        self.gathered, self.dim = gathered, dim
 
 
 @dataclass(frozen=True)
@@ -220,8 +221,8 @@ class Reader:
                               f"counts registered parameters only")
         if value.act is None:
             layer = self.build(value.node, PositionBias, {"table": tuple(value.base.shape), "shape": tuple(
-                value.tensor.shape)}) if value.gathered else self.build(value.node, Parameter, {"shape": tuple(
-                    value.tensor.shape)})
+                value.tensor.shape), "dim": value.dim}) if value.gathered else self.build(value.node, Parameter, {
+                    "shape": tuple(value.tensor.shape)})
             module, _, attr = value.path.rpartition(".")
             act = self._add(value.node, layer, (), ParameterShape(layer.shape), f"{module}:{attr}", None,
                             (("weight", value.tensor if value.base is None else value.base),), layer.shape,
