@@ -1,7 +1,8 @@
 """Per-sample elementwise calls that stop timm models, as alexcost layers: ``torch.rsqrt`` (`Rsqrt`),
 ``torch.addcmul`` (a `Mul` then an `Add` in place into the product: the same ops, one new tensor, the same
 tensors kept as torch's single kernel), and ``x.device`` of an activation (a marker, `DEVICE`: alexcost
-does not know the device; it is read only where a use does not depend on it). Handlers as in
+does not know the device; it is read only where a use does not depend on it). Tensors made from constants
+(``torch.arange``, ``torch.zeros``, ...) are refused, saying why. Handlers as in
 `alexcost.torch_bridge.ops`, which adds `FUNCTIONS` and `METHODS` to its tables. Imports torch.
 """
 
@@ -73,7 +74,19 @@ def addcmul(r, node, args, kwargs):
     return r.emit(node, r.build(node, Add, {"inplace": True}), [made, base])
 
 
-FUNCTIONS = {torch.rsqrt: unary(Rsqrt), torch.addcmul: addcmul}
+def created(name: str):
+    """``torch.<name>(...)``, a tensor made from constants (``torch.arange``, ``torch.zeros``): refused, saying
+    why: what is computed from it alone (a position table) runs once per forward pass, not per sample."""
+    def handle(r, node, args, kwargs):
+        r.refuse(node, f"creates a tensor from constants (torch.{name}), not from the input: what is computed from "
+                       f"it alone (a position table, a mask) runs once per forward pass, not per sample, and "
+                       f"alexcost's per-sample counts cannot hold it")
+    return handle
+
+
+FUNCTIONS = {torch.rsqrt: unary(Rsqrt), torch.addcmul: addcmul,
+             **{getattr(torch, name): created(name) for name in ("arange", "zeros", "ones", "full", "empty",
+                                                                 "linspace", "eye", "tensor", "rand", "randn")}}
 """Functions by the object fx records as a call_function node's target."""
 
 METHODS = {"rsqrt": unary(Rsqrt), "addcmul": addcmul}

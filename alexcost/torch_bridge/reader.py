@@ -208,8 +208,11 @@ class Reader:
         if isinstance(value, Activation):
             return value
         if isinstance(value, Attribute):
-            self.refuse(node, f"reads {self.show(value)} as its input; alexcost reads parameters only as "
-                              f"the weight and bias of a layer or as an operand of + and *")
+            self.refuse(node, f"reads {self.show(value)} as its input, with no activation: a computation on "
+                              f"parameters or buffers alone (weight standardisation, an MLP on a buffer) runs "
+                              f"once per forward pass, not per sample, and alexcost's per-sample counts cannot "
+                              f"hold it; alexcost reads parameters only as the weight and bias of a layer or as "
+                              f"an operand of +, -, * and / with an activation")
         self.refuse(node, f"expects a tensor, got {self.show(value)}")
 
     def operand(self, value, node) -> Activation:
