@@ -82,6 +82,16 @@ def test_timm_efficientformer_attention_reads_as_torch_counts_it():
     assert counted.get_total_flops() == 2 * 2 * imported.cost().totals.macs
 
 
+@pytest.mark.parametrize("dtype", [torch.bool, torch.int32])
+def test_an_index_other_than_int64_is_refused(dtype):
+    """A PositionBias sizes its index as int64: a mask or an int32 index is refused, naming the buffer."""
+    module = LevitAttention(cached=False)
+    module.idxs = module.idxs.to(dtype) if dtype is torch.int32 else module.idxs > 0
+    with pytest.raises(SpecError, match=r"function 'getitem' .* with the buffer 'idxs' of torch\.(bool|int32); "
+                                        r"alexcost reads a gathered table's index as torch.int64 only"):
+        from_module(module, (9, 8))
+
+
 def test_counts_by_hand():
     """``prod(table)`` parameters; the index: one int64 per slice along ``dim`` gathered; no ops; backward:
     one add per element of ``shape`` scattered back."""

@@ -68,6 +68,9 @@ def gathered_parameter(handler):
                            f"integer buffer only (a relative position bias table: table[index], table[:, index])")
         import torch
 
+        if index.tensor.dtype != torch.int64:
+            r.refuse(node, f"indexes {r.show(value)} with {r.show(index)} of {index.tensor.dtype}; alexcost reads a "
+                           f"gathered table's index as torch.int64 only (its buffer's bytes)")
         try:
             with torch.enable_grad():
                 rows = value.tensor[(slice(None),) * dim + (index.tensor,)]
