@@ -122,14 +122,15 @@ class Network:
 
     def _check_views(self) -> None:
         """Refuse a view torch cannot make whatever the batch (a View of a transposed tensor), at the
-        layer. A view that only some batch sizes allow is refused when costed at another."""
+        layer. A view that only some batch sizes allow is refused when costed at another.
+        One sample's plan is traced first: it is the one `cost` and `sums` ask for by default, so it
+        is kept for them; the error, when both fail, is the one of two samples."""
         try:
-            self.storage(2)
-        except SpecError as err:
-            try:
-                self.storage(1)
-            except SpecError:
-                raise err from None
+            self.storage(1)
+            return
+        except SpecError:
+            pass
+        self.storage(2)
 
     @staticmethod
     def _duplicate(i: int, name: str, layer: Layer, index: dict):

@@ -69,7 +69,7 @@ def trace(network, batch: int):
 def _stored(layer, i: int, x, y, ins: list, batch: int) -> tuple:
     """A layer's outputs as ``(storage, strides)`` pairs, given its inputs' (see `trace`)."""
     kind = type(layer)
-    storage = declared(kind)
+    storage = _DECLARED.get(kind) or declared(kind)
     first_storage, first_strides = ins[0]
     viewed = None
     if not isinstance(first_storage, tuple):  # a weight's view is new storage
@@ -121,7 +121,7 @@ def contiguous_new(layer) -> bool | None:
     kind = type(layer)
     if kind.arity == 0:
         return False
-    storage = declared(kind)
+    storage = _DECLARED.get(kind) or declared(kind)
     if kind.multi_output or storage == "view":
         return None
     return storage == "new" or (storage == "inplace-if-flag" and not layer.inplace)
