@@ -269,10 +269,10 @@ def counts(layer: Layer, rules: Rules, x) -> Counts:
     found = rules.counts
     if found is None:
         kind, y = type(layer), rules.output
-        found = rules.counts = Counts(
+        found = rules.counts = _new(Counts, (
             layer.weight_params(x), layer.bias_params(x), layer.macs(x, y), layer.bias_adds(x, y),
             layer.other_ops(x, y), layer.buffers(x), sum(map(prod, y)) if kind.multi_output else prod(y),
-            kind.arity != 0)
+            kind.arity != 0))
     return found
 
 
@@ -281,9 +281,9 @@ def share(layer: Layer, rules: Rules, x, new: bool, itemsize: int) -> Share:
     found = rules.shares.get(itemsize if new else -itemsize)
     if found is None:
         w, b, m, a, o, n, e, batched = counts(layer, rules, x)
-        found = rules.shares[itemsize if new else -itemsize] = Share(
+        found = rules.shares[itemsize if new else -itemsize] = _new(Share, (
             w, b, m, a, o, n, layer.buffer_bytes(x, itemsize) if n else 0, e if batched else 0,
-            e if batched and new else 0, 0 if batched else e)
+            e if batched and new else 0, 0 if batched else e))
     return found
 
 
