@@ -92,15 +92,18 @@ class Network:
         """Resolve every layer's inputs, propagate shapes and check each layer on them (the fields
         are set through ``__dict__``: the dataclass is frozen)."""
         names, index, sources, xs, ys, found, outs = [], {INPUT: NETWORK_INPUT}, [], [], [], [], []
-        chain = True
+        chain, known = True, rules.known
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise SpecError(f"layers[{i}] must be an alexcost Layer, got {type(layer).__name__}")
-            own = rules.of(layer)
+            own = known(id(layer)) or rules.of(layer)
             name = own.name or f"{own.stem}{i}"
             if name in index:
                 self._duplicate(i, name, layer, index)
-            refs, x = self._resolve(i, name, layer, own, index, names, ys, outs)
+            if own.inputs is None and own.arity == 1 and (not i or outs[i - 1] == ONE):  # the layer before it
+                refs, x = ((i - 1, None),), ys[i - 1] if i else self.input_shape
+            else:
+                refs, x = self._resolve(i, name, layer, own, index, names, ys, outs)
             entry = own.table.get(x) if own.arity == 1 else None  # an activation's shape is its own key
             if entry is None:
                 try:
@@ -141,10 +144,9 @@ class Network:
                  outs: list) -> tuple:
         """The ``(layer index, output index)`` pairs a layer reads, and what its rules see: one
         shape, or a tuple of them (a Parameter's output as a `ParameterShape`: it has no batch
-        dimension). ``outs[j]``: what layer ``j``'s output is (`ONE`, `SEVERAL` or `WEIGHT`)."""
+        dimension). ``outs[j]``: what layer ``j``'s output is (`ONE`, `SEVERAL` or `WEIGHT`). (A layer
+        of one input that names none, after a layer of one output, reads it: `_wire` wires that one.)"""
         inputs, arity = own.inputs, own.arity
-        if inputs is None and arity == 1 and (not i or outs[i - 1] == ONE):  # the layer before it
-            return ((i - 1, None),), ys[i - 1] if i else self.input_shape
         kind = type(layer)
         if inputs is None:
             inputs = self._default(i, name, kind, names, ys, outs)

@@ -152,6 +152,8 @@ def _gone(seen: _Seen) -> None:
 
 _BY_LAYER: dict = {}
 """id(layer) -> its `LayerRules`, while the layer lives."""
+known = _BY_LAYER.get
+"""``known(id(layer))``: ``layer``'s `LayerRules` if `of` has made them, else None."""
 _BY_CONFIG: dict = {}
 """A built-in layer's configuration -> its table."""
 _ARGUMENTS: dict = {}
