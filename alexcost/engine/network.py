@@ -97,27 +97,29 @@ class Network:
             if not isinstance(layer, Layer):
                 raise SpecError(f"layers[{i}] must be an alexcost Layer, got {type(layer).__name__}")
             own = known(id(layer)) or rules.of(layer)
-            name = own.name or f"{own.stem}{i}"
+            _, name, stem, inputs, arity, output, table = own
+            name = name or f"{stem}{i}"
             if name in index:
                 self._duplicate(i, name, layer, index)
-            if own.inputs is None and own.arity == 1 and (not i or outs[i - 1] == ONE):  # the layer before it
+            if inputs is None and arity == 1 and (not i or outs[i - 1] == ONE):  # the layer before it
                 refs, x = ((i - 1, None),), ys[i - 1] if i else self.input_shape
             else:
                 refs, x = self._resolve(i, name, layer, own, index, names, ys, outs)
-            entry = own.table.get(x) if own.arity == 1 else None  # an activation's shape is its own key
+                chain = chain and refs == ((i - 1, None),)
+            entry = table.get(x) if arity == 1 else None  # an activation's shape is its own key
             if entry is None:
                 try:
                     entry = rules.checked(layer, own, x)
                 except SpecError as err:
-                    raise err.at(_where(i, name, type(layer).__name__, x, own.arity)) from None
-            chain = chain and own.output == ONE and refs == ((i - 1, None),)
+                    raise err.at(_where(i, name, type(layer).__name__, x, arity)) from None
+            chain = chain and output == ONE
             index[name] = i
             names.append(name)
             sources.append(refs)
             xs.append(x)
             ys.append(entry.output)
             found.append(entry)
-            outs.append(own.output)
+            outs.append(output)
         contiguous = [r.contiguous for r in found]
         self.__dict__.update(names=tuple(names), sources=tuple(sources), input_shapes=tuple(xs),
                              output_shapes=tuple(ys), is_chain=chain, _derived=[rules.generation(), {
