@@ -33,8 +33,14 @@ from ..layers import strides as st
 from ..layers.base import reads_a_parameter
 from .storage import contiguous_new
 
-SHAPES_PER_LAYER = 64
-"""Input shapes one table remembers (a layer seen with more is checked and counted again)."""
+SHAPES_PER_LAYER = 1024
+"""Input shapes one table remembers (a layer seen with more is checked and counted again). A
+search over varied inputs meets a common configuration (a ReLU, a BatchNorm2d) on hundreds."""
+RULES_KEPT = 200_000
+"""`Rules` records the tables of built-in layers hold, all together (about 0.8 KB each once
+costed): past this many, every such table starts afresh."""
+STEPS_PER_SHAPE = 64
+"""Sets of training options and gradients one `Rules` record remembers."""
 TABLES = 100_000
 """Layer configurations remembered at once (then that table starts afresh)."""
 
@@ -172,6 +178,7 @@ def forget() -> None:
     _BY_CONFIG.clear()
     _ARGUMENTS.clear()
     _KINDS.clear()
+    _KEPT[0] = 0
     _GENERATION[0] += 1
 
 
@@ -246,7 +253,22 @@ def checked(layer: Layer, found: LayerRules, x, known=None) -> Rules:
         rules = Rules(_output(layer, kind, x) if known is None else known, contiguous_new(layer))
         if len(found.table) < SHAPES_PER_LAYER:
             found.table[k] = rules
+            _KEPT[0] += 1
+            if _KEPT[0] >= RULES_KEPT:
+                _start_afresh()
     return rules
+
+
+_KEPT = [0]
+"""`Rules` records stored in tables since they last started afresh."""
+
+
+def _start_afresh() -> None:
+    """Empty every built-in configuration's table (what they held is worked out again when asked)."""
+    for table in _BY_CONFIG.values():
+        table.clear()
+    _BY_CONFIG.clear()
+    _KEPT[0] = 0
 
 
 def _output(layer: Layer, kind, x):
@@ -311,7 +333,7 @@ def step(layer: Layer, rules: Rules, x, in_req: tuple, weight: bool, bias: bool,
     found = rules.steps.get(k)
     if found is None:
         found = _step(layer, rules.output, x, Grads(in_req, weight, bias), options, strides, backward)
-        if len(rules.steps) < SHAPES_PER_LAYER:
+        if len(rules.steps) < STEPS_PER_SHAPE:
             rules.steps[k] = found
     return found
 
