@@ -92,11 +92,11 @@ class Network:
         """Resolve every layer's inputs, propagate shapes and check each layer on them (the fields
         are set through ``__dict__``: the dataclass is frozen)."""
         names, index, sources, xs, ys, found, outs = [], {INPUT: NETWORK_INPUT}, [], [], [], [], []
-        chain, known = True, rules.known
+        chain, seen_before = True, rules.seen_before
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise SpecError(f"layers[{i}] must be an alexcost Layer, got {type(layer).__name__}")
-            own = known(id(layer)) or rules.of(layer)
+            own = seen_before(id(layer)) or rules.of(layer)
             _, name, stem, inputs, arity, output, table = own
             name = name or f"{stem}{i}"
             if name in index:

@@ -112,9 +112,10 @@ class Rules:
     `alexcost.engine.storage.contiguous_new`), and, worked out when first asked for, its `Counts`,
     its `Share` of the totals per storage and element size (``shares[itemsize]`` for an output in
     storage of its own, ``shares[-itemsize]`` for one that is not), its `TrainFacts`, and its
-    `StepRules` per set of options and gradients."""
+    `StepRules` per set of options and gradients, and where its output lives per set of input
+    strides (``strided``, see `alexcost.engine.storage.trace`)."""
 
-    __slots__ = ("output", "contiguous", "counts", "shares", "train", "steps")
+    __slots__ = ("output", "contiguous", "counts", "shares", "train", "steps", "strided")
 
     def __init__(self, output, contiguous: bool | None):
         self.output = output
@@ -123,6 +124,7 @@ class Rules:
         self.shares: dict = {}
         self.train: TrainFacts | None = None
         self.steps: dict = {}
+        self.strided: dict | None = None
 
 
 ONE, SEVERAL, WEIGHT = 0, 1, 2
@@ -158,8 +160,8 @@ def _gone(seen: _Seen) -> None:
 
 _BY_LAYER: dict = {}
 """id(layer) -> its `LayerRules`, while the layer lives."""
-known = _BY_LAYER.get
-"""``known(id(layer))``: ``layer``'s `LayerRules` if `of` has made them, else None."""
+seen_before = _BY_LAYER.get
+"""``seen_before(id(layer))``: ``layer``'s `LayerRules` if `of` has made them, else None."""
 _BY_CONFIG: dict = {}
 """A built-in layer's configuration -> its table."""
 _ARGUMENTS: dict = {}

@@ -47,6 +47,7 @@ def trace(network, batch: int):
     layer that allocated it (-1: the network input; ``("parameter", i)``: a weight)."""
     values = {-1: ((-1, st.contiguous((batch, *network.input_shape))),)}
     out = []
+    records = network.layer_rules() if hasattr(network, "layer_rules") else None
     for i, layer in enumerate(network.layers):
         kind = type(layer)
         x, y = network.input_shapes[i], network.output_shapes[i]
@@ -55,7 +56,8 @@ def trace(network, batch: int):
             result = (((PARAMETER, i), st.contiguous(y)),)
         else:
             try:
-                result = _stored(layer, i, x, y, ins, batch)
+                result = _stored(layer, i, x, y, ins, batch) if records is None else \
+                    _remembered(records[i], layer, i, x, y, ins, batch)
             except SpecError as err:
                 names = getattr(network, "names", None)
                 if names is None:  # (a network being read names its layers otherwise)
@@ -64,6 +66,28 @@ def trace(network, batch: int):
         values[i] = result
         out.append(result)
     return out
+
+
+STRIDES_PER_SHAPE = 64
+"""Sets of input strides one `alexcost.engine.rules.Rules` record remembers `_stored`'s answer for."""
+
+
+def _remembered(record, layer, i: int, x, y, ins: list, batch: int) -> tuple:
+    """`_stored`, its answer kept in the layer's `alexcost.engine.rules.Rules` record (its kind,
+    arguments and input) by all else it depends on: the batch, whether input 0 is a weight and
+    every input's strides. Kept as, per output, whether it is new storage, and its strides."""
+    first = ins[0][0]
+    key = (batch, first.__class__ is tuple, *[strides for _, strides in ins])
+    known = record.strided
+    if known is None:
+        known = record.strided = {}
+    found = known.get(key)
+    if found is None:
+        result = _stored(layer, i, x, y, ins, batch)
+        if len(known) < STRIDES_PER_SHAPE:
+            known[key] = tuple([(storage == i, strides) for storage, strides in result])
+        return result
+    return tuple([(i if new else first, strides) for new, strides in found])
 
 
 def _stored(layer, i: int, x, y, ins: list, batch: int) -> tuple:
