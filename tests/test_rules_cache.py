@@ -50,3 +50,36 @@ def test_a_table_holds_many_input_shapes_of_one_configuration():
         assert Network((3, side, side), [relu]).output_shape == (3, side, side)
     assert len(rules.of(relu).table) == 300
     rules.forget()
+
+
+def test_a_storage_plan_remembered_with_the_rules_is_torchs_each_time():
+    """Where each output lives (a view of its input, or storage of its own), for a network built
+    twice (the second time from what the first remembered), against torch's own tensors."""
+    import torch
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 6, 6)
+    parts = x.chunk(2, 1)
+    conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+    y = conv(parts[1])
+    relu = torch.relu_(y)  # in place: the convolution's storage
+    joined = torch.cat([parts[0], relu], 1)
+    flat = joined.flatten(1)  # a contiguous tensor: a view
+    base = x.untyped_storage().data_ptr()
+    expected = [parts[0].untyped_storage().data_ptr() != base, y.untyped_storage().data_ptr() != base,
+                relu.untyped_storage().data_ptr() != y.untyped_storage().data_ptr(),
+                joined.untyped_storage().data_ptr() not in (base, y.untyped_storage().data_ptr()),
+                flat.untyped_storage().data_ptr() != joined.untyped_storage().data_ptr()]
+    assert expected == [False, True, False, True, False]
+    spec = {"input_shape": [8, 6, 6], "layers": [
+        {"type": "Chunk", "name": "parts", "chunks": 2, "dim": 1},
+        {"type": "Conv2d", "name": "conv", "out_channels": 4, "kernel_size": 3, "padding": 1, "inputs": ["parts.1"]},
+        {"type": "ReLU", "name": "relu", "inplace": True},
+        {"type": "Cat", "name": "joined", "dim": 1, "inputs": ["parts.0", "relu"]},
+        {"type": "Flatten", "name": "flat"}]}
+    from alexcost import network_from_dict
+
+    rules.forget()
+    for _ in range(3):
+        assert list(network_from_dict(spec).storage(2)) == expected
+    rules.forget()
