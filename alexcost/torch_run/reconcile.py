@@ -42,6 +42,10 @@ class Measurement:
     ``input_shapes[i]``: the shapes of the tensors this call of layer ``i`` read.
     ``bias_adds[i]``: the output elements of the call when it ran a convolution or matrix
     product and reads a bias, else 0. ``total_params``: the module's distinct parameters.
+    ``holders[i]``: the layer holding the measurement of layer ``i``'s group (None: each layer its
+    own). A group is one torch call that made several layers, or several calls that made one: its
+    FLOPs, bias adds and parameters are measured together and filed under its last layer; the
+    other layers of the group hold nothing measured.
     """
 
     device: str
@@ -57,6 +61,7 @@ class Measurement:
     input_shapes: tuple | None = None
     bias_adds: tuple | None = None
     total_params: int | None = None
+    holders: tuple[int, ...] | None = None
 
 
 FVCORE_CHECKS = {
@@ -278,8 +283,15 @@ def _inputs_text(inputs) -> str:
     return ", ".join(size_text(s) for s in inputs) if inputs else "none"
 
 
-def _check_layer(i: int, row: LayerCost, measured: Measurement) -> tuple[dict, list[str]]:
-    """The measured values of one layer and what disagrees, fvcore's count apart."""
+def _check_layer(i: int, row: LayerCost, measured: Measurement, group: list) -> tuple[dict, list[str]]:
+    """The measured values of one layer and what disagrees, fvcore's count apart. ``group``: the
+    rows measured together with this one (one torch call made them), this one last; a row
+    before the last holds nothing measured."""
+    if group[-1] is not row:
+        return {"measured_shape": None, "torch_expected": declared_torch(row), "torch": None,
+                "measured_bias_adds": None, "measured_other_ops": None}, []
+    if len(group) > 1:
+        return _check_group(i, group, measured)
     issues = []
     want, got = _expected_output(row), measured.shapes[i]
     if got != want:
@@ -306,6 +318,30 @@ def _check_layer(i: int, row: LayerCost, measured: Measurement) -> tuple[dict, l
                       f"{_inputs_text(inputs)}")
     return {"measured_shape": _shown(row, got), "torch_expected": t_exp, "torch": t,
             "measured_bias_adds": bias, "measured_other_ops": other}, issues
+
+
+def _check_group(i: int, group: list, measured: Measurement) -> tuple[dict, list[str]]:
+    """The last row of a group measured as one torch call: its output shape, and the group's sums of
+    parameters, torch FLOPs and bias adds (the other-ops formula needs each layer's own inputs,
+    which torch's call does not show)."""
+    row, issues = group[-1], []
+    names = f" (the sum over {', '.join(r.name for r in group)}: one torch call)"
+    want, got = _expected_output(row), measured.shapes[i]
+    if got != want:
+        seen = "not seen" if got is None else size_text(_shown(row, got)) + _batch_note(row, got)
+        issues.append(f"output shape: alexcost {size_text(row.output_shape)}, torch {seen}")
+    params = sum(r.params for r in group)
+    if params != measured.params[i]:
+        issues.append(f"params: alexcost {commas(params)}{names}, torch numel {commas(measured.params[i])}")
+    t_exp, t = sum(declared_torch(r) for r in group), measured.torch_flops[i]
+    if t is not None and t != t_exp:
+        issues.append(f"FLOPs: alexcost {commas(t_exp)}{names}, torch's counter {commas(t)}")
+    bias = None if measured.bias_adds is None else measured.bias_adds[i]
+    adds = sum(r.bias_adds for r in group)
+    if bias is not None and bias != adds:
+        issues.append(f"bias adds: alexcost {commas(adds)}{names}, torch {commas(bias)}")
+    return {"measured_shape": _shown(row, got), "torch_expected": declared_torch(row), "torch": t,
+            "measured_bias_adds": bias, "measured_other_ops": None}, issues
 
 
 def _expected_inputs(row: LayerCost) -> tuple:
@@ -352,9 +388,13 @@ def reconcile(cost: NetworkCost, measured: Measurement, first_use=None) -> Recon
     first = tuple(range(n)) if first_use is None else tuple(first_use)
     read = read_layers(cost)
     shares = [fvcore_expected(row) if read[i] else 0 for i, row in enumerate(rows)]
+    holders = measured.holders or tuple(range(n))
+    groups: dict[int, list] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(holders[i], []).append(row)
     checks, problems = [], []
     for i, row in enumerate(rows):
-        seen, issues = _check_layer(i, row, measured)
+        seen, issues = _check_layer(i, row, measured, groups[holders[i]])
         fv, fv_issues = _check_fvcore(i, row, measured, first, rows, shares)
         issues += fv_issues
         group = [j for j in range(n) if first[j] == first[i]]
