@@ -238,8 +238,8 @@ def node_groups(graph, fx_nodes) -> tuple[dict, dict]:
     owner = {name: name for name in layers}
     for node in reversed(list(graph.nodes)):
         if node.name in owner or node.op not in ("call_function", "call_method", "call_module") \
-                or node.target is operator.getitem:  # one output of a layer of several: read as it is
-            continue
+                or (node.target is operator.getitem and getattr(node.args[0], "name", None) in layers):
+            continue  # (the second: one output of a layer of several, read as it is)
         targets = {owner.get(user.name) for user in node.users}
         if len(targets) == 1 and None not in targets:
             owner[node.name] = targets.pop()
