@@ -169,7 +169,7 @@ def _first_use(modules) -> list[int]:
 
 
 def _finish(root, device: str, records, n: int, x, params, fvcore_paths, use_fvcore: bool, total: int,
-            holders=None):
+            groups=(None, ())):
     import torch
 
     shapes, inputs, flops, bias = ([None] * n for _ in range(4))
@@ -181,7 +181,7 @@ def _finish(root, device: str, records, n: int, x, params, fvcore_paths, use_fvc
         fv, skipped, fv_total, note = None, ((),) * n, None, "fvcore skipped: not asked for"
     return Measurement(device_label(device), torch.__version__, tuple(shapes), params, tuple(flops), int(total),
                        fv, skipped, fv_total, note, tuple(inputs), tuple(bias),
-                       sum(p.numel() for p in root.parameters()), holders)
+                       sum(p.numel() for p in root.parameters()), *groups)
 
 
 def measure(root, paths, x, *, use_fvcore: bool = True, device: str | None = None) -> Measurement:
@@ -313,12 +313,14 @@ def measure_graph(imported, module, x, *, use_fvcore: bool = True, device: str |
             adds = _holds_bias(graph_module.get_submodule(nodes[key].target))(tuple(inputs))
         records[holder[key]] = (tuple(inputs), shape, flops, adds if flops else 0)
     holders = tuple(holder[name] for name in imported.fx_nodes)
+    einsums = tuple((holder[name], nodes[name].args[0]) for name in layers
+                    if nodes[name].target is torch.einsum and isinstance(nodes[name].args[0], str))
     first = imported.first_use
     fvcore_paths = [imported.paths[i] if first[i] == i and nodes[imported.fx_nodes[i]].op == "call_module"
                     else None for i in range(len(first))]
     group = {i: [imported.paths[j] for j in range(len(first)) if first[j] == i] for i in set(first)}
     return _finish(module, device or str(x.device), records, len(first), x, _new_params(owners),
-                   (fvcore_paths, group), use_fvcore, counter.get_total_flops(), holders)
+                   (fvcore_paths, group), use_fvcore, counter.get_total_flops(), (holders, einsums))
 
 
 def _fetch(root, target: str):

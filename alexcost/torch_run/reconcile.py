@@ -45,7 +45,8 @@ class Measurement:
     ``holders[i]``: the layer holding the measurement of layer ``i``'s group (None: each layer its
     own). A group is one torch call that made several layers, or several calls that made one: its
     FLOPs, bias adds and parameters are measured together and filed under its last layer; the
-    other layers of the group hold nothing measured.
+    other layers of the group hold nothing measured. ``einsums``: ``(holder, equation)`` for each
+    group that is a ``torch.einsum`` call (fvcore counts those its own way: `fvcore_einsum`).
     """
 
     device: str
@@ -62,6 +63,7 @@ class Measurement:
     bias_adds: tuple | None = None
     total_params: int | None = None
     holders: tuple[int, ...] | None = None
+    einsums: tuple[tuple[int, str], ...] = ()
 
 
 FVCORE_CHECKS = {
@@ -79,6 +81,20 @@ def declared_fvcore(row: LayerCost) -> int | None:
     cannot count the op, and reports 0 for it)."""
     per_sample = row.layer.fvcore_count(row.input_shape, row.output_shape)
     return None if per_sample is None else row.batch * per_sample
+
+
+def fvcore_einsum(equation: str, macs: int) -> int:
+    """fvcore's count for a ``torch.einsum`` of two operands running ``macs`` multiply-adds (its
+    ``einsum_flop_jit``): the MACs for the two equations it knows (``abc,abd->acd``, ``abc,adc->adb``,
+    letters renamed in order of appearance); for any other, numpy's ``einsum_path`` FLOP count
+    (2 per MAC, plus 1) read back from its printout at 4 significant digits, halved and floored.
+    So fvcore's count is rounded there, by its convention, not exact."""
+    equation = equation.replace(" ", "")
+    letters = dict.fromkeys(c for c in equation if c.isalpha())
+    renamed = equation.translate({ord(c): 97 + i for i, c in enumerate(letters)})
+    if renamed in ("abc,abd->acd", "abc,adc->adb"):
+        return macs
+    return int(float(f"{2 * macs + 1:.3e}") // 2)
 
 
 def fvcore_expected(row: LayerCost) -> int:
@@ -392,6 +408,11 @@ def reconcile(cost: NetworkCost, measured: Measurement, first_use=None) -> Recon
     groups: dict[int, list] = {}
     for i, row in enumerate(rows):
         groups.setdefault(holders[i], []).append(row)
+    for holder, equation in measured.einsums:
+        if read[holder]:  # the einsum's layers as fvcore counts them, all filed under the last
+            members = [j for j in range(n) if holders[j] == holder]
+            counted = fvcore_einsum(equation, sum(rows[j].macs for j in members))
+            shares[holder] += counted - sum(shares[j] for j in members)
     checks, problems = [], []
     for i, row in enumerate(rows):
         seen, issues = _check_layer(i, row, measured, groups[holders[i]])
