@@ -223,6 +223,10 @@ SHAPE_ONLY = ("expand_as", "view_as", "reshape_as", "type_as")
 """Tensor methods whose second tensor is read for its shape or dtype only: not one of the layer's inputs."""
 
 
+SIZES = (getattr, "size", "dim", "numel")
+"""Calls that read a tensor's size only (``x.shape``, ``x.size(0)``): they belong to no layer."""
+
+
 def node_groups(graph, fx_nodes) -> tuple[dict, dict]:
     """Which fx nodes each layer node stands for, and which layers each node made.
 
@@ -238,8 +242,9 @@ def node_groups(graph, fx_nodes) -> tuple[dict, dict]:
     owner = {name: name for name in layers}
     for node in reversed(list(graph.nodes)):
         if node.name in owner or node.op not in ("call_function", "call_method", "call_module") \
-                or (node.target is operator.getitem and getattr(node.args[0], "name", None) in layers):
-            continue  # (the second: one output of a layer of several, read as it is)
+                or node.target in SIZES or (node.target is operator.getitem and getattr(node.args[0], "name", None)
+                                            in layers):
+            continue  # a size read of a tensor, or one output of a layer of several: not part of the layer
         targets = {owner.get(user.name) for user in node.users}
         if len(targets) == 1 and None not in targets:
             owner[node.name] = targets.pop()
