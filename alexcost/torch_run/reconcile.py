@@ -3,9 +3,11 @@
 Every layer is compared on what torch really ran:
 
 * its output shape (batch dimension included; a Parameter's full shape) and its new parameters;
-* its bias adds, against the output elements of a call that ran a convolution or matrix
-  product and reads a bias, a module's ``bias`` or a parameter named so (DESIGN.md section 3:
-  one add per output element);
+* its bias adds, against the output elements of every convolution, matrix product or add
+  torch ran with a bias (a module's ``bias`` or a parameter named so), in a call that ran a
+  convolution or matrix product (DESIGN.md section 3: one add per output element);
+* where one torch call made several layers, or several calls one layer (``Measurement.holders``),
+  the group's parameters, FLOPs and bias adds against the sums over its layers;
 * its other ops, against the kind's own formula recomputed on the shapes torch ran;
 * torch's ``FlopCounterMode`` count of this call, against ``batch * torch_flops(x, y)``;
 * fvcore's ``by_module`` count, against ``batch * fvcore_count(x, y)``: both are declared by
