@@ -71,6 +71,9 @@ def test_groups_of_nodes_and_layers_agree_with_torch():
     # bias adds: one per output element of each linear, seen in the aten ops that add the bias
     assert layers["qkv"].measured_bias_adds == B * 16 * 24 and layers["out"].measured_bias_adds == B * 16 * 5
     assert result.measured_params == sum(p.numel() for p in module.parameters())
+    assert layers["stack_2"].measured_with == ("stack", "stack_2", "stack_3") and layers["qkv"].measured_with == ()
+    text = render(result, "table")
+    assert "ok (measured with einsum: one torch call)" in text and "ok (the sum over 3 layers: one torch call)" in text
     from torch.utils.flop_counter import FlopCounterMode
 
     with torch.no_grad(), FlopCounterMode(display=False) as counter:

@@ -140,7 +140,8 @@ class LayerCheck:
     declared count, or 0 where fvcore cannot count it or its trace drops the layer (``read``
     False: no layer reads its output). ``repeat_of`` names the first layer running the same module.
     ``measured_bias_adds`` / ``measured_other_ops``: the bias adds torch's output shows and the
-    kind's other-ops formula on the shapes torch ran (None: not observed).
+    kind's other-ops formula on the shapes torch ran (None: not observed). ``measured_with``: the
+    names of the layers one torch call made, when it made several (the last holds the measurement).
     """
 
     index: int
@@ -168,6 +169,7 @@ class LayerCheck:
     group_macs: int = 0
     measured_bias_adds: int | None = None
     measured_other_ops: int | None = None
+    measured_with: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -428,7 +430,8 @@ def reconcile(cost: NetworkCost, measured: Measurement, first_use=None) -> Recon
             fvcore_declared=fv["fvcore_declared"], fvcore_share=shares[i], fvcore_check=fv["fvcore_check"],
             read=read[i], calls=len(group),
             group_macs=sum(rows[j].macs for j in group), measured_bias_adds=seen["measured_bias_adds"],
-            measured_other_ops=seen["measured_other_ops"]))
+            measured_other_ops=seen["measured_other_ops"],
+            measured_with=tuple(r.name for r in groups[holders[i]]) if len(groups[holders[i]]) > 1 else ()))
         problems += [f"{row.name}: {p}" for p in issues]
     totals = cost.totals
     torch_expected = sum(c.torch_expected for c in checks)
