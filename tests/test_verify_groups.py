@@ -138,7 +138,6 @@ def test_fvcore_counts_einsum_as_its_rule_says(equation, a, b):
     assert abs(counted - macs) <= macs / 1000  # rounded, never far
 
 
-@pytest.mark.slow
 def test_swin_t_verifies_at_a_small_input():
     """Window attention read as one layer from two calls (its position bias, then the attention),
     and the patch merging's pad, slices and cat from one call."""
@@ -155,11 +154,15 @@ def test_swin_t_verifies_at_a_small_input():
     assert result.measured_params == sum(p.numel() for p in module.parameters())
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name, shape", [("maxvit_t", (3, 224, 224)), ("vit_b_16", (3, 224, 224))])
-def test_torchvision_transformers_verify(name, shape):
+@pytest.mark.parametrize("name, shape, options", [
+    ("maxvit_t", (3, 224, 224), {}),  # its only input size
+    ("vit_b_16", (3, 32, 32), {"image_size": 32}),  # 2 * 2 patches and the class token
+])
+def test_torchvision_transformers_verify(name, shape, options):
+    """maxvit_t: position biases gathered from their tables, einsums (fvcore rounds their count);
+    vit_b_16: the class token expanded to the batch and concatenated."""
     models = pytest.importorskip("torchvision.models")
-    module = getattr(models, name)(weights=None).eval()
+    module = getattr(models, name)(weights=None, **options).eval()
     result = verify_module(module, shape)
     assert result.ok, result.problems[:5]
     assert result.measured_params == sum(p.numel() for p in module.parameters())
