@@ -231,24 +231,36 @@ def node_groups(graph, fx_nodes) -> tuple[dict, dict]:
     """Which fx nodes each layer node stands for, and which layers each node made.
 
     A node no layer comes from (a ``gather`` and ``view`` feeding a position bias, a helper function
-    feeding a whole attention call) belongs to the one layer node all its users lead to; a node
-    several layers come from (``einsum``: Transpose + Matmul; ``stack``: Unsqueeze per tensor + Cat)
-    is measured once, for all of them. Returns ``owner`` (node name -> layer node name) and
-    ``layers`` (layer node name -> the indices of its layers, in order).
+    feeding a whole attention call) belongs to the one layer node all its users lead to; failing that,
+    to the one layer node all its inputs come from (an ``unbind`` and its items, read as layers made
+    at the node before them). A node several layers come from (``einsum``: Transpose + Matmul;
+    ``stack``: Unsqueeze per tensor + Cat) is measured once, for all of them. Returns ``owner`` (node
+    name -> layer node name) and ``layers`` (layer node name -> the indices of its layers, in order).
     """
     layers: dict[str, list[int]] = {}
     for i, name in enumerate(fx_nodes):
         layers.setdefault(name, []).append(i)
     owner = {name: name for name in layers}
-    for node in reversed(list(graph.nodes)):
-        if node.name in owner or node.op not in ("call_function", "call_method", "call_module") \
-                or node.target in SIZES or (node.target is operator.getitem and getattr(node.args[0], "name", None)
-                                            in layers):
-            continue  # a size read of a tensor, or one output of a layer of several: not part of the layer
-        targets = {owner.get(user.name) for user in node.users}
-        if len(targets) == 1 and None not in targets:
-            owner[node.name] = targets.pop()
+    nodes = [n for n in graph.nodes if n.name not in owner and n.op in ("call_function", "call_method", "call_module")
+             and n.target not in SIZES  # a size read of a tensor belongs to no layer,
+             and not (n.target is operator.getitem and getattr(n.args[0], "name", None) in layers)]  # nor an output
+    items = [n for n in nodes if n.target is operator.getitem and getattr(n.args[0], "op", "get_attr") != "get_attr"]
+    _absorb_users(reversed([n for n in nodes if n not in items]), owner)
+    for node in nodes:  # then the items of a value made at one layer node, with that value
+        sources = {owner.get(a.name) for a in node.all_input_nodes if a.op != "get_attr"}
+        if node.name not in owner and len(sources) == 1 and None not in sources:
+            owner[node.name] = sources.pop()
+    _absorb_users(reversed(nodes), owner)
     return owner, layers
+
+
+def _absorb_users(nodes, owner: dict) -> None:
+    """Each node not yet placed goes to the one layer node all its users lead to."""
+    for node in nodes:
+        if node.name not in owner:
+            targets = {owner.get(user.name) for user in node.users}
+            if len(targets) == 1 and None not in targets:
+                owner[node.name] = targets.pop()
 
 
 def _reads(graph_module, node, layer_of) -> tuple[list, list]:
@@ -304,7 +316,7 @@ def measure_graph(imported, module, x, *, use_fvcore: bool = True, device: str |
             out = super().run_node(node)
             record[1] += counter.get_total_flops() - flops
             record[2] += biases.total - adds
-            if node.name == key:
+            if _shape(out) is not None:  # the group's output: its last node's tensor
                 record[3] = _shape(out)
             return out
 
