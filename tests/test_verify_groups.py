@@ -166,3 +166,29 @@ def test_torchvision_transformers_verify(name, shape, options):
     result = verify_module(module, shape)
     assert result.ok, result.problems[:5]
     assert result.measured_params == sum(p.numel() for p in module.parameters())
+
+
+class Unbound(nn.Module):
+    """timm's attention: qkv permuted, then unbound into q, k and v (read as a Chunk, a Squeeze and a Permute
+    per tensor, all made at the permute), each through its own module."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv, self.q_norm, self.k_norm = nn.Linear(8, 24), nn.Identity(), nn.Identity()
+
+    def forward(self, x):
+        b, n, _ = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, 2, 4).permute(2, 0, 3, 1, 4).unbind(0)
+        q, k = self.q_norm(q), self.k_norm(k)
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+
+
+def test_an_unbind_after_a_permute_is_measured_with_it():
+    module = Unbound().eval()
+    result = verify_module(module, (6, 8), batch=B)
+    assert result.ok, result.problems
+    layers = _by_name(result)
+    assert layers["q_norm"].measured_shape == (2, 6, 4)
+    last = [c for c in result.layers if c.measured_with and c.measured_with[-1] == c.name]
+    assert len(last) == 1 and last[0].measured_shape == (2, 6, 4)  # v: the unbind's last item
+    assert result.torch_total == 2 * B * (6 * 8 * 24 + 2 * 2 * 6 * 6 * 4)  # qkv; q k^T and attn v per head
