@@ -1,0 +1,136 @@
+"""Windows and heads folded into the batch (``(N*k, ...)`` tensors), read from torch modules against torch.
+
+Window attention partitions each sample into ``k`` windows with ``view(-1, w, w, C)``, attends within
+each, and puts them back with a view whose first size is the batch again. Each module below is read by
+``from_module``; its output shape and parameters are torch's, its forward MACs FlopCounterMode's FLOPs / 2
+(attention as matrix products), and a training step's backward FLOPs and saved bytes those of a real CPU
+step (`module_step`). What alexcost does not read on a folded tensor is refused at its node.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from alexcost import SpecError  # noqa: E402
+from alexcost.torch_bridge import from_module  # noqa: E402
+from module_step import alexcost_step, counted_attention, torch_attention_step  # noqa: E402
+
+
+def partition(x, w):
+    """timm's ``window_partition``: (B, H, W, C) to (B*nW, w, w, C)."""
+    B, H, W, C = x.shape
+    x = x.view(B, H // w, w, W // w, w, C)
+    return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(-1, w, w, C)
+
+
+def reverse(windows, w, H, W):
+    """timm's ``window_reverse``: (B*nW, w, w, C) to (B, H, W, C)."""
+    C = windows.shape[-1]
+    x = windows.view(-1, H // w, W // w, w, w, C)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, H, W, C)
+
+
+class WindowAttention(nn.Module):
+    """timm's Swin window attention, written out: qkv by reshape/permute/unbind on (B*nW, N, C), scores by
+    matmul with a bias parameter, softmax, and the heads merged back; ``fused``: F.scaled_dot_product_attention."""
+
+    def __init__(self, dim=16, heads=2, window=2, fused=False):
+        super().__init__()
+        self.heads, self.window, self.fused = heads, window, fused
+        self.scale = (dim // heads) ** -0.5
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.bias = nn.Parameter(torch.randn(1, heads, window * window, window * window))
+        self.softmax = nn.Softmax(dim=-1)
+
+    def forward(self, x):
+        B_, N, C = x.shape
+        qkv = self.qkv(x).reshape(B_, N, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        if self.fused:
+            x = F.scaled_dot_product_attention(q, k, v)
+        else:
+            attn = (q * self.scale) @ k.transpose(-2, -1)
+            attn = self.softmax(attn + self.bias)
+            x = attn @ v
+        x = x.transpose(1, 2).reshape(B_, N, -1)
+        return self.proj(x)
+
+
+class SwinBlock(nn.Module):
+    """A Swin block without shift: norm, partition, window attention, reverse, residual, MLP."""
+
+    def __init__(self, dim=16, heads=2, window=2, fused=False):
+        super().__init__()
+        self.window = window
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = WindowAttention(dim, heads, window, fused)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+    def forward(self, x):                 # x: (N, H, W, C)
+        B, H, W, C = x.shape
+        w = self.window
+        windows = partition(self.norm1(x), w).view(-1, w * w, C)
+        windows = self.attn(windows).view(-1, w, w, C)
+        x = x + reverse(windows, w, H, W)
+        return x + self.mlp(self.norm2(x))
+
+
+class Heads(nn.Module):
+    """Heads folded into the batch by a view of (N, L, h, d) permuted: (N*h, L, d), then bmm-style matmul."""
+
+    def __init__(self, dim=12, heads=3):
+        super().__init__()
+        self.heads, self.qkv, self.proj = heads, nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x):                 # x: (N, L, C)
+        B, L, C = x.shape
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        q, k, v = (t.view(B, L, self.heads, -1).transpose(1, 2).reshape(-1, L, C // self.heads) for t in (q, k, v))
+        attn = torch.softmax(q @ k.transpose(1, 2), dim=-1)
+        out = (attn @ v).view(B, self.heads, L, -1).transpose(1, 2).reshape(B, L, C)
+        return self.proj(out)
+
+
+CASES = {
+    "window attention": (lambda: WindowAttention(), (4, 16)),  # the input itself is (N, 4, 16): no fold
+    "swin block": (lambda: SwinBlock(), (4, 6, 16)),
+    "swin block, fused": (lambda: SwinBlock(fused=True), (4, 6, 16)),
+    "swin block, window 3": (lambda: SwinBlock(dim=8, heads=4, window=3), (6, 3, 8)),
+    "heads in the batch": (lambda: Heads(), (5, 12)),
+}
+
+
+def forward_against_torch(module, shape):
+    torch.manual_seed(0)
+    module.eval()
+    imported = from_module(module, shape)
+    with torch.no_grad(), counted_attention(), FlopCounterMode(display=False) as counter:
+        out = module(torch.randn(2, *shape))
+    cost = imported.cost(batch=2)
+    assert (2, *imported.network.output_shape) == tuple(out.shape)
+    assert imported.params == cost.totals.params == sum(p.numel() for p in module.parameters())
+    assert 2 * cost.totals.macs == counter.get_total_flops()
+    return cost
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_forward_matches_torch(case):
+    build, shape = CASES[case]
+    torch.manual_seed(0)
+    forward_against_torch(build(), shape)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_training_step_matches_torch(case):
+    build, shape = CASES[case]
+    torch.manual_seed(0)
+    module = build()
+    theirs, ours = torch_attention_step(module, shape), alexcost_step(module, shape)
+    assert theirs.refused is None and ours.refused is None, (theirs, ours)
+    assert ours == theirs
