@@ -126,7 +126,7 @@ def test_forward_matches_torch(case):
     forward_against_torch(build(), shape)
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", [c for c in CASES if "fused" not in c])
 def test_training_step_matches_torch(case):
     build, shape = CASES[case]
     torch.manual_seed(0)
@@ -134,3 +134,82 @@ def test_training_step_matches_torch(case):
     theirs, ours = torch_attention_step(module, shape), alexcost_step(module, shape)
     assert theirs.refused is None and ours.refused is None, (theirs, ours)
     assert ours == theirs
+
+
+def test_training_step_of_fused_attention_on_folded_heads_is_refused():
+    """Torch's fused CPU kernel runs on (N*k, h, L, d); what autograd keeps there is not read: refused."""
+    ours = alexcost_step(SwinBlock(fused=True), (4, 6, 16))
+    assert ours.refused is not None and "ScaledDotProductAttention" in ours.refused
+
+
+
+
+@pytest.mark.parametrize("config", [
+    dict(img_size=56, depths=(1, 1), num_heads=(2, 4), embed_dim=32),
+    dict(img_size=32, window_size=4, patch_size=2, depths=(1, 1, 1), num_heads=(1, 2, 2), embed_dim=16),
+])
+def test_timm_swin_without_shift_matches_torch(config):
+    """timm's Swin, one block a stage (no shifted windows): window partition, attention, reverse."""
+    timm = pytest.importorskip("timm")
+    module = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, num_classes=10, **config)
+    size = config["img_size"]
+    forward_against_torch(module, (3, size, size))
+
+
+def test_timm_swin_training_step_matches_torch():
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    module = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, num_classes=10, img_size=32,
+                               window_size=4, patch_size=2, depths=(1, 1), num_heads=(1, 2), embed_dim=16,
+                               drop_path_rate=0.0)
+    theirs, ours = torch_attention_step(module, (3, 32, 32)), alexcost_step(module, (3, 32, 32))
+    assert theirs.refused is None and ours.refused is None, (theirs, ours)
+    assert ours == theirs
+
+
+class Folded(nn.Module):
+    """Windows folded into the batch, then ``then`` on the folded tensor ``w`` (and the input ``x``)."""
+
+    def __init__(self, then):
+        super().__init__()
+        self.then = then
+
+    def forward(self, x):                 # x: (N, 4, 4, 8)
+        w = x.view(-1, 2, 2, 4, 8)        # (N, 2, 2, 4, 8): the batch in front
+        w = w.reshape(-1, 4, 8)           # (N*4, 4, 8)
+        return self.then(w, x)
+
+
+REFUSED = {
+    "a reduction over the folded dim": (lambda w, x: w.sum(0), "the batch is folded"),
+    "a softmax left at its default dim": (lambda w, x: F.softmax(w), "dim=None"),
+    "a transpose of the folded dim": (lambda w, x: w.transpose(0, 1), "the batch is folded"),
+    "a folded and a plain tensor": (lambda w, x: w + x.view(x.size(0), 4, 4, 8)[:, 0], "folded"),
+    "arithmetic on the folded size": (lambda w, x: w.view(w.shape[0] // 2, 8, 8), "batch size"),
+    "indexing": (lambda w, x: w[:, 0], "indexes"),
+    "a folded output": (lambda w, x: w * 2, "returns a tensor"),
+    "a permute moving the folded dim": (lambda w, x: w.permute(1, 0, 2).sum(-1), "batch"),
+    "a flatten from dim 0": (lambda w, x: torch.flatten(w), "folded"),
+    "a view into a size the sample does not divide": (lambda w, x: w.view(-1, 3), "do not keep the batch"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_what_a_folded_tensor_cannot_do_is_refused_at_the_node(case):
+    then, message = REFUSED[case]
+    with pytest.raises(SpecError, match=message) as err:
+        from_module(Folded(then), (4, 4, 8))
+    assert "fx node" in str(err.value)
+
+
+def test_folded_sizes_give_back_the_fold():
+    """``x.shape[0]`` of a folded tensor given back to ``view``: the same fold (torch's shapes)."""
+    class Module(nn.Module):
+        def forward(self, x):                     # x: (N, 6, 4)
+            w = x.reshape(-1, 2, 4)               # (N*3, 2, 4)
+            w = w.view(w.shape[0], 8) * 2         # (N*3, 8)
+            return w.view(-1, 24)                 # (N, 24)
+
+    module = Module()
+    imported = from_module(module, (6, 4))
+    assert (5, *imported.network.output_shape) == tuple(module(torch.randn(5, 6, 4)).shape)
