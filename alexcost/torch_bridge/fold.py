@@ -86,10 +86,10 @@ def refold(r, node, x, sizes) -> tuple:
         r.refuse(node, "moves the batch size to another dimension; alexcost analyses each sample on its own")
     if first is r.BATCH:
         return rest, 1
-    if isinstance(first, FoldedBatch):
+    if isinstance(first, FoldedBatch) and rest:
         return (first.k, *rest), first.k
     whole, known = prod(x.shape), prod(rest)
-    if first != -1 or -1 in rest or known <= 0 or whole % known:
+    if first != -1 or -1 in rest or known <= 0 or whole % known or (not rest and whole != 1):
         r.refuse(node, f"sizes {list(sizes)} do not keep the batch as the first dimension (write x.size(0) "
                        f"there, or -1 with the other sizes fixed) on input "
                        f"{[_batch(r, x), *x.shape[fold_of(r, x) > 1:]]}")
