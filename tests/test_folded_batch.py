@@ -185,7 +185,7 @@ REFUSED = {
     "a softmax left at its default dim": (lambda w, x: F.softmax(w), "dim=None"),
     "a transpose of the folded dim": (lambda w, x: w.transpose(0, 1), "the batch is folded"),
     "a folded and a plain tensor": (lambda w, x: w + x.view(x.size(0), 4, 4, 8)[:, 0], "folded"),
-    "arithmetic on the folded size": (lambda w, x: w.view(w.shape[0] // 2, 8, 8), "batch size"),
+    "arithmetic on the folded size": (lambda w, x: w.view(w.shape[0] // 3, -1), "batch size"),
     "indexing": (lambda w, x: w[:, 0], "indexes"),
     "a folded output": (lambda w, x: w * 2, "returns a tensor"),
     "a permute moving the folded dim": (lambda w, x: w.permute(1, 0, 2).sum(-1), "batch"),
@@ -213,3 +213,31 @@ def test_folded_sizes_give_back_the_fold():
     module = Module()
     imported = from_module(module, (6, 4))
     assert (5, *imported.network.output_shape) == tuple(module(torch.randn(5, 6, 4)).shape)
+
+
+class SizeArithmetic(nn.Module):
+    """Sizes computed from the batch: ``B * k`` folds, ``(B*k) // n`` with ``n`` dividing ``k`` refolds."""
+
+    def forward(self, x):                             # x: (N, 6, 4)
+        B = x.shape[0]
+        w = x.view(B * 3, 2, 4)                       # (N*3, 2, 4)
+        w = F.normalize(w, dim=-1)
+        w = w.reshape(w.shape[0] // 3, 3, 8)          # (N, 3, 8)
+        return w.sum(-1)
+
+
+def test_sizes_computed_from_the_batch_fold_as_torch_does():
+    forward_against_torch(SizeArithmetic(), (6, 4))
+
+
+@pytest.mark.parametrize("then, message", [
+    (lambda w: w.view(w.shape[0] // 2, -1), "batch size"),        # 3 windows a sample: not divisible by 2
+    (lambda w: w.view(w.shape[0] + 1, -1), "batch size"),
+])
+def test_sizes_that_depend_on_the_batch_stay_refused(then, message):
+    class Module(nn.Module):
+        def forward(self, x):
+            return then(x.view(x.shape[0] * 3, 2, 4)).view(x.shape[0], -1)
+
+    with pytest.raises(SpecError, match=message):
+        from_module(Module(), (6, 4))

@@ -77,6 +77,26 @@ def folded_in(r, args, kwargs) -> set:
     return _folds(r, (args, kwargs), set())
 
 
+def _count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def size_arithmetic(r, fn, args, kwargs):
+    """``B * n`` (``n * B``) and ``(B*k) // n`` where ``n`` divides ``k``, on the batch ``B`` or a folded batch
+    (what a view folds windows by): the batch times a known factor; None for anything else (refused)."""
+    if kwargs or len(args) != 2:
+        return None
+    a, b = args
+    k = None
+    if fn is operator.mul:
+        a, b = (b, a) if (b is r.BATCH or isinstance(b, FoldedBatch)) else (a, b)
+        if _count(b) and (a is r.BATCH or isinstance(a, FoldedBatch)):
+            k = (1 if a is r.BATCH else a.k) * b
+    elif fn is operator.floordiv and isinstance(a, FoldedBatch) and _count(b) and a.k % b == 0:
+        k = a.k // b
+    return None if k is None else r.BATCH if k == 1 else FoldedBatch(k)
+
+
 def refold(r, node, x, sizes) -> tuple:
     """``x.view(sizes)``/``x.reshape(sizes)``: the per-sample shape and the factor of its output. The first
     size is the batch (``k = 1``), a folded batch ``N*k``, or ``-1`` with the others fixed (``k`` is then the
@@ -108,9 +128,9 @@ _MODULES = frozenset({"Linear", "LayerNorm", "Dropout", "Identity", "GELU", "ReL
 """Leaf modules that act on each row of dim 0 alone (a Softmax only over a dim counted from the end)."""
 
 _PLAIN = frozenset({"contiguous", "clone", torch.clone, F.gelu, F.relu, F.silu, torch.sigmoid, "sigmoid",
-                    F.dropout, F.linear, F.layer_norm, F.softmax, torch.softmax, "softmax", "transpose",
-                    torch.transpose, "mean", torch.mean, "sum", torch.sum, "unbind", torch.unbind, "chunk",
-                    torch.chunk, "permute", torch.permute})
+                    F.dropout, F.linear, F.layer_norm, F.normalize, F.softmax, torch.softmax, "softmax",
+                    "transpose", torch.transpose, "mean", torch.mean, "sum", torch.sum, "unbind", torch.unbind,
+                    "chunk", torch.chunk, "permute", torch.permute})
 """Functions and methods on one folded tensor that leave its dim 0 alone (their dims shifted: `_DIMS`)."""
 
 _BINARY = frozenset({operator.add, operator.mul, operator.sub, operator.truediv, torch.add, torch.mul, torch.sub,
@@ -125,7 +145,7 @@ _OWN = frozenset({"view", "reshape", torch.reshape, "size", "dim", "ndimension",
 _DIMS = {"transpose": ("dim0", "dim1"), torch.transpose: ("dim0", "dim1"), F.softmax: ("dim",),
          torch.softmax: ("dim",), "softmax": ("dim",), "mean": ("dim",), torch.mean: ("dim",), "sum": ("dim",),
          torch.sum: ("dim",), "unbind": ("dim",), torch.unbind: ("dim",), "chunk": ("chunks", "dim"),
-         torch.chunk: ("chunks", "dim")}
+         torch.chunk: ("chunks", "dim"), F.normalize: ("p", "dim")}
 """The arguments after the tensor, in torch's order up to the last dim; the dims are those named dim*."""
 
 

@@ -267,6 +267,9 @@ class Reader:
             self.refuse(node, f"alexcost has no layer kind for {self.function_name(node)} on a tensor "
                               f"({', '.join(self.show(v) for v in args if _tensors_in(v))})")
         if _batch_in((tail, kwargs)):
+            times = fold.size_arithmetic(self, fn, args, kwargs)
+            if times is not None:
+                return times
             self.refuse(node, "computes with the batch size, which alexcost does not fix; keep the batch "
                               "dimension as it is")
         try:
