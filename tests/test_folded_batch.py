@@ -241,3 +241,27 @@ def test_sizes_that_depend_on_the_batch_stay_refused(then, message):
 
     with pytest.raises(SpecError, match=message):
         from_module(Module(), (6, 4))
+
+
+def test_folded_operands_of_other_ranks_are_refused():
+    """(N*4, 8) + (N*4, 4, 8): torch broadcasts N*4 against 4 (it fails but for one sample); refused."""
+    class Module(nn.Module):
+        def forward(self, x):                     # x: (N, 4, 4, 8)
+            w = x.reshape(-1, 4, 8)               # (N*4, 4, 8)
+            return (w.mean(1) + w).view(x.shape[0], -1)
+
+    with pytest.raises(SpecError, match=r"of \[2, 3\] dimensions"):
+        from_module(Module(), (4, 4, 8))
+
+
+def test_modules_that_mix_rows_are_refused_on_a_folded_tensor():
+    class Module(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = nn.BatchNorm1d(4)
+
+        def forward(self, x):                     # x: (N, 4, 4, 8)
+            return self.norm(x.reshape(-1, 4, 8)).view(x.shape[0], -1)
+
+    with pytest.raises(SpecError, match="modules that leave that dimension alone"):
+        from_module(Module(), (4, 4, 8))

@@ -22,7 +22,8 @@ from math import prod
 import torch
 import torch.nn.functional as F
 
-from ..layers import ParameterShape
+from ..layers import (GELU, Dropout, Hardswish, Identity, LayerNorm, Linear, ParameterShape, ReLU, SiLU, Sigmoid,
+                      Softmax, StochasticDepth, Tanh)
 
 
 class FoldedBatch:
@@ -123,8 +124,8 @@ def _batch(r, x) -> str:
 
 
 # -- calls on folded values ------------------------------------------------------------------------------
-_MODULES = frozenset({"Linear", "LayerNorm", "Dropout", "Identity", "GELU", "ReLU", "SiLU", "Sigmoid", "Tanh",
-                      "Hardswish", "StochasticDepth", "Softmax"})
+_MODULES = (Linear, LayerNorm, Dropout, Identity, GELU, ReLU, SiLU, Sigmoid, Tanh, Hardswish, StochasticDepth,
+            Softmax)
 """Leaf modules that act on each row of dim 0 alone (a Softmax only over a dim counted from the end)."""
 
 _PLAIN = frozenset({"contiguous", "clone", torch.clone, F.gelu, F.relu, F.silu, torch.sigmoid, "sigmoid",
@@ -161,7 +162,8 @@ def call(r, node, args, kwargs, default, ks: set):
 
     target = node.target
     if node.op == "call_module":
-        return mark(r, default(node, args, kwargs), _module(r, node, args, kwargs, k))
+        _module(r, node, args, kwargs, k)
+        return mark(r, default(node, args, kwargs), k)
     if target is operator.getitem:
         return _getitem(r, node, args, kwargs, default, k)
     try:
@@ -184,18 +186,17 @@ def call(r, node, args, kwargs, default, ks: set):
     return mark(r, default(node, args, kwargs), k)
 
 
-def _module(r, node, args, kwargs, k: int) -> int:
+def _module(r, node, args, kwargs, k: int) -> None:
     from .trace import kind_of
 
     module = r.module(node.target)
     kind = kind_of(type(module))
-    if kind is None or kind.__name__ not in _MODULES or (kind.__name__ == "Softmax" and not (
+    if kind not in _MODULES or (kind is Softmax and not (
             isinstance(module.dim, int) and module.dim < 0)):
         r.refuse(node, f"reads a tensor whose batch is folded with {k} windows or heads (its first dimension "
                        f"is N*{k}); alexcost reads such a tensor only with modules that leave that dimension "
-                       f"alone ({', '.join(sorted(_MODULES))}; Softmax over a dim counted from the end)")
+                       f"alone ({', '.join(k.__name__ for k in _MODULES)}; Softmax over a dim counted from the end)")
     _operands(r, node, args, kwargs, k, False)
-    return k
 
 
 def _getitem(r, node, args, kwargs, default, k: int):
@@ -217,7 +218,11 @@ def _operands(r, node, args, kwargs, k: int, binary: bool) -> None:
 
     values = [*args, *kwargs.values()]
     flat = [w for v in values for w in (v if isinstance(v, (list, tuple)) else (v,))]
-    rank = min((len(v.shape) for v in flat if r.is_activation(v) and fold_of(r, v) == k), default=2)
+    ranks = {len(v.shape) for v in flat if r.is_activation(v) and fold_of(r, v) == k}
+    if binary and len(ranks) > 1:
+        r.refuse(node, f"mixes tensors whose batch is folded with {k}, of {sorted(ranks)} dimensions; alexcost "
+                       f"reads folded operands of as many dimensions only")
+    rank = min(ranks, default=2)
     if rank < 2 or (binary and node.target in (operator.matmul, torch.matmul,
                                                F.scaled_dot_product_attention) and rank < 3):
         r.refuse(node, f"reads a tensor of {rank} dimensions whose batch is folded with {k}; alexcost reads "
