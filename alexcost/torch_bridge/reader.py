@@ -185,7 +185,9 @@ class Reader:
 
     def show(self, value) -> str:
         if isinstance(value, Activation):
-            return f"a tensor of shape {format_shape(('N', *value.shape))}"
+            k = self.folds.get(value.src, 1)
+            return f"a tensor of shape {format_shape(('N', *value.shape))}" if k == 1 else \
+                f"a tensor of shape {format_shape((f'N*{k}', *value.shape[1:]))}"
         if isinstance(value, Attribute):
             return f"the {value.kind} {value.path!r}"
         if value is BATCH:
