@@ -265,3 +265,24 @@ def test_modules_that_mix_rows_are_refused_on_a_folded_tensor():
 
     with pytest.raises(SpecError, match="modules that leave that dimension alone"):
         from_module(Module(), (4, 4, 8))
+
+
+def _davit():
+    timm = pytest.importorskip("timm")
+    return timm.create_model("davit_tiny", pretrained=False, num_classes=10, depths=(1, 1, 1, 1),
+                             embed_dims=(16, 32, 64, 128), num_heads=(1, 2, 4, 8), drop_path_rate=0.0)
+
+
+def test_timm_davit_matches_torch():
+    """DaViT: spatial window attention (windows folded into the batch) and channel attention."""
+    forward_against_torch(_davit(), (3, 64, 64))
+
+
+def test_timm_davit_training_step_is_refused_at_fused_attention_on_folded_windows():
+    """DaViT's windows reach F.scaled_dot_product_attention folded, as (N*k, h, L, d): what autograd keeps
+    for torch's fused CPU kernel there is not read, so its training step is refused (torch runs it)."""
+    torch.manual_seed(0)
+    module = _davit()
+    theirs, ours = torch_attention_step(module, (3, 32, 32)), alexcost_step(module, (3, 32, 32))
+    assert theirs.refused is None
+    assert ours.refused is not None and "ScaledDotProductAttention" in ours.refused
