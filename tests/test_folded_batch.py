@@ -286,3 +286,19 @@ def test_timm_davit_training_step_is_refused_at_fused_attention_on_folded_window
     theirs, ours = torch_attention_step(module, (3, 32, 32)), alexcost_step(module, (3, 32, 32))
     assert theirs.refused is None
     assert ours.refused is not None and "ScaledDotProductAttention" in ours.refused
+
+
+def test_a_layer_norm_reaching_the_folded_dim_is_refused():
+    """LayerNorm((4, 4, 8)) on (N*4, 4, 8) needs N*4 == 4 in torch: refused, not read per sample."""
+    class Module(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = nn.LayerNorm((4, 4, 8))
+
+        def forward(self, x):                     # x: (N, 4, 4, 8)
+            return self.norm(x.reshape(-1, 4, 8)).view(x.shape[0], -1)
+
+    module = Module()
+    module(torch.randn(1, 4, 4, 8))  # torch runs it with one sample only
+    with pytest.raises(SpecError, match="reaches the dimension the batch is folded into"):
+        from_module(module, (4, 4, 8))

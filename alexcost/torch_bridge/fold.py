@@ -179,6 +179,9 @@ def call(r, node, args, kwargs, default, ks: set):
     if target in ("unbind", torch.unbind) and args and isinstance(args[0], Selections):
         return mark(r, default(node, args, kwargs), k)  # its dim was checked at the permute: the selected one
     _operands(r, node, args, kwargs, k, target in _BINARY)
+    if target is F.layer_norm:
+        shape = args[1] if len(args) > 1 else kwargs.get("normalized_shape", ())
+        _normalized(r, node, args[:1], tuple(shape) if isinstance(shape, (tuple, list)) else (shape,))
     if target in ("permute", torch.permute):
         args, kwargs = _permuted(r, node, args, kwargs), {}
     elif target in _DIMS:
@@ -191,12 +194,21 @@ def _module(r, node, args, kwargs, k: int) -> None:
 
     module = r.module(node.target)
     kind = kind_of(type(module))
-    if kind not in _MODULES or (kind is Softmax and not (
-            isinstance(module.dim, int) and module.dim < 0)):
+    if kind not in _MODULES or (kind is Softmax and not (isinstance(module.dim, int) and module.dim < 0)):
+        names = ", ".join(m.__name__ for m in _MODULES)
         r.refuse(node, f"reads a tensor whose batch is folded with {k} windows or heads (its first dimension "
                        f"is N*{k}); alexcost reads such a tensor only with modules that leave that dimension "
-                       f"alone ({', '.join(k.__name__ for k in _MODULES)}; Softmax over a dim counted from the end)")
+                       f"alone ({names}; Softmax over a dim counted from the end)")
     _operands(r, node, args, kwargs, k, False)
+    if kind is LayerNorm:
+        _normalized(r, node, [*args, *kwargs.values()], tuple(module.normalized_shape))
+
+
+def _normalized(r, node, values, shape) -> None:
+    """A layer norm over dims that reach the folded dim 0 (as many as the tensor has): refused."""
+    rank = min((len(v.shape) for v in values if r.is_activation(v)), default=0)
+    if len(shape) >= rank:
+        r.refuse(node, f"normalizes over {list(shape)}, which reaches the dimension the batch is folded into")
 
 
 def _getitem(r, node, args, kwargs, default, k: int):
