@@ -182,6 +182,10 @@ def call(r, node, args, kwargs, default, ks: set):
     if target is F.layer_norm:
         shape = args[1] if len(args) > 1 else kwargs.get("normalized_shape", ())
         _normalized(r, node, args[:1], tuple(shape) if isinstance(shape, (tuple, list)) else (shape,))
+    if target is F.scaled_dot_product_attention:
+        r.fold_training.append(f"{r.where(node)} attends over tensors whose batch is folded (N*{k}): what "
+                               f"autograd keeps for torch's attention kernel on them is not what it keeps per "
+                               f"sample, and alexcost does not count it")
     if target in ("permute", torch.permute):
         args, kwargs = _permuted(r, node, args, kwargs), {}
     elif target in _DIMS:

@@ -145,6 +145,7 @@ class Reader:
         self.late_views: set = set()  # views made before their base required grad, rebuilt since it does
         self._plans: dict = {}    # (layers read, batch) -> the storages and strides of their outputs
         self.folds: dict = {}     # src -> k: an output whose first dim is the batch times k (`fold`)
+        self.fold_training: list[str] = []  # why a training step is not counted, for calls on folded values
 
     # -- what handlers use ------------------------------------------------------------------
     def module(self, path: str):
@@ -752,6 +753,8 @@ class Reader:
             refused = (f"{branches[0] if branches else 'its forward() tests self.training'}, and {self.train_differs}: "
                        f"the network read is the eval-mode graph, so alexcost does not count a training step of "
                        f"it (torch's would run the other graph)")
+        if not refused and self.fold_training:
+            refused = self.fold_training[0]
         autocast = [(name, device, dtype) for name, region in zip(names, self.regions)
                     if region and region[0] == "autocast" for device, dtype in region[1]]
         if not refused and autocast and self.casts:
