@@ -312,3 +312,15 @@ def test_a_layer_norm_reaching_the_folded_dim_is_refused():
     module(torch.randn(1, 4, 4, 8))  # torch runs it with one sample only
     with pytest.raises(SpecError, match="reaches the dimension the batch is folded into"):
         from_module(module, (4, 4, 8))
+
+
+def test_a_folded_view_written_through_its_base_is_refused():
+    class Module(nn.Module):
+        def forward(self, x):                     # x: (N, 4, 4, 8)
+            y = x * 2
+            w = y.view(-1, 4, 8)                  # (N*4, 4, 8), a view of y
+            y.relu_()                             # written in place through its base
+            return (w + 1).view(x.shape[0], -1)
+
+    with pytest.raises(SpecError, match="write in place"):
+        from_module(Module(), (4, 4, 8))
