@@ -15,11 +15,10 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 F = torch.nn.functional
 
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
 from alexcost import SpecError  # noqa: E402
 from alexcost.torch_bridge import from_module  # noqa: E402
-from module_step import alexcost_step, counted_attention, torch_attention_step  # noqa: E402
+from module_step import alexcost_step, torch_attention_step  # noqa: E402
+from module_step import forward_against_torch as shared_forward_against_torch  # noqa: E402
 
 
 def partition(x, w):
@@ -111,16 +110,8 @@ CASES = {
 
 
 def forward_against_torch(module, shape):
-    torch.manual_seed(0)
-    module.eval()
-    imported = from_module(module, shape)
-    with torch.no_grad(), counted_attention(), FlopCounterMode(display=False) as counter:
-        out = module(torch.randn(2, *shape))
-    cost = imported.cost(batch=2)
-    assert (2, *imported.network.output_shape) == tuple(out.shape)
-    assert imported.params == cost.totals.params == sum(p.numel() for p in module.parameters())
-    assert 2 * cost.totals.macs == counter.get_total_flops()
-    return cost
+    """At a batch of two: the windows of two samples folded together, as torch folds them."""
+    return shared_forward_against_torch(module, shape, batch=2)
 
 
 @pytest.mark.parametrize("case", CASES)
