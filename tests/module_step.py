@@ -118,3 +118,18 @@ def torch_attention_step(module, shape, batch=2) -> Step:
         counted = torch_step(module, shape, batch)
     kept = torch_step(module, shape, batch)
     return counted._replace(saved_bytes=kept.saved_bytes)
+
+
+def forward_against_torch(module, shape, batch: int = 1):
+    """``module``'s reading against one forward pass of ``batch`` under FlopCounterMode (attention as matrix
+    products): parameters, MACs and the output shape; its cost at ``batch``, for the checks by hand."""
+    torch.manual_seed(0)
+    module.eval()
+    imported = from_module(module, shape)
+    with torch.no_grad(), counted_attention(), FlopCounterMode(display=False) as counter:
+        out = module(torch.randn(batch, *shape))
+    cost = imported.cost(batch=batch)
+    assert imported.params == cost.totals.params == sum(p.numel() for p in module.parameters())
+    assert 2 * cost.totals.macs == counter.get_total_flops()
+    assert (batch, *imported.network.output_shape) == tuple(out.shape)
+    return cost

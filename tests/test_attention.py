@@ -18,12 +18,11 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 F = torch.nn.functional
 
-from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from alexcost import SpecError  # noqa: E402
 from alexcost.torch_bridge import from_module  # noqa: E402
-from module_step import alexcost_step, counted_attention, torch_attention_step  # noqa: E402
+from module_step import alexcost_step, forward_against_torch, torch_attention_step  # noqa: E402
 
 
 class Heads(nn.Module):
@@ -100,15 +99,7 @@ CASES = {
 def test_forward_matches_torch(case):
     build, shape = CASES[case]
     torch.manual_seed(0)
-    module = build().eval()
-    imported = from_module(module, shape)
-    x = torch.randn(2, *shape)
-    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-        out = module(x)
-    cost = imported.cost(batch=2)
-    assert (2, *imported.network.output_shape) == tuple(out.shape)
-    assert cost.totals.params == sum(p.numel() for p in module.parameters())
-    assert 2 * cost.totals.macs == counter.get_total_flops()
+    forward_against_torch(build(), shape, batch=2)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -130,21 +121,6 @@ def test_attention_macs_are_the_quadratic_term():
     x = ((h, length, d), (h, s, d), (h, s, d))
     assert layer.output_shape(x) == (h, length, d)
     assert layer.macs(x, (h, length, d)) == h * length * s * 2 * d
-
-
-def forward_against_torch(module, shape):
-    """``module``'s reading against one forward pass under FlopCounterMode (attention as matrix products):
-    parameters, MACs and the output shape; its cost, for the checks by hand."""
-    torch.manual_seed(0)
-    module.eval()
-    imported = from_module(module, shape)
-    with torch.no_grad(), counted_attention(), FlopCounterMode(display=False) as counter:
-        out = module(torch.randn(1, *shape))
-    cost = imported.cost()
-    assert imported.params == cost.totals.params == sum(p.numel() for p in module.parameters())
-    assert 2 * cost.totals.macs == counter.get_total_flops()
-    assert (1, *imported.network.output_shape) == tuple(out.shape)
-    return cost
 
 
 def test_multihead_attention_forward_matches_torch():

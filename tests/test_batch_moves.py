@@ -25,7 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from alexcost import Chunk, Permute, SpecError, Slice, Squeeze  # noqa: E402
 from alexcost.torch_bridge import from_module  # noqa: E402
-from module_step import alexcost_step, counted_attention, torch_attention_step, torch_step  # noqa: E402
+from module_step import alexcost_step, forward_against_torch, torch_attention_step, torch_step  # noqa: E402
 
 
 def attend(q, k, v, fused):
@@ -162,14 +162,7 @@ CASES = {
 def test_forward_matches_torch(case):
     build, shape = CASES[case]
     torch.manual_seed(0)
-    module = build().eval()
-    imported = from_module(module, shape)
-    with torch.no_grad(), counted_attention(), FlopCounterMode(display=False) as counter:
-        out = module(torch.randn(2, *shape))
-    cost = imported.cost(batch=2)
-    assert (2, *imported.network.output_shape) == tuple(out.shape)
-    assert cost.totals.params == imported.params == sum(p.numel() for p in module.parameters())
-    assert 2 * cost.totals.macs == counter.get_total_flops()
+    forward_against_torch(build(), shape, batch=2)
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -92,29 +92,34 @@ class Network:
         """Resolve every layer's inputs, propagate shapes and check each layer on them (the fields
         are set through ``__dict__``: the dataclass is frozen)."""
         names, index, sources, xs, ys, found, outs = [], {INPUT: NETWORK_INPUT}, [], [], [], [], []
-        chain = True
+        chain, seen_before = True, rules.seen_before
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise SpecError(f"layers[{i}] must be an alexcost Layer, got {type(layer).__name__}")
-            own = rules.of(layer)
-            name = own.name or f"{own.stem}{i}"
+            own = seen_before(id(layer)) or rules.of(layer)
+            _, name, stem, inputs, arity, output, table = own
+            name = name or f"{stem}{i}"
             if name in index:
                 self._duplicate(i, name, layer, index)
-            refs, x = self._resolve(i, name, layer, own, index, names, ys, outs)
-            entry = own.table.get(x) if own.arity == 1 else None  # an activation's shape is its own key
+            if inputs is None and arity == 1 and (not i or outs[i - 1] == ONE):  # the layer before it
+                refs, x = ((i - 1, None),), ys[i - 1] if i else self.input_shape
+            else:
+                refs, x = self._resolve(i, name, layer, own, index, names, ys, outs)
+                chain = chain and refs == ((i - 1, None),)
+            entry = table.get(x) if arity == 1 else None  # an activation's shape is its own key
             if entry is None:
                 try:
                     entry = rules.checked(layer, own, x)
                 except SpecError as err:
-                    raise err.at(_where(i, name, type(layer).__name__, x, own.arity)) from None
-            chain = chain and own.output == ONE and refs == ((i - 1, None),)
+                    raise err.at(_where(i, name, type(layer).__name__, x, arity)) from None
+            chain = chain and output == ONE
             index[name] = i
             names.append(name)
             sources.append(refs)
             xs.append(x)
             ys.append(entry.output)
             found.append(entry)
-            outs.append(own.output)
+            outs.append(output)
         contiguous = [r.contiguous for r in found]
         self.__dict__.update(names=tuple(names), sources=tuple(sources), input_shapes=tuple(xs),
                              output_shapes=tuple(ys), is_chain=chain, _derived=[rules.generation(), {
@@ -122,14 +127,15 @@ class Network:
 
     def _check_views(self) -> None:
         """Refuse a view torch cannot make whatever the batch (a View of a transposed tensor), at the
-        layer. A view that only some batch sizes allow is refused when costed at another."""
+        layer. A view that only some batch sizes allow is refused when costed at another.
+        One sample's plan is traced first: it is the one `cost` and `sums` ask for by default, so it
+        is kept for them; the error, when both fail, is the one of two samples."""
         try:
-            self.storage(2)
-        except SpecError as err:
-            try:
-                self.storage(1)
-            except SpecError:
-                raise err from None
+            self.storage(1)
+            return
+        except SpecError:
+            pass
+        self.storage(2)
 
     @staticmethod
     def _duplicate(i: int, name: str, layer: Layer, index: dict):
@@ -140,10 +146,9 @@ class Network:
                  outs: list) -> tuple:
         """The ``(layer index, output index)`` pairs a layer reads, and what its rules see: one
         shape, or a tuple of them (a Parameter's output as a `ParameterShape`: it has no batch
-        dimension). ``outs[j]``: what layer ``j``'s output is (`ONE`, `SEVERAL` or `WEIGHT`)."""
+        dimension). ``outs[j]``: what layer ``j``'s output is (`ONE`, `SEVERAL` or `WEIGHT`). (A layer
+        of one input that names none, after a layer of one output, reads it: `_wire` wires that one.)"""
         inputs, arity = own.inputs, own.arity
-        if inputs is None and arity == 1 and (not i or outs[i - 1] == ONE):  # the layer before it
-            return ((i - 1, None),), ys[i - 1] if i else self.input_shape
         kind = type(layer)
         if inputs is None:
             inputs = self._default(i, name, kind, names, ys, outs)

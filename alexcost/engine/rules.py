@@ -33,8 +33,14 @@ from ..layers import strides as st
 from ..layers.base import reads_a_parameter
 from .storage import contiguous_new
 
-SHAPES_PER_LAYER = 64
-"""Input shapes one table remembers (a layer seen with more is checked and counted again)."""
+SHAPES_PER_LAYER = 1024
+"""Input shapes one table remembers (a layer seen with more is checked and counted again). A
+search over varied inputs meets a common configuration (a ReLU, a BatchNorm2d) on hundreds."""
+RULES_KEPT = 200_000
+"""`Rules` records the tables of built-in layers hold, all together (about 0.8 KB each once
+costed): past this many, every such table starts afresh."""
+STEPS_PER_SHAPE = 64
+"""Sets of training options and gradients one `Rules` record remembers."""
 TABLES = 100_000
 """Layer configurations remembered at once (then that table starts afresh)."""
 
@@ -106,9 +112,10 @@ class Rules:
     `alexcost.engine.storage.contiguous_new`), and, worked out when first asked for, its `Counts`,
     its `Share` of the totals per storage and element size (``shares[itemsize]`` for an output in
     storage of its own, ``shares[-itemsize]`` for one that is not), its `TrainFacts`, and its
-    `StepRules` per set of options and gradients."""
+    `StepRules` per set of options and gradients, and where its output lives per set of input
+    strides (``strided``, see `alexcost.engine.storage.trace`)."""
 
-    __slots__ = ("output", "contiguous", "counts", "shares", "train", "steps")
+    __slots__ = ("output", "contiguous", "counts", "shares", "train", "steps", "strided")
 
     def __init__(self, output, contiguous: bool | None):
         self.output = output
@@ -117,6 +124,7 @@ class Rules:
         self.shares: dict = {}
         self.train: TrainFacts | None = None
         self.steps: dict = {}
+        self.strided: dict | None = None
 
 
 ONE, SEVERAL, WEIGHT = 0, 1, 2
@@ -152,6 +160,8 @@ def _gone(seen: _Seen) -> None:
 
 _BY_LAYER: dict = {}
 """id(layer) -> its `LayerRules`, while the layer lives."""
+seen_before = _BY_LAYER.get
+"""``seen_before(id(layer))``: ``layer``'s `LayerRules` if `of` has made them, else None."""
 _BY_CONFIG: dict = {}
 """A built-in layer's configuration -> its table."""
 _ARGUMENTS: dict = {}
@@ -170,6 +180,7 @@ def forget() -> None:
     _BY_CONFIG.clear()
     _ARGUMENTS.clear()
     _KINDS.clear()
+    _KEPT[0] = 0
     _GENERATION[0] += 1
 
 
@@ -244,7 +255,22 @@ def checked(layer: Layer, found: LayerRules, x, known=None) -> Rules:
         rules = Rules(_output(layer, kind, x) if known is None else known, contiguous_new(layer))
         if len(found.table) < SHAPES_PER_LAYER:
             found.table[k] = rules
+            _KEPT[0] += 1
+            if _KEPT[0] >= RULES_KEPT:
+                _start_afresh()
     return rules
+
+
+_KEPT = [0]
+"""`Rules` records stored in tables since they last started afresh."""
+
+
+def _start_afresh() -> None:
+    """Empty every built-in configuration's table (what they held is worked out again when asked)."""
+    for table in _BY_CONFIG.values():
+        table.clear()
+    _BY_CONFIG.clear()
+    _KEPT[0] = 0
 
 
 def _output(layer: Layer, kind, x):
@@ -269,10 +295,10 @@ def counts(layer: Layer, rules: Rules, x) -> Counts:
     found = rules.counts
     if found is None:
         kind, y = type(layer), rules.output
-        found = rules.counts = Counts(
+        found = rules.counts = _new(Counts, (
             layer.weight_params(x), layer.bias_params(x), layer.macs(x, y), layer.bias_adds(x, y),
             layer.other_ops(x, y), layer.buffers(x), sum(map(prod, y)) if kind.multi_output else prod(y),
-            kind.arity != 0)
+            kind.arity != 0))
     return found
 
 
@@ -281,9 +307,9 @@ def share(layer: Layer, rules: Rules, x, new: bool, itemsize: int) -> Share:
     found = rules.shares.get(itemsize if new else -itemsize)
     if found is None:
         w, b, m, a, o, n, e, batched = counts(layer, rules, x)
-        found = rules.shares[itemsize if new else -itemsize] = Share(
+        found = rules.shares[itemsize if new else -itemsize] = _new(Share, (
             w, b, m, a, o, n, layer.buffer_bytes(x, itemsize) if n else 0, e if batched else 0,
-            e if batched and new else 0, 0 if batched else e)
+            e if batched and new else 0, 0 if batched else e))
     return found
 
 
@@ -309,7 +335,7 @@ def step(layer: Layer, rules: Rules, x, in_req: tuple, weight: bool, bias: bool,
     found = rules.steps.get(k)
     if found is None:
         found = _step(layer, rules.output, x, Grads(in_req, weight, bias), options, strides, backward)
-        if len(rules.steps) < SHAPES_PER_LAYER:
+        if len(rules.steps) < STEPS_PER_SHAPE:
             rules.steps[k] = found
     return found
 

@@ -47,6 +47,7 @@ def trace(network, batch: int):
     layer that allocated it (-1: the network input; ``("parameter", i)``: a weight)."""
     values = {-1: ((-1, st.contiguous((batch, *network.input_shape))),)}
     out = []
+    records = network.layer_rules() if hasattr(network, "layer_rules") else None
     for i, layer in enumerate(network.layers):
         kind = type(layer)
         x, y = network.input_shapes[i], network.output_shapes[i]
@@ -55,7 +56,8 @@ def trace(network, batch: int):
             result = (((PARAMETER, i), st.contiguous(y)),)
         else:
             try:
-                result = _stored(layer, i, x, y, ins, batch)
+                result = _stored(layer, i, x, y, ins, batch) if records is None else \
+                    _remembered(records[i], layer, i, x, y, ins, batch)
             except SpecError as err:
                 names = getattr(network, "names", None)
                 if names is None:  # (a network being read names its layers otherwise)
@@ -66,10 +68,32 @@ def trace(network, batch: int):
     return out
 
 
+STRIDES_PER_SHAPE = 64
+"""Sets of input strides one `alexcost.engine.rules.Rules` record remembers `_stored`'s answer for."""
+
+
+def _remembered(record, layer, i: int, x, y, ins: list, batch: int) -> tuple:
+    """`_stored`, its answer kept in the layer's `alexcost.engine.rules.Rules` record (its kind,
+    arguments and input) by all else it depends on: the batch, whether input 0 is a weight and
+    every input's strides. Kept as, per output, whether it is new storage, and its strides."""
+    first = ins[0][0]
+    key = (batch, first.__class__ is tuple, *[strides for _, strides in ins])
+    known = record.strided
+    if known is None:
+        known = record.strided = {}
+    found = known.get(key)
+    if found is None:
+        result = _stored(layer, i, x, y, ins, batch)
+        if len(known) < STRIDES_PER_SHAPE:
+            known[key] = tuple([(storage == i, strides) for storage, strides in result])
+        return result
+    return tuple([(i if new else first, strides) for new, strides in found])
+
+
 def _stored(layer, i: int, x, y, ins: list, batch: int) -> tuple:
     """A layer's outputs as ``(storage, strides)`` pairs, given its inputs' (see `trace`)."""
     kind = type(layer)
-    storage = declared(kind)
+    storage = _DECLARED.get(kind) or declared(kind)
     first_storage, first_strides = ins[0]
     viewed = None
     if not isinstance(first_storage, tuple):  # a weight's view is new storage
@@ -126,7 +150,7 @@ def contiguous_new(layer) -> bool | None:
     kind = type(layer)
     if kind.arity == 0:
         return False
-    storage = declared(kind)
+    storage = _DECLARED.get(kind) or declared(kind)
     if kind.multi_output or storage == "view":
         return None
     return storage == "new" or (storage == "inplace-if-flag" and not layer.inplace)

@@ -138,18 +138,18 @@ class _ConvNd(_Convolution):
         if self.padding == "valid":
             return ((0, 0),) * self.dims
         if self.padding == "same":
-            totals = (effective_kernel(k, d) - 1 for k, d in zip(self.kernel_size, self.dilation))
-            return tuple((t // 2, t - t // 2) for t in totals)
-        return tuple((p, p) for p in self.padding)
+            totals = [effective_kernel(k, d) - 1 for k, d in zip(self.kernel_size, self.dilation)]
+            return tuple([(t // 2, t - t // 2) for t in totals])
+        return tuple([(p, p) for p in self.padding])
 
     def output_shape(self, x: Shape) -> Shape:
         self._channels(x)
         pads = self._pads()
-        padded = tuple(size + before + after for size, (before, after) in zip(x[1:], pads))
+        padded = [size + before + after for size, (before, after) in zip(x[1:], pads)]
         if max(padded) > check.INT64_MAX:
             raise SpecError(f"the padded input {_by(padded)} is larger than torch's int64 limit {check.INT64_MAX}")
-        spans = tuple(effective_kernel(k, d) for k, d in zip(self.kernel_size, self.dilation))
-        if any(p < s for p, s in zip(padded, spans)):
+        spans = list(map(effective_kernel, self.kernel_size, self.dilation))
+        if not all([p >= s for p, s in zip(padded, spans)]):
             raise SpecError(f"Kernel size can't be greater than actual input size: padded input "
                             f"{_by(padded)}, kernel {_by(spans)} "
                             f"(kernel_size={side(self.kernel_size)}, dilation={side(self.dilation)})")
@@ -161,7 +161,7 @@ class _ConvNd(_Convolution):
                     raise SpecError(f"padding_mode={self.padding_mode!r} needs padding {bound} input size, "
                                     f"got padding={pad}, size={size}")
         self._weight_fits(x)
-        return (self.out_channels, *((p - s) // st + 1 for p, s, st in zip(padded, spans, self.stride)))
+        return (self.out_channels, *[(p - s) // st + 1 for p, s, st in zip(padded, spans, self.stride)])
 
     def macs(self, x: Shape, y: Shape) -> int:
         return prod(y) * (x[0] // self.groups) * prod(self.kernel_size)

@@ -11,12 +11,23 @@ Strides = tuple[int, ...]
 
 
 def contiguous(shape) -> Strides:
-    """C-order strides of a tensor of ``shape`` (the batched shape)."""
-    out, step = [], 1
-    for d in reversed(shape):
-        out.append(step)
-        step *= d
-    return tuple(reversed(out))
+    """C-order strides of a tensor of ``shape`` (the batched shape, a tuple of ints); remembered
+    per shape, as a network's tensors share a few shapes."""
+    found = _CONTIGUOUS.get(shape) if shape.__class__ is tuple else None
+    if found is None:
+        out, step = [], 1
+        for d in reversed(shape):
+            out.append(step)
+            step *= d
+        found = tuple(reversed(out))
+        if shape.__class__ is tuple:
+            if len(_CONTIGUOUS) >= 4096:
+                _CONTIGUOUS.clear()
+            _CONTIGUOUS[shape] = found
+    return found
+
+
+_CONTIGUOUS: dict = {}
 
 
 def batched(shape, batch: int) -> tuple[int, ...]:
@@ -133,6 +144,8 @@ def elementwise(inputs, out_shape) -> Strides:
     broadcasts), and the output is dense in that order.
     """
     rank = len(out_shape)
+    if all(shape == out_shape and is_contiguous(shape, strides) for shape, strides in inputs):
+        return contiguous(out_shape)  # (the first case below, before aligning anything)
     aligned = []
     for shape, strides in inputs:
         pad = rank - len(shape)

@@ -34,6 +34,10 @@ def _difference(c: LayerCheck) -> str:
 def _verdict(c: LayerCheck) -> str:
     if c.problems:
         return "MISMATCH: " + "; ".join(p.split(":")[0] for p in c.problems)
+    if c.measured_with and c.measured_with[-1] != c.name:
+        return f"ok (measured with {c.measured_with[-1]}: one torch call)"
+    if c.measured_with:
+        return f"ok (the sum over {len(c.measured_with)} layers: one torch call)"
     if c.fvcore_check == "repeat":
         return f"ok (fvcore counts this call under {c.repeat_of})"
     if c.fvcore_check == "total":

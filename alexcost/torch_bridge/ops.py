@@ -35,6 +35,7 @@ from .misc import FUNCTIONS as MISC_FUNCTIONS, METHODS as MISC_METHODS
 from .moves import FUNCTIONS as MOVES_FUNCTIONS, METHODS as MOVES_METHODS, moved_permute
 from .stacks import FUNCTIONS as STACK_FUNCTIONS, reduced
 from .elementwise import FUNCTIONS as ELEMENTWISE_FUNCTIONS, METHODS as ELEMENTWISE_METHODS, device_attribute
+from .fold import mark, refold
 
 
 def _dims(r, node, args, kwargs, name: str):
@@ -61,26 +62,15 @@ def permute(r, node, args, kwargs):
 
 
 def reshape(kind):
+    """``x.view(sizes)``, ``x.reshape(sizes)``: per sample, the shape `fold.refold` gives (the batch kept,
+    folded or unfolded)."""
     def handle(r, node, args, kwargs):
         x, sizes = _dims(r, node, args, kwargs, "shape")
         x = r.tensor(x, node)
         if not sizes:
             r.refuse(node, "gives no sizes")
-        first, rest = sizes[0], sizes[1:]
-        if any(s is r.BATCH for s in rest):
-            r.refuse(node, "moves the batch size to another dimension; alexcost analyses each sample on its own")
-        if first is not r.BATCH:
-            whole = 1
-            for s in x.shape:
-                whole *= s
-            known = 1
-            for s in rest:
-                known *= s
-            if first != -1 or -1 in rest or known != whole:
-                r.refuse(node, f"sizes {list(sizes)} do not keep the batch as the first dimension (write "
-                               f"x.size(0) there, or -1 with the other sizes fixed) on input "
-                               f"{['N', *x.shape]}")
-        return r.emit(node, r.build(node, kind, {"shape": tuple(rest)}), [x])
+        shape, k = refold(r, node, x, sizes)
+        return mark(r, r.emit(node, r.build(node, kind, {"shape": shape}), [x]), k)
     return handle
 
 

@@ -35,6 +35,7 @@ from .trace import MODE, REGION, kind_of, where_module
 from ..layers import BUILTIN_KINDS, Identity, Parameter, ParameterShape, PositionBias
 from .custom import custom_reads, read_function
 from .attention import MODULE_CALLS
+from . import fold
 from ..layers.base import Passthrough
 from ..layers import Contiguous, Flatten, Permute, Reshape, Transpose, View
 
@@ -107,7 +108,7 @@ def _tensors_in(value) -> bool:
 
 
 def _batch_in(value) -> bool:
-    return _contains(value, lambda v: v is BATCH)
+    return _contains(value, lambda v: v is BATCH or isinstance(v, fold.FoldedBatch))
 
 
 def _clean(text: str) -> str:
@@ -144,6 +145,8 @@ class Reader:
         self.stale: dict = {}     # value -> what it holds since a write in place: see `_wrote`
         self.late_views: set = set()  # views made before their base required grad, rebuilt since it does
         self._plans: dict = {}    # (layers read, batch) -> the storages and strides of their outputs
+        self.folds: dict = {}     # src -> k: an output whose first dim is the batch times k (`fold`)
+        self.fold_training: list[str] = []  # why a training step is not counted, for calls on folded values
 
     # -- what handlers use ------------------------------------------------------------------
     def module(self, path: str):
@@ -184,7 +187,9 @@ class Reader:
 
     def show(self, value) -> str:
         if isinstance(value, Activation):
-            return f"a tensor of shape {format_shape(('N', *value.shape))}"
+            k = self.folds.get(value.src, 1)
+            return f"a tensor of shape {format_shape(('N', *value.shape))}" if k == 1 else \
+                f"a tensor of shape {format_shape((f'N*{k}', *value.shape[1:]))}"
         if isinstance(value, Attribute):
             return f"the {value.kind} {value.path!r}"
         if value is BATCH:
@@ -245,7 +250,8 @@ class Reader:
 
     def sizes(self, value, node) -> tuple:
         if isinstance(value, Activation):
-            return (BATCH, *value.shape)
+            k = self.folds.get(value.src, 1) if not isinstance(value.shape, ParameterShape) else 1
+            return (BATCH, *value.shape) if k == 1 else (fold.FoldedBatch(k), *value.shape[1:])
         if isinstance(value, Attribute):
             return tuple(value.tensor.shape)
         self.refuse(node, f"asks the size of {self.show(value)}, which is not a tensor")
@@ -268,6 +274,9 @@ class Reader:
             self.refuse(node, f"alexcost has no layer kind for {self.function_name(node)} on a tensor "
                               f"({', '.join(self.show(v) for v in args if _tensors_in(v))})")
         if _batch_in((tail, kwargs)):
+            times = fold.size_arithmetic(self, fn, args, kwargs)
+            if times is not None:
+                return times
             self.refuse(node, "computes with the batch size, which alexcost does not fix; keep the batch "
                               "dimension as it is")
         try:
@@ -576,36 +585,53 @@ class Reader:
             elif op == "get_attr":
                 value = self._attribute(node)
             elif op == "output":
-                out = self.fresh(map_arg(node.args[0], env.__getitem__))
+                out = map_arg(node.args[0], env.__getitem__)
+                if self.stale:
+                    self._check_folds_written(node, (out,), {})
+                out = self.fresh(out)
+                if fold.folded_in(self, out, {}):
+                    fold.call(self, node, (out,), {}, None, fold.folded_in(self, out, {}))
                 break
             else:
                 args = map_arg(node.args, env.__getitem__)
                 kwargs = dict(map_arg(node.kwargs, env.__getitem__))
                 if self.stale:
+                    self._check_folds_written(node, args, kwargs)
                     args, kwargs = self.fresh(args), self.fresh(kwargs)
-                if op == "call_module":
-                    value = self._module_call(node, args, kwargs)
-                elif op == "call_function":
-                    try:
-                        handler, custom = FUNCTIONS.get(node.target), self.custom.get(node.target)
-                    except TypeError:  # an unhashable callable: no kind
-                        handler = custom = None
-                    if custom is not None:  # a function a registered kind reads (register_layer(reads=...))
-                        value = read_function(self, node, custom, args, kwargs)
-                    elif handler is not None:
-                        value = handler(self, node, args, kwargs)
-                    elif any(node.target is op for op in PURE):
-                        value = self.pure(node, args, kwargs)
-                    else:
-                        self.refuse(node, f"alexcost has no layer kind for {self._qualified(node.target)}")
-                else:
-                    handler = METHODS.get(node.target)
-                    if handler is not None and args and self.is_tensor(args[0]):
-                        value = handler(self, node, args, kwargs)
-                    else:
-                        value = self.pure(node, args, kwargs)
+                ks = fold.folded_in(self, args, kwargs) if self.folds else None
+                value = fold.call(self, node, args, kwargs, self._call, ks) if ks else \
+                    self._call(node, args, kwargs)
             env[node] = value
         return self._finish(out)
+
+    def _call(self, node, args, kwargs):
+        """A call_module, call_function or call_method node's value."""
+        if node.op == "call_module":
+            return self._module_call(node, args, kwargs)
+        if node.op == "call_function":
+            try:
+                handler, custom = FUNCTIONS.get(node.target), self.custom.get(node.target)
+            except TypeError:  # an unhashable callable: no kind
+                handler = custom = None
+            if custom is not None:  # a function a registered kind reads (register_layer(reads=...))
+                return read_function(self, node, custom, args, kwargs)
+            if handler is not None:
+                return handler(self, node, args, kwargs)
+            if any(node.target is op for op in PURE):
+                return self.pure(node, args, kwargs)
+            self.refuse(node, f"alexcost has no layer kind for {self._qualified(node.target)}")
+        handler = METHODS.get(node.target)
+        if handler is not None and args and self.is_tensor(args[0]):
+            return handler(self, node, args, kwargs)
+        return self.pure(node, args, kwargs)
+
+    def _check_folds_written(self, node, args, kwargs) -> None:
+        """A folded value (`fold`) written in place since it was made: refused (not followed)."""
+        for value in (*args, *kwargs.values()):
+            for v in (value if isinstance(value, (list, tuple)) else (value,)):
+                if isinstance(v, Activation) and v.src in self.stale and v.src in self.folds:
+                    self.refuse(node, "reads a tensor whose batch is folded with windows or heads after a "
+                                      "write in place into it or its base; alexcost does not follow it")
 
     @staticmethod
     def _qualified(target) -> str:
@@ -731,6 +757,8 @@ class Reader:
             refused = (f"{branches[0] if branches else 'its forward() tests self.training'}, and {self.train_differs}: "
                        f"the network read is the eval-mode graph, so alexcost does not count a training step of "
                        f"it (torch's would run the other graph)")
+        if not refused and self.fold_training:
+            refused = self.fold_training[0]
         autocast = [(name, device, dtype) for name, region in zip(names, self.regions)
                     if region and region[0] == "autocast" for device, dtype in region[1]]
         if not refused and autocast and self.casts:

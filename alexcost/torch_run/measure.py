@@ -15,6 +15,7 @@ The result is a plain-data `Measurement`; nothing is left on the module.
 
 from __future__ import annotations
 
+import operator
 import warnings
 
 from .device import cuda
@@ -97,14 +98,41 @@ class _Calls:
         self.records.append((key, inputs, shape, flops, adds))
 
 
+def _bias_mode(biases):
+    """A dispatch mode counting bias adds as torch runs them: the output elements of every
+    ``addmm``, ``baddbmm`` or ``convolution`` given one of ``biases`` (tensors, matched by their
+    storage), and of every ``add`` of one to a product (``F.linear`` on a strided input)."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    aten = torch.ops.aten
+    where = {aten.addmm.default: (0,), aten.baddbmm.default: (0,), aten.convolution.default: (2,),
+             aten.add.Tensor: (0, 1), aten.add_.Tensor: (0, 1)}
+    storages = {b.untyped_storage().data_ptr() for b in biases}
+
+    def is_bias(value):
+        return isinstance(value, torch.Tensor) and value.untyped_storage().data_ptr() in storages
+
+    class BiasAdds(TorchDispatchMode):
+        total = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if any(i < len(args) and is_bias(args[i]) for i in where.get(func, ())):
+                self.total += out.numel()
+            return out
+
+    return BiasAdds()
+
+
 def _new_params(owners) -> tuple[int, ...]:
     """Per layer, the elements of the parameters in ``owners[i]`` that no earlier layer owns."""
     seen: set[int] = set()
     out = []
     for params in owners:
-        own = [p for p in params if id(p) not in seen]
-        seen.update(id(p) for p in own)
-        out.append(sum(p.numel() for p in own))
+        own = {id(p): p for p in params if id(p) not in seen}
+        seen.update(own)
+        out.append(sum(p.numel() for p in own.values()))
     return tuple(out)
 
 
@@ -140,7 +168,8 @@ def _first_use(modules) -> list[int]:
     return [seen.setdefault(id(m), i) for i, m in enumerate(modules)]
 
 
-def _finish(root, device: str, records, n: int, x, params, fvcore_paths, use_fvcore: bool, total: int):
+def _finish(root, device: str, records, n: int, x, params, fvcore_paths, use_fvcore: bool, total: int,
+            groups=(None, ())):
     import torch
 
     shapes, inputs, flops, bias = ([None] * n for _ in range(4))
@@ -152,7 +181,7 @@ def _finish(root, device: str, records, n: int, x, params, fvcore_paths, use_fvc
         fv, skipped, fv_total, note = None, ((),) * n, None, "fvcore skipped: not asked for"
     return Measurement(device_label(device), torch.__version__, tuple(shapes), params, tuple(flops), int(total),
                        fv, skipped, fv_total, note, tuple(inputs), tuple(bias),
-                       sum(p.numel() for p in root.parameters()))
+                       sum(p.numel() for p in root.parameters()), *groups)
 
 
 def measure(root, paths, x, *, use_fvcore: bool = True, device: str | None = None) -> Measurement:
@@ -190,59 +219,125 @@ def measure(root, paths, x, *, use_fvcore: bool = True, device: str | None = Non
                    counter.get_total_flops())
 
 
+SHAPE_ONLY = ("expand_as", "view_as", "reshape_as", "type_as")
+"""Tensor methods whose second tensor is read for its shape or dtype only: not one of the layer's inputs."""
+
+
+SIZES = (getattr, "size", "dim", "numel")
+"""Calls that read a tensor's size only (``x.shape``, ``x.size(0)``): they belong to no layer."""
+
+
+def node_groups(graph, fx_nodes) -> tuple[dict, dict]:
+    """Which fx nodes each layer node stands for, and which layers each node made.
+
+    A node no layer comes from (a ``gather`` and ``view`` feeding a position bias, a helper function
+    feeding a whole attention call) belongs to the one layer node all its users lead to; failing that,
+    to the one layer node all its inputs come from (an ``unbind`` and its items, read as layers made
+    at the node before them). A node several layers come from (``einsum``: Transpose + Matmul;
+    ``stack``: Unsqueeze per tensor + Cat) is measured once, for all of them. Returns ``owner`` (node
+    name -> layer node name) and ``layers`` (layer node name -> the indices of its layers, in order).
+    """
+    layers: dict[str, list[int]] = {}
+    for i, name in enumerate(fx_nodes):
+        layers.setdefault(name, []).append(i)
+    owner = {name: name for name in layers}
+    nodes = [n for n in graph.nodes if n.name not in owner and n.op in ("call_function", "call_method", "call_module")
+             and n.target not in SIZES  # a size read of a tensor belongs to no layer,
+             and not (n.target is operator.getitem and getattr(n.args[0], "name", None) in layers)]  # nor an output
+    items = [n for n in nodes if n.target is operator.getitem and getattr(n.args[0], "op", "get_attr") != "get_attr"]
+    _absorb_users(reversed([n for n in nodes if n not in items]), owner)
+    for node in nodes:  # then the items of a value made at one layer node, with that value
+        sources = {owner.get(a.name) for a in node.all_input_nodes if a.op != "get_attr"}
+        if node.name not in owner and len(sources) == 1 and None not in sources:
+            owner[node.name] = sources.pop()
+    _absorb_users(reversed(nodes), owner)
+    return owner, layers
+
+
+def _absorb_users(nodes, owner: dict) -> None:
+    """Each node not yet placed goes to the one layer node all its users lead to."""
+    for node in nodes:
+        if node.name not in owner:
+            targets = {owner.get(user.name) for user in node.users}
+            if len(targets) == 1 and None not in targets:
+                owner[node.name] = targets.pop()
+
+
+def _reads(graph_module, node, layer_of) -> tuple[list, list]:
+    """The nodes ``node`` reads as inputs, and the parameters it owns (those it reads by ``get_attr``,
+    or its module's)."""
+    import torch
+    from torch.fx.node import map_arg
+
+    args: list = []
+    map_arg((node.args[:1], node.kwargs) if node.op == "call_method" and node.target in SHAPE_ONLY
+            else (node.args, node.kwargs), args.append)
+    attributes = [a for a in args if a.op == "get_attr" and a.name not in layer_of]
+    reads = [a for a in args if a not in attributes]
+    if node.op == "call_module":
+        return reads, list(graph_module.get_submodule(node.target).parameters())
+    targets = [node.target] if node.op == "get_attr" else [a.target for a in attributes]
+    return reads, [v for v in (_fetch(graph_module, t) for t in targets) if isinstance(v, torch.nn.Parameter)]
+
+
 def measure_graph(imported, module, x, *, use_fvcore: bool = True, device: str | None = None) -> Measurement:
     """Run ``imported.graph_module`` (a torch.fx graph over ``module``) on ``x`` node by node and
     record the nodes that are layers (``imported.fx_nodes``); fvcore traces ``module`` itself.
 
-    A layer's inputs are the values of the nodes it reads, but for parameters and buffers read
-    by ``get_attr`` (a functional layer's weight and bias), which it owns instead.
+    The nodes are measured in groups (`node_groups`): a group's FLOPs, bias adds and parameters are
+    the sums over its nodes, filed under its last layer (``Measurement.holders``). A group's inputs
+    are the values of the nodes it reads from outside, but for parameters and buffers read by
+    ``get_attr`` (a functional layer's weight and bias), which it owns instead.
     """
     import torch
     from torch.fx import Interpreter
-    from torch.fx.node import map_arg
     from torch.utils.flop_counter import FlopCounterMode
 
     graph_module = imported.graph_module
     nodes = {node.name: node for node in graph_module.graph.nodes}
-    layer_of = {name: i for i, name in enumerate(imported.fx_nodes)}
-    reads, owners, bias = [], [], []
-    for name in imported.fx_nodes:
-        node = nodes[name]
-        args: list = []
-        map_arg((node.args, node.kwargs), args.append)
-        attributes = [a for a in args if a.op == "get_attr" and a.name not in layer_of]
-        reads.append([a for a in args if a not in attributes])
-        if node.op == "call_module":
-            held = graph_module.get_submodule(node.target)
-            owners.append(list(held.parameters()))
-            bias.append(_holds_bias(held))
-            continue
-        values = {a.target: _fetch(graph_module, a.target) for a in attributes}
-        if node.op == "get_attr":
-            values = {node.target: _fetch(graph_module, node.target)}
-        owners.append([v for v in values.values() if isinstance(v, torch.nn.Parameter)])
-        bias.append(any(t.rpartition(".")[2] == "bias" and isinstance(v, torch.Tensor) for t, v in values.items()))
+    owner, layers = node_groups(graph_module.graph, imported.fx_nodes)
+    holder = {name: indices[-1] for name, indices in layers.items()}
+    reads, owners = {}, [[] for _ in imported.fx_nodes]
+    for name, key in owner.items():
+        reads[name], params = _reads(graph_module, nodes[name], layers)
+        owners[holder[key]] += params
+    mha = {name for name in layers if nodes[name].op == "call_module" and callable(
+        _holds_bias(graph_module.get_submodule(nodes[name].target)))}
+    seen = {key: [[], 0, 0, None] for key in layers}  # inputs, FLOPs, bias adds, output
 
     class Observer(Interpreter):
         def run_node(self, node):
-            i = layer_of.get(node.name)
-            if i is None:
+            key = owner.get(node.name)
+            if key is None:
                 return super().run_node(node)
-            calls.start(i, [self.env[a] for a in reads[i]])
+            record = seen[key]
+            record[0] += _tensor_shapes([self.env[a] for a in reads[node.name] if owner.get(a.name) != key])
+            flops, adds = counter.get_total_flops(), biases.total
             out = super().run_node(node)
-            calls.stop(out, bias[i])
+            record[1] += counter.get_total_flops() - flops
+            record[2] += biases.total - adds
+            if _shape(out) is not None:  # the group's output: its last node's tensor
+                record[3] = _shape(out)
             return out
 
-    with torch.no_grad(), CountedAttention(x.device), FlopCounterMode(display=False) as counter:
-        calls = _Calls(counter)
+    bias_tensors = [p for name, p in module.named_parameters() if name.rpartition(".")[2] == "bias"]
+    with torch.no_grad(), CountedAttention(x.device), FlopCounterMode(display=False) as counter, \
+            _bias_mode(bias_tensors) as biases:
         Observer(graph_module).run(x)
-    records = {r[0]: r[1:] for r in calls.records}
+    records = {}
+    for key, (inputs, flops, adds, shape) in seen.items():
+        if key in mha:
+            adds = _holds_bias(graph_module.get_submodule(nodes[key].target))(tuple(inputs))
+        records[holder[key]] = (tuple(inputs), shape, flops, adds if flops else 0)
+    holders = tuple(holder[name] for name in imported.fx_nodes)
+    einsums = tuple((holder[name], nodes[name].args[0]) for name in layers
+                    if nodes[name].target is torch.einsum and isinstance(nodes[name].args[0], str))
     first = imported.first_use
     fvcore_paths = [imported.paths[i] if first[i] == i and nodes[imported.fx_nodes[i]].op == "call_module"
                     else None for i in range(len(first))]
     group = {i: [imported.paths[j] for j in range(len(first)) if first[j] == i] for i in set(first)}
     return _finish(module, device or str(x.device), records, len(first), x, _new_params(owners),
-                   (fvcore_paths, group), use_fvcore, counter.get_total_flops())
+                   (fvcore_paths, group), use_fvcore, counter.get_total_flops(), (holders, einsums))
 
 
 def _fetch(root, target: str):

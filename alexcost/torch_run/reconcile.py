@@ -3,9 +3,11 @@
 Every layer is compared on what torch really ran:
 
 * its output shape (batch dimension included; a Parameter's full shape) and its new parameters;
-* its bias adds, against the output elements of a call that ran a convolution or matrix
-  product and reads a bias, a module's ``bias`` or a parameter named so (DESIGN.md section 3:
-  one add per output element);
+* its bias adds, against the output elements of every convolution, matrix product or add
+  torch ran with a bias (a module's ``bias`` or a parameter named so), in a call that ran a
+  convolution or matrix product (DESIGN.md section 3: one add per output element);
+* where one torch call made several layers, or several calls one layer (``Measurement.holders``),
+  the group's parameters, FLOPs and bias adds against the sums over its layers;
 * its other ops, against the kind's own formula recomputed on the shapes torch ran;
 * torch's ``FlopCounterMode`` count of this call, against ``batch * torch_flops(x, y)``;
 * fvcore's ``by_module`` count, against ``batch * fvcore_count(x, y)``: both are declared by
@@ -42,6 +44,11 @@ class Measurement:
     ``input_shapes[i]``: the shapes of the tensors this call of layer ``i`` read.
     ``bias_adds[i]``: the output elements of the call when it ran a convolution or matrix
     product and reads a bias, else 0. ``total_params``: the module's distinct parameters.
+    ``holders[i]``: the layer holding the measurement of layer ``i``'s group (None: each layer its
+    own). A group is one torch call that made several layers, or several calls that made one: its
+    FLOPs, bias adds and parameters are measured together and filed under its last layer; the
+    other layers of the group hold nothing measured. ``einsums``: ``(holder, equation)`` for each
+    group that is a ``torch.einsum`` call (fvcore counts those its own way: `fvcore_einsum`).
     """
 
     device: str
@@ -57,6 +64,8 @@ class Measurement:
     input_shapes: tuple | None = None
     bias_adds: tuple | None = None
     total_params: int | None = None
+    holders: tuple[int, ...] | None = None
+    einsums: tuple[tuple[int, str], ...] = ()
 
 
 FVCORE_CHECKS = {
@@ -74,6 +83,20 @@ def declared_fvcore(row: LayerCost) -> int | None:
     cannot count the op, and reports 0 for it)."""
     per_sample = row.layer.fvcore_count(row.input_shape, row.output_shape)
     return None if per_sample is None else row.batch * per_sample
+
+
+def fvcore_einsum(equation: str, macs: int) -> int:
+    """fvcore's count for a ``torch.einsum`` of two operands running ``macs`` multiply-adds (its
+    ``einsum_flop_jit``): the MACs for the two equations it knows (``abc,abd->acd``, ``abc,adc->adb``,
+    letters renamed in order of appearance); for any other, numpy's ``einsum_path`` FLOP count
+    (2 per MAC, plus 1) read back from its printout at 4 significant digits, halved and floored.
+    So fvcore's count is rounded there, by its convention, not exact."""
+    equation = equation.replace(" ", "")
+    letters = dict.fromkeys(c for c in equation if c.isalpha())
+    renamed = equation.translate({ord(c): 97 + i for i, c in enumerate(letters)})
+    if renamed in ("abc,abd->acd", "abc,adc->adb"):
+        return macs
+    return int(float(f"{2 * macs + 1:.3e}") // 2)
 
 
 def fvcore_expected(row: LayerCost) -> int:
@@ -117,7 +140,8 @@ class LayerCheck:
     declared count, or 0 where fvcore cannot count it or its trace drops the layer (``read``
     False: no layer reads its output). ``repeat_of`` names the first layer running the same module.
     ``measured_bias_adds`` / ``measured_other_ops``: the bias adds torch's output shows and the
-    kind's other-ops formula on the shapes torch ran (None: not observed).
+    kind's other-ops formula on the shapes torch ran (None: not observed). ``measured_with``: the
+    names of the layers one torch call made, when it made several (the last holds the measurement).
     """
 
     index: int
@@ -145,6 +169,7 @@ class LayerCheck:
     group_macs: int = 0
     measured_bias_adds: int | None = None
     measured_other_ops: int | None = None
+    measured_with: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -278,8 +303,15 @@ def _inputs_text(inputs) -> str:
     return ", ".join(size_text(s) for s in inputs) if inputs else "none"
 
 
-def _check_layer(i: int, row: LayerCost, measured: Measurement) -> tuple[dict, list[str]]:
-    """The measured values of one layer and what disagrees, fvcore's count apart."""
+def _check_layer(i: int, row: LayerCost, measured: Measurement, group: list) -> tuple[dict, list[str]]:
+    """The measured values of one layer and what disagrees, fvcore's count apart. ``group``: the
+    rows measured together with this one (one torch call made them), this one last; a row
+    before the last holds nothing measured."""
+    if group[-1] is not row:
+        return {"measured_shape": None, "torch_expected": declared_torch(row), "torch": None,
+                "measured_bias_adds": None, "measured_other_ops": None}, []
+    if len(group) > 1:
+        return _check_group(i, group, measured)
     issues = []
     want, got = _expected_output(row), measured.shapes[i]
     if got != want:
@@ -306,6 +338,30 @@ def _check_layer(i: int, row: LayerCost, measured: Measurement) -> tuple[dict, l
                       f"{_inputs_text(inputs)}")
     return {"measured_shape": _shown(row, got), "torch_expected": t_exp, "torch": t,
             "measured_bias_adds": bias, "measured_other_ops": other}, issues
+
+
+def _check_group(i: int, group: list, measured: Measurement) -> tuple[dict, list[str]]:
+    """The last row of a group measured as one torch call: its output shape, and the group's sums of
+    parameters, torch FLOPs and bias adds (the other-ops formula needs each layer's own inputs,
+    which torch's call does not show)."""
+    row, issues = group[-1], []
+    names = f" (the sum over {', '.join(r.name for r in group)}: one torch call)"
+    want, got = _expected_output(row), measured.shapes[i]
+    if got != want:
+        seen = "not seen" if got is None else size_text(_shown(row, got)) + _batch_note(row, got)
+        issues.append(f"output shape: alexcost {size_text(row.output_shape)}, torch {seen}")
+    params = sum(r.params for r in group)
+    if params != measured.params[i]:
+        issues.append(f"params: alexcost {commas(params)}{names}, torch numel {commas(measured.params[i])}")
+    t_exp, t = sum(declared_torch(r) for r in group), measured.torch_flops[i]
+    if t is not None and t != t_exp:
+        issues.append(f"FLOPs: alexcost {commas(t_exp)}{names}, torch's counter {commas(t)}")
+    bias = None if measured.bias_adds is None else measured.bias_adds[i]
+    adds = sum(r.bias_adds for r in group)
+    if bias is not None and bias != adds:
+        issues.append(f"bias adds: alexcost {commas(adds)}{names}, torch {commas(bias)}")
+    return {"measured_shape": _shown(row, got), "torch_expected": declared_torch(row), "torch": t,
+            "measured_bias_adds": bias, "measured_other_ops": None}, issues
 
 
 def _expected_inputs(row: LayerCost) -> tuple:
@@ -352,9 +408,18 @@ def reconcile(cost: NetworkCost, measured: Measurement, first_use=None) -> Recon
     first = tuple(range(n)) if first_use is None else tuple(first_use)
     read = read_layers(cost)
     shares = [fvcore_expected(row) if read[i] else 0 for i, row in enumerate(rows)]
+    holders = measured.holders or tuple(range(n))
+    groups: dict[int, list] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(holders[i], []).append(row)
+    for holder, equation in measured.einsums:
+        if read[holder]:  # the einsum's layers as fvcore counts them, all filed under the last
+            members = [j for j in range(n) if holders[j] == holder]
+            counted = fvcore_einsum(equation, sum(rows[j].macs for j in members))
+            shares[holder] += counted - sum(shares[j] for j in members)
     checks, problems = [], []
     for i, row in enumerate(rows):
-        seen, issues = _check_layer(i, row, measured)
+        seen, issues = _check_layer(i, row, measured, groups[holders[i]])
         fv, fv_issues = _check_fvcore(i, row, measured, first, rows, shares)
         issues += fv_issues
         group = [j for j in range(n) if first[j] == first[i]]
@@ -365,7 +430,8 @@ def reconcile(cost: NetworkCost, measured: Measurement, first_use=None) -> Recon
             fvcore_declared=fv["fvcore_declared"], fvcore_share=shares[i], fvcore_check=fv["fvcore_check"],
             read=read[i], calls=len(group),
             group_macs=sum(rows[j].macs for j in group), measured_bias_adds=seen["measured_bias_adds"],
-            measured_other_ops=seen["measured_other_ops"]))
+            measured_other_ops=seen["measured_other_ops"],
+            measured_with=tuple(r.name for r in groups[holders[i]]) if len(groups[holders[i]]) > 1 else ()))
         problems += [f"{row.name}: {p}" for p in issues]
     totals = cost.totals
     torch_expected = sum(c.torch_expected for c in checks)

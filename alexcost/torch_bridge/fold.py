@@ -1,0 +1,304 @@
+"""Values whose leading dimension is the batch times a known factor ``k`` (the batch folded).
+
+Window attention (timm's Swin family, DaViT) partitions each sample into ``k`` windows and folds them
+into the batch: ``x.view(-1, w, w, C)`` of a ``(N, H/w, W/w, w, w, C)`` tensor is ``(N*k, w, w, C)``.
+Torch's ``(N*k, ...)`` tensor holds sample ``b``'s windows at rows ``b*k`` to ``b*k + k - 1``, so per
+sample it is the ``(k, ...)`` tensor: alexcost reads it as an activation of that per-sample shape, and
+the reader remembers ``k`` (its `Reader.folds`). A call on it that leaves dim 0 alone is the existing
+per-sample layer with the call's dims shifted by one (dim ``d >= 1`` is the per-sample dim ``d``):
+the modules and functions of `_MODULES`, `_PLAIN`, `_BINARY`, the dims of `_DIMS`, ``permute`` keeping
+dim 0 first or moving it where `alexcost.torch_bridge.moves` reads it; operands are folded alike, or
+parameters that do not reach dim 0. ``x.shape[0]`` is `FoldedBatch` (``N*k``): given back to ``view``
+or ``reshape`` it is read, any arithmetic on it is refused. A ``view``/``reshape`` whose first size is
+the batch, ``N*k'`` or ``-1`` folds or unfolds (per sample, a view of the same elements). Everything
+else on a folded value is refused at its node. Imports torch.
+"""
+
+from __future__ import annotations
+
+import operator
+from math import prod
+
+import torch
+import torch.nn.functional as F
+
+from ..layers import (GELU, Dropout, Hardswish, Identity, LayerNorm, Linear, ParameterShape, ReLU, SiLU, Sigmoid,
+                      Softmax, StochasticDepth, Tanh)
+
+
+class FoldedBatch:
+    """``x.shape[0]`` of a folded value: the batch size times ``k``, never a number."""
+
+    __slots__ = ("k",)
+
+    def __init__(self, k: int):
+        self.k = k
+
+    def __repr__(self) -> str:
+        return f"N*{self.k}"
+
+
+def fold_of(r, value) -> int:
+    """The factor ``k`` of an activation (1: the batch alone, or a parameter)."""
+    if not r.is_activation(value) or isinstance(value.shape, ParameterShape):
+        return 1
+    return r.folds.get(value.src, 1)
+
+
+def mark(r, value, k: int):
+    """Record every activation in ``value`` as folded by ``k``; gives ``value`` back."""
+    if k > 1:
+        if r.is_activation(value) and not isinstance(value.shape, ParameterShape):
+            r.folds[value.src] = k
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                mark(r, v, k)
+    return value
+
+
+def _folds(r, value, found: set) -> set:
+    from .moves import Selections
+
+    if isinstance(value, Selections):
+        _folds(r, value.x, found)
+    elif r.is_activation(value):
+        if fold_of(r, value) > 1:
+            found.add(fold_of(r, value))
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _folds(r, v, found)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _folds(r, v, found)
+    return found
+
+
+def folded_in(r, args, kwargs) -> set:
+    """The factors of the folded values among a call's arguments (empty where none is)."""
+    return _folds(r, (args, kwargs), set())
+
+
+def _count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def size_arithmetic(r, fn, args, kwargs):
+    """``B * n`` (``n * B``) and ``(B*k) // n`` where ``n`` divides ``k``, on the batch ``B`` or a folded batch
+    (what a view folds windows by): the batch times a known factor; None for anything else (refused)."""
+    if kwargs or len(args) != 2:
+        return None
+    a, b = args
+    k = None
+    if fn is operator.mul:
+        a, b = (b, a) if (b is r.BATCH or isinstance(b, FoldedBatch)) else (a, b)
+        if _count(b) and (a is r.BATCH or isinstance(a, FoldedBatch)):
+            k = (1 if a is r.BATCH else a.k) * b
+    elif fn is operator.floordiv and isinstance(a, FoldedBatch) and _count(b) and a.k % b == 0:
+        k = a.k // b
+    return None if k is None else r.BATCH if k == 1 else FoldedBatch(k)
+
+
+def refold(r, node, x, sizes) -> tuple:
+    """``x.view(sizes)``/``x.reshape(sizes)``: the per-sample shape and the factor of its output. The first
+    size is the batch (``k = 1``), a folded batch ``N*k``, or ``-1`` with the others fixed (``k`` is then the
+    sample's elements over theirs); the rest are per sample."""
+    first, rest = sizes[0], tuple(sizes[1:])
+    if any(s is r.BATCH or isinstance(s, FoldedBatch) for s in rest):
+        r.refuse(node, "moves the batch size to another dimension; alexcost analyses each sample on its own")
+    if first is r.BATCH:
+        return rest, 1
+    if isinstance(first, FoldedBatch) and rest:
+        return (first.k, *rest), first.k
+    whole, known = prod(x.shape), prod(rest)
+    if first != -1 or -1 in rest or known <= 0 or whole % known or (not rest and whole != 1):
+        r.refuse(node, f"sizes {list(sizes)} do not keep the batch as the first dimension (write x.size(0) "
+                       f"there, or -1 with the other sizes fixed) on input "
+                       f"{[_batch(r, x), *x.shape[fold_of(r, x) > 1:]]}")
+    k = whole // known
+    return ((k, *rest) if k > 1 else rest), k
+
+
+def _batch(r, x) -> str:
+    k = fold_of(r, x)
+    return "N" if k == 1 else f"N*{k}"
+
+
+# -- calls on folded values ------------------------------------------------------------------------------
+_MODULES = (Linear, LayerNorm, Dropout, Identity, GELU, ReLU, SiLU, Sigmoid, Tanh, Hardswish, StochasticDepth,
+            Softmax)
+"""Leaf modules that act on each row of dim 0 alone (a Softmax only over a dim counted from the end)."""
+
+_PLAIN = frozenset({"contiguous", "clone", torch.clone, F.gelu, F.relu, F.silu, torch.sigmoid, "sigmoid",
+                    F.dropout, F.linear, F.layer_norm, F.normalize, F.softmax, torch.softmax, "softmax",
+                    "transpose", torch.transpose, "mean", torch.mean, "sum", torch.sum, "unbind", torch.unbind,
+                    "chunk", torch.chunk, "permute", torch.permute})
+"""Functions and methods on one folded tensor that leave its dim 0 alone (their dims shifted: `_DIMS`)."""
+
+_BINARY = frozenset({operator.add, operator.mul, operator.sub, operator.truediv, torch.add, torch.mul, torch.sub,
+                     torch.div, "add", "mul", "sub", "div", operator.matmul, torch.matmul,
+                     F.scaled_dot_product_attention})
+"""Elementwise arithmetic and matrix products: every tensor operand folded alike, or a parameter that
+does not reach dim 0 (broadcast over it)."""
+
+_OWN = frozenset({"view", "reshape", torch.reshape, "size", "dim", "ndimension", getattr})
+"""Calls that read a folded value themselves (sizes, `refold`)."""
+
+_DIMS = {"transpose": ("dim0", "dim1"), torch.transpose: ("dim0", "dim1"), F.softmax: ("dim",),
+         torch.softmax: ("dim",), "softmax": ("dim",), "mean": ("dim",), torch.mean: ("dim",), "sum": ("dim",),
+         torch.sum: ("dim",), "unbind": ("dim",), torch.unbind: ("dim",), "chunk": ("chunks", "dim"),
+         torch.chunk: ("chunks", "dim"), F.normalize: ("p", "dim")}
+"""The arguments after the tensor, in torch's order up to the last dim; the dims are those named dim*."""
+
+
+def call(r, node, args, kwargs, default, ks: set):
+    """The node's value where some of its arguments are folded (by the factors ``ks``)."""
+    if len(ks) > 1:
+        r.refuse(node, f"mixes tensors whose batch is folded with different factors {sorted(ks)}")
+    k = next(iter(ks))
+    if node.op == "output":
+        r.refuse(node, f"returns a tensor whose first dimension is the batch times {k} (windows or heads "
+                       f"folded into it); alexcost reads outputs whose first dimension is the batch")
+    from .moves import Selections
+
+    target = node.target
+    if node.op == "call_module":
+        _module(r, node, args, kwargs, k)
+        return mark(r, default(node, args, kwargs), k)
+    if target is operator.getitem:
+        return _getitem(r, node, args, kwargs, default, k)
+    try:
+        known = target in _OWN or target in _PLAIN or target in _BINARY
+    except TypeError:  # an unhashable callable
+        known = False
+    if not known:
+        r.refuse(node, f"reads a tensor whose batch is folded with {k} windows or heads (its first dimension "
+                       f"is N*{k}); alexcost reads such a tensor only through calls that leave that dimension "
+                       f"alone")
+    if target in _OWN:
+        return default(node, args, kwargs)
+    if target in ("unbind", torch.unbind) and args and isinstance(args[0], Selections):
+        return mark(r, default(node, args, kwargs), k)  # its dim was checked at the permute: the selected one
+    _operands(r, node, args, kwargs, k, target in _BINARY)
+    if target is F.layer_norm:
+        shape = args[1] if len(args) > 1 else kwargs.get("normalized_shape", ())
+        _normalized(r, node, args[:1], tuple(shape) if isinstance(shape, (tuple, list)) else (shape,))
+    if target is F.scaled_dot_product_attention:
+        r.fold_training.append(f"{r.where(node)} attends over tensors whose batch is folded (N*{k}): what "
+                               f"autograd keeps for torch's attention kernel on them is not what it keeps per "
+                               f"sample, and alexcost does not count it")
+    if target in ("permute", torch.permute):
+        args, kwargs = _permuted(r, node, args, kwargs), {}
+    elif target in _DIMS:
+        args, kwargs = _shifted(r, node, args, kwargs, _DIMS[target])
+    return mark(r, default(node, args, kwargs), k)
+
+
+def _module(r, node, args, kwargs, k: int) -> None:
+    from .trace import kind_of
+
+    module = r.module(node.target)
+    kind = kind_of(type(module))
+    if kind not in _MODULES or (kind is Softmax and not (isinstance(module.dim, int) and module.dim < 0)):
+        names = ", ".join(m.__name__ for m in _MODULES)
+        r.refuse(node, f"reads a tensor whose batch is folded with {k} windows or heads (its first dimension "
+                       f"is N*{k}); alexcost reads such a tensor only with modules that leave that dimension "
+                       f"alone ({names}; Softmax over a dim counted from the end)")
+    _operands(r, node, args, kwargs, k, False)
+    if kind is LayerNorm:
+        _normalized(r, node, [*args, *kwargs.values()], tuple(module.normalized_shape))
+
+
+def _normalized(r, node, values, shape) -> None:
+    """A layer norm over dims that reach the folded dim 0 (as many as the tensor has): refused."""
+    rank = min((len(v.shape) for v in values if r.is_activation(v)), default=0)
+    if len(shape) >= rank:
+        r.refuse(node, f"normalizes over {list(shape)}, which reaches the dimension the batch is folded into")
+
+
+def _getitem(r, node, args, kwargs, default, k: int):
+    from .moves import Selections
+
+    if args and isinstance(args[0], (list, tuple)):  # one of several outputs: already marked
+        return default(node, args, kwargs)
+    if args and isinstance(args[0], Selections):
+        return mark(r, default(node, args, kwargs), k)
+    r.refuse(node, f"indexes a tensor whose batch is folded with {k} windows or heads; alexcost does not "
+                   f"read indexing on it")
+
+
+def _operands(r, node, args, kwargs, k: int, binary: bool) -> None:
+    """Every tensor operand folded by ``k`` (of two dims at least), or, for arithmetic and matrix
+    products, a parameter that does not reach dim 0: fewer dims than the folded ones, or as many with
+    size 1 first."""
+    from .moves import Selections
+
+    values = [*args, *kwargs.values()]
+    flat = [w for v in values for w in (v if isinstance(v, (list, tuple)) else (v,))]
+    ranks = {len(v.shape) for v in flat if r.is_activation(v) and fold_of(r, v) == k}
+    if binary and len(ranks) > 1:
+        r.refuse(node, f"mixes tensors whose batch is folded with {k}, of {sorted(ranks)} dimensions; alexcost "
+                       f"reads folded operands of as many dimensions only")
+    rank = min(ranks, default=2)
+    if rank < 2 or (binary and node.target in (operator.matmul, torch.matmul,
+                                               F.scaled_dot_product_attention) and rank < 3):
+        r.refuse(node, f"reads a tensor of {rank} dimensions whose batch is folded with {k}; alexcost reads "
+                       f"it only where each row of the first dimension is a tensor itself")
+    for v in flat:
+        if isinstance(v, Selections) or (r.is_activation(v) and fold_of(r, v) == k):
+            continue
+        if not r.is_tensor(v):
+            continue
+        param = r.is_attribute(v) or isinstance(v.shape, ParameterShape)
+        shape = tuple(v.tensor.shape) if r.is_attribute(v) else tuple(v.shape)
+        if not param or (binary and (len(shape) > rank or (len(shape) == rank and shape[0] != 1))):
+            r.refuse(node, f"mixes a tensor whose batch is folded with {k} windows or heads with "
+                           f"{r.show(v)}; alexcost reads it with tensors folded alike, or with parameters "
+                           f"broadcast over the batch")
+
+
+def _shift(r, node, d, rank: int, name: str):
+    """Torch's dim ``d`` of a folded tensor of ``rank`` dims as the per-sample activation's dim."""
+    if isinstance(d, (tuple, list)):
+        return type(d)(_shift(r, node, e, rank, name) for e in d)
+    if not isinstance(d, int) or isinstance(d, bool) or not -rank <= d < rank:
+        r.refuse(node, f"its {name}={r.show(d)} is not a dim of a tensor of {rank} dimensions")
+    if d % rank == 0:
+        r.refuse(node, f"its {name}={d} is the dimension the batch is folded into (N*k); alexcost "
+                       f"analyses each sample on its own")
+    return d + 1 if d > 0 else d
+
+
+def _shifted(r, node, args, kwargs, names: tuple):
+    """The arguments with each dim named in ``names`` shifted; a dim left at its default is refused."""
+    x, rest, kwargs = args[0], list(args[1:]), dict(kwargs)
+    rank = len(x.shape)
+    for i, name in enumerate(names):
+        if not name.startswith("dim"):
+            continue
+        if i < len(rest):
+            rest[i] = _shift(r, node, r.constant(rest[i], node, name), rank, name)
+        elif name in kwargs:
+            kwargs[name] = _shift(r, node, r.constant(kwargs[name], node, name), rank, name)
+        else:
+            r.refuse(node, f"leaves {name} at its default on a tensor whose batch is folded; write the dim")
+    return (x, *rest), kwargs
+
+
+def _permuted(r, node, args, kwargs):
+    """``x.permute(dims)`` of a folded tensor as the activation's permute: torch's dim 0 is the batch and
+    the fold (kept together, in this order), any other dim ``d`` the activation's ``d + 1``."""
+    x, *rest = args
+    if kwargs:
+        if rest or set(kwargs) != {"dims"}:
+            r.refuse(node, "takes its dims positionally or as dims=")
+        rest = [kwargs["dims"]]
+    if len(rest) == 1 and isinstance(rest[0], (tuple, list)):
+        rest = list(rest[0])
+    rank = len(x.shape)
+    out = []
+    for d in rest:
+        d = r.constant(d, node, "dims")
+        if not isinstance(d, int) or isinstance(d, bool) or not -rank <= d < rank:
+            r.refuse(node, f"its dims {list(rest)} are not a permutation of {rank} dimensions")
+        out.extend((0, 1) if d % rank == 0 else (d % rank + 1,))
+    return (x, *out)

@@ -1,0 +1,317 @@
+"""Windows and heads folded into the batch (``(N*k, ...)`` tensors), read from torch modules against torch.
+
+Window attention partitions each sample into ``k`` windows with ``view(-1, w, w, C)``, attends within
+each, and puts them back with a view whose first size is the batch again. Each module below is read by
+``from_module``; its output shape and parameters are torch's, its forward MACs FlopCounterMode's FLOPs / 2
+(attention as matrix products), and a training step's backward FLOPs and saved bytes those of a real CPU
+step (`module_step`). What alexcost does not read on a folded tensor is refused at its node.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+from alexcost import SpecError  # noqa: E402
+from alexcost.torch_bridge import from_module  # noqa: E402
+from module_step import alexcost_step, torch_attention_step  # noqa: E402
+from module_step import forward_against_torch as shared_forward_against_torch  # noqa: E402
+
+
+def partition(x, w):
+    """timm's ``window_partition``: (B, H, W, C) to (B*nW, w, w, C)."""
+    B, H, W, C = x.shape
+    x = x.view(B, H // w, w, W // w, w, C)
+    return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(-1, w, w, C)
+
+
+def reverse(windows, w, H, W):
+    """timm's ``window_reverse``: (B*nW, w, w, C) to (B, H, W, C)."""
+    C = windows.shape[-1]
+    x = windows.view(-1, H // w, W // w, w, w, C)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, H, W, C)
+
+
+class WindowAttention(nn.Module):
+    """timm's Swin window attention, written out: qkv by reshape/permute/unbind on (B*nW, N, C), scores by
+    matmul with a bias parameter, softmax, and the heads merged back; ``fused``: F.scaled_dot_product_attention."""
+
+    def __init__(self, dim=16, heads=2, window=2, fused=False):
+        super().__init__()
+        self.heads, self.window, self.fused = heads, window, fused
+        self.scale = (dim // heads) ** -0.5
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.bias = nn.Parameter(torch.randn(1, heads, window * window, window * window))
+        self.softmax = nn.Softmax(dim=-1)
+
+    def forward(self, x):
+        B_, N, C = x.shape
+        qkv = self.qkv(x).reshape(B_, N, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        if self.fused:
+            x = F.scaled_dot_product_attention(q, k, v)
+        else:
+            attn = (q * self.scale) @ k.transpose(-2, -1)
+            attn = self.softmax(attn + self.bias)
+            x = attn @ v
+        x = x.transpose(1, 2).reshape(B_, N, -1)
+        return self.proj(x)
+
+
+class SwinBlock(nn.Module):
+    """A Swin block without shift: norm, partition, window attention, reverse, residual, MLP."""
+
+    def __init__(self, dim=16, heads=2, window=2, fused=False):
+        super().__init__()
+        self.window = window
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = WindowAttention(dim, heads, window, fused)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+    def forward(self, x):                 # x: (N, H, W, C)
+        B, H, W, C = x.shape
+        w = self.window
+        windows = partition(self.norm1(x), w).view(-1, w * w, C)
+        windows = self.attn(windows).view(-1, w, w, C)
+        x = x + reverse(windows, w, H, W)
+        return x + self.mlp(self.norm2(x))
+
+
+class Heads(nn.Module):
+    """Heads folded into the batch by a view of (N, L, h, d) permuted: (N*h, L, d), then bmm-style matmul."""
+
+    def __init__(self, dim=12, heads=3, fused=False):
+        super().__init__()
+        self.heads, self.qkv, self.proj, self.fused = heads, nn.Linear(dim, 3 * dim), nn.Linear(dim, dim), fused
+
+    def forward(self, x):                 # x: (N, L, C)
+        B, L, C = x.shape
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        q, k, v = (t.view(B, L, self.heads, -1).transpose(1, 2).reshape(-1, L, C // self.heads) for t in (q, k, v))
+        if self.fused:                    # on (N*h, L, d): three dimensions, as torch's kernel takes them
+            out = F.scaled_dot_product_attention(q, k, v)
+        else:
+            out = torch.softmax(q @ k.transpose(1, 2), dim=-1) @ v
+        out = out.view(B, self.heads, L, -1).transpose(1, 2).reshape(B, L, C)
+        return self.proj(out)
+
+
+CASES = {
+    "window attention": (lambda: WindowAttention(), (4, 16)),  # the input itself is (N, 4, 16): no fold
+    "swin block": (lambda: SwinBlock(), (4, 6, 16)),
+    "swin block, fused": (lambda: SwinBlock(fused=True), (4, 6, 16)),
+    "swin block, window 3": (lambda: SwinBlock(dim=8, heads=4, window=3), (6, 3, 8)),
+    "heads in the batch": (lambda: Heads(), (5, 12)),
+    "heads in the batch, attention of three dims": (lambda: Heads(fused=True), (5, 12)),
+}
+
+
+def forward_against_torch(module, shape):
+    """At a batch of two: the windows of two samples folded together, as torch folds them."""
+    return shared_forward_against_torch(module, shape, batch=2)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_forward_matches_torch(case):
+    build, shape = CASES[case]
+    torch.manual_seed(0)
+    forward_against_torch(build(), shape)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if "fused" not in c and "attention of" not in c])
+def test_training_step_matches_torch(case):
+    build, shape = CASES[case]
+    torch.manual_seed(0)
+    module = build()
+    theirs, ours = torch_attention_step(module, shape), alexcost_step(module, shape)
+    assert theirs.refused is None and ours.refused is None, (theirs, ours)
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("build, shape", [(lambda: SwinBlock(fused=True), (4, 6, 16)),
+                                          (lambda: Heads(fused=True), (5, 12))])
+def test_training_step_of_attention_on_folded_tensors_is_refused(build, shape):
+    """F.scaled_dot_product_attention on (N*k, ...): torch runs it (its forward is read exactly, above), but
+    what autograd keeps for its kernel there is not what it keeps per sample: the step is refused."""
+    torch.manual_seed(0)
+    module = build()
+    theirs, ours = torch_attention_step(module, shape), alexcost_step(module, shape)
+    assert theirs.refused is None
+    assert ours.refused is not None and "folded" in ours.refused
+
+
+
+
+@pytest.mark.parametrize("config", [
+    dict(img_size=56, depths=(1, 1), num_heads=(2, 4), embed_dim=32),
+    dict(img_size=32, window_size=4, patch_size=2, depths=(1, 1, 1), num_heads=(1, 2, 2), embed_dim=16),
+])
+def test_timm_swin_without_shift_matches_torch(config):
+    """timm's Swin, one block a stage (no shifted windows): window partition, attention, reverse."""
+    timm = pytest.importorskip("timm")
+    module = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, num_classes=10, **config)
+    size = config["img_size"]
+    forward_against_torch(module, (3, size, size))
+
+
+def test_timm_swin_training_step_matches_torch():
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    module = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, num_classes=10, img_size=32,
+                               window_size=4, patch_size=2, depths=(1, 1), num_heads=(1, 2), embed_dim=16,
+                               drop_path_rate=0.0)
+    theirs, ours = torch_attention_step(module, (3, 32, 32)), alexcost_step(module, (3, 32, 32))
+    assert theirs.refused is None and ours.refused is None, (theirs, ours)
+    assert ours == theirs
+
+
+class Folded(nn.Module):
+    """Windows folded into the batch, then ``then`` on the folded tensor ``w`` (and the input ``x``)."""
+
+    def __init__(self, then):
+        super().__init__()
+        self.then = then
+
+    def forward(self, x):                 # x: (N, 4, 4, 8)
+        w = x.view(-1, 2, 2, 4, 8)        # (N, 2, 2, 4, 8): the batch in front
+        w = w.reshape(-1, 4, 8)           # (N*4, 4, 8)
+        return self.then(w, x)
+
+
+REFUSED = {
+    "a reduction over the folded dim": (lambda w, x: w.sum(0), "the batch is folded"),
+    "a softmax left at its default dim": (lambda w, x: F.softmax(w), "dim=None"),
+    "a transpose of the folded dim": (lambda w, x: w.transpose(0, 1), "the batch is folded"),
+    "a folded and a plain tensor": (lambda w, x: w + x.view(x.size(0), 4, 4, 8)[:, 0], "folded"),
+    "arithmetic on the folded size": (lambda w, x: w.view(w.shape[0] // 3, -1), "batch size"),
+    "indexing": (lambda w, x: w[:, 0], "indexes"),
+    "a folded output": (lambda w, x: w * 2, "returns a tensor"),
+    "a permute moving the folded dim": (lambda w, x: w.permute(1, 0, 2).sum(-1), "batch"),
+    "a flatten from dim 0": (lambda w, x: torch.flatten(w), "folded"),
+    "a view into a size the sample does not divide": (lambda w, x: w.view(-1, 3), "do not keep the batch"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_what_a_folded_tensor_cannot_do_is_refused_at_the_node(case):
+    then, message = REFUSED[case]
+    with pytest.raises(SpecError, match=message) as err:
+        from_module(Folded(then), (4, 4, 8))
+    assert "fx node" in str(err.value)
+
+
+def test_folded_sizes_give_back_the_fold():
+    """``x.shape[0]`` of a folded tensor given back to ``view``: the same fold (torch's shapes)."""
+    class Module(nn.Module):
+        def forward(self, x):                     # x: (N, 6, 4)
+            w = x.reshape(-1, 2, 4)               # (N*3, 2, 4)
+            w = w.view(w.shape[0], 8) * 2         # (N*3, 8)
+            return w.view(-1, 24)                 # (N, 24)
+
+    module = Module()
+    imported = from_module(module, (6, 4))
+    assert (5, *imported.network.output_shape) == tuple(module(torch.randn(5, 6, 4)).shape)
+
+
+class SizeArithmetic(nn.Module):
+    """Sizes computed from the batch: ``B * k`` folds, ``(B*k) // n`` with ``n`` dividing ``k`` refolds."""
+
+    def forward(self, x):                             # x: (N, 6, 4)
+        B = x.shape[0]
+        w = x.view(B * 3, 2, 4)                       # (N*3, 2, 4)
+        w = F.normalize(w, dim=-1)
+        w = w.reshape(w.shape[0] // 3, 3, 8)          # (N, 3, 8)
+        return w.sum(-1)
+
+
+def test_sizes_computed_from_the_batch_fold_as_torch_does():
+    forward_against_torch(SizeArithmetic(), (6, 4))
+
+
+@pytest.mark.parametrize("then, message", [
+    (lambda w: w.view(w.shape[0] // 2, -1), "batch size"),        # 3 windows a sample: not divisible by 2
+    (lambda w: w.view(w.shape[0] + 1, -1), "batch size"),
+])
+def test_sizes_that_depend_on_the_batch_stay_refused(then, message):
+    class Module(nn.Module):
+        def forward(self, x):
+            return then(x.view(x.shape[0] * 3, 2, 4)).view(x.shape[0], -1)
+
+    with pytest.raises(SpecError, match=message):
+        from_module(Module(), (6, 4))
+
+
+def test_folded_operands_of_other_ranks_are_refused():
+    """(N*4, 8) + (N*4, 4, 8): torch broadcasts N*4 against 4 (it fails but for one sample); refused."""
+    class Module(nn.Module):
+        def forward(self, x):                     # x: (N, 4, 4, 8)
+            w = x.reshape(-1, 4, 8)               # (N*4, 4, 8)
+            return (w.mean(1) + w).view(x.shape[0], -1)
+
+    with pytest.raises(SpecError, match=r"of \[2, 3\] dimensions"):
+        from_module(Module(), (4, 4, 8))
+
+
+def test_modules_that_mix_rows_are_refused_on_a_folded_tensor():
+    class Module(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = nn.BatchNorm1d(4)
+
+        def forward(self, x):                     # x: (N, 4, 4, 8)
+            return self.norm(x.reshape(-1, 4, 8)).view(x.shape[0], -1)
+
+    with pytest.raises(SpecError, match="modules that leave that dimension alone"):
+        from_module(Module(), (4, 4, 8))
+
+
+def _davit():
+    timm = pytest.importorskip("timm")
+    return timm.create_model("davit_tiny", pretrained=False, num_classes=10, depths=(1, 1, 1, 1),
+                             embed_dims=(16, 32, 64, 128), num_heads=(1, 2, 4, 8), drop_path_rate=0.0)
+
+
+def test_timm_davit_matches_torch():
+    """DaViT: spatial window attention (windows folded into the batch) and channel attention."""
+    forward_against_torch(_davit(), (3, 64, 64))
+
+
+def test_timm_davit_training_step_is_refused_at_fused_attention_on_folded_windows():
+    """DaViT's windows reach F.scaled_dot_product_attention folded, as (N*k, h, L, d): what autograd keeps
+    for torch's fused CPU kernel there is not read, so its training step is refused (torch runs it)."""
+    torch.manual_seed(0)
+    module = _davit()
+    theirs, ours = torch_attention_step(module, (3, 32, 32)), alexcost_step(module, (3, 32, 32))
+    assert theirs.refused is None
+    assert ours.refused is not None and "folded" in ours.refused
+
+
+def test_a_layer_norm_reaching_the_folded_dim_is_refused():
+    """LayerNorm((4, 4, 8)) on (N*4, 4, 8) needs N*4 == 4 in torch: refused, not read per sample."""
+    class Module(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = nn.LayerNorm((4, 4, 8))
+
+        def forward(self, x):                     # x: (N, 4, 4, 8)
+            return self.norm(x.reshape(-1, 4, 8)).view(x.shape[0], -1)
+
+    module = Module()
+    module(torch.randn(1, 4, 4, 8))  # torch runs it with one sample only
+    with pytest.raises(SpecError, match="reaches the dimension the batch is folded into"):
+        from_module(module, (4, 4, 8))
+
+
+def test_a_folded_view_written_through_its_base_is_refused():
+    class Module(nn.Module):
+        def forward(self, x):                     # x: (N, 4, 4, 8)
+            y = x * 2
+            w = y.view(-1, 4, 8)                  # (N*4, 4, 8), a view of y
+            y.relu_()                             # written in place through its base
+            return (w + 1).view(x.shape[0], -1)
+
+    with pytest.raises(SpecError, match="write in place"):
+        from_module(Module(), (4, 4, 8))
