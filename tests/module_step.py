@@ -120,6 +120,14 @@ def torch_attention_step(module, shape, batch=2) -> Step:
     return counted._replace(saved_bytes=kept.saved_bytes)
 
 
+def attention_step_agrees(module, shape, batch: int = 2) -> None:
+    """A training step of ``module`` that both torch and alexcost take, with equal counts (attention on
+    torch's math backend for the FLOPs, `torch_attention_step`)."""
+    theirs, ours = torch_attention_step(module, shape, batch), alexcost_step(module, shape, batch)
+    assert theirs.refused is None and ours.refused is None, (theirs, ours)
+    assert ours == theirs
+
+
 def forward_against_torch(module, shape, batch: int = 1):
     """``module``'s reading against one forward pass of ``batch`` under FlopCounterMode (attention as matrix
     products): parameters, MACs and the output shape; its cost at ``batch``, for the checks by hand."""
