@@ -114,8 +114,8 @@ DENSE_FAMILIES = {
 }
 """torchvision's segmentation and video families: (module, models, representative)."""
 
-_MVIT = ("pooling attention that folds the heads into the batch, unbind of the qkv tensor, tensor_split, and "
-         "torchvision's fx-wrapped helpers _unsqueeze, _squeeze, _add_rel_pos, _add_shortcut")
+_MVIT = ("torchvision's fx-wrapped helpers _unsqueeze, _squeeze, _add_rel_pos, _add_shortcut (the first stop), "
+         "then tensor_split and pooling on the heads folded into the batch")
 NEEDS_ATTENTION = {"mvit_v1_b": _MVIT, "mvit_v2_s": _MVIT}
 """Video transformers and what they need beyond the kinds alexcost has: their tests are a strict xfail."""
 
