@@ -340,12 +340,18 @@ def test_what_only_grad_mode_off_reads_runs_no_backward_pass():
     assert not cost["a_0"].runs_backward and cost["a_0"].saved_bytes == 0
 
 
-def test_a_checkpoint_call_on_an_inference_tensor_is_refused_as_torch_refuses_it():
+@pytest.mark.parametrize("inner, first", [(None, "b_0' (Conv2d)"), (torch.relu, "relu' (ReLU)")],
+                         ids=["a convolution", "a relu that keeps nothing the step needs"])
+def test_a_checkpoint_call_on_an_inference_tensor_is_refused_as_torch_refuses_it(inner, first):
+    """torch saves a checkpoint call's inputs as it starts, whatever the call keeps (found at scale by the
+    random modes: a ReLU checkpointed on an inference tensor, then a learned scale)."""
     def body(self, x):
         with torch.inference_mode():
             y = self.a(x)
-        return checkpoint(self.b, y, use_reentrant=False)
+        return checkpoint(inner or self.b, y, use_reentrant=False) * (self.scale if inner else 1)
 
-    theirs, ours = agree(Blocks(body), SHAPE)
+    module = Blocks(body)
+    module.scale = torch.nn.Parameter(torch.ones(1))
+    theirs, ours = agree(module, SHAPE)
     assert "Inference tensors cannot be saved for backward" in theirs.refused
-    assert "layers[2] 'b_0' (Conv2d): Inference tensors cannot be saved for backward" in ours.refused
+    assert f"{first}: Inference tensors cannot be saved for backward" in ours.refused

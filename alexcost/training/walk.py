@@ -189,12 +189,17 @@ class _Modes:
     def checkpointed(self, i: int, state, step, runs: bool, facts, in_req) -> int:
         """Layer ``i`` runs inside a checkpoint call: it keeps nothing (what it would keep is made again
         in the backward pass); the call keeps its inputs, from its first layer on, when some layer
-        in it keeps a tensor. The bytes counted here (at the call's last layer, once that is known)."""
+        in it keeps a tensor. The bytes counted here (at the call's last layer, once that is known). An
+        inference tensor among its inputs is refused as the call starts: torch saves every input then."""
         k, lay = self.region[i], self.layout
         call = self.calls[k]
         if k not in self.started:
             inside = {v for j in call for v in lay.outs[j]}
             inputs = {lay.storage[v] for j in call for v in lay.ins[j] if v not in inside and v not in lay.weights}
+            if inputs & self.unsaved:
+                raise self._refuse(call[0], "Inference tensors cannot be saved for backward. (A checkpoint call "
+                                            "saves its inputs as it starts, and one was made under "
+                                            "torch.inference_mode().)")
             self.started[k] = [(s, state.version[s]) for s in sorted(inputs)]
         if facts.inplace:
             target = lay.storage[lay.outs[i][0]]
@@ -207,9 +212,6 @@ class _Modes:
             return 0
         own = 0
         for s, version in self.started[k]:
-            if s in self.unsaved:
-                raise self._refuse(call[0], "Inference tensors cannot be saved for backward. (A checkpoint call "
-                                            "keeps its inputs, and one was made under torch.inference_mode().)")
             if s not in state.kept:
                 size = lay.elements[s] * state.itemsizes[s]
                 state.kept[s] = (call[0], size, version)
