@@ -20,7 +20,7 @@ from .window import WindowAttention
 from .linear import Embedding, Linear
 from .merge import Add, Cat, Div, Mul, Sub
 from .pointwise import Rsqrt
-from .fold import Unfold
+from .unfold import Unfold
 from .normalize import Normalize, RMSNorm
 from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm2d, LayerNorm, LocalResponseNorm
 from .parameter import Parameter, PositionBias
