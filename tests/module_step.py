@@ -141,3 +141,30 @@ def forward_against_torch(module, shape, batch: int = 1):
     assert 2 * cost.totals.macs == counter.get_total_flops()
     assert (batch, *imported.network.output_shape) == tuple(out.shape)
     return cost
+
+
+class Call(torch.nn.Module):
+    """A module whose forward is one function of its input."""
+
+    def __init__(self, function):
+        super().__init__()
+        self.function = function
+
+    def forward(self, x):
+        return self.function(x)
+
+
+def refused_at_the_node(function, shape, message: str) -> None:
+    """``from_module`` of `Call` (``function``) refuses with one SpecError matching ``message``."""
+    import pytest
+
+    with pytest.raises(SpecError, match=message):
+        from_module(Call(function), shape)
+
+
+def relative_position_index(window: int):
+    """MaxViT's relative position index over a ``window`` x ``window`` grid: for each pair of tokens, the
+    row of their offset in a ``(2*window - 1)**2`` table."""
+    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
+    relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + window - 1
+    return relative[..., 0] * (2 * window - 1) + relative[..., 1]

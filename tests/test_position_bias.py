@@ -13,7 +13,7 @@ nn = torch.nn
 from alexcost import PositionBias, SpecError, Transpose  # noqa: E402
 from alexcost.layers import Grads  # noqa: E402
 from alexcost.torch_bridge import from_module  # noqa: E402
-from module_step import agree  # noqa: E402
+from module_step import agree, relative_position_index  # noqa: E402
 
 
 class RelativeAttention(nn.Module):
@@ -24,9 +24,7 @@ class RelativeAttention(nn.Module):
         super().__init__()
         self.qkv, self.out = nn.Linear(8, 24), nn.Linear(8, 5)
         self.table = nn.Parameter(torch.randn(49, 2))
-        coords = torch.stack(torch.meshgrid(torch.arange(4), torch.arange(4), indexing="ij")).flatten(1)
-        relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + 3
-        self.register_buffer("index", relative[..., 0] * 7 + relative[..., 1])
+        self.register_buffer("index", relative_position_index(4))
         self.combine, self.swap = combine, swap
 
     def bias(self):

@@ -12,7 +12,7 @@ nn = torch.nn
 
 from alexcost import Norm, SpecError, Sum  # noqa: E402
 from alexcost.torch_bridge import from_module  # noqa: E402
-from module_step import agree  # noqa: E402
+from module_step import agree, refused_at_the_node  # noqa: E402
 
 
 class Reduce(nn.Module):
@@ -77,12 +77,7 @@ def test_other_ops_by_hand():
     (lambda x: torch.stack([x, x]), r"stacks before the batch dimension \(dim=0\)"),
 ])
 def test_what_cannot_be_read_is_refused_at_the_node(forward, message):
-    class Module(nn.Module):
-        def forward(self, x):
-            return forward(x)
-
-    with pytest.raises(SpecError, match=message):
-        from_module(Module(), (5, 6))
+    refused_at_the_node(forward, (5, 6), message)
 
 
 class Tokens(nn.Module):

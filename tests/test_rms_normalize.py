@@ -16,7 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from alexcost import Normalize, RMSNorm, SpecError  # noqa: E402
 from alexcost.layers import Grads, TrainContext  # noqa: E402
 from alexcost.torch_bridge import from_module  # noqa: E402
-from module_step import agree  # noqa: E402
+from module_step import agree, refused_at_the_node  # noqa: E402
 
 
 class Around(nn.Module):
@@ -107,12 +107,7 @@ def test_cuda_saved_tensors_are_refused():
     (lambda x: F.rms_norm(x, (6,)), r"expected an input whose last 1 dimension\(s\) are \[6\]"),
 ])
 def test_what_cannot_be_read_is_refused_at_the_node(forward, message):
-    class Module(nn.Module):
-        def forward(self, x):
-            return forward(x)
-
-    with pytest.raises(SpecError, match=message):
-        from_module(Module(), (6, 8))
+    refused_at_the_node(forward, (6, 8), message)
 
 
 def test_a_weight_of_another_shape_is_refused_as_torch_refuses_it():

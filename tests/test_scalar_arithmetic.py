@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E
 from alexcost import Network, Scalar, SpecError  # noqa: E402
 from alexcost.layers import Grads  # noqa: E402
 from alexcost.torch_bridge import from_module  # noqa: E402
-from module_step import agree  # noqa: E402
+from module_step import agree, refused_at_the_node  # noqa: E402
 
 
 class Around(nn.Module):
@@ -196,12 +196,7 @@ def test_the_torch_module_built_from_a_scalar_computes_it():
     (lambda x: x * (1, 2), r"computes mul of a tensor and \(1, 2\)"),
 ])
 def test_what_cannot_be_read_is_refused_at_the_node(forward, message):
-    class Module(nn.Module):
-        def forward(self, x):
-            return forward(x)
-
-    with pytest.raises(SpecError, match=message):
-        from_module(Module(), (5, 6))
+    refused_at_the_node(forward, (5, 6), message)
 
 
 def test_a_parameter_scaled_by_a_number_is_refused():

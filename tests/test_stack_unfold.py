@@ -15,7 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from alexcost import SpecError, Unfold  # noqa: E402
 from alexcost.layers import Grads  # noqa: E402
 from alexcost.torch_bridge import from_module  # noqa: E402
-from module_step import agree  # noqa: E402
+from module_step import agree, refused_at_the_node  # noqa: E402
 
 
 class Two(nn.Module):
@@ -120,12 +120,7 @@ def test_unfold_counts_by_hand():
     (lambda x: F.unfold(x[:, 0], 2), r"Unfold expects a \(C, H, W\) input per sample", False),
 ])
 def test_what_cannot_be_read_is_refused_at_the_node(forward, message, torch_refuses):
-    class Module(nn.Module):
-        def forward(self, x):
-            return forward(x)
-
-    with pytest.raises(SpecError, match=message):
-        from_module(Module(), (3, 8, 8))
+    refused_at_the_node(forward, (3, 8, 8), message)
     if torch_refuses:
         with pytest.raises((RuntimeError, IndexError)):
             forward(torch.randn(2, 3, 8, 8))

@@ -19,6 +19,7 @@ from alexcost.torch_bridge import from_module  # noqa: E402
 from alexcost.torch_run.measure import FVCORE_DEPRECATION, measure_graph  # noqa: E402
 from alexcost.torch_run.reconcile import fvcore_einsum, reconcile  # noqa: E402
 from alexcost.torch_run.verify import render, verify_module  # noqa: E402
+from module_step import relative_position_index  # noqa: E402
 
 
 class Mixed(nn.Module):
@@ -29,9 +30,7 @@ class Mixed(nn.Module):
         super().__init__()
         self.qkv, self.out = nn.Linear(8, 24), nn.Linear(8, 5)
         self.table = nn.Parameter(torch.randn(49, 2))
-        coords = torch.stack(torch.meshgrid(torch.arange(4), torch.arange(4), indexing="ij")).flatten(1)
-        relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + 3
-        self.register_buffer("index", relative[..., 0] * 7 + relative[..., 1])
+        self.register_buffer("index", relative_position_index(4))
 
     def forward(self, x):
         b, n, _ = x.shape
