@@ -275,30 +275,18 @@ def test_a_parameter_read_as_an_input_is_refused_naming_the_layer():
         training_cost(from_module(module, SHAPE), 2, device="cpu")
 
 
-def test_a_kind_without_an_autocast_rule_is_refused_naming_it():
-    assert torch_step(Body(_softmax), SHAPE).refused is None
-    with pytest.raises(SpecError, match=r"'softmax'.*\(Softmax\): runs under torch.autocast: alexcost does not "
-                                        r"model what Softmax computes"):
-        training_cost(from_module(Body(_softmax), SHAPE), 2, device="cpu")
-
-
-def test_a_convolution_fed_bfloat16_outside_autocast_is_refused_as_torch_refuses_it():
-    assert torch_step(Body(_conv_after), SHAPE).refused
-    with pytest.raises(SpecError, match=r"'c2' \(Conv2d\): Input type \(bfloat16\) and weight type"):
-        training_cost(from_module(Body(_conv_after), SHAPE), 2, device="cpu")
-
-
-def test_a_conversion_to_float32_under_autocast_is_refused_naming_it():
-    assert torch_step(Body(_float_after), SHAPE).refused is None
-    with pytest.raises(SpecError, match=r"method 'float' .* converts a tensor to float32 in a module that runs "
-                                        r"torch.autocast"):
-        training_cost(from_module(Body(_float_after), SHAPE), 2, device="cpu")
-
-
-def test_a_module_called_twice_under_autocast_is_refused():
-    assert torch_step(Body(_shared), SHAPE).refused is None
-    with pytest.raises(SpecError, match=r"'c1.*' \(Conv2d\) runs under torch.autocast and its module runs 2 times"):
-        training_cost(from_module(Body(_shared), SHAPE), 2, device="cpu")
+@pytest.mark.parametrize("body, torch_runs, message", [
+    (_softmax, True, r"'softmax'.*\(Softmax\): runs under torch.autocast: alexcost does not model what Softmax "
+                     r"computes"),
+    (_conv_after, False, r"'c2' \(Conv2d\): Input type \(bfloat16\) and weight type"),
+    (_float_after, True, r"method 'float' .* converts a tensor to float32 in a module that runs torch.autocast"),
+    (_shared, True, r"'c1.*' \(Conv2d\) runs under torch.autocast and its module runs 2 times"),
+], ids=["a kind without an autocast rule", "a convolution fed bfloat16 outside autocast (torch refuses it too)",
+        "a conversion to float32", "a module called twice"])
+def test_what_alexcost_does_not_follow_under_autocast_is_refused_naming_the_layer(body, torch_runs, message):
+    assert (torch_step(Body(body), SHAPE).refused is None) == torch_runs
+    with pytest.raises(SpecError, match=message):
+        training_cost(from_module(Body(body), SHAPE), 2, device="cpu")
 
 
 @pytest.mark.parametrize("outer", ["no_grad", "checkpoint", "no_cache", "float16_step"])
