@@ -59,6 +59,9 @@ class LayerCost(NamedTuple):
     buffers: int = 0
     buffer_bytes: int = 0
     new_storage: bool = True
+    per_pass: bool = False
+    """It reads no activation (only parameters, or what was computed from them alone): it runs once per
+    forward pass, whatever the batch, and ``batch`` is 1."""
 
     @property
     def type(self) -> str:
@@ -154,9 +157,10 @@ class Totals:
     def of_sums(cls, sums, batch: int, itemsize: int, unused_params: int = 0) -> "Totals":
         """The totals of ``batch`` samples from the per-sample sums of the layers' shares
         (`alexcost.engine.rules.Share`)."""
-        return cls(sums.weight_params, sums.bias_params, batch * sums.macs, batch * sums.bias_adds,
-                   batch * sums.other_ops, batch * sums.elements + sums.unbatched, itemsize, sums.buffers,
-                   sums.buffer_bytes, batch * sums.stored, unused_params)
+        return cls(sums.weight_params, sums.bias_params, batch * sums.macs + sums.pass_macs,
+                   batch * sums.bias_adds + sums.pass_bias_adds, batch * sums.other_ops + sums.pass_other_ops,
+                   batch * sums.elements + sums.unbatched, itemsize, sums.buffers, sums.buffer_bytes,
+                   batch * sums.stored + sums.unbatched_stored, unused_params)
 
     @classmethod
     def of(cls, rows, itemsize: int = 4, unused_params: int = 0) -> "Totals":
@@ -237,11 +241,12 @@ class NetworkCost:
         chain, shares = network.is_chain, network.shares(batch, size)
         params = self.params or [s[:2] for s in shares]
         return tuple([
-            LayerCost(i, name, layer, x, y, w, b, batch * s.macs, batch * s.bias_adds, batch * s.other_ops, batch,
-                      size, None if chain else network.inputs_of(i), s.buffers, s.buffer_bytes, new)
-            for i, (name, layer, x, y, s, new, (w, b)) in enumerate(zip(
+            LayerCost(i, name, layer, x, y, w, b, batch * s.macs + s.pass_macs, batch * s.bias_adds + s.pass_bias_adds,
+                      batch * s.other_ops + s.pass_other_ops, 1 if once else batch, size,
+                      None if chain else network.inputs_of(i), s.buffers, s.buffer_bytes, new, once)
+            for i, (name, layer, x, y, s, new, (w, b), once) in enumerate(zip(
                 network.names, network.layers, network.input_shapes, network.output_shapes, shares,
-                network.storage(batch), params))])
+                network.storage(batch), params, network.once))])
 
     @cached_property
     def totals(self) -> Totals:

@@ -63,6 +63,10 @@ class Network:
     input_shapes: tuple = field(init=False, compare=False)
     output_shapes: tuple = field(init=False, compare=False)
     is_chain: bool = field(init=False, compare=False)
+    once: tuple[bool, ...] = field(init=False, compare=False)
+    """Per layer: does it run once per forward pass, whatever the batch? A layer that reads no activation
+    (only parameters, buffers, or what such layers computed) does: its rules see its inputs' full shapes
+    as one sample, its counts are not multiplied by the batch, and its output is read as a parameter is."""
     _derived: list = field(init=False, compare=False)
     """``[rules generation, {what: value}]``: see `derived`."""
 
@@ -91,7 +95,7 @@ class Network:
     def _wire(self, layers: tuple) -> None:
         """Resolve every layer's inputs, propagate shapes and check each layer on them (the fields
         are set through ``__dict__``: the dataclass is frozen)."""
-        names, index, sources, xs, ys, found, outs = [], {INPUT: NETWORK_INPUT}, [], [], [], [], []
+        names, index, sources, xs, ys, found, outs, once = [], {INPUT: NETWORK_INPUT}, [], [], [], [], [], []
         chain, seen_before = True, rules.seen_before
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
@@ -106,6 +110,11 @@ class Network:
             else:
                 refs, x = self._resolve(i, name, layer, own, index, names, ys, outs)
                 chain = chain and refs == ((i - 1, None),)
+            per_pass = arity != 0 and (x.__class__ is ParameterShape if arity == 1 else
+                                       ParameterShape in map(type, x) and all(type(s) is ParameterShape for s in x))
+            if per_pass:
+                x = self._per_pass(i, name, layer, x, arity, output)
+                output = WEIGHT
             entry = table.get(x) if arity == 1 else None  # an activation's shape is its own key
             if entry is None:
                 try:
@@ -120,9 +129,10 @@ class Network:
             ys.append(entry.output)
             found.append(entry)
             outs.append(output)
+            once.append(per_pass)
         contiguous = [r.contiguous for r in found]
         self.__dict__.update(names=tuple(names), sources=tuple(sources), input_shapes=tuple(xs),
-                             output_shapes=tuple(ys), is_chain=chain, _derived=[rules.generation(), {
+                             output_shapes=tuple(ys), is_chain=chain, once=tuple(once), _derived=[rules.generation(), {
                                  "rules": found, "contiguous": None if None in contiguous else tuple(contiguous)}])
 
     def _check_views(self) -> None:
@@ -136,6 +146,14 @@ class Network:
         except SpecError:
             pass
         self.storage(2)
+
+    @staticmethod
+    def _per_pass(i: int, name: str, layer: Layer, x, arity, output) -> tuple:
+        """What the rules of a layer that reads only parameters see: their full shapes, as one sample."""
+        if output == SEVERAL:
+            raise SpecError(f"{describe_layer(i, name, type(layer).__name__)}: reads parameters only and has several "
+                            f"outputs; alexcost reads a computation on parameters with layers of one output only")
+        return tuple(x) if arity == 1 else tuple(tuple(s) for s in x)
 
     @staticmethod
     def _duplicate(i: int, name: str, layer: Layer, index: dict):
@@ -167,12 +185,7 @@ class Network:
                 j, k = self._reference(i, name, kind, ref, index, ys, outs)
                 refs.append((j, k))
                 shapes.append(ys[j][k])
-        if arity != 1:
-            return tuple(refs), tuple(shapes)
-        if type(shapes[0]) is ParameterShape:
-            raise SpecError(f"{describe_layer(i, name, kind.__name__)}: reads a Parameter; only Add, Mul and other "
-                            f"merges may broadcast a parameter against activations")
-        return tuple(refs), shapes[0]
+        return tuple(refs), tuple(shapes) if arity != 1 else shapes[0]
 
     @staticmethod
     def _default(i: int, name: str, kind, names: list, ys: list, outs: list) -> tuple:
@@ -291,8 +304,8 @@ class Network:
         largest = derived.get("largest")
         if largest is None:
             largest = (prod(self.input_shape), "the input")
-            for name, layer, y in zip(self.names, self.layers, self.output_shapes):
-                for s in (y if type(layer).multi_output else (y,)) if type(layer).arity != 0 else ():
+            for name, layer, y, once in zip(self.names, self.layers, self.output_shapes, self.once):
+                for s in (y if type(layer).multi_output else (y,)) if type(layer).arity != 0 and not once else ():
                     if prod(s) > largest[0]:
                         largest = (prod(s), f"the output of {name!r}")
             derived["largest"] = largest
@@ -309,8 +322,11 @@ class Network:
         """Per layer, its `alexcost.engine.rules.Share` of the totals for one sample, its storage
         planned for ``batch`` samples, its buffers sized at ``itemsize`` bytes per element."""
         keys = (-itemsize, itemsize)  # (see `alexcost.engine.rules.Rules`)
-        return [r.shares.get(keys[new]) or rules.share(layer, r, x, new, itemsize) for layer, r, x, new in
-                zip(self.layers, self.layer_rules(), self.input_shapes, self.storage(batch))]
+        found = [r.shares.get(keys[new]) or rules.share(layer, r, x, new, itemsize) for layer, r, x, new in
+                 zip(self.layers, self.layer_rules(), self.input_shapes, self.storage(batch))]
+        if True in self.once:
+            found = [rules.per_pass(s) if once else s for s, once in zip(found, self.once)]
+        return found
 
     def sums(self, batch: int, itemsize: int, group: str | None = None) -> Share:
         """The sums of `shares` (over the layers of one ``group``, if given): the totals of one sample."""

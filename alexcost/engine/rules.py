@@ -62,7 +62,9 @@ class Counts(NamedTuple):
 class Share(NamedTuple):
     """A layer's share of the totals, one sample: its counts, its buffers' bytes, its batched output
     elements, those of them in storage of its own (``stored``), and a Parameter's elements
-    (``unbatched``: one copy whatever the batch)."""
+    (``unbatched``: one copy whatever the batch). A layer run once per pass (`per_pass`) has its
+    counts in ``pass_*`` and its output's elements in ``unbatched`` (``unbatched_stored``: in
+    storage of its own), each counted once whatever the batch."""
 
     weight_params: int
     bias_params: int
@@ -74,6 +76,10 @@ class Share(NamedTuple):
     elements: int
     stored: int
     unbatched: int
+    pass_macs: int = 0
+    pass_bias_adds: int = 0
+    pass_other_ops: int = 0
+    unbatched_stored: int = 0
 
 
 class TrainFacts(NamedTuple):
@@ -309,8 +315,14 @@ def share(layer: Layer, rules: Rules, x, new: bool, itemsize: int) -> Share:
         w, b, m, a, o, n, e, batched = counts(layer, rules, x)
         found = rules.shares[itemsize if new else -itemsize] = _new(Share, (
             w, b, m, a, o, n, layer.buffer_bytes(x, itemsize) if n else 0, e if batched else 0,
-            e if batched and new else 0, 0 if batched else e))
+            e if batched and new else 0, 0 if batched else e, 0, 0, 0, 0))
     return found
+
+
+def per_pass(found: Share) -> Share:
+    """``found``, the share of a layer run once per forward pass: its counts and its output counted once."""
+    w, b, m, a, o, n, nb, e, s, u = found[:10]
+    return _new(Share, (w, b, 0, 0, 0, n, nb, 0, 0, u + e, m, a, o, s))
 
 
 def train_facts(layer: Layer, rules: Rules, x) -> TrainFacts:

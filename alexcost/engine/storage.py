@@ -13,6 +13,8 @@ activation memory and training's saved bytes.
 
 from __future__ import annotations
 
+from math import prod
+
 from ..errors import SpecError, describe_layer
 from ..layers import strides as st
 from ..layers import Layer, ParameterShape
@@ -44,10 +46,12 @@ def declared(kind) -> str:
 
 def trace(network, batch: int):
     """Per layer: a tuple, per output, of ``(storage, strides)``; ``storage`` is the index of the
-    layer that allocated it (-1: the network input; ``("parameter", i)``: a weight)."""
+    layer that allocated it (-1: the network input; ``("parameter", i)``: a weight). The strides of a
+    layer run once per pass (``network.once``) are its full shape's, as a weight's are."""
     values = {-1: ((-1, st.contiguous((batch, *network.input_shape))),)}
     out = []
     records = network.layer_rules() if hasattr(network, "layer_rules") else None
+    once = getattr(network, "once", None)
     for i, layer in enumerate(network.layers):
         kind = type(layer)
         x, y = network.input_shapes[i], network.output_shapes[i]
@@ -56,8 +60,15 @@ def trace(network, batch: int):
             result = (((PARAMETER, i), st.contiguous(y)),)
         else:
             try:
-                result = _stored(layer, i, x, y, ins, batch) if records is None else \
-                    _remembered(records[i], layer, i, x, y, ins, batch)
+                if once and once[i]:  # a batch of one, its full shapes as one sample's
+                    ins = [(storage, (prod(s), *strides)) for s, (storage, strides) in
+                           zip((x,) if kind.arity == 1 else x, ins)]
+                    result = _stored(layer, i, x, y, ins, 1) if records is None else \
+                        _remembered(records[i], layer, i, x, y, ins, 1)
+                    result = tuple((storage, strides[1:]) for storage, strides in result)
+                else:
+                    result = _stored(layer, i, x, y, ins, batch) if records is None else \
+                        _remembered(records[i], layer, i, x, y, ins, batch)
             except SpecError as err:
                 names = getattr(network, "names", None)
                 if names is None:  # (a network being read names its layers otherwise)

@@ -23,7 +23,7 @@ from .pointwise import Rsqrt
 from .unfold import Unfold
 from .normalize import Normalize, RMSNorm
 from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm2d, LayerNorm, LocalResponseNorm
-from .parameter import Parameter, PositionBias
+from .parameter import Buffer, Parameter, PositionBias
 from .pad import Pad, ZeroPad2d
 from .pool import (AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool2d, AvgPool1d, AvgPool2d, AvgPool3d, MaxPool2d,
                    MaxPool3d)
@@ -35,7 +35,7 @@ BUILTIN_KINDS = frozenset(LAYER_KINDS.values())
 
 __all__ = [
     "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "AvgPool1d", "AvgPool2d", "AvgPool3d",
-    "BUILTIN_KINDS", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Cat", "Chunk", "Clone", "Contiguous", "Conv1d",
+    "BUILTIN_KINDS", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Buffer", "Cat", "Chunk", "Clone", "Contiguous", "Conv1d",
     "Conv2d", "Conv3d", "ConvTranspose2d", "Div", "Dropout", "Dropout2d", "Embedding", "Expand", "Flatten", "GELU",
     "Grads", "GroupNorm", "Hardsigmoid", "Hardswish", "INPUT", "Identity", "InstanceNorm2d", "LAYER_KINDS",
     "Layer", "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean",

@@ -1,5 +1,6 @@
-"""A learned tensor used as an operand: Parameter (ConvNeXt's layer scale), PositionBias (a table gathered by a
-fixed index: a relative position bias)."""
+"""A tensor the module holds, used as an operand: Parameter (ConvNeXt's layer scale), Buffer (a fixed table),
+PositionBias (a table gathered by a fixed index: a relative position bias). Layers that read only such
+tensors run once per forward pass, whatever the batch."""
 
 from __future__ import annotations
 
@@ -37,6 +38,32 @@ class Parameter(Layer):
 
     def label(self) -> str:
         return "Parameter"
+
+
+@register_layer
+@layer_kind
+class Buffer(Layer):
+    """A tensor the module holds as a buffer (registered, not learned) of ``shape``, its full shape: a table
+    of relative coordinates an MLP reads once per pass, or a fixed scale broadcast against activations.
+    No parameters, ``prod(shape)`` buffer elements, no ops; like a `Parameter`'s, its output is not an
+    activation, and it gets no gradient."""
+
+    shape: tuple[int, ...]
+
+    arity: ClassVar[int | None] = 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "shape", check.shape(self.shape, "shape"))
+
+    def output_shape(self, x) -> Shape:
+        return self.shape
+
+    def buffers(self, x) -> int:
+        return prod(self.shape)
+
+    def saved_tensors(self, x, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        return ()
 
 
 @register_layer

@@ -48,7 +48,7 @@ def unary(kind, spec=(), *, fixed=None, drop=(), preset=None, rename=None):
 
     def handle(r, node, args, kwargs):
         bound = bind(r, node, full, args, kwargs)
-        x = r.tensor(bound.pop("input"), node)
+        x = r.tensor(bound.pop("input"), node, kind)
         fixed_args(r, node, bound, fixed or {})
         for name in drop:
             bound.pop(name)

@@ -163,6 +163,16 @@ class Parameter(nn.Module):
         return self.weight
 
 
+class Buffer(nn.Module):
+    """A fixed table the module holds as a buffer, returned as it is."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.register_buffer("table", torch.randn(shape))
+
+    def forward(self):
+        return self.table
+
 
 class Gathered(nn.Module):
     """A table's rows gathered by a fixed index, viewed as ``shape`` (a `PositionBias`): the index runs over
@@ -248,6 +258,7 @@ BUILDERS = {
     kinds.Clone: lambda layer, x: Method("clone"),
     kinds.Mean: lambda layer, x: Method("mean", list(layer.dim), layer.keepdim),
     kinds.Parameter: lambda layer, x: Parameter(layer.shape),
+    kinds.Buffer: lambda layer, x: Buffer(layer.shape),
     kinds.PositionBias: lambda layer, x: Gathered(layer.table, layer.shape, layer.dim),
     kinds.Pad: lambda layer, x: Padding(layer.pad, layer.mode, layer.value),
     kinds.StochasticDepth: lambda layer, x: StochasticDepth(layer.p, layer.mode),

@@ -161,7 +161,7 @@ def _with_number(r, node, op, inplace, a, b, names):
             r.refuse(node, f"computes {number!r} {'/' if op == 'div' else '**'} a tensor (the number first); "
                            f"alexcost reads {op} with the tensor first only")
         op, inplace = _REVERSED[op], False  # ``c += x`` on a Python number makes a new tensor
-    x = r.tensor(x, node)
+    x = r.tensor(x, node, Scalar)
     return r.emit(node, r.build(node, Scalar, {"op": op, "value": number, "inplace": inplace}), [x])
 
 

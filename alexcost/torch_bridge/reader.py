@@ -32,10 +32,10 @@ from ..errors import SpecError, format_shape
 from ..engine.modes import StepModes
 from .ops import FUNCTIONS, METHODS, PURE, module_call
 from .trace import MODE, REGION, kind_of, where_module
-from ..layers import BUILTIN_KINDS, Identity, Parameter, ParameterShape, PositionBias
+from ..layers import BUILTIN_KINDS, Buffer, Identity, Parameter, ParameterShape, PositionBias
 from .custom import custom_reads, read_function
 from .attention import MODULE_CALLS
-from . import fold
+from . import fold, per_pass
 from ..layers.base import Passthrough
 from ..layers import Contiguous, Flatten, Permute, Reshape, Transpose, View
 
@@ -187,6 +187,8 @@ class Reader:
 
     def show(self, value) -> str:
         if isinstance(value, Activation):
+            if value.shape.__class__ is ParameterShape:
+                return f"a tensor of shape {format_shape(value.shape)} computed from parameters or buffers alone"
             k = self.folds.get(value.src, 1)
             return f"a tensor of shape {format_shape(('N', *value.shape))}" if k == 1 else \
                 f"a tensor of shape {format_shape((f'N*{k}', *value.shape[1:]))}"
@@ -208,33 +210,36 @@ class Reader:
     def is_attribute(value) -> bool:
         return isinstance(value, Attribute)
 
-    def tensor(self, value, node) -> Activation:
-        """An activation argument; a parameter or anything else is refused."""
+    def tensor(self, value, node, kind=None) -> Activation:
+        """An activation argument of a layer of ``kind``; a parameter or buffer, or a tensor computed from
+        them alone, only where `per_pass.reads` says the kind reads one (it then runs once per pass)."""
         if isinstance(value, Activation):
+            if value.shape.__class__ is ParameterShape and not per_pass.reads(kind):
+                self.refuse(node, per_pass.refusal(self.show(value), kind))
             return value
         if isinstance(value, Attribute):
-            self.refuse(node, f"reads {self.show(value)} as its input, with no activation: a computation on "
-                              f"parameters or buffers alone (weight standardisation, an MLP on a buffer) runs "
-                              f"once per forward pass, not per sample, and alexcost's per-sample counts cannot "
-                              f"hold it; alexcost reads parameters only as the weight and bias of a layer or as "
-                              f"an operand of +, -, * and / with an activation")
+            if value.kind == "constant" or not per_pass.reads(kind):
+                self.refuse(node, per_pass.refusal(self.show(value), kind))
+            return self.operand(value, node)
         self.refuse(node, f"expects a tensor, got {self.show(value)}")
 
     def operand(self, value, node) -> Activation:
-        """An operand of a merge: an activation, or a parameter (as a `Parameter` layer, once)."""
+        """An operand of a merge: an activation, or a parameter or buffer (as a `Parameter` or `Buffer`
+        layer, once)."""
         if isinstance(value, Activation):
             return value
-        if value.kind != "parameter":
-            self.refuse(node, f"reads {self.show(value)}, which is not an nn.Parameter of the module; alexcost "
-                              f"counts registered parameters only")
+        if value.kind not in ("parameter", "buffer"):
+            self.refuse(node, f"reads {self.show(value)}, which is not a parameter or buffer of the module; "
+                              f"alexcost counts registered tensors only")
         if value.act is None:
             layer = self.build(value.node, PositionBias, {"table": tuple(value.base.shape), "shape": tuple(
-                value.tensor.shape), "dim": value.dim}) if value.gathered else self.build(value.node, Parameter, {
-                    "shape": tuple(value.tensor.shape)})
+                value.tensor.shape), "dim": value.dim}) if value.gathered else self.build(
+                value.node, Parameter if value.kind == "parameter" else Buffer, {"shape": tuple(value.tensor.shape)})
             module, _, attr = value.path.rpartition(".")
-            act = self._add(value.node, layer, (), ParameterShape(layer.shape), f"{module}:{attr}", None,
-                            (("weight", value.tensor if value.base is None else value.base),), layer.shape,
-                            module, attr)
+            weights = (("weight", value.tensor if value.base is None else value.base),) if value.kind == "parameter" \
+                else ()
+            act = self._add(value.node, layer, (), ParameterShape(layer.shape), f"{module}:{attr}", None, weights,
+                            layer.shape, module, attr)
             value.act = Activation(act.src, ParameterShape(layer.shape))
         return value.act
 
@@ -250,6 +255,8 @@ class Reader:
 
     def sizes(self, value, node) -> tuple:
         if isinstance(value, Activation):
+            if value.shape.__class__ is ParameterShape:
+                return f"a tensor of shape {format_shape(value.shape)} computed from parameters or buffers alone"
             k = self.folds.get(value.src, 1) if not isinstance(value.shape, ParameterShape) else 1
             return (BATCH, *value.shape) if k == 1 else (fold.FoldedBatch(k), *value.shape[1:])
         if isinstance(value, Attribute):
@@ -299,6 +306,12 @@ class Reader:
         views) read the result (`_wrote`)."""
         kind = type(layer)
         shapes = [v.shape for v in inputs]
+        once = bool(shapes) and all(s.__class__ is ParameterShape for s in shapes)  # see `Network.once`
+        if once:
+            if _link(layer) == "same":
+                self.refuse(node, "writes in place into a tensor computed from parameters alone (once per pass); "
+                                  "alexcost reads such a computation without writes in place")
+            shapes = [tuple(s) for s in shapes]
         x = shapes[0] if kind.arity == 1 else tuple(shapes)
         try:
             y = layer.output_shape(x)
@@ -312,7 +325,7 @@ class Reader:
             path = f"{owner}:{label}"
         act = self._add(node, layer, tuple(v.src for v in inputs), x, path, module, params, y, owner, label)
         out = tuple(Activation((act.src[0], k), s) for k, s in enumerate(y)) if kind.multi_output \
-            else Activation(act.src, y)
+            else Activation(act.src, ParameterShape(y) if once else y)
         if isinstance(layer, View):
             self._check_view(node)
         if inputs and not isinstance(inputs[0].shape, ParameterShape):
@@ -686,7 +699,7 @@ class Reader:
         values = [*args, *kwargs.values()]
         if len(values) != 1:
             self.refuse(node, f"is called with {len(values)} arguments; a {kind.__name__} takes one tensor")
-        x = self.tensor(values[0], node)
+        x = self.tensor(values[0], node, kind)
         layer, params = module_call(self, node, kind, module, x)
         return self.emit(node, layer, [x], params=params, module=module)
 

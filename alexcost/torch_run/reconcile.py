@@ -239,8 +239,9 @@ class Reconciliation:
 # -- per layer ------------------------------------------------------------------------------------
 
 def _batched(row: LayerCost, shape):
-    """A per-sample shape as torch shows it: with the batch dimension, but a Parameter's whole."""
-    if type(row.layer).arity == 0 or isinstance(shape, ParameterShape):
+    """A per-sample shape as torch shows it: with the batch dimension, but a Parameter's whole (and every
+    shape of a layer run once per pass)."""
+    if type(row.layer).arity == 0 or row.per_pass or isinstance(shape, ParameterShape):
         return tuple(shape)
     return (row.batch, *shape)
 
@@ -257,7 +258,7 @@ def _per_sample(row: LayerCost, static, seen):
     if static and isinstance(static[0], tuple) and seen and isinstance(seen[0], tuple):
         parts = [_per_sample(row, s, o) for s, o in zip(static, seen)]
         return None if None in parts or len(static) != len(seen) else tuple(parts)
-    if type(row.layer).arity == 0 or isinstance(static, ParameterShape):
+    if type(row.layer).arity == 0 or row.per_pass or isinstance(static, ParameterShape):
         return ParameterShape(seen) if isinstance(static, ParameterShape) else tuple(seen)
     if not seen or seen[0] != row.batch:
         return None
@@ -270,12 +271,12 @@ def _shown(row: LayerCost, seen) -> tuple | None:
         return None
     if type(row.layer).multi_output:
         return tuple(tuple(s[1:]) for s in seen)
-    return tuple(seen) if type(row.layer).arity == 0 else tuple(seen[1:])
+    return tuple(seen) if type(row.layer).arity == 0 or row.per_pass else tuple(seen[1:])
 
 
 def _batch_note(row: LayerCost, seen) -> str:
     first = seen[0] if seen and isinstance(seen[0], tuple) else seen
-    return "" if type(row.layer).arity == 0 or not first or first[0] == row.batch else f" at batch {first[0]}"
+    return "" if type(row.layer).arity == 0 or row.per_pass or not first or first[0] == row.batch else f" at batch {first[0]}"
 
 
 def observed_other_ops(row: LayerCost, inputs, output) -> int | None:

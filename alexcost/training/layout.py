@@ -27,7 +27,7 @@ class Layout(NamedTuple):
     ins: tuple        # per layer: the values it reads
     outs: tuple       # per layer: the values it makes
     storage: list     # per value: the value whose storage it lives in
-    elements: list    # per value: its elements, for the whole batch (a weight's: its own)
+    elements: list    # per value: its elements, for the whole batch (a weight's, a per-pass output's: its own)
     weights: frozenset  # the values that are a Parameter's weight (not an activation)
     facts: tuple      # per layer: its `alexcost.engine.rules.TrainFacts`
     strides: tuple    # per layer: its inputs' batched strides; None where every input is contiguous
@@ -50,7 +50,7 @@ def _layout(network, batch: int) -> Layout:
     traced = None if plan is not None else trace(network, batch)
     first = [0]  # per layer, shifted by one: its first value (first[0]: the network input's)
     storage, elements, weights = [0], [batch * prod(network.input_shape)], []
-    ins, outs, facts, writes, several = [], [], [], False, False
+    ins, outs, facts, writes, several, once = [], [], [], False, False, network.once
     for i, (layer, r, x, y, refs) in enumerate(zip(network.layers, network.layer_rules(), network.input_shapes,
                                                   network.output_shapes, network.sources)):
         multi, source = type(layer).multi_output, not refs  # (a Parameter reads nothing: its output is its weight)
@@ -62,7 +62,7 @@ def _layout(network, batch: int) -> Layout:
         for k, s in enumerate(y if multi else (y,)):
             own = source or train.copies or (plan[i] if traced is None else traced[i][k][0] == i)
             storage.append(v + k if own else storage[reads[0]])
-            elements.append(prod(s) if source else batch * prod(s))
+            elements.append(prod(s) if source or once[i] else batch * prod(s))
         if source:
             weights.append(v)
         writes, several = writes or train.inplace, several or multi
@@ -86,6 +86,9 @@ def storage_keys(network, lay: Layout) -> list:
 
 def _strides(network, traced, i: int, batch: int, copies: bool) -> tuple:
     """Layer ``i``'s inputs' batched strides, from the stride trace (None for a weight)."""
+    if network.once[i]:  # its inputs' full strides, as one sample's (see `alexcost.engine.storage.trace`)
+        shapes = network.input_shapes[i] if type(network.layers[i]).arity != 1 else (network.input_shapes[i],)
+        return tuple((prod(s), *traced[j][k or 0][1]) for s, (j, k) in zip(shapes, network.sources[i]))
     out = tuple(st.contiguous((batch, *network.input_shape)) if j < 0 else
                 None if isinstance(traced[j][0][0], tuple) else traced[j][k or 0][1] for j, k in network.sources[i])
     if copies and not st.is_dense((batch, *network.input_shapes[i]), out[0]):

@@ -59,12 +59,13 @@ def walk(network, options: Options, frozen: dict, detail: bool = False) -> Walke
     state = _State(network, lay, options, detail)
     req, keep, step_of = state.req, state.keep, rules.step
     views = lay.writes and lay.several  # an in-place write into a view of several outputs can be refused
-    macs = backward = saved = params = trainable = tensors = buffers = 0
+    macs = backward = saved = params = trainable = tensors = buffers = once_macs = once_backward = 0
     modes = _Modes(network, lay) if network.modes else None
     casts = _casts(network, lay, options, state)
-    for i, (layer, r, x, ins, outs, facts, strides, live) in enumerate(zip(
+    one = options._replace(batch=1)  # a layer run once per pass is a batch of one
+    for i, (layer, r, x, ins, outs, facts, strides, live, once) in enumerate(zip(
             network.layers, network.layer_rules(), network.input_shapes, lay.ins, lay.outs, lay.facts, lay.strides,
-            lay.alive)):
+            lay.alive, network.once)):
         in_req = (req[ins[0]],) if len(ins) == 1 else tuple([req[v] for v in ins])
         cold = frozen.get(i, NOT_FROZEN) if frozen else NOT_FROZEN
         weight, bias = facts.weight_params > 0 and not cold[0], facts.bias_params > 0 and not cold[1]
@@ -79,8 +80,8 @@ def walk(network, options: Options, frozen: dict, detail: bool = False) -> Walke
         for v in outs:
             req[v] = node or passes
         try:
-            step = step_of(layer, r, x, in_req, weight, bias, options if casts is None else casts.runs_at(i, layer),
-                           strides, node and live)
+            step = step_of(layer, r, x, in_req, weight, bias, one if once else options if casts is None else
+                           casts.runs_at(i, layer), strides, node and live)
             if casts is not None:
                 step = casts.step(i, layer, step, Grads(in_req, weight, bias) if node else None, facts.weight_params)
         except SpecError as err:
@@ -94,8 +95,12 @@ def walk(network, options: Options, frozen: dict, detail: bool = False) -> Walke
         else:
             own = keep(i, ins, outs, step, live, facts.inplace) if step.saved or facts.inplace else 0
         mine = facts.weight_params * weight + facts.bias_params * bias if live else 0
-        macs += facts.macs
-        backward += step.grad_input_macs + step.grad_weight_macs
+        if once:
+            once_macs += facts.macs
+            once_backward += step.grad_input_macs + step.grad_weight_macs
+        else:
+            macs += facts.macs
+            backward += step.grad_input_macs + step.grad_weight_macs
         saved += own
         params += facts.weight_params + facts.bias_params
         trainable += mine
@@ -109,7 +114,7 @@ def walk(network, options: Options, frozen: dict, detail: bool = False) -> Walke
     batch, itemsize = options.batch, options.itemsize
     if modes is not None and modes.region:
         backward += modes.recompute(state, batch)
-    return Walked(batch * macs, batch * backward, saved, params, trainable, trainable * itemsize, tensors, buffers,
+    return Walked(batch * macs + once_macs, batch * backward + once_backward, saved, params, trainable, trainable * itemsize, tensors, buffers,
                   *state.details())
 
 
@@ -117,6 +122,10 @@ def _casts(network, lay, options: Options, state) -> Casts | None:
     """The step's `Casts` where some layer runs under torch.autocast on the step's device, else None."""
     if not network.modes.autocast:
         return None
+    if True in network.once:
+        i = network.once.index(True)
+        raise _refuse(SpecError("runs once per pass on parameters alone, in a module that runs torch.autocast; "
+                                "alexcost does not follow a per-pass computation's dtypes under autocast"), network, i)
     casts = Casts(network, lay, options, state.itemsizes, state.notes if state.detail else None)
     return casts if casts.low else None
 
@@ -134,6 +143,10 @@ class _Modes:
         self.inference = frozenset(index[n] for n in modes.inference)
         self.calls = [tuple(index[n] for n in call) for call in modes.checkpoints]
         self.region = {i: k for k, call in enumerate(self.calls) for i in call}
+        for i in self.region:
+            if network.once[i]:
+                raise self._refuse(i, "runs once per pass on parameters alone, inside a checkpoint call; alexcost "
+                                      "does not follow a per-pass computation checkpointed")
         readers: dict = {}
         for j, ins in enumerate(lay.ins):
             for v in ins:
@@ -338,7 +351,7 @@ class _State:
 
     def record(self, i: int, layer, facts, step, own: int, kept: tuple, grads, trainable: int) -> None:
         """Layer ``i``'s `LayerTraining` (with ``detail``); ``grads``: None when it runs no backward pass."""
-        batch = self.options.batch
+        batch = 1 if self.network.once[i] else self.options.batch
         self.rows.append(LayerTraining(
             i, self.network.names[i], type(layer).__name__, layer.group, batch * facts.macs,
             batch * step.grad_input_macs, batch * step.grad_weight_macs, batch * step.torch_backward_flops,

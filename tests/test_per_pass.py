@@ -1,0 +1,105 @@
+"""Computations on parameters and buffers alone run once per forward pass, whatever the batch: a relative
+position MLP on a buffer of coordinates, a learned gate through a sigmoid. Checked against torch on the CPU
+(FlopCounterMode's forward and backward FLOPs and the bytes autograd keeps), and by hand."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from alexcost import Buffer, Mul, Network, Parameter, Sigmoid, SpecError
+from alexcost.torch_bridge import from_module
+from tests.module_step import agree, forward_against_torch, refused_at_the_node
+
+TOKENS, WIDTH, HIDDEN = 5, 8, 16
+
+
+class RelativeBias(nn.Module):
+    """Tokens (N, T, T, C): a Linear, plus a bias an MLP computes from a buffer of coordinates (timm's
+    relative position MLP, Swin V2's), scaled by 16·sigmoid, times a learned gate sigmoid(alpha)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("coords", torch.randn(1, TOKENS, TOKENS, 2))
+        self.mlp = nn.Sequential(nn.Linear(2, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, WIDTH, bias=False))
+        self.alpha = nn.Parameter(torch.randn(WIDTH))
+        self.proj = nn.Linear(WIDTH, WIDTH)
+
+    def forward(self, x):
+        bias = 16 * torch.sigmoid(self.mlp(self.coords))
+        return (self.proj(x) + bias) * torch.sigmoid(self.alpha)
+
+
+SHAPE = (TOKENS, TOKENS, WIDTH)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_a_computation_on_a_buffer_is_counted_once_per_pass_as_torch_runs_it(batch):
+    cost = forward_against_torch(RelativeBias(), SHAPE, batch)
+    t = TOKENS * TOKENS
+    per_pass = t * 2 * HIDDEN + t * HIDDEN * WIDTH          # the MLP on the coordinates
+    per_sample = t * WIDTH * WIDTH                         # the projection
+    assert cost.totals.macs == batch * per_sample + per_pass
+    rows = {r.name: r for r in cost.layers}
+    assert rows["mlp_0"].per_pass and rows["mlp_0"].macs == t * 2 * HIDDEN and rows["mlp_0"].batch == 1
+    assert not rows["proj"].per_pass and rows["proj"].macs == batch * per_sample
+    # sigmoid, times 16 (once: T·T·C each), sigmoid of the gate (once: C); the ReLU (once: T·T·HIDDEN)
+    once_ops = 2 * t * WIDTH + WIDTH + t * HIDDEN
+    per_sample_ops = 2 * t * WIDTH                         # + bias, * gate
+    assert cost.totals.other_ops == batch * per_sample_ops + once_ops
+    assert cost.totals.buffers == t * 2
+
+
+@pytest.mark.parametrize("batch", [2, 3])
+def test_a_training_step_with_a_per_pass_computation_agrees_with_torch(batch):
+    theirs, ours = agree(RelativeBias(), SHAPE, batch)
+    assert theirs.refused is None and ours.refused is None, (theirs, ours)
+    assert ours == theirs
+
+
+def test_a_network_of_layers_that_read_only_a_parameter_runs_them_once_per_pass():
+    net = Network((4, 5, 6), [Parameter(name="alpha", shape=(4, 1, 1)), Sigmoid(name="gate"),
+                              Mul(inputs=("input", "gate"))])
+    assert net.once == (False, True, False)
+    for batch in (1, 7):
+        totals = net.cost(batch).totals
+        assert totals.other_ops == 4 + batch * 4 * 5 * 6   # the sigmoid once; the product per sample
+        assert totals.output_elements == 4 + 4 + batch * 4 * 5 * 6
+
+
+def test_a_buffer_is_not_a_parameter_and_gets_no_gradient():
+    net = Network((3,), [Buffer(name="scale", shape=(3,)), Mul(inputs=("input", "scale"))])
+    totals = net.cost(2).totals
+    assert (totals.params, totals.buffers, totals.other_ops) == (0, 3, 2 * 3)
+
+
+class Permuted(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.table = nn.Parameter(torch.randn(1, 4, 3))
+
+    def forward(self, x):
+        return x + torch.sigmoid(self.table).permute(0, 2, 1)
+
+
+class InPlace(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gate = nn.Parameter(torch.randn(3))
+
+    def forward(self, x):
+        g = self.gate * 2
+        g.mul_(3)
+        return x * g
+
+
+def test_what_a_per_pass_tensor_cannot_be_read_through_is_refused_naming_the_node():
+    with pytest.raises(SpecError, match=r"'permute'.*a tensor of shape \[1, 4, 3\] computed from parameters.*whose arguments number dimensions from the batch's"):
+        from_module(Permuted(), (3, 4))
+    with pytest.raises(SpecError, match=r"'mul_'.*writes in place into a tensor computed from parameters alone"):
+        from_module(InPlace(), (3,))
+
+
+def test_a_constant_tensor_stays_refused():
+    refused_at_the_node(lambda x: x * torch.sigmoid(torch.ones(3)), (3,), "constant")
