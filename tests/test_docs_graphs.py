@@ -31,7 +31,7 @@ from alexcost import (GELU, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPoo
 from alexcost import (Embedding, Expand, Matmul, MultiheadAttention, Norm, Roll, ScaledDotProductAttention, Slice, Squeeze,
                       Sum, Unfold, Unsqueeze, WindowAttention)
 from alexcost import AvgPool1d, Normalize, RMSNorm
-from alexcost import Div, PositionBias, Rsqrt, Scalar, Sub
+from alexcost import Buffer, Div, PositionBias, Rsqrt, Scalar, Sub
 from alexcost.layers import BUILTIN_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -232,6 +232,8 @@ S = {
     "Parameter": Sample(lambda src, **kw: [Parameter(name="gamma", shape=(4, 1, 1), **kw),
                                            Mul(inputs=(src, "gamma"))],
                         {(): dict(y=(4, 1, 1), params=4)}, at=0),
+    "Buffer": Sample(lambda src, **kw: [Buffer(name="table", shape=(4, 1, 1), **kw), Mul(inputs=(src, "table"))],
+                     {(): dict(y=(4, 1, 1), buffers=4)}, at=0),
     "PositionBias": Sample(lambda src, **kw: [PositionBias(name="bias", table=(12, 8), shape=(4, 6, 8), **kw),
                                               Add(inputs=(src, "bias"))],
                             {(): dict(y=(4, 6, 8), params=12 * 8, buffers=4 * 6 * 8 // 8),
@@ -398,7 +400,7 @@ def environment(kind: str, layer, x, hand: dict) -> dict:
     for f in dataclasses.fields(layer):
         value = getattr(layer, f.name)
         env[f.name] = int(value) if isinstance(value, bool) else value
-    if kind not in ("Parameter", "PositionBias"):   # sources: no input
+    if kind not in ("Parameter", "Buffer", "PositionBias"):   # sources: no input
         first = x[0] if isinstance(x[0], tuple) else x
         env.update(x=first, in_features=first[-1], rows=prod(first) // first[-1])
         if isinstance(x[0], tuple):
@@ -448,7 +450,7 @@ def claim(cell: str, layer, env: dict, per_element: bool = False):
 
 def test_the_tables_list_every_kind_once():
     counts, tools = table("conventions.md", COUNTS_HEADER), table("conventions.md", TOOLS_HEADER)
-    assert len(KINDS) == 71
+    assert len(KINDS) == 72
     assert list(counts) == KINDS and list(tools) == KINDS
     assert sorted(S) == KINDS
 
@@ -537,7 +539,7 @@ def test_the_tools_columns_against_torch_and_fvcore(kind, variant):
     out = outputs[name][1]
     shapes = [tuple(o.shape) for o in out] if isinstance(out, tuple) else [tuple(out.shape)]
     expected = list(hand["y"]) if isinstance(hand["y"][0], tuple) else [hand["y"]]
-    if kind in ("Parameter", "PositionBias"):      # its full shape: no batch dimension
+    if kind in ("Parameter", "Buffer", "PositionBias"):      # its full shape: no batch dimension
         assert shapes == expected
     else:
         assert shapes == [(batch, *s) for s in expected]
@@ -602,6 +604,7 @@ OUTPUT_RULES = {
     "the input when it is contiguous, else new": [((), True, False)],
     "its weight, not an activation": [],
     "gathered from its table once, not an activation": [],
+    "its buffer, not an activation": [],
 }
 
 
@@ -612,11 +615,13 @@ def test_the_output_column_is_what_torch_allocates(kind):
     torch = pytest.importorskip("torch")
     phrase = table("conventions.md", TOOLS_HEADER)[kind][2]
     assert phrase in OUTPUT_RULES, f"{kind}: the output cell {phrase!r} says something no test checks"
-    if phrase.startswith(("its weight", "gathered")):
+    if phrase.startswith(("its weight", "gathered", "its buffer")):
         net, at = network(kind)
-        _, _, outputs, _ = run_torch(net, 2)
+        module, _, outputs, _ = run_torch(net, 2)
         weight = isinstance(outputs[net.names[at]][1], torch.nn.Parameter)
         assert weight == phrase.startswith("its weight") and net.storage(2)[at] is False
+        held = any(outputs[net.names[at]][1] is b for b in module.buffers())
+        assert held == phrase.startswith("its buffer")
         assert type(net.layers[at]).arity == 0
     for batch in (1, 2):
         for variant, *expected in OUTPUT_RULES[phrase]:

@@ -56,7 +56,7 @@ def test_a_residual_block_is_a_graph_with_named_inputs():
     ([Chunk(chunks=2, dim=1), ReLU(inputs=("chunk0",))], r"which has 2 outputs; name one, e.g. 'chunk0.0'"),
     ([Chunk(chunks=2, dim=1), ReLU(inputs=("chunk0.2",))], r"'chunk0' has 2 outputs \(chunk0.0 to chunk0.1\)"),
     ([ReLU(), Sigmoid(inputs=("relu0.0",))], r"but 'relu0' has a single output; write 'relu0'"),
-    ([Parameter(shape=(4, 1, 1)), ReLU()], r"reads a Parameter; only Add, Mul and other merges"),
+    ([Parameter(shape=(4, 1, 1)), ReLU()], r"relu1.*the network's output reads parameters alone, not the input"),
     ([ReLU(name="input")], r"duplicate name 'input', the network input's name"),
     ([ReLU(), Mul(inputs=("relu0", "input"), inplace=True), Cat(dim=0, inputs=("relu0", "input"))],
      r"dim=0 is the batch dimension"),

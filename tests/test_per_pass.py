@@ -103,3 +103,24 @@ def test_what_a_per_pass_tensor_cannot_be_read_through_is_refused_naming_the_nod
 
 def test_a_constant_tensor_stays_refused():
     refused_at_the_node(lambda x: x * torch.sigmoid(torch.ones(3)), (3,), "constant")
+
+
+class Standardised(nn.Module):
+    """A fixed per-channel scale and shift held as buffers (timm's CSATv2 stem), then a convolution."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.randn(3, 1, 1))
+        self.register_buffer("std", torch.rand(3, 1, 1) + 0.5)
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return self.conv((x - self.mean) / self.std)
+
+
+def test_a_buffer_as_an_operand_of_arithmetic_is_counted_as_torch_runs_it():
+    cost = forward_against_torch(Standardised(), (3, 6, 6), batch=2)
+    assert cost.totals.buffers == 2 * 3
+    assert cost.totals.other_ops == 2 * (2 * 3 * 6 * 6)     # a subtract and a divide per input element
+    theirs, ours = agree(Standardised(), (3, 6, 6), 2)
+    assert theirs.refused is None and ours == theirs

@@ -130,6 +130,9 @@ class Network:
             found.append(entry)
             outs.append(output)
             once.append(per_pass)
+        if once[-1]:
+            raise SpecError(f"{describe_layer(len(layers) - 1, names[-1], type(layers[-1]).__name__)}: the network's "
+                            f"output reads parameters alone, not the input; the last layer must compute from the input")
         contiguous = [r.contiguous for r in found]
         self.__dict__.update(names=tuple(names), sources=tuple(sources), input_shapes=tuple(xs),
                              output_shapes=tuple(ys), is_chain=chain, once=tuple(once), _derived=[rules.generation(), {
