@@ -308,9 +308,9 @@ class Reader:
         shapes = [v.shape for v in inputs]
         once = bool(shapes) and all(s.__class__ is ParameterShape for s in shapes)  # see `Network.once`
         if once:
-            if _link(layer) == "same":
-                self.refuse(node, "writes in place into a tensor computed from parameters alone (once per pass); "
-                                  "alexcost reads such a computation without writes in place")
+            if _link(layer) == "same" and type(self.layers[inputs[0].src[0]]).arity == 0:
+                self.refuse(node, "writes in place into a parameter or buffer of the module; alexcost reads writes "
+                                  "in place into activations, or into what was computed from parameters alone")
             shapes = [tuple(s) for s in shapes]
         x = shapes[0] if kind.arity == 1 else tuple(shapes)
         try:
@@ -328,6 +328,8 @@ class Reader:
             else Activation(act.src, ParameterShape(y) if once else y)
         if isinstance(layer, View):
             self._check_view(node)
+        if once and _link(layer) == "same":  # no view of such a tensor is read: the tensor itself holds the result
+            self.stale[inputs[0].src] = out
         if inputs and not isinstance(inputs[0].shape, ParameterShape):
             how = _link(layer)
             for value in (out if kind.multi_output else (out,)) if how else ():
