@@ -74,13 +74,13 @@ def test_a_buffer_is_not_a_parameter_and_gets_no_gradient():
     assert (totals.params, totals.buffers, totals.other_ops) == (0, 3, 2 * 3)
 
 
-class Permuted(nn.Module):
+class Normalised(nn.Module):
     def __init__(self):
         super().__init__()
         self.table = nn.Parameter(torch.randn(1, 4, 3))
 
     def forward(self, x):
-        return x + torch.sigmoid(self.table).permute(0, 2, 1)
+        return x + torch.softmax(self.table, dim=1)
 
 
 class InPlace(nn.Module):
@@ -106,8 +106,9 @@ def test_a_write_in_place_into_a_per_pass_tensor_is_read_as_torch_runs_it():
 
 
 def test_what_a_per_pass_tensor_cannot_be_read_through_is_refused_naming_the_node():
-    with pytest.raises(SpecError, match=r"'permute'.*a tensor of shape \[1, 4, 3\] computed from parameters.*whose arguments number dimensions from the batch's"):
-        from_module(Permuted(), (3, 4))
+    with pytest.raises(SpecError, match=r"'softmax'.*reads the parameter 'table'.*not through a Softmax, whose "
+                                        r"arguments number dimensions from the batch's"):
+        from_module(Normalised(), (4, 3))
     with pytest.raises(SpecError, match=r"'mul_'.*writes in place into a parameter or buffer of the module"):
         from_module(InPlace(into_the_parameter=True), (3,))
 
@@ -134,4 +135,59 @@ def test_a_buffer_as_an_operand_of_arithmetic_is_counted_as_torch_runs_it():
     assert cost.totals.buffers == 2 * 3
     assert cost.totals.other_ops == 2 * (2 * 3 * 6 * 6)     # a subtract and a divide per input element
     theirs, ours = agree(Standardised(), (3, 6, 6), 2)
+    assert theirs.refused is None and ours == theirs
+
+
+WINDOW, HEADS = 3, 2
+
+
+def _relative_index(window: int):
+    """Swin's relative position index for a window of ``window`` × ``window`` tokens."""
+    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
+    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)
+    return rel[..., 0] * (2 * window - 1) + rel[..., 1]
+
+
+class PositionMlpAttention(nn.Module):
+    """Scores (N, heads, T, T) plus a bias an MLP computes once per pass from a table of coordinates, gathered
+    by the relative position index, viewed, permuted, copied, scaled: Swin V2's and timm's RelPosMlp."""
+
+    def __init__(self):
+        super().__init__()
+        span = 2 * WINDOW - 1
+        self.register_buffer("coords", torch.randn(1, span, span, 2))
+        self.register_buffer("index", _relative_index(WINDOW))
+        self.mlp = nn.Sequential(nn.Linear(2, HIDDEN), nn.ReLU(inplace=True), nn.Linear(HIDDEN, HEADS, bias=False))
+
+    def forward(self, scores):
+        t = WINDOW * WINDOW
+        table = self.mlp(self.coords).view(-1, HEADS)
+        bias = table[self.index.view(-1)].view(t, t, -1)
+        bias = bias.permute(2, 0, 1).contiguous().unsqueeze(0)
+        return torch.softmax(scores + 16 * torch.sigmoid(bias), dim=-1)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_a_position_mlp_gathered_viewed_and_permuted_once_per_pass_agrees_with_torch(batch):
+    t, span = WINDOW * WINDOW, 2 * WINDOW - 1
+    shape = (HEADS, t, t)
+    cost = forward_against_torch(PositionMlpAttention(), shape, batch)
+    assert cost.totals.macs == span * span * (2 * HIDDEN + HIDDEN * HEADS)     # the MLP, once
+    assert cost.totals.buffers == span * span * 2 + t * t                   # the table, the index
+    theirs, ours = agree(PositionMlpAttention(), shape, max(batch, 2))
+    assert theirs.refused is None and ours == theirs
+
+
+class Sliced(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.table = nn.Parameter(torch.randn(4, 6))
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.table)[1:3, ::2]
+
+
+def test_a_constant_slice_of_a_per_pass_tensor_agrees_with_torch():
+    forward_against_torch(Sliced(), (2, 3), batch=2)
+    theirs, ours = agree(Sliced(), (2, 3), 2)
     assert theirs.refused is None and ours == theirs

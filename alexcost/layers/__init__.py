@@ -13,7 +13,7 @@ from .activation import (GELU, Dropout, Dropout2d, Hardsigmoid, Hardswish, Ident
 from .attention import Matmul, MultiheadAttention, ScaledDotProductAttention
 from .base import INPUT, LAYER_KINDS, Grads, Layer, ParameterShape, Saved, Shape, TrainContext, register_layer
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
-from .index import Expand, Slice, Squeeze, Unsqueeze
+from .index import Expand, IndexSelect, Slice, Squeeze, Unsqueeze
 from .reduce import Norm, Roll, Sum
 from .scalar import Scalar
 from .window import WindowAttention
@@ -37,7 +37,7 @@ __all__ = [
     "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "AvgPool1d", "AvgPool2d", "AvgPool3d",
     "BUILTIN_KINDS", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Buffer", "Cat", "Chunk", "Clone", "Contiguous", "Conv1d",
     "Conv2d", "Conv3d", "ConvTranspose2d", "Div", "Dropout", "Dropout2d", "Embedding", "Expand", "Flatten", "GELU",
-    "Grads", "GroupNorm", "Hardsigmoid", "Hardswish", "INPUT", "Identity", "InstanceNorm2d", "LAYER_KINDS",
+    "Grads", "GroupNorm", "Hardsigmoid", "Hardswish", "INPUT", "Identity", "IndexSelect", "InstanceNorm2d", "LAYER_KINDS",
     "Layer", "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean",
     "Mul", "MultiheadAttention", "Norm", "Normalize", "Pad", "Parameter", "ParameterShape", "Permute",
     "PositionBias", "RMSNorm", "ReLU", "ReLU6", "Reshape", "Roll", "Rsqrt", "Saved", "Scalar", "ScaledDotProductAttention",

@@ -1,4 +1,5 @@
-"""Indexing and broadcasting views: Slice (``x[:, 0]``, ``x[:, :c]``), Expand.
+"""Indexing and broadcasting views: Slice (``x[:, 0]``, ``x[:, :c]``), Expand, Unsqueeze, Squeeze; and IndexSelect
+(a gather by a fixed index: a new tensor).
 
 Both are views of their input (no ops, no new storage) and keep nothing for the backward
 pass. Slice's gradient is the output's, copied into zeros of the input's shape; Expand's
@@ -183,6 +184,46 @@ class Squeeze(Layer):
     def view_strides(self, x, y, strides, batch):
         dropped = self._dropped(x)
         return tuple(s for d, s in enumerate(strides) if d not in dropped)
+
+    def saved_tensors(self, x, y, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        return ()
+
+
+@register_layer
+@layer_kind
+class IndexSelect(Layer):
+    """``torch.index_select(x, dim, index)``: the slices of ``x`` along ``dim`` (of the batched tensor, not
+    the batch) picked by a fixed int64 index of ``index_size`` entries, the module's buffer (``buffers``,
+    8 bytes each). A new tensor, no ops. Backward: the output's gradient added back into zeros of the
+    input's shape (one add per output element); it keeps the index only (a buffer). Read from a module
+    as ``table[index]`` on a table computed once per pass (Swin V2's position bias)."""
+
+    dim: int
+    index_size: int
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "dim", check.dim_index(self.dim, "dim"))
+        object.__setattr__(self, "index_size", check.integer(self.index_size, "index_size"))
+
+    def _at(self, x: Shape) -> int:
+        d = check.dim(self.dim, "dim", len(x) + 1)
+        if d == 0:
+            raise SpecError("dim=0 is the batch dimension; alexcost analyses each sample on its own")
+        return d
+
+    def output_shape(self, x: Shape) -> Shape:
+        d = self._at(x)
+        return (*x[:d - 1], self.index_size, *x[d:])
+
+    def buffers(self, x: Shape) -> int:
+        return self.index_size
+
+    def buffer_bytes(self, x: Shape, itemsize: int) -> int:
+        return 8 * self.index_size  # int64 indices, whatever the dtype
+
+    def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
+        return batch * prod(y) if grads.input else 0
 
     def saved_tensors(self, x, y, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
         return ()

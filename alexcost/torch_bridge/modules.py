@@ -93,6 +93,19 @@ class Indexing(nn.Module):
         return x[self.index] if self.index is not None else x.expand(x.shape[0], *self.sizes)
 
 
+class Selected(nn.Module):
+    """``torch.index_select(x, dim, index)`` with a fixed index (an `IndexSelect`): its entries run over the
+    dimension in turn (the counts do not depend on which)."""
+
+    def __init__(self, dim, index_size, size):
+        super().__init__()
+        self.dim = dim
+        self.register_buffer("index", torch.arange(index_size) % size)
+
+    def forward(self, x):
+        return torch.index_select(x, self.dim, self.index)
+
+
 class SelfAttention(nn.Module):
     """``nn.MultiheadAttention`` called as ``mha(q, k, v, need_weights=False)[0]``."""
 
@@ -268,6 +281,7 @@ BUILDERS = {
         scale=layer.scale),
     kinds.MultiheadAttention: lambda layer, x: SelfAttention(**layer.torch_args(x)),
     kinds.Slice: lambda layer, x: Indexing(index=layer.index),
+    kinds.IndexSelect: lambda layer, x: Selected(layer.dim, layer.index_size, (None, *x)[layer.dim]),
     kinds.Expand: lambda layer, x: Indexing(sizes=layer.sizes),
     kinds.WindowAttention: lambda layer, x: _window_attention(layer, x),
     kinds.Sum: lambda layer, x: Method("sum", list(layer.dim), layer.keepdim),

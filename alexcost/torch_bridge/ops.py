@@ -25,6 +25,7 @@ from ..layers import (GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Add, AvgPool2d
                      LeakyReLU, Linear, MaxPool2d, Mean, Mul, Pad, Permute, ReLU, ReLU6, Reshape, Scalar, SiLU, Sigmoid,
                      Softmax, Split, StochasticDepth, Sub, Tanh, Transpose, View)
 from ..layers import Clone
+from . import per_pass
 from .params import gathered_parameter, gathered_view, reshaped_parameter
 from .calls import REQUIRED, bind, unary
 from .calls import fixed_args as _fixed, weight_arg as _weight
@@ -364,6 +365,7 @@ for _method in ("permute", "contiguous", "unsqueeze"):
 FUNCTIONS[operator.getitem] = gathered_parameter(FUNCTIONS[operator.getitem])
 FUNCTIONS[getattr] = device_attribute(FUNCTIONS[getattr])
 FUNCTIONS[torch.reshape] = reshaped_parameter(FUNCTIONS[torch.reshape])
+per_pass.wrap(METHODS, FUNCTIONS)
 
 _ARGS: dict[type, tuple[str, ...]] = {}
 

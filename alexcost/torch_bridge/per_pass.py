@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from ..layers import LayerNorm, Linear, Scalar
+from ..layers import (Contiguous, IndexSelect, LayerNorm, Linear, ParameterShape, Permute, Reshape, Scalar, Slice,
+                      Transpose, View)
 from ..layers.base import Elementwise
 
 _LAST_DIMENSIONS = (Linear, LayerNorm, Scalar)
@@ -32,3 +33,85 @@ def refusal(shown: str, kind) -> str:
     return (f"reads {shown}, with no activation: a computation on parameters or buffers alone runs once per "
             f"forward pass; alexcost reads one through elementwise layers, arithmetic, Linear and "
             f"LayerNorm, not through {what}, whose arguments number dimensions from the batch's")
+
+
+# -- views, copies and gathers of a tensor computed once per pass ------------------------------------------------
+# torch numbers the whole tensor's dimensions; the layer, run as one sample of it, numbers them after a batch
+# dimension: dimension d of the tensor is the layer's d + 1.
+
+_SHAPES = ("view", "reshape", "flatten", "unsqueeze", "squeeze", "permute", "transpose", "contiguous")
+
+
+def _whole(r, value) -> bool:
+    return r.is_activation(value) and value.shape.__class__ is ParameterShape
+
+
+def shaped(handler, method: str):
+    """``handler`` (``x.<method>(...)`` of an activation), which reads the same of a tensor computed once per
+    pass: the result's shape is torch's own (the call run on a tensor of that shape, without data)."""
+    def handle(r, node, args, kwargs):
+        value = args[0] if args else kwargs.get("input")
+        if not _whole(r, value):
+            return handler(r, node, args, kwargs)
+        rest = [r.constant(a, node, "argument") for a in args[1:]]
+        more = {k: r.constant(v, node, k) for k, v in kwargs.items() if k != "input"}
+        import torch
+
+        try:
+            out = tuple(getattr(torch.empty(value.shape, device="meta"), method)(*rest, **more).shape)
+        except (RuntimeError, TypeError, IndexError, ValueError) as err:
+            r.refuse(node, f"fails on {r.show(value)}: {err}")
+        rank = len(value.shape)
+        if method == "permute":
+            dims = rest[0] if len(rest) == 1 and isinstance(rest[0], (tuple, list)) else rest or more.get("dims")
+            layer = Permute(dims=(0, *[d % rank + 1 for d in dims]))
+        elif method == "transpose":
+            d0, d1 = (rest + [more.get("dim0"), more.get("dim1")])[:2] if len(rest) < 2 else rest[:2]
+            layer = Transpose(dim0=d0 % rank + 1, dim1=d1 % rank + 1)
+        elif method == "contiguous":
+            layer = Contiguous()
+        elif method == "view" or method in ("unsqueeze", "squeeze"):
+            layer = View(shape=out)  # always a view of a tensor torch could view so
+        else:
+            layer = Reshape(shape=out)  # reshape, flatten: a view where torch can make one, else a copy
+        return r.emit(node, layer, [value])
+    return handle
+
+
+def gathered(handler):
+    """``handler`` (``x[...]`` of an activation), which reads ``t[index]`` and ``t[:, index]`` of a tensor ``t``
+    computed once per pass, ``index`` a fixed int64 tensor (a buffer of the module, or the view of one that
+    fx keeps as a constant): an `IndexSelect`, viewed to
+    the index's shape; and constant slices of it (a `Slice`)."""
+    def handle(r, node, args, kwargs):
+        value, index = (list(args) + [None, None])[:2]
+        if not _whole(r, value) or kwargs:
+            return handler(r, node, args, kwargs)
+        import torch
+
+        dim, entries = 0, index if isinstance(index, tuple) else (index,)
+        if r.is_attribute(entries[-1]) and all(e == slice(None) for e in entries[:-1]):
+            dim, index = len(entries) - 1, entries[-1]
+            if index.kind == "parameter" or index.tensor.dtype != torch.int64:
+                r.refuse(node, f"indexes {r.show(value)} with {r.show(index)}; alexcost reads such a tensor "
+                               f"gathered by a fixed int64 index (a buffer of the module, or its view) only")
+            shape = tuple(value.shape)
+            out = (*shape[:dim], *index.tensor.shape, *shape[dim + 1:])
+            picked = r.emit(node, IndexSelect(dim=dim + 1, index_size=index.tensor.numel()), [value])
+            return picked if picked.shape == out else r.emit(node, View(shape=out), [picked])
+        if any(r.is_tensor(e) for e in entries) or not all(isinstance(e, (int, slice)) for e in entries):
+            r.refuse(node, f"indexes {r.show(value)} with {r.show(index)}; alexcost reads such a tensor gathered "
+                           f"by an int64 buffer, or sliced by constants")
+        spec = tuple(e if isinstance(e, int) else (e.start, e.stop, e.step) for e in entries)
+        return r.emit(node, Slice(index=spec), [value])
+    return handle
+
+
+def wrap(methods: dict, functions: dict) -> None:
+    """The reader's tables, their views and indexing taught to read tensors computed once per pass."""
+    import operator
+
+    for method in _SHAPES:
+        if method in methods:
+            methods[method] = shaped(methods[method], method)
+    functions[operator.getitem] = gathered(functions[operator.getitem])
