@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from alexcost import Buffer, Mul, Network, Parameter, Sigmoid, SpecError
 from alexcost.torch_bridge import from_module
-from tests.module_step import agree, forward_against_torch, refused_at_the_node
+from tests.module_step import agree, attention_step_agrees, forward_against_torch, refused_at_the_node
 
 TOKENS, WIDTH, HIDDEN = 5, 8, 16
 
@@ -191,3 +191,34 @@ def test_a_constant_slice_of_a_per_pass_tensor_agrees_with_torch():
     forward_against_torch(Sliced(), (2, 3), batch=2)
     theirs, ours = agree(Sliced(), (2, 3), 2)
     assert theirs.refused is None and ours == theirs
+
+
+class BiasedAttention(nn.Module):
+    """Attention whose mask is a position bias computed once per pass (timm's relative position MLP), or a
+    fixed buffer."""
+
+    def __init__(self, fixed=False):
+        super().__init__()
+        self.fixed = fixed
+        t = WINDOW * WINDOW
+        self.register_buffer("coords", torch.randn(1, t, t, 2))
+        self.register_buffer("bias", torch.randn(1, HEADS, t, t))
+        self.mlp = nn.Linear(2, HEADS)
+        self.proj = nn.Linear(4, 4)
+
+    def forward(self, x):
+        q, k, v = self.proj(x).unbind(1)
+        mask = self.bias if self.fixed else self.mlp(self.coords).permute(0, 3, 1, 2)
+        return nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+def test_attention_with_a_mask_computed_once_per_pass_agrees_with_torch():
+    t = WINDOW * WINDOW
+    shape = (3, HEADS, t, 4)
+    cost = forward_against_torch(BiasedAttention(), shape, batch=2)
+    per_sample = 3 * HEADS * t * 4 * 4 + HEADS * t * t * (4 + 4)        # the projection; q·k and ·v
+    assert cost.totals.macs == t * t * 2 * HEADS + 2 * per_sample        # the MLP once
+    attention_step_agrees(BiasedAttention(fixed=True), shape, 2)
+    with pytest.raises(SpecError, match=r"with a mask that requires grad"):
+        from alexcost.training import training_cost
+        training_cost(from_module(BiasedAttention(), shape), 2, device="cpu")

@@ -23,11 +23,12 @@ from .base import Grads, Layer, ParameterShape, Saved, Shape, TrainContext, laye
 from .merge import broadcast
 
 
-def _activations(layer, x, count: tuple[int, ...]) -> None:
+def _activations(layer, x, count: tuple[int, ...], weights: int = 0) -> None:
+    """``x`` holds ``count`` inputs, activations but for the last ``weights`` (which may be a parameter's)."""
     name = type(layer).__name__
     if len(x) not in count:
         raise SpecError(f"{name} takes {' or '.join(map(str, count))} inputs, got {len(x)}")
-    if any(isinstance(s, ParameterShape) for s in x):
+    if any(isinstance(s, ParameterShape) for s in x[:len(x) - weights if len(x) == max(count) else len(x)]):
         raise SpecError(f"{name} reads activations only; a parameter as an operand is not read")
 
 
@@ -137,7 +138,7 @@ class ScaledDotProductAttention(Layer):
             object.__setattr__(self, "scale", check.real(self.scale, "scale"))
 
     def _parts(self, x):
-        _activations(self, x, (3, 4))
+        _activations(self, x, (3, 4), weights=1)
         q, k, v = x[:3]
         if len(q) < 2 or not len(q) == len(k) == len(v):
             raise SpecError(f"ScaledDotProductAttention expects q, k, v of equal ranks, at least 2 per sample, got "
@@ -150,6 +151,11 @@ class ScaledDotProductAttention(Layer):
                 raise SpecError("_scaled_dot_product_attention: Explicit attn_mask should not be set when "
                                 "is_causal=True")
             mask = x[3]
+            if isinstance(mask, ParameterShape):  # computed once per pass: its whole shape, batch first
+                if len(mask) != len(q) + 1 or mask[0] != 1:
+                    raise SpecError(f"attn_mask {format_shape(mask)}, computed from parameters alone, does not "
+                                    f"broadcast to the scores {format_shape(('N', *q[:-1], k[-2]))}")
+                mask = mask[1:]
             if len(mask) != len(q) or broadcast((mask, (*q[:-1], k[-2]))) != (*q[:-1], k[-2]):
                 raise SpecError(f"attn_mask {format_shape(mask)} does not broadcast to the scores "
                                 f"{format_shape((*q[:-1], k[-2]))}")

@@ -93,9 +93,11 @@ def attention(r, node, args, kwargs):
     inputs = [r.tensor(b[k], node) for k in ("query", "key", "value")]
     if b["attn_mask"] is not None:
         mask = b["attn_mask"]
+        if r.is_attribute(mask):  # a parameter or buffer of the module (a learned or fixed bias)
+            mask = r.operand(mask, node)
         if not r.is_activation(mask):
             r.refuse(node, f"its attn_mask is {r.show(mask)}; alexcost reads a mask computed in the forward pass "
-                           f"from the input only")
+                           f"(from the input, or from parameters and buffers alone) only")
         inputs.append(mask)
     layer = r.build(node, ScaledDotProductAttention, {k: r.constant(b[k], node, k)
                                                       for k in ("dropout_p", "is_causal", "scale")})
