@@ -222,3 +222,26 @@ def test_attention_with_a_mask_computed_once_per_pass_agrees_with_torch():
     with pytest.raises(SpecError, match=r"with a mask that requires grad"):
         from alexcost.training import training_cost
         training_cost(from_module(BiasedAttention(), shape), 2, device="cpu")
+
+
+class QueryValueBias(nn.Module):
+    """BEiT's and EVA's attention projection: a bias concatenated once per pass from the query's and the
+    value's learned biases and a zero buffer for the keys, given to F.linear."""
+
+    def __init__(self, width=WIDTH):
+        super().__init__()
+        self.qkv = nn.Linear(width, 3 * width, bias=False)
+        self.q_bias, self.v_bias = nn.Parameter(torch.randn(width)), nn.Parameter(torch.randn(width))
+        self.register_buffer("k_bias", torch.zeros(width), persistent=False)
+
+    def forward(self, x):
+        bias = torch.cat((self.q_bias, self.k_bias, self.v_bias))
+        return nn.functional.linear(x, weight=self.qkv.weight, bias=bias)
+
+
+def test_a_bias_concatenated_once_per_pass_and_added_by_linear_agrees_with_torch():
+    cost = forward_against_torch(QueryValueBias(), (TOKENS, WIDTH), batch=2)
+    assert cost.totals.macs == 2 * TOKENS * WIDTH * 3 * WIDTH
+    assert cost.totals.other_ops == 2 * TOKENS * 3 * WIDTH          # the bias, added per output element
+    theirs, ours = agree(QueryValueBias(), (TOKENS, WIDTH), 2)
+    assert theirs.refused is None and ours == theirs

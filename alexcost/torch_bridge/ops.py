@@ -20,10 +20,10 @@ import torch.fx
 import torch.nn.functional as F
 
 from ..errors import SpecError
-from ..layers import (GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Add, AvgPool2d, Cat, Chunk,
-                     Contiguous, Div, Dropout, Dropout2d, Flatten, Hardsigmoid, Hardswish, LayerNorm,
-                     LeakyReLU, Linear, MaxPool2d, Mean, Mul, Pad, Permute, ReLU, ReLU6, Reshape, Scalar, SiLU, Sigmoid,
-                     Softmax, Split, StochasticDepth, Sub, Tanh, Transpose, View)
+from ..layers import (GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Add, AvgPool2d, Cat, Chunk, Contiguous, Div,
+                     Dropout, Dropout2d, Flatten, Hardsigmoid, Hardswish, LayerNorm, LeakyReLU, Linear, MaxPool2d,
+                     Mean, Mul, Pad, ParameterShape, Permute, ReLU, ReLU6, Reshape, Scalar, SiLU, Sigmoid, Softmax,
+                     Split, StochasticDepth, Sub, Tanh, Transpose, View)
 from ..layers import Clone
 from . import per_pass
 from .params import gathered_parameter, gathered_view, reshaped_parameter
@@ -216,6 +216,11 @@ def check_none(r, node, args, kwargs):
 def linear(r, node, args, kwargs):
     b = bind(r, node, (("input", REQUIRED), ("weight", REQUIRED), ("bias", None)), args, kwargs)
     x = r.tensor(b["input"], node)
+    if r.is_activation(b["bias"]) and b["bias"].shape.__class__ is ParameterShape:  # computed once per pass
+        weight = _weight(r, node, b["weight"], "weight", 2)
+        linear = r.build(node, Linear, dict(in_features=weight.tensor.shape[1], out_features=weight.tensor.shape[0],
+                                            bias=False))
+        return per_pass.linear_with_bias(r, node, x, linear, (("weight", weight),), b["bias"])
     weight, bias = _weight(r, node, b["weight"], "weight", 2), _weight(r, node, b["bias"], "bias", 1)
     return r.emit(node, _linear(r, node, weight, bias), [x], params=(("weight", weight), ("bias", bias)))
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from ..layers import (Contiguous, IndexSelect, LayerNorm, Linear, ParameterShape, Permute, Reshape, Scalar, Slice,
+from ..layers import (Add, Cat, Contiguous, IndexSelect, LayerNorm, Linear, ParameterShape, Permute, Reshape, Scalar, Slice,
                       Transpose, View)
 from ..layers.base import Elementwise
 
@@ -115,3 +115,30 @@ def wrap(methods: dict, functions: dict) -> None:
         if method in methods:
             methods[method] = shaped(methods[method], method)
     functions[operator.getitem] = gathered(functions[operator.getitem])
+    for cat in [f for f in functions if getattr(f, "__name__", None) in ("cat", "concat", "concatenate")]:
+        functions[cat] = joined(functions[cat])
+
+
+def joined(handler):
+    """``handler`` (``torch.cat`` of activations), which reads ``torch.cat`` of tensors computed once per pass,
+    parameters and buffers among them (BEiT's query, zero and value biases): a `Cat` run once per pass."""
+    def handle(r, node, args, kwargs):
+        tensors = args[0] if args else kwargs.get("tensors")
+        if not (isinstance(tensors, (list, tuple)) and len(tensors) > 1 and
+                all(_whole(r, t) or r.is_attribute(t) for t in tensors)):
+            return handler(r, node, args, kwargs)
+        dim = r.constant(args[1] if len(args) > 1 else kwargs.get("dim", 0), node, "dim")
+        xs = [r.operand(t, node) for t in tensors]
+        rank = len(xs[0].shape)
+        if not isinstance(dim, int) or not -rank <= dim < rank:
+            r.refuse(node, f"dim={dim!r} is out of range for tensors of {rank} dimensions")
+        return r.emit(node, Cat(dim=dim % rank + 1), xs)
+    return handle
+
+
+def linear_with_bias(r, node, x, linear, params, bias):
+    """``F.linear(x, weight, bias)`` with a ``bias`` computed once per pass (BEiT's and Swin V2's query, zero and
+    value biases concatenated): the product (``linear``, without a bias), then the bias added (an `Add` of one
+    op per output element; torch's addmm adds it in its kernel)."""
+    product = r.emit(node, linear, [x], params=params, label="linear")
+    return r.emit(node, Add(), [product, r.operand(bias, node)], label="add")
