@@ -204,9 +204,9 @@ def _one(family: str, name: str, size: int, fvcore: bool) -> dict:
 def _compare(imported, measured, params_torch: int) -> dict:
     """alexcost's numbers and the verdict: exact, or WRONG with what differs."""
     net = imported.network
-    layers = list(zip(net.layers, net.input_shapes, net.output_shapes))
-    flops = 2 * sum(layer.torch_flops(x, y) for layer, x, y in layers)
-    declared = [layer.fvcore_count(x, y) for layer, x, y in layers]
+    rows = imported.cost(batch=2).layers  # a row run once per pass has batch 1
+    flops = sum(r.batch * r.layer.torch_flops(r.input_shape, r.output_shape) for r in rows)
+    declared = [r.layer.fvcore_count(r.input_shape, r.output_shape) for r in rows]
     fv = None if any(d is None for d in declared) else sum(declared)
     shape = net.output_shape
     out = {"params_alexcost": imported.params, "flops_alexcost": flops, "fvcore_alexcost": fv,

@@ -197,9 +197,9 @@ class BiasedAttention(nn.Module):
     """Attention whose mask is a position bias computed once per pass (timm's relative position MLP), or a
     fixed buffer."""
 
-    def __init__(self, fixed=False):
+    def __init__(self, fixed=False, rank=4):
         super().__init__()
-        self.fixed = fixed
+        self.fixed, self.rank = fixed, rank
         t = WINDOW * WINDOW
         self.register_buffer("coords", torch.randn(1, t, t, 2))
         self.register_buffer("bias", torch.randn(1, HEADS, t, t))
@@ -209,16 +209,18 @@ class BiasedAttention(nn.Module):
     def forward(self, x):
         q, k, v = self.proj(x).unbind(1)
         mask = self.bias if self.fixed else self.mlp(self.coords).permute(0, 3, 1, 2)
+        mask = mask if self.rank == 4 else mask[0]   # (heads, T, T): broadcast from the right
         return nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
-def test_attention_with_a_mask_computed_once_per_pass_agrees_with_torch():
+@pytest.mark.parametrize("rank", [4, 3])
+def test_attention_with_a_mask_computed_once_per_pass_agrees_with_torch(rank):
     t = WINDOW * WINDOW
     shape = (3, HEADS, t, 4)
-    cost = forward_against_torch(BiasedAttention(), shape, batch=2)
+    cost = forward_against_torch(BiasedAttention(rank=rank), shape, batch=2)
     per_sample = 3 * HEADS * t * 4 * 4 + HEADS * t * t * (4 + 4)        # the projection; q·k and ·v
     assert cost.totals.macs == t * t * 2 * HEADS + 2 * per_sample        # the MLP once
-    attention_step_agrees(BiasedAttention(fixed=True), shape, 2)
+    attention_step_agrees(BiasedAttention(fixed=True, rank=rank), shape, 2)
     with pytest.raises(SpecError, match=r"with a mask that requires grad"):
         from alexcost.training import training_cost
         training_cost(from_module(BiasedAttention(), shape), 2, device="cpu")

@@ -42,7 +42,8 @@ def assert_exact(module, shape, batch=2):
     flops, out = torch_counts(module, shape, batch)
     imported = from_module(module, shape)
     net = imported.network
-    ours = batch * sum(layer.torch_flops(x, y) for layer, x, y in zip(net.layers, net.input_shapes, net.output_shapes))
+    rows = imported.cost(batch=batch).layers  # a row run once per pass has batch 1
+    ours = sum(r.batch * r.layer.torch_flops(r.input_shape, r.output_shape) for r in rows)
     assert ours == flops
     assert 2 * imported.cost(batch=batch).totals.macs == flops  # convolutions and Linear only: 2 FLOPs per MAC
     assert imported.params == sum(p.numel() for p in module.parameters())

@@ -151,11 +151,11 @@ class ScaledDotProductAttention(Layer):
                 raise SpecError("_scaled_dot_product_attention: Explicit attn_mask should not be set when "
                                 "is_causal=True")
             mask = x[3]
-            if isinstance(mask, ParameterShape):  # computed once per pass: its whole shape, batch first
-                if len(mask) != len(q) + 1 or mask[0] != 1:
+            if isinstance(mask, ParameterShape):  # computed once per pass: its whole shape, broadcast from the right
+                if len(mask) > len(q) + 1 or (len(mask) == len(q) + 1 and mask[0] != 1):
                     raise SpecError(f"attn_mask {format_shape(mask)}, computed from parameters alone, does not "
                                     f"broadcast to the scores {format_shape(('N', *q[:-1], k[-2]))}")
-                mask = mask[1:]
+                mask = tuple(mask[1:]) if len(mask) > len(q) else (1,) * (len(q) - len(mask)) + tuple(mask)
             if len(mask) != len(q) or broadcast((mask, (*q[:-1], k[-2]))) != (*q[:-1], k[-2]):
                 raise SpecError(f"attn_mask {format_shape(mask)} does not broadcast to the scores "
                                 f"{format_shape((*q[:-1], k[-2]))}")
