@@ -202,13 +202,15 @@ class BiasedAttention(nn.Module):
         self.fixed, self.rank = fixed, rank
         t = WINDOW * WINDOW
         self.register_buffer("coords", torch.randn(1, t, t, 2))
-        self.register_buffer("bias", torch.randn(1, HEADS, t, t))
+        self.register_buffer("bias", torch.randn((1, HEADS, t, t)[4 - rank:]))
         self.mlp = nn.Linear(2, HEADS)
         self.proj = nn.Linear(4, 4)
 
     def forward(self, x):
         q, k, v = self.proj(x).unbind(1)
-        mask = self.bias if self.fixed else self.mlp(self.coords).permute(0, 3, 1, 2)
+        if self.fixed:
+            return nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=self.bias)
+        mask = self.mlp(self.coords).permute(0, 3, 1, 2)
         mask = mask if self.rank == 4 else mask[0]   # (heads, T, T): broadcast from the right
         return nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
