@@ -194,6 +194,10 @@ class ScaledDotProductAttention(Layer):
         if len(x[0]) > 3:
             raise SpecError(f"alexcost does not know what autograd keeps for ScaledDotProductAttention on inputs "
                             f"of {len(x[0]) + 1} dimensions (torch's fused CPU kernel takes 3 or 4)")
+        if len(x) == 4 and isinstance(x[3], ParameterShape) and len(x[3]) != len(x[0]) + 1:
+            raise SpecError(f"alexcost does not know what autograd keeps for ScaledDotProductAttention with a mask "
+                            f"of {len(x[3])} dimensions, computed from parameters alone, on scores of "
+                            f"{len(x[0]) + 1} (torch's CPU kernel keeps more than the mask then)")
         if len(x) == 4 and grads.inputs[3]:
             raise SpecError("alexcost does not know what autograd keeps for ScaledDotProductAttention with a mask "
                             "that requires grad (torch runs its math backend then, not the fused kernel)")
