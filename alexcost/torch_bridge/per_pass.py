@@ -4,7 +4,8 @@ learned scale through a sigmoid): torch runs them once per forward pass, whateve
 The reader keeps such a tensor whole (a `ParameterShape`: no batch dimension), and the network runs the
 layers that read only such tensors once per pass (`alexcost.engine.network.Network.once`), their rules
 seeing the full shapes as one sample. That reading is exact for the kinds whose arguments name no
-dimension (an elementwise op, arithmetic with a number) or only the last ones (Linear, LayerNorm): the
+dimension (an elementwise op, arithmetic with a number) or only the last ones (Linear, LayerNorm, a constant
+pad): the
 same call on a batched tensor and on a whole one means the same thing. Every other kind (a view, a
 permute, a softmax over a dimension) numbers dimensions from the batch's, so it is refused on such a tensor.
 """
@@ -13,11 +14,11 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from ..layers import (Add, Cat, Contiguous, IndexSelect, LayerNorm, Linear, ParameterShape, Permute, Reshape, Scalar, Slice,
-                      Transpose, View)
+from ..layers import (Add, Cat, Contiguous, IndexSelect, LayerNorm, Linear, Pad, ParameterShape, Permute, Reshape,
+                      Scalar, Slice, Softmax, Transpose, View)
 from ..layers.base import Elementwise
 
-_LAST_DIMENSIONS = (Linear, LayerNorm, Scalar)
+_LAST_DIMENSIONS = (Linear, LayerNorm, Scalar, Pad)
 
 
 def reads(kind) -> bool:
@@ -31,8 +32,9 @@ def refusal(shown: str, kind) -> str:
     """Why a layer of ``kind`` (None: a call that is not a layer) does not read ``shown``, computed once per pass."""
     what = f"a {kind.__name__}" if kind is not None else "this call"
     return (f"reads {shown}, with no activation: a computation on parameters or buffers alone runs once per "
-            f"forward pass; alexcost reads one through elementwise layers, arithmetic, Linear and "
-            f"LayerNorm, not through {what}, whose arguments number dimensions from the batch's")
+            f"forward pass; alexcost reads one through elementwise layers, arithmetic, Linear, LayerNorm, views, "
+            f"concatenation, a softmax and a constant pad, not through {what}, whose arguments number dimensions "
+            f"from the batch's")
 
 
 # -- views, copies and gathers of a tensor computed once per pass ------------------------------------------------
@@ -117,6 +119,11 @@ def wrap(methods: dict, functions: dict) -> None:
     functions[operator.getitem] = gathered(functions[operator.getitem])
     for cat in [f for f in functions if getattr(f, "__name__", None) in ("cat", "concat", "concatenate")]:
         functions[cat] = joined(functions[cat])
+    for function in [f for f in functions if getattr(f, "__name__", None) == "softmax"]:
+        functions[function] = softmax(functions[function])
+    methods["softmax"] = softmax(methods["softmax"])
+    for function in [f for f in functions if getattr(f, "__name__", None) == "pad"]:
+        functions[function] = padded(functions[function])
 
 
 def joined(handler):
@@ -142,3 +149,37 @@ def linear_with_bias(r, node, x, linear, params, bias):
     op per output element; torch's addmm adds it in its kernel)."""
     product = r.emit(node, linear, [x], params=params, label="linear")
     return r.emit(node, Add(), [product, r.operand(bias, node)], label="add")
+
+
+def softmax(handler):
+    """``handler`` (a softmax of an activation), which reads the softmax of a tensor computed once per pass
+    (EfficientViM's learned weights): a `Softmax` run once, over the same dimension."""
+    def handle(r, node, args, kwargs):
+        value = args[0] if args else kwargs.get("input")
+        if r.is_attribute(value) and value.kind in ("parameter", "buffer"):
+            value = r.operand(value, node)
+        if not _whole(r, value):
+            return handler(r, node, args, kwargs)
+        dim = args[1] if len(args) > 1 else kwargs.get("dim")
+        dim = r.constant(dim, node, "dim")
+        if kwargs.get("dtype") is not None or len(args) > 2 or not isinstance(dim, int):
+            r.refuse(node, f"takes dim={dim!r} and a dtype; alexcost reads a softmax over one given dimension, in "
+                           f"the input's dtype")
+        rank = len(value.shape)
+        if not -rank <= dim < rank:
+            r.refuse(node, f"dim={dim} is out of range for {r.show(value)}")
+        return r.emit(node, Softmax(dim=dim % rank + 1), [value])
+    return handle
+
+
+def padded(handler):
+    """``handler`` (``F.pad``), which reads a constant pad of a tensor computed once per pass (the place of a
+    class token in a position bias); other modes check the tensor's rank, which differs by the batch's."""
+    def handle(r, node, args, kwargs):
+        value = args[0] if args else kwargs.get("input")
+        mode = args[2] if len(args) > 2 else kwargs.get("mode", "constant")
+        if _whole(r, value) and mode != "constant":
+            r.refuse(node, f"pads {r.show(value)} in mode {mode!r}; alexcost reads such a tensor padded with a "
+                           f"constant only")
+        return handler(r, node, args, kwargs)
+    return handle
