@@ -31,7 +31,7 @@ from alexcost import (GELU, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPoo
 from alexcost import (Embedding, Expand, Matmul, MultiheadAttention, Norm, Roll, ScaledDotProductAttention, Slice, Squeeze,
                       Sum, Unfold, Unsqueeze, WindowAttention)
 from alexcost import AvgPool1d, Normalize, RMSNorm
-from alexcost import Buffer, Div, PositionBias, Rsqrt, Scalar, Sub
+from alexcost import Buffer, Div, Exp, IndexSelect, PositionBias, Rsqrt, Scalar, Sub
 from alexcost.layers import BUILTIN_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -250,6 +250,7 @@ S = {
     "StochasticDepth": Sample(unary(lambda **kw: StochasticDepth(p=0.2, mode="row", **kw)), {(): dict(y=X)}),
     "Tanh": Sample(unary(Tanh), {(): dict(y=X, other_ops=N)}),
     "Rsqrt": Sample(unary(Rsqrt), {(): dict(y=X, other_ops=N)}),
+    "Exp": Sample(unary(Exp), {(): dict(y=X, other_ops=N)}),
     "Transpose": Sample(unary(lambda **kw: Transpose(dim0=1, dim1=3, **kw)), {(): dict(y=(8, 6, 4))}),
     "View": Sample(unary(lambda **kw: View(shape=(-1,), **kw)), {(): dict(y=(N,))}),
     "ZeroPad2d": Sample(unary(lambda **kw: ZeroPad2d(padding=(1, 0, 2, 1), **kw)), {(): dict(y=(4, 6 + 2 + 1, 8 + 1))}),
@@ -350,6 +351,8 @@ S = {
                      {(): dict(y=X)}),
     "Slice": Sample(unary(lambda **kw: Slice(index=(1, (None, None, 2)), **kw)), {(): dict(y=(3, 8))}),
     "Unsqueeze": Sample(unary(lambda **kw: Unsqueeze(dim=2, **kw)), {(): dict(y=(4, 1, 6, 8))}),
+    "IndexSelect": Sample(unary(lambda **kw: IndexSelect(dim=2, index_size=9, **kw)),
+                          {(): dict(y=(4, 9, 8), buffers=9)}),
     "Squeeze": Sample(lambda src, **kw: [Mean(name="squash", dim=2, keepdim=True), Squeeze(dim=2, **kw)],
                       {(): dict(y=(4, 8))}),
     # (4, 6, 8) @ (4, 8, 6): 4 products of 6 x 8 by 8 x 6
@@ -450,7 +453,7 @@ def claim(cell: str, layer, env: dict, per_element: bool = False):
 
 def test_the_tables_list_every_kind_once():
     counts, tools = table("conventions.md", COUNTS_HEADER), table("conventions.md", TOOLS_HEADER)
-    assert len(KINDS) == 72
+    assert len(KINDS) == 74
     assert list(counts) == KINDS and list(tools) == KINDS
     assert sorted(S) == KINDS
 

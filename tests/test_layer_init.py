@@ -22,7 +22,7 @@ REQUIRED = {"output_size": 2, "kernel_size": 3, "dim": 1, "chunks": 2, "out_chan
             "split_size_or_sections": 2, "p": 0.5, "mode": "row", "dim0": 1, "dim1": 2, "padding": 1,
             "num_groups": 1, "pad": (1, 1), "shifts": (1, 2, 1), "sizes": (2, 3), "index": (0,),
             "num_embeddings": 10, "embedding_dim": 4, "embed_dim": 8, "num_heads": 2, "window_size": (2, 2),
-            "shift_size": (0, 0), "op": "mul", "value": 0.5, "table": (6, 2)}
+            "shift_size": (0, 0), "op": "mul", "value": 0.5, "table": (6, 2), "index_size": 3}
 """A valid value for every argument some kind requires."""
 
 

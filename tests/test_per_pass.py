@@ -273,3 +273,22 @@ def test_a_softmax_and_a_constant_pad_of_a_per_pass_tensor_agree_with_torch():
     assert cost.totals.other_ops == 3 * 3 * 4 + 2 * 3 * 5     # the softmax's 3 per element, once; the add
     theirs, ours = agree(SoftmaxPadded(), (3, 5), 2)
     assert theirs.refused is None and ours == theirs
+
+
+class LogitScale(nn.Module):
+    """Scores times a learned scale through exp, once per pass (Swin V2's logit scale, unclamped), and the
+    scores' own exp per sample."""
+
+    def __init__(self):
+        super().__init__()
+        self.logit_scale = nn.Parameter(torch.randn(HEADS, 1, 1))
+
+    def forward(self, x):
+        return torch.exp(x) * self.logit_scale.exp()
+
+
+def test_exp_per_sample_and_once_per_pass_agrees_with_torch():
+    cost = forward_against_torch(LogitScale(), (HEADS, 3, 3), batch=2)
+    assert cost.totals.other_ops == 2 * HEADS * 9 + HEADS + 2 * HEADS * 9   # exp per sample, exp once, product
+    theirs, ours = agree(LogitScale(), (HEADS, 3, 3), 2)
+    assert theirs.refused is None and ours == theirs

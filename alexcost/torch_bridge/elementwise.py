@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ..layers import Add, Mul, Rsqrt
+from ..layers import Add, Exp, Mul, Rsqrt
 from .calls import REQUIRED, bind, unary
 
 
@@ -84,10 +84,10 @@ def created(name: str):
     return handle
 
 
-FUNCTIONS = {torch.rsqrt: unary(Rsqrt), torch.addcmul: addcmul,
+FUNCTIONS = {torch.rsqrt: unary(Rsqrt), torch.exp: unary(Exp), torch.addcmul: addcmul,
              **{getattr(torch, name): created(name) for name in ("arange", "zeros", "ones", "full", "empty",
                                                                  "linspace", "eye", "tensor", "rand", "randn")}}
 """Functions by the object fx records as a call_function node's target."""
 
-METHODS = {"rsqrt": unary(Rsqrt), "addcmul": addcmul}
+METHODS = {"rsqrt": unary(Rsqrt), "exp": unary(Exp), "addcmul": addcmul}
 """Tensor methods by name."""

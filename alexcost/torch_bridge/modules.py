@@ -291,6 +291,7 @@ BUILDERS = {
     kinds.Squeeze: lambda layer, x: Method("squeeze", layer.dim),
     kinds.Normalize: lambda layer, x: Function(torch.nn.functional.normalize, p=layer.p, dim=layer.dim, eps=layer.eps),
     kinds.Rsqrt: lambda layer, x: Function(torch.rsqrt),
+    kinds.Exp: lambda layer, x: Function(torch.exp),
 }
 """The kinds torch.nn lacks, by class (a subclass of one of them is a kind of its own)."""
 
