@@ -1,4 +1,5 @@
 """Per-sample elementwise calls that stop timm models, as alexcost layers: ``torch.rsqrt`` (`Rsqrt`),
+``torch.square`` (``x ** 2``, a `Scalar`),
 ``torch.addcmul`` (a `Mul` then an `Add` in place into the product: the same ops, one new tensor, the same
 tensors kept as torch's single kernel), and ``x.device`` of an activation (a marker, `DEVICE`: alexcost
 does not know the device; it is read only where a use does not depend on it). Tensors made from constants
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ..layers import Add, Mul, Rsqrt
+from ..layers import Add, Mul, Rsqrt, Scalar
 from .calls import REQUIRED, bind, unary
 
 
@@ -74,6 +75,15 @@ def addcmul(r, node, args, kwargs):
     return r.emit(node, r.build(node, Add, {"inplace": True}), [made, base])
 
 
+def square(inplace: bool):
+    """``torch.square(x)``, ``x.square()`` (``x.square_()`` in place): torch computes it as ``x ** 2``
+    (``pow`` with the exponent 2, its backward and what it keeps alike), so a `Scalar` ``pow`` 2."""
+    def handle(r, node, args, kwargs):
+        x = r.tensor(bind(r, node, (("input", REQUIRED),), args, kwargs)["input"], node)
+        return r.emit(node, r.build(node, Scalar, {"op": "pow", "value": 2, "inplace": inplace}), [x])
+    return handle
+
+
 def created(name: str):
     """``torch.<name>(...)``, a tensor made from constants (``torch.arange``, ``torch.zeros``): refused, saying
     why: what is computed from it alone (a position table) runs once per forward pass, not per sample."""
@@ -84,10 +94,11 @@ def created(name: str):
     return handle
 
 
-FUNCTIONS = {torch.rsqrt: unary(Rsqrt), torch.addcmul: addcmul,
+FUNCTIONS = {torch.rsqrt: unary(Rsqrt), torch.addcmul: addcmul, torch.square: square(False),
+             torch.square_: square(True),
              **{getattr(torch, name): created(name) for name in ("arange", "zeros", "ones", "full", "empty",
                                                                  "linspace", "eye", "tensor", "rand", "randn")}}
 """Functions by the object fx records as a call_function node's target."""
 
-METHODS = {"rsqrt": unary(Rsqrt), "addcmul": addcmul}
+METHODS = {"rsqrt": unary(Rsqrt), "addcmul": addcmul, "square": square(False), "square_": square(True)}
 """Tensor methods by name."""
