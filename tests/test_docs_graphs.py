@@ -31,7 +31,7 @@ from alexcost import (GELU, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPoo
 from alexcost import (Embedding, Expand, Matmul, MultiheadAttention, Norm, Roll, ScaledDotProductAttention, Slice, Squeeze,
                       Sum, Unfold, Unsqueeze, WindowAttention)
 from alexcost import AvgPool1d, Normalize, RMSNorm
-from alexcost import Div, PositionBias, Rsqrt, Scalar, Sub
+from alexcost import Clamp, Div, PositionBias, Rsqrt, Scalar, Sub
 from alexcost.layers import BUILTIN_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -248,6 +248,9 @@ S = {
     "StochasticDepth": Sample(unary(lambda **kw: StochasticDepth(p=0.2, mode="row", **kw)), {(): dict(y=X)}),
     "Tanh": Sample(unary(Tanh), {(): dict(y=X, other_ops=N)}),
     "Rsqrt": Sample(unary(Rsqrt), {(): dict(y=X, other_ops=N)}),
+    "Clamp": Sample(unary(lambda **kw: Clamp(**{"min": 0.0, "max": 6.0, **kw})),
+                    {(): dict(y=X, other_ops=2 * N), (("max", None),): dict(y=X, other_ops=N),
+                     (("min", None), ("inplace", True)): dict(y=X, other_ops=N)}),
     "Transpose": Sample(unary(lambda **kw: Transpose(dim0=1, dim1=3, **kw)), {(): dict(y=(8, 6, 4))}),
     "View": Sample(unary(lambda **kw: View(shape=(-1,), **kw)), {(): dict(y=(N,))}),
     "ZeroPad2d": Sample(unary(lambda **kw: ZeroPad2d(padding=(1, 0, 2, 1), **kw)), {(): dict(y=(4, 6 + 2 + 1, 8 + 1))}),
@@ -448,7 +451,7 @@ def claim(cell: str, layer, env: dict, per_element: bool = False):
 
 def test_the_tables_list_every_kind_once():
     counts, tools = table("conventions.md", COUNTS_HEADER), table("conventions.md", TOOLS_HEADER)
-    assert len(KINDS) == 71
+    assert len(KINDS) == 72
     assert list(counts) == KINDS and list(tools) == KINDS
     assert sorted(S) == KINDS
 

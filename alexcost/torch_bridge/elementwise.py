@@ -1,5 +1,5 @@
 """Per-sample elementwise calls that stop timm models, as alexcost layers: ``torch.rsqrt`` (`Rsqrt`),
-``torch.square`` (``x ** 2``, a `Scalar`),
+``torch.square`` (``x ** 2``, a `Scalar`), ``torch.clamp`` with number bounds (`Clamp`),
 ``torch.addcmul`` (a `Mul` then an `Add` in place into the product: the same ops, one new tensor, the same
 tensors kept as torch's single kernel), and ``x.device`` of an activation (a marker, `DEVICE`: alexcost
 does not know the device; it is read only where a use does not depend on it). Tensors made from constants
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ..layers import Add, Mul, Rsqrt, Scalar
+from ..layers import Add, Clamp, Mul, Rsqrt, Scalar
 from .calls import REQUIRED, bind, unary
 
 
@@ -84,6 +84,22 @@ def square(inplace: bool):
     return handle
 
 
+def clamp(inplace: bool, bound: str | None = None):
+    """``torch.clamp(x, min, max)`` (``clip``, ``x.clamp_``; ``x.clamp_min(m)`` and ``x.clamp_max(m)`` with
+    ``bound``) with Python-number bounds: a `Clamp`. A tensor bound is refused."""
+    spec = (("input", REQUIRED), (bound, REQUIRED)) if bound else (("input", REQUIRED), ("min", None), ("max", None))
+
+    def handle(r, node, args, kwargs):
+        b = bind(r, node, spec, args, kwargs)
+        x = r.tensor(b.pop("input"), node)
+        for name, value in b.items():
+            if r.is_tensor(value):
+                r.refuse(node, f"its {name} is {r.show(value)}; alexcost reads clamp with Python-number bounds only")
+            b[name] = r.constant(value, node, name)
+        return r.emit(node, r.build(node, Clamp, {**b, "inplace": inplace}), [x])
+    return handle
+
+
 def created(name: str):
     """``torch.<name>(...)``, a tensor made from constants (``torch.arange``, ``torch.zeros``): refused, saying
     why: what is computed from it alone (a position table) runs once per forward pass, not per sample."""
@@ -95,10 +111,14 @@ def created(name: str):
 
 
 FUNCTIONS = {torch.rsqrt: unary(Rsqrt), torch.addcmul: addcmul, torch.square: square(False),
-             torch.square_: square(True),
+             torch.square_: square(True), torch.clamp: clamp(False), torch.clip: clamp(False),
+             torch.clamp_: clamp(True), torch.clip_: clamp(True), torch.clamp_min: clamp(False, "min"),
+             torch.clamp_max: clamp(False, "max"),
              **{getattr(torch, name): created(name) for name in ("arange", "zeros", "ones", "full", "empty",
                                                                  "linspace", "eye", "tensor", "rand", "randn")}}
 """Functions by the object fx records as a call_function node's target."""
 
-METHODS = {"rsqrt": unary(Rsqrt), "addcmul": addcmul, "square": square(False), "square_": square(True)}
+METHODS = {"rsqrt": unary(Rsqrt), "addcmul": addcmul, "square": square(False), "square_": square(True),
+           "clamp": clamp(False), "clip": clamp(False), "clamp_": clamp(True), "clip_": clamp(True),
+           **{f"clamp_{b}{i}": clamp(i == "_", b) for b in ("min", "max") for i in ("", "_")}}
 """Tensor methods by name."""
