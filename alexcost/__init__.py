@@ -18,7 +18,7 @@ from .layers import (GELU, INPUT, LAYER_KINDS, AdaptiveAvgPool2d, AdaptiveAvgPoo
                      StochasticDepth, Tanh, Transpose, Upsample, View, ZeroPad2d, register_layer)
 from .layers import (Expand, Matmul, MultiheadAttention, ScaledDotProductAttention, Slice, Squeeze, Unsqueeze,
                      WindowAttention)
-from .layers import AvgPool1d, Normalize, RMSNorm, Unfold
+from .layers import AvgPool1d, Fold, Normalize, RMSNorm, Unfold
 from .layers import Clamp, Div, Embedding, Norm, PositionBias, Roll, Rsqrt, Scalar, Sub, Sum
 from .models import DEFAULT_MODEL, PRESETS, preset
 from .engine.network import Network
@@ -46,7 +46,7 @@ __all__ = [
     "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "AvgPool1d", "AvgPool2d", "AvgPool3d",
     "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Cat", "Chunk", "Clamp", "Clone", "Contiguous", "Conv1d", "Conv2d",
     "Conv3d", "ConvTranspose2d", "DEFAULT_MODEL", "DTYPE_BYTES", "Div", "Dropout", "Dropout2d", "Embedding", "Expand",
-    "Flatten", "GELU", "GroupNorm", "Hardsigmoid", "Hardswish", "INPUT", "Identity", "InstanceNorm2d",
+    "Flatten", "Fold", "GELU", "GroupNorm", "Hardsigmoid", "Hardswish", "INPUT", "Identity", "InstanceNorm2d",
     "LAYER_KINDS", "Layer", "LayerCost", "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm", "Matmul",
     "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Network", "NetworkCost", "Norm", "Normalize",
     "PRESETS", "Pad", "Parameter", "Permute", "PositionBias", "RMSNorm", "ReLU", "ReLU6", "Reshape", "Roll", "Rsqrt",
