@@ -30,8 +30,8 @@ from alexcost import (GELU, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPoo
                       StochasticDepth, Tanh, Transpose, Upsample, View, ZeroPad2d)
 from alexcost import (Embedding, Expand, Matmul, MultiheadAttention, Norm, Roll, ScaledDotProductAttention, Slice, Squeeze,
                       Sum, Unfold, Unsqueeze, WindowAttention)
-from alexcost import AvgPool1d, Normalize, RMSNorm
-from alexcost import Buffer, Div, Exp, IndexSelect, PositionBias, Rsqrt, Scalar, Sub
+from alexcost import AvgPool1d, Fold, Normalize, RMSNorm
+from alexcost import Buffer, Clamp, Div, Exp, IndexSelect, PositionBias, Rsqrt, Scalar, Sub
 from alexcost.layers import BUILTIN_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -251,6 +251,9 @@ S = {
     "Tanh": Sample(unary(Tanh), {(): dict(y=X, other_ops=N)}),
     "Rsqrt": Sample(unary(Rsqrt), {(): dict(y=X, other_ops=N)}),
     "Exp": Sample(unary(Exp), {(): dict(y=X, other_ops=N)}),
+    "Clamp": Sample(unary(lambda **kw: Clamp(**{"min": 0.0, "max": 6.0, **kw})),
+                    {(): dict(y=X, other_ops=2 * N), (("max", None),): dict(y=X, other_ops=N),
+                     (("min", None), ("inplace", True)): dict(y=X, other_ops=N)}),
     "Transpose": Sample(unary(lambda **kw: Transpose(dim0=1, dim1=3, **kw)), {(): dict(y=(8, 6, 4))}),
     "View": Sample(unary(lambda **kw: View(shape=(-1,), **kw)), {(): dict(y=(N,))}),
     "ZeroPad2d": Sample(unary(lambda **kw: ZeroPad2d(padding=(1, 0, 2, 1), **kw)), {(): dict(y=(4, 6 + 2 + 1, 8 + 1))}),
@@ -346,6 +349,10 @@ S = {
     # kernel (3, 2), stride 2, padding 1 on 6 x 8: (6 + 2 - 3)//2 + 1 = 3 by (8 + 2 - 2)//2 + 1 = 5 windows
     "Unfold": Sample(unary(lambda **kw: Unfold(kernel_size=(3, 2), stride=2, padding=1, **kw)),
                      {(): dict(y=(4 * 3 * 2, 3 * 5))}),
+    # windows (3, 2) side by side, summed back: every element of the (4, 6, 8) output once
+    "Fold": Sample(lambda src, **kw: [Unfold(name="cols", kernel_size=(3, 2), stride=(3, 2)),
+                                      Fold(output_size=(6, 8), kernel_size=(3, 2), stride=(3, 2), **kw)],
+                   {(): dict(y=X, other_ops=N)}),
     # -- attention and its views --
     "Expand": Sample(lambda src, **kw: [Mean(name="squash", dim=2, keepdim=True), Expand(sizes=(-1, 6, -1), **kw)],
                      {(): dict(y=X)}),
@@ -414,6 +421,10 @@ def environment(kind: str, layer, x, hand: dict) -> dict:
     if hasattr(layer, "kernel_size"):
         env.update(zip(KERNEL[len(layer.kernel_size)], layer.kernel_size))
     env.update(ATTENTION.get(kind, lambda x, y, layer: {})(x, y, layer))
+    if kind == "Fold":  # the column elements that land in the output
+        env["taps"] = y[0] * prod(in_bounds_taps(size, k, s, p, dl, (size + 2 * p - dl * (k - 1) - 1) // s + 1)
+                                  for size, k, s, p, dl in zip(layer.output_size, layer.kernel_size, layer.stride,
+                                                               layer.padding, layer.dilation))
     if kind in ("MaxPool2d", "AvgPool1d", "AvgPool2d", "MaxPool3d", "AvgPool3d"):
         dilation = getattr(layer, "dilation", (1,) * len(layer.kernel_size))
         env["taps"] = x[0] * prod(in_bounds_taps(size, k, s, p, dl, out) for size, k, s, p, dl, out in zip(
@@ -453,7 +464,7 @@ def claim(cell: str, layer, env: dict, per_element: bool = False):
 
 def test_the_tables_list_every_kind_once():
     counts, tools = table("conventions.md", COUNTS_HEADER), table("conventions.md", TOOLS_HEADER)
-    assert len(KINDS) == 74
+    assert len(KINDS) == 76
     assert list(counts) == KINDS and list(tools) == KINDS
     assert sorted(S) == KINDS
 

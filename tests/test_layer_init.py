@@ -34,8 +34,9 @@ def reference(kind):
     return dataclass(frozen=True, kw_only=True, repr=False, eq=False)(sub)
 
 
-VALID = {"MultiheadAttention": {"batch_first": True}}
-"""Arguments a kind's default refuses (torch's default ``batch_first=False`` puts the batch second)."""
+VALID = {"MultiheadAttention": {"batch_first": True}, "Clamp": {"max": 6.0}}
+"""Arguments a kind's default refuses (torch's default ``batch_first=False`` puts the batch second; a clamp
+needs a bound)."""
 
 
 def required(kind) -> dict:

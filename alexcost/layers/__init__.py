@@ -19,8 +19,8 @@ from .scalar import Scalar
 from .window import WindowAttention
 from .linear import Embedding, Linear
 from .merge import Add, Cat, Div, Mul, Sub
-from .pointwise import Exp, Rsqrt
-from .unfold import Unfold
+from .pointwise import Clamp, Exp, Rsqrt
+from .unfold import Fold, Unfold
 from .normalize import Normalize, RMSNorm
 from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm2d, LayerNorm, LocalResponseNorm
 from .parameter import Buffer, Parameter, PositionBias
@@ -35,13 +35,13 @@ BUILTIN_KINDS = frozenset(LAYER_KINDS.values())
 
 __all__ = [
     "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "AvgPool1d", "AvgPool2d", "AvgPool3d",
-    "BUILTIN_KINDS", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Buffer", "Cat", "Chunk", "Clone", "Contiguous", "Conv1d",
-    "Conv2d", "Conv3d", "ConvTranspose2d", "Div", "Dropout", "Dropout2d", "Embedding", "Exp", "Expand", "Flatten", "GELU",
-    "Grads", "GroupNorm", "Hardsigmoid", "Hardswish", "INPUT", "Identity", "IndexSelect", "InstanceNorm2d", "LAYER_KINDS",
-    "Layer", "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean",
-    "Mul", "MultiheadAttention", "Norm", "Normalize", "Pad", "Parameter", "ParameterShape", "Permute",
-    "PositionBias", "RMSNorm", "ReLU", "ReLU6", "Reshape", "Roll", "Rsqrt", "Saved", "Scalar", "ScaledDotProductAttention",
-    "Shape", "SiLU", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "StochasticDepth", "Sub", "Sum", "Tanh",
-    "TrainContext", "Transpose", "Unfold", "Unsqueeze", "Upsample", "View", "WindowAttention", "ZeroPad2d",
-    "register_layer",
+    "BUILTIN_KINDS", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Buffer", "Cat", "Chunk", "Clamp", "Clone",
+    "Contiguous", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose2d", "Div", "Dropout", "Dropout2d", "Embedding", "Exp",
+    "Expand", "Flatten", "Fold", "GELU", "Grads", "GroupNorm", "Hardsigmoid", "Hardswish", "INPUT", "Identity",
+    "IndexSelect", "InstanceNorm2d", "LAYER_KINDS", "Layer", "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm",
+    "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Norm", "Normalize", "Pad", "Parameter",
+    "ParameterShape", "Permute", "PositionBias", "RMSNorm", "ReLU", "ReLU6", "Reshape", "Roll", "Rsqrt", "Saved",
+    "Scalar", "ScaledDotProductAttention", "Shape", "SiLU", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze",
+    "StochasticDepth", "Sub", "Sum", "Tanh", "TrainContext", "Transpose", "Unfold", "Unsqueeze", "Upsample", "View",
+    "WindowAttention", "ZeroPad2d", "register_layer",
 ]

@@ -102,6 +102,12 @@ class Matmul(Layer):
         return "Matrix Product"
 
 
+def _shared(lead: Shape, q_lead: Shape) -> bool:
+    """Do k's (or v's) leading dimensions broadcast to the query's without changing them (each the query's
+    size or 1: multi-query attention's keys and values shared by every head)?"""
+    return all(a in (b, 1) for a, b in zip(lead, q_lead))
+
+
 def _attention_other_ops(heads_lead: int, n: int, s: int, d: int, masked: bool) -> int:
     """The scale (one multiply per query feature), the softmax (3 per score) and a mask (1 per score)."""
     return heads_lead * (n * d + (3 + masked) * n * s)
@@ -112,14 +118,18 @@ def _attention_other_ops(heads_lead: int, n: int, s: int, d: int, masked: bool) 
 class ScaledDotProductAttention(Layer):
     """``F.scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal, scale)`` on
     per-sample ``q`` of ``(..., L, E)``, ``k`` of ``(..., S, E)``, ``v`` of ``(..., S, Ev)`` with the same
-    leading dimensions (heads); an ``attn_mask`` is a fourth input broadcastable to ``(..., L, S)``.
-    Output ``(..., L, Ev)``. MACs ``prod(...) * L*S*(E + Ev)``; other ops: the scale, the softmax and
-    the mask (see the module docstring).
+    leading dimensions (heads), or k's and v's of size 1 where q's are not (multi-query attention: one
+    head of keys and values shared by every query head, broadcast as torch broadcasts it); an ``attn_mask``
+    is a fourth input broadcastable to ``(..., L, S)``. Output ``(..., L, Ev)``. MACs
+    ``prod(...) * L*S*(E + Ev)`` over q's leading dimensions; other ops: the scale, the softmax and the
+    mask (see the module docstring).
 
     Backward: 4 products of ``L*S*E``-sized work when q, k and v need gradients (the scores' and the
-    values' gradients, then the queries' and the keys'). Training keeps, on the CPU's fused kernel,
-    q, k, v, the mask, the output and the log-sum-exp of each query row (float32 for float32), where q, k
-    and v have a last-dimension stride of 1 (else torch runs its math backend: refused); on CUDA the
+    values' gradients, then the queries' and the keys'); a shared k's or v's gradient also sums the
+    heads' (one add per element of each head's gradient beyond the first). Training keeps, on the CPU's
+    fused kernel, q, k, v, the mask, the output and the log-sum-exp of each query row (float32 for
+    float32), where q, k and v have a last-dimension stride of 1, v has q's features and k and v are
+    either q's heads or one shared head (else torch runs its math backend: refused); on CUDA the
     kernel torch picks depends on the device and dtype, and is refused. The output takes the query's
     dimension order (see `Layer.layout`)."""
 
@@ -143,9 +153,10 @@ class ScaledDotProductAttention(Layer):
         if len(q) < 2 or not len(q) == len(k) == len(v):
             raise SpecError(f"ScaledDotProductAttention expects q, k, v of equal ranks, at least 2 per sample, got "
                             f"{', '.join(format_shape(s) for s in x[:3])}")
-        if q[:-2] != k[:-2] or k[:-2] != v[:-2] or q[-1] != k[-1] or k[-2] != v[-2]:
+        if not (_shared(k[:-2], q[:-2]) and _shared(v[:-2], q[:-2])) or q[-1] != k[-1] or k[-2] != v[-2]:
             raise SpecError(f"ScaledDotProductAttention: q {format_shape(q)}, k {format_shape(k)} and v "
-                            f"{format_shape(v)} do not fit (q (..., L, E), k (..., S, E), v (..., S, Ev))")
+                            f"{format_shape(v)} do not fit (q (..., L, E), k (..., S, E), v (..., S, Ev), k's and "
+                            f"v's leading dimensions q's or 1)")
         if len(x) == 4:
             if self.is_causal:
                 raise SpecError("_scaled_dot_product_attention: Explicit attn_mask should not be set when "
@@ -182,9 +193,10 @@ class ScaledDotProductAttention(Layer):
         return lead * n * s * (dv * (gq or gk) + dv * gv + d * gq + d * gk)
 
     def backward_other_ops(self, x, y: Shape, grads: Grads, batch: int) -> int:
-        lead, n, s, d, _ = self._parts(x)
-        gq, gk = grads.inputs[:2]
-        return batch * lead * (4 * n * s * (gq or gk) + n * d * gq)
+        lead, n, s, d, dv = self._parts(x)
+        gq, gk, gv = grads.inputs[:3]
+        shared = (lead - prod(x[1][:-2])) * s * d * gk + (lead - prod(x[2][:-2])) * s * dv * gv
+        return batch * (lead * (4 * n * s * (gq or gk) + n * d * gq) + shared)
 
     def saved_tensors(self, x, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
         if ctx.device != "cpu" or self.dropout_p:
@@ -201,6 +213,15 @@ class ScaledDotProductAttention(Layer):
         if len(x) == 4 and grads.inputs[3]:
             raise SpecError("alexcost does not know what autograd keeps for ScaledDotProductAttention with a mask "
                             "that requires grad (torch runs its math backend then, not the fused kernel)")
+        q, k, v = x[:3]
+        if q[-1] != v[-1]:
+            raise SpecError(f"alexcost does not know what autograd keeps for ScaledDotProductAttention when v's "
+                            f"features ({v[-1]}) are not q's and k's ({q[-1]}) (torch runs its math backend then, not "
+                            f"the fused kernel)")
+        if not (k[:-2] == v[:-2] and (k[:-2] == q[:-2] or k[:-2] == (1,))):
+            raise SpecError(f"alexcost does not know what autograd keeps for ScaledDotProductAttention with k "
+                            f"{format_shape(k)} and v {format_shape(v)} broadcast over q {format_shape(q)} other "
+                            f"than both sharing one head (torch runs its math backend then, not the fused kernel)")
         if any(strides and strides[-1] != 1 for strides in ctx.strides[:3]):
             raise SpecError("alexcost does not know what autograd keeps for ScaledDotProductAttention when q, k or "
                             "v is strided in its last dimension (torch runs its math backend then, not the fused "

@@ -1,15 +1,26 @@
 """Rsqrt: ``torch.rsqrt(x)``, one over the square root of every element (an RMS norm written out:
-``x * torch.rsqrt(x.pow(2).mean(1, keepdim=True) + eps)``). Exp: ``torch.exp(x)`` (Swin V2's logit scale).
+``x * torch.rsqrt(x.pow(2).mean(1, keepdim=True) + eps)``). Clamp: ``torch.clamp(x, min, max)`` with
+Python-number bounds. Exp: ``torch.exp(x)`` (Swin V2's logit scale).
 
-One op per element. Backward: Rsqrt's ``-0.5 * grad * y ** 3`` (a power and two multiplies: 3 ops per
-element of the input's gradient), Exp's ``grad * y`` (one). What autograd keeps: the output ``y``.
+Rsqrt: one op per element. Backward: torch's formula ``-0.5 * grad * y ** 3`` (a power and two multiplies:
+3 ops per element of the input's gradient). What autograd keeps: the output ``y``.
+
+Clamp: one comparison per bound per element (2 with both, as `ReLU6`'s two clamps); backward one
+comparison per bound (the gradient passed where the input lies within the bounds). What autograd keeps:
+the input (in place, a copy of it made before overwriting it).
+
+Exp: one op per element; backward ``grad * y`` (one per element), keeping the output ``y``.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from .base import Elementwise, layer_kind, register_layer
+from math import prod
+
+from . import arguments as check
+from ..errors import SpecError
+from .base import Elementwise, Grads, InplaceElementwise, Shape, layer_kind, register_layer
 
 
 @register_layer
@@ -20,6 +31,37 @@ class Rsqrt(Elementwise):
 
     backward_ops_per_element: ClassVar[int] = 3
     saves: ClassVar[str] = "output"
+
+
+@register_layer
+@layer_kind
+class Clamp(InplaceElementwise):
+    """``torch.clamp(x, min, max)`` with Python-number bounds, either may be None (``x.clamp_`` in place): one
+    comparison per bound per element; backward one per bound; keeps its input (in place: a copy)."""
+
+    min: float | None = None
+    max: float | None = None
+    inplace: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.min is None and self.max is None:
+            raise SpecError("torch.clamp: At least one of 'min' or 'max' must not be None")
+        for bound in ("min", "max"):
+            if getattr(self, bound) is not None:
+                object.__setattr__(self, bound, check.real(getattr(self, bound), bound))
+
+    def _bounds(self) -> int:
+        return (self.min is not None) + (self.max is not None)
+
+    def other_ops(self, x: Shape, y: Shape) -> int:
+        return prod(y) * self._bounds()
+
+    def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
+        return batch * prod(x) * self._bounds() if grads.inputs[0] else 0
+
+    def label(self) -> str:
+        return f"clamp({'' if self.min is None else self.min}, {'' if self.max is None else self.max})"
 
 
 @register_layer

@@ -29,6 +29,17 @@ class Token:
         return f"the parameter {self.value.path!r} expanded over the batch"
 
 
+def token_attribute(handler):
+    """``getattr`` (``handler``), with ``token.shape`` and ``token.ndim`` of a `Token` read as the expanded
+    tensor's: ``(N, *shape[1:])`` (PiT reads its class tokens' length so)."""
+    def handle(r, node, args, kwargs):
+        if len(args) == 2 and isinstance(args[0], Token) and args[1] in ("shape", "ndim"):
+            shape = (r.BATCH, *tuple(args[0].value.tensor.shape)[1:])
+            return shape if args[1] == "shape" else len(shape)
+        return handler(r, node, args, kwargs)
+    return handle
+
+
 def matmul(r, node, args, kwargs, names=("input", "other")):
     b = bind(r, node, ((names[0], REQUIRED), (names[1], REQUIRED)), args, kwargs)
     a, c = b[names[0]], b[names[1]]

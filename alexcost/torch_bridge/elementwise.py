@@ -1,4 +1,5 @@
 """Per-sample elementwise calls that stop timm models, as alexcost layers: ``torch.rsqrt`` (`Rsqrt`),
+``torch.square`` (``x ** 2``, a `Scalar`), ``torch.clamp`` with number bounds (`Clamp`),
 ``torch.addcmul`` (a `Mul` then an `Add` in place into the product: the same ops, one new tensor, the same
 tensors kept as torch's single kernel), and ``x.device`` of an activation (a marker, `DEVICE`: alexcost
 does not know the device; it is read only where a use does not depend on it). Tensors made from constants
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ..layers import Add, Exp, Mul, Rsqrt
+from ..layers import Add, Clamp, Exp, Mul, Rsqrt, Scalar
 from .calls import REQUIRED, bind, unary
 
 
@@ -74,6 +75,31 @@ def addcmul(r, node, args, kwargs):
     return r.emit(node, r.build(node, Add, {"inplace": True}), [made, base])
 
 
+def square(inplace: bool):
+    """``torch.square(x)``, ``x.square()`` (``x.square_()`` in place): torch computes it as ``x ** 2``
+    (``pow`` with the exponent 2, its backward and what it keeps alike), so a `Scalar` ``pow`` 2."""
+    def handle(r, node, args, kwargs):
+        x = r.tensor(bind(r, node, (("input", REQUIRED),), args, kwargs)["input"], node)
+        return r.emit(node, r.build(node, Scalar, {"op": "pow", "value": 2, "inplace": inplace}), [x])
+    return handle
+
+
+def clamp(inplace: bool, bound: str | None = None):
+    """``torch.clamp(x, min, max)`` (``clip``, ``x.clamp_``; ``x.clamp_min(m)`` and ``x.clamp_max(m)`` with
+    ``bound``) with Python-number bounds: a `Clamp`. A tensor bound is refused."""
+    spec = (("input", REQUIRED), (bound, REQUIRED)) if bound else (("input", REQUIRED), ("min", None), ("max", None))
+
+    def handle(r, node, args, kwargs):
+        b = bind(r, node, spec, args, kwargs)
+        x = r.tensor(b.pop("input"), node)
+        for name, value in b.items():
+            if r.is_tensor(value):
+                r.refuse(node, f"its {name} is {r.show(value)}; alexcost reads clamp with Python-number bounds only")
+            b[name] = r.constant(value, node, name)
+        return r.emit(node, r.build(node, Clamp, {**b, "inplace": inplace}), [x])
+    return handle
+
+
 def created(name: str):
     """``torch.<name>(...)``, a tensor made from constants (``torch.arange``, ``torch.zeros``): refused, saying
     why: what is computed from it alone (a position table) runs once per forward pass, not per sample."""
@@ -84,10 +110,15 @@ def created(name: str):
     return handle
 
 
-FUNCTIONS = {torch.rsqrt: unary(Rsqrt), torch.exp: unary(Exp), torch.addcmul: addcmul,
+FUNCTIONS = {torch.rsqrt: unary(Rsqrt), torch.exp: unary(Exp), torch.addcmul: addcmul, torch.square: square(False),
+             torch.square_: square(True), torch.clamp: clamp(False), torch.clip: clamp(False),
+             torch.clamp_: clamp(True), torch.clip_: clamp(True), torch.clamp_min: clamp(False, "min"),
+             torch.clamp_max: clamp(False, "max"),
              **{getattr(torch, name): created(name) for name in ("arange", "zeros", "ones", "full", "empty",
                                                                  "linspace", "eye", "tensor", "rand", "randn")}}
 """Functions by the object fx records as a call_function node's target."""
 
-METHODS = {"rsqrt": unary(Rsqrt), "exp": unary(Exp), "addcmul": addcmul}
+METHODS = {"rsqrt": unary(Rsqrt), "exp": unary(Exp), "addcmul": addcmul, "square": square(False), "square_": square(True),
+           "clamp": clamp(False), "clip": clamp(False), "clamp_": clamp(True), "clip_": clamp(True),
+           **{f"clamp_{b}{i}": clamp(i == "_", b) for b in ("min", "max") for i in ("", "_")}}
 """Tensor methods by name."""

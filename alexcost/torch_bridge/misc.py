@@ -1,6 +1,7 @@
 """Single calls that stop otherwise readable models, as alexcost layers: ``x.expand_as(y)``, ``x.float()``
-(the tensor itself), ``F.rms_norm``, ``F.normalize``, ``F.avg_pool1d`` and ``F.unfold`` (``nn.RMSNorm``,
-``nn.AvgPool1d`` and ``nn.Unfold`` are read by name). Handlers as in `alexcost.torch_bridge.ops`, which adds
+(the tensor itself), ``F.rms_norm``, ``F.normalize``, ``F.avg_pool1d``, ``F.unfold`` and ``F.fold``
+(``nn.RMSNorm``, ``nn.AvgPool1d``, ``nn.Unfold`` and ``nn.Fold`` are read by name). Handlers as in
+`alexcost.torch_bridge.ops`, which adds
 `FUNCTIONS` and `METHODS` to its tables. Imports torch.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..layers import AvgPool1d, Expand, Normalize, RMSNorm, Unfold
+from ..layers import AvgPool1d, Expand, Fold, Normalize, RMSNorm, Unfold
 from .calls import REQUIRED, bind, unary, weight_arg
 
 
@@ -64,6 +65,8 @@ FUNCTIONS = {
                                     ("ceil_mode", False), ("count_include_pad", True))),
     F.normalize: unary(Normalize, (("p", 2.0), ("dim", 1), ("eps", 1e-12), ("out", None)), fixed={"out": None}),
     F.unfold: unary(Unfold, (("kernel_size", REQUIRED), ("dilation", 1), ("padding", 0), ("stride", 1))),
+    F.fold: unary(Fold, (("output_size", REQUIRED), ("kernel_size", REQUIRED), ("dilation", 1), ("padding", 0),
+                         ("stride", 1))),
 }
 """Functions by the object fx records as a call_function node's target."""
 

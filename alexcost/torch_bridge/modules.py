@@ -292,6 +292,8 @@ BUILDERS = {
     kinds.Normalize: lambda layer, x: Function(torch.nn.functional.normalize, p=layer.p, dim=layer.dim, eps=layer.eps),
     kinds.Rsqrt: lambda layer, x: Function(torch.rsqrt),
     kinds.Exp: lambda layer, x: Function(torch.exp),
+    kinds.Clamp: lambda layer, x: Function(torch.clamp_ if layer.inplace else torch.clamp, min=layer.min,
+                                           max=layer.max),
 }
 """The kinds torch.nn lacks, by class (a subclass of one of them is a kind of its own)."""
 

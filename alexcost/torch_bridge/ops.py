@@ -31,7 +31,7 @@ from .calls import REQUIRED, bind, unary
 from .calls import fixed_args as _fixed, weight_arg as _weight
 from .dense import CONVOLUTIONS, module_conv, padding_module
 from .dense import FUNCTIONS as DENSE_FUNCTIONS
-from .attention import FUNCTIONS as ATTENTION_FUNCTIONS, METHODS as ATTENTION_METHODS, Token
+from .attention import FUNCTIONS as ATTENTION_FUNCTIONS, METHODS as ATTENTION_METHODS, Token, token_attribute
 from .misc import FUNCTIONS as MISC_FUNCTIONS, METHODS as MISC_METHODS
 from .moves import FUNCTIONS as MOVES_FUNCTIONS, METHODS as MOVES_METHODS, moved_permute
 from .stacks import FUNCTIONS as STACK_FUNCTIONS, reduced
@@ -368,7 +368,7 @@ METHODS["view"], METHODS["reshape"] = reshaped_parameter(METHODS["view"]), resha
 for _method in ("permute", "contiguous", "unsqueeze"):
     METHODS[_method] = gathered_view(METHODS[_method], _method)
 FUNCTIONS[operator.getitem] = gathered_parameter(FUNCTIONS[operator.getitem])
-FUNCTIONS[getattr] = device_attribute(FUNCTIONS[getattr])
+FUNCTIONS[getattr] = token_attribute(device_attribute(FUNCTIONS[getattr]))
 FUNCTIONS[torch.reshape] = reshaped_parameter(FUNCTIONS[torch.reshape])
 per_pass.wrap(METHODS, FUNCTIONS)
 

@@ -59,10 +59,10 @@ def walk(network, options: Options, frozen: dict, detail: bool = False) -> Walke
     state = _State(network, lay, options, detail)
     req, keep, step_of = state.req, state.keep, rules.step
     views = lay.writes and lay.several  # an in-place write into a view of several outputs can be refused
-    macs = backward = saved = params = trainable = tensors = buffers = once_macs = once_backward = 0
+    saved = params = trainable = tensors = buffers = 0
+    macs, backward = [0, 0], [0, 0]  # per sample, and once per pass
     modes = _Modes(network, lay) if network.modes else None
     casts = _casts(network, lay, options, state)
-    one = options._replace(batch=1)  # a layer run once per pass is a batch of one
     for i, (layer, r, x, ins, outs, facts, strides, live, once) in enumerate(zip(
             network.layers, network.layer_rules(), network.input_shapes, lay.ins, lay.outs, lay.facts, lay.strides,
             lay.alive, network.once)):
@@ -80,8 +80,8 @@ def walk(network, options: Options, frozen: dict, detail: bool = False) -> Walke
         for v in outs:
             req[v] = node or passes
         try:
-            step = step_of(layer, r, x, in_req, weight, bias, one if once else options if casts is None else
-                           casts.runs_at(i, layer), strides, node and live)
+            step = step_of(layer, r, x, in_req, weight, bias, options._replace(batch=1) if once else options if
+                           casts is None else casts.runs_at(i, layer), strides, node and live)  # (once: a batch of one)
             if casts is not None:
                 step = casts.step(i, layer, step, Grads(in_req, weight, bias) if node else None, facts.weight_params)
         except SpecError as err:
@@ -95,12 +95,8 @@ def walk(network, options: Options, frozen: dict, detail: bool = False) -> Walke
         else:
             own = keep(i, ins, outs, step, live, facts.inplace) if step.saved or facts.inplace else 0
         mine = facts.weight_params * weight + facts.bias_params * bias if live else 0
-        if once:
-            once_macs += facts.macs
-            once_backward += step.grad_input_macs + step.grad_weight_macs
-        else:
-            macs += facts.macs
-            backward += step.grad_input_macs + step.grad_weight_macs
+        macs[once] += facts.macs  # (a layer run once per pass: not times the batch)
+        backward[once] += step.grad_input_macs + step.grad_weight_macs
         saved += own
         params += facts.weight_params + facts.bias_params
         trainable += mine
@@ -113,8 +109,8 @@ def walk(network, options: Options, frozen: dict, detail: bool = False) -> Walke
     state.finish()
     batch, itemsize = options.batch, options.itemsize
     if modes is not None and modes.region:
-        backward += modes.recompute(state, batch)
-    return Walked(batch * macs + once_macs, batch * backward + once_backward, saved, params, trainable, trainable * itemsize, tensors, buffers,
+        backward[0] += modes.recompute(state, batch)
+    return Walked(batch * macs[0] + macs[1], batch * backward[0] + backward[1], saved, params, trainable, trainable * itemsize, tensors, buffers,
                   *state.details())
 
 

@@ -1,0 +1,135 @@
+"""``torch.clamp`` with Python-number bounds (`Clamp`) in every spelling (``torch.clip``, ``x.clamp_``,
+``x.clamp_min``, ...), read from torch modules and checked against torch on the CPU: output shape and values of
+the module built back from the layer, parameters, a training step's FLOPs and saved bytes (`module_step`); the
+counts by hand arithmetic; a tensor bound and a clamp of a parameter alone refused.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+from alexcost import Clamp, Network, SpecError  # noqa: E402
+from alexcost.layers import Grads  # noqa: E402
+from alexcost.torch_bridge import from_module  # noqa: E402
+from module_step import agree, refused_at_the_node  # noqa: E402
+
+
+class Around(nn.Module):
+    """Projections around the call, so a training step has products to count and gradients to pass."""
+
+    def __init__(self, call):
+        super().__init__()
+        self.call = call
+        self.a, self.b = nn.Linear(6, 6), nn.Linear(6, 4)
+
+    def forward(self, x):
+        return self.b(self.call(self.a(x)))
+
+
+def _in_place(y):
+    z = y * 2
+    z.clamp_(-0.5, 0.5)
+    return z
+
+
+CALLS = {  # spelling -> (the call, the Clamps it reads as (min, max, inplace))
+    "torch.clamp": (lambda y: torch.clamp(y, -1, 1), [(-1, 1, False)]),
+    "torch.clamp(min=)": (lambda y: torch.clamp(y, min=0.0), [(0.0, None, False)]),
+    "torch.clip(max=)": (lambda y: torch.clip(y, max=0.25), [(None, 0.25, False)]),
+    "x.clamp": (lambda y: y.clamp(-0.5, 2), [(-0.5, 2, False)]),
+    "x.clip": (lambda y: y.clip(0, 6), [(0, 6, False)]),
+    "x.clamp_min": (lambda y: y.clamp_min(1e-3), [(1e-3, None, False)]),
+    "x.clamp_max": (lambda y: y.clamp_max(0.1), [(None, 0.1, False)]),
+    "torch.clamp_min": (lambda y: torch.clamp_min(y, 0), [(0, None, False)]),
+    "x.clamp_ in place": (_in_place, [(-0.5, 0.5, True)]),
+    "torch.clamp_": (lambda y: torch.clamp_(y * 2, max=1.0), [(None, 1.0, True)]),
+    "x.clamp_min_": (lambda y: (y + 1).clamp_min_(0.5), [(0.5, None, True)]),
+    "clamp, then its input again": (lambda y: y.clamp(-1, 1) + y, [(-1, 1, False)]),
+    "a bound from the input's size": (lambda y: y.clamp(max=y.shape[-1] / 12), [(None, 0.5, False)]),
+}
+
+
+def _clamps(imported):
+    return [(layer.min, layer.max, layer.inplace) for layer in imported.network.layers if isinstance(layer, Clamp)]
+
+
+@pytest.mark.parametrize("call", CALLS)
+def test_each_spelling_reads_as_torch_runs_it(call):
+    forward, expected = CALLS[call]
+    torch.manual_seed(0)
+    module = Around(forward).eval()
+    imported = from_module(module, (5, 6))
+    assert _clamps(imported) == expected
+    with torch.no_grad():
+        out = module(torch.randn(2, 5, 6))
+    assert (2, *imported.network.output_shape) == tuple(out.shape)
+    assert imported.params == sum(p.numel() for p in module.parameters())
+    torch.manual_seed(0)
+    theirs, ours = agree(Around(forward), (5, 6))
+    assert theirs.refused is None and ours.refused is None, (theirs, ours)
+    assert ours == theirs
+
+
+def test_a_clamp_in_place_of_what_relu_keeps_is_refused_as_torch_refuses_it():
+    theirs, ours = agree(Around(lambda y: y.relu().clamp_(max=1.0)), (5, 6))
+    assert theirs.refused and "modified by an inplace operation" in theirs.refused
+    assert ours.refused and "modified by an inplace operation" in ours.refused
+
+
+def test_counts_by_hand():
+    """Per sample of (5, 6): one comparison per bound per element forward, one per bound backward."""
+    x, batch, grads = (5, 6), 3, Grads((True,), False, False)
+    for layer, bounds in ((Clamp(min=-1, max=1), 2), (Clamp(min=0), 1), (Clamp(max=2.5, inplace=True), 1)):
+        assert layer.output_shape(x) == x
+        assert layer.other_ops(x, x) == bounds * 5 * 6 and layer.macs(x, x) == 0
+        assert layer.torch_flops(x, x) == 0
+        assert layer.backward_other_ops(x, x, grads, batch) == bounds * batch * 5 * 6
+        assert layer.backward_other_ops(x, x, Grads((False,), False, False), batch) == 0
+    cost = Network((5, 6), [Clamp(min=0, max=6), Clamp(max=1, inplace=True)]).cost(batch=2)
+    assert cost.totals.other_ops == 2 * (2 * 30 + 30)
+    assert cost.totals.stored_bytes == 2 * 30 * 4          # the in-place clamp writes into the first's output
+
+
+def test_the_torch_module_built_from_a_clamp_computes_it():
+    from alexcost.torch_bridge.modules import torch_module
+
+    x = torch.randn(2, 3, 4)
+    for layer, expected in ((Clamp(min=-0.5, max=0.5), x.clamp(-0.5, 0.5)), (Clamp(min=0), x.clamp(min=0)),
+                            (Clamp(max=0.1, inplace=True), x.clamp(max=0.1))):
+        y = x.clone()
+        out = torch_module(layer, (3, 4))(y)
+        assert torch.equal(out, expected)
+        assert (out.data_ptr() == y.data_ptr()) == layer.inplace
+
+
+def test_a_clamp_without_bounds_is_refused_as_torch_refuses_it():
+    with pytest.raises(RuntimeError, match="At least one of 'min' or 'max' must not be None"):
+        torch.clamp(torch.randn(2))
+    with pytest.raises(SpecError, match="At least one of 'min' or 'max' must not be None"):
+        Clamp()
+    refused_at_the_node(lambda x: x.clamp(), (5, 6), "At least one of 'min' or 'max' must not be None")
+
+
+@pytest.mark.parametrize("forward, message", [
+    (lambda x: x.clamp(min=x.mean(-1, keepdim=True)), r"clamp.*its min is .*Python-number bounds only"),
+    (lambda x: torch.clamp(x, 0, x.relu()), r"clamp.*its max is .*Python-number bounds only"),
+    (lambda x: x.clamp(0, 1, out=None), r"has an argument 'out'"),
+])
+def test_what_cannot_be_read_is_refused_at_the_node(forward, message):
+    refused_at_the_node(forward, (5, 6), message)
+
+
+def test_a_clamp_of_a_parameter_alone_stays_refused():
+    class Module(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(6))
+
+        def forward(self, x):
+            return x * self.w.clamp(min=0)
+
+    with pytest.raises(SpecError, match=r"clamp.*a computation on parameters or buffers alone"):
+        from_module(Module(), (5, 6))
