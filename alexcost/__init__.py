@@ -16,8 +16,8 @@ from .layers import (GELU, INPUT, LAYER_KINDS, AdaptiveAvgPool2d, AdaptiveAvgPoo
                      InstanceNorm2d, Layer, LayerNorm, LeakyReLU, Linear, LocalResponseNorm, MaxPool2d, MaxPool3d,
                      Mean, Mul, Pad, Parameter, Permute, ReLU, ReLU6, Reshape, SiLU, Sigmoid, Softmax, Split,
                      StochasticDepth, Tanh, Transpose, Upsample, View, ZeroPad2d, register_layer)
-from .layers import (Expand, Matmul, MultiheadAttention, ScaledDotProductAttention, Slice, Squeeze, Unsqueeze,
-                     WindowAttention)
+from .layers import (CosineWindowAttention, Expand, Matmul, MultiheadAttention, ScaledDotProductAttention, Slice,
+                     Squeeze, Unsqueeze, WindowAttention)
 from .layers import AvgPool1d, Buffer, Fold, IndexSelect, Normalize, RMSNorm, Unfold
 from .layers import Clamp, Div, Embedding, Exp, Norm, PositionBias, Roll, Rsqrt, Scalar, Sub, Sum
 from .models import DEFAULT_MODEL, PRESETS, preset
@@ -45,7 +45,7 @@ def __getattr__(name):
 __all__ = [
     "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "AvgPool1d", "AvgPool2d", "AvgPool3d",
     "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Buffer", "Cat", "Chunk", "Clamp", "Clone", "Contiguous", "Conv1d",
-    "Conv2d", "Conv3d", "ConvTranspose2d", "DEFAULT_MODEL", "DTYPE_BYTES", "Div", "Dropout", "Dropout2d",
+    "Conv2d", "Conv3d", "ConvTranspose2d", "CosineWindowAttention", "DEFAULT_MODEL", "DTYPE_BYTES", "Div", "Dropout", "Dropout2d",
     "Embedding", "Exp", "Expand", "Flatten", "Fold", "GELU", "GroupNorm", "Hardsigmoid", "Hardswish", "INPUT",
     "Identity", "IndexSelect", "InstanceNorm2d",
     "LAYER_KINDS", "Layer", "LayerCost", "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm", "Matmul",

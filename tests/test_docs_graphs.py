@@ -30,6 +30,7 @@ from alexcost import (GELU, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPoo
                       StochasticDepth, Tanh, Transpose, Upsample, View, ZeroPad2d)
 from alexcost import (Embedding, Expand, Matmul, MultiheadAttention, Norm, Roll, ScaledDotProductAttention, Slice, Squeeze,
                       Sum, Unfold, Unsqueeze, WindowAttention)
+from alexcost import CosineWindowAttention
 from alexcost import AvgPool1d, Fold, Normalize, RMSNorm
 from alexcost import Buffer, Clamp, Div, Exp, IndexSelect, PositionBias, Rsqrt, Scalar, Sub
 from alexcost.layers import BUILTIN_KINDS
@@ -380,6 +381,14 @@ S = {
                                   fvcore=4 * 6 * 64, torch=2 * (4 * 6 * 64 + 2 * 36 * 8))},
         x=(6, 8)),
     # (H, W, C) = (4, 6, 8), windows of 2 x 3 (T = 6), 4 of them over 24 positions, shifted; a 3 x 5 table per head
+    # the same windows, Swin V2's: the bias and the scale computed once per pass, here parameters standing in
+    "CosineWindowAttention": Sample(
+        lambda src, **kw: [Parameter(name="bias", shape=(1, 2, 6, 6)), Parameter(name="scale", shape=(2, 1, 1)),
+                           CosineWindowAttention(**{"window_size": (2, 3), "shift_size": (1, 1), "num_heads": 2,
+                                                    "inputs": (src, "bias", "scale"), **kw})],
+        {(): dict(y=X, params=4 * 64 + 4 * 8, macs=4 * 24 * 64 + 2 * 4 * 36 * 8, bias_adds=24 * 4 * 8,
+                  other_ops=2 * (3 * 24 * 8 + 4 * 2 * 6) + 4 * 2 * 36 * 6, fvcore=4 * 24 * 64 + 2 * 4 * 36 * 8,
+                  torch=2 * (4 * 24 * 64 + 2 * 4 * 36 * 8))}, at=2),
     "WindowAttention": Sample(
         unary(lambda **kw: WindowAttention(**{"window_size": (2, 3), "shift_size": (1, 1), "num_heads": 2, **kw})),
         {(): dict(y=X, params=4 * 64 + 15 * 2 + 4 * 8, buffers=36, macs=4 * 24 * 64 + 2 * 4 * 36 * 8,
@@ -445,6 +454,7 @@ ATTENTION = {
                                                       "E": x[0][-1], "Ev": x[2][-1]},
     "MultiheadAttention": lambda x, y, layer: {"L": x[0][0], "S": x[1][0]},
     "WindowAttention": _windows,
+    "CosineWindowAttention": lambda x, y, layer: _windows(x[0], y, layer),
 }
 """The sizes an attention kind's cells name (see the page's "How to read a cell")."""
 
@@ -464,7 +474,7 @@ def claim(cell: str, layer, env: dict, per_element: bool = False):
 
 def test_the_tables_list_every_kind_once():
     counts, tools = table("conventions.md", COUNTS_HEADER), table("conventions.md", TOOLS_HEADER)
-    assert len(KINDS) == 76
+    assert len(KINDS) == 77
     assert list(counts) == KINDS and list(tools) == KINDS
     assert sorted(S) == KINDS
 

@@ -22,8 +22,8 @@ torchvision = pytest.importorskip("torchvision")
 from alexcost import SpecError  # noqa: E402
 from alexcost.torch_bridge import from_module  # noqa: E402
 from module_step import counted_attention  # noqa: E402
-from zoo_cases import (TRANSFORMER_FAMILIES, TRANSFORMERS, TRANSFORMERS_REFUSED, assert_exact,  # noqa: E402
-                       build_transformer, transformer_input, transformer_names)
+from zoo_cases import (TRANSFORMER_FAMILIES, TRANSFORMERS, assert_exact, build_transformer,  # noqa: E402
+                       transformer_input, transformer_names)
 
 ALL = os.environ.get("ALEXCOST_ZOO") == "all"
 MODELS = transformer_names() if ALL else [rep for _, rep in TRANSFORMER_FAMILIES.values()]
@@ -44,18 +44,18 @@ def test_every_vision_transformer_is_read_or_refused_by_name():
     names = [n for n in torchvision.models.list_models(module=torchvision.models) if n.startswith(TRANSFORMERS)]
     read = set(transformer_names())
     assert read and all(rep in read for _, rep in TRANSFORMER_FAMILIES.values())
-    refused = {n for n in names if n not in read}
-    assert {n.replace("_s", "_t").replace("_b", "_t") for n in refused if n.startswith("swin_v2")} <= \
-        set(TRANSFORMERS_REFUSED)
-    assert {n for n in refused if not n.startswith(("swin_v2", "maxvit"))} == set()
+    assert {n for n in names if n not in read} == set()
 
 
-@pytest.mark.parametrize("name", sorted(TRANSFORMERS_REFUSED))
-def test_vision_transformers_are_refused_by_node(name):
+def test_a_training_step_through_swin_v2s_cosine_attention_is_refused_naming_the_layer():
     with torch.device("meta"):  # no memory and no initialisation: from_module does not run the model
-        model = torchvision.models.get_model(name, weights=None)
-    with pytest.raises(SpecError, match=TRANSFORMERS_REFUSED[name]):
-        from_module(model, (3, 224, 224))
+        model = torchvision.models.get_model("swin_v2_t", weights=None)
+    imported = from_module(model, (3, 64, 64))
+    from alexcost.training import training_cost
+
+    with pytest.raises(SpecError, match=r"'features_1_0_attn_shifted_window_attention' \(CosineWindowAttention\): "
+                                        r"alexcost does not model a training step through Swin V2's cosine window attention"):
+        training_cost(imported, 2, device="cpu")
 
 
 def test_the_docs_table_lists_every_vision_transformer():

@@ -39,17 +39,11 @@ TRANSFORMERS = ("vit_", "swin_", "maxvit_")
 TRANSFORMER_FAMILIES = {
     "ViT": (("vit_",), "vit_b_16"),
     "Swin": (("swin_t", "swin_s", "swin_b"), "swin_t"),
+    "Swin V2": (("swin_v2_",), "swin_v2_t"),
     "MaxViT": (("maxvit_",), "maxvit_t"),
 }
 """torchvision's vision transformers alexcost reads exactly, by family: (models' names or prefixes,
 representative)."""
-
-TRANSFORMERS_REFUSED = {
-    "swin_v2_t": r"module 'features\.1\.0\.attn\.cpb_mlp\.0' \(Linear\) .*reads the buffer "
-                 r"'features\.1\.0\.attn\.relative_coords_table' as its input",
-}
-"""The vision transformers refused, each at its first node alexcost cannot read: Swin V2 computes its
-position bias with an MLP on a buffer, once per forward pass, not per sample."""
 
 
 def transformer_names() -> list[str]:

@@ -16,7 +16,7 @@ from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
 from .index import Expand, IndexSelect, Slice, Squeeze, Unsqueeze
 from .reduce import Norm, Roll, Sum
 from .scalar import Scalar
-from .window import WindowAttention
+from .window import CosineWindowAttention, WindowAttention
 from .linear import Embedding, Linear
 from .merge import Add, Cat, Div, Mul, Sub
 from .pointwise import Clamp, Exp, Rsqrt
@@ -36,7 +36,8 @@ BUILTIN_KINDS = frozenset(LAYER_KINDS.values())
 __all__ = [
     "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "AvgPool1d", "AvgPool2d", "AvgPool3d",
     "BUILTIN_KINDS", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Buffer", "Cat", "Chunk", "Clamp", "Clone",
-    "Contiguous", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose2d", "Div", "Dropout", "Dropout2d", "Embedding", "Exp",
+    "Contiguous", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose2d", "CosineWindowAttention", "Div", "Dropout",
+    "Dropout2d", "Embedding", "Exp",
     "Expand", "Flatten", "Fold", "GELU", "Grads", "GroupNorm", "Hardsigmoid", "Hardswish", "INPUT", "Identity",
     "IndexSelect", "InstanceNorm2d", "LAYER_KINDS", "Layer", "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm",
     "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Norm", "Normalize", "Pad", "Parameter",

@@ -1,4 +1,4 @@
-"""Shifted-window attention (Swin): WindowAttention.
+"""Shifted-window attention (Swin): WindowAttention; Swin V2's CosineWindowAttention.
 
 torchvision's Swin and Video Swin run their attention as one function: pad the per-sample
 ``(*spatial, C)`` input to multiples of the window, roll it by the shift, cut it into
@@ -16,6 +16,23 @@ from typing import ClassVar
 from . import arguments as check
 from ..errors import SpecError, format_shape
 from .base import Grads, Layer, Saved, Shape, TrainContext, layer_kind, register_layer
+from .normalize import Normalize
+
+
+def _windows(layer, x: Shape):
+    """``(P, T, nW, C, shifted)`` of a window attention ``layer`` on the per-sample input ``x``."""
+    rank = len(layer.window_size)
+    name = type(layer).__name__
+    if len(x) != rank + 1:
+        raise SpecError(f"{name} with a {rank}-D window expects a per-sample ({'T, ' if rank == 3 else ''}"
+                        f"H, W, C) input, got {format_shape(x)}")
+    c = x[-1]
+    if c % layer.num_heads:
+        raise SpecError(f"{c} channels do not split into {layer.num_heads} heads")
+    padded = tuple(-(-s // w) * w for s, w in zip(x[:-1], layer.window_size))
+    shifted = any(sh and w < p for sh, w, p in zip(layer.shift_size, layer.window_size, padded))
+    tokens = prod(layer.window_size)
+    return prod(padded), tokens, prod(padded) // tokens, c, shifted
 
 
 @register_layer
@@ -71,17 +88,7 @@ class WindowAttention(Layer):
             object.__setattr__(self, arg, check.real(getattr(self, arg), arg, 0.0, 1.0))
 
     def _parts(self, x: Shape):
-        rank = len(self.window_size)
-        if len(x) != rank + 1:
-            raise SpecError(f"WindowAttention with a {rank}-D window expects a per-sample ({'T, ' if rank == 3 else ''}"
-                            f"H, W, C) input, got {format_shape(x)}")
-        c = x[-1]
-        if c % self.num_heads:
-            raise SpecError(f"{c} channels do not split into {self.num_heads} heads")
-        padded = tuple(-(-s // w) * w for s, w in zip(x[:-1], self.window_size))
-        shifted = any(sh and w < p for sh, w, p in zip(self.shift_size, self.window_size, padded))
-        tokens = prod(self.window_size)
-        return prod(padded), tokens, prod(padded) // tokens, c, shifted
+        return _windows(self, x)
 
     def output_shape(self, x: Shape) -> Shape:
         self._parts(x)
@@ -140,3 +147,79 @@ class WindowAttention(Layer):
 
     def label(self) -> str:
         return "Window Attention"
+
+
+@register_layer
+@layer_kind
+class CosineWindowAttention(Layer):
+    """Swin V2's window attention: torchvision's ``shifted_window_attention`` given a ``logit_scale``, on a
+    per-sample ``(H, W, C)`` input and two tensors torch computes once per forward pass, read as inputs 1 and
+    2: the position bias ``(1, num_heads, T, T)`` (16·sigmoid of an MLP's table, gathered) and the scale
+    ``(num_heads, 1, 1)`` (``exp`` of the clamped logit scale). As `WindowAttention`, but cosine: queries and
+    keys normalised (`Normalize`'s count each), no query scale, the scores times the scale.
+
+    Parameters: qkv ``3*C*C`` (bias ``3*C``, the keys' third zeroed), projection ``C*C`` (bias ``C``). MACs as
+    `WindowAttention`'s. Other ops: the two normalisations and, per score (``nW*num_heads*T*T``), the scale,
+    the bias, the shift's mask when shifted, and the softmax's 3. A training step is refused."""
+
+    window_size: tuple[int, int]
+    shift_size: tuple[int, int]
+    num_heads: int
+    qkv_bias: bool = True
+    proj_bias: bool = True
+    attention_dropout: float = 0.0
+    dropout: float = 0.0
+
+    arity: ClassVar[int | None] = None
+    group: ClassVar[str] = "fc"
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "window_size", check.ntuple(self.window_size, "window_size", 2))
+        object.__setattr__(self, "shift_size", check.ntuple(self.shift_size, "shift_size", 2, minimum=0))
+        object.__setattr__(self, "num_heads", check.integer(self.num_heads, "num_heads"))
+        for arg in ("qkv_bias", "proj_bias"):
+            object.__setattr__(self, arg, check.flag(getattr(self, arg), arg))
+        for arg in ("attention_dropout", "dropout"):
+            object.__setattr__(self, arg, check.real(getattr(self, arg), arg, 0.0, 1.0))
+
+    def _parts(self, x):
+        if len(x) != 3:
+            raise SpecError(f"CosineWindowAttention reads the input, the position bias and the scale, got {len(x)} "
+                            f"inputs")
+        parts = _windows(self, x[0])
+        tokens, heads = parts[1], self.num_heads
+        for what, shape, want in (("position bias", x[1], (1, heads, tokens, tokens)), ("scale", x[2], (heads, 1, 1))):
+            if tuple(shape) != want:
+                raise SpecError(f"CosineWindowAttention: its {what} is {format_shape(shape)}, not {format_shape(want)}")
+        return parts
+
+    def output_shape(self, x) -> Shape:
+        self._parts(x)
+        return x[0]
+
+    def weight_params(self, x) -> int:
+        return 4 * x[0][-1] * x[0][-1]
+
+    def bias_params(self, x) -> int:
+        return x[0][-1] * (3 * self.qkv_bias + self.proj_bias)
+
+    def macs(self, x, y: Shape) -> int:
+        positions, tokens, windows, c, _ = self._parts(x)
+        return 4 * positions * c * c + 2 * windows * tokens * tokens * c
+
+    def bias_adds(self, x, y: Shape) -> int:
+        positions, *_, c, _ = self._parts(x)
+        return positions * c * (3 * self.qkv_bias + self.proj_bias)
+
+    def other_ops(self, x, y: Shape) -> int:
+        positions, tokens, windows, c, shifted = self._parts(x)
+        heads = (windows, self.num_heads, tokens, c // self.num_heads)  # the queries (and the keys), per sample
+        return 2 * Normalize(dim=-1).other_ops(heads, heads) + windows * self.num_heads * tokens * tokens * (5 + shifted)
+
+    def check_training(self, x, batch: int) -> None:
+        raise SpecError("alexcost does not model a training step through Swin V2's cosine window attention "
+                        "(what autograd keeps there is not checked against torch); its forward counts are exact")
+
+    def label(self) -> str:
+        return "Cosine Window Attention"

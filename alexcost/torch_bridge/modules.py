@@ -284,6 +284,7 @@ BUILDERS = {
     kinds.IndexSelect: lambda layer, x: Selected(layer.dim, layer.index_size, (None, *x)[layer.dim]),
     kinds.Expand: lambda layer, x: Indexing(sizes=layer.sizes),
     kinds.WindowAttention: lambda layer, x: _window_attention(layer, x),
+    kinds.CosineWindowAttention: lambda layer, x: CosineWindows(layer, x[0][-1]),
     kinds.Sum: lambda layer, x: Method("sum", list(layer.dim), layer.keepdim),
     kinds.Norm: lambda layer, x: Method("norm", layer.ord, list(layer.dim), layer.keepdim),
     kinds.Roll: lambda layer, x: Method("roll", list(layer.shifts), list(layer.dims)),
@@ -311,6 +312,26 @@ def _window_attention(layer, x):
         raise SpecError(f"WindowAttention with table_size={layer.table_size} and index_size={layer.index_size} has "
                         f"no torchvision module (its window {list(layer.window_size)} makes other sizes)")
     return module
+
+
+class CosineWindows(nn.Module):
+    """torchvision's Swin V2 attention of an input, given its position bias and scale (a `CosineWindowAttention`):
+    the function takes the logit scale, whose ``exp`` is the scale."""
+
+    def __init__(self, layer, channels):
+        super().__init__()
+        self.layer = layer
+        self.qkv = nn.Linear(channels, 3 * channels, bias=layer.qkv_bias)
+        self.proj = nn.Linear(channels, channels, bias=layer.proj_bias)
+
+    def forward(self, x, bias, scale):
+        from torchvision.models.swin_transformer import shifted_window_attention
+
+        layer = self.layer
+        return shifted_window_attention(x, self.qkv.weight, self.proj.weight, bias, list(layer.window_size),
+                                        layer.num_heads, list(layer.shift_size), layer.attention_dropout,
+                                        layer.dropout, self.qkv.bias, self.proj.bias, torch.log(scale),
+                                        training=self.training)
 
 
 def _sizes(value):
