@@ -206,6 +206,8 @@ def to_dict(cost: NetworkCost) -> dict:
         entry = {"name": row.name, "type": row.type, "group": row.group}
         if cost.graph:
             entry["inputs"] = list(row.inputs)
+        if row.per_pass:  # it reads parameters alone: counted once, whatever the batch
+            entry["per_pass"] = True
         layers.append({
             **entry, "input_shape": _plain(row.input_shape), "output_shape": _plain(row.output_shape),
             **{c: getattr(row, c) for c in COUNTS},
