@@ -295,7 +295,8 @@ def phase_times_ms(forward: Callable[[], object], backward: Callable[[object], o
 
 def input_shapes(network: Network, i: int) -> tuple[tuple[int, ...], ...]:
     """The per-sample shapes of layer ``i``'s inputs, one per input (none for a Parameter; a
-    Parameter read by a merge arrives as a `ParameterShape`, its full shape)."""
+    Parameter read by a merge arrives as a `ParameterShape`, its full shape). A layer run once per pass
+    (``network.once``) is timed as a batch of one."""
     x = network.input_shapes[i]
     return (x,) if type(network.layers[i]).arity == 1 else tuple(x)
 
@@ -630,7 +631,7 @@ class Timer:
         with torch.inference_mode():
             for i, (name, layer) in enumerate(zip(self.network.names, self.network.layers)):
                 mod = children[name]
-                xs = random_inputs(input_shapes(self.network, i), batch, dev, dt)
+                xs = random_inputs(input_shapes(self.network, i), 1 if self.network.once[i] else batch, dev, dt)
                 try:
                     layers.append(self.sampler.stats(lambda: mod(*xs)))
                 except RuntimeError as err:
@@ -680,7 +681,7 @@ def measure_training_layers(timer: "Timer", batch: int) -> TrainingBatch:
         mod, tr = children[name], step.layers[i]
         shapes = input_shapes(timer.network, i)
         needs = tr.grads.inputs if tr.grads is not None else (False,) * len(shapes)
-        xs = _grad_inputs(random_inputs(shapes, batch, dev, dt), needs)
+        xs = _grad_inputs(random_inputs(shapes, 1 if timer.network.once[i] else batch, dev, dt), needs)
         params = [p for p in mod.parameters() if p.requires_grad]
         call = _train_call(mod, xs, layer.train_inplace(), params)
         try:
