@@ -69,7 +69,8 @@ def _ntuple(v, n: int) -> tuple:
 
 
 SAME_SHAPE = ELEMENTWISE + ("ReLU6", "LeakyReLU", "SiLU", "GELU", "Hardswish", "Hardsigmoid", "Dropout2d",
-                           "StochasticDepth", "Identity", "Contiguous", "Clone", "BatchNorm2d", "LayerNorm")
+                           "StochasticDepth", "Identity", "Contiguous", "Clone", "BatchNorm2d", "LayerNorm", "Exp",
+                           "Rsqrt", "Clamp")
 SAME_ELEMENTS = ("Flatten", "Reshape", "View", "Permute", "Transpose")
 KEEP_CHANNELS = ("MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "ZeroPad2d", "MaxPool3d",
                  "AvgPool3d", "AdaptiveAvgPool3d")
@@ -133,6 +134,11 @@ def check_report(spec: dict, data: dict, batch: int) -> None:
             assert row["params"] == (prod(n) * (1 + bias) if affine else 0)
         elif kind == "Parameter":
             assert y == list(entry["shape"]) and row["params"] == prod(y) and row["input_shape"] == []
+        elif kind == "Buffer":
+            assert y == list(entry["shape"]) and row["params"] == 0 and row["buffers"] == prod(y)
+        elif kind == "IndexSelect":  # the slices along dim (of the batched tensor) picked by the index
+            d = entry["dim"] % (len(x) + 1)
+            assert y == x[:d - 1] + [entry["index_size"]] + x[d:] and row["buffers"] == entry["index_size"]
         else:
             assert row["macs"] == 0 and row["params"] == 0
             if kind in SAME_SHAPE:

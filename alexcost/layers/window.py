@@ -162,8 +162,8 @@ class CosineWindowAttention(Layer):
     `WindowAttention`'s. Other ops: the two normalisations and, per score (``nW*num_heads*T*T``), the scale,
     the bias, the shift's mask when shifted, and the softmax's 3. A training step is refused."""
 
-    window_size: tuple[int, int]
-    shift_size: tuple[int, int]
+    window_size: tuple[int, ...]
+    shift_size: tuple[int, ...]
     num_heads: int
     qkv_bias: bool = True
     proj_bias: bool = True
