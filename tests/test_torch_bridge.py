@@ -497,9 +497,9 @@ def test_channel_shuffle_sizes_are_evaluated():
     (lambda self, x: x + self.p.view(1, -1, 1, 1),
      r"function 'add' .* a parameter of shape \[1, 3, 1, 1\] has more dimensions than the batched input \[N, 3, 4\]"),
     (lambda self, x: x + self.buf, r"function 'add' .* reads the buffer 'buf', which is not an nn\.Parameter"),
-    (lambda self, x: torch.nn.functional.fold(x, (2, 2), 1),
-     r"function 'fold' in module '\(root\)' \(Net\) \(fx node 'fold'\): alexcost has no layer kind "
-     r"for torch\.nn\.functional\.fold"),
+    (lambda self, x: torch.nn.functional.glu(x),
+     r"function 'glu' in module '\(root\)' \(Net\) \(fx node 'glu'\): alexcost has no layer kind "
+     r"for torch\.nn\.functional\.glu"),
     (lambda self, x: (x, x), r"forward\(\) returns tuple of 2 values"),
     (lambda self, x: x.expand(2, 3, 4), r"method 'expand' .* expands to \[2, 3, 4\]; alexcost keeps the batch"),
     (lambda self, x: x[1:], r"function 'getitem' .* indexes the batch dimension"),
