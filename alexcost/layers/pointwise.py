@@ -12,9 +12,8 @@ the input (in place, a copy of it made before overwriting it).
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from math import prod
+from typing import ClassVar
 
 from . import arguments as check
 from ..errors import SpecError
