@@ -86,6 +86,18 @@ def test_each_spelling_reads_as_torch_runs_it(call):
     assert ours == theirs
 
 
+@pytest.mark.parametrize("name, inplace", [("hard_mish", False), ("hard_mish", True), ("hard_sigmoid", True)])
+def test_timm_activations_written_with_clamp_read_as_torch_runs_them(name, inplace):
+    """timm's ``hard_mish`` (``0.5 * x * (x + 2).clamp(0, 2)``) and in-place ``hard_sigmoid``
+    (``x.add_(3.).clamp_(0., 6.).div_(6.)``), after a projection whose output they may overwrite."""
+    activations = pytest.importorskip("timm.layers.activations")
+    function = getattr(activations, name)
+    torch.manual_seed(0)
+    theirs, ours = agree(Around(lambda y: function(y * 1, inplace=inplace)), (5, 6))
+    assert theirs.refused is None and ours.refused is None, (theirs, ours)
+    assert ours == theirs
+
+
 def test_a_clamp_in_place_of_what_relu_keeps_is_refused_as_torch_refuses_it():
     theirs, ours = agree(Around(lambda y: y.relu().clamp_(max=1.0)), (5, 6))
     assert theirs.refused and "modified by an inplace operation" in theirs.refused
