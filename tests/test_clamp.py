@@ -1,15 +1,20 @@
 """``torch.clamp`` with Python-number bounds (`Clamp`) in every spelling (``torch.clip``, ``x.clamp_``,
 ``x.clamp_min``, ...), read from torch modules and checked against torch on the CPU: output shape and values of
-the module built back from the layer, parameters, a training step's FLOPs and saved bytes (`module_step`); the
-counts by hand arithmetic; a tensor bound and a clamp of a parameter alone refused.
+the module built back from the layer, parameters, a training step's FLOPs and saved bytes (`module_step`); a
+hypothesis property over random bounds and shapes; the counts by hand arithmetic; a tensor bound and a clamp of
+a parameter alone refused.
 """
 
 from __future__ import annotations
+
+from math import prod
 
 import pytest
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 from alexcost import Clamp, Network, SpecError  # noqa: E402
 from alexcost.layers import Grads  # noqa: E402
@@ -27,6 +32,12 @@ class Around(nn.Module):
 
     def forward(self, x):
         return self.b(self.call(self.a(x)))
+
+
+def _through_view(y):
+    z = y * 1
+    z.transpose(1, 2).clamp_(max=0.5)
+    return z + y
 
 
 def _in_place(y):
@@ -48,6 +59,8 @@ CALLS = {  # spelling -> (the call, the Clamps it reads as (min, max, inplace))
     "torch.clamp_": (lambda y: torch.clamp_(y * 2, max=1.0), [(None, 1.0, True)]),
     "x.clamp_min_": (lambda y: (y + 1).clamp_min_(0.5), [(0.5, None, True)]),
     "clamp, then its input again": (lambda y: y.clamp(-1, 1) + y, [(-1, 1, False)]),
+    "clamp of a transposed view": (lambda y: y.transpose(1, 2).clamp(-1, 1).transpose(1, 2), [(-1, 1, False)]),
+    "clamp_ through a transposed view": (lambda y: _through_view(y), [(None, 0.5, True)]),
     "a bound from the input's size": (lambda y: y.clamp(max=y.shape[-1] / 12), [(None, 0.5, False)]),
 }
 
@@ -69,6 +82,18 @@ def test_each_spelling_reads_as_torch_runs_it(call):
     assert imported.params == sum(p.numel() for p in module.parameters())
     torch.manual_seed(0)
     theirs, ours = agree(Around(forward), (5, 6))
+    assert theirs.refused is None and ours.refused is None, (theirs, ours)
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("name, inplace", [("hard_mish", False), ("hard_mish", True), ("hard_sigmoid", True)])
+def test_timm_activations_written_with_clamp_read_as_torch_runs_them(name, inplace):
+    """timm's ``hard_mish`` (``0.5 * x * (x + 2).clamp(0, 2)``) and in-place ``hard_sigmoid``
+    (``x.add_(3.).clamp_(0., 6.).div_(6.)``), after a projection whose output they may overwrite."""
+    activations = pytest.importorskip("timm.layers.activations")
+    function = getattr(activations, name)
+    torch.manual_seed(0)
+    theirs, ours = agree(Around(lambda y: function(y * 1, inplace=inplace)), (5, 6))
     assert theirs.refused is None and ours.refused is None, (theirs, ours)
     assert ours == theirs
 
@@ -133,3 +158,31 @@ def test_a_clamp_of_a_parameter_alone_stays_refused():
 
     with pytest.raises(SpecError, match=r"clamp.*a computation on parameters or buffers alone"):
         from_module(Module(), (5, 6))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(low=st.one_of(st.none(), st.floats(-2, 2, width=32)), high=st.one_of(st.none(), st.floats(-2, 2, width=32)),
+       shape=st.lists(st.integers(1, 4), min_size=1, max_size=3), inplace=st.booleans(), reuse=st.booleans())
+def test_random_clamps_match_torch(low, high, shape, inplace, reuse):
+    """Random bounds (either left out), shapes, in place or not, the input read again afterwards or not: the
+    output's shape and a training step's FLOPs and saved bytes as torch's; other ops one per bound per element."""
+    if low is None and high is None:
+        low = 0.0
+
+    def call(y):
+        z = y * 2
+        out = z.clamp_(low, high) if inplace else z.clamp(low, high)
+        return out + y if reuse else out
+
+    shape = (*shape[:-1], 6)
+    module = Around(call)
+    imported = from_module(module.eval(), shape)
+    layer = next(layer for layer in imported.network.layers if isinstance(layer, Clamp))
+    assert (layer.min, layer.max, layer.inplace) == (low, high, inplace)
+    assert layer.other_ops(shape, shape) == ((low is not None) + (high is not None)) * prod(shape)
+    with torch.no_grad():
+        out = module(torch.randn(2, *shape))
+    assert (2, *imported.network.output_shape) == tuple(out.shape)
+    theirs, ours = agree(module, shape)
+    assert theirs.refused is None and ours.refused is None, (theirs, ours)
+    assert ours == theirs

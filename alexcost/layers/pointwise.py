@@ -14,9 +14,8 @@ Exp: one op per element; backward ``grad * y`` (one per element), keeping the ou
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from math import prod
+from typing import ClassVar
 
 from . import arguments as check
 from ..errors import SpecError

@@ -373,6 +373,17 @@ def _depth(root) -> int:
     return deepest
 
 
+def _traced_instance_forward(path: str, m) -> bool:
+    """Does fx trace the forward set on this instance? It does for a module called from its parent and traced
+    through (``nn.Module.__call__`` runs ``self.forward``), not for the root (fx traces its class's forward)
+    nor for a leaf (read as its kind, or a torch.nn module fx keeps whole); alexcost reads it where it is a
+    method of the module itself, bound to it (``self.forward = self.forward_split_cat``)."""
+    forward = m.__dict__["forward"]
+    return (bool(path) and kind_of(type(m)) is None and not type(m).__module__.startswith("torch.")
+            and getattr(forward, "__self__", None) is m and getattr(type(m), getattr(forward, "__name__", ""),
+                                                                     None) is getattr(forward, "__func__", None))
+
+
 def _refuse_unseen_code(modules) -> None:
     """Refuse what torch would run on a forward pass but a trace would not see."""
     import torch
@@ -397,9 +408,10 @@ def _refuse_unseen_code(modules) -> None:
                 raise SpecError(f"{where_module(path, m)} has {len(hooks)} {kind}(s): torch runs them on "
                                 f"every call and they may change its input or output; alexcost cannot see "
                                 f"what they compute; remove them first")
-        if "forward" in m.__dict__:
+        if "forward" in m.__dict__ and not _traced_instance_forward(path, m):
             raise SpecError(f"{where_module(path, m)} has its forward replaced on the instance; alexcost reads "
-                            f"a module's class forward only")
+                            f"a module's class forward only, or, in a module it traces through (not the root, "
+                            f"not a layer kind), a method of its own (timm's self.forward = self.forward_split_cat)")
         if parametrize.is_parametrized(m):
             raise SpecError(f"{where_module(path, m)} has parametrized tensors "
                             f"({', '.join(m.parametrizations)}): torch recomputes them on every call; "
