@@ -22,8 +22,9 @@ from math import prod
 import torch
 import torch.nn.functional as F
 
-from ..layers import (GELU, Dropout, Hardswish, Identity, LayerNorm, Linear, ParameterShape, ReLU, SiLU, Sigmoid,
-                      Softmax, StochasticDepth, Tanh)
+from ..layers import (GELU, Dropout, Flatten, Hardswish, Identity, LayerNorm, Linear, ParameterShape, ReLU, SiLU,
+                      Sigmoid, Softmax, StochasticDepth, Tanh)
+from .calls import REQUIRED, bind
 
 
 class FoldedBatch:
@@ -84,17 +85,20 @@ def _count(v) -> bool:
 
 def size_arithmetic(r, fn, args, kwargs):
     """``B * n`` (``n * B``) and ``(B*k) // n`` where ``n`` divides ``k``, on the batch ``B`` or a folded batch
-    (what a view folds windows by): the batch times a known factor; None for anything else (refused)."""
+    (what a view folds windows by): the batch times a known factor; ``(B*k) // B`` is ``k``, a number; None
+    for anything else (refused)."""
     if kwargs or len(args) != 2:
         return None
     a, b = args
     k = None
-    if fn is operator.mul:
+    if fn in (operator.mul, operator.imul):
         a, b = (b, a) if (b is r.BATCH or isinstance(b, FoldedBatch)) else (a, b)
         if _count(b) and (a is r.BATCH or isinstance(a, FoldedBatch)):
             k = (1 if a is r.BATCH else a.k) * b
     elif fn is operator.floordiv and isinstance(a, FoldedBatch) and _count(b) and a.k % b == 0:
         k = a.k // b
+    elif fn is operator.floordiv and isinstance(a, FoldedBatch) and b is r.BATCH:
+        return a.k  # (N*k) // N: the fold itself, whatever N
     return None if k is None else r.BATCH if k == 1 else FoldedBatch(k)
 
 
@@ -118,6 +122,40 @@ def refold(r, node, x, sizes) -> tuple:
     return ((k, *rest) if k > 1 else rest), k
 
 
+def flatten(r, node, args, kwargs):
+    """``x.flatten(start_dim, end_dim)``, ``torch.flatten``, on a tensor whose batch is folded by ``k`` (1:
+    not folded). A flatten after dim 0 is the per-sample `Flatten` of the same dims (shifted past the fold).
+    ``start_dim=0`` flattens the batch with the next dims: torch's ``(N*k, a, b, ...)`` flattened to ``(N*k*a,
+    b, ...)`` holds sample ``n``'s rows together, in the sample's order, so per sample it is the `Flatten` of
+    the fold and those dims, folded by their product. Read only where torch's merge of the batch with the
+    next dim is a view exactly when the sample's is (else torch copies what the sample views: refused)."""
+    b = bind(r, node, (("input", REQUIRED), ("start_dim", 0), ("end_dim", -1)), args, kwargs)
+    x = r.tensor(b["input"], node)
+    k = fold_of(r, x)
+    rank = len(x.shape) + (k == 1)  # torch's
+    start, end = (_shift(r, node, r.constant(b[name], node, name), rank, name, batch=True) % rank
+                  for name in ("start_dim", "end_dim"))
+    if start > end:
+        r.refuse(node, f"flatten() has invalid args: start_dim cannot come after end_dim (start_dim={b['start_dim']}, "
+                       f"end_dim={b['end_dim']})")
+    folded = k > 1
+    if start or (end == 0 and not folded):  # the batch and its fold left alone
+        if not x.shape:
+            r.refuse(node, "flattens a tensor of the batch dimension alone; alexcost analyses each sample on its own")
+        first = max(start, 1) + folded
+        return mark(r, r.emit(node, r.build(node, Flatten, {"start_dim": first, "end_dim": max(end, 1) + folded}),
+                              [x]), k)
+    y = r.emit(node, r.build(node, Flatten, {"start_dim": 1, "end_dim": end + folded}), [x])
+    if y.shape[0] == 1:
+        r.refuse(node, f"flattens the batch with dims of size 1 only ({r.show(x)}); alexcost reads it only where "
+                       f"they fold a factor into the batch")
+    (before, xs), (after, _) = r._placed(node, 2, x.src), r._placed(node, 2, y.src)
+    if before == after and xs[0] != x.shape[0] * xs[1]:
+        r.refuse(node, f"flattens the batch of {r.show(x)} with dims whose strides torch cannot view together "
+                       f"(it copies the tensor where each sample's flatten is a view); alexcost does not read it")
+    return mark(r, y, y.shape[0])
+
+
 def _batch(r, x) -> str:
     k = fold_of(r, x)
     return "N" if k == 1 else f"N*{k}"
@@ -131,7 +169,7 @@ _MODULES = (Linear, LayerNorm, Dropout, Identity, GELU, ReLU, SiLU, Sigmoid, Tan
 _PLAIN = frozenset({"contiguous", "clone", torch.clone, F.gelu, F.relu, F.silu, torch.sigmoid, "sigmoid",
                     F.dropout, F.linear, F.layer_norm, F.normalize, F.softmax, torch.softmax, "softmax",
                     "transpose", torch.transpose, "mean", torch.mean, "sum", torch.sum, "unbind", torch.unbind,
-                    "chunk", torch.chunk, "permute", torch.permute})
+                    "chunk", torch.chunk, "split", torch.split, "permute", torch.permute})
 """Functions and methods on one folded tensor that leave its dim 0 alone (their dims shifted: `_DIMS`)."""
 
 _BINARY = frozenset({operator.add, operator.mul, operator.sub, operator.truediv, torch.add, torch.mul, torch.sub,
@@ -140,13 +178,14 @@ _BINARY = frozenset({operator.add, operator.mul, operator.sub, operator.truediv,
 """Elementwise arithmetic and matrix products: every tensor operand folded alike, or a parameter that
 does not reach dim 0 (broadcast over it)."""
 
-_OWN = frozenset({"view", "reshape", torch.reshape, "size", "dim", "ndimension", getattr})
+_OWN = frozenset({"view", "reshape", torch.reshape, "view_as", "reshape_as", "size", "dim", "ndimension", getattr})
 """Calls that read a folded value themselves (sizes, `refold`)."""
 
 _DIMS = {"transpose": ("dim0", "dim1"), torch.transpose: ("dim0", "dim1"), F.softmax: ("dim",),
          torch.softmax: ("dim",), "softmax": ("dim",), "mean": ("dim",), torch.mean: ("dim",), "sum": ("dim",),
          torch.sum: ("dim",), "unbind": ("dim",), torch.unbind: ("dim",), "chunk": ("chunks", "dim"),
-         torch.chunk: ("chunks", "dim"), F.normalize: ("p", "dim")}
+         torch.chunk: ("chunks", "dim"), "split": ("split_size", "dim"),
+         torch.split: ("split_size_or_sections", "dim"), F.normalize: ("p", "dim")}
 """The arguments after the tensor, in torch's order up to the last dim; the dims are those named dim*."""
 
 
@@ -161,6 +200,8 @@ def call(r, node, args, kwargs, default, ks: set):
     from .moves import Selections
 
     target = node.target
+    if target in ("flatten", torch.flatten):
+        return flatten(r, node, args, kwargs)
     if node.op == "call_module":
         _module(r, node, args, kwargs, k)
         return mark(r, default(node, args, kwargs), k)
@@ -256,12 +297,15 @@ def _operands(r, node, args, kwargs, k: int, binary: bool) -> None:
                            f"broadcast over the batch")
 
 
-def _shift(r, node, d, rank: int, name: str):
-    """Torch's dim ``d`` of a folded tensor of ``rank`` dims as the per-sample activation's dim."""
+def _shift(r, node, d, rank: int, name: str, batch: bool = False):
+    """Torch's dim ``d`` of a folded tensor of ``rank`` dims as the per-sample activation's dim (``batch``:
+    ``d`` itself, checked, and the folded dim allowed)."""
     if isinstance(d, (tuple, list)):
         return type(d)(_shift(r, node, e, rank, name) for e in d)
     if not isinstance(d, int) or isinstance(d, bool) or not -rank <= d < rank:
         r.refuse(node, f"its {name}={r.show(d)} is not a dim of a tensor of {rank} dimensions")
+    if batch:
+        return d
     if d % rank == 0:
         r.refuse(node, f"its {name}={d} is the dimension the batch is folded into (N*k); alexcost "
                        f"analyses each sample on its own")
