@@ -166,10 +166,12 @@ _MODULES = (Linear, LayerNorm, Dropout, Identity, GELU, ReLU, SiLU, Sigmoid, Tan
             Softmax)
 """Leaf modules that act on each row of dim 0 alone (a Softmax only over a dim counted from the end)."""
 
-_PLAIN = frozenset({"contiguous", "clone", torch.clone, F.gelu, F.relu, F.silu, torch.sigmoid, "sigmoid",
+_PLAIN = frozenset({"contiguous", "clone", torch.clone, F.gelu, F.relu, "relu", torch.relu, F.silu, torch.sigmoid,
+                    "sigmoid", "tanh", torch.tanh,
                     F.dropout, F.linear, F.layer_norm, F.normalize, F.softmax, torch.softmax, "softmax",
                     "transpose", torch.transpose, "mean", torch.mean, "sum", torch.sum, "unbind", torch.unbind,
-                    "chunk", torch.chunk, "split", torch.split, "permute", torch.permute})
+                    "chunk", torch.chunk, "split", torch.split, "permute", torch.permute,
+                    torch.cat, torch.concat})
 """Functions and methods on one folded tensor that leave its dim 0 alone (their dims shifted: `_DIMS`)."""
 
 _BINARY = frozenset({operator.add, operator.mul, operator.sub, operator.truediv, torch.add, torch.mul, torch.sub,
@@ -185,7 +187,8 @@ _DIMS = {"transpose": ("dim0", "dim1"), torch.transpose: ("dim0", "dim1"), F.sof
          torch.softmax: ("dim",), "softmax": ("dim",), "mean": ("dim",), torch.mean: ("dim",), "sum": ("dim",),
          torch.sum: ("dim",), "unbind": ("dim",), torch.unbind: ("dim",), "chunk": ("chunks", "dim"),
          torch.chunk: ("chunks", "dim"), "split": ("split_size", "dim"),
-         torch.split: ("split_size_or_sections", "dim"), F.normalize: ("p", "dim")}
+         torch.split: ("split_size_or_sections", "dim"), torch.cat: ("dim",), torch.concat: ("dim",),
+         F.normalize: ("p", "dim")}
 """The arguments after the tensor, in torch's order up to the last dim; the dims are those named dim*."""
 
 
@@ -220,6 +223,9 @@ def call(r, node, args, kwargs, default, ks: set):
     if target in ("unbind", torch.unbind) and args and isinstance(args[0], Selections):
         return mark(r, default(node, args, kwargs), k)  # its dim was checked at the permute: the selected one
     _operands(r, node, args, kwargs, k, target in _BINARY)
+    if target in (torch.cat, torch.concat) and not all(r.is_activation(v) and fold_of(r, v) == k for v in args[0]):
+        r.refuse(node, f"concatenates a tensor whose batch is folded with {k} windows or heads with others that "
+                       f"are not folded alike; alexcost reads it only with tensors folded alike")
     if target is F.layer_norm:
         shape = args[1] if len(args) > 1 else kwargs.get("normalized_shape", ())
         _normalized(r, node, args[:1], tuple(shape) if isinstance(shape, (tuple, list)) else (shape,))
@@ -315,7 +321,7 @@ def _shift(r, node, d, rank: int, name: str, batch: bool = False):
 def _shifted(r, node, args, kwargs, names: tuple):
     """The arguments with each dim named in ``names`` shifted; a dim left at its default is refused."""
     x, rest, kwargs = args[0], list(args[1:]), dict(kwargs)
-    rank = len(x.shape)
+    rank = len((x[0] if isinstance(x, (list, tuple)) and x else x).shape)
     for i, name in enumerate(names):
         if not name.startswith("dim"):
             continue
