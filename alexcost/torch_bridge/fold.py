@@ -22,8 +22,9 @@ from math import prod
 import torch
 import torch.nn.functional as F
 
-from ..layers import (GELU, Dropout, Flatten, Hardswish, Identity, LayerNorm, Linear, ParameterShape, ReLU, SiLU,
-                      Sigmoid, Softmax, StochasticDepth, Tanh)
+from ..layers import strides as st
+from ..layers import (GELU, Clone, Contiguous, Dropout, Expand, Flatten, Hardswish, Identity, LayerNorm, Linear,
+                      ParameterShape, ReLU, SiLU, Sigmoid, Softmax, StochasticDepth, Tanh, Unsqueeze)
 from .calls import REQUIRED, bind
 
 
@@ -85,7 +86,7 @@ def _count(v) -> bool:
 
 def size_arithmetic(r, fn, args, kwargs):
     """``B * n`` (``n * B``) and ``(B*k) // n`` where ``n`` divides ``k``, on the batch ``B`` or a folded batch
-    (what a view folds windows by): the batch times a known factor; ``(B*k) // B`` is ``k``, a number; None
+    (what a view folds windows by): the batch times a known factor; ``(B*k) // B`` is ``k`` (``B // B`` 1), a number; None
     for anything else (refused)."""
     if kwargs or len(args) != 2:
         return None
@@ -97,8 +98,8 @@ def size_arithmetic(r, fn, args, kwargs):
             k = (1 if a is r.BATCH else a.k) * b
     elif fn is operator.floordiv and isinstance(a, FoldedBatch) and _count(b) and a.k % b == 0:
         k = a.k // b
-    elif fn is operator.floordiv and isinstance(a, FoldedBatch) and b is r.BATCH:
-        return a.k  # (N*k) // N: the fold itself, whatever N
+    elif fn is operator.floordiv and (a is r.BATCH or isinstance(a, FoldedBatch)) and b is r.BATCH:
+        return 1 if a is r.BATCH else a.k  # (N*k) // N: the fold itself, whatever N
     return None if k is None else r.BATCH if k == 1 else FoldedBatch(k)
 
 
@@ -154,6 +155,36 @@ def flatten(r, node, args, kwargs):
         r.refuse(node, f"flattens the batch of {r.show(x)} with dims whose strides torch cannot view together "
                        f"(it copies the tensor where each sample's flatten is a view); alexcost does not read it")
     return mark(r, y, y.shape[0])
+
+
+def repeat_interleave(r, node, args, kwargs):
+    """``x.repeat_interleave(n, dim)`` of a tensor whose batch is in front, ``n`` a number: as torch runs it,
+    ``x.unsqueeze(dim + 1).expand(...)`` copied to a contiguous tensor and flattened at ``dim``. Per sample the
+    `Unsqueeze`, `Expand` and copy (`Contiguous`; for ``n = 1``, of a contiguous ``x``, a `Clone`), then the
+    `Flatten`; at ``dim=0`` each sample's copies are its own rows, in order: the batch folded by ``n``."""
+    b = bind(r, node, (("input", REQUIRED), ("repeats", REQUIRED), ("dim", None), ("output_size", None)), args,
+             kwargs)
+    x = r.tensor(b["input"], node)
+    n, d = r.constant(b["repeats"], node, "repeats"), r.constant(b["dim"], node, "dim")
+    rank = len(x.shape) + 1
+    if not _count(n) or b["output_size"] is not None:
+        r.refuse(node, f"repeats {r.show(n)} times (output_size={r.show(b['output_size'])}); alexcost reads a "
+                       f"number of repeats of 1 or more, without output_size")
+    if d is None or isinstance(d, bool) or not isinstance(d, int) or not -rank <= d < rank:
+        r.refuse(node, f"its dim={r.show(d)} is not a dim of a tensor of {rank} dimensions; alexcost reads "
+                       f"repeat_interleave along a dim it names")
+    d %= rank
+    if n == 1:
+        if r._placed(node, 2, x.src)[1] != st.contiguous((2, *x.shape)):
+            r.refuse(node, "repeats a tensor that is not contiguous once (a copy of a layout alexcost does not "
+                           "follow)")
+        return r.emit(node, Clone(), [x])
+    y = r.emit(node, r.build(node, Unsqueeze, {"dim": d + 1}), [x])
+    y = r.emit(node, r.build(node, Expand, {"sizes": tuple(n if i == d else -1 for i in range(len(y.shape)))}), [y])
+    y = r.emit(node, Contiguous(), [y])
+    if d == 0:
+        return mark(r, y, n)
+    return r.emit(node, r.build(node, Flatten, {"start_dim": d, "end_dim": d + 1}), [y])
 
 
 def _batch(r, x) -> str:

@@ -35,7 +35,7 @@ from .misc import FUNCTIONS as MISC_FUNCTIONS, METHODS as MISC_METHODS
 from .moves import FUNCTIONS as MOVES_FUNCTIONS, METHODS as MOVES_METHODS, moved_permute
 from .stacks import FUNCTIONS as STACK_FUNCTIONS, reduced
 from .elementwise import FUNCTIONS as ELEMENTWISE_FUNCTIONS, METHODS as ELEMENTWISE_METHODS, device_attribute
-from .fold import flatten, mark, refold
+from .fold import flatten, mark, refold, repeat_interleave
 
 
 def _dims(r, node, args, kwargs, name: str):
@@ -275,7 +275,7 @@ FUNCTIONS = {
     torch.pow: arithmetic("pow", names=("input", "exponent")),
     torch.cat: cat, torch.concat: cat,
     torch.concatenate: lambda r, node, args, kwargs: cat(r, node, args, kwargs, dim="axis"),
-    torch.flatten: flatten,
+    torch.flatten: flatten, torch.repeat_interleave: repeat_interleave,
     torch.reshape: reshape(Reshape),
     torch.permute: permute,
     torch.transpose: unary(Transpose, (("dim0", REQUIRED), ("dim1", REQUIRED))),
@@ -357,7 +357,7 @@ METHODS = {
     "swapaxes": unary(Transpose, (("axis0", REQUIRED), ("axis1", REQUIRED)),
                       rename={"axis0": "dim0", "axis1": "dim1"}),
     "swapdims": unary(Transpose, (("dim0", REQUIRED), ("dim1", REQUIRED))),
-    "flatten": flatten, "view_as": reshape_as(View), "reshape_as": reshape_as(Reshape),
+    "flatten": flatten, "repeat_interleave": repeat_interleave, "view_as": reshape_as(View), "reshape_as": reshape_as(Reshape),
     "contiguous": contiguous,
     "chunk": unary(Chunk, (("chunks", REQUIRED), ("dim", 0))),
     "split": lambda r, node, args, kwargs: split(r, node, args, kwargs, size_name="split_size"),
