@@ -95,6 +95,7 @@ CASES = {
                                                                 .view(x.shape[0], -1)), (4, 4, 8)),
     "the fold from the sizes, (N*k) // N": (lambda: Folded(lambda w, x: w.view(x.shape[0], w.shape[0] // x.shape[0],
                                                                                -1).sum(-1)), (4, 4, 8)),
+    "a dim of size 1 flattened with the batch": (lambda: Rows(lambda rows, x: rows.view(x.shape[0], 1, 8)), (1, 8)),
     "everything flattened, then viewed back": (lambda: Rows(lambda rows, x: rows.flatten().view(x.shape[0], 5, 8)),
                                                (5, 8)),
 }
@@ -120,7 +121,6 @@ class Call(nn.Module):
     def __init__(self, function):
         super().__init__()
         self.function = function
-        self.norm = nn.BatchNorm1d(8)
 
     def forward(self, x):
         return self.function(self, x)
@@ -129,12 +129,10 @@ class Call(nn.Module):
 REFUSED = {
     "a slice flattened with the batch (torch copies, the sample views)":
         (lambda m, x: x[:, :3].flatten(0, 1).view(x.shape[0], -1), (5, 8), "strides torch cannot view"),
-    "batch norm over the rows of several samples":
-        (lambda m, x: m.norm(x.flatten(0, 1)).reshape_as(x), (5, 8), "modules that leave that dimension alone"),
     "a split along the folded dim": (lambda m, x: x.flatten(0, 1).split(2)[0].view(x.shape[0], -1), (4, 8),
                                      "dim at its default"),
     "flatten with start after end": (lambda m, x: x.flatten(1, 0), (4, 8), "start_dim cannot come after"),
-    "a flatten of sizes 1 only": (lambda m, x: x.flatten(0, 1).view(x.shape[0], -1), (1, 8), "size 1"),
+    "a flatten into the batch alone": (lambda m, x: x.flatten(0, 2), (1, 1), "batch dimension alone"),
     "a folded output": (lambda m, x: x.flatten(0, 1), (4, 8), "returns a tensor"),
 }
 
@@ -153,13 +151,3 @@ def test_torch_copies_a_sliced_batch_it_flattens():
     x = torch.randn(5, 6, 8)
     assert x[:, :3].flatten(0, 1).untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
     assert x[0, :3].flatten(0, 0).untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
-
-
-def test_batch_norm_over_rows_mixes_the_samples_in_training():
-    """Why batch norm on ``(N*L, C)`` rows is refused: in training its statistics are over every row of every
-    sample, so a sample's output depends on the others (torch's, checked here)."""
-    norm = nn.BatchNorm1d(8).train()
-    x = torch.randn(4, 5, 8)
-    alone = norm(x[:1].flatten(0, 1))
-    together = norm(x.flatten(0, 1))[:5]
-    assert not torch.allclose(alone, together)

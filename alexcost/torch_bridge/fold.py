@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from ..layers import strides as st
-from ..layers import (GELU, Clone, Contiguous, Dropout, Expand, Flatten, Hardswish, Identity, LayerNorm, Linear,
-                      ParameterShape, ReLU, SiLU, Sigmoid, Softmax, StochasticDepth, Tanh, Unsqueeze)
+from ..layers import (GELU, BatchNorm1d, Clone, Contiguous, Dropout, Expand, Flatten, Hardswish, Identity, LayerNorm, Linear,
+                      ParameterShape, ReLU, SiLU, Sigmoid, Softmax, StochasticDepth, Tanh, Transpose, Unsqueeze)
 from .calls import REQUIRED, bind
 
 
@@ -128,7 +128,7 @@ def flatten(r, node, args, kwargs):
     not folded). A flatten after dim 0 is the per-sample `Flatten` of the same dims (shifted past the fold).
     ``start_dim=0`` flattens the batch with the next dims: torch's ``(N*k, a, b, ...)`` flattened to ``(N*k*a,
     b, ...)`` holds sample ``n``'s rows together, in the sample's order, so per sample it is the `Flatten` of
-    the fold and those dims, folded by their product. Read only where torch's merge of the batch with the
+    the fold and those dims, folded by their product (dims of size 1 only: the batch alone). Read only where torch's merge of the batch with the
     next dim is a view exactly when the sample's is (else torch copies what the sample views: refused)."""
     b = bind(r, node, (("input", REQUIRED), ("start_dim", 0), ("end_dim", -1)), args, kwargs)
     x = r.tensor(b["input"], node)
@@ -146,10 +146,12 @@ def flatten(r, node, args, kwargs):
         first = max(start, 1) + folded
         return mark(r, r.emit(node, r.build(node, Flatten, {"start_dim": first, "end_dim": max(end, 1) + folded}),
                               [x]), k)
+    if not folded and prod(x.shape[:end]) == 1:  # (N, 1, ..., a, ...) to (N, a, ...): the batch alone
+        if end == len(x.shape):
+            r.refuse(node, f"flattens {r.show(x)} into the batch dimension alone; alexcost analyses each sample "
+                           f"on its own")
+        return r.emit(node, r.build(node, Flatten, {"start_dim": 1, "end_dim": end + 1}), [x])
     y = r.emit(node, r.build(node, Flatten, {"start_dim": 1, "end_dim": end + folded}), [x])
-    if y.shape[0] == 1:
-        r.refuse(node, f"flattens the batch with dims of size 1 only ({r.show(x)}); alexcost reads it only where "
-                       f"they fold a factor into the batch")
     (before, xs), (after, _) = r._placed(node, 2, x.src), r._placed(node, 2, y.src)
     if before == after and xs[0] != x.shape[0] * xs[1]:
         r.refuse(node, f"flattens the batch of {r.show(x)} with dims whose strides torch cannot view together "
@@ -237,7 +239,8 @@ def call(r, node, args, kwargs, default, ks: set):
     if target in ("flatten", torch.flatten):
         return flatten(r, node, args, kwargs)
     if node.op == "call_module":
-        _module(r, node, args, kwargs, k)
+        if _module(r, node, args, kwargs, k):
+            return _batch_norm_rows(r, node, args[0] if args else next(iter(kwargs.values())), k)
         return mark(r, default(node, args, kwargs), k)
     if target is operator.getitem:
         return _getitem(r, node, args, kwargs, default, k)
@@ -271,11 +274,15 @@ def call(r, node, args, kwargs, default, ks: set):
     return mark(r, default(node, args, kwargs), k)
 
 
-def _module(r, node, args, kwargs, k: int) -> None:
+def _module(r, node, args, kwargs, k: int) -> bool:
+    """Checks a module's call on a folded tensor; True for a BatchNorm1d of rows (`_batch_norm_rows`)."""
     from .trace import kind_of
 
     module = r.module(node.target)
     kind = kind_of(type(module))
+    values = [*args, *kwargs.values()]
+    if kind is BatchNorm1d and len(values) == 1 and r.is_activation(values[0]) and len(values[0].shape) == 2:
+        return True
     if kind not in _MODULES or (kind is Softmax and not (isinstance(module.dim, int) and module.dim < 0)):
         names = ", ".join(m.__name__ for m in _MODULES)
         r.refuse(node, f"reads a tensor whose batch is folded with {k} windows or heads (its first dimension "
@@ -284,6 +291,25 @@ def _module(r, node, args, kwargs, k: int) -> None:
     _operands(r, node, args, kwargs, k, False)
     if kind is LayerNorm:
         _normalized(r, node, [*args, *kwargs.values()], tuple(module.normalized_shape))
+    return False
+
+
+def _batch_norm_rows(r, node, x, k: int):
+    """``BatchNorm1d`` of ``(N*k, C)`` rows: per channel, over every row, as of ``(N, C, k)``: per sample the
+    `BatchNorm1d` of the rows transposed to ``(C, k)``, then transposed back (both views, no ops). The same
+    forward counts; a training step is refused, as the layout of torch's output (rows, contiguous) is not
+    that of the one read (channels first)."""
+    from .ops import module_call
+
+    module = r.module(node.target)
+    rows = r.emit(node, Transpose(dim0=1, dim1=2), [x], label="transpose")
+    layer, params = module_call(r, node, BatchNorm1d, module, rows)
+    y = r.emit(node, layer, [rows], params=params, module=module)
+    r.fold_training.append(f"{r.where(node)} normalizes the rows of several samples folded into the batch "
+                           f"(N*{k}, {x.shape[1]}): alexcost reads its forward pass as a batch norm of (N, "
+                           f"{x.shape[1]}, {k}), and does not count a training step of it (torch's output is laid "
+                           f"out as rows)")
+    return mark(r, r.emit(node, Transpose(dim0=1, dim1=2), [y], label="transpose"), k)
 
 
 def _normalized(r, node, values, shape) -> None:
