@@ -299,12 +299,8 @@ def _batch_norm_rows(r, node, x, k: int):
     `BatchNorm1d` of the rows transposed to ``(C, k)``, then transposed back (both views, no ops). The same
     forward counts; a training step is refused, as the layout of torch's output (rows, contiguous) is not
     that of the one read (channels first)."""
-    from .ops import module_call
-
-    module = r.module(node.target)
     rows = r.emit(node, Transpose(dim0=1, dim1=2), [x], label="transpose")
-    layer, params = module_call(r, node, BatchNorm1d, module, rows)
-    y = r.emit(node, layer, [rows], params=params, module=module)
+    y = r._module_call(node, (rows,), {})
     r.fold_training.append(f"{r.where(node)} normalizes the rows of several samples folded into the batch "
                            f"(N*{k}, {x.shape[1]}): alexcost reads its forward pass as a batch norm of (N, "
                            f"{x.shape[1]}, {k}), and does not count a training step of it (torch's output is laid "
