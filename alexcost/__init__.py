@@ -19,7 +19,7 @@ from .layers import (GELU, INPUT, LAYER_KINDS, AdaptiveAvgPool2d, AdaptiveAvgPoo
 from .layers import (Expand, Matmul, MultiheadAttention, ScaledDotProductAttention, Slice, Squeeze, Unsqueeze,
                      WindowAttention)
 from .layers import AvgPool1d, Normalize, RMSNorm, Unfold
-from .layers import Div, Embedding, Norm, PositionBias, Roll, Rsqrt, Scalar, Sub, Sum
+from .layers import Amax, Div, Embedding, Norm, PositionBias, Roll, Rsqrt, Scalar, Sub, Sum
 from .models import DEFAULT_MODEL, PRESETS, preset
 from .engine.network import Network
 from .engine.rules import forget as forget_rules
@@ -43,7 +43,7 @@ def __getattr__(name):
     raise AttributeError(f"module 'alexcost' has no attribute {name!r}")
 
 __all__ = [
-    "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "AvgPool1d", "AvgPool2d", "AvgPool3d",
+    "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "Amax", "AvgPool1d", "AvgPool2d", "AvgPool3d",
     "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Cat", "Chunk", "Clone", "Contiguous", "Conv1d", "Conv2d",
     "Conv3d", "ConvTranspose2d", "DEFAULT_MODEL", "DTYPE_BYTES", "Div", "Dropout", "Dropout2d", "Embedding", "Expand",
     "Flatten", "GELU", "GroupNorm", "Hardsigmoid", "Hardswish", "INPUT", "Identity", "InstanceNorm2d",

@@ -14,7 +14,7 @@ from .attention import Matmul, MultiheadAttention, ScaledDotProductAttention
 from .base import INPUT, LAYER_KINDS, Grads, Layer, ParameterShape, Saved, Shape, TrainContext, register_layer
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
 from .index import Expand, Slice, Squeeze, Unsqueeze
-from .reduce import Norm, Roll, Sum
+from .reduce import Amax, Norm, Roll, Sum
 from .scalar import Scalar
 from .window import WindowAttention
 from .linear import Embedding, Linear
@@ -34,7 +34,7 @@ BUILTIN_KINDS = frozenset(LAYER_KINDS.values())
 """alexcost's own kinds; a user's kinds get their output shapes checked too."""
 
 __all__ = [
-    "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "AvgPool1d", "AvgPool2d", "AvgPool3d",
+    "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "Amax", "AvgPool1d", "AvgPool2d", "AvgPool3d",
     "BUILTIN_KINDS", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Cat", "Chunk", "Clone", "Contiguous", "Conv1d",
     "Conv2d", "Conv3d", "ConvTranspose2d", "Div", "Dropout", "Dropout2d", "Embedding", "Expand", "Flatten", "GELU",
     "Grads", "GroupNorm", "Hardsigmoid", "Hardswish", "INPUT", "Identity", "InstanceNorm2d", "LAYER_KINDS",

@@ -204,7 +204,7 @@ _PLAIN = frozenset({"contiguous", "clone", torch.clone, F.gelu, F.relu, "relu", 
                     F.dropout, F.linear, F.layer_norm, F.normalize, F.softmax, torch.softmax, "softmax",
                     "transpose", torch.transpose, "mean", torch.mean, "sum", torch.sum, "unbind", torch.unbind,
                     "chunk", torch.chunk, "split", torch.split, "permute", torch.permute,
-                    torch.cat, torch.concat})
+                    torch.cat, torch.concat, "amax", torch.amax})
 """Functions and methods on one folded tensor that leave its dim 0 alone (their dims shifted: `_DIMS`)."""
 
 _BINARY = frozenset({operator.add, operator.mul, operator.sub, operator.truediv, torch.add, torch.mul, torch.sub,
@@ -221,6 +221,7 @@ _DIMS = {"transpose": ("dim0", "dim1"), torch.transpose: ("dim0", "dim1"), F.sof
          torch.sum: ("dim",), "unbind": ("dim",), torch.unbind: ("dim",), "chunk": ("chunks", "dim"),
          torch.chunk: ("chunks", "dim"), "split": ("split_size", "dim"),
          torch.split: ("split_size_or_sections", "dim"), torch.cat: ("dim",), torch.concat: ("dim",),
+         "amax": ("dim",), torch.amax: ("dim",),
          F.normalize: ("p", "dim")}
 """The arguments after the tensor, in torch's order up to the last dim; the dims are those named dim*."""
 
