@@ -140,6 +140,8 @@ def flatten(r, node, args, kwargs):
         r.refuse(node, f"flatten() has invalid args: start_dim cannot come after end_dim (start_dim={b['start_dim']}, "
                        f"end_dim={b['end_dim']})")
     folded = k > 1
+    if start and not folded:  # the batch left alone: the dims as given
+        return r.emit(node, r.build(node, Flatten, {"start_dim": b["start_dim"], "end_dim": b["end_dim"]}), [x])
     if start or (end == 0 and not folded):  # the batch and its fold left alone
         if not x.shape:
             r.refuse(node, "flattens a tensor of the batch dimension alone; alexcost analyses each sample on its own")
