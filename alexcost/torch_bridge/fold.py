@@ -26,36 +26,7 @@ from ..layers import strides as st
 from ..layers import (GELU, BatchNorm1d, Clone, Contiguous, Dropout, Expand, Flatten, Hardswish, Identity, LayerNorm, Linear,
                       ParameterShape, ReLU, SiLU, Sigmoid, Softmax, StochasticDepth, Tanh, Transpose, Unsqueeze)
 from .calls import REQUIRED, bind
-
-
-class FoldedBatch:
-    """``x.shape[0]`` of a folded value: the batch size times ``k``, never a number."""
-
-    __slots__ = ("k",)
-
-    def __init__(self, k: int):
-        self.k = k
-
-    def __repr__(self) -> str:
-        return f"N*{self.k}"
-
-
-def fold_of(r, value) -> int:
-    """The factor ``k`` of an activation (1: the batch alone, or a parameter)."""
-    if not r.is_activation(value) or isinstance(value.shape, ParameterShape):
-        return 1
-    return r.folds.get(value.src, 1)
-
-
-def mark(r, value, k: int):
-    """Record every activation in ``value`` as folded by ``k``; gives ``value`` back."""
-    if k > 1:
-        if r.is_activation(value) and not isinstance(value.shape, ParameterShape):
-            r.folds[value.src] = k
-        elif isinstance(value, (list, tuple)):
-            for v in value:
-                mark(r, v, k)
-    return value
+from .folded import FoldedBatch, fold_of, mark
 
 
 def _folds(r, value, found: set) -> set:

@@ -14,11 +14,13 @@ batch is in front is a `Chunk` into pieces of one, each squeezed (``d`` not the 
 from __future__ import annotations
 
 import operator
+from math import prod
 
 import torch
 
-from ..layers import Chunk, Permute, Slice, Squeeze
+from ..layers import Chunk, Permute, Reshape, Slice, Squeeze
 from .calls import REQUIRED, bind
+from .folded import FoldedBatch, mark
 
 _WHOLE = (None, None, None)
 
@@ -28,17 +30,51 @@ class Selections:
     permute): ``[i]`` is a `Slice` of ``x``, ``unbind(0)`` a `Chunk` of ``x`` into pieces of one, each
     squeezed, as torch's are views of several (one written in place fails torch's training step); then,
     where the order of the rest changes, a `Permute`. Made when used, from ``x`` as it is then (a write in
-    place into ``x`` since shows through, as through torch's view), and named after the permute."""
+    place into ``x`` since shows through, as through torch's view), and named after the permute.
+    ``then``: a reshape between the permute and the selections (`reshaped`), as ``(node, per-sample
+    shape, fold)``."""
 
-    __slots__ = ("r", "node", "x", "front", "rest")
+    __slots__ = ("r", "node", "x", "front", "rest", "then")
 
-    def __init__(self, r, node, x, front: int, rest: tuple):
-        self.r, self.node, self.x, self.front, self.rest = r, node, x, front, rest
+    def __init__(self, r, node, x, front: int, rest: tuple, then=None):
+        self.r, self.node, self.x, self.front, self.rest, self.then = r, node, x, front, rest, then
 
     def _ordered(self, view):
-        if self.rest == tuple(range(len(self.rest))):
+        r = self.r
+        if self.rest != tuple(range(len(self.rest))):
+            view = r.emit(self.node, r.build(self.node, Permute, {"dims": self.rest}), [view])
+        if self.then is None:
             return view
-        return self.r.emit(self.node, self.r.build(self.node, Permute, {"dims": self.rest}), [view])
+        node, shape, k = self.then
+        return mark(r, r.emit(node, r.build(node, Reshape, {"shape": shape}), [view]), k)
+
+    def reshaped(self, node, sizes):
+        """``.reshape(n, B*m, ...)`` (or ``view``; ``-1`` for ``B*m``) of the permute, keeping its dim 0 (``n``)
+        and folding the batch, now at dim 1, with the next ``m`` elements of each sample (``B`` alone: ``m = 1``);
+        every use of it selects dim 0 (checked at the permute). Selection ``i`` of it is torch's selection ``i``
+        of the permute reshaped to ``(B*m, ...)``, which per sample is that sample's selection reshaped to
+        ``(m, ...)``, its batch folded by ``m``. Torch copies the whole permute into one storage where no view
+        can follow, the selections its views: a training step is refused (each selection read is a copy of its
+        own)."""
+        r, n = self.r, self.x.shape[self.front - 1]
+        first, rest = (sizes[1] if len(sizes) > 1 else None), tuple(sizes[2:])
+        each, known = prod(self.x.shape) // n, prod(rest)
+        if first is r.BATCH:
+            k = 1
+        elif isinstance(first, FoldedBatch):
+            k = first.k
+        elif first == -1 and -1 not in rest and known > 0 and each % known == 0:
+            k = each // known
+        else:
+            k = None
+        if self.then is not None or not rest or sizes[0] != n or k is None or any(
+                s is r.BATCH or isinstance(s, FoldedBatch) for s in rest):
+            r.refuse(node, f"reshapes a permute that moves the batch to dim 1 to {list(sizes)}; alexcost reads "
+                           f"such a reshape only to ({n}, the batch times a number or -1, fixed sizes), each use "
+                           f"selecting dim 0")
+        r.fold_training.append(f"{r.where(node)} reshapes a permute that moves the batch: torch copies it into "
+                               f"one storage, which alexcost does not follow in a training step")
+        return Selections(r, self.node, self.x, self.front, self.rest, (node, ((k,) if k > 1 else ()) + rest, k))
 
     def __getitem__(self, index):
         r, node, front = self.r, self.node, self.front
@@ -60,11 +96,25 @@ def _dim0(value, rank: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value in (0, -rank)
 
 
-def _selected(node, rank: int, size: int) -> bool:
-    """Does every use of ``node`` (one at least) select its dim 0 with a constant: ``unbind(0)``, ``[i]``?"""
+def _reshape_of(user, node) -> int | None:
+    """The rank ``user`` reshapes ``node`` to, where it is ``node.reshape(sizes)`` or ``node.view(sizes)``."""
+    method = user.op == "call_method" and user.target in ("reshape", "view")
+    if not (method or (user.op == "call_function" and user.target is torch.reshape)) or user.kwargs or \
+            len(user.args) < 2 or user.args[0] is not node or node in user.args[1:]:
+        return None
+    sizes = user.args[1:]
+    return len(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else len(sizes)
+
+
+def _selected(node, rank: int, size: int, reshaped: bool = True) -> bool:
+    """Does every use of ``node`` (one at least) select its dim 0 with a constant: ``unbind(0)``, ``[i]``, or
+    (``reshaped``) a reshape every use of which does (`Selections.reshaped` checks its sizes)?"""
     for user in node.users:
         args, kwargs = user.args, user.kwargs
-        if user.op == "call_function" and user.target is operator.getitem:
+        if reshaped and _reshape_of(user, node) is not None:
+            if not _selected(user, _reshape_of(user, node), size, reshaped=False):
+                return False
+        elif user.op == "call_function" and user.target is operator.getitem:
             if len(args) != 2 or args[0] is not node or kwargs:
                 return False
             index = args[1]

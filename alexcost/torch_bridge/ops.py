@@ -32,7 +32,7 @@ from .dense import CONVOLUTIONS, module_conv, padding_module
 from .dense import FUNCTIONS as DENSE_FUNCTIONS
 from .attention import FUNCTIONS as ATTENTION_FUNCTIONS, METHODS as ATTENTION_METHODS, Token
 from .misc import FUNCTIONS as MISC_FUNCTIONS, METHODS as MISC_METHODS
-from .moves import FUNCTIONS as MOVES_FUNCTIONS, METHODS as MOVES_METHODS, moved_permute
+from .moves import FUNCTIONS as MOVES_FUNCTIONS, METHODS as MOVES_METHODS, Selections, moved_permute
 from .stacks import FUNCTIONS as STACK_FUNCTIONS, reduced
 from .elementwise import FUNCTIONS as ELEMENTWISE_FUNCTIONS, METHODS as ELEMENTWISE_METHODS, device_attribute
 from .fold import flatten, mark, refold, repeat_interleave
@@ -66,6 +66,8 @@ def reshape(kind):
     folded or unfolded)."""
     def handle(r, node, args, kwargs):
         x, sizes = _dims(r, node, args, kwargs, "shape")
+        if isinstance(x, Selections):
+            return x.reshaped(node, sizes)
         x = r.tensor(x, node)
         if not sizes:
             r.refuse(node, "gives no sizes")
