@@ -134,6 +134,10 @@ REFUSED = {
     "flatten with start after end": (lambda m, x: x.flatten(1, 0), (4, 8), "start_dim cannot come after"),
     "a flatten into the batch alone": (lambda m, x: x.flatten(0, 2), (1, 1), "batch dimension alone"),
     "a folded output": (lambda m, x: x.flatten(0, 1), (4, 8), "returns a tensor"),
+    "a folded tensor concatenated with a plain one":
+        (lambda m, x: torch.cat([x.flatten(0, 1), x.sum(1)], 1).view(x.shape[0], -1), (4, 8), "folded alike"),
+    "a folded tensor passed by keyword":
+        (lambda m, x: torch.softmax(input=x.flatten(0, 1), dim=1).view(x.shape[0], -1), (4, 8), "by keyword"),
 }
 
 

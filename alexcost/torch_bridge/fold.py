@@ -111,7 +111,7 @@ def flatten(r, node, args, kwargs):
         r.refuse(node, f"flatten() has invalid args: start_dim cannot come after end_dim (start_dim={b['start_dim']}, "
                        f"end_dim={b['end_dim']})")
     folded = k > 1
-    if start and not folded:  # the batch left alone: the dims as given
+    if (start and not folded) or isinstance(x.shape, ParameterShape):  # the batch left alone: the dims as given
         return r.emit(node, r.build(node, Flatten, {"start_dim": b["start_dim"], "end_dim": b["end_dim"]}), [x])
     if start or (end == 0 and not folded):  # the batch and its fold left alone
         if not x.shape:
@@ -140,6 +140,9 @@ def repeat_interleave(r, node, args, kwargs):
     b = bind(r, node, (("input", REQUIRED), ("repeats", REQUIRED), ("dim", None), ("output_size", None)), args,
              kwargs)
     x = r.tensor(b["input"], node)
+    if isinstance(x.shape, ParameterShape):
+        r.refuse(node, f"repeats {r.show(x)}, a computation on a parameter alone; alexcost reads repeat_interleave "
+                       f"of activations")
     n, d = r.constant(b["repeats"], node, "repeats"), r.constant(b["dim"], node, "dim")
     rank = len(x.shape) + 1
     if not _count(n) or b["output_size"] is not None:
@@ -230,8 +233,11 @@ def call(r, node, args, kwargs, default, ks: set):
         return default(node, args, kwargs)
     if target in ("unbind", torch.unbind) and args and isinstance(args[0], Selections):
         return mark(r, default(node, args, kwargs), k)  # its dim was checked at the permute: the selected one
+    if (target in _DIMS or target in ("permute", torch.permute)) and not args:
+        r.refuse(node, "passes its tensor by keyword; alexcost reads it on a folded tensor passed positionally")
     _operands(r, node, args, kwargs, k, target in _BINARY)
-    if target in (torch.cat, torch.concat) and not all(r.is_activation(v) and fold_of(r, v) == k for v in args[0]):
+    if target in (torch.cat, torch.concat) and not (isinstance(args[0], (list, tuple)) and all(
+            r.is_activation(v) and fold_of(r, v) == k for v in args[0])):
         r.refuse(node, f"concatenates a tensor whose batch is folded with {k} windows or heads with others that "
                        f"are not folded alike; alexcost reads it only with tensors folded alike")
     if target is F.layer_norm:
