@@ -54,6 +54,8 @@ CASES = {
     "along the batch, viewed back": (lambda: Repeat(lambda y: y.repeat_interleave(2, 0).view(y.shape[0], -1)),
                                      (5, 8)),
     "once, a copy": (lambda: Repeat(lambda y: y.repeat_interleave(1, dim=1) + y), (5, 8)),
+    "the batch over itself, once": (lambda: Repeat(lambda y: y.repeat_interleave(y.shape[0] // y.shape[0], dim=0)
+                                                   * y), (5, 8)),
 }
 
 
