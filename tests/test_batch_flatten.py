@@ -149,6 +149,21 @@ def test_what_is_not_read_per_sample_is_refused_at_the_node(case):
     assert "fx node" in str(err.value)
 
 
+def test_a_module_named_flatten_on_rows_is_refused_as_a_module():
+    """``self.flatten = nn.Flatten()`` on ``(N*L, C)`` rows: the module, not ``x.flatten``, refused at its node."""
+    class Module(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.flatten = nn.Flatten()
+
+        def forward(self, x):             # x: (N, L, C)
+            return self.flatten(x.flatten(0, 1)).view(x.shape[0], -1)
+
+    with pytest.raises(SpecError, match=r"modules that leave that dimension alone.*|module 'flatten'") as err:
+        from_module(Module(), (4, 8))
+    assert "module 'flatten'" in str(err.value)
+
+
 def test_torch_copies_a_sliced_batch_it_flattens():
     """Why the slice above is refused: torch's ``flatten(0, 1)`` of ``x[:, :3]`` is a copy (a new storage),
     while each sample's ``(3, 8)`` rows are a view of the sample."""

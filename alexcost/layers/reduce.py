@@ -7,9 +7,10 @@ them (one comparison fewer than it reads). Norm with
 takes each element's absolute value and adds them. Roll copies and does no arithmetic.
 
 Backward: Sum spreads its gradient (0 ops) and keeps nothing; Amax shares each output's gradient among
-the elements equal to the maximum (3 ops per input element) and keeps its input and output; Norm's gradient is ``x * g / norm``
-(``p=2``: a divide per output element, then two multiplies per input element) or ``sign(x) * g``
-(``p=1``: two ops per input element), and it keeps its input and its output; Roll rolls its
+the elements equal to the maximum (3 ops per input element) and keeps its input and output; Norm's
+gradient is ``x * g / norm`` (``p=2``: a divide per output element, then two multiplies per input
+element) or ``sign(x) * g`` (``p=1``: two ops per input element), and it keeps its input and its
+output; Roll rolls its
 gradient back (0 ops), keeping nothing.
 """
 

@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from ..layers import strides as st
-from ..layers import (GELU, BatchNorm1d, Clone, Contiguous, Dropout, Expand, Flatten, Hardswish, Identity, LayerNorm, Linear,
-                      ParameterShape, ReLU, SiLU, Sigmoid, Softmax, StochasticDepth, Tanh, Transpose, Unsqueeze)
+from ..layers import (GELU, BatchNorm1d, Clone, Contiguous, Dropout, Expand, Flatten, Hardswish, Identity, LayerNorm,
+                      Linear, ParameterShape, ReLU, SiLU, Sigmoid, Softmax, StochasticDepth, Tanh, Transpose,
+                      Unsqueeze)
 from .calls import REQUIRED, bind
 from .folded import FoldedBatch, fold_of, mark
 
@@ -57,8 +58,8 @@ def _count(v) -> bool:
 
 def size_arithmetic(r, fn, args, kwargs):
     """``B * n`` (``n * B``) and ``(B*k) // n`` where ``n`` divides ``k``, on the batch ``B`` or a folded batch
-    (what a view folds windows by): the batch times a known factor; ``(B*k) // B`` is ``k`` (``B // B`` 1), a number; None
-    for anything else (refused)."""
+    (what a view folds windows by): the batch times a known factor; ``(B*k) // B`` is ``k`` (``B // B`` 1),
+    a number; None for anything else (refused)."""
     if kwargs or len(args) != 2:
         return None
     a, b = args
@@ -99,8 +100,9 @@ def flatten(r, node, args, kwargs):
     not folded). A flatten after dim 0 is the per-sample `Flatten` of the same dims (shifted past the fold).
     ``start_dim=0`` flattens the batch with the next dims: torch's ``(N*k, a, b, ...)`` flattened to ``(N*k*a,
     b, ...)`` holds sample ``n``'s rows together, in the sample's order, so per sample it is the `Flatten` of
-    the fold and those dims, folded by their product (dims of size 1 only: the batch alone). Read only where torch's merge of the batch with the
-    next dim is a view exactly when the sample's is (else torch copies what the sample views: refused)."""
+    the fold and those dims, folded by their product (dims of size 1 only: the batch alone). Read only where
+    torch's merge of the batch with the next dim is a view exactly when the sample's is (else torch copies
+    what the sample views: refused)."""
     b = bind(r, node, (("input", REQUIRED), ("start_dim", 0), ("end_dim", -1)), args, kwargs)
     x = r.tensor(b["input"], node)
     k = fold_of(r, x)
@@ -213,7 +215,7 @@ def call(r, node, args, kwargs, default, ks: set):
     from .moves import Selections
 
     target = node.target
-    if target in ("flatten", torch.flatten):
+    if node.op != "call_module" and target in ("flatten", torch.flatten):
         return flatten(r, node, args, kwargs)
     if node.op == "call_module":
         if _module(r, node, args, kwargs, k):

@@ -1,6 +1,6 @@
 """Single calls that stop otherwise readable models, as alexcost layers: ``x.expand_as(y)``, ``x.float()``
-(the tensor itself), ``x.amax(dim)``, ``F.rms_norm``, ``F.normalize``, ``F.avg_pool1d`` and ``F.unfold`` (``nn.RMSNorm``,
-``nn.AvgPool1d`` and ``nn.Unfold`` are read by name). Handlers as in `alexcost.torch_bridge.ops`, which adds
+(the tensor itself), ``x.amax(dim)``, ``F.rms_norm``, ``F.normalize``, ``F.avg_pool1d`` and ``F.unfold``
+(``nn.RMSNorm``, ``nn.AvgPool1d`` and ``nn.Unfold`` are read by name). Handlers as in `alexcost.torch_bridge.ops`, which adds
 `FUNCTIONS` and `METHODS` to its tables. Imports torch.
 """
 
