@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+import itertools
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -170,3 +172,39 @@ def test_torch_copies_a_sliced_batch_it_flattens():
     x = torch.randn(5, 6, 8)
     assert x[:, :3].flatten(0, 1).untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
     assert x[0, :3].flatten(0, 0).untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
+
+
+class Drawn(nn.Module):
+    """``x`` of shape ``(N, *sizes)``, optionally permuted after the batch, flattened from dim 0 to ``end``, a
+    Linear on the last dim, then viewed back to ``(N, ...)``."""
+
+    def __init__(self, sizes, end, order):
+        super().__init__()
+        self.end, self.order = end, order
+        self.fc = nn.Linear(sizes[order[-1] - 1], 4)
+
+    def forward(self, x):
+        rows = x.permute(0, *self.order).flatten(0, self.end)
+        return self.fc(rows).reshape(x.shape[0], -1)
+
+
+DRAWN = [(sizes, order, end) for sizes in [(2, 3), (3, 1), (1, 3), (2, 3, 4), (4, 1, 2)]
+         for order in itertools.permutations(range(1, len(sizes) + 1)) for end in range(1, len(sizes))]
+
+
+def test_every_flatten_of_the_batch_of_small_tensors_matches_torch_or_is_refused():
+    """Every order of the dims after the batch and every end, on small sizes: exact against torch's forward
+    and training step, or refused at the node (a flatten torch copies where each sample's is a view)."""
+    read = 0
+    for sizes, order, end in DRAWN:
+        module = Drawn(sizes, end, order)
+        try:
+            from_module(module, sizes)
+        except SpecError as err:
+            assert "fx node" in str(err) and "strides torch cannot view" in str(err), (sizes, order, end)
+            continue
+        read += 1
+        forward_against_torch(module, sizes, batch=3)
+        theirs, ours = agree(module, sizes, batch=3)
+        assert theirs.refused is None and ours == theirs, (sizes, order, end, theirs, ours)
+    assert read >= len(DRAWN) // 2
