@@ -10,9 +10,8 @@ read per sample is refused at its node.
 
 from __future__ import annotations
 
-import math
-
 import itertools
+import math
 
 import pytest
 
