@@ -95,6 +95,7 @@ class Reshaped(nn.Module):
     lambda qkv, b: qkv.reshape(3, b, -1, 2, 4)[:, :, 0],  # a use that is not a selection of dim 0
     lambda qkv, b: qkv.reshape(3, 2, -1),             # the batch not folded at dim 1
     lambda qkv, b: qkv.reshape(3, -1, 5, 3),          # -1 that is no whole number of rows of a sample
+    lambda qkv, b: qkv.view(3, -1, 4, 4),             # a view (torch's fails: the strides cannot be merged)
 ])
 def test_other_reshapes_are_refused(how):
     module = Reshaped(how)

@@ -61,13 +61,13 @@ class Selections(Moved):
         return mark(r, r.emit(node, r.build(node, Reshape, {"shape": shape}), [view]), k)
 
     def reshaped(self, node, sizes):
-        """``.reshape(n, B*m, ...)`` (or ``view``; ``-1`` for ``B*m``) of the permute, keeping its dim 0 (``n``)
-        and folding the batch, now at dim 1, with the next ``m`` elements of each sample (``B`` alone: ``m = 1``);
-        every use of it selects dim 0 (checked at the permute). Selection ``i`` of it is torch's selection ``i``
-        of the permute reshaped to ``(B*m, ...)``, which per sample is that sample's selection reshaped to
-        ``(m, ...)``, its batch folded by ``m``. Torch copies the whole permute into one storage where no view
-        can follow, the selections its views: a training step is refused (each selection read is a copy of its
-        own)."""
+        """``.reshape(n, B*m, ...)`` (``-1`` for ``B*m``; a ``view`` is refused) of the permute, keeping its dim
+        0 (``n``) and folding the batch, now at dim 1, with the next ``m`` elements of each sample (``B`` alone:
+        ``m = 1``); every use of it selects dim 0 (checked at the permute). Selection ``i`` of it is torch's
+        selection ``i`` of the permute reshaped to ``(B*m, ...)``, which per sample is that sample's selection
+        reshaped to ``(m, ...)``, its batch folded by ``m``. Torch copies the whole permute into one storage
+        where no view can follow, the selections its views: a training step is refused (each selection read
+        is a copy of its own)."""
         r, n = self.r, self.x.shape[self.front - 1]
         first, rest = (sizes[1] if len(sizes) > 1 else None), tuple(sizes[2:])
         each, known = prod(self.x.shape) // n, prod(rest)
@@ -79,6 +79,9 @@ class Selections(Moved):
             k = each // known
         else:
             k = None
+        if node.target == "view":
+            r.refuse(node, "views a permute that moves the batch to dim 1 with sizes that fold the batch; alexcost "
+                           "reads reshape there (torch's view fails where the permute's strides cannot be merged)")
         if self.then is not None or not rest or sizes[0] != n or k is None or any(
                 s is r.BATCH or isinstance(s, FoldedBatch) for s in rest):
             r.refuse(node, f"reshapes a permute that moves the batch to dim 1 to {list(sizes)}; alexcost reads "
