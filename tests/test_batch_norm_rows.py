@@ -98,3 +98,13 @@ def test_timm_levit_matches_torch():
     module = levit.Levit(img_size=64, num_classes=10, embed_dim=(32, 48, 64), key_dim=8, num_heads=(2, 3, 4),
                          depth=(1, 1, 1))
     forward_against_torch(module, (3, 64, 64), batch=2)
+
+
+def test_timm_levit_matches_fvcore():
+    pytest.importorskip("fvcore")
+    levit = pytest.importorskip("timm.models.levit")
+    module = levit.Levit(img_size=64, num_classes=10, embed_dim=(32, 48, 64), key_dim=8, num_heads=(2, 3, 4),
+                         depth=(1, 1, 1)).eval()
+    net = from_module(module, (3, 64, 64)).network
+    ours = sum(layer.fvcore_count(x, y) for layer, x, y in zip(net.layers, net.input_shapes, net.output_shapes))
+    assert _fvcore(module, (3, 64, 64)) == ours

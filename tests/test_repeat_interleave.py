@@ -102,9 +102,9 @@ def test_what_is_not_read_is_refused_at_the_node(case):
     assert "fx node" in str(err.value)
 
 
-def _gcvit():
+def _gcvit(depths=(1, 2, 2, 1)):
     gcvit = pytest.importorskip("timm.models.gcvit")
-    return gcvit.GlobalContextVit(num_classes=10, img_size=64, window_size=(4, 2, 2, 1), depths=(1, 2, 2, 1),
+    return gcvit.GlobalContextVit(num_classes=10, img_size=64, window_size=(4, 2, 2, 1), depths=depths,
                                   embed_dim=16, num_heads=(1, 2, 2, 4))
 
 
@@ -118,3 +118,23 @@ def test_timm_gcvit_training_step_matches_torch():
     theirs, ours = agree(_gcvit(), (3, 64, 64), batch=2)
     assert theirs.refused is None and ours.refused is None, (theirs, ours)
     assert ours == theirs
+
+
+def test_timm_gcvit_matches_fvcore():
+    """fvcore's total at one sample against the counts alexcost says fvcore gives (its MACs). Two blocks a
+    stage, so that every stage's global query is used (fvcore's trace drops a computation whose result no
+    later call reads, which torch runs and alexcost counts)."""
+    pytest.importorskip("fvcore")
+    import warnings
+
+    from fvcore.nn import FlopCountAnalysis
+
+    module = _gcvit(depths=(2, 2, 2, 2)).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        analysis = FlopCountAnalysis(module, torch.randn(1, 3, 64, 64))
+        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+        total = int(analysis.total())
+    net = from_module(module, (3, 64, 64)).network
+    assert total == sum(layer.fvcore_count(x, y) for layer, x, y in zip(net.layers, net.input_shapes,
+                                                                         net.output_shapes))
