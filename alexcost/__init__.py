@@ -19,7 +19,7 @@ from .layers import (GELU, INPUT, LAYER_KINDS, AdaptiveAvgPool2d, AdaptiveAvgPoo
 from .layers import (CosineWindowAttention, Expand, Matmul, MultiheadAttention, ScaledDotProductAttention, Slice,
                      Squeeze, Unsqueeze, WindowAttention)
 from .layers import AvgPool1d, Buffer, Fold, IndexSelect, Normalize, RMSNorm, Unfold
-from .layers import Clamp, Div, Embedding, Exp, Norm, PositionBias, Roll, Rsqrt, Scalar, Sub, Sum
+from .layers import Amax, Clamp, Div, Embedding, Exp, Norm, PositionBias, Roll, Rsqrt, Scalar, Sub, Sum
 from .models import DEFAULT_MODEL, PRESETS, preset
 from .engine.network import Network
 from .engine.rules import forget as forget_rules
@@ -43,11 +43,11 @@ def __getattr__(name):
     raise AttributeError(f"module 'alexcost' has no attribute {name!r}")
 
 __all__ = [
-    "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "AvgPool1d", "AvgPool2d", "AvgPool3d",
-    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Buffer", "Cat", "Chunk", "Clamp", "Clone", "Contiguous", "Conv1d",
-    "Conv2d", "Conv3d", "ConvTranspose2d", "CosineWindowAttention", "DEFAULT_MODEL", "DTYPE_BYTES", "Div", "Dropout", "Dropout2d",
-    "Embedding", "Exp", "Expand", "Flatten", "Fold", "GELU", "GroupNorm", "Hardsigmoid", "Hardswish", "INPUT",
-    "Identity", "IndexSelect", "InstanceNorm2d",
+    "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "Amax", "AvgPool1d", "AvgPool2d",
+    "AvgPool3d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Buffer", "Cat", "Chunk", "Clamp", "Clone",
+    "Contiguous", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose2d", "CosineWindowAttention", "DEFAULT_MODEL",
+    "DTYPE_BYTES", "Div", "Dropout", "Dropout2d", "Embedding", "Exp", "Expand", "Flatten", "Fold", "GELU",
+    "GroupNorm", "Hardsigmoid", "Hardswish", "INPUT", "Identity", "IndexSelect", "InstanceNorm2d",
     "LAYER_KINDS", "Layer", "LayerCost", "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm", "Matmul",
     "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Network", "NetworkCost", "Norm", "Normalize",
     "PRESETS", "Pad", "Parameter", "Permute", "PositionBias", "RMSNorm", "ReLU", "ReLU6", "Reshape", "Roll", "Rsqrt",

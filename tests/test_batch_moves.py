@@ -206,7 +206,6 @@ class Used(nn.Module):
 
 @pytest.mark.parametrize("use, dims", [
     (lambda qkv: qkv, (2, 0, 3, 1, 4)),                                    # returned as it is
-    (lambda qkv: qkv.reshape(3, -1, 4, 4).unbind(0)[0], (2, 0, 3, 1, 4)),  # SAM's: merged with the heads first
     (lambda qkv: qkv[0] + qkv.sum(0), (2, 0, 3, 1, 4)),                    # one use besides the selections
     (lambda qkv: qkv.unbind(1)[0], (2, 0, 3, 1, 4)),                       # not dim 0
     (lambda qkv: qkv[0:2][0], (2, 0, 3, 1, 4)),                            # a slice of dim 0

@@ -30,7 +30,7 @@ from alexcost import (GELU, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPoo
                       StochasticDepth, Tanh, Transpose, Upsample, View, ZeroPad2d)
 from alexcost import (Embedding, Expand, Matmul, MultiheadAttention, Norm, Roll, ScaledDotProductAttention, Slice, Squeeze,
                       Sum, Unfold, Unsqueeze, WindowAttention)
-from alexcost import CosineWindowAttention
+from alexcost import Amax, CosineWindowAttention
 from alexcost import AvgPool1d, Fold, Normalize, RMSNorm
 from alexcost import Buffer, Clamp, Div, Exp, IndexSelect, PositionBias, Rsqrt, Scalar, Sub
 from alexcost.layers import BUILTIN_KINDS
@@ -334,6 +334,8 @@ S = {
                   {(): dict(y=X, other_ops=N), (("inplace", True),): dict(y=X, other_ops=N)}),
     "Sum": Sample(unary(lambda **kw: Sum(dim=(2, 3), **kw)),
                   {(): dict(y=(4,), other_ops=N - 4), (("keepdim", True),): dict(y=(4, 1, 1), other_ops=N - 4)}),
+    "Amax": Sample(unary(lambda **kw: Amax(dim=(2, 3), **kw)),
+                   {(): dict(y=(4,), other_ops=N - 4), (("keepdim", True),): dict(y=(4, 1, 1), other_ops=N - 4)}),
     "Norm": Sample(unary(lambda **kw: Norm(dim=(2, 3), **kw)),
                    {(): dict(y=(4,), other_ops=2 * N), (("ord", 1.0),): dict(y=(4,), other_ops=2 * N - 4)}),
     # RMSNorm over the last 8: per element a square and a multiply (and the weight's), per row of 8 seven adds,
@@ -474,7 +476,7 @@ def claim(cell: str, layer, env: dict, per_element: bool = False):
 
 def test_the_tables_list_every_kind_once():
     counts, tools = table("conventions.md", COUNTS_HEADER), table("conventions.md", TOOLS_HEADER)
-    assert len(KINDS) == 77
+    assert len(KINDS) == 78
     assert list(counts) == KINDS and list(tools) == KINDS
     assert sorted(S) == KINDS
 

@@ -14,7 +14,7 @@ from .attention import Matmul, MultiheadAttention, ScaledDotProductAttention
 from .base import INPUT, LAYER_KINDS, Grads, Layer, ParameterShape, Saved, Shape, TrainContext, register_layer
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
 from .index import Expand, IndexSelect, Slice, Squeeze, Unsqueeze
-from .reduce import Norm, Roll, Sum
+from .reduce import Amax, Norm, Roll, Sum
 from .scalar import Scalar
 from .window import CosineWindowAttention, WindowAttention
 from .linear import Embedding, Linear
@@ -34,15 +34,15 @@ BUILTIN_KINDS = frozenset(LAYER_KINDS.values())
 """alexcost's own kinds; a user's kinds get their output shapes checked too."""
 
 __all__ = [
-    "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "AvgPool1d", "AvgPool2d", "AvgPool3d",
-    "BUILTIN_KINDS", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Buffer", "Cat", "Chunk", "Clamp", "Clone",
-    "Contiguous", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose2d", "CosineWindowAttention", "Div", "Dropout",
-    "Dropout2d", "Embedding", "Exp",
-    "Expand", "Flatten", "Fold", "GELU", "Grads", "GroupNorm", "Hardsigmoid", "Hardswish", "INPUT", "Identity",
-    "IndexSelect", "InstanceNorm2d", "LAYER_KINDS", "Layer", "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm",
-    "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Norm", "Normalize", "Pad", "Parameter",
-    "ParameterShape", "Permute", "PositionBias", "RMSNorm", "ReLU", "ReLU6", "Reshape", "Roll", "Rsqrt", "Saved",
-    "Scalar", "ScaledDotProductAttention", "Shape", "SiLU", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze",
-    "StochasticDepth", "Sub", "Sum", "Tanh", "TrainContext", "Transpose", "Unfold", "Unsqueeze", "Upsample", "View",
-    "WindowAttention", "ZeroPad2d", "register_layer",
+    "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "Amax", "AvgPool1d", "AvgPool2d",
+    "AvgPool3d", "BUILTIN_KINDS", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Buffer", "Cat", "Chunk", "Clamp",
+    "Clone", "Contiguous", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose2d", "CosineWindowAttention", "Div",
+    "Dropout", "Dropout2d", "Embedding", "Exp", "Expand", "Flatten", "Fold", "GELU", "Grads", "GroupNorm",
+    "Hardsigmoid", "Hardswish", "INPUT", "Identity", "IndexSelect", "InstanceNorm2d", "LAYER_KINDS", "Layer",
+    "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul",
+    "MultiheadAttention", "Norm", "Normalize", "Pad", "Parameter", "ParameterShape", "Permute", "PositionBias",
+    "RMSNorm", "ReLU", "ReLU6", "Reshape", "Roll", "Rsqrt", "Saved", "Scalar", "ScaledDotProductAttention", "Shape",
+    "SiLU", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "StochasticDepth", "Sub", "Sum", "Tanh",
+    "TrainContext", "Transpose", "Unfold", "Unsqueeze", "Upsample", "View", "WindowAttention", "ZeroPad2d",
+    "register_layer",
 ]

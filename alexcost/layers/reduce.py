@@ -1,13 +1,16 @@
-"""Reductions and rearrangements of transformers: Sum, Norm (reductions over dims, as Mean), Roll.
+"""Reductions and rearrangements of transformers: Sum, Amax, Norm (reductions over dims, as Mean), Roll.
 
 Dimensions are numbered on the batched tensor, as torch numbers them; none may be the batch's.
-Sum adds the elements it reduces (one add fewer than it reads, per output element). Norm with
+Sum adds the elements it reduces (one add fewer than it reads, per output element); Amax compares
+them (one comparison fewer than it reads). Norm with
 ``p=2`` squares each element, adds them and takes one square root per output element; with ``p=1``
 takes each element's absolute value and adds them. Roll copies and does no arithmetic.
 
-Backward: Sum spreads its gradient (0 ops) and keeps nothing; Norm's gradient is ``x * g / norm``
-(``p=2``: a divide per output element, then two multiplies per input element) or ``sign(x) * g``
-(``p=1``: two ops per input element), and it keeps its input and its output; Roll rolls its
+Backward: Sum spreads its gradient (0 ops) and keeps nothing; Amax shares each output's gradient among
+the elements equal to the maximum (3 ops per input element) and keeps its input and output; Norm's
+gradient is ``x * g / norm`` (``p=2``: a divide per output element, then two multiplies per input
+element) or ``sign(x) * g`` (``p=1``: two ops per input element), and it keeps its input and its
+output; Roll rolls its
 gradient back (0 ops), keeping nothing.
 """
 
@@ -36,6 +39,28 @@ class Sum(Mean):
 
     def label(self) -> str:
         return "Sum"
+
+
+@register_layer
+@layer_kind
+class Amax(Mean):
+    """``x.amax(dim, keepdim)`` (``torch.amax``) over dims of the batched tensor (not the batch): one comparison
+    fewer than the elements it reads, ``numel(x) - numel(y)`` per sample. Backward, as torch's: each input
+    element compared with its output (1), the equal ones counted per output (1 add per input element, less
+    one per output), the gradient divided by the count (1 per output element) and masked (1 per input
+    element): ``3 * numel(x)``; it keeps its input and its output."""
+
+    def other_ops(self, x: Shape, y: Shape) -> int:
+        return prod(x) - prod(y)
+
+    def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
+        return batch * 3 * prod(x) if grads.input else 0
+
+    def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        return (Saved("input"), Saved("output", "output"))
+
+    def label(self) -> str:
+        return "Amax"
 
 
 @register_layer

@@ -22,38 +22,12 @@ from math import prod
 import torch
 import torch.nn.functional as F
 
-from ..layers import (GELU, Dropout, Hardswish, Identity, LayerNorm, Linear, ParameterShape, ReLU, SiLU, Sigmoid,
-                      Softmax, StochasticDepth, Tanh)
-
-
-class FoldedBatch:
-    """``x.shape[0]`` of a folded value: the batch size times ``k``, never a number."""
-
-    __slots__ = ("k",)
-
-    def __init__(self, k: int):
-        self.k = k
-
-    def __repr__(self) -> str:
-        return f"N*{self.k}"
-
-
-def fold_of(r, value) -> int:
-    """The factor ``k`` of an activation (1: the batch alone, or a parameter)."""
-    if not r.is_activation(value) or isinstance(value.shape, ParameterShape):
-        return 1
-    return r.folds.get(value.src, 1)
-
-
-def mark(r, value, k: int):
-    """Record every activation in ``value`` as folded by ``k``; gives ``value`` back."""
-    if k > 1:
-        if r.is_activation(value) and not isinstance(value.shape, ParameterShape):
-            r.folds[value.src] = k
-        elif isinstance(value, (list, tuple)):
-            for v in value:
-                mark(r, v, k)
-    return value
+from ..layers import strides as st
+from ..layers import (GELU, BatchNorm1d, Clone, Contiguous, Dropout, Expand, Flatten, Hardswish, Identity, LayerNorm,
+                      Linear, ParameterShape, ReLU, SiLU, Sigmoid, Softmax, StochasticDepth, Tanh, Transpose,
+                      Unsqueeze)
+from .calls import REQUIRED, bind
+from .folded import FoldedBatch, fold_of, mark
 
 
 def _folds(r, value, found: set) -> set:
@@ -84,17 +58,20 @@ def _count(v) -> bool:
 
 def size_arithmetic(r, fn, args, kwargs):
     """``B * n`` (``n * B``) and ``(B*k) // n`` where ``n`` divides ``k``, on the batch ``B`` or a folded batch
-    (what a view folds windows by): the batch times a known factor; None for anything else (refused)."""
+    (what a view folds windows by): the batch times a known factor; ``(B*k) // B`` is ``k`` (``B // B`` 1),
+    a number; None for anything else (refused)."""
     if kwargs or len(args) != 2:
         return None
     a, b = args
     k = None
-    if fn is operator.mul:
+    if fn in (operator.mul, operator.imul):
         a, b = (b, a) if (b is r.BATCH or isinstance(b, FoldedBatch)) else (a, b)
         if _count(b) and (a is r.BATCH or isinstance(a, FoldedBatch)):
             k = (1 if a is r.BATCH else a.k) * b
     elif fn is operator.floordiv and isinstance(a, FoldedBatch) and _count(b) and a.k % b == 0:
         k = a.k // b
+    elif fn is operator.floordiv and (a is r.BATCH or isinstance(a, FoldedBatch)) and b is r.BATCH:
+        return 1 if a is r.BATCH else a.k  # (N*k) // N: the fold itself, whatever N
     return None if k is None else r.BATCH if k == 1 else FoldedBatch(k)
 
 
@@ -118,6 +95,78 @@ def refold(r, node, x, sizes) -> tuple:
     return ((k, *rest) if k > 1 else rest), k
 
 
+def flatten(r, node, args, kwargs):
+    """``x.flatten(start_dim, end_dim)``, ``torch.flatten``, on a tensor whose batch is folded by ``k`` (1:
+    not folded). A flatten after dim 0 is the per-sample `Flatten` of the same dims (shifted past the fold).
+    ``start_dim=0`` flattens the batch with the next dims: torch's ``(N*k, a, b, ...)`` flattened to ``(N*k*a,
+    b, ...)`` holds sample ``n``'s rows together, in the sample's order, so per sample it is the `Flatten` of
+    the fold and those dims, folded by their product (dims of size 1 only: the batch alone). Read only where
+    torch's merge of the batch with the next dim is a view exactly when the sample's is (else torch copies
+    what the sample views: refused)."""
+    b = bind(r, node, (("input", REQUIRED), ("start_dim", 0), ("end_dim", -1)), args, kwargs)
+    x = r.tensor(b["input"], node)
+    k = fold_of(r, x)
+    rank = len(x.shape) + (k == 1)  # torch's
+    start, end = (_shift(r, node, r.constant(b[name], node, name), rank, name, batch=True) % rank
+                  for name in ("start_dim", "end_dim"))
+    if start > end:
+        r.refuse(node, f"flatten() has invalid args: start_dim cannot come after end_dim (start_dim={b['start_dim']}, "
+                       f"end_dim={b['end_dim']})")
+    folded = k > 1
+    if (start and not folded) or isinstance(x.shape, ParameterShape):  # the batch left alone: the dims as given
+        return r.emit(node, r.build(node, Flatten, {"start_dim": b["start_dim"], "end_dim": b["end_dim"]}), [x])
+    if start or (end == 0 and not folded):  # the batch and its fold left alone
+        if not x.shape:
+            r.refuse(node, "flattens a tensor of the batch dimension alone; alexcost analyses each sample on its own")
+        first = max(start, 1) + folded
+        return mark(r, r.emit(node, r.build(node, Flatten, {"start_dim": first, "end_dim": max(end, 1) + folded}),
+                              [x]), k)
+    if not folded and prod(x.shape[:end]) == 1:  # (N, 1, ..., a, ...) to (N, a, ...): the batch alone
+        if end == len(x.shape):
+            r.refuse(node, f"flattens {r.show(x)} into the batch dimension alone; alexcost analyses each sample "
+                           f"on its own")
+        return r.emit(node, r.build(node, Flatten, {"start_dim": 1, "end_dim": end + 1}), [x])
+    y = r.emit(node, r.build(node, Flatten, {"start_dim": 1, "end_dim": end + folded}), [x])
+    (before, xs), (after, _) = r._placed(node, 2, x.src), r._placed(node, 2, y.src)
+    if before == after and xs[0] != x.shape[0] * xs[1]:
+        r.refuse(node, f"flattens the batch of {r.show(x)} with dims whose strides torch cannot view together "
+                       f"(it copies the tensor where each sample's flatten is a view); alexcost does not read it")
+    return mark(r, y, y.shape[0])
+
+
+def repeat_interleave(r, node, args, kwargs):
+    """``x.repeat_interleave(n, dim)`` of a tensor whose batch is in front, ``n`` a number: as torch runs it,
+    ``x.unsqueeze(dim + 1).expand(...)`` copied to a contiguous tensor and flattened at ``dim``. Per sample the
+    `Unsqueeze`, `Expand` and copy (`Contiguous`; for ``n = 1``, of a contiguous ``x``, a `Clone`), then the
+    `Flatten`; at ``dim=0`` each sample's copies are its own rows, in order: the batch folded by ``n``."""
+    b = bind(r, node, (("input", REQUIRED), ("repeats", REQUIRED), ("dim", None), ("output_size", None)), args,
+             kwargs)
+    x = r.tensor(b["input"], node)
+    if isinstance(x.shape, ParameterShape):
+        r.refuse(node, f"repeats {r.show(x)}, a computation on a parameter alone; alexcost reads repeat_interleave "
+                       f"of activations")
+    n, d = r.constant(b["repeats"], node, "repeats"), r.constant(b["dim"], node, "dim")
+    rank = len(x.shape) + 1
+    if not _count(n) or b["output_size"] is not None:
+        r.refuse(node, f"repeats {r.show(n)} times (output_size={r.show(b['output_size'])}); alexcost reads a "
+                       f"number of repeats of 1 or more, without output_size")
+    if d is None or isinstance(d, bool) or not isinstance(d, int) or not -rank <= d < rank:
+        r.refuse(node, f"its dim={r.show(d)} is not a dim of a tensor of {rank} dimensions; alexcost reads "
+                       f"repeat_interleave along a dim it names")
+    d %= rank
+    if n == 1:
+        if r._placed(node, 2, x.src)[1] != st.contiguous((2, *x.shape)):
+            r.refuse(node, "repeats a tensor that is not contiguous once (a copy of a layout alexcost does not "
+                           "follow)")
+        return r.emit(node, Clone(), [x])
+    y = r.emit(node, r.build(node, Unsqueeze, {"dim": d + 1}), [x])
+    y = r.emit(node, r.build(node, Expand, {"sizes": tuple(n if i == d else -1 for i in range(len(y.shape)))}), [y])
+    y = r.emit(node, Contiguous(), [y])
+    if d == 0:
+        return mark(r, y, n)
+    return r.emit(node, r.build(node, Flatten, {"start_dim": d, "end_dim": d + 1}), [y])
+
+
 def _batch(r, x) -> str:
     k = fold_of(r, x)
     return "N" if k == 1 else f"N*{k}"
@@ -128,10 +177,12 @@ _MODULES = (Linear, LayerNorm, Dropout, Identity, GELU, ReLU, SiLU, Sigmoid, Tan
             Softmax)
 """Leaf modules that act on each row of dim 0 alone (a Softmax only over a dim counted from the end)."""
 
-_PLAIN = frozenset({"contiguous", "clone", torch.clone, F.gelu, F.relu, F.silu, torch.sigmoid, "sigmoid",
+_PLAIN = frozenset({"contiguous", "clone", torch.clone, F.gelu, F.relu, "relu", torch.relu, F.silu, torch.sigmoid,
+                    "sigmoid", "tanh", torch.tanh,
                     F.dropout, F.linear, F.layer_norm, F.normalize, F.softmax, torch.softmax, "softmax",
                     "transpose", torch.transpose, "mean", torch.mean, "sum", torch.sum, "unbind", torch.unbind,
-                    "chunk", torch.chunk, "permute", torch.permute})
+                    "chunk", torch.chunk, "split", torch.split, "permute", torch.permute,
+                    torch.cat, torch.concat, "amax", torch.amax})
 """Functions and methods on one folded tensor that leave its dim 0 alone (their dims shifted: `_DIMS`)."""
 
 _BINARY = frozenset({operator.add, operator.mul, operator.sub, operator.truediv, torch.add, torch.mul, torch.sub,
@@ -140,13 +191,16 @@ _BINARY = frozenset({operator.add, operator.mul, operator.sub, operator.truediv,
 """Elementwise arithmetic and matrix products: every tensor operand folded alike, or a parameter that
 does not reach dim 0 (broadcast over it)."""
 
-_OWN = frozenset({"view", "reshape", torch.reshape, "size", "dim", "ndimension", getattr})
+_OWN = frozenset({"view", "reshape", torch.reshape, "view_as", "reshape_as", "size", "dim", "ndimension", getattr})
 """Calls that read a folded value themselves (sizes, `refold`)."""
 
 _DIMS = {"transpose": ("dim0", "dim1"), torch.transpose: ("dim0", "dim1"), F.softmax: ("dim",),
          torch.softmax: ("dim",), "softmax": ("dim",), "mean": ("dim",), torch.mean: ("dim",), "sum": ("dim",),
          torch.sum: ("dim",), "unbind": ("dim",), torch.unbind: ("dim",), "chunk": ("chunks", "dim"),
-         torch.chunk: ("chunks", "dim"), F.normalize: ("p", "dim")}
+         torch.chunk: ("chunks", "dim"), "split": ("split_size", "dim"),
+         torch.split: ("split_size_or_sections", "dim"), torch.cat: ("dim",), torch.concat: ("dim",),
+         "amax": ("dim",), torch.amax: ("dim",),
+         F.normalize: ("p", "dim")}
 """The arguments after the tensor, in torch's order up to the last dim; the dims are those named dim*."""
 
 
@@ -161,8 +215,11 @@ def call(r, node, args, kwargs, default, ks: set):
     from .moves import Selections
 
     target = node.target
+    if node.op != "call_module" and target in ("flatten", torch.flatten):
+        return flatten(r, node, args, kwargs)
     if node.op == "call_module":
-        _module(r, node, args, kwargs, k)
+        if _module(r, node, args, kwargs, k):
+            return _batch_norm_rows(r, node, args[0] if args else next(iter(kwargs.values())), k)
         return mark(r, default(node, args, kwargs), k)
     if target is operator.getitem:
         return _getitem(r, node, args, kwargs, default, k)
@@ -178,7 +235,13 @@ def call(r, node, args, kwargs, default, ks: set):
         return default(node, args, kwargs)
     if target in ("unbind", torch.unbind) and args and isinstance(args[0], Selections):
         return mark(r, default(node, args, kwargs), k)  # its dim was checked at the permute: the selected one
+    if (target in _DIMS or target in ("permute", torch.permute)) and not args:
+        r.refuse(node, "passes its tensor by keyword; alexcost reads it on a folded tensor passed positionally")
     _operands(r, node, args, kwargs, k, target in _BINARY)
+    if target in (torch.cat, torch.concat) and not (isinstance(args[0], (list, tuple)) and all(
+            r.is_activation(v) and fold_of(r, v) == k for v in args[0])):
+        r.refuse(node, f"concatenates a tensor whose batch is folded with {k} windows or heads with others that "
+                       f"are not folded alike; alexcost reads it only with tensors folded alike")
     if target is F.layer_norm:
         shape = args[1] if len(args) > 1 else kwargs.get("normalized_shape", ())
         _normalized(r, node, args[:1], tuple(shape) if isinstance(shape, (tuple, list)) else (shape,))
@@ -193,11 +256,15 @@ def call(r, node, args, kwargs, default, ks: set):
     return mark(r, default(node, args, kwargs), k)
 
 
-def _module(r, node, args, kwargs, k: int) -> None:
+def _module(r, node, args, kwargs, k: int) -> bool:
+    """Checks a module's call on a folded tensor; True for a BatchNorm1d of rows (`_batch_norm_rows`)."""
     from .trace import kind_of
 
     module = r.module(node.target)
     kind = kind_of(type(module))
+    values = [*args, *kwargs.values()]
+    if kind is BatchNorm1d and len(values) == 1 and r.is_activation(values[0]) and len(values[0].shape) == 2:
+        return True
     if kind not in _MODULES or (kind is Softmax and not (isinstance(module.dim, int) and module.dim < 0)):
         names = ", ".join(m.__name__ for m in _MODULES)
         r.refuse(node, f"reads a tensor whose batch is folded with {k} windows or heads (its first dimension "
@@ -206,6 +273,21 @@ def _module(r, node, args, kwargs, k: int) -> None:
     _operands(r, node, args, kwargs, k, False)
     if kind is LayerNorm:
         _normalized(r, node, [*args, *kwargs.values()], tuple(module.normalized_shape))
+    return False
+
+
+def _batch_norm_rows(r, node, x, k: int):
+    """``BatchNorm1d`` of ``(N*k, C)`` rows: per channel, over every row, as of ``(N, C, k)``: per sample the
+    `BatchNorm1d` of the rows transposed to ``(C, k)``, then transposed back (both views, no ops). The same
+    forward counts; a training step is refused, as the layout of torch's output (rows, contiguous) is not
+    that of the one read (channels first)."""
+    rows = r.emit(node, Transpose(dim0=1, dim1=2), [x], label="transpose")
+    y = r._module_call(node, (rows,), {})
+    r.fold_training.append(f"{r.where(node)} normalizes the rows of several samples folded into the batch "
+                           f"(N*{k}, {x.shape[1]}): alexcost reads its forward pass as a batch norm of (N, "
+                           f"{x.shape[1]}, {k}), and does not count a training step of it (torch's output is laid "
+                           f"out as rows)")
+    return mark(r, r.emit(node, Transpose(dim0=1, dim1=2), [y], label="transpose"), k)
 
 
 def _normalized(r, node, values, shape) -> None:
@@ -256,12 +338,15 @@ def _operands(r, node, args, kwargs, k: int, binary: bool) -> None:
                            f"broadcast over the batch")
 
 
-def _shift(r, node, d, rank: int, name: str):
-    """Torch's dim ``d`` of a folded tensor of ``rank`` dims as the per-sample activation's dim."""
+def _shift(r, node, d, rank: int, name: str, batch: bool = False):
+    """Torch's dim ``d`` of a folded tensor of ``rank`` dims as the per-sample activation's dim (``batch``:
+    ``d`` itself, checked, and the folded dim allowed)."""
     if isinstance(d, (tuple, list)):
         return type(d)(_shift(r, node, e, rank, name) for e in d)
     if not isinstance(d, int) or isinstance(d, bool) or not -rank <= d < rank:
         r.refuse(node, f"its {name}={r.show(d)} is not a dim of a tensor of {rank} dimensions")
+    if batch:
+        return d
     if d % rank == 0:
         r.refuse(node, f"its {name}={d} is the dimension the batch is folded into (N*k); alexcost "
                        f"analyses each sample on its own")
@@ -271,7 +356,7 @@ def _shift(r, node, d, rank: int, name: str):
 def _shifted(r, node, args, kwargs, names: tuple):
     """The arguments with each dim named in ``names`` shifted; a dim left at its default is refused."""
     x, rest, kwargs = args[0], list(args[1:]), dict(kwargs)
-    rank = len(x.shape)
+    rank = len((x[0] if isinstance(x, (list, tuple)) and x else x).shape)
     for i, name in enumerate(names):
         if not name.startswith("dim"):
             continue

@@ -1,6 +1,6 @@
 """Single calls that stop otherwise readable models, as alexcost layers: ``x.expand_as(y)``, ``x.float()``
-(the tensor itself), ``F.rms_norm``, ``F.normalize``, ``F.avg_pool1d``, ``F.unfold`` and ``F.fold``
-(``nn.RMSNorm``, ``nn.AvgPool1d``, ``nn.Unfold`` and ``nn.Fold`` are read by name). Handlers as in
+(the tensor itself), ``x.amax(dim)``, ``F.rms_norm``, ``F.normalize``, ``F.avg_pool1d``, ``F.unfold`` and
+``F.fold`` (``nn.RMSNorm``, ``nn.AvgPool1d``, ``nn.Unfold`` and ``nn.Fold`` are read by name). Handlers as in
 `alexcost.torch_bridge.ops`, which adds
 `FUNCTIONS` and `METHODS` to its tables. Imports torch.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..layers import AvgPool1d, Expand, Fold, Normalize, RMSNorm, Unfold
+from ..layers import Amax, AvgPool1d, Expand, Fold, Normalize, RMSNorm, Unfold
 from .calls import REQUIRED, bind, unary, weight_arg
 
 
@@ -59,8 +59,21 @@ def rms_norm(r, node, args, kwargs):
     return r.emit(node, layer, [x], params=(("weight", weight),))
 
 
+def amax(r, node, args, kwargs):
+    """``x.amax(dim, keepdim)``, ``torch.amax``: an `Amax` over the dims given (none given: every dim, the
+    batch's too, refused)."""
+    b = bind(r, node, (("input", REQUIRED), ("dim", ()), ("keepdim", False), ("out", None)), args, kwargs)
+    if b["out"] is not None:
+        r.refuse(node, "writes into out=; alexcost reads it without")
+    dim = r.constant(b["dim"], node, "dim")
+    if isinstance(dim, (tuple, list)) and not dim:
+        r.refuse(node, "reduces every dimension, the batch's too; alexcost analyses each sample on its own")
+    return r.emit(node, r.build(node, Amax, {"dim": dim, "keepdim": r.constant(b["keepdim"], node, "keepdim")}),
+                  [r.tensor(b["input"], node)])
+
+
 FUNCTIONS = {
-    F.rms_norm: rms_norm,
+    F.rms_norm: rms_norm, torch.amax: amax,
     F.avg_pool1d: unary(AvgPool1d, (("kernel_size", REQUIRED), ("stride", None), ("padding", 0),
                                     ("ceil_mode", False), ("count_include_pad", True))),
     F.normalize: unary(Normalize, (("p", 2.0), ("dim", 1), ("eps", 1e-12), ("out", None)), fixed={"out": None}),
@@ -70,5 +83,5 @@ FUNCTIONS = {
 }
 """Functions by the object fx records as a call_function node's target."""
 
-METHODS = {"expand_as": expand_as, "float": to_float}
+METHODS = {"expand_as": expand_as, "float": to_float, "amax": amax}
 """Tensor methods by name."""

@@ -286,6 +286,7 @@ BUILDERS = {
     kinds.WindowAttention: lambda layer, x: _window_attention(layer, x),
     kinds.CosineWindowAttention: lambda layer, x: CosineWindows(layer, x[0][-1]),
     kinds.Sum: lambda layer, x: Method("sum", list(layer.dim), layer.keepdim),
+    kinds.Amax: lambda layer, x: Method("amax", list(layer.dim), layer.keepdim),
     kinds.Norm: lambda layer, x: Method("norm", layer.ord, list(layer.dim), layer.keepdim),
     kinds.Roll: lambda layer, x: Method("roll", list(layer.shifts), list(layer.dims)),
     kinds.Unsqueeze: lambda layer, x: Method("unsqueeze", layer.dim),

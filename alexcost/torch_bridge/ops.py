@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ..errors import SpecError
 from ..layers import (GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Add, AvgPool2d, Cat, Chunk, Contiguous, Div,
-                     Dropout, Dropout2d, Flatten, Hardsigmoid, Hardswish, LayerNorm, LeakyReLU, Linear, MaxPool2d,
+                     Dropout, Dropout2d, Hardsigmoid, Hardswish, LayerNorm, LeakyReLU, Linear, MaxPool2d,
                      Mean, Mul, Pad, ParameterShape, Permute, ReLU, ReLU6, Reshape, Scalar, SiLU, Sigmoid, Softmax,
                      Split, StochasticDepth, Sub, Tanh, Transpose, View)
 from ..layers import Clone
@@ -33,10 +33,10 @@ from .dense import CONVOLUTIONS, module_conv, padding_module
 from .dense import FUNCTIONS as DENSE_FUNCTIONS
 from .attention import FUNCTIONS as ATTENTION_FUNCTIONS, METHODS as ATTENTION_METHODS, Token, token_attribute
 from .misc import FUNCTIONS as MISC_FUNCTIONS, METHODS as MISC_METHODS
-from .moves import FUNCTIONS as MOVES_FUNCTIONS, METHODS as MOVES_METHODS, moved_permute
+from .moves import FUNCTIONS as MOVES_FUNCTIONS, METHODS as MOVES_METHODS, Selections, moved_permute
 from .stacks import FUNCTIONS as STACK_FUNCTIONS, reduced
 from .elementwise import FUNCTIONS as ELEMENTWISE_FUNCTIONS, METHODS as ELEMENTWISE_METHODS, device_attribute
-from .fold import mark, refold
+from .fold import flatten, mark, refold, repeat_interleave
 
 
 def _dims(r, node, args, kwargs, name: str):
@@ -67,11 +67,25 @@ def reshape(kind):
     folded or unfolded)."""
     def handle(r, node, args, kwargs):
         x, sizes = _dims(r, node, args, kwargs, "shape")
+        if isinstance(x, Selections):
+            return x.reshaped(node, sizes)
         x = r.tensor(x, node)
         if not sizes:
             r.refuse(node, "gives no sizes")
         shape, k = refold(r, node, x, sizes)
         return mark(r, r.emit(node, r.build(node, kind, {"shape": shape}), [x]), k)
+    return handle
+
+
+def reshape_as(kind):
+    """``x.view_as(other)``, ``x.reshape_as(other)``: ``x.view(other.shape)`` (`reshape`), the batch, folded or
+    not, as ``other`` has it."""
+    def handle(r, node, args, kwargs):
+        bound = bind(r, node, (("input", REQUIRED), ("other", REQUIRED)), args, kwargs)
+        other = bound["other"]
+        if not r.is_activation(other) or isinstance(other.shape, ParameterShape):
+            r.refuse(node, f"takes the shape of {r.show(other)}; alexcost reads it from an activation only")
+        return METHODS[kind.__name__.lower()](r, node, (bound["input"], r.sizes(other, node)), {})
     return handle
 
 
@@ -269,7 +283,7 @@ FUNCTIONS = {
     torch.pow: arithmetic("pow", names=("input", "exponent")),
     torch.cat: cat, torch.concat: cat,
     torch.concatenate: lambda r, node, args, kwargs: cat(r, node, args, kwargs, dim="axis"),
-    torch.flatten: unary(Flatten, (("start_dim", 0), ("end_dim", -1))),
+    torch.flatten: flatten, torch.repeat_interleave: repeat_interleave,
     torch.reshape: reshape(Reshape),
     torch.permute: permute,
     torch.transpose: unary(Transpose, (("dim0", REQUIRED), ("dim1", REQUIRED))),
@@ -351,7 +365,7 @@ METHODS = {
     "swapaxes": unary(Transpose, (("axis0", REQUIRED), ("axis1", REQUIRED)),
                       rename={"axis0": "dim0", "axis1": "dim1"}),
     "swapdims": unary(Transpose, (("dim0", REQUIRED), ("dim1", REQUIRED))),
-    "flatten": unary(Flatten, (("start_dim", 0), ("end_dim", -1))),
+    "flatten": flatten, "repeat_interleave": repeat_interleave, "view_as": reshape_as(View), "reshape_as": reshape_as(Reshape),
     "contiguous": contiguous,
     "chunk": unary(Chunk, (("chunks", REQUIRED), ("dim", 0))),
     "split": lambda r, node, args, kwargs: split(r, node, args, kwargs, size_name="split_size"),

@@ -35,6 +35,7 @@ from .trace import MODE, REGION, kind_of, where_module
 from ..layers import BUILTIN_KINDS, Buffer, Identity, Parameter, ParameterShape, PositionBias
 from .custom import custom_reads, read_function
 from .attention import MODULE_CALLS
+from .moves import Selections
 from . import fold, per_pass
 from ..layers.base import Passthrough
 from ..layers import Contiguous, Flatten, Permute, Reshape, Transpose, View
@@ -636,7 +637,7 @@ class Reader:
                 return self.pure(node, args, kwargs)
             self.refuse(node, f"alexcost has no layer kind for {self._qualified(node.target)}")
         handler = METHODS.get(node.target)
-        if handler is not None and args and self.is_tensor(args[0]):
+        if handler is not None and args and (self.is_tensor(args[0]) or isinstance(args[0], Selections)):
             return handler(self, node, args, kwargs)
         return self.pure(node, args, kwargs)
 

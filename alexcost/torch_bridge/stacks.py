@@ -18,6 +18,7 @@ import torch
 from ..layers import strides as st
 from ..layers import Cat, Clone, Mean, Sum, Unsqueeze
 from .calls import REQUIRED, bind
+from .moves import Moved, bound_call, every_use
 
 _REDUCTIONS = {"sum": Sum, "mean": Mean}
 
@@ -28,12 +29,12 @@ def _stacked(r, node, tensors, d: int):
     return r.emit(node, Clone(), xs) if len(xs) == 1 else r.emit(node, r.build(node, Cat, {"dim": d}), xs)
 
 
-class Stack:
+class Stack(Moved):
     """A stack at dim 0 (the batch then at dim 1) whose every use reduces dim 0 (checked at the stack):
     per sample, the stack along dim 1 (made at the stack, a copy as torch's), reduced along dim 1 when
     used; named after the stack."""
 
-    __slots__ = ("r", "node", "stacked")
+    __slots__ = ("stacked",)
 
     def __init__(self, r, node, stacked):
         self.r, self.node, self.stacked = r, node, stacked
@@ -54,20 +55,15 @@ class Stack:
 
 def _reduces_dim0(node, rank: int) -> bool:
     """Does every use of ``node`` (one at least) sum or average its dim 0 alone, keepdim off?"""
-    for user in node.users:
+    def reduces(user) -> bool:
         method = user.op == "call_method" and user.target in _REDUCTIONS
-        function = user.op == "call_function" and user.target in (torch.sum, torch.mean)
-        if not (method or function):
+        if not (method or (user.op == "call_function" and user.target in (torch.sum, torch.mean))):
             return False
-        names = ("self" if method else "input", "dim", "keepdim")
-        bound = dict(zip(names, user.args))
-        if len(user.args) > 3 or set(user.kwargs) - set(names) or set(user.kwargs) & set(bound):
-            return False
-        bound.update(user.kwargs)
-        d, keep = bound.get("dim"), bound.get("keepdim", False)
-        if bound.get(names[0]) is not node or keep is not False or isinstance(d, bool) or d not in (0, -rank):
-            return False
-    return bool(node.users)
+        bound = bound_call(user, node, ("self" if method else "input", "dim", "keepdim"))
+        d = None if bound is None else bound.get("dim")
+        return bound is not None and bound.get("keepdim", False) is False and not isinstance(d, bool) and \
+            d in (0, -rank)
+    return every_use(node, reduces)
 
 
 def stack(r, node, args, kwargs):
