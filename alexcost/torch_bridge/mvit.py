@@ -3,7 +3,7 @@
 ``torch.tensor_split`` of an activation (a `Split`), ``_add_shortcut`` (the pooled query added to
 attention's output in place: an in-place `Add`, or, without the class token, an add into a slice, refused)
 and ``_add_rel_pos`` (MViT V2's decomposed relative position bias, refused). Handlers as in
-`alexcost.torch_bridge.ops`, which adds `functions()` to its table. Imports torch and torchvision.
+`alexcost.torch_bridge.ops`, which adds `functions(METHODS)` to its table. Imports torch and torchvision.
 """
 
 from __future__ import annotations
@@ -19,33 +19,29 @@ def _rank(r, node, x) -> int:
     return len(r.sizes(r.tensor(x, node), node))
 
 
-def unsqueeze(r, node, args, kwargs):
+def unsqueeze(r, node, args, kwargs, methods):
     """``_unsqueeze(x, target_dim, expand_dim)``: ``(x.unsqueeze(expand_dim), x.dim())`` for an input of rank
     ``target_dim - 1``, ``(x, x.dim())`` for one of rank ``target_dim``; torchvision raises for any other."""
-    from .ops import METHODS
-
     b = bind(r, node, (("x", REQUIRED), ("target_dim", REQUIRED), ("expand_dim", REQUIRED)), args, kwargs)
     target, at = (r.constant(b[k], node, k) for k in ("target_dim", "expand_dim"))
     rank = _rank(r, node, b["x"])
     if rank == target - 1:
-        return METHODS["unsqueeze"](r, node, (b["x"], at), {}), rank
+        return methods["unsqueeze"](r, node, (b["x"], at), {}), rank
     if rank != target:
         r.refuse(node, f"Unsupported input dimension: {r.show(b['x'])} (torchvision's _unsqueeze takes rank "
                        f"{target - 1} or {target})")
     return b["x"], rank
 
 
-def squeeze(r, node, args, kwargs):
+def squeeze(r, node, args, kwargs, methods):
     """``_squeeze(x, target_dim, expand_dim, tensor_dim)``: ``x.squeeze(expand_dim)`` when ``tensor_dim`` is
     ``target_dim - 1`` (what `unsqueeze` added), else ``x`` itself."""
-    from .ops import METHODS
-
     spec = (("x", REQUIRED), ("target_dim", REQUIRED), ("expand_dim", REQUIRED), ("tensor_dim", REQUIRED))
     b = bind(r, node, spec, args, kwargs)
     target, at, rank = (r.constant(b[k], node, k) for k in ("target_dim", "expand_dim", "tensor_dim"))
     r.tensor(b["x"], node)
     if rank == target - 1:
-        return METHODS["squeeze"](r, node, (b["x"], at), {})
+        return methods["squeeze"](r, node, (b["x"], at), {})
     return b["x"]
 
 
@@ -82,18 +78,16 @@ def tensor_split(r, node, args, kwargs):
     return r.emit(node, r.build(node, Split, {"split_size_or_sections": tuple(pieces), "dim": d}), [x])
 
 
-def add_shortcut(r, node, args, kwargs):
+def add_shortcut(r, node, args, kwargs, methods):
     """``_add_shortcut(x, shortcut, residual_with_cls_embed)``: ``x.add_(shortcut)``, an in-place `Add`; without
     the class token (``x[:, :, 1:, :] += shortcut[:, :, 1:, :]``, an add into a slice in place) refused."""
-    from .ops import METHODS
-
     spec = (("x", REQUIRED), ("shortcut", REQUIRED), ("residual_with_cls_embed", REQUIRED))
     b = bind(r, node, spec, args, kwargs)
     if not r.constant(b["residual_with_cls_embed"], node, "residual_with_cls_embed"):
         r.refuse(node, "adds the pooled query into attention's output after the class token in place "
                        "(x[:, :, 1:, :] += shortcut[:, :, 1:, :]); alexcost has no layer kind for an add into a slice "
                        "of a tensor in place")
-    return METHODS["add_"](r, node, (b["x"], b["shortcut"]), {})
+    return methods["add_"](r, node, (b["x"], b["shortcut"]), {})
 
 
 def add_rel_pos(r, node, args, kwargs):
@@ -105,9 +99,12 @@ def add_rel_pos(r, node, args, kwargs):
                    "parameter operand nor for an add into a slice of a tensor in place")
 
 
-def functions() -> dict:
-    """The handlers by function, for the torchvision installed (an ImportError without it)."""
+def functions(methods: dict) -> dict:
+    """The handlers by function, for the torchvision installed (an ImportError without it); ``methods``: the
+    reader's tensor methods by name, which they call (``unsqueeze``, ``squeeze``, ``add_``)."""
     from torchvision.models.video import mvit
 
-    return {mvit._unsqueeze: unsqueeze, mvit._squeeze: squeeze, mvit._add_shortcut: add_shortcut,
+    def using(handler):
+        return lambda r, node, args, kwargs: handler(r, node, args, kwargs, methods)
+    return {mvit._unsqueeze: using(unsqueeze), mvit._squeeze: using(squeeze), mvit._add_shortcut: using(add_shortcut),
             mvit._add_rel_pos: add_rel_pos}

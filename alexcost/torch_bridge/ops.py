@@ -36,7 +36,7 @@ from .moves import FUNCTIONS as MOVES_FUNCTIONS, METHODS as MOVES_METHODS, moved
 from .stacks import FUNCTIONS as STACK_FUNCTIONS, reduced
 from .elementwise import FUNCTIONS as ELEMENTWISE_FUNCTIONS, METHODS as ELEMENTWISE_METHODS, device_attribute
 from .fold import mark, refold
-from .mvit import tensor_split
+from .mvit import functions as mvit_functions, tensor_split
 
 
 def _dims(r, node, args, kwargs, name: str):
@@ -319,13 +319,6 @@ try:
 except ImportError:  # torchvision is optional
     pass
 
-try:
-    from .mvit import functions as _mvit
-
-    FUNCTIONS.update(_mvit())
-except ImportError:  # torchvision is optional
-    pass
-
 PURE = frozenset({operator.getitem, operator.floordiv, operator.mod, operator.neg, operator.pos, operator.abs,
                   operator.eq, operator.ne, operator.lt,
                   operator.le, operator.gt, operator.ge, operator.not_, operator.and_, operator.or_,
@@ -373,6 +366,10 @@ FUNCTIONS[operator.getitem] = gathered_parameter(FUNCTIONS[operator.getitem])
 FUNCTIONS[getattr] = device_attribute(FUNCTIONS[getattr])
 FUNCTIONS[torch.reshape] = reshaped_parameter(FUNCTIONS[torch.reshape])
 FUNCTIONS[torch.tensor_split] = METHODS["tensor_split"] = tensor_split
+try:
+    FUNCTIONS.update(mvit_functions(METHODS))
+except ImportError:  # torchvision is optional
+    pass
 
 _ARGS: dict[type, tuple[str, ...]] = {}
 
