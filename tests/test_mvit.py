@@ -1,0 +1,206 @@
+"""torchvision's MViT read by from_module: its fx-wrapped helpers (``_unsqueeze``, ``_squeeze``,
+``_add_shortcut``, ``_add_rel_pos``), ``torch.tensor_split``, its 1-D class token, its query/key/value pooling
+with the heads folded into the batch, and a whole multiscale block, each on a small module checked against
+torch on the CPU (output shape, parameters, FlopCounterMode's FLOPs of a forward pass and of a training step,
+the bytes autograd keeps; fvcore's count per module); what stays refused, at the node.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torchvision")
+nn = torch.nn
+M = importlib.import_module("torchvision.models.video.mvit")
+
+from alexcost import Split, SpecError  # noqa: E402
+from alexcost.torch_bridge import from_module  # noqa: E402
+from module_step import agree, forward_against_torch, refused_at_the_node  # noqa: E402
+
+
+def step_agrees(module, shape) -> None:
+    """A training step that torch and alexcost both take, with equal FLOPs and saved bytes."""
+    theirs, ours = agree(module, shape)
+    assert theirs.refused is None and ours.refused is None, (theirs, ours)
+    assert ours == theirs
+
+
+class Lifted(nn.Module):
+    """``_unsqueeze`` a (L, C) sample to (1, L, C), a linear layer, ``_squeeze`` back, as MViT's Pool does for
+    an input without heads; ``rank`` is the rank ``_unsqueeze`` targets."""
+
+    def __init__(self, rank=4):
+        super().__init__()
+        self.fc, self.rank = nn.Linear(6, 5), rank
+
+    def forward(self, x):
+        x, dim = M._unsqueeze(x, self.rank, 1)
+        return M._squeeze(self.fc(x), self.rank, 1, dim)
+
+
+@pytest.mark.parametrize("rank, out", [(4, (7, 5)), (3, (7, 5))], ids=["added and dropped", "already that rank"])
+def test_unsqueeze_and_squeeze_read_as_torch(rank, out):
+    cost = forward_against_torch(Lifted(rank), (7, 6), batch=2)
+    assert cost.totals.macs == 2 * 7 * 6 * 5          # per sample, the linear layer's
+    imported = from_module(Lifted(rank), (7, 6))
+    assert imported.network.output_shape == out
+    kinds = [type(layer).__name__ for layer in imported.network.layers]
+    assert kinds == (["Unsqueeze", "Linear", "Squeeze"] if rank == 4 else ["Linear"])
+    step_agrees(Lifted(rank), (7, 6))
+
+
+def test_unsqueeze_of_another_rank_is_refused_as_torchvision_raises():
+    with pytest.raises(ValueError, match="Unsupported input dimension"):
+        Lifted(5)(torch.randn(2, 7, 6))
+    refused_at_the_node(lambda x: M._unsqueeze(x, 5, 1)[0], (7, 6),
+                        r"function '_unsqueeze' .*Unsupported input dimension: a tensor of shape \[N, 7, 6\]")
+
+
+class Splitting(nn.Module):
+    """``torch.tensor_split`` along the tokens, each piece through a layer, concatenated back."""
+
+    def __init__(self, how, count, method=False):
+        super().__init__()
+        self.fc, self.how, self.count, self.method = nn.Linear(4, 4), how, count, method
+
+    def forward(self, x):
+        pieces = x.tensor_split(self.how, dim=2) if self.method else torch.tensor_split(x, self.how, dim=2)
+        return torch.cat([self.fc(pieces[i]) for i in range(self.count)], dim=2)
+
+
+@pytest.mark.parametrize("how, sizes, method", [
+    ((1,), (1, 8), False), ([2, 5], (2, 3, 4), True), (4, (3, 2, 2, 2), False), (3, (3, 3, 3), True),
+], ids=["class token", "indices", "uneven sections", "even sections"])
+def test_tensor_split_is_a_split_read_as_torch(how, sizes, method):
+    module = Splitting(how, len(sizes), method)
+    with torch.no_grad():
+        pieces = torch.tensor_split(torch.randn(2, 3, 9, 4), how, dim=2)
+    assert tuple(p.shape[2] for p in pieces) == sizes     # torch's pieces, the sizes alexcost is given
+    imported = from_module(module, (3, 9, 4))
+    splits = [layer for layer in imported.network.layers if isinstance(layer, Split)]
+    assert [(s.split_size_or_sections, s.dim) for s in splits] == [(sizes, 2)]
+    forward_against_torch(module, (3, 9, 4), batch=2)
+    step_agrees(Splitting(how, len(sizes), method), (3, 9, 4))
+
+
+@pytest.mark.parametrize("function, message", [
+    (lambda x: torch.tensor_split(x, (1,), dim=0)[1], "splits the batch dimension"),
+    (lambda x: torch.tensor_split(x, (3, 2), dim=1)[0], r"leaves an empty piece or indices that do not rise"),
+    (lambda x: torch.tensor_split(x, (0,), dim=1)[1], r"leaves an empty piece"),
+    (lambda x: torch.tensor_split(x, 0, dim=1)[0], "number of sections must be larger than 0"),
+])
+def test_tensor_split_refusals_name_the_node(function, message):
+    refused_at_the_node(function, (5, 4), rf"function 'tensor_split' .*{message}")
+
+
+class ClassToken(nn.Module):
+    """MViT's positional encoding with relative position embeddings: a (C,) class token expanded over the
+    batch, unsqueezed and concatenated before the tokens; then a linear layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.pos = M.PositionalEncoding(6, (2, 2), 2, rel_pos_embed=True)
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc(self.pos(x))
+
+
+def test_a_one_dimensional_class_token_reads_and_trains_as_torch():
+    cost = forward_against_torch(ClassToken(), (8, 6), batch=2)
+    assert cost.totals.params == 6 + 6 * 3 + 3         # the token's elements, once, and the linear layer's
+    assert cost.totals.macs == 2 * (8 + 1) * 6 * 3      # 2 samples of 8 tokens and the class token
+    step_agrees(ClassToken(), (8, 6))
+
+
+class Pooled(nn.Module):
+    """torchvision's MViT ``Pool`` (a depthwise Conv3d and a LayerNorm) on (heads, 1 + T*H*W, d) samples,
+    the heads folded into the batch around the convolution, at a fixed (T, H, W)."""
+
+    def __init__(self, thw=(2, 4, 4), stride=(1, 2, 2)):
+        super().__init__()
+        self.thw = thw
+        self.pool = M.Pool(nn.Conv3d(4, 4, 3, stride=stride, padding=1, groups=4, bias=False), nn.LayerNorm(4))
+
+    def forward(self, x):
+        return self.pool(x, self.thw)[0]
+
+
+def test_pooling_one_head_reads_and_trains_as_torch():
+    """One head: the (N*1, d, T, H, W) tensor the convolution reads is the batch itself."""
+    shape = (1, 1 + 2 * 4 * 4, 4)
+    imported = from_module(Pooled(), shape)
+    assert imported.network.output_shape == (1, 1 + 2 * 2 * 2, 4)
+    cost = forward_against_torch(Pooled(), shape, batch=2)
+    assert cost.totals.macs == 2 * 4 * (2 * 2 * 2) * 27   # 2 samples: 4 channels, 8 outputs each, 3x3x3 taps
+    step_agrees(Pooled(), shape)
+
+
+def test_pooling_several_heads_folded_into_the_batch_is_refused_at_the_convolution():
+    """Two heads fold into the batch (N*2) before the Conv3d, which alexcost reads per sample only."""
+    with pytest.raises(SpecError, match=r"module 'pool.pool' \(Conv3d\) .*folded with 2 windows or heads"):
+        from_module(Pooled(), (2, 1 + 2 * 4 * 4, 4))
+
+
+class Block(nn.Module):
+    """torchvision's ``MultiscaleBlock`` at a fixed (T, H, W): query and key/value pooling, a residual from the
+    pooled query added in place (``_add_shortcut`` with the class token), a projection to more channels."""
+
+    def __init__(self, thw=(2, 4, 4), with_cls=True, rel_pos=False, heads=1):
+        super().__init__()
+        self.thw = thw
+        config = M.MSBlockConfig(heads, 8, 16, [3, 3, 3], [3, 3, 3], [1, 2, 2], [1, 2, 2])
+        self.block = M.MultiscaleBlock([*thw], config, residual_pool=True, residual_with_cls_embed=with_cls,
+                                       rel_pos_embed=rel_pos, proj_after_attn=True)
+
+    def forward(self, x):
+        return self.block(x, self.thw)[0]
+
+
+def test_a_multiscale_block_reads_and_trains_as_torch():
+    from fvcore.nn import FlopCountAnalysis
+
+    torch.manual_seed(0)
+    shape = (1 + 2 * 4 * 4, 8)
+    module = Block().eval()
+    forward_against_torch(module, shape, batch=2)
+    imported = from_module(module, shape)
+    cost = imported.cost()
+    assert imported.network.output_shape == (1 + 2 * 2 * 2, 16)
+    analysis = FlopCountAnalysis(module, (torch.randn(1, *shape),))
+    analysis.unsupported_ops_warnings(False)
+    by_module = analysis.by_module()
+    for row, path in zip(cost.layers, imported.paths):
+        if row.type in ("Conv3d", "Linear"):
+            assert row.macs == by_module[path], path
+    step_agrees(Block(), shape)
+
+
+def test_a_multiscale_block_of_several_heads_is_refused_at_its_first_pooling():
+    with pytest.raises(SpecError, match=r"module 'block.attn.pool_k.pool' \(Conv3d\) .*folded with 2 windows"):
+        from_module(Block(heads=2), (1 + 2 * 4 * 4, 8))
+
+
+def test_an_add_into_a_slice_in_place_is_refused_at_its_node():
+    """MViT V2's shortcut without the class token writes into a slice: refused, naming the helper."""
+    with pytest.raises(SpecError, match=r"function '_add_shortcut' in module 'block.attn' .*an add into a slice"):
+        from_module(Block(with_cls=False), (1 + 2 * 4 * 4, 8))
+
+
+def test_the_decomposed_relative_position_bias_is_refused_at_its_node():
+    with pytest.raises(SpecError, match=r"function '_add_rel_pos' in module 'block.attn' .*relative position bias"):
+        from_module(Block(rel_pos=True), (1 + 2 * 4 * 4, 8))
+
+
+def test_mvit_v2_at_a_small_input_is_refused_at_its_first_relative_position_bias():
+    """mvit_v2_s's kind of blocks on 4 frames of 32 x 32 (MViT fixes its input size when built): the stem, the
+    class token and the first block's pooling are read; its relative position bias is refused."""
+    configs = [M.MSBlockConfig(1, 16, 32, [3, 3, 3], [3, 3, 3], [1, 1, 1], [1, 4, 4]),
+               M.MSBlockConfig(2, 32, 32, [3, 3, 3], [3, 3, 3], [1, 2, 2], [1, 2, 2])]
+    model = M.MViT((32, 32), 4, configs, residual_pool=True, residual_with_cls_embed=False, rel_pos_embed=True,
+                   proj_after_attn=True, num_classes=10).eval()
+    with pytest.raises(SpecError, match=r"function '_add_rel_pos' in module 'blocks.0.attn' \(MultiscaleAttention\)"):
+        from_module(model, (3, 4, 32, 32))
