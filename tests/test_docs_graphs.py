@@ -30,6 +30,7 @@ from alexcost import (GELU, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPoo
                       StochasticDepth, Tanh, Transpose, Upsample, View, ZeroPad2d)
 from alexcost import (Embedding, Expand, Matmul, MultiheadAttention, Norm, Roll, ScaledDotProductAttention, Slice, Squeeze,
                       Sum, Unfold, Unsqueeze, WindowAttention)
+from alexcost import SliceAdd
 from alexcost import AvgPool1d, Normalize, RMSNorm
 from alexcost import Div, PositionBias, Rsqrt, Scalar, Sub
 from alexcost.layers import BUILTIN_KINDS
@@ -347,6 +348,10 @@ S = {
     "Expand": Sample(lambda src, **kw: [Mean(name="squash", dim=2, keepdim=True), Expand(sizes=(-1, 6, -1), **kw)],
                      {(): dict(y=X)}),
     "Slice": Sample(unary(lambda **kw: Slice(index=(1, (None, None, 2)), **kw)), {(): dict(y=(3, 8))}),
+    # x[:, :2] += x[:, 2:4]: 2 * 6 * 8 adds, into the input itself
+    "SliceAdd": Sample(lambda src, **kw: [Slice(name="cut", index=((2, 4, None),)),
+                                          SliceAdd(index=((None, 2, None),), inputs=(src, "cut"), **kw)],
+                       {(): dict(y=X, other_ops=2 * 6 * 8)}, at=1),
     "Unsqueeze": Sample(unary(lambda **kw: Unsqueeze(dim=2, **kw)), {(): dict(y=(4, 1, 6, 8))}),
     "Squeeze": Sample(lambda src, **kw: [Mean(name="squash", dim=2, keepdim=True), Squeeze(dim=2, **kw)],
                       {(): dict(y=(4, 8))}),
@@ -429,6 +434,7 @@ ATTENTION = {
                                                       "E": x[0][-1], "Ev": x[2][-1]},
     "MultiheadAttention": lambda x, y, layer: {"L": x[0][0], "S": x[1][0]},
     "WindowAttention": _windows,
+    "SliceAdd": lambda x, y, layer: {"part": x[1]},
 }
 """The sizes an attention kind's cells name (see the page's "How to read a cell")."""
 
@@ -448,7 +454,7 @@ def claim(cell: str, layer, env: dict, per_element: bool = False):
 
 def test_the_tables_list_every_kind_once():
     counts, tools = table("conventions.md", COUNTS_HEADER), table("conventions.md", TOOLS_HEADER)
-    assert len(KINDS) == 71
+    assert len(KINDS) == 72
     assert list(counts) == KINDS and list(tools) == KINDS
     assert sorted(S) == KINDS
 
@@ -594,6 +600,7 @@ OUTPUT_RULES = {
     "new": [((), False, False)],
     "new; the input with `inplace=True`": [((), False, False), ((("inplace", True),), True, True)],
     "new; the first input with `inplace=True`": [((), False, False), ((("inplace", True),), True, True)],
+    "the first input": [((), True, True)],
     "the input": [((), True, True)],
     "a view": [((), True, True)],
     "views": [((), True, True)],

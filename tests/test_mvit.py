@@ -16,7 +16,7 @@ pytest.importorskip("torchvision")
 nn = torch.nn
 M = importlib.import_module("torchvision.models.video.mvit")
 
-from alexcost import Split, SpecError  # noqa: E402
+from alexcost import SliceAdd, Split, SpecError  # noqa: E402
 from alexcost.torch_bridge import from_module  # noqa: E402
 from module_step import agree, forward_against_torch, refused_at_the_node  # noqa: E402
 
@@ -184,10 +184,27 @@ def test_a_multiscale_block_of_several_heads_is_refused_at_its_first_pooling():
         from_module(Block(heads=2), (1 + 2 * 4 * 4, 8))
 
 
-def test_an_add_into_a_slice_in_place_is_refused_at_its_node():
-    """MViT V2's shortcut without the class token writes into a slice: refused, naming the helper."""
-    with pytest.raises(SpecError, match=r"function '_add_shortcut' in module 'block.attn' .*an add into a slice"):
-        from_module(Block(with_cls=False), (1 + 2 * 4 * 4, 8))
+def test_the_shortcut_added_after_the_class_token_reads_and_trains_as_torch():
+    """MViT V2's shortcut without the class token, ``x[:, :, 1:, :] += shortcut[:, :, 1:, :]``: a Slice of the
+    pooled query added into the same slice of attention's output in place (a SliceAdd)."""
+    shape = (1 + 2 * 4 * 4, 8)
+    imported = from_module(Block(with_cls=False), shape)
+    adds = [layer for layer in imported.network.layers if isinstance(layer, SliceAdd)]
+    assert adds == [SliceAdd(name=adds[0].name, inputs=adds[0].inputs, index=((None, None, None), (1, None, None)))]
+    cost = imported.cost()
+    row = next(r for r in cost.layers if r.type == "SliceAdd")
+    assert row.other_ops == 1 * (2 * 2 * 2) * 16      # one head, the 8 pooled tokens after the class token, 16 features
+    forward_against_torch(Block(with_cls=False), shape, batch=2)
+    step_agrees(Block(with_cls=False), shape)
+
+
+def test_slice_add_counts_by_hand():
+    layer = SliceAdd(index=((None, None, None), (1, None, None)))
+    assert layer.output_shape(((2, 9, 4), (2, 8, 4))) == (2, 9, 4)
+    assert layer.other_ops(((2, 9, 4), (2, 8, 4)), (2, 9, 4)) == 2 * 8 * 4
+    assert layer.macs(((2, 9, 4), (2, 8, 4)), (2, 9, 4)) == 0
+    with pytest.raises(SpecError, match=r"alexcost reads y of the slice's own shape"):
+        layer.output_shape(((2, 9, 4), (2, 1, 4)))
 
 
 def test_the_decomposed_relative_position_bias_is_refused_at_its_node():

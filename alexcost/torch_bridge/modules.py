@@ -81,7 +81,8 @@ class Function(nn.Module):
 
 
 class Indexing(nn.Module):
-    """``x[:, e1, e2, ...]`` (a Slice) or ``x.expand(N, *sizes)`` (an Expand)."""
+    """``x[:, e1, e2, ...]`` (a Slice), ``x[:, e1, e2, ...] += y`` (a SliceAdd) or ``x.expand(N, *sizes)``
+    (an Expand)."""
 
     def __init__(self, index=None, sizes=None):
         super().__init__()
@@ -89,7 +90,10 @@ class Indexing(nn.Module):
                                                                for e in index))
         self.sizes = sizes
 
-    def forward(self, x):
+    def forward(self, x, y=None):
+        if y is not None:  # a SliceAdd: x[:, e1, ...] += y
+            x[self.index] += y
+            return x
         return x[self.index] if self.index is not None else x.expand(x.shape[0], *self.sizes)
 
 
@@ -257,6 +261,7 @@ BUILDERS = {
         scale=layer.scale),
     kinds.MultiheadAttention: lambda layer, x: SelfAttention(**layer.torch_args(x)),
     kinds.Slice: lambda layer, x: Indexing(index=layer.index),
+    kinds.SliceAdd: lambda layer, x: Indexing(index=layer.index),
     kinds.Expand: lambda layer, x: Indexing(sizes=layer.sizes),
     kinds.WindowAttention: lambda layer, x: _window_attention(layer, x),
     kinds.Sum: lambda layer, x: Method("sum", list(layer.dim), layer.keepdim),

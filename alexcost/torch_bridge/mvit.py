@@ -1,7 +1,7 @@
 """torchvision's MViT helpers, which torch.fx records as single calls, read by their known semantics:
 ``_unsqueeze`` and ``_squeeze`` (a dimension added for a lower-rank input and dropped again, or nothing),
 ``torch.tensor_split`` of an activation (a `Split`), ``_add_shortcut`` (the pooled query added to
-attention's output in place: an in-place `Add`, or, without the class token, an add into a slice, refused)
+attention's output in place: an in-place `Add`, or, without the class token, a `SliceAdd`)
 and ``_add_rel_pos`` (MViT V2's decomposed relative position bias, refused). Handlers as in
 `alexcost.torch_bridge.ops`, which adds `functions(METHODS)` to its table. Imports torch and torchvision.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ..layers import Split
+from ..layers import Slice, SliceAdd, Split
 from .calls import REQUIRED, bind
 
 
@@ -80,14 +80,24 @@ def tensor_split(r, node, args, kwargs):
 
 def add_shortcut(r, node, args, kwargs, methods):
     """``_add_shortcut(x, shortcut, residual_with_cls_embed)``: ``x.add_(shortcut)``, an in-place `Add`; without
-    the class token (``x[:, :, 1:, :] += shortcut[:, :, 1:, :]``, an add into a slice in place) refused."""
+    the class token, ``x[:, :, 1:, :] += shortcut[:, :, 1:, :]``: a `Slice` of the shortcut added into the
+    same slice of ``x`` in place (a `SliceAdd`)."""
     spec = (("x", REQUIRED), ("shortcut", REQUIRED), ("residual_with_cls_embed", REQUIRED))
     b = bind(r, node, spec, args, kwargs)
-    if not r.constant(b["residual_with_cls_embed"], node, "residual_with_cls_embed"):
-        r.refuse(node, "adds the pooled query into attention's output after the class token in place "
-                       "(x[:, :, 1:, :] += shortcut[:, :, 1:, :]); alexcost has no layer kind for an add into a slice "
-                       "of a tensor in place")
-    return methods["add_"](r, node, (b["x"], b["shortcut"]), {})
+    if r.constant(b["residual_with_cls_embed"], node, "residual_with_cls_embed"):
+        return methods["add_"](r, node, (b["x"], b["shortcut"]), {})
+    x, shortcut = r.tensor(b["x"], node), r.tensor(b["shortcut"], node)
+    return _add_into(r, node, x, r.emit(node, r.build(node, Slice, {"index": _AFTER_TOKEN}), [shortcut],
+                                        label="slice"))
+
+
+_AFTER_TOKEN = ((None, None, None), (1, None, None))
+"""``[:, :, 1:]``: every head's tokens after the class token (per sample, the heads first)."""
+
+
+def _add_into(r, node, x, y):
+    """``x[:, :, 1:] += y`` (a `SliceAdd` writing into ``x``)."""
+    return r.emit(node, r.build(node, SliceAdd, {"index": _AFTER_TOKEN}), [x, y], label="add")
 
 
 def add_rel_pos(r, node, args, kwargs):
