@@ -16,9 +16,12 @@ pytest.importorskip("torchvision")
 nn = torch.nn
 M = importlib.import_module("torchvision.models.video.mvit")
 
-from alexcost import SliceAdd, Split, SpecError  # noqa: E402
+from math import prod  # noqa: E402
+
+from alexcost import Add, Network, PositionBias, SliceAdd, Split, SpecError  # noqa: E402
 from alexcost.torch_bridge import from_module  # noqa: E402
-from module_step import agree, forward_against_torch, refused_at_the_node  # noqa: E402
+from alexcost.training import training_cost  # noqa: E402
+from module_step import agree, alexcost_step, forward_against_torch, refused_at_the_node  # noqa: E402
 
 
 def step_agrees(module, shape) -> None:
@@ -149,10 +152,10 @@ class Block(nn.Module):
     """torchvision's ``MultiscaleBlock`` at a fixed (T, H, W): query and key/value pooling, a residual from the
     pooled query added in place (``_add_shortcut`` with the class token), a projection to more channels."""
 
-    def __init__(self, thw=(2, 4, 4), with_cls=True, rel_pos=False, heads=1):
+    def __init__(self, thw=(2, 4, 4), with_cls=True, rel_pos=False, heads=1, stride_kv=(1, 2, 2)):
         super().__init__()
         self.thw = thw
-        config = M.MSBlockConfig(heads, 8, 16, [3, 3, 3], [3, 3, 3], [1, 2, 2], [1, 2, 2])
+        config = M.MSBlockConfig(heads, 8, 16, [3, 3, 3], [3, 3, 3], [1, 2, 2], [*stride_kv])
         self.block = M.MultiscaleBlock([*thw], config, residual_pool=True, residual_with_cls_embed=with_cls,
                                        rel_pos_embed=rel_pos, proj_after_attn=True)
 
@@ -207,17 +210,88 @@ def test_slice_add_counts_by_hand():
         layer.output_shape(((2, 9, 4), (2, 1, 4)))
 
 
-def test_the_decomposed_relative_position_bias_is_refused_at_its_node():
-    with pytest.raises(SpecError, match=r"function '_add_rel_pos' in module 'block.attn' .*relative position bias"):
-        from_module(Block(rel_pos=True), (1 + 2 * 4 * 4, 8))
+@pytest.mark.parametrize("stride_kv", [(1, 2, 2), (1, 4, 4)], ids=["keys as the queries", "fewer keys"])
+def test_the_decomposed_relative_position_bias_reads_as_torch(stride_kv):
+    """MViT V2's ``_add_rel_pos``: its three products with the gathered tables are FlopCounterMode's FLOPs
+    (``forward_against_torch``), each table counted once; a training step is refused, at the first table."""
+    shape = (1 + 2 * 4 * 4, 8)
+    module = Block(rel_pos=True, with_cls=False, stride_kv=stride_kv)
+    forward_against_torch(module, shape, batch=2)
+    imported = from_module(module, shape)
+    q, k = (2, 2, 2), (2, 4 // stride_kv[1], 4 // stride_kv[2])
+    biases = [layer for layer in imported.network.layers if isinstance(layer, PositionBias)]
+    # each table (2 * max(q, k) - 1 rows of 16 features) gathered for q x k positions, transposed to (q, 16, k)
+    assert [(b.table, b.shape, b.index_buffer) for b in biases] == [
+        ((2 * max(a, c) - 1, 16), (a, 16, c), False) for a, c in zip(q, k)]    # T's, H's, W's
+    products = [row.macs for row in imported.cost().layers if row.type == "Matmul"]
+    # the scores (1 head, the class token and q's positions by the class token and k's, 16 features), the
+    # products along H, W and T (each query position by 16 features by that axis's key positions), P V
+    assert products == [(1 + prod(q)) * 16 * (1 + prod(k)), prod(q) * 16 * k[1], prod(q) * 16 * k[2],
+                        prod(q) * 16 * k[0], (1 + prod(q)) * (1 + prod(k)) * 16]
+    message = r"'block_attn_rel_pos_t' \(PositionBias\): PositionBias with index_buffer=False"
+    assert alexcost_step(Block(rel_pos=True, with_cls=False, stride_kv=stride_kv), shape).refused is not None
+    with pytest.raises(SpecError, match=message):
+        training_cost(imported, 2, device="cpu")
 
 
-def test_mvit_v2_at_a_small_input_is_refused_at_its_first_relative_position_bias():
-    """mvit_v2_s's kind of blocks on 4 frames of 32 x 32 (MViT fixes its input size when built): the stem, the
-    class token and the first block's pooling are read; its relative position bias is refused."""
-    configs = [M.MSBlockConfig(1, 16, 32, [3, 3, 3], [3, 3, 3], [1, 1, 1], [1, 4, 4]),
-               M.MSBlockConfig(2, 32, 32, [3, 3, 3], [3, 3, 3], [1, 2, 2], [1, 2, 2])]
-    model = M.MViT((32, 32), 4, configs, residual_pool=True, residual_with_cls_embed=False, rel_pos_embed=True,
-                   proj_after_attn=True, num_classes=10).eval()
-    with pytest.raises(SpecError, match=r"function '_add_rel_pos' in module 'blocks.0.attn' \(MultiscaleAttention\)"):
-        from_module(model, (3, 4, 32, 32))
+def test_a_table_torchvision_would_interpolate_is_refused():
+    module = Block(rel_pos=True)
+    module.thw = (2, 6, 6)          # read at another size than the block was built for: 5 rows wanted, 3 held
+    with pytest.raises(SpecError, match=r"function '_add_rel_pos' .*rel_pos_h .* is not \(5, 16\): torchvision "
+                                        r"interpolates it"):
+        from_module(module, (1 + 2 * 6 * 6, 8))
+
+
+def test_a_position_bias_whose_index_is_computed_refuses_a_training_step():
+    """``index_buffer=False``: no buffer; autograd keeps the computed index (torch's step measures it), which
+    alexcost does not count for a layer with no input: the training step is refused, naming the layer."""
+    from alexcost.torch_run.verify_training import measure_training
+
+    net = Network((4, 6, 8), [PositionBias(name="bias", table=(12, 8), shape=(4, 6, 8), index_buffer=False),
+                              Add(inputs=("input", "bias"))])
+    assert net.cost().totals.buffers == 0
+    assert measure_training(net, device="cpu", batch=2).saved_total == 4 * 6 * 8 // 8 * 8   # an int64 per row
+    with pytest.raises(SpecError, match=r"'bias' \(PositionBias\): PositionBias with index_buffer=False"):
+        training_cost(net, 2, device="cpu")
+
+
+def _mvit(heads: int):
+    """mvit_v2_s's kind of network on 4 frames of 32 x 32 (MViT fixes its input size when built): query pooling,
+    key and value pooling, the relative position bias, the shortcut after the class token, a projection."""
+    configs = [M.MSBlockConfig(1, 16, 16, [3, 3, 3], [3, 3, 3], [1, 1, 1], [1, 4, 4]),
+               M.MSBlockConfig(heads, 16, 32, [3, 3, 3], [3, 3, 3], [1, 2, 2], [1, 2, 2])]
+    return M.MViT((32, 32), 4, configs, residual_pool=True, residual_with_cls_embed=False, rel_pos_embed=True,
+                  proj_after_attn=True, num_classes=10).eval()
+
+
+def test_mvit_v2_of_one_head_per_block_reads_exactly():
+    """The whole network against torch and fvcore, as the zoo's models are checked."""
+    from zoo_cases import assert_exact
+
+    torch.manual_seed(0)
+    assert_exact(_mvit(1), (3, 4, 32, 32), "mvit")
+
+
+def test_mvit_v2_pooling_several_heads_is_refused_at_the_folded_convolution():
+    with pytest.raises(SpecError, match=r"module 'blocks.1.attn.pool_k.pool' \(Conv3d\) .*folded with 2 windows"):
+        from_module(_mvit(2), (3, 4, 32, 32))
+
+
+def test_a_matmul_with_a_parameter_operand_counts_as_torch_and_refuses_a_training_step():
+    """``x @ w`` with ``w`` a parameter broadcast over the batch: FlopCounterMode's FLOPs, torch's output shape;
+    what autograd keeps for it is not modelled (refused)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from alexcost import Matmul, Parameter
+
+    net = Network((3, 5, 6), [Parameter(name="w", shape=(3, 6, 7)), Matmul(inputs=("input", "w"))])
+    x, w = torch.randn(2, 3, 5, 6), torch.randn(3, 6, 7)
+    with FlopCounterMode(display=False) as counter:
+        out = torch.matmul(x, w)
+    assert (2, *net.output_shape) == tuple(out.shape)
+    assert 2 * net.cost(batch=2).totals.macs == counter.get_total_flops() == 2 * 2 * 3 * 5 * 6 * 7
+    with pytest.raises(SpecError, match=r"Matmul with a parameter operand: alexcost does not count what autograd"):
+        training_cost(net, 2, device="cpu")
+    with pytest.raises(SpecError, match="Matmul reads activations only"):
+        Network((3, 5, 6), [Parameter(name="a", shape=(5, 6)), Parameter(name="b", shape=(6, 7)),
+                            Matmul(inputs=("a", "b"))])

@@ -170,17 +170,23 @@ class Parameter(nn.Module):
 
 class Gathered(nn.Module):
     """A table's rows gathered by a fixed index, viewed as ``shape`` (a `PositionBias`): the index runs over
-    the table's rows in turn (the counts do not depend on which rows)."""
+    the table's rows in turn (the counts do not depend on which rows); a buffer, or, without
+    ``index_buffer``, computed in each forward pass."""
 
-    def __init__(self, table, shape, dim=0):
+    def __init__(self, table, shape, dim=0, index_buffer=True):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(table))
-        rows = torch.Size(shape).numel() * table[dim] // torch.Size(table).numel()
-        self.register_buffer("index", torch.arange(rows) % table[dim])
+        self.rows = torch.Size(shape).numel() * table[dim] // torch.Size(table).numel()
+        if index_buffer:
+            self.register_buffer("index", torch.arange(self.rows) % table[dim])
+        else:
+            self.index = None
         self.shape, self.dim = tuple(shape), dim
 
     def forward(self):
-        return self.weight[(slice(None),) * self.dim + (self.index,)].reshape(self.shape)
+        index = self.index if self.index is not None else \
+            torch.arange(self.rows, device=self.weight.device) % self.weight.shape[self.dim]
+        return self.weight[(slice(None),) * self.dim + (index,)].reshape(self.shape)
 
 
 class StochasticDepth(nn.Module):
@@ -252,7 +258,7 @@ BUILDERS = {
     kinds.Clone: lambda layer, x: Method("clone"),
     kinds.Mean: lambda layer, x: Method("mean", list(layer.dim), layer.keepdim),
     kinds.Parameter: lambda layer, x: Parameter(layer.shape),
-    kinds.PositionBias: lambda layer, x: Gathered(layer.table, layer.shape, layer.dim),
+    kinds.PositionBias: lambda layer, x: Gathered(layer.table, layer.shape, layer.dim, layer.index_buffer),
     kinds.Pad: lambda layer, x: Padding(layer.pad, layer.mode, layer.value),
     kinds.StochasticDepth: lambda layer, x: StochasticDepth(layer.p, layer.mode),
     kinds.Matmul: lambda layer, x: Function(torch.matmul),
