@@ -117,8 +117,7 @@ DENSE_FAMILIES = {
 _FOLDED = "pooling (a depthwise Conv3d) on several heads folded into the batch"
 NEEDS_ATTENTION = {
     "mvit_v1_b": f"repeat_interleave of its position embeddings (the first stop), then {_FOLDED}",
-    "mvit_v2_s": f"_add_rel_pos, its decomposed relative position bias: matrix products with gathered tables (the "
-                 f"first stop), then {_FOLDED}",
+    "mvit_v2_s": f"{_FOLDED} (the first stop, in its second block: the first has one head)",
 }
 """Video transformers and what they need beyond the kinds alexcost has: their tests are a strict xfail."""
 
