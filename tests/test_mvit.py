@@ -163,6 +163,7 @@ class Block(nn.Module):
         return self.block(x, self.thw)[0]
 
 
+@pytest.mark.slow
 def test_a_multiscale_block_reads_and_trains_as_torch():
     from fvcore.nn import FlopCountAnalysis
 
@@ -264,6 +265,7 @@ def _mvit(heads: int):
                   proj_after_attn=True, num_classes=10).eval()
 
 
+@pytest.mark.slow
 def test_mvit_v2_of_one_head_per_block_reads_exactly():
     """The whole network against torch and fvcore, as the zoo's models are checked."""
     from zoo_cases import assert_exact

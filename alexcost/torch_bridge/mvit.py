@@ -162,7 +162,7 @@ def _gathered(r, node, table, qs: int, ks: int):
     rows = table.tensor.detach()[dist.long()].transpose(1, 2)
     layer = r.build(node, PositionBias, {"table": tuple(table.tensor.shape), "shape": tuple(rows.shape), "dim": 0,
                                          "index_buffer": False})
-    module, _, name = table.path.rpartition(".")
+    module, _, name = table.path.rpartition(".")  # added as `Reader.operand` adds a gathered parameter's layer
     act = r._add(node, layer, (), ParameterShape(layer.shape), f"{module}:{name}", None, (("weight", table.tensor),),
                  layer.shape, module, name)
     return type(act)(act.src, ParameterShape(layer.shape))
