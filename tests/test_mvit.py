@@ -297,3 +297,45 @@ def test_a_matmul_with_a_parameter_operand_counts_as_torch_and_refuses_a_trainin
     with pytest.raises(SpecError, match="Matmul reads activations only"):
         Network((3, 5, 6), [Parameter(name="a", shape=(5, 6)), Parameter(name="b", shape=(6, 7)),
                             Matmul(inputs=("a", "b"))])
+
+
+@pytest.mark.slow
+def test_torchvisions_mvit_v2_s_is_read_up_to_its_second_block():
+    """At its own input (16 frames of 224 x 224, on meta tensors): the stem, the class token and the first block
+    (one head: pooling, the relative position bias, the shortcut) are read; the second block's key pooling, on 2
+    heads folded into the batch, is where it stops."""
+    import torchvision
+
+    with torch.device("meta"):
+        model = torchvision.models.get_model("mvit_v2_s", weights=None).eval()
+    with pytest.raises(SpecError, match=r"^module 'blocks.1.attn.pool_k.pool' \(Conv3d\) .*folded with 2 windows"):
+        from_module(model, (3, 16, 224, 224))
+
+
+@pytest.mark.slow
+def test_the_first_block_of_mvit_v2_s_reads_as_torch_counts_it():
+    """mvit_v2_s's first block at its own size (8 x 56 x 56 tokens after the class token, keys pooled to
+    8 x 7 x 7), on meta tensors: parameters, FlopCounterMode's FLOPs and the output shape."""
+    import torchvision
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = torchvision.models.get_model("mvit_v2_s", weights=None).eval()
+
+    class First(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block = model.blocks[0]
+
+        def forward(self, x):
+            return self.block(x, (8, 56, 56))[0]
+
+    module = First()
+    shape = (1 + 8 * 56 * 56, 96)
+    imported = from_module(module, shape)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        out = module(torch.empty(1, *shape, device="meta"))
+    cost = imported.cost()
+    assert cost.totals.params == sum(p.numel() for p in module.parameters())
+    assert 2 * cost.totals.macs == counter.get_total_flops()
+    assert (1, *imported.network.output_shape) == tuple(out.shape)
