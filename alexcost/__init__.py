@@ -17,7 +17,7 @@ from .layers import (GELU, INPUT, LAYER_KINDS, AdaptiveAvgPool2d, AdaptiveAvgPoo
                      Mean, Mul, Pad, Parameter, Permute, ReLU, ReLU6, Reshape, SiLU, Sigmoid, Softmax, Split,
                      StochasticDepth, Tanh, Transpose, Upsample, View, ZeroPad2d, register_layer)
 from .layers import (CosineWindowAttention, Expand, Matmul, MultiheadAttention, ScaledDotProductAttention, Slice,
-                     Squeeze, Unsqueeze, WindowAttention)
+                     SliceAdd, Squeeze, Unsqueeze, WindowAttention)
 from .layers import AvgPool1d, Buffer, Fold, IndexSelect, Normalize, RMSNorm, Unfold
 from .layers import Amax, Clamp, Div, Embedding, Exp, Norm, PositionBias, Roll, Rsqrt, Scalar, Sub, Sum
 from .models import DEFAULT_MODEL, PRESETS, preset
@@ -51,7 +51,7 @@ __all__ = [
     "LAYER_KINDS", "Layer", "LayerCost", "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm", "Matmul",
     "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Network", "NetworkCost", "Norm", "Normalize",
     "PRESETS", "Pad", "Parameter", "Permute", "PositionBias", "RMSNorm", "ReLU", "ReLU6", "Reshape", "Roll", "Rsqrt",
-    "Scalar", "ScaledDotProductAttention", "SiLU", "Sigmoid", "Slice", "Softmax", "SpecError", "Split", "Squeeze",
+    "Scalar", "ScaledDotProductAttention", "SiLU", "Sigmoid", "Slice", "SliceAdd", "Softmax", "SpecError", "Split", "Squeeze",
     "StochasticDepth", "Sub", "Sum", "Tanh", "Totals", "Transpose", "Unfold", "Unsqueeze", "Upsample", "View",
     "WindowAttention", "ZeroPad2d", "dumps_spec", "forget_rules", "load_spec", "network_from_dict",
     "network_to_dict", "predict", "preset", "register_layer",

@@ -30,7 +30,7 @@ from alexcost import (GELU, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPoo
                       StochasticDepth, Tanh, Transpose, Upsample, View, ZeroPad2d)
 from alexcost import (Embedding, Expand, Matmul, MultiheadAttention, Norm, Roll, ScaledDotProductAttention, Slice, Squeeze,
                       Sum, Unfold, Unsqueeze, WindowAttention)
-from alexcost import Amax, CosineWindowAttention
+from alexcost import Amax, CosineWindowAttention, SliceAdd
 from alexcost import AvgPool1d, Fold, Normalize, RMSNorm
 from alexcost import Buffer, Clamp, Div, Exp, IndexSelect, PositionBias, Rsqrt, Scalar, Sub
 from alexcost.layers import BUILTIN_KINDS
@@ -238,7 +238,8 @@ S = {
     "PositionBias": Sample(lambda src, **kw: [PositionBias(name="bias", table=(12, 8), shape=(4, 6, 8), **kw),
                                               Add(inputs=(src, "bias"))],
                             {(): dict(y=(4, 6, 8), params=12 * 8, buffers=4 * 6 * 8 // 8),
-                             (("dim", 1),): dict(y=(4, 6, 8), params=12 * 8, buffers=4 * 6 * 8 // 12)}, at=0),
+                             (("dim", 1),): dict(y=(4, 6, 8), params=12 * 8, buffers=4 * 6 * 8 // 12),
+                             (("index_buffer", False),): dict(y=(4, 6, 8), params=12 * 8)}, at=0),
     "Permute": Sample(unary(lambda **kw: Permute(dims=(0, 2, 3, 1), **kw)), {(): dict(y=(6, 8, 4))}),
     "ReLU": Sample(unary(ReLU), {(): dict(y=X, other_ops=N), (("inplace", True),): dict(y=X, other_ops=N)}),
     "ReLU6": Sample(unary(ReLU6), {(): dict(y=X, other_ops=2 * N), (("inplace", True),): dict(y=X, other_ops=2 * N)}),
@@ -360,6 +361,10 @@ S = {
     "Expand": Sample(lambda src, **kw: [Mean(name="squash", dim=2, keepdim=True), Expand(sizes=(-1, 6, -1), **kw)],
                      {(): dict(y=X)}),
     "Slice": Sample(unary(lambda **kw: Slice(index=(1, (None, None, 2)), **kw)), {(): dict(y=(3, 8))}),
+    # x[:, :2] += x[:, 2:4]: 2 * 6 * 8 adds, into the input itself
+    "SliceAdd": Sample(lambda src, **kw: [Slice(name="cut", index=((2, 4, None),)),
+                                          SliceAdd(index=((None, 2, None),), inputs=(src, "cut"), **kw)],
+                       {(): dict(y=X, other_ops=2 * 6 * 8)}, at=1),
     "Unsqueeze": Sample(unary(lambda **kw: Unsqueeze(dim=2, **kw)), {(): dict(y=(4, 1, 6, 8))}),
     "IndexSelect": Sample(unary(lambda **kw: IndexSelect(dim=2, index_size=9, **kw)),
                           {(): dict(y=(4, 9, 8), buffers=9)}),
@@ -457,6 +462,7 @@ ATTENTION = {
     "MultiheadAttention": lambda x, y, layer: {"L": x[0][0], "S": x[1][0]},
     "WindowAttention": _windows,
     "CosineWindowAttention": lambda x, y, layer: _windows(x[0], y, layer),
+    "SliceAdd": lambda x, y, layer: {"part": x[1]},
 }
 """The sizes an attention kind's cells name (see the page's "How to read a cell")."""
 
@@ -476,7 +482,7 @@ def claim(cell: str, layer, env: dict, per_element: bool = False):
 
 def test_the_tables_list_every_kind_once():
     counts, tools = table("conventions.md", COUNTS_HEADER), table("conventions.md", TOOLS_HEADER)
-    assert len(KINDS) == 78
+    assert len(KINDS) == 79
     assert list(counts) == KINDS and list(tools) == KINDS
     assert sorted(S) == KINDS
 
@@ -622,6 +628,7 @@ OUTPUT_RULES = {
     "new": [((), False, False)],
     "new; the input with `inplace=True`": [((), False, False), ((("inplace", True),), True, True)],
     "new; the first input with `inplace=True`": [((), False, False), ((("inplace", True),), True, True)],
+    "the first input": [((), True, True)],
     "the input": [((), True, True)],
     "a view": [((), True, True)],
     "views": [((), True, True)],

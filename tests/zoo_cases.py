@@ -108,9 +108,11 @@ DENSE_FAMILIES = {
 }
 """torchvision's segmentation and video families: (module, models, representative)."""
 
-_MVIT = ("torchvision's fx-wrapped helpers _unsqueeze, _squeeze, _add_rel_pos, _add_shortcut (the first stop), "
-         "then tensor_split and pooling on the heads folded into the batch")
-NEEDS_ATTENTION = {"mvit_v1_b": _MVIT, "mvit_v2_s": _MVIT}
+_FOLDED = "pooling (a depthwise Conv3d) on several heads folded into the batch"
+NEEDS_ATTENTION = {
+    "mvit_v1_b": f"repeat_interleave of its position embeddings (the first stop), then {_FOLDED}",
+    "mvit_v2_s": f"{_FOLDED} (the first stop, in its second block: the first has one head)",
+}
 """Video transformers and what they need beyond the kinds alexcost has: their tests are a strict xfail."""
 
 HEAVY = frozenset({"s3d"})

@@ -37,7 +37,9 @@ def _activations(layer, x, count: tuple[int, ...], weights: int = 0) -> None:
 class Matmul(Layer):
     """``torch.matmul(a, b)`` (also ``a @ b`` and ``torch.bmm``) of two batched activations of at
     least 2 dimensions per sample: a batch of matrix products, the leading dimensions broadcast as
-    torch broadcasts them. MACs ``prod(batch dims) * n * k * m`` for ``(n, k) @ (k, m)``.
+    torch broadcasts them. MACs ``prod(batch dims) * n * k * m`` for ``(n, k) @ (k, m)``. One operand
+    may be a parameter (a `Parameter` or `PositionBias` named in ``inputs``), broadcast over the batch;
+    alexcost then derives no training step (refused).
 
     Backward: each operand's gradient is one product of as many MACs; an operand broadcast over
     leading dimensions sums its gradient back (adds). Autograd keeps each operand the other one's
@@ -48,7 +50,8 @@ class Matmul(Layer):
     group: ClassVar[str] = "fc"
 
     def _parts(self, x):
-        _activations(self, x, (2,))
+        if len(x) != 2 or all(isinstance(s, ParameterShape) for s in x):
+            _activations(self, x, (2,))
         a, b = x
         if len(a) < 2 or len(b) < 2:
             raise SpecError(f"Matmul reads operands of at least 2 dimensions per sample, got {format_shape(a)} and "
@@ -56,7 +59,7 @@ class Matmul(Layer):
         if a[-1] != b[-2]:
             raise SpecError(f"mat1 and mat2 shapes cannot be multiplied ({a[-2]}x{a[-1]} and {b[-2]}x{b[-1]}) "
                             f"for operands {format_shape(a)} and {format_shape(b)}")
-        lead = broadcast((a[:-2], b[:-2]))
+        lead = broadcast(tuple(ParameterShape(s[:-2]) if isinstance(s, ParameterShape) else s[:-2] for s in (a, b)))
         return lead, a[-2], a[-1], b[-1]
 
     def output_shape(self, x) -> Shape:
@@ -68,7 +71,10 @@ class Matmul(Layer):
         return prod(lead) * n * k * m
 
     def fvcore_count(self, x, y: Shape) -> int | None:
-        """fvcore's ``aten::matmul`` handle: the first operand's elements times the second's columns."""
+        """fvcore's ``aten::matmul`` handle: the first operand's elements times the second's columns (None with
+        a parameter operand, which torch reaches through other ops than fvcore's handle reads)."""
+        if any(isinstance(s, ParameterShape) for s in x):
+            return None
         return prod(x[0]) * x[1][-1]
 
     def backward_macs(self, x, y: Shape, grads: Grads) -> int:
@@ -83,6 +89,9 @@ class Matmul(Layer):
         return out
 
     def saved_tensors(self, x, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        if any(isinstance(s, ParameterShape) for s in x):
+            raise SpecError("Matmul with a parameter operand: alexcost does not count what autograd keeps for it (the "
+                            "copies torch's einsum and broadcasting matmul make), so it derives no training step")
         lead = y[:-2]
         saved = []
         for k in (0, 1):

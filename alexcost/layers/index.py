@@ -1,9 +1,10 @@
-"""Indexing and broadcasting views: Slice (``x[:, 0]``, ``x[:, :c]``), Expand, Unsqueeze, Squeeze; and IndexSelect
-(a gather by a fixed index: a new tensor).
+"""Indexing and broadcasting views: Slice (``x[:, 0]``, ``x[:, :c]``), Expand, Unsqueeze, Squeeze; SliceAdd
+(``x[:, 1:] += y``), an add in place into a slice; and IndexSelect (a gather by a fixed index: a new tensor).
 
-Both are views of their input (no ops, no new storage) and keep nothing for the backward
+The views are views of their input (no ops, no new storage) and keep nothing for the backward
 pass. Slice's gradient is the output's, copied into zeros of the input's shape; Expand's
-sums the output's gradient back over the expanded dimensions (adds).
+sums the output's gradient back over the expanded dimensions (adds). SliceAdd writes into its
+first input and keeps nothing either.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import ClassVar
 
 from . import arguments as check
 from ..errors import SpecError, format_shape
-from .base import Grads, Layer, Saved, Shape, TrainContext, layer_kind, register_layer
+from .base import Grads, Layer, ParameterShape, Saved, Shape, TrainContext, layer_kind, register_layer
 
 
 def _entry(value, what: str):
@@ -227,3 +228,47 @@ class IndexSelect(Layer):
 
     def saved_tensors(self, x, y, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
         return ()
+
+
+@register_layer
+@layer_kind
+class SliceAdd(Layer):
+    """``x[:, e1, e2, ...] += y``: ``y`` added in place into the slice of ``x`` that ``index`` selects (entries
+    as `Slice`'s), ``y`` of the slice's shape. The output is ``x`` itself, written. One add per element of
+    ``y``. Backward: ``x``'s gradient passes on and ``y``'s is its slice (no ops); autograd keeps nothing."""
+
+    index: tuple[int | tuple[int | None, int | None, int | None], ...]
+
+    arity: ClassVar[int | None] = None
+    storage: ClassVar[str] = "same"
+    autocast: ClassVar[str | None] = "follow"
+    inplace: ClassVar[bool] = True
+    """It always writes into its first input (the reader links its output to it as the same tensor)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "index", Slice(index=self.index).index)
+
+    def output_shape(self, x) -> Shape:
+        if len(x) != 2:
+            raise SpecError(f"SliceAdd takes 2 inputs (x, y: x[index] += y), got {len(x)}")
+        a, b = x
+        if isinstance(a, ParameterShape) or isinstance(b, ParameterShape):
+            raise SpecError("SliceAdd reads activations only; a parameter as an operand is not read")
+        part = Slice(index=self.index).output_shape(a)
+        if tuple(b) != tuple(part):
+            raise SpecError(f"adds {format_shape(('N', *b))} into the slice {format_shape(('N', *part))} of "
+                            f"{format_shape(('N', *a))}; alexcost reads y of the slice's own shape (no broadcasting)")
+        return tuple(a)
+
+    def other_ops(self, x, y: Shape) -> int:
+        return prod(x[1])
+
+    def train_inplace(self) -> bool:
+        return True
+
+    def saved_tensors(self, x, y, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        return ()
+
+    def label(self) -> str:
+        return "Slice add"

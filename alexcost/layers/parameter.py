@@ -73,15 +73,17 @@ class PositionBias(Layer):
     ``shape`` (its full shape, no batch dimension): a relative position bias, ``table[index]`` (``dim=0``) or
     ``table[:, index]`` (``dim=1``, LeViT's and EfficientFormer's), added to attention's scores.
     ``prod(table)`` parameters, a buffer (the index, int64, one per slice of ``table`` along ``dim``
-    gathered), no ops; like a
+    gathered; with ``index_buffer=False`` the index is computed in the forward pass instead, as MViT's
+    ``torch.arange`` arithmetic makes it: no buffer), no ops; like a
     `Parameter`'s, its output is read by an `Add` and is not counted as an activation (torch computes it
     once per forward pass, whatever the batch: ``prod(shape)`` elements). Backward: the gradient is
     scattered back into the table, one add per element of ``shape``; autograd keeps the index only (a
-    buffer)."""
+    buffer; a computed one it keeps as a tensor of its own, which alexcost does not count: training refused)."""
 
     table: tuple[int, ...]
     shape: tuple[int, ...]
     dim: int = 0
+    index_buffer: bool = True
 
     arity: ClassVar[int | None] = 0
 
@@ -90,6 +92,7 @@ class PositionBias(Layer):
         object.__setattr__(self, "table", check.shape(self.table, "table"))
         object.__setattr__(self, "shape", check.shape(self.shape, "shape"))
         object.__setattr__(self, "dim", check.dim(self.dim, "dim", len(self.table)))
+        object.__setattr__(self, "index_buffer", check.flag(self.index_buffer, "index_buffer"))
         row = self._row()
         if prod(self.shape) % row:
             slices = "rows" if self.dim == 0 else f"slices along dim {self.dim}"
@@ -106,15 +109,25 @@ class PositionBias(Layer):
     def weight_params(self, x) -> int:
         return prod(self.table)
 
-    def buffers(self, x) -> int:
-        """The index: one int64 per slice gathered."""
+    def _indices(self) -> int:
+        """The index's elements: one per slice gathered."""
         return prod(self.shape) // self._row()
+
+    def buffers(self, x) -> int:
+        """The index, one int64 per slice gathered, when the module holds it (``index_buffer``)."""
+        return self._indices() if self.index_buffer else 0
 
     def buffer_bytes(self, x, itemsize: int) -> int:
         return self.buffers(x) * 8
 
     def backward_other_ops(self, x, y: Shape, grads: Grads, batch: int) -> int:
         return prod(self.shape) if grads.weight else 0
+
+    def check_training(self, x, batch: int) -> None:
+        if not self.index_buffer:
+            raise SpecError("PositionBias with index_buffer=False: autograd keeps the index computed in the forward "
+                            "pass for the table's gradient, which alexcost does not count for a layer with no input; "
+                            "it derives no training step")
 
     def saved_tensors(self, x, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
         return ()

@@ -28,6 +28,17 @@ class Token:
     def __repr__(self) -> str:
         return f"the parameter {self.value.path!r} expanded over the batch"
 
+    def unsqueeze(self, dim: int) -> Token:
+        """``token.unsqueeze(dim)`` (MViT's ``class_token.expand(N, -1).unsqueeze(1)``): the token with a
+        dimension of size 1 at ``dim`` of the batched tensor, after the batch (the reader evaluates it as a
+        method of a plain value)."""
+        shape = tuple(self.value.tensor.shape)
+        if not isinstance(dim, int) or isinstance(dim, bool) or not 1 <= dim % (len(shape) + 1) <= len(shape):
+            raise ValueError(f"{self} unsqueezed at dim {dim!r}: alexcost keeps the batch first (dim 1 to "
+                             f"{len(shape)})")
+        dim %= len(shape) + 1
+        return Token(_viewed(self.value, (*shape[:dim], 1, *shape[dim:])))
+
 
 def token_attribute(handler):
     """``getattr`` (``handler``), with ``token.shape`` and ``token.ndim`` of a `Token` read as the expanded
@@ -148,6 +159,12 @@ def getitem(r, node, args, kwargs):
     return r.emit(node, r.build(node, Slice, {"index": tuple(rest)}), [x])
 
 
+def _viewed(value, shape):
+    """A view of the parameter ``value`` (or of a view of it) as ``shape``: its elements are the parameter's."""
+    base = value.base if value.base is not None else value.tensor
+    return type(value)(value.path, value.tensor.reshape(shape), "parameter", value.node, base=base)
+
+
 def expand(r, node, args, kwargs):
     x, *sizes = args
     if kwargs:
@@ -162,6 +179,9 @@ def expand(r, node, args, kwargs):
         if x.kind == "parameter" and sizes and sizes[0] is r.BATCH and len(sizes) == len(shape) and shape[0] == 1 \
                 and all(s == -1 or s == n for s, n in zip(sizes[1:], shape[1:])):
             return Token(x)
+        if x.kind == "parameter" and sizes and sizes[0] is r.BATCH and len(sizes) == len(shape) + 1 \
+                and all(s == -1 or s == n for s, n in zip(sizes[1:], shape)):  # (C,) to (N, C): MViT's
+            return Token(_viewed(x, (1, *shape)))
         r.refuse(node, f"expands {r.show(x)} to {r.show(sizes)}; alexcost reads a parameter of shape (1, ...) "
                        f"expanded over the batch only (x.expand(N, -1, ...)), as a class token given to torch.cat")
     x = r.tensor(x, node)

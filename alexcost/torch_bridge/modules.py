@@ -81,7 +81,8 @@ class Function(nn.Module):
 
 
 class Indexing(nn.Module):
-    """``x[:, e1, e2, ...]`` (a Slice) or ``x.expand(N, *sizes)`` (an Expand)."""
+    """``x[:, e1, e2, ...]`` (a Slice), ``x[:, e1, e2, ...] += y`` (a SliceAdd) or ``x.expand(N, *sizes)``
+    (an Expand)."""
 
     def __init__(self, index=None, sizes=None):
         super().__init__()
@@ -89,7 +90,10 @@ class Indexing(nn.Module):
                                                                for e in index))
         self.sizes = sizes
 
-    def forward(self, x):
+    def forward(self, x, y=None):
+        if y is not None:  # a SliceAdd: x[:, e1, ...] += y
+            x[self.index] += y
+            return x
         return x[self.index] if self.index is not None else x.expand(x.shape[0], *self.sizes)
 
 
@@ -189,17 +193,23 @@ class Buffer(nn.Module):
 
 class Gathered(nn.Module):
     """A table's rows gathered by a fixed index, viewed as ``shape`` (a `PositionBias`): the index runs over
-    the table's rows in turn (the counts do not depend on which rows)."""
+    the table's rows in turn (the counts do not depend on which rows); a buffer, or, without
+    ``index_buffer``, computed in each forward pass."""
 
-    def __init__(self, table, shape, dim=0):
+    def __init__(self, table, shape, dim=0, index_buffer=True):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(table))
-        rows = torch.Size(shape).numel() * table[dim] // torch.Size(table).numel()
-        self.register_buffer("index", torch.arange(rows) % table[dim])
+        self.rows = torch.Size(shape).numel() * table[dim] // torch.Size(table).numel()
+        if index_buffer:
+            self.register_buffer("index", torch.arange(self.rows) % table[dim])
+        else:
+            self.index = None
         self.shape, self.dim = tuple(shape), dim
 
     def forward(self):
-        return self.weight[(slice(None),) * self.dim + (self.index,)].reshape(self.shape)
+        index = self.index if self.index is not None else \
+            torch.arange(self.rows, device=self.weight.device) % self.weight.shape[self.dim]
+        return self.weight[(slice(None),) * self.dim + (index,)].reshape(self.shape)
 
 
 class StochasticDepth(nn.Module):
@@ -272,7 +282,7 @@ BUILDERS = {
     kinds.Mean: lambda layer, x: Method("mean", list(layer.dim), layer.keepdim),
     kinds.Parameter: lambda layer, x: Parameter(layer.shape),
     kinds.Buffer: lambda layer, x: Buffer(layer.shape),
-    kinds.PositionBias: lambda layer, x: Gathered(layer.table, layer.shape, layer.dim),
+    kinds.PositionBias: lambda layer, x: Gathered(layer.table, layer.shape, layer.dim, layer.index_buffer),
     kinds.Pad: lambda layer, x: Padding(layer.pad, layer.mode, layer.value),
     kinds.StochasticDepth: lambda layer, x: StochasticDepth(layer.p, layer.mode),
     kinds.Matmul: lambda layer, x: Function(torch.matmul),
@@ -282,6 +292,7 @@ BUILDERS = {
     kinds.MultiheadAttention: lambda layer, x: SelfAttention(**layer.torch_args(x)),
     kinds.Slice: lambda layer, x: Indexing(index=layer.index),
     kinds.IndexSelect: lambda layer, x: Selected(layer.dim, layer.index_size, (None, *x)[layer.dim]),
+    kinds.SliceAdd: lambda layer, x: Indexing(index=layer.index),
     kinds.Expand: lambda layer, x: Indexing(sizes=layer.sizes),
     kinds.WindowAttention: lambda layer, x: _window_attention(layer, x),
     kinds.CosineWindowAttention: lambda layer, x: CosineWindows(layer, x[0][-1]),

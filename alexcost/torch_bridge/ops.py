@@ -37,6 +37,7 @@ from .moves import FUNCTIONS as MOVES_FUNCTIONS, METHODS as MOVES_METHODS, Selec
 from .stacks import FUNCTIONS as STACK_FUNCTIONS, reduced
 from .elementwise import FUNCTIONS as ELEMENTWISE_FUNCTIONS, METHODS as ELEMENTWISE_METHODS, device_attribute
 from .fold import flatten, mark, refold, repeat_interleave
+from .mvit import functions as mvit_functions, tensor_split
 
 
 def _dims(r, node, args, kwargs, name: str):
@@ -384,6 +385,11 @@ for _method in ("permute", "contiguous", "unsqueeze"):
 FUNCTIONS[operator.getitem] = gathered_parameter(FUNCTIONS[operator.getitem])
 FUNCTIONS[getattr] = token_attribute(device_attribute(FUNCTIONS[getattr]))
 FUNCTIONS[torch.reshape] = reshaped_parameter(FUNCTIONS[torch.reshape])
+FUNCTIONS[torch.tensor_split] = METHODS["tensor_split"] = tensor_split
+try:
+    FUNCTIONS.update(mvit_functions(METHODS))
+except ImportError:  # torchvision is optional
+    pass
 per_pass.wrap(METHODS, FUNCTIONS)
 
 _ARGS: dict[type, tuple[str, ...]] = {}
