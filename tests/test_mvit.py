@@ -294,9 +294,10 @@ def test_a_matmul_with_a_parameter_operand_counts_as_torch_and_refuses_a_trainin
     assert 2 * net.cost(batch=2).totals.macs == counter.get_total_flops() == 2 * 2 * 3 * 5 * 6 * 7
     with pytest.raises(SpecError, match=r"Matmul with a parameter operand: alexcost does not count what autograd"):
         training_cost(net, 2, device="cpu")
-    with pytest.raises(SpecError, match="Matmul reads activations only"):
-        Network((3, 5, 6), [Parameter(name="a", shape=(5, 6)), Parameter(name="b", shape=(6, 7)),
-                            Matmul(inputs=("a", "b"))])
+    both = Network((5, 7), [Parameter(name="a", shape=(5, 6)), Parameter(name="b", shape=(6, 7)),
+                            Matmul(name="ab", inputs=("a", "b")), Add(inputs=("input", "ab"))])
+    assert both.once == (False, False, True, False)   # two parameters: a product once per pass
+    assert both.cost(batch=4).totals.macs == 5 * 6 * 7
 
 
 @pytest.mark.slow
