@@ -92,6 +92,13 @@ def agree(module, input_shape, batch: int = 2) -> tuple[Step, Step]:
     return torch_step(module, input_shape, batch), alexcost_step(module, input_shape, batch)
 
 
+def step_agrees(module, input_shape, batch: int = 2) -> None:
+    """A training step of ``module`` that both torch and alexcost take, with equal counts."""
+    theirs, ours = agree(module, input_shape, batch)
+    assert theirs.refused is None and ours.refused is None, (theirs, ours)
+    assert ours == theirs
+
+
 def same(theirs: Step, ours: Step) -> bool:
     if theirs.refused or ours.refused:
         return bool(theirs.refused) == bool(ours.refused)

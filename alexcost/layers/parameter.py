@@ -12,12 +12,10 @@ from ..errors import SpecError
 from .base import Grads, Layer, Saved, Shape, TrainContext, layer_kind, register_layer
 
 
-@register_layer
 @layer_kind
-class Parameter(Layer):
-    """A learned tensor of ``shape`` (its full shape: it has no batch dimension), read by the
-    layers that name it in ``inputs`` (a Mul, say, broadcasting it). ``prod(shape)``
-    parameters, no ops; its output is the weight itself, not an activation."""
+class _Held(Layer):
+    """A tensor the module holds, of ``shape`` (its full shape: it has no batch dimension), read by the layers
+    that name it in ``inputs``; its output is the tensor itself, not an activation, and it keeps nothing."""
 
     shape: tuple[int, ...]
 
@@ -30,11 +28,19 @@ class Parameter(Layer):
     def output_shape(self, x) -> Shape:
         return self.shape
 
-    def weight_params(self, x) -> int:
-        return prod(self.shape)
-
     def saved_tensors(self, x, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
         return ()
+
+
+@register_layer
+@layer_kind
+class Parameter(_Held):
+    """A learned tensor of ``shape`` (its full shape: it has no batch dimension), read by the
+    layers that name it in ``inputs`` (a Mul, say, broadcasting it). ``prod(shape)``
+    parameters, no ops; its output is the weight itself, not an activation."""
+
+    def weight_params(self, x) -> int:
+        return prod(self.shape)
 
     def label(self) -> str:
         return "Parameter"
@@ -42,28 +48,14 @@ class Parameter(Layer):
 
 @register_layer
 @layer_kind
-class Buffer(Layer):
+class Buffer(_Held):
     """A tensor the module holds as a buffer (registered, not learned) of ``shape``, its full shape: a table
     of relative coordinates an MLP reads once per pass, or a fixed scale broadcast against activations.
     No parameters, ``prod(shape)`` buffer elements, no ops; like a `Parameter`'s, its output is not an
     activation, and it gets no gradient."""
 
-    shape: tuple[int, ...]
-
-    arity: ClassVar[int | None] = 0
-
-    def __post_init__(self):
-        super().__post_init__()
-        object.__setattr__(self, "shape", check.shape(self.shape, "shape"))
-
-    def output_shape(self, x) -> Shape:
-        return self.shape
-
     def buffers(self, x) -> int:
         return prod(self.shape)
-
-    def saved_tensors(self, x, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
-        return ()
 
 
 @register_layer

@@ -79,7 +79,7 @@ def square(inplace: bool):
     """``torch.square(x)``, ``x.square()`` (``x.square_()`` in place): torch computes it as ``x ** 2``
     (``pow`` with the exponent 2, its backward and what it keeps alike), so a `Scalar` ``pow`` 2."""
     def handle(r, node, args, kwargs):
-        x = r.tensor(bind(r, node, (("input", REQUIRED),), args, kwargs)["input"], node)
+        x = r.tensor(bind(r, node, (("input", REQUIRED),), args, kwargs)["input"], node, Scalar)
         return r.emit(node, r.build(node, Scalar, {"op": "pow", "value": 2, "inplace": inplace}), [x])
     return handle
 
@@ -91,7 +91,7 @@ def clamp(inplace: bool, bound: str | None = None):
 
     def handle(r, node, args, kwargs):
         b = bind(r, node, spec, args, kwargs)
-        x = r.tensor(b.pop("input"), node)
+        x = r.tensor(b.pop("input"), node, Clamp)
         for name, value in b.items():
             if r.is_tensor(value):
                 r.refuse(node, f"its {name} is {r.show(value)}; alexcost reads clamp with Python-number bounds only")
