@@ -28,6 +28,7 @@ Imports torch.
 
 from __future__ import annotations
 
+import collections
 import inspect
 import os
 import sys
@@ -135,9 +136,16 @@ class _Tracer:
                 def __ipow__(self, other):
                     return self.tracer.create_proxy("call_function", operator.ipow, (self, other), {})
 
+            class Scope(torch.fx.proxy.Scope):
+                """fx's ``Scope`` (the module path and type being traced), copied directly on each module call."""
+
+                def __copy__(self):
+                    return Scope(self.module_path, self.module_type)
+
             class Tracer(RawCalls, torch.fx.Tracer):
                 def __init__(self, aliases, worlds=None):
                     super().__init__()
+                    self.module_stack, self.scope = _Stack(), Scope("", None)
                     self.aliases, self.worlds, self.raw = aliases, worlds, False
                     if worlds is not None:
                         worlds.tracer = self
@@ -147,6 +155,22 @@ class _Tracer:
 
                 def proxy(self, node):
                     return Proxy(node, self)
+
+                def create_arg(self, a):
+                    """fx's own answer, given at once for what most arguments are (a proxy of this
+                    trace, a plain int, float, bool, str or None, a tuple or list of them): fx
+                    reaches the same answer for these after testing for parameters, tensors,
+                    modules and named tuples."""
+                    kind = type(a)
+                    if kind is Proxy:
+                        return a.node
+                    if kind in _PLAIN:
+                        return a
+                    if kind is tuple:
+                        return tuple([self.create_arg(v) for v in a])
+                    if kind is list:
+                        return [self.create_arg(v) for v in a]
+                    return super().create_arg(a)
 
                 def create_node(self, *args, **kwargs):
                     node = super().create_node(*args, **kwargs)
@@ -168,6 +192,18 @@ class _Tracer:
 
             cls.cls = Tracer
         return cls.cls(aliases, worlds)
+
+
+_PLAIN = frozenset({int, float, bool, str, type(None)})
+"""Argument types fx's ``create_arg`` returns as they are (exact types: a subclass takes fx's own path)."""
+
+
+class _Stack(collections.OrderedDict):
+    """fx's module stack, copied onto every node's ``nn_module_stack`` as the same OrderedDict, without
+    ``copy.copy``'s generic path."""
+
+    def __copy__(self):
+        return collections.OrderedDict(self)
 
 
 def _alias_path(tracer, mod) -> str | None:
