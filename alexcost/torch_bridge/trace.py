@@ -150,6 +150,7 @@ class _Tracer:
                     if worlds is not None:
                         worlds.tracer = self
                     self.alias_calls: dict = {}
+                    self.flag_args = False  # has a node taken self.training as an argument?
                     self.modes = _modes()
                     self.regions = _Regions()
 
@@ -164,6 +165,9 @@ class _Tracer:
                     kind = type(a)
                     if kind is Proxy:
                         return a.node
+                    if kind is _TrainingFlag:  # self.training passed on as an argument (fx keeps the int)
+                        self.flag_args = True
+                        return a
                     if kind in _PLAIN:
                         return a
                     if kind is tuple:
@@ -181,6 +185,13 @@ class _Tracer:
                     if self.worlds is not None:
                         self.worlds.add(node)
                     return node
+
+                def getattr(self, attr, attr_val, parameter_proxy_cache):
+                    """fx's answer: a module's attribute that is no tensor (a submodule, a number) is
+                    itself, found without fx's test for a parameter."""
+                    if not isinstance(attr_val, torch.Tensor):
+                        return attr_val
+                    return super().getattr(attr, attr_val, parameter_proxy_cache)
 
                 def is_leaf_module(self, m, qualified_name: str) -> bool:
                     if kind_of(type(m)) is not None:
@@ -514,17 +525,17 @@ def trace(root, input_shape=None) -> Trace:
         aliases = {key for key, n in registered.items() if n > 1}
         concrete = _forward_inputs(root)
         paths = {id(m): path for path, m in modules.items()}
-        modes = [(m, m.training) for m in root.modules()]
+        modes = [(m, m.training) for m in modules.values()]
         tests: list = []
         known = None  # the input shape the sizes are known at, once the plain trace has failed on them
         try:
-            graph, constants, grad_calls = _traced(root, aliases, concrete, modes, paths, tests, False)
+            graph, constants, grad_calls, flagged = _traced(root, aliases, concrete, modes, paths, tests, False)
         except SpecError as err:
             if input_shape is None or isinstance(err.__cause__, (SpecError, RecursionError, type(None))):
                 raise
             known = input_shape  # sizes fx left symbolic: trace again with the shapes known
             tests.clear()
-            graph, constants, grad_calls = _traced(root, aliases, concrete, modes, paths, tests, False, known)
+            graph, constants, grad_calls, flagged = _traced(root, aliases, concrete, modes, paths, tests, False, known)
         differs = ""
         if tests:
             differs = _train_graph_differs(root, aliases, concrete, modes, paths, graph, known)
@@ -544,7 +555,7 @@ def trace(root, input_shape=None) -> Trace:
         branches.append((path, m, at))
     from torch.fx.node import map_aggregate
 
-    for node in graph.nodes:  # self.training passed as an argument: eval mode, as read
+    for node in graph.nodes if flagged else ():  # self.training passed as an argument: eval mode, as read
         node.args = map_aggregate(node.args, _eval_flag)
         node.kwargs = map_aggregate(node.kwargs, _eval_flag)
     return Trace(graph, modules, constants, tuple({(p, id(m), at): (p, m, at) for p, m, at in branches}.values()),
@@ -555,7 +566,8 @@ def _traced(root, aliases, concrete, modes, paths, tests: list, training: bool, 
     """One symbolic trace of ``root`` with every traced-through module's ``self.training`` answering
     ``training`` (each test recorded in ``tests``), its sizes fixed at input shape ``known`` if given:
     the graph, the constants fx stowed away (taken off the module), the calls of
-    ``torch.is_grad_enabled()`` from the module's code."""
+    ``torch.is_grad_enabled()`` from the module's code, whether a node takes ``self.training``
+    as an argument."""
     import torch
 
     worlds = None
@@ -568,8 +580,8 @@ def _traced(root, aliases, concrete, modes, paths, tests: list, training: bool, 
     grad_reads = _GradModeReads(torch.is_grad_enabled)
     try:
         for m, mode in modes:
-            m.training = False if kind_of(type(m)) is not None else \
-                _TrainingFlag(tests, paths[id(m)], m, mode, training)
+            _set_training(m, False if kind_of(type(m)) is not None else
+                          _TrainingFlag(tests, paths[id(m)], m, mode, training))
         torch.is_grad_enabled = grad_reads
         with torch.enable_grad(), torch.inference_mode(False):
             tracer = _Tracer.make(aliases, worlds)
@@ -581,9 +593,21 @@ def _traced(root, aliases, concrete, modes, paths, tests: list, training: bool, 
     finally:
         torch.is_grad_enabled = grad_reads.real
         for m, mode in modes:
-            m.training = mode
+            _set_training(m, mode)
         constants = {key: root.__dict__.pop(key) for key in set(root.__dict__) - before}
-    return graph, constants, grad_reads.calls
+    return graph, constants, grad_reads.calls, tracer.flag_args
+
+
+def _set_training(m, value) -> None:
+    """``m.training = value``, as ``nn.Module.__setattr__`` sets a plain attribute, without its tests
+    for a parameter, module or buffer of that name (a class with its own ``__setattr__`` gets it)."""
+    import torch.nn as nn
+
+    if type(m).__setattr__ is nn.Module.__setattr__ and "training" not in m._parameters \
+            and "training" not in m._buffers and "training" not in m._modules:
+        m.__dict__["training"] = value
+    else:
+        m.training = value
 
 
 def _train_graph_differs(root, aliases, concrete, modes, paths, graph, known=None) -> str:
