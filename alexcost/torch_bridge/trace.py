@@ -363,10 +363,18 @@ def _refuse_unseen_code(modules) -> None:
         if "forward" in m.__dict__:
             raise SpecError(f"{where_module(path, m)} has its forward replaced on the instance; alexcost reads "
                             f"a module's class forward only")
-        if parametrize.is_parametrized(m):
+        if _may_hold_parametrizations(m) and parametrize.is_parametrized(m):
             raise SpecError(f"{where_module(path, m)} has parametrized tensors "
                             f"({', '.join(m.parametrizations)}): torch recomputes them on every call; "
                             f"alexcost does not read parametrizations")
+
+
+def _may_hold_parametrizations(m) -> bool:
+    """Could ``getattr(m, "parametrizations")`` find anything (a submodule, an attribute, a class
+    attribute)? Where it could not, torch's ``is_parametrized`` is false, found without the exception
+    ``nn.Module.__getattr__`` raises for a missing name."""
+    return "parametrizations" in m._modules or "parametrizations" in m.__dict__ or \
+        hasattr(type(m), "parametrizations")
 
 
 def _forward_inputs(root):
