@@ -96,3 +96,39 @@ def test_tracer_gives_fx_own_graph(name):
     ours, theirs = _traced(fast, model), _traced(fx_own, model)
     assert len(list(ours.nodes)) > 10
     assert _nodes(ours) == _nodes(theirs)
+
+
+class _Recorded(nn.Module):
+    """A module whose ``training`` is a property: every assignment goes through its setter."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+
+    @property
+    def training(self):
+        return self.__dict__.get("_mode", True)
+
+    @training.setter
+    def training(self, value):
+        self.__dict__.setdefault("assigned", []).append(value if type(value) is bool else "flag")
+        self.__dict__["_mode"] = value
+
+    def forward(self, x):
+        return torch.relu(self.conv(x))
+
+
+def test_training_flags_set_and_restored_as_assignments_do():
+    from alexcost.torch_bridge import from_module
+
+    recorded = _Recorded()
+    model = nn.Sequential(nn.Sequential(recorded, nn.ReLU()), nn.Conv2d(4, 4, 1))
+    model.train()
+    model[1].eval()
+    recorded.assigned.clear()
+    before = {name: (m.training, set(m.__dict__)) for name, m in model.named_modules()}
+    imported = from_module(model, (3, 8, 8))
+    assert imported.network.output_shape == (4, 8, 8)
+    assert {name: (m.training, set(m.__dict__)) for name, m in model.named_modules()} == before
+    assert type(recorded.training) is bool and recorded.training is True
+    assert recorded.assigned == ["flag", True]  # the property's setter saw the trace's flag, then the restore

@@ -524,11 +524,13 @@ def _traced(root, aliases, concrete, modes, paths, tests: list, training: bool, 
 
 def _set_training(m, value) -> None:
     """``m.training = value``, as ``nn.Module.__setattr__`` sets a plain attribute, without its tests
-    for a parameter, module or buffer of that name (a class with its own ``__setattr__`` gets it)."""
+    for a parameter, module or buffer of that name (a class with its own ``__setattr__``, or with a
+    class attribute or property ``training``, gets the assignment as written)."""
     import torch.nn as nn
 
-    if type(m).__setattr__ is nn.Module.__setattr__ and "training" not in m._parameters \
-            and "training" not in m._buffers and "training" not in m._modules:
+    cls = type(m)
+    if cls.__setattr__ is nn.Module.__setattr__ and not hasattr(cls, "training") and "training" not in \
+            m._parameters and "training" not in m._buffers and "training" not in m._modules:
         m.__dict__["training"] = value
     else:
         m.training = value
