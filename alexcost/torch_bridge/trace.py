@@ -203,8 +203,9 @@ def _scope_class():
 
 def _argument(tracer, a, proxy: type, fx_own):
     """fx's own ``create_arg(a)``, answered at once for what most arguments are (a ``proxy`` of this
-    trace, a plain int, float, bool, str or None, a tuple or list of them), which fx answers the same
-    after testing for parameters, tensors, modules and named tuples; ``fx_own(a)`` for the rest."""
+    trace, a plain int, float, bool, str or None, a tuple or list of them, keyword arguments), which
+    fx answers the same after testing for parameters, tensors, modules and named tuples;
+    ``fx_own(a)`` for the rest."""
     kind = type(a)
     if kind is proxy:
         return a.node
@@ -217,6 +218,8 @@ def _argument(tracer, a, proxy: type, fx_own):
         return tuple([tracer.create_arg(v) for v in a])
     if kind is list:
         return [tracer.create_arg(v) for v in a]
+    if kind is dict and all(type(k) is str for k in a):  # keyword arguments
+        return {k: tracer.create_arg(v) for k, v in a.items()}
     return fx_own(a)
 
 
