@@ -217,6 +217,10 @@ def references(value) -> tuple[str, ...]:
     ``k`` of a multi-output node ``n``). One name may stand alone."""
     if isinstance(value, str):
         value = (value,)
+    if (value.__class__ is list or value.__class__ is tuple) and 0 < len(value) <= 4096 and all(
+            ref.__class__ is str and 0 < len(ref) <= 210 and "." not in ref and ref.isprintable()
+            and not ref.isspace() for ref in value):
+        return tuple(value)  # the common case (plain names), checked fast: the checks below pass them
     if not isinstance(value, (tuple, list)) or not value:
         raise SpecError(f"inputs must be a non-empty list of layer names, got {shown(value)}")
     if len(value) > 4096:

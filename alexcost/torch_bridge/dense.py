@@ -160,14 +160,11 @@ PAD_MODES = {"_ConstantPadNd": "constant", "_ReflectionPadNd": "reflect", "_Repl
 """The mode of each family of torch.nn's padding modules, by its base class."""
 
 
-def padding_module(module, where: str):
+def padding_module(module):
     """torch.nn's padding module (ReflectionPad2d, ConstantPad3d, CircularPad1d, ...) as the `Pad` its
     forward runs: ``F.pad(x, module.padding, mode, module.value)``."""
     mode = next(PAD_MODES[base.__name__] for base in type(module).__mro__ if base.__name__ in PAD_MODES)
-    try:
-        return Pad(pad=tuple(module.padding), mode=mode, value=module.value if mode == "constant" else None)
-    except SpecError as err:
-        raise err.at(where) from None
+    return Pad(pad=tuple(module.padding), mode=mode, value=module.value if mode == "constant" else None)
 
 
 _POOL = (("kernel_size", REQUIRED), ("stride", None), ("padding", 0))

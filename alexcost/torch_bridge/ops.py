@@ -402,12 +402,15 @@ def module_call(r, node, kind, module, x):
     padding its forward applies (fixed when the module was made); other kinds from the module's
     attributes (a LayerNorm's weight and bias of the shape ``F.layer_norm`` takes; batch norm reads any
     shape of as many elements as channels, as torch does)."""
-    where = r.where(node, x.shape)
-    params = tuple((role, r.attribute(module._parameters[role], f"{node.target}.{role}" if node.target else role,
-                                      node)) for role in ("weight", "bias") if role in module._parameters)
+    own = module._parameters
+    params = tuple([(role, r.attribute(own[role], f"{node.target}.{role}" if node.target else role, node))
+                    for role in ("weight", "bias") if role in own])
     given = dict(params)
     if kind is Pad:
-        return padding_module(module, where), params
+        try:
+            return padding_module(module), params
+        except SpecError as err:
+            raise err.at(r.where(node, x.shape)) from None
     if kind in CONVOLUTIONS or kind is Linear:
         weight = _weight(r, node, given.get("weight"), "weight", 2 if kind is Linear else kind.dims + 2)
         bias = _weight(r, node, given.get("bias"), "bias", 1)
@@ -416,7 +419,10 @@ def module_call(r, node, kind, module, x):
         if kind is Linear:
             return _linear(r, node, weight, bias), params
         return module_conv(r, node, kind, module, weight, bias, x), params
-    layer = module_layer(kind, module, where)
+    try:
+        layer = module_layer(kind, module)
+    except SpecError as err:
+        raise err.at(r.where(node, x.shape)) from None
     for role, value in params if kind is LayerNorm else ():
         if value is not None and tuple(value.tensor.shape) != layer.normalized_shape:
             r.refuse(node, f"its {role} has shape {list(value.tensor.shape)}; F.layer_norm expects "
@@ -424,7 +430,7 @@ def module_call(r, node, kind, module, x):
     return layer, params
 
 
-def module_layer(kind, module, where: str):
+def module_layer(kind, module):
     """The alexcost layer for a leaf module: the kind's arguments read from the module's
     attributes, as torch stores them (a ``bias`` flag from whether the module has one)."""
     names = _ARGS.get(kind)
@@ -436,7 +442,4 @@ def module_layer(kind, module, where: str):
             args["bias"] = module._parameters["bias"] is not None
         elif hasattr(module, name):
             args[name] = getattr(module, name)
-    try:
-        return kind(**args)
-    except SpecError as err:
-        raise err.at(where) from None
+    return kind(**args)

@@ -549,8 +549,8 @@ class Reader:
         self.xs.append(x)
         self.ys.append(y)
         tensors = [value.tensor if isinstance(value, Attribute) else value for _, value in params]
-        self.needs.append(region is None or region[0] == "checkpoint") and (
-            any(self.needs[j] for j, _ in sources if j != -1) or any(t is not None and t.requires_grad for t in tensors))
+        self.needs.append((region is None or region[0] == "checkpoint") and (
+            any(self.needs[j] for j, _ in sources if j != -1) or any(t is not None and t.requires_grad for t in tensors)))
         roles = dict(zip((role for role, _ in params), tensors))
         self.cold.append(tuple(roles.get(r) is not None and not roles[r].requires_grad for r in ("weight", "bias")))
         return Activation((index, None), y)

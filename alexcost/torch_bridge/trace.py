@@ -28,6 +28,7 @@ Imports torch.
 
 from __future__ import annotations
 
+import collections
 import inspect
 import os
 import sys
@@ -37,25 +38,16 @@ from dataclasses import dataclass
 from ..errors import SpecError
 from ..layers import BUILTIN_KINDS, LAYER_KINDS, Pad
 from .custom import custom_reads
+from .regions import MODE, REGION, Regions, mode_of, modes
 from .shapes import RawCalls, SizedProxy
 
 _HARMLESS = frozenset({"__init__", "__repr__", "extra_repr", "reset_parameters", "__setstate__", "__getstate__",
                        "_get_name", "_save_to_state_dict", "_load_from_state_dict"})
 """Methods a subclass of a known module may override without changing what its forward computes."""
 
-MODE = "alexcost_mode"
-"""The ``node.meta`` key of what torch's modes were, where the forward changed them (see `mode_of`)."""
-
 PADDING_MODULES = "torch.nn.modules.padding"
 """Where torch.nn's padding modules live (ConstantPad2d, ReflectionPad2d, ...): each forward is one
 ``F.pad`` call, so each is read as `alexcost.layers.Pad` (ZeroPad2d as the kind of its name)."""
-
-REGION = "alexcost_region"
-"""The ``node.meta`` key of how a training step counts a node made with torch's modes changed:
-``("no_grad",)``, ``("inference",)``, ``("checkpoint", k)`` (the ``k``-th non-reentrant
-``torch.utils.checkpoint`` call), ``("autocast", ((device, dtype), ...))`` (each device where
-``torch.autocast`` is on, alone, entered where it was off), or None where alexcost does not
-model the change (refused)."""
 
 _KINDS: dict[type, object] = {}
 MAX_DEPTH = 1000
@@ -111,63 +103,136 @@ class _Tracer:
     @classmethod
     def make(cls, aliases, worlds=None):
         if cls.cls is None:
-            import operator
-
-            import torch.fx
-
-            class Proxy(SizedProxy, torch.fx.Proxy):
-                """fx's Proxy has no in-place operators, so ``a += b`` would trace as ``a + b``: a new
-                tensor where torch adds in place. These record ``operator.iadd``, ``operator.imul``,
-                ``operator.isub``, ``operator.itruediv`` and ``operator.ipow``."""
-
-                def __iadd__(self, other):
-                    return self.tracer.create_proxy("call_function", operator.iadd, (self, other), {})
-
-                def __imul__(self, other):
-                    return self.tracer.create_proxy("call_function", operator.imul, (self, other), {})
-
-                def __isub__(self, other):
-                    return self.tracer.create_proxy("call_function", operator.isub, (self, other), {})
-
-                def __itruediv__(self, other):
-                    return self.tracer.create_proxy("call_function", operator.itruediv, (self, other), {})
-
-                def __ipow__(self, other):
-                    return self.tracer.create_proxy("call_function", operator.ipow, (self, other), {})
-
-            class Tracer(RawCalls, torch.fx.Tracer):
-                def __init__(self, aliases, worlds=None):
-                    super().__init__()
-                    self.aliases, self.worlds, self.raw = aliases, worlds, False
-                    if worlds is not None:
-                        worlds.tracer = self
-                    self.alias_calls: dict = {}
-                    self.modes = _modes()
-                    self.regions = _Regions()
-
-                def proxy(self, node):
-                    return Proxy(node, self)
-
-                def create_node(self, *args, **kwargs):
-                    node = super().create_node(*args, **kwargs)
-                    modes = _modes()
-                    if modes != self.modes:
-                        node.meta[MODE] = mode_of(modes, self.modes)
-                        node.meta[REGION] = self.regions.of(modes, self.modes)
-                    if self.worlds is not None:
-                        self.worlds.add(node)
-                    return node
-
-                def is_leaf_module(self, m, qualified_name: str) -> bool:
-                    if kind_of(type(m)) is not None:
-                        return True
-                    return super().is_leaf_module(m, qualified_name)
-
-                def path_of_module(self, mod) -> str:
-                    return _alias_path(self, mod) or super().path_of_module(mod)
-
-            cls.cls = Tracer
+            cls.cls = _tracer_class(_proxy_class())
         return cls.cls(aliases, worlds)
+
+
+def _proxy_class():
+    """fx's Proxy with in-place operators and known sizes (see `Proxy`'s docstring)."""
+    import operator
+
+    import torch.fx
+
+    class Proxy(SizedProxy, torch.fx.Proxy):
+        """fx's Proxy has no in-place operators, so ``a += b`` would trace as ``a + b``: a new
+        tensor where torch adds in place. These record ``operator.iadd``, ``operator.imul``,
+        ``operator.isub``, ``operator.itruediv`` and ``operator.ipow``."""
+
+        def __iadd__(self, other):
+            return self.tracer.create_proxy("call_function", operator.iadd, (self, other), {})
+
+        def __imul__(self, other):
+            return self.tracer.create_proxy("call_function", operator.imul, (self, other), {})
+
+        def __isub__(self, other):
+            return self.tracer.create_proxy("call_function", operator.isub, (self, other), {})
+
+        def __itruediv__(self, other):
+            return self.tracer.create_proxy("call_function", operator.itruediv, (self, other), {})
+
+        def __ipow__(self, other):
+            return self.tracer.create_proxy("call_function", operator.ipow, (self, other), {})
+
+    return Proxy
+
+
+def _tracer_class(Proxy):
+    """The fx Tracer subclass alexcost traces with, making ``Proxy`` values."""
+    import torch
+    import torch.fx
+
+    Scope = _scope_class()
+
+    class Tracer(RawCalls, torch.fx.Tracer):
+        def __init__(self, aliases, worlds=None):
+            super().__init__()
+            self.module_stack, self.scope = _Stack(), Scope("", None)
+            self.aliases, self.worlds, self.raw = aliases, worlds, False
+            if worlds is not None:
+                worlds.tracer = self
+            self.alias_calls: dict = {}
+            self.flag_args = False  # has a node taken self.training as an argument?
+            self.modes = modes()
+            self.regions = Regions()
+
+        def proxy(self, node):
+            return Proxy(node, self)
+
+        def create_arg(self, a):
+            return _argument(self, a, Proxy, super().create_arg)
+
+        def create_node(self, *args, **kwargs):
+            node = super().create_node(*args, **kwargs)
+            now = modes()
+            if now != self.modes:
+                node.meta[MODE] = mode_of(now, self.modes)
+                node.meta[REGION] = self.regions.of(now, self.modes)
+            if self.worlds is not None:
+                self.worlds.add(node)
+            return node
+
+        def getattr(self, attr, attr_val, parameter_proxy_cache):
+            """fx's answer: a module's attribute that is no tensor (a submodule, a number) is
+            itself, found without fx's test for a parameter."""
+            if not isinstance(attr_val, torch.Tensor):
+                return attr_val
+            return super().getattr(attr, attr_val, parameter_proxy_cache)
+
+        def is_leaf_module(self, m, qualified_name: str) -> bool:
+            if kind_of(type(m)) is not None:
+                return True
+            return super().is_leaf_module(m, qualified_name)
+
+        def path_of_module(self, mod) -> str:
+            return _alias_path(self, mod) or super().path_of_module(mod)
+
+    return Tracer
+
+
+def _scope_class():
+    import torch.fx
+
+    class Scope(torch.fx.proxy.Scope):
+        """fx's ``Scope`` (the module path and type being traced), copied directly on each module call."""
+
+        def __copy__(self):
+            return Scope(self.module_path, self.module_type)
+
+    return Scope
+
+
+def _argument(tracer, a, proxy: type, fx_own):
+    """fx's own ``create_arg(a)``, answered at once for what most arguments are (a ``proxy`` of this
+    trace, a plain int, float, bool, str or None, a tuple or list of them, keyword arguments), which
+    fx answers the same after testing for parameters, tensors, modules and named tuples;
+    ``fx_own(a)`` for the rest."""
+    kind = type(a)
+    if kind is proxy:
+        return a.node
+    if kind is _TrainingFlag:  # self.training passed on as an argument (fx keeps the int)
+        tracer.flag_args = True
+        return a
+    if kind in _PLAIN:
+        return a
+    if kind is tuple:
+        return tuple([tracer.create_arg(v) for v in a])
+    if kind is list:
+        return [tracer.create_arg(v) for v in a]
+    if kind is dict and all(type(k) is str for k in a):  # keyword arguments
+        return {k: tracer.create_arg(v) for k, v in a.items()}
+    return fx_own(a)
+
+
+_PLAIN = frozenset({int, float, bool, str, type(None)})
+"""Argument types fx's ``create_arg`` returns as they are (exact types: a subclass takes fx's own path)."""
+
+
+class _Stack(collections.OrderedDict):
+    """fx's module stack, copied onto every node's ``nn_module_stack`` as the same OrderedDict, without
+    ``copy.copy``'s generic path."""
+
+    def __copy__(self):
+        return collections.OrderedDict(self)
 
 
 def _alias_path(tracer, mod) -> str | None:
@@ -199,105 +264,6 @@ class Trace:
     """``(module path, module, source line)`` of each test of ``self.training`` in a module in eval mode."""
     train_differs: str = ""
     """Where those tests make the forward run another graph in training mode (in words; "" if none)."""
-
-
-def _modes() -> tuple:
-    """torch's modes that change what a forward pass computes or keeps: grad mode, inference mode,
-    autocast (device and dtype, each device where it is on), the innermost saved-tensor hooks."""
-    import torch
-
-    autocast = []
-    for device in ("cpu", "cuda"):
-        if torch.is_autocast_enabled(device):
-            autocast.append((device, str(torch.get_autocast_dtype(device)).removeprefix("torch.")))
-    hooks = torch._C._autograd._top_saved_tensors_default_hooks(True)
-    return (torch._C.is_grad_enabled(), torch.is_inference_mode_enabled(), tuple(autocast),
-            None if hooks is None else hooks[0])
-
-
-def mode_of(modes: tuple, base: tuple) -> str:
-    """What ``forward`` changed (``modes`` against the ``base`` it was traced in), in words."""
-    grad, inference, autocast, hooks = modes
-    checkpoint = _in_checkpoint()
-    if checkpoint or (hooks is not base[3] and "_checkpoint_hook" in getattr(hooks, "__qualname__", "")):
-        return ("runs inside torch.utils.checkpoint: torch keeps none of its tensors for the backward pass "
-                "and runs its forward again there")
-    if inference and not base[1]:
-        return "runs under torch.inference_mode(): torch records no autograd history for it"
-    if autocast != base[2]:
-        on = ", ".join(f"{dtype} on {device}" for device, dtype in autocast) or "off"
-        return f"runs under torch.autocast ({on}): torch computes it and keeps its tensors in another dtype"
-    if grad != base[0]:
-        return (f"runs with grad mode {'on' if grad else 'off'} (torch.no_grad(), set_grad_enabled(), or "
-                f"@torch.no_grad() on forward): torch {'computes' if grad else 'keeps no tensor and computes no'} "
-                f"gradient through it")
-    return ("runs under saved-tensor hooks (torch.autograd.graph.saved_tensors_hooks, save_on_cpu): what "
-            "autograd keeps for it is not what torch keeps by default")
-
-
-class _Regions:
-    """Which modelled mode a node was made in (`REGION`), each checkpoint call told apart by its hooks."""
-
-    def __init__(self):
-        self.calls: list = []  # the hooks of each checkpoint call, held so that no id is reused
-
-    def of(self, modes: tuple, base: tuple):
-        grad, inference, autocast, hooks = modes
-        if autocast != base[2]:  # modelled alone, entered from no autocast, with torch's weight-cast cache
-            plain = grad == base[0] and inference == base[1] and hooks is base[3] and not _in_checkpoint()
-            return ("autocast", autocast) if plain and not base[2] and _autocast_cache() else None
-        if _in_checkpoint() or (hooks is not base[3] and "_checkpoint_hook" in getattr(hooks, "__qualname__", "")):
-            if not grad or inference or hooks is None or "_checkpoint_hook" not in getattr(hooks, "__qualname__", ""):
-                return None  # reentrant, or grad mode changed inside
-            if not _default_checkpoint():
-                return None
-            for k, held in enumerate(self.calls):
-                if held is hooks:
-                    return ("checkpoint", k)
-            self.calls.append(hooks)
-            return ("checkpoint", len(self.calls) - 1)
-        if hooks is not base[3]:
-            return None
-        if inference and not base[1]:
-            return ("inference",)
-        if not grad and base[0]:
-            return ("no_grad",)
-        return None
-
-
-def _autocast_cache() -> bool:
-    """Does autocast keep one cast copy of each parameter per region (``cache_enabled``, its default)?"""
-    import torch
-
-    return torch.is_autocast_cache_enabled()
-
-
-def _default_checkpoint() -> bool:
-    """Is the ``torch.utils.checkpoint.checkpoint`` call being traced non-reentrant, with torch's
-    defaults for what it keeps and recomputes (no ``context_fn``, early stop on), and not inside another?"""
-    from torch.utils import checkpoint as ck
-
-    frame, calls = sys._getframe(2), []
-    while frame is not None:
-        code = frame.f_code
-        if code.co_name == "checkpoint" and code.co_filename.endswith(os.path.join("torch", "utils", "checkpoint.py")):
-            calls.append(frame.f_locals)
-        frame = frame.f_back
-    if len(calls) != 1:  # none seen, or one call inside another (what runs again is not one call's)
-        return False
-    local, early = calls[0], ck._enable_checkpoint_early_stop
-    return (local.get("use_reentrant") is False and local.get("context_fn") is ck.noop_context_fn
-            and (local.get("early_stop", True) if early is None else early) is True)
-
-
-def _in_checkpoint() -> bool:
-    """Is the trace inside ``torch.utils.checkpoint`` (reentrant: its forward runs with grad mode off)?"""
-    frame = sys._getframe(2)
-    while frame is not None:
-        if frame.f_code.co_filename.endswith(os.path.join("torch", "utils", "checkpoint.py")):
-            return True
-        frame = frame.f_back
-    return False
 
 
 def _user_frame(frames) -> str:
@@ -412,10 +378,18 @@ def _refuse_unseen_code(modules) -> None:
             raise SpecError(f"{where_module(path, m)} has its forward replaced on the instance; alexcost reads "
                             f"a module's class forward only, or, in a module it traces through (not the root, "
                             f"not a layer kind), a method of its own (timm's self.forward = self.forward_split_cat)")
-        if parametrize.is_parametrized(m):
+        if _may_hold_parametrizations(m) and parametrize.is_parametrized(m):
             raise SpecError(f"{where_module(path, m)} has parametrized tensors "
                             f"({', '.join(m.parametrizations)}): torch recomputes them on every call; "
                             f"alexcost does not read parametrizations")
+
+
+def _may_hold_parametrizations(m) -> bool:
+    """Could ``getattr(m, "parametrizations")`` find anything (a submodule, an attribute, a class
+    attribute)? Where it could not, torch's ``is_parametrized`` is false, found without the exception
+    ``nn.Module.__getattr__`` raises for a missing name."""
+    return "parametrizations" in m._modules or "parametrizations" in m.__dict__ or \
+        hasattr(type(m), "parametrizations")
 
 
 def _forward_inputs(root):
@@ -490,17 +464,17 @@ def trace(root, input_shape=None) -> Trace:
         aliases = {key for key, n in registered.items() if n > 1}
         concrete = _forward_inputs(root)
         paths = {id(m): path for path, m in modules.items()}
-        modes = [(m, m.training) for m in root.modules()]
+        modes = [(m, m.training) for m in modules.values()]
         tests: list = []
         known = None  # the input shape the sizes are known at, once the plain trace has failed on them
         try:
-            graph, constants, grad_calls = _traced(root, aliases, concrete, modes, paths, tests, False)
+            graph, constants, grad_calls, flagged = _traced(root, aliases, concrete, modes, paths, tests, False)
         except SpecError as err:
             if input_shape is None or isinstance(err.__cause__, (SpecError, RecursionError, type(None))):
                 raise
             known = input_shape  # sizes fx left symbolic: trace again with the shapes known
             tests.clear()
-            graph, constants, grad_calls = _traced(root, aliases, concrete, modes, paths, tests, False, known)
+            graph, constants, grad_calls, flagged = _traced(root, aliases, concrete, modes, paths, tests, False, known)
         differs = ""
         if tests:
             differs = _train_graph_differs(root, aliases, concrete, modes, paths, graph, known)
@@ -520,7 +494,7 @@ def trace(root, input_shape=None) -> Trace:
         branches.append((path, m, at))
     from torch.fx.node import map_aggregate
 
-    for node in graph.nodes:  # self.training passed as an argument: eval mode, as read
+    for node in graph.nodes if flagged else ():  # self.training passed as an argument: eval mode, as read
         node.args = map_aggregate(node.args, _eval_flag)
         node.kwargs = map_aggregate(node.kwargs, _eval_flag)
     return Trace(graph, modules, constants, tuple({(p, id(m), at): (p, m, at) for p, m, at in branches}.values()),
@@ -531,7 +505,8 @@ def _traced(root, aliases, concrete, modes, paths, tests: list, training: bool, 
     """One symbolic trace of ``root`` with every traced-through module's ``self.training`` answering
     ``training`` (each test recorded in ``tests``), its sizes fixed at input shape ``known`` if given:
     the graph, the constants fx stowed away (taken off the module), the calls of
-    ``torch.is_grad_enabled()`` from the module's code."""
+    ``torch.is_grad_enabled()`` from the module's code, whether a node takes ``self.training``
+    as an argument."""
     import torch
 
     worlds = None
@@ -544,8 +519,8 @@ def _traced(root, aliases, concrete, modes, paths, tests: list, training: bool, 
     grad_reads = _GradModeReads(torch.is_grad_enabled)
     try:
         for m, mode in modes:
-            m.training = False if kind_of(type(m)) is not None else \
-                _TrainingFlag(tests, paths[id(m)], m, mode, training)
+            _set_training(m, False if kind_of(type(m)) is not None else
+                          _TrainingFlag(tests, paths[id(m)], m, mode, training))
         torch.is_grad_enabled = grad_reads
         with torch.enable_grad(), torch.inference_mode(False):
             tracer = _Tracer.make(aliases, worlds)
@@ -557,9 +532,23 @@ def _traced(root, aliases, concrete, modes, paths, tests: list, training: bool, 
     finally:
         torch.is_grad_enabled = grad_reads.real
         for m, mode in modes:
-            m.training = mode
+            _set_training(m, mode)
         constants = {key: root.__dict__.pop(key) for key in set(root.__dict__) - before}
-    return graph, constants, grad_reads.calls
+    return graph, constants, grad_reads.calls, tracer.flag_args
+
+
+def _set_training(m, value) -> None:
+    """``m.training = value``, as ``nn.Module.__setattr__`` sets a plain attribute, without its tests
+    for a parameter, module or buffer of that name (a class with its own ``__setattr__``, or with a
+    class attribute or property ``training``, gets the assignment as written)."""
+    import torch.nn as nn
+
+    cls = type(m)
+    if cls.__setattr__ is nn.Module.__setattr__ and not hasattr(cls, "training") and "training" not in \
+            m._parameters and "training" not in m._buffers and "training" not in m._modules:
+        m.__dict__["training"] = value
+    else:
+        m.training = value
 
 
 def _train_graph_differs(root, aliases, concrete, modes, paths, graph, known=None) -> str:
