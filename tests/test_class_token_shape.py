@@ -13,7 +13,7 @@ nn = torch.nn
 
 from alexcost import SpecError  # noqa: E402
 from alexcost.torch_bridge import from_module  # noqa: E402
-from module_step import attention_step_agrees, counted_attention, forward_against_torch  # noqa: E402
+from module_step import attention_step_agrees, counted_attention, forward_against_torch, step_agrees  # noqa: E402
 
 
 class Tokens(nn.Module):
@@ -69,5 +69,26 @@ def test_other_uses_of_the_expanded_token_stay_refused():
             tokens = self.token.expand(x.shape[0], -1, -1)
             return self.head(self.block(torch.cat((tokens * 2, x), dim=1)).mean(1))
 
-    with pytest.raises(SpecError, match=r"expanded over the batch .*only as a class token given to torch.cat"):
+    with pytest.raises(SpecError, match=r"expanded over the batch as a class token given to torch.cat, or as an "
+                                        r"operand of arithmetic with an activation"):
         from_module(Module(), (5, 8))
+
+
+class ClassAttention(nn.Module):
+    """CaiT's class attention: the expanded class token, then added to (the token broadcast over the batch)."""
+
+    def __init__(self):
+        super().__init__()
+        self.token = nn.Parameter(torch.randn(1, 1, 8))
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x):
+        cls = self.token.expand(x.shape[0], -1, -1)
+        cls = cls + self.proj(x).mean(1, keepdim=True)
+        return torch.cat((cls, x), dim=1)
+
+
+def test_an_expanded_token_added_to_an_activation_is_the_parameter_broadcast():
+    cost = forward_against_torch(ClassAttention(), (5, 8), batch=2)
+    assert cost.totals.macs == 2 * 5 * 8 * 8
+    step_agrees(ClassAttention(), (5, 8), 2)

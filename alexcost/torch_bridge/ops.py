@@ -140,9 +140,14 @@ def arithmetic(op: str, kind=None, inplace: bool = False, alpha: bool = False, n
         _fixed(r, node, bound, {"alpha": 1} if alpha else {})
         _fixed(r, node, bound, dict(fixed))
         a, b = bound[names[0]], bound[names[1]]
+        other = b if isinstance(a, Token) else a
+        if isinstance(a, Token) != isinstance(b, Token) and kind is not None and r.is_activation(other) and \
+                other.shape.__class__ is not ParameterShape:  # CaiT's class token expanded, then added to: broadcast
+            a, b = (a.value if isinstance(a, Token) else a), (b.value if isinstance(b, Token) else b)
         if isinstance(a, Token) or isinstance(b, Token):
             r.refuse(node, f"reads {a if isinstance(a, Token) else b}; alexcost reads a parameter expanded over "
-                           f"the batch only as a class token given to torch.cat")
+                           f"the batch as a class token given to torch.cat, or as an operand of arithmetic with an "
+                           f"activation")
         if not (r.is_tensor(a) or r.is_tensor(b)):
             return r.pure(node, args, kwargs)
         if r.is_tensor(a) and r.is_tensor(b):
