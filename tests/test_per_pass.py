@@ -283,3 +283,24 @@ def test_exp_per_sample_and_once_per_pass_agrees_with_torch():
     cost = forward_against_torch(LogitScale(), (HEADS, 3, 3), batch=2)
     assert cost.totals.other_ops == 2 * HEADS * 9 + HEADS + 2 * HEADS * 9   # exp per sample, exp once, product
     step_agrees(LogitScale(), (HEADS, 3, 3), 2)
+
+
+class Transposed(nn.Module):
+    """A per-pass tensor transposed, then viewed (torch refuses: not contiguous) or reshaped (a copy)."""
+
+    def __init__(self, view):
+        super().__init__()
+        self.table, self.view = nn.Parameter(torch.randn(4, 3)), view
+
+    def forward(self, x):
+        t = torch.sigmoid(self.table).permute(1, 0)
+        return x * (t.view(12) if self.view else t.reshape(12))
+
+
+def test_a_view_torch_cannot_make_of_a_per_pass_tensor_is_refused_and_a_reshape_copies():
+    with pytest.raises(RuntimeError, match="view size is not compatible"):
+        Transposed(view=True)(torch.randn(2, 12))
+    with pytest.raises(SpecError, match=r"view size is not compatible"):
+        from_module(Transposed(view=True), (12,))
+    forward_against_torch(Transposed(view=False), (12,), batch=2)
+    step_agrees(Transposed(view=False), (12,), 2)

@@ -3,11 +3,11 @@ learned scale through a sigmoid): torch runs them once per forward pass, whateve
 
 The reader keeps such a tensor whole (a `ParameterShape`: no batch dimension), and the network runs the
 layers that read only such tensors once per pass (`alexcost.engine.network.Network.once`), their rules
-seeing the full shapes as one sample. That reading is exact for the kinds whose arguments name no
-dimension (an elementwise op, arithmetic with a number) or only the last ones (Linear, LayerNorm, a constant
-pad): the
-same call on a batched tensor and on a whole one means the same thing. Every other kind (a view, a
-permute, a softmax over a dimension) numbers dimensions from the batch's, so it is refused on such a tensor.
+seeing the full shapes as one sample. The kinds whose arguments name no dimension (an elementwise op,
+arithmetic) or only the last ones (Linear, LayerNorm, a constant pad) read it as they read an activation
+(`reads`). The calls that number dimensions (views, permutes, slices and fixed-index gathers, `torch.cat`, a
+softmax) are read here, each dimension ``d`` of the whole tensor being the layer's ``d + 1``; every other
+call on such a tensor is refused, naming the node.
 """
 
 from __future__ import annotations
@@ -66,17 +66,17 @@ def shaped(handler, method: str):
         rank = len(value.shape)
         if method == "permute":
             dims = rest[0] if len(rest) == 1 and isinstance(rest[0], (tuple, list)) else rest or more.get("dims")
-            layer = Permute(dims=(0, *[d % rank + 1 for d in dims]))
+            kind, args = Permute, {"dims": (0, *[d % rank + 1 for d in dims])}
         elif method == "transpose":
             d0, d1 = (rest + [more.get("dim0"), more.get("dim1")])[:2] if len(rest) < 2 else rest[:2]
-            layer = Transpose(dim0=d0 % rank + 1, dim1=d1 % rank + 1)
+            kind, args = Transpose, {"dim0": d0 % rank + 1, "dim1": d1 % rank + 1}
         elif method == "contiguous":
-            layer = Contiguous()
-        elif method == "view" or method in ("unsqueeze", "squeeze"):
-            layer = View(shape=out)  # always a view of a tensor torch could view so
+            kind, args = Contiguous, {}
+        elif method in ("view", "unsqueeze", "squeeze"):
+            kind, args = View, {"shape": out}  # views torch makes of the strides it has, or refuses
         else:
-            layer = Reshape(shape=out)  # reshape, flatten: a view where torch can make one, else a copy
-        return r.emit(node, layer, [value])
+            kind, args = Reshape, {"shape": out}  # reshape, flatten: a view where torch can make one, else a copy
+        return r.emit(node, r.build(node, kind, args), [value])
     return handle
 
 
@@ -99,13 +99,15 @@ def gathered(handler):
                                f"gathered by a fixed int64 index (a buffer of the module, or its view) only")
             shape = tuple(value.shape)
             out = (*shape[:dim], *index.tensor.shape, *shape[dim + 1:])
-            picked = r.emit(node, IndexSelect(dim=dim + 1, index_size=index.tensor.numel()), [value])
-            return picked if picked.shape == out else r.emit(node, View(shape=out), [picked])
+            picked = r.emit(node, r.build(node, IndexSelect, {"dim": dim + 1, "index_size": index.tensor.numel()}),
+                            [value])
+            return picked if picked.shape == out else r.emit(node, r.build(node, View, {"shape": out}), [picked])
         if any(r.is_tensor(e) for e in entries) or not all(isinstance(e, (int, slice)) for e in entries):
             r.refuse(node, f"indexes {r.show(value)} with {r.show(index)}; alexcost reads such a tensor gathered "
                            f"by an int64 buffer, or sliced by constants")
+        entries = r.constant(entries, node, "index")
         spec = tuple(e if isinstance(e, int) else (e.start, e.stop, e.step) for e in entries)
-        return r.emit(node, Slice(index=spec), [value])
+        return r.emit(node, r.build(node, Slice, {"index": spec}), [value])
     return handle
 
 
@@ -139,7 +141,7 @@ def joined(handler):
         rank = len(xs[0].shape)
         if not isinstance(dim, int) or not -rank <= dim < rank:
             r.refuse(node, f"dim={dim!r} is out of range for tensors of {rank} dimensions")
-        return r.emit(node, Cat(dim=dim % rank + 1), xs)
+        return r.emit(node, r.build(node, Cat, {"dim": dim % rank + 1}), xs)
     return handle
 
 
@@ -168,7 +170,7 @@ def softmax(handler):
         rank = len(value.shape)
         if not -rank <= dim < rank:
             r.refuse(node, f"dim={dim} is out of range for {r.show(value)}")
-        return r.emit(node, Softmax(dim=dim % rank + 1), [value])
+        return r.emit(node, r.build(node, Softmax, {"dim": dim % rank + 1}), [value])
     return handle
 
 

@@ -131,7 +131,7 @@ class Reader:
         self.branches, self.train_differs = traced.branches, traced.train_differs
         self.constants = traced.constants
         self.input_shape = input_shape
-        self.layers, self.sources, self.paths, self.fx_nodes = [], [], [], []
+        self.layers, self.sources, self.paths, self.fx_nodes, self.once = [], [], [], [], []
         self.module_ids, self.owners, self.labels = [], [], []
         self.weight, self.bias, self.frozen = [], [], []
         self.regions: list = []  # per layer: the mode a training step runs it in (trace.REGION), or None
@@ -437,7 +437,7 @@ class Reader:
         key = (len(self.layers), batch)
         if key not in self._plans:
             read = SimpleNamespace(input_shape=self.input_shape, layers=self.layers, input_shapes=self.xs,
-                                   output_shapes=self.ys, sources=self.sources)
+                                   output_shapes=self.ys, sources=self.sources, once=self.once)
             try:
                 self._plans[key] = trace(read, batch)
             except SpecError as err:
@@ -533,6 +533,9 @@ class Reader:
     # -- bookkeeping ------------------------------------------------------------------------------
     def _add(self, node, layer, sources, x, path, module, params, y, owner, label) -> Activation:
         index = len(self.layers)
+        # once per pass (as `Network.once` finds it): it reads only parameters, buffers and what they computed
+        self.once.append(bool(sources) and all(j != -1 and (type(self.layers[j]).arity == 0 or self.once[j])
+                                               for j, _ in sources))
         region = self._region(node, layer)
         new, cold = self._count(node, layer, x, params)
         self.regions.append(region)
@@ -796,7 +799,7 @@ class Reader:
         new = {old: i for i, old in enumerate(order)}
         new[-1] = -1
         for attr in ("layers", "sources", "paths", "fx_nodes", "module_ids", "owners", "labels", "weight", "bias",
-                     "frozen", "xs", "ys", "needs", "regions", "cold"):
+                     "frozen", "xs", "ys", "needs", "regions", "cold", "once"):
             values = getattr(self, attr)
             setattr(self, attr, [values[i] for i in order])
         self.sources = [tuple((new[s], k) for s, k in refs) for refs in self.sources]
