@@ -158,9 +158,10 @@ class CosineWindowAttention(Layer):
     ``(num_heads, 1, 1)`` (``exp`` of the clamped logit scale). As `WindowAttention`, but cosine: queries and
     keys normalised (`Normalize`'s count each), no query scale, the scores times the scale.
 
-    Parameters: qkv ``3*C*C`` (bias ``3*C``, the keys' third zeroed), projection ``C*C`` (bias ``C``). MACs as
-    `WindowAttention`'s. Other ops: the two normalisations and, per score (``nW*num_heads*T*T``), the scale,
-    the bias, the shift's mask when shifted, and the softmax's 3. A training step is refused."""
+    Parameters: qkv ``3*C*C`` (bias ``3*C``), projection ``C*C`` (bias ``C``). MACs as `WindowAttention`'s.
+    Bias adds: the projection's. Other ops: the qkv bias, which torch adds as a copy made each pass (its keys'
+    third zeroed), ``3*P*C``; the two normalisations; and, per score (``nW*num_heads*T*T``), the scale, the
+    position bias, the shift's mask when shifted, and the softmax's 3. A training step is refused."""
 
     window_size: tuple[int, ...]
     shift_size: tuple[int, ...]
@@ -210,12 +211,13 @@ class CosineWindowAttention(Layer):
 
     def bias_adds(self, x, y: Shape) -> int:
         positions, *_, c, _ = self._parts(x)
-        return positions * c * (3 * self.qkv_bias + self.proj_bias)
+        return positions * c * self.proj_bias
 
     def other_ops(self, x, y: Shape) -> int:
         positions, tokens, windows, c, shifted = self._parts(x)
         heads = (windows, self.num_heads, tokens, c // self.num_heads)  # the queries (and the keys), per sample
-        return 2 * Normalize(dim=-1).other_ops(heads, heads) + windows * self.num_heads * tokens * tokens * (5 + shifted)
+        return (3 * positions * c * self.qkv_bias + 2 * Normalize(dim=-1).other_ops(heads, heads) +
+                windows * self.num_heads * tokens * tokens * (5 + shifted))
 
     def check_training(self, x, batch: int) -> None:
         raise SpecError("alexcost does not model a training step through Swin V2's cosine window attention "
