@@ -304,3 +304,62 @@ def test_a_view_torch_cannot_make_of_a_per_pass_tensor_is_refused_and_a_reshape_
         from_module(Transposed(view=True), (12,))
     forward_against_torch(Transposed(view=False), (12,), batch=2)
     step_agrees(Transposed(view=False), (12,), 2)
+
+
+class PerHeadBias(nn.Module):
+    """EfficientViT's cascaded attention: a bias table gathered by a fixed index, then sliced per head, each
+    slice added to that head's scores; and NaFlexViT's position table permuted whole, then converted."""
+
+    def __init__(self):
+        super().__init__()
+        t = WINDOW * WINDOW
+        self.biases = nn.Parameter(torch.randn(HEADS, 2 * WINDOW - 1))
+        self.register_buffer("idxs", torch.randint(0, 2 * WINDOW - 1, (t, t)))
+        self.table = nn.Parameter(torch.randn(1, t, HEADS))
+
+    def forward(self, x):
+        ab = self.biases[:, self.idxs]                                  # (heads, T, T), gathered
+        heads = [x[:, i] + ab[i] for i in range(HEADS)]
+        return torch.stack(heads, 1) + self.table.permute(0, 2, 1).unsqueeze(-1).float()
+
+
+def test_a_gathered_table_sliced_per_head_and_a_parameter_permuted_whole_agree_with_torch():
+    t = WINDOW * WINDOW
+    cost = forward_against_torch(PerHeadBias(), (HEADS, t, t), batch=2)
+    assert cost.totals.other_ops == 2 * (HEADS * t * t + HEADS * t * t)    # the per-head adds, the last add
+    step_agrees(PerHeadBias(), (HEADS, t, t), 2)
+
+
+class IntegerOperand(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("steps", torch.arange(3))
+        self.proj = nn.Linear(3, 3)
+
+    def forward(self, x):
+        return self.proj(x) * self.steps
+
+
+def test_a_buffer_of_another_dtype_as_an_operand_is_refused():
+    with pytest.raises(SpecError, match=r"reads the buffer 'steps' of torch.int64 as an operand; alexcost reads a "
+                                        r"buffer of the module's parameters' dtype only"):
+        from_module(IntegerOperand(), (3,))
+
+
+class ResizedPositions(nn.Module):
+    """A position embedding resized by F.interpolate once per pass (SAM 2's Hiera), added to the tokens."""
+
+    def __init__(self, mode):
+        super().__init__()
+        self.pos_embed, self.mode = nn.Parameter(torch.randn(1, 4, 3, 3)), mode
+
+    def forward(self, x):
+        return x + nn.functional.interpolate(self.pos_embed, size=(6, 6), mode=self.mode)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_a_position_embedding_interpolated_once_per_pass_agrees_with_torch(mode):
+    cost = forward_against_torch(ResizedPositions(mode), (4, 6, 6), batch=2)
+    rows = {r.type: r for r in cost.layers}
+    assert rows["Upsample"].per_pass and rows["Add"].other_ops == 2 * 4 * 6 * 6
+    step_agrees(ResizedPositions(mode), (4, 6, 6), 2)

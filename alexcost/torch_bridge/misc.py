@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..layers import Amax, AvgPool1d, Expand, Fold, Normalize, RMSNorm, Unfold
+from ..layers import Amax, AvgPool1d, Expand, Fold, Normalize, ParameterShape, RMSNorm, Unfold
 from .calls import REQUIRED, bind, unary, weight_arg
 
 
@@ -23,8 +23,9 @@ def expand_as(r, node, args, kwargs):
 
 
 def to_float(r, node, args, kwargs):
-    """``x.float()``: of a float32 parameter or buffer, that tensor; of an activation in a module whose
-    parameters are float32 (as alexcost reads it), the activation itself, as torch returns it."""
+    """``x.float()``: of a float32 parameter or buffer, that tensor; of an activation, or of a tensor computed
+    once per pass from float32 parameters and buffers, in a module whose parameters are float32 (as alexcost
+    reads it), the tensor itself, as torch returns it."""
     b = bind(r, node, (("input", REQUIRED), ("memory_format", torch.preserve_format)), args, kwargs)
     if b["memory_format"] is not torch.preserve_format:
         r.refuse(node, "converts with a memory_format; alexcost reads x.float() without one")
@@ -34,7 +35,8 @@ def to_float(r, node, args, kwargs):
             r.refuse(node, f"converts {r.show(x)} of {x.tensor.dtype} to float32; alexcost reads x.float() of a "
                            f"float32 tensor only")
         return x
-    x = r.tensor(x, node)
+    if not (r.is_activation(x) and x.shape.__class__ is ParameterShape):  # (computed once per pass: float32 too)
+        x = r.tensor(x, node)
     found = {p.dtype for p in r.root.parameters()} - {torch.float32}
     if found:
         r.refuse(node, f"converts to float32 in a module whose parameters are {sorted(map(str, found))}; "

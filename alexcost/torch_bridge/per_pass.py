@@ -6,7 +6,8 @@ layers that read only such tensors once per pass (`alexcost.engine.network.Netwo
 seeing the full shapes as one sample. The kinds whose arguments name no dimension (an elementwise op,
 arithmetic) or only the last ones (Linear, LayerNorm, a constant pad) read it as they read an activation
 (`reads`). The calls that number dimensions (views, permutes, slices and fixed-index gathers, `torch.cat`, a
-softmax) are read here, each dimension ``d`` of the whole tensor being the layer's ``d + 1``; every other
+softmax) are read here, each dimension ``d`` of the whole tensor being the layer's ``d + 1``, and
+``F.interpolate``, which takes the first dimension as the batch, on a tensor whose first size is 1; every other
 call on such a tensor is refused, naming the node.
 """
 
@@ -48,11 +49,23 @@ def _whole(r, value) -> bool:
     return r.is_activation(value) and value.shape.__class__ is ParameterShape
 
 
+def _held(r, value, node, gathered: bool):
+    """``value`` as a tensor computed once per pass where it is a parameter or buffer of the module that the
+    reader's views of parameters (`alexcost.torch_bridge.params`) leave alone: a `Parameter` or `Buffer` layer's
+    output (with ``gathered``, a gathered table's too: a `PositionBias`'s); else ``value`` itself."""
+    if r.is_attribute(value) and value.kind in ("parameter", "buffer") and (gathered or not value.gathered) and \
+            (value.base is None or value.gathered):
+        return r.operand(value, node)
+    return value
+
+
 def shaped(handler, method: str):
     """``handler`` (``x.<method>(...)`` of an activation), which reads the same of a tensor computed once per
     pass: the result's shape is torch's own (the call run on a tensor of that shape, without data)."""
     def handle(r, node, args, kwargs):
         value = args[0] if args else kwargs.get("input")
+        if method not in ("view", "reshape"):  # (a parameter's view keeps it a parameter: see params)
+            value = _held(r, value, node, gathered=False)
         if not _whole(r, value):
             return handler(r, node, args, kwargs)
         rest = [r.constant(a, node, "argument") for a in args[1:]]
@@ -87,6 +100,8 @@ def gathered(handler):
     the index's shape; and constant slices of it (a `Slice`)."""
     def handle(r, node, args, kwargs):
         value, index = (list(args) + [None, None])[:2]
+        if r.is_attribute(value) and value.gathered:  # a gathered table, sliced (EfficientViT's per head)
+            value = _held(r, value, node, gathered=True)
         if not _whole(r, value) or kwargs:
             return handler(r, node, args, kwargs)
         import torch
@@ -126,6 +141,8 @@ def wrap(methods: dict, functions: dict) -> None:
     methods["softmax"] = softmax(methods["softmax"])
     for function in [f for f in functions if getattr(f, "__name__", None) == "pad"]:
         functions[function] = padded(functions[function])
+    for function in [f for f in functions if getattr(f, "__name__", None) == "interpolate"]:
+        functions[function] = batched(functions[function])
 
 
 def joined(handler):
@@ -171,6 +188,25 @@ def softmax(handler):
         if not -rank <= dim < rank:
             r.refuse(node, f"dim={dim} is out of range for {r.show(value)}")
         return r.emit(node, r.build(node, Softmax, {"dim": dim % rank + 1}), [value])
+    return handle
+
+
+def batched(handler):
+    """``handler`` (``F.interpolate`` of an activation), which reads the same of a tensor computed once per pass
+    whose first size is 1 (a position embedding resized): torch takes that dimension as the batch, so the
+    tensor is viewed without it, read as one sample, and viewed back with it."""
+    def handle(r, node, args, kwargs):
+        value = _held(r, args[0] if args else kwargs.get("input"), node, gathered=False)
+        if not _whole(r, value):
+            return handler(r, node, args, kwargs)
+        if value.shape[0] != 1:
+            r.refuse(node, f"reads {r.show(value)}, whose first size is not 1; alexcost reads this call on a tensor "
+                           f"computed once per pass as on one sample only")
+        sample = r.emit(node, r.build(node, View, {"shape": tuple(value.shape[1:])}), [value], label="view")
+        rest, more = (args[1:], kwargs) if args else ((), {k: v for k, v in kwargs.items() if k != "input"})
+        out = handler(r, node, (type(sample)(sample.src, tuple(sample.shape)), *rest), more)  # as one sample
+        whole = type(out)(out.src, ParameterShape(out.shape))
+        return r.emit(node, r.build(node, View, {"shape": (1, *out.shape)}), [whole], label="view")
     return handle
 
 

@@ -232,6 +232,10 @@ class Reader:
         if value.kind not in ("parameter", "buffer"):
             self.refuse(node, f"reads {self.show(value)}, which is not a parameter or buffer of the module; "
                               f"alexcost counts registered tensors only")
+        if value.kind == "buffer" and not value.gathered and value.tensor.dtype != next(
+                (p.dtype for p in self.root.parameters()), value.tensor.dtype):
+            self.refuse(node, f"reads {self.show(value)} of {value.tensor.dtype} as an operand; alexcost reads a "
+                              f"buffer of the module's parameters' dtype only")
         if value.act is None:
             layer = self.build(value.node, PositionBias, {"table": tuple(value.base.shape), "shape": tuple(
                 value.tensor.shape), "dim": value.dim}) if value.gathered else self.build(
