@@ -161,6 +161,44 @@ class Call(torch.nn.Module):
         return self.function(x)
 
 
+class Around(torch.nn.Module):
+    """Projections around ``call(y)`` (``call(self, y)`` with ``own``, the module holding a parameter ``w`` of
+    ``features`` for the call), so a training step has products to count and gradients to pass."""
+
+    def __init__(self, call, features: int = 6, own: bool = False):
+        super().__init__()
+        self.call, self.own = call, own
+        self.a, self.b = torch.nn.Linear(features, features), torch.nn.Linear(features, 4)
+        if own:
+            self.w = torch.nn.Parameter(torch.randn(features))
+
+    def forward(self, x):
+        y = self.a(x)
+        return self.b(self.call(self, y) if self.own else self.call(y))
+
+
+def read_as_torch_runs_it(build, shape, batch: int = 2):
+    """``from_module`` of ``build()``: the output shape and parameters torch's, a training step torch's too
+    (`step_agrees`, on a second ``build()`` from the same seed). The reading, for the test's own checks."""
+    torch.manual_seed(0)
+    module = build().eval()
+    imported = from_module(module, shape)
+    with torch.no_grad():
+        out = module(torch.randn(batch, *shape))
+    assert (batch, *imported.network.output_shape) == tuple(out.shape)
+    assert imported.params == sum(p.numel() for p in module.parameters())
+    torch.manual_seed(0)
+    step_agrees(build(), shape, batch)
+    return imported
+
+
+def both_refuse(module, shape, words: str) -> None:
+    """torch refuses ``module``'s training step, and so does alexcost, both saying ``words``."""
+    theirs, ours = agree(module, shape)
+    assert theirs.refused and words in theirs.refused, theirs
+    assert ours.refused and words in ours.refused, ours
+
+
 def refused_at_the_node(function, shape, message: str) -> None:
     """``from_module`` of `Call` (``function``) refuses with one SpecError matching ``message``."""
     import pytest

@@ -19,19 +19,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E
 from alexcost import Network, Scalar, SpecError  # noqa: E402
 from alexcost.layers import Grads  # noqa: E402
 from alexcost.torch_bridge import from_module  # noqa: E402
-from module_step import agree, refused_at_the_node, step_agrees  # noqa: E402
-
-
-class Around(nn.Module):
-    """Projections around the call, so a training step has products to count and gradients to pass."""
-
-    def __init__(self, call, features=6):
-        super().__init__()
-        self.call = call
-        self.a, self.b = nn.Linear(features, features), nn.Linear(features, 4)
-
-    def forward(self, x):
-        return self.b(self.call(self.a(x)))
+from module_step import Around, both_refuse, read_as_torch_runs_it, refused_at_the_node, step_agrees  # noqa: E402
 
 
 def _iadd(y):
@@ -92,21 +80,12 @@ def _scalars(imported):
 @pytest.mark.parametrize("call", CALLS)
 def test_each_spelling_reads_as_torch_runs_it(call):
     forward, expected = CALLS[call]
-    torch.manual_seed(0)
-    module = Around(forward).eval()
-    imported = from_module(module, (5, 6))
-    assert _scalars(imported) == expected
-    out = module(torch.randn(2, 5, 6))
-    assert (2, *imported.network.output_shape) == tuple(out.shape)
-    assert imported.params == sum(p.numel() for p in module.parameters())
-    step_agrees(Around(forward), (5, 6))
+    assert _scalars(read_as_torch_runs_it(lambda: Around(forward), (5, 6))) == expected
 
 
 def test_a_write_in_place_into_what_autograd_keeps_is_refused_as_torch_refuses_it():
     """ReLU keeps its output; ``pow_`` overwrites it: torch's backward fails, alexcost refuses the step."""
-    theirs, ours = agree(Around(lambda y: y.relu().pow_(2)), (5, 6))
-    assert theirs.refused and "modified by an inplace operation" in theirs.refused
-    assert ours.refused and "modified by an inplace operation" in ours.refused
+    both_refuse(Around(lambda y: y.relu().pow_(2)), (5, 6), "modified by an inplace operation")
 
 
 OPS = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv, "pow": operator.pow}

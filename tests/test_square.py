@@ -1,7 +1,7 @@
 """``torch.square`` and ``x.square()`` (``x.square_()`` in place), which torch computes as ``x ** 2``: read as a
 `Scalar` ``pow`` 2 and checked against torch on the CPU (output shape, parameters, a training step's FLOPs and
 saved bytes, `module_step`), timm's SquaredReLU among them; the counts by hand arithmetic; a square of a
-parameter alone stays refused.
+parameter alone read once per pass.
 """
 
 from __future__ import annotations
@@ -14,20 +14,7 @@ nn = torch.nn
 from alexcost import Scalar  # noqa: E402
 from alexcost.layers import Grads  # noqa: E402
 from alexcost.torch_bridge import from_module  # noqa: E402
-from module_step import agree, refused_at_the_node, step_agrees  # noqa: E402
-
-
-class Around(nn.Module):
-    """Projections around the call, so a training step has products to count and gradients to pass."""
-
-    def __init__(self, call):
-        super().__init__()
-        self.call = call
-        self.a, self.b = nn.Linear(6, 6), nn.Linear(6, 4)
-        self.w = nn.Parameter(torch.randn(6))
-
-    def forward(self, x):
-        return self.b(self.call(self, self.a(x)))
+from module_step import Around, both_refuse, read_as_torch_runs_it, refused_at_the_node, step_agrees  # noqa: E402
 
 
 def _square_in_place(self, y):
@@ -56,16 +43,7 @@ def _scalars(imported):
 @pytest.mark.parametrize("call", CALLS)
 def test_each_spelling_reads_as_torch_runs_it(call):
     forward, expected = CALLS[call]
-    torch.manual_seed(0)
-    module = Around(forward).eval()
-    imported = from_module(module, (5, 6))
-    assert _scalars(imported) == expected
-    with torch.no_grad():
-        out = module(torch.randn(2, 5, 6))
-    assert (2, *imported.network.output_shape) == tuple(out.shape)
-    assert imported.params == sum(p.numel() for p in module.parameters())
-    torch.manual_seed(0)
-    step_agrees(Around(forward), (5, 6))
+    assert _scalars(read_as_torch_runs_it(lambda: Around(forward, own=True), (5, 6))) == expected
 
 
 def test_torch_computes_square_as_pow_two():
@@ -77,14 +55,12 @@ def test_torch_computes_square_as_pow_two():
 
 
 def test_a_write_in_place_into_what_relu_keeps_is_refused_as_torch_refuses_it():
-    theirs, ours = agree(Around(lambda self, y: y.relu().square_()), (5, 6))
-    assert theirs.refused and "modified by an inplace operation" in theirs.refused
-    assert ours.refused and "modified by an inplace operation" in ours.refused
+    both_refuse(Around(lambda self, y: y.relu().square_(), own=True), (5, 6), "modified by an inplace operation")
 
 
 def test_counts_by_hand():
     """Per sample of (5, 6): one op per element forward; backward ``grad * 2 * x ** 1``, 3 per element."""
-    imported = from_module(Around(CALLS["torch.square"][0]), (5, 6))
+    imported = from_module(Around(CALLS["torch.square"][0], own=True), (5, 6))
     layer = next(layer for layer in imported.network.layers if isinstance(layer, Scalar))
     x, batch = (5, 6), 3
     assert layer.other_ops(x, x) == 5 * 6
