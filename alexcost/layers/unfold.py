@@ -35,9 +35,29 @@ def _own_storage(layer, x: Shape, y: Shape, what: str, reads: str) -> None:
                         f"{name} only where its output is no smaller than its {what} ({reads})")
 
 
+@layer_kind
+class _SlidingBlocks(Layer):
+    """What Unfold and Fold share: their window arguments as torch's ``nn.Unfold`` takes them, each checked as
+    a pair (and Fold's ``output_size``), and the windows along each spatial dimension."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        put = object.__setattr__.__get__(self)
+        if hasattr(self, "output_size"):
+            put("output_size", check.pair(self.output_size, "output_size"))
+        put("kernel_size", check.pair(self.kernel_size, "kernel_size"))
+        put("dilation", check.pair(self.dilation, "dilation"))
+        put("padding", check.pair(self.padding, "padding", minimum=0))
+        put("stride", check.pair(self.stride, "stride"))
+
+    def _windows(self):
+        """Per spatial dimension, ``(kernel_size, stride, padding, dilation)``."""
+        return tuple(zip(self.kernel_size, self.stride, self.padding, self.dilation))
+
+
 @register_layer
 @layer_kind
-class Unfold(Layer):
+class Unfold(_SlidingBlocks):
     """``nn.Unfold(kernel_size, dilation, padding, stride)`` on a (C, H, W) sample: (C * kH * kW, L)
     columns, L the window positions (torch's im2col). A copy: no ops; its gradient adds each in-bounds
     tap back (col2im)."""
@@ -46,17 +66,6 @@ class Unfold(Layer):
     dilation: int | tuple[int, int] = 1
     padding: int | tuple[int, int] = 0
     stride: int | tuple[int, int] = 1
-
-    def __post_init__(self):
-        super().__post_init__()
-        put = object.__setattr__.__get__(self)
-        put("kernel_size", check.pair(self.kernel_size, "kernel_size"))
-        put("dilation", check.pair(self.dilation, "dilation"))
-        put("padding", check.pair(self.padding, "padding", minimum=0))
-        put("stride", check.pair(self.stride, "stride"))
-
-    def _windows(self):
-        return tuple(zip(self.kernel_size, self.stride, self.padding, self.dilation))
 
     def _positions(self, x: Shape) -> tuple[int, ...]:
         need_rank(self, x, 3, "(C, H, W)")
@@ -92,7 +101,7 @@ class Unfold(Layer):
 
 @register_layer
 @layer_kind
-class Fold(Layer):
+class Fold(_SlidingBlocks):
     """``nn.Fold(output_size, kernel_size, dilation, padding, stride)`` on a (C * kH * kW, L) sample, L the window
     positions over ``output_size``: the (C, H, W) sum of the columns' windows (torch's col2im), where the columns
     are no more than the output (else torch's output lives in a larger storage: refused). One add per column
@@ -103,18 +112,6 @@ class Fold(Layer):
     dilation: int | tuple[int, int] = 1
     padding: int | tuple[int, int] = 0
     stride: int | tuple[int, int] = 1
-
-    def __post_init__(self):
-        super().__post_init__()
-        put = object.__setattr__.__get__(self)
-        put("output_size", check.pair(self.output_size, "output_size"))
-        put("kernel_size", check.pair(self.kernel_size, "kernel_size"))
-        put("dilation", check.pair(self.dilation, "dilation"))
-        put("padding", check.pair(self.padding, "padding", minimum=0))
-        put("stride", check.pair(self.stride, "stride"))
-
-    def _windows(self):
-        return tuple(zip(self.kernel_size, self.stride, self.padding, self.dilation))
 
     def _positions(self, x: Shape) -> tuple[int, ...]:
         need_rank(self, x, 2, "(C * kH * kW, L)")
