@@ -329,6 +329,7 @@ class Reader:
             label = label or IN_PLACE.get(self.function_name(node), self.function_name(node))
             path = f"{owner}:{label}"
         act = self._add(node, layer, tuple(v.src for v in inputs), x, path, module, params, y, owner, label)
+        self.once[-1] = once
         out = tuple(Activation((act.src[0], k), s) for k, s in enumerate(y)) if kind.multi_output \
             else Activation(act.src, ParameterShape(y) if once else y)
         if isinstance(layer, View):
@@ -537,9 +538,7 @@ class Reader:
     # -- bookkeeping ------------------------------------------------------------------------------
     def _add(self, node, layer, sources, x, path, module, params, y, owner, label) -> Activation:
         index = len(self.layers)
-        # once per pass (as `Network.once` finds it): it reads only parameters, buffers and what they computed
-        self.once.append(bool(sources) and all(j != -1 and (type(self.layers[j]).arity == 0 or self.once[j])
-                                               for j, _ in sources))
+        self.once.append(False)  # (`emit` marks a layer that reads only tensors computed once per pass)
         region = self._region(node, layer)
         new, cold = self._count(node, layer, x, params)
         self.regions.append(region)
