@@ -22,6 +22,16 @@ def expand_as(r, node, args, kwargs):
     return r.emit(node, r.build(node, Expand, {"sizes": tuple(other.shape)}), [x])
 
 
+def float32(r, node, what: str):
+    """``torch.float32``: the dtype of every activation in a module whose parameters are float32, as alexcost
+    reads it (its input float32 too); refused in any other module."""
+    found = {p.dtype for p in r.root.parameters()} - {torch.float32}
+    if found:
+        r.refuse(node, f"{what} in a module whose parameters are {sorted(map(str, found))}; alexcost reads it "
+                       f"only in a float32 module, where every activation is float32")
+    return torch.float32
+
+
 def to_float(r, node, args, kwargs):
     """``x.float()``: of a float32 parameter or buffer, that tensor; of an activation, or of a tensor computed
     once per pass from float32 parameters and buffers, in a module whose parameters are float32 (as alexcost
@@ -29,18 +39,32 @@ def to_float(r, node, args, kwargs):
     b = bind(r, node, (("input", REQUIRED), ("memory_format", torch.preserve_format)), args, kwargs)
     if b["memory_format"] is not torch.preserve_format:
         r.refuse(node, "converts with a memory_format; alexcost reads x.float() without one")
-    x = b["input"]
+    return _as_float32(r, node, b["input"])
+
+
+def to_dtype(r, node, args, kwargs):
+    """``x.to(torch.float32)``, ``x.to(dtype=torch.float32)`` (``x.to(x.dtype)`` in a float32 module):
+    read as `to_float` (the tensor itself); a device, a tensor or another dtype is refused."""
+    b = bind(r, node, (("input", REQUIRED), ("dtype", None), ("non_blocking", False), ("copy", False),
+                       ("memory_format", torch.preserve_format)), args, kwargs)
+    dtype = b["dtype"]
+    if dtype is not torch.float32 or b["non_blocking"] is not False or b["copy"] is not False or \
+            b["memory_format"] is not torch.preserve_format:
+        shown = ", ".join(f"{k}={r.show(v)}" for k, v in b.items() if k != "input")
+        r.refuse(node, f"converts with {shown}; alexcost reads x.to(dtype) with dtype float32 alone")
+    return _as_float32(r, node, b["input"])
+
+
+def _as_float32(r, node, x):
+    """``x`` converted to float32, where it is float32 already (see `to_float`)."""
     if r.is_attribute(x):
         if x.tensor.dtype != torch.float32:
-            r.refuse(node, f"converts {r.show(x)} of {x.tensor.dtype} to float32; alexcost reads x.float() of a "
-                           f"float32 tensor only")
+            r.refuse(node, f"converts {r.show(x)} of {x.tensor.dtype} to float32; alexcost reads a conversion to "
+                           f"float32 of a float32 tensor only")
         return x
     if not (r.is_activation(x) and x.shape.__class__ is ParameterShape):  # (computed once per pass: float32 too)
         x = r.tensor(x, node)
-    found = {p.dtype for p in r.root.parameters()} - {torch.float32}
-    if found:
-        r.refuse(node, f"converts to float32 in a module whose parameters are {sorted(map(str, found))}; "
-                       f"alexcost reads x.float() only in a float32 module, where it is the tensor itself")
+    float32(r, node, "converts to float32")
     r.casts.append(r.where(node))  # a training step under autocast is refused (see the reader's modes)
     return x
 
@@ -85,5 +109,5 @@ FUNCTIONS = {
 }
 """Functions by the object fx records as a call_function node's target."""
 
-METHODS = {"expand_as": expand_as, "float": to_float, "amax": amax}
+METHODS = {"expand_as": expand_as, "float": to_float, "to": to_dtype, "amax": amax}
 """Tensor methods by name."""

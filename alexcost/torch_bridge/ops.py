@@ -32,7 +32,7 @@ from .calls import fixed_args as _fixed, weight_arg as _weight
 from .dense import CONVOLUTIONS, module_conv, padding_module
 from .dense import FUNCTIONS as DENSE_FUNCTIONS
 from .attention import FUNCTIONS as ATTENTION_FUNCTIONS, METHODS as ATTENTION_METHODS, Token, token_attribute
-from .misc import FUNCTIONS as MISC_FUNCTIONS, METHODS as MISC_METHODS
+from .misc import FUNCTIONS as MISC_FUNCTIONS, METHODS as MISC_METHODS, float32
 from .moves import FUNCTIONS as MOVES_FUNCTIONS, METHODS as MOVES_METHODS, Selections, moved_permute
 from .stacks import FUNCTIONS as STACK_FUNCTIONS, reduced
 from .elementwise import FUNCTIONS as ELEMENTWISE_FUNCTIONS, METHODS as ELEMENTWISE_METHODS, device_attribute
@@ -213,6 +213,8 @@ def get_attribute(r, node, args, kwargs):
             return len(r.sizes(obj, node))
         if r.is_attribute(obj) and name in ("dtype", "device", "requires_grad"):
             return getattr(obj.tensor, name)
+        if name == "dtype":
+            return float32(r, node, "reads the tensor's dtype")
         r.refuse(node, f"reads the tensor's {name!r}, which alexcost does not know without data")
     return r.pure(node, args, kwargs)
 

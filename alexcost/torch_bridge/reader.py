@@ -260,9 +260,9 @@ class Reader:
 
     def sizes(self, value, node) -> tuple:
         if isinstance(value, Activation):
-            if value.shape.__class__ is ParameterShape:
-                return f"a tensor of shape {format_shape(value.shape)} computed from parameters or buffers alone"
-            k = self.folds.get(value.src, 1) if not isinstance(value.shape, ParameterShape) else 1
+            if value.shape.__class__ is ParameterShape:  # computed once per pass: its whole shape, no batch
+                return tuple(value.shape)
+            k = self.folds.get(value.src, 1)
             return (BATCH, *value.shape) if k == 1 else (fold.FoldedBatch(k), *value.shape[1:])
         if isinstance(value, Attribute):
             return tuple(value.tensor.shape)
