@@ -15,6 +15,7 @@ from math import prod
 from ..errors import SpecError, describe_layer, format_shape
 from ..layers import arguments as check
 from ..layers import INPUT, Layer, ParameterShape, Shape
+from ..layers.base import need_sample_dimension
 from . import rules
 from .cost import NetworkCost, dtype_bytes
 from .modes import NO_MODES, StepModes
@@ -119,6 +120,11 @@ class Network:
             if entry is None:
                 try:
                     entry = rules.checked(layer, own, x)
+                except SpecError as err:
+                    raise err.at(_where(i, name, type(layer).__name__, x, arity)) from None
+            if not per_pass and arity != 0 and output != SEVERAL:
+                try:
+                    need_sample_dimension(layer, entry.output)
                 except SpecError as err:
                     raise err.at(_where(i, name, type(layer).__name__, x, arity)) from None
             chain = chain and output == ONE

@@ -155,6 +155,14 @@ def need_rank(layer: "Layer", x: Shape, rank: int, form: str) -> None:
         raise SpecError(f"{type(layer).__name__} expects a {form} input per sample, got {format_shape(x)}")
 
 
+def need_sample_dimension(layer: "Layer", y: Shape) -> None:
+    """Refuse an output of no dimension per sample: alexcost reads each sample as a tensor of one
+    dimension or more. (A tensor computed once per pass, from parameters alone, may have none.)"""
+    if y == ():
+        raise SpecError(f"{type(layer).__name__} leaves no dimension per sample; alexcost reads each sample as a "
+                        f"tensor of one dimension or more")
+
+
 def layer_kind(cls):
     """``@dataclass(frozen=True, kw_only=True)`` for alexcost's own kinds, with `Layer`'s methods.
 

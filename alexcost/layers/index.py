@@ -35,7 +35,8 @@ def _entry(value, what: str):
 class Slice(Layer):
     """``x[:, e1, e2, ...]``: ``index`` lists an entry per sample dimension from the first (fewer
     keep the rest whole); an int selects (the dimension is dropped), ``[start, stop, step]`` slices
-    (None for a bound left out, as Python's ``slice``). A view: no ops."""
+    (None for a bound left out, as Python's ``slice``). Every dimension selected leaves none: a network
+    reads that only of a tensor computed once per pass (a 0-d tensor). A view: no ops."""
 
     index: tuple[int | tuple[int | None, int | None, int | None], ...]
 
@@ -63,10 +64,7 @@ class Slice(Layer):
 
     def output_shape(self, x: Shape) -> Shape:
         picked = self._ranges(x)
-        y = tuple(len(r) for r in picked if isinstance(r, range)) + tuple(x[len(picked):])
-        if not y:
-            raise SpecError(f"x[:, {', '.join(map(str, self.index))}] leaves no dimension per sample")
-        return y
+        return tuple(len(r) for r in picked if isinstance(r, range)) + tuple(x[len(picked):])
 
     def view_strides(self, x, y, strides, batch):
         picked = self._ranges(x)

@@ -37,7 +37,7 @@ from .custom import custom_reads, read_function
 from .attention import MODULE_CALLS
 from .moves import Selections
 from . import fold, per_pass
-from ..layers.base import Passthrough
+from ..layers.base import Passthrough, need_sample_dimension
 from ..layers import Contiguous, Flatten, Permute, Reshape, Transpose, View
 
 
@@ -320,6 +320,8 @@ class Reader:
         x = shapes[0] if kind.arity == 1 else tuple(shapes)
         try:
             y = layer.output_shape(x)
+            if not once and not kind.multi_output:
+                need_sample_dimension(layer, y)
         except SpecError as err:
             raise err.at(self.where(node, x, kind.arity)) from None
         if module is not None:
