@@ -32,7 +32,7 @@ from alexcost import (Embedding, Expand, Matmul, MultiheadAttention, Norm, Roll,
                       Sum, Unfold, Unsqueeze, WindowAttention)
 from alexcost import Amax, CosineWindowAttention, SliceAdd
 from alexcost import AvgPool1d, Fold, Normalize, RMSNorm
-from alexcost import Buffer, Clamp, Div, Exp, IndexSelect, PositionBias, Rsqrt, Scalar, Sub
+from alexcost import Buffer, Clamp, Div, Exp, IndexSelect, PositionBias, Rsqrt, Scalar, Sqrt, Sub, Var
 from alexcost.layers import BUILTIN_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -253,6 +253,7 @@ S = {
     "Tanh": Sample(unary(Tanh), {(): dict(y=X, other_ops=N)}),
     "Rsqrt": Sample(unary(Rsqrt), {(): dict(y=X, other_ops=N)}),
     "Exp": Sample(unary(Exp), {(): dict(y=X, other_ops=N)}),
+    "Sqrt": Sample(unary(Sqrt), {(): dict(y=X, other_ops=N)}),
     "Clamp": Sample(unary(lambda **kw: Clamp(**{"min": 0.0, "max": 6.0, **kw})),
                     {(): dict(y=X, other_ops=2 * N), (("max", None),): dict(y=X, other_ops=N),
                      (("min", None), ("inplace", True)): dict(y=X, other_ops=N)}),
@@ -337,6 +338,10 @@ S = {
                   {(): dict(y=(4,), other_ops=N - 4), (("keepdim", True),): dict(y=(4, 1, 1), other_ops=N - 4)}),
     "Amax": Sample(unary(lambda **kw: Amax(dim=(2, 3), **kw)),
                    {(): dict(y=(4,), other_ops=N - 4), (("keepdim", True),): dict(y=(4, 1, 1), other_ops=N - 4)}),
+    # Var: the mean, a subtract and a square per element, the adds and a divide per output: 4 per element
+    "Var": Sample(unary(lambda **kw: Var(dim=(2, 3), **kw)),
+                  {(): dict(y=(4,), other_ops=4 * N), (("keepdim", True),): dict(y=(4, 1, 1), other_ops=4 * N),
+                   (("correction", 0),): dict(y=(4,), other_ops=4 * N)}),
     "Norm": Sample(unary(lambda **kw: Norm(dim=(2, 3), **kw)),
                    {(): dict(y=(4,), other_ops=2 * N), (("ord", 1.0),): dict(y=(4,), other_ops=2 * N - 4)}),
     # RMSNorm over the last 8: per element a square and a multiply (and the weight's), per row of 8 seven adds,
@@ -483,7 +488,7 @@ def claim(cell: str, layer, env: dict, per_element: bool = False):
 
 def test_the_tables_list_every_kind_once():
     counts, tools = table("conventions.md", COUNTS_HEADER), table("conventions.md", TOOLS_HEADER)
-    assert len(KINDS) == 79
+    assert len(KINDS) == 81
     assert list(counts) == KINDS and list(tools) == KINDS
     assert sorted(S) == KINDS
 

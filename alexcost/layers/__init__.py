@@ -14,12 +14,12 @@ from .attention import Matmul, MultiheadAttention, ScaledDotProductAttention
 from .base import INPUT, LAYER_KINDS, Grads, Layer, ParameterShape, Saved, Shape, TrainContext, register_layer
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
 from .index import Expand, IndexSelect, Slice, SliceAdd, Squeeze, Unsqueeze
-from .reduce import Amax, Norm, Roll, Sum
+from .reduce import Amax, Norm, Roll, Sum, Var
 from .scalar import Scalar
 from .window import CosineWindowAttention, WindowAttention
 from .linear import Embedding, Linear
 from .merge import Add, Cat, Div, Mul, Sub
-from .pointwise import Clamp, Exp, Rsqrt
+from .pointwise import Clamp, Exp, Rsqrt, Sqrt
 from .unfold import Fold, Unfold
 from .normalize import Normalize, RMSNorm
 from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm2d, LayerNorm, LocalResponseNorm
@@ -42,7 +42,7 @@ __all__ = [
     "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul",
     "MultiheadAttention", "Norm", "Normalize", "Pad", "Parameter", "ParameterShape", "Permute", "PositionBias",
     "RMSNorm", "ReLU", "ReLU6", "Reshape", "Roll", "Rsqrt", "Saved", "Scalar", "ScaledDotProductAttention", "Shape",
-    "SiLU", "Sigmoid", "Slice", "SliceAdd", "Softmax", "Split", "Squeeze", "StochasticDepth", "Sub", "Sum", "Tanh",
-    "TrainContext", "Transpose", "Unfold", "Unsqueeze", "Upsample", "View", "WindowAttention", "ZeroPad2d",
+    "SiLU", "Sigmoid", "Slice", "SliceAdd", "Softmax", "Split", "Sqrt", "Squeeze", "StochasticDepth", "Sub", "Sum", "Tanh",
+    "TrainContext", "Transpose", "Unfold", "Unsqueeze", "Upsample", "Var", "View", "WindowAttention", "ZeroPad2d",
     "register_layer",
 ]

@@ -1,6 +1,9 @@
-"""Rsqrt: ``torch.rsqrt(x)``, one over the square root of every element (an RMS norm written out:
+"""Sqrt: ``torch.sqrt(x)``, the square root of every element (EvoNorm's standard deviation). Rsqrt:
+``torch.rsqrt(x)``, one over the square root of every element (an RMS norm written out:
 ``x * torch.rsqrt(x.pow(2).mean(1, keepdim=True) + eps)``). Clamp: ``torch.clamp(x, min, max)`` with
 Python-number bounds. Exp: ``torch.exp(x)`` (Swin V2's logit scale).
+
+Sqrt: one op per element. Backward: ``grad / (2 * y)`` (2 ops per element), keeping the output ``y``.
 
 Rsqrt: one op per element. Backward: torch's formula ``-0.5 * grad * y ** 3`` (a power and two multiplies:
 3 ops per element of the input's gradient). What autograd keeps: the output ``y``.
@@ -20,6 +23,16 @@ from typing import ClassVar
 from . import arguments as check
 from ..errors import SpecError
 from .base import Elementwise, Grads, InplaceElementwise, Shape, layer_kind, register_layer
+
+
+@register_layer
+@layer_kind
+class Sqrt(Elementwise):
+    """``torch.sqrt(x)`` elementwise: one op per element; backward ``grad / (2 * y)`` (2 per element), keeping
+    its output."""
+
+    backward_ops_per_element: ClassVar[int] = 2
+    saves: ClassVar[str] = "output"
 
 
 @register_layer

@@ -1,17 +1,20 @@
-"""Reductions and rearrangements of transformers: Sum, Amax, Norm (reductions over dims, as Mean), Roll.
+"""Reductions and rearrangements of transformers: Sum, Amax, Norm, Var (reductions over dims, as Mean), Roll.
 
 Dimensions are numbered on the batched tensor, as torch numbers them; none may be the batch's.
 Sum adds the elements it reduces (one add fewer than it reads, per output element); Amax compares
 them (one comparison fewer than it reads). Norm with
 ``p=2`` squares each element, adds them and takes one square root per output element; with ``p=1``
-takes each element's absolute value and adds them. Roll copies and does no arithmetic.
+takes each element's absolute value and adds them. Var averages the elements (as Mean), subtracts the mean
+from each, squares and adds them, and divides each sum by the count less ``correction``: ``4 * numel(x)``.
+Roll copies and does no arithmetic.
 
 Backward: Sum spreads its gradient (0 ops) and keeps nothing; Amax shares each output's gradient among
 the elements equal to the maximum (3 ops per input element) and keeps its input and output; Norm's
 gradient is ``x * g / norm`` (``p=2``: a divide per output element, then two multiplies per input
 element) or ``sign(x) * g`` (``p=1``: two ops per input element), and it keeps its input and its
-output; Roll rolls its
-gradient back (0 ops), keeping nothing.
+output; Var's gradient is ``2 / (n - correction) * g * (x - mean(x))`` (the mean again, a subtract and two
+multiplies: 4 ops per input element), keeping its input; Roll rolls its gradient back (0 ops), keeping
+nothing.
 """
 
 from __future__ import annotations
@@ -92,6 +95,33 @@ class Norm(Mean):
 
     def label(self) -> str:
         return "Norm"
+
+
+@register_layer
+@layer_kind
+class Var(Mean):
+    """``x.var(dim, correction=1, keepdim)`` (``torch.var``; ``unbiased=False`` is ``correction=0``) over dims of
+    the batched tensor (not the batch): the mean (``numel(x)``), a subtract and a square per element, the adds
+    (``numel(x) - numel(y)``) and a divide per output element, ``4 * numel(x)`` in all. Backward ``2 / (n -
+    correction) * g * (x - mean(x))``, ``4 * numel(x)``; it keeps its input."""
+
+    correction: int = 1
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "correction", check.integer(self.correction, "correction", minimum=0))
+
+    def other_ops(self, x: Shape, y: Shape) -> int:
+        return 4 * prod(x)
+
+    def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
+        return batch * 4 * prod(x) if grads.input else 0
+
+    def saved_tensors(self, x: Shape, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        return (Saved("input"),)
+
+    def label(self) -> str:
+        return "Var"
 
 
 def _dim(layer, value: int, rank: int) -> int:

@@ -1,4 +1,4 @@
-"""Per-sample elementwise calls that stop timm models, as alexcost layers: ``torch.rsqrt`` (`Rsqrt`),
+"""Per-sample elementwise calls that stop timm models, as alexcost layers: ``torch.rsqrt`` (`Rsqrt`), ``torch.sqrt`` (`Sqrt`),
 ``torch.square`` (``x ** 2``, a `Scalar`), ``torch.clamp`` with number bounds (`Clamp`),
 ``torch.addcmul`` (a `Mul` then an `Add` in place into the product: the same ops, one new tensor, the same
 tensors kept as torch's single kernel), and ``x.device`` of an activation (a marker, `DEVICE`: alexcost
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ..layers import Add, Clamp, Exp, Mul, Rsqrt, Scalar
+from ..layers import Add, Clamp, Exp, Mul, Rsqrt, Scalar, Sqrt
 from .calls import REQUIRED, bind, unary
 
 
@@ -110,7 +110,7 @@ def created(name: str):
     return handle
 
 
-FUNCTIONS = {torch.rsqrt: unary(Rsqrt), torch.exp: unary(Exp), torch.addcmul: addcmul, torch.square: square(False),
+FUNCTIONS = {torch.rsqrt: unary(Rsqrt), torch.sqrt: unary(Sqrt), torch.exp: unary(Exp), torch.addcmul: addcmul, torch.square: square(False),
              torch.square_: square(True), torch.clamp: clamp(False), torch.clip: clamp(False),
              torch.clamp_: clamp(True), torch.clip_: clamp(True), torch.clamp_min: clamp(False, "min"),
              torch.clamp_max: clamp(False, "max"),
@@ -118,7 +118,7 @@ FUNCTIONS = {torch.rsqrt: unary(Rsqrt), torch.exp: unary(Exp), torch.addcmul: ad
                                                                  "linspace", "eye", "tensor", "rand", "randn")}}
 """Functions by the object fx records as a call_function node's target."""
 
-METHODS = {"rsqrt": unary(Rsqrt), "exp": unary(Exp), "addcmul": addcmul, "square": square(False), "square_": square(True),
+METHODS = {"rsqrt": unary(Rsqrt), "sqrt": unary(Sqrt), "exp": unary(Exp), "addcmul": addcmul, "square": square(False), "square_": square(True),
            "clamp": clamp(False), "clip": clamp(False), "clamp_": clamp(True), "clip_": clamp(True),
            **{f"clamp_{b}{i}": clamp(i == "_", b) for b in ("min", "max") for i in ("", "_")}}
 """Tensor methods by name."""

@@ -1,5 +1,6 @@
 """Single calls that stop otherwise readable models, as alexcost layers: ``x.expand_as(y)``, ``x.float()``
-(the tensor itself), ``x.amax(dim)``, ``F.rms_norm``, ``F.normalize``, ``F.avg_pool1d``, ``F.unfold`` and
+(the tensor itself), ``x.to(torch.float32)`` and ``x.dtype`` in a float32 module, ``x.amax(dim)``, ``x.var(dim)``,
+``F.rms_norm``, ``F.normalize``, ``F.avg_pool1d``, ``F.unfold`` and
 ``F.fold`` (``nn.RMSNorm``, ``nn.AvgPool1d``, ``nn.Unfold`` and ``nn.Fold`` are read by name). Handlers as in
 `alexcost.torch_bridge.ops`, which adds
 `FUNCTIONS` and `METHODS` to its tables. Imports torch.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..layers import Amax, AvgPool1d, Expand, Fold, Normalize, ParameterShape, RMSNorm, Unfold
+from ..layers import Amax, AvgPool1d, Expand, Fold, Normalize, ParameterShape, RMSNorm, Unfold, Var
 from .calls import REQUIRED, bind, unary, weight_arg
 
 
@@ -98,8 +99,27 @@ def amax(r, node, args, kwargs):
                   [r.tensor(b["input"], node)])
 
 
+def var(r, node, args, kwargs):
+    """``x.var(dim, unbiased, keepdim)``, ``x.var(dim, correction=c, keepdim=k)`` (``torch.var``): a `Var` over the
+    dims given (none given: every dim, the batch's too, refused); ``unbiased`` is ``correction`` 1 or 0."""
+    b = bind(r, node, (("input", REQUIRED), ("dim", None), ("unbiased", None), ("keepdim", False),
+                       ("correction", None), ("out", None)), args, kwargs)
+    if b["out"] is not None:
+        r.refuse(node, "writes into out=; alexcost reads it without")
+    dim = r.constant(b["dim"], node, "dim")
+    if dim is None or (isinstance(dim, (tuple, list)) and not dim):
+        r.refuse(node, "reduces every dimension, the batch's too; alexcost analyses each sample on its own")
+    unbiased, correction = r.constant(b["unbiased"], node, "unbiased"), r.constant(b["correction"], node, "correction")
+    if unbiased is not None and correction is not None:
+        r.refuse(node, "takes both unbiased and correction; torch takes one")
+    correction = int(unbiased) if unbiased is not None else 1 if correction is None else correction
+    layer = r.build(node, Var, {"dim": dim, "keepdim": r.constant(b["keepdim"], node, "keepdim"),
+                                "correction": correction})
+    return r.emit(node, layer, [r.tensor(b["input"], node)])
+
+
 FUNCTIONS = {
-    F.rms_norm: rms_norm, torch.amax: amax,
+    F.rms_norm: rms_norm, torch.amax: amax, torch.var: var,
     F.avg_pool1d: unary(AvgPool1d, (("kernel_size", REQUIRED), ("stride", None), ("padding", 0),
                                     ("ceil_mode", False), ("count_include_pad", True))),
     F.normalize: unary(Normalize, (("p", 2.0), ("dim", 1), ("eps", 1e-12), ("out", None)), fixed={"out": None}),
@@ -109,5 +129,5 @@ FUNCTIONS = {
 }
 """Functions by the object fx records as a call_function node's target."""
 
-METHODS = {"expand_as": expand_as, "float": to_float, "to": to_dtype, "amax": amax}
+METHODS = {"expand_as": expand_as, "float": to_float, "to": to_dtype, "amax": amax, "var": var}
 """Tensor methods by name."""
