@@ -83,3 +83,12 @@ def test_timm_resnetv2_evos_reads_exactly():
     with torch.device("meta"):
         model = timm.create_model("resnetv2_50d_evos", pretrained=False, layers=(1, 1, 1, 1), num_classes=10).eval()
     assert_exact(model, 32, "resnetv2_50d_evos")
+
+
+def test_the_torch_modules_built_for_timing_compute_the_same():
+    from alexcost.torch_bridge.modules import BUILDERS
+
+    x = torch.rand(2, 3, 4, 5)
+    assert torch.equal(BUILDERS[Sqrt](Sqrt(), None)(x), torch.sqrt(x))
+    built = BUILDERS[Var](Var(dim=(2, 3), correction=0, keepdim=True), None)
+    assert torch.equal(built(x), x.var(dim=(2, 3), unbiased=False, keepdim=True))
