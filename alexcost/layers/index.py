@@ -1,10 +1,11 @@
 """Indexing and broadcasting views: Slice (``x[:, 0]``, ``x[:, :c]``), Expand, Unsqueeze, Squeeze; SliceAdd
-(``x[:, 1:] += y``), an add in place into a slice; and IndexSelect (a gather by a fixed index: a new tensor).
+(``x[:, 1:] += y``), an add in place into a slice; IndexSelect (a gather by a fixed index: a new tensor); and
+Repeat (``x.repeat``, ``x.tile``: Expand's copy, a new tensor).
 
 The views are views of their input (no ops, no new storage) and keep nothing for the backward
 pass. Slice's gradient is the output's, copied into zeros of the input's shape; Expand's
-sums the output's gradient back over the expanded dimensions (adds). SliceAdd writes into its
-first input and keeps nothing either.
+sums the output's gradient back over the expanded dimensions (adds), and so does Repeat's over its
+copies. SliceAdd writes into its first input and keeps nothing either.
 """
 
 from __future__ import annotations
@@ -111,6 +112,34 @@ class Expand(Layer):
 
     def view_strides(self, x, y, strides, batch):
         return (strides[0], *(0 if a != b else s for a, b, s in zip(x, y, strides[1:])))
+
+    def backward_other_ops(self, x, y: Shape, grads: Grads, batch: int) -> int:
+        return batch * (prod(y) - prod(x)) if grads.input else 0
+
+    def saved_tensors(self, x, y, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        return ()
+
+
+@register_layer
+@layer_kind
+class Repeat(Layer):
+    """``x.repeat(1, *repeats)`` (``x.tile``): each dimension of the sample copied ``repeats`` times along itself
+    (one entry per sample dimension; the batch not repeated). A copy into new storage: no ops. Its gradient
+    sums the copies back: ``prod(y) - prod(x)`` adds per sample; it keeps nothing."""
+
+    repeats: tuple[int, ...]
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not isinstance(self.repeats, (list, tuple)) or not self.repeats or len(self.repeats) > check.MAX_RANK:
+            raise SpecError(f"repeats must list 1 to {check.MAX_RANK} counts, got {check.shown(self.repeats)}")
+        object.__setattr__(self, "repeats", tuple(check.integer(r, "repeats", minimum=1) for r in self.repeats))
+
+    def output_shape(self, x: Shape) -> Shape:
+        if len(self.repeats) != len(x):
+            raise SpecError(f"repeats {list(self.repeats)} per sample of an input of {len(x)} dimensions "
+                            f"{format_shape(x)}; alexcost repeats without adding dimensions")
+        return tuple(s * r for s, r in zip(x, self.repeats))
 
     def backward_other_ops(self, x, y: Shape, grads: Grads, batch: int) -> int:
         return batch * (prod(y) - prod(x)) if grads.input else 0

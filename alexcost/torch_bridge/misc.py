@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..layers import Amax, AvgPool1d, Expand, Fold, Normalize, ParameterShape, RMSNorm, Unfold, Var
+from ..layers import Amax, AvgPool1d, Expand, Fold, Normalize, ParameterShape, Repeat, RMSNorm, Unfold, Var
 from .calls import REQUIRED, bind, unary, weight_arg
 
 
@@ -118,8 +118,37 @@ def var(r, node, args, kwargs):
     return r.emit(node, layer, [r.tensor(b["input"], node)])
 
 
+def repeat(tile: bool):
+    """``x.repeat(*sizes)`` (``tile``: ``x.tile(sizes)``, ``torch.tile``, fewer sizes meaning leading 1s): a
+    `Repeat`. Of an activation the batch's count must be 1 (each sample copied along its own dimensions); of
+    a parameter or buffer, or a tensor computed from them alone, its whole shape is repeated, once per pass
+    (SAM 2's window position embedding tiled). More sizes than dimensions (new leading ones) are refused."""
+    def handle(r, node, args, kwargs):
+        b = bind(r, node, (("input", REQUIRED), ("dims" if tile else "sizes", ())), args[:1], kwargs)
+        sizes = args[1:] or b["dims" if tile else "sizes"]
+        sizes = r.constant(sizes[0] if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes, node,
+                           "dims" if tile else "sizes")
+        x = b["input"]
+        if r.is_attribute(x) and x.kind in ("parameter", "buffer"):
+            x = r.operand(x, node)
+        whole = r.is_activation(x) and x.shape.__class__ is ParameterShape
+        if not whole:
+            x = r.tensor(x, node)
+        rank = len(x.shape) + (not whole)
+        sizes = (1,) * (rank - len(sizes)) + tuple(sizes) if tile else tuple(sizes)
+        if len(sizes) != rank:
+            r.refuse(node, f"repeats {r.show(x)} by {list(sizes)}: "
+                           + ("torch needs a count for each dimension" if len(sizes) < rank else
+                              "more counts than dimensions add leading ones; alexcost repeats without adding "
+                              "dimensions"))
+        if not whole and sizes[0] != 1:
+            r.refuse(node, f"repeats the batch {sizes[0]} times; alexcost analyses each sample on its own")
+        return r.emit(node, r.build(node, Repeat, {"repeats": sizes if whole else sizes[1:]}), [x])
+    return handle
+
+
 FUNCTIONS = {
-    F.rms_norm: rms_norm, torch.amax: amax, torch.var: var,
+    F.rms_norm: rms_norm, torch.tile: repeat(True), torch.amax: amax, torch.var: var,
     F.avg_pool1d: unary(AvgPool1d, (("kernel_size", REQUIRED), ("stride", None), ("padding", 0),
                                     ("ceil_mode", False), ("count_include_pad", True))),
     F.normalize: unary(Normalize, (("p", 2.0), ("dim", 1), ("eps", 1e-12), ("out", None)), fixed={"out": None}),
@@ -129,5 +158,6 @@ FUNCTIONS = {
 }
 """Functions by the object fx records as a call_function node's target."""
 
-METHODS = {"expand_as": expand_as, "float": to_float, "to": to_dtype, "amax": amax, "var": var}
+METHODS = {"expand_as": expand_as, "float": to_float, "to": to_dtype, "amax": amax, "var": var, "repeat": repeat(False),
+           "tile": repeat(True)}
 """Tensor methods by name."""
