@@ -20,7 +20,7 @@ from .layers import (CosineWindowAttention, Expand, Matmul, MultiheadAttention, 
                      SliceAdd, Squeeze, Unsqueeze, WindowAttention)
 from .layers import AvgPool1d, Buffer, Fold, IndexSelect, Normalize, RMSNorm, Unfold
 from .layers import Amax, Clamp, Div, Embedding, Exp, Norm, PositionBias, Roll, Rsqrt, Scalar, Sub, Sum
-from .layers import Repeat, Sqrt, Var
+from .layers import Repeat, Sqrt, UnfoldView, Var
 from .models import DEFAULT_MODEL, PRESETS, preset
 from .engine.network import Network
 from .engine.rules import forget as forget_rules
@@ -53,7 +53,7 @@ __all__ = [
     "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Network", "NetworkCost", "Norm", "Normalize",
     "PRESETS", "Pad", "Parameter", "Permute", "PositionBias", "RMSNorm", "ReLU", "ReLU6", "Repeat", "Reshape", "Roll", "Rsqrt",
     "Scalar", "ScaledDotProductAttention", "SiLU", "Sigmoid", "Slice", "SliceAdd", "Softmax", "SpecError", "Split", "Sqrt", "Squeeze",
-    "StochasticDepth", "Sub", "Sum", "Tanh", "Totals", "Transpose", "Unfold", "Unsqueeze", "Upsample", "Var", "View",
+    "StochasticDepth", "Sub", "Sum", "Tanh", "Totals", "Transpose", "Unfold", "UnfoldView", "Unsqueeze", "Upsample", "Var", "View",
     "WindowAttention", "ZeroPad2d", "dumps_spec", "forget_rules", "load_spec", "network_from_dict",
     "network_to_dict", "predict", "preset", "register_layer",
 ]

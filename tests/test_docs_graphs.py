@@ -32,7 +32,7 @@ from alexcost import (Embedding, Expand, Matmul, MultiheadAttention, Norm, Roll,
                       Sum, Unfold, Unsqueeze, WindowAttention)
 from alexcost import Amax, CosineWindowAttention, SliceAdd
 from alexcost import AvgPool1d, Fold, Normalize, RMSNorm
-from alexcost import Buffer, Clamp, Div, Exp, IndexSelect, PositionBias, Repeat, Rsqrt, Scalar, Sqrt, Sub, Var
+from alexcost import Buffer, Clamp, Div, Exp, IndexSelect, PositionBias, Repeat, Rsqrt, Scalar, Sqrt, Sub, UnfoldView, Var
 from alexcost.layers import BUILTIN_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -338,6 +338,7 @@ S = {
                   {(): dict(y=(4,), other_ops=N - 4), (("keepdim", True),): dict(y=(4, 1, 1), other_ops=N - 4)}),
     "Amax": Sample(unary(lambda **kw: Amax(dim=(2, 3), **kw)),
                    {(): dict(y=(4,), other_ops=N - 4), (("keepdim", True),): dict(y=(4, 1, 1), other_ops=N - 4)}),
+    "UnfoldView": Sample(unary(lambda **kw: UnfoldView(dim=3, size=3, step=2, **kw)), {(): dict(y=(4, 6, 3, 3))}),
     "Repeat": Sample(unary(lambda **kw: Repeat(repeats=(1, 2, 3), **kw)), {(): dict(y=(4, 12, 24))}),
     # Var: the mean, a subtract and a square per element, the adds and a divide per output: 4 per element
     "Var": Sample(unary(lambda **kw: Var(dim=(2, 3), **kw)),
@@ -489,7 +490,7 @@ def claim(cell: str, layer, env: dict, per_element: bool = False):
 
 def test_the_tables_list_every_kind_once():
     counts, tools = table("conventions.md", COUNTS_HEADER), table("conventions.md", TOOLS_HEADER)
-    assert len(KINDS) == 82
+    assert len(KINDS) == 83
     assert list(counts) == KINDS and list(tools) == KINDS
     assert sorted(S) == KINDS
 

@@ -20,7 +20,7 @@ KINDS = sorted(BUILTIN_KINDS, key=lambda k: k.__name__)
 REQUIRED = {"output_size": 2, "kernel_size": 3, "dim": 1, "chunks": 2, "out_channels": 4,
             "normalized_shape": (8,), "out_features": 5, "size": 5, "shape": (2, 3), "dims": (0, 2, 1),
             "split_size_or_sections": 2, "p": 0.5, "mode": "row", "dim0": 1, "dim1": 2, "padding": 1,
-            "num_groups": 1, "pad": (1, 1), "shifts": (1, 2, 1), "sizes": (2, 3), "repeats": (2, 3), "index": (0,),
+            "num_groups": 1, "pad": (1, 1), "shifts": (1, 2, 1), "sizes": (2, 3), "repeats": (2, 3), "step": 1, "index": (0,),
             "num_embeddings": 10, "embedding_dim": 4, "embed_dim": 8, "num_heads": 2, "window_size": (2, 2),
             "shift_size": (0, 0), "op": "mul", "value": 0.5, "table": (6, 2), "index_size": 3}
 """A valid value for every argument some kind requires."""

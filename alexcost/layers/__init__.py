@@ -13,7 +13,7 @@ from .activation import (GELU, Dropout, Dropout2d, Hardsigmoid, Hardswish, Ident
 from .attention import Matmul, MultiheadAttention, ScaledDotProductAttention
 from .base import INPUT, LAYER_KINDS, Grads, Layer, ParameterShape, Saved, Shape, TrainContext, register_layer
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
-from .index import Expand, IndexSelect, Repeat, Slice, SliceAdd, Squeeze, Unsqueeze
+from .index import Expand, IndexSelect, Repeat, Slice, SliceAdd, Squeeze, UnfoldView, Unsqueeze
 from .reduce import Amax, Norm, Roll, Sum, Var
 from .scalar import Scalar
 from .window import CosineWindowAttention, WindowAttention
@@ -43,6 +43,6 @@ __all__ = [
     "MultiheadAttention", "Norm", "Normalize", "Pad", "Parameter", "ParameterShape", "Permute", "PositionBias",
     "RMSNorm", "ReLU", "ReLU6", "Repeat", "Reshape", "Roll", "Rsqrt", "Saved", "Scalar", "ScaledDotProductAttention", "Shape",
     "SiLU", "Sigmoid", "Slice", "SliceAdd", "Softmax", "Split", "Sqrt", "Squeeze", "StochasticDepth", "Sub", "Sum", "Tanh",
-    "TrainContext", "Transpose", "Unfold", "Unsqueeze", "Upsample", "Var", "View", "WindowAttention", "ZeroPad2d",
+    "TrainContext", "Transpose", "Unfold", "UnfoldView", "Unsqueeze", "Upsample", "Var", "View", "WindowAttention", "ZeroPad2d",
     "register_layer",
 ]

@@ -1,9 +1,11 @@
-"""Indexing and broadcasting views: Slice (``x[:, 0]``, ``x[:, :c]``), Expand, Unsqueeze, Squeeze; SliceAdd
+"""Indexing and broadcasting views: Slice (``x[:, 0]``, ``x[:, :c]``), Expand, Unsqueeze, Squeeze, UnfoldView
+(``x.unfold(dim, size, step)``, the windows along one dimension); SliceAdd
 (``x[:, 1:] += y``), an add in place into a slice; IndexSelect (a gather by a fixed index: a new tensor); and
 Repeat (``x.repeat``, ``x.tile``: Expand's copy, a new tensor).
 
 The views are views of their input (no ops, no new storage) and keep nothing for the backward
-pass. Slice's gradient is the output's, copied into zeros of the input's shape; Expand's
+pass. Slice's gradient is the output's, copied into zeros of the input's shape; UnfoldView's is added
+back into zeros of the input's shape (one add per output element, windows may overlap); Expand's
 sums the output's gradient back over the expanded dimensions (adds), and so does Repeat's over its
 copies. SliceAdd writes into its first input and keeps nothing either.
 """
@@ -146,6 +148,54 @@ class Repeat(Layer):
 
     def saved_tensors(self, x, y, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
         return ()
+
+
+@register_layer
+@layer_kind
+class UnfoldView(Layer):
+    """``x.unfold(dim, size, step)``: the windows of ``size`` elements, ``step`` apart, along ``dim`` (of the batched
+    tensor, not the batch): ``dim`` becomes the ``(L - size) // step + 1`` window positions and a last dimension
+    of ``size`` is added. A view (windows that overlap share elements): no ops. Its gradient adds each
+    output element back into the input's: ``numel(y)`` adds per sample; it keeps nothing."""
+
+    dim: int
+    size: int
+    step: int
+
+    storage: ClassVar[str] = "view"
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "dim", check.integer(self.dim, "dim", minimum=-check.MAX_RANK))
+        object.__setattr__(self, "size", check.integer(self.size, "size", minimum=0))
+        object.__setattr__(self, "step", check.integer(self.step, "step"))
+
+    def _dim(self, x: Shape) -> int:
+        d = check.dim(self.dim, "dim", len(x) + 1)
+        if d == 0:
+            raise SpecError("dim=0 is the batch dimension; alexcost analyses each sample on its own")
+        if self.size > x[d - 1]:
+            raise SpecError(f"maximum size for tensor at dimension {d} is {x[d - 1]} but size is {self.size}")
+        return d
+
+    def output_shape(self, x: Shape) -> Shape:
+        d = self._dim(x)
+        y = list(x)
+        y[d - 1] = (x[d - 1] - self.size) // self.step + 1
+        return (*y, self.size)
+
+    def view_strides(self, x, y, strides, batch):
+        d = self._dim(x)
+        return (*strides[:d], strides[d] * self.step, *strides[d + 1:], strides[d])
+
+    def backward_other_ops(self, x, y: Shape, grads: Grads, batch: int) -> int:
+        return batch * prod(y) if grads.input else 0
+
+    def saved_tensors(self, x, y, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        return ()
+
+    def label(self) -> str:
+        return "unfold"
 
 
 @register_layer

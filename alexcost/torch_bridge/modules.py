@@ -295,6 +295,7 @@ BUILDERS = {
     kinds.SliceAdd: lambda layer, x: Indexing(index=layer.index),
     kinds.Expand: lambda layer, x: Indexing(sizes=layer.sizes),
     kinds.Repeat: lambda layer, x: Method("repeat", 1, *layer.repeats),
+    kinds.UnfoldView: lambda layer, x: Method("unfold", layer.dim, layer.size, layer.step),
     kinds.WindowAttention: lambda layer, x: _window_attention(layer, x),
     kinds.CosineWindowAttention: lambda layer, x: CosineWindows(layer, x[0][-1]),
     kinds.Sum: lambda layer, x: Method("sum", list(layer.dim), layer.keepdim),

@@ -24,7 +24,7 @@ from ..layers import (GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Add, AvgPool2d
                      Dropout, Dropout2d, Hardsigmoid, Hardswish, LayerNorm, LeakyReLU, Linear, MaxPool2d,
                      Mean, Mul, Pad, ParameterShape, Permute, ReLU, ReLU6, Reshape, Scalar, SiLU, Sigmoid, Softmax,
                      Split, StochasticDepth, Sub, Tanh, Transpose, View)
-from ..layers import Clone
+from ..layers import Clone, UnfoldView
 from . import per_pass
 from .params import gathered_parameter, gathered_view, reshaped_parameter
 from .calls import REQUIRED, bind, unary
@@ -380,6 +380,8 @@ METHODS = {
     "mean": mean,
     "relu": unary(ReLU), "relu_": unary(ReLU, preset={"inplace": True}), "sigmoid": unary(Sigmoid), "tanh": unary(Tanh),
     "softmax": unary(Softmax, (("dim", REQUIRED), ("dtype", None)), fixed={"dtype": None}),
+    "unfold": unary(UnfoldView, (("dimension", REQUIRED), ("size", REQUIRED), ("step", REQUIRED)),
+                    rename={"dimension": "dim"}),
     "clone": unary(Clone, (("memory_format", torch.preserve_format),),
                    fixed={"memory_format": torch.preserve_format}),
     **ATTENTION_METHODS, **MISC_METHODS, **MOVES_METHODS, **ELEMENTWISE_METHODS,
