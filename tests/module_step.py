@@ -99,6 +99,15 @@ def step_agrees(module, input_shape, batch: int = 2) -> None:
     assert ours == theirs
 
 
+def forward_and_step_agree(build, shape, batch: int = 2) -> None:
+    """``build()``'s forward pass (`forward_against_torch`) and a training step (`step_agrees`, on a second
+    ``build()``) as torch's, each from seed 0."""
+    torch.manual_seed(0)
+    forward_against_torch(build(), shape, batch)
+    torch.manual_seed(0)
+    step_agrees(build(), shape, batch)
+
+
 def same(theirs: Step, ours: Step) -> bool:
     if theirs.refused or ours.refused:
         return bool(theirs.refused) == bool(ours.refused)

@@ -81,9 +81,28 @@ class Slice(Layer):
         return "Slice"
 
 
+def _sizes(value, what: str, minimum: int) -> tuple[int, ...]:
+    """One int per sample dimension (Expand's sizes, Repeat's counts), each at least ``minimum``."""
+    if not isinstance(value, (list, tuple)) or not value or len(value) > check.MAX_RANK:
+        raise SpecError(f"{what} must list 1 to {check.MAX_RANK} sizes, got {check.shown(value)}")
+    return tuple(check.integer(s, what, minimum=minimum) for s in value)
+
+
+@layer_kind
+class _SummedBack(Layer):
+    """What Expand and Repeat share: the output's gradient summed back over the copies of each input element,
+    ``prod(y) - prod(x)`` adds per sample; nothing kept."""
+
+    def backward_other_ops(self, x, y: Shape, grads: Grads, batch: int) -> int:
+        return batch * (prod(y) - prod(x)) if grads.input else 0
+
+    def saved_tensors(self, x, y, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        return ()
+
+
 @register_layer
 @layer_kind
-class Expand(Layer):
+class Expand(_SummedBack):
     """``x.expand(N, *sizes)``: ``sizes`` per sample, of the input's rank; -1 keeps a size, a
     dimension of size 1 may grow. A view (stride 0 where it grows): no ops. Its gradient sums
     over the grown dimensions: ``prod(y) - prod(x)`` adds per sample."""
@@ -94,9 +113,7 @@ class Expand(Layer):
 
     def __post_init__(self):
         super().__post_init__()
-        if not isinstance(self.sizes, (list, tuple)) or not self.sizes or len(self.sizes) > check.MAX_RANK:
-            raise SpecError(f"sizes must list 1 to {check.MAX_RANK} sizes, got {check.shown(self.sizes)}")
-        object.__setattr__(self, "sizes", tuple(check.integer(s, "sizes", minimum=-1) for s in self.sizes))
+        object.__setattr__(self, "sizes", _sizes(self.sizes, "sizes", -1))
         if 0 in self.sizes:
             raise SpecError(f"sizes={list(self.sizes)}: sizes must be positive (or -1)")
 
@@ -115,16 +132,10 @@ class Expand(Layer):
     def view_strides(self, x, y, strides, batch):
         return (strides[0], *(0 if a != b else s for a, b, s in zip(x, y, strides[1:])))
 
-    def backward_other_ops(self, x, y: Shape, grads: Grads, batch: int) -> int:
-        return batch * (prod(y) - prod(x)) if grads.input else 0
-
-    def saved_tensors(self, x, y, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
-        return ()
-
 
 @register_layer
 @layer_kind
-class Repeat(Layer):
+class Repeat(_SummedBack):
     """``x.repeat(1, *repeats)`` (``x.tile``): each dimension of the sample copied ``repeats`` times along itself
     (one entry per sample dimension; the batch not repeated). A copy into new storage: no ops. Its gradient
     sums the copies back: ``prod(y) - prod(x)`` adds per sample; it keeps nothing."""
@@ -133,21 +144,13 @@ class Repeat(Layer):
 
     def __post_init__(self):
         super().__post_init__()
-        if not isinstance(self.repeats, (list, tuple)) or not self.repeats or len(self.repeats) > check.MAX_RANK:
-            raise SpecError(f"repeats must list 1 to {check.MAX_RANK} counts, got {check.shown(self.repeats)}")
-        object.__setattr__(self, "repeats", tuple(check.integer(r, "repeats", minimum=1) for r in self.repeats))
+        object.__setattr__(self, "repeats", _sizes(self.repeats, "repeats", 1))
 
     def output_shape(self, x: Shape) -> Shape:
         if len(self.repeats) != len(x):
             raise SpecError(f"repeats {list(self.repeats)} per sample of an input of {len(x)} dimensions "
                             f"{format_shape(x)}; alexcost repeats without adding dimensions")
         return tuple(s * r for s, r in zip(x, self.repeats))
-
-    def backward_other_ops(self, x, y: Shape, grads: Grads, batch: int) -> int:
-        return batch * (prod(y) - prod(x)) if grads.input else 0
-
-    def saved_tensors(self, x, y, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
-        return ()
 
 
 @register_layer
