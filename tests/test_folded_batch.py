@@ -17,7 +17,7 @@ F = torch.nn.functional
 
 from alexcost import SpecError  # noqa: E402
 from alexcost.torch_bridge import from_module  # noqa: E402
-from module_step import alexcost_step, attention_step_agrees, torch_attention_step  # noqa: E402
+from module_step import alexcost_step, attention_step_agrees, step_agrees, torch_attention_step  # noqa: E402
 from module_step import forward_against_torch as shared_forward_against_torch  # noqa: E402
 
 
@@ -252,16 +252,86 @@ def test_folded_operands_of_other_ranks_are_refused():
         from_module(Module(), (4, 4, 8))
 
 
-def test_modules_that_mix_rows_are_refused_on_a_folded_tensor():
+class Rows(nn.Module):
+    """A sample's ``k`` rows of ``(C, ...)`` folded into the batch (``(N*k, C, ...)``, as MViT folds its heads),
+    ``module`` on them, and the batch unfolded again; the input scaled by a parameter first (a gradient to pass
+    through the module)."""
+
+    def __init__(self, module, k: int = 4):
+        super().__init__()
+        self.module, self.k = module, k
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):                         # x: (N, k*C, ...)
+        x = x * self.scale
+        rows = x.reshape(x.shape[0] * self.k, -1, *x.shape[2:])
+        return self.module(rows).reshape(x.shape[0], -1)
+
+
+ROWS = {
+    "Conv2d": (lambda: nn.Conv2d(3, 5, 3, padding=1), (12, 5, 5)),
+    "depthwise Conv3d": (lambda: nn.Conv3d(3, 3, 3, stride=(1, 2, 2), padding=1, groups=3, bias=False),
+                         (12, 2, 5, 5)),
+    "Conv1d": (lambda: nn.Conv1d(3, 6, 3, groups=3), (12, 7)),
+    "MaxPool2d": (lambda: nn.MaxPool2d(2), (12, 4, 6)),
+    "AvgPool2d": (lambda: nn.AvgPool2d(3, stride=2, padding=1), (12, 5, 5)),
+    "AdaptiveAvgPool2d": (lambda: nn.AdaptiveAvgPool2d(1), (12, 4, 4)),
+    "GroupNorm": (lambda: nn.GroupNorm(1, 3), (12, 4, 4)),
+    "BatchNorm2d": (lambda: nn.BatchNorm2d(3), (12, 4, 4)),
+    "BatchNorm1d of rows of (C, L)": (lambda: nn.BatchNorm1d(3), (12, 8)),
+}
+"""Modules on 4 rows a sample, each of 3 channels."""
+
+
+@pytest.mark.parametrize("case", ROWS)
+def test_a_module_on_folded_rows_reads_and_trains_as_torch(case):
+    """Per sample, the module on each of the 4 rows (a `Folded` layer): torch's output shape, parameters and
+    FLOPs, and a real CPU training step's (batch norm's statistics over the N*4 rows)."""
+    build, shape = ROWS[case]
+    torch.manual_seed(0)
+    forward_against_torch(Rows(build()), shape)
+    torch.manual_seed(0)
+    step_agrees(Rows(build()), shape)
+
+
+def test_a_convolution_on_folded_rows_counts_k_times_one_row():
+    """Conv2d(3, 5, 3, padding=1) on 4 rows of 3 x 5 x 5: 4 * (5*5*5 outputs * 3*3*3) MACs a sample,
+    its (3*3*3 + 1)*5 parameters once."""
+    from alexcost.layers import Folded
+
+    imported = from_module(Rows(nn.Conv2d(3, 5, 3, padding=1)), (12, 5, 5))
+    folded = [layer for layer in imported.network.layers if isinstance(layer, Folded)]
+    assert [type(layer.layer).__name__ for layer in folded] == ["Conv2d"]
+    cost = imported.cost()
+    assert cost.totals.macs == 4 * (5 * 5 * 5) * (3 * 3 * 3)
+    assert cost.totals.params == (3 * 3 * 3 + 1) * 5 + 1       # and the scale
+
+
+def test_a_module_on_folded_rows_that_are_not_contiguous_is_refused():
     class Module(nn.Module):
         def __init__(self):
             super().__init__()
-            self.norm = nn.BatchNorm1d(4)
+            self.conv = nn.Conv2d(3, 3, 1)
+
+        def forward(self, x):                     # x: (N, 4, 5, 5, 3)
+            rows = x.reshape(-1, 5, 5, 3).permute(0, 3, 1, 2)   # (N*4, 3, 5, 5), channels last in memory
+            return self.conv(rows).reshape(x.shape[0], -1)
+
+    with pytest.raises(SpecError, match=r"module 'conv' \(Conv2d\) .*not contiguous"):
+        from_module(Module(), (4, 5, 5, 3))
+
+
+def test_modules_of_several_tensors_are_refused_on_a_folded_tensor():
+    class Module(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
 
         def forward(self, x):                     # x: (N, 4, 4, 8)
-            return self.norm(x.reshape(-1, 4, 8)).view(x.shape[0], -1)
+            w = x.reshape(-1, 4, 8)
+            return self.attn(w, w, w)[0].view(x.shape[0], -1)
 
-    with pytest.raises(SpecError, match="modules that leave that dimension alone"):
+    with pytest.raises(SpecError, match="modules of one tensor in and one out"):
         from_module(Module(), (4, 4, 8))
 
 

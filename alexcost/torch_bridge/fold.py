@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from ..layers import strides as st
-from ..layers import (GELU, BatchNorm1d, Clone, Contiguous, Dropout, Expand, Flatten, Hardswish, Identity, LayerNorm,
-                      Linear, ParameterShape, ReLU, SiLU, Sigmoid, Softmax, StochasticDepth, Tanh, Transpose,
-                      Unsqueeze)
+from ..layers import (GELU, BatchNorm1d, Clone, Contiguous, Dropout, Expand, Flatten, Hardswish, Identity,
+                      LayerNorm, Linear, ParameterShape, ReLU, SiLU, Sigmoid, Softmax, StochasticDepth, Tanh,
+                      Transpose, Unsqueeze)
 from .calls import REQUIRED, bind
 from .folded import FoldedBatch, fold_of, mark
 
@@ -218,8 +218,11 @@ def call(r, node, args, kwargs, default, ks: set):
     if node.op != "call_module" and target in ("flatten", torch.flatten):
         return flatten(r, node, args, kwargs)
     if node.op == "call_module":
-        if _module(r, node, args, kwargs, k):
+        how = _module(r, node, args, kwargs, k)
+        if how == "rows":
             return _batch_norm_rows(r, node, args[0] if args else next(iter(kwargs.values())), k)
+        if how == "folded":
+            return _folded(r, node, args[0] if args else next(iter(kwargs.values())), k)
         return mark(r, default(node, args, kwargs), k)
     if target is operator.getitem:
         return _getitem(r, node, args, kwargs, default, k)
@@ -256,24 +259,43 @@ def call(r, node, args, kwargs, default, ks: set):
     return mark(r, default(node, args, kwargs), k)
 
 
-def _module(r, node, args, kwargs, k: int) -> bool:
-    """Checks a module's call on a folded tensor; True for a BatchNorm1d of rows (`_batch_norm_rows`)."""
+def _module(r, node, args, kwargs, k: int) -> str:
+    """Checks a module's call on a folded tensor: "rows" for a BatchNorm1d of rows (`_batch_norm_rows`),
+    "plain" for a module whose layer reads the folded sample as it is (`_MODULES`), "folded" for any other
+    module of one tensor in and one out, in storage of its own (`_folded`)."""
     from .trace import kind_of
 
     module = r.module(node.target)
     kind = kind_of(type(module))
     values = [*args, *kwargs.values()]
     if kind is BatchNorm1d and len(values) == 1 and r.is_activation(values[0]) and len(values[0].shape) == 2:
-        return True
-    if kind not in _MODULES or (kind is Softmax and not (isinstance(module.dim, int) and module.dim < 0)):
-        names = ", ".join(m.__name__ for m in _MODULES)
-        r.refuse(node, f"reads a tensor whose batch is folded with {k} windows or heads (its first dimension "
-                       f"is N*{k}); alexcost reads such a tensor only with modules that leave that dimension "
-                       f"alone ({names}; Softmax over a dim counted from the end)")
+        return "rows"
+    if kind in _MODULES and not (kind is Softmax and not (isinstance(module.dim, int) and module.dim < 0)):
+        _operands(r, node, args, kwargs, k, False)
+        if kind is LayerNorm:
+            _normalized(r, node, [*args, *kwargs.values()], tuple(module.normalized_shape))
+        return "plain"
+    if kind is None or kind in _MODULES or kind.arity != 1 or kind.multi_output or kind.storage != "new" or \
+            len(values) != 1 or not r.is_activation(values[0]):
+        r.refuse(node, ROWS_ONLY.format(k=k))
     _operands(r, node, args, kwargs, k, False)
-    if kind is LayerNorm:
-        _normalized(r, node, [*args, *kwargs.values()], tuple(module.normalized_shape))
-    return False
+    return "folded"
+
+
+ROWS_ONLY = ("reads a tensor whose batch is folded with {k} windows or heads (its first dimension is N*{k}); "
+             "alexcost reads such a tensor only with modules of one tensor in and one out, in storage of their own "
+             "(a Softmax over a dim counted from the end)")
+"""Why a module is not read on a folded tensor."""
+
+
+def _folded(r, node, x, k: int):
+    """A module run on the ``(N*k, ...)`` tensor: per sample, its layer on each of the ``k`` rows (a `Folded`
+    of the layer read from the module for one row, `Reader._module_call`). Read on a contiguous tensor only
+    (where torch's output is contiguous, as `Folded`'s is)."""
+    if r._placed(node, 2, x.src)[1] != st.contiguous((2, *x.shape)):
+        r.refuse(node, f"reads a tensor whose batch is folded with {k} windows or heads and that is not "
+                       f"contiguous; alexcost reads a module on such a tensor only where it is contiguous")
+    return mark(r, r._module_call(node, (x,), {}, rows=True), k)
 
 
 def _batch_norm_rows(r, node, x, k: int):
