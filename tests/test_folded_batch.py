@@ -17,7 +17,7 @@ F = torch.nn.functional
 
 from alexcost import SpecError  # noqa: E402
 from alexcost.torch_bridge import from_module  # noqa: E402
-from module_step import alexcost_step, attention_step_agrees, step_agrees, torch_attention_step  # noqa: E402
+from module_step import Around, alexcost_step, attention_step_agrees, step_agrees, torch_attention_step  # noqa: E402
 from module_step import forward_against_torch as shared_forward_against_torch  # noqa: E402
 
 
@@ -226,6 +226,33 @@ class SizeArithmetic(nn.Module):
 
 def test_sizes_computed_from_the_batch_fold_as_torch_does():
     forward_against_torch(SizeArithmetic(), (6, 4))
+
+
+class Restored(nn.Module):
+    """timm's MaxViT attention: the sizes before the last kept (``x.shape[:-1]``, the folded batch among them)
+    and given back with another last size (``restore_shape + (-1,)``), after heads split and merged."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv, self.proj = nn.Linear(8, 24), nn.Linear(8, 8)
+
+    def forward(self, x):                             # x: (N, 4, 2, 8)
+        w = x.reshape(-1, 2, 8)                       # (N*4, 2, 8)
+        restore = w.shape[:-1]
+        q, k, v = self.qkv(w).reshape(w.shape[0], -1, 3, 2, 4).transpose(1, 3).unbind(2)
+        y = ((q @ k.transpose(-2, -1)).softmax(-1) @ v).transpose(1, 2).reshape(restore + (-1,))
+        return self.proj(y).reshape(x.shape[0], -1)
+
+
+def test_sizes_concatenated_keep_the_batch_as_it_was():
+    torch.manual_seed(0)
+    forward_against_torch(Restored(), (4, 2, 8))
+    torch.manual_seed(0)
+    attention_step_agrees(Restored(), (4, 2, 8))
+    plain = Around(lambda y: (y.reshape(y.shape[:-1] + (2, -1)) * 2).flatten(-2))   # the batch in front
+    torch.manual_seed(0)
+    forward_against_torch(plain, (3, 6))
+    step_agrees(plain, (3, 6))
 
 
 @pytest.mark.parametrize("then, message", [

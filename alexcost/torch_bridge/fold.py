@@ -59,10 +59,13 @@ def _count(v) -> bool:
 def size_arithmetic(r, fn, args, kwargs):
     """``B * n`` (``n * B``) and ``(B*k) // n`` where ``n`` divides ``k``, on the batch ``B`` or a folded batch
     (what a view folds windows by): the batch times a known factor; ``(B*k) // B`` is ``k`` (``B // B`` 1),
-    a number; None for anything else (refused)."""
+    a number; sizes concatenated (``x.shape[:-1] + (-1,)``), the batch among them as it was; None for anything
+    else (refused)."""
     if kwargs or len(args) != 2:
         return None
     a, b = args
+    if fn is operator.add and isinstance(a, tuple) and isinstance(b, tuple):
+        return (*a, *b)
     k = None
     if fn in (operator.mul, operator.imul):
         a, b = (b, a) if (b is r.BATCH or isinstance(b, FoldedBatch)) else (a, b)
