@@ -184,7 +184,7 @@ REFUSED = {
     "a transpose of the folded dim": (lambda w, x: w.transpose(0, 1), "the batch is folded"),
     "a folded and a plain tensor": (lambda w, x: w + x.view(x.size(0), 4, 4, 8)[:, 0], "folded"),
     "arithmetic on the folded size": (lambda w, x: w.view(w.shape[0] // 3, -1), "batch size"),
-    "indexing": (lambda w, x: w[:, 0], "indexes"),
+    "indexing the folded dim": (lambda w, x: w[0], "keeps its first dimension whole"),
     "a folded output": (lambda w, x: w * 2, "returns a tensor"),
     "a permute moving the folded dim": (lambda w, x: w.permute(1, 0, 2).sum(-1), "batch"),
     "a flatten from dim 0": (lambda w, x: torch.flatten(w), "folded"),
@@ -198,6 +198,14 @@ def test_what_a_folded_tensor_cannot_do_is_refused_at_the_node(case):
     with pytest.raises(SpecError, match=message) as err:
         from_module(Folded(then), (4, 4, 8))
     assert "fx node" in str(err.value)
+
+
+def test_indexing_that_keeps_the_folded_dim_whole_reads_as_torch():
+    """``w[:, 0]``, ``w[:, 1:, None]`` of (N*4, 4, 8): per sample, the same index after the fold's dim."""
+    for then in (lambda w, x: w[:, 0], lambda w, x: w[:, 1:, None] * 2):
+        torch.manual_seed(0)
+        forward_against_torch(Folded(lambda w, x: then(w, x).reshape(x.shape[0], -1)), (4, 4, 8))
+    step_agrees(Around(lambda y: (y[:, None, :, None] * 2).flatten(1, 3)), (3, 6))     # None: views, as torch's
 
 
 def test_folded_sizes_give_back_the_fold():
@@ -360,6 +368,40 @@ def test_modules_of_several_tensors_are_refused_on_a_folded_tensor():
 
     with pytest.raises(SpecError, match="modules of one tensor in and one out"):
         from_module(Module(), (4, 4, 8))
+
+
+class DecomposedBias(nn.Module):
+    """timm's SAM attention on a 4 x 4 grid, 2 heads of 4: the heads folded into the batch (``B * heads``), its
+    decomposed relative position bias (einsums of the folded queries with tables whose index torch computes in
+    the forward pass, ``[:, :, :, :, None]`` and ``[:, :, :, None, :]`` added), then attention."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv, self.proj = nn.Linear(8, 24), nn.Linear(8, 8)
+        self.rel_pos_h, self.rel_pos_w = nn.Parameter(torch.randn(7, 4)), nn.Parameter(torch.randn(7, 4))
+
+    def forward(self, x):                         # x: (N, 4, 4, 8)
+        from timm.models.vision_transformer_sam import get_decomposed_rel_pos_bias
+
+        B, H, W, _ = x.shape
+        qkv = self.qkv(x.reshape(B, H * W, -1)).view(B, H * W, 3, 2, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.reshape(3, B * 2, H * W, -1).unbind(0)
+        bias = get_decomposed_rel_pos_bias(q, self.rel_pos_h, self.rel_pos_w, (H, W), (H, W))
+        attn = ((q * 0.5) @ k.transpose(-2, -1) + bias).softmax(dim=-1)
+        y = (attn @ v).view(B, 2, H * W, -1).transpose(1, 2).reshape(B, H * W, -1)
+        return self.proj(y).view(B // 1, H, W, -1)
+
+
+def test_timm_sam_decomposed_bias_on_folded_heads_matches_torch():
+    """Forward: torch's FLOPs and shapes; the tables' index is no buffer of the module (torch computes it)."""
+    pytest.importorskip("timm")
+    torch.manual_seed(0)
+    cost = forward_against_torch(DecomposedBias(), (4, 4, 8))
+    assert cost.totals.buffers == sum(b.numel() for b in DecomposedBias().buffers()) == 0
+    products = [row.macs for row in cost.layers if row.type == "Matmul"]
+    # 2 samples of 2 heads: along H and along W (16 queries x 4 features x 4 keys), q k^T (16 x 4 x 16), P v
+    assert products == [2 * 2 * 16 * 4 * 4, 2 * 2 * 16 * 4 * 4, 2 * 2 * 16 * 4 * 16, 2 * 2 * 16 * 16 * 4]
+    assert alexcost_step(DecomposedBias(), (4, 4, 8)).refused is not None
 
 
 def _davit():

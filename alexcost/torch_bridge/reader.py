@@ -65,7 +65,8 @@ class Attribute:
     `Parameter` layer's output once a merge has read it; ``base``, for a view of a parameter
     (`alexcost.torch_bridge.params`), the parameter whose elements it is (counted once); ``gathered``: the
     tensor is that parameter's slices along ``dim`` gathered by a fixed index (a `PositionBias`), not a view
-    of it."""
+    of it: "buffer" where the index is a buffer of the module (or its view), "computed" where torch computes it
+    in the forward pass (fx keeps it as a constant)."""
 
     __slots__ = ("path", "tensor", "kind", "node", "act", "base", "gathered", "dim")
 
@@ -238,7 +239,8 @@ class Reader:
                               f"buffer of the module's parameters' dtype only")
         if value.act is None:
             layer = self.build(value.node, PositionBias, {"table": tuple(value.base.shape), "shape": tuple(
-                value.tensor.shape), "dim": value.dim}) if value.gathered else self.build(
+                value.tensor.shape), "dim": value.dim, "index_buffer": value.gathered == "buffer"}) if value.gathered \
+                else self.build(
                 value.node, Parameter if value.kind == "parameter" else Buffer, {"shape": tuple(value.tensor.shape)})
             module, _, attr = value.path.rpartition(".")
             weights = (("weight", value.tensor if value.base is None else value.base),) if value.kind == "parameter" \
