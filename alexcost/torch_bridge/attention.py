@@ -99,11 +99,9 @@ def einsum(r, node, args, kwargs):
     return r.emit(node, Squeeze(dim=-2), [r.emit(node, Matmul(), [a, table])], label="squeeze")
 
 
-def _table_plan(equation: str, ranks) -> bool | None:
-    """For ``"...pqc,pkc->...pqk"`` (True: the table's first letter is the one before the last, ``q``) or
-    ``"...pqc,qkc->...pqk"`` (False: the one before it, ``p``; a batch of products along it), the other letters
-    in the activation alone, the output its letters with the last replaced: whether the activation's rows are
-    products of their own; None for any other equation."""
+def _terms(equation: str, ranks) -> tuple[str, str, str] | None:
+    """The two operands' letters and the output's of an equation on operands of ``ranks`` dimensions (each
+    letter once per term, as many as the dimensions); None for any other."""
     text = equation.replace(" ", "")
     if text.count("->") != 1:
         return None
@@ -112,8 +110,20 @@ def _table_plan(equation: str, ranks) -> bool | None:
     if len(terms) != 2 or not all(t.isalpha() and t.isascii() and len(set(t)) == len(t) for t in (*terms, out)):
         return None
     left, right = terms
-    if (len(left), len(right)) != tuple(ranks) or len(right) != 3 or len(left) < 3 or right[2] != left[-1] or \
-            right[1] in left or out != left[:-1] + right[1] or right[0] not in left[-3:-1]:
+    return (left, right, out) if (len(left), len(right)) == tuple(ranks) else None
+
+
+def _table_plan(equation: str, ranks) -> bool | None:
+    """For ``"...pqc,pkc->...pqk"`` (False: the table's first letter is the one before the one before the
+    last, ``p``; a batch of products along it) or ``"...pqc,qkc->...pqk"`` (True: the one before the last,
+    ``q``), the other letters in the activation alone, the output its letters with the last replaced: whether
+    the activation's rows are products of their own; None for any other equation."""
+    terms = _terms(equation, ranks)
+    if terms is None:
+        return None
+    left, right, out = terms
+    if len(right) != 3 or len(left) < 3 or right[2] != left[-1] or right[1] in left or \
+            out != left[:-1] + right[1] or right[0] not in left[-3:-1]:
         return None
     return right[0] == left[-2]
 
@@ -122,15 +132,11 @@ def _einsum_plan(equation: str, ranks) -> tuple[bool, bool] | None:
     """For an equation that is a batch of matrix products, ``(..., i, k), (..., k, j) -> (..., i, j)`` with the
     same leading letters in every term (the batch's first), whether each operand's last two dimensions are
     swapped (``(..., k, i)``, ``(..., j, k)``); None for any other equation."""
-    text = equation.replace(" ", "")
-    if text.count("->") != 1:
+    terms = _terms(equation, ranks)
+    if terms is None:
         return None
-    inputs, out = text.split("->")
-    terms = inputs.split(",")
-    if len(terms) != 2 or not all(t.isalpha() and t.isascii() and len(set(t)) == len(t) for t in (*terms, out)):
-        return None
-    left, right = terms
-    if (len(left), len(right)) != tuple(ranks) or len(out) < 3 or not left[:-2] == right[:-2] == out[:-2]:
+    left, right, out = terms
+    if len(out) < 3 or not left[:-2] == right[:-2] == out[:-2]:
         return None
     i, j = out[-2:]
     k = set(left[-2:]) - {i}
