@@ -201,6 +201,16 @@ def test_timm_models_read_exactly(name):
     assert_exact(timm.create_model(name, pretrained=False), (3, 64, 64))
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["maxvit_rmlp_pico_rw_256", "samvit_base_patch16_224"])
+def test_timm_models_with_a_folded_batch_read_exactly(name):
+    """Windows or heads folded into the batch, at 64 x 64 on meta tensors (FlopCounterMode counts the same FLOPs
+    there): MaxViT's relative position MLP attention (its sizes ``x.shape[:-1] + (-1,)``), SAM's decomposed
+    relative position bias (einsums of its heads, folded, with gathered tables)."""
+    with torch.device("meta"):
+        assert_exact(timm.create_model(name, pretrained=False, img_size=64), (3, 64, 64))
+
+
 def test_a_meta_module_reads_as_its_cpu_twin():
     with torch.device("meta"):
         meta = nn.Sequential(Conv2dSame(3, 8, 3, stride=2), nn.BatchNorm2d(8), Conv2dSame(8, 4, 5, stride=2))

@@ -13,6 +13,7 @@ from .activation import (GELU, Dropout, Dropout2d, Hardsigmoid, Hardswish, Ident
 from .attention import Matmul, MultiheadAttention, ScaledDotProductAttention
 from .base import INPUT, LAYER_KINDS, Grads, Layer, ParameterShape, Saved, Shape, TrainContext, register_layer
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
+from .folded import Folded
 from .index import Expand, IndexSelect, Repeat, Slice, SliceAdd, Squeeze, UnfoldView, Unsqueeze
 from .reduce import Amax, Norm, Roll, Sum, Var
 from .scalar import Scalar
@@ -37,7 +38,7 @@ __all__ = [
     "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "Amax", "AvgPool1d", "AvgPool2d",
     "AvgPool3d", "BUILTIN_KINDS", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Buffer", "Cat", "Chunk", "Clamp",
     "Clone", "Contiguous", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose2d", "CosineWindowAttention", "Div",
-    "Dropout", "Dropout2d", "Embedding", "Exp", "Expand", "Flatten", "Fold", "GELU", "Grads", "GroupNorm",
+    "Dropout", "Dropout2d", "Embedding", "Exp", "Expand", "Flatten", "Fold", "Folded", "GELU", "Grads", "GroupNorm",
     "Hardsigmoid", "Hardswish", "INPUT", "Identity", "IndexSelect", "InstanceNorm2d", "LAYER_KINDS", "Layer",
     "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul",
     "MultiheadAttention", "Norm", "Normalize", "Pad", "Parameter", "ParameterShape", "Permute", "PositionBias",

@@ -260,6 +260,17 @@ class Graph(nn.Module):
         return values[len(self._order) - 1]
 
 
+class Rows(nn.Module):
+    """``module`` on each of the ``k`` rows of a sample (a `Folded` layer): run on the ``(N*k, ...)`` view."""
+
+    def __init__(self, module: nn.Module, k: int):
+        super().__init__()
+        self.module, self.k = module, k
+
+    def forward(self, x):
+        return self.module(x.flatten(0, 1)).unflatten(0, (-1, self.k))
+
+
 def graph(names, modules, sources) -> nn.Module:
     return Graph(names, modules, sources)
 
@@ -310,6 +321,7 @@ BUILDERS = {
     kinds.Var: lambda layer, x: Function(torch.var, dim=list(layer.dim), correction=layer.correction,
                                          keepdim=layer.keepdim),
     kinds.Exp: lambda layer, x: Function(torch.exp),
+    kinds.Folded: lambda layer, x: Rows(torch_module(layer.layer, x[1:]), x[0]),
     kinds.Clamp: lambda layer, x: Function(torch.clamp_ if layer.inplace else torch.clamp, min=layer.min,
                                            max=layer.max),
 }
