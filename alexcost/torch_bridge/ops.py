@@ -80,10 +80,14 @@ def reshape(kind):
 
 def reshape_as(kind):
     """``x.view_as(other)``, ``x.reshape_as(other)``: ``x.view(other.shape)`` (`reshape`), the batch, folded or
-    not, as ``other`` has it."""
+    not, as ``other`` has it; of a tensor computed once per pass, a parameter's or buffer's shape (a standardised
+    weight viewed as the weight)."""
     def handle(r, node, args, kwargs):
         bound = bind(r, node, (("input", REQUIRED), ("other", REQUIRED)), args, kwargs)
-        other = bound["other"]
+        other, value = bound["other"], bound["input"]
+        once = r.is_activation(value) and isinstance(value.shape, ParameterShape)
+        if once and r.is_attribute(other) and other.kind in ("parameter", "buffer"):
+            return METHODS[kind.__name__.lower()](r, node, (value, tuple(other.tensor.shape)), {})
         if not r.is_activation(other) or isinstance(other.shape, ParameterShape):
             r.refuse(node, f"takes the shape of {r.show(other)}; alexcost reads it from an activation only")
         return METHODS[kind.__name__.lower()](r, node, (bound["input"], r.sizes(other, node)), {})

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from ..layers import (Add, Cat, Contiguous, IndexSelect, LayerNorm, Linear, Pad, ParameterShape, Permute, Reshape,
-                      Scalar, Slice, Softmax, Transpose, View)
+from math import prod
+
+from ..layers import (Add, Cat, Contiguous, DynamicConv2d, GroupNorm, IndexSelect, LayerNorm, Linear, Pad,
+                      ParameterShape, Permute, Reshape, Scalar, Slice, Softmax, Standardize, Transpose, View)
 from ..layers.base import Elementwise
 
 _LAST_DIMENSIONS = (Linear, LayerNorm, Scalar, Pad)
@@ -221,3 +223,55 @@ def padded(handler):
                            f"constant only")
         return handler(r, node, args, kwargs)
     return handle
+
+
+# -- weights computed before use ---------------------------------------------------------------------------------
+
+def _computed(r, value, node):
+    """``value`` as a tensor computed once per pass where it is one, or a parameter or buffer of the module (its
+    view too: a `Parameter` or `Buffer` layer); else None."""
+    if r.is_attribute(value) and value.kind in ("parameter", "buffer") and not value.gathered:
+        return r.operand(value, node)
+    return value if _whole(r, value) else None
+
+
+def computed(r, value) -> bool:
+    """Is ``value`` a parameter or buffer of the module, or a tensor computed from them alone?"""
+    return _whole(r, value) or (r.is_attribute(value) and value.kind in ("parameter", "buffer"))
+
+
+def standardised(r, node, b: dict):
+    """``F.batch_norm(t, None, None, weight, training=True)`` of ``t`` computed once per pass whose first size is
+    1 (a convolution's weight standardised, timm's ``StdConv2d``, ``ScaledStdConv2d``): torch normalises each
+    channel (the second dimension) by its own statistics. Read on the tensor viewed as (C, L), as one sample: a
+    `GroupNorm` of C groups without a weight, a `Standardize` with its ``weight`` (computed once per pass, a gain
+    times a scale), and viewed back; once per pass."""
+    value = _computed(r, b["input"], node)
+    shape = tuple(value.shape)
+    if len(shape) < 2 or shape[0] != 1:
+        r.refuse(node, f"normalises {r.show(value)} by its statistics; alexcost reads batch norm in training mode "
+                       f"on a tensor computed once per pass whose first size is 1 only")
+    if b["bias"] is not None:
+        r.refuse(node, f"adds the bias {r.show(b['bias'])}; alexcost reads a standardisation with a weight only")
+    eps = r.constant(b["eps"], node, "eps")
+    r.constant(b["momentum"], node, "momentum")
+    c = shape[1]
+    sample = r.emit(node, r.build(node, View, {"shape": (c, prod(shape[2:]))}), [value], label="view")
+    if b["weight"] is None:
+        normed = r.emit(node, r.build(node, GroupNorm, {"num_groups": c, "affine": False, "eps": eps}), [sample])
+    else:
+        weight = _computed(r, b["weight"], node)
+        if weight is None:
+            r.refuse(node, f"its weight is {r.show(b['weight'])}; alexcost reads a standardisation's weight computed "
+                           f"once per pass, or a parameter")
+        normed = r.emit(node, r.build(node, Standardize, {"eps": eps}), [sample, weight])
+    return r.emit(node, r.build(node, View, {"shape": shape}), [normed], label="view")
+
+
+def convolved(r, node, x, weight, bias, args: dict, conv_layer):
+    """``F.conv2d(x, weight, bias, ...)`` whose ``weight`` is a buffer (a blur filter) or a tensor computed once
+    per pass (a standardised weight): a `DynamicConv2d` reading it as its second input; the bias, a parameter,
+    is its own."""
+    w = _computed(r, weight, node)
+    layer = conv_layer(r, node, DynamicConv2d, x, tuple(w.shape), bias, args)
+    return r.emit(node, layer, [x, w], params=(("bias", bias),))
