@@ -136,3 +136,46 @@ def test_the_kinds_check_their_weight_input():
         DynamicConv2d(out_channels=6, kernel_size=3, padding_mode="reflect")
     with pytest.raises(SpecError, match=r"Expected more than 1 value per channel"):
         Network((4, 1), [Parameter(name="g", shape=(4,)), Standardize(inputs=("input", "g"))])
+
+
+class Transformed(nn.Module):
+    """``F.linear`` by a fixed matrix held as a buffer along the last dimension (timm's CSATv2 DCT), with a bias
+    or not."""
+
+    def __init__(self, bias: bool):
+        super().__init__()
+        self.register_buffer("weights", torch.randn(5, 4))
+        self.bias = nn.Parameter(torch.randn(5)) if bias else None
+
+    def forward(self, x):
+        return F.linear(x, self.weights, self.bias)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_a_linear_by_a_buffer_is_a_product_by_its_transpose(bias):
+    cost = forward_against_torch(Transformed(bias), (3, 6, 4), 2)
+    assert cost.totals.macs == 2 * 3 * 6 * 4 * 5
+    assert cost.totals.buffers == 5 * 4 and cost.totals.params == 5 * bias
+    assert cost.totals.other_ops == 2 * 3 * 6 * 5 * bias              # the bias added, per output element
+    assert [r.type for r in cost.layers if r.type != "Parameter"] == ["Buffer", "Transpose", "Matmul", "Add"][:3 + bias]
+
+
+class Gated(nn.Module):
+    """Tokens times a parameter vector (SwiftFormer's ``query @ self.w_g``), and a slice of a parameter by a number
+    (a rotary table's ``freqs[0]``) as a scale."""
+
+    def __init__(self):
+        super().__init__()
+        self.w_g = nn.Parameter(torch.randn(8, 1))
+        self.freqs = nn.Parameter(torch.randn(2, 8))
+
+    def forward(self, x):
+        return (x @ self.w_g) * x * torch.sigmoid(self.freqs[0])
+
+
+def test_a_product_by_a_parameter_and_a_parameter_sliced_by_a_number():
+    cost = forward_against_torch(Gated(), (5, 8), 3)
+    assert cost.totals.macs == 3 * 5 * 8
+    assert cost.totals.other_ops == 8 + 3 * 2 * 5 * 8                 # the sigmoid once; two products per sample
+    rows = {r.type: r for r in cost.layers}
+    assert rows["Slice"].per_pass and rows["Sigmoid"].per_pass and not rows["Matmul"].per_pass

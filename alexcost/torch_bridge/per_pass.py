@@ -17,8 +17,8 @@ from dataclasses import fields
 
 from math import prod
 
-from ..layers import (Add, Cat, Contiguous, DynamicConv2d, GroupNorm, IndexSelect, LayerNorm, Linear, Pad,
-                      ParameterShape, Permute, Reshape, Scalar, Slice, Softmax, Standardize, Transpose, View)
+from ..layers import (Add, Cat, Contiguous, DynamicConv2d, GroupNorm, IndexSelect, LayerNorm, Linear, Matmul,
+                      Pad, ParameterShape, Permute, Reshape, Scalar, Slice, Softmax, Standardize, Transpose, View)
 from ..layers.base import Elementwise
 
 _LAST_DIMENSIONS = (Linear, LayerNorm, Scalar, Pad)
@@ -104,6 +104,8 @@ def gathered(handler):
         value, index = (list(args) + [None, None])[:2]
         if r.is_attribute(value) and value.gathered:  # a gathered table, sliced (EfficientViT's per head)
             value = _held(r, value, node, gathered=True)
+        elif r.is_attribute(value) and _constant_index(index):  # a parameter's slice (a rotary table's freqs[0])
+            value = _held(r, value, node, gathered=False)
         if not _whole(r, value) or kwargs:
             return handler(r, node, args, kwargs)
         import torch
@@ -126,6 +128,14 @@ def gathered(handler):
         spec = tuple(e if isinstance(e, int) else (e.start, e.stop, e.step) for e in entries)
         return r.emit(node, r.build(node, Slice, {"index": spec}), [value])
     return handle
+
+
+def _constant_index(index) -> bool:
+    """Is ``index`` ints and slices of fixed ints alone (``t[0]``, ``t[:, 1:3]``)?"""
+    entries = index if isinstance(index, tuple) else (index,)
+    return all((isinstance(e, int) and not isinstance(e, bool)) or (isinstance(e, slice) and all(
+        v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in (e.start, e.stop, e.step)))
+        for e in entries)
 
 
 def wrap(methods: dict, functions: dict) -> None:
@@ -275,3 +285,23 @@ def convolved(r, node, x, weight, bias, args: dict, conv_layer):
     w = _computed(r, weight, node)
     layer = conv_layer(r, node, DynamicConv2d, x, tuple(w.shape), bias, args)
     return r.emit(node, layer, [x, w], params=(("bias", bias),))
+
+
+def multiplied(r, node, x, weight, bias):
+    """``F.linear(x, weight, bias)`` whose ``weight`` is a buffer (timm's DCT matrix) or computed once per pass:
+    ``x @ weight.T``, a `Matmul` by the weight transposed (a view, once per pass), then the bias, a parameter,
+    added (an `Add` of one op per output element, as `linear_with_bias`)."""
+    w = _computed(r, weight, node)
+    if len(w.shape) != 2:
+        r.refuse(node, f"its weight is {r.show(w)}, not a matrix")
+    t = r.emit(node, r.build(node, Transpose, {"dim0": 1, "dim1": 2}), [w], label="t")
+    product = r.emit(node, r.build(node, Matmul, {}), [x, t], label="linear")
+    return product if bias is None else r.emit(node, Add(), [product, r.operand(bias, node)], label="add")
+
+
+def operand(r, node, value, other):
+    """An operand of a matrix product: an activation, or, beside one (``other``), a parameter or buffer of the
+    module or a tensor computed from them alone (SwiftFormer's ``query @ self.w_g``)."""
+    if r.is_activation(other) and not _whole(r, other) and computed(r, value):
+        return _computed(r, value, node)
+    return r.tensor(value, node)
