@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from alexcost import DynamicConv2d, Network, Parameter, SpecError, Standardize
 from alexcost.torch_bridge import from_module
-from module_step import agree, forward_against_torch
+from alexcost.training import training_cost
+from module_step import forward_against_torch, step_agrees
 
 IN, OUT, K, SIDE = 3, 8, 3, 7
 
@@ -108,11 +109,28 @@ def test_a_convolution_by_a_buffer_counts_the_buffer_not_parameters():
     assert fvcore_total(Blurred(), (4, 8, 8)) == fvcore_declared(Blurred(), (4, 8, 8))
 
 
-@pytest.mark.parametrize("module,shape", [(Standardised(True), (IN, SIDE, SIDE)), (Blurred(), (4, 8, 8))])
-def test_a_training_step_with_a_weight_as_an_input_is_refused_clearly(module, shape):
-    theirs, ours = agree(module, shape)
-    assert theirs.refused is None
-    assert ours.refused and "does not count a training step" in ours.refused
+def timm_stack():
+    from timm.layers import ScaledStdConv2d, StdConv2d, StdConv2dSame
+
+    return nn.Sequential(nn.Conv2d(3, 3, 1), ScaledStdConv2d(3, 8, 3, stride=2), nn.ReLU(), StdConv2d(8, 4, 3),
+                         StdConv2dSame(4, 4, 3, stride=2))
+
+
+@pytest.mark.parametrize("build,shape", [(lambda: Standardised(True), (IN, SIDE, SIDE)),
+                                         (lambda: Standardised(False), (IN, SIDE, SIDE)),
+                                         (Blurred, (4, 8, 8)), (timm_stack, (3, 11, 11))])
+@pytest.mark.parametrize("batch", [2, 3])
+def test_a_training_step_with_a_weight_as_an_input_agrees_with_torch(build, shape, batch):
+    """The gradient reaches the parameters through the standardisation: the convolution's gradient with
+    respect to its weight (as many MACs as its forward pass), then the standardisation's backward, once;
+    autograd keeps the standardised weight and the gain times the scale, not the parameters."""
+    step_agrees(build(), shape, batch)
+
+
+def test_a_standardisation_read_per_sample_derives_no_training_step():
+    net = Network((4, 10), [Parameter(name="g", shape=(4,)), Standardize(inputs=("input", "g"))])
+    with pytest.raises(SpecError, match=r"would take the statistics of 2"):
+        training_cost(net, 2)
 
 
 def test_what_a_standardisation_cannot_be_read_through_is_refused_naming_the_node():

@@ -330,7 +330,10 @@ class DynamicConv2d(Conv2d):
     buffer (a fixed blur filter) or a tensor computed once per forward pass (a standardised weight). Its
     arguments are `Conv2d`'s, ``out_channels`` and ``kernel_size`` the weight's sizes, which it checks; its
     counts are `Conv2d`'s on the first input, but for the weight's elements, which are not its parameters
-    (the bias is its own). Training is not counted (refused)."""
+    (the bias is its own).
+
+    Backward: as `Conv2d`'s, the weight's gradient that of the second input (``macs``, when it needs one).
+    Autograd keeps the convolution's input (as `Conv2d`) and the weight."""
 
     arity: ClassVar[int | None] = None
     autocast: ClassVar[str | None] = None
@@ -372,9 +375,11 @@ class DynamicConv2d(Conv2d):
         weight = self.macs(x, y) * (self.groups if groups_counted else 1)
         return 2 * (self.macs(x, y) * grads.inputs[0] + weight * grads.inputs[1])
 
+    def backward_other_ops(self, x, y: Shape, grads: Grads, batch: int) -> int:
+        return super().backward_other_ops(self._parts(x), y, grads, batch)
+
     def saved_tensors(self, x, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
-        raise SpecError("DynamicConv2d: alexcost does not count a training step of a convolution whose weight is "
-                        "an input (a buffer, or a tensor computed once per pass), so it derives none")
+        return (*super().saved_tensors(self._parts(x), y, grads, ctx), Saved("weight", "input", 1))
 
     def torch_args(self, x) -> dict:
         return super().torch_args(self._parts(x))
