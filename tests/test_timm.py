@@ -195,7 +195,8 @@ def test_small_timm_models_read_exactly(name, side):
 
 
 @pytest.mark.skipif(os.environ.get("ALEXCOST_ZOO") != "all", reason="ALEXCOST_ZOO=all runs the heavier timm models")
-@pytest.mark.parametrize("name", ["tf_efficientnet_b0", "tf_mixnet_s", "convnext_femto", "tf_efficientnetv2_b0"])
+@pytest.mark.parametrize("name", ["tf_efficientnet_b0", "tf_mixnet_s", "convnext_femto", "tf_efficientnetv2_b0",
+                                  "nf_resnet26", "tresnet_m", "swiftformer_xs"])
 def test_timm_models_read_exactly(name):
     assert_exact(timm.create_model(name, pretrained=False), (3, 64, 64))
 
