@@ -35,7 +35,7 @@ def convolution(kind):
         bias = weight_arg(r, node, b["bias"], "bias", 1)
         given = {k: r.constant(b[k], node, k) for k in _CONV_ARGS[transposed]}
         w = b["weight"]
-        if kind is Conv2d and per_pass.computed(r, w) and not (r.is_attribute(w) and w.kind == "parameter"):
+        if kind is Conv2d and per_pass.given_weight(r, w):
             return per_pass.convolved(r, node, x, w, bias, given, conv_layer)  # a buffer, or computed once per pass
         weight = weight_arg(r, node, w, "weight", kind.dims + 2)
         return r.emit(node, conv_layer(r, node, kind, x, tuple(weight.tensor.shape), bias, given), [x],

@@ -241,7 +241,7 @@ def linear(r, node, args, kwargs):
     b = bind(r, node, (("input", REQUIRED), ("weight", REQUIRED), ("bias", None)), args, kwargs)
     x = r.tensor(b["input"], node)
     w = b["weight"]
-    if per_pass.computed(r, w) and not (r.is_attribute(w) and w.kind == "parameter"):
+    if per_pass.given_weight(r, w):
         return per_pass.multiplied(r, node, x, w, _weight(r, node, b["bias"], "bias", 1))  # a buffer's weight
     if r.is_activation(b["bias"]) and b["bias"].shape.__class__ is ParameterShape:  # computed once per pass
         weight = _weight(r, node, b["weight"], "weight", 2)

@@ -9,6 +9,10 @@ arithmetic) or only the last ones (Linear, LayerNorm, a constant pad) read it as
 softmax) are read here, each dimension ``d`` of the whole tensor being the layer's ``d + 1``, and
 ``F.interpolate``, which takes the first dimension as the batch, on a tensor whose first size is 1; every other
 call on such a tensor is refused, naming the node.
+
+A weight computed before use: ``F.batch_norm`` in training mode of a convolution's weight viewed as (1, C_out, k),
+its statistics those of the tensor alone (`standardised`); ``F.conv2d``, ``F.linear`` and a matrix product whose
+weight is a buffer or a tensor computed once per pass read it as an input (`convolved`, `multiplied`, `operand`).
 """
 
 from __future__ import annotations
@@ -248,6 +252,12 @@ def _computed(r, value, node):
 def computed(r, value) -> bool:
     """Is ``value`` a parameter or buffer of the module, or a tensor computed from them alone?"""
     return _whole(r, value) or (r.is_attribute(value) and value.kind in ("parameter", "buffer"))
+
+
+def given_weight(r, value) -> bool:
+    """Is ``value``, passed as a layer's weight, a buffer of the module or a tensor computed once per pass (the
+    layer then reads it as an input), not a parameter (which the layer holds)?"""
+    return computed(r, value) and not (r.is_attribute(value) and value.kind == "parameter")
 
 
 def standardised(r, node, b: dict):
