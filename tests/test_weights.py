@@ -145,6 +145,19 @@ def test_what_a_standardisation_cannot_be_read_through_is_refused_naming_the_nod
     with pytest.raises(SpecError, match=r"'batch_norm'.*whose first size is 1 only"):
         from_module(Batched(), (4,))
 
+    class Single(nn.Module):  # one value per channel: torch's batch norm refuses to train on it
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(4, 1))
+
+        def forward(self, x):
+            return x * F.batch_norm(self.w.reshape(1, 4, -1), None, None, training=True).reshape_as(self.w)
+
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
+        Single()(torch.randn(2, 4, 1))
+    with pytest.raises(SpecError, match=r"'batch_norm'.*Expected more than 1 value per channel"):
+        from_module(Single(), (4, 1))
+
 
 def test_the_kinds_check_their_weight_input():
     with pytest.raises(SpecError, match=r"expects a weight of shape 6x3x3x3 for this input, got 6x3x3x2"):

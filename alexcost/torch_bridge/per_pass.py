@@ -276,6 +276,8 @@ def standardised(r, node, b: dict):
     eps = r.constant(b["eps"], node, "eps")
     r.constant(b["momentum"], node, "momentum")
     c = shape[1]
+    if prod(shape[2:]) < 2:
+        r.refuse(node, f"Expected more than 1 value per channel when training, got input size {list(shape)}")
     sample = r.emit(node, r.build(node, View, {"shape": (c, prod(shape[2:]))}), [value], label="view")
     if b["weight"] is None:
         normed = r.emit(node, r.build(node, GroupNorm, {"num_groups": c, "affine": False, "eps": eps}), [sample])
