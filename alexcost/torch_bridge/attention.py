@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from ..layers import (Expand, Matmul, MultiheadAttention, Norm, ParameterShape, Roll, ScaledDotProductAttention, Slice,
                       Squeeze, Sum, Transpose, Unsqueeze)
+from . import per_pass
 from .calls import REQUIRED, bind, unary
 from .folded import fold_of
 
@@ -57,7 +58,7 @@ def matmul(r, node, args, kwargs, names=("input", "other")):
     a, c = b[names[0]], b[names[1]]
     if not (r.is_tensor(a) or r.is_tensor(c)):
         return r.pure(node, args, kwargs)
-    return r.emit(node, Matmul(), [r.tensor(a, node), r.tensor(c, node)])
+    return r.emit(node, Matmul(), [per_pass.operand(r, node, a, c), per_pass.operand(r, node, c, a)])
 
 
 def einsum(r, node, args, kwargs):

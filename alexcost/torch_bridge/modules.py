@@ -80,6 +80,24 @@ class Function(nn.Module):
         return self.fn(*tensors, **self.kwargs)
 
 
+class WeightInput(nn.Module):
+    """``F.conv2d(x, weight, self.bias, ...)`` (a `DynamicConv2d`) or ``F.batch_norm(x, None, None, weight,
+    training=True)`` (a `Standardize`): the weight is the second input."""
+
+    def __init__(self, layer, x):
+        super().__init__()
+        self.layer = layer
+        conv = isinstance(layer, kinds.DynamicConv2d)
+        self.bias = nn.Parameter(torch.zeros(layer.out_channels)) if conv and layer.bias else None
+
+    def forward(self, x, weight):
+        layer = self.layer
+        if isinstance(layer, kinds.Standardize):
+            return torch.nn.functional.batch_norm(x, None, None, weight, training=True, eps=layer.eps)
+        return torch.nn.functional.conv2d(x, weight, self.bias, layer.stride, layer.padding, layer.dilation,
+                                          layer.groups)
+
+
 class Indexing(nn.Module):
     """``x[:, e1, e2, ...]`` (a Slice), ``x[:, e1, e2, ...] += y`` (a SliceAdd) or ``x.expand(N, *sizes)``
     (an Expand)."""
@@ -297,6 +315,8 @@ BUILDERS = {
     kinds.Pad: lambda layer, x: Padding(layer.pad, layer.mode, layer.value),
     kinds.StochasticDepth: lambda layer, x: StochasticDepth(layer.p, layer.mode),
     kinds.Matmul: lambda layer, x: Function(torch.matmul),
+    kinds.DynamicConv2d: WeightInput,
+    kinds.Standardize: WeightInput,
     kinds.ScaledDotProductAttention: lambda layer, x: Function(
         torch.nn.functional.scaled_dot_product_attention, dropout_p=layer.dropout_p, is_causal=layer.is_causal,
         scale=layer.scale),
