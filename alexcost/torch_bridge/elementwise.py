@@ -1,9 +1,10 @@
 """Per-sample elementwise calls that stop timm models, as alexcost layers: ``torch.rsqrt`` (`Rsqrt`),
+``torch.sin`` and ``torch.cos`` (`Sin`, `Cos`),
 ``torch.square`` (``x ** 2``, a `Scalar`), ``torch.clamp`` with number bounds (`Clamp`),
 ``torch.addcmul`` (a `Mul` then an `Add` in place into the product: the same ops, one new tensor, the same
 tensors kept as torch's single kernel), and ``x.device`` of an activation (a marker, `DEVICE`: alexcost
 does not know the device; it is read only where a use does not depend on it). Tensors made from constants
-(``torch.arange``, ``torch.zeros``, ...) are refused, saying why. Handlers as in
+(``torch.arange``, ``torch.zeros``, ...) are read as constants of the module (`created`). Handlers as in
 `alexcost.torch_bridge.ops`, which adds `FUNCTIONS` and `METHODS` to its tables. Imports torch.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from ..layers import Add, Clamp, Exp, Mul, Rsqrt, Scalar
+from ..layers import Add, Clamp, Cos, Exp, Mul, Rsqrt, Scalar, Sin
 from .calls import REQUIRED, bind, unary
 
 
@@ -38,11 +39,25 @@ DEVICE = _Device()
 """What ``x.device`` of an activation reads as."""
 
 
+class _Dtype:
+    """``x.dtype`` of an activation: the dtype alexcost reads the module in, unknown by name (autocast may
+    change it); read only as the dtype of a conversion, ``y.to(x.dtype)`` (see `converted`)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "the input's dtype"
+
+
+DTYPE = _Dtype()
+"""What ``x.dtype`` of an activation reads as."""
+
+
 def device_attribute(handler):
-    """``getattr`` (``handler``), with ``x.device`` of an activation read as `DEVICE`."""
+    """``getattr`` (``handler``), with ``x.device`` of an activation read as `DEVICE`, ``x.dtype`` as `DTYPE`."""
     def handle(r, node, args, kwargs):
-        if len(args) == 2 and r.is_activation(args[0]) and args[1] == "device":
-            return DEVICE
+        if len(args) == 2 and r.is_activation(args[0]) and args[1] in ("device", "dtype"):
+            return DEVICE if args[1] == "device" else DTYPE
         return handler(r, node, args, kwargs)
     return handle
 
@@ -101,16 +116,84 @@ def clamp(inplace: bool, bound: str | None = None):
 
 
 def created(name: str):
-    """``torch.<name>(...)``, a tensor made from constants (``torch.arange``, ``torch.zeros``): refused, saying
-    why: what is computed from it alone (a position table) runs once per forward pass, not per sample."""
+    """``torch.<name>(...)``, a tensor made from constants (``torch.arange``, ``torch.zeros``): its sizes and
+    arguments must be fixed values (not the batch size, no tensor); the tensor is made on the meta device
+    (its shape and dtype: its values never matter) and read as a constant of the module, as fx's own
+    constants are (a `Constant` where an operand: made once per forward pass, neither a parameter nor a
+    buffer)."""
     def handle(r, node, args, kwargs):
-        r.refuse(node, f"creates a tensor from constants (torch.{name}), not from the input: what is computed from "
-                       f"it alone (a position table, a mask) runs once per forward pass, not per sample, and "
-                       f"alexcost's per-sample counts cannot hold it")
+        args = r.constant(tuple(args), node, "size")
+        kwargs = {k: r.constant(v, node, k) for k, v in kwargs.items()}
+        if kwargs.get("requires_grad") or kwargs.get("out") is not None:
+            r.refuse(node, "creates a tensor with requires_grad or out=; alexcost reads a tensor made from "
+                           "constants without them")
+        try:
+            tensor = getattr(torch, name)(*args, **{**kwargs, "device": "meta"})
+        except (RuntimeError, TypeError, ValueError) as err:
+            r.refuse(node, f"fails on these arguments: {err}")
+        return r.made_constant(tensor, node)
     return handle
 
 
-FUNCTIONS = {torch.rsqrt: unary(Rsqrt), torch.exp: unary(Exp), torch.addcmul: addcmul, torch.square: square(False),
+def leaf_of_constants(r, node, args, kwargs):
+    """A Python function fx keeps whole (``torch.fx.wrap``: timm's ``_build_grid``), called with constants alone
+    (no tensor, not the batch size): the tensor it returns, made on the meta device, read as a tensor made from
+    constants (`created`); what it computes inside is the making of that tensor, as fx's own constants are
+    (alexcost does not see inside it). A function given a tensor, or returning no tensor, is refused."""
+    args = r.constant(tuple(args), node, "argument")
+    kwargs = {k: r.constant(v, node, k) for k, v in kwargs.items()}
+    if "device" in kwargs:
+        kwargs["device"] = "meta"
+    try:
+        with torch.device("meta"):
+            tensor = node.target(*args, **kwargs)
+    except Exception as err:  # noqa: BLE001 - torch would fail the same way on these arguments
+        r.refuse(node, f"fails on these arguments: {type(err).__name__}: {err}")
+    if not isinstance(tensor, torch.Tensor) or tensor.device.type != "meta":
+        r.refuse(node, f"returns {type(tensor).__name__} off the meta device; alexcost reads a function fx keeps "
+                       f"whole, called with constants, where it returns one tensor made on the device it is given")
+    return r.made_constant(tensor, node)
+
+
+def converted(r, node, args, kwargs):
+    """``t.to(dtype)`` (a device too, which alexcost does not follow) of a tensor made from constants: that
+    tensor in the dtype, still a constant (a conversion costs no arithmetic); of an activation or a tensor
+    computed once per pass, ``x.float()`` (`alexcost.torch_bridge.misc.to_float`) where the dtype is float32,
+    else refused."""
+    from .misc import to_float
+
+    value, rest = args[0], [r.constant(a, node, "argument") for a in args[1:]]
+    more = {k: r.constant(v, node, k) for k, v in kwargs.items()}
+    dtypes = [v for v in (*rest, *more.values()) if isinstance(v, (torch.dtype, _Dtype))]
+    others = [v for v in rest if not isinstance(v, (torch.dtype, _Dtype, torch.device, str, _Device))] + \
+        [k for k, v in more.items() if k not in ("dtype", "device") and v not in (False, None)]
+    if others or len(dtypes) > 1:
+        r.refuse(node, f"converts with {others or dtypes}; alexcost reads x.to(dtype) and x.to(device) only")
+    dtype = dtypes[0] if dtypes else None
+    if r.is_attribute(value) and value.kind == "constant":
+        if dtype is DTYPE:
+            r.refuse(node, f"converts {r.show(value)} to an activation's dtype; alexcost reads a tensor made from "
+                           f"constants converted to a named dtype only")
+        return value if dtype in (None, value.tensor.dtype) else r.made_constant(value.tensor.to(dtype), node)
+    if dtype is None:
+        return r.tensor(value, node)
+    if dtype in (DTYPE, torch.float32):  # (an activation's dtype: the module's, float32 where to_float reads it)
+        return to_float(r, node, (value,), {})
+    r.refuse(node, f"converts {r.show(value)} to {dtype}; alexcost reads x.to(dtype) of a tensor made from "
+                   f"constants, or to float32 in a float32 module")
+
+
+def typed_as(r, node, args, kwargs):
+    """``x.type_as(other)``: ``x.to(other.dtype)`` (`converted`)."""
+    b = bind(r, node, (("input", REQUIRED), ("other", REQUIRED)), args, kwargs)
+    other = b["other"]
+    if not r.is_tensor(other):
+        r.refuse(node, f"converts to the type of {r.show(other)}, not a tensor")
+    return converted(r, node, (b["input"], DTYPE if r.is_activation(other) else other.tensor.dtype), {})
+
+
+FUNCTIONS = {torch.rsqrt: unary(Rsqrt), torch.exp: unary(Exp), torch.sin: unary(Sin), torch.cos: unary(Cos),
+             torch.addcmul: addcmul, torch.square: square(False),
              torch.square_: square(True), torch.clamp: clamp(False), torch.clip: clamp(False),
              torch.clamp_: clamp(True), torch.clip_: clamp(True), torch.clamp_min: clamp(False, "min"),
              torch.clamp_max: clamp(False, "max"),
@@ -118,7 +201,8 @@ FUNCTIONS = {torch.rsqrt: unary(Rsqrt), torch.exp: unary(Exp), torch.addcmul: ad
                                                                  "linspace", "eye", "tensor", "rand", "randn")}}
 """Functions by the object fx records as a call_function node's target."""
 
-METHODS = {"rsqrt": unary(Rsqrt), "exp": unary(Exp), "addcmul": addcmul, "square": square(False), "square_": square(True),
+METHODS = {"to": converted, "type_as": typed_as, "rsqrt": unary(Rsqrt), "exp": unary(Exp), "sin": unary(Sin),
+           "cos": unary(Cos), "addcmul": addcmul, "square": square(False), "square_": square(True),
            "clamp": clamp(False), "clip": clamp(False), "clamp_": clamp(True), "clip_": clamp(True),
            **{f"clamp_{b}{i}": clamp(i == "_", b) for b in ("min", "max") for i in ("", "_")}}
 """Tensor methods by name."""
