@@ -120,6 +120,13 @@ def _grid(side: int, dtype=torch.float32):  # (fx records it where its side come
     return torch.stack(torch.meshgrid(t, t, indexing="ij"), dim=-1).to(dtype=dtype)
 
 
+@torch.fx.wrap
+def _products(side: int):
+    """A table of constants made with a matrix product: FLOPs torch counts in every forward pass."""
+    t = torch.ones(side, side)
+    return t @ t
+
+
 class Gridded(nn.Module):
     def __init__(self):
         super().__init__()
@@ -145,3 +152,4 @@ def test_sizes_alexcost_does_not_fix_are_refused_naming_the_node():
     refused_at_the_node(lambda x: x + torch.ones(3).exp(), (3,), r"fx computed while tracing")
     with pytest.raises(SpecError, match=r"'_grid'.*no layer kind"):
         from_module(Around(lambda y: y + _grid(y)), (6,))   # a tensor given to a wrapped function: not constants
+    refused_at_the_node(lambda x: x + _products(x.shape[1]), (4, 4), r"'_products'.* computes 128 FLOPs inside")

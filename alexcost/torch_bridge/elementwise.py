@@ -138,17 +138,23 @@ def created(name: str):
 def leaf_of_constants(r, node, args, kwargs):
     """A Python function fx keeps whole (``torch.fx.wrap``: timm's ``_build_grid``), called with constants alone
     (no tensor, not the batch size): the tensor it returns, made on the meta device, read as a tensor made from
-    constants (`created`); what it computes inside is the making of that tensor, as fx's own constants are
-    (alexcost does not see inside it). A function given a tensor, or returning no tensor, is refused."""
+    constants (`created`); what it computes inside is the making of that tensor (alexcost does not see inside
+    it), where torch's FlopCounterMode counts nothing in it. A function given a tensor, or returning no tensor,
+    or counted FLOPs, is refused."""
     args = r.constant(tuple(args), node, "argument")
     kwargs = {k: r.constant(v, node, k) for k, v in kwargs.items()}
     if "device" in kwargs:
         kwargs["device"] = "meta"
+    from torch.utils.flop_counter import FlopCounterMode
+
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), FlopCounterMode(display=False) as counter:
             tensor = node.target(*args, **kwargs)
     except Exception as err:  # noqa: BLE001 - torch would fail the same way on these arguments
         r.refuse(node, f"fails on these arguments: {type(err).__name__}: {err}")
+    if counter.get_total_flops():
+        r.refuse(node, f"computes {counter.get_total_flops()} FLOPs inside a function fx keeps whole, which alexcost "
+                       f"does not see; it reads such a function of constants only where torch counts none")
     if not isinstance(tensor, torch.Tensor) or tensor.device.type != "meta":
         r.refuse(node, f"returns {type(tensor).__name__} off the meta device; alexcost reads a function fx keeps "
                        f"whole, called with constants, where it returns one tensor made on the device it is given")

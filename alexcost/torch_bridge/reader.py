@@ -39,7 +39,7 @@ from .attention import MODULE_CALLS
 from .moves import Selections
 from . import fold, per_pass
 from ..layers.base import Passthrough
-from ..layers import Contiguous, Flatten, Permute, Reshape, Transpose, View
+from ..layers import Add, Contiguous, Div, Flatten, Mul, Permute, Reshape, Sub, Transpose, View
 
 
 class _Batch:
@@ -337,7 +337,8 @@ class Reader:
         kind = type(layer)
         shapes = [v.shape for v in inputs]
         once = bool(shapes) and all(s.__class__ is ParameterShape for s in shapes)  # see `Network.once`
-        if once and kind.arity != 1 and len({len(s) for s in shapes}) > 1:  # torch broadcasts whole tensors
+        if once and issubclass(kind, (Add, Sub, Mul, Div)) and len({len(s) for s in shapes}) > 1:  # as torch
+            # broadcasts whole tensors
             rank = max(len(s) for s in shapes)  # from the right: the shorter viewed with leading ones
             inputs = [v if len(v.shape) == rank else self.emit(node, View(shape=(1,) * (rank - len(v.shape)) + tuple(
                 v.shape)), [v], label="view") for v in inputs]
