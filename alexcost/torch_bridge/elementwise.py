@@ -48,6 +48,15 @@ class _Dtype:
     def __repr__(self) -> str:
         return "the input's dtype"
 
+    def __eq__(self, other):
+        raise TypeError("alexcost does not know the input's dtype by name without data")
+
+    __ne__ = __eq__
+    __hash__ = object.__hash__
+
+    def __bool__(self):
+        raise TypeError("alexcost does not know the input's dtype by name without data")
+
 
 DTYPE = _Dtype()
 """What ``x.dtype`` of an activation reads as."""
@@ -180,10 +189,11 @@ def converted(r, node, args, kwargs):
         if dtype is DTYPE:
             r.refuse(node, f"converts {r.show(value)} to an activation's dtype; alexcost reads a tensor made from "
                            f"constants converted to a named dtype only")
-        return value if dtype in (None, value.tensor.dtype) else r.made_constant(value.tensor.to(dtype), node)
+        return value if dtype is None or dtype is value.tensor.dtype else r.made_constant(value.tensor.to(dtype), node)
     if dtype is None:
         return r.tensor(value, node)
-    if dtype in (DTYPE, torch.float32):  # (an activation's dtype: the module's, float32 where to_float reads it)
+    if dtype is DTYPE or dtype is torch.float32:  # (an activation's dtype: the module's, float32 where to_float
+        # reads it)
         return to_float(r, node, (value,), {})
     r.refuse(node, f"converts {r.show(value)} to {dtype}; alexcost reads x.to(dtype) of a tensor made from "
                    f"constants, or to float32 in a float32 module")

@@ -1,12 +1,13 @@
-"""Computations on a module's parameters and buffers alone (an MLP on a table of relative coordinates, a
-learned scale through a sigmoid): torch runs them once per forward pass, whatever the batch.
+"""Computations on a module's parameters, buffers and constants alone (an MLP on a table of relative coordinates,
+a learned scale through a sigmoid, the sine of positions made by ``torch.arange``): torch runs them once per
+forward pass, whatever the batch.
 
 The reader keeps such a tensor whole (a `ParameterShape`: no batch dimension), and the network runs the
 layers that read only such tensors once per pass (`alexcost.engine.network.Network.once`), their rules
 seeing the full shapes as one sample. The kinds whose arguments name no dimension (an elementwise op,
 arithmetic) or only the last ones (Linear, LayerNorm, a constant pad) read it as they read an activation
-(`reads`). The calls that number dimensions (views, permutes, slices and fixed-index gathers, `torch.cat`, a
-softmax) are read here, each dimension ``d`` of the whole tensor being the layer's ``d + 1``, and
+(`reads`). The calls that number dimensions (views, permutes, slices, ``None`` indexing, chunks and fixed-index
+gathers, `torch.cat`, a softmax) are read here, each dimension ``d`` of the whole tensor being the layer's ``d + 1``, and
 ``F.interpolate``, which takes the first dimension as the batch, on a tensor whose first size is 1; every other
 call on such a tensor is refused, naming the node.
 """
