@@ -150,7 +150,7 @@ def test_sizes_alexcost_does_not_fix_are_refused_naming_the_node():
     refused_at_the_node(lambda x: x * torch.arange(x.shape[1]), (3,), r"torch.int64 as an operand")
     refused_at_the_node(lambda x: x + torch.ones(x.shape[1]).to(x.dtype), (3,), r"'to'.*converted to a named dtype")
     refused_at_the_node(lambda x: x + torch.ones(3).exp(), (3,), r"fx computed while tracing")
-    refused_at_the_node(lambda x: x * (x.dtype == torch.float32), (3,), r"does not know the input's dtype by name")
+    refused_at_the_node(lambda x: x * (x.dtype == torch.float32), (3,), r"does not know the input's dtype without data")
     with pytest.raises(SpecError, match=r"'_grid'.*no layer kind"):
         from_module(Around(lambda y: y + _grid(y)), (6,))   # a tensor given to a wrapped function: not constants
     refused_at_the_node(lambda x: x + _products(x.shape[1]), (4, 4), r"'_products'.* computes 128 FLOPs inside")

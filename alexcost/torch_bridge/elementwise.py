@@ -16,50 +16,34 @@ from ..layers import Add, Clamp, Cos, Exp, Mul, Rsqrt, Scalar, Sin
 from .calls import REQUIRED, bind, unary
 
 
-class _Device:
-    """``x.device`` of an activation: unknown without data. Any computation with it is refused (an
-    exception the reader turns into a refusal naming the node)."""
+class _Unknown:
+    """What an activation holds that alexcost does not know without data (its device, its dtype by name): any
+    computation with it is refused (an exception the reader turns into a refusal naming the node)."""
 
-    __slots__ = ()
+    __slots__ = ("what",)
+
+    def __init__(self, what: str):
+        self.what = what
 
     def __repr__(self) -> str:
-        return "the input's device (unknown without data)"
+        return f"the input's {self.what} (unknown without data)"
 
     def __eq__(self, other):
-        raise TypeError("alexcost does not know the input's device without data")
+        raise TypeError(f"alexcost does not know the input's {self.what} without data")
 
     __ne__ = __eq__
     __hash__ = object.__hash__
 
     def __bool__(self):
-        raise TypeError("alexcost does not know the input's device without data")
+        raise TypeError(f"alexcost does not know the input's {self.what} without data")
 
 
-DEVICE = _Device()
+DEVICE = _Unknown("device")
 """What ``x.device`` of an activation reads as."""
 
-
-class _Dtype:
-    """``x.dtype`` of an activation: the dtype alexcost reads the module in, unknown by name (autocast may
-    change it); read only as the dtype of a conversion, ``y.to(x.dtype)`` (see `converted`)."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "the input's dtype"
-
-    def __eq__(self, other):
-        raise TypeError("alexcost does not know the input's dtype by name without data")
-
-    __ne__ = __eq__
-    __hash__ = object.__hash__
-
-    def __bool__(self):
-        raise TypeError("alexcost does not know the input's dtype by name without data")
-
-
-DTYPE = _Dtype()
-"""What ``x.dtype`` of an activation reads as."""
+DTYPE = _Unknown("dtype")
+"""What ``x.dtype`` of an activation reads as: the dtype alexcost reads the module in, unknown by name (autocast
+may change it); read only as the dtype of a conversion, ``y.to(x.dtype)`` (see `converted`)."""
 
 
 def device_attribute(handler):
@@ -179,8 +163,8 @@ def converted(r, node, args, kwargs):
 
     value, rest = args[0], [r.constant(a, node, "argument") for a in args[1:]]
     more = {k: r.constant(v, node, k) for k, v in kwargs.items()}
-    dtypes = [v for v in (*rest, *more.values()) if isinstance(v, (torch.dtype, _Dtype))]
-    others = [v for v in rest if not isinstance(v, (torch.dtype, _Dtype, torch.device, str, _Device))] + \
+    dtypes = [v for v in (*rest, *more.values()) if isinstance(v, torch.dtype) or v is DTYPE]
+    others = [v for v in rest if not isinstance(v, (torch.dtype, torch.device, str, _Unknown))] + \
         [k for k, v in more.items() if k not in ("dtype", "device") and v not in (False, None)]
     if others or len(dtypes) > 1:
         r.refuse(node, f"converts with {others or dtypes}; alexcost reads x.to(dtype) and x.to(device) only")
