@@ -279,7 +279,7 @@ def test_a_parameter_read_as_an_input_is_refused_naming_the_layer():
     (_softmax, True, r"'softmax'.*\(Softmax\): runs under torch.autocast: alexcost does not model what Softmax "
                      r"computes"),
     (_conv_after, False, r"'c2' \(Conv2d\): Input type \(bfloat16\) and weight type"),
-    (_float_after, True, r"method 'float' .* converts a tensor to float32 in a module that runs torch.autocast"),
+    (_float_after, True, r"method 'float' .* reads a tensor's dtype as float32 in a module that runs torch.autocast"),
     (_shared, True, r"'c1.*' \(Conv2d\) runs under torch.autocast and its module runs 2 times"),
 ], ids=["a kind without an autocast rule", "a convolution fed bfloat16 outside autocast (torch refuses it too)",
         "a conversion to float32", "a module called twice"])

@@ -34,6 +34,7 @@ from alexcost import Amax, CosineWindowAttention, SliceAdd
 from alexcost import AvgPool1d, Fold, Normalize, RMSNorm
 from alexcost import Buffer, Clamp, Div, Exp, IndexSelect, PositionBias, Repeat, Rsqrt, Scalar, Sqrt, Sub, UnfoldView, Var
 from alexcost import DynamicConv2d, Standardize
+from alexcost import Constant, Cos, Sin
 from alexcost.layers import BUILTIN_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -245,6 +246,8 @@ S = {
                         {(): dict(y=(4, 1, 1), params=4)}, at=0),
     "Buffer": Sample(lambda src, **kw: [Buffer(name="table", shape=(4, 1, 1), **kw), Mul(inputs=(src, "table"))],
                      {(): dict(y=(4, 1, 1), buffers=4)}, at=0),
+    "Constant": Sample(lambda src, **kw: [Constant(name="mask", shape=(4, 1, 1), **kw), Mul(inputs=(src, "mask"))],
+                       {(): dict(y=(4, 1, 1))}, at=0),
     "PositionBias": Sample(lambda src, **kw: [PositionBias(name="bias", table=(12, 8), shape=(4, 6, 8), **kw),
                                               Add(inputs=(src, "bias"))],
                             {(): dict(y=(4, 6, 8), params=12 * 8, buffers=4 * 6 * 8 // 8),
@@ -264,6 +267,8 @@ S = {
     "Rsqrt": Sample(unary(Rsqrt), {(): dict(y=X, other_ops=N)}),
     "Exp": Sample(unary(Exp), {(): dict(y=X, other_ops=N)}),
     "Sqrt": Sample(unary(Sqrt), {(): dict(y=X, other_ops=N)}),
+    "Sin": Sample(unary(Sin), {(): dict(y=X, other_ops=N)}),
+    "Cos": Sample(unary(Cos), {(): dict(y=X, other_ops=N)}),
     "Clamp": Sample(unary(lambda **kw: Clamp(**{"min": 0.0, "max": 6.0, **kw})),
                     {(): dict(y=X, other_ops=2 * N), (("max", None),): dict(y=X, other_ops=N),
                      (("min", None), ("inplace", True)): dict(y=X, other_ops=N)}),
@@ -447,7 +452,7 @@ def environment(kind: str, layer, x, hand: dict) -> dict:
     for f in dataclasses.fields(layer):
         value = getattr(layer, f.name)
         env[f.name] = int(value) if isinstance(value, bool) else value
-    if kind not in ("Parameter", "Buffer", "PositionBias"):   # sources: no input
+    if kind not in ("Parameter", "Buffer", "Constant", "PositionBias"):   # sources: no input
         first = x[0] if isinstance(x[0], tuple) else x
         env.update(x=first, in_features=first[-1], rows=prod(first) // first[-1])
         if isinstance(x[0], tuple):
@@ -503,7 +508,7 @@ def claim(cell: str, layer, env: dict, per_element: bool = False):
 
 def test_the_tables_list_every_kind_once():
     counts, tools = table("conventions.md", COUNTS_HEADER), table("conventions.md", TOOLS_HEADER)
-    assert len(KINDS) == 85
+    assert len(KINDS) == 88
     assert list(counts) == KINDS and list(tools) == KINDS
     assert sorted(S) == KINDS
 
@@ -592,7 +597,7 @@ def test_the_tools_columns_against_torch_and_fvcore(kind, variant):
     out = outputs[name][1]
     shapes = [tuple(o.shape) for o in out] if isinstance(out, tuple) else [tuple(out.shape)]
     expected = list(hand["y"]) if isinstance(hand["y"][0], tuple) else [hand["y"]]
-    if kind in ("Parameter", "Buffer", "PositionBias"):      # its full shape: no batch dimension
+    if kind in ("Parameter", "Buffer", "Constant", "PositionBias"):      # its full shape: no batch dimension
         assert shapes == expected
     else:
         assert shapes == [(batch, *s) for s in expected]
@@ -659,6 +664,7 @@ OUTPUT_RULES = {
     "its weight, not an activation": [],
     "gathered from its table once, not an activation": [],
     "its buffer, not an activation": [],
+    "made once per pass, not an activation": [],
 }
 
 
@@ -669,7 +675,7 @@ def test_the_output_column_is_what_torch_allocates(kind):
     torch = pytest.importorskip("torch")
     phrase = table("conventions.md", TOOLS_HEADER)[kind][2]
     assert phrase in OUTPUT_RULES, f"{kind}: the output cell {phrase!r} says something no test checks"
-    if phrase.startswith(("its weight", "gathered", "its buffer")):
+    if phrase.startswith(("its weight", "gathered", "its buffer", "made once")):
         net, at = network(kind)
         module, _, outputs, _ = run_torch(net, 2)
         weight = isinstance(outputs[net.names[at]][1], torch.nn.Parameter)

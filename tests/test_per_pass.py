@@ -110,10 +110,6 @@ def test_what_a_per_pass_tensor_cannot_be_read_through_is_refused_naming_the_nod
         from_module(InPlace(into_the_parameter=True), (3,))
 
 
-def test_a_constant_tensor_stays_refused():
-    refused_at_the_node(lambda x: x * torch.sigmoid(torch.ones(3)), (3,), "constant")
-
-
 class Standardised(nn.Module):
     """A fixed per-channel scale and shift held as buffers (timm's CSATv2 stem), then a convolution."""
 

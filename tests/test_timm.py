@@ -23,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from alexcost import Conv2d, Pad, SpecError  # noqa: E402
 from alexcost.torch_bridge import from_module  # noqa: E402
-from module_step import agree, same  # noqa: E402
+from module_step import agree, counted_attention, same  # noqa: E402
 
 from timm.layers import Conv2dSame, StdConv2d  # noqa: E402
 
@@ -208,6 +208,17 @@ def test_timm_models_with_a_folded_batch_read_exactly(name):
     there): MaxViT's relative position MLP attention (its sizes ``x.shape[:-1] + (-1,)``), SAM's decomposed
     relative position bias (einsums of its heads, folded, with gathered tables)."""
     with torch.device("meta"):
+        assert_exact(timm.create_model(name, pretrained=False, img_size=64), (3, 64, 64))
+
+
+@pytest.mark.parametrize("name", [
+    "eva02_tiny_patch14_224",  # fx's constants (its rotary table chunked), -x, x.to(x.dtype), type_as
+    *(["swin_s3_tiny_224", "swinv2_cr_tiny_224", "swinv2_small_window8_256",  # shift masks: fx's constants
+       "vit_base_patch16_sapiens2"]  # a wrapped function of constants (_build_grid), sine and cosine once per pass
+      if os.environ.get("ALEXCOST_ZOO") == "all" else []),
+])
+def test_timm_models_with_tensors_made_from_constants_read_exactly(name):
+    with counted_attention():  # (attention as the matrix products FlopCounterMode counts)
         assert_exact(timm.create_model(name, pretrained=False, img_size=64), (3, 64, 64))
 
 

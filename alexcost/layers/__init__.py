@@ -20,12 +20,12 @@ from .scalar import Scalar
 from .window import CosineWindowAttention, WindowAttention
 from .linear import Embedding, Linear
 from .merge import Add, Cat, Div, Mul, Sub
-from .pointwise import Clamp, Exp, Rsqrt, Sqrt
+from .pointwise import Clamp, Cos, Exp, Rsqrt, Sin, Sqrt
 from .unfold import Fold, Unfold
 from .normalize import Normalize, RMSNorm
 from .norm import (BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm2d, LayerNorm, LocalResponseNorm,
                    Standardize)
-from .parameter import Buffer, Parameter, PositionBias
+from .parameter import Buffer, Constant, Parameter, PositionBias
 from .pad import Pad, ZeroPad2d
 from .pool import (AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool2d, AvgPool1d, AvgPool2d, AvgPool3d, MaxPool2d,
                    MaxPool3d)
@@ -38,13 +38,13 @@ BUILTIN_KINDS = frozenset(LAYER_KINDS.values())
 __all__ = [
     "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "Amax", "AvgPool1d", "AvgPool2d",
     "AvgPool3d", "BUILTIN_KINDS", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Buffer", "Cat", "Chunk", "Clamp",
-    "Clone", "Contiguous", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose2d", "CosineWindowAttention", "Div",
+    "Clone", "Constant", "Contiguous", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose2d", "Cos", "CosineWindowAttention", "Div",
     "Dropout", "Dropout2d", "DynamicConv2d", "Embedding", "Exp", "Expand", "Flatten", "Fold", "Folded", "GELU", "Grads", "GroupNorm",
     "Hardsigmoid", "Hardswish", "INPUT", "Identity", "IndexSelect", "InstanceNorm2d", "LAYER_KINDS", "Layer",
     "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul",
     "MultiheadAttention", "Norm", "Normalize", "Pad", "Parameter", "ParameterShape", "Permute", "PositionBias",
     "RMSNorm", "ReLU", "ReLU6", "Repeat", "Reshape", "Roll", "Rsqrt", "Saved", "Scalar", "ScaledDotProductAttention", "Shape",
-    "SiLU", "Sigmoid", "Slice", "SliceAdd", "Softmax", "Split", "Sqrt", "Squeeze", "Standardize", "StochasticDepth", "Sub", "Sum", "Tanh",
+    "SiLU", "Sigmoid", "Sin", "Slice", "SliceAdd", "Softmax", "Split", "Sqrt", "Squeeze", "Standardize", "StochasticDepth", "Sub", "Sum", "Tanh",
     "TrainContext", "Transpose", "Unfold", "UnfoldView", "Unsqueeze", "Upsample", "Var", "View", "WindowAttention", "ZeroPad2d",
     "register_layer",
 ]

@@ -1,6 +1,7 @@
 """A tensor the module holds, used as an operand: Parameter (ConvNeXt's layer scale), Buffer (a fixed table),
-PositionBias (a table gathered by a fixed index: a relative position bias). Layers that read only such
-tensors run once per forward pass, whatever the batch."""
+Constant (a tensor made from constants: a mask, a position table), PositionBias (a table gathered by a fixed
+index: a relative position bias). Layers that read only such tensors run once per forward pass, whatever the
+batch."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ class _Held(Layer):
     shape: tuple[int, ...]
 
     arity: ClassVar[int | None] = 0
+    held: ClassVar[bool] = True
+    """Is the output a tensor the module holds (resident, never kept by autograd as an activation), not one the
+    forward pass makes?"""
 
     def __post_init__(self):
         super().__post_init__()
@@ -56,6 +60,20 @@ class Buffer(_Held):
 
     def buffers(self, x) -> int:
         return prod(self.shape)
+
+
+@register_layer
+@layer_kind
+class Constant(_Held):
+    """A tensor of ``shape`` (its full shape: no batch dimension) made from constants alone: created in the
+    forward pass (``torch.zeros``, ``torch.arange``) or held by the traced graph as a constant (a shift mask, a
+    rotary table). Neither a parameter nor a buffer: no parameters, no buffers, no ops (its values never
+    matter); its ``prod(shape)`` elements are an output made once per forward pass, and it gets no gradient."""
+
+    held: ClassVar[bool] = False
+
+    def label(self) -> str:
+        return "Constant"
 
 
 @register_layer

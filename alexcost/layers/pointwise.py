@@ -13,6 +13,9 @@ comparison per bound (the gradient passed where the input lies within the bounds
 the input (in place, a copy of it made before overwriting it).
 
 Exp: one op per element; backward ``grad * y`` (one per element), keeping the output ``y``.
+
+Sin, Cos: one op per element (a sine and cosine position table). Backward: torch's formulas ``grad * cos(x)``
+(2 ops per element) and ``grad * -sin(x)`` (3); what autograd keeps: the input.
 """
 
 from __future__ import annotations
@@ -83,3 +86,21 @@ class Exp(Elementwise):
     output."""
 
     saves: ClassVar[str] = "output"
+
+
+@register_layer
+@layer_kind
+class Sin(Elementwise):
+    """``torch.sin(x)`` elementwise: one op per element; backward ``grad * cos(x)`` (2 per element), keeping
+    its input."""
+
+    backward_ops_per_element: ClassVar[int] = 2
+
+
+@register_layer
+@layer_kind
+class Cos(Elementwise):
+    """``torch.cos(x)`` elementwise: one op per element; backward ``grad * -sin(x)`` (3 per element), keeping
+    its input."""
+
+    backward_ops_per_element: ClassVar[int] = 3

@@ -1,9 +1,10 @@
 """Per-sample elementwise calls that stop timm models, as alexcost layers: ``torch.rsqrt`` (`Rsqrt`), ``torch.sqrt`` (`Sqrt`),
+``torch.sin`` and ``torch.cos`` (`Sin`, `Cos`),
 ``torch.square`` (``x ** 2``, a `Scalar`), ``torch.clamp`` with number bounds (`Clamp`),
 ``torch.addcmul`` (a `Mul` then an `Add` in place into the product: the same ops, one new tensor, the same
 tensors kept as torch's single kernel), and ``x.device`` of an activation (a marker, `DEVICE`: alexcost
 does not know the device; it is read only where a use does not depend on it). Tensors made from constants
-(``torch.arange``, ``torch.zeros``, ...) are refused, saying why. Handlers as in
+(``torch.arange``, ``torch.zeros``, ...) are read as constants of the module (`created`). Handlers as in
 `alexcost.torch_bridge.ops`, which adds `FUNCTIONS` and `METHODS` to its tables. Imports torch.
 """
 
@@ -11,32 +12,34 @@ from __future__ import annotations
 
 import torch
 
-from ..layers import Add, Clamp, Exp, Mul, Rsqrt, Scalar, Sqrt
+from ..layers import Add, Clamp, Cos, Exp, Mul, Rsqrt, Scalar, Sin, Sqrt
 from .calls import REQUIRED, bind, unary
 
 
-class _Device:
-    """``x.device`` of an activation: unknown without data. Any computation with it is refused (an
-    exception the reader turns into a refusal naming the node)."""
+class _Unknown:
+    """What an activation holds that alexcost does not know without data (its device, its dtype by name): any
+    computation with it is refused (an exception the reader turns into a refusal naming the node)."""
 
-    __slots__ = ()
+    __slots__ = ("what",)
+
+    def __init__(self, what: str):
+        self.what = what
 
     def __repr__(self) -> str:
-        return "the input's device (unknown without data)"
+        return f"the input's {self.what} (unknown without data)"
 
     def __eq__(self, other):
-        raise TypeError("alexcost does not know the input's device without data")
+        raise TypeError(f"alexcost does not know the input's {self.what} without data")
 
     __ne__ = __eq__
     __hash__ = object.__hash__
 
     def __bool__(self):
-        raise TypeError("alexcost does not know the input's device without data")
+        raise TypeError(f"alexcost does not know the input's {self.what} without data")
 
 
-DEVICE = _Device()
+DEVICE = _Unknown("device")
 """What ``x.device`` of an activation reads as."""
-
 
 def device_attribute(handler):
     """``getattr`` (``handler``), with ``x.device`` of an activation read as `DEVICE`."""
@@ -101,16 +104,92 @@ def clamp(inplace: bool, bound: str | None = None):
 
 
 def created(name: str):
-    """``torch.<name>(...)``, a tensor made from constants (``torch.arange``, ``torch.zeros``): refused, saying
-    why: what is computed from it alone (a position table) runs once per forward pass, not per sample."""
+    """``torch.<name>(...)``, a tensor made from constants (``torch.arange``, ``torch.zeros``): its sizes and
+    arguments must be fixed values (not the batch size, no tensor); the tensor is made on the meta device
+    (its shape and dtype: its values never matter) and read as a constant of the module, as fx's own
+    constants are (a `Constant` where an operand: made once per forward pass, neither a parameter nor a
+    buffer)."""
     def handle(r, node, args, kwargs):
-        r.refuse(node, f"creates a tensor from constants (torch.{name}), not from the input: what is computed from "
-                       f"it alone (a position table, a mask) runs once per forward pass, not per sample, and "
-                       f"alexcost's per-sample counts cannot hold it")
+        args = r.constant(tuple(args), node, "size")
+        kwargs = {k: r.constant(v, node, k) for k, v in kwargs.items()}
+        if kwargs.get("requires_grad") or kwargs.get("out") is not None:
+            r.refuse(node, "creates a tensor with requires_grad or out=; alexcost reads a tensor made from "
+                           "constants without them")
+        try:
+            tensor = getattr(torch, name)(*args, **{**kwargs, "device": "meta"})
+        except (RuntimeError, TypeError, ValueError) as err:
+            r.refuse(node, f"fails on these arguments: {err}")
+        return r.made_constant(tensor, node)
     return handle
 
 
-FUNCTIONS = {torch.rsqrt: unary(Rsqrt), torch.sqrt: unary(Sqrt), torch.exp: unary(Exp), torch.addcmul: addcmul, torch.square: square(False),
+def leaf_of_constants(r, node, args, kwargs):
+    """A Python function fx keeps whole (``torch.fx.wrap``: timm's ``_build_grid``), called with constants alone
+    (no tensor, not the batch size): the tensor it returns, made on the meta device, read as a tensor made from
+    constants (`created`); what it computes inside is the making of that tensor (alexcost does not see inside
+    it), where torch's FlopCounterMode counts nothing in it. A function given a tensor, or returning no tensor,
+    or counted FLOPs, is refused."""
+    args = r.constant(tuple(args), node, "argument")
+    kwargs = {k: r.constant(v, node, k) for k, v in kwargs.items()}
+    if "device" in kwargs:
+        kwargs["device"] = "meta"
+    from torch.utils.flop_counter import FlopCounterMode
+
+    try:
+        with torch.device("meta"), FlopCounterMode(display=False) as counter:
+            tensor = node.target(*args, **kwargs)
+    except Exception as err:  # noqa: BLE001 - torch would fail the same way on these arguments
+        r.refuse(node, f"fails on these arguments: {type(err).__name__}: {err}")
+    if counter.get_total_flops():
+        r.refuse(node, f"computes {counter.get_total_flops()} FLOPs inside a function fx keeps whole, which alexcost "
+                       f"does not see; it reads such a function of constants only where torch counts none")
+    if not isinstance(tensor, torch.Tensor) or tensor.device.type != "meta":
+        r.refuse(node, f"returns {type(tensor).__name__} off the meta device; alexcost reads a function fx keeps "
+                       f"whole, called with constants, where it returns one tensor made on the device it is given")
+    return r.made_constant(tensor, node)
+
+
+def converted(r, node, args, kwargs):
+    """``t.to(dtype)``, ``t.to(y.device)`` (an activation's device: the tensor's own): of a tensor made from constants, that
+    tensor in the dtype, still a constant (a conversion costs no arithmetic); of any other tensor, the tensor
+    itself where the dtype is float32 in a float32 module (`alexcost.torch_bridge.misc.as_float32`, as
+    ``x.float()``); else refused."""
+    from .misc import as_float32
+
+    value, rest = args[0], [r.constant(a, node, "argument") for a in args[1:]]
+    more = {k: r.constant(v, node, k) for k, v in kwargs.items()}
+    dtypes = [v for v in (*rest, *more.values()) if isinstance(v, torch.dtype)]
+    others = [r.show(v) for v in rest if not isinstance(v, torch.dtype) and v is not DEVICE] + \
+        [f"{k}={r.show(v)}" for k, v in more.items() if k != "dtype" and v is not DEVICE and v not in (False, None)]
+    if others or len(dtypes) > 1:
+        r.refuse(node, f"converts with {', '.join(others) or dtypes}; alexcost reads x.to(dtype) and "
+                       f"x.to(y.device) only (a device it does not know is the tensor's own is refused)")
+    dtype = dtypes[0] if dtypes else None
+    if r.is_attribute(value) and value.kind == "constant":
+        return value if dtype is None or dtype is value.tensor.dtype else r.made_constant(value.tensor.to(dtype), node)
+    if dtype is None:
+        return r.tensor(value, node)
+    if dtype is torch.float32:
+        return as_float32(r, node, value)
+    r.refuse(node, f"converts {r.show(value)} to {dtype}; alexcost reads x.to(dtype) of a tensor made from "
+                   f"constants, or to float32 in a float32 module")
+
+
+def typed_as(r, node, args, kwargs):
+    """``x.type_as(other)``: ``x.to(other.dtype)`` (`converted`; an activation's dtype is float32 in a float32
+    module, `alexcost.torch_bridge.misc.float32`)."""
+    from .misc import float32
+
+    b = bind(r, node, (("input", REQUIRED), ("other", REQUIRED)), args, kwargs)
+    other = b["other"]
+    if not r.is_tensor(other):
+        r.refuse(node, f"converts to the type of {r.show(other)}, not a tensor")
+    dtype = other.tensor.dtype if r.is_attribute(other) else float32(r, node, "converts to an activation's type")
+    return converted(r, node, (b["input"], dtype), {})
+
+
+FUNCTIONS = {torch.rsqrt: unary(Rsqrt), torch.sqrt: unary(Sqrt), torch.exp: unary(Exp), torch.sin: unary(Sin), torch.cos: unary(Cos),
+             torch.addcmul: addcmul, torch.square: square(False),
              torch.square_: square(True), torch.clamp: clamp(False), torch.clip: clamp(False),
              torch.clamp_: clamp(True), torch.clip_: clamp(True), torch.clamp_min: clamp(False, "min"),
              torch.clamp_max: clamp(False, "max"),
@@ -118,7 +197,8 @@ FUNCTIONS = {torch.rsqrt: unary(Rsqrt), torch.sqrt: unary(Sqrt), torch.exp: unar
                                                                  "linspace", "eye", "tensor", "rand", "randn")}}
 """Functions by the object fx records as a call_function node's target."""
 
-METHODS = {"rsqrt": unary(Rsqrt), "sqrt": unary(Sqrt), "exp": unary(Exp), "addcmul": addcmul, "square": square(False), "square_": square(True),
+METHODS = {"to": converted, "type_as": typed_as, "rsqrt": unary(Rsqrt), "sqrt": unary(Sqrt), "exp": unary(Exp), "sin": unary(Sin),
+           "cos": unary(Cos), "addcmul": addcmul, "square": square(False), "square_": square(True),
            "clamp": clamp(False), "clip": clamp(False), "clamp_": clamp(True), "clip_": clamp(True),
            **{f"clamp_{b}{i}": clamp(i == "_", b) for b in ("min", "max") for i in ("", "_")}}
 """Tensor methods by name."""

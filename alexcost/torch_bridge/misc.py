@@ -1,5 +1,5 @@
 """Single calls that stop otherwise readable models, as alexcost layers: ``x.expand_as(y)``, ``x.float()``
-(the tensor itself), ``x.to(torch.float32)`` and ``x.dtype`` in a float32 module, ``x.amax(dim)``, ``x.var(dim)``,
+(the tensor itself) and ``x.dtype`` in a float32 module, ``x.amax(dim)``, ``x.var(dim)``,
 ``F.rms_norm``, ``F.normalize``, ``F.avg_pool1d``, ``F.unfold`` and
 ``F.fold`` (``nn.RMSNorm``, ``nn.AvgPool1d``, ``nn.Unfold`` and ``nn.Fold`` are read by name). Handlers as in
 `alexcost.torch_bridge.ops`, which adds
@@ -30,6 +30,7 @@ def float32(r, node, what: str):
     if found:
         r.refuse(node, f"{what} in a module whose parameters are {sorted(map(str, found))}; alexcost reads it "
                        f"only in a float32 module, where every activation is float32")
+    r.casts.append(r.where(node))  # under autocast a dtype depends on the region: a training step is refused
     return torch.float32
 
 
@@ -40,23 +41,10 @@ def to_float(r, node, args, kwargs):
     b = bind(r, node, (("input", REQUIRED), ("memory_format", torch.preserve_format)), args, kwargs)
     if b["memory_format"] is not torch.preserve_format:
         r.refuse(node, "converts with a memory_format; alexcost reads x.float() without one")
-    return _as_float32(r, node, b["input"])
+    return as_float32(r, node, b["input"])
 
 
-def to_dtype(r, node, args, kwargs):
-    """``x.to(torch.float32)``, ``x.to(dtype=torch.float32)`` (``x.to(x.dtype)`` in a float32 module):
-    read as `to_float` (the tensor itself); a device, a tensor or another dtype is refused."""
-    b = bind(r, node, (("input", REQUIRED), ("dtype", None), ("non_blocking", False), ("copy", False),
-                       ("memory_format", torch.preserve_format)), args, kwargs)
-    dtype = b["dtype"]
-    if dtype is not torch.float32 or b["non_blocking"] is not False or b["copy"] is not False or \
-            b["memory_format"] is not torch.preserve_format:
-        shown = ", ".join(f"{k}={r.show(v)}" for k, v in b.items() if k != "input")
-        r.refuse(node, f"converts with {shown}; alexcost reads x.to(dtype) with dtype float32 alone")
-    return _as_float32(r, node, b["input"])
-
-
-def _as_float32(r, node, x):
+def as_float32(r, node, x):
     """``x`` converted to float32, where it is float32 already (see `to_float`)."""
     if r.is_attribute(x):
         if x.tensor.dtype != torch.float32:
@@ -66,7 +54,6 @@ def _as_float32(r, node, x):
     if not (r.is_activation(x) and x.shape.__class__ is ParameterShape):  # (computed once per pass: float32 too)
         x = r.tensor(x, node)
     float32(r, node, "converts to float32")
-    r.casts.append(r.where(node))  # a training step under autocast is refused (see the reader's modes)
     return x
 
 
@@ -158,6 +145,6 @@ FUNCTIONS = {
 }
 """Functions by the object fx records as a call_function node's target."""
 
-METHODS = {"expand_as": expand_as, "float": to_float, "to": to_dtype, "amax": amax, "var": var, "repeat": repeat(False),
+METHODS = {"expand_as": expand_as, "float": to_float, "amax": amax, "var": var, "repeat": repeat(False),
            "tile": repeat(True)}
 """Tensor methods by name."""

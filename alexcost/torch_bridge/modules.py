@@ -209,6 +209,17 @@ class Buffer(nn.Module):
         return self.table
 
 
+class Constant(nn.Module):
+    """A tensor made from constants in each forward pass, returned as it is."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self):
+        return torch.zeros(self.shape)
+
+
 class Gathered(nn.Module):
     """A table's rows gathered by a fixed index, viewed as ``shape`` (a `PositionBias`): the index runs over
     the table's rows in turn (the counts do not depend on which rows); a buffer, or, without
@@ -311,6 +322,7 @@ BUILDERS = {
     kinds.Mean: lambda layer, x: Method("mean", list(layer.dim), layer.keepdim),
     kinds.Parameter: lambda layer, x: Parameter(layer.shape),
     kinds.Buffer: lambda layer, x: Buffer(layer.shape),
+    kinds.Constant: lambda layer, x: Constant(layer.shape),
     kinds.PositionBias: lambda layer, x: Gathered(layer.table, layer.shape, layer.dim, layer.index_buffer),
     kinds.Pad: lambda layer, x: Padding(layer.pad, layer.mode, layer.value),
     kinds.StochasticDepth: lambda layer, x: StochasticDepth(layer.p, layer.mode),
@@ -342,6 +354,8 @@ BUILDERS = {
                                          keepdim=layer.keepdim),
     kinds.Exp: lambda layer, x: Function(torch.exp),
     kinds.Folded: lambda layer, x: Rows(torch_module(layer.layer, x[1:]), x[0]),
+    kinds.Sin: lambda layer, x: Function(torch.sin),
+    kinds.Cos: lambda layer, x: Function(torch.cos),
     kinds.Clamp: lambda layer, x: Function(torch.clamp_ if layer.inplace else torch.clamp, min=layer.min,
                                            max=layer.max),
 }

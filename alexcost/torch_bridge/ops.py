@@ -190,6 +190,16 @@ def _with_number(r, node, op, inplace, a, b, names):
     return r.emit(node, r.build(node, Scalar, {"op": op, "value": number, "inplace": inplace}), [x])
 
 
+def negative(r, node, args, kwargs):
+    """``-x``, ``torch.neg(x)``, ``x.neg()`` of a tensor: a `Scalar` ``mul`` by -1 (torch's negation is one op
+    per element, keeps nothing, and its backward negates the gradient, as the product by -1's does); of a
+    plain value, Python's."""
+    x = bind(r, node, (("input", REQUIRED),), args, kwargs)["input"]
+    if not r.is_tensor(x):
+        return r.pure(node, args, kwargs)
+    return r.emit(node, r.build(node, Scalar, {"op": "mul", "value": -1}), [r.tensor(x, node, Scalar)])
+
+
 def size(r, node, args, kwargs):
     bound = bind(r, node, (("input", REQUIRED), ("dim", None)), args, kwargs)
     x, d = bound["input"], bound["dim"]
@@ -296,7 +306,7 @@ FUNCTIONS = {
     torch.div: arithmetic("div", Div, fixed=(("rounding_mode", None),)),
     torch.divide: arithmetic("div", Div, fixed=(("rounding_mode", None),)), torch.true_divide: arithmetic("div", Div),
     torch.pow: arithmetic("pow", names=("input", "exponent")),
-    torch.cat: cat, torch.concat: cat,
+    torch.cat: cat, torch.concat: cat, operator.neg: negative, torch.neg: negative, torch.negative: negative,
     torch.concatenate: lambda r, node, args, kwargs: cat(r, node, args, kwargs, dim="axis"),
     torch.flatten: flatten, torch.repeat_interleave: repeat_interleave,
     torch.reshape: reshape(Reshape),
@@ -362,6 +372,7 @@ PURE = frozenset({operator.getitem, operator.floordiv, operator.mod, operator.ne
 on plain values, refused on tensors."""
 
 METHODS = {
+    "neg": negative, "negative": negative,
     "add": arithmetic("add", Add, alpha=True), "add_": arithmetic("add", Add, inplace=True, alpha=True),
     "mul": arithmetic("mul", Mul), "mul_": arithmetic("mul", Mul, inplace=True),
     "multiply": arithmetic("mul", Mul), "multiply_": arithmetic("mul", Mul, inplace=True),

@@ -1,12 +1,13 @@
-"""Computations on a module's parameters and buffers alone (an MLP on a table of relative coordinates, a
-learned scale through a sigmoid): torch runs them once per forward pass, whatever the batch.
+"""Computations on a module's parameters, buffers and constants alone (an MLP on a table of relative coordinates,
+a learned scale through a sigmoid, the sine of positions made by ``torch.arange``): torch runs them once per
+forward pass, whatever the batch.
 
 The reader keeps such a tensor whole (a `ParameterShape`: no batch dimension), and the network runs the
 layers that read only such tensors once per pass (`alexcost.engine.network.Network.once`), their rules
 seeing the full shapes as one sample. The kinds whose arguments name no dimension (an elementwise op,
 arithmetic) or only the last ones (Linear, LayerNorm, a constant pad) read it as they read an activation
-(`reads`). The calls that number dimensions (views, permutes, slices and fixed-index gathers, `torch.cat`, a
-softmax) are read here, each dimension ``d`` of the whole tensor being the layer's ``d + 1``, and
+(`reads`). The calls that number dimensions (views, permutes, slices, ``None`` indexing, chunks and fixed-index
+gathers, `torch.cat`, a softmax) are read here, each dimension ``d`` of the whole tensor being the layer's ``d + 1``, and
 ``F.interpolate``, which takes the first dimension as the batch, on a tensor whose first size is 1; every other
 call on such a tensor is refused, naming the node.
 
@@ -59,7 +60,8 @@ def _held(r, value, node, gathered: bool):
     """``value`` as a tensor computed once per pass where it is a parameter or buffer of the module that the
     reader's views of parameters (`alexcost.torch_bridge.params`) leave alone: a `Parameter` or `Buffer` layer's
     output (with ``gathered``, a gathered table's too: a `PositionBias`'s); else ``value`` itself."""
-    if r.is_attribute(value) and value.kind in ("parameter", "buffer") and (gathered or not value.gathered) and \
+    if r.is_attribute(value) and (gathered or not value.gathered) and \
+            (value.kind != "constant" or value.tensor.is_floating_point()) and \
             (value.base is None or value.gathered):
         return r.operand(value, node)
     return value
@@ -106,8 +108,8 @@ def gathered(handler):
     the index's shape; and constant slices of it (a `Slice`)."""
     def handle(r, node, args, kwargs):
         value, index = (list(args) + [None, None])[:2]
-        if r.is_attribute(value) and value.gathered:  # a gathered table, sliced (EfficientViT's per head)
-            value = _held(r, value, node, gathered=True)
+        if r.is_attribute(value) and (value.gathered or value.kind == "constant"):  # a gathered table, sliced
+            value = _held(r, value, node, gathered=True)  # (EfficientViT's per head), a float constant
         elif r.is_attribute(value) and _constant_index(index):  # a parameter's slice (a rotary table's freqs[0])
             value = _held(r, value, node, gathered=False)
         if not _whole(r, value) or kwargs:
@@ -125,12 +127,24 @@ def gathered(handler):
             picked = r.emit(node, r.build(node, IndexSelect, {"dim": dim + 1, "index_size": index.tensor.numel()}),
                             [value])
             return picked if picked.shape == out else r.emit(node, r.build(node, View, {"shape": out}), [picked])
-        if any(r.is_tensor(e) for e in entries) or not all(isinstance(e, (int, slice)) for e in entries):
+        if any(r.is_tensor(e) for e in entries) or not all(isinstance(e, (int, slice)) or e is None
+                                                           for e in entries):
             r.refuse(node, f"indexes {r.show(value)} with {r.show(index)}; alexcost reads such a tensor gathered "
-                           f"by an int64 buffer, or sliced by constants")
+                           f"by an int64 buffer, or sliced by constants (None adding a dimension)")
         entries = r.constant(entries, node, "index")
-        spec = tuple(e if isinstance(e, int) else (e.start, e.stop, e.step) for e in entries)
-        return r.emit(node, r.build(node, Slice, {"index": spec}), [value])
+        picked = [e for e in entries if e is not None]
+        spec = tuple(e if isinstance(e, int) else (e.start, e.stop, e.step) for e in picked)
+        if any(e != slice(None) for e in picked):
+            value = r.emit(node, r.build(node, Slice, {"index": spec}), [value], label="getitem")
+        if len(picked) == len(entries):
+            return value
+        try:  # None entries: a view with the dimensions they add
+            out = tuple(torch.empty(value.shape, device="meta")[tuple(  # (the slice made, its entries whole)
+                slice(None) if e is not None and not isinstance(e, int) else e for e in entries
+                if e is None or not isinstance(e, int))].shape)
+        except (IndexError, RuntimeError, TypeError) as err:
+            r.refuse(node, f"fails on {r.show(value)}: {err}")
+        return r.emit(node, r.build(node, View, {"shape": out}), [value])
     return handle
 
 
@@ -155,6 +169,9 @@ def wrap(methods: dict, functions: dict) -> None:
     for function in [f for f in functions if getattr(f, "__name__", None) == "softmax"]:
         functions[function] = softmax(functions[function])
     methods["softmax"] = softmax(methods["softmax"])
+    for function in [f for f in functions if getattr(f, "__name__", None) == "chunk"]:
+        functions[function] = chunked(functions[function])
+    methods["chunk"] = chunked(methods["chunk"])
     for function in [f for f in functions if getattr(f, "__name__", None) == "pad"]:
         functions[function] = padded(functions[function])
     for function in [f for f in functions if getattr(f, "__name__", None) == "interpolate"]:
@@ -204,6 +221,31 @@ def softmax(handler):
         if not -rank <= dim < rank:
             r.refuse(node, f"dim={dim} is out of range for {r.show(value)}")
         return r.emit(node, r.build(node, Softmax, {"dim": dim % rank + 1}), [value])
+    return handle
+
+
+def chunked(handler):
+    """``handler`` (``x.chunk(chunks, dim)`` of an activation), which reads the chunks of a tensor computed once
+    per pass (a rotary table's sines and cosines): each chunk a `Slice` of it along the same dimension (the
+    views torch returns; a layer run once has one output)."""
+    def handle(r, node, args, kwargs):
+        value = _held(r, args[0] if args else kwargs.get("input"), node, gathered=False)
+        if not _whole(r, value):
+            return handler(r, node, args, kwargs)
+        chunks = r.constant(args[1] if len(args) > 1 else kwargs.get("chunks"), node, "chunks")
+        dim = r.constant(args[2] if len(args) > 2 else kwargs.get("dim", 0), node, "dim")
+        rank = len(value.shape)
+        if not isinstance(dim, int) or not -rank <= dim < rank:
+            r.refuse(node, f"dim={dim!r} is out of range for {r.show(value)}")
+        import torch
+
+        try:
+            sizes = [t.shape[dim] for t in torch.empty(value.shape, device="meta").chunk(chunks, dim)]
+        except (RuntimeError, TypeError) as err:
+            r.refuse(node, f"fails on {r.show(value)}: {err}")
+        lead, starts = ((None, None, None),) * (dim % rank), [sum(sizes[:k]) for k in range(len(sizes))]
+        return tuple(r.emit(node, r.build(node, Slice, {"index": (*lead, (start, start + size, None))}), [value],
+                            label="chunk") for start, size in zip(starts, sizes))
     return handle
 
 

@@ -23,7 +23,7 @@ import operator
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
-from types import SimpleNamespace
+from types import FunctionType, SimpleNamespace
 from typing import NamedTuple
 
 from ..layers import arguments as check
@@ -31,14 +31,15 @@ from ..layers import strides as st
 from ..errors import SpecError, format_shape
 from ..engine.modes import StepModes
 from .ops import FUNCTIONS, METHODS, PURE, module_call
+from .elementwise import leaf_of_constants
 from .trace import MODE, REGION, kind_of, where_module
-from ..layers import BUILTIN_KINDS, Buffer, Folded, Identity, Parameter, ParameterShape, PositionBias
+from ..layers import BUILTIN_KINDS, Buffer, Constant, Folded, Identity, Parameter, ParameterShape, PositionBias
 from .custom import custom_reads, read_function
 from .attention import MODULE_CALLS
 from .moves import Selections
 from . import fold, per_pass
 from ..layers.base import Passthrough, need_sample_dimension
-from ..layers import Contiguous, Flatten, Permute, Reshape, Transpose, View
+from ..layers import Add, Contiguous, Div, Flatten, Mul, Permute, Reshape, Sub, Transpose, View
 
 
 class _Batch:
@@ -131,13 +132,16 @@ class Reader:
         self.custom = custom_reads()[1]
         self.branches, self.train_differs = traced.branches, traced.train_differs
         self.constants = traced.constants
+        self.held_constants: dict = {}  # id(tensor) -> its Attribute, for fx's constants
+        self.made: dict = {}  # id(tensor) -> tensor: what the forward pass makes from constants (`made_constant`)
+        self._held_storages: set | None = None
         self.input_shape = input_shape
         self.layers, self.sources, self.paths, self.fx_nodes, self.once = [], [], [], [], []
         self.module_ids, self.owners, self.labels = [], [], []
         self.weight, self.bias, self.frozen = [], [], []
         self.regions: list = []  # per layer: the mode a training step runs it in (trace.REGION), or None
         self.cold: list = []     # per layer: (weight frozen, bias frozen), as its tensors' requires_grad say
-        self.casts: list[str] = []  # the dtype conversions read as the tensor itself (x.float()), by node
+        self.casts: list[str] = []  # the dtypes read as float32 (x.dtype, x.float() as the tensor itself), by node
         self.xs, self.ys = [], []
         self.needs: list[bool] = []  # per layer: does its output require grad (in a training step)?
         self.seen: set[int] = set()
@@ -220,28 +224,31 @@ class Reader:
                 self.refuse(node, per_pass.refusal(self.show(value), kind))
             return value
         if isinstance(value, Attribute):
-            if value.kind == "constant" or not per_pass.reads(kind):
+            if not per_pass.reads(kind):
                 self.refuse(node, per_pass.refusal(self.show(value), kind))
             return self.operand(value, node)
         self.refuse(node, f"expects a tensor, got {self.show(value)}")
 
     def operand(self, value, node) -> Activation:
-        """An operand of a merge: an activation, or a parameter or buffer (as a `Parameter` or `Buffer`
-        layer, once)."""
+        """An operand of a merge: an activation, or a parameter, buffer or constant (as a `Parameter`,
+        `Buffer` or `Constant` layer, once)."""
         if isinstance(value, Activation):
             return value
-        if value.kind not in ("parameter", "buffer"):
-            self.refuse(node, f"reads {self.show(value)}, which is not a parameter or buffer of the module; "
-                              f"alexcost counts registered tensors only")
-        if value.kind == "buffer" and not value.gathered and value.tensor.dtype != next(
-                (p.dtype for p in self.root.parameters()), value.tensor.dtype):
+        if value.kind != "parameter" and not value.gathered and value.tensor.dtype != next(
+                (p.dtype for p in self.root.parameters()), value.tensor.dtype if value.kind == "buffer" or
+                value.tensor.is_floating_point() else None):  # (a constant of integers: never)
             self.refuse(node, f"reads {self.show(value)} of {value.tensor.dtype} as an operand; alexcost reads a "
-                              f"buffer of the module's parameters' dtype only")
+                              f"{value.kind} of the module's parameters' dtype only")
+        if value.kind == "constant" and not value.gathered and id(value.tensor) not in self.made and \
+                not self._a_view_of_a_held_tensor(value.tensor):
+            self.refuse(node, f"reads {self.show(value)}, which fx computed while tracing (it is not a view of a "
+                              f"tensor the module holds): torch computes it in every forward pass, and alexcost "
+                              f"cannot count what fx did not record")
         if value.act is None:
+            held = {"parameter": Parameter, "buffer": Buffer, "constant": Constant}[value.kind]
             layer = self.build(value.node, PositionBias, {"table": tuple(value.base.shape), "shape": tuple(
                 value.tensor.shape), "dim": value.dim, "index_buffer": value.gathered == "buffer"}) if value.gathered \
-                else self.build(
-                value.node, Parameter if value.kind == "parameter" else Buffer, {"shape": tuple(value.tensor.shape)})
+                else self.build(value.node, held, {"shape": tuple(value.tensor.shape)})
             module, _, attr = value.path.rpartition(".")
             weights = (("weight", value.tensor if value.base is None else value.base),) if value.kind == "parameter" \
                 else ()
@@ -249,6 +256,23 @@ class Reader:
                             layer.shape, module, attr)
             value.act = Activation(act.src, ParameterShape(layer.shape))
         return value.act
+
+    def made_constant(self, tensor, node) -> Attribute:
+        """A tensor the forward pass makes from constants alone (``torch.zeros``, a conversion of one), read as
+        a constant of the module (a `Constant` where an operand)."""
+        self.made[id(tensor)] = tensor  # (kept: the id stays the tensor's)
+        return Attribute(node.name, tensor, "constant", node)
+
+    def _a_view_of_a_held_tensor(self, tensor) -> bool:
+        """Is ``tensor`` (a constant fx stowed away) a view of a tensor the module holds (a parameter, a buffer,
+        a plain tensor attribute: Swin's mask unsqueezed, EVA's rotary table chunked)? Else fx computed it."""
+        import torch
+
+        if self._held_storages is None:
+            tensors = [t for m in self.root.modules() for t in (*m._parameters.values(), *m._buffers.values(),
+                                                                *vars(m).values()) if isinstance(t, torch.Tensor)]
+            self._held_storages = {t.untyped_storage()._cdata for t in tensors}
+        return tensor.untyped_storage()._cdata in self._held_storages
 
     def constant(self, value, node, name: str, batch_ok: bool = False):
         """A plain argument: no tensor, and no batch size unless ``batch_ok``."""
@@ -314,6 +338,12 @@ class Reader:
         kind = type(layer)
         shapes = [v.shape for v in inputs]
         once = bool(shapes) and all(s.__class__ is ParameterShape for s in shapes)  # see `Network.once`
+        if once and issubclass(kind, (Add, Sub, Mul, Div)) and len({len(s) for s in shapes}) > 1:  # as torch
+            # broadcasts whole tensors
+            rank = max(len(s) for s in shapes)  # from the right: the shorter viewed with leading ones
+            inputs = [v if len(v.shape) == rank else self.emit(node, View(shape=(1,) * (rank - len(v.shape)) + tuple(
+                v.shape)), [v], label="view") for v in inputs]
+            shapes = [v.shape for v in inputs]
         if once:
             if _link(layer) == "same" and type(self.layers[inputs[0].src[0]]).arity == 0:
                 self.refuse(node, "writes in place into a parameter or buffer of the module; alexcost reads writes "
@@ -334,7 +364,8 @@ class Reader:
             path = f"{owner}:{label}"
         act = self._add(node, layer, tuple(v.src for v in inputs), x, path, module, params, y, owner, label)
         self.once[-1] = once
-        out = tuple(Activation((act.src[0], k), s) for k, s in enumerate(y)) if kind.multi_output \
+        out = tuple(Activation((act.src[0], k), ParameterShape(s) if once else s) for k, s in enumerate(y)) \
+            if kind.multi_output \
             else Activation(act.src, ParameterShape(y) if once else y)
         if isinstance(layer, View):
             self._check_view(node)
@@ -645,6 +676,9 @@ class Reader:
                 return handler(self, node, args, kwargs)
             if any(node.target is op for op in PURE):
                 return self.pure(node, args, kwargs)
+            if isinstance(node.target, FunctionType) and not _tensors_in((args, kwargs)) and \
+                    not _batch_in((args, kwargs)):  # a function fx keeps whole, of constants alone
+                return leaf_of_constants(self, node, args, kwargs)
             self.refuse(node, f"alexcost has no layer kind for {self._qualified(node.target)}")
         handler = METHODS.get(node.target)
         if handler is not None and args and (self.is_tensor(args[0]) or isinstance(args[0], Selections)):
@@ -690,8 +724,8 @@ class Reader:
             kind = "parameter"
         elif holder is not None and holder._buffers.get(name) is value:
             kind = "buffer"
-        else:
-            kind = "constant"
+        else:  # a tensor fx keeps as a constant: one tensor, however many of its nodes read it
+            return self.held_constants.setdefault(id(value), Attribute(path, value, "constant", node))
         return Attribute(path, value, kind, node)
 
     def _module_call(self, node, args, kwargs, rows: bool = False):
@@ -794,9 +828,9 @@ class Reader:
         autocast = [(name, device, dtype) for name, region in zip(names, self.regions)
                     if region and region[0] == "autocast" for device, dtype in region[1]]
         if not refused and autocast and self.casts:
-            refused = (f"{self.casts[0]} converts a tensor to float32 in a module that runs torch.autocast: the "
-                       f"dtype it converts from depends on the autocast regions, which alexcost does not follow "
-                       f"through a conversion")
+            refused = (f"{self.casts[0]} reads a tensor's dtype as float32 in a module that runs torch.autocast: "
+                       f"the dtype depends on the autocast regions, which alexcost does not follow "
+                       f"through a dtype read or a conversion")
         for name, region, layer, module in zip(names, self.regions, self.layers, self.module_ids):
             if (not refused and region and region[0] == "autocast" and type(layer).autocast == "lower"
                     and module is not None and self.module_ids.count(module) > 1):

@@ -63,7 +63,7 @@ def _layout(network, batch: int) -> Layout:
             own = source or train.copies or (plan[i] if traced is None else traced[i][k][0] == i)
             storage.append(v + k if own else storage[reads[0]])
             elements.append(prod(s) if source or once[i] else batch * prod(s))
-        if source:
+        if source and getattr(type(layer), "held", True):  # (a Constant is made by the pass: an activation's)
             weights.append(v)
         writes, several = writes or train.inplace, several or multi
         ins.append(reads)
