@@ -18,6 +18,7 @@ from .layers import (GELU, INPUT, LAYER_KINDS, AdaptiveAvgPool2d, AdaptiveAvgPoo
                      StochasticDepth, Tanh, Transpose, Upsample, View, ZeroPad2d, register_layer)
 from .layers import (CosineWindowAttention, Expand, Matmul, MultiheadAttention, ScaledDotProductAttention, Slice,
                      SliceAdd, Squeeze, Unsqueeze, WindowAttention)
+from .layers import DynamicConv2d, Standardize
 from .layers import AvgPool1d, Buffer, Fold, IndexSelect, Normalize, RMSNorm, Unfold
 from .layers import Amax, Clamp, Div, Embedding, Exp, Norm, PositionBias, Roll, Rsqrt, Scalar, Sub, Sum
 from .layers import Repeat, Sqrt, UnfoldView, Var
@@ -46,14 +47,15 @@ def __getattr__(name):
 __all__ = [
     "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "Amax", "AvgPool1d", "AvgPool2d",
     "AvgPool3d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Buffer", "Cat", "Chunk", "Clamp", "Clone",
-    "Contiguous", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose2d", "CosineWindowAttention", "DEFAULT_MODEL",
+    "Contiguous", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose2d", "CosineWindowAttention", "DEFAULT_MODEL", "DynamicConv2d",
     "DTYPE_BYTES", "Div", "Dropout", "Dropout2d", "Embedding", "Exp", "Expand", "Flatten", "Fold", "GELU",
     "GroupNorm", "Hardsigmoid", "Hardswish", "INPUT", "Identity", "IndexSelect", "InstanceNorm2d",
     "LAYER_KINDS", "Layer", "LayerCost", "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm", "Matmul",
     "MaxPool2d", "MaxPool3d", "Mean", "Mul", "MultiheadAttention", "Network", "NetworkCost", "Norm", "Normalize",
     "PRESETS", "Pad", "Parameter", "Permute", "PositionBias", "RMSNorm", "ReLU", "ReLU6", "Repeat", "Reshape", "Roll", "Rsqrt",
     "Scalar", "ScaledDotProductAttention", "SiLU", "Sigmoid", "Slice", "SliceAdd", "Softmax", "SpecError", "Split", "Sqrt", "Squeeze",
-    "StochasticDepth", "Sub", "Sum", "Tanh", "Totals", "Transpose", "Unfold", "UnfoldView", "Unsqueeze", "Upsample", "Var", "View",
+    "Standardize", "StochasticDepth", "Sub", "Sum", "Tanh", "Totals", "Transpose", "Unfold", "UnfoldView", "Unsqueeze", "Upsample",
+    "Var", "View",
     "WindowAttention", "ZeroPad2d", "dumps_spec", "forget_rules", "load_spec", "network_from_dict",
     "network_to_dict", "predict", "preset", "register_layer",
 ]

@@ -33,6 +33,7 @@ from alexcost import (Embedding, Expand, Matmul, MultiheadAttention, Norm, Roll,
 from alexcost import Amax, CosineWindowAttention, SliceAdd
 from alexcost import AvgPool1d, Fold, Normalize, RMSNorm
 from alexcost import Buffer, Clamp, Div, Exp, IndexSelect, PositionBias, Repeat, Rsqrt, Scalar, Sqrt, Sub, UnfoldView, Var
+from alexcost import DynamicConv2d, Standardize
 from alexcost.layers import BUILTIN_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,6 +184,15 @@ S = {
     "Clone": Sample(unary(Clone), {(): dict(y=X)}),
     "Contiguous": Sample(unary(Contiguous), {(): dict(y=X)}),
     # kernel (3, 2), stride 2, padding 1, groups 2: H_out = (6 + 2 - 3)//2 + 1 = 3, W_out = (8 + 2 - 2)//2 + 1 = 5
+    # Conv2d's sample, its weight a second input (a parameter standing in for one computed once per pass)
+    "DynamicConv2d": Sample(
+        lambda src, **kw: [Parameter(name="w", shape=(6, 2, 3, 2)),
+                           DynamicConv2d(**{"out_channels": 6, "kernel_size": (3, 2), "stride": 2, "padding": 1,
+                                            "groups": 2, "inputs": (src, "w"), **kw})],
+        {(): dict(y=(6, 3, 5), params=6, macs=6 * 3 * 5 * 2 * 3 * 2, bias_adds=6 * 3 * 5,
+                  fvcore=6 * 3 * 5 * 2 * 3 * 2, torch=2 * 6 * 3 * 5 * 2 * 3 * 2),
+         (("bias", False),): dict(y=(6, 3, 5), macs=6 * 3 * 5 * 2 * 3 * 2, fvcore=6 * 3 * 5 * 2 * 3 * 2,
+                                  torch=2 * 6 * 3 * 5 * 2 * 3 * 2)}),
     "Conv2d": Sample(unary(lambda **kw: Conv2d(**{"out_channels": 6, "kernel_size": (3, 2), "stride": 2, "padding": 1,
                                                   "groups": 2, **kw})),
                      {(): dict(y=(6, 3, 5), params=6 * 2 * 3 * 2 + 6, macs=6 * 3 * 5 * 2 * 3 * 2, bias_adds=6 * 3 * 5,
@@ -308,6 +318,9 @@ S = {
     "BatchNorm3d": Sample(unary(BatchNorm3d),
                           {(): dict(y=X3, params=2 * 4, buffers=2 * 4 + 1, other_ops=2 * N3, fvcore=2 * N3),
                            (("affine", False),): dict(y=X3, buffers=2 * 4 + 1, other_ops=2 * N3, fvcore=N3)}, x=X3),
+    # per channel (4) of 10: the mean 1, the variance 2, normalising 2, the weight 1 per element
+    "Standardize": Sample(lambda src, **kw: [Parameter(name="g", shape=(4,)), Standardize(inputs=(src, "g"), **kw)],
+                          {(): dict(y=X1, other_ops=6 * 40, fvcore=5 * 40)}, x=X1),
     "GroupNorm": Sample(unary(lambda **kw: GroupNorm(num_groups=2, **kw)),
                         {(): dict(y=X, params=2 * 4, other_ops=7 * N, fvcore=5 * N),
                          (("bias", False),): dict(y=X, params=4, other_ops=6 * N, fvcore=5 * N),
@@ -490,7 +503,7 @@ def claim(cell: str, layer, env: dict, per_element: bool = False):
 
 def test_the_tables_list_every_kind_once():
     counts, tools = table("conventions.md", COUNTS_HEADER), table("conventions.md", TOOLS_HEADER)
-    assert len(KINDS) == 83
+    assert len(KINDS) == 85
     assert list(counts) == KINDS and list(tools) == KINDS
     assert sorted(S) == KINDS
 

@@ -81,3 +81,53 @@ def test_a_transpose_is_a_view_of_the_operand():
 def test_other_equations_are_refused_naming_them(call, message):
     with pytest.raises(SpecError, match=r"function 'einsum' .*" + message):
         from_module(Heads(call), (7, 8))
+
+
+class TableProduct(nn.Module):
+    """SAM's decomposed relative position terms on a (4, 5, 8) grid of queries: each query multiplied by rows of
+    a table gathered by a fixed index, along H (``"bhwc,hkc->bhwk"``) and along W (``"bhwc,wkc->bhwk"``),
+    the two added as torch broadcasts them (``[:, :, :, :, None]`` and ``[:, :, :, None, :]``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.q = nn.Linear(8, 8)
+        self.table_h, self.table_w = nn.Parameter(torch.randn(7, 8)), nn.Parameter(torch.randn(9, 8))
+        self.register_buffer("index_h", torch.arange(4)[:, None] - torch.arange(4)[None, :] + 3)
+        self.register_buffer("index_w", torch.arange(5)[:, None] - torch.arange(5)[None, :] + 4)
+        self.out = nn.Linear(20, 3)
+
+    def forward(self, x):                                          # x: (N, 4, 5, 8)
+        q = self.q(x)
+        rel_h = torch.einsum("bhwc,hkc->bhwk", q, self.table_h[self.index_h])     # (N, 4, 5, 4)
+        rel_w = torch.einsum("bhwc,wkc->bhwk", q, self.table_w[self.index_w])     # (N, 4, 5, 5)
+        bias = rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]                  # (N, 4, 5, 4, 5)
+        return self.out(bias.reshape(x.shape[0], 20, 20))
+
+
+def test_a_product_with_a_gathered_table_counts_as_torch():
+    """FlopCounterMode's FLOPs (torch runs each einsum as one bmm), the output shape and the parameters; each
+    einsum a Matmul of as many MACs as the bmm, 4*5 queries of 8 features by 4 (along H) or 5 (along W) keys."""
+    from module_step import forward_against_torch
+
+    torch.manual_seed(0)
+    cost = forward_against_torch(TableProduct(), (4, 5, 8), batch=2)
+    products = [row.macs for row in cost.layers if row.type == "Matmul"]
+    assert products == [2 * 4 * 5 * 8 * 4, 2 * 4 * 5 * 8 * 5]
+    assert cost.totals.buffers == 4 * 4 + 5 * 5                     # the two indices, the module's buffers
+
+
+@pytest.mark.parametrize("equation, table", [("bhwc,kc->bhwk", (6, 8)), ("bhwc,hck->bhwk", (6, 8, 3)),
+                                             ("bhwc,whk->bhwk", (6, 4, 3))])
+def test_other_products_with_a_table_are_refused(equation, table):
+    class Module(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = nn.Parameter(torch.randn(*table))
+            self.register_buffer("index", torch.arange(4 if equation[5] != "w" else 5))
+
+        def forward(self, x):                                      # x: (N, 4, 5, 8)
+            return torch.einsum(equation, x, self.table[self.index]).flatten(1)
+
+    Module()(torch.randn(2, 4, 5, 8))                               # torch runs it
+    with pytest.raises(SpecError, match=r"einsum '.*' on .* nor a product with a table"):
+        from_module(Module(), (4, 5, 8))

@@ -17,7 +17,7 @@ F = torch.nn.functional
 
 from alexcost import SpecError  # noqa: E402
 from alexcost.torch_bridge import from_module  # noqa: E402
-from module_step import alexcost_step, attention_step_agrees, torch_attention_step  # noqa: E402
+from module_step import Around, alexcost_step, attention_step_agrees, step_agrees, torch_attention_step  # noqa: E402
 from module_step import forward_against_torch as shared_forward_against_torch  # noqa: E402
 
 
@@ -184,7 +184,7 @@ REFUSED = {
     "a transpose of the folded dim": (lambda w, x: w.transpose(0, 1), "the batch is folded"),
     "a folded and a plain tensor": (lambda w, x: w + x.view(x.size(0), 4, 4, 8)[:, 0], "folded"),
     "arithmetic on the folded size": (lambda w, x: w.view(w.shape[0] // 3, -1), "batch size"),
-    "indexing": (lambda w, x: w[:, 0], "indexes"),
+    "indexing the folded dim": (lambda w, x: w[0], "keeps its first dimension whole"),
     "a folded output": (lambda w, x: w * 2, "returns a tensor"),
     "a permute moving the folded dim": (lambda w, x: w.permute(1, 0, 2).sum(-1), "batch"),
     "a flatten from dim 0": (lambda w, x: torch.flatten(w), "folded"),
@@ -198,6 +198,14 @@ def test_what_a_folded_tensor_cannot_do_is_refused_at_the_node(case):
     with pytest.raises(SpecError, match=message) as err:
         from_module(Folded(then), (4, 4, 8))
     assert "fx node" in str(err.value)
+
+
+def test_indexing_that_keeps_the_folded_dim_whole_reads_as_torch():
+    """``w[:, 0]``, ``w[:, 1:, None]`` of (N*4, 4, 8): per sample, the same index after the fold's dim."""
+    for then in (lambda w, x: w[:, 0], lambda w, x: w[:, 1:, None] * 2):
+        torch.manual_seed(0)
+        forward_against_torch(Folded(lambda w, x: then(w, x).reshape(x.shape[0], -1)), (4, 4, 8))
+    step_agrees(Around(lambda y: (y[:, None, :, None] * 2).flatten(1, 3)), (3, 6))     # None: views, as torch's
 
 
 def test_folded_sizes_give_back_the_fold():
@@ -228,6 +236,33 @@ def test_sizes_computed_from_the_batch_fold_as_torch_does():
     forward_against_torch(SizeArithmetic(), (6, 4))
 
 
+class Restored(nn.Module):
+    """timm's MaxViT attention: the sizes before the last kept (``x.shape[:-1]``, the folded batch among them)
+    and given back with another last size (``restore_shape + (-1,)``), after heads split and merged."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv, self.proj = nn.Linear(8, 24), nn.Linear(8, 8)
+
+    def forward(self, x):                             # x: (N, 4, 2, 8)
+        w = x.reshape(-1, 2, 8)                       # (N*4, 2, 8)
+        restore = w.shape[:-1]
+        q, k, v = self.qkv(w).reshape(w.shape[0], -1, 3, 2, 4).transpose(1, 3).unbind(2)
+        y = ((q @ k.transpose(-2, -1)).softmax(-1) @ v).transpose(1, 2).reshape(restore + (-1,))
+        return self.proj(y).reshape(x.shape[0], -1)
+
+
+def test_sizes_concatenated_keep_the_batch_as_it_was():
+    torch.manual_seed(0)
+    forward_against_torch(Restored(), (4, 2, 8))
+    torch.manual_seed(0)
+    attention_step_agrees(Restored(), (4, 2, 8))
+    plain = Around(lambda y: (y.reshape(y.shape[:-1] + (2, -1)) * 2).flatten(-2))   # the batch in front
+    torch.manual_seed(0)
+    forward_against_torch(plain, (3, 6))
+    step_agrees(plain, (3, 6))
+
+
 @pytest.mark.parametrize("then, message", [
     (lambda w: w.view(w.shape[0] // 2, -1), "batch size"),        # 3 windows a sample: not divisible by 2
     (lambda w: w.view(w.shape[0] + 1, -1), "batch size"),
@@ -252,17 +287,121 @@ def test_folded_operands_of_other_ranks_are_refused():
         from_module(Module(), (4, 4, 8))
 
 
-def test_modules_that_mix_rows_are_refused_on_a_folded_tensor():
+class Rows(nn.Module):
+    """A sample's ``k`` rows of ``(C, ...)`` folded into the batch (``(N*k, C, ...)``, as MViT folds its heads),
+    ``module`` on them, and the batch unfolded again; the input scaled by a parameter first (a gradient to pass
+    through the module)."""
+
+    def __init__(self, module, k: int = 4):
+        super().__init__()
+        self.module, self.k = module, k
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):                         # x: (N, k*C, ...)
+        x = x * self.scale
+        rows = x.reshape(x.shape[0] * self.k, -1, *x.shape[2:])
+        return self.module(rows).reshape(x.shape[0], -1)
+
+
+ROWS = {
+    "Conv2d": (lambda: nn.Conv2d(3, 5, 3, padding=1), (12, 5, 5)),
+    "depthwise Conv3d": (lambda: nn.Conv3d(3, 3, 3, stride=(1, 2, 2), padding=1, groups=3, bias=False),
+                         (12, 2, 5, 5)),
+    "Conv1d": (lambda: nn.Conv1d(3, 6, 3, groups=3), (12, 7)),
+    "MaxPool2d": (lambda: nn.MaxPool2d(2), (12, 4, 6)),
+    "AvgPool2d": (lambda: nn.AvgPool2d(3, stride=2, padding=1), (12, 5, 5)),
+    "AdaptiveAvgPool2d": (lambda: nn.AdaptiveAvgPool2d(1), (12, 4, 4)),
+    "GroupNorm": (lambda: nn.GroupNorm(1, 3), (12, 4, 4)),
+    "BatchNorm2d": (lambda: nn.BatchNorm2d(3), (12, 4, 4)),
+    "BatchNorm1d of rows of (C, L)": (lambda: nn.BatchNorm1d(3), (12, 8)),
+}
+"""Modules on 4 rows a sample, each of 3 channels."""
+
+
+@pytest.mark.parametrize("case", ROWS)
+def test_a_module_on_folded_rows_reads_and_trains_as_torch(case):
+    """Per sample, the module on each of the 4 rows (a `Folded` layer): torch's output shape, parameters and
+    FLOPs, and a real CPU training step's (batch norm's statistics over the N*4 rows)."""
+    build, shape = ROWS[case]
+    torch.manual_seed(0)
+    forward_against_torch(Rows(build()), shape)
+    torch.manual_seed(0)
+    step_agrees(Rows(build()), shape)
+
+
+def test_a_convolution_on_folded_rows_counts_k_times_one_row():
+    """Conv2d(3, 5, 3, padding=1) on 4 rows of 3 x 5 x 5: 4 * (5*5*5 outputs * 3*3*3) MACs a sample,
+    its (3*3*3 + 1)*5 parameters once."""
+    from alexcost.layers import Folded
+
+    imported = from_module(Rows(nn.Conv2d(3, 5, 3, padding=1)), (12, 5, 5))
+    folded = [layer for layer in imported.network.layers if isinstance(layer, Folded)]
+    assert [type(layer.layer).__name__ for layer in folded] == ["Conv2d"]
+    cost = imported.cost()
+    assert cost.totals.macs == 4 * (5 * 5 * 5) * (3 * 3 * 3)
+    assert cost.totals.params == (3 * 3 * 3 + 1) * 5 + 1       # and the scale
+
+
+def test_a_module_on_folded_rows_that_are_not_contiguous_is_refused():
     class Module(nn.Module):
         def __init__(self):
             super().__init__()
-            self.norm = nn.BatchNorm1d(4)
+            self.conv = nn.Conv2d(3, 3, 1)
+
+        def forward(self, x):                     # x: (N, 4, 5, 5, 3)
+            rows = x.reshape(-1, 5, 5, 3).permute(0, 3, 1, 2)   # (N*4, 3, 5, 5), channels last in memory
+            return self.conv(rows).reshape(x.shape[0], -1)
+
+    with pytest.raises(SpecError, match=r"module 'conv' \(Conv2d\) .*not contiguous"):
+        from_module(Module(), (4, 5, 5, 3))
+
+
+def test_modules_of_several_tensors_are_refused_on_a_folded_tensor():
+    class Module(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
 
         def forward(self, x):                     # x: (N, 4, 4, 8)
-            return self.norm(x.reshape(-1, 4, 8)).view(x.shape[0], -1)
+            w = x.reshape(-1, 4, 8)
+            return self.attn(w, w, w)[0].view(x.shape[0], -1)
 
-    with pytest.raises(SpecError, match="modules that leave that dimension alone"):
+    with pytest.raises(SpecError, match="modules of one tensor in and one out"):
         from_module(Module(), (4, 4, 8))
+
+
+class DecomposedBias(nn.Module):
+    """timm's SAM attention on a 4 x 4 grid, 2 heads of 4: the heads folded into the batch (``B * heads``), its
+    decomposed relative position bias (einsums of the folded queries with tables whose index torch computes in
+    the forward pass, ``[:, :, :, :, None]`` and ``[:, :, :, None, :]`` added), then attention."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv, self.proj = nn.Linear(8, 24), nn.Linear(8, 8)
+        self.rel_pos_h, self.rel_pos_w = nn.Parameter(torch.randn(7, 4)), nn.Parameter(torch.randn(7, 4))
+
+    def forward(self, x):                         # x: (N, 4, 4, 8)
+        from timm.models.vision_transformer_sam import get_decomposed_rel_pos_bias
+
+        B, H, W, _ = x.shape
+        qkv = self.qkv(x.reshape(B, H * W, -1)).view(B, H * W, 3, 2, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.reshape(3, B * 2, H * W, -1).unbind(0)
+        bias = get_decomposed_rel_pos_bias(q, self.rel_pos_h, self.rel_pos_w, (H, W), (H, W))
+        attn = ((q * 0.5) @ k.transpose(-2, -1) + bias).softmax(dim=-1)
+        y = (attn @ v).view(B, 2, H * W, -1).transpose(1, 2).reshape(B, H * W, -1)
+        return self.proj(y).view(B // 1, H, W, -1)
+
+
+def test_timm_sam_decomposed_bias_on_folded_heads_matches_torch():
+    """Forward: torch's FLOPs and shapes; the tables' index is no buffer of the module (torch computes it)."""
+    pytest.importorskip("timm")
+    torch.manual_seed(0)
+    cost = forward_against_torch(DecomposedBias(), (4, 4, 8))
+    assert cost.totals.buffers == sum(b.numel() for b in DecomposedBias().buffers()) == 0
+    products = [row.macs for row in cost.layers if row.type == "Matmul"]
+    # 2 samples of 2 heads: along H and along W (16 queries x 4 features x 4 keys), q k^T (16 x 4 x 16), P v
+    assert products == [2 * 2 * 16 * 4 * 4, 2 * 2 * 16 * 4 * 4, 2 * 2 * 16 * 4 * 16, 2 * 2 * 16 * 16 * 4]
+    assert alexcost_step(DecomposedBias(), (4, 4, 8)).refused is not None
 
 
 def _davit():

@@ -108,10 +108,8 @@ DENSE_FAMILIES = {
 }
 """torchvision's segmentation and video families: (module, models, representative)."""
 
-_FOLDED = "pooling (a depthwise Conv3d) on several heads folded into the batch"
 NEEDS_ATTENTION = {
-    "mvit_v1_b": f"repeat_interleave of its position embeddings (the first stop), then {_FOLDED}",
-    "mvit_v2_s": f"{_FOLDED} (the first stop, in its second block: the first has one head)",
+    "mvit_v1_b": "repeat_interleave of its position embeddings (a computation on parameters alone, the first stop)",
 }
 """Video transformers and what they need beyond the kinds alexcost has: their tests are a strict xfail."""
 
@@ -136,7 +134,7 @@ def dense_input(name: str) -> tuple[int, ...]:
     if module == "segmentation":
         side = max(64, int(os.environ.get("ALEXCOST_ZOO_SIZE", 64)))
         return (3, side, side)
-    if name in NEEDS_ATTENTION:
+    if name in DENSE_FAMILIES["MViT"][1]:
         return (3, 16, 224, 224)
     return {"s3d": (3, 13, 209, 209)}.get(name, (3, 4, 32, 32))
 

@@ -121,9 +121,10 @@ def _stored(layer, i: int, x, y, ins: list, batch: int) -> tuple:
 
 def _new_strides(layout: str, x, y, ins, batch: int, arity):
     shape = (batch, *y)
-    if layout == "format":
+    if layout == "format":  # the first input's format (a convolution whose weight is an input)
         storage, strides = ins[0]
-        if len(shape) in (4, 5) and len(strides) == len(shape) and st.is_channels_last((batch, *x), strides):
+        first = x if arity == 1 else x[0]
+        if len(shape) in (4, 5) and len(strides) == len(shape) and st.is_channels_last((batch, *first), strides):
             return st.channels_last(shape)
     elif layout == "unsqueezed format":  # avg_pool1d: avg_pool2d of the (N, C, 1, L) view
         storage, strides = ins[0]

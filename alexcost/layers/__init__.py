@@ -12,7 +12,8 @@ from .activation import (GELU, Dropout, Dropout2d, Hardsigmoid, Hardswish, Ident
                          Sigmoid, Softmax, StochasticDepth, Tanh)
 from .attention import Matmul, MultiheadAttention, ScaledDotProductAttention
 from .base import INPUT, LAYER_KINDS, Grads, Layer, ParameterShape, Saved, Shape, TrainContext, register_layer
-from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
+from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d, DynamicConv2d
+from .folded import Folded
 from .index import Expand, IndexSelect, Repeat, Slice, SliceAdd, Squeeze, UnfoldView, Unsqueeze
 from .reduce import Amax, Norm, Roll, Sum, Var
 from .scalar import Scalar
@@ -22,7 +23,8 @@ from .merge import Add, Cat, Div, Mul, Sub
 from .pointwise import Clamp, Exp, Rsqrt, Sqrt
 from .unfold import Fold, Unfold
 from .normalize import Normalize, RMSNorm
-from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm2d, LayerNorm, LocalResponseNorm
+from .norm import (BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm2d, LayerNorm, LocalResponseNorm,
+                   Standardize)
 from .parameter import Buffer, Parameter, PositionBias
 from .pad import Pad, ZeroPad2d
 from .pool import (AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool2d, AvgPool1d, AvgPool2d, AvgPool3d, MaxPool2d,
@@ -37,12 +39,12 @@ __all__ = [
     "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d", "Add", "Amax", "AvgPool1d", "AvgPool2d",
     "AvgPool3d", "BUILTIN_KINDS", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Buffer", "Cat", "Chunk", "Clamp",
     "Clone", "Contiguous", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose2d", "CosineWindowAttention", "Div",
-    "Dropout", "Dropout2d", "Embedding", "Exp", "Expand", "Flatten", "Fold", "GELU", "Grads", "GroupNorm",
+    "Dropout", "Dropout2d", "DynamicConv2d", "Embedding", "Exp", "Expand", "Flatten", "Fold", "Folded", "GELU", "Grads", "GroupNorm",
     "Hardsigmoid", "Hardswish", "INPUT", "Identity", "IndexSelect", "InstanceNorm2d", "LAYER_KINDS", "Layer",
     "LayerNorm", "LeakyReLU", "Linear", "LocalResponseNorm", "Matmul", "MaxPool2d", "MaxPool3d", "Mean", "Mul",
     "MultiheadAttention", "Norm", "Normalize", "Pad", "Parameter", "ParameterShape", "Permute", "PositionBias",
     "RMSNorm", "ReLU", "ReLU6", "Repeat", "Reshape", "Roll", "Rsqrt", "Saved", "Scalar", "ScaledDotProductAttention", "Shape",
-    "SiLU", "Sigmoid", "Slice", "SliceAdd", "Softmax", "Split", "Sqrt", "Squeeze", "StochasticDepth", "Sub", "Sum", "Tanh",
+    "SiLU", "Sigmoid", "Slice", "SliceAdd", "Softmax", "Split", "Sqrt", "Squeeze", "Standardize", "StochasticDepth", "Sub", "Sum", "Tanh",
     "TrainContext", "Transpose", "Unfold", "UnfoldView", "Unsqueeze", "Upsample", "Var", "View", "WindowAttention", "ZeroPad2d",
     "register_layer",
 ]

@@ -321,3 +321,71 @@ class ConvTranspose2d(_Convolution):
     def forward_formula(self, x: Shape, x_factors: Shape, y: Shape) -> str:
         macs = f"{'*'.join(map(str, self.kernel_size))}*{self.out_channels // self.groups}*{'*'.join(map(str, x))}"
         return f"{macs} + {'*'.join(map(str, y))}" if self.bias else macs
+
+
+@register_layer
+@layer_kind
+class DynamicConv2d(Conv2d):
+    """``F.conv2d(x, weight)`` whose weight is its second input, not a parameter of its own: a module's
+    buffer (a fixed blur filter) or a tensor computed once per forward pass (a standardised weight). Its
+    arguments are `Conv2d`'s, ``out_channels`` and ``kernel_size`` the weight's sizes, which it checks; its
+    counts are `Conv2d`'s on the first input, but for the weight's elements, which are not its parameters
+    (the bias is its own).
+
+    Backward: as `Conv2d`'s, the weight's gradient that of the second input (``macs``, when it needs one).
+    Autograd keeps the convolution's input (as `Conv2d`) and the weight."""
+
+    arity: ClassVar[int | None] = None
+    autocast: ClassVar[str | None] = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.padding_mode != "zeros":
+            raise SpecError(f"DynamicConv2d pads with zeros only (F.conv2d), got padding_mode="
+                            f"{check.shown(self.padding_mode)}")
+
+    def _parts(self, x) -> Shape:
+        """The activation's shape, after checking the weight's."""
+        if len(x) != 2:
+            raise SpecError(f"DynamicConv2d takes 2 inputs (the activation, then the weight), got {len(x)}")
+        x, weight = x
+        need_rank(self, x, 3, FORMS[2])
+        want = (self.out_channels, x[0] // self.groups, *self.kernel_size)
+        if tuple(weight) != want:
+            raise SpecError(f"DynamicConv2d expects a weight of shape {_by(want)} for this input, got "
+                            f"{_by(weight)}")
+        return x
+
+    def output_shape(self, x) -> Shape:
+        return super().output_shape(self._parts(x))
+
+    def weight_params(self, x) -> int:
+        return 0
+
+    def macs(self, x, y: Shape) -> int:
+        return super().macs(self._parts(x), y)
+
+    def keeps_weight(self, grads: Grads) -> bool:
+        return False
+
+    def backward_macs(self, x, y: Shape, grads: Grads) -> int:
+        return self.macs(x, y) * (grads.inputs[0] + grads.inputs[1])
+
+    def torch_backward_flops(self, x, y: Shape, grads: Grads, *, groups_counted: bool = True) -> int:
+        weight = self.macs(x, y) * (self.groups if groups_counted else 1)
+        return 2 * (self.macs(x, y) * grads.inputs[0] + weight * grads.inputs[1])
+
+    def backward_other_ops(self, x, y: Shape, grads: Grads, batch: int) -> int:
+        return super().backward_other_ops(self._parts(x), y, grads, batch)
+
+    def saved_tensors(self, x, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        return (*super().saved_tensors(self._parts(x), y, grads, ctx), Saved("weight", "input", 1))
+
+    def torch_args(self, x) -> dict:
+        return super().torch_args(self._parts(x))
+
+    def params_formula(self, x, x_factors: Shape) -> str:
+        return ""
+
+    def forward_formula(self, x, x_factors: Shape, y: Shape) -> str:
+        return ""

@@ -450,3 +450,61 @@ class InstanceNorm2d(_NormBase):
 
     def label(self) -> str:
         return "InstanceNorm"
+
+
+@register_layer
+@layer_kind
+class Standardize(Layer):
+    """``F.batch_norm(x, None, None, weight, training=True)`` on a batch of one (C, ...) sample, its weight
+    given as the second input, of shape (C,): each channel normalised by its own mean and variance, then
+    times the channel's weight (a weight standardised once per forward pass, its gain computed from
+    parameters). Per element 6 ops (mean 1, variance 2, normalising 2, the weight 1); fvcore counts 5 per
+    element, as for any normalisation with a weight. No parameters of its own.
+
+    Backward, as batch norm's in training: 10 ops per element for the input's gradient (which gives the
+    weight's too); without it, 4 for the weight's. Autograd keeps the input, the weight and one mean and
+    one inverse standard deviation per channel."""
+
+    eps: float = 1e-5
+
+    arity: ClassVar[int | None] = None
+    layout: ClassVar[str] = "format"
+
+    def __post_init__(self):
+        super().__post_init__()
+        _floats(self, "eps")
+
+    def output_shape(self, x) -> Shape:
+        if len(x) != 2:
+            raise SpecError(f"Standardize takes 2 inputs (the tensor, then the weight), got {len(x)}")
+        x, weight = x
+        if len(x) < 2 or prod(x[1:]) < 2:
+            raise SpecError(f"Expected more than 1 value per channel when training, got input size "
+                            f"{format_shape((1, *x))}")
+        if tuple(weight) != (x[0],):
+            raise SpecError(f"Standardize expects a weight of shape ({x[0]},) for input {format_shape(x)}, got "
+                            f"{format_shape(weight)}")
+        return x
+
+    def other_ops(self, x, y: Shape) -> int:
+        return prod(y) * _by_statistics(True, False)
+
+    def fvcore_count(self, x, y: Shape) -> int:
+        return prod(x[0]) * 5
+
+    def backward_other_ops(self, x, y: Shape, grads: Grads, batch: int) -> int:
+        return _statistics_backward(x[0], Grads(grads.inputs[:1], grads.inputs[1], False), batch)
+
+    def check_training(self, x, batch: int) -> None:
+        if batch != 1:
+            raise SpecError(f"Standardize normalises one sample by its own statistics; in training torch's batch "
+                            f"norm would take the statistics of {batch} (it is read where it runs once per pass)")
+
+    def saved_tensors(self, x, y: Shape, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
+        stats = ctx.stats_itemsize
+        return (Saved("input"), Saved("weight", "input", 1),
+                Saved("batch mean", "new", elements=x[0][0], itemsize=stats),
+                Saved("batch inverse std", "new", elements=x[0][0], itemsize=stats))
+
+    def label(self) -> str:
+        return "Standardize"

@@ -11,9 +11,11 @@ import operator
 import torch
 import torch.nn.functional as F
 
-from ..layers import (Expand, Matmul, MultiheadAttention, Norm, Roll, ScaledDotProductAttention, Slice, Squeeze,
-                      Sum, Transpose, Unsqueeze)
+from ..layers import (Expand, Matmul, MultiheadAttention, Norm, ParameterShape, Roll, ScaledDotProductAttention, Slice,
+                      Squeeze, Sum, Transpose, Unsqueeze)
+from . import per_pass
 from .calls import REQUIRED, bind, unary
+from .folded import fold_of
 
 
 class Token:
@@ -56,14 +58,18 @@ def matmul(r, node, args, kwargs, names=("input", "other")):
     a, c = b[names[0]], b[names[1]]
     if not (r.is_tensor(a) or r.is_tensor(c)):
         return r.pure(node, args, kwargs)
-    return r.emit(node, Matmul(), [r.tensor(a, node), r.tensor(c, node)])
+    return r.emit(node, Matmul(), [per_pass.operand(r, node, a, c), per_pass.operand(r, node, c, a)])
 
 
 def einsum(r, node, args, kwargs):
     """``torch.einsum(equation, a, b)`` where the equation is a batch of matrix products, the batch first in
     every term (``"bhid,bhjd->bhij"``): a `Matmul`, after a `Transpose` of an operand whose last two letters
-    are the other way round (torch's einsum permutes the same views, then runs one ``bmm``). Any other
-    equation is refused, naming it."""
+    are the other way round (torch's einsum permutes the same views, then runs one ``bmm``). Or a product with
+    a table of three letters computed from parameters, one of the activation's letters, a new one and the last
+    (``"bhwc,hkc->bhwk"``, ``"bhwc,wkc->bhwk"``: SAM's decomposed relative position bias): the table transposed
+    and a `Matmul` with it, the activation's rows unsqueezed to 1-row matrices where the table's first letter is
+    the one before the last (as many MACs as torch's ``bmm``). On a tensor whose batch is folded, its letters
+    count the folded dimension as the batch. Any other equation is refused, naming it."""
     if kwargs or len(args) < 2:
         r.refuse(node, "takes the equation and the operands positionally")
     equation, *operands = args
@@ -73,21 +79,30 @@ def einsum(r, node, args, kwargs):
     if not isinstance(equation, str) or len(operands) != 2 or not all(r.is_tensor(t) for t in operands):
         r.refuse(node, f"einsum of {len(operands)} operand(s) ({r.show(equation)}); alexcost reads the einsum of "
                        f"two tensors that is a batch of matrix products")
-    a, b = (r.tensor(t, node) for t in operands)
-    plan = _einsum_plan(equation, (len(a.shape) + 1, len(b.shape) + 1))
-    if plan is None or a.shape[:-2] != b.shape[:-2]:
+    a, b = (r.operand(t, node) if r.is_attribute(t) and t.gathered else r.tensor(t, node) for t in operands)
+    ranks = tuple(len(x.shape) + (not isinstance(x.shape, ParameterShape) and fold_of(r, x) == 1) for x in (a, b))
+    plan = _einsum_plan(equation, ranks)
+    if plan is not None and a.shape[:-2] == b.shape[:-2]:
+        a, b = (r.emit(node, Transpose(dim0=len(x.shape) - 1, dim1=len(x.shape)), [x], label="transpose") if swap
+                else x for x, swap in zip((a, b), plan))
+        return r.emit(node, Matmul(), [a, b])
+    row = _table_plan(equation, ranks) if isinstance(b.shape, ParameterShape) and \
+        not isinstance(a.shape, ParameterShape) else None
+    if row is None:
         r.refuse(node, f"einsum {equation!r} on {r.show(a)} and {r.show(b)} is not a batch of matrix products "
                        f"((..., i, k), (..., k, j) -> (..., i, j), the same leading letters and sizes in every term, "
-                       f"either operand's last two letters swapped); alexcost reads no other equation")
-    a, b = (r.emit(node, Transpose(dim0=len(x.shape) - 1, dim1=len(x.shape)), [x], label="transpose") if swap else x
-            for x, swap in zip((a, b), plan))
-    return r.emit(node, Matmul(), [a, b])
+                       f"either operand's last two letters swapped) nor a product with a table of parameters "
+                       f"('bhwc,hkc->bhwk'); alexcost reads no other equation")
+    table = r.emit(node, Transpose(dim0=-2, dim1=-1), [b], label="transpose")
+    if not row:
+        return r.emit(node, Matmul(), [a, table])
+    a = r.emit(node, Unsqueeze(dim=-2), [a], label="unsqueeze")
+    return r.emit(node, Squeeze(dim=-2), [r.emit(node, Matmul(), [a, table])], label="squeeze")
 
 
-def _einsum_plan(equation: str, ranks) -> tuple[bool, bool] | None:
-    """For an equation that is a batch of matrix products, ``(..., i, k), (..., k, j) -> (..., i, j)`` with the
-    same leading letters in every term (the batch's first), whether each operand's last two dimensions are
-    swapped (``(..., k, i)``, ``(..., j, k)``); None for any other equation."""
+def _terms(equation: str, ranks) -> tuple[str, str, str] | None:
+    """The two operands' letters and the output's of an equation on operands of ``ranks`` dimensions (each
+    letter once per term, as many as the dimensions); None for any other."""
     text = equation.replace(" ", "")
     if text.count("->") != 1:
         return None
@@ -96,7 +111,33 @@ def _einsum_plan(equation: str, ranks) -> tuple[bool, bool] | None:
     if len(terms) != 2 or not all(t.isalpha() and t.isascii() and len(set(t)) == len(t) for t in (*terms, out)):
         return None
     left, right = terms
-    if (len(left), len(right)) != tuple(ranks) or len(out) < 3 or not left[:-2] == right[:-2] == out[:-2]:
+    return (left, right, out) if (len(left), len(right)) == tuple(ranks) else None
+
+
+def _table_plan(equation: str, ranks) -> bool | None:
+    """For ``"...pqc,pkc->...pqk"`` (False: the table's first letter is the one before the one before the
+    last, ``p``; a batch of products along it) or ``"...pqc,qkc->...pqk"`` (True: the one before the last,
+    ``q``), the other letters in the activation alone, the output its letters with the last replaced: whether
+    the activation's rows are products of their own; None for any other equation."""
+    terms = _terms(equation, ranks)
+    if terms is None:
+        return None
+    left, right, out = terms
+    if len(right) != 3 or len(left) < 3 or right[2] != left[-1] or right[1] in left or \
+            out != left[:-1] + right[1] or right[0] not in left[-3:-1]:
+        return None
+    return right[0] == left[-2]
+
+
+def _einsum_plan(equation: str, ranks) -> tuple[bool, bool] | None:
+    """For an equation that is a batch of matrix products, ``(..., i, k), (..., k, j) -> (..., i, j)`` with the
+    same leading letters in every term (the batch's first), whether each operand's last two dimensions are
+    swapped (``(..., k, i)``, ``(..., j, k)``); None for any other equation."""
+    terms = _terms(equation, ranks)
+    if terms is None:
+        return None
+    left, right, out = terms
+    if len(out) < 3 or not left[:-2] == right[:-2] == out[:-2]:
         return None
     i, j = out[-2:]
     k = set(left[-2:]) - {i}
@@ -127,7 +168,9 @@ def attention(r, node, args, kwargs):
 
 
 def getitem(r, node, args, kwargs):
-    """``x[:, 0]``, ``x[:, :c]``, ``x[..., 1:3]`` with constant bounds on an activation; anything else as Python's."""
+    """``x[:, 0]``, ``x[:, :c]``, ``x[..., 1:3]`` with constant bounds on an activation: a `Slice`; a ``None``
+    in the index (``x[:, :, None]``) a dimension of size 1 added there after it (an `Unsqueeze`, a view as
+    torch's); anything else as Python's."""
     x, index = args
     if not r.is_tensor(x):
         return r.pure(node, args, kwargs)
@@ -137,26 +180,33 @@ def getitem(r, node, args, kwargs):
         if entries.count(Ellipsis) > 1:
             r.refuse(node, "an index can only have a single ellipsis ('...')")
         at = entries.index(Ellipsis)
-        fill = len(x.shape) + 1 - (len(entries) - 1)
+        fill = len(x.shape) + 1 - (len(entries) - 1 - entries.count(None))
         entries[at:at + 1] = [slice(None)] * fill
     first = entries[0] if entries else None
     if not (isinstance(first, slice) and first == slice(None)):
         r.refuse(node, f"indexes the batch dimension ({r.show(first)}); alexcost analyses each sample on its own: "
                        f"keep it whole (x[:, ...])")
-    rest = []
+    rest, added, at = [], [], 1
     for e in entries[1:]:
         e = r.constant(e, node, "index")
-        if isinstance(e, slice):
+        if e is None:
+            added.append(at)
+            at += 1
+        elif isinstance(e, slice):
             rest.append((e.start, e.stop, e.step))
+            at += 1
         elif isinstance(e, int) and not isinstance(e, bool):
             rest.append(e)
         else:
-            r.refuse(node, f"indexes with {r.show(e)}; alexcost reads integers and slices with constant bounds")
+            r.refuse(node, f"indexes with {r.show(e)}; alexcost reads integers, slices with constant bounds and "
+                           f"None")
     while rest and rest[-1] == (None, None, None):
         rest.pop()
-    if not rest:
-        return x  # x[:, :] is x, as a view
-    return r.emit(node, r.build(node, Slice, {"index": tuple(rest)}), [x])
+    if rest:
+        x = r.emit(node, r.build(node, Slice, {"index": tuple(rest)}), [x])
+    for d in added:
+        x = r.emit(node, r.build(node, Unsqueeze, {"dim": d}), [x], label="unsqueeze")
+    return x  # x[:, :] is x, as a view
 
 
 def _viewed(value, shape):

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from ..errors import SpecError
 from ..layers import (AdaptiveAvgPool3d, AvgPool3d, BatchNorm1d, BatchNorm2d, BatchNorm3d, Conv1d, Conv2d, Conv3d,
                      ConvTranspose2d, GroupNorm, InstanceNorm2d, MaxPool3d, Pad, Upsample)
+from . import per_pass
 from .calls import REQUIRED, bind, unary, weight_arg
 
 CONVOLUTIONS = (Conv1d, Conv2d, Conv3d, ConvTranspose2d)
@@ -31,18 +32,21 @@ def convolution(kind):
                 *((name, defaults[name]) for name in _CONV_ARGS[transposed]))
         b = bind(r, node, spec, args, kwargs)
         x = r.tensor(b["input"], node)
-        weight = weight_arg(r, node, b["weight"], "weight", kind.dims + 2)
         bias = weight_arg(r, node, b["bias"], "bias", 1)
         given = {k: r.constant(b[k], node, k) for k in _CONV_ARGS[transposed]}
-        return r.emit(node, conv_layer(r, node, kind, x, weight, bias, given), [x],
+        w = b["weight"]
+        if kind is Conv2d and per_pass.given_weight(r, w):
+            return per_pass.convolved(r, node, x, w, bias, given, conv_layer)  # a buffer, or computed once per pass
+        weight = weight_arg(r, node, w, "weight", kind.dims + 2)
+        return r.emit(node, conv_layer(r, node, kind, x, tuple(weight.tensor.shape), bias, given), [x],
                       params=(("weight", weight), ("bias", bias)))
     return handle
 
 
-def conv_layer(r, node, kind, x, weight, bias, args: dict):
-    """The convolution of ``kind`` that convolves ``x`` with ``weight`` (its shape gives the kernel and
-    the channels, as torch's functional call reads them) and ``args``."""
-    shape = list(weight.tensor.shape)
+def conv_layer(r, node, kind, x, weight: tuple, bias, args: dict):
+    """The convolution of ``kind`` that convolves ``x`` with a weight of shape ``weight`` (which gives the kernel
+    and the channels, as torch's functional call reads them) and ``args``."""
+    shape = list(weight)
     groups = args.get("groups", 1)
     groups = groups if isinstance(groups, int) and groups > 0 else 1  # a bad value is refused by the kind
     if kind is ConvTranspose2d:
@@ -68,7 +72,7 @@ def module_conv(r, node, kind, module, weight, bias, x):
         args["padding_mode"] = module.padding_mode
         if module.padding_mode != "zeros":
             args["padding"] = _applied_padding(r, node, module, weight)
-    return conv_layer(r, node, kind, x, weight, bias, args)
+    return conv_layer(r, node, kind, x, tuple(weight.tensor.shape), bias, args)
 
 
 def _applied_padding(r, node, module, weight):
@@ -110,6 +114,9 @@ def batch_norm(r, node, args, kwargs):
     spec = (("input", REQUIRED), ("running_mean", REQUIRED), ("running_var", REQUIRED), ("weight", None),
             ("bias", None), ("training", False), ("momentum", 0.1), ("eps", 1e-5))
     b = bind(r, node, spec, args, kwargs)
+    if (r.constant(b["training"], node, "training") and b["running_mean"] is None and b["running_var"] is None
+            and per_pass.computed(r, b["input"])):
+        return per_pass.standardised(r, node, b)  # a weight standardised once per pass
     x = r.tensor(b["input"], node)
     if r.constant(b["training"], node, "training"):
         r.refuse(node, "normalises with the batch's statistics (training=True); alexcost counts inference")

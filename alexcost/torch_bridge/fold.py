@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from ..layers import strides as st
-from ..layers import (GELU, BatchNorm1d, Clone, Contiguous, Dropout, Expand, Flatten, Hardswish, Identity, LayerNorm,
-                      Linear, ParameterShape, ReLU, SiLU, Sigmoid, Softmax, StochasticDepth, Tanh, Transpose,
-                      Unsqueeze)
+from ..layers import (GELU, BatchNorm1d, Clone, Contiguous, Dropout, Expand, Flatten, Hardswish, Identity,
+                      LayerNorm, Linear, ParameterShape, ReLU, SiLU, Sigmoid, Softmax, StochasticDepth, Tanh,
+                      Transpose, Unsqueeze)
 from .calls import REQUIRED, bind
 from .folded import FoldedBatch, fold_of, mark
 
@@ -57,19 +57,23 @@ def _count(v) -> bool:
 
 
 def size_arithmetic(r, fn, args, kwargs):
-    """``B * n`` (``n * B``) and ``(B*k) // n`` where ``n`` divides ``k``, on the batch ``B`` or a folded batch
-    (what a view folds windows by): the batch times a known factor; ``(B*k) // B`` is ``k`` (``B // B`` 1),
-    a number; None for anything else (refused)."""
+    """``B * n`` (``n * B``) and ``(B*k) // n`` where ``n`` divides ``k`` (``k = 1``: the batch itself), on the
+    batch ``B`` or a folded batch (what a view folds windows by): the batch times a known factor; ``(B*k) // B``
+    is ``k`` (``B // B`` 1), a number; sizes concatenated (``x.shape[:-1] + (-1,)``), the batch among them as it was; None for anything
+    else (refused)."""
     if kwargs or len(args) != 2:
         return None
     a, b = args
+    if fn is operator.add and isinstance(a, tuple) and isinstance(b, tuple):
+        return (*a, *b)
     k = None
     if fn in (operator.mul, operator.imul):
         a, b = (b, a) if (b is r.BATCH or isinstance(b, FoldedBatch)) else (a, b)
         if _count(b) and (a is r.BATCH or isinstance(a, FoldedBatch)):
             k = (1 if a is r.BATCH else a.k) * b
-    elif fn is operator.floordiv and isinstance(a, FoldedBatch) and _count(b) and a.k % b == 0:
-        k = a.k // b
+    elif fn is operator.floordiv and (a is r.BATCH or isinstance(a, FoldedBatch)) and _count(b) and \
+            (1 if a is r.BATCH else a.k) % b == 0:
+        k = (1 if a is r.BATCH else a.k) // b
     elif fn is operator.floordiv and (a is r.BATCH or isinstance(a, FoldedBatch)) and b is r.BATCH:
         return 1 if a is r.BATCH else a.k  # (N*k) // N: the fold itself, whatever N
     return None if k is None else r.BATCH if k == 1 else FoldedBatch(k)
@@ -191,6 +195,10 @@ _BINARY = frozenset({operator.add, operator.mul, operator.sub, operator.truediv,
 """Elementwise arithmetic and matrix products: every tensor operand folded alike, or a parameter that
 does not reach dim 0 (broadcast over it)."""
 
+_EQUATIONS = frozenset({torch.einsum})
+"""Products whose equation names the folded dim (`_einsum`): its letter leads the folded operands and the output
+and no other operand has it."""
+
 _OWN = frozenset({"view", "reshape", torch.reshape, "view_as", "reshape_as", "size", "dim", "ndimension", getattr})
 """Calls that read a folded value themselves (sizes, `refold`)."""
 
@@ -218,13 +226,16 @@ def call(r, node, args, kwargs, default, ks: set):
     if node.op != "call_module" and target in ("flatten", torch.flatten):
         return flatten(r, node, args, kwargs)
     if node.op == "call_module":
-        if _module(r, node, args, kwargs, k):
+        how = _module(r, node, args, kwargs, k)
+        if how == "rows":
             return _batch_norm_rows(r, node, args[0] if args else next(iter(kwargs.values())), k)
+        if how == "folded":
+            return _folded(r, node, args[0] if args else next(iter(kwargs.values())), k)
         return mark(r, default(node, args, kwargs), k)
     if target is operator.getitem:
         return _getitem(r, node, args, kwargs, default, k)
     try:
-        known = target in _OWN or target in _PLAIN or target in _BINARY
+        known = target in _OWN or target in _PLAIN or target in _BINARY or target in _EQUATIONS
     except TypeError:  # an unhashable callable
         known = False
     if not known:
@@ -237,6 +248,9 @@ def call(r, node, args, kwargs, default, ks: set):
         return mark(r, default(node, args, kwargs), k)  # its dim was checked at the permute: the selected one
     if (target in _DIMS or target in ("permute", torch.permute)) and not args:
         r.refuse(node, "passes its tensor by keyword; alexcost reads it on a folded tensor passed positionally")
+    if target in _EQUATIONS:
+        _einsum(r, node, args, kwargs, k)
+        return mark(r, default(node, args, kwargs), k)
     _operands(r, node, args, kwargs, k, target in _BINARY)
     if target in (torch.cat, torch.concat) and not (isinstance(args[0], (list, tuple)) and all(
             r.is_activation(v) and fold_of(r, v) == k for v in args[0])):
@@ -256,24 +270,64 @@ def call(r, node, args, kwargs, default, ks: set):
     return mark(r, default(node, args, kwargs), k)
 
 
-def _module(r, node, args, kwargs, k: int) -> bool:
-    """Checks a module's call on a folded tensor; True for a BatchNorm1d of rows (`_batch_norm_rows`)."""
+def _einsum(r, node, args, kwargs, k: int) -> None:
+    """``torch.einsum(equation, *operands)`` on folded operands: the first letter of each folded operand is
+    the one that leads the output, and no other operand (a parameter, or a tensor computed from parameters)
+    has it; per sample it is then the same einsum (`alexcost.torch_bridge.attention.einsum`)."""
+    equation, *operands = args if args else (None,)
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = list(operands[0])
+    text = equation.replace(" ", "") if isinstance(equation, str) and not kwargs else ""
+    terms, _, out = text.partition("->")
+    terms = terms.split(",")
+    folded = [fold_of(r, v) == k for v in operands]
+    if len(terms) != len(operands) or not out or not any(folded) or any(
+            (t[:1] != out[0]) if f else (out[0] in t or not r.is_tensor(v) or r.is_activation(v) and not isinstance(
+                v.shape, ParameterShape)) for t, f, v in zip(terms, folded, operands)):
+        r.refuse(node, f"einsum {r.show(equation)} on a tensor whose batch is folded with {k} windows or heads; "
+                       f"alexcost reads it where the folded dimension's letter leads the folded operands and the "
+                       f"output and no other operand, the others parameters or tensors computed from them")
+
+
+def _module(r, node, args, kwargs, k: int) -> str:
+    """Checks a module's call on a folded tensor: "rows" for a BatchNorm1d of rows (`_batch_norm_rows`),
+    "plain" for a module whose layer reads the folded sample as it is (`_MODULES`), "folded" for any other
+    module of one tensor in and one out, in storage of its own (`_folded`)."""
     from .trace import kind_of
 
     module = r.module(node.target)
     kind = kind_of(type(module))
     values = [*args, *kwargs.values()]
     if kind is BatchNorm1d and len(values) == 1 and r.is_activation(values[0]) and len(values[0].shape) == 2:
-        return True
-    if kind not in _MODULES or (kind is Softmax and not (isinstance(module.dim, int) and module.dim < 0)):
-        names = ", ".join(m.__name__ for m in _MODULES)
-        r.refuse(node, f"reads a tensor whose batch is folded with {k} windows or heads (its first dimension "
-                       f"is N*{k}); alexcost reads such a tensor only with modules that leave that dimension "
-                       f"alone ({names}; Softmax over a dim counted from the end)")
+        return "rows"
+    if kind in _MODULES and not (kind is Softmax and not (isinstance(module.dim, int) and module.dim < 0)):
+        _operands(r, node, args, kwargs, k, False)
+        if kind is LayerNorm:
+            _normalized(r, node, [*args, *kwargs.values()], tuple(module.normalized_shape))
+        return "plain"
+    if kind is None:
+        r._module_call(node, args, kwargs)  # refused there: alexcost has no kind for it
+    if kind in _MODULES or kind.arity != 1 or kind.multi_output or kind.storage != "new" or \
+            len(values) != 1 or not r.is_activation(values[0]):
+        r.refuse(node, ROWS_ONLY.format(k=k))
     _operands(r, node, args, kwargs, k, False)
-    if kind is LayerNorm:
-        _normalized(r, node, [*args, *kwargs.values()], tuple(module.normalized_shape))
-    return False
+    return "folded"
+
+
+ROWS_ONLY = ("reads a tensor whose batch is folded with {k} windows or heads (its first dimension is N*{k}); "
+             "alexcost reads such a tensor only with modules of one tensor in and one out, in storage of their own "
+             "(a Softmax over a dim counted from the end)")
+"""Why a module is not read on a folded tensor."""
+
+
+def _folded(r, node, x, k: int):
+    """A module run on the ``(N*k, ...)`` tensor: per sample, its layer on each of the ``k`` rows (a `Folded`
+    of the layer read from the module for one row, `Reader._module_call`). Read on a contiguous tensor only
+    (where torch's output is contiguous, as `Folded`'s is)."""
+    if r._placed(node, 2, x.src)[1] != st.contiguous((2, *x.shape)):
+        r.refuse(node, f"reads a tensor whose batch is folded with {k} windows or heads and that is not "
+                       f"contiguous; alexcost reads a module on such a tensor only where it is contiguous")
+    return mark(r, r._module_call(node, (x,), {}, rows=True), k)
 
 
 def _batch_norm_rows(r, node, x, k: int):
@@ -304,8 +358,11 @@ def _getitem(r, node, args, kwargs, default, k: int):
         return default(node, args, kwargs)
     if args and isinstance(args[0], Selections):
         return mark(r, default(node, args, kwargs), k)
-    r.refuse(node, f"indexes a tensor whose batch is folded with {k} windows or heads; alexcost does not "
-                   f"read indexing on it")
+    index = args[1] if len(args) == 2 and not kwargs else None
+    if isinstance(index, tuple) and index and index[0] == slice(None) and r.is_activation(args[0]):
+        return mark(r, default(node, (args[0], (slice(None), *index)), {}), k)  # the fold's dim kept, whole
+    r.refuse(node, f"indexes a tensor whose batch is folded with {k} windows or heads; alexcost reads indexing "
+                   f"on it that keeps its first dimension whole (x[:, ...])")
 
 
 def _operands(r, node, args, kwargs, k: int, binary: bool) -> None:

@@ -80,6 +80,24 @@ class Function(nn.Module):
         return self.fn(*tensors, **self.kwargs)
 
 
+class WeightInput(nn.Module):
+    """``F.conv2d(x, weight, self.bias, ...)`` (a `DynamicConv2d`) or ``F.batch_norm(x, None, None, weight,
+    training=True)`` (a `Standardize`): the weight is the second input."""
+
+    def __init__(self, layer, x):
+        super().__init__()
+        self.layer = layer
+        conv = isinstance(layer, kinds.DynamicConv2d)
+        self.bias = nn.Parameter(torch.zeros(layer.out_channels)) if conv and layer.bias else None
+
+    def forward(self, x, weight):
+        layer = self.layer
+        if isinstance(layer, kinds.Standardize):
+            return torch.nn.functional.batch_norm(x, None, None, weight, training=True, eps=layer.eps)
+        return torch.nn.functional.conv2d(x, weight, self.bias, layer.stride, layer.padding, layer.dilation,
+                                          layer.groups)
+
+
 class Indexing(nn.Module):
     """``x[:, e1, e2, ...]`` (a Slice), ``x[:, e1, e2, ...] += y`` (a SliceAdd) or ``x.expand(N, *sizes)``
     (an Expand)."""
@@ -260,6 +278,17 @@ class Graph(nn.Module):
         return values[len(self._order) - 1]
 
 
+class Rows(nn.Module):
+    """``module`` on each of the ``k`` rows of a sample (a `Folded` layer): run on the ``(N*k, ...)`` view."""
+
+    def __init__(self, module: nn.Module, k: int):
+        super().__init__()
+        self.module, self.k = module, k
+
+    def forward(self, x):
+        return self.module(x.flatten(0, 1)).unflatten(0, (-1, self.k))
+
+
 def graph(names, modules, sources) -> nn.Module:
     return Graph(names, modules, sources)
 
@@ -286,6 +315,8 @@ BUILDERS = {
     kinds.Pad: lambda layer, x: Padding(layer.pad, layer.mode, layer.value),
     kinds.StochasticDepth: lambda layer, x: StochasticDepth(layer.p, layer.mode),
     kinds.Matmul: lambda layer, x: Function(torch.matmul),
+    kinds.DynamicConv2d: WeightInput,
+    kinds.Standardize: WeightInput,
     kinds.ScaledDotProductAttention: lambda layer, x: Function(
         torch.nn.functional.scaled_dot_product_attention, dropout_p=layer.dropout_p, is_causal=layer.is_causal,
         scale=layer.scale),
@@ -310,6 +341,7 @@ BUILDERS = {
     kinds.Var: lambda layer, x: Function(torch.var, dim=list(layer.dim), correction=layer.correction,
                                          keepdim=layer.keepdim),
     kinds.Exp: lambda layer, x: Function(torch.exp),
+    kinds.Folded: lambda layer, x: Rows(torch_module(layer.layer, x[1:]), x[0]),
     kinds.Clamp: lambda layer, x: Function(torch.clamp_ if layer.inplace else torch.clamp, min=layer.min,
                                            max=layer.max),
 }

@@ -80,10 +80,14 @@ def reshape(kind):
 
 def reshape_as(kind):
     """``x.view_as(other)``, ``x.reshape_as(other)``: ``x.view(other.shape)`` (`reshape`), the batch, folded or
-    not, as ``other`` has it."""
+    not, as ``other`` has it; of a tensor computed once per pass, a parameter's or buffer's shape (a standardised
+    weight viewed as the weight)."""
     def handle(r, node, args, kwargs):
         bound = bind(r, node, (("input", REQUIRED), ("other", REQUIRED)), args, kwargs)
-        other = bound["other"]
+        other, value = bound["other"], bound["input"]
+        once = r.is_activation(value) and isinstance(value.shape, ParameterShape)
+        if once and r.is_attribute(other) and other.kind in ("parameter", "buffer"):
+            return METHODS[kind.__name__.lower()](r, node, (value, tuple(other.tensor.shape)), {})
         if not r.is_activation(other) or isinstance(other.shape, ParameterShape):
             r.refuse(node, f"takes the shape of {r.show(other)}; alexcost reads it from an activation only")
         return METHODS[kind.__name__.lower()](r, node, (bound["input"], r.sizes(other, node)), {})
@@ -238,6 +242,9 @@ def check_none(r, node, args, kwargs):
 def linear(r, node, args, kwargs):
     b = bind(r, node, (("input", REQUIRED), ("weight", REQUIRED), ("bias", None)), args, kwargs)
     x = r.tensor(b["input"], node)
+    w = b["weight"]
+    if per_pass.given_weight(r, w):
+        return per_pass.multiplied(r, node, x, w, _weight(r, node, b["bias"], "bias", 1))  # a buffer's weight
     if r.is_activation(b["bias"]) and b["bias"].shape.__class__ is ParameterShape:  # computed once per pass
         weight = _weight(r, node, b["weight"], "weight", 2)
         linear = r.build(node, Linear, dict(in_features=weight.tensor.shape[1], out_features=weight.tensor.shape[0],

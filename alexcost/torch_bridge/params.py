@@ -8,8 +8,8 @@ computed from a parameter (weight standardisation, ``gain * scale``) stays refus
 operation on the parameter, which alexcost has no layer for.
 
 A parameter's rows gathered by a fixed index (``table[index]``, ``index`` an integer buffer, itself viewed
-with fixed sizes), or its slices along a later dimension (``table[:, index]``, LeViT's): a relative position
-bias. The reader keeps the gathered tensor, and its views, permutes
+with fixed sizes, or a constant fx keeps for an index torch computes in the forward pass), or its slices along
+a later dimension (``table[:, index]``, LeViT's): a relative position bias. The reader keeps the gathered tensor, and its views, permutes
 and contiguous copies, as a parameter whose elements are the table's, marked ``gathered``: a `PositionBias`
 when an operand of ``+``. Imports torch.
 """
@@ -76,7 +76,9 @@ def gathered_parameter(handler):
                 rows = value.tensor[(slice(None),) * dim + (index.tensor,)]
         except (IndexError, RuntimeError) as err:
             r.refuse(node, f"fails on {r.show(value)} of shape {list(value.tensor.shape)}: {err}")
-        return type(value)(value.path, rows, "parameter", node, base=value.tensor, gathered=True, dim=dim)
+        held = index.kind == "buffer" or any(index.tensor._base is b for b in r.root.buffers())
+        return type(value)(value.path, rows, "parameter", node, base=value.tensor, gathered="buffer" if held else
+                           "computed", dim=dim)
     return handle
 
 
@@ -93,5 +95,5 @@ def gathered_view(handler, method: str):
             out = getattr(value.tensor, method)(*rest, **more)
         except (RuntimeError, TypeError, IndexError) as err:
             r.refuse(node, f"fails on {r.show(value)} of shape {list(value.tensor.shape)}: {err}")
-        return type(value)(value.path, out, "parameter", node, base=value.base, gathered=True, dim=value.dim)
+        return type(value)(value.path, out, "parameter", node, base=value.base, gathered=value.gathered, dim=value.dim)
     return handle

@@ -9,14 +9,20 @@ arithmetic) or only the last ones (Linear, LayerNorm, a constant pad) read it as
 softmax) are read here, each dimension ``d`` of the whole tensor being the layer's ``d + 1``, and
 ``F.interpolate``, which takes the first dimension as the batch, on a tensor whose first size is 1; every other
 call on such a tensor is refused, naming the node.
+
+A weight computed before use: ``F.batch_norm`` in training mode of a convolution's weight viewed as (1, C_out, k),
+its statistics those of the tensor alone (`standardised`); ``F.conv2d``, ``F.linear`` and a matrix product whose
+weight is a buffer or a tensor computed once per pass read it as an input (`convolved`, `multiplied`, `operand`).
 """
 
 from __future__ import annotations
 
 from dataclasses import fields
 
-from ..layers import (Add, Cat, Contiguous, IndexSelect, LayerNorm, Linear, Pad, ParameterShape, Permute, Reshape,
-                      Scalar, Slice, Softmax, Transpose, View)
+from math import prod
+
+from ..layers import (Add, Cat, Contiguous, DynamicConv2d, GroupNorm, IndexSelect, LayerNorm, Linear, Matmul,
+                      Pad, ParameterShape, Permute, Reshape, Scalar, Slice, Softmax, Standardize, Transpose, View)
 from ..layers.base import Elementwise
 
 _LAST_DIMENSIONS = (Linear, LayerNorm, Scalar, Pad)
@@ -102,6 +108,8 @@ def gathered(handler):
         value, index = (list(args) + [None, None])[:2]
         if r.is_attribute(value) and value.gathered:  # a gathered table, sliced (EfficientViT's per head)
             value = _held(r, value, node, gathered=True)
+        elif r.is_attribute(value) and _constant_index(index):  # a parameter's slice (a rotary table's freqs[0])
+            value = _held(r, value, node, gathered=False)
         if not _whole(r, value) or kwargs:
             return handler(r, node, args, kwargs)
         import torch
@@ -124,6 +132,14 @@ def gathered(handler):
         spec = tuple(e if isinstance(e, int) else (e.start, e.stop, e.step) for e in entries)
         return r.emit(node, r.build(node, Slice, {"index": spec}), [value])
     return handle
+
+
+def _constant_index(index) -> bool:
+    """Is ``index`` ints and slices of fixed ints alone (``t[0]``, ``t[:, 1:3]``)?"""
+    entries = index if isinstance(index, tuple) else (index,)
+    return all((isinstance(e, int) and not isinstance(e, bool)) or (isinstance(e, slice) and all(
+        v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in (e.start, e.stop, e.step)))
+        for e in entries)
 
 
 def wrap(methods: dict, functions: dict) -> None:
@@ -221,3 +237,83 @@ def padded(handler):
                            f"constant only")
         return handler(r, node, args, kwargs)
     return handle
+
+
+# -- weights computed before use ---------------------------------------------------------------------------------
+
+def _computed(r, value, node):
+    """``value`` as a tensor computed once per pass where it is one, or a parameter or buffer of the module (its
+    view too: a `Parameter` or `Buffer` layer); else None."""
+    if r.is_attribute(value) and value.kind in ("parameter", "buffer") and not value.gathered:
+        return r.operand(value, node)
+    return value if _whole(r, value) else None
+
+
+def computed(r, value) -> bool:
+    """Is ``value`` a parameter or buffer of the module, or a tensor computed from them alone?"""
+    return _whole(r, value) or (r.is_attribute(value) and value.kind in ("parameter", "buffer"))
+
+
+def given_weight(r, value) -> bool:
+    """Is ``value``, passed as a layer's weight, a buffer of the module or a tensor computed once per pass (the
+    layer then reads it as an input), not a parameter (which the layer holds)?"""
+    return computed(r, value) and not (r.is_attribute(value) and value.kind == "parameter")
+
+
+def standardised(r, node, b: dict):
+    """``F.batch_norm(t, None, None, weight, training=True)`` of ``t`` computed once per pass whose first size is
+    1 (a convolution's weight standardised, timm's ``StdConv2d``, ``ScaledStdConv2d``): torch normalises each
+    channel (the second dimension) by its own statistics. Read on the tensor viewed as (C, L), as one sample: a
+    `GroupNorm` of C groups without a weight, a `Standardize` with its ``weight`` (computed once per pass, a gain
+    times a scale), and viewed back; once per pass."""
+    value = _computed(r, b["input"], node)
+    shape = tuple(value.shape)
+    if len(shape) < 2 or shape[0] != 1:
+        r.refuse(node, f"normalises {r.show(value)} by its statistics; alexcost reads batch norm in training mode "
+                       f"on a tensor computed once per pass whose first size is 1 only")
+    if b["bias"] is not None:
+        r.refuse(node, f"adds the bias {r.show(b['bias'])}; alexcost reads a standardisation with a weight only")
+    eps = r.constant(b["eps"], node, "eps")
+    r.constant(b["momentum"], node, "momentum")
+    c = shape[1]
+    if prod(shape[2:]) < 2:
+        r.refuse(node, f"Expected more than 1 value per channel when training, got input size {list(shape)}")
+    sample = r.emit(node, r.build(node, View, {"shape": (c, prod(shape[2:]))}), [value], label="view")
+    if b["weight"] is None:
+        normed = r.emit(node, r.build(node, GroupNorm, {"num_groups": c, "affine": False, "eps": eps}), [sample])
+    else:
+        weight = _computed(r, b["weight"], node)
+        if weight is None:
+            r.refuse(node, f"its weight is {r.show(b['weight'])}; alexcost reads a standardisation's weight computed "
+                           f"once per pass, or a parameter")
+        normed = r.emit(node, r.build(node, Standardize, {"eps": eps}), [sample, weight])
+    return r.emit(node, r.build(node, View, {"shape": shape}), [normed], label="view")
+
+
+def convolved(r, node, x, weight, bias, args: dict, conv_layer):
+    """``F.conv2d(x, weight, bias, ...)`` whose ``weight`` is a buffer (a blur filter) or a tensor computed once
+    per pass (a standardised weight): a `DynamicConv2d` reading it as its second input; the bias, a parameter,
+    is its own."""
+    w = _computed(r, weight, node)
+    layer = conv_layer(r, node, DynamicConv2d, x, tuple(w.shape), bias, args)
+    return r.emit(node, layer, [x, w], params=(("bias", bias),))
+
+
+def multiplied(r, node, x, weight, bias):
+    """``F.linear(x, weight, bias)`` whose ``weight`` is a buffer (timm's DCT matrix) or computed once per pass:
+    ``x @ weight.T``, a `Matmul` by the weight transposed (a view, once per pass), then the bias, a parameter,
+    added (an `Add` of one op per output element, as `linear_with_bias`)."""
+    w = _computed(r, weight, node)
+    if len(w.shape) != 2:
+        r.refuse(node, f"its weight is {r.show(w)}, not a matrix")
+    t = r.emit(node, r.build(node, Transpose, {"dim0": 1, "dim1": 2}), [w], label="t")
+    product = r.emit(node, r.build(node, Matmul, {}), [x, t], label="linear")
+    return product if bias is None else r.emit(node, Add(), [product, r.operand(bias, node)], label="add")
+
+
+def operand(r, node, value, other):
+    """An operand of a matrix product: an activation, or, beside one (``other``), a parameter or buffer of the
+    module or a tensor computed from them alone (SwiftFormer's ``query @ self.w_g``)."""
+    if r.is_activation(other) and not _whole(r, other) and computed(r, value):
+        return _computed(r, value, node)
+    return r.tensor(value, node)

@@ -32,7 +32,7 @@ from ..errors import SpecError, format_shape
 from ..engine.modes import StepModes
 from .ops import FUNCTIONS, METHODS, PURE, module_call
 from .trace import MODE, REGION, kind_of, where_module
-from ..layers import BUILTIN_KINDS, Buffer, Identity, Parameter, ParameterShape, PositionBias
+from ..layers import BUILTIN_KINDS, Buffer, Folded, Identity, Parameter, ParameterShape, PositionBias
 from .custom import custom_reads, read_function
 from .attention import MODULE_CALLS
 from .moves import Selections
@@ -65,7 +65,8 @@ class Attribute:
     `Parameter` layer's output once a merge has read it; ``base``, for a view of a parameter
     (`alexcost.torch_bridge.params`), the parameter whose elements it is (counted once); ``gathered``: the
     tensor is that parameter's slices along ``dim`` gathered by a fixed index (a `PositionBias`), not a view
-    of it."""
+    of it: "buffer" where the index is a buffer of the module (or its view), "computed" where torch computes it
+    in the forward pass (fx keeps it as a constant)."""
 
     __slots__ = ("path", "tensor", "kind", "node", "act", "base", "gathered", "dim")
 
@@ -238,7 +239,8 @@ class Reader:
                               f"buffer of the module's parameters' dtype only")
         if value.act is None:
             layer = self.build(value.node, PositionBias, {"table": tuple(value.base.shape), "shape": tuple(
-                value.tensor.shape), "dim": value.dim}) if value.gathered else self.build(
+                value.tensor.shape), "dim": value.dim, "index_buffer": value.gathered == "buffer"}) if value.gathered \
+                else self.build(
                 value.node, Parameter if value.kind == "parameter" else Buffer, {"shape": tuple(value.tensor.shape)})
             module, _, attr = value.path.rpartition(".")
             weights = (("weight", value.tensor if value.base is None else value.base),) if value.kind == "parameter" \
@@ -692,7 +694,9 @@ class Reader:
             kind = "constant"
         return Attribute(path, value, kind, node)
 
-    def _module_call(self, node, args, kwargs):
+    def _module_call(self, node, args, kwargs, rows: bool = False):
+        """A leaf module's layer on its one tensor; ``rows``: on each row of a folded tensor (a `Folded` of the
+        module's layer on one row, see `fold`)."""
         import torch.nn as nn
 
         module = self.module(node.target)
@@ -706,12 +710,16 @@ class Reader:
             self.refuse(node, f"is not supported: alexcost has no layer kind for {qualified}; the torch.nn "
                               f"modules it reads are {known}")
         if kind in MODULE_CALLS:
+            if rows:
+                self.refuse(node, fold.ROWS_ONLY.format(k=self.folds[args[0].src]))
             return MODULE_CALLS[kind](self, node, kind, module, args, kwargs)
         values = [*args, *kwargs.values()]
         if len(values) != 1:
             self.refuse(node, f"is called with {len(values)} arguments; a {kind.__name__} takes one tensor")
         x = self.tensor(values[0], node, kind)
-        layer, params = module_call(self, node, kind, module, x)
+        layer, params = module_call(self, node, kind, module, type(x)(x.src, x.shape[1:]) if rows else x)
+        if rows:
+            layer = self.build(node, Folded, {"layer": layer})
         return self.emit(node, layer, [x], params=params, module=module)
 
     def attribute(self, tensor, path: str, node):

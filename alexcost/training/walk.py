@@ -313,9 +313,9 @@ class _State:
 
     def _keep(self, i: int, value: int, live: bool) -> int:
         lay = self.layout
-        if not live or value in lay.weights:
-            return 0
         storage = lay.storage[value]
+        if not live or storage in lay.weights:  # a parameter or buffer, or a view of one: not an activation
+            return 0
         if storage in self.kept:
             return 0
         size = lay.elements[storage] * self.itemsizes[storage]
@@ -333,7 +333,7 @@ class _State:
                     self.kept[storage] = (i, size, 0)
             else:
                 value = lay.ins[i][item.index] if item.ref == "input" else lay.outs[i][item.index]
-                if value in lay.weights:
+                if lay.storage[value] in lay.weights:  # a parameter or buffer, or a view of one: not kept
                     continue
                 storage = lay.storage[value]
                 size = lay.elements[storage] * self.itemsizes[storage]
