@@ -78,18 +78,22 @@ def test_training_step_is_refused_where_torch_runs_it():
     assert ours.refused is not None and "rows of several samples" in ours.refused and "'bn'" in ours.refused
 
 
-def test_rows_of_more_dimensions_are_refused():
-    """BatchNorm1d of (N*k, C, L): per sample (k, C, L), which no batch norm of the sample is: refused."""
+def test_rows_of_more_dimensions_are_a_batch_norm_of_each_row():
+    """BatchNorm1d of (N*k, C, L): torch normalises each channel over the N*k rows and L, as a batch norm of a
+    batch of N*k samples of (C, L): per sample, the batch norm on each of the k rows (a `Folded` layer), its
+    training step torch's (statistics over N*k rows)."""
+    from module_step import step_agrees
+
     class Module(nn.Module):
         def __init__(self):
             super().__init__()
-            self.bn = nn.BatchNorm1d(4)
+            self.bn, self.scale = nn.BatchNorm1d(4), nn.Parameter(torch.ones(1))
 
         def forward(self, x):             # x: (N, 3, 4, 6)
-            return self.bn(x.flatten(0, 1)).view(x.shape[0], -1)
+            return self.bn((x * self.scale).flatten(0, 1)).view(x.shape[0], -1)
 
-    with pytest.raises(SpecError, match="modules that leave that dimension alone"):
-        from_module(Module(), (3, 4, 6))
+    forward_against_torch(Module(), (3, 4, 6), batch=3)
+    step_agrees(Module(), (3, 4, 6), batch=3)
 
 
 def test_timm_levit_matches_torch():

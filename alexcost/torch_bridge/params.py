@@ -76,7 +76,7 @@ def gathered_parameter(handler):
                 rows = value.tensor[(slice(None),) * dim + (index.tensor,)]
         except (IndexError, RuntimeError) as err:
             r.refuse(node, f"fails on {r.show(value)} of shape {list(value.tensor.shape)}: {err}")
-        held = index.kind == "buffer" or any(index.tensor._base is b for b in r.root.buffers())
+        held = index.kind == "buffer" or any(b is index.tensor or b is index.tensor._base for b in r.root.buffers())
         return type(value)(value.path, rows, "parameter", node, base=value.tensor, gathered="buffer" if held else
                            "computed", dim=dim)
     return handle
