@@ -70,7 +70,7 @@ def _ntuple(v, n: int) -> tuple:
 
 SAME_SHAPE = ELEMENTWISE + ("ReLU6", "LeakyReLU", "SiLU", "GELU", "Hardswish", "Hardsigmoid", "Dropout2d",
                            "StochasticDepth", "Identity", "Contiguous", "Clone", "BatchNorm2d", "LayerNorm", "Exp",
-                           "Rsqrt", "Clamp")
+                           "Rsqrt", "Sqrt", "Clamp")
 SAME_ELEMENTS = ("Flatten", "Reshape", "View", "Permute", "Transpose")
 KEEP_CHANNELS = ("MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "ZeroPad2d", "MaxPool3d",
                  "AvgPool3d", "AdaptiveAvgPool3d")
@@ -147,8 +147,13 @@ def check_report(spec: dict, data: dict, batch: int) -> None:
                 assert prod(y) == prod(x)
             elif kind in ("Chunk", "Split"):
                 assert sum(prod(part) for part in y) == prod(x)
-            elif kind == "Mean":
+            elif kind in ("Mean", "Var"):
                 assert prod(x) % prod(y) == 0
+            elif kind == "Repeat":     # each sample dimension times its count
+                assert y == [size * r for size, r in zip(x, entry["repeats"])]
+            elif kind == "UnfoldView":  # dim (of the batched tensor) in windows, their size last
+                d, size, step = entry["dim"] % (len(x) + 1), entry["size"], entry["step"]
+                assert y == x[:d - 1] + [(x[d - 1] - size) // step + 1] + x[d:] + [size]
             elif kind in KEEP_CHANNELS:
                 assert len(y) == len(x) and y[0] == x[0]
             elif kind == "Upsample":   # a size per spatial dimension, or the input's times the scale
