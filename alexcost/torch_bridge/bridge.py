@@ -75,7 +75,9 @@ class ImportedModule:
     eval mode; where training mode runs another graph, ``network.modes.refused`` says so and a
     training step is refused. ``network.modes`` also holds the frozen parameters, grad-mode
     regions, checkpoint calls and autocast regions a training step counts
-    (`alexcost.engine.modes.StepModes`). ``graph_module`` is the ``torch.fx.GraphModule`` of the eval-mode trace, built on first use over the user's own
+    (`alexcost.engine.modes.StepModes`). ``folds`` maps ``(layer index, output index or None)`` to ``k`` for
+    each output torch runs with the batch times ``k`` rows (heads or windows folded into the batch; its
+    shape per sample starts with ``k``). ``graph_module`` is the ``torch.fx.GraphModule`` of the eval-mode trace, built on first use over the user's own
     submodules and parameters: running it runs the user's code.
     """
 
@@ -89,6 +91,7 @@ class ImportedModule:
     fx_nodes: tuple[str, ...] = ()
     unused_frozen: int = 0
     eval_branches: tuple[str, ...] = ()
+    folds: dict = field(default_factory=dict)
     _trace: object = field(default=None, repr=False, compare=False)
 
     @property
@@ -160,7 +163,7 @@ def from_module(module, input_shape, *, name: str | None = None) -> ImportedModu
     network = Network(x, reading.layers, name=name or type(module).__name__, modes=reading.modes)
     return ImportedModule(network, reading.paths, reading.first_use, reading.weight_params, reading.bias_params,
                           reading.frozen_params, reading.unused, reading.fx_nodes, reading.unused_frozen,
-                          reading.eval_branches, _trace=(module, traced))
+                          reading.eval_branches, reading.folds, _trace=(module, traced))
 
 
 # -- modules named on the command line ------------------------------------------------------------------

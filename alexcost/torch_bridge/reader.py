@@ -90,6 +90,7 @@ class Reading:
     unused_frozen: int
     eval_branches: tuple[str, ...] = ()
     modes: StepModes = StepModes()
+    folds: dict = dataclasses.field(default_factory=dict)
 
 
 def _contains(value, test) -> bool:
@@ -771,7 +772,7 @@ class Reader:
         branches = tuple(f"{where_module(path, m)} tests self.training{at}" for path, m, at in self.branches)
         return Reading(tuple(layers), tuple(self.paths), first_use, tuple(self.weight), tuple(self.bias),
                        tuple(self.frozen), tuple(self.fx_nodes), unused, unused_frozen, branches,
-                       self._modes(names, branches))
+                       self._modes(names, branches), dict(self.folds))
 
     def _modes(self, names: list, branches: tuple) -> StepModes:
         """What a training step runs differently from torch's defaults, by layer name (see `StepModes`)."""
@@ -816,6 +817,7 @@ class Reader:
             values = getattr(self, attr)
             setattr(self, attr, [values[i] for i in order])
         self.sources = [tuple((new[s], k) for s, k in refs) for refs in self.sources]
+        self.folds = {(new[s], k): fold for (s, k), fold in self.folds.items()}
 
     def _names(self) -> list[str]:
         """Unique layer names from module paths: ``layer1_0_conv1``; a call made by a module's forward is
