@@ -36,6 +36,7 @@ class Imported:
     graph_module: object
     fx_nodes: tuple
     folds: dict = field(default_factory=dict)  # nothing folded into the batch
+    fvcore_calls: tuple = ()
 
     def cost(self, batch=1, dtype="float32"):
         return replace(self.network.cost(batch, dtype), params=tuple(zip(self.weight_params, self.bias_params)),

@@ -345,16 +345,16 @@ def _inputs_text(inputs) -> str:
 def _check_layer(i: int, row: LayerCost, measured: Measurement, group: list, ks) -> tuple[dict, list[str]]:
     """The measured values of one layer and what disagrees, fvcore's count apart. ``group``: the
     rows measured together with this one (one torch call made them), this one last; a row
-    before the last holds nothing measured. ``ks``: the folds of its inputs and of its output."""
+    before the last holds nothing measured. ``ks``: the folds of each row's inputs and output."""
     if group[-1] is not row:
         return {"measured_shape": None, "torch_expected": declared_torch(row), "torch": None,
                 "measured_bias_adds": None, "measured_other_ops": None}, []
     if len(group) > 1:
-        return _check_group(i, group, measured, ks[1])
+        return _check_group(i, group, measured, ks)
     issues = []
-    k_in, k_out = ks
+    k_in, k_out = ks[-1]
     want, got = _expected_output(row, k_out), measured.shapes[i]
-    if got != want:
+    if got != want and not _parameter_viewed(row, want, got):
         seen = "not seen (the forward pass did not run the layers in order)" if got is None \
             else size_text(_shown(row, got, k_out)) + _batch_note(row, got, k_out)
         issues.append(f"output shape: alexcost {size_text(row.output_shape)}, torch {seen}")
@@ -369,7 +369,7 @@ def _check_layer(i: int, row: LayerCost, measured: Measurement, group: list, ks)
         issues.append(f"bias adds: alexcost {commas(row.bias_adds)}, torch {commas(bias)} (one per output element "
                       f"of a convolution or matrix product that reads a bias)")
     inputs = None if measured.input_shapes is None else measured.input_shapes[i]
-    other = observed_other_ops(row, inputs, got, ks)
+    other = observed_other_ops(row, inputs, got, ks[-1])
     if other is not None and other != row.other_ops:
         issues.append(f"other ops: alexcost {commas(row.other_ops)}, {row.type}'s formula on the shapes torch ran "
                       f"({_inputs_text(inputs)} -> {size_text(got)}) {commas(other)}")
@@ -380,13 +380,31 @@ def _check_layer(i: int, row: LayerCost, measured: Measurement, group: list, ks)
             "measured_bias_adds": bias, "measured_other_ops": other}, issues
 
 
-def _check_group(i: int, group: list, measured: Measurement, k_out) -> tuple[dict, list[str]]:
+def _parameter_viewed(row: LayerCost, want, got) -> bool:
+    """A parameter the network reads through views that add dimensions of size 1 (``expand`` over the batch,
+    ``unsqueeze``): torch's node is the parameter itself, the same elements in the same order."""
+    return type(row.layer).arity == 0 and bool(got) and not isinstance(got[0], tuple) and \
+        [d for d in got if d != 1] == [d for d in want if d != 1]
+
+
+def _group_output(group: list, ks, got):
+    """What the group's torch call returns, as its layers have it: the last layer's output; where the call
+    returns ``m`` tensors and the last layer one (``unbind``: a selection of each item), the outputs of its
+    last ``m`` layers, in order."""
+    m = len(got) if got and isinstance(got[0], tuple) else 0
+    if 0 < m <= len(group) and not any(type(r.layer).multi_output for r in group[-m:]):
+        return tuple(_expected_output(r, k[1]) for r, k in zip(group[-m:], ks[-m:]))
+    return _expected_output(group[-1], ks[-1][1])
+
+
+def _check_group(i: int, group: list, measured: Measurement, ks) -> tuple[dict, list[str]]:
     """The last row of a group measured as one torch call: its output shape, and the group's sums of
     parameters, torch FLOPs and bias adds (the other-ops formula needs each layer's own inputs,
-    which torch's call does not show)."""
+    which torch's call does not show). ``ks``: the folds of each row's inputs and output."""
     row, issues = group[-1], []
+    k_out = ks[-1][1]
     names = f" (the sum over {', '.join(r.name for r in group)}: one torch call)"
-    want, got = _expected_output(row, k_out), measured.shapes[i]
+    want, got = _group_output(group, ks, measured.shapes[i]), measured.shapes[i]
     if got != want:
         seen = "not seen" if got is None else size_text(_shown(row, got, k_out)) + _batch_note(row, got, k_out)
         issues.append(f"output shape: alexcost {size_text(row.output_shape)}, torch {seen}")
@@ -440,12 +458,16 @@ def _check_fvcore(i: int, row: LayerCost, measured: Measurement, first: tuple, r
 
 # -- the whole network ----------------------------------------------------------------------------
 
-def reconcile(cost: NetworkCost, measured: Measurement, first_use=None, folds=None) -> Reconciliation:
+def reconcile(cost: NetworkCost, measured: Measurement, first_use=None, folds=None,
+              fvcore_calls=()) -> Reconciliation:
     """Compare ``cost`` with ``measured`` layer by layer, then the totals. ``first_use[i]`` is the
     index of the first layer running the same module as layer ``i`` (default: every layer its own);
-    ``folds`` the values folded into the batch (`layer_folds`; default: none)."""
+    ``folds`` the values folded into the batch (`layer_folds`; default: none); ``fvcore_calls``:
+    ``(layer, equation)`` for a layer read from an einsum (None: a matmul) inside a function fx does
+    not trace into, which fvcore counts as that call: `fvcore_einsum` (a matmul: its MACs)."""
     rows = cost.layers
     ks = layer_folds(cost, folds or {})
+    group_ks: dict[int, list] = {}
     n = len(rows)
     first = tuple(range(n)) if first_use is None else tuple(first_use)
     read = read_layers(cost)
@@ -454,14 +476,16 @@ def reconcile(cost: NetworkCost, measured: Measurement, first_use=None, folds=No
     groups: dict[int, list] = {}
     for i, row in enumerate(rows):
         groups.setdefault(holders[i], []).append(row)
-    for holder, equation in measured.einsums:
-        if read[holder]:  # the einsum's layers as fvcore counts them, all filed under the last
-            members = [j for j in range(n) if holders[j] == holder]
-            counted = fvcore_einsum(equation, sum(rows[j].macs for j in members))
-            shares[holder] += counted - sum(shares[j] for j in members)
+        group_ks.setdefault(holders[i], []).append(ks[i])
+    calls = [([j for j in range(n) if holders[j] == holder], equation) for holder, equation in measured.einsums]
+    for members, equation in calls + [([i], equation) for i, equation in fvcore_calls]:
+        if read[members[-1]]:  # the call's layers as fvcore counts them, all filed under the last
+            macs = sum(rows[j].macs for j in members)
+            counted = macs if equation is None else fvcore_einsum(equation, macs)
+            shares[members[-1]] += counted - sum(shares[j] for j in members)
     checks, problems = [], []
     for i, row in enumerate(rows):
-        seen, issues = _check_layer(i, row, measured, groups[holders[i]], ks[i])
+        seen, issues = _check_layer(i, row, measured, groups[holders[i]], group_ks[holders[i]])
         fv, fv_issues = _check_fvcore(i, row, measured, first, rows, shares)
         issues += fv_issues
         group = [j for j in range(n) if first[j] == first[i]]
