@@ -516,3 +516,31 @@ def test_verify_still_catches_a_wrong_count_on_folded_rows(monkeypatch):
         in result.problems
     assert f"conv: fvcore: alexcost {macs // 3:,} (Folded declares fvcore_count), fvcore {macs:,}" in result.problems
     assert not any("shape" in p or "inputs" in p for p in result.problems)
+
+
+class SamHeads(nn.Module):
+    """timm SAM's attention: qkv permuted so its 3 comes before the batch, reshaped to (3, N*h, L, d) and unbound."""
+
+    def __init__(self, dim=12, heads=3):
+        super().__init__()
+        self.heads, self.qkv, self.proj = heads, nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x):                 # x: (N, L, C)
+        B, N, C = x.shape
+        qkv = self.qkv(x).view(B, N, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.reshape(3, B * self.heads, N, -1).unbind(0)
+        x = torch.softmax(q @ k.transpose(-2, -1), dim=-1) @ v
+        return self.proj(x.view(B, self.heads, N, -1).permute(0, 2, 1, 3).reshape(B, N, -1))
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_verify_reads_sams_permuted_qkv_as_torch_holds_it(batch):
+    """The permute is one torch call holding the three items, (3, N, h, L, d); alexcost splits it into a Chunk and
+    a chain per item: verify compares torch's tensor with the last item's shape, stacked three times."""
+    from alexcost.torch_run.verify import verify_module
+
+    torch.manual_seed(0)
+    result = verify_module(SamHeads(), (5, 12), batch=batch)
+    assert result.ok, result.problems[:5]
+    shapes = [c.measured_shape for c in result.layers if c.measured_shape and len(c.measured_shape) == 4]
+    assert (3, 5, 4) in [s[1:] for s in shapes]  # torch's (3, N, 3 heads, 5 tokens, 4) per sample

@@ -390,11 +390,18 @@ def _parameter_viewed(row: LayerCost, want, got) -> bool:
 def _group_output(group: list, ks, got):
     """What the group's torch call returns, as its layers have it: the last layer's output; where the call
     returns ``m`` tensors and the last layer one (``unbind``: a selection of each item), the outputs of its
-    last ``m`` layers, in order."""
+    last ``m`` layers, in order; where the group splits the call's tensor into its ``m`` items along a
+    dimension torch moves before the batch (timm's ``qkv.permute(2, 0, 3, 1, 4)``, read as a `Chunk` of ``m``
+    and a chain of layers per item), ``(m, *the last layer's output)``: the items stacked, as torch holds them."""
     m = len(got) if got and isinstance(got[0], tuple) else 0
     if 0 < m <= len(group) and not any(type(r.layer).multi_output for r in group[-m:]):
         return tuple(_expected_output(r, k[1]) for r, k in zip(group[-m:], ks[-m:]))
-    return _expected_output(group[-1], ks[-1][1])
+    want = _expected_output(group[-1], ks[-1][1])
+    first = group[0]
+    if got and not m and type(first.layer).multi_output and not type(group[-1].layer).multi_output and \
+            got[0] == len(first.output_shape) != first.batch and tuple(got[1:]) == want:
+        return (got[0], *want)
+    return want
 
 
 def _check_group(i: int, group: list, measured: Measurement, ks) -> tuple[dict, list[str]]:
