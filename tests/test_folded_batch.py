@@ -451,3 +451,96 @@ def test_a_folded_view_written_through_its_base_is_refused():
 
     with pytest.raises(SpecError, match="write in place"):
         from_module(Module(), (4, 4, 8))
+
+
+# -- verify: torch runs a folded value as N*k rows of the batch ----------------------------------------
+
+class PoolHeads(nn.Module):
+    """MViT's pooling in miniature: the heads folded into the batch, (N*h, d, H, W), a Conv2d on each row."""
+
+    def __init__(self, heads=3, d=4):
+        super().__init__()
+        self.heads, self.conv = heads, nn.Conv2d(d, d, 3, padding=1, stride=2)
+
+    def forward(self, x):                 # x: (N, h*d, H, W)
+        B, C, H, W = x.shape
+        y = self.conv(x.reshape(B * self.heads, C // self.heads, H, W))
+        return y.reshape(B, C, y.shape[-2], y.shape[-1])
+
+
+VERIFIED = {**CASES, "pooled heads": (lambda: PoolHeads(), (12, 6, 6))}
+
+
+@pytest.mark.parametrize("case", VERIFIED)
+def test_verify_reads_folded_values_as_rows_of_the_batch(case):
+    """verify compares a folded value's shape (k, ...) per sample with torch's (N*k, ...), inputs too."""
+    from alexcost.torch_run.verify import verify_module
+
+    build, shape = VERIFIED[case]
+    torch.manual_seed(0)
+    result = verify_module(build(), shape, batch=2)
+    assert result.ok, result.problems[:5]
+
+
+def test_verify_shows_a_folded_shape_per_sample_and_catches_a_wrong_fold():
+    """The pooled heads: torch's (2*3, 4, 3, 3) is (3, 4, 3, 3) per sample; read with another fold, or none,
+    the same shapes are a mismatch, said in torch's rows."""
+    import dataclasses
+
+    from alexcost.torch_run.verify import verify_imported
+
+    torch.manual_seed(0)
+    module = PoolHeads()
+    read = from_module(module, (12, 6, 6))
+    conv = next(c for c in verify_imported(read, module, batch=2).layers if c.name == "conv")
+    assert conv.measured_shape == conv.shape == (3, 4, 3, 3) and conv.ok
+    unfolded = verify_imported(dataclasses.replace(read, folds={}), module, batch=2)
+    assert "conv: output shape: alexcost 3 * 4 * 3 * 3, torch 4 * 3 * 3 at batch 6" in unfolded.problems
+    wrong = verify_imported(dataclasses.replace(read, folds={**read.folds, (1, None): 2}), module, batch=2)
+    assert "conv: output shape: alexcost 3 * 4 * 3 * 3, torch 4 * 3 * 3 at batch 6, not N*2 = 4 rows" in wrong.problems
+    assert "reshape_2: inputs: alexcost reads 4 * 4 * 3 * 3, torch's call read 6 * 4 * 3 * 3" in wrong.problems
+
+
+def test_verify_still_catches_a_wrong_count_on_folded_rows(monkeypatch):
+    """A kind that counted a folded layer on one row instead of k (torch's FLOPs 2 * 3 rows * 4*4*9 MACs per
+    output element * 3*3 outputs * 2 samples) is caught by torch's counter and by fvcore, the fold read."""
+    from alexcost.layers.folded import Folded
+    from alexcost.torch_run.verify import verify_module
+
+    monkeypatch.setattr(Folded, "torch_flops", lambda self, x, y: self.layer.torch_flops(x[1:], y[1:]))
+    monkeypatch.setattr(Folded, "fvcore_count", lambda self, x, y: self.layer.fvcore_count(x[1:], y[1:]))
+    torch.manual_seed(0)
+    result = verify_module(PoolHeads(), (12, 6, 6), batch=2)
+    macs = 2 * 3 * (4 * 4 * 9) * (3 * 3)
+    assert f"conv: FLOPs: alexcost {2 * macs // 3:,} (Folded declares torch_flops), torch's counter {2 * macs:,}" \
+        in result.problems
+    assert f"conv: fvcore: alexcost {macs // 3:,} (Folded declares fvcore_count), fvcore {macs:,}" in result.problems
+    assert not any("shape" in p or "inputs" in p for p in result.problems)
+
+
+class SamHeads(nn.Module):
+    """timm SAM's attention: qkv permuted so its 3 comes before the batch, reshaped to (3, N*h, L, d) and unbound."""
+
+    def __init__(self, dim=12, heads=3):
+        super().__init__()
+        self.heads, self.qkv, self.proj = heads, nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x):                 # x: (N, L, C)
+        B, N, C = x.shape
+        qkv = self.qkv(x).view(B, N, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.reshape(3, B * self.heads, N, -1).unbind(0)
+        x = torch.softmax(q @ k.transpose(-2, -1), dim=-1) @ v
+        return self.proj(x.view(B, self.heads, N, -1).permute(0, 2, 1, 3).reshape(B, N, -1))
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_verify_reads_sams_permuted_qkv_as_torch_holds_it(batch):
+    """The permute is one torch call holding the three items, (3, N, h, L, d); alexcost splits it into a Chunk and
+    a chain per item: verify compares torch's tensor with the last item's shape, stacked three times."""
+    from alexcost.torch_run.verify import verify_module
+
+    torch.manual_seed(0)
+    result = verify_module(SamHeads(), (5, 12), batch=batch)
+    assert result.ok, result.problems[:5]
+    shapes = [c.measured_shape for c in result.layers if c.measured_shape and len(c.measured_shape) == 4]
+    assert (3, 5, 4) in [s[1:] for s in shapes]  # torch's (3, N, 3 heads, 5 tokens, 4) per sample

@@ -343,3 +343,25 @@ def test_the_first_block_of_mvit_v2_s_reads_as_torch_counts_it():
     assert cost.totals.params == sum(p.numel() for p in module.parameters())
     assert 2 * cost.totals.macs == counter.get_total_flops()
     assert (1, *imported.network.output_shape) == tuple(out.shape)
+
+
+@pytest.mark.parametrize("heads", [1, 2])
+def test_verify_agrees_on_mvit_v2_folded_heads_included(heads):
+    """verify on the network at batch 2: the pooled heads folded into the batch ((N*h, ...) rows), the items of
+    ``unbind`` (one torch call, three layers), the class token read through ``expand``/``unsqueeze``, a helper
+    returning ``(tensor, dims)``, and the relative position bias's einsums inside ``_add_rel_pos``, which fvcore
+    counts with its einsum handle (numpy's rounded count) and its matmul as the matmul's MACs."""
+    import dataclasses
+
+    from alexcost.torch_bridge import from_module
+    from alexcost.torch_run.verify import verify_imported
+
+    torch.manual_seed(0)
+    module = _mvit(heads)
+    read = from_module(module, (3, 4, 32, 32))
+    result = verify_imported(read, module, batch=2)
+    assert result.ok, result.problems[:5]
+    assert len(read.fvcore_calls) == 3 * 2  # two einsums and a matmul per block
+    # Without what fvcore counts inside the helper, the three products are 0 to fvcore: its total disagrees.
+    blind = verify_imported(dataclasses.replace(read, fvcore_calls=()), module, batch=2)
+    assert [p for p in blind.problems if p.startswith("total: alexcost expects fvcore")] and len(blind.problems) == 1

@@ -8,7 +8,7 @@ hand arithmetic or what fvcore and torch report.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from math import prod
 
 import pytest
@@ -35,6 +35,8 @@ class Imported:
     unused: dict
     graph_module: object
     fx_nodes: tuple
+    folds: dict = field(default_factory=dict)  # nothing folded into the batch
+    fvcore_calls: tuple = ()
 
     def cost(self, batch=1, dtype="float32"):
         return replace(self.network.cost(batch, dtype), params=tuple(zip(self.weight_params, self.bias_params)),

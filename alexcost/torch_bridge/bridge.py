@@ -75,7 +75,11 @@ class ImportedModule:
     eval mode; where training mode runs another graph, ``network.modes.refused`` says so and a
     training step is refused. ``network.modes`` also holds the frozen parameters, grad-mode
     regions, checkpoint calls and autocast regions a training step counts
-    (`alexcost.engine.modes.StepModes`). ``graph_module`` is the ``torch.fx.GraphModule`` of the eval-mode trace, built on first use over the user's own
+    (`alexcost.engine.modes.StepModes`). ``folds`` maps ``(layer index, output index or None)`` to ``k`` for
+    each output torch runs with the batch times ``k`` rows (heads or windows folded into the batch; its
+    shape per sample starts with ``k``). ``fvcore_calls``: ``(layer index, equation)`` for each `Matmul` read from a
+    ``torch.einsum`` (``equation``) or ``torch.matmul`` (None) made inside a function fx does not trace into,
+    which fvcore counts by its own handle of that call (`alexcost.torch_run.reconcile.fvcore_einsum`). ``graph_module`` is the ``torch.fx.GraphModule`` of the eval-mode trace, built on first use over the user's own
     submodules and parameters: running it runs the user's code.
     """
 
@@ -89,6 +93,8 @@ class ImportedModule:
     fx_nodes: tuple[str, ...] = ()
     unused_frozen: int = 0
     eval_branches: tuple[str, ...] = ()
+    folds: dict = field(default_factory=dict)
+    fvcore_calls: tuple = ()
     _trace: object = field(default=None, repr=False, compare=False)
 
     @property
@@ -160,7 +166,7 @@ def from_module(module, input_shape, *, name: str | None = None) -> ImportedModu
     network = Network(x, reading.layers, name=name or type(module).__name__, modes=reading.modes)
     return ImportedModule(network, reading.paths, reading.first_use, reading.weight_params, reading.bias_params,
                           reading.frozen_params, reading.unused, reading.fx_nodes, reading.unused_frozen,
-                          reading.eval_branches, _trace=(module, traced))
+                          reading.eval_branches, reading.folds, reading.fvcore_calls, _trace=(module, traced))
 
 
 # -- modules named on the command line ------------------------------------------------------------------

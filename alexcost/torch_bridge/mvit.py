@@ -136,13 +136,16 @@ def add_rel_pos(r, node, args, kwargs):
     view = r.emit(node, r.build(node, Slice, {"index": _AFTER_TOKEN}), [q], label="slice")
     view = r.emit(node, r.build(node, Reshape, {"shape": (heads, qt, qh, qw, dim)}), [view], label="reshape")
     rel_h = r.emit(node, Matmul(), [view, gathered[1]], label="einsum")                 # (heads, qt, qh, qw, kh)
+    r.fvcore_calls.append((rel_h.src[0], "bythwc,hkc->bythwk"))  # fvcore counts torchvision's calls
     rows = r.emit(node, r.build(node, Unsqueeze, {"dim": 5}), [view], label="unsqueeze")
     rel_w = r.emit(node, Matmul(), [rows, gathered[2]], label="einsum")                 # (heads, qt, qh, qw, 1, kw)
+    r.fvcore_calls.append((rel_w.src[0], "bythwc,wkc->bythwk"))
     rel_w = r.emit(node, r.build(node, Squeeze, {"dim": 5}), [rel_w], label="squeeze")
     moved = r.emit(node, r.build(node, Permute, {"dims": (0, 1, 3, 4, 2, 5)}), [view], label="permute")
     moved = r.emit(node, Contiguous(), [moved], label="reshape")                        # (heads, qh, qw, qt, dim)
     moved = r.emit(node, r.build(node, Unsqueeze, {"dim": 5}), [moved], label="unsqueeze")
     rel_t = r.emit(node, Matmul(), [moved, gathered[0]], label="matmul")                # (heads, qh, qw, qt, 1, kt)
+    r.fvcore_calls.append((rel_t.src[0], None))  # (qt, heads*qh*qw, dim) @ (qt, dim, kt): its MACs
     rel_t = r.emit(node, r.build(node, Squeeze, {"dim": 5}), [rel_t], label="squeeze")
     rel_t = r.emit(node, r.build(node, Permute, {"dims": (0, 1, 4, 2, 3, 5)}), [rel_t], label="permute")
     parts = [_lifted(r, node, part, at) for part, at in ((rel_h, (5, 7)), (rel_w, (5, 6)), (rel_t, (6, 7)))]

@@ -91,6 +91,8 @@ class Reading:
     unused_frozen: int
     eval_branches: tuple[str, ...] = ()
     modes: StepModes = StepModes()
+    folds: dict = dataclasses.field(default_factory=dict)
+    fvcore_calls: tuple = ()
 
 
 def _contains(value, test) -> bool:
@@ -152,6 +154,7 @@ class Reader:
         self.late_views: set = set()  # views made before their base required grad, rebuilt since it does
         self._plans: dict = {}    # (layers read, batch) -> the storages and strides of their outputs
         self.folds: dict = {}     # src -> k: an output whose first dim is the batch times k (`fold`)
+        self.fvcore_calls: list = []  # (layer, einsum equation or None): see `ImportedModule`
         self.fold_training: list[str] = []  # why a training step is not counted, for calls on folded values
 
     # -- what handlers use ------------------------------------------------------------------
@@ -805,7 +808,7 @@ class Reader:
         branches = tuple(f"{where_module(path, m)} tests self.training{at}" for path, m, at in self.branches)
         return Reading(tuple(layers), tuple(self.paths), first_use, tuple(self.weight), tuple(self.bias),
                        tuple(self.frozen), tuple(self.fx_nodes), unused, unused_frozen, branches,
-                       self._modes(names, branches))
+                       self._modes(names, branches), dict(self.folds), tuple(self.fvcore_calls))
 
     def _modes(self, names: list, branches: tuple) -> StepModes:
         """What a training step runs differently from torch's defaults, by layer name (see `StepModes`)."""
@@ -850,6 +853,8 @@ class Reader:
             values = getattr(self, attr)
             setattr(self, attr, [values[i] for i in order])
         self.sources = [tuple((new[s], k) for s, k in refs) for refs in self.sources]
+        self.folds = {(new[s], k): fold for (s, k), fold in self.folds.items()}
+        self.fvcore_calls = [(new[i], equation) for i, equation in self.fvcore_calls]
 
     def _names(self) -> list[str]:
         """Unique layer names from module paths: ``layer1_0_conv1``; a call made by a module's forward is

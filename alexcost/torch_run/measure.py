@@ -37,13 +37,16 @@ def device_label(device: str) -> str:
 
 
 def _shape(value):
-    """A tensor's shape, a tuple of them for a tuple of tensors, None for anything else; of
-    ``(tensor, None)`` (nn.MultiheadAttention without its weights), the tensor's."""
+    """A tensor's shape, a tuple of them for a tuple of tensors, None for anything else; of a tuple of
+    one tensor and plain values (nn.MultiheadAttention's ``(tensor, None)`` without its weights, a helper's
+    ``(tensor, dims)``), the tensor's."""
     import torch
 
     if isinstance(value, torch.Tensor):
         return tuple(value.shape)
-    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], torch.Tensor) and value[1] is None:
+    tensors = [v for v in value if isinstance(v, torch.Tensor)] if isinstance(value, tuple) else []
+    if len(tensors) == 1 and isinstance(value[0], torch.Tensor) and len(value) > 1 and not any(
+            isinstance(v, (tuple, list, dict)) for v in value[1:]):
         return tuple(value[0].shape)
     if isinstance(value, (tuple, list)) and value and all(isinstance(v, torch.Tensor) for v in value):
         return tuple(tuple(v.shape) for v in value)
@@ -254,6 +257,14 @@ def node_groups(graph, fx_nodes) -> tuple[dict, dict]:
     return owner, layers
 
 
+def _inputs(env, node, reads, out) -> tuple:
+    """The shapes of the tensors ``node`` read from outside its group (``reads``); an item taken from a tuple
+    another node returned reads that item alone (``out``)."""
+    if node.target is operator.getitem and isinstance(env.get(node.args[0]), (tuple, list)):
+        return _tensor_shapes([out]) if reads else ()
+    return _tensor_shapes([env[a] for a in reads])
+
+
 def _absorb_users(nodes, owner: dict) -> None:
     """Each node not yet placed goes to the one layer node all its users lead to."""
     for node in nodes:
@@ -311,9 +322,9 @@ def measure_graph(imported, module, x, *, use_fvcore: bool = True, device: str |
             if key is None:
                 return super().run_node(node)
             record = seen[key]
-            record[0] += _tensor_shapes([self.env[a] for a in reads[node.name] if owner.get(a.name) != key])
             flops, adds = counter.get_total_flops(), biases.total
             out = super().run_node(node)
+            record[0] += _inputs(self.env, node, [a for a in reads[node.name] if owner.get(a.name) != key], out)
             record[1] += counter.get_total_flops() - flops
             record[2] += biases.total - adds
             if _shape(out) is not None:  # the group's output: its last node's tensor

@@ -123,6 +123,28 @@ def read_layers(cost: NetworkCost) -> tuple[bool, ...]:
     return tuple(read)
 
 
+def layer_folds(cost: NetworkCost, folds) -> tuple:
+    """Per layer: the folds of its inputs (one per input) and of its output (one per output of a
+    multi-output layer), from ``folds``, ``{(layer index, output index or None): k}`` for each value whose
+    ``k`` rows per sample torch runs as rows of the batch (``N*k`` rows; none listed: none folded)."""
+    rows = cost.layers
+    index = {row.name: i for i, row in enumerate(rows)}
+
+    def of(name: str) -> int:
+        layer, _, out = name.partition(".")  # "n.k": output k of layer n; "input": none
+        j = index.get(layer)
+        return 1 if j is None else folds.get((j, int(out) if out else None), 1)
+
+    result = []
+    for i, row in enumerate(rows):
+        names = row.inputs if row.inputs is not None else (() if i == 0 else (rows[i - 1].name,))
+        k_in = tuple(of(name) for name in names) if names else (1,) * len(row.input_shapes)
+        k_out = tuple(folds.get((i, o), 1) for o in range(len(row.output_shape))) \
+            if type(row.layer).multi_output else folds.get((i, None), 1)
+        result.append((k_in, k_out))
+    return tuple(result)
+
+
 def declared_torch(row: LayerCost) -> int:
     """What torch's ``FlopCounterMode`` counts for a layer, for the whole batch, as its kind declares it."""
     return row.batch * row.layer.torch_flops(row.input_shape, row.output_shape)
@@ -238,58 +260,74 @@ class Reconciliation:
 
 # -- per layer ------------------------------------------------------------------------------------
 
-def _batched(row: LayerCost, shape):
-    """A per-sample shape as torch shows it: with the batch dimension, but a Parameter's whole (and every
-    shape of a layer run once per pass)."""
+def _batched(row: LayerCost, shape, k: int = 1):
+    """A per-sample shape as torch shows it: with the batch dimension (``N*k`` for a value whose ``k`` rows per
+    sample are folded into the batch: its per-sample shape starts with ``k``), but a Parameter's whole (and
+    every shape of a layer run once per pass)."""
     if type(row.layer).arity == 0 or row.per_pass or isinstance(shape, ParameterShape):
         return tuple(shape)
-    return (row.batch, *shape)
+    return (row.batch, *shape) if k == 1 else (row.batch * k, *shape[1:])
 
 
-def _expected_output(row: LayerCost):
+def _fold(ks, at: int | None = None) -> int:
+    """The fold of one output among ``ks`` (an int, or one per output of a multi-output layer)."""
+    return ks if isinstance(ks, int) else ks[at]
+
+
+def _expected_output(row: LayerCost, k=1):
     if type(row.layer).multi_output:
-        return tuple(_batched(row, s) for s in row.output_shape)
-    return _batched(row, row.output_shape)
+        return tuple(_batched(row, s, _fold(k, o)) for o, s in enumerate(row.output_shape))
+    return _batched(row, row.output_shape, k)
 
 
-def _per_sample(row: LayerCost, static, seen):
-    """An observed shape (or tuple of them) without the batch dimension, as ``static`` has it;
-    None when the batch dimension is not the run's."""
+def _per_sample(row: LayerCost, static, seen, k=1):
+    """An observed shape (or tuple of them) without the batch dimension, as ``static`` has it (a folded
+    value's ``N*k`` rows as ``k``); None when the batch dimension is not the run's."""
     if static and isinstance(static[0], tuple) and seen and isinstance(seen[0], tuple):
-        parts = [_per_sample(row, s, o) for s, o in zip(static, seen)]
+        parts = [_per_sample(row, s, o, _fold(k, j)) for j, (s, o) in enumerate(zip(static, seen))]
         return None if None in parts or len(static) != len(seen) else tuple(parts)
     if type(row.layer).arity == 0 or row.per_pass or isinstance(static, ParameterShape):
         return ParameterShape(seen) if isinstance(static, ParameterShape) else tuple(seen)
-    if not seen or seen[0] != row.batch:
+    if not seen or seen[0] != row.batch * k:
         return None
-    return tuple(seen[1:])
+    return tuple(seen[1:]) if k == 1 else (k, *seen[1:])
 
 
-def _shown(row: LayerCost, seen) -> tuple | None:
+def _rows_of(row: LayerCost, seen, k: int) -> tuple:
+    """One observed shape per sample: a folded value's ``N*k`` rows as ``k``."""
+    return tuple(seen[1:]) if k == 1 or seen[0] != row.batch * k else (k, *seen[1:])
+
+
+def _shown(row: LayerCost, seen, k=1) -> tuple | None:
     """The observed output for the table: per sample (a Parameter's whole)."""
     if seen is None:
         return None
     if type(row.layer).multi_output:
-        return tuple(tuple(s[1:]) for s in seen)
-    return tuple(seen) if type(row.layer).arity == 0 or row.per_pass else tuple(seen[1:])
+        return tuple(_rows_of(row, s, _fold(k, o)) for o, s in enumerate(seen))
+    return tuple(seen) if type(row.layer).arity == 0 or row.per_pass else _rows_of(row, seen, k)
 
 
-def _batch_note(row: LayerCost, seen) -> str:
+def _batch_note(row: LayerCost, seen, k=1) -> str:
     first = seen[0] if seen and isinstance(seen[0], tuple) else seen
-    return "" if type(row.layer).arity == 0 or row.per_pass or not first or first[0] == row.batch else f" at batch {first[0]}"
+    k = _fold(k, 0)
+    if type(row.layer).arity == 0 or row.per_pass or not first or first[0] == row.batch * k:
+        return ""
+    return f" at batch {first[0]}" if k == 1 else f" at batch {first[0]}, not N*{k} = {row.batch * k} rows"
 
 
-def observed_other_ops(row: LayerCost, inputs, output) -> int | None:
+def observed_other_ops(row: LayerCost, inputs, output, ks=None) -> int | None:
     """The kind's other-ops formula on the shapes torch ran (None: they cannot be read as the
-    layer's: another count of inputs, another batch, or a formula that refuses them)."""
+    layer's: another count of inputs, another batch, or a formula that refuses them). ``ks``: the folds
+    of the layer's inputs and of its output (default: none folded)."""
     if inputs is None or output is None:
         return None
     arity = type(row.layer).arity
     static = row.input_shapes
     if len(inputs) != len(static):
         return None
-    xs = [_per_sample(row, s, o) for s, o in zip(static, inputs)]
-    y = _per_sample(row, row.output_shape, output) if type(row.layer).multi_output or arity != 0 \
+    k_in, k_out = ks or ((1,) * len(static), 1)
+    xs = [_per_sample(row, s, o, k) for s, o, k in zip(static, inputs, k_in)]
+    y = _per_sample(row, row.output_shape, output, k_out) if type(row.layer).multi_output or arity != 0 \
         else tuple(output)
     if None in xs or y is None:
         return None
@@ -304,20 +342,21 @@ def _inputs_text(inputs) -> str:
     return ", ".join(size_text(s) for s in inputs) if inputs else "none"
 
 
-def _check_layer(i: int, row: LayerCost, measured: Measurement, group: list) -> tuple[dict, list[str]]:
+def _check_layer(i: int, row: LayerCost, measured: Measurement, group: list, ks) -> tuple[dict, list[str]]:
     """The measured values of one layer and what disagrees, fvcore's count apart. ``group``: the
     rows measured together with this one (one torch call made them), this one last; a row
-    before the last holds nothing measured."""
+    before the last holds nothing measured. ``ks``: the folds of each row's inputs and output."""
     if group[-1] is not row:
         return {"measured_shape": None, "torch_expected": declared_torch(row), "torch": None,
                 "measured_bias_adds": None, "measured_other_ops": None}, []
     if len(group) > 1:
-        return _check_group(i, group, measured)
+        return _check_group(i, group, measured, ks)
     issues = []
-    want, got = _expected_output(row), measured.shapes[i]
-    if got != want:
+    k_in, k_out = ks[-1]
+    want, got = _expected_output(row, k_out), measured.shapes[i]
+    if got != want and not _parameter_viewed(row, want, got):
         seen = "not seen (the forward pass did not run the layers in order)" if got is None \
-            else size_text(_shown(row, got)) + _batch_note(row, got)
+            else size_text(_shown(row, got, k_out)) + _batch_note(row, got, k_out)
         issues.append(f"output shape: alexcost {size_text(row.output_shape)}, torch {seen}")
     if row.params != measured.params[i]:
         issues.append(f"params: alexcost {commas(row.params)}, torch numel {commas(measured.params[i])}")
@@ -330,26 +369,51 @@ def _check_layer(i: int, row: LayerCost, measured: Measurement, group: list) -> 
         issues.append(f"bias adds: alexcost {commas(row.bias_adds)}, torch {commas(bias)} (one per output element "
                       f"of a convolution or matrix product that reads a bias)")
     inputs = None if measured.input_shapes is None else measured.input_shapes[i]
-    other = observed_other_ops(row, inputs, got)
+    other = observed_other_ops(row, inputs, got, ks[-1])
     if other is not None and other != row.other_ops:
         issues.append(f"other ops: alexcost {commas(row.other_ops)}, {row.type}'s formula on the shapes torch ran "
                       f"({_inputs_text(inputs)} -> {size_text(got)}) {commas(other)}")
     elif inputs is not None and other is None and got == want:
-        issues.append(f"inputs: alexcost reads {_inputs_text(_expected_inputs(row))}, torch's call read "
+        issues.append(f"inputs: alexcost reads {_inputs_text(_expected_inputs(row, k_in))}, torch's call read "
                       f"{_inputs_text(inputs)}")
-    return {"measured_shape": _shown(row, got), "torch_expected": t_exp, "torch": t,
+    return {"measured_shape": _shown(row, got, k_out), "torch_expected": t_exp, "torch": t,
             "measured_bias_adds": bias, "measured_other_ops": other}, issues
 
 
-def _check_group(i: int, group: list, measured: Measurement) -> tuple[dict, list[str]]:
+def _parameter_viewed(row: LayerCost, want, got) -> bool:
+    """A parameter the network reads through views that add dimensions of size 1 (``expand`` over the batch,
+    ``unsqueeze``): torch's node is the parameter itself, the same elements in the same order."""
+    return type(row.layer).arity == 0 and bool(got) and not isinstance(got[0], tuple) and \
+        [d for d in got if d != 1] == [d for d in want if d != 1]
+
+
+def _group_output(group: list, ks, got):
+    """What the group's torch call returns, as its layers have it: the last layer's output; where the call
+    returns ``m`` tensors and the last layer one (``unbind``: a selection of each item), the outputs of its
+    last ``m`` layers, in order; where the group splits the call's tensor into its ``m`` items along a
+    dimension torch moves before the batch (timm's ``qkv.permute(2, 0, 3, 1, 4)``, read as a `Chunk` of ``m``
+    and a chain of layers per item), ``(m, *the last layer's output)``: the items stacked, as torch holds them."""
+    m = len(got) if got and isinstance(got[0], tuple) else 0
+    if 0 < m <= len(group) and not any(type(r.layer).multi_output for r in group[-m:]):
+        return tuple(_expected_output(r, k[1]) for r, k in zip(group[-m:], ks[-m:]))
+    want = _expected_output(group[-1], ks[-1][1])
+    first = group[0]
+    if got and not m and type(first.layer).multi_output and not type(group[-1].layer).multi_output and \
+            got[0] == len(first.output_shape) != first.batch and tuple(got[1:]) == want:
+        return (got[0], *want)
+    return want
+
+
+def _check_group(i: int, group: list, measured: Measurement, ks) -> tuple[dict, list[str]]:
     """The last row of a group measured as one torch call: its output shape, and the group's sums of
     parameters, torch FLOPs and bias adds (the other-ops formula needs each layer's own inputs,
-    which torch's call does not show)."""
+    which torch's call does not show). ``ks``: the folds of each row's inputs and output."""
     row, issues = group[-1], []
+    k_out = ks[-1][1]
     names = f" (the sum over {', '.join(r.name for r in group)}: one torch call)"
-    want, got = _expected_output(row), measured.shapes[i]
+    want, got = _group_output(group, ks, measured.shapes[i]), measured.shapes[i]
     if got != want:
-        seen = "not seen" if got is None else size_text(_shown(row, got)) + _batch_note(row, got)
+        seen = "not seen" if got is None else size_text(_shown(row, got, k_out)) + _batch_note(row, got, k_out)
         issues.append(f"output shape: alexcost {size_text(row.output_shape)}, torch {seen}")
     params = sum(r.params for r in group)
     if params != measured.params[i]:
@@ -361,12 +425,12 @@ def _check_group(i: int, group: list, measured: Measurement) -> tuple[dict, list
     adds = sum(r.bias_adds for r in group)
     if bias is not None and bias != adds:
         issues.append(f"bias adds: alexcost {commas(adds)}{names}, torch {commas(bias)}")
-    return {"measured_shape": _shown(row, got), "torch_expected": declared_torch(row), "torch": t,
+    return {"measured_shape": _shown(row, got, k_out), "torch_expected": declared_torch(row), "torch": t,
             "measured_bias_adds": bias, "measured_other_ops": None}, issues
 
 
-def _expected_inputs(row: LayerCost) -> tuple:
-    return tuple(_batched(row, s) for s in row.input_shapes)
+def _expected_inputs(row: LayerCost, k_in) -> tuple:
+    return tuple(_batched(row, s, k) for s, k in zip(row.input_shapes, k_in))
 
 
 def _check_fvcore(i: int, row: LayerCost, measured: Measurement, first: tuple, rows,
@@ -401,10 +465,16 @@ def _check_fvcore(i: int, row: LayerCost, measured: Measurement, first: tuple, r
 
 # -- the whole network ----------------------------------------------------------------------------
 
-def reconcile(cost: NetworkCost, measured: Measurement, first_use=None) -> Reconciliation:
+def reconcile(cost: NetworkCost, measured: Measurement, first_use=None, folds=None,
+              fvcore_calls=()) -> Reconciliation:
     """Compare ``cost`` with ``measured`` layer by layer, then the totals. ``first_use[i]`` is the
-    index of the first layer running the same module as layer ``i`` (default: every layer its own)."""
+    index of the first layer running the same module as layer ``i`` (default: every layer its own);
+    ``folds`` the values folded into the batch (`layer_folds`; default: none); ``fvcore_calls``:
+    ``(layer, equation)`` for a layer read from an einsum (None: a matmul) inside a function fx does
+    not trace into, which fvcore counts as that call: `fvcore_einsum` (a matmul: its MACs)."""
     rows = cost.layers
+    ks = layer_folds(cost, folds or {})
+    group_ks: dict[int, list] = {}
     n = len(rows)
     first = tuple(range(n)) if first_use is None else tuple(first_use)
     read = read_layers(cost)
@@ -413,14 +483,16 @@ def reconcile(cost: NetworkCost, measured: Measurement, first_use=None) -> Recon
     groups: dict[int, list] = {}
     for i, row in enumerate(rows):
         groups.setdefault(holders[i], []).append(row)
-    for holder, equation in measured.einsums:
-        if read[holder]:  # the einsum's layers as fvcore counts them, all filed under the last
-            members = [j for j in range(n) if holders[j] == holder]
-            counted = fvcore_einsum(equation, sum(rows[j].macs for j in members))
-            shares[holder] += counted - sum(shares[j] for j in members)
+        group_ks.setdefault(holders[i], []).append(ks[i])
+    calls = [([j for j in range(n) if holders[j] == holder], equation) for holder, equation in measured.einsums]
+    for members, equation in calls + [([i], equation) for i, equation in fvcore_calls]:
+        if read[members[-1]]:  # the call's layers as fvcore counts them, all filed under the last
+            macs = sum(rows[j].macs for j in members)
+            counted = macs if equation is None else fvcore_einsum(equation, macs)
+            shares[members[-1]] += counted - sum(shares[j] for j in members)
     checks, problems = [], []
     for i, row in enumerate(rows):
-        seen, issues = _check_layer(i, row, measured, groups[holders[i]])
+        seen, issues = _check_layer(i, row, measured, groups[holders[i]], group_ks[holders[i]])
         fv, fv_issues = _check_fvcore(i, row, measured, first, rows, shares)
         issues += fv_issues
         group = [j for j in range(n) if first[j] == first[i]]

@@ -122,4 +122,4 @@ def verify_imported(imported, module, *, batch: int = 1, seed: int = 0,
     finally:
         for m, mode in modes:
             m.training = mode
-    return reconcile(cost, measured, imported.first_use)
+    return reconcile(cost, measured, imported.first_use, imported.folds, imported.fvcore_calls)
