@@ -36,7 +36,8 @@ class Elementwise(nn.Module):
 
 
 class Arithmetic(nn.Module):
-    """``x <op> value`` with a Python number (a `Scalar`): ``x + value``, ``value - x``, ``x ** value``, ...;
+    """``x <op> value`` with a Python number (a `Scalar`): ``x + value``, ``value - x``, ``x ** value``, ``value ** x``,
+    ``torch.div(x, value, rounding_mode='floor')``, ...;
     in place with ``inplace`` (``x.mul_(value)``)."""
 
     def __init__(self, op: str, value, inplace: bool):
@@ -46,6 +47,10 @@ class Arithmetic(nn.Module):
     def forward(self, x):
         if self.op == "rsub":
             return self.value - x
+        if self.op == "rpow":
+            return self.value ** x
+        if self.op == "floordiv":
+            return (x.div_ if self.inplace else x.div)(self.value, rounding_mode="floor")
         if self.inplace:
             return getattr(x, f"{self.op}_")(self.value)
         return getattr(x, f"__{ {'div': 'truediv'}.get(self.op, self.op)}__")(self.value)
