@@ -144,3 +144,11 @@ def test_a_parameter_repeated_over_the_batch_is_a_copy_for_each_sample():
 ])
 def test_the_batch_among_an_activations_counts_is_refused(call, message):
     refused_at_the_node(call, (3, 6), message)
+
+
+def test_a_repeat_over_the_batch_is_not_timed_on_its_own():
+    from alexcost import SpecError
+    from alexcost.torch_bridge.modules import torch_module
+
+    with pytest.raises(SpecError, match=r"Repeat over the batch \(batch=True\)"):
+        torch_module(Repeat(repeats=(1, 2), batch=True), (4, 5))
