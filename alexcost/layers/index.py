@@ -137,7 +137,8 @@ class Expand(_SummedBack):
 @layer_kind
 class Repeat(_SummedBack):
     """``x.repeat(1, *repeats)`` (``x.tile``): each dimension of the sample copied ``repeats`` times along itself
-    (one entry per sample dimension; the batch not repeated; ``batch``: see below). A copy into new storage: no ops. Its gradient
+    (one entry per sample dimension; the batch not repeated; ``batch``: see below). A copy into new storage: no
+    ops. Its gradient
     sums the copies back: ``prod(y) - prod(x)`` adds per sample; it keeps nothing."""
 
     repeats: tuple[int, ...]

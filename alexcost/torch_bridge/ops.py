@@ -144,8 +144,8 @@ def arithmetic(op: str, kind=None, inplace: bool = False, alpha: bool = False, n
         bound = bind(r, node, spec, args, kwargs)
         _fixed(r, node, bound, {"alpha": 1} if alpha else {})
         a, b = bound[names[0]], bound[names[1]]
-        floor = op == "div" and not inplace and r.constant(bound.get("rounding_mode"), node, "rounding_mode") == "floor" \
-            and r.is_tensor(a) and not r.is_tensor(b)  # torch.div(x, c, rounding_mode='floor'): a Scalar floordiv
+        floor = op == "div" and not inplace and r.is_tensor(a) and not r.is_tensor(b) and \
+            r.constant(bound.get("rounding_mode"), node, "rounding_mode") == "floor"  # torch.div(x, c, rounding_mode='floor'): a Scalar floordiv
         _fixed(r, node, bound, {k: v for k, v in fixed if not (floor and k == "rounding_mode")})
         other = b if isinstance(a, Token) else a
         if isinstance(a, Token) != isinstance(b, Token) and kind is not None and r.is_activation(other) and \

@@ -7,8 +7,9 @@ layers that read only such tensors once per pass (`alexcost.engine.network.Netwo
 seeing the full shapes as one sample. The kinds whose arguments name no dimension (an elementwise op,
 arithmetic) or only the last ones (Linear, LayerNorm, a constant pad) read it as they read an activation
 (`reads`). The calls that number dimensions (views, permutes, slices, ``None`` indexing, chunks and fixed-index
-gathers, `torch.cat`, `torch.stack`, a softmax) are read here, each dimension ``d`` of the whole tensor being the layer's ``d + 1``, and
-``F.interpolate``, which takes the first dimension as the batch, on a tensor whose first size is 1; every other
+gathers, `torch.cat`, `torch.stack`, a softmax) are read here, each dimension ``d`` of the whole tensor being the
+layer's ``d + 1``, and ``F.interpolate`` and a convolution module, which take the first dimension as the batch, on a
+tensor whose first size is 1; every other
 call on such a tensor is refused, naming the node.
 
 A weight computed before use: ``F.batch_norm`` in training mode of a convolution's weight viewed as (1, C_out, k),
@@ -22,8 +23,9 @@ from dataclasses import fields
 
 from math import prod
 
-from ..layers import (Add, Cat, Contiguous, Conv1d, Conv2d, Conv3d, DynamicConv2d, GroupNorm, IndexSelect, LayerNorm, Linear, Matmul,
-                      Pad, ParameterShape, Permute, Reshape, Scalar, Slice, Softmax, Standardize, Transpose, View)
+from ..layers import (Add, Cat, Contiguous, Conv1d, Conv2d, Conv3d, DynamicConv2d, GroupNorm, IndexSelect, LayerNorm,
+                      Linear, Matmul, Pad, ParameterShape, Permute, Reshape, Scalar, Slice, Softmax, Standardize,
+                      Transpose, View)
 from ..layers.base import Elementwise
 
 _LAST_DIMENSIONS = (Linear, LayerNorm, Scalar, Pad)
@@ -278,8 +280,8 @@ XCiT's Conv2d of its Fourier positions."""
 
 def batched(handler):
     """``handler`` (``F.interpolate`` of an activation, a module of `ONE_SAMPLE`), which reads the same of a tensor
-    computed once per pass whose first size is 1 (a position embedding resized or convolved): torch takes that dimension as the batch, so the
-    tensor is viewed without it, read as one sample, and viewed back with it."""
+    computed once per pass whose first size is 1 (a position embedding resized or convolved): torch takes that
+    dimension as the batch, so the tensor is viewed without it, read as one sample, and viewed back with it."""
     def handle(r, node, args, kwargs):
         value = held(r, args[0] if args else kwargs.get("input"), node, gathered=False)
         if not _whole(r, value):
