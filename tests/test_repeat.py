@@ -79,3 +79,76 @@ def test_the_torch_module_built_for_timing_computes_the_same():
 
     x = torch.rand(2, 3, 4)
     assert torch.equal(BUILDERS[Repeat](Repeat(repeats=(2, 3)), None)(x), x.repeat(1, 2, 3))
+
+
+class FourierPositions(nn.Module):
+    """XCiT's positional encoding, small: a table made from ``torch.arange`` once per pass (floor division,
+    a number raised to a tensor, ``torch.stack`` of its sines and cosines), a Conv2d run on it once per pass,
+    then ``pos.repeat(B, 1, 1, 1)``: a copy for each sample, added to the activation."""
+
+    def __init__(self, hidden=4, c=6):
+        super().__init__()
+        self.conv = nn.Conv2d(3, c, 2, stride=2)
+        self.projection = nn.Conv2d(2 * hidden, c, 1)
+        self.hidden = hidden
+
+    def forward(self, x):
+        x = self.conv(x)
+        B, _, H, W = x.shape
+        y = torch.arange(1, H + 1).to(torch.float32).unsqueeze(1).repeat(1, 1, W)
+        xs = torch.arange(1, W + 1).to(torch.float32).repeat(1, H, 1)
+        t = torch.arange(self.hidden, device=self.projection.weight.device).to(torch.float32)  # (traced)
+        t = 10000 ** (2 * torch.div(t, 2, rounding_mode="floor") / self.hidden)
+        px, py = xs[:, :, :, None] / t, y[:, :, :, None] / t
+        px = torch.stack([px[:, :, :, 0::2].sin(), px[:, :, :, 1::2].cos()], dim=4).flatten(3)
+        py = torch.stack([py[:, :, :, 0::2].sin(), py[:, :, :, 1::2].cos()], dim=4).flatten(3)
+        pos = self.projection(torch.cat((py, px), dim=3).permute(0, 3, 1, 2))
+        return x + pos.repeat(B, 1, 1, 1)
+
+
+def test_a_tensor_computed_once_per_pass_repeated_over_the_batch_agrees_with_torch():
+    cost = forward_against_torch(FourierPositions(), (3, 8, 8), batch=3)
+    rows = {row.type: row for row in cost.layers}
+    conv = [row for row in cost.layers if row.type == "Conv2d"][-1]  # the projection, once per pass
+    assert (tuple(conv.input_shape), conv.batch) == ((8, 4, 4), 1)  # torch's batch of one, as one sample
+    repeat = [row for row in cost.layers if row.type == "Repeat"][-1]
+    assert (tuple(repeat.input_shape), tuple(repeat.output_shape), repeat.batch) == ((1, 6, 4, 4), (6, 4, 4), 3)
+    assert "Repeat" in rows
+    torch.manual_seed(0)
+    step_agrees(FourierPositions(), (3, 8, 8), batch=3)
+
+
+def test_a_parameter_repeated_over_the_batch_is_a_copy_for_each_sample():
+    """(1, 4, 5) repeated (B, 1, 2): per sample (4, 10), new storage; backward the B copies summed back into
+    the parameter: B * 40 - 20 adds."""
+    class Repeated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = nn.Parameter(torch.randn(1, 4, 5))
+
+        def forward(self, x):
+            return x * self.p.repeat(x.shape[0], 1, 2)
+
+    forward_and_step_agree(Repeated, (4, 10), batch=3)
+    layer = Repeat(repeats=(1, 2), batch=True)
+    from alexcost.layers import ParameterShape
+
+    assert layer.output_shape(ParameterShape((1, 4, 5))) == (4, 10)
+    assert layer.backward_other_ops(ParameterShape((1, 4, 5)), (4, 10), Grads((True,), False, False), 3) == \
+        3 * 40 - 20
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda y: y.repeat(y.shape[0], 1, 1), r"reads the batch size among the counts only as the first count of a "
+                                           r"tensor computed once per pass"),
+])
+def test_the_batch_among_an_activations_counts_is_refused(call, message):
+    refused_at_the_node(call, (3, 6), message)
+
+
+def test_a_repeat_over_the_batch_is_not_timed_on_its_own():
+    from alexcost import SpecError
+    from alexcost.torch_bridge.modules import torch_module
+
+    with pytest.raises(SpecError, match=r"Repeat over the batch \(batch=True\)"):
+        torch_module(Repeat(repeats=(1, 2), batch=True), (4, 5))

@@ -59,6 +59,9 @@ CALLS = {  # spelling -> (the call, the Scalars it reads as (op, value, inplace)
     "torch.div": (lambda y: torch.div(y, 8), [("div", 8, False)]),
     "torch.true_divide": (lambda y: torch.true_divide(y, 8), [("div", 8, False)]),
     "torch.pow": (lambda y: torch.pow(y, 3), [("pow", 3, False)]),
+    "c ** x": (lambda y: 2 ** y, [("rpow", 2, False)]),
+    "torch.div, rounded down": (lambda y: torch.div(y, 2, rounding_mode="floor"), [("floordiv", 2, False)]),
+    "x.div, rounded down": (lambda y: y.div(0.5, rounding_mode="floor") * y, [("floordiv", 0.5, False)]),
     "methods": (lambda y: y.mul(2).add(1).sub(3).div(2).pow(2), [("mul", 2, False), ("add", 1, False),
                                                                ("sub", 3, False), ("div", 2, False),
                                                                ("pow", 2, False)]),
@@ -124,10 +127,11 @@ def test_random_arithmetic_matches_torch(op, value, shape, inplace, reuse):
 
 def test_counts_by_hand():
     """Per element: one op forward; backward 0 for add and sub (the gradient passes on), 1 for rsub (a
-    negation), mul and div (by the number), 3 for pow (``grad * n * x ** (n - 1)``), 0 for ``x ** 0``."""
+    negation), mul and div (by the number), 3 for pow (``grad * n * x ** (n - 1)``), 0 for ``x ** 0``, 2 for
+    rpow (``grad * (y * log(c))``), 0 for floordiv (torch's gradient is zeros)."""
     x, batch, grads = (3, 4, 5), 2, Grads((True,), False, False)
     n = batch * 3 * 4 * 5
-    expected = {"add": 0, "sub": 0, "rsub": n, "mul": n, "div": n, "pow": 3 * n}
+    expected = {"add": 0, "sub": 0, "rsub": n, "mul": n, "div": n, "pow": 3 * n, "rpow": 2 * n, "floordiv": 0}
     for op, ops in expected.items():
         layer = Scalar(op=op, value=2)
         assert layer.output_shape(x) == x
@@ -152,8 +156,9 @@ def test_the_torch_module_built_from_a_scalar_computes_it():
 
     x = torch.randn(2, 3)
     for op, fn in (("add", lambda t: t + 2), ("sub", lambda t: t - 2), ("rsub", lambda t: 2 - t),
-                   ("mul", lambda t: t * 2), ("div", lambda t: t / 2), ("pow", lambda t: t ** 2)):
-        for inplace in (False, True) if op != "rsub" else (False,):
+                   ("mul", lambda t: t * 2), ("div", lambda t: t / 2), ("pow", lambda t: t ** 2),
+                   ("rpow", lambda t: 2 ** t), ("floordiv", lambda t: torch.div(t, 2, rounding_mode="floor"))):
+        for inplace in (False, True) if op not in ("rsub", "rpow") else (False,):
             y = x.clone()
             out = torch_module(Scalar(op=op, value=2, inplace=inplace), (3,))(y)
             assert torch.equal(out, fn(x)), (op, inplace)
@@ -163,10 +168,11 @@ def test_the_torch_module_built_from_a_scalar_computes_it():
 @pytest.mark.parametrize("forward, message", [
     (lambda x: x * x.size(0), r"function 'mul' .* its argument 'other' depends on the batch size"),
     (lambda x: 2 / x, r"function 'truediv' .* computes 2 / a tensor \(the number first\)"),
-    (lambda x: 2 ** x, r"function 'pow' .* computes 2 \*\* a tensor \(the number first\)"),
     (lambda x: x ** x.relu(), r"function 'pow' .* computes pow of two tensors"),
     (lambda x: x // x.relu(), r"function .floordiv. .* no layer kind for floordiv on a tensor"),
-    (lambda x: torch.div(x, 2, rounding_mode="floor"), r"rounding_mode='floor' is not read by alexcost"),
+    (lambda x: torch.div(x, 2, rounding_mode="trunc"), r"rounding_mode='trunc' is not read by alexcost"),
+    (lambda x: x.div_(2, rounding_mode="floor"), r"rounding_mode='floor' is not read by alexcost"),
+    (lambda x: torch.div(x, x.relu(), rounding_mode="floor"), r"rounding_mode='floor' is not read by alexcost"),
     (lambda x: x.add(1, alpha=2), r"alpha=2 is not read by alexcost"),
     (lambda x: x * (1, 2), r"computes mul of a tensor and \(1, 2\)"),
 ])

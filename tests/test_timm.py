@@ -214,7 +214,8 @@ def test_timm_models_with_a_folded_batch_read_exactly(name):
 @pytest.mark.parametrize("name", [
     "eva02_tiny_patch14_224",  # fx's constants (its rotary table chunked), -x, x.to(x.dtype), type_as
     *(["swin_s3_tiny_224", "swinv2_cr_tiny_224", "swinv2_small_window8_256",  # shift masks: fx's constants
-       "vit_base_patch16_sapiens2"]  # a wrapped function of constants (_build_grid), sine and cosine once per pass
+       "vit_base_patch16_sapiens2",  # a wrapped function of constants (_build_grid), sine and cosine once per pass
+       "xcit_nano_12_p8_224"]  # Fourier positions: floor division, c ** t, stack, a Conv2d once per pass, repeat(B)
       if os.environ.get("ALEXCOST_ZOO") == "all" else []),
 ])
 def test_timm_models_with_tensors_made_from_constants_read_exactly(name):

@@ -112,7 +112,8 @@ class Network:
                 refs, x = self._resolve(i, name, layer, own, index, names, ys, outs)
                 chain = chain and refs == ((i - 1, None),)
             per_pass = arity != 0 and (x.__class__ is ParameterShape if arity == 1 else
-                                       ParameterShape in map(type, x) and all(type(s) is ParameterShape for s in x))
+                                       ParameterShape in map(type, x) and all(type(s) is ParameterShape for s in x)) \
+                and not layer.per_sample()
             if per_pass:
                 x = self._per_pass(i, name, layer, x, arity, output)
                 output = WEIGHT

@@ -431,6 +431,11 @@ class Layer:
     def check_training(self, x: Shape, batch: int) -> None:
         """Refuse (`SpecError`) what torch refuses to run in training mode though it runs at inference."""
 
+    def per_sample(self) -> bool:
+        """Is its output one per sample even where every input is computed once per pass (a copy of such a
+        tensor for each sample)? Default: no, such a layer runs once per pass."""
+        return False
+
     def train_copies(self) -> bool:
         """Does the forward pass in training return a new tensor where inference returns the
         input itself (dropout applying its mask)?"""

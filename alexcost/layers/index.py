@@ -137,16 +137,36 @@ class Expand(_SummedBack):
 @layer_kind
 class Repeat(_SummedBack):
     """``x.repeat(1, *repeats)`` (``x.tile``): each dimension of the sample copied ``repeats`` times along itself
-    (one entry per sample dimension; the batch not repeated). A copy into new storage: no ops. Its gradient
+    (one entry per sample dimension; the batch not repeated; ``batch``: see below). A copy into new storage: no
+    ops. Its gradient
     sums the copies back: ``prod(y) - prod(x)`` adds per sample; it keeps nothing."""
 
     repeats: tuple[int, ...]
+    batch: bool = False
+    """The input is a tensor computed once per pass of shape ``(1, *s)``, copied for each sample
+    (``x.repeat(N, *repeats)``, XCiT's positions): ``s`` repeated per sample, into storage of each sample's own.
+    The gradient sums the ``N`` copies back: ``N * prod(y) - prod(x)`` adds in all."""
 
     def __post_init__(self):
         super().__post_init__()
         object.__setattr__(self, "repeats", _sizes(self.repeats, "repeats", 1))
+        object.__setattr__(self, "batch", check.flag(self.batch, "batch"))
+
+    def per_sample(self) -> bool:
+        return self.batch
+
+    def backward_other_ops(self, x, y: Shape, grads: Grads, batch: int) -> int:
+        if self.batch:  # every sample's copy summed into the one tensor
+            return batch * prod(y) - prod(x) if grads.input else 0
+        return super().backward_other_ops(x, y, grads, batch)
 
     def output_shape(self, x: Shape) -> Shape:
+        if self.batch:
+            if not isinstance(x, ParameterShape) or not x or x[0] != 1:
+                raise SpecError(f"batch=True repeats a tensor computed once per pass, of shape (1, ...), over the "
+                                f"batch; got {'an activation of shape ' if not isinstance(x, ParameterShape) else ''}"
+                                f"{format_shape(x)}")
+            x = tuple(x[1:])
         if len(self.repeats) != len(x):
             raise SpecError(f"repeats {list(self.repeats)} per sample of an input of {len(x)} dimensions "
                             f"{format_shape(x)}; alexcost repeats without adding dimensions")

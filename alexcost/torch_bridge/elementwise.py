@@ -42,9 +42,10 @@ DEVICE = _Unknown("device")
 """What ``x.device`` of an activation reads as."""
 
 def device_attribute(handler):
-    """``getattr`` (``handler``), with ``x.device`` of an activation read as `DEVICE`."""
+    """``getattr`` (``handler``), with ``x.device`` of an activation, or of a tensor the module holds, read as
+    `DEVICE` (the module's device, which alexcost does not follow)."""
     def handle(r, node, args, kwargs):
-        if len(args) == 2 and r.is_activation(args[0]) and args[1] == "device":
+        if len(args) == 2 and r.is_tensor(args[0]) and args[1] == "device":
             return DEVICE
         return handler(r, node, args, kwargs)
     return handle

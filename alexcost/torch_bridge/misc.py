@@ -11,7 +11,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..layers import Amax, AvgPool1d, Expand, Fold, Normalize, ParameterShape, Repeat, RMSNorm, Unfold, Var
+from ..layers import (Amax, AvgPool1d, Expand, Fold, Normalize, ParameterShape, Repeat, RMSNorm, Unfold, Var,
+                      View)
+from .per_pass import held
 from .calls import REQUIRED, bind, unary, weight_arg
 
 
@@ -109,20 +111,30 @@ def repeat(tile: bool):
     """``x.repeat(*sizes)`` (``tile``: ``x.tile(sizes)``, ``torch.tile``, fewer sizes meaning leading 1s): a
     `Repeat`. Of an activation the batch's count must be 1 (each sample copied along its own dimensions); of
     a parameter or buffer, or a tensor computed from them alone, its whole shape is repeated, once per pass
-    (SAM 2's window position embedding tiled). More sizes than dimensions (new leading ones) are refused."""
+    (SAM 2's window position embedding tiled; more sizes than dimensions add leading ones, a view first), or,
+    of shape ``(1, ...)`` repeated by ``(N, ...)``, copied for each sample (a `Repeat` with ``batch``: XCiT's
+    positions). Of an activation, more sizes than dimensions are refused."""
     def handle(r, node, args, kwargs):
         b = bind(r, node, (("input", REQUIRED), ("dims" if tile else "sizes", ())), args[:1], kwargs)
         sizes = args[1:] or b["dims" if tile else "sizes"]
-        sizes = r.constant(sizes[0] if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes, node,
-                           "dims" if tile else "sizes")
-        x = b["input"]
-        if r.is_attribute(x) and x.kind in ("parameter", "buffer"):
-            x = r.operand(x, node)
+        sizes = sizes[0] if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
+        sizes = [r.constant(s, node, "dims" if tile else "sizes", batch_ok=True) for s in sizes]
+        x = held(r, b["input"], node, gathered=False)
         whole = r.is_activation(x) and x.shape.__class__ is ParameterShape
+        if whole and len(sizes) == len(x.shape) and sizes[0] is r.BATCH and x.shape[0] == 1 and \
+                not any(s is r.BATCH for s in sizes[1:]):  # a tensor computed once per pass, copied for each sample
+            return r.emit(node, r.build(node, Repeat, {"repeats": tuple(sizes[1:]), "batch": True}), [x])
+        if any(s is r.BATCH for s in sizes):
+            r.refuse(node, f"repeats {r.show(x)} by {r.show(sizes)}; alexcost reads the batch size among the counts "
+                           f"only as the first count of a tensor computed once per pass whose first size is 1, "
+                           f"of as many dimensions as counts (x.repeat(N, 1, ...))")
         if not whole:
             x = r.tensor(x, node)
         rank = len(x.shape) + (not whole)
         sizes = (1,) * (rank - len(sizes)) + tuple(sizes) if tile else tuple(sizes)
+        if whole and len(sizes) > rank:  # new leading dimensions of 1, then repeated: torch's own reading
+            x = r.emit(node, r.build(node, View, {"shape": (1,) * (len(sizes) - rank) + tuple(x.shape)}), [x])
+            rank = len(sizes)
         if len(sizes) != rank:
             r.refuse(node, f"repeats {r.show(x)} by {list(sizes)}: "
                            + ("torch needs a count for each dimension" if len(sizes) < rank else

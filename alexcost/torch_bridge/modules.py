@@ -36,7 +36,8 @@ class Elementwise(nn.Module):
 
 
 class Arithmetic(nn.Module):
-    """``x <op> value`` with a Python number (a `Scalar`): ``x + value``, ``value - x``, ``x ** value``, ...;
+    """``x <op> value`` with a Python number (a `Scalar`): ``x + value``, ``value - x``, ``x ** value``, ``value ** x``,
+    ``torch.div(x, value, rounding_mode='floor')``, ...;
     in place with ``inplace`` (``x.mul_(value)``)."""
 
     def __init__(self, op: str, value, inplace: bool):
@@ -46,6 +47,10 @@ class Arithmetic(nn.Module):
     def forward(self, x):
         if self.op == "rsub":
             return self.value - x
+        if self.op == "rpow":
+            return self.value ** x
+        if self.op == "floordiv":
+            return (x.div_ if self.inplace else x.div)(self.value, rounding_mode="floor")
         if self.inplace:
             return getattr(x, f"{self.op}_")(self.value)
         return getattr(x, f"__{ {'div': 'truediv'}.get(self.op, self.op)}__")(self.value)
@@ -337,7 +342,7 @@ BUILDERS = {
     kinds.IndexSelect: lambda layer, x: Selected(layer.dim, layer.index_size, (None, *x)[layer.dim]),
     kinds.SliceAdd: lambda layer, x: Indexing(index=layer.index),
     kinds.Expand: lambda layer, x: Indexing(sizes=layer.sizes),
-    kinds.Repeat: lambda layer, x: Method("repeat", 1, *layer.repeats),
+    kinds.Repeat: lambda layer, x: _repeat(layer),
     kinds.UnfoldView: lambda layer, x: Method("unfold", layer.dim, layer.size, layer.step),
     kinds.WindowAttention: lambda layer, x: _window_attention(layer, x),
     kinds.CosineWindowAttention: lambda layer, x: CosineWindows(layer, x[0][-1]),
@@ -399,6 +404,13 @@ class CosineWindows(nn.Module):
 
 def _sizes(value):
     return list(value) if isinstance(value, tuple) else value
+
+
+def _repeat(layer):
+    if layer.batch:
+        raise SpecError("a Repeat over the batch (batch=True) copies a tensor made once per pass for every sample "
+                        "of the network's batch; alexcost does not time it as a layer on its own")
+    return Method("repeat", 1, *layer.repeats)
 
 
 def torch_module(layer, x):

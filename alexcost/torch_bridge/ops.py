@@ -135,15 +135,18 @@ def split(r, node, args, kwargs, size_name="split_size_or_sections"):
 def arithmetic(op: str, kind=None, inplace: bool = False, alpha: bool = False, names=("input", "other"), fixed=()):
     """``a <op> b`` in any spelling (``a + b``, ``torch.add(a, b)``, ``a.add_(b)``, ``a += b``): of two
     tensors, the merge ``kind`` (Add, Mul; refused without one); of a tensor and a Python number, a
-    `Scalar` (``c - x`` is ``rsub``); of plain values, Python's arithmetic. ``fixed``: arguments that
+    `Scalar` (``c - x`` is ``rsub``, ``c ** x`` ``rpow``, ``torch.div(x, c, rounding_mode='floor')``
+    ``floordiv``); of plain values, Python's arithmetic. ``fixed``: arguments that
     must keep their defaults (``alpha=1``, ``rounding_mode=None``)."""
     spec = ((names[0], REQUIRED), (names[1], REQUIRED)) + ((("alpha", 1),) if alpha else ()) + tuple(fixed)
 
     def handle(r, node, args, kwargs):
         bound = bind(r, node, spec, args, kwargs)
         _fixed(r, node, bound, {"alpha": 1} if alpha else {})
-        _fixed(r, node, bound, dict(fixed))
         a, b = bound[names[0]], bound[names[1]]
+        floor = op == "div" and not inplace and r.is_tensor(a) and not r.is_tensor(b) and \
+            r.constant(bound.get("rounding_mode"), node, "rounding_mode") == "floor"  # torch.div(x, c, rounding_mode='floor'): a Scalar floordiv
+        _fixed(r, node, bound, {k: v for k, v in fixed if not (floor and k == "rounding_mode")})
         other = b if isinstance(a, Token) else a
         if isinstance(a, Token) != isinstance(b, Token) and kind is not None and r.is_activation(other) and \
                 other.shape.__class__ is not ParameterShape:  # CaiT's class token expanded, then added to: broadcast
@@ -165,11 +168,11 @@ def arithmetic(op: str, kind=None, inplace: bool = False, alpha: bool = False, n
                 r.refuse(node, f"writes its result into {r.show(a)}; alexcost reads in-place arithmetic on "
                                f"activations only")
             return r.emit(node, r.build(node, kind, {"inplace": inplace}), [r.operand(a, node), r.operand(b, node)])
-        return _with_number(r, node, op, inplace, a, b, names)
+        return _with_number(r, node, "floordiv" if floor else op, inplace, a, b, names)
     return handle
 
 
-_REVERSED = {"add": "add", "mul": "mul", "sub": "rsub"}
+_REVERSED = {"add": "add", "mul": "mul", "sub": "rsub", "pow": "rpow"}
 """``c <op> x`` with the number first, as a `Scalar` op."""
 
 
@@ -183,7 +186,7 @@ def _with_number(r, node, op, inplace, a, b, names):
                        f"int or float only")
     if not first:
         if op not in _REVERSED:
-            r.refuse(node, f"computes {number!r} {'/' if op == 'div' else '**'} a tensor (the number first); "
+            r.refuse(node, f"computes {number!r} / a tensor (the number first); "
                            f"alexcost reads {op} with the tensor first only")
         op, inplace = _REVERSED[op], False  # ``c += x`` on a Python number makes a new tensor
     x = r.tensor(x, node, Scalar)

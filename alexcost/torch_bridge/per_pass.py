@@ -7,8 +7,9 @@ layers that read only such tensors once per pass (`alexcost.engine.network.Netwo
 seeing the full shapes as one sample. The kinds whose arguments name no dimension (an elementwise op,
 arithmetic) or only the last ones (Linear, LayerNorm, a constant pad) read it as they read an activation
 (`reads`). The calls that number dimensions (views, permutes, slices, ``None`` indexing, chunks and fixed-index
-gathers, `torch.cat`, a softmax) are read here, each dimension ``d`` of the whole tensor being the layer's ``d + 1``, and
-``F.interpolate``, which takes the first dimension as the batch, on a tensor whose first size is 1; every other
+gathers, `torch.cat`, `torch.stack`, a softmax) are read here, each dimension ``d`` of the whole tensor being the
+layer's ``d + 1``, and ``F.interpolate`` and a convolution module, which take the first dimension as the batch, on a
+tensor whose first size is 1; every other
 call on such a tensor is refused, naming the node.
 
 A weight computed before use: ``F.batch_norm`` in training mode of a convolution's weight viewed as (1, C_out, k),
@@ -22,8 +23,9 @@ from dataclasses import fields
 
 from math import prod
 
-from ..layers import (Add, Cat, Contiguous, DynamicConv2d, GroupNorm, IndexSelect, LayerNorm, Linear, Matmul,
-                      Pad, ParameterShape, Permute, Reshape, Scalar, Slice, Softmax, Standardize, Transpose, View)
+from ..layers import (Add, Cat, Contiguous, Conv1d, Conv2d, Conv3d, DynamicConv2d, GroupNorm, IndexSelect, LayerNorm,
+                      Linear, Matmul, Pad, ParameterShape, Permute, Reshape, Scalar, Slice, Softmax, Standardize,
+                      Transpose, View)
 from ..layers.base import Elementwise
 
 _LAST_DIMENSIONS = (Linear, LayerNorm, Scalar, Pad)
@@ -56,7 +58,7 @@ def _whole(r, value) -> bool:
     return r.is_activation(value) and value.shape.__class__ is ParameterShape
 
 
-def _held(r, value, node, gathered: bool):
+def held(r, value, node, gathered: bool):
     """``value`` as a tensor computed once per pass where it is a parameter or buffer of the module that the
     reader's views of parameters (`alexcost.torch_bridge.params`) leave alone: a `Parameter` or `Buffer` layer's
     output (with ``gathered``, a gathered table's too: a `PositionBias`'s); else ``value`` itself."""
@@ -73,7 +75,7 @@ def shaped(handler, method: str):
     def handle(r, node, args, kwargs):
         value = args[0] if args else kwargs.get("input")
         if method not in ("view", "reshape"):  # (a parameter's view keeps it a parameter: see params)
-            value = _held(r, value, node, gathered=False)
+            value = held(r, value, node, gathered=False)
         if not _whole(r, value):
             return handler(r, node, args, kwargs)
         rest = [r.constant(a, node, "argument") for a in args[1:]]
@@ -109,9 +111,9 @@ def gathered(handler):
     def handle(r, node, args, kwargs):
         value, index = (list(args) + [None, None])[:2]
         if r.is_attribute(value) and (value.gathered or value.kind == "constant"):  # a gathered table, sliced
-            value = _held(r, value, node, gathered=True)  # (EfficientViT's per head), a float constant
+            value = held(r, value, node, gathered=True)  # (EfficientViT's per head), a float constant
         elif r.is_attribute(value) and _constant_index(index):  # a parameter's slice (a rotary table's freqs[0])
-            value = _held(r, value, node, gathered=False)
+            value = held(r, value, node, gathered=False)
         if not _whole(r, value) or kwargs:
             return handler(r, node, args, kwargs)
         import torch
@@ -166,6 +168,8 @@ def wrap(methods: dict, functions: dict) -> None:
     functions[operator.getitem] = gathered(functions[operator.getitem])
     for cat in [f for f in functions if getattr(f, "__name__", None) in ("cat", "concat", "concatenate")]:
         functions[cat] = joined(functions[cat])
+    for function in [f for f in functions if getattr(f, "__name__", None) == "stack"]:
+        functions[function] = stacked(functions[function])
     for function in [f for f in functions if getattr(f, "__name__", None) == "softmax"]:
         functions[function] = softmax(functions[function])
     methods["softmax"] = softmax(methods["softmax"])
@@ -192,6 +196,26 @@ def joined(handler):
         if not isinstance(dim, int) or not -rank <= dim < rank:
             r.refuse(node, f"dim={dim!r} is out of range for tensors of {rank} dimensions")
         return r.emit(node, r.build(node, Cat, {"dim": dim % rank + 1}), xs)
+    return handle
+
+
+def stacked(handler):
+    """``handler`` (``torch.stack`` of activations), which reads ``torch.stack`` of tensors computed once per pass:
+    each unsqueezed at the dimension (a view), then a `Cat`, run once per pass (XCiT's Fourier positions)."""
+    def handle(r, node, args, kwargs):
+        tensors = args[0] if args else kwargs.get("tensors")
+        if not (isinstance(tensors, (list, tuple)) and len(tensors) > 1 and all(_whole(r, t) for t in tensors)) \
+                or kwargs.get("out") is not None:
+            return handler(r, node, args, kwargs)
+        dim = r.constant(args[1] if len(args) > 1 else kwargs.get("dim", 0), node, "dim")
+        rank = len(tensors[0].shape) + 1  # the stack's
+        if any(t.shape != tensors[0].shape for t in tensors):
+            r.refuse(node, f"stack expects each tensor to be equal size, got {r.show(tensors[0])} and others")
+        if isinstance(dim, bool) or not isinstance(dim, int) or not -rank <= dim < rank:
+            r.refuse(node, f"dim={dim!r} is out of range for a stack of {rank - 1}-dimensional tensors")
+        from .stacks import _stacked
+
+        return _stacked(r, node, list(tensors), dim % rank + 1)
     return handle
 
 
@@ -229,7 +253,7 @@ def chunked(handler):
     per pass (a rotary table's sines and cosines): each chunk a `Slice` of it along the same dimension (the
     views torch returns; a layer run once has one output)."""
     def handle(r, node, args, kwargs):
-        value = _held(r, args[0] if args else kwargs.get("input"), node, gathered=False)
+        value = held(r, args[0] if args else kwargs.get("input"), node, gathered=False)
         if not _whole(r, value):
             return handler(r, node, args, kwargs)
         chunks = r.constant(args[1] if len(args) > 1 else kwargs.get("chunks"), node, "chunks")
@@ -249,12 +273,17 @@ def chunked(handler):
     return handle
 
 
+ONE_SAMPLE = (Conv1d, Conv2d, Conv3d)
+"""The modules read on a tensor computed once per pass whose first size is 1, as on one sample (`batched`):
+XCiT's Conv2d of its Fourier positions."""
+
+
 def batched(handler):
-    """``handler`` (``F.interpolate`` of an activation), which reads the same of a tensor computed once per pass
-    whose first size is 1 (a position embedding resized): torch takes that dimension as the batch, so the
-    tensor is viewed without it, read as one sample, and viewed back with it."""
+    """``handler`` (``F.interpolate`` of an activation, a module of `ONE_SAMPLE`), which reads the same of a tensor
+    computed once per pass whose first size is 1 (a position embedding resized or convolved): torch takes that
+    dimension as the batch, so the tensor is viewed without it, read as one sample, and viewed back with it."""
     def handle(r, node, args, kwargs):
-        value = _held(r, args[0] if args else kwargs.get("input"), node, gathered=False)
+        value = held(r, args[0] if args else kwargs.get("input"), node, gathered=False)
         if not _whole(r, value):
             return handler(r, node, args, kwargs)
         if value.shape[0] != 1:

@@ -340,7 +340,8 @@ class Reader:
         views) read the result (`_wrote`)."""
         kind = type(layer)
         shapes = [v.shape for v in inputs]
-        once = bool(shapes) and all(s.__class__ is ParameterShape for s in shapes)  # see `Network.once`
+        once = bool(shapes) and all(s.__class__ is ParameterShape for s in shapes) and \
+            not layer.per_sample()  # see `Network.once`
         if once and issubclass(kind, (Add, Sub, Mul, Div)) and len({len(s) for s in shapes}) > 1:  # as torch
             # broadcasts whole tensors
             rank = max(len(s) for s in shapes)  # from the right: the shorter viewed with leading ones
@@ -753,6 +754,8 @@ class Reader:
         values = [*args, *kwargs.values()]
         if len(values) != 1:
             self.refuse(node, f"is called with {len(values)} arguments; a {kind.__name__} takes one tensor")
+        if not rows and kind in per_pass.ONE_SAMPLE and per_pass.computed(self, values[0]):
+            return per_pass.batched(lambda r, n, a, k: self._module_call(n, a, k))(self, node, values, {})
         x = self.tensor(values[0], node, kind)
         layer, params = module_call(self, node, kind, module, type(x)(x.src, x.shape[1:]) if rows else x)
         if rows:
