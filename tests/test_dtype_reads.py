@@ -52,10 +52,12 @@ def test_dtype_in_a_module_of_another_dtype_is_refused():
 @pytest.mark.parametrize("call, words", [
     (lambda y: y.to(torch.float16), r"converts .* to torch.float16; alexcost reads x.to\(dtype\) of a tensor made "
                                     r"from constants, or to float32 in a float32 module"),
-    (lambda y: y.to("cpu"), r"converts with 'cpu'; alexcost reads x.to\(dtype\) and x.to\(y.device\) only"),
+    (lambda y: y.to("cuda:1"), r"converts with 'cuda:1'; alexcost reads x.to\(dtype\) and x.to\(device\) to the "
+                               r"module's own device only"),
     (lambda y: y.to(torch.float32, copy=True), r"converts with copy=True; alexcost reads x.to\(dtype\)"),
 ])
 def test_other_conversions_are_refused(call, words):
+    """A named device other than the module's would be a copy to it: refused."""
     with pytest.raises(SpecError, match=r"method 'to' .*" + words):
         from_module(Around(call), (3, 6))
 
@@ -98,3 +100,11 @@ def test_naflexvit_reads_exactly():
     model = timm.create_model("naflexvit_base_patch16_parfac_gap", pretrained=False, **NAFLEX)
     theirs, ours = torch_attention_step(model, (3, 32, 32)), alexcost_step(model, (3, 32, 32))
     assert theirs.refused is None and ours == theirs, (theirs, ours)
+
+
+def test_a_conversion_to_the_modules_own_device_is_the_tensor_itself():
+    """``y.to("cpu")`` and ``y.to(device=w.device)`` in a module on the CPU: nothing is copied, as in torch."""
+    for call in (lambda y: y.to("cpu"), lambda self, y: y.to(device=self.w.device) * self.w):
+        module = Around(call, own=call.__code__.co_argcount == 2)
+        forward_against_torch(module, (3, 6), batch=2)
+        step_agrees(module, (3, 6), 2)

@@ -151,20 +151,22 @@ def leaf_of_constants(r, node, args, kwargs):
 
 
 def converted(r, node, args, kwargs):
-    """``t.to(dtype)``, ``t.to(y.device)`` (an activation's device: the tensor's own): of a tensor made from constants, that
-    tensor in the dtype, still a constant (a conversion costs no arithmetic); of any other tensor, the tensor
-    itself where the dtype is float32 in a float32 module (`alexcost.torch_bridge.misc.as_float32`, as
+    """``t.to(dtype)``, ``t.to(device)`` where the device is the module's own (an activation's, or that of the
+    tensors the module holds: the tensor stays where it is): of a tensor made from constants, that tensor in
+    the dtype, still a constant (a conversion costs no arithmetic); of any other tensor, the tensor itself
+    where the dtype is float32 in a float32 module (`alexcost.torch_bridge.misc.as_float32`, as
     ``x.float()``); else refused."""
     from .misc import as_float32
 
     value, rest = args[0], [r.constant(a, node, "argument") for a in args[1:]]
     more = {k: r.constant(v, node, k) for k, v in kwargs.items()}
     dtypes = [v for v in (*rest, *more.values()) if isinstance(v, torch.dtype)]
-    others = [r.show(v) for v in rest if not isinstance(v, torch.dtype) and v is not DEVICE] + \
-        [f"{k}={r.show(v)}" for k, v in more.items() if k != "dtype" and v is not DEVICE and v not in (False, None)]
+    others = [r.show(v) for v in rest if not isinstance(v, torch.dtype) and not _own_device(r, v)] + \
+        [f"{k}={r.show(v)}" for k, v in more.items()
+         if k != "dtype" and not (k == "device" and _own_device(r, v)) and v not in (False, None)]
     if others or len(dtypes) > 1:
-        r.refuse(node, f"converts with {', '.join(others) or dtypes}; alexcost reads x.to(dtype) and "
-                       f"x.to(y.device) only (a device it does not know is the tensor's own is refused)")
+        r.refuse(node, f"converts with {', '.join(others) or dtypes}; alexcost reads x.to(dtype) and x.to(device) "
+                       f"to the module's own device only")
     dtype = dtypes[0] if dtypes else None
     if r.is_attribute(value) and value.kind == "constant":
         return value if dtype is None or dtype is value.tensor.dtype else r.made_constant(value.tensor.to(dtype), node)
@@ -174,6 +176,20 @@ def converted(r, node, args, kwargs):
         return as_float32(r, node, value)
     r.refuse(node, f"converts {r.show(value)} to {dtype}; alexcost reads x.to(dtype) of a tensor made from "
                    f"constants, or to float32 in a float32 module")
+
+
+def _own_device(r, device) -> bool:
+    """Is ``device`` the module's: an activation's (`DEVICE`), or the one device every tensor it holds is on?"""
+    if device is DEVICE:
+        return True
+    if not isinstance(device, (str, torch.device)):
+        return False
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        return False
+    held = {t.device for t in (*r.root.parameters(), *r.root.buffers())}
+    return len(held) == 1 and (device in held or (device.index is None and next(iter(held)).type == device.type))
 
 
 def typed_as(r, node, args, kwargs):
