@@ -47,7 +47,32 @@ class Repeat(nn.Module):
         return self.then(self.fc(x))
 
 
+class Table(nn.Module):
+    """A learned table's sines, each repeated twice along ``dim`` (a rotary table's layout: timm's mixed RoPE),
+    added to a Linear's output: computed once per pass."""
+
+    def __init__(self, dim=-1, n=2):
+        super().__init__()
+        self.fc, self.freqs, self.dim, self.n = nn.Linear(8, 8), nn.Parameter(torch.randn(5, 8 // n)), dim, n
+
+    def forward(self, x):
+        return self.fc(x) + self.freqs.sin().repeat_interleave(self.n, self.dim)
+
+
+class Rows(Table):
+    def forward(self, x):                           # (5, 8) repeated along dim 0: (10, 8) rows, viewed as (5, 16)
+        return self.fc(x).view(-1, 5, 8).mean(1, keepdim=True) + self.freqs.cos().repeat_interleave(2, 0)[::2]
+
+
+class Raw(Table):
+    def forward(self, x):                           # the parameter itself, repeated (MViT's position embeddings)
+        return self.fc(x) + torch.repeat_interleave(self.freqs, 2, dim=1)
+
+
 CASES = {
+    "a parameter, along its last dim": (lambda: Raw(), (5, 8)),
+    "a table computed once per pass, along its last dim": (lambda: Table(), (5, 8)),
+    "a table computed once per pass, along its first dim": (lambda: Rows(n=1), (5, 8)),
     "a global query per window": (lambda: GlobalQuery(), (4, 4, 8)),
     "along dim 1": (lambda: Repeat(lambda y: y.repeat_interleave(3, dim=1) * 2), (5, 8)),
     "along the last dim": (lambda: Repeat(lambda y: torch.repeat_interleave(y, 2, dim=-1).sigmoid()), (5, 8)),
@@ -90,6 +115,12 @@ REFUSED = {
     "once, a transposed tensor": (lambda y: y.transpose(1, 2).repeat_interleave(1, dim=1), "not contiguous"),
     "a folded output": (lambda y: y.repeat_interleave(2, dim=0), "returns a tensor"),
 }
+
+
+def test_a_table_computed_once_per_pass_repeated_once_is_refused_at_the_node():
+    with pytest.raises(SpecError, match="2 or more times") as err:
+        from_module(Table(n=1), (5, 8))
+    assert "fx node 'repeat_interleave'" in str(err.value)
 
 
 @pytest.mark.parametrize("case", REFUSED)

@@ -109,7 +109,7 @@ DENSE_FAMILIES = {
 """torchvision's segmentation and video families: (module, models, representative)."""
 
 NEEDS_ATTENTION = {
-    "mvit_v1_b": "repeat_interleave of its position embeddings (a computation on parameters alone, the first stop)",
+    "mvit_v1_b": "expand of its position embeddings over the batch (a computation on parameters alone, the first stop)",
 }
 """Video transformers and what they need beyond the kinds alexcost has: their tests are a strict xfail."""
 

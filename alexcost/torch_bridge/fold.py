@@ -142,22 +142,27 @@ def repeat_interleave(r, node, args, kwargs):
     """``x.repeat_interleave(n, dim)`` of a tensor whose batch is in front, ``n`` a number: as torch runs it,
     ``x.unsqueeze(dim + 1).expand(...)`` copied to a contiguous tensor and flattened at ``dim``. Per sample the
     `Unsqueeze`, `Expand` and copy (`Contiguous`; for ``n = 1``, of a contiguous ``x``, a `Clone`), then the
-    `Flatten`; at ``dim=0`` each sample's copies are its own rows, in order: the batch folded by ``n``."""
+    `Flatten`; at ``dim=0`` each sample's copies are its own rows, in order: the batch folded by ``n``. Of a
+    tensor computed once per pass (a rotary table's sines), the same run once, its dims the whole tensor's."""
     b = bind(r, node, (("input", REQUIRED), ("repeats", REQUIRED), ("dim", None), ("output_size", None)), args,
              kwargs)
-    x = r.tensor(b["input"], node)
-    if isinstance(x.shape, ParameterShape):
-        r.refuse(node, f"repeats {r.show(x)}, a computation on a parameter alone; alexcost reads repeat_interleave "
-                       f"of activations")
+    from .per_pass import held
+
+    x = held(r, b["input"], node, gathered=False)
+    whole = r.is_activation(x) and isinstance(x.shape, ParameterShape)
+    x = x if whole else r.tensor(x, node)
     n, d = r.constant(b["repeats"], node, "repeats"), r.constant(b["dim"], node, "dim")
-    rank = len(x.shape) + 1
+    rank = len(x.shape) + (not whole)
+    if whole and (n == 1 or d is None):
+        r.refuse(node, f"repeats {r.show(x)}, computed once per pass, {r.show(n)} times along dim={r.show(d)}; "
+                       f"alexcost reads repeat_interleave of such a tensor 2 or more times along a dim it names")
     if not _count(n) or b["output_size"] is not None:
         r.refuse(node, f"repeats {r.show(n)} times (output_size={r.show(b['output_size'])}); alexcost reads a "
                        f"number of repeats of 1 or more, without output_size")
     if d is None or isinstance(d, bool) or not isinstance(d, int) or not -rank <= d < rank:
         r.refuse(node, f"its dim={r.show(d)} is not a dim of a tensor of {rank} dimensions; alexcost reads "
                        f"repeat_interleave along a dim it names")
-    d %= rank
+    d = d % rank + whole  # (a tensor computed once per pass: its dimension d is the layer's d + 1)
     if n == 1:
         if r._placed(node, 2, x.src)[1] != st.contiguous((2, *x.shape)):
             r.refuse(node, "repeats a tensor that is not contiguous once (a copy of a layout alexcost does not "
