@@ -189,6 +189,9 @@ REFUSED = {
     "a permute moving the folded dim": (lambda w, x: w.permute(1, 0, 2).sum(-1), "batch"),
     "a flatten from dim 0": (lambda w, x: torch.flatten(w), "folded"),
     "a view into a size the sample does not divide": (lambda w, x: w.view(-1, 3), "do not keep the batch"),
+    "a pad of the folded dim": (lambda w, x: F.pad(w, [0, 0, 0, 0, 1, 0]), "pads a tensor whose batch is folded"),
+    "a reflecting pad": (lambda w, x: F.pad(w, [1, 1], mode="reflect"), "constant pad"),
+    "a pad of a tensor not contiguous": (lambda w, x: F.pad(w.transpose(1, 2), [1, 1]), "where it is contiguous"),
 }
 
 
@@ -206,6 +209,14 @@ def test_indexing_that_keeps_the_folded_dim_whole_reads_as_torch():
         torch.manual_seed(0)
         forward_against_torch(Folded(lambda w, x: then(w, x).reshape(x.shape[0], -1)), (4, 4, 8))
     step_agrees(Around(lambda y: (y[:, None, :, None] * 2).flatten(1, 3)), (3, 6))     # None: views, as torch's
+
+
+def test_a_constant_pad_of_folded_rows_reads_and_trains_as_torch():
+    """``F.pad(w, [0, 1, 1, 0])`` of (N*4, 4, 8): per sample the same pad of each of the 4 rows, (4, 5, 9);
+    a training step as torch's (halo attention pads its folded logits so)."""
+    cost = forward_against_torch(Folded(lambda w, x: F.pad(w, [0, 1, 1, 0]).reshape(x.shape[0], -1)), (4, 4, 8))
+    assert cost.network.output_shape == (4 * 5 * 9,)
+    step_agrees(Around(lambda y: F.pad(y.reshape(-1, 3, 3), [0, 0, 0, 1]).reshape(y.shape[0], -1, 6)), (3, 6))
 
 
 def test_folded_sizes_give_back_the_fold():

@@ -234,6 +234,8 @@ def call(r, node, args, kwargs, default, ks: set):
         return mark(r, default(node, args, kwargs), k)
     if target is operator.getitem:
         return _getitem(r, node, args, kwargs, default, k)
+    if target is F.pad:
+        return _pad(r, node, args, kwargs, default, k)
     try:
         known = target in _OWN or target in _PLAIN or target in _BINARY or target in _EQUATIONS
     except TypeError:  # an unhashable callable
@@ -363,6 +365,19 @@ def _getitem(r, node, args, kwargs, default, k: int):
         return mark(r, default(node, (args[0], (slice(None), *index)), {}), k)  # the fold's dim kept, whole
     r.refuse(node, f"indexes a tensor whose batch is folded with {k} windows or heads; alexcost reads indexing "
                    f"on it that keeps its first dimension whole (x[:, ...])")
+
+
+def _pad(r, node, args, kwargs, default, k: int):
+    """``F.pad(x, pad)`` (constant) of a contiguous folded tensor over dims after the first: per sample the same
+    pad of each of the ``k`` rows, read as the pad of the ``(k, ...)`` sample; torch's output is contiguous."""
+    call = bind(r, node, (("input", REQUIRED), ("pad", REQUIRED), ("mode", "constant"), ("value", None)), args,
+                kwargs)
+    x, pad, mode = call["input"], call["pad"], r.constant(call["mode"], node, "mode")
+    contiguous = r.is_activation(x) and r._placed(node, 2, x.src)[1] == st.contiguous((2, *x.shape))
+    if mode != "constant" or not isinstance(pad, (tuple, list)) or not contiguous or len(pad) // 2 >= len(x.shape):
+        r.refuse(node, f"pads a tensor whose batch is folded with {k} windows or heads; alexcost reads a constant "
+                       f"pad of such a tensor where it is contiguous and the pad leaves its first dimension alone")
+    return mark(r, default(node, args, kwargs), k)
 
 
 def _operands(r, node, args, kwargs, k: int, binary: bool) -> None:
