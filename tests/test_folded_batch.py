@@ -189,6 +189,11 @@ REFUSED = {
     "a permute moving the folded dim": (lambda w, x: w.permute(1, 0, 2).sum(-1), "batch"),
     "a flatten from dim 0": (lambda w, x: torch.flatten(w), "folded"),
     "a view into a size the sample does not divide": (lambda w, x: w.view(-1, 3), "do not keep the batch"),
+    "a pad of the folded dim": (lambda w, x: F.pad(w, [0, 0, 0, 0, 1, 0]), "pads a tensor whose batch is folded"),
+    "an expand of the folded dim": (lambda w, x: w[:, None].expand(2, 2, -1, -1), "expands a tensor"),
+    "an expand adding a dim": (lambda w, x: w.expand(2, -1, -1, -1), "expands a tensor"),
+    "a reflecting pad": (lambda w, x: F.pad(w, [1, 1], mode="reflect"), "constant pad"),
+    "a pad of a tensor not contiguous": (lambda w, x: F.pad(w.transpose(1, 2), [1, 1]), "where it is contiguous"),
 }
 
 
@@ -206,6 +211,23 @@ def test_indexing_that_keeps_the_folded_dim_whole_reads_as_torch():
         torch.manual_seed(0)
         forward_against_torch(Folded(lambda w, x: then(w, x).reshape(x.shape[0], -1)), (4, 4, 8))
     step_agrees(Around(lambda y: (y[:, None, :, None] * 2).flatten(1, 3)), (3, 6))     # None: views, as torch's
+
+
+def test_a_constant_pad_of_folded_rows_reads_and_trains_as_torch():
+    """``F.pad(w, [0, 1, 1, 0])`` of (N*4, 4, 8): per sample the same pad of each of the 4 rows, (4, 5, 9);
+    a training step as torch's (halo attention pads its folded logits so)."""
+    cost = forward_against_torch(Folded(lambda w, x: F.pad(w, [0, 1, 1, 0]).reshape(x.shape[0], -1)), (4, 4, 8))
+    assert cost.network.output_shape == (4 * 5 * 9,)
+    step_agrees(Around(lambda y: F.pad(y.reshape(-1, 3, 3), [0, 0, 0, 1]).reshape(y.shape[0], -1, 6)), (3, 6))
+
+
+def test_an_expand_keeping_the_folded_dim_reads_and_trains_as_torch():
+    """``w[:, :, None].expand(-1, -1, 3, -1)`` of (N*4, 4, 8): per sample (4, 4, 3, 8), a view; a training step
+    as torch's (halo attention tiles its folded logits so)."""
+    cost = forward_against_torch(
+        Folded(lambda w, x: (w[:, :, None].expand(-1, -1, 3, -1) * 2).reshape(x.shape[0], -1)), (4, 4, 8))
+    assert cost.network.output_shape == (4 * 4 * 3 * 8,)
+    step_agrees(Around(lambda y: (y.reshape(-1, 1, 6).expand(-1, 2, -1) * 2).reshape(y.shape[0], -1, 6)), (3, 6))
 
 
 def test_folded_sizes_give_back_the_fold():
@@ -342,18 +364,32 @@ def test_a_convolution_on_folded_rows_counts_k_times_one_row():
     assert cost.totals.params == (3 * 3 * 3 + 1) * 5 + 1       # and the scale
 
 
-def test_a_module_on_folded_rows_that_are_not_contiguous_is_refused():
-    class Module(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv2d(3, 3, 1)
+class ChannelsLastRows(nn.Module):
+    """``module`` on (N*4, 3, 5, 5) rows laid out channels-last (``order``: how the (N*4, 5, 5, 3) rows are
+    permuted), as Hiera pools its windows; back to (N, 4, 5', 5', 3) as it does."""
 
-        def forward(self, x):                     # x: (N, 4, 5, 5, 3)
-            rows = x.reshape(-1, 5, 5, 3).permute(0, 3, 1, 2)   # (N*4, 3, 5, 5), channels last in memory
-            return self.conv(rows).reshape(x.shape[0], -1)
+    def __init__(self, module, order=(0, 3, 1, 2)):
+        super().__init__()
+        self.module, self.order, self.scale = module, order, nn.Parameter(torch.ones(3))
 
-    with pytest.raises(SpecError, match=r"module 'conv' \(Conv2d\) .*not contiguous"):
-        from_module(Module(), (4, 5, 5, 3))
+    def forward(self, x):                         # x: (N, 4, 5, 5, 3)
+        rows = (x * self.scale).reshape(-1, 5, 5, 3).permute(*self.order)
+        return self.module(rows).permute(0, 2, 3, 1).reshape(x.shape[0], -1)
+
+
+@pytest.mark.parametrize("build", [lambda: nn.MaxPool2d(2), lambda: nn.Conv2d(3, 3, 1), lambda: nn.AvgPool2d(2)])
+def test_a_module_on_channels_last_folded_rows_reads_and_trains_as_torch(build):
+    """torch's output of a pool or convolution of channels-last rows is channels-last too: the shape,
+    parameters and FLOPs torch's, and a real CPU training step's backward FLOPs and saved bytes."""
+    torch.manual_seed(0)
+    forward_against_torch(ChannelsLastRows(build()), (4, 5, 5, 3))
+    torch.manual_seed(0)
+    step_agrees(ChannelsLastRows(build()), (4, 5, 5, 3))
+
+
+def test_a_module_on_folded_rows_neither_contiguous_nor_channels_last_is_refused():
+    with pytest.raises(SpecError, match=r"module 'module' \(Conv2d\) .*neither contiguous nor channels-last"):
+        from_module(ChannelsLastRows(nn.Conv2d(3, 3, 1), order=(0, 3, 2, 1)), (4, 5, 5, 3))
 
 
 def test_modules_of_several_tensors_are_refused_on_a_folded_tensor():

@@ -126,6 +126,12 @@ def _new_strides(layout: str, x, y, ins, batch: int, arity):
         first = x if arity == 1 else x[0]
         if len(shape) in (4, 5) and len(strides) == len(shape) and st.is_channels_last((batch, *first), strides):
             return st.channels_last(shape)
+    elif layout == "rows format":  # `Folded`: the format of torch's (N*k, ...) input, when its rows are one run
+        storage, strides = ins[0]
+        rows, k = (batch * x[0], *x[1:]), x[0]
+        if len(rows) in (4, 5) and strides[0] == k * strides[1] and st.is_channels_last(rows, strides[1:]):
+            out = st.channels_last((batch * k, *y[1:]))
+            return (k * out[0], *out)
     elif layout == "unsqueezed format":  # avg_pool1d: avg_pool2d of the (N, C, 1, L) view
         storage, strides = ins[0]
         if len(shape) == 3 and len(strides) == 3 and st.is_channels_last(

@@ -9,8 +9,6 @@ buffers once: the factor is applied here, for every kind alike. Not a spec-file 
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from ..errors import SpecError, format_shape
 from .base import Grads, Layer, Saved, Shape, TrainContext, layer_kind
 
@@ -24,7 +22,6 @@ class Folded(Layer):
     storage of its own."""
 
     layer: Layer
-    layout: ClassVar[str] = "contiguous"
 
     def __post_init__(self):
         super().__post_init__()
@@ -36,6 +33,12 @@ class Folded(Layer):
                 "contiguous", "format"):
             raise SpecError(f"Folded reads a layer of one input and one output in storage of its own, laid out "
                             f"contiguously; {kind.__name__} is not")
+
+    @property
+    def layout(self) -> str:
+        """Contiguous; a layer that keeps channels last (a pool, a convolution) keeps the rows channels-last
+        where torch's ``(N*k, ...)`` input is."""
+        return "rows format" if self.layer.layout == "format" else "contiguous"
 
     @property
     def group(self) -> str:

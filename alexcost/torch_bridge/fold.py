@@ -239,6 +239,10 @@ def call(r, node, args, kwargs, default, ks: set):
         return mark(r, default(node, args, kwargs), k)
     if target is operator.getitem:
         return _getitem(r, node, args, kwargs, default, k)
+    if target is F.pad:
+        return _pad(r, node, args, kwargs, default, k)
+    if target == "expand":
+        return _expand(r, node, args, kwargs, default, k)
     try:
         known = target in _OWN or target in _PLAIN or target in _BINARY or target in _EQUATIONS
     except TypeError:  # an unhashable callable
@@ -329,10 +333,16 @@ def _folded(r, node, x, k: int):
     """A module run on the ``(N*k, ...)`` tensor: per sample, its layer on each of the ``k`` rows (a `Folded`
     of the layer read from the module for one row, `Reader._module_call`). Read on a contiguous tensor only
     (where torch's output is contiguous, as `Folded`'s is)."""
-    if r._placed(node, 2, x.src)[1] != st.contiguous((2, *x.shape)):
-        r.refuse(node, f"reads a tensor whose batch is folded with {k} windows or heads and that is not "
-                       f"contiguous; alexcost reads a module on such a tensor only where it is contiguous")
-    return mark(r, r._module_call(node, (x,), {}, rows=True), k)
+    strides = r._placed(node, 2, x.src)[1]
+    y = r._module_call(node, (x,), {}, rows=True)
+    rows = (2 * x.shape[0], *x.shape[1:])
+    if strides != st.contiguous((2, *x.shape)) and not (
+            r.layers[y.src[0]].layout == "rows format" and strides[0] == x.shape[0] * strides[1]
+            and st.is_channels_last(rows, strides[1:])):
+        r.refuse(node, f"reads a tensor whose batch is folded with {k} windows or heads and that is neither "
+                       f"contiguous nor channels-last; alexcost reads a module on such a tensor only so laid out "
+                       f"(channels-last for a module that keeps that format)")
+    return mark(r, y, k)
 
 
 def _batch_norm_rows(r, node, x, k: int):
@@ -368,6 +378,33 @@ def _getitem(r, node, args, kwargs, default, k: int):
         return mark(r, default(node, (args[0], (slice(None), *index)), {}), k)  # the fold's dim kept, whole
     r.refuse(node, f"indexes a tensor whose batch is folded with {k} windows or heads; alexcost reads indexing "
                    f"on it that keeps its first dimension whole (x[:, ...])")
+
+
+def _pad(r, node, args, kwargs, default, k: int):
+    """``F.pad(x, pad)`` (constant) of a contiguous folded tensor over dims after the first: per sample the same
+    pad of each of the ``k`` rows, read as the pad of the ``(k, ...)`` sample; torch's output is contiguous."""
+    call = bind(r, node, (("input", REQUIRED), ("pad", REQUIRED), ("mode", "constant"), ("value", None)), args,
+                kwargs)
+    x, pad, mode = call["input"], call["pad"], r.constant(call["mode"], node, "mode")
+    contiguous = r.is_activation(x) and r._placed(node, 2, x.src)[1] == st.contiguous((2, *x.shape))
+    if mode != "constant" or not isinstance(pad, (tuple, list)) or not contiguous or len(pad) // 2 >= len(x.shape):
+        r.refuse(node, f"pads a tensor whose batch is folded with {k} windows or heads; alexcost reads a constant "
+                       f"pad of such a tensor where it is contiguous and the pad leaves its first dimension alone")
+    return mark(r, default(node, args, kwargs), k)
+
+
+def _expand(r, node, args, kwargs, default, k: int):
+    """``x.expand(-1, ...)`` of a folded tensor, as many sizes as it has dims, the first -1 (or its own
+    ``N*k``): per sample the same expand of the ``(k, ...)`` sample, a view."""
+    x, *sizes = args
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = list(sizes[0])
+    first = sizes[0] if sizes else None
+    if kwargs or len(sizes) != len(x.shape) or not (
+            first == -1 and not isinstance(first, bool) or isinstance(first, FoldedBatch) and first.k == k):
+        r.refuse(node, f"expands a tensor whose batch is folded with {k} windows or heads to {r.show(sizes)}; "
+                       f"alexcost reads such an expand with a size for each of its dims, the first -1")
+    return mark(r, default(node, (x, -1, -1, *sizes[1:]), {}), k)
 
 
 def _operands(r, node, args, kwargs, k: int, binary: bool) -> None:
