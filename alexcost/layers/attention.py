@@ -125,7 +125,7 @@ def _attention_other_ops(heads_lead: int, n: int, s: int, d: int, masked: bool) 
 @register_layer
 @layer_kind
 class ScaledDotProductAttention(Layer):
-    """``F.scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal, scale)`` on
+    """``F.scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal, scale)``. Its inputs:
     per-sample ``q`` of ``(..., L, E)``, ``k`` of ``(..., S, E)``, ``v`` of ``(..., S, Ev)`` with the same
     leading dimensions (heads), or k's and v's of size 1 where q's are not (multi-query attention: one
     head of keys and values shared by every query head, broadcast as torch broadcasts it); an ``attn_mask``

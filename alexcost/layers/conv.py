@@ -326,7 +326,7 @@ class ConvTranspose2d(_Convolution):
 @register_layer
 @layer_kind
 class DynamicConv2d(Conv2d):
-    """``F.conv2d(x, weight)`` whose weight is its second input, not a parameter of its own: a module's
+    """``F.conv2d(x, weight)`` whose weight is its second input, not a parameter of its own. That weight is a module's
     buffer (a fixed blur filter) or a tensor computed once per forward pass (a standardised weight). Its
     arguments are `Conv2d`'s, ``out_channels`` and ``kernel_size`` the weight's sizes, which it checks; its
     counts are `Conv2d`'s on the first input, but for the weight's elements, which are not its parameters

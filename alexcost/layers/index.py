@@ -136,8 +136,8 @@ class Expand(_SummedBack):
 @register_layer
 @layer_kind
 class Repeat(_SummedBack):
-    """``x.repeat(1, *repeats)`` (``x.tile``): each dimension of the sample copied ``repeats`` times along itself
-    (one entry per sample dimension; the batch not repeated; ``batch``: see below). A copy into new storage: no
+    """``x.repeat(1, *repeats)`` (``x.tile``): each dimension of the sample copied ``repeats`` times along itself. One
+    entry per sample dimension; the batch is not repeated (``batch``: see below). A copy into new storage: no
     ops. Its gradient
     sums the copies back: ``prod(y) - prod(x)`` adds per sample; it keeps nothing."""
 
@@ -177,7 +177,7 @@ class Repeat(_SummedBack):
 @layer_kind
 class UnfoldView(Layer):
     """``x.unfold(dim, size, step)``: the windows of ``size`` elements, ``step`` apart, along ``dim`` (of the batched
-    tensor, not the batch): ``dim`` becomes the ``(L - size) // step + 1`` window positions and a last dimension
+    tensor, not the batch). ``dim`` becomes the ``(L - size) // step + 1`` window positions and a last dimension
     of ``size`` is added. A view (windows that overlap share elements): no ops. Its gradient adds each
     output element back into the input's: ``numel(y)`` adds per sample; it keeps nothing."""
 

@@ -455,9 +455,9 @@ class InstanceNorm2d(_NormBase):
 @register_layer
 @layer_kind
 class Standardize(Layer):
-    """``F.batch_norm(x, None, None, weight, training=True)`` on a batch of one (C, ...) sample, its weight
-    given as the second input, of shape (C,): each channel normalised by its own mean and variance, then
-    times the channel's weight (a weight standardised once per forward pass, its gain computed from
+    """``F.batch_norm(x, None, None, weight, training=True)`` on a batch of one (C, ...) sample: a weight
+    standardised once per forward pass. Its weight is the second input, of shape (C,): each channel is
+    normalised by its own mean and variance, then times the channel's weight (its gain, computed from
     parameters). Per element 6 ops (mean 1, variance 2, normalising 2, the weight 1); fvcore counts 5 per
     element, as for any normalisation with a weight. No parameters of its own.
 

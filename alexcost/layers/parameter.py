@@ -65,7 +65,7 @@ class Buffer(_Held):
 @register_layer
 @layer_kind
 class Constant(_Held):
-    """A tensor of ``shape`` (its full shape: no batch dimension) made from constants alone: created in the
+    """A tensor of ``shape`` (its full shape: no batch dimension) made from constants alone. It is created in the
     forward pass (``torch.zeros``, ``torch.arange``) or held by the traced graph as a constant (a shift mask, a
     rotary table). Neither a parameter nor a buffer: no parameters, no buffers, no ops (its values never
     matter); its ``prod(shape)`` elements are an output made once per forward pass, and it gets no gradient."""

@@ -101,7 +101,7 @@ class Norm(Mean):
 @layer_kind
 class Var(Mean):
     """``x.var(dim, correction=1, keepdim)`` (``torch.var``; ``unbiased=False`` is ``correction=0``) over dims of
-    the batched tensor (not the batch): the mean (``numel(x)``), a subtract and a square per element, the adds
+    the batched tensor (not the batch). Its ops: the mean (``numel(x)``), a subtract and a square per element, the adds
     (``numel(x) - numel(y)``) and a divide per output element, ``4 * numel(x)`` in all. Backward ``2 / (n -
     correction) * g * (x - mean(x))``, ``4 * numel(x)``; it keeps its input."""
 

@@ -35,7 +35,7 @@ _BACKWARD = {"add": 0, "sub": 0, "rsub": 1, "mul": 1, "div": 1, "floordiv": 0, "
 @register_layer
 @layer_kind
 class Scalar(InplaceElementwise):
-    """``x <op> value`` elementwise, with a Python number ``value``: ``op`` is ``"add"`` (``x + value``),
+    """``x <op> value`` elementwise, with a Python number ``value``. ``op`` is ``"add"`` (``x + value``),
     ``"sub"`` (``x - value``), ``"rsub"`` (``value - x``), ``"mul"``, ``"div"`` (``x / value``), ``"floordiv"``
     (rounded down), ``"pow"`` (``x ** value``) or ``"rpow"`` (``value ** x``); ``inplace`` writes into ``x``
     (``x.mul_(value)``, ``x += value``; not ``rsub`` nor ``rpow``).

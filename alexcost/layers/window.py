@@ -152,7 +152,7 @@ class WindowAttention(Layer):
 @register_layer
 @layer_kind
 class CosineWindowAttention(Layer):
-    """Swin V2's window attention: torchvision's ``shifted_window_attention`` given a ``logit_scale``, on a
+    """Swin V2's window attention: torchvision's ``shifted_window_attention`` given a ``logit_scale``. It reads a
     per-sample ``(H, W, C)`` input and two tensors torch computes once per forward pass, read as inputs 1 and
     2: the position bias ``(1, num_heads, T, T)`` (16·sigmoid of an MLP's table, gathered) and the scale
     ``(num_heads, 1, 1)`` (``exp`` of the clamped logit scale). As `WindowAttention`, but cosine: queries and
