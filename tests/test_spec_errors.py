@@ -70,7 +70,7 @@ def _ntuple(v, n: int) -> tuple:
 
 SAME_SHAPE = ELEMENTWISE + ("ReLU6", "LeakyReLU", "SiLU", "GELU", "Hardswish", "Hardsigmoid", "Dropout2d",
                            "StochasticDepth", "Identity", "Contiguous", "Clone", "BatchNorm2d", "LayerNorm", "Exp",
-                           "Rsqrt", "Sqrt", "Clamp")
+                           "Rsqrt", "Sqrt", "Sin", "Cos", "Clamp")
 SAME_ELEMENTS = ("Flatten", "Reshape", "View", "Permute", "Transpose")
 KEEP_CHANNELS = ("MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "ZeroPad2d", "MaxPool3d",
                  "AvgPool3d", "AdaptiveAvgPool3d")
@@ -136,6 +136,12 @@ def check_report(spec: dict, data: dict, batch: int) -> None:
             assert y == list(entry["shape"]) and row["params"] == prod(y) and row["input_shape"] == []
         elif kind == "Buffer":
             assert y == list(entry["shape"]) and row["params"] == 0 and row["buffers"] == prod(y)
+        elif kind == "Constant":   # made from constants: neither parameters nor buffers
+            assert y == list(entry["shape"]) and row["params"] == 0 and row["buffers"] == 0
+        elif kind == "Standardize":  # the weight's shape, no weights of its own, no products
+            assert y == x and row["params"] == 0 and row["macs"] == 0
+        elif kind == "DynamicConv2d":  # its weight is an input, not its parameters
+            assert y[0] == entry["out_channels"] and row["params"] == 0
         elif kind == "IndexSelect":  # the slices along dim (of the batched tensor) picked by the index
             d = entry["dim"] % (len(x) + 1)
             assert y == x[:d - 1] + [entry["index_size"]] + x[d:] and row["buffers"] == entry["index_size"]
