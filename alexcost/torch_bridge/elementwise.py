@@ -17,7 +17,7 @@ from .calls import REQUIRED, bind, unary
 
 
 class _Unknown:
-    """What an activation holds that alexcost does not know without data (its device, its dtype by name): any
+    """What an activation holds that alexcost does not know without data (its device): any
     computation with it is refused (an exception the reader turns into a refusal naming the node)."""
 
     __slots__ = ("what",)
