@@ -22,7 +22,7 @@ torchvision = pytest.importorskip("torchvision")
 from alexcost import SpecError  # noqa: E402
 from alexcost.torch_bridge import from_module  # noqa: E402
 
-from zoo_cases import (DENSE_FAMILIES, FAMILIES, HEAVY, META, NEEDS_ATTENTION, assert_exact,  # noqa: E402
+from zoo_cases import (DENSE_FAMILIES, FAMILIES, HEAVY, META, assert_exact,  # noqa: E402
                        build_dense, cnn_names, dense_input, dense_names, family, input_size)
 
 ALL = os.environ.get("ALEXCOST_ZOO") == "all"
@@ -39,9 +39,7 @@ def test_torchvision_model_is_exact(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(
-    strict=True, raises=SpecError, reason=f"needs {NEEDS_ATTENTION[n]}")) if n in NEEDS_ATTENTION else n
-    for n in DENSE_MODELS])
+@pytest.mark.parametrize("name", DENSE_MODELS)
 def test_torchvision_segmentation_and_video_model_is_exact(name):
     """Every segmentation model (its forward returns {"out": ...}) and video model, as the CNNs are."""
     torch.manual_seed(0)
@@ -82,7 +80,7 @@ def test_the_docs_table_lists_every_family_and_its_models():
 
 def test_the_docs_table_lists_every_segmentation_and_video_family():
     """docs/from-module.md's second table: one row per family, its models as torchvision lists them,
-    and as exact as the tests here find them (the video transformers await attention)."""
+    every one of them exact, as the tests here find them."""
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "from-module.md").read_text()
@@ -91,8 +89,7 @@ def test_the_docs_table_lists_every_segmentation_and_video_family():
     stated = {cells[0].strip(): (cells[1].strip(), cells[2].strip()) for cells in rows}
     expected = {}
     for name, (_, models, _) in DENSE_FAMILIES.items():
-        exact = sum(m not in NEEDS_ATTENTION for m in models)
-        expected[name] = (f"{len(models)}: " + ", ".join(f"`{m}`" for m in models), f"{exact} of {len(models)}")
+        expected[name] = (f"{len(models)}: " + ", ".join(f"`{m}`" for m in models), f"{len(models)} of {len(models)}")
     assert stated == expected
 
 

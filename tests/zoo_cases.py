@@ -108,11 +108,6 @@ DENSE_FAMILIES = {
 }
 """torchvision's segmentation and video families: (module, models, representative)."""
 
-NEEDS_ATTENTION = {
-    "mvit_v1_b": "expand of its position embeddings over the batch (a computation on parameters alone, the first stop)",
-}
-"""Video transformers and what they need beyond the kinds alexcost has: their tests are a strict xfail."""
-
 HEAVY = frozenset({"s3d"})
 """Models whose smallest real forward pass is too slow for CI: read against torch on meta tensors (no
 fvcore, which needs a real pass) unless ``ALEXCOST_ZOO=all``."""

@@ -23,7 +23,7 @@ from dataclasses import fields
 
 from math import prod
 
-from ..layers import (Add, Cat, Contiguous, Conv1d, Conv2d, Conv3d, DynamicConv2d, GroupNorm, IndexSelect, LayerNorm,
+from ..layers import (Add, Cat, Contiguous, Conv1d, Conv2d, Conv3d, DynamicConv2d, Expand, GroupNorm, IndexSelect, LayerNorm,
                       Linear, Matmul, Pad, ParameterShape, Permute, Reshape, Scalar, Slice, Softmax, Standardize,
                       Transpose, View)
 from ..layers.base import Elementwise
@@ -180,6 +180,33 @@ def wrap(methods: dict, functions: dict) -> None:
         functions[function] = padded(functions[function])
     for function in [f for f in functions if getattr(f, "__name__", None) == "interpolate"]:
         functions[function] = batched(functions[function])
+    methods["expand"] = expanded(methods["expand"])
+
+
+def expanded(handler):
+    """``handler`` (``x.expand(N, ...)`` of an activation, or of a class token), which reads ``t.expand(*sizes)``
+    of a tensor ``t`` computed once per pass to sizes that hold no batch size (MViT's spatial positions repeated
+    for each frame): an `Expand`, a view run once per pass."""
+    def handle(r, node, args, kwargs):
+        sizes = list(args[1:]) or [kwargs.get("size")]
+        if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+            sizes = list(sizes[0])
+        if not args or any(s is r.BATCH for s in sizes) or (set(kwargs) - {"size"}):
+            return handler(r, node, args, kwargs)
+        value = held(r, args[0], node, gathered=False)
+        if not _whole(r, value):
+            return handler(r, node, args, kwargs)
+        sizes = [r.constant(s, node, "size") for s in sizes]
+        import torch
+
+        try:
+            out = tuple(torch.empty(value.shape, device="meta").expand(*sizes).shape)
+        except (RuntimeError, TypeError, ValueError) as err:
+            r.refuse(node, f"fails on {r.show(value)}: {err}")
+        if len(out) != len(value.shape):
+            r.refuse(node, f"expands {r.show(value)} to {r.show(sizes)}; alexcost expands without adding dimensions")
+        return r.emit(node, r.build(node, Expand, {"sizes": out}), [value])
+    return handle
 
 
 def joined(handler):
