@@ -188,8 +188,9 @@ def test_attention_on_inputs_strided_in_their_last_dimension_is_refused_in_train
     (lambda m, x: m.attention(x, x, x)[0], r"need_weights=True"),
     (lambda m, x: x[0], r"indexes the batch dimension"),
     (lambda m, x: x @ x, r"mat1 and mat2 shapes cannot be multiplied"),
-    (lambda m, x: x[:, :, [0, 1]], r"indexes with \[0, 1\]"),
-    (lambda m, x: m.token.expand(2, -1, -1)[:, 0] + x, r"expands the parameter 'token'"),
+    (lambda m, x: x[:, [0, 1], [0, 1]], r"alexcost reads a list of numbers as the one entry of an index"),
+    (lambda m, x: m.token.expand(2, 3, -1, -1)[:, 0] + x, r"expands .* to \[2, 3, -1, -1\]; alexcost expands "
+                                                         r"without adding dimensions"),
     (lambda m, x: m.token.expand(x.size(0), -1, -1) * 2, r"reads the parameter 'token' expanded over the batch; "
                                                          r"alexcost reads .* as a class token given to torch\.cat, "
                                                          r"or as an operand of arithmetic with an activation"),

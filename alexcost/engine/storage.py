@@ -106,12 +106,11 @@ def _stored(layer, i: int, x, y, ins: list, batch: int) -> tuple:
     kind = type(layer)
     storage = _DECLARED.get(kind) or declared(kind)
     first_storage, first_strides = ins[0]
-    viewed = None
-    if not isinstance(first_storage, tuple):  # a weight's view is new storage
-        if storage == "same" or (storage == "inplace-if-flag" and layer.inplace):
-            viewed = first_strides
-        elif storage in ("view", "strided"):
-            viewed = layer.view_strides(x, y, first_strides, batch)
+    viewed = None  # (a view of a weight is the weight's storage: no activation, nothing autograd keeps)
+    if storage == "same" or (storage == "inplace-if-flag" and layer.inplace):
+        viewed = first_strides
+    elif storage in ("view", "strided"):
+        viewed = layer.view_strides(x, y, first_strides, batch)
     if viewed is not None:
         return tuple((first_storage, s) for s in viewed) if kind.multi_output else ((first_storage, viewed),)
     if kind.multi_output:

@@ -101,7 +101,7 @@ class Matmul(Layer):
             full = (ctx.batch, *lead, *s[-2:])
             spread = (strides[0], *(0 if size == 1 and want != 1 else stride for size, want, stride in
                                     zip(s[:-2], lead, strides[1:-2])), *strides[-2:])
-            if s[:-2] == lead and st.view(full, spread, (ctx.batch * prod(lead), *s[-2:])) is not None:
+            if st.view(full, spread, (ctx.batch * prod(lead), *s[-2:])) is not None:  # (as torch's reshape)
                 saved.append(Saved("input", "input", k))
             else:
                 saved.append(Saved(f"operand {k} copy", "new", elements=prod(full), itemsize=ctx.itemsize))

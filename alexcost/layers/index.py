@@ -100,6 +100,14 @@ class _SummedBack(Layer):
         return ()
 
 
+def _once(x: Shape) -> Shape:
+    """A tensor computed once per pass of shape ``(1, *s)`` (what ``batch=True`` takes): ``s``."""
+    if not isinstance(x, ParameterShape) or not x or x[0] != 1:
+        raise SpecError(f"batch=True takes a tensor computed once per pass, of shape (1, ...), over the batch; got "
+                        f"{'an activation of shape ' if not isinstance(x, ParameterShape) else ''}{format_shape(x)}")
+    return tuple(x[1:])
+
+
 @register_layer
 @layer_kind
 class Expand(_SummedBack):
@@ -108,16 +116,31 @@ class Expand(_SummedBack):
     over the grown dimensions: ``prod(y) - prod(x)`` adds per sample."""
 
     sizes: tuple[int, ...]
+    batch: bool = False
+    """The input is a tensor computed once per pass of shape ``(1, *s)``, viewed for each sample
+    (``t.expand(N, ...)``: SigLIP's latent query, ConViT's positions): ``sizes`` apply to ``s``, the batch's
+    stride is 0. The gradient sums the ``N`` views back: ``N * prod(y) - prod(x)`` adds in all."""
 
     storage: ClassVar[str] = "view"
 
     def __post_init__(self):
         super().__post_init__()
         object.__setattr__(self, "sizes", _sizes(self.sizes, "sizes", -1))
+        object.__setattr__(self, "batch", check.flag(self.batch, "batch"))
         if 0 in self.sizes:
             raise SpecError(f"sizes={list(self.sizes)}: sizes must be positive (or -1)")
 
+    def per_sample(self) -> bool:
+        return self.batch
+
+    def backward_other_ops(self, x, y: Shape, grads: Grads, batch: int) -> int:
+        if self.batch:  # every sample's view summed into the one tensor
+            return batch * prod(y) - prod(x) if grads.input else 0
+        return super().backward_other_ops(x, y, grads, batch)
+
     def output_shape(self, x: Shape) -> Shape:
+        if self.batch:
+            x = _once(x)
         if len(self.sizes) != len(x):
             raise SpecError(f"expand to {len(self.sizes)} sizes per sample {list(self.sizes)} of an input of "
                             f"{len(x)} {format_shape(x)}; alexcost expands without adding dimensions")
@@ -130,6 +153,8 @@ class Expand(_SummedBack):
         return tuple(y)
 
     def view_strides(self, x, y, strides, batch):
+        if self.batch:  # strides: the whole (1, *s) tensor's
+            return (0, *(0 if a != b else s for a, b, s in zip(x[1:], y, strides[1:])))
         return (strides[0], *(0 if a != b else s for a, b, s in zip(x, y, strides[1:])))
 
 
@@ -162,11 +187,7 @@ class Repeat(_SummedBack):
 
     def output_shape(self, x: Shape) -> Shape:
         if self.batch:
-            if not isinstance(x, ParameterShape) or not x or x[0] != 1:
-                raise SpecError(f"batch=True repeats a tensor computed once per pass, of shape (1, ...), over the "
-                                f"batch; got {'an activation of shape ' if not isinstance(x, ParameterShape) else ''}"
-                                f"{format_shape(x)}")
-            x = tuple(x[1:])
+            x = _once(x)
         if len(self.repeats) != len(x):
             raise SpecError(f"repeats {list(self.repeats)} per sample of an input of {len(x)} dimensions "
                             f"{format_shape(x)}; alexcost repeats without adding dimensions")
@@ -301,11 +322,15 @@ class IndexSelect(Layer):
 
     dim: int
     index_size: int
+    index_buffer: bool = True
+    """False: the index is a list of numbers in the code (``x[:, :, [0, 1, 8]]``, CSATv2's zigzag order), made
+    into a new int64 tensor by every call: no buffer, and a training step keeps that tensor (8 bytes an entry)."""
 
     def __post_init__(self):
         super().__post_init__()
         object.__setattr__(self, "dim", check.dim_index(self.dim, "dim"))
         object.__setattr__(self, "index_size", check.integer(self.index_size, "index_size"))
+        object.__setattr__(self, "index_buffer", check.flag(self.index_buffer, "index_buffer"))
 
     def _at(self, x: Shape) -> int:
         d = check.dim(self.dim, "dim", len(x) + 1)
@@ -318,16 +343,18 @@ class IndexSelect(Layer):
         return (*x[:d - 1], self.index_size, *x[d:])
 
     def buffers(self, x: Shape) -> int:
-        return self.index_size
+        return self.index_size if self.index_buffer else 0
 
     def buffer_bytes(self, x: Shape, itemsize: int) -> int:
-        return 8 * self.index_size  # int64 indices, whatever the dtype
+        return 8 * self.buffers(x)  # int64 indices, whatever the dtype
 
     def backward_other_ops(self, x: Shape, y: Shape, grads: Grads, batch: int) -> int:
         return batch * prod(y) if grads.input else 0
 
     def saved_tensors(self, x, y, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
-        return ()
+        if self.index_buffer or not grads.input:
+            return ()
+        return (Saved("index", "new", elements=self.index_size, itemsize=8),)
 
 
 @register_layer

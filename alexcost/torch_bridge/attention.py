@@ -11,7 +11,7 @@ import operator
 import torch
 import torch.nn.functional as F
 
-from ..layers import (Expand, Matmul, MultiheadAttention, Norm, ParameterShape, Roll, ScaledDotProductAttention, Slice,
+from ..layers import (Expand, IndexSelect, Matmul, MultiheadAttention, Norm, ParameterShape, Roll, ScaledDotProductAttention, Slice,
                       Squeeze, Sum, Transpose, Unsqueeze)
 from . import per_pass
 from .calls import REQUIRED, bind, unary
@@ -19,8 +19,9 @@ from .folded import fold_of
 
 
 class Token:
-    """A parameter of shape ``(1, ...)`` expanded over the batch (``token.expand(N, -1, -1)``): read
-    by ``torch.cat`` as a class token, refused elsewhere."""
+    """A parameter or buffer of shape ``(1, ...)`` expanded over the batch (``token.expand(N, -1, -1)``): read
+    by ``torch.cat`` as a class token and by arithmetic with an activation as a broadcast operand; elsewhere a
+    view of it for each sample (an `Expand` with ``batch=True``)."""
 
     __slots__ = ("value",)
 
@@ -28,7 +29,7 @@ class Token:
         self.value = value
 
     def __repr__(self) -> str:
-        return f"the parameter {self.value.path!r} expanded over the batch"
+        return f"the {self.value.kind} {self.value.path!r} expanded over the batch"
 
     def unsqueeze(self, dim: int) -> Token:
         """``token.unsqueeze(dim)`` (MViT's ``class_token.expand(N, -1).unsqueeze(1)``): the token with a
@@ -186,6 +187,9 @@ def getitem(r, node, args, kwargs):
     if not (isinstance(first, slice) and first == slice(None)):
         r.refuse(node, f"indexes the batch dimension ({r.show(first)}); alexcost analyses each sample on its own: "
                        f"keep it whole (x[:, ...])")
+    listed = [d for d, e in enumerate(entries) if isinstance(e, list)]
+    if listed:
+        return _listed(r, node, x, entries, listed)
     rest, added, at = [], [], 1
     for e in entries[1:]:
         e = r.constant(e, node, "index")
@@ -209,6 +213,24 @@ def getitem(r, node, args, kwargs):
     return x  # x[:, :] is x, as a view
 
 
+def _listed(r, node, x, entries, listed):
+    """``x[:, ..., [i, j, ...]]``: one list of numbers written in the code, every other entry a whole slice: an
+    `IndexSelect` along that dimension (``index_buffer=False``: torch makes the list a new int64 tensor)."""
+    d = listed[0]
+    index = r.constant(entries[d], node, "index")
+    rank = len(x.shape) + 1
+    if len(listed) > 1 or any(e != slice(None) for k, e in enumerate(entries) if k != d) or d >= rank:
+        r.refuse(node, f"indexes with {r.show(tuple(entries))}; alexcost reads a list of numbers as the one entry "
+                       f"of an index that is not a whole slice (x[:, :, [0, 2]])")
+    size = x.shape[d - 1]
+    if not index or not all(isinstance(i, int) and not isinstance(i, bool) for i in index):
+        r.refuse(node, f"indexes with the list {r.show(index)}; alexcost reads a list of integers")
+    if not all(-size <= i < size for i in index):
+        bad = next(i for i in index if not -size <= i < size)
+        r.refuse(node, f"index {bad} is out of bounds for dimension {d} with size {size}")
+    return r.emit(node, r.build(node, IndexSelect, {"dim": d, "index_size": len(index), "index_buffer": False}), [x])
+
+
 def _viewed(value, shape):
     """A view of the parameter ``value`` (or of a view of it) as ``shape``: its elements are the parameter's."""
     base = value.base if value.base is not None else value.tensor
@@ -226,7 +248,7 @@ def expand(r, node, args, kwargs):
     sizes = [r.constant(s, node, "size", batch_ok=True) for s in sizes]
     if r.is_attribute(x):
         shape = tuple(x.tensor.shape)
-        if x.kind == "parameter" and sizes and sizes[0] is r.BATCH and len(sizes) == len(shape) and shape[0] == 1 \
+        if x.kind in ("parameter", "buffer") and sizes and sizes[0] is r.BATCH and len(sizes) == len(shape) and shape[0] == 1 \
                 and all(s == -1 or s == n for s, n in zip(sizes[1:], shape[1:])):
             return Token(x)
         if x.kind == "parameter" and sizes and sizes[0] is r.BATCH and len(sizes) == len(shape) + 1 \
@@ -234,6 +256,8 @@ def expand(r, node, args, kwargs):
             return Token(_viewed(x, (1, *shape)))
         r.refuse(node, f"expands {r.show(x)} to {r.show(sizes)}; alexcost reads a parameter of shape (1, ...) "
                        f"expanded over the batch only (x.expand(N, -1, ...)), as a class token given to torch.cat")
+    if r.is_activation(x) and x.shape.__class__ is ParameterShape and sizes and sizes[0] is r.BATCH:
+        return r.emit(node, r.build(node, Expand, {"sizes": tuple(sizes[1:]), "batch": True}), [x])  # computed once
     x = r.tensor(x, node)
     if not sizes or sizes[0] not in (r.BATCH, -1) or any(s is r.BATCH for s in sizes[1:]):
         r.refuse(node, f"expands to {r.show(sizes)}; alexcost keeps the batch as the first dimension "

@@ -151,9 +151,9 @@ def gathered(handler):
 
 
 def _constant_index(index) -> bool:
-    """Is ``index`` ints and slices of fixed ints alone (``t[0]``, ``t[:, 1:3]``)?"""
+    """Is ``index`` ints, slices of fixed ints and None alone (``t[0]``, ``t[:, 1:3]``, ``t[None, :]``)?"""
     entries = index if isinstance(index, tuple) else (index,)
-    return all((isinstance(e, int) and not isinstance(e, bool)) or (isinstance(e, slice) and all(
+    return all(e is None or (isinstance(e, int) and not isinstance(e, bool)) or (isinstance(e, slice) and all(
         v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in (e.start, e.stop, e.step)))
         for e in entries)
 

@@ -35,11 +35,11 @@ from .elementwise import leaf_of_constants
 from .trace import MODE, REGION, kind_of, where_module
 from ..layers import BUILTIN_KINDS, Buffer, Constant, Folded, Identity, Parameter, ParameterShape, PositionBias
 from .custom import custom_reads, read_function
-from .attention import MODULE_CALLS
+from .attention import MODULE_CALLS, Token
 from .moves import Selections
 from . import fold, per_pass
 from ..layers.base import Passthrough, need_sample_dimension
-from ..layers import Add, Contiguous, Div, Flatten, Mul, Permute, Reshape, Sub, Transpose, View
+from ..layers import Add, Contiguous, Div, Expand, Flatten, Mul, Permute, Reshape, Sub, Transpose, View
 
 
 class _Batch:
@@ -230,6 +230,9 @@ class Reader:
             if not per_pass.reads(kind):
                 self.refuse(node, per_pass.refusal(self.show(value), kind))
             return self.operand(value, node)
+        if isinstance(value, Token):  # a view of it for each sample, the batch's stride 0
+            return self.emit(node, Expand(sizes=(-1,) * (value.value.tensor.dim() - 1), batch=True),
+                             [self.operand(value.value, node)], label="expand")
         self.refuse(node, f"expects a tensor, got {self.show(value)}")
 
     def operand(self, value, node) -> Activation:

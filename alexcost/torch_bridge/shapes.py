@@ -92,8 +92,7 @@ class Worlds:
 def size_of(proxy, dim=None):
     """``proxy.size(dim)`` in a trace with `Worlds`: a plain int for each size the batch does not
     change, a traced size for the others; ``None`` where the shape is not known (trace it as fx does)."""
-    worlds = getattr(proxy.tracer, "worlds", None)
-    shapes = worlds.shapes(proxy.node) if worlds is not None else None
+    shapes = _shapes(proxy)
     if shapes is None or not isinstance(dim, (int, type(None))) or isinstance(dim, bool):
         return None
     first, second = shapes
@@ -118,9 +117,29 @@ def size_of(proxy, dim=None):
 
 def rank_of(proxy):
     """``proxy.dim()`` in a trace with `Worlds`: the number of dimensions, or None where unknown."""
-    worlds = getattr(proxy.tracer, "worlds", None)
-    shapes = worlds.shapes(proxy.node) if worlds is not None else None
+    shapes = _shapes(proxy)
     return None if shapes is None else len(shapes[0])
+
+
+def _shapes(proxy):
+    """The proxy's shape in each world (`Worlds.shapes`); a buffer's or parameter's own shape in any trace (it
+    does not depend on the batch); None where unknown."""
+    node = proxy.node
+    if node.op == "get_attr":
+        tracer = proxy.tracer
+        value, raw = tracer.root, getattr(tracer, "raw", None)
+        if raw is not None:
+            tracer.raw = True  # the module's own attributes, not the trace's stand-ins for them
+        try:
+            for part in node.target.split("."):
+                value = getattr(value, part, None)
+        finally:
+            if raw is not None:
+                tracer.raw = raw
+        shape = getattr(value, "shape", None)
+        return None if shape is None else (tuple(shape),) * len(BATCHES)
+    worlds = getattr(proxy.tracer, "worlds", None)
+    return worlds.shapes(node) if worlds is not None else None
 
 
 class SizedProxy:
@@ -139,6 +158,14 @@ class SizedProxy:
     def shape(self):
         found = size_of(self)
         return super().__getattr__("shape") if found is None else found
+
+    def numel(self):
+        found = size_of(self)
+        if found is None or not all(isinstance(s, int) for s in found):
+            return super().__getattr__("numel")()
+        from math import prod
+
+        return prod(found)
 
     @property
     def ndim(self):

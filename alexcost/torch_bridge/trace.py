@@ -144,6 +144,7 @@ def _tracer_class(Proxy):
     Scope = _scope_class()
 
     class Tracer(RawCalls, torch.fx.Tracer):
+        proxy_buffer_attributes = True
         def __init__(self, aliases, worlds=None):
             super().__init__()
             self.module_stack, self.scope = _Stack(), Scope("", None)

@@ -90,7 +90,8 @@ def _strides(network, traced, i: int, batch: int, copies: bool) -> tuple:
         shapes = network.input_shapes[i] if type(network.layers[i]).arity != 1 else (network.input_shapes[i],)
         return tuple((prod(s), *traced[j][k or 0][1]) for s, (j, k) in zip(shapes, network.sources[i]))
     out = tuple(st.contiguous((batch, *network.input_shape)) if j < 0 else
-                None if isinstance(traced[j][0][0], tuple) else traced[j][k or 0][1] for j, k in network.sources[i])
+                None if type(network.layers[j]).arity == 0 else traced[j][k or 0][1]
+                for j, k in network.sources[i])  # (a weight's view: its strides)
     if copies and not st.is_dense((batch, *network.input_shapes[i]), out[0]):
         raise SpecError("in training this layer copies a tensor that is not dense; alexcost does not follow the "
                         "new tensor's strides").at(describe_layer(i, network.names[i], type(network.layers[i]).__name__))
