@@ -116,7 +116,8 @@ def _proxy_class():
     class Proxy(SizedProxy, torch.fx.Proxy):
         """fx's Proxy has no in-place operators, so ``a += b`` would trace as ``a + b``: a new
         tensor where torch adds in place. These record ``operator.iadd``, ``operator.imul``,
-        ``operator.isub``, ``operator.itruediv`` and ``operator.ipow``."""
+        ``operator.isub``, ``operator.itruediv`` and ``operator.ipow``; and ``x[index] = y``,
+        ``operator.setitem``."""
 
         def __iadd__(self, other):
             return self.tracer.create_proxy("call_function", operator.iadd, (self, other), {})
@@ -132,6 +133,9 @@ def _proxy_class():
 
         def __ipow__(self, other):
             return self.tracer.create_proxy("call_function", operator.ipow, (self, other), {})
+
+        def __setitem__(self, index, value):
+            self.tracer.create_proxy("call_function", operator.setitem, (self, index, value), {})
 
     return Proxy
 
