@@ -365,6 +365,9 @@ class SliceAdd(Layer):
     ``y``. Backward: ``x``'s gradient passes on and ``y``'s is its slice (no ops); autograd keeps nothing."""
 
     index: tuple[int | tuple[int | None, int | None, int | None], ...]
+    accumulate: bool = True
+    """False: ``x[:, e1, ...] = y``, ``y`` copied into the slice (torch's ``index_put_`` names it so): no ops;
+    ``x``'s gradient passes on with the slice zeroed."""
 
     arity: ClassVar[int | None] = None
     storage: ClassVar[str] = "same"
@@ -375,6 +378,7 @@ class SliceAdd(Layer):
     def __post_init__(self):
         super().__post_init__()
         object.__setattr__(self, "index", Slice(index=self.index).index)
+        object.__setattr__(self, "accumulate", check.flag(self.accumulate, "accumulate"))
 
     def output_shape(self, x) -> Shape:
         if len(x) != 2:
@@ -389,7 +393,7 @@ class SliceAdd(Layer):
         return tuple(a)
 
     def other_ops(self, x, y: Shape) -> int:
-        return prod(x[1])
+        return prod(x[1]) if self.accumulate else 0
 
     def train_inplace(self) -> bool:
         return True
@@ -398,4 +402,4 @@ class SliceAdd(Layer):
         return ()
 
     def label(self) -> str:
-        return "Slice add"
+        return "Slice add" if self.accumulate else "Slice copy"

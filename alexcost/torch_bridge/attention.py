@@ -11,7 +11,7 @@ import operator
 import torch
 import torch.nn.functional as F
 
-from ..layers import (Expand, IndexSelect, Matmul, MultiheadAttention, Norm, ParameterShape, Roll, ScaledDotProductAttention, Slice,
+from ..layers import (Expand, IndexSelect, Matmul, MultiheadAttention, Norm, ParameterShape, Roll, ScaledDotProductAttention, Slice, SliceAdd,
                       Squeeze, Sum, Transpose, Unsqueeze)
 from . import per_pass
 from .calls import REQUIRED, bind, unary
@@ -176,6 +176,34 @@ def getitem(r, node, args, kwargs):
     if not r.is_tensor(x):
         return r.pure(node, args, kwargs)
     x = r.tensor(x, node)
+    entries = _entries(r, node, x, index)
+    listed = [d for d, e in enumerate(entries) if isinstance(e, list)]
+    if listed:
+        return _listed(r, node, x, entries, listed)
+    rest, added = _slices(r, node, entries)
+    if rest:
+        x = r.emit(node, r.build(node, Slice, {"index": rest}), [x])
+    for d in added:
+        x = r.emit(node, r.build(node, Unsqueeze, {"dim": d}), [x], label="unsqueeze")
+    return x  # x[:, :] is x, as a view
+
+
+def setitem(r, node, args, kwargs):
+    """``x[:, 0] = y``, ``x[:, :, 1:, 1:] = y`` (timm's MViT v2 writing its relative position bias into the
+    scores): a `SliceAdd` without ``accumulate``, ``y`` copied into the slice of ``x`` in place; the index as
+    `getitem` reads it, without ``None``; ``y`` an activation of the slice's shape."""
+    x, index, y = args
+    if not (r.is_activation(x) and r.is_activation(y)) or kwargs:
+        r.refuse(node, f"writes {r.show(y)} into {r.show(x)}; alexcost reads an activation written into a slice "
+                       f"of another")
+    rest, added = _slices(r, node, _entries(r, node, x, index))
+    if added:
+        r.refuse(node, f"writes into {r.show(index)}; alexcost reads integers and slices with constant bounds here")
+    return r.emit(node, r.build(node, SliceAdd, {"index": rest, "accumulate": False}), [x, y], label="setitem")
+
+
+def _entries(r, node, x, index) -> list:
+    """The entries of ``index`` on ``x``, an ellipsis filled with whole slices; the batch's whole."""
     entries = list(index) if isinstance(index, tuple) else [index]
     if any(e is Ellipsis for e in entries):
         if entries.count(Ellipsis) > 1:
@@ -187,9 +215,12 @@ def getitem(r, node, args, kwargs):
     if not (isinstance(first, slice) and first == slice(None)):
         r.refuse(node, f"indexes the batch dimension ({r.show(first)}); alexcost analyses each sample on its own: "
                        f"keep it whole (x[:, ...])")
-    listed = [d for d, e in enumerate(entries) if isinstance(e, list)]
-    if listed:
-        return _listed(r, node, x, entries, listed)
+    return entries
+
+
+def _slices(r, node, entries) -> tuple[tuple, list[int]]:
+    """A sample's index as a `Slice`'s (ints and ``(start, stop, step)``, the trailing whole ones dropped), and
+    the dimensions a ``None`` adds."""
     rest, added, at = [], [], 1
     for e in entries[1:]:
         e = r.constant(e, node, "index")
@@ -206,11 +237,7 @@ def getitem(r, node, args, kwargs):
                            f"None")
     while rest and rest[-1] == (None, None, None):
         rest.pop()
-    if rest:
-        x = r.emit(node, r.build(node, Slice, {"index": tuple(rest)}), [x])
-    for d in added:
-        x = r.emit(node, r.build(node, Unsqueeze, {"dim": d}), [x], label="unsqueeze")
-    return x  # x[:, :] is x, as a view
+    return tuple(rest), added
 
 
 def _listed(r, node, x, entries, listed):
@@ -328,6 +355,7 @@ FUNCTIONS = {
     torch.matmul: matmul, operator.matmul: matmul, torch.bmm: lambda r, node, args, kwargs: matmul(
         r, node, args, kwargs, ("input", "mat2")),
     torch.einsum: einsum, F.scaled_dot_product_attention: attention, operator.getitem: getitem,
+    operator.setitem: setitem,
     torch.unsqueeze: unary(Unsqueeze, (("dim", REQUIRED),)), torch.squeeze: unary(Squeeze, (("dim", None),)),
     torch.sum: reduction(Sum), torch.norm: reduction(Norm, "p", "fro", out=True),
     torch.linalg.vector_norm: reduction(Norm, "ord", 2), torch.roll: roll,

@@ -104,18 +104,21 @@ class WeightInput(nn.Module):
 
 
 class Indexing(nn.Module):
-    """``x[:, e1, e2, ...]`` (a Slice), ``x[:, e1, e2, ...] += y`` (a SliceAdd) or ``x.expand(N, *sizes)``
-    (an Expand)."""
+    """``x[:, e1, e2, ...]`` (a Slice), ``x[:, e1, e2, ...] += y`` (a SliceAdd; ``= y`` without ``accumulate``)
+    or ``x.expand(N, *sizes)`` (an Expand)."""
 
-    def __init__(self, index=None, sizes=None):
+    def __init__(self, index=None, sizes=None, accumulate=True):
         super().__init__()
         self.index = None if index is None else (slice(None), *(slice(*e) if isinstance(e, tuple) else e
                                                                for e in index))
-        self.sizes = sizes
+        self.sizes, self.accumulate = sizes, accumulate
 
     def forward(self, x, y=None):
-        if y is not None:  # a SliceAdd: x[:, e1, ...] += y
-            x[self.index] += y
+        if y is not None:  # a SliceAdd: x[:, e1, ...] += y (or = y)
+            if self.accumulate:
+                x[self.index] += y
+            else:
+                x[self.index] = y
             return x
         return x[self.index] if self.index is not None else x.expand(x.shape[0], *self.sizes)
 
@@ -340,9 +343,9 @@ BUILDERS = {
     kinds.MultiheadAttention: lambda layer, x: SelfAttention(**layer.torch_args(x)),
     kinds.Slice: lambda layer, x: Indexing(index=layer.index),
     kinds.IndexSelect: lambda layer, x: Selected(layer.dim, layer.index_size, (None, *x)[layer.dim]),
-    kinds.SliceAdd: lambda layer, x: Indexing(index=layer.index),
-    kinds.Expand: lambda layer, x: Indexing(sizes=layer.sizes),
-    kinds.Repeat: lambda layer, x: _repeat(layer),
+    kinds.SliceAdd: lambda layer, x: Indexing(index=layer.index, accumulate=layer.accumulate),
+    kinds.Expand: lambda layer, x: _over_the_batch(layer) or Indexing(sizes=layer.sizes),
+    kinds.Repeat: lambda layer, x: _over_the_batch(layer) or Method("repeat", 1, *layer.repeats),
     kinds.UnfoldView: lambda layer, x: Method("unfold", layer.dim, layer.size, layer.step),
     kinds.WindowAttention: lambda layer, x: _window_attention(layer, x),
     kinds.CosineWindowAttention: lambda layer, x: CosineWindows(layer, x[0][-1]),
@@ -406,11 +409,12 @@ def _sizes(value):
     return list(value) if isinstance(value, tuple) else value
 
 
-def _repeat(layer):
+def _over_the_batch(layer) -> None:
+    """Refuse a layer over the batch (``batch=True``): it reads a tensor made once per pass for every sample of the
+    network's batch, which a module timed on its own does not see."""
     if layer.batch:
-        raise SpecError("a Repeat over the batch (batch=True) copies a tensor made once per pass for every sample "
-                        "of the network's batch; alexcost does not time it as a layer on its own")
-    return Method("repeat", 1, *layer.repeats)
+        raise SpecError(f"a {type(layer).__name__} over the batch (batch=True) reads a tensor made once per pass for "
+                        f"every sample of the network's batch; alexcost does not time it as a layer on its own")
 
 
 def torch_module(layer, x):

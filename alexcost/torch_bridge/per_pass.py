@@ -59,12 +59,11 @@ def _whole(r, value) -> bool:
 
 
 def held(r, value, node, gathered: bool):
-    """``value`` as a tensor computed once per pass where it is a parameter or buffer of the module that the
-    reader's views of parameters (`alexcost.torch_bridge.params`) leave alone: a `Parameter` or `Buffer` layer's
-    output (with ``gathered``, a gathered table's too: a `PositionBias`'s); else ``value`` itself."""
+    """``value`` as a tensor computed once per pass where it is a parameter or buffer of the module, or a view of
+    one: a `Parameter` or `Buffer` layer's output of its shape (with ``gathered``, a gathered table's too: a
+    `PositionBias`'s); else ``value`` itself."""
     if r.is_attribute(value) and (gathered or not value.gathered) and \
-            (value.kind != "constant" or value.tensor.is_floating_point()) and \
-            (value.base is None or value.gathered):
+            (value.kind != "constant" or value.tensor.is_floating_point()):
         return r.operand(value, node)
     return value
 

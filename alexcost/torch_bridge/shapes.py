@@ -126,20 +126,25 @@ def _shapes(proxy):
     does not depend on the batch); None where unknown."""
     node = proxy.node
     if node.op == "get_attr":
-        tracer = proxy.tracer
-        value, raw = tracer.root, getattr(tracer, "raw", None)
-        if raw is not None:
-            tracer.raw = True  # the module's own attributes, not the trace's stand-ins for them
-        try:
-            for part in node.target.split("."):
-                value = getattr(value, part, None)
-        finally:
-            if raw is not None:
-                tracer.raw = raw
-        shape = getattr(value, "shape", None)
+        shape = getattr(held(proxy.tracer, node.target), "shape", None)
         return None if shape is None else (tuple(shape),) * len(BATCHES)
     worlds = getattr(proxy.tracer, "worlds", None)
     return worlds.shapes(node) if worlds is not None else None
+
+
+def held(tracer, target: str):
+    """The module's own attribute at the dotted ``target`` (a parameter, a buffer: what a get_attr node reads), not
+    the trace's stand-in for it; None where there is none."""
+    value, raw = tracer.root, getattr(tracer, "raw", None)
+    if raw is not None:
+        tracer.raw = True
+    try:
+        for part in target.split("."):
+            value = getattr(value, part, None)
+    finally:
+        if raw is not None:
+            tracer.raw = raw
+    return value
 
 
 class SizedProxy:
