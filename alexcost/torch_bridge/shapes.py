@@ -132,6 +132,29 @@ def _shapes(proxy):
     return worlds.shapes(node) if worlds is not None else None
 
 
+_DEVICE = []
+
+
+def device_attribute():
+    """fx's lazy ``Attribute`` proxy for ``x.device``, whose ``type`` is a plain string: the type of the device the
+    module's parameters (else buffers) are on, where every tensor of the pass is (as the reader reads
+    ``x.to(device)``), so code may branch on it (timm's ``if v.device.type != 'meta'``)."""
+    if not _DEVICE:
+        import torch.fx
+
+        class Device(torch.fx.proxy.Attribute):
+            @property
+            def type(self) -> str:
+                root = self.tracer.root
+                first = next(iter(root.parameters()), None)
+                if first is None:
+                    first = next(iter(root.buffers()), None)
+                return "cpu" if first is None else first.device.type
+
+        _DEVICE.append(Device)
+    return _DEVICE[0]
+
+
 def held(tracer, target: str):
     """The module's own attribute at the dotted ``target`` (a parameter, a buffer: what a get_attr node reads), not
     the trace's stand-in for it; None where there is none."""
@@ -149,7 +172,14 @@ def held(tracer, target: str):
 
 class SizedProxy:
     """The sizes of an fx Proxy (a mixin before ``torch.fx.Proxy``): plain ints where a trace with
-    `Worlds` knows them, traced as fx traces them otherwise."""
+    `Worlds` knows them, traced as fx traces them otherwise. A parameter's or buffer's dtype is its own;
+    ``x.device`` is traced, its ``type`` the module's device's (`device_attribute`)."""
+
+    def __getattr__(self, name):
+        node = self.__dict__.get("node")  # (None while fx is making the proxy)
+        if name == "dtype" and node is not None and node.op == "get_attr":  # a parameter's or buffer's: fixed
+            return held(self.tracer, node.target).dtype
+        return device_attribute()(self, name) if name == "device" else super().__getattr__(name)
 
     def size(self, *args, **kwargs):
         found = size_of(self, *args, **kwargs) if len(args) + len(kwargs) <= 1 else None

@@ -39,7 +39,7 @@ from ..errors import SpecError
 from ..layers import BUILTIN_KINDS, LAYER_KINDS, Pad
 from .custom import custom_reads
 from .regions import MODE, REGION, Regions, mode_of, modes
-from .shapes import RawCalls, SizedProxy, held
+from .shapes import RawCalls, SizedProxy
 
 _HARMLESS = frozenset({"__init__", "__repr__", "extra_repr", "reset_parameters", "__setstate__", "__getstate__",
                        "_get_name", "_save_to_state_dict", "_load_from_state_dict"})
@@ -136,24 +136,6 @@ def _proxy_class():
 
         def __setitem__(self, index, value):
             self.tracer.create_proxy("call_function", operator.setitem, (self, index, value), {})
-
-        def __getattr__(self, name):
-            if name == "dtype" and self.node.op == "get_attr":  # a parameter's or buffer's: fixed
-                return held(self.tracer, self.node.target).dtype
-            return Device(self, name) if name == "device" else super().__getattr__(name)
-
-    class Device(torch.fx.proxy.Attribute):
-        """``x.device``, traced as fx traces it; its ``type`` is the module's own device's, a plain string
-        (every tensor the forward makes is there, as the reader reads ``x.to(device)``): code may branch on it
-        (timm's ``if v.device.type != 'meta'``)."""
-
-        @property
-        def type(self) -> str:
-            root = self.tracer.root
-            held = next(iter(root.parameters()), None)
-            if held is None:
-                held = next(iter(root.buffers()), None)
-            return "cpu" if held is None else held.device.type
 
     return Proxy
 
