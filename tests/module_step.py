@@ -144,13 +144,15 @@ def attention_step_agrees(module, shape, batch: int = 2) -> None:
     assert ours == theirs
 
 
-def forward_against_torch(module, shape, batch: int = 1):
+def forward_against_torch(module, shape, batch: int = 1, grad: bool = False):
     """``module``'s reading against one forward pass of ``batch`` under FlopCounterMode (attention as matrix
-    products): parameters, MACs and the output shape; its cost at ``batch``, for the checks by hand."""
+    products): parameters, MACs and the output shape; its cost at ``batch``, for the checks by hand. ``grad``:
+    torch's pass with grad mode on (under ``no_grad`` a view of a parameter keeps ``requires_grad`` without a
+    history, which FlopCounterMode's module tracker cannot hook)."""
     torch.manual_seed(0)
     module.eval()
     imported = from_module(module, shape)
-    with torch.no_grad(), counted_attention(), FlopCounterMode(display=False) as counter:
+    with torch.set_grad_enabled(grad), counted_attention(), FlopCounterMode(display=False) as counter:
         out = module(torch.randn(batch, *shape))
     cost = imported.cost(batch=batch)
     assert imported.params == cost.totals.params == sum(p.numel() for p in module.parameters())

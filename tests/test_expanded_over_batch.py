@@ -15,8 +15,7 @@ nn = torch.nn
 from alexcost import Expand, SpecError  # noqa: E402
 from alexcost.layers import Grads  # noqa: E402
 from alexcost.layers.base import ParameterShape  # noqa: E402
-from alexcost.torch_bridge import from_module  # noqa: E402
-from module_step import step_agrees  # noqa: E402
+from module_step import forward_against_torch, step_agrees  # noqa: E402
 
 
 class LatentPool(nn.Module):
@@ -48,26 +47,11 @@ class Positions(nn.Module):
         return scores.softmax(-1) @ self.proj(x).unsqueeze(1)
 
 
-def forward_agrees(module, shape, batch):
-    """`forward_against_torch`'s checks, torch's pass taken with grad mode on: under ``no_grad``, a view of a
-    parameter keeps ``requires_grad`` without a history, which FlopCounterMode's module tracker cannot hook."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    imported = from_module(module, shape)
-    with FlopCounterMode(display=False) as counter:
-        out = module(torch.randn(batch, *shape))
-    cost = imported.cost(batch=batch)
-    assert imported.params == cost.totals.params == sum(p.numel() for p in module.parameters())
-    assert 2 * cost.totals.macs == counter.get_total_flops()
-    assert (batch, *imported.network.output_shape) == tuple(out.shape)
-    return cost
-
-
 @pytest.mark.parametrize("batch", [1, 2, 3])
 @pytest.mark.parametrize("module, shape", [(LatentPool, (5, 8)), (Positions, (4, 5))], ids=["latent", "buffer"])
 def test_forward_and_training_step_agree_with_torch(module, shape, batch):
     torch.manual_seed(0)
-    cost = forward_agrees(module().eval(), shape, batch)
+    cost = forward_against_torch(module(), shape, batch, grad=True)
     expand = next(row for row in cost.layers if row.type == "Expand")
     assert expand.batch == batch and expand.input_shape[0] == 1
     torch.manual_seed(0)

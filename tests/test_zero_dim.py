@@ -63,3 +63,26 @@ def test_efficientvim_reads_exactly():
     assert_exact(model.eval(), 32, "efficientvim_m2")
     theirs, ours = torch_step(model, (3, 32, 32)), alexcost_step(model, (3, 32, 32))
     assert theirs.refused is None and ours == theirs, (theirs, ours)
+
+
+class SkipGain(nn.Module):
+    """NFNet's block: its residual branch scaled in place by a 0-d learned gain (``skipinit_gain``, zero at
+    first: here random, so the gradient is not trivially zero)."""
+
+    def __init__(self, features=6):
+        super().__init__()
+        self.branch = nn.Linear(features, features)
+        self.gain = nn.Parameter(torch.tensor(0.5))
+
+    def forward(self, x):
+        out = self.branch(x)
+        out.mul_(self.gain)
+        return out + x
+
+
+def test_a_0d_parameter_is_one_number_broadcast_and_agrees_with_torch():
+    cost = forward_against_torch(SkipGain(), (4, 6), batch=3)
+    gain = next(row for row in cost.layers if row.type == "Parameter")
+    assert tuple(gain.output_shape) == () and gain.params == 1
+    torch.manual_seed(0)
+    step_agrees(SkipGain(), (4, 6), batch=3)

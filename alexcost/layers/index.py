@@ -91,10 +91,24 @@ def _sizes(value, what: str, minimum: int) -> tuple[int, ...]:
 @layer_kind
 class _SummedBack(Layer):
     """What Expand and Repeat share: the output's gradient summed back over the copies of each input element,
-    ``prod(y) - prod(x)`` adds per sample; nothing kept."""
+    ``prod(y) - prod(x)`` adds per sample; nothing kept. With ``batch`` (a field of each), the input is a tensor
+    computed once per pass of shape ``(1, *s)``, taken for each sample: ``N * prod(y) - prod(x)`` adds in all."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "batch", check.flag(self.batch, "batch"))
+
+    def per_sample(self) -> bool:
+        return self.batch
+
+    def _sample(self, x: Shape) -> Shape:
+        """The shape the sizes apply to: ``s`` of a ``(1, *s)`` input with ``batch``, else the input's."""
+        return _once(x) if self.batch else x
 
     def backward_other_ops(self, x, y: Shape, grads: Grads, batch: int) -> int:
-        return batch * (prod(y) - prod(x)) if grads.input else 0
+        if not grads.input:
+            return 0
+        return batch * prod(y) - prod(x) if self.batch else batch * (prod(y) - prod(x))
 
     def saved_tensors(self, x, y, grads: Grads, ctx: TrainContext) -> tuple[Saved, ...]:
         return ()
@@ -126,21 +140,11 @@ class Expand(_SummedBack):
     def __post_init__(self):
         super().__post_init__()
         object.__setattr__(self, "sizes", _sizes(self.sizes, "sizes", -1))
-        object.__setattr__(self, "batch", check.flag(self.batch, "batch"))
         if 0 in self.sizes:
             raise SpecError(f"sizes={list(self.sizes)}: sizes must be positive (or -1)")
 
-    def per_sample(self) -> bool:
-        return self.batch
-
-    def backward_other_ops(self, x, y: Shape, grads: Grads, batch: int) -> int:
-        if self.batch:  # every sample's view summed into the one tensor
-            return batch * prod(y) - prod(x) if grads.input else 0
-        return super().backward_other_ops(x, y, grads, batch)
-
     def output_shape(self, x: Shape) -> Shape:
-        if self.batch:
-            x = _once(x)
+        x = self._sample(x)
         if len(self.sizes) != len(x):
             raise SpecError(f"expand to {len(self.sizes)} sizes per sample {list(self.sizes)} of an input of "
                             f"{len(x)} {format_shape(x)}; alexcost expands without adding dimensions")
@@ -175,19 +179,9 @@ class Repeat(_SummedBack):
     def __post_init__(self):
         super().__post_init__()
         object.__setattr__(self, "repeats", _sizes(self.repeats, "repeats", 1))
-        object.__setattr__(self, "batch", check.flag(self.batch, "batch"))
-
-    def per_sample(self) -> bool:
-        return self.batch
-
-    def backward_other_ops(self, x, y: Shape, grads: Grads, batch: int) -> int:
-        if self.batch:  # every sample's copy summed into the one tensor
-            return batch * prod(y) - prod(x) if grads.input else 0
-        return super().backward_other_ops(x, y, grads, batch)
 
     def output_shape(self, x: Shape) -> Shape:
-        if self.batch:
-            x = _once(x)
+        x = self._sample(x)
         if len(self.repeats) != len(x):
             raise SpecError(f"repeats {list(self.repeats)} per sample of an input of {len(x)} dimensions "
                             f"{format_shape(x)}; alexcost repeats without adding dimensions")

@@ -15,8 +15,9 @@ from .base import Grads, Layer, Saved, Shape, TrainContext, layer_kind, register
 
 @layer_kind
 class _Held(Layer):
-    """A tensor the module holds, of ``shape`` (its full shape: it has no batch dimension), read by the layers
-    that name it in ``inputs``; its output is the tensor itself, not an activation, and it keeps nothing."""
+    """A tensor the module holds, of ``shape`` (its full shape: it has no batch dimension; ``[]`` a single number,
+    NFNet's skip gain), read by the layers that name it in ``inputs``; its output is the tensor itself, not an
+    activation, and it keeps nothing."""
 
     shape: tuple[int, ...]
 
@@ -27,7 +28,8 @@ class _Held(Layer):
 
     def __post_init__(self):
         super().__post_init__()
-        object.__setattr__(self, "shape", check.shape(self.shape, "shape"))
+        object.__setattr__(self, "shape", () if isinstance(self.shape, (tuple, list)) and not self.shape else
+                           check.shape(self.shape, "shape"))
 
     def output_shape(self, x) -> Shape:
         return self.shape
