@@ -120,6 +120,9 @@ def batch_norm(r, node, args, kwargs):
     x = r.tensor(b["input"], node)
     if r.constant(b["training"], node, "training"):
         r.refuse(node, "normalises with the batch's statistics (training=True); alexcost counts inference")
+    if node.name not in r.batch_stats:
+        r.untrainable.append(f"{r.where(node)} normalises with the running statistics (training=False) in training "
+                             f"mode too; alexcost counts a training step of batch norm with the batch's statistics")
     for name in ("running_mean", "running_var"):
         _buffer(r, node, b[name], name)
     kind = BATCH_NORMS.get(len(x.shape), BatchNorm2d)

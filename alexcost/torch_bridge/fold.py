@@ -269,7 +269,7 @@ def call(r, node, args, kwargs, default, ks: set):
         shape = args[1] if len(args) > 1 else kwargs.get("normalized_shape", ())
         _normalized(r, node, args[:1], tuple(shape) if isinstance(shape, (tuple, list)) else (shape,))
     if target is F.scaled_dot_product_attention:
-        r.fold_training.append(f"{r.where(node)} attends over tensors whose batch is folded (N*{k}): what "
+        r.untrainable.append(f"{r.where(node)} attends over tensors whose batch is folded (N*{k}): what "
                                f"autograd keeps for torch's attention kernel on them is not what it keeps per "
                                f"sample, and alexcost does not count it")
     if target in ("permute", torch.permute):
@@ -352,7 +352,7 @@ def _batch_norm_rows(r, node, x, k: int):
     that of the one read (channels first)."""
     rows = r.emit(node, Transpose(dim0=1, dim1=2), [x], label="transpose")
     y = r._module_call(node, (rows,), {})
-    r.fold_training.append(f"{r.where(node)} normalizes the rows of several samples folded into the batch "
+    r.untrainable.append(f"{r.where(node)} normalizes the rows of several samples folded into the batch "
                            f"(N*{k}, {x.shape[1]}): alexcost reads its forward pass as a batch norm of (N, "
                            f"{x.shape[1]}, {k}), and does not count a training step of it (torch's output is laid "
                            f"out as rows)")

@@ -87,7 +87,7 @@ class Selections(Moved):
             r.refuse(node, f"reshapes a permute that moves the batch to dim 1 to {list(sizes)}; alexcost reads "
                            f"such a reshape only to ({n}, the batch times a number or -1, fixed sizes), each use "
                            f"selecting dim 0")
-        r.fold_training.append(f"{r.where(node)} reshapes a permute that moves the batch: torch copies it into "
+        r.untrainable.append(f"{r.where(node)} reshapes a permute that moves the batch: torch copies it into "
                                f"one storage, which alexcost does not follow in a training step")
         return Selections(r, self.node, self.x, self.front, self.rest, (node, ((k,) if k > 1 else ()) + rest, k))
 

@@ -132,7 +132,7 @@ class Reader:
     def __init__(self, root, traced, input_shape):
         self.root, self.modules, self.graph = root, traced.modules, traced.graph
         self.custom = custom_reads()[1]
-        self.branches, self.train_differs = traced.branches, traced.train_differs
+        self.branches, self.train_differs, self.batch_stats = traced.branches, traced.train_differs, traced.batch_stats
         self.constants = traced.constants
         self.held_constants: dict = {}  # id(tensor) -> its Attribute, for fx's constants
         self.made: dict = {}  # id(tensor) -> tensor: what the forward pass makes from constants (`made_constant`)
@@ -155,7 +155,7 @@ class Reader:
         self._plans: dict = {}    # (layers read, batch) -> the storages and strides of their outputs
         self.folds: dict = {}     # src -> k: an output whose first dim is the batch times k (`fold`)
         self.fvcore_calls: list = []  # (layer, einsum equation or None): see `ImportedModule`
-        self.fold_training: list[str] = []  # why a training step is not counted, for calls on folded values
+        self.untrainable: list[str] = []  # why a training step is not counted (a call on folded values, ...)
 
     # -- what handlers use ------------------------------------------------------------------
     def module(self, path: str):
@@ -832,8 +832,8 @@ class Reader:
             refused = (f"{branches[0] if branches else 'its forward() tests self.training'}, and {self.train_differs}: "
                        f"the network read is the eval-mode graph, so alexcost does not count a training step of "
                        f"it (torch's would run the other graph)")
-        if not refused and self.fold_training:
-            refused = self.fold_training[0]
+        if not refused and self.untrainable:
+            refused = self.untrainable[0]
         autocast = [(name, device, dtype) for name, region in zip(names, self.regions)
                     if region and region[0] == "autocast" for device, dtype in region[1]]
         if not refused and autocast and self.casts:

@@ -40,6 +40,7 @@ from ..layers import BUILTIN_KINDS, LAYER_KINDS, Pad
 from .custom import custom_reads
 from .regions import MODE, REGION, Regions, mode_of, modes
 from .shapes import RawCalls, SizedProxy
+from .train_graph import batch_norm_training, differences
 
 _HARMLESS = frozenset({"__init__", "__repr__", "extra_repr", "reset_parameters", "__setstate__", "__getstate__",
                        "_get_name", "_save_to_state_dict", "_load_from_state_dict"})
@@ -269,6 +270,10 @@ class Trace:
     """``(module path, module, source line)`` of each test of ``self.training`` in a module in eval mode."""
     train_differs: str = ""
     """Where those tests make the forward run another graph in training mode (in words; "" if none)."""
+    batch_stats: frozenset = frozenset()
+    """The ``F.batch_norm`` nodes that normalise with the batch's statistics in training mode: ``self.training``
+    passed as their ``training``, or ``True`` there in the training-mode graph (nn.BatchNorm2d's own code, copied
+    into timm's ``BatchNormAct2d``)."""
 
 
 def _user_frame(frames) -> str:
@@ -480,9 +485,9 @@ def trace(root, input_shape=None) -> Trace:
             known = input_shape  # sizes fx left symbolic: trace again with the shapes known
             tests.clear()
             graph, constants, grad_calls, flagged = _traced(root, aliases, concrete, modes, paths, tests, False, known)
-        differs = ""
+        differs, batch_stats = "", set()
         if tests:
-            differs = _train_graph_differs(root, aliases, concrete, modes, paths, graph, known)
+            differs, batch_stats = _train_graph_differs(root, aliases, concrete, modes, paths, graph, known)
     finally:
         sys.setrecursionlimit(limit)
     if grad_calls:
@@ -500,10 +505,12 @@ def trace(root, input_shape=None) -> Trace:
     from torch.fx.node import map_aggregate
 
     for node in graph.nodes if flagged else ():  # self.training passed as an argument: eval mode, as read
+        if isinstance(batch_norm_training(node), _TrainingFlag):
+            batch_stats.add(node.name)
         node.args = map_aggregate(node.args, _eval_flag)
         node.kwargs = map_aggregate(node.kwargs, _eval_flag)
     return Trace(graph, modules, constants, tuple({(p, id(m), at): (p, m, at) for p, m, at in branches}.values()),
-                 differs)
+                 differs, frozenset(batch_stats))
 
 
 def _traced(root, aliases, concrete, modes, paths, tests: list, training: bool, known=None):
@@ -556,36 +563,15 @@ def _set_training(m, value) -> None:
         m.training = value
 
 
-def _train_graph_differs(root, aliases, concrete, modes, paths, graph, known=None) -> str:
+def _train_graph_differs(root, aliases, concrete, modes, paths, graph, known=None) -> tuple[str, set]:
     """Where the module's forward, traced with ``self.training`` true, runs another graph than the
-    eval-mode one (``graph``): the first node that differs, in words; "" when the two are the same."""
+    eval-mode one (``graph``), and the batch norms that then use the batch's statistics (see
+    `alexcost.torch_bridge.train_graph.differences`)."""
     try:
         train = _traced(root, aliases, concrete, modes, paths, [], True, known)[0]
     except SpecError as err:
-        return f"in training mode its forward() cannot be read ({err})"
-    mine, theirs = list(map(_signature, graph.nodes)), list(map(_signature, train.nodes))
-    for k, (a, b) in enumerate(zip(mine, theirs)):
-        if a != b:
-            return f"in training mode its forward() runs {b[0]} {b[1]} where eval mode runs {a[0]} {a[1]} " \
-                   f"(fx node {k})"
-    if len(mine) != len(theirs):
-        return f"in training mode its forward() runs {len(theirs)} fx nodes where eval mode runs {len(mine)}"
-    return ""
-
-
-def _signature(node) -> tuple:
-    """What a node computes, for comparing two traces: its op, target, arguments (nodes by name,
-    ``self.training`` as a marker) and the modes it was made in."""
-    from torch.fx.node import map_aggregate
-
-    def plain(value):
-        if isinstance(value, _TrainingFlag):
-            return "<self.training>"
-        return value.name if hasattr(value, "op") and hasattr(value, "graph") else value
-
-    target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", repr(node.target))
-    return (node.op, target, repr(map_aggregate(node.args, plain)), repr(map_aggregate(node.kwargs, plain)),
-            node.meta.get(REGION))
+        return f"in training mode its forward() cannot be read ({err})", set()
+    return differences(graph, train, _TrainingFlag)
 
 
 def _eval_flag(value):
