@@ -37,7 +37,7 @@ from ..layers import BUILTIN_KINDS, Buffer, Constant, Folded, Identity, Paramete
 from .custom import custom_reads, read_function
 from .attention import MODULE_CALLS, Token
 from .moves import Selections
-from . import fold, per_pass
+from . import fold, per_pass, third_party
 from ..layers.base import Passthrough, need_sample_dimension
 from ..layers import Add, Contiguous, Div, Expand, Flatten, Mul, Permute, Reshape, Sub, Transpose, View
 
@@ -674,7 +674,8 @@ class Reader:
             return self._module_call(node, args, kwargs)
         if node.op == "call_function":
             try:
-                handler, custom = FUNCTIONS.get(node.target), self.custom.get(node.target)
+                handler, custom = FUNCTIONS.get(node.target) or third_party.handler(node.target), \
+                    self.custom.get(node.target)
             except TypeError:  # an unhashable callable: no kind
                 handler = custom = None
             if custom is not None:  # a function a registered kind reads (register_layer(reads=...))

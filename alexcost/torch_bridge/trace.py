@@ -39,6 +39,7 @@ from ..errors import SpecError
 from ..layers import BUILTIN_KINDS, LAYER_KINDS, Pad
 from .custom import custom_reads
 from .regions import MODE, REGION, Regions, mode_of, modes
+from . import third_party
 from .shapes import RawCalls, SizedProxy
 from .train_graph import batch_norm_training, differences
 
@@ -149,9 +150,10 @@ def _tracer_class(Proxy):
     Scope = _scope_class()
 
     class Tracer(RawCalls, torch.fx.Tracer):
-        proxy_buffer_attributes = True
+        proxy_buffer_attributes = True  # what the forward computes from a buffer is recorded, as a parameter's
+
         def __init__(self, aliases, worlds=None):
-            super().__init__()
+            super().__init__(autowrap_functions=third_party.leaves())
             self.module_stack, self.scope = _Stack(), Scope("", None)
             self.aliases, self.worlds, self.raw = aliases, worlds, False
             if worlds is not None:
