@@ -80,6 +80,8 @@ def einsum(r, node, args, kwargs):
     if not isinstance(equation, str) or len(operands) != 2 or not all(r.is_tensor(t) for t in operands):
         r.refuse(node, f"einsum of {len(operands)} operand(s) ({r.show(equation)}); alexcost reads the einsum of "
                        f"two tensors that is a batch of matrix products")
+    if all(per_pass.computed(r, t) for t in operands) and not any(r.is_attribute(t) and t.gathered for t in operands):
+        return per_pass.einsum(r, node, equation, operands)
     a, b = (r.operand(t, node) if r.is_attribute(t) and t.gathered else r.tensor(t, node) for t in operands)
     ranks = tuple(len(x.shape) + (not isinstance(x.shape, ParameterShape) and fold_of(r, x) == 1) for x in (a, b))
     plan = _einsum_plan(equation, ranks)

@@ -25,7 +25,7 @@ from math import prod
 
 from ..layers import (Add, Cat, Contiguous, Conv1d, Conv2d, Conv3d, DynamicConv2d, Expand, GroupNorm, IndexSelect, LayerNorm,
                       Linear, Matmul, Pad, ParameterShape, Permute, Reshape, Scalar, Slice, Softmax, Standardize,
-                      Transpose, View)
+                      Transpose, Unsqueeze, View)
 from ..layers.base import Elementwise
 
 _LAST_DIMENSIONS = (Linear, LayerNorm, Scalar, Pad)
@@ -414,3 +414,55 @@ def operand(r, node, value, other):
     if r.is_activation(other) and not _whole(r, other) and computed(r, value):
         return _computed(r, value, node)
     return r.tensor(value, node)
+
+
+# -- einsum of tensors computed once per pass ----------------------------------------------------------------------
+
+def einsum(r, node, equation: str, operands: list):
+    """``torch.einsum(equation, a, b)`` of two parameters, buffers or tensors computed from them once per pass
+    (timm's TensorFlow MaxViT gathers its relative position table by one-hot lookups: ``'nhw,ixh->nixw'``): torch's
+    own steps, recorded as it runs them on tensors without data of the operands' shapes and strides, each read as
+    a layer run once per pass: unsqueezes, permutes, views, the copy of a reshape (a `Contiguous`), the batched
+    product (a `Matmul`: the MACs torch's ``bmm`` does). A step of any other kind is refused, naming it."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    values = [_computed(r, t, node) for t in operands]
+    tensors = [torch.empty_strided(v.shape, r._placed(node, 1, v.src)[1], device="meta") for v in values]
+    steps = []
+
+    class Steps(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            steps.append((func, args, kwargs or {}, out))
+            return out
+
+    try:
+        with Steps():
+            result = torch.einsum(equation, *tensors)
+    except (RuntimeError, ValueError) as err:
+        r.refuse(node, f"fails on {', '.join(r.show(v) for v in values)}: {err}")
+    read = {id(t): v for t, v in zip(tensors, values)}
+    for func, args, kwargs, out in steps:
+        inputs = [read[id(a)] for a in args if isinstance(a, torch.Tensor)]
+        read[id(out)] = r.emit(node, _step(r, node, func, args, kwargs, out), inputs, label="einsum")
+    return read[id(result)]
+
+
+def _step(r, node, func, args, kwargs, out):
+    """The layer, run once per pass, for one step torch's einsum takes (dimension ``d`` of the whole tensor is the
+    layer's ``d + 1``)."""
+    import torch
+
+    aten, name = torch.ops.aten, func.overloadpacket
+    if name is aten.unsqueeze:
+        return r.build(node, Unsqueeze, {"dim": args[1] % out.dim() + 1})
+    if name is aten.permute:
+        return r.build(node, Permute, {"dims": (0, *[d % out.dim() + 1 for d in args[1]])})
+    if name in (aten.view, aten._unsafe_view):
+        return r.build(node, View, {"shape": tuple(out.shape)})
+    if name is aten.clone and kwargs.get("memory_format") is torch.contiguous_format:
+        return r.build(node, Contiguous, {})
+    if name is aten.bmm:
+        return r.build(node, Matmul, {})
+    r.refuse(node, f"einsum runs {name} on these operands, which alexcost does not read in an einsum")
