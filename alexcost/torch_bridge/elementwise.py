@@ -124,6 +124,46 @@ def created(name: str):
     return handle
 
 
+def index_arithmetic(r, node, args, kwargs, tensors: list):
+    """A call whose tensors (``tensors``) are all made from constants, and whose result serves only to index
+    (timm's MViT v2 computes its relative positions as ``torch.arange(q).unsqueeze(-1) * ratio - ...``, then
+    gathers ``table[dist.long()]``): run on the meta device, its result a tensor made from constants. An index's
+    arithmetic is no count alexcost keeps (nor does FlopCounterMode); a result read otherwise is not taken here."""
+    from torch.fx.node import map_aggregate
+
+    def meta(value):
+        return value.tensor if r.is_attribute(value) else value
+
+    args, kwargs = map_aggregate(args, meta), {k: map_aggregate(v, meta) for k, v in kwargs.items()}
+    if "device" in kwargs:
+        kwargs["device"] = "meta"
+    try:
+        with torch.device("meta"):
+            value = getattr(args[0], node.target)(*args[1:], **kwargs) if node.op == "call_method" else \
+                node.target(*args, **kwargs)
+    except Exception as err:  # noqa: BLE001 - torch fails the same way on these tensors
+        r.refuse(node, f"fails on {', '.join(r.show(t) for t in tensors)}: {type(err).__name__}: {err}")
+    if not isinstance(value, torch.Tensor):
+        r.refuse(node, f"returns {type(value).__name__} from tensors made from constants; alexcost reads such "
+                       f"index arithmetic when it returns one tensor")
+    return r.made_constant(value, node)
+
+
+def indexes_only(node, memo: dict) -> bool:
+    """Does every use of ``node``'s value end as the index of ``table[index]`` (through other calls)?"""
+    import operator
+
+    found = memo.get(node)
+    if found is None:
+        memo[node] = False  # (a cycle: no)
+        found = bool(node.users) and all(
+            (user.target is operator.getitem and user.args[0] is not node) or
+            (user.op in ("call_function", "call_method") and user.target is not operator.getitem and
+             indexes_only(user, memo)) for user in node.users)
+        memo[node] = found
+    return found
+
+
 def leaf_of_constants(r, node, args, kwargs):
     """A Python function fx keeps whole (``torch.fx.wrap``: timm's ``_build_grid``), called with constants alone
     (no tensor, not the batch size): the tensor it returns, made on the meta device, read as a tensor made from

@@ -31,7 +31,7 @@ from ..layers import strides as st
 from ..errors import SpecError, format_shape
 from ..engine.modes import StepModes
 from .ops import FUNCTIONS, METHODS, PURE, module_call
-from .elementwise import leaf_of_constants
+from .elementwise import index_arithmetic, indexes_only, leaf_of_constants
 from .trace import MODE, REGION, kind_of, where_module
 from ..layers import BUILTIN_KINDS, Buffer, Constant, Folded, Identity, Parameter, ParameterShape, PositionBias
 from .custom import custom_reads, read_function
@@ -136,6 +136,7 @@ class Reader:
         self.constants = traced.constants
         self.held_constants: dict = {}  # id(tensor) -> its Attribute, for fx's constants
         self.made: dict = {}  # id(tensor) -> tensor: what the forward pass makes from constants (`made_constant`)
+        self._index_uses: dict = {}  # node -> does its value serve only to index (`indexes_only`)
         self._held_storages: set | None = None
         self.input_shape = input_shape
         self.layers, self.sources, self.paths, self.fx_nodes, self.once = [], [], [], [], []
@@ -672,6 +673,10 @@ class Reader:
         """A call_module, call_function or call_method node's value."""
         if node.op == "call_module":
             return self._module_call(node, args, kwargs)
+        tensors = [v for v in (*args, *kwargs.values()) if isinstance(v, (Activation, Attribute))]
+        if tensors and all(isinstance(v, Attribute) and v.kind == "constant" and id(v.tensor) in self.made
+                           for v in tensors) and indexes_only(node, self._index_uses):
+            return index_arithmetic(self, node, args, kwargs, tensors)
         if node.op == "call_function":
             try:
                 handler, custom = FUNCTIONS.get(node.target) or third_party.handler(node.target), \
