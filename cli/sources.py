@@ -68,8 +68,8 @@ def network_options(func=None, *, several: bool = True):
                  help="A timm model, with random weights (its input from its own config). Needs torch and timm."
                       + again)(run)
     run = option("--torchvision", "torchvision", metavar="NAME", multiple=True,
-                 help="A torchvision model, such as resnet50, with random weights (its input from its weights' "
-                      "transforms). Needs torch and torchvision." + again)(run)
+                 help="A torchvision model, such as resnet50, with random weights, its backbone's too (its input "
+                      "from its weights' transforms). Needs torch and torchvision." + again)(run)
     run = option("--module", "module", metavar="PKG.MOD:FACTORY", multiple=True,
                  help="A torch module: FACTORY() of the Python module PKG.MOD, imported from the current folder "
                       "or sys.path (this runs its code), read with torch.fx. Needs torch and --input-shape."

@@ -140,6 +140,23 @@ def test_torchvision_model_with_the_input_its_weights_were_made_for():
     assert data["totals"]["params"] == sum(p.numel() for p in torchvision.models.resnet18().parameters())
 
 
+def test_a_torchvision_segmenter_downloads_no_backbone(monkeypatch):
+    """A builder that takes ``weights_backbone`` gets None: random weights throughout, nothing fetched."""
+    import torchvision
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(torchvision.models._api.WeightsEnum, "get_state_dict", no_download)
+    result = run("report", "--torchvision", "lraspp_mobilenet_v3_large", "--input-shape", "3,64,64", "--format",
+                 "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    model = torchvision.models.segmentation.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None)
+    assert data["totals"]["params"] == sum(p.numel() for p in model.parameters())
+    assert data["output_shape"] == [21, 64, 64]
+
+
 def test_torchvision_default_input_from_the_weights_transforms():
     import torchvision.models as zoo
 

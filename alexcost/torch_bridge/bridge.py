@@ -237,13 +237,22 @@ def _factory(text: str):
 
 
 def _zoo_model(source: str, name: str):
-    """torchvision's or timm's model ``name``, with random weights."""
+    """torchvision's or timm's model ``name``, with random weights: a torchvision model's backbone
+    too (its builder would otherwise download the backbone's weights)."""
     import difflib
 
     if source == "torchvision":
+        import inspect
+
         import torchvision.models as zoo
 
-        names, make = zoo.list_models(), lambda: zoo.get_model(name, weights=None)
+        def make():
+            builder = zoo.get_model_builder(name)
+            backbone = {"weights_backbone": None} if "weights_backbone" in inspect.signature(builder).parameters \
+                else {}
+            return builder(weights=None, **backbone)
+
+        names = zoo.list_models()
     else:
         import timm
 
