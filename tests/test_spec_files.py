@@ -248,6 +248,9 @@ def test_arguments_equal_in_python_but_not_in_a_spec_stay_apart(kind, arg, value
             kept = getattr(layer_from_dict(entry, i, made), arg)
             assert type(kept) is float and math.copysign(1, kept) == math.copysign(1, value)
     assert len({arguments_key({"type": "Dropout", "p": v}) for v in (0.0, -0.0, 0, False)}) == 4
+    assert len({arguments_key({"type": "Conv2d", "padding": [1, v]}) for v in (0.0, -0.0, 0, False, 1)}) == 5
+    assert arguments_key({"type": "Conv2d", "padding": [1, 1]}) != arguments_key({"type": "Conv2d", "padding": 1})
+    assert arguments_key({"type": "Conv2d", "padding": [1, (1,)]}) is None  # not a spec's value: never shared
 
 
 def test_a_repeated_entry_with_a_bad_name_is_refused_as_the_first_would_be():
