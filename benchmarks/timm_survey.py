@@ -24,7 +24,7 @@ raised). Models timm or torch cannot build or run at any size tried are **unavai
 CSV is rewritten atomically after every model, so a run cut short keeps what it measured.
 
     python benchmarks/timm_survey.py [--out timm_survey.csv] [--size 64] [--per-family K]
-                                     [--models NAME,...] [--limit N] [--timeout SECONDS]
+                                     [--models NAME,... | --all] [--limit N] [--timeout SECONDS]
 
 Exit code: 0 when no model is WRONG or crashed, 1 otherwise.
 """
@@ -259,6 +259,7 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--per-family", type=int, default=None)
     p.add_argument("--models", default="", help="comma-separated timm names instead of the sample")
+    p.add_argument("--all", action="store_true", help="every model timm lists instead of the sample (about an hour)")
     p.add_argument("--limit", type=int, default=None, help="the first N models of the sample only")
     p.add_argument("--timeout", type=int, default=180, help="seconds per model")
     p.add_argument("--fvcore", action="store_true", help="also compare fvcore's total (slower)")
@@ -270,8 +271,10 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(_Timeout()))
-    if args.models:
-        models = [(_family(n), n) for n in args.models.split(",") if n]
+    if args.models or args.all:
+        family = _families()
+        names = timm.list_models() if args.all else [n for n in args.models.split(",") if n]
+        models = [(family.get(n, "?"), n) for n in names]
     else:
         models = sample(args.per_family)
     models = models[:args.limit] if args.limit else models
@@ -288,10 +291,11 @@ def main(argv=None) -> int:
     return 1 if any(r["status"] in ("WRONG", "crash") for r in rows) else 0
 
 
-def _family(name: str) -> str:
+def _families() -> dict:
+    """Each model name timm lists -> its module (family)."""
     import timm
 
-    return next((m for m in timm.list_modules() if name in timm.list_models(module=m)), "?")
+    return {name: module for module in timm.list_modules() for name in timm.list_models(module=module)}
 
 
 if __name__ == "__main__":

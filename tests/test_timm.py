@@ -254,3 +254,7 @@ def test_the_survey_script_writes_its_csv(tmp_path):
     assert int(rows["resnet10t"]["params_torch"]) == sum(p.numel() for p in timm.create_model("resnet10t").parameters())
     assert rows["test_vit"]["status"] in ("exact", "refused")
     assert "2 models from 2 families" in proc.stdout
+    proc = subprocess.run([sys.executable, str(script), "--out", str(out), "--all", "--limit", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert [r["model"] for r in csv.DictReader(out.open())] == timm.list_models()[:1]
