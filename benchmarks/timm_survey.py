@@ -259,7 +259,7 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--per-family", type=int, default=None)
     p.add_argument("--models", default="", help="comma-separated timm names instead of the sample")
-    p.add_argument("--all", action="store_true", help="every model timm lists instead of the sample (about an hour)")
+    p.add_argument("--all", action="store_true", help="every model timm lists instead of the sample (over an hour)")
     p.add_argument("--limit", type=int, default=None, help="the first N models of the sample only")
     p.add_argument("--timeout", type=int, default=180, help="seconds per model")
     p.add_argument("--fvcore", action="store_true", help="also compare fvcore's total (slower)")
