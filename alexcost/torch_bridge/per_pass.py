@@ -7,8 +7,8 @@ layers that read only such tensors once per pass (`alexcost.engine.network.Netwo
 seeing the full shapes as one sample. The kinds whose arguments name no dimension (an elementwise op,
 arithmetic) or only the last ones (Linear, LayerNorm, a constant pad) read it as they read an activation
 (`reads`). The calls that number dimensions (views, permutes, slices, ``None`` indexing, chunks and fixed-index
-gathers, `torch.cat`, `torch.stack`, a softmax) are read here, each dimension ``d`` of the whole tensor being the
-layer's ``d + 1``, and ``F.interpolate`` and a convolution module, which take the first dimension as the batch, on a
+gathers, `torch.cat`, `torch.stack`, a softmax, a sum or a mean) are read here, each dimension ``d`` of the whole
+tensor being the layer's ``d + 1``, and ``F.interpolate`` and a convolution module, which take the first dimension as the batch, on a
 tensor whose first size is 1; every other
 call on such a tensor is refused, naming the node.
 
@@ -24,9 +24,10 @@ from dataclasses import fields
 from math import prod
 
 from ..layers import (Add, Cat, Contiguous, Conv1d, Conv2d, Conv3d, DynamicConv2d, Expand, GroupNorm, IndexSelect, LayerNorm,
-                      Linear, Matmul, Pad, ParameterShape, Permute, Reshape, Scalar, Slice, Softmax, Standardize,
-                      Transpose, Unsqueeze, View)
+                      Linear, Matmul, Mean, Pad, ParameterShape, Permute, Reshape, Scalar, Slice, Softmax, Standardize,
+                      Sum, Transpose, Unsqueeze, View)
 from ..layers.base import Elementwise
+from .calls import REQUIRED, bind
 
 _LAST_DIMENSIONS = (Linear, LayerNorm, Scalar, Pad)
 
@@ -43,8 +44,8 @@ def refusal(shown: str, kind) -> str:
     what = f"a {kind.__name__}" if kind is not None else "this call"
     return (f"reads {shown}, with no activation: a computation on parameters or buffers alone runs once per "
             f"forward pass; alexcost reads one through elementwise layers, arithmetic, Linear, LayerNorm, views, "
-            f"concatenation, a softmax and a constant pad, not through {what}, whose arguments number dimensions "
-            f"from the batch's")
+            f"concatenation, a softmax, sums and means and a constant pad, not through {what}, whose arguments "
+            f"number dimensions from the batch's")
 
 
 # -- views, copies and gathers of a tensor computed once per pass ------------------------------------------------
@@ -172,6 +173,10 @@ def wrap(methods: dict, functions: dict) -> None:
     for function in [f for f in functions if getattr(f, "__name__", None) == "softmax"]:
         functions[function] = softmax(functions[function])
     methods["softmax"] = softmax(methods["softmax"])
+    for name, kind in (("sum", Sum), ("mean", Mean)):
+        for function in [f for f in functions if getattr(f, "__name__", None) == name]:
+            functions[function] = reduced(functions[function], kind)
+        methods[name] = reduced(methods[name], kind)
     for function in [f for f in functions if getattr(f, "__name__", None) == "chunk"]:
         functions[function] = chunked(functions[function])
     methods["chunk"] = chunked(methods["chunk"])
@@ -271,6 +276,29 @@ def softmax(handler):
         if not -rank <= dim < rank:
             r.refuse(node, f"dim={dim} is out of range for {r.show(value)}")
         return r.emit(node, r.build(node, Softmax, {"dim": dim % rank + 1}), [value])
+    return handle
+
+
+def reduced(handler, kind):
+    """``handler`` (``x.sum(dim, keepdim)`` or ``x.mean(...)`` of an activation), which reads the same of a tensor
+    computed once per pass (the differential attention's ``torch.sum(q * k, dim=-1)`` of two learned vectors): a
+    `Sum` or `Mean` run once, over the same dimensions, all of them where none is given."""
+    spec = (("input", REQUIRED), ("dim", None), ("keepdim", False), ("dtype", None))
+
+    def handle(r, node, args, kwargs):
+        value = held(r, args[0] if args else kwargs.get("input"), node, gathered=False)
+        if not _whole(r, value):
+            return handler(r, node, args, kwargs)
+        b = bind(r, node, spec, (value, *args[1:]), {k: v for k, v in kwargs.items() if k != "input"})
+        dim, keepdim = r.constant(b["dim"], node, "dim"), r.constant(b["keepdim"], node, "keepdim")
+        if r.constant(b["dtype"], node, "dtype") is not None:
+            r.refuse(node, "converts to another dtype; alexcost reads it with dtype=None only")
+        rank = len(value.shape)
+        dims = tuple(range(rank)) if dim is None else (dim,) if isinstance(dim, int) else tuple(dim)
+        if not rank or not dims or not all(type(d) is int and -rank <= d < rank for d in dims):
+            r.refuse(node, f"dim={dim!r} does not name dimensions of {r.show(value)}")
+        return r.emit(node, r.build(node, kind, {"dim": tuple(d % rank + 1 for d in dims), "keepdim": keepdim}),
+                      [value])
     return handle
 
 
