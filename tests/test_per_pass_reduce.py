@@ -99,8 +99,8 @@ def test_what_stays_refused():
     with pytest.raises(SpecError, match=r"method 'sum' .*converts to another dtype"):
         from_module(Wide(), (FEATURES,))
     for dim in ([], 1, True):  # torch reduces every dimension for []; the vector has one
-        with pytest.raises(SpecError, match=rf"method 'sum' .*dim={re.escape(repr(dim))} does not name dimensions of a tensor of "
-                                            rf"shape \[{FEATURES}\] computed from parameters"):
+        with pytest.raises(SpecError, match=rf"method 'sum' .*dim={re.escape(repr(dim))} does not name dimensions "
+                                            rf"of a tensor of shape \[{FEATURES}\] computed from parameters"):
             from_module(Around(lambda self, y, dim=dim: y * self.w.sum(dim), own=True), (FEATURES,))
     with pytest.raises(SpecError, match=r"Mean leaves no dimension per sample"):  # an activation's, per sample
         from_module(Around(lambda y: y.mean(-1)), (FEATURES,))

@@ -8,9 +8,8 @@ seeing the full shapes as one sample. The kinds whose arguments name no dimensio
 arithmetic) or only the last ones (Linear, LayerNorm, a constant pad) read it as they read an activation
 (`reads`). The calls that number dimensions (views, permutes, slices, ``None`` indexing, chunks and fixed-index
 gathers, `torch.cat`, `torch.stack`, a softmax, a sum or a mean) are read here, each dimension ``d`` of the whole
-tensor being the layer's ``d + 1``, and ``F.interpolate`` and a convolution module, which take the first dimension as the batch, on a
-tensor whose first size is 1; every other
-call on such a tensor is refused, naming the node.
+tensor being the layer's ``d + 1``, and ``F.interpolate`` and a convolution module, which take the first dimension
+as the batch, on a tensor whose first size is 1; every other call on such a tensor is refused, naming the node.
 
 A weight computed before use: ``F.batch_norm`` in training mode of a convolution's weight viewed as (1, C_out, k),
 its statistics those of the tensor alone (`standardised`); ``F.conv2d``, ``F.linear`` and a matrix product whose
@@ -175,8 +174,8 @@ def wrap(methods: dict, functions: dict) -> None:
     methods["softmax"] = softmax(methods["softmax"])
     for name, kind in (("sum", Sum), ("mean", Mean)):
         for function in [f for f in functions if getattr(f, "__name__", None) == name]:
-            functions[function] = reduced(functions[function], kind)
-        methods[name] = reduced(methods[name], kind)
+            functions[function] = summed(functions[function], kind)
+        methods[name] = summed(methods[name], kind)
     for function in [f for f in functions if getattr(f, "__name__", None) == "chunk"]:
         functions[function] = chunked(functions[function])
     methods["chunk"] = chunked(methods["chunk"])
@@ -279,7 +278,7 @@ def softmax(handler):
     return handle
 
 
-def reduced(handler, kind):
+def summed(handler, kind):
     """``handler`` (``x.sum(dim, keepdim)`` or ``x.mean(...)`` of an activation), which reads the same of a tensor
     computed once per pass (the differential attention's ``torch.sum(q * k, dim=-1)`` of two learned vectors): a
     `Sum` or `Mean` run once, over the same dimensions, all of them where none is given."""
