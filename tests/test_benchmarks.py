@@ -79,6 +79,17 @@ def test_from_module(tmp_path):
     assert [r["agree"] for r in data["results"]] == [True]
 
 
+def test_zoo_speed(tmp_path):
+    """It runs, its CSV holds the row it printed, and the MACs agree with FlopCounterMode's FLOPs / 2."""
+    pytest.importorskip("torchvision")
+    csv_path = tmp_path / "zoo_speed.csv"
+    out, data = smoke(tmp_path, "bench_zoo_speed.py", "--out", str(csv_path))
+    assert "[1/1] squeezenet1_1" in out and "fastest real-tensor peer:" in out
+    [row] = data["results"]
+    assert row["model"] == "squeezenet1_1" and row["agree"] is True
+    assert csv_path.read_text().splitlines()[1].startswith("squeezenet1_1,")
+
+
 def test_training(tmp_path):
     from alexcost import PRESETS
 

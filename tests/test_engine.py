@@ -234,6 +234,22 @@ def test_totals_of_random_graphs_equal_the_rules_summed_by_hand(batch, dtype, it
         assert fresh.sources == net.sources and fresh.input_shapes == net.input_shapes
 
 
+def test_a_stride_trace_goes_on_from_a_trace_of_the_first_layers():
+    """The trace of a network's first k layers, continued (as `from_module` does while it reads a module
+    layer by layer), is the trace of the whole network, for every k; each layer's storage is checked by
+    hand: a new output allocates its own, an in-place or view output keeps its first input's."""
+    for _, net in valid_graphs(seed=21, draws=30):
+        for batch in (1, 2):
+            whole = trace(net, batch)
+            assert len(whole) == len(net.layers)
+            for k in range(len(net.layers) + 1):
+                assert trace(net, batch, whole[:k]) == whole
+            for i, (layer, refs) in enumerate(zip(net.layers, net.sources)):
+                j, out = refs[0] if refs else (None, None)
+                first = None if j is None else -1 if j == -1 else whole[j][out or 0][0]
+                storage = whole[i][0][0]
+                assert storage == i or storage == first or type(layer).arity == 0, (i, layer)
+
 def test_wiring_reads_what_each_layer_names():
     """Sources and input shapes, resolved here from the names, for every path the wiring takes."""
     for spec, net in valid_graphs(seed=5, draws=40):

@@ -44,15 +44,18 @@ def declared(kind) -> str:
     return storage
 
 
-def trace(network, batch: int):
+def trace(network, batch: int, known: list | tuple = ()):
     """Per layer: a tuple, per output, of ``(storage, strides)``; ``storage`` is the index of the
     layer that allocated it (-1: the network input; ``("parameter", i)``: a weight). The strides of a
-    layer run once per pass (``network.once``) are its full shape's, as a weight's are."""
-    values = {-1: ((-1, st.contiguous((batch, *network.input_shape))),)}
-    out = []
+    layer run once per pass (``network.once``) are its full shape's, as a weight's are.
+    ``known``: this trace of the network's first layers, which it goes on from (a network read
+    layer by layer, whose earlier layers do not change)."""
+    values = {-1: ((-1, st.contiguous((batch, *network.input_shape))),), **dict(enumerate(known))}
+    out = list(known)
     records = network.layer_rules() if hasattr(network, "layer_rules") else None
     once = getattr(network, "once", None)
-    for i, layer in enumerate(network.layers):
+    for i in range(len(known), len(network.layers)):
+        layer = network.layers[i]
         kind = type(layer)
         x, y = network.input_shapes[i], network.output_shapes[i]
         ins = [values[j][0 if k is None else k] for j, k in network.sources[i]]

@@ -153,7 +153,7 @@ class Reader:
         self.children: dict = {}  # value -> the values linked to it
         self.stale: dict = {}     # value -> what it holds since a write in place: see `_wrote`
         self.late_views: set = set()  # views made before their base required grad, rebuilt since it does
-        self._plans: dict = {}    # (layers read, batch) -> the storages and strides of their outputs
+        self._plans: dict = {}    # batch -> the storages and strides of the outputs of the layers read
         self.folds: dict = {}     # src -> k: an output whose first dim is the batch times k (`fold`)
         self.fvcore_calls: list = []  # (layer, einsum equation or None): see `ImportedModule`
         self.untrainable: list[str] = []  # why a training step is not counted (a call on folded values, ...)
@@ -479,18 +479,19 @@ class Reader:
                 self.children[link[0]].remove(value)
 
     def _plan(self, node, batch: int):
-        """Each layer read so far: per output, its storage and strides (`alexcost.engine.storage.trace`)."""
+        """Each layer read so far: per output, its storage and strides (`alexcost.engine.storage.trace`),
+        traced on from the last plan of the layers before (the walk only appends layers)."""
         from ..engine.storage import trace
 
-        key = (len(self.layers), batch)
-        if key not in self._plans:
+        known = self._plans.get(batch, ())
+        if len(known) < len(self.layers):
             read = SimpleNamespace(input_shape=self.input_shape, layers=self.layers, input_shapes=self.xs,
                                    output_shapes=self.ys, sources=self.sources, once=self.once)
             try:
-                self._plans[key] = trace(read, batch)
+                known = self._plans[batch] = trace(read, batch, known)
             except SpecError as err:
                 raise err.at(self.where(node)) from None
-        return self._plans[key]
+        return known
 
     def _placed(self, node, batch: int, src) -> tuple:
         """Value ``src``'s storage and batched strides, in `_plan`."""
@@ -867,6 +868,7 @@ class Reader:
         self.sources = [tuple((new[s], k) for s, k in refs) for refs in self.sources]
         self.folds = {(new[s], k): fold for (s, k), fold in self.folds.items()}
         self.fvcore_calls = [(new[i], equation) for i, equation in self.fvcore_calls]
+        self._plans.clear()  # (traced in the old order)
 
     def _names(self) -> list[str]:
         """Unique layer names from module paths: ``layer1_0_conv1``; a call made by a module's forward is
