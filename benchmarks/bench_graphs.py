@@ -5,7 +5,7 @@ Three measurements, each with its ratio taken in the same run:
 1. in-process, per graph preset, each path a user takes to the totals: ``preset(name).cost()``
    (the preset is built once and kept), ``Network(input_shape, layers).cost()`` on a freshly
    built Network (the layers held), the spec text ``alexcost export`` writes, read with the
-   rules forgotten first (cold), and ``from_module`` on torchvision's own model (tracing
+   rules forgotten first (cold) and with every rule known (the floor under the cold path), and ``from_module`` on torchvision's own model (tracing
    included); beside them fvcore's ``FlopCountAnalysis`` and FlopCounterMode on meta tensors,
    on a 1x3x224x224 input, one torch thread; each peer's count is printed beside alexcost's
    prediction of it.
@@ -37,7 +37,7 @@ from harness import commas, fmt_ratio, fmt_time, table, time_call, time_process
 from networks import spec_cold
 from peers import by_name, quiet
 
-from alexcost import Network, dumps_spec, forget_rules, preset
+from alexcost import Network, dumps_spec, forget_rules, network_from_dict, preset
 
 TARGET_ANALYSE = 300e-6
 TARGET_RATIO_FVCORE = 300
@@ -69,6 +69,9 @@ PATHS = ("alexcost: preset(name).cost()", "alexcost: Network(...) fresh, then .c
 lookup), a network built afresh from layers already costed once (what a search pays), spec
 text with the rules forgotten first (what `alexcost report --spec` pays for a network it has
 never seen), and a torch module read through torch.fx (what most users have)."""
+WARM = "alexcost: spec text -> totals, rules known"
+"""The same spec text with every rule already worked out (the floor under the cold path: parsing,
+each layer's checks, wiring and the sums)."""
 META = "torch FlopCounterMode (meta)"
 TARGET_SPEC_COLD = 100
 """Issue 22: spec text -> totals, cold, at least this many times faster than FlopCounterMode on meta tensors."""
@@ -85,6 +88,7 @@ def measure_in_process(name: str, repeats: int, min_sample: float, warmup: int) 
         time_call(PATHS[0], lambda: preset(name).cost().totals, repeats, min_sample, warmup),
         time_call(PATHS[1], lambda: Network(shape, layers, name=name).cost().totals, repeats, min_sample, warmup),
         time_call(PATHS[2], lambda: spec_cold(text), repeats, min_sample, warmup),
+        time_call(WARM, lambda: network_from_dict(json.loads(text)).cost().totals, repeats, min_sample, warmup),
     ]
     forget_rules()
     fvcore = meta = None
@@ -149,6 +153,9 @@ def show_in_process(result: dict) -> list[str]:
             ratio = meta / by_label[label]
             lines.append(f"{result['model']}: FlopCounterMode (meta) / {label[10:]}: {fmt_ratio(ratio)} "
                          f"(target >= {target}x): {'met' if ratio >= target else 'MISSED'}")
+            if label == PATHS[2]:
+                lines.append(f"  the same, every rule known: {fmt_ratio(meta / by_label[WARM])} (the most the cold "
+                             f"path can reach)")
     return lines
 
 
