@@ -5,10 +5,10 @@ Three measurements, each with its ratio taken in the same run:
 1. in-process, per graph preset, each path a user takes to the totals: ``preset(name).cost()``
    (the preset is built once and kept), ``Network(input_shape, layers).cost()`` on a freshly
    built Network (the layers held), the spec text ``alexcost export`` writes, read with the
-   rules forgotten first (cold) and with every rule known (the floor under the cold path), and ``from_module`` on torchvision's own model (tracing
-   included); beside them fvcore's ``FlopCountAnalysis`` and FlopCounterMode on meta tensors,
-   on a 1x3x224x224 input, one torch thread; each peer's count is printed beside alexcost's
-   prediction of it.
+   rules forgotten first (cold) and with every rule known (the floor under the cold path), and
+   ``from_module`` on torchvision's own model (tracing included); beside them fvcore's
+   ``FlopCountAnalysis`` and FlopCounterMode on meta tensors, on a 1x3x224x224 input, one torch
+   thread; each peer's count is printed beside alexcost's prediction of it.
 2. whole process: ``alexcost report --model NAME`` against ``alexcost report`` (the seed AlexNet),
    and, with ``--before-alexcost PATH`` (an install of the code before), the seed report of both.
 3. with ``--before TREE`` (a checkout of the code before this change, e.g. main's HEAD: ``git

@@ -12,8 +12,9 @@ Two search spaces, each candidate given as a spec dict, the way a search loop pr
   from 32x32 to 128x128. Few layer entries repeat, so most layers are checked and counted afresh.
 
 alexcost costs every candidate with `alexcost.search.evaluate` (invalid ones are reported in their
-row, not raised), then the same candidates again, every rule now known: the floor under the first pass; torch's FlopCounterMode on meta tensors and fvcore cost a sample of the same
-candidates, built as torch modules, on one torch thread; the counts are checked to agree. Targets
+row, not raised), then the same candidates again, every rule now known: the floor under the first
+pass. torch's FlopCounterMode on meta tensors and fvcore cost a sample of the same candidates,
+built as torch modules, on one torch thread; the counts are checked to agree. Targets
 (issue 22): >= 20,000 networks/s on the repetitive space, >= 10,000 on the diverse one.
 
     python benchmarks/bench_search.py [--candidates 20000] [--space repetitive diverse] [--peer-sample 30]
