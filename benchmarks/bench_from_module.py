@@ -18,6 +18,7 @@ import warnings
 
 import harness
 from harness import commas, fmt_ratio, fmt_time, table, time_call
+from peers import math_attention
 
 TARGET_SECONDS = 0.050
 """from_module(resnet50) at 224x224, tracing included."""
@@ -34,7 +35,6 @@ def measure(name: str, size: int, repeats: int, min_sample: float, warmup: int) 
     with warnings.catch_warnings():  # fvcore's import runs torch.jit.script, which torch deprecates
         warnings.simplefilter("ignore", FutureWarning)
         from fvcore.nn import FlopCountAnalysis
-    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     from alexcost import forget_rules, network_from_dict, network_to_dict
@@ -57,13 +57,8 @@ def measure(name: str, size: int, repeats: int, min_sample: float, warmup: int) 
             return analysis.total()
 
     def torch_forward():
-        # attention as matrix products FlopCounterMode counts (it counts no fused CPU kernel): the math backend
-        torch.backends.mha.set_fastpath_enabled(False)
-        try:
-            with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-                model(x)
-        finally:
-            torch.backends.mha.set_fastpath_enabled(True)
+        with math_attention(), FlopCounterMode(display=False) as counter:
+            model(x)
         return counter.get_total_flops()
 
     spec = network_to_dict(imported.network)

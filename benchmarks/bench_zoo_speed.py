@@ -23,14 +23,13 @@ A CSV row is written (atomically) after every model, so a run cut short keeps wh
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import warnings
 
 import harness
 from harness import fmt_ratio, fmt_time, table, time_call
-from peers import PEERS, quiet
+from peers import PEERS, by_name, math_attention, quiet
 
 TARGET = 5
 """from_module at least this many times faster than each peer, on every classification model."""
@@ -39,32 +38,14 @@ TARGET_RESNET50 = 10
 FIELDS = ("model", "layers", "from_module_s", "fx_trace_s", "meta_s", "meta_ratio", "meta_target", "fx_bound",
           "real_floor_s",
           "fastest_real_peer", "fastest_real_s", "real_ratio", "agree")
-REAL_PEERS = tuple(p for p in PEERS if "meta" not in p.name)
+META = by_name(["torch FlopCounterMode (meta)"])[0]
+REAL_PEERS = tuple(p for p in PEERS if p is not META)
 
 
 def classification_models() -> list[str]:
     import torchvision
 
     return torchvision.models.list_models(module=torchvision.models)
-
-
-def _math_attention():
-    """Attention as the matrix products FlopCounterMode counts (it counts no fused CPU kernel)."""
-    import contextlib
-
-    import torch
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    @contextlib.contextmanager
-    def math():
-        torch.backends.mha.set_fastpath_enabled(False)
-        try:
-            with torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
-                yield
-        finally:
-            torch.backends.mha.set_fastpath_enabled(True)
-
-    return math()
 
 
 def measure(name: str, size: int, repeats: int) -> dict:
@@ -79,13 +60,13 @@ def measure(name: str, size: int, repeats: int) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = torchvision.models.get_model(name, weights=None).eval()
-    meta = copy.deepcopy(model).to("meta")
-    x, x_meta = torch.randn(1, *shape), torch.empty(1, *shape, device="meta")
+    meta, x_meta = META.prepare(model, shape)
+    x = torch.randn(1, *shape)
     imported = from_module(model, shape)
     macs = imported.cost().totals.macs
 
     def counted():
-        with _math_attention(), FlopCounterMode(display=False) as counter:
+        with math_attention(), FlopCounterMode(display=False) as counter:
             meta(x_meta)
         return counter.get_total_flops()
 

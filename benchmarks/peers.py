@@ -139,6 +139,21 @@ def _torch_run(prepared) -> Count:
     return Count(int(counter.get_total_flops()), sum(p.numel() for p in module.parameters()))
 
 
+@contextlib.contextmanager
+def math_attention():
+    """No grad, and attention as the matrix products FlopCounterMode counts (it counts no fused CPU kernel):
+    torch's math backend for scaled dot-product attention, nn.MultiheadAttention's fast path off."""
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
+            yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(True)
+
+
 def _torch_meta_prepare(module, input_shape):
     import torch
 
